@@ -1,0 +1,40 @@
+"""labelmill: label and synthesize text datasets with LLMs, and know which labels to trust.
+
+Importing labelmill is cheap: models, llama.cpp and pandas load only when a step needs them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import (
+    BackendError,
+    ConfigError,
+    InputDataError,
+    LabelmillError,
+    MissingDependencyError,
+    ModelNotFoundError,
+    StoreError,
+)
+
+__version__ = "0.1.0"
+
+_API = {"label", "run", "plan", "evaluate", "init_config"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from . import api
+
+        return getattr(api, name)
+    if name in ("load_config", "Config"):
+        from . import config
+
+        return getattr(config, name)
+    raise AttributeError(f"module 'labelmill' has no attribute {name!r}")
+
+
+__all__ = [
+    "label", "run", "plan", "evaluate", "init_config", "load_config", "Config",
+    "LabelmillError", "ConfigError", "InputDataError", "ModelNotFoundError", "MissingDependencyError", "BackendError", "StoreError",
+]

@@ -1,0 +1,78 @@
+"""A deterministic keyword model for tests and dry runs, registered like any other backend.
+
+params:
+  keywords: {label: [word, ...]}  words that vote for a label (default: the label's own name)
+  labels: [..]                    labels it may answer when generating (default: read from the prompt)
+  style: plain | chatty           'positive' or 'The answer is: Positive.'
+  garbage_every: N                every Nth distinct prompt gets an unparseable answer
+  delay_s: float                  sleep per batch (simulates a slow model)
+  call_log: path                  append one line per prompt sent (counts model calls across processes)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import time
+from typing import Sequence
+
+from ..types import Generation, Prompt, ScoreResult
+from .base import Backend
+
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+class FakeBackend(Backend):
+    name = "fake"
+    can_score = True
+    has_logprobs = True
+
+    @property
+    def model_id(self) -> str:
+        return "fake-keywords"
+
+    @property
+    def model_sha256(self) -> str:
+        return hashlib.sha256(repr(sorted(self.spec.params.get("keywords", {}).items())).encode()).hexdigest()
+
+    def _votes(self, text: str, label: str) -> float:
+        words = set(_WORD.findall(text.lower()))
+        keywords = self.spec.params.get("keywords", {}).get(label, [label.lower()])
+        return sum(1.0 for k in keywords if k.lower() in words)
+
+    def _logprobs(self, text: str, candidates: Sequence[str]) -> list[float]:
+        raw = [3.0 * self._votes(text, c) - 0.01 * i for i, c in enumerate(candidates)]
+        top = max(raw)
+        log_z = top + math.log(sum(math.exp(r - top) for r in raw))
+        return [r - log_z for r in raw]
+
+    def _log_calls(self, prompts: Sequence[Prompt]) -> None:
+        delay = float(self.spec.params.get("delay_s", 0))
+        if delay:
+            time.sleep(delay)
+        log = self.spec.params.get("call_log")
+        if log:
+            with open(log, "a", encoding="utf-8") as fh:
+                fh.writelines(p.hash() + "\n" for p in prompts)
+
+    def score(self, prompts: Sequence[Prompt], candidates: Sequence[str]) -> list[ScoreResult]:
+        self._log_calls(prompts)
+        return [ScoreResult(self._logprobs(p.user, candidates), prompt_tokens=self.count_tokens(p.canonical())) for p in prompts]
+
+    def generate(self, prompts: Sequence[Prompt], *, max_tokens: int, temperature: float, seed: int) -> list[Generation]:
+        self._log_calls(prompts)
+        out = []
+        every = int(self.spec.params.get("garbage_every", 0))
+        for prompt in prompts:
+            labels = self.spec.params.get("labels") or re.findall(r"^- ([^:\n]+)", prompt.system, flags=re.M)
+            if every and int(prompt.hash(), 16) % every == 0:
+                text, logprobs = "I am not sure about this one.", [-2.0] * 7
+            else:
+                logprobs = self._logprobs(prompt.user, labels)
+                best = max(range(len(labels)), key=lambda i: logprobs[i])
+                label = labels[best]
+                text = f"The answer is: {label.capitalize()}." if self.spec.params.get("style") == "chatty" else label
+                logprobs = [logprobs[best]]
+            out.append(Generation(text, logprobs, prompt_tokens=self.count_tokens(prompt.canonical()), completion_tokens=len(logprobs)))
+        return out

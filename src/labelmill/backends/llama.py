@@ -1,0 +1,454 @@
+"""The embedded model: llama.cpp in-process, through llama-cpp-python's low-level bindings.
+
+Fast by construction:
+- the prompt prefix shared by all rows (guidelines + demos) is evaluated once and kept in KV sequence 0;
+- many rows are evaluated together in one forward pass, each in its own KV sequence that shares the
+  prefix cells (unified KV cache), so the batch rate applies to the rows' own tokens;
+- a closed label set is scored exactly: log P(label tokens | prompt), reading the logits after the
+  last prompt token and, for labels longer than one token, decoding their continuations as a trie.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import BackendError, MissingDependencyError
+from ..models import ResolvedModel, resolve_model
+from ..types import Generation, Prompt, ScoreResult
+from .base import Backend
+
+CHATML = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def _import_llama_cpp():
+    try:
+        import llama_cpp
+        from llama_cpp import _internals, _logger
+    except ImportError:
+        raise MissingDependencyError("llama-cpp-python", "local", "the embedded model") from None
+    _logger.set_verbose(False)  # llama.cpp's own log lines are not ours to print
+    return llama_cpp, _internals
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    top = logits.max()
+    return logits - (top + np.log(np.exp(logits - top).sum()))
+
+
+@dataclass
+class _Row:
+    """One prompt's tokens beyond the shared prefix, and where its logits land."""
+
+    tokens: list[int]
+    slot: int = -1
+    out_index: int = -1
+    logprobs: np.ndarray | None = None
+
+
+@dataclass
+class _TrieNode:
+    token: int
+    depth: int  # 0 = first continuation token
+    children: dict[int, "_TrieNode"] = field(default_factory=dict)
+    candidates: list[int] = field(default_factory=list)  # candidates whose token path runs through here
+
+
+class _Engine:
+    """A loaded model and one context with many KV sequences. Not thread-safe: callers hold `lock`."""
+
+    def __init__(self, resolved: ResolvedModel, *, n_ctx: int, n_batch: int, n_seq: int, n_threads: int, seed: int):
+        llama_cpp, internals = _import_llama_cpp()
+        self.llama_cpp = llama_cpp
+        llama_cpp.llama_backend_init()
+        model_params = llama_cpp.llama_model_default_params()
+        try:
+            self.model = internals.LlamaModel(path_model=str(resolved.path), params=model_params, verbose=False)
+        except (ValueError, RuntimeError) as exc:
+            raise BackendError(f"llama.cpp cannot load {resolved.path}: {exc}", fix="check that the file is a valid GGUF model") from None
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = n_ctx
+        params.n_batch = n_batch
+        params.n_ubatch = n_batch
+        params.n_seq_max = n_seq
+        params.kv_unified = True
+        params.n_threads = n_threads
+        params.n_threads_batch = n_threads
+        params.no_perf = True
+        self.ctx = internals.LlamaContext(model=self.model, params=params, verbose=False)
+        self.memory = llama_cpp.llama_get_memory(self.ctx.ctx)
+        self.n_ctx = n_ctx
+        self.n_batch = n_batch
+        self.n_seq = n_seq
+        self.n_vocab = self.model.n_vocab()
+        self.batch = llama_cpp.llama_batch_init(n_batch, 0, n_seq)
+        self.prefix: list[int] = []  # tokens held in KV sequence 0
+        self.lock = threading.Lock()
+        self.rng = np.random.default_rng(seed)
+        self.add_bos = self.model.add_bos_token()
+        self.stop_tokens = {t for t in (self.model.token_eos(), self.model.token_eot()) if t >= 0}
+        metadata = self.model.metadata()
+        self.chat_template = metadata.get("tokenizer.chat_template") or CHATML
+        self._formatter = None
+
+    # text <-> tokens --------------------------------------------------------------------------
+    def tokenize(self, text: str, *, add_bos: bool, special: bool = True) -> list[int]:
+        data = text.encode("utf-8")
+        size = len(data) + 16
+        buf = (self.llama_cpp.llama_token * size)()
+        n = self.llama_cpp.llama_tokenize(self.model.vocab, data, len(data), buf, size, add_bos, special)
+        if n < 0:
+            raise BackendError(f"cannot tokenize a text of {len(data)} bytes", fix="report this input as a bug")
+        return list(buf[:n])
+
+    def piece(self, token: int, special: bool = False) -> bytes:
+        buf = ctypes.create_string_buffer(64)
+        n = self.llama_cpp.llama_token_to_piece(self.model.vocab, token, buf, len(buf), 0, special)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = self.llama_cpp.llama_token_to_piece(self.model.vocab, token, buf, len(buf), 0, special)
+        return buf.raw[:n]
+
+    def render(self, prompt: Prompt) -> str:
+        if self._formatter is None:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            eos = self.piece(self.model.token_eos(), True).decode("utf-8", "replace") if self.model.token_eos() >= 0 else ""
+            bos = self.piece(self.model.token_bos(), True).decode("utf-8", "replace") if self.model.token_bos() >= 0 else ""
+            self._formatter = Jinja2ChatFormatter(template=self.chat_template, eos_token=eos, bos_token=bos)
+        return self._formatter(messages=prompt.messages()).prompt
+
+    def prompt_tokens(self, prompt: Prompt) -> list[int]:
+        text = self.render(prompt)
+        bos_text = self.piece(self.model.token_bos(), True).decode("utf-8", "replace") if self.model.token_bos() >= 0 else ""
+        bos = self.add_bos and not (bos_text and text.startswith(bos_text))
+        return self.tokenize(text, add_bos=bos)
+
+    # KV sequences -----------------------------------------------------------------------------
+    def _seq_rm(self, seq: int, p0: int = -1) -> None:
+        self.llama_cpp.llama_memory_seq_rm(self.memory, seq, p0, -1)
+
+    def _seq_cp(self, src: int, dst: int) -> None:
+        self.llama_cpp.llama_memory_seq_cp(self.memory, src, dst, -1, -1)
+
+    def _decode(self, entries: list[tuple[int, int, Sequence[int], bool]]) -> None:
+        """One llama_decode over (token, position, seq ids, wants logits) entries."""
+        batch = self.batch
+        for i, (token, pos, seqs, logits) in enumerate(entries):
+            batch.token[i] = token
+            batch.pos[i] = pos
+            batch.n_seq_id[i] = len(seqs)
+            for j, seq in enumerate(seqs):
+                batch.seq_id[i][j] = seq
+            batch.logits[i] = logits
+        batch.n_tokens = len(entries)
+        status = self.llama_cpp.llama_decode(self.ctx.ctx, batch)
+        if status != 0:
+            raise BackendError(
+                f"llama_decode failed with status {status} (KV cache full?)",
+                fix="raise model.n_ctx or lower model.batch_size in the config",
+            )
+
+    def _logprobs_at(self, index: int) -> np.ndarray:
+        ptr = self.llama_cpp.llama_get_logits_ith(self.ctx.ctx, index)
+        logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).astype(np.float64)
+        return log_softmax(logits)
+
+    def set_prefix(self, tokens: list[int]) -> None:
+        """Hold `tokens` in sequence 0, re-evaluating only the part that differs from what is there."""
+        keep = 0
+        for a, b in zip(self.prefix, tokens):
+            if a != b:
+                break
+            keep += 1
+        if keep < len(self.prefix):
+            self._seq_rm(0, keep)
+        rest = tokens[keep:]
+        for start in range(0, len(rest), self.n_batch):
+            chunk = rest[start : start + self.n_batch]
+            self._decode([(t, keep + start + i, (0,), False) for i, t in enumerate(chunk)])
+        self.prefix = list(tokens)
+
+    def _clear_slots(self, slots: Sequence[int]) -> None:
+        for slot in slots:
+            self._seq_rm(slot)
+
+    def _row_groups(self, rows: list[_Row], start: int, max_rows: int):
+        """Yield groups of rows evaluated together, each in its own sequence, with row.logprobs set.
+
+        The caller frees the group's slots before asking for the next group.
+        """
+        pending = deque(rows)
+        while pending:
+            group: list[_Row] = []
+            n_tokens = 0
+            while pending and len(group) < max_rows and n_tokens + len(pending[0].tokens) <= self.n_batch:
+                row = pending.popleft()
+                group.append(row)
+                n_tokens += len(row.tokens)
+            if not group:  # one row longer than a whole batch
+                row = pending.popleft()
+                self._eval_long_row(row, start)
+                yield [row]
+                continue
+            entries: list[tuple[int, int, Sequence[int], bool]] = []
+            for slot, row in enumerate(group, start=1):
+                row.slot = slot
+                self._seq_cp(0, slot)
+                for i, token in enumerate(row.tokens):
+                    last = i == len(row.tokens) - 1
+                    if last:
+                        row.out_index = len(entries)
+                    entries.append((token, start + i, (slot,), last))
+            self._decode(entries)
+            for row in group:
+                row.logprobs = self._logprobs_at(row.out_index)
+            yield group
+
+    def _eval_long_row(self, row: _Row, start: int) -> None:
+        row.slot = 1
+        self._seq_cp(0, row.slot)
+        for offset in range(0, len(row.tokens), self.n_batch):
+            chunk = row.tokens[offset : offset + self.n_batch]
+            self._decode([(t, start + offset + i, (row.slot,), i == len(chunk) - 1) for i, t in enumerate(chunk)])
+        row.logprobs = self._logprobs_at(len(chunk) - 1)
+
+    # scoring ----------------------------------------------------------------------------------
+    def score(self, token_lists: list[list[int]], candidates: list[list[int]]) -> list[list[float]]:
+        """log P(candidate tokens | prompt tokens) for every prompt and candidate."""
+        shared = _common_prefix(token_lists)
+        self.set_prefix(token_lists[0][:shared])
+        trie = _build_trie(candidates)
+        results: list[list[float]] = []
+        rows = [_Row(tokens=t[shared:]) for t in token_lists]
+        # with labels longer than one token, half the sequences stay free for their continuations
+        max_rows = (self.n_seq - 1) // 2 if trie else self.n_seq - 1
+        for group in self._row_groups(rows, shared, max_rows):
+            free = list(range(len(group) + 1, self.n_seq))
+            for row in group:
+                scores = [float(row.logprobs[c[0]]) for c in candidates]
+                if trie:
+                    self._score_continuations(row, shared + len(row.tokens), trie, candidates, scores, free)
+                results.append(scores)
+            self._clear_slots([row.slot for row in group])
+        return results
+
+    def _score_continuations(
+        self, row: _Row, pos: int, trie: list[_TrieNode], candidates: list[list[int]], scores: list[float], free: list[int]
+    ) -> None:
+        """Add log P(token k+1 | ..token k) for candidates longer than one token, decoding each trie node once."""
+        multi = sorted({c for node in trie for c in node.candidates})
+        for chunk_start in range(0, len(multi), len(free)):
+            chunk = multi[chunk_start : chunk_start + len(free)]
+            slot_of = dict(zip(chunk, free))
+            for slot in slot_of.values():
+                self._seq_cp(row.slot, slot)
+            entries: list[tuple[int, int, Sequence[int], bool]] = []
+            where: list[tuple[_TrieNode, int]] = []
+            stack = list(trie)
+            while stack:
+                node = stack.pop()
+                seqs = [slot_of[c] for c in node.candidates if c in slot_of]
+                if not seqs:
+                    continue
+                where.append((node, len(entries)))
+                entries.append((node.token, pos + node.depth, seqs, True))
+                stack.extend(node.children.values())
+            for offset in range(0, len(entries), self.n_batch):
+                # a trie bigger than a batch still works: parents come before children in `entries`
+                self._decode(entries[offset : offset + self.n_batch])
+                for node, index in where:
+                    if offset <= index < offset + self.n_batch:
+                        logprobs = self._logprobs_at(index - offset)
+                        for c in node.candidates:
+                            if c in slot_of and len(candidates[c]) > node.depth + 1 and candidates[c][node.depth] == node.token:
+                                scores[c] += float(logprobs[candidates[c][node.depth + 1]])
+            self._clear_slots(list(slot_of.values()))
+
+    # generation -------------------------------------------------------------------------------
+    def generate(self, token_lists: list[list[int]], *, max_tokens: int, temperature: float) -> list[tuple[list[int], list[float]]]:
+        """Greedy (or sampled) continuation of every prompt, all rows stepping together."""
+        shared = _common_prefix(token_lists)
+        self.set_prefix(token_lists[0][:shared])
+        out: list[tuple[list[int], list[float]]] = []
+        rows = [_Row(tokens=t[shared:]) for t in token_lists]
+        for group in self._row_groups(rows, shared, self.n_seq - 1):
+            out.extend(self._generate_group(group, shared, max_tokens, temperature))
+        return out
+
+    def _generate_group(self, group: list[_Row], start: int, max_tokens: int, temperature: float):
+        texts: list[list[int]] = [[] for _ in group]
+        logps: list[list[float]] = [[] for _ in group]
+        positions = [start + len(row.tokens) for row in group]
+        active = list(range(len(group)))
+        dists = {i: group[i].logprobs for i in active}
+        while active:
+            entries, still = [], []
+            for i in active:
+                token = self._pick(dists[i], temperature)
+                if token in self.stop_tokens:
+                    continue
+                texts[i].append(token)
+                logps[i].append(float(dists[i][token]))
+                if len(texts[i]) >= max_tokens:
+                    continue
+                still.append(i)
+                entries.append((token, positions[i], (group[i].slot,), True))
+                positions[i] += 1
+            if not entries:
+                break
+            self._decode(entries)
+            dists = {i: self._logprobs_at(k) for k, i in enumerate(still)}
+            active = still
+        self._clear_slots([row.slot for row in group])
+        return list(zip(texts, logps))
+
+    def _pick(self, logprobs: np.ndarray, temperature: float) -> int:
+        if temperature <= 0:
+            return int(np.argmax(logprobs))
+        scaled = logprobs / temperature
+        probs = np.exp(scaled - scaled.max())
+        return int(self.rng.choice(len(probs), p=probs / probs.sum()))
+
+    def detokenize(self, tokens: list[int]) -> str:
+        return b"".join(self.piece(t) for t in tokens).decode("utf-8", "replace")
+
+    def close(self) -> None:
+        if self.batch is not None:
+            self.llama_cpp.llama_batch_free(self.batch)
+            self.batch = None
+        self.ctx.close()
+        self.model.close()
+
+
+def _common_prefix(token_lists: list[list[int]]) -> int:
+    """Length of the prefix shared by every list, leaving each list at least one token of its own."""
+    first = token_lists[0]
+    n = min(len(t) for t in token_lists) - 1
+    for i in range(max(n, 0)):
+        token = first[i]
+        if any(t[i] != token for t in token_lists):
+            return i
+    return max(n, 0)
+
+
+def _build_trie(candidates: list[list[int]]) -> list[_TrieNode]:
+    """Roots are first tokens of candidates longer than one token; nodes exclude each candidate's last token."""
+    roots: dict[int, _TrieNode] = {}
+    for index, tokens in enumerate(candidates):
+        if len(tokens) < 2:
+            continue
+        level, node = roots, None
+        for depth, token in enumerate(tokens[:-1]):
+            node = level.get(token)
+            if node is None:
+                node = level[token] = _TrieNode(token=token, depth=depth)
+            node.candidates.append(index)
+            level = node.children
+    return list(roots.values())
+
+
+_ENGINES: dict[tuple, _Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+class LlamaCppBackend(Backend):
+    """llama.cpp in-process. The model loads on first use and is shared by backends with the same settings."""
+
+    name = "llama_cpp"
+    can_score = True
+    has_logprobs = True
+
+    def __init__(self, spec, *, base_dir=None):
+        super().__init__(spec, base_dir=base_dir)
+        self._resolved: ResolvedModel | None = None
+
+    @property
+    def resolved(self) -> ResolvedModel:
+        if self._resolved is None:
+            self._resolved = resolve_model(self.spec.name, self.base_dir)
+        return self._resolved
+
+    @property
+    def model_id(self) -> str:
+        return self.resolved.name
+
+    @property
+    def model_sha256(self) -> str:
+        return self.resolved.sha256
+
+    @property
+    def engine(self) -> _Engine:
+        spec = self.spec
+        n_seq = int(spec.params.get("n_seq", 64))
+        n_batch = int(spec.params.get("n_batch", 512))
+        threads = spec.n_threads or os.cpu_count() or 2
+        key = (str(self.resolved.path), spec.n_ctx, n_batch, n_seq, threads)
+        with _ENGINES_LOCK:
+            engine = _ENGINES.get(key)
+            if engine is None:
+                engine = _ENGINES[key] = _Engine(self.resolved, n_ctx=spec.n_ctx, n_batch=n_batch, n_seq=n_seq, n_threads=threads, seed=spec.seed)
+        return engine
+
+    def render(self, prompt: Prompt) -> str:
+        return self.engine.render(prompt)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.engine.tokenize(text, add_bos=False))
+
+    def score(self, prompts: Sequence[Prompt], candidates: Sequence[str]) -> list[ScoreResult]:
+        engine = self.engine
+        with engine.lock:
+            started = time.perf_counter()
+            token_lists = [engine.prompt_tokens(p) for p in prompts]
+            self._check_length(token_lists)
+            cand_tokens = [engine.tokenize(c, add_bos=False, special=False) for c in candidates]
+            scores = engine.score(token_lists, cand_tokens)
+            per_row = (time.perf_counter() - started) / len(prompts)
+        return [ScoreResult(logprobs=s, prompt_tokens=len(t), latency_s=per_row) for s, t in zip(scores, token_lists)]
+
+    def generate(self, prompts: Sequence[Prompt], *, max_tokens: int, temperature: float, seed: int) -> list[Generation]:
+        engine = self.engine
+        with engine.lock:
+            started = time.perf_counter()
+            token_lists = [engine.prompt_tokens(p) for p in prompts]
+            self._check_length(token_lists, extra=max_tokens)
+            outputs = engine.generate(token_lists, max_tokens=max_tokens, temperature=temperature)
+            per_row = (time.perf_counter() - started) / len(prompts)
+        return [
+            Generation(text=engine.detokenize(tokens).strip(), token_logprobs=lps, prompt_tokens=len(t), completion_tokens=len(tokens), latency_s=per_row)
+            for (tokens, lps), t in zip(outputs, token_lists)
+        ]
+
+    def _check_length(self, token_lists: list[list[int]], extra: int = 8) -> None:
+        longest = max(len(t) for t in token_lists)
+        if longest + extra > self.spec.n_ctx:
+            raise BackendError(
+                f"a prompt of {longest} tokens does not fit the context window of {self.spec.n_ctx}",
+                fix="raise model.n_ctx, use fewer few-shot examples (examples.k), or shorten the input",
+            )
+
+    def close(self) -> None:
+        """Engines are shared per process; they are freed at exit."""
+
+
+def close_all_engines() -> None:
+    with _ENGINES_LOCK:
+        for engine in _ENGINES.values():
+            engine.close()
+        _ENGINES.clear()
+
+
+def engine_stats(backend: LlamaCppBackend) -> dict[str, Any]:
+    engine = backend.engine
+    return {"prefix_tokens": len(engine.prefix), "n_ctx": engine.n_ctx, "n_batch": engine.n_batch, "n_seq": engine.n_seq}

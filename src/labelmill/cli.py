@@ -1,0 +1,219 @@
+"""The command line: a thin layer over labelmill.api. Errors are one line; --debug shows the traceback."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import api
+from .errors import LabelmillError
+from .events import BatchDone, Event, Notice, RunFinished, RunStarted
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+class ProgressView:
+    """Renders run events as a rich progress bar (rows/s, ETA) on stderr."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.console = _console()
+        self.progress = None
+        self.task_id = None
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Notice):
+            self.console.print(f"[yellow]note:[/] {event.message}")
+        elif isinstance(event, RunStarted) and not self.quiet:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            what = "resuming" if event.resumed else "labeling"
+            self.console.print(f"{what} run {event.run_id}: {event.pending} of {event.total} rows to label ({event.method}, {event.model or 'no model needed'})")
+            self.progress = Progress(
+                TextColumn("[bold]labeling"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]} rows/s"),
+                TextColumn("failed {task.fields[failed]}"), TimeRemainingColumn(), console=self.console, transient=False,
+            )
+            self.progress.start()
+            self.task_id = self.progress.add_task("label", total=event.total, completed=event.total - event.pending, rate="-", failed=0)
+            self._start_done = event.total - event.pending
+            self._failed = 0
+        elif isinstance(event, BatchDone) and self.progress is not None:
+            self._failed += event.failed
+            rate = (event.done - self._start_done) / event.elapsed_s if event.elapsed_s > 0 else 0.0
+            self.progress.update(self.task_id, completed=event.done, rate=f"{rate:.2f}", failed=self._failed)
+        elif isinstance(event, RunFinished):
+            if self.progress is not None:
+                self.progress.stop()
+            if not self.quiet:
+                self.console.print(
+                    f"done: {event.labeled}/{event.total} rows labeled, {event.failed} without a label, "
+                    f"{event.model_rows} sent to the model, {event.cached_rows} from cache, {event.wall_s:.1f} s"
+                )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks.")
+def cli(debug: bool) -> None:
+    """labelmill: label text datasets with LLMs, and know which labels to trust."""
+
+
+@cli.command()
+@click.argument("task", default="classification")
+@click.option("-o", "--out", "out", default="config.yaml", show_default=True, help="Where to write the config.")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def init(task: str, out: str, force: bool) -> None:
+    """Write a commented config for TASK (classification, multilabel) to start from."""
+    text = api.init_config(task)
+    path = Path(out)
+    if out == "-":
+        click.echo(text)
+        return
+    if path.exists() and not force:
+        raise LabelmillError(f"{path} already exists", fix="pass --force to overwrite it, or -o another path")
+    path.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {path}; edit it, then: labelmill plan {path} INPUT")
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("input", type=click.Path(dir_okay=False))
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plan(config: str, input: str, limit: int | None, as_json: bool) -> None:
+    """Preview the prompt and estimate tokens, time and cost, labeling nothing."""
+    result = api.plan(config, input, limit=limit, on_event=ProgressView(quiet=as_json))
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+        return
+    from rich.console import Console
+    from rich.panel import Panel
+
+    console = Console()
+    console.print(Panel(result["prompt_preview"], title="prompt for row 1 (as the model sees it)", expand=False))
+    console.print(
+        f"rows: {result['rows']}   method: {result['method']}   model: {result['model']} ({result['backend']})   demos: {result['demos']}\n"
+        f"tokens: shared prefix {result['prefix_tokens']} (evaluated once), row text {result['mean_row_tokens']:.1f} on average, "
+        f"template suffix {result['suffix_tokens']} per row\n"
+        f"tokens evaluated with prefix reuse: {result['tokens_evaluated_with_prefix_reuse']:,} (vs {result['prompt_tokens_total']:,} sent without)\n"
+        f"estimated time: {result['estimated_seconds']:.0f} s   estimated cost: "
+        + ("free (local model)" if result["estimated_cost_usd"] == 0 else "unknown for this backend")
+    )
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("input", type=click.Path(dir_okay=False))
+@click.option("--out", "output", required=True, type=click.Path(dir_okay=False), help="Labeled output (.csv, .jsonl, .parquet, .xlsx).")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows.")
+@click.option("--project", default=api.DEFAULT_PROJECT, show_default=True, help="SQLite project file (cache, annotations, runs).")
+@click.option("--encoding", help="Input text encoding (overrides dataset.encoding).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def run(config: str, input: str, output: str, limit: int | None, project: str, encoding: str | None, as_json: bool, quiet: bool) -> None:
+    """Label INPUT and write OUTPUT. Rerunning the same command resumes where it stopped."""
+    view = ProgressView(quiet=quiet or as_json)
+    cfg = api._config(config, view)
+    if encoding:
+        cfg.dataset.encoding = encoding
+    result = api.label(cfg, input, output=output, limit=limit, project=project, on_event=view)
+    if as_json:
+        click.echo(json.dumps({
+            "run_id": result.run_id, "output": str(result.output_path), "rows": result.total, "labeled": result.labeled,
+            "failed": result.failed, "model_rows": result.model_rows, "cached_rows": result.cached_rows, "wall_s": result.wall_s,
+        }))
+    else:
+        click.echo(f"wrote {result.output_path} (columns {', '.join(result.columns.values())}); next: labelmill eval {config} {output}")
+
+
+def _print_metrics(metrics: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"rows {metrics['n_rows']}   accuracy {metrics['accuracy']:.3f}   completion rate {metrics['completion_rate']:.3f}   "
+        f"macro-F1 {metrics['macro_f1']:.3f}   ECE {metrics['ece']:.3f}"
+    )
+    table = Table(title=f"threshold table (target accuracy {metrics['target']:.2f})")
+    for column in ("confidence >=", "share of rows", "rows", "accuracy"):
+        table.add_column(column, justify="right")
+    for row in metrics["threshold_table"]:
+        acc = "-" if math.isnan(row["accuracy"]) else f"{row['accuracy']:.3f}"
+        table.add_row(f"{row['threshold']:.2f}", f"{row['share']:.3f}", str(row["rows"]), acc)
+    console.print(table)
+    if metrics["threshold_for_target"] is None:
+        console.print(f"no confidence threshold reaches accuracy {metrics['target']:.2f}")
+    else:
+        console.print(
+            f"threshold for {metrics['target']:.2f}: confidence >= {metrics['threshold_for_target']:.4f} labels "
+            f"{metrics['auto_share_at_target']:.1%} of rows automatically at accuracy {metrics['auto_accuracy_at_target']:.3f}"
+        )
+    if metrics.get("failures"):
+        console.print("rows without a label: " + ", ".join(f"{k} {v}" for k, v in metrics["failures"].items()))
+    if metrics.get("report"):
+        console.print(f"report: {metrics['report']}")
+
+
+@cli.command(name="eval")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.option("--target", type=click.FloatRange(0, 1), default=0.95, show_default=True, help="Target accuracy for the threshold.")
+@click.option("--report", "report", type=click.Path(dir_okay=False), help="HTML report path (default: OUTPUT's name + .report.html).")
+@click.option("--json", "as_json", is_flag=True, help="Print metrics as JSON.")
+def eval_(config: str, output: str, target: float, report: str | None, as_json: bool) -> None:
+    """Metrics of OUTPUT against the gold column, the threshold table, and report.html."""
+    metrics = api.evaluate(config, output, target=target, report=report or api.default_report_path(output))
+    if as_json:
+        click.echo(json.dumps(_finite(metrics)))
+    else:
+        _print_metrics(metrics)
+
+
+def _finite(value: Any) -> Any:
+    """NaN is not JSON: write null instead."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        cli.main(args=argv, prog_name="labelmill", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("interrupted; rerun the same command to resume", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted; everything labeled so far is saved; rerun the same command to resume", err=True)
+        sys.exit(130)
+    except LabelmillError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc.one_line()}", err=True)
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # the last line of defence: one line, not a traceback
+        if debug:
+            raise
+        click.echo(f"error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

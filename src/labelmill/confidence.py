@@ -1,0 +1,34 @@
+"""Confidence signals: from a label distribution (scoring) or from token log-probabilities (generation)."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+
+def softmax_logprobs(logprobs: Sequence[float]) -> np.ndarray:
+    """Normalise candidate log-probabilities into a distribution over the closed label set."""
+    arr = np.asarray(logprobs, dtype=np.float64)
+    arr = arr - arr.max()
+    probs = np.exp(arr)
+    return probs / probs.sum()
+
+
+def distribution_signals(probs: np.ndarray) -> dict[str, float]:
+    """Top probability, margin to the runner-up, and normalised entropy (0 = certain, 1 = uniform)."""
+    ordered = np.sort(probs)[::-1]
+    top = float(ordered[0])
+    margin = float(ordered[0] - ordered[1]) if len(ordered) > 1 else 1.0
+    nonzero = probs[probs > 0]
+    entropy = float(-(nonzero * np.log(nonzero)).sum())
+    norm_entropy = entropy / math.log(len(probs)) if len(probs) > 1 else 0.0
+    return {"top_prob": top, "margin": margin, "entropy": norm_entropy}
+
+
+def mean_token_prob(token_logprobs: Sequence[float]) -> float | None:
+    """Mean probability of the generated tokens (what Autolabel's logprob_average reports)."""
+    if not token_logprobs:
+        return None
+    return float(np.mean(np.exp(np.asarray(token_logprobs, dtype=np.float64))))

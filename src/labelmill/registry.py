@@ -1,0 +1,53 @@
+"""Name -> component registries. Built-ins and entry-point plugins register the same way, lazily."""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+from typing import Generic, TypeVar
+
+from .errors import UnknownComponentError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Maps names to components; a component is imported only when first asked for."""
+
+    def __init__(self, kind: str, entry_point_group: str | None = None):
+        self.kind = kind
+        self.group = entry_point_group
+        self._targets: dict[str, str] = {}
+        self._loaded: dict[str, T] = {}
+        self._scanned = False
+
+    def register(self, name: str, component: T) -> T:
+        self._loaded[name] = component
+        return component
+
+    def register_lazy(self, name: str, target: str) -> None:
+        """`target` is 'package.module:attribute'."""
+        self._targets[name] = target
+
+    def _scan_entry_points(self) -> None:
+        if self._scanned or not self.group:
+            return
+        self._scanned = True
+        for ep in entry_points(group=self.group):
+            self._targets.setdefault(ep.name, ep.value)
+
+    def names(self) -> list[str]:
+        self._scan_entry_points()
+        return sorted(set(self._targets) | set(self._loaded))
+
+    def get(self, name: str) -> T:
+        if name in self._loaded:
+            return self._loaded[name]
+        self._scan_entry_points()
+        target = self._targets.get(name)
+        if target is None:
+            raise UnknownComponentError(self.kind, name, self.names())
+        module_name, _, attr = target.partition(":")
+        component = getattr(importlib.import_module(module_name), attr)
+        self._loaded[name] = component
+        return component

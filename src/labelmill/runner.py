@@ -1,0 +1,248 @@
+"""The labeling loop: rows -> prompts -> (cache | model) -> parsed labels -> store -> output file.
+
+A run is identified by the config's fingerprint and the input's content hash, so rerunning the same
+command resumes it: rows already in the store are neither re-sent nor duplicated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from .backends import Backend, make_backend
+from .config import Config, dump_config
+from .errors import BackendError, InputDataError
+from .events import BatchDone, EventHandler, Notice, RunFinished, RunStarted, ignore
+from .io import content_hash, free_column_name, read_rows, write_rows
+from .selectors import build_demos
+from .store import Annotation, Store
+from .tasks import Task, make_task
+from .template import render_row, template_fields
+from .types import Generation, Label, Outcome, ParseFailure, Prompt, ScoreResult
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def _sha(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    frame: "pd.DataFrame"
+    output_path: Path | None
+    total: int
+    labeled: int
+    failed: int
+    model_rows: int
+    cached_rows: int
+    wall_s: float
+    columns: dict[str, str]
+
+
+class Job:
+    """A config bound to a task, its demos and a backend: builds prompts and labels batches."""
+
+    def __init__(self, config: Config, backend: Backend | None = None):
+        self.config = config
+        self.task: Task = make_task(config)
+        self.demos = build_demos(config, self.task)
+        self.backend = backend or make_backend(config.model, config.base_dir)
+        self.method = self._choose_method()
+        self.candidates = self.task.candidates() if self.method == "score" else None
+
+    def _choose_method(self) -> str:
+        wanted = self.config.model.method
+        scorable = self.task.candidates() is not None and self.backend.can_score
+        if wanted == "score" and not scorable:
+            raise BackendError(
+                f"method 'score' needs a closed label set and a backend that can score; {self.config.task} on {self.backend.name} cannot",
+                fix="set model.method: generate (or auto)",
+            )
+        if wanted == "auto":
+            return "score" if scorable else "generate"
+        return wanted
+
+    # prompts -----------------------------------------------------------------------------------
+    def check_columns(self, frame: "pd.DataFrame") -> None:
+        missing = [f for f in template_fields(self.config.input_template) if f not in frame.columns]
+        if missing:
+            cols = ", ".join(map(str, frame.columns[:12]))
+            raise InputDataError(
+                f"column {missing[0]!r} (used by input_template) is not in the input; its columns are: {cols}",
+                fix=f"rename a column to {missing[0]!r} or change input_template in the config",
+            )
+
+    def row_input(self, row: dict[str, Any]) -> str:
+        return render_row(self.config.input_template, row)
+
+    def prompt(self, row_input: str) -> Prompt:
+        return self.task.build_prompt(row_input, self.demos)
+
+    def cache_key(self, prompt: Prompt) -> str:
+        spec = self.config.model
+        params: dict[str, Any] = {"method": self.method, **spec.params}
+        if self.method == "score":
+            params["candidates"] = self.candidates
+        else:
+            params.update(max_tokens=spec.max_tokens, temperature=spec.temperature, seed=spec.seed)
+        return _sha({"backend": self.backend.identity(), "params": params, "prompt": prompt.messages()})
+
+    # model calls ---------------------------------------------------------------------------------
+    def call_model(self, prompts: Sequence[Prompt]) -> list[dict[str, Any]]:
+        """One response dict per prompt (the form the cache stores)."""
+        spec = self.config.model
+        if self.method == "score":
+            results: list[Any] = self.backend.score(prompts, self.candidates or [])
+        else:
+            results = self.backend.generate(prompts, max_tokens=spec.max_tokens, temperature=spec.temperature, seed=spec.seed)
+        return [r.__dict__.copy() for r in results]
+
+    def outcome(self, response: dict[str, Any]) -> Outcome:
+        if self.method == "score":
+            return self.task.from_scores(ScoreResult(**response))
+        return self.task.parse(Generation(**response))
+
+
+class Runner:
+    """Runs a Job over rows with a Store, batch by batch, committing each batch atomically."""
+
+    def __init__(self, job: Job, store: Store, on_event: EventHandler = ignore):
+        self.job = job
+        self.store = store
+        self.emit = on_event
+
+    def run(self, source: Any, *, output: str | Path | None = None, limit: int | None = None, input_name: str | None = None) -> RunResult:
+        started = time.perf_counter()
+        config = self.job.config
+        frame = read_rows(source, config.dataset)
+        if limit is not None:
+            frame = frame.head(limit)
+        self.job.check_columns(frame)
+        run_id = self.store.open_run(
+            run_key=_sha({"config": config.fingerprint(), "input": content_hash(frame)})[:24],
+            task_name=config.name,
+            config=dump_config(config),
+            config_hash=config.fingerprint(),
+            input_path=input_name or (str(source) if isinstance(source, (str, Path)) else None),
+            input_hash=content_hash(frame),
+            n_rows=len(frame),
+        )
+        done = self.store.done_rows(run_id)
+        pending = [i for i in range(len(frame)) if i not in done]
+        self.emit(RunStarted(run_id, len(frame), len(pending), bool(done), self.job.method, self.job.backend.model_id if pending else ""))
+        records = frame.to_dict("records")
+        counts = {"model": 0, "cached": 0, "failed": 0}
+        batch_size = config.model.batch_size
+        try:
+            for start in range(0, len(pending), batch_size):
+                indices = pending[start : start + batch_size]
+                stats = self._label_batch(run_id, indices, records)
+                for key in counts:
+                    counts[key] += stats[key]
+                self.emit(BatchDone(len(done) + start + len(indices), len(frame), len(indices), stats["model"], stats["failed"], time.perf_counter() - started))
+        except KeyboardInterrupt:
+            self.store.set_run_status(run_id, "interrupted")
+            raise
+        self.store.set_run_status(run_id, "done")
+        result_frame, columns, failed = self.output_frame(run_id, frame)
+        out_path = write_rows(result_frame, output) if output else None
+        wall = time.perf_counter() - started
+        self.emit(RunFinished(run_id, len(frame), len(frame) - failed, failed, counts["model"], counts["cached"], wall))
+        return RunResult(run_id, result_frame, out_path, len(frame), len(frame) - failed, failed, counts["model"], counts["cached"], wall, columns)
+
+    def _label_batch(self, run_id: int, indices: list[int], records: list[dict[str, Any]]) -> dict[str, int]:
+        job = self.job
+        inputs = [job.row_input(records[i]) for i in indices]
+        prompts = [job.prompt(text) for text in inputs]
+        keys = [job.cache_key(p) for p in prompts]
+        responses = self.store.cache_get(keys)
+        cached_keys = set(responses)
+        to_send = {k: p for k, p in zip(keys, prompts) if k not in responses}  # identical prompts go once
+        new_entries = []
+        if to_send:
+            fresh = job.call_model(list(to_send.values()))
+            identity = job.backend.identity()
+            for key, response in zip(to_send, fresh):
+                responses[key] = response
+                new_entries.append((key, identity["backend"], identity["model"], job.method, response))
+        annotations, failed = [], 0
+        for index, text, prompt, key in zip(indices, inputs, prompts, keys):
+            response = responses[key]
+            outcome = job.outcome(response)
+            failed += isinstance(outcome, ParseFailure)
+            annotations.append(self._annotation(index, text, prompt, key, key in cached_keys, response, outcome))
+        self.store.save_batch(run_id, annotations, new_entries)
+        return {"model": len(to_send), "cached": len(indices) - len(to_send), "failed": failed}
+
+    def _annotation(self, index: int, text: str, prompt: Prompt, key: str, cached: bool, response: dict[str, Any], outcome: Outcome) -> Annotation:
+        job = self.job
+        identity = job.backend.identity()
+        is_label = isinstance(outcome, Label)
+        raw = response.get("text") if job.method == "generate" else (outcome.value if is_label else None)
+        return Annotation(
+            row_index=index,
+            row_hash=hashlib.sha256(text.encode()).hexdigest()[:16],
+            label=outcome.value if is_label else None,
+            error=None if is_label else outcome.kind,
+            error_detail=None if is_label else outcome.detail,
+            confidence=outcome.confidence if is_label else None,
+            distribution=outcome.distribution if is_label else None,
+            signals=outcome.signals if is_label else None,
+            raw_answer=raw,
+            method=job.method,
+            backend=identity["backend"],
+            model_id=identity["model"],
+            model_sha256=identity["sha256"],
+            prompt_hash=prompt.hash(),
+            guidelines_hash=hashlib.sha256(prompt.system.encode()).hexdigest()[:16],
+            cache_key=key,
+            cached=cached,
+            prompt_tokens=response.get("prompt_tokens"),
+            completion_tokens=response.get("completion_tokens"),
+            latency_s=response.get("latency_s"),
+        )
+
+    def output_frame(self, run_id: int, frame: "pd.DataFrame") -> tuple["pd.DataFrame", dict[str, str], int]:
+        """The input columns plus label, confidence and error columns that never overwrite input columns."""
+        spec = self.job.config.output
+        taken = list(frame.columns)
+        columns = {}
+        for role, wanted in (("label", spec.label_column), ("confidence", spec.confidence_column), ("error", spec.error_column)):
+            columns[role] = free_column_name(wanted, taken)
+            taken.append(columns[role])
+        if spec.include_distribution:
+            columns["distribution"] = free_column_name("llm_distribution", taken)
+        labels: list[Any] = [None] * len(frame)
+        confidences: list[float | None] = [None] * len(frame)
+        errors = [""] * len(frame)
+        dists: list[str] = [""] * len(frame)
+        failed = 0
+        for item in self.store.annotations(run_id):
+            i = item["row_index"]
+            if i >= len(frame):
+                continue
+            if item["label"] is not None:
+                labels[i] = self.job.task.output_value(Label(value=item["label"]))
+                confidences[i] = item["confidence"]
+                dists[i] = json.dumps(item["distribution"]) if item["distribution"] else ""
+            else:
+                failed += 1
+                errors[i] = f"{item['error']}: {item['error_detail']}" if item["error_detail"] else item["error"]
+        out = frame.copy()
+        out[columns["label"]] = labels
+        out[columns["confidence"]] = confidences
+        out[columns["error"]] = errors
+        if spec.include_distribution:
+            out[columns["distribution"]] = dists
+        return out, columns, failed
+
+
+def notice(handler: EventHandler, message: str) -> None:
+    handler(Notice(message))

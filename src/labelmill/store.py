@@ -1,0 +1,236 @@
+"""The project store: one SQLite file holding the answer cache, annotations with provenance, and runs.
+
+Every batch of annotations is committed together with the cached model answers that produced it, in
+one transaction, so a crash (kill -9 included) loses at most the batch in flight and never leaves a
+half-written row.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from .errors import StoreError
+
+MIGRATIONS: list[str] = [
+    # 1: cache, runs, annotations
+    """
+    CREATE TABLE cache (
+        key TEXT PRIMARY KEY,
+        backend TEXT NOT NULL,
+        model TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        response TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        run_key TEXT NOT NULL UNIQUE,
+        task_name TEXT NOT NULL,
+        config TEXT NOT NULL,
+        config_hash TEXT NOT NULL,
+        input_path TEXT,
+        input_hash TEXT NOT NULL,
+        n_rows INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE annotations (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        row_index INTEGER NOT NULL,
+        row_hash TEXT NOT NULL,
+        label TEXT,
+        error TEXT,
+        error_detail TEXT,
+        confidence REAL,
+        distribution TEXT,
+        signals TEXT,
+        raw_answer TEXT,
+        method TEXT NOT NULL,
+        backend TEXT NOT NULL,
+        model_id TEXT NOT NULL,
+        model_sha256 TEXT,
+        prompt_hash TEXT NOT NULL,
+        guidelines_hash TEXT NOT NULL,
+        cache_key TEXT NOT NULL,
+        cached INTEGER NOT NULL,
+        prompt_tokens INTEGER,
+        completion_tokens INTEGER,
+        latency_s REAL,
+        source TEXT NOT NULL DEFAULT 'llm',
+        created_at REAL NOT NULL,
+        UNIQUE (run_id, row_index)
+    );
+    CREATE INDEX annotations_run ON annotations(run_id);
+    """,
+]
+
+
+@dataclass
+class Annotation:
+    """One row's label (or typed failure) with its provenance."""
+
+    row_index: int
+    row_hash: str
+    label: Any  # JSON-able value, None on failure
+    error: str | None
+    error_detail: str | None
+    confidence: float | None
+    distribution: dict[str, float] | None
+    signals: dict[str, float] | None
+    raw_answer: str | None
+    method: str
+    backend: str
+    model_id: str
+    model_sha256: str | None
+    prompt_hash: str
+    guidelines_hash: str
+    cache_key: str
+    cached: bool
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_s: float | None = None
+    source: str = "llm"
+
+
+class Store:
+    """A SQLite project file; safe to open from a resumed run after any crash."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open project store {self.path}: {exc}", fix="give another --project path, or move the damaged file away") from None
+
+    # schema ----------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        self.db.execute("CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)")
+        done = {row[0] for row in self.db.execute("SELECT version FROM migrations")}
+        if done and max(done) > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.path} was written by a newer labelmill (schema {max(done)} > {len(MIGRATIONS)})",
+                fix="upgrade labelmill, or use another --project file",
+            )
+        for version, sql in enumerate(MIGRATIONS, start=1):
+            if version in done:
+                continue
+            with self.transaction():
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute("INSERT INTO migrations VALUES (?, ?)", (version, time.time()))
+
+    def schema_version(self) -> int:
+        return self.db.execute("SELECT COALESCE(MAX(version), 0) FROM migrations").fetchone()[0]
+
+    class _Tx:
+        def __init__(self, db: sqlite3.Connection):
+            self.db = db
+
+        def __enter__(self):
+            self.db.execute("BEGIN IMMEDIATE")
+            return self.db
+
+        def __exit__(self, exc_type, *_):
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+    def transaction(self) -> "_Tx":
+        return Store._Tx(self.db)
+
+    # cache -----------------------------------------------------------------------------------
+    def cache_get(self, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+        keys = list(dict.fromkeys(keys))
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, response in self.db.execute(f"SELECT key, response FROM cache WHERE key IN ({marks})", chunk):
+                found[key] = json.loads(response)
+        return found
+
+    # runs ------------------------------------------------------------------------------------
+    def open_run(self, *, run_key: str, task_name: str, config: dict, config_hash: str, input_path: str | None, input_hash: str, n_rows: int) -> int:
+        """The run with this key (resumed), or a new one."""
+        row = self.db.execute("SELECT id, n_rows FROM runs WHERE run_key = ?", (run_key,)).fetchone()
+        now = time.time()
+        if row:
+            run_id, known_rows = row
+            self.db.execute(
+                "UPDATE runs SET n_rows = ?, status = 'running', updated_at = ? WHERE id = ?",
+                (max(known_rows, n_rows), now, run_id),
+            )
+            return run_id
+        cur = self.db.execute(
+            "INSERT INTO runs (run_key, task_name, config, config_hash, input_path, input_hash, n_rows, status, started_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+            (run_key, task_name, json.dumps(config, sort_keys=True), config_hash, input_path, input_hash, n_rows, now, now),
+        )
+        return int(cur.lastrowid)
+
+    def set_run_status(self, run_id: int, status: str) -> None:
+        self.db.execute("UPDATE runs SET status = ?, updated_at = ? WHERE id = ?", (status, time.time(), run_id))
+
+    def runs(self) -> list[dict[str, Any]]:
+        cur = self.db.execute("SELECT * FROM runs ORDER BY id")
+        cols = [c[0] for c in cur.description]
+        return [dict(zip(cols, row)) for row in cur]
+
+    # annotations -----------------------------------------------------------------------------
+    def done_rows(self, run_id: int) -> set[int]:
+        return {r[0] for r in self.db.execute("SELECT row_index FROM annotations WHERE run_id = ?", (run_id,))}
+
+    def save_batch(self, run_id: int, annotations: list[Annotation], cache_entries: list[tuple[str, str, str, str, dict]]) -> None:
+        """Commit annotations and the model answers behind them atomically."""
+        now = time.time()
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO cache (key, backend, model, kind, response, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                [(k, b, m, kind, json.dumps(resp), now) for k, b, m, kind, resp in cache_entries],
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO annotations (run_id, row_index, row_hash, label, error, error_detail, confidence, distribution,"
+                " signals, raw_answer, method, backend, model_id, model_sha256, prompt_hash, guidelines_hash, cache_key, cached,"
+                " prompt_tokens, completion_tokens, latency_s, source, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        run_id, a.row_index, a.row_hash, None if a.label is None else json.dumps(a.label), a.error, a.error_detail,
+                        a.confidence, None if a.distribution is None else json.dumps(a.distribution),
+                        json.dumps(a.signals or {}), a.raw_answer, a.method, a.backend, a.model_id, a.model_sha256, a.prompt_hash,
+                        a.guidelines_hash, a.cache_key, int(a.cached), a.prompt_tokens, a.completion_tokens, a.latency_s, a.source, now,
+                    )
+                    for a in annotations
+                ],
+            )
+            db.execute("UPDATE runs SET updated_at = ? WHERE id = ?", (now, run_id))
+
+    def annotations(self, run_id: int) -> Iterator[dict[str, Any]]:
+        cur = self.db.execute("SELECT * FROM annotations WHERE run_id = ? ORDER BY row_index", (run_id,))
+        cols = [c[0] for c in cur.description]
+        for row in cur:
+            item = dict(zip(cols, row))
+            for key in ("label", "distribution", "signals"):
+                if item[key] is not None:
+                    item[key] = json.loads(item[key])
+            yield item
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()

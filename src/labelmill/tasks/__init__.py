@@ -1,0 +1,22 @@
+"""Task registry: task type name -> Task class (a prompt builder, a pure parser and metrics)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..registry import Registry
+from .base import Demo, Task
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+tasks: Registry[type[Task]] = Registry("task", entry_point_group="labelmill.tasks")
+tasks.register_lazy("classification", "labelmill.tasks.classification:ClassificationTask")
+tasks.register_lazy("multilabel", "labelmill.tasks.multilabel:MultilabelTask")
+
+
+def make_task(config: "Config") -> Task:
+    return tasks.get(config.task)(config)
+
+
+__all__ = ["Demo", "Task", "make_task", "tasks"]

@@ -1,0 +1,155 @@
+"""Single-label classification: score the closed label set, or generate and parse."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..confidence import distribution_signals, mean_token_prob, softmax_logprobs
+from ..types import Generation, Label, Outcome, ParseFailure, ScoreResult
+from .base import Task, normalise, strip_answer_lead
+
+
+def label_list(config) -> str:
+    lines = []
+    for spec in config.labels:
+        lines.append(f"- {spec.name}: {spec.description}" if spec.description else f"- {spec.name}")
+    return "\n".join(lines)
+
+
+def guidelines_with_labels(config, default: str) -> str:
+    """The guidelines with '{labels}' filled in, or followed by the label list."""
+    guidelines = (config.guidelines or default).strip()
+    labels = label_list(config)
+    if "{labels}" in guidelines:
+        return guidelines.replace("{labels}", labels)
+    return f"{guidelines}\n\nLabels:\n{labels}"
+
+
+class LabelMatcher:
+    """Finds which label of a closed set a free-text answer names; never guesses between two."""
+
+    def __init__(self, labels: Sequence[str]):
+        self.labels = list(labels)
+        self.by_norm = {normalise(label): label for label in self.labels}
+        # longest first, so 'not toxic' wins over 'toxic'
+        self.patterns = sorted(
+            ((re.compile(r"(?<![\w])" + re.escape(norm) + r"(?![\w])"), label) for norm, label in self.by_norm.items() if norm),
+            key=lambda item: -len(item[0].pattern),
+        )
+
+    def match(self, answer: str) -> str | ParseFailure:
+        if not answer.strip():
+            return ParseFailure("empty", answer, "the model returned no text")
+        for candidate in (answer, answer.strip().splitlines()[0]):
+            text = normalise(strip_answer_lead(candidate))
+            if text in self.by_norm:
+                return self.by_norm[text]
+        return self._search(answer)
+
+    def _search(self, answer: str) -> str | ParseFailure:
+        text = normalise(strip_answer_lead(answer))
+        found: list[tuple[int, str]] = []
+        taken = np.zeros(len(text) + 1, dtype=bool)
+        for pattern, label in self.patterns:
+            for m in pattern.finditer(text):
+                if not taken[m.start() : m.end()].any():
+                    taken[m.start() : m.end()] = True
+                    found.append((m.start(), label))
+        distinct = {label for _, label in found}
+        if len(distinct) == 1:
+            return distinct.pop()
+        if not distinct:
+            return ParseFailure("no_label", answer, f"no label of {self.labels[:8]}{'...' if len(self.labels) > 8 else ''} in the answer")
+        first = min(found)
+        if first[0] == 0:  # the answer starts with a label: "positive, not negative"
+            return first[1]
+        return ParseFailure("ambiguous", answer, f"the answer names several labels: {sorted(distinct)}")
+
+
+class ClassificationTask(Task):
+    """One label per row from a closed set."""
+
+    default_guidelines = "Classify the input into exactly one of the labels below."
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.matcher = LabelMatcher(self.labels)
+
+    def system_prompt(self) -> str:
+        return guidelines_with_labels(self.config, self.default_guidelines) + "\n\nAnswer with the label only."
+
+    def candidates(self) -> list[str]:
+        return list(self.labels)
+
+    def from_scores(self, result: ScoreResult) -> Outcome:
+        probs = softmax_logprobs(result.logprobs)
+        best = int(np.argmax(probs))
+        signals = distribution_signals(probs)
+        return Label(
+            value=self.labels[best],
+            confidence=signals["top_prob"],
+            distribution={label: float(p) for label, p in zip(self.labels, probs)},
+            signals=signals,
+        )
+
+    def parse(self, generation: Generation) -> Outcome:
+        matched = self.matcher.match(generation.text)
+        if isinstance(matched, ParseFailure):
+            return matched
+        confidence = mean_token_prob(generation.token_logprobs)
+        signals = {"mean_token_prob": confidence} if confidence is not None else {}
+        return Label(value=matched, confidence=confidence, signals=signals)
+
+    def parse_gold(self, value: Any) -> Any:
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return None
+        text = str(value).strip()
+        if not text:
+            return None
+        matched = self.matcher.by_norm.get(normalise(text))
+        return matched if matched is not None else text
+
+    def is_correct(self, gold: Any, predicted: Any) -> bool:
+        return predicted is not None and gold == predicted
+
+    def metrics(self, gold: Sequence[Any], predicted: Sequence[Any]) -> dict[str, Any]:
+        return classification_metrics(gold, predicted, self.labels)
+
+
+def classification_metrics(gold: Sequence[Any], predicted: Sequence[Any], labels: Sequence[str]) -> dict[str, Any]:
+    """Accuracy (failures count wrong), completion rate, macro-F1, per-class P/R/F1, confusion matrix."""
+    n = len(gold)
+    completed = [p is not None for p in predicted]
+    correct = [p is not None and g == p for g, p in zip(gold, predicted)]
+    per_class = {}
+    f1s = []
+    gold_counts = Counter(gold)
+    pred_counts = Counter(p for p in predicted if p is not None)
+    for label in labels:
+        tp = sum(1 for g, p in zip(gold, predicted) if g == label and p == label)
+        precision = tp / pred_counts[label] if pred_counts[label] else 0.0
+        recall = tp / gold_counts[label] if gold_counts[label] else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[label] = {"precision": precision, "recall": recall, "f1": f1, "support": gold_counts[label]}
+        if gold_counts[label] or pred_counts[label]:
+            f1s.append(f1)
+    names = list(labels)
+    index = {label: i for i, label in enumerate(names)}
+    matrix = [[0] * (len(names) + 1) for _ in names]  # last column: no label (failure)
+    for g, p in zip(gold, predicted):
+        if g in index:
+            matrix[index[g]][index[p] if p in index else len(names)] += 1
+    n_completed = sum(completed)
+    return {
+        "n_rows": n,
+        "accuracy": sum(correct) / n if n else 0.0,
+        "accuracy_on_completed": sum(correct) / n_completed if n_completed else 0.0,
+        "completion_rate": n_completed / n if n else 0.0,
+        "macro_f1": float(np.mean(f1s)) if f1s else 0.0,
+        "per_class": per_class,
+        "confusion_matrix": {"labels": names, "columns": names + ["(no label)"], "rows": matrix},
+    }

@@ -1,0 +1,85 @@
+"""Plain data passed between the seams: prompts, model answers, labels and typed failures."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A chat prompt: system text, few-shot turns (user, assistant), then the row's user message.
+
+    Rows of one job share system and turns, so their rendered prompts share a long token prefix
+    that backends evaluate once.
+    """
+
+    system: str
+    turns: tuple[tuple[str, str], ...]
+    user: str
+
+    def messages(self) -> list[dict[str, str]]:
+        out = [{"role": "system", "content": self.system}] if self.system else []
+        for user, assistant in self.turns:
+            out += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+        out.append({"role": "user", "content": self.user})
+        return out
+
+    def canonical(self) -> str:
+        return json.dumps(self.messages(), ensure_ascii=False, separators=(",", ":"))
+
+    def hash(self) -> str:
+        return hashlib.sha256(self.canonical().encode()).hexdigest()[:16]
+
+
+@dataclass
+class ScoreResult:
+    """Log-probability of each candidate continuation (whole token sequence) given the prompt."""
+
+    logprobs: list[float]
+    prompt_tokens: int = 0
+    latency_s: float = 0.0
+
+
+@dataclass
+class Generation:
+    """Generated text with the log-probability of each generated token."""
+
+    text: str
+    token_logprobs: list[float] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+
+
+@dataclass
+class Label:
+    """A parsed label. `value` is a str (classification) or a sorted list of str (multilabel)."""
+
+    value: Any
+    confidence: float | None = None
+    distribution: dict[str, float] | None = None
+    signals: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class ParseFailure:
+    """A model answer that could not be turned into a label. Counted, never written as a label."""
+
+    kind: str  # empty | no_label | ambiguous | unknown_label | backend_error
+    raw: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.detail}" if self.detail else self.kind
+
+
+Outcome = Label | ParseFailure
+
+
+def to_json(obj: Any) -> str:
+    if hasattr(obj, "__dataclass_fields__"):
+        obj = asdict(obj)
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True)
