@@ -8,7 +8,7 @@ from typing import Any
 
 from .backends import Backend
 from .config import Config, load_config
-from .evaluate import default_report_path, evaluate as _evaluate
+from .evaluation import default_report_path, evaluate as _evaluate
 from .events import EventHandler, Notice, ignore
 from .io import read_rows
 from .runner import Job, Runner, RunResult

@@ -121,20 +121,20 @@ class Runner:
     def run(self, source: Any, *, output: str | Path | None = None, limit: int | None = None, input_name: str | None = None) -> RunResult:
         started = time.perf_counter()
         config = self.job.config
-        frame = read_rows(source, config.dataset)
-        if limit is not None:
-            frame = frame.head(limit)
-        self.job.check_columns(frame)
+        full = read_rows(source, config.dataset)
+        self.job.check_columns(full)
+        input_hash = content_hash(full)  # of the whole input, so a run with --limit resumes into the full run
+        frame = full.head(limit) if limit is not None else full
         run_id = self.store.open_run(
-            run_key=_sha({"config": config.fingerprint(), "input": content_hash(frame)})[:24],
+            run_key=_sha({"config": config.fingerprint(), "input": input_hash})[:24],
             task_name=config.name,
             config=dump_config(config),
             config_hash=config.fingerprint(),
             input_path=input_name or (str(source) if isinstance(source, (str, Path)) else None),
-            input_hash=content_hash(frame),
-            n_rows=len(frame),
+            input_hash=input_hash,
+            n_rows=len(full),
         )
-        done = self.store.done_rows(run_id)
+        done = {i for i in self.store.done_rows(run_id) if i < len(frame)}
         pending = [i for i in range(len(frame)) if i not in done]
         self.emit(RunStarted(run_id, len(frame), len(pending), bool(done), self.job.method, self.job.backend.model_id if pending else ""))
         records = frame.to_dict("records")

@@ -320,6 +320,21 @@ class _Engine:
         probs = np.exp(scaled - scaled.max())
         return int(self.rng.choice(len(probs), p=probs / probs.sum()))
 
+    def forward_seconds(self, token_lists: list[list[int]]) -> float:
+        """Time of the bare forward pass over `token_lists` (no prompt around them), packed into full batches.
+
+        This is the speed limit a labeler is measured against: each list in its own sequence, as many
+        per decode as fit, logits read only at each list's last token.
+        """
+        saved = list(self.prefix)
+        self.set_prefix([])
+        started = time.perf_counter()
+        for group in self._row_groups([_Row(tokens=t) for t in token_lists], 0, self.n_seq - 1):
+            self._clear_slots([row.slot for row in group])
+        elapsed = time.perf_counter() - started
+        self.set_prefix(saved)
+        return elapsed
+
     def detokenize(self, tokens: list[int]) -> str:
         return b"".join(self.piece(t) for t in tokens).decode("utf-8", "replace")
 

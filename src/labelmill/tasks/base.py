@@ -84,16 +84,12 @@ _WS = re.compile(r"\s+")
 
 def normalise(text: str) -> str:
     """Lower case, unify unicode, drop markdown/quotes/brackets and surrounding punctuation."""
-    text = unicodedata.normalize("NFKC", text).lower()
+    text = unicodedata.normalize("NFKC", text).casefold()
     text = text.replace("_", " ").replace("*", " ").replace("`", " ")
     text = _WS.sub(" ", text).strip()
     return text.strip(string.punctuation + " \"'“”‘’«»")
 
 
 def strip_answer_lead(text: str) -> str:
-    """'The answer is: Positive.' -> 'Positive.'"""
-    previous = None
-    while previous != text:
-        previous = text
-        text = _ANSWER_LEAD.sub("", text.strip()).strip()
-    return text
+    """'The answer is: Positive.' -> 'Positive.' (one lead phrase, so a label named 'Output' survives)."""
+    return _ANSWER_LEAD.sub("", text.strip(), count=1).strip()

@@ -45,13 +45,12 @@ class LabelMatcher:
         if not answer.strip():
             return ParseFailure("empty", answer, "the model returned no text")
         for candidate in (answer, answer.strip().splitlines()[0]):
-            text = normalise(strip_answer_lead(candidate))
-            if text in self.by_norm:
-                return self.by_norm[text]
-        return self._search(answer)
+            for text in (normalise(candidate), normalise(strip_answer_lead(candidate))):
+                if text in self.by_norm:
+                    return self.by_norm[text]
+        return self._search(normalise(strip_answer_lead(answer)) or normalise(answer), answer)
 
-    def _search(self, answer: str) -> str | ParseFailure:
-        text = normalise(strip_answer_lead(answer))
+    def _search(self, text: str, answer: str) -> str | ParseFailure:
         found: list[tuple[int, str]] = []
         taken = np.zeros(len(text) + 1, dtype=bool)
         for pattern, label in self.patterns:

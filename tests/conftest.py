@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Catalog weights stay in the real user cache (assembling them is slow); memo files do not leak."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+def fake_config(**overrides) -> dict:
+    config = {
+        "task": "classification",
+        "name": "fake-sentiment",
+        "labels": ["positive", "negative"],
+        "guidelines": "Classify the sentiment.",
+        "input_template": "{text}",
+        "gold_column": "label",
+        "model": {
+            "backend": "fake",
+            "name": "keywords",
+            "batch_size": 4,
+            "params": {"keywords": {"positive": ["good", "great", "fun"], "negative": ["bad", "dull", "boring"]}},
+        },
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key] = {**config[key], **value}
+        else:
+            config[key] = value
+    return config
+
+
+ROWS = [
+    {"text": "a good and fun film", "label": "positive"},
+    {"text": "bad acting and a dull plot", "label": "negative"},
+    {"text": "great cast", "label": "positive"},
+    {"text": "boring", "label": "negative"},
+    {"text": "good but boring and bad", "label": "negative"},
+    {"text": "fun fun fun", "label": "positive"},
+    {"text": "nothing to say", "label": "positive"},
+]
+
+
+def cli_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "labelmill", *args]
+
+
+def child_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    return env

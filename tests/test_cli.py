@@ -1,0 +1,151 @@
+"""The CLI as a user runs it (a subprocess): bad input gives one line naming the fix and a non-zero exit."""
+
+import json
+import signal
+import sqlite3
+import subprocess
+import time
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ROWS, child_env, cli_command, fake_config
+
+
+def run_cli(*args, cwd=None, timeout=120):
+    return subprocess.run(cli_command(*args), capture_output=True, text=True, env=child_env(), cwd=cwd, timeout=timeout)
+
+
+@pytest.fixture
+def files(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(fake_config()))
+    data = tmp_path / "rows.csv"
+    pd.DataFrame(ROWS).to_csv(data, index=False)
+    return tmp_path, config, data
+
+
+def assert_one_line_error(proc, code, *needles):
+    assert proc.returncode == code, proc.stderr
+    lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Fix:" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_run_then_eval(files):
+    tmp, config, data = files
+    proc = run_cli("run", str(config), str(data), "--out", str(tmp / "out.csv"), "--project", str(tmp / "p.db"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["labeled"] == len(ROWS) and summary["model_rows"] == len(ROWS)
+    proc = run_cli("eval", str(config), str(tmp / "out.csv"), "--json", "--target", "0.9")
+    metrics = json.loads(proc.stdout)
+    for key in ("accuracy", "macro_f1", "completion_rate", "ece", "n_rows", "threshold_for_target"):
+        assert key in metrics
+    assert metrics["n_rows"] == len(ROWS) and metrics["completion_rate"] == 1.0
+    report = tmp / "out.report.html"
+    assert report.exists() and report.read_text().count("data:image/png;base64") >= 2
+
+
+def test_init_writes_a_config_that_loads(tmp_path):
+    proc = run_cli("init", "classification", "-o", str(tmp_path / "c.yaml"))
+    assert proc.returncode == 0, proc.stderr
+    from labelmill.config import load_config
+
+    assert load_config(tmp_path / "c.yaml").task == "classification"
+    assert_one_line_error(run_cli("init", "classification", "-o", str(tmp_path / "c.yaml")), 1, "already exists")
+
+
+def test_missing_column(files):
+    tmp, config, data = files
+    config.write_text(yaml.safe_dump(fake_config(input_template="{review}")))
+    assert_one_line_error(run_cli("run", str(config), str(data), "--out", str(tmp / "o.csv")), 3, "'review'", "text, label")
+
+
+def test_empty_file(files):
+    tmp, config, _ = files
+    (tmp / "empty.csv").write_text("")
+    assert_one_line_error(run_cli("run", str(config), str(tmp / "empty.csv"), "--out", str(tmp / "o.csv")), 3, "empty")
+
+
+def test_non_utf8_file(files):
+    tmp, config, _ = files
+    (tmp / "latin.csv").write_bytes("text,label\ncaf\xe9 cr\xe8me,positive\n".encode("latin-1"))
+    assert_one_line_error(run_cli("run", str(config), str(tmp / "latin.csv"), "--out", str(tmp / "o.csv")), 3, "not UTF-8")
+    ok = run_cli("run", str(config), str(tmp / "latin.csv"), "--out", str(tmp / "o.csv"), "--encoding", "latin-1", "--project", str(tmp / "p.db"))
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_unknown_config_key(files):
+    tmp, config, data = files
+    bad = fake_config()
+    bad["gold_colum"] = bad.pop("gold_column")
+    config.write_text(yaml.safe_dump(bad))
+    assert_one_line_error(run_cli("plan", str(config), str(data)), 2, "gold_colum", "gold_column")
+
+
+def test_few_shot_label_not_in_label_set(files):
+    tmp, config, data = files
+    config.write_text(yaml.safe_dump(fake_config(examples={"k": 2, "items": [{"text": "fine", "label": "positive"}, {"text": "meh", "label": "negatve"}]})))
+    assert_one_line_error(run_cli("run", str(config), str(data), "--out", str(tmp / "o.csv")), 2, "'negatve'", "negative")
+
+
+def test_model_file_not_there(files):
+    tmp, config, data = files
+    config.write_text(yaml.safe_dump(fake_config(model={"backend": "llama_cpp", "name": str(tmp / "nope.gguf"), "params": {}})))
+    assert_one_line_error(run_cli("run", str(config), str(data), "--out", str(tmp / "o.csv")), 4, "nope.gguf")
+
+
+def test_unknown_backend_lists_the_known_ones(files):
+    tmp, config, data = files
+    config.write_text(yaml.safe_dump(fake_config(model={"backend": "lama_cpp"})))
+    assert_one_line_error(run_cli("plan", str(config), str(data)), 2, "lama_cpp", "llama_cpp")
+
+
+def test_debug_shows_the_traceback(files):
+    tmp, config, _ = files
+    proc = run_cli("--debug", "run", str(config), str(tmp / "missing.csv"), "--out", str(tmp / "o.csv"))
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def test_kill_9_mid_run_loses_nothing_duplicates_nothing_resends_nothing(tmp_path):
+    n = 60
+    rows = [{"text": f"row {i} " + ("good" if i % 2 else "bad"), "label": "positive" if i % 2 else "negative"} for i in range(n)]
+    data = tmp_path / "rows.csv"
+    pd.DataFrame(rows).to_csv(data, index=False)
+    log = tmp_path / "calls.log"
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(fake_config(model={"batch_size": 4, "params": {"delay_s": 0.15, "call_log": str(log), "keywords": {"positive": ["good"], "negative": ["bad"]}}})))
+    db = tmp_path / "p.db"
+    args = ("run", str(config), str(data), "--out", str(tmp_path / "out.csv"), "--project", str(db), "--quiet")
+    proc = subprocess.Popen(cli_command(*args), env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        time.sleep(0.05)
+        if db.exists():
+            try:
+                with sqlite3.connect(db) as con:
+                    if con.execute("SELECT COUNT(*) FROM annotations").fetchone()[0] >= 12:
+                        break
+            except sqlite3.Error:
+                pass
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with sqlite3.connect(db) as con:
+        saved = {r[0] for r in con.execute("SELECT row_index FROM annotations")}
+        saved_prompts = {r[0] for r in con.execute("SELECT prompt_hash FROM annotations")}
+    assert 12 <= len(saved) < n, "the kill must land mid-run"
+    sent_before = log.read_text().split()
+    rerun = run_cli(*args)
+    assert rerun.returncode == 0, rerun.stderr
+    sent_after = log.read_text().split()[len(sent_before):]
+    with sqlite3.connect(db) as con:
+        indices = [r[0] for r in con.execute("SELECT row_index FROM annotations")]
+    out = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
+    assert sorted(indices) == list(range(n))  # none lost, none duplicated
+    assert len(out) == n and out.text.tolist() == [r["text"] for r in rows] and (out.llm_label != "").all()
+    assert len(sent_after) == n - len(saved)  # the rerun sent exactly the rows that were not saved
+    assert set(sent_after).isdisjoint(saved_prompts)  # no saved row went to the model again

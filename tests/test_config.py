@@ -1,0 +1,78 @@
+import json
+
+import pytest
+import yaml
+
+from labelmill.config import load_config
+from labelmill.errors import ConfigError
+
+from conftest import SHARED, fake_config
+
+
+def write(tmp_path, data, name="config.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data) if name.endswith(".yaml") else json.dumps(data))
+    return path
+
+
+def test_unknown_top_level_key_names_the_nearest(tmp_path):
+    data = fake_config()
+    data["guidlines"] = data.pop("guidelines")
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, data))
+    assert "unknown key 'guidlines'" in err.value.message
+    assert "did you mean 'guidelines'" in err.value.message
+
+
+def test_unknown_nested_key_names_the_nearest(tmp_path):
+    data = fake_config()
+    data["model"]["batchsize"] = 3
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, data))
+    assert "model.batchsize" in err.value.message and "batch_size" in err.value.message
+
+
+def test_bad_value_names_key_and_value(tmp_path):
+    data = fake_config(task="sumarize")
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, data))
+    assert "'task'" in err.value.message and "sumarize" in err.value.message
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("task: classification\nlabels: [a, b\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "line" in err.value.message
+
+
+def test_labels_accept_strings_dicts_and_mappings():
+    assert load_config(fake_config(labels=["a", "b"])).label_names == ["a", "b"]
+    cfg = load_config(fake_config(labels={"a": "first", "b": "second"}))
+    assert [l.description for l in cfg.labels] == ["first", "second"]
+    with pytest.raises(ConfigError, match="duplicate"):
+        load_config(fake_config(labels=["a", "a"]))
+
+
+def test_fingerprint_ignores_output_names_but_not_guidelines():
+    a = load_config(fake_config())
+    b = load_config(fake_config(output={"label_column": "pred"}))
+    c = load_config(fake_config(guidelines="Other."))
+    assert a.fingerprint() == b.fingerprint() != c.fingerprint()
+
+
+def test_autolabel_classification_configs_are_converted():
+    notices = []
+    cfg = load_config(SHARED / "autolabel_configs" / "banking.json", notices=notices)
+    assert cfg.task == "classification" and len(cfg.labels) == 77
+    assert cfg.gold_column == "label" and cfg.examples.k == 10
+    assert "{labels}" in cfg.guidelines  # filled in by the prompt builder
+    assert any("Autolabel" in n for n in notices) and any("semantic_similarity" in n for n in notices)
+    civil = load_config(SHARED / "autolabel_configs" / "civil_comments.json")
+    assert civil.label_names == ["toxic", "not toxic"]
+
+
+def test_autolabel_unsupported_task_is_a_clear_error():
+    with pytest.raises(ConfigError, match="not supported yet"):
+        load_config(SHARED / "autolabel_configs" / "squad_v2.json")
