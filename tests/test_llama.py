@@ -1,0 +1,141 @@
+"""Integration tests on the real embedded model (llama.cpp in-process). Run serially: one model process at a time."""
+
+import json
+import signal
+import sqlite3
+import subprocess
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+import labelmill
+from labelmill.config import ModelSpec
+from labelmill.errors import BackendError, ModelNotFoundError
+from labelmill.types import Prompt
+
+from conftest import ROOT, SHARED, child_env, cli_command
+
+pytestmark = pytest.mark.model
+llama = pytest.importorskip("labelmill.backends.llama")
+pytest.importorskip("llama_cpp")
+
+SYSTEM = "Classify the sentiment of the movie review.\n\nLabels:\n- positive\n- negative\n\nAnswer with the label only."
+SST2 = pd.read_csv(SHARED / "sst2" / "test.csv")
+
+
+@pytest.fixture(scope="module")
+def backend():
+    return llama.LlamaCppBackend(ModelSpec())
+
+
+def test_batched_scoring_matches_one_row_at_a_time(backend):
+    prompts = [Prompt(SYSTEM, (), text) for text in SST2.text[:12]]
+    batched = backend.score(prompts, ["positive", "negative"])
+    single = [backend.score([p], ["positive", "negative"])[0] for p in prompts]
+    for b, s in zip(batched, single):
+        assert np.allclose(b.logprobs, s.logprobs, atol=0.25)  # batch kernels differ only in rounding
+        if abs(s.logprobs[0] - s.logprobs[1]) > 0.5:
+            assert np.argmax(b.logprobs) == np.argmax(s.logprobs)
+
+
+def test_multi_token_labels_are_scored_exactly(backend):
+    engine = backend.engine
+    with engine.lock:
+        prompt = engine.prompt_tokens(Prompt("Classify the topic.", (), "Apple unveils a new chip for laptops."))
+        candidate = engine.tokenize("Sci/Tech", add_bos=False, special=False)
+        assert len(candidate) >= 2
+        whole = engine.score([prompt], [candidate])[0][0]
+        stepwise = sum(engine.score([prompt + candidate[:k]], [[candidate[k]]])[0][0] for k in range(len(candidate)))
+    assert whole == pytest.approx(stepwise, abs=0.05)
+    assert whole < 0
+
+
+def test_shared_prefix_is_evaluated_once(backend):
+    prompts = [Prompt(SYSTEM, (), text) for text in SST2.text[:4]]
+    backend.score(prompts, ["positive", "negative"])
+    rendered = backend.render(prompts[0])
+    prefix_text = rendered[: rendered.index(SST2.text[0])]
+    assert len(backend.engine.prefix) >= backend.count_tokens(prefix_text) - 1
+
+
+def test_generation_gives_text_and_token_logprobs(backend):
+    gens = backend.generate([Prompt(SYSTEM, (), t) for t in SST2.text[:3]], max_tokens=6, temperature=0.0, seed=0)
+    for gen in gens:
+        assert gen.text and "\x00" not in gen.text
+        assert len(gen.token_logprobs) == gen.completion_tokens <= 6
+        assert all(lp <= 0 for lp in gen.token_logprobs)
+
+
+def test_prompt_longer_than_the_context_is_a_clear_error():
+    small = llama.LlamaCppBackend(ModelSpec(n_ctx=256))
+    with pytest.raises(BackendError, match="context window"):
+        small.score([Prompt(SYSTEM, (), "word " * 400)], ["positive", "negative"])
+
+
+def test_smollm2_is_selectable_by_name(tmp_path):
+    config = yaml.safe_load((ROOT / "examples" / "sentiment" / "config.yaml").read_text())
+    config["model"]["name"] = "smollm2-135m"
+    result = labelmill.label(config, SST2.head(16), project=tmp_path / "p.db")
+    assert result.labeled == 16 and set(result.frame.llm_label) <= {"positive", "negative"}
+
+
+def test_hub_model_offline_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    pytest.importorskip("huggingface_hub")
+    from labelmill.models import resolve_model
+
+    with pytest.raises(ModelNotFoundError, match="could not download"):
+        resolve_model("hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF/qwen2.5-0.5b-instruct-q4_k_m.gguf")
+
+
+def test_example_job_end_to_end(tmp_path):
+    """README's main job on 60 rows: completion 1.0 and a real accuracy."""
+    out = tmp_path / "out.csv"
+    config = ROOT / "examples" / "sentiment" / "config.yaml"
+    proc = subprocess.run(
+        cli_command("run", str(config), str(ROOT / "examples" / "sentiment" / "sample.csv"), "--out", str(out), "--limit", "60", "--project", str(tmp_path / "p.db"), "--quiet"),
+        capture_output=True, text=True, env=child_env(), timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run(cli_command("eval", str(config), str(out), "--json"), capture_output=True, text=True, env=child_env(), timeout=120)
+    metrics = json.loads(proc.stdout)
+    assert metrics["completion_rate"] == 1.0 and metrics["n_rows"] == 60
+    assert metrics["accuracy"] >= 0.75
+    assert metrics["ece"] < 0.2
+
+
+def test_kill_9_with_the_real_model(tmp_path):
+    n = 96
+    data = tmp_path / "rows.csv"
+    SST2.head(n).to_csv(data, index=False)
+    config = yaml.safe_load((ROOT / "examples" / "sentiment" / "config.yaml").read_text())
+    config["model"]["batch_size"] = 8
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    db = tmp_path / "p.db"
+    args = ("run", str(tmp_path / "c.yaml"), str(data), "--out", str(tmp_path / "out.csv"), "--project", str(db), "--quiet")
+    proc = subprocess.Popen(cli_command(*args), env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    saved = 0
+    while time.time() < deadline and saved < 24:
+        time.sleep(0.2)
+        try:
+            with sqlite3.connect(db) as con:
+                saved = con.execute("SELECT COUNT(*) FROM annotations").fetchone()[0]
+        except sqlite3.Error:
+            pass
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with sqlite3.connect(db) as con:
+        before = dict(con.execute("SELECT row_index, label FROM annotations"))
+    assert 24 <= len(before) < n
+    rerun = subprocess.run(cli_command(*args, "--json"), capture_output=True, text=True, env=child_env(), timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    summary = json.loads(rerun.stdout.strip().splitlines()[-1])
+    assert summary["model_rows"] == n - len(before)  # saved rows were not sent again
+    with sqlite3.connect(db) as con:
+        after = con.execute("SELECT row_index, label FROM annotations ORDER BY row_index").fetchall()
+    assert [i for i, _ in after] == list(range(n))
+    assert all(dict(after)[i] == label for i, label in before.items())
