@@ -1,6 +1,5 @@
 """The run loop through the real registry, store and files, with the fake backend as the model."""
 
-import json
 import sqlite3
 
 import pandas as pd

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from .backends import Backend, make_backend
 from .config import Config, dump_config
 from .errors import BackendError, InputDataError
-from .events import BatchDone, EventHandler, Notice, RunFinished, RunStarted, ignore
+from .events import BatchDone, EventHandler, RunFinished, RunStarted, ignore
 from .io import content_hash, free_column_name, read_rows, write_rows
 from .selectors import build_demos
 from .store import Annotation, Store
@@ -242,7 +242,3 @@ class Runner:
         if spec.include_distribution:
             out[columns["distribution"]] = dists
         return out, columns, failed
-
-
-def notice(handler: EventHandler, message: str) -> None:
-    handler(Notice(message))

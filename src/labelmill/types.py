@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -77,9 +77,3 @@ class ParseFailure:
 
 
 Outcome = Label | ParseFailure
-
-
-def to_json(obj: Any) -> str:
-    if hasattr(obj, "__dataclass_fields__"):
-        obj = asdict(obj)
-    return json.dumps(obj, ensure_ascii=False, sort_keys=True)

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -455,15 +455,3 @@ class LlamaCppBackend(Backend):
 
     def close(self) -> None:
         """Engines are shared per process; they are freed at exit."""
-
-
-def close_all_engines() -> None:
-    with _ENGINES_LOCK:
-        for engine in _ENGINES.values():
-            engine.close()
-        _ENGINES.clear()
-
-
-def engine_stats(backend: LlamaCppBackend) -> dict[str, Any]:
-    engine = backend.engine
-    return {"prefix_tokens": len(engine.prefix), "n_ctx": engine.n_ctx, "n_batch": engine.n_batch, "n_seq": engine.n_seq}
