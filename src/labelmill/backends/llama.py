@@ -96,7 +96,6 @@ class _Engine:
         self.lock = threading.Lock()
         self.rng = np.random.default_rng(seed)
         self.add_bos = self.model.add_bos_token()
-        self.stop_tokens = {t for t in (self.model.token_eos(), self.model.token_eot()) if t >= 0}
         metadata = self.model.metadata()
         self.chat_template = metadata.get("tokenizer.chat_template") or CHATML
         self._formatter = None
@@ -296,7 +295,7 @@ class _Engine:
             entries, still = [], []
             for i in active:
                 token = self._pick(dists[i], temperature)
-                if token in self.stop_tokens:
+                if self.llama_cpp.llama_vocab_is_eog(self.model.vocab, token):  # <|im_end|>, <|endoftext|>, ...
                     continue
                 texts[i].append(token)
                 logps[i].append(float(dists[i][token]))

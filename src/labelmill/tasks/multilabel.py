@@ -29,7 +29,7 @@ class MultilabelTask(Task):
     def system_prompt(self) -> str:
         return (
             guidelines_with_labels(self.config, self.default_guidelines)
-            + "\n\nAnswer with the labels that apply, separated by commas, or 'none'."
+            + "\n\nAnswer with the labels from the list that apply, separated by commas."
         )
 
     def demo_answer(self, gold: Any) -> str:
@@ -42,7 +42,7 @@ class MultilabelTask(Task):
             return Label(value=[], confidence=mean_token_prob(generation.token_logprobs))
         found, unknown = [], []
         for part in _SPLIT.split(text):
-            if not normalise(part):
+            if normalise(part) in _NONE:  # "none, joy" -> joy
                 continue
             matched = self.matcher.match(part)
             if isinstance(matched, ParseFailure):
