@@ -43,7 +43,7 @@ def _reliability_plot(metrics: dict[str, Any]) -> str:
     bins = metrics["reliability"]
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
     ax.bar([(b["low"] + b["high"]) / 2 for b in bins], [b["accuracy"] for b in bins], width=0.09, alpha=0.7, label="accuracy")
-    ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o", color="C1", label="mean confidence")
+    ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o", color="C1", label="bin: mean confidence vs accuracy")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("confidence")
