@@ -91,9 +91,10 @@ def evaluate(config: Config, output: Any, *, target: float = 0.95) -> dict[str, 
     label_col = _find_column(frame, config.output.label_column)
     conf_col = _find_column(frame, config.output.confidence_column)
     error_col = _find_column(frame, config.output.error_column)
-    has_gold = [task.parse_gold(v) is not None for v in frame[config.gold_column]]
+    all_gold = [task.parse_gold(v) for v in frame[config.gold_column]]
+    has_gold = [g is not None for g in all_gold]
     frame = frame[has_gold].reset_index(drop=True)
-    gold = [task.parse_gold(v) for v in frame[config.gold_column]]
+    gold = [g for g in all_gold if g is not None]
     errors = [str(e) if e is not None and str(e) not in ("", "nan", "None") else "" for e in frame[error_col]]
     predicted = [None if err else task.parse_gold(v) for v, err in zip(frame[label_col], errors)]
     metrics = task.metrics(gold, predicted)

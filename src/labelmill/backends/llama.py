@@ -269,8 +269,8 @@ class _Engine:
                 for node, index in where:
                     if offset <= index < offset + self.n_batch:
                         logprobs = self._logprobs_at(index - offset)
-                        for c in node.candidates:
-                            if c in slot_of and len(candidates[c]) > node.depth + 1 and candidates[c][node.depth] == node.token:
+                        for c in node.candidates:  # every candidate here continues past this node
+                            if c in slot_of:
                                 scores[c] += float(logprobs[candidates[c][node.depth + 1]])
             self._clear_slots(list(slot_of.values()))
 
