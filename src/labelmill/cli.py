@@ -34,7 +34,13 @@ class ProgressView:
         if isinstance(event, Notice):
             self.console.print(f"[yellow]note:[/] {event.message}")
         elif isinstance(event, RunStarted) and not self.quiet:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
 
             what = "resuming" if event.resumed else "labeling"
             self.console.print(f"{what} run {event.run_id}: {event.pending} of {event.total} rows to label ({event.method}, {event.model or 'no model needed'})")
@@ -139,10 +145,16 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
     from rich.table import Table
 
     console = Console()
-    console.print(
-        f"rows {metrics['n_rows']}   accuracy {metrics['accuracy']:.3f}   completion rate {metrics['completion_rate']:.3f}   "
-        f"macro-F1 {metrics['macro_f1']:.3f}   ECE {metrics['ece']:.3f}"
-    )
+    from .evaluation import HEADLINE_METRICS
+
+    parts = [f"rows {metrics['n_rows']}"]
+    for key in HEADLINE_METRICS:
+        value = metrics.get(key)
+        if isinstance(value, dict):  # extraction: accuracy per attribute
+            parts.append(f"{key.replace('_', ' ')} " + ", ".join(f"{k} {v:.3f}" for k, v in value.items()))
+        elif isinstance(value, float) and not math.isnan(value):
+            parts.append(f"{key.replace('_', ' ')} {value:.3f}")
+    console.print("   ".join(parts))
     table = Table(title=f"threshold table (target accuracy {metrics['target']:.2f})")
     for column in ("confidence >=", "share of rows", "rows", "accuracy"):
         table.add_column(column, justify="right")

@@ -9,11 +9,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import ConfigError
 
-TaskType = Literal["classification", "multilabel"]
+TaskType = Literal["classification", "multilabel", "ner", "matching", "qa", "extraction"]
 
 
 class _Strict(BaseModel):
@@ -25,6 +32,42 @@ class LabelSpec(_Strict):
 
     name: str = Field(description="The label as it appears in the output and the gold column.")
     description: str | None = Field(None, description="What the label means; shown to the model.")
+
+
+class AttributeSpec(_Strict):
+    """One attribute of an extraction schema."""
+
+    name: str = Field(description="The attribute's key in the extracted JSON object.")
+    type: Literal["string", "number", "integer", "boolean", "list"] = Field("string", description="list = a list of strings.")
+    description: str | None = Field(None, description="What to extract; shown to the model.")
+    values: list[str] | None = Field(None, description="Allowed values (an enum); the answer must be one of them.")
+    required: bool = Field(True, description="False: the model may answer null when the text does not say.")
+    gold_column: str | None = Field(None, description="Column with the true value, used by eval (default: the attribute's name).")
+
+
+class QASpec(_Strict):
+    """Question answering: where the question, context and options are, and the answer style."""
+
+    mode: Literal["extractive", "multiple_choice", "free_form"] = Field(
+        "extractive", description="extractive: the answer is a span of the context; multiple_choice: one of the options; free_form: any text."
+    )
+    context_column: str = Field("context", description="Column with the passage (extractive answers are spans of it).")
+    question_column: str = Field("question", description="Column with the question.")
+    options_column: str | None = Field(None, description="multiple_choice: column with the options (a list, or text joined by options_separator).")
+    options_separator: str = "|"
+    allow_unanswerable: bool = Field(True, description="extractive: the model may answer that the context does not say.")
+    verify: bool = Field(
+        True, description="extractive: check each answer with a scored yes/no question (does the context answer this?)."
+    )
+    answerable_threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="extractive + verify: answer 'unanswerable' when P(yes) of the check is below this."
+    )
+
+
+class NERSpec(_Strict):
+    """Named-entity recognition options."""
+
+    tokens_column: str | None = Field("tokens", description="Column with the text's tokens, used to export BIO tags (else whitespace tokens).")
 
 
 class ExamplesSpec(_Strict):
@@ -79,13 +122,23 @@ class OutputSpec(_Strict):
 class Config(_Strict):
     """A labeling task."""
 
-    task: TaskType = Field(description="classification (one label per row) or multilabel (zero or more).")
+    task: TaskType = Field(
+        description="classification (one label per row), multilabel (zero or more), ner (entity spans), "
+        "matching (do two records match), qa (answer a question), extraction (a JSON object per row)."
+    )
     name: str = Field("labelmill-task", description="A short name for the task.")
-    labels: list[LabelSpec] = Field(description="The closed label set.")
+    labels: list[LabelSpec] = Field(
+        default_factory=list, description="The closed label set (ner: the entity types; matching: the match label, then the no-match label)."
+    )
     guidelines: str = Field("", description="Instructions for the labeler. '{labels}' is replaced by the label list.")
-    input_template: str = Field("{text}", description="How a row is shown to the model, over its columns: '{title}: {body}'.")
+    input_template: str | None = Field(
+        None, description="How a row is shown to the model, over its columns: '{title}: {body}' (default: '{text}'; qa: context and question)."
+    )
     gold_column: str | None = Field(None, description="Column with the true label, used by eval.")
     label_separator: str = Field("|", description="Multilabel: separator of labels in a cell.")
+    attributes: list[AttributeSpec] = Field(default_factory=list, description="extraction: the schema of the extracted object.")
+    qa: QASpec = Field(default_factory=QASpec)
+    ner: NERSpec = Field(default_factory=NERSpec)
     examples: ExamplesSpec = Field(default_factory=ExamplesSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
@@ -104,15 +157,30 @@ class Config(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _check_labels(self) -> "Config":
+    def _check_labels(self) -> Config:
+        if self.task == "matching" and not self.labels:
+            self.labels = [LabelSpec(name="match", description="both records refer to the same real-world entity"),
+                           LabelSpec(name="no match", description="the records refer to different entities")]
+        if self.input_template is None:
+            self.input_template = DEFAULT_TEMPLATES.get((self.task, self.qa.mode), DEFAULT_TEMPLATES.get(self.task, "{text}"))
         names = [label.name for label in self.labels]
-        if len(names) < 2 and self.task == "classification":
-            raise ValueError("labels: a classification task needs at least two labels")
-        if not names:
-            raise ValueError("labels: give at least one label")
+        if len(names) < 2 and self.task in ("classification", "matching"):
+            raise ValueError(f"labels: a {self.task} task needs at least two labels")
+        if not names and self.task in ("multilabel", "ner"):
+            raise ValueError("labels: give at least one label" + (" (the entity types)" if self.task == "ner" else ""))
+        if self.task == "matching" and len(names) != 2:
+            raise ValueError("labels: a matching task has exactly two labels, the match label first")
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"labels: duplicate label(s) {dupes}")
+        if self.task == "extraction":
+            if not self.attributes:
+                raise ValueError("attributes: an extraction task needs at least one attribute")
+            keys = [a.name for a in self.attributes]
+            if len(set(keys)) != len(keys):
+                raise ValueError("attributes: duplicate attribute names")
+        if self.task == "qa" and self.qa.mode == "multiple_choice" and not self.qa.options_column:
+            raise ValueError("qa.options_column: multiple_choice needs the column that holds the options")
         return self
 
     @property
@@ -124,6 +192,13 @@ class Config(_Strict):
         data = self.model_dump(mode="json", exclude={"output", "base_dir"})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
+
+DEFAULT_TEMPLATES = {
+    "matching": "Record A: {left}\nRecord B: {right}",
+    ("qa", "extractive"): "Context: {context}\nQuestion: {question}",
+    ("qa", "free_form"): "Context: {context}\nQuestion: {question}",
+    ("qa", "multiple_choice"): "Question: {question}",
+}
 
 # ----------------------------------------------------------------------------------------------
 # loading
@@ -146,7 +221,7 @@ def load_config(source: str | Path | dict[str, Any] | Config, *, notices: list[s
         base_dir = path.resolve().parent
     if not isinstance(raw, dict):
         raise ConfigError(f"{origin}: the top level must be a mapping of keys", fix="see `labelmill init classification` for the shape")
-    from .autolabel import is_autolabel_config, convert_autolabel_config
+    from .autolabel import convert_autolabel_config, is_autolabel_config
 
     if is_autolabel_config(raw):
         raw, conversion_notes = convert_autolabel_config(raw)

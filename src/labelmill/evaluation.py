@@ -20,6 +20,11 @@ from .tasks import make_task
 if TYPE_CHECKING:
     import pandas as pd
 
+# the metrics `eval` prints first, those a task reports, in this order; accuracy always with completion rate
+HEADLINE_METRICS = (
+    "accuracy", "completion_rate", "f1_strict", "f1_partial", "exact_match", "f1", "precision", "recall",
+    "row_accuracy", "macro_f1", "micro_f1", "ece",
+)
 DISPLAY_THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99)
 
 
@@ -72,7 +77,7 @@ def expected_calibration_error(correct: np.ndarray, confidence: np.ndarray, bins
     return float(ece), table
 
 
-def _find_column(frame: "pd.DataFrame", wanted: str) -> str:
+def _find_column(frame: pd.DataFrame, wanted: str) -> str:
     """Our added column: `wanted`, or the last `wanted_N` when the input already had that name."""
     matches = [c for c in frame.columns if c == wanted or re.fullmatch(re.escape(wanted) + r"_\d+", c)]
     if not matches:
@@ -83,20 +88,22 @@ def _find_column(frame: "pd.DataFrame", wanted: str) -> str:
 def evaluate(config: Config, output: Any, *, target: float = 0.95) -> dict[str, Any]:
     """Metrics of a labeled output (file or DataFrame) against its gold column."""
     frame = read_rows(output, config.dataset)
-    if not config.gold_column:
-        raise InputDataError("the config names no gold_column, so there is nothing to evaluate against", fix="set gold_column in the config")
-    if config.gold_column not in frame.columns:
-        raise InputDataError(f"gold column {config.gold_column!r} is not in {output}", fix="set gold_column to the column holding the true labels")
     task = make_task(config)
+    needed = task.gold_columns()
+    if not needed:
+        raise InputDataError("the config names no gold_column, so there is nothing to evaluate against", fix="set gold_column in the config")
+    absent = [c for c in needed if c not in frame.columns]
+    if absent:
+        raise InputDataError(f"gold column {absent[0]!r} is not in {output}", fix="set gold_column to the column holding the true labels")
     label_col = _find_column(frame, config.output.label_column)
     conf_col = _find_column(frame, config.output.confidence_column)
     error_col = _find_column(frame, config.output.error_column)
-    all_gold = [task.parse_gold(v) for v in frame[config.gold_column]]
+    all_gold = [task.gold(record) for record in frame.to_dict("records")]
     has_gold = [g is not None for g in all_gold]
     frame = frame[has_gold].reset_index(drop=True)
     gold = [g for g in all_gold if g is not None]
     errors = [str(e) if e is not None and str(e) not in ("", "nan", "None") else "" for e in frame[error_col]]
-    predicted = [None if err else task.parse_gold(v) for v, err in zip(frame[label_col], errors)]
+    predicted = [None if err else task.parse_output(v) for v, err in zip(frame[label_col], errors)]
     metrics = task.metrics(gold, predicted)
     correct = np.array([task.is_correct(g, p) for g, p in zip(gold, predicted)], dtype=bool)
     confidence = np.array([float(c) if c not in (None, "") and not _isnan(c) and not e else np.nan for c, e in zip(frame[conf_col], errors)])

@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputDataError
 
@@ -32,7 +34,7 @@ def file_format(path: Path) -> str:
     return fmt
 
 
-def read_rows(source: Any, spec: "DatasetSpec | None" = None) -> "pd.DataFrame":
+def read_rows(source: Any, spec: DatasetSpec | None = None) -> pd.DataFrame:
     """Any supported input as a DataFrame with a fresh 0..n-1 index."""
     import pandas as pd
 
@@ -55,7 +57,7 @@ def read_rows(source: Any, spec: "DatasetSpec | None" = None) -> "pd.DataFrame":
     return frame.reset_index(drop=True)
 
 
-def _read_file(path: Path, spec: "DatasetSpec | None") -> "pd.DataFrame":
+def _read_file(path: Path, spec: DatasetSpec | None) -> pd.DataFrame:
     import pandas as pd
 
     if not path.exists():
@@ -114,7 +116,7 @@ def _sniff_delimiter(text: str, path: Path) -> str:
         return ","
 
 
-def content_hash(frame: "pd.DataFrame") -> str:
+def content_hash(frame: pd.DataFrame) -> str:
     """Stable hash of a frame's columns and values (identifies an input for resuming)."""
     digest = hashlib.sha256()
     digest.update("\x1f".join(frame.columns).encode())
@@ -123,11 +125,16 @@ def content_hash(frame: "pd.DataFrame") -> str:
     return digest.hexdigest()[:16]
 
 
-def write_rows(frame: "pd.DataFrame", path: str | Path) -> Path:
+def write_rows(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write atomically (temp file + rename) so a crash never leaves half an output file."""
     path = Path(path)
     fmt = file_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt in ("csv", "xlsx"):  # lists and objects (spans, extracted fields) as JSON, not Python reprs
+        frame = frame.copy()
+        for column in frame.columns:
+            if frame[column].dtype == object and frame[column].map(lambda v: isinstance(v, (list, dict))).any():
+                frame[column] = frame[column].map(lambda v: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)

@@ -90,9 +90,18 @@ def write_report(metrics: dict[str, Any], path: str | Path, *, title: str) -> Pa
     import matplotlib
 
     matplotlib.use("Agg")
-    summary_keys = ["n_rows", "accuracy", "completion_rate", "accuracy_on_completed", "macro_f1", "micro_f1", "ece", "threshold_for_target", "auto_share_at_target", "auto_accuracy_at_target"]
-    summary = [{"metric": k, "value": metrics[k]} for k in summary_keys if k in metrics]
-    per_class = [{"label": k, **v} for k, v in metrics.get("per_class", {}).items()]
+    from .evaluation import HEADLINE_METRICS
+
+    summary_keys = ["n_rows", *HEADLINE_METRICS, "accuracy_on_completed", "threshold_for_target", "auto_share_at_target", "auto_accuracy_at_target"]
+    summary = []
+    for key in dict.fromkeys(summary_keys):
+        value = metrics.get(key)
+        if isinstance(value, dict):
+            summary += [{"metric": f"{key} ({k})", "value": v} for k, v in value.items()]
+        elif value is not None:
+            summary.append({"metric": key, "value": value})
+    groups = metrics.get("per_class") or metrics.get("per_type") or metrics.get("per_attribute") or {}
+    per_class = [{"label": k, **v} for k, v in groups.items()]
     images = [_threshold_plot(metrics), _reliability_plot(metrics), _confusion_plot(metrics)]
     failures = [{"kind": k, "rows": v} for k, v in metrics.get("failures", {}).items()]
     parts = [
@@ -101,7 +110,7 @@ def write_report(metrics: dict[str, Any], path: str | Path, *, title: str) -> Pa
         "<h2>Summary</h2>", _table(summary, ["metric", "value"]),
         f"<h2>Threshold table (target {metrics['target']:.2f})</h2>", _table(metrics["threshold_table"], ["threshold", "share", "rows", "accuracy"]),
         "<h2>Plots</h2>", "".join(f'<img src="{img}" alt="plot">' for img in images if img),
-        "<h2>Per class</h2>", _table(per_class, ["label", "precision", "recall", "f1", "support"]),
+        "<h2>Per class</h2>", _table(per_class, ["label", "precision", "recall", "f1", "support"] if not metrics.get("per_attribute") else ["label", "accuracy", "accuracy_on_completed"]),
     ]
     if failures:
         parts += ["<h2>Rows without a label</h2>", _table(failures, ["kind", "rows"])]

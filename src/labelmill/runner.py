@@ -9,11 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .backends import Backend, make_backend
+from .confidence import softmax_logprobs
 from .config import Config, dump_config
 from .errors import BackendError, InputDataError
 from .events import BatchDone, EventHandler, RunFinished, RunStarted, ignore
@@ -21,11 +23,15 @@ from .io import content_hash, free_column_name, read_rows, write_rows
 from .selectors import build_demos
 from .store import Annotation, Store
 from .tasks import Task, make_task
-from .template import render_row, template_fields
+from .tasks.base import RowInput
+from .template import template_fields
 from .types import Generation, Label, Outcome, ParseFailure, Prompt, ScoreResult
 
 if TYPE_CHECKING:
     import pandas as pd
+
+
+VERIFY_ANSWERS = ["yes", "no"]
 
 
 def _sha(obj: Any) -> str:
@@ -35,7 +41,7 @@ def _sha(obj: Any) -> str:
 @dataclass
 class RunResult:
     run_id: int
-    frame: "pd.DataFrame"
+    frame: pd.DataFrame
     output_path: Path | None
     total: int
     labeled: int
@@ -56,6 +62,10 @@ class Job:
         self.backend = backend or make_backend(config.model, config.base_dir)
         self.method = self._choose_method()
         self.candidates = self.task.candidates() if self.method == "score" else None
+        spec = config.model
+        # a task's own answer length unless the config sets one
+        self.max_tokens = spec.max_tokens if "max_tokens" in spec.model_fields_set else max(spec.max_tokens, self.task.default_max_tokens)
+        self.schema = self.task.schema() if self.method == "generate" else None
 
     def _choose_method(self) -> str:
         wanted = self.config.model.method
@@ -70,28 +80,34 @@ class Job:
         return wanted
 
     # prompts -----------------------------------------------------------------------------------
-    def check_columns(self, frame: "pd.DataFrame") -> None:
-        missing = [f for f in template_fields(self.config.input_template) if f not in frame.columns]
+    def check_columns(self, frame: pd.DataFrame) -> None:
+        template = set(template_fields(self.config.input_template or ""))
+        missing = [f for f in self.task.required_columns() if f not in frame.columns]
         if missing:
             cols = ", ".join(map(str, frame.columns[:12]))
+            where = "used by input_template" if missing[0] in template else f"needed by the {self.config.task} task"
             raise InputDataError(
-                f"column {missing[0]!r} (used by input_template) is not in the input; its columns are: {cols}",
-                fix=f"rename a column to {missing[0]!r} or change input_template in the config",
+                f"column {missing[0]!r} ({where}) is not in the input; its columns are: {cols}",
+                fix=f"rename a column to {missing[0]!r} or change the config to name the right column",
             )
 
     def row_input(self, row: dict[str, Any]) -> str:
-        return render_row(self.config.input_template, row)
+        return self.task.render(row)
 
     def prompt(self, row_input: str) -> Prompt:
         return self.task.build_prompt(row_input, self.demos)
 
-    def cache_key(self, prompt: Prompt) -> str:
+    def cache_key(self, prompt: Prompt, *, verify: bool = False) -> str:
         spec = self.config.model
         params: dict[str, Any] = {"method": self.method, **spec.params}
-        if self.method == "score":
+        if verify:
+            params = {"method": "score", "candidates": VERIFY_ANSWERS, **spec.params}
+        elif self.method == "score":
             params["candidates"] = self.candidates
         else:
-            params.update(max_tokens=spec.max_tokens, temperature=spec.temperature, seed=spec.seed)
+            params.update(max_tokens=self.max_tokens, temperature=spec.temperature, seed=spec.seed)
+            if self.schema and self.backend.supports_schema:
+                params["schema"] = self.schema
         return _sha({"backend": self.backend.identity(), "params": params, "prompt": prompt.messages()})
 
     # model calls ---------------------------------------------------------------------------------
@@ -101,13 +117,21 @@ class Job:
         if self.method == "score":
             results: list[Any] = self.backend.score(prompts, self.candidates or [])
         else:
-            results = self.backend.generate(prompts, max_tokens=spec.max_tokens, temperature=spec.temperature, seed=spec.seed)
+            extra = {"schema": self.schema} if self.schema else {}
+            results = self.backend.generate(prompts, max_tokens=self.max_tokens, temperature=spec.temperature, seed=spec.seed, **extra)
         return [r.__dict__.copy() for r in results]
 
-    def outcome(self, response: dict[str, Any]) -> Outcome:
-        if self.method == "score":
-            return self.task.from_scores(ScoreResult(**response))
-        return self.task.parse(Generation(**response))
+    def call_verify(self, prompts: Sequence[Prompt]) -> list[dict[str, Any]]:
+        """P(yes) against P(no) for the task's yes/no checks of its own answers."""
+        return [r.__dict__.copy() for r in self.backend.score(prompts, VERIFY_ANSWERS)]
+
+    def outcome(self, response: dict[str, Any], row: RowInput | None = None) -> Outcome:
+        try:
+            if self.method == "score":
+                return self.task.from_scores(ScoreResult(**response), row)
+            return self.task.parse(Generation(**response), row)
+        except (ValueError, TypeError, KeyError, IndexError) as exc:  # a parser bug must not lose the run
+            return ParseFailure("parser_error", str(response.get("text", ""))[:500], f"{type(exc).__name__}: {exc}")
 
 
 class Runner:
@@ -157,34 +181,81 @@ class Runner:
         self.emit(RunFinished(run_id, len(frame), len(frame) - failed, failed, counts["model"], counts["cached"], wall))
         return RunResult(run_id, result_frame, out_path, len(frame), len(frame) - failed, failed, counts["model"], counts["cached"], wall, columns)
 
-    def _label_batch(self, run_id: int, indices: list[int], records: list[dict[str, Any]]) -> dict[str, int]:
+    def _responses(self, prompts: list[Prompt], keys: list[str], verify: bool = False) -> tuple[dict[str, Any], set[str], list[tuple]]:
+        """Model answers for `prompts`: from the cache, else from the model (identical prompts go once)."""
         job = self.job
-        inputs = [job.row_input(records[i]) for i in indices]
-        prompts = [job.prompt(text) for text in inputs]
-        keys = [job.cache_key(p) for p in prompts]
         responses = self.store.cache_get(keys)
         cached_keys = set(responses)
-        to_send = {k: p for k, p in zip(keys, prompts) if k not in responses}  # identical prompts go once
+        to_send = {k: p for k, p in zip(keys, prompts) if k not in responses}
         new_entries = []
         if to_send:
-            fresh = job.call_model(list(to_send.values()))
+            fresh = (job.call_verify if verify else job.call_model)(list(to_send.values()))
             identity = job.backend.identity()
             for key, response in zip(to_send, fresh):
                 responses[key] = response
-                new_entries.append((key, identity["backend"], identity["model"], job.method, response))
-        annotations, failed = [], 0
-        for index, text, prompt, key in zip(indices, inputs, prompts, keys):
-            response = responses[key]
-            outcome = job.outcome(response)
-            failed += isinstance(outcome, ParseFailure)
-            annotations.append(self._annotation(index, text, prompt, key, key in cached_keys, response, outcome))
-        self.store.save_batch(run_id, annotations, new_entries)
-        return {"model": len(to_send), "cached": len(indices) - len(to_send), "failed": failed}
+                new_entries.append((key, identity["backend"], identity["model"], "verify" if verify else job.method, response))
+        return responses, cached_keys, new_entries
 
-    def _annotation(self, index: int, text: str, prompt: Prompt, key: str, cached: bool, response: dict[str, Any], outcome: Outcome) -> Annotation:
+    def _label_batch(self, run_id: int, indices: list[int], records: list[dict[str, Any]]) -> dict[str, int]:
+        job = self.job
+        inputs = [job.row_input(records[i]) for i in indices]
+        rows = [RowInput(text, records[i]) for text, i in zip(inputs, indices)]
+        prompts = [job.prompt(text) for text in inputs]
+        keys = [job.cache_key(p) for p in prompts]
+        responses, cached_keys, new_entries = self._responses(prompts, keys)
+        results = [(prompts[n], keys[n], responses[keys[n]], job.outcome(responses[keys[n]], rows[n]), False) for n in range(len(indices))]
+        sent = len(new_entries)
+        # one re-ask, showing the model its invalid answer and the error, where the task can use one
+        reasks = {}
+        if job.method == "generate":
+            for n, (prompt, _, response, outcome, _) in enumerate(results):
+                if isinstance(outcome, ParseFailure):
+                    follow_up = job.task.reask(prompt, Generation(**response), outcome)
+                    if follow_up is not None:
+                        reasks[n] = follow_up
+        if reasks:
+            re_keys = [job.cache_key(p) for p in reasks.values()]
+            re_responses, re_cached, re_new = self._responses(list(reasks.values()), re_keys)
+            cached_keys |= re_cached
+            new_entries += re_new
+            sent += len(re_new)
+            for (n, prompt), key in zip(reasks.items(), re_keys):
+                results[n] = (prompt, key, re_responses[key], job.outcome(re_responses[key], rows[n]), True)
+        # the task's yes/no check of its own answers (QA: does the context really answer this?)
+        checks = {}
+        if job.backend.can_score:
+            for n, (_, _, _, outcome, _) in enumerate(results):
+                if isinstance(outcome, Label):
+                    check = job.task.verify_prompt(rows[n], outcome)
+                    if check is not None:
+                        checks[n] = check
+        if checks:
+            check_keys = [job.cache_key(p, verify=True) for p in checks.values()]
+            check_responses, _, check_new = self._responses(list(checks.values()), check_keys, verify=True)
+            new_entries += check_new
+            sent += len(check_new)
+            for (n, _), key in zip(checks.items(), check_keys):
+                logprobs = check_responses[key]["logprobs"]
+                p_yes = float(softmax_logprobs(logprobs)[0])
+                prompt, k, response, outcome, reasked = results[n]
+                results[n] = (prompt, k, response, job.task.apply_verification(outcome, p_yes), reasked)
+        annotations, failed = [], 0
+        for index, text, (prompt, key, response, outcome, reasked) in zip(indices, inputs, results):
+            failed += isinstance(outcome, ParseFailure)
+            annotations.append(self._annotation(index, text, prompt, key, key in cached_keys, response, outcome, reasked))
+        self.store.save_batch(run_id, annotations, new_entries)
+        model_rows = len({k for k in keys if k not in cached_keys})
+        return {"model": model_rows, "cached": len(indices) - model_rows, "failed": failed, "sent": sent}
+
+    def _annotation(
+        self, index: int, text: str, prompt: Prompt, key: str, cached: bool, response: dict[str, Any], outcome: Outcome, reasked: bool = False
+    ) -> Annotation:
         job = self.job
         identity = job.backend.identity()
         is_label = isinstance(outcome, Label)
+        signals = dict(outcome.signals or {}) if is_label else {}
+        if reasked:
+            signals["reasked"] = 1.0
         raw = response.get("text") if job.method == "generate" else (outcome.value if is_label else None)
         return Annotation(
             row_index=index,
@@ -194,7 +265,7 @@ class Runner:
             error_detail=None if is_label else outcome.detail,
             confidence=outcome.confidence if is_label else None,
             distribution=outcome.distribution if is_label else None,
-            signals=outcome.signals if is_label else None,
+            signals=signals or None,
             raw_answer=raw,
             method=job.method,
             backend=identity["backend"],
@@ -209,7 +280,7 @@ class Runner:
             latency_s=response.get("latency_s"),
         )
 
-    def output_frame(self, run_id: int, frame: "pd.DataFrame") -> tuple["pd.DataFrame", dict[str, str], int]:
+    def output_frame(self, run_id: int, frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str], int]:
         """The input columns plus label, confidence and error columns that never overwrite input columns."""
         spec = self.job.config.output
         taken = list(frame.columns)
@@ -223,15 +294,20 @@ class Runner:
         confidences: list[float | None] = [None] * len(frame)
         errors = [""] * len(frame)
         dists: list[str] = [""] * len(frame)
+        extras: dict[str, list[Any]] = {}
+        records = frame.to_dict("records")
         failed = 0
+        task = self.job.task
         for item in self.store.annotations(run_id):
             i = item["row_index"]
             if i >= len(frame):
                 continue
             if item["label"] is not None:
-                labels[i] = self.job.task.output_value(Label(value=item["label"]))
+                labels[i] = task.output_value(Label(value=item["label"]))
                 confidences[i] = item["confidence"]
                 dists[i] = json.dumps(item["distribution"]) if item["distribution"] else ""
+                for suffix, value in task.extra_outputs(item["label"], records[i]).items():
+                    extras.setdefault(suffix, [None] * len(frame))[i] = value
             else:
                 failed += 1
                 errors[i] = f"{item['error']}: {item['error_detail']}" if item["error_detail"] else item["error"]
@@ -241,4 +317,7 @@ class Runner:
         out[columns["error"]] = errors
         if spec.include_distribution:
             out[columns["distribution"]] = dists
+        for suffix, values in extras.items():
+            columns[suffix] = free_column_name(f"llm_{suffix}", list(out.columns))
+            out[columns[suffix]] = values
         return out, columns, failed

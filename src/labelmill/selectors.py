@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import difflib
 import random
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, InputDataError
 from .tasks.base import Demo, Task
-from .template import render_row, template_fields
 
 if TYPE_CHECKING:
     from .config import Config
@@ -28,7 +28,7 @@ def select_random(pool: list[Demo], k: int, seed: int) -> list[Demo]:
 SELECTORS: dict[str, Selector] = {"fixed": select_fixed, "random": select_random}
 
 
-def load_examples(config: "Config") -> list[dict[str, Any]]:
+def load_examples(config: Config) -> list[dict[str, Any]]:
     spec = config.examples
     items = list(spec.items)
     if spec.file:
@@ -44,7 +44,7 @@ def load_examples(config: "Config") -> list[dict[str, Any]]:
     return items
 
 
-def build_demos(config: "Config", task: Task) -> list[Demo]:
+def build_demos(config: Config, task: Task) -> list[Demo]:
     """The demos every prompt of this job shows (fixed for the whole job, so the prompt prefix is shared)."""
     if config.examples.k == 0:
         return []
@@ -52,29 +52,31 @@ def build_demos(config: "Config", task: Task) -> list[Demo]:
     if not items:
         return []
     label_column = config.examples.label_column or config.gold_column or "label"
-    needed = template_fields(config.input_template)
+    needed = task.required_columns()
     pool = []
     for number, item in enumerate(items, start=1):
         missing = [f for f in needed if f not in item]
-        if missing or label_column not in item:
-            absent = missing or [label_column]
+        gold_columns = task.example_gold_columns(label_column)
+        missing += [c for c in gold_columns if c not in item]
+        if missing:
             raise ConfigError(
-                f"few-shot example {number} has no column {absent[0]!r}",
-                fix=f"give every example the columns of input_template ({', '.join(needed)}) and '{label_column}'",
+                f"few-shot example {number} has no column {missing[0]!r}",
+                fix=f"give every example the columns {', '.join(dict.fromkeys(needed + gold_columns))}",
             )
-        gold = task.parse_gold(item[label_column])
-        _check_demo_label(number, gold, task)
-        pool.append(Demo(input=render_row(config.input_template, item), answer=task.demo_answer(item[label_column])))
+        gold = task.example_gold(item, label_column)
+        task.check_demo(number, gold)
+        pool.append(Demo(input=task.render(item), answer=task.demo_answer(gold, item)))
     return SELECTORS[config.examples.selection](pool, config.examples.k, config.examples.seed)
 
 
-def _check_demo_label(number: int, gold: Any, task: Task) -> None:
+def check_demo_labels(number: int, gold: Any, labels: list[str]) -> None:
+    """A few-shot example's label(s) must be in the label set."""
     values = gold if isinstance(gold, list) else [gold]
     for value in values:
-        if value not in task.labels:
-            close = difflib.get_close_matches(str(value), task.labels, n=1, cutoff=0.4)
+        if value not in labels:
+            close = difflib.get_close_matches(str(value), labels, n=1, cutoff=0.4)
             hint = f"did you mean '{close[0]}'? " if close else ""
             raise ConfigError(
                 f"few-shot example {number} has label {value!r}, which is not in the label set",
-                fix=f"{hint}use one of: {', '.join(task.labels[:12])}{'...' if len(task.labels) > 12 else ''}",
+                fix=f"{hint}use one of: {', '.join(labels[:12])}{'...' if len(labels) > 12 else ''}",
             )

@@ -45,13 +45,22 @@ class ScoreResult:
 
 @dataclass
 class Generation:
-    """Generated text with the log-probability of each generated token."""
+    """Generated text with the log-probability of each generated token.
+
+    When the backend knows them: `tokens` are the generated tokens' texts ("".join(tokens) is the raw
+    text; `text` is it stripped, the first `lead` characters of the raw text being whitespace), and `top_logprobs` are the
+    most likely first tokens (token text -> log-probability), which lets a task read the probability
+    of an answer it did not pick ("unanswerable", "none").
+    """
 
     text: str
     token_logprobs: list[float] = field(default_factory=list)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = 0.0
+    tokens: list[str] = field(default_factory=list)
+    lead: int = 0
+    top_logprobs: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -68,7 +77,7 @@ class Label:
 class ParseFailure:
     """A model answer that could not be turned into a label. Counted, never written as a label."""
 
-    kind: str  # empty | no_label | ambiguous | unknown_label | backend_error
+    kind: str  # empty | no_label | ambiguous | unknown_label | invalid_json | schema | not_in_context | backend_error
     raw: str
     detail: str = ""
 

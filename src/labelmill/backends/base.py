@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..types import Generation, Prompt, ScoreResult
 
@@ -20,7 +21,7 @@ class Backend(ABC):
     has_logprobs: ClassVar[bool] = False
     supports_schema: ClassVar[bool] = False
 
-    def __init__(self, spec: "ModelSpec", *, base_dir: Path | None = None):
+    def __init__(self, spec: ModelSpec, *, base_dir: Path | None = None):
         self.spec = spec
         self.base_dir = base_dir or Path(".")
 
@@ -42,8 +43,14 @@ class Backend(ABC):
         raise NotImplementedError(f"backend {self.name} cannot score candidates")
 
     @abstractmethod
-    def generate(self, prompts: Sequence[Prompt], *, max_tokens: int, temperature: float, seed: int) -> list[Generation]:
-        """One completion per prompt, with token log-probabilities when `has_logprobs`."""
+    def generate(
+        self, prompts: Sequence[Prompt], *, max_tokens: int, temperature: float, seed: int, schema: dict | None = None
+    ) -> list[Generation]:
+        """One completion per prompt, with token log-probabilities when `has_logprobs`.
+
+        `schema` (a JSON schema) asks for output that conforms to it, when `supports_schema`;
+        other backends ignore it and the task validates the answer.
+        """
 
     def render(self, prompt: Prompt) -> str:
         """The prompt as the model sees it (for `plan`)."""

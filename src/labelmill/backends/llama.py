@@ -15,8 +15,8 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -60,7 +60,7 @@ class _Row:
 class _TrieNode:
     token: int
     depth: int  # 0 = first continuation token
-    children: dict[int, "_TrieNode"] = field(default_factory=dict)
+    children: dict[int, _TrieNode] = field(default_factory=dict)
     candidates: list[int] = field(default_factory=list)  # candidates whose token path runs through here
 
 
@@ -275,42 +275,95 @@ class _Engine:
             self._clear_slots(list(slot_of.values()))
 
     # generation -------------------------------------------------------------------------------
-    def generate(self, token_lists: list[list[int]], *, max_tokens: int, temperature: float) -> list[tuple[list[int], list[float]]]:
-        """Greedy (or sampled) continuation of every prompt, all rows stepping together."""
+    def generate(
+        self, token_lists: list[list[int]], *, max_tokens: int, temperature: float, grammar: str | None = None, top_k: int = 20
+    ) -> list[tuple[list[int], list[float], list[tuple[int, float]]]]:
+        """Greedy (or sampled) continuation of every prompt, all rows stepping together.
+
+        Per row: generated tokens, their log-probabilities, and the `top_k` most likely first tokens.
+        With `grammar` (GBNF), every row's text is constrained to it.
+        """
         shared = _common_prefix(token_lists)
         self.set_prefix(token_lists[0][:shared])
-        out: list[tuple[list[int], list[float]]] = []
+        out = []
         rows = [_Row(tokens=t[shared:]) for t in token_lists]
         for group in self._row_groups(rows, shared, self.n_seq - 1):
-            out.extend(self._generate_group(group, shared, max_tokens, temperature))
+            out.extend(self._generate_group(group, shared, max_tokens, temperature, grammar, top_k))
         return out
 
-    def _generate_group(self, group: list[_Row], start: int, max_tokens: int, temperature: float):
+    def _generate_group(self, group: list[_Row], start: int, max_tokens: int, temperature: float, grammar: str | None, top_k: int):
         texts: list[list[int]] = [[] for _ in group]
         logps: list[list[float]] = [[] for _ in group]
+        firsts = []
+        for row in group:
+            top = np.argpartition(-row.logprobs, top_k)[:top_k]
+            top = top[np.argsort(-row.logprobs[top])]
+            firsts.append([(int(t), float(row.logprobs[t])) for t in top])
+        samplers = [self._grammar_sampler(grammar) for _ in group] if grammar else None
         positions = [start + len(row.tokens) for row in group]
         active = list(range(len(group)))
         dists = {i: group[i].logprobs for i in active}
-        while active:
-            entries, still = [], []
-            for i in active:
-                token = self._pick(dists[i], temperature)
-                if self.llama_cpp.llama_vocab_is_eog(self.model.vocab, token):  # <|im_end|>, <|endoftext|>, ...
-                    continue
-                texts[i].append(token)
-                logps[i].append(float(dists[i][token]))
-                if len(texts[i]) >= max_tokens:
-                    continue
-                still.append(i)
-                entries.append((token, positions[i], (group[i].slot,), True))
-                positions[i] += 1
-            if not entries:
-                break
-            self._decode(entries)
-            dists = {i: self._logprobs_at(k) for k, i in enumerate(still)}
-            active = still
-        self._clear_slots([row.slot for row in group])
-        return list(zip(texts, logps))
+        try:
+            while active:
+                entries, still = [], []
+                for i in active:
+                    if samplers is not None:
+                        token = self._pick_constrained(samplers[i], dists[i], temperature)
+                    else:
+                        token = self._pick(dists[i], temperature)
+                    if token < 0 or self.llama_cpp.llama_vocab_is_eog(self.model.vocab, token):  # <|im_end|>, <|endoftext|>, ...
+                        continue
+                    texts[i].append(token)
+                    logps[i].append(float(dists[i][token]))
+                    if len(texts[i]) >= max_tokens:
+                        continue
+                    still.append(i)
+                    entries.append((token, positions[i], (group[i].slot,), True))
+                    positions[i] += 1
+                if not entries:
+                    break
+                self._decode(entries)
+                dists = {i: self._logprobs_at(k) for k, i in enumerate(still)}
+                active = still
+        finally:
+            for sampler in samplers or []:
+                self.llama_cpp.llama_sampler_free(sampler)
+            self._clear_slots([row.slot for row in group])
+        return list(zip(texts, logps, firsts))
+
+    def _grammar_sampler(self, grammar: str):
+        sampler = self.llama_cpp.llama_sampler_init_grammar(self.model.vocab, grammar.encode("utf-8"), b"root")
+        if not sampler:
+            raise BackendError("llama.cpp rejected the output grammar", fix="check the extraction attributes (types, allowed values)")
+        return sampler
+
+    def _apply(self, sampler, data: np.ndarray) -> np.ndarray:
+        """Run the grammar over candidate tokens `data` (id, logit, p); disallowed ones get -inf logits."""
+        llama_cpp = self.llama_cpp
+        array = llama_cpp.llama_token_data_array(
+            data=ctypes.cast(data.ctypes.data, llama_cpp.llama_token_data_p), size=len(data), selected=-1, sorted=False
+        )
+        llama_cpp.llama_sampler_apply(sampler, ctypes.byref(array))
+        return data["logit"]
+
+    def _pick_constrained(self, sampler, logprobs: np.ndarray, temperature: float) -> int:
+        """The model's own pick when the grammar allows it (cheap check of one token), else the best allowed token."""
+        token = self._pick(logprobs, temperature)
+        one = np.zeros(1, dtype=_TOKEN_DATA)
+        one["id"], one["logit"] = token, logprobs[token]
+        if not np.isfinite(self._apply(sampler, one)[0]):
+            data = np.zeros(self.n_vocab, dtype=_TOKEN_DATA)
+            data["id"] = np.arange(self.n_vocab)
+            data["logit"] = logprobs
+            allowed = self._apply(sampler, data)
+            finite = np.isfinite(allowed)
+            if not finite.any():
+                return -1
+            masked = np.where(finite, logprobs, -np.inf)
+            token = self._pick(masked - np.logaddexp.reduce(masked[finite]), temperature)
+        if not self.llama_cpp.llama_vocab_is_eog(self.model.vocab, token):
+            self.llama_cpp.llama_sampler_accept(sampler, token)
+        return token
 
     def _pick(self, logprobs: np.ndarray, temperature: float) -> int:
         if temperature <= 0:
@@ -345,6 +398,9 @@ class _Engine:
         self.model.close()
 
 
+_TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])  # llama_token_data
+
+
 def _common_prefix(token_lists: list[list[int]]) -> int:
     """Length of the prefix shared by every list, leaving each list at least one token of its own."""
     first = token_lists[0]
@@ -372,6 +428,19 @@ def _build_trie(candidates: list[list[int]]) -> list[_TrieNode]:
     return list(roots.values())
 
 
+def schema_grammar(schema: dict) -> str:
+    """A JSON schema as a GBNF grammar (llama.cpp's own converter, shipped with llama-cpp-python)."""
+    import json
+
+    _import_llama_cpp()
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    try:
+        return json_schema_to_gbnf(json.dumps(schema))
+    except Exception as exc:  # the converter raises plain Exceptions
+        raise BackendError(f"cannot turn the output schema into a grammar: {exc}", fix="check the extraction attributes") from None
+
+
 _ENGINES: dict[tuple, _Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 
@@ -382,6 +451,7 @@ class LlamaCppBackend(Backend):
     name = "llama_cpp"
     can_score = True
     has_logprobs = True
+    supports_schema = True
 
     def __init__(self, spec, *, base_dir=None):
         super().__init__(spec, base_dir=base_dir)
@@ -431,18 +501,33 @@ class LlamaCppBackend(Backend):
             per_row = (time.perf_counter() - started) / len(prompts)
         return [ScoreResult(logprobs=s, prompt_tokens=len(t), latency_s=per_row) for s, t in zip(scores, token_lists)]
 
-    def generate(self, prompts: Sequence[Prompt], *, max_tokens: int, temperature: float, seed: int) -> list[Generation]:
+    def generate(
+        self, prompts: Sequence[Prompt], *, max_tokens: int, temperature: float, seed: int, schema: dict | None = None
+    ) -> list[Generation]:
         engine = self.engine
+        grammar = schema_grammar(schema) if schema else None
         with engine.lock:
             started = time.perf_counter()
             token_lists = [engine.prompt_tokens(p) for p in prompts]
             self._check_length(token_lists, extra=max_tokens)
-            outputs = engine.generate(token_lists, max_tokens=max_tokens, temperature=temperature)
+            outputs = engine.generate(token_lists, max_tokens=max_tokens, temperature=temperature, grammar=grammar)
             per_row = (time.perf_counter() - started) / len(prompts)
-        return [
-            Generation(text=engine.detokenize(tokens).strip(), token_logprobs=lps, prompt_tokens=len(t), completion_tokens=len(tokens), latency_s=per_row)
-            for (tokens, lps), t in zip(outputs, token_lists)
-        ]
+            results = []
+            for (tokens, lps, first), t in zip(outputs, token_lists):
+                pieces = [engine.piece(tok).decode("utf-8", "replace") for tok in tokens]
+                top: dict[str, float] = {}
+                for tok, lp in first:
+                    text = engine.piece(tok).decode("utf-8", "replace")
+                    top[text] = float(np.logaddexp(top[text], lp)) if text in top else lp
+                text = engine.detokenize(tokens)
+                lead = len(text) - len(text.lstrip())
+                results.append(
+                    Generation(
+                        text=text.strip(), token_logprobs=lps, prompt_tokens=len(t), completion_tokens=len(tokens), latency_s=per_row,
+                        tokens=pieces, lead=lead, top_logprobs=top,
+                    )
+                )
+        return results
 
     def _check_length(self, token_lists: list[list[int]], extra: int = 8) -> None:
         longest = max(len(t) for t in token_lists)

@@ -13,9 +13,13 @@ if TYPE_CHECKING:
 tasks: Registry[type[Task]] = Registry("task", entry_point_group="labelmill.tasks")
 tasks.register_lazy("classification", "labelmill.tasks.classification:ClassificationTask")
 tasks.register_lazy("multilabel", "labelmill.tasks.multilabel:MultilabelTask")
+tasks.register_lazy("ner", "labelmill.tasks.ner:NerTask")
+tasks.register_lazy("matching", "labelmill.tasks.matching:MatchingTask")
+tasks.register_lazy("qa", "labelmill.tasks.qa:QATask")
+tasks.register_lazy("extraction", "labelmill.tasks.extraction:ExtractionTask")
 
 
-def make_task(config: "Config") -> Task:
+def make_task(config: Config) -> Task:
     return tasks.get(config.task)(config)
 
 

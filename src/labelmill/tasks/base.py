@@ -6,10 +6,12 @@ import re
 import string
 import unicodedata
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
-from ..types import Generation, Label, Outcome, Prompt, ScoreResult
+from ..template import render_row, template_fields
+from ..types import Generation, Label, Outcome, ParseFailure, Prompt, ScoreResult
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -23,12 +25,30 @@ class Demo:
     answer: str
 
 
+@dataclass(frozen=True)
+class RowInput:
+    """What a parser may look at besides the answer: the row as shown to the model, and its columns."""
+
+    text: str
+    fields: Mapping[str, Any]
+
+
 class Task(ABC):
     """Prompt builder + pure parser + metrics for one task type."""
 
-    def __init__(self, config: "Config"):
+    default_max_tokens = 32
+
+    def __init__(self, config: Config):
         self.config = config
         self.labels = config.label_names
+
+    # rows ----------------------------------------------------------------------------------
+    def required_columns(self) -> list[str]:
+        return template_fields(self.config.input_template or "{text}")
+
+    def render(self, row: Mapping[str, Any]) -> str:
+        """The row as the model sees it."""
+        return render_row(self.config.input_template or "{text}", row)
 
     # prompt building -----------------------------------------------------------------------
     @abstractmethod
@@ -41,21 +61,64 @@ class Task(ABC):
         turns = tuple((self.user_message(d.input), d.answer) for d in demos)
         return Prompt(system=self.system_prompt(), turns=turns, user=self.user_message(row_input))
 
-    def demo_answer(self, gold: Any) -> str:
+    def demo_answer(self, gold: Any, row: Mapping[str, Any] | None = None) -> str:
+        """The answer a few-shot demo shows for its (parsed) gold value."""
         return str(gold)
+
+    def example_gold_columns(self, label_column: str) -> list[str]:
+        """Columns a few-shot example needs besides the input's."""
+        return [label_column]
+
+    def example_gold(self, item: Mapping[str, Any], label_column: str) -> Any:
+        return self.parse_gold(item[label_column])
+
+    def check_demo(self, number: int, gold: Any) -> None:
+        """Raise ConfigError when a few-shot example's gold value cannot be right."""
+
+    def reask(self, prompt: Prompt, generation: Generation, failure: ParseFailure) -> Prompt | None:
+        """A follow-up prompt that shows the model its invalid answer and the error, or None (no re-ask)."""
+        return None
+
+    def verify_prompt(self, row: RowInput, label: Label) -> Prompt | None:
+        """A yes/no question that checks a parsed answer (scored when the backend can score), or None."""
+        return None
+
+    def apply_verification(self, label: Label, p_yes: float) -> Outcome:
+        """The label after its check answered yes with probability `p_yes`."""
+        return label
 
     # answers -------------------------------------------------------------------------------
     def candidates(self) -> list[str] | None:
         """The closed set of answers to score, or None when the task must generate."""
         return None
 
-    def from_scores(self, result: ScoreResult) -> Outcome:
+    def schema(self) -> dict | None:
+        """A JSON schema the answer must follow (constrained decoding where the backend supports it)."""
+        return None
+
+    def from_scores(self, result: ScoreResult, row: RowInput | None = None) -> Outcome:
         raise NotImplementedError(f"{type(self).__name__} cannot score candidates")
 
     @abstractmethod
-    def parse(self, generation: Generation) -> Outcome: ...
+    def parse(self, generation: Generation, row: RowInput | None = None) -> Outcome: ...
 
     # gold and metrics ------------------------------------------------------------------------
+    def gold_columns(self) -> list[str]:
+        """Columns eval needs."""
+        return [self.config.gold_column] if self.config.gold_column else []
+
+    def gold(self, record: Mapping[str, Any]) -> Any:
+        """A row's gold value (None when it has none)."""
+        return self.parse_gold(record.get(self.config.gold_column)) if self.config.gold_column else None
+
+    def parse_output(self, value: Any) -> Any:
+        """A cell of our own label column (as written to a file and read back) as a comparable value."""
+        return self.parse_gold(value)
+
+    def extra_outputs(self, value: Any, record: Mapping[str, Any]) -> dict[str, Any]:
+        """Extra output columns derived from a label (suffix -> value), e.g. NER's BIO tags."""
+        return {}
+
     @abstractmethod
     def parse_gold(self, value: Any) -> Any:
         """A gold cell as a comparable value (None when empty)."""
@@ -88,6 +151,34 @@ def normalise(text: str) -> str:
     text = text.replace("_", " ").replace("*", " ").replace("`", " ")
     text = _WS.sub(" ", text).strip()
     return text.strip(string.punctuation + " \"'“”‘’«»")
+
+
+def is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and value != value:
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def load_structured(value: Any) -> Any:
+    """A cell that holds a list/dict: as is, or decoded from JSON (or a Python literal, as pandas writes)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text:
+        return None
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        import ast
+
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return value
 
 
 def strip_answer_lead(text: str) -> str:

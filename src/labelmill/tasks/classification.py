@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from ..confidence import distribution_signals, mean_token_prob, softmax_logprobs
 from ..types import Generation, Label, Outcome, ParseFailure, ScoreResult
-from .base import Task, normalise, strip_answer_lead
+from .base import RowInput, Task, normalise, strip_answer_lead
 
 
 def label_list(config) -> str:
@@ -81,10 +82,15 @@ class ClassificationTask(Task):
     def system_prompt(self) -> str:
         return guidelines_with_labels(self.config, self.default_guidelines) + "\n\nAnswer with the label only."
 
+    def check_demo(self, number: int, gold: Any) -> None:
+        from ..selectors import check_demo_labels
+
+        check_demo_labels(number, gold, self.labels)
+
     def candidates(self) -> list[str]:
         return list(self.labels)
 
-    def from_scores(self, result: ScoreResult) -> Outcome:
+    def from_scores(self, result: ScoreResult, row: RowInput | None = None) -> Outcome:
         probs = softmax_logprobs(result.logprobs)
         best = int(np.argmax(probs))
         signals = distribution_signals(probs)
@@ -95,7 +101,7 @@ class ClassificationTask(Task):
             signals=signals,
         )
 
-    def parse(self, generation: Generation) -> Outcome:
+    def parse(self, generation: Generation, row: RowInput | None = None) -> Outcome:
         matched = self.matcher.match(generation.text)
         if isinstance(matched, ParseFailure):
             return matched

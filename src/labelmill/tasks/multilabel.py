@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from ..confidence import mean_token_prob
 from ..types import Generation, Label, Outcome, ParseFailure
-from .base import Task, normalise, strip_answer_lead
+from .base import RowInput, Task, normalise, strip_answer_lead
 from .classification import LabelMatcher, guidelines_with_labels
 
 _SPLIT = re.compile(r"\s*(?:[,;|\n]|\band\b)\s*")
@@ -32,11 +33,15 @@ class MultilabelTask(Task):
             + "\n\nAnswer with the labels from the list that apply, separated by commas."
         )
 
-    def demo_answer(self, gold: Any) -> str:
-        labels = self.parse_gold(gold) or []
-        return ", ".join(labels) if labels else "none"
+    def demo_answer(self, gold: Any, row=None) -> str:
+        return ", ".join(gold) if gold else "none"
 
-    def parse(self, generation: Generation) -> Outcome:
+    def check_demo(self, number: int, gold: Any) -> None:
+        from ..selectors import check_demo_labels
+
+        check_demo_labels(number, gold or [], self.labels)
+
+    def parse(self, generation: Generation, row: RowInput | None = None) -> Outcome:
         text = strip_answer_lead(generation.text.strip()).strip("[]{}() ")
         if normalise(text) in _NONE:
             return Label(value=[], confidence=mean_token_prob(generation.token_logprobs))
