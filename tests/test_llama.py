@@ -139,3 +139,59 @@ def test_kill_9_with_the_real_model(tmp_path):
         after = con.execute("SELECT row_index, label FROM annotations ORDER BY row_index").fetchall()
     assert [i for i, _ in after] == list(range(n))
     assert all(dict(after)[i] == label for i, label in before.items())
+
+
+def test_generation_reports_tokens_and_first_token_alternatives(backend):
+    gen = backend.generate([Prompt(SYSTEM, (), SST2.text[0])], max_tokens=8, temperature=0.0, seed=0)[0]
+    raw = "".join(gen.tokens)
+    assert raw[gen.lead :].strip() == gen.text and len(gen.tokens) == gen.completion_tokens
+    assert len(gen.top_logprobs) >= 10
+    first = max(gen.top_logprobs, key=gen.top_logprobs.get)
+    assert gen.tokens[0] == first  # greedy: the chosen first token is the most likely one
+    assert gen.top_logprobs[first] == pytest.approx(gen.token_logprobs[0], abs=1e-6)
+
+
+def test_json_schema_grammar_constrains_generation(backend):
+    schema = {
+        "type": "object",
+        "properties": {"sentiment": {"enum": ["good", "bad"]}, "stars": {"type": "integer"}},
+        "required": ["sentiment", "stars"],
+        "additionalProperties": False,
+    }
+    prompts = [Prompt("Rate the review. Reply in JSON.", (), text) for text in SST2.text[:6]]
+    free = backend.generate(prompts, max_tokens=48, temperature=0.0, seed=0)
+    constrained = backend.generate(prompts, max_tokens=48, temperature=0.0, seed=0, schema=schema)
+    for gen in constrained:
+        data = json.loads(gen.text)
+        assert set(data) == {"sentiment", "stars"} and data["sentiment"] in ("good", "bad") and isinstance(data["stars"], int)
+    assert any(_not_valid(g.text, schema) for g in free)  # without the grammar the model does not follow it
+
+
+def _not_valid(text, schema):
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return True
+    return not isinstance(data, dict) or set(data) != set(schema["properties"]) or data.get("sentiment") not in ("good", "bad")
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "rows"),
+    [("ner", "conll2003/test.jsonl", 24), ("matching", "em_walmart_amazon/test.csv", 24), ("qa", "squad_v2/dev_subset.jsonl", 16), ("extraction", None, 12)],
+)
+def test_task_examples_run_on_the_real_model(tmp_path, name, data, rows):
+    config = ROOT / "examples" / name / "config.yaml"
+    source = SHARED / data if data else next((ROOT / "examples" / name).glob("sample.*"))
+    out = tmp_path / ("out.jsonl" if str(source).endswith(".jsonl") else "out.csv")
+    result = labelmill.run(config, source, output=out, limit=rows, project=tmp_path / "p.db")
+    metrics = labelmill.evaluate(config, out)
+    assert metrics["completion_rate"] >= 0.9, metrics.get("failures")
+    assert result.model_rows == rows
+    if name == "ner":
+        frame = pd.read_json(out, lines=True)
+        for text, spans in zip(frame.text, frame.llm_label):
+            assert all(text[s["start"] : s["end"]] == s["text"] for s in spans or [])
+        assert metrics["f1_strict"] > 0.2
+    if name == "extraction":
+        assert metrics["completion_rate"] == 1.0  # the grammar makes every answer valid JSON of the schema
+        assert metrics["accuracy"]["brand"] >= 0.5

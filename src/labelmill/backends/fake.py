@@ -7,6 +7,9 @@ params:
   garbage_every: N                every Nth distinct prompt gets an unparseable answer
   delay_s: float                  sleep per batch (simulates a slow model)
   call_log: path                  append one line per prompt sent (counts model calls across processes)
+  replies: [[regex, text], ...]   generate: the text of the first regex found in the prompt's last user
+                                  message ({0}, {1}.. are its groups), for tasks that answer in free form
+  default_reply: text             generate: the answer when no reply matches
 """
 
 from __future__ import annotations
@@ -56,15 +59,27 @@ class FakeBackend(Backend):
             with open(log, "a", encoding="utf-8") as fh:
                 fh.writelines(p.hash() + "\n" for p in prompts)
 
+    def _scripted(self, prompt: Prompt) -> str | None:
+        for pattern, reply in self.spec.params.get("replies", []):
+            match = re.search(pattern, prompt.user)
+            if match:
+                return reply.format(*match.groups()) if match.groups() else reply
+        return self.spec.params.get("default_reply")
+
     def score(self, prompts: Sequence[Prompt], candidates: Sequence[str]) -> list[ScoreResult]:
         self._log_calls(prompts)
         return [ScoreResult(self._logprobs(p.user, candidates), prompt_tokens=self.count_tokens(p.canonical())) for p in prompts]
 
-    def generate(self, prompts: Sequence[Prompt], *, max_tokens: int, temperature: float, seed: int) -> list[Generation]:
+    def generate(self, prompts: Sequence[Prompt], *, max_tokens: int, temperature: float, seed: int, schema: dict | None = None) -> list[Generation]:
         self._log_calls(prompts)
         out = []
         every = int(self.spec.params.get("garbage_every", 0))
         for prompt in prompts:
+            scripted = self._scripted(prompt)
+            if scripted is not None:
+                pieces = re.findall(r"\S+|\s+", scripted)
+                out.append(Generation(scripted, [-0.1] * len(pieces), completion_tokens=len(pieces), tokens=pieces))
+                continue
             labels = self.spec.params.get("labels") or re.findall(r"^- ([^:\n]+)", prompt.system, flags=re.M)
             if every and int(prompt.hash(), 16) % every == 0:
                 text, logprobs = "I am not sure about this one.", [-2.0] * 7

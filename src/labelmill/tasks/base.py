@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import string
 import unicodedata
@@ -156,7 +157,7 @@ def normalise(text: str) -> str:
 def is_missing(value: Any) -> bool:
     if value is None:
         return True
-    if isinstance(value, float) and value != value:
+    if isinstance(value, float) and math.isnan(value):
         return True
     return isinstance(value, str) and not value.strip()
 
