@@ -132,8 +132,10 @@ def test_ner_run_and_eval_end_to_end_with_a_scripted_model(tmp_path):
         if not error:
             assert all(text[s["start"] : s["end"]] == s["text"] for s in spans)
     assert any(u == [{"type": "PER", "text": "made-up name"}] for u in frame.llm_unaligned if isinstance(u, list))
-    errors = frame.llm_error.fillna("")
-    assert (errors.str.startswith("no_entities_parsed")).sum() == sum("Italy" in r["text"] and "Japan" not in r["text"] and "Syria" not in r["text"] for r in rows)
+    # 'garbled' answers got one re-ask showing the format; the scripted model then says none
+    garbled = [i for i, r in enumerate(rows) if "Italy" in r["text"] and "Japan" not in r["text"] and "Syria" not in r["text"]]
+    assert garbled and result.failed == 0
+    assert all(frame.llm_label[i] == [] for i in garbled)
     metrics = labelmill.evaluate(config, out)
     assert 0 < metrics["f1_strict"] <= metrics["f1_partial"] <= 1
     assert metrics["completion_rate"] == pytest.approx(1 - result.failed / len(rows))

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..types import Generation, Label, Outcome, ParseFailure
+from ..types import Generation, Label, Outcome, ParseFailure, Prompt
 from .base import RowInput, Task, is_missing, load_structured, normalise
 from .classification import guidelines_with_labels
 
@@ -59,6 +59,16 @@ class NerTask(Task):
         from ..selectors import check_demo_labels
 
         check_demo_labels(number, [s["type"] for s in gold or []], self.labels)
+
+    def reask(self, prompt: Prompt, generation: Generation, failure: ParseFailure) -> Prompt | None:
+        if failure.kind != "no_entities_parsed":
+            return None
+        return Prompt(
+            system=prompt.system,
+            turns=prompt.turns + ((prompt.user, generation.text),),
+            user="That answer does not follow the format. Write one entity per line as: entity (TYPE), "
+            f"with TYPE one of {', '.join(self.labels)}; or write none.",
+        )
 
     # answers -------------------------------------------------------------------------------------
     def parse(self, generation: Generation, row: RowInput | None = None) -> Outcome:
