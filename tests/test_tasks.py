@@ -316,3 +316,20 @@ def test_init_templates_are_valid_configs(name):
 
     config = load_config(yaml.safe_load(labelmill.init_config(name)))
     assert config.task == name
+
+
+def test_per_span_and_per_attribute_confidence_come_from_their_own_tokens():
+    import math
+
+    ner = make_task(ner_config())
+    tokens = ["Japan", " (", "LOC", ")\n", "Syria", " (", "LOC", ")"]
+    logprobs = [math.log(p) for p in (0.9, 0.9, 0.9, 0.9, 0.3, 0.3, 0.3, 0.3)]
+    out = ner.parse(Generation("".join(tokens), logprobs, tokens=tokens), RowInput("Japan beat Syria", {}))
+    assert [round(s["confidence"], 6) for s in out.value["spans"]] == [0.9, 0.3]
+    assert out.confidence == pytest.approx(0.3)  # a row is as sure as its least sure span
+    ext = make_task(extraction_config())
+    tokens = ['{"brand": ', '"Sony"', ', "price": ', "5", ', "colour": ', "null", "}"]
+    logprobs = [math.log(p) for p in (1.0, 0.8, 1.0, 0.4, 1.0, 0.6, 1.0)]
+    out = ext.parse(Generation("".join(tokens), logprobs, tokens=tokens))
+    assert out.signals["confidence.brand"] == pytest.approx(0.8) and out.signals["confidence.price"] == pytest.approx(0.4)
+    assert out.confidence == pytest.approx(0.4)

@@ -32,3 +32,23 @@ def mean_token_prob(token_logprobs: Sequence[float]) -> float | None:
     if not token_logprobs:
         return None
     return float(np.mean(np.exp(np.asarray(token_logprobs, dtype=np.float64))))
+
+
+class TokenText:
+    """The raw generated text and the probability of each of its tokens, to score a part of the text.
+
+    None-like (`ok` False) when the backend gave no token texts matching the log-probabilities.
+    """
+
+    def __init__(self, tokens: Sequence[str], token_logprobs: Sequence[float]):
+        self.ok = bool(tokens) and len(tokens) == len(token_logprobs)
+        self.raw = "".join(tokens) if self.ok else ""
+        lengths = np.array([len(t) for t in tokens]) if self.ok else np.zeros(0, dtype=int)
+        self.ends = np.cumsum(lengths)
+        self.starts = self.ends - lengths
+        self.probs = np.exp(np.asarray(token_logprobs, dtype=np.float64)) if self.ok else np.zeros(0)
+
+    def mean_prob(self, start: int, end: int) -> float | None:
+        """Mean probability of the tokens overlapping raw[start:end]."""
+        mask = (self.ends > start) & (self.starts < end)
+        return float(self.probs[mask].mean()) if mask.any() else None

@@ -204,7 +204,6 @@ class Runner:
         keys = [job.cache_key(p) for p in prompts]
         responses, cached_keys, new_entries = self._responses(prompts, keys)
         results = [(prompts[n], keys[n], responses[keys[n]], job.outcome(responses[keys[n]], rows[n]), False) for n in range(len(indices))]
-        sent = len(new_entries)
         # one re-ask, showing the model its invalid answer and the error, where the task can use one
         reasks = {}
         if job.method == "generate":
@@ -218,7 +217,6 @@ class Runner:
             re_responses, re_cached, re_new = self._responses(list(reasks.values()), re_keys)
             cached_keys |= re_cached
             new_entries += re_new
-            sent += len(re_new)
             for (n, prompt), key in zip(reasks.items(), re_keys):
                 results[n] = (prompt, key, re_responses[key], job.outcome(re_responses[key], rows[n]), True)
         # the task's yes/no check of its own answers (QA: does the context really answer this?)
@@ -233,7 +231,6 @@ class Runner:
             check_keys = [job.cache_key(p, verify=True) for p in checks.values()]
             check_responses, _, check_new = self._responses(list(checks.values()), check_keys, verify=True)
             new_entries += check_new
-            sent += len(check_new)
             for (n, _), key in zip(checks.items(), check_keys):
                 logprobs = check_responses[key]["logprobs"]
                 p_yes = float(softmax_logprobs(logprobs)[0])
@@ -245,7 +242,7 @@ class Runner:
             annotations.append(self._annotation(index, text, prompt, key, key in cached_keys, response, outcome, reasked))
         self.store.save_batch(run_id, annotations, new_entries)
         model_rows = len({k for k in keys if k not in cached_keys})
-        return {"model": model_rows, "cached": len(indices) - model_rows, "failed": failed, "sent": sent}
+        return {"model": model_rows, "cached": len(indices) - model_rows, "failed": failed}
 
     def _annotation(
         self, index: int, text: str, prompt: Prompt, key: str, cached: bool, response: dict[str, Any], outcome: Outcome, reasked: bool = False

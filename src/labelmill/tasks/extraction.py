@@ -12,8 +12,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 
+from ..confidence import TokenText, mean_token_prob
 from ..types import Generation, Label, Outcome, ParseFailure, Prompt
 from .base import RowInput, Task, is_missing, load_structured, normalise
 
@@ -228,22 +228,19 @@ def _coerce_soft(value: Any, kind: str) -> Any:
 
 def _value_confidences(generation: Generation, value: Mapping[str, Any]) -> tuple[float | None, dict[str, float | None]]:
     """Per attribute: mean probability of the tokens that wrote its value; overall: the lowest of them."""
-    if not generation.tokens or len(generation.tokens) != len(generation.token_logprobs):
-        mean = float(np.mean(np.exp(generation.token_logprobs))) if generation.token_logprobs else None
-        return mean, {}
-    raw = "".join(generation.tokens)
-    ends = np.cumsum([len(t) for t in generation.tokens])
-    starts = ends - np.array([len(t) for t in generation.tokens])
-    probs = np.exp(np.asarray(generation.token_logprobs, dtype=np.float64))
+    text = TokenText(generation.tokens, generation.token_logprobs)
+    if not text.ok:
+        return mean_token_prob(generation.token_logprobs), {}
+    raw = text.raw
     per: dict[str, float | None] = {}
-    for name, val in value.items():
+    for name in value:
         key_at = raw.find(f'"{name}"')
         if key_at < 0:
             per[name] = None
             continue
         colon = raw.find(":", key_at)
         stop = min([i for i in (raw.find(',"', colon), raw.find(', "', colon), raw.find("}", colon)) if i >= 0] or [len(raw)])
-        mask = (ends > colon + 1) & (starts < stop)
-        per[name] = float(probs[mask].mean()) if mask.any() else None
+        start = colon + 1 + (len(raw[colon + 1 :]) - len(raw[colon + 1 :].lstrip()))  # the value, not the space before it
+        per[name] = text.mean_prob(start, stop)
     known = [v for v in per.values() if v is not None]
     return (float(min(known)) if known else None), per

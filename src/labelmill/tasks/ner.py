@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..confidence import TokenText, mean_token_prob
 from ..types import Generation, Label, Outcome, ParseFailure, Prompt
 from .base import RowInput, Task, is_missing, load_structured, normalise
 from .classification import guidelines_with_labels
@@ -80,11 +81,7 @@ class NerTask(Task):
         line_conf = _line_confidences(generation, [m[2] for m in mentions])
         spans, unaligned = align_mentions(source, [(m[0], m[1], c) for m, c in zip(mentions, line_conf)])
         confs = [s["confidence"] for s in spans if s.get("confidence") is not None]
-        if confs:
-            confidence = float(min(confs))
-        else:
-            probs = np.exp(generation.token_logprobs) if generation.token_logprobs else None
-            confidence = float(probs.mean()) if probs is not None else None
+        confidence = float(min(confs)) if confs else mean_token_prob(generation.token_logprobs)
         signals = {"spans": float(len(spans)), "unaligned": float(len(unaligned)), "other_lines": float(len(unparsed))}
         return Label(value={"spans": spans, "unaligned": unaligned, "unparsed": unparsed}, confidence=confidence, signals=signals)
 
@@ -245,25 +242,20 @@ def _mentions_from_json(body: str, type_by_norm: Mapping[str, str]) -> list[tupl
 
 def _line_confidences(generation: Generation, lines: Sequence[str]) -> list[float | None]:
     """Mean probability of the generated tokens that wrote each line (None without token data)."""
-    if not generation.tokens or len(generation.tokens) != len(generation.token_logprobs):
+    text = TokenText(generation.tokens, generation.token_logprobs)
+    if not text.ok:
         return [None] * len(lines)
-    raw = "".join(generation.tokens)
-    ends = np.cumsum([len(t) for t in generation.tokens])
-    starts = ends - np.array([len(t) for t in generation.tokens])
-    probs = np.exp(np.asarray(generation.token_logprobs, dtype=np.float64))
     out: list[float | None] = []
     cursor = 0
-    for line in lines:
-        at = raw.find(line.strip(), cursor) if line.strip() else -1
-        if at < 0:
-            at = raw.find(line.strip())
+    for line in (line.strip() for line in lines):
+        at = text.raw.find(line, cursor) if line else -1
+        if at < 0 and line:
+            at = text.raw.find(line)
         if at < 0:
             out.append(None)
             continue
-        end = at + len(line.strip())
         cursor = at
-        mask = (ends > at) & (starts < end)
-        out.append(float(probs[mask].mean()) if mask.any() else None)
+        out.append(text.mean_prob(at, at + len(line)))
     return out
 
 

@@ -1,10 +1,11 @@
 """Question answering: extractive (a span of the context, or unanswerable), multiple choice, free form.
 
 Extractive answers are aligned to the context like NER mentions (exact, then ignoring case, then
-whitespace); an answer found nowhere in the context is a typed failure, never passed off as a span.
-Whether a question is unanswerable is read from the model's probability of starting its answer with
-'unanswerable' (its top first tokens), so a model that rarely *says* it can still be thresholded.
-Multiple-choice options are lettered and the letters scored as a closed set.
+whitespace), so they are always spans of it. An answer found nowhere in the context means the model
+made one up: with unanswerable questions allowed it becomes "unanswerable" (signal `not_in_context`),
+otherwise a typed failure. Each answer is then checked by a scored yes/no question (`verify_prompt`);
+below `qa.answerable_threshold` it becomes "unanswerable". The probability of starting the answer with
+'unanswerable' is kept as a signal. Multiple-choice options are lettered and the letters scored.
 """
 
 from __future__ import annotations
