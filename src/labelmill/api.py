@@ -8,7 +8,8 @@ from typing import Any
 
 from .backends import Backend
 from .config import Config, load_config
-from .evaluation import default_report_path, evaluate as _evaluate
+from .evaluation import default_report_path
+from .evaluation import evaluate as _evaluate
 from .events import EventHandler, Notice, ignore
 from .io import read_rows
 from .runner import Job, Runner, RunResult
@@ -45,12 +46,22 @@ def label(
     project: str | Path = DEFAULT_PROJECT,
     backend: Backend | None = None,
     on_event: EventHandler = ignore,
+    max_cost: float | None = None,
 ) -> RunResult:
-    """Label rows (a file path, DataFrame, list of dicts or datasets.Dataset); resumable through `project`."""
+    """Label rows (a file path, DataFrame, list of dicts or datasets.Dataset); resumable through `project`.
+
+    `max_cost` (USD) caps what this call spends on a paid model: the run stops cleanly within one
+    request's cost of the cap, everything labeled is saved, and `RunStopped` is raised (its `result`
+    holds what was labeled).
+    """
     cfg = _config(config, on_event)
     job = Job(cfg, backend)
-    with Store(project) as store:
-        return Runner(job, store, on_event).run(data, output=output, limit=limit)
+    try:
+        with Store(project) as store:
+            return Runner(job, store, on_event).run(data, output=output, limit=limit, max_cost=max_cost)
+    finally:
+        if backend is None:
+            job.backend.close()
 
 
 run = label
@@ -92,8 +103,17 @@ def plan(config: str | Path | dict | Config, data: Any, *, limit: int | None = N
         "prompt_tokens_total": sent,
         "tokens_evaluated_with_prefix_reuse": evaluated,
         "estimated_seconds": round(seconds, 1),
-        "estimated_cost_usd": 0.0 if job.backend.name in ("llama_cpp", "fake") else None,
+        "estimated_cost_usd": _estimated_cost(job, sent, len(inputs)),
     }
+
+
+def _estimated_cost(job: Job, prompt_tokens: int, rows: int) -> float | None:
+    """USD for the prompts plus at most max_tokens per answer; 0 for local models, None for an unpriced model."""
+    if not hasattr(job.backend, "cost"):
+        return 0.0
+    if job.backend.price is None:
+        return None
+    return round(job.backend.cost(prompt_tokens, rows * job.max_tokens), 6)
 
 
 def evaluate(config: str | Path | dict | Config, output: Any, *, target: float = 0.95, report: str | Path | None = None) -> dict[str, Any]:
@@ -107,4 +127,4 @@ def evaluate(config: str | Path | dict | Config, output: Any, *, target: float =
     return metrics
 
 
-__all__ = ["init_config", "label", "run", "plan", "evaluate", "default_report_path", "DEFAULT_PROJECT"]
+__all__ = ["DEFAULT_PROJECT", "default_report_path", "evaluate", "init_config", "label", "plan", "run"]

@@ -46,16 +46,18 @@ class ProgressView:
             self.console.print(f"{what} run {event.run_id}: {event.pending} of {event.total} rows to label ({event.method}, {event.model or 'no model needed'})")
             self.progress = Progress(
                 TextColumn("[bold]labeling"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]} rows/s"),
-                TextColumn("failed {task.fields[failed]}"), TimeRemainingColumn(), console=self.console, transient=False,
+                TextColumn("failed {task.fields[failed]}"), TextColumn("{task.fields[cost]}"), TimeRemainingColumn(),
+                console=self.console, transient=False,
             )
             self.progress.start()
-            self.task_id = self.progress.add_task("label", total=event.total, completed=event.total - event.pending, rate="-", failed=0)
+            self.task_id = self.progress.add_task("label", total=event.total, completed=event.total - event.pending, rate="-", failed=0, cost="")
             self._start_done = event.total - event.pending
             self._failed = 0
         elif isinstance(event, BatchDone) and self.progress is not None:
             self._failed += event.failed
             rate = (event.done - self._start_done) / event.elapsed_s if event.elapsed_s > 0 else 0.0
-            self.progress.update(self.task_id, completed=event.done, rate=f"{rate:.2f}", failed=self._failed)
+            cost = f"${event.cost_usd:.4f}" if event.cost_usd else ""
+            self.progress.update(self.task_id, completed=event.done, rate=f"{rate:.2f}", failed=self._failed, cost=cost)
         elif isinstance(event, RunFinished):
             if self.progress is not None:
                 self.progress.stop()
@@ -63,6 +65,7 @@ class ProgressView:
                 self.console.print(
                     f"done: {event.labeled}/{event.total} rows labeled, {event.failed} without a label, "
                     f"{event.model_rows} sent to the model, {event.cached_rows} from cache, {event.wall_s:.1f} s"
+                    + (f", ${event.cost_usd:.4f}" if event.cost_usd else "")
                 )
 
 
@@ -111,8 +114,16 @@ def plan(config: str, input: str, limit: int | None, as_json: bool) -> None:
         f"template suffix {result['suffix_tokens']} per row\n"
         f"tokens evaluated with prefix reuse: {result['tokens_evaluated_with_prefix_reuse']:,} (vs {result['prompt_tokens_total']:,} sent without)\n"
         f"estimated time: {result['estimated_seconds']:.0f} s   estimated cost: "
-        + ("free (local model)" if result["estimated_cost_usd"] == 0 else "unknown for this backend")
+        + _cost_text(result["estimated_cost_usd"])
     )
+
+
+def _cost_text(cost: float | None) -> str:
+    if cost == 0:
+        return "free (local model)"
+    if cost is None:
+        return "unknown: the model is not in the price table (set model.price)"
+    return f"${cost:.4f} at most (prompts plus max_tokens per answer)"
 
 
 @cli.command()
@@ -124,17 +135,35 @@ def plan(config: str, input: str, limit: int | None, as_json: bool) -> None:
 @click.option("--encoding", help="Input text encoding (overrides dataset.encoding).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def run(config: str, input: str, output: str, limit: int | None, project: str, encoding: str | None, as_json: bool, quiet: bool) -> None:
+@click.option("--max-cost", type=click.FloatRange(min=0), help="Stop cleanly once this many USD are spent (paid models); labels so far are saved.")
+@click.option(
+    "--ray", "ray_address", is_flag=False, flag_value="local", default=None,
+    help="Shard rows over Ray workers, each with its own backend: --ray (a local Ray) or --ray ADDRESS (a cluster).",
+)
+@click.option("--ray-workers", type=click.IntRange(min=1), default=2, show_default=True, help="With --ray: how many workers.")
+def run(
+    config: str, input: str, output: str, limit: int | None, project: str, encoding: str | None, as_json: bool, quiet: bool,
+    max_cost: float | None, ray_address: str | None, ray_workers: int,
+) -> None:
     """Label INPUT and write OUTPUT. Rerunning the same command resumes where it stopped."""
     view = ProgressView(quiet=quiet or as_json)
     cfg = api._config(config, view)
     if encoding:
         cfg.dataset.encoding = encoding
-    result = api.label(cfg, input, output=output, limit=limit, project=project, on_event=view)
+    if ray_address is not None:
+        from .distributed import label_on_ray
+
+        result = label_on_ray(
+            cfg, input, output=output, limit=limit, project=project, address=None if ray_address == "local" else ray_address,
+            workers=ray_workers, on_event=view, max_cost=max_cost,
+        )
+    else:
+        result = api.label(cfg, input, output=output, limit=limit, project=project, on_event=view, max_cost=max_cost)
     if as_json:
         click.echo(json.dumps({
             "run_id": result.run_id, "output": str(result.output_path), "rows": result.total, "labeled": result.labeled,
             "failed": result.failed, "model_rows": result.model_rows, "cached_rows": result.cached_rows, "wall_s": result.wall_s,
+            "cost_usd": result.cost_usd,
         }))
     else:
         click.echo(f"wrote {result.output_path} (columns {', '.join(result.columns.values())}); next: labelmill eval {config} {output}")

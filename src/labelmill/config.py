@@ -81,10 +81,38 @@ class ExamplesSpec(_Strict):
     seed: int = 0
 
 
+class ServerSpec(_Strict):
+    """How to talk to a model server (openai and anthropic backends): where, how fast, and what to do when it fails."""
+
+    base_url: str | None = Field(None, description="API base URL, e.g. http://127.0.0.1:8080/v1 (default: the SDK's, or OPENAI_BASE_URL / ANTHROPIC_BASE_URL).")
+    api_key: str | None = Field(None, description="API key (prefer api_key_env: keys in config files leak).")
+    api_key_env: str | None = Field(None, description="Environment variable holding the API key (default: OPENAI_API_KEY / ANTHROPIC_API_KEY).")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra HTTP headers sent with every request.")
+    endpoint: Literal["chat", "completions"] = Field("chat", description="openai: /chat/completions or the plain /completions endpoint.")
+    logprobs: bool = Field(True, description="openai: ask for token log-probabilities (confidences); turn off for servers that reject them.")
+    json_schema: bool = Field(True, description="openai: send the task's JSON schema as response_format when it has one.")
+    concurrency: int = Field(16, ge=1, description="Requests in flight at once.")
+    requests_per_minute: float | None = Field(None, gt=0, description="Rate limit on requests (default: none).")
+    tokens_per_minute: float | None = Field(None, gt=0, description="Rate limit on prompt + completion tokens (default: none).")
+    timeout_s: float = Field(60.0, gt=0, description="Per-request timeout.")
+    max_retries: int = Field(6, ge=0, description="Retries of a request after a timeout, 429, 5xx, reset or malformed answer.")
+    backoff_s: float = Field(0.5, gt=0, description="First retry delay; doubles each retry (with jitter), capped at 30 s. Retry-After wins.")
+    breaker_failures: int = Field(8, ge=1, description="Consecutive failed requests that open the circuit breaker (the run pauses).")
+    breaker_pause_s: float = Field(10.0, gt=0, description="How long the breaker pauses before it lets one probe request through.")
+    breaker_give_up_s: float = Field(300.0, gt=0, description="Paused this long in all without a success: stop the run (labels so far are saved).")
+
+
+class PriceSpec(_Strict):
+    """USD per million tokens."""
+
+    input: float = Field(ge=0, description="USD per million prompt tokens.")
+    output: float = Field(ge=0, description="USD per million completion tokens.")
+
+
 class ModelSpec(_Strict):
     """Which model labels, and how."""
 
-    backend: str = Field("llama_cpp", description="Backend name from the backend registry (llama_cpp, fake, ...).")
+    backend: str = Field("llama_cpp", description="Backend name from the backend registry (llama_cpp, openai, anthropic, fake, ...).")
     name: str = Field(
         "qwen2.5-coder-0.5b",
         description="A catalog name (qwen2.5-coder-0.5b, smollm2-135m, qwen2.5-coder-1.5b), a path to a .gguf file, "
@@ -100,6 +128,8 @@ class ModelSpec(_Strict):
     batch_size: int = Field(32, ge=1, description="Rows evaluated together in one forward pass.")
     seed: int = 0
     params: dict[str, Any] = Field(default_factory=dict, description="Backend-specific options.")
+    server: ServerSpec = Field(default_factory=ServerSpec, description="openai / anthropic: server address, concurrency, retries.")
+    price: PriceSpec | None = Field(None, description="USD per million tokens (default: labelmill's price table for the model; free for local models).")
 
 
 class DatasetSpec(_Strict):
@@ -189,7 +219,7 @@ class Config(_Strict):
 
     def fingerprint(self) -> str:
         """Content hash of everything that changes the labels (not output column names)."""
-        data = self.model_dump(mode="json", exclude={"output", "base_dir"})
+        data = self.model_dump(mode="json", exclude={"output": True, "base_dir": True, "model": {"server", "price"}})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -78,3 +78,23 @@ class UnknownComponentError(LabelmillError):
         self.kind = kind
         self.name = name
         self.known = known
+
+
+# Kinds of failed model requests (see backends/remote.py). A row that failed with a transient kind is
+# saved with it, and a rerun sends it again; a row with a stop kind was never sent and is not saved.
+TRANSIENT_ERRORS = frozenset({"timeout", "rate_limited", "server_error", "connection_error", "malformed_response"})
+STOP_ERRORS = frozenset({"budget_exhausted", "server_unavailable"})
+
+
+class RunStopped(LabelmillError):
+    """The run stopped early and cleanly (cost cap reached, model server down); every label so far is saved.
+
+    `result` is the RunResult of what was labeled (the output file is written).
+    """
+
+    exit_code = 7
+
+    def __init__(self, kind: str, message: str, *, fix: str | None = None, result=None):
+        super().__init__(message, fix=fix)
+        self.kind = kind
+        self.result = result

@@ -29,6 +29,7 @@ class BatchDone:
     model_rows: int  # rows of this batch sent to the model (not from cache)
     failed: int
     elapsed_s: float
+    cost_usd: float = 0.0  # spent on the model so far in this invocation
 
 
 @dataclass
@@ -40,6 +41,8 @@ class RunFinished:
     model_rows: int
     cached_rows: int
     wall_s: float
+    cost_usd: float = 0.0
+    stopped: str | None = None  # why the run stopped early (budget_exhausted, server_unavailable), else None
 
 
 Event = Union[Notice, RunStarted, BatchDone, RunFinished]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from .backends import Backend, make_backend
 from .confidence import softmax_logprobs
 from .config import Config, dump_config
-from .errors import BackendError, InputDataError
-from .events import BatchDone, EventHandler, RunFinished, RunStarted, ignore
+from .errors import STOP_ERRORS, BackendError, InputDataError, RunStopped
+from .events import BatchDone, EventHandler, Notice, RunFinished, RunStarted, ignore
 from .io import content_hash, free_column_name, read_rows, write_rows
 from .selectors import build_demos
 from .store import Annotation, Store
@@ -50,6 +50,18 @@ class RunResult:
     cached_rows: int
     wall_s: float
     columns: dict[str, str]
+    cost_usd: float = 0.0
+    stopped: str | None = None
+
+
+_STOP_MESSAGES = {
+    "budget_exhausted": "stopped at the cost cap: ${cost:.4f} spent of ${cap}; {labeled} of {total} rows labeled and saved (output: {out})",
+    "server_unavailable": "stopped: the model server kept failing and the circuit breaker gave up; {labeled} of {total} rows labeled and saved (output: {out})",
+}
+_STOP_FIXES = {
+    "budget_exhausted": "rerun the same command with a higher --max-cost to label the rest (labeled rows are not sent again)",
+    "server_unavailable": "check the server (model.server.base_url), then rerun the same command to label the rest",
+}
 
 
 class Job:
@@ -121,17 +133,43 @@ class Job:
             results = self.backend.generate(prompts, max_tokens=self.max_tokens, temperature=spec.temperature, seed=spec.seed, **extra)
         return [r.__dict__.copy() for r in results]
 
+    def submit_model(self, prompts: Sequence[Prompt]) -> Callable[[], list[dict[str, Any]]]:
+        """Start the model on `prompts`; the returned function waits for the responses.
+
+        A backend that can work in the background (`submit_generate`: the server backends) starts now,
+        so the runner can send the next batch while it saves this one; other backends run on the call.
+        """
+        submit = getattr(self.backend, "submit_generate", None)
+        if self.method != "generate" or submit is None:
+            return lambda: self.call_model(prompts)
+        spec = self.config.model
+        extra = {"schema": self.schema} if self.schema else {}
+        future = submit(prompts, max_tokens=self.max_tokens, temperature=spec.temperature, seed=spec.seed, **extra)
+        return lambda: [r.__dict__.copy() for r in future.result()]
+
     def call_verify(self, prompts: Sequence[Prompt]) -> list[dict[str, Any]]:
         """P(yes) against P(no) for the task's yes/no checks of its own answers."""
         return [r.__dict__.copy() for r in self.backend.score(prompts, VERIFY_ANSWERS)]
 
     def outcome(self, response: dict[str, Any], row: RowInput | None = None) -> Outcome:
+        if response.get("error"):  # the request itself failed (timeout, server error, ...): a typed failure
+            return ParseFailure(response["error"], "", response.get("error_detail") or "")
         try:
             if self.method == "score":
                 return self.task.from_scores(ScoreResult(**response), row)
             return self.task.parse(Generation(**response), row)
         except (ValueError, TypeError, KeyError, IndexError) as exc:  # a parser bug must not lose the run
             return ParseFailure("parser_error", str(response.get("text", ""))[:500], f"{type(exc).__name__}: {exc}")
+
+
+@dataclass
+class _Sent:
+    """Prompts of one batch on their way: cache hits, what went to the model, and keys another batch asks for."""
+
+    responses: dict[str, Any]
+    to_send: dict[str, Prompt]
+    wait: Callable[[], list[dict[str, Any]]] | None
+    borrowed: dict[str, _Sent]
 
 
 class Runner:
@@ -141,8 +179,11 @@ class Runner:
         self.job = job
         self.store = store
         self.emit = on_event
+        self._inflight: dict[str, _Sent] = {}  # cache key -> the started batch that asks for it
 
-    def run(self, source: Any, *, output: str | Path | None = None, limit: int | None = None, input_name: str | None = None) -> RunResult:
+    def run(
+        self, source: Any, *, output: str | Path | None = None, limit: int | None = None, input_name: str | None = None, max_cost: float | None = None
+    ) -> RunResult:
         started = time.perf_counter()
         config = self.job.config
         full = read_rows(source, config.dataset)
@@ -162,53 +203,115 @@ class Runner:
         pending = [i for i in range(len(frame)) if i not in done]
         self.emit(RunStarted(run_id, len(frame), len(pending), bool(done), self.job.method, self.job.backend.model_id if pending else ""))
         records = frame.to_dict("records")
-        counts = {"model": 0, "cached": 0, "failed": 0}
-        batch_size = config.model.batch_size
+        counts: dict[str, Any] = {"model": 0, "cached": 0, "failed": 0, "cost": 0.0}
+        batch_size = self.batch_size()
+        backend = self.job.backend
+        if hasattr(backend, "set_budget"):
+            backend.set_budget(max_cost)
+        elif max_cost is not None and pending:
+            self.emit(Notice(f"--max-cost: {backend.name} is a local model and costs nothing; no cap applies"))
+        stopped = None
+        batches = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
+        progress = len(done)
         try:
-            for start in range(0, len(pending), batch_size):
-                indices = pending[start : start + batch_size]
-                stats = self._label_batch(run_id, indices, records)
+            ahead = self._start_batch(batches[0], records) if batches else None
+            for n, indices in enumerate(batches):
+                current = ahead
+                # the next batch's requests go out before this one is saved, so the server never idles
+                ahead = self._start_batch(batches[n + 1], records) if n + 1 < len(batches) and not stopped else None
+                stats = self._finish_batch(run_id, indices, records, current)
                 for key in counts:
                     counts[key] += stats[key]
-                self.emit(BatchDone(len(done) + start + len(indices), len(frame), len(indices), stats["model"], stats["failed"], time.perf_counter() - started))
+                sent = len(indices) - len(stats["unsent"])
+                progress += sent
+                self.emit(BatchDone(progress, len(frame), sent, stats["model"], stats["failed"], time.perf_counter() - started, counts["cost"]))
+                if stats["unsent"]:
+                    stopped = stats["unsent"][0]
+                if stopped and ahead is None:
+                    break
         except KeyboardInterrupt:
             self.store.set_run_status(run_id, "interrupted")
             raise
-        self.store.set_run_status(run_id, "done")
+        self.store.set_run_status(run_id, stopped or "done")
         result_frame, columns, failed = self.output_frame(run_id, frame)
         out_path = write_rows(result_frame, output) if output else None
         wall = time.perf_counter() - started
-        self.emit(RunFinished(run_id, len(frame), len(frame) - failed, failed, counts["model"], counts["cached"], wall))
-        return RunResult(run_id, result_frame, out_path, len(frame), len(frame) - failed, failed, counts["model"], counts["cached"], wall, columns)
+        labeled = int(result_frame[columns["label"]].notna().sum())
+        self.emit(RunFinished(run_id, len(frame), labeled, failed, counts["model"], counts["cached"], wall, counts["cost"], stopped))
+        result = RunResult(run_id, result_frame, out_path, len(frame), labeled, failed, counts["model"], counts["cached"], wall, columns, counts["cost"], stopped)
+        if stopped:
+            raise RunStopped(stopped, _STOP_MESSAGES[stopped].format(cost=counts["cost"], cap=max_cost, labeled=labeled, total=len(frame), out=out_path), fix=_STOP_FIXES[stopped], result=result)
+        return result
+
+    def batch_size(self) -> int:
+        """Rows per committed batch: the config's when set, else what the backend needs to stay busy."""
+        spec = self.job.config.model
+        preferred = getattr(self.job.backend, "preferred_batch_size", None)
+        if "batch_size" in spec.model_fields_set or not preferred:
+            return spec.batch_size
+        return max(spec.batch_size, preferred)
 
     def _responses(self, prompts: list[Prompt], keys: list[str], verify: bool = False) -> tuple[dict[str, Any], set[str], list[tuple]]:
         """Model answers for `prompts`: from the cache, else from the model (identical prompts go once)."""
-        job = self.job
-        responses = self.store.cache_get(keys)
-        cached_keys = set(responses)
-        to_send = {k: p for k, p in zip(keys, prompts) if k not in responses}
-        new_entries = []
-        if to_send:
-            fresh = (job.call_verify if verify else job.call_model)(list(to_send.values()))
-            identity = job.backend.identity()
-            for key, response in zip(to_send, fresh):
-                responses[key] = response
-                new_entries.append((key, identity["backend"], identity["model"], "verify" if verify else job.method, response))
-        return responses, cached_keys, new_entries
+        return self._receive(self._send(prompts, keys, verify), verify)
 
-    def _label_batch(self, run_id: int, indices: list[int], records: list[dict[str, Any]]) -> dict[str, int]:
+    def _send(self, prompts: list[Prompt], keys: list[str], verify: bool = False) -> _Sent:
+        """Look up the cache and start the model on the rest. A prompt already in flight in another batch,
+        or twice in this one, is sent once."""
+        responses = self.store.cache_get(keys)
+        borrowed = {k: self._inflight[k] for k in keys if k not in responses and k in self._inflight}
+        to_send = {k: p for k, p in zip(keys, prompts) if k not in responses and k not in borrowed}
+        wait = None
+        if to_send:
+            prompts_out = list(to_send.values())
+            wait = (lambda: self.job.call_verify(prompts_out)) if verify else self.job.submit_model(prompts_out)
+        sent = _Sent(responses, to_send, wait, borrowed)
+        for key in to_send:
+            self._inflight[key] = sent
+        return sent
+
+    def _receive(self, sent: _Sent, verify: bool = False) -> tuple[dict[str, Any], set[str], list[tuple]]:
+        """Wait for what `_send` started: (responses by key, keys answered without the model, new cache entries)."""
+        job = self.job
+        responses = sent.responses
+        answered_before = set(responses) | set(sent.borrowed)
+        new_entries = []
+        if sent.wait is not None:
+            fresh = sent.wait()
+            identity = job.backend.identity()
+            for key, response in zip(sent.to_send, fresh):
+                responses[key] = response
+                self._inflight.pop(key, None)
+                if response.get("error"):  # a failed request is not an answer: never cached
+                    continue
+                new_entries.append((key, identity["backend"], identity["model"], "verify" if verify else job.method, response))
+        for key, other in sent.borrowed.items():  # batches finish in order, so `other` has its answers
+            responses[key] = other.responses[key]
+        return responses, answered_before, new_entries
+
+    def _label_batch(self, run_id: int, indices: list[int], records: list[dict[str, Any]]) -> dict[str, Any]:
+        return self._finish_batch(run_id, indices, records, self._start_batch(indices, records))
+
+    def _start_batch(self, indices: list[int], records: list[dict[str, Any]]) -> tuple:
+        """Build the batch's prompts and start the model on those not in the cache."""
         job = self.job
         inputs = [job.row_input(records[i]) for i in indices]
-        rows = [RowInput(text, records[i]) for text, i in zip(inputs, indices)]
         prompts = [job.prompt(text) for text in inputs]
         keys = [job.cache_key(p) for p in prompts]
-        responses, cached_keys, new_entries = self._responses(prompts, keys)
+        return inputs, prompts, keys, self._send(prompts, keys)
+
+    def _finish_batch(self, run_id: int, indices: list[int], records: list[dict[str, Any]], started: tuple) -> dict[str, Any]:
+        """Wait for the batch's answers, parse them (re-ask, check), and commit the batch."""
+        job = self.job
+        inputs, prompts, keys, sent = started
+        rows = [RowInput(text, records[i]) for text, i in zip(inputs, indices)]
+        responses, cached_keys, new_entries = self._receive(sent)
         results = [(prompts[n], keys[n], responses[keys[n]], job.outcome(responses[keys[n]], rows[n]), False) for n in range(len(indices))]
         # one re-ask, showing the model its invalid answer and the error, where the task can use one
         reasks = {}
         if job.method == "generate":
             for n, (prompt, _, response, outcome, _) in enumerate(results):
-                if isinstance(outcome, ParseFailure):
+                if isinstance(outcome, ParseFailure) and not response.get("error"):
                     follow_up = job.task.reask(prompt, Generation(**response), outcome)
                     if follow_up is not None:
                         reasks[n] = follow_up
@@ -232,17 +335,24 @@ class Runner:
             check_responses, _, check_new = self._responses(list(checks.values()), check_keys, verify=True)
             new_entries += check_new
             for (n, _), key in zip(checks.items(), check_keys):
+                if check_responses[key].get("error"):  # the check's request failed: keep the unchecked answer
+                    continue
                 logprobs = check_responses[key]["logprobs"]
                 p_yes = float(softmax_logprobs(logprobs)[0])
                 prompt, k, response, outcome, reasked = results[n]
                 results[n] = (prompt, k, response, job.task.apply_verification(outcome, p_yes), reasked)
-        annotations, failed = [], 0
+        annotations, failed, unsent, cost = [], 0, [], 0.0
         for index, text, (prompt, key, response, outcome, reasked) in zip(indices, inputs, results):
+            if key not in cached_keys:
+                cost += float(response.get("cost_usd") or 0.0)
+            if isinstance(outcome, ParseFailure) and outcome.kind in STOP_ERRORS:
+                unsent.append(outcome.kind)  # never sent: nothing to save, a rerun sends it
+                continue
             failed += isinstance(outcome, ParseFailure)
             annotations.append(self._annotation(index, text, prompt, key, key in cached_keys, response, outcome, reasked))
         self.store.save_batch(run_id, annotations, new_entries)
         model_rows = len({k for k in keys if k not in cached_keys})
-        return {"model": model_rows, "cached": len(indices) - model_rows, "failed": failed}
+        return {"model": model_rows, "cached": len(indices) - model_rows, "failed": failed, "cost": cost, "unsent": unsent}
 
     def _annotation(
         self, index: int, text: str, prompt: Prompt, key: str, cached: bool, response: dict[str, Any], outcome: Outcome, reasked: bool = False
@@ -278,43 +388,51 @@ class Runner:
         )
 
     def output_frame(self, run_id: int, frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str], int]:
-        """The input columns plus label, confidence and error columns that never overwrite input columns."""
-        spec = self.job.config.output
-        taken = list(frame.columns)
-        columns = {}
-        for role, wanted in (("label", spec.label_column), ("confidence", spec.confidence_column), ("error", spec.error_column)):
-            columns[role] = free_column_name(wanted, taken)
-            taken.append(columns[role])
-        if spec.include_distribution:
-            columns["distribution"] = free_column_name("llm_distribution", taken)
-        labels: list[Any] = [None] * len(frame)
-        confidences: list[float | None] = [None] * len(frame)
-        errors = [""] * len(frame)
-        dists: list[str] = [""] * len(frame)
-        extras: dict[str, list[Any]] = {}
-        records = frame.to_dict("records")
-        failed = 0
-        task = self.job.task
-        for item in self.store.annotations(run_id):
-            i = item["row_index"]
-            if i >= len(frame):
-                continue
-            if item["label"] is not None:
-                labels[i] = task.output_value(Label(value=item["label"]))
-                confidences[i] = item["confidence"]
-                dists[i] = json.dumps(item["distribution"]) if item["distribution"] else ""
-                for suffix, value in task.extra_outputs(item["label"], records[i]).items():
-                    extras.setdefault(suffix, [None] * len(frame))[i] = value
-            else:
-                failed += 1
-                errors[i] = f"{item['error']}: {item['error_detail']}" if item["error_detail"] else item["error"]
-        out = frame.copy()
-        out[columns["label"]] = labels
-        out[columns["confidence"]] = confidences
-        out[columns["error"]] = errors
-        if spec.include_distribution:
-            out[columns["distribution"]] = dists
-        for suffix, values in extras.items():
-            columns[suffix] = free_column_name(f"llm_{suffix}", list(out.columns))
-            out[columns[suffix]] = values
-        return out, columns, failed
+        return output_frame(self.store, run_id, frame, self.job.config, self.job.task)
+
+
+def output_frame(store: Store, run_id: int, frame: pd.DataFrame, config: Config, task: Task) -> tuple[pd.DataFrame, dict[str, str], int]:
+    """The input columns plus label, confidence and error columns that never overwrite input columns."""
+    spec = config.output
+    taken = list(frame.columns)
+    columns = {}
+    for role, wanted in (("label", spec.label_column), ("confidence", spec.confidence_column), ("error", spec.error_column)):
+        columns[role] = free_column_name(wanted, taken)
+        taken.append(columns[role])
+    if spec.include_distribution:
+        columns["distribution"] = free_column_name("llm_distribution", taken)
+    labels: list[Any] = [None] * len(frame)
+    confidences: list[float | None] = [None] * len(frame)
+    errors = [""] * len(frame)
+    dists: list[str] = [""] * len(frame)
+    extras: dict[str, list[Any]] = {}
+    records = frame.to_dict("records")
+    failed = 0
+    seen = set()
+    for item in store.annotations(run_id):
+        seen.add(item["row_index"])
+        i = item["row_index"]
+        if i >= len(frame):
+            continue
+        if item["label"] is not None:
+            labels[i] = task.output_value(Label(value=item["label"]))
+            confidences[i] = item["confidence"]
+            dists[i] = json.dumps(item["distribution"]) if item["distribution"] else ""
+            for suffix, value in task.extra_outputs(item["label"], records[i]).items():
+                extras.setdefault(suffix, [None] * len(frame))[i] = value
+        else:
+            failed += 1
+            errors[i] = f"{item['error']}: {item['error_detail']}" if item["error_detail"] else item["error"]
+    for i in range(len(frame)):
+        if i not in seen:  # the run stopped before this row (cost cap, server down): a rerun labels it
+            errors[i] = "pending: not labeled yet; rerun to label it"
+    out = frame.copy()
+    out[columns["label"]] = labels
+    out[columns["confidence"]] = confidences
+    out[columns["error"]] = errors
+    if spec.include_distribution:
+        out[columns["distribution"]] = dists
+    for suffix, values in extras.items():
+        columns[suffix] = free_column_name(f"llm_{suffix}", list(out.columns))
+        out[columns[suffix]] = values
+    return out, columns, failed

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
-from .errors import StoreError
+from .errors import TRANSIENT_ERRORS, StoreError
 
 MIGRATIONS: list[str] = [
     # 1: cache, runs, annotations
@@ -146,7 +147,7 @@ class Store:
         def __exit__(self, exc_type, *_):
             self.db.execute("ROLLBACK" if exc_type else "COMMIT")
 
-    def transaction(self) -> "_Tx":
+    def transaction(self) -> _Tx:
         return Store._Tx(self.db)
 
     # cache -----------------------------------------------------------------------------------
@@ -189,7 +190,10 @@ class Store:
 
     # annotations -----------------------------------------------------------------------------
     def done_rows(self, run_id: int) -> set[int]:
-        return {r[0] for r in self.db.execute("SELECT row_index FROM annotations WHERE run_id = ?", (run_id,))}
+        """Rows with a label or a lasting failure; rows whose request failed transiently (a timeout, a 5xx) are sent again."""
+        marks = ",".join("?" * len(TRANSIENT_ERRORS))
+        query = f"SELECT row_index FROM annotations WHERE run_id = ? AND (error IS NULL OR error NOT IN ({marks}))"
+        return {r[0] for r in self.db.execute(query, (run_id, *sorted(TRANSIENT_ERRORS)))}
 
     def save_batch(self, run_id: int, annotations: list[Annotation], cache_entries: list[tuple[str, str, str, str, dict]]) -> None:
         """Commit annotations and the model answers behind them atomically."""
@@ -198,6 +202,12 @@ class Store:
             db.executemany(
                 "INSERT OR IGNORE INTO cache (key, backend, model, kind, response, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 [(k, b, m, kind, json.dumps(resp), now) for k, b, m, kind, resp in cache_entries],
+            )
+            # a row retried after a transient failure replaces that failure (never a label)
+            marks = ",".join("?" * len(TRANSIENT_ERRORS))
+            db.executemany(
+                f"DELETE FROM annotations WHERE run_id = ? AND row_index = ? AND error IN ({marks})",
+                [(run_id, a.row_index, *sorted(TRANSIENT_ERRORS)) for a in annotations],
             )
             db.executemany(
                 "INSERT OR IGNORE INTO annotations (run_id, row_index, row_hash, label, error, error_detail, confidence, distribution,"
@@ -229,8 +239,8 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, *_: Any) -> None:
+    def __exit__(self, *_: object) -> None:
         self.close()

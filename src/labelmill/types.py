@@ -41,6 +41,8 @@ class ScoreResult:
     logprobs: list[float]
     prompt_tokens: int = 0
     latency_s: float = 0.0
+    error: str | None = None  # the request failed (timeout, server_error, ...): no scores
+    error_detail: str = ""
 
 
 @dataclass
@@ -61,6 +63,9 @@ class Generation:
     tokens: list[str] = field(default_factory=list)
     lead: int = 0
     top_logprobs: dict[str, float] = field(default_factory=dict)
+    cost_usd: float = 0.0
+    error: str | None = None  # the request failed (timeout, server_error, ...; see backends/remote.py): no text
+    error_detail: str = ""
 
 
 @dataclass

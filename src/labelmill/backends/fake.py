@@ -18,7 +18,7 @@ import hashlib
 import math
 import re
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..types import Generation, Prompt, ScoreResult
 from .base import Backend
@@ -80,7 +80,7 @@ class FakeBackend(Backend):
                 pieces = re.findall(r"\S+|\s+", scripted)
                 out.append(Generation(scripted, [-0.1] * len(pieces), completion_tokens=len(pieces), tokens=pieces))
                 continue
-            labels = self.spec.params.get("labels") or re.findall(r"^- ([^:\n]+)", prompt.system, flags=re.M)
+            labels = self.spec.params.get("labels") or re.findall(r"^- ([^:\n]+)", prompt.system, flags=re.MULTILINE)
             if every and int(prompt.hash(), 16) % every == 0:
                 text, logprobs = "I am not sure about this one.", [-2.0] * 7
             else:
