@@ -8,7 +8,8 @@ model:
     concurrency: 8
     requests_per_minute: 50
 
-The API gives no token log-probabilities, so labels carry no model confidence from this backend
+Temperature is sent only when the config sets one above 0 (current models take no sampling
+parameters). The API gives no token log-probabilities, so labels carry no model confidence from this backend
 (self-consistency and P(True) work without them). Retries, the circuit breaker and the cost cap are
 the shared ones in `remote.py`.
 """
@@ -45,17 +46,20 @@ class AnthropicBackend(RemoteBackend):
         for user, assistant in prompt.turns:
             messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
         messages.append({"role": "user", "content": prompt.user})
-        kwargs: dict[str, Any] = {"model": self.spec.name, "max_tokens": max_tokens, "temperature": temperature, "messages": messages}
+        body: dict[str, Any] = {"model": self.spec.name, "max_tokens": max_tokens, "messages": messages}
+        if temperature > 0:  # current models take no sampling parameters; send one only when the config asks
+            body["temperature"] = temperature
         if prompt.system:
-            kwargs["system"] = prompt.system
-        response = await client.messages.create(**kwargs)
-        blocks = getattr(response, "content", None)
-        if blocks is None:
+            body["system"] = prompt.system
+        # the SDK's low-level post (auth, version header, typed errors) without typed request/response objects
+        response = await client.post("/v1/messages", cast_to=object, body=body)
+        blocks = response.get("content") if isinstance(response, dict) else None
+        if not isinstance(blocks, list):
             raise RequestFailed("malformed_response", f"no content in the answer: {str(response)[:200]}", retry=True)
-        text = "".join(getattr(b, "text", "") for b in blocks if getattr(b, "type", "text") == "text")
-        usage = getattr(response, "usage", None)
+        text = "".join(b.get("text", "") for b in blocks if isinstance(b, dict) and b.get("type", "text") == "text")
+        usage = response.get("usage") or {}
         return Generation(
             text=text.strip(),
-            prompt_tokens=int(getattr(usage, "input_tokens", 0) or 0),
-            completion_tokens=int(getattr(usage, "output_tokens", 0) or 0),
+            prompt_tokens=int(usage.get("input_tokens") or 0),
+            completion_tokens=int(usage.get("output_tokens") or 0),
         )

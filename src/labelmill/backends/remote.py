@@ -339,8 +339,10 @@ class RemoteBackend(Backend):
         return self._submit(batch())
 
     async def _one(self, prompt: Prompt, max_tokens: int, temperature: float, seed: int, schema: dict | None) -> Generation:
-        estimate = self.count_tokens(prompt.canonical())
-        worst_case = self.cost(estimate, max_tokens)
+        # a token estimate only where something needs it (the cost cap, a token rate limit)
+        needs_estimate = self.budget.cap is not None or self.server.tokens_per_minute is not None
+        estimate = self.count_tokens(prompt.canonical()) if needs_estimate else 0
+        worst_case = self.cost(estimate, max_tokens) if self.budget.cap is not None else 0.0
         async with self._slots:
             if not await self.budget.reserve(worst_case):
                 return Generation(text="", error="budget_exhausted", error_detail="the --max-cost cap is reached")
@@ -348,7 +350,8 @@ class RemoteBackend(Backend):
             try:
                 result = await self._with_retries(prompt, max_tokens, temperature, seed, schema, estimate)
                 if result.error is None:
-                    actual = self.cost(result.prompt_tokens or estimate, result.completion_tokens)
+                    prompt_tokens = result.prompt_tokens or estimate or self.count_tokens(prompt.canonical())
+                    actual = self.cost(prompt_tokens, result.completion_tokens)
                     self.cost_usd += actual
                     result.cost_usd = actual
                 return result
@@ -406,7 +409,9 @@ class RemoteBackend(Backend):
             return RequestFailed("request_rejected", text, retry=False)
         if "Connection" in name:
             return RequestFailed("connection_error", text, retry=True, server_fault=True)
-        if isinstance(exc, (json.JSONDecodeError, KeyError, IndexError, TypeError, ValueError)) or "Validation" in name or "Decode" in name:
+        if isinstance(exc, TypeError):  # a call the SDK does not accept: retrying will not help
+            return RequestFailed("request_rejected", text, retry=False)
+        if isinstance(exc, (json.JSONDecodeError, KeyError, IndexError, ValueError)) or "Validation" in name or "Decode" in name:
             return RequestFailed("malformed_response", text, retry=True)
         return RequestFailed("connection_error", text, retry=True, server_fault=True)
 

@@ -129,6 +129,8 @@ class FakeModelServer:
         if method == "GET" and path.rstrip("/").endswith("/models"):
             return await self._send(writer, 200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
         self.counts["requests"] += 1
+        if path not in ("/v1/chat/completions", "/v1/completions", "/v1/messages"):
+            return await self._send(writer, 404, {"error": {"message": f"no route {path}", "type": "not_found"}})
         if options.down:
             self.counts["down"] += 1
             return await self._send(writer, 503, {"error": {"message": "server down", "type": "server_error"}})
@@ -164,7 +166,7 @@ class FakeModelServer:
 
     async def _send(self, writer: asyncio.StreamWriter, status: int, payload, extra_headers: dict | None = None) -> bool:
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        reason = {200: "OK", 400: "Bad Request", 429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}.get(status, "OK")
+        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}.get(status, "OK")
         headers = {"Content-Type": "application/json", "Content-Length": str(len(body)), "Connection": "keep-alive", **(extra_headers or {})}
         head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
         writer.write(head.encode("latin-1") + body)
