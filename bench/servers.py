@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import pandas as pd
@@ -74,6 +75,7 @@ def faults(rows: pd.DataFrame, work: Path) -> dict:
     try:
         first = labelmill.run(cfg, data, project=work / "faults.db", output=work / "faults1.csv")
         out1 = pd.read_csv(work / "faults1.csv", keep_default_na=False)
+        stats_first = json.loads(urllib.request.urlopen(url + "/stats").read())
         second = labelmill.run(cfg, data, project=work / "faults.db", output=work / "faults2.csv")
         out2 = pd.read_csv(work / "faults2.csv", keep_default_na=False)
     finally:
@@ -82,7 +84,9 @@ def faults(rows: pd.DataFrame, work: Path) -> dict:
     typed.pop("", None)
     no_outcome = int(((out1["llm_label"] == "") & (out1["llm_error"] == "")).sum())
     return {
-        "rows": len(data), "output_rows_first": len(out1), "duplicated_first": int(out1["text"].duplicated().sum() - data["text"].duplicated().sum()),
+        "rows": len(data), "requests_first": stats_first.get("requests", 0),
+        "faults_injected_first": {k.removeprefix("fault_"): v for k, v in stats_first.items() if k.startswith("fault_")},
+        "output_rows_first": len(out1), "duplicated_first": int(out1["text"].duplicated().sum() - data["text"].duplicated().sum()),
         "labeled_first": first.labeled, "typed_errors_first": typed, "rows_without_label_or_error_first": no_outcome,
         "labeled_after_rerun": second.labeled, "output_rows_after_rerun": len(out2), "rerun_model_rows": second.model_rows,
         "same_order": bool((out2["text"] == data["text"]).all()),

@@ -60,10 +60,10 @@ def aiohttp_client(sdk: Any) -> Any:
     than the default one, which matters at hundreds of requests per second; else None (the default)."""
     try:
         import aiohttp  # noqa: F401
-        import httpx_aiohttp  # noqa: F401
-    except ImportError:
+
+        return sdk.DefaultAioHttpClient()
+    except (ImportError, RuntimeError, AttributeError):  # no aiohttp, or an SDK without this transport
         return None
-    return sdk.DefaultAioHttpClient()
 
 
 class RequestFailed(Exception):

@@ -128,6 +128,8 @@ class FakeModelServer:
         options = self.options
         if method == "GET" and path.rstrip("/").endswith("/models"):
             return await self._send(writer, 200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
+        if method == "GET" and path.rstrip("/").endswith("/stats"):  # what was asked and which faults were served
+            return await self._send(writer, 200, dict(self.counts))
         self.counts["requests"] += 1
         if path not in ("/v1/chat/completions", "/v1/completions", "/v1/messages"):
             return await self._send(writer, 404, {"error": {"message": f"no route {path}", "type": "not_found"}})
