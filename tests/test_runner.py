@@ -126,8 +126,18 @@ def test_plan_counts_tokens_without_labeling(tmp_path):
 
 
 def test_store_schema_is_versioned(tmp_path):
+    from labelmill.store import MIGRATIONS
+
     with Store(tmp_path / "p.db") as store:
-        assert store.schema_version() == 1
+        assert store.schema_version() == len(MIGRATIONS) == 2
+    # a project file from before the embeddings table (schema 1) is upgraded in place
+    db = sqlite3.connect(tmp_path / "p.db")
+    db.execute("DROP TABLE embeddings")
+    db.execute("DELETE FROM migrations WHERE version = 2")
+    db.commit()
+    db.close()
+    with Store(tmp_path / "p.db") as store:
+        assert store.schema_version() == 2 and store.embeddings_get(["x"]) == {}
     db = sqlite3.connect(tmp_path / "p.db")
     db.execute("INSERT INTO migrations VALUES (99, 0)")
     db.commit()

@@ -14,12 +14,13 @@ from .errors import (
     LabelmillError,
     MissingDependencyError,
     ModelNotFoundError,
+    RunStopped,
     StoreError,
 )
 
 __version__ = "0.1.0"
 
-_API = {"label", "run", "plan", "evaluate", "init_config"}
+_API = {"label", "run", "plan", "calibrate", "evaluate", "init_config"}
 
 
 def __getattr__(name: str) -> Any:
@@ -35,6 +36,6 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "label", "run", "plan", "evaluate", "init_config", "load_config", "Config",
-    "LabelmillError", "ConfigError", "InputDataError", "ModelNotFoundError", "MissingDependencyError", "BackendError", "StoreError",
+    "label", "run", "plan", "calibrate", "evaluate", "init_config", "load_config", "Config",
+    "LabelmillError", "ConfigError", "InputDataError", "ModelNotFoundError", "MissingDependencyError", "BackendError", "StoreError", "RunStopped",
 ]

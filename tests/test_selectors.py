@@ -1,0 +1,73 @@
+"""Few-shot selection: balanced, nearest, MMR and per-label picks; real all-MiniLM-L6-v2 embeddings cached in the store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import fake_config
+
+import labelmill
+from labelmill.config import load_config
+from labelmill.selectors import (
+    DemoPicker,
+    max_marginal_relevance,
+    nearest,
+    select_balanced,
+    similar_per_label,
+)
+from labelmill.store import Store
+from labelmill.tasks import make_task
+from labelmill.tasks.base import Demo
+
+
+def unit(v):
+    v = np.asarray(v, dtype=float)
+    return v / np.linalg.norm(v)
+
+
+def test_balanced_draws_round_robin_over_labels():
+    pool = [Demo(f"x{i}", "a" if i < 8 else "b") for i in range(10)]
+    golds = [d.answer for d in pool]
+    chosen = select_balanced(pool, golds, 4, seed=1)
+    assert sorted(d.answer for d in chosen) == ["a", "a", "b", "b"] and len(set(chosen)) == 4
+
+
+def test_nearest_mmr_and_per_label_on_known_vectors():
+    vectors = np.stack([unit([1, 0, 0]), unit([0.99, 0.01, 0]), unit([0.8, 0.6, 0]), unit([-1, 0, 0]), unit([0, 0, -1])])
+    query = unit([1, 0.05, 0])
+    assert nearest(query, vectors, 2) == [1, 0]
+    # MMR with a strong diversity weight skips the near-duplicate of the best example
+    assert max_marginal_relevance(query, vectors, 2, lam=0.5) == [1, 2]
+    assert max_marginal_relevance(query, vectors, 2, lam=1.0) == [1, 0]  # no diversity weight: plain nearest
+    assert similar_per_label(query, vectors, ["a", "a", "b", "c", "d"], 2) == [1, 2]
+
+
+def test_similarity_picks_the_related_example_with_real_embeddings(tmp_path):
+    pytest.importorskip("sentence_transformers")
+    items = [
+        {"text": "My new card has still not been delivered", "label": "card_arrival"},
+        {"text": "How do I change the PIN of my card?", "label": "change_pin"},
+        {"text": "What exchange rate do you use for euros?", "label": "exchange_rate"},
+        {"text": "I was charged twice for one purchase", "label": "transaction_charged_twice"},
+    ]
+    config = load_config(fake_config(labels=[i["label"] for i in items], examples={"items": items, "k": 2, "selection": "similar"}))
+    picker = DemoPicker(config, make_task(config))
+    with Store(tmp_path / "p.db") as store:
+        picker.prepare(["I am still waiting for the card you sent me", "Which rate applies when I pay in dollars?"], store)
+        cached = store.db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
+    assert cached == 6  # 4 examples + 2 rows, stored once
+    card = picker.for_row("I am still waiting for the card you sent me")
+    rate = picker.for_row("Which rate applies when I pay in dollars?")
+    assert card[-1].answer == "card_arrival" and rate[-1].answer == "exchange_rate"  # the nearest sits next to the row
+    assert len(card) == 2
+
+
+def test_per_row_demos_reach_the_prompt_and_plan(tmp_path):
+    pytest.importorskip("sentence_transformers")
+    items = [{"text": "a good and fun film", "label": "positive"}, {"text": "bad acting and a dull plot", "label": "negative"},
+             {"text": "great cast", "label": "positive"}, {"text": "boring", "label": "negative"}]
+    config = fake_config(examples={"items": items, "k": 1, "selection": "similar"})
+    result = labelmill.run(config, [{"text": "a dull and boring plot"}, {"text": "a fun film"}], project=tmp_path / "p.db")
+    assert result.labeled == 2
+    plan = labelmill.plan(config, [{"text": "a dull and boring plot"}])
+    assert "bad acting and a dull plot" in plan["prompt_preview"] and plan["demos"] == 1 and plan["demo_selection"] == "similar"
