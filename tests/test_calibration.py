@@ -45,7 +45,10 @@ def test_bias_calibration_fixes_label_bias_and_confidence_on_held_out_rows():
     ece_cal = expected_calibration_error(ok, conf)[0]
     assert ece_raw > 0.1 and ece_cal < 0.06
     method, losses = choose(probs[seed], gold[seed], probs[seed].max(1), probs[seed].argmax(1) == gold[seed], ["a", "b", "c"])
-    assert method == "bias" and set(losses) == {"temperature", "bias", "isotonic"}
+    assert method in ("bias", "bias_platt") and set(losses) == {"temperature", "bias", "isotonic", "platt", "bias_platt"}
+    combined = fit("bias_platt", probs[seed], gold[seed], probs[seed].max(1), probs[seed].argmax(1) == gold[seed], ["a", "b", "c"])
+    pred2, conf2 = combined.apply(probs[test], probs[test].max(1))
+    assert ((pred2 == gold[test]) == ok).all() and expected_calibration_error(pred2 == gold[test], conf2)[0] < 0.06
 
 
 def test_temperature_only_rescales_and_keeps_the_predicted_label():
@@ -120,7 +123,7 @@ def test_calibrate_then_run_with_the_calibration(tmp_path):
     scored_rows(200, 6).to_csv(tmp_path / "test.csv", index=False)
     cal = labelmill.calibrate(config, tmp_path / "seed.csv", out=tmp_path / "cal.json", project=tmp_path / "p.db", target=0.9)
     report = cal.seed_report
-    assert report["seed_rows"] == 120 and report["method"] in ("temperature", "bias", "isotonic")
+    assert report["seed_rows"] == 120 and report["method"] in ("temperature", "bias", "isotonic", "platt", "bias_platt")
     assert json.loads((tmp_path / "cal.json").read_text())["method"] == cal.method
     result = labelmill.run(config, tmp_path / "test.csv", project=tmp_path / "p.db", calibration=tmp_path / "cal.json")
     frame = result.frame
@@ -145,3 +148,29 @@ def test_cli_calibrate_prints_the_threshold_and_rejects_too_few_rows(tmp_path):
     assert "ECE" in done.stdout and "calibration.json" in done.stdout and (tmp_path / "calibration.json").exists()
     tiny = subprocess.run(cli_command("calibrate", "c.yaml", "tiny.csv"), cwd=tmp_path, env=child_env(), capture_output=True, text=True, check=False)
     assert tiny.returncode != 0 and "at least 20 seed rows" in tiny.stderr and "Traceback" not in tiny.stderr
+
+
+def test_tune_searches_strategies_and_writes_the_best_config(tmp_path):
+    import yaml
+
+    from labelmill.store import Store
+    from labelmill.tune import tune
+
+    config = fake_config(model={"method": "score", "params": {"keywords": {"positive": ["good"], "negative": ["bad"]}}})
+    scored_rows(80, 9).to_csv(tmp_path / "dev.csv", index=False)
+    scored_rows(40, 10).to_csv(tmp_path / "pool.csv", index=False)
+    report = tune(
+        config, tmp_path / "dev.csv", pool=tmp_path / "pool.csv", shots=(0, 4), selectors=("random", "balanced"),
+        calibrations=("none", "auto"), budget_s=120, project=tmp_path / "p.db", out=tmp_path / "best.yaml",
+    )
+    names = [t["name"] for t in report["trials"]]
+    assert names[0] == "zero-shot" and "4-shot balanced + auto calibration" in names and len(names) == 6
+    assert all(t["status"] == "done" for t in report["trials"]) and report["pareto"]
+    best = report["best"]
+    assert best["accuracy"] == max(t["accuracy"] for t in report["trials"])
+    saved = labelmill.load_config(yaml.safe_load((tmp_path / "best.yaml").read_text()))
+    assert saved.examples.k == best["shots"]
+    with Store(tmp_path / "p.db") as store:
+        assert store.db.execute("SELECT COUNT(*) FROM tune_trials").fetchone()[0] == 6
+    tight = tune(config, tmp_path / "dev.csv", pool=tmp_path / "pool.csv", shots=(0, 4), selectors=("random",), budget_s=1e-3, project=tmp_path / "q.db")
+    assert [t["status"] for t in tight["trials"]][1:] == ["skipped"] * 3  # the budget stops the search after the first

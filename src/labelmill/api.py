@@ -174,12 +174,12 @@ def calibrate(
         gold_idx = np.array([names.index(g) for g in gold])
     if method not in ("auto", *cal_mod.METHODS):
         raise ConfigError(f"unknown calibration method {method!r}", fix=f"use auto or one of: {', '.join(cal_mod.METHODS)}")
-    if method in ("temperature", "bias") and probs is None:
+    if method in ("temperature", "bias", "bias_platt") and probs is None:
         raise ConfigError(f"{method} calibration needs a label distribution for every seed row (a scored closed label set)", fix="use --method isotonic, or model.method: score")
     sub = (lambda a: None if a is None else a[fit_rows])
     losses = {}
     thin = [n for n in names if sum(g == n for g in gold) < 3] if probs is not None else []
-    if thin and method == "bias":
+    if thin and method.startswith("bias"):
         raise ConfigError(f"bias calibration needs seed rows of every label; {thin[0]!r} has fewer than 3", fix="draw the seed rows at random from all labels, or use --method temperature")
     if method == "auto":
         method, losses = cal_mod.choose(sub(probs), sub(gold_idx), raw[fit_rows], correct[fit_rows], names, allow_bias=not thin)

@@ -9,6 +9,10 @@ under-confident. Fitted on seed rows whose gold labels are known:
                                                          it can change the predicted label
   isotonic      confidence -> P(correct), a monotone step function (pool adjacent violators) of any
                 confidence, including ones without a distribution (generated answers)
+  platt         P(correct) = sigmoid(a * logit(confidence) + c): two numbers, smoother than isotonic on
+                a few hundred rows
+  bias_platt    bias first (it fixes the labels), then platt on its confidence (it fixes the confidence
+                where label bias distorts the log-loss-optimal temperature)
 
 `auto` picks the method with the lowest cross-validated log loss on the seed rows. A threshold for a
 target accuracy is chosen on the seed rows so that the one-sided Clopper-Pearson lower bound of the
@@ -27,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-METHODS = ("temperature", "bias", "isotonic")
+METHODS = ("temperature", "bias", "isotonic", "platt", "bias_platt")
 _EPS = 1e-12
 
 
@@ -104,6 +108,28 @@ def fit_isotonic(confidence: np.ndarray, correct: np.ndarray) -> tuple[list[floa
     return xs, ys
 
 
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def fit_platt(confidence: np.ndarray, correct: np.ndarray, l2: float = 1e-3) -> list[float]:
+    """[a, c] of P(correct) = sigmoid(a * logit(confidence) + c), by Newton's method on the log loss."""
+    x = _logit(np.asarray(confidence, dtype=float))
+    y = np.asarray(correct, dtype=float)
+    w = np.array([1.0, 0.0])
+    design = np.stack([x, np.ones_like(x)], axis=1)
+    for _ in range(50):
+        p = 1.0 / (1.0 + np.exp(-np.clip(design @ w, -30, 30)))
+        grad = design.T @ (p - y) / len(y) + l2 * w
+        hess = (design * (p * (1 - p))[:, None]).T @ design / len(y) + l2 * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        w = w - step
+        if np.abs(step).max() < 1e-8:
+            break
+    return [float(w[0]), float(w[1])]
+
+
 @dataclass
 class Calibrator:
     """A fitted calibration; JSON-serialisable (`save`/`load`) and applied to new rows' outputs."""
@@ -114,6 +140,7 @@ class Calibrator:
     bias: list[float] = field(default_factory=list)
     iso_x: list[float] = field(default_factory=list)
     iso_y: list[float] = field(default_factory=list)
+    platt: list[float] = field(default_factory=list)  # [a, c]
     threshold: float | None = None  # for the target below, on calibrated confidence
     target: float | None = None
     delta: float | None = None
@@ -121,28 +148,32 @@ class Calibrator:
 
     # applying ------------------------------------------------------------------------------------
     def distribution(self, probs: np.ndarray) -> np.ndarray:
-        """Calibrated label distributions (n, k) from raw ones; isotonic leaves them as they are."""
-        if self.method == "isotonic":
+        """Label distributions (n, k) after temperature and bias; isotonic leaves them as they are."""
+        if self.method in ("isotonic", "platt"):
             return probs
         z = _log(probs) / self.temperature
-        if self.method == "bias" and self.bias:
+        if self.bias:
             z = z + np.asarray(self.bias)
         return _softmax(z)
 
     def confidence(self, raw: np.ndarray) -> np.ndarray:
         """Calibrated confidence from a raw confidence (isotonic); other methods work on distributions."""
         raw = np.asarray(raw, dtype=float)
-        if self.method != "isotonic":
+        if self.method in ("platt", "bias_platt") and self.platt:
+            a, c = self.platt
+            out = 1.0 / (1.0 + np.exp(-np.clip(a * _logit(np.nan_to_num(raw, nan=0.5)) + c, -30, 30)))
+        elif self.method == "isotonic" and self.iso_x:
+            out = np.interp(np.nan_to_num(raw, nan=0.0), self.iso_x, self.iso_y)
+        else:
             return raw
-        out = np.interp(np.nan_to_num(raw, nan=0.0), self.iso_x, self.iso_y) if self.iso_x else raw
         return np.where(np.isnan(raw), np.nan, out)
 
     def apply(self, probs: np.ndarray | None, raw_confidence: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
         """(predicted label index or None, calibrated confidence) for each row."""
-        if self.method == "isotonic" or probs is None:
+        if self.method in ("isotonic", "platt") or probs is None:
             return None, self.confidence(raw_confidence)
         q = self.distribution(probs)
-        return q.argmax(axis=1), q.max(axis=1)
+        return q.argmax(axis=1), self.confidence(q.max(axis=1))
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -165,11 +196,39 @@ def fit(method: str, probs: np.ndarray | None, gold: np.ndarray | None, raw_conf
         ok = ~np.isnan(raw_confidence)
         xs, ys = fit_isotonic(raw_confidence[ok], correct[ok])
         return Calibrator(method, list(labels), iso_x=xs, iso_y=ys)
+    if method == "platt":
+        ok = ~np.isnan(raw_confidence)
+        return Calibrator(method, list(labels), platt=fit_platt(raw_confidence[ok], correct[ok]))
+    if method == "bias_platt":
+        if probs is None or gold is None:
+            raise ValueError("bias_platt calibration needs label distributions")
+        first = fit("bias", probs, gold, raw_confidence, correct, labels)
+        q = first.distribution(probs)
+        return Calibrator(method, list(labels), temperature=first.temperature, bias=first.bias, platt=fit_platt(q.max(axis=1), q.argmax(axis=1) == gold))
     raise ValueError(f"unknown calibration method {method!r}")
 
 
+def full_distribution(cal: Calibrator, probs: np.ndarray) -> np.ndarray:
+    """The calibrated distribution over all labels: the top label gets the calibrated confidence, the
+    others share the rest in proportion (so methods that only map the confidence are comparable)."""
+    q = cal.distribution(probs)
+    top = q.argmax(axis=1)
+    rows = np.arange(len(q))
+    conf = np.clip(cal.confidence(q[rows, top]), 1e-6, 1 - 1e-6)
+    rest = q.copy()
+    rest[rows, top] = 0.0
+    rest = rest / np.maximum(rest.sum(axis=1, keepdims=True), 1e-12) * (1 - conf)[:, None]
+    rest[rows, top] = conf
+    return rest
+
+
 def log_loss_of(cal: Calibrator, probs: np.ndarray | None, gold: np.ndarray | None, raw_confidence: np.ndarray, correct: np.ndarray) -> float:
-    """Log loss of the calibrated P(the predicted label is right) on rows, comparable across methods."""
+    """Log loss on held-out rows, comparable across methods: of the gold label under the full calibrated
+    distribution when there is one (this rewards a better label as well as a better confidence), else of
+    P(the answer is right)."""
+    if probs is not None and gold is not None:
+        q = full_distribution(cal, probs)
+        return float(-np.mean(np.log(np.clip(q[np.arange(len(q)), gold], 1e-6, 1.0))))
     predicted, conf = cal.apply(probs, raw_confidence)
     ok = correct if predicted is None else (predicted == gold)
     conf = np.clip(np.nan_to_num(conf, nan=0.5), 1e-6, 1 - 1e-6)
@@ -181,7 +240,7 @@ def choose(
     *, folds: int = 5, seed: int = 0, allow_bias: bool = True,
 ) -> tuple[str, dict[str, float]]:
     """The method with the lowest cross-validated log loss on the seed rows, and every method's loss."""
-    methods = [m for m in METHODS if m == "isotonic" or (probs is not None and (allow_bias or m != "bias"))]
+    methods = [m for m in METHODS if m == "isotonic" or (probs is not None and (allow_bias or not m.startswith("bias")))]
     n = len(raw_confidence)
     order = np.random.default_rng(seed).permutation(n)
     losses = {}

@@ -122,7 +122,7 @@ def plan(config: str, input: str, limit: int | None, as_json: bool) -> None:
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.argument("seed", type=click.Path(dir_okay=False))
 @click.option("-o", "--out", "out", default="calibration.json", show_default=True, help="Where to write the calibration.")
-@click.option("--method", type=click.Choice(["auto", "temperature", "bias", "isotonic"]), default="auto", show_default=True)
+@click.option("--method", type=click.Choice(["auto", "temperature", "bias", "isotonic", "platt", "bias_platt"]), default="auto", show_default=True)
 @click.option("--target", type=click.FloatRange(0.5, 1.0, max_open=True), default=0.95, show_default=True, help="Target accuracy of auto-labeled rows.")
 @click.option("--delta", type=click.FloatRange(0.001, 0.5), default=0.05, show_default=True, help="The target holds with probability 1 - delta.")
 @click.option("--project", default=api.DEFAULT_PROJECT, show_default=True, help="SQLite project file (the seed rows' labels are cached there).")
@@ -151,6 +151,46 @@ def calibrate(config: str, seed: str, out: str, method: str, target: float, delt
         )
         + f"\nwrote {out}; next: labelmill run {config} INPUT --out OUT --calibration {out}"
     )
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("dev", type=click.Path(dir_okay=False))
+@click.option("--pool", type=click.Path(dir_okay=False, exists=True), help="Labeled rows to draw few-shot examples from (not the dev rows).")
+@click.option("--budget", "budget_s", type=click.FloatRange(min=1), default=600, show_default=True, help="Seconds for the whole search.")
+@click.option("--limit", type=click.IntRange(min=20), default=200, show_default=True, help="Dev rows to score each strategy on.")
+@click.option("--shots", default="0,4,8", show_default=True, help="Few-shot counts to try.")
+@click.option("--selectors", default="random,balanced,similar", show_default=True, help="Example selections to try.")
+@click.option("--calibration", "calibrations", default="none,auto", show_default=True, help="Calibrations to try (none, auto, temperature, bias, isotonic).")
+@click.option("-o", "--out", default="tuned.yaml", show_default=True, help="Where to write the best config.")
+@click.option("--project", default=api.DEFAULT_PROJECT, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def tune(config: str, dev: str, pool: str | None, budget_s: float, limit: int, shots: str, selectors: str, calibrations: str, out: str, project: str, as_json: bool) -> None:
+    """Search strategies (shots, example selection, calibration) on DEV rows within a time budget; save the best config."""
+    from .tune import tune as run_tune
+
+    report = run_tune(
+        config, dev, pool=pool, shots=tuple(int(x) for x in shots.split(",")), selectors=tuple(selectors.split(",")),
+        calibrations=tuple(calibrations.split(",")), budget_s=budget_s, limit=limit, project=project, out=out,
+        on_event=ProgressView(quiet=as_json),
+    )
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"strategies on {report['dev_rows'] - report['dev_rows'] // 2} dev rows (accuracy) in {report['elapsed_s']:.0f} s of {budget_s:.0f}")
+    for column in ("strategy", "accuracy", "completion", "s/row", "status", "Pareto"):
+        table.add_column(column)
+    for t in report["trials"]:
+        table.add_row(
+            t["name"], f"{t['accuracy']:.3f}" if t["accuracy"] is not None else "-", f"{t['completion_rate']:.2f}" if t["completion_rate"] is not None else "-",
+            f"{t['seconds_per_row']:.2f}" if t["seconds_per_row"] else "-", t["status"], "*" if t["name"] in report["pareto"] else "",
+        )
+    Console().print(table)
+    click.echo(f"best: {report['best']['name']} (accuracy {report['best']['accuracy']:.3f}); wrote {report.get('best_config')}"
+               + (f" and {report['best_calibration']}" if report.get("best_calibration") else ""))
 
 
 def _cost_text(cost: float | None) -> str:

@@ -473,7 +473,7 @@ def calibrate_rows(calibrator: Calibrator, labels: list[Any], confidences: list[
     for i, (label, conf, dist) in enumerate(zip(labels, confidences, dists)):
         if label is None:
             continue
-        if dist and calibrator.method != "isotonic" and all(n in dist for n in names):
+        if dist and calibrator.method not in ("isotonic", "platt") and all(n in dist for n in names):
             probs = np.array([[float(dist[n]) for n in names]])
             q = calibrator.distribution(probs)[0]
             out_labels[i], out_conf[i] = names[int(q.argmax())], float(q.max())

@@ -1,0 +1,185 @@
+"""`labelmill tune`: search labeling strategies on a dev set within a time budget, and keep the best.
+
+The search space is the cross product of few-shot counts (`shots`), selections (`selectors`) and
+calibration (`none`, or `auto` fitted on a split of the dev rows), over the config's model. Cheaper
+strategies go first (zero-shot before few-shot, fixed prefixes before per-row demos), so a tight budget
+still compares the basics. Each strategy labels the dev rows through the normal runner (cached, resumable),
+and is scored on them: accuracy (with completion rate), seconds per row. Calibrated strategies are fitted
+on the first half of the dev rows and scored on the second half, against the same half uncalibrated.
+
+The result: every trial (in the store's `tune_trials` table), the Pareto front of accuracy against time
+per row, and the best config written as YAML (the config with the winning `examples`; a calibration file
+beside it when calibration won).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from .config import Config, dump_config, load_config
+from .errors import ConfigError
+from .events import EventHandler, Notice, ignore
+from .io import read_rows
+
+
+@dataclass
+class Trial:
+    shots: int
+    selection: str
+    calibration: str
+    accuracy: float | None = None  # on the second half of the dev rows, where every strategy is compared
+    accuracy_all_dev: float | None = None  # uncalibrated strategies: on every dev row
+    completion_rate: float | None = None
+    seconds_per_row: float | None = None
+    rows: int = 0
+    status: str = "pending"  # done, skipped (budget), failed
+    detail: str = ""
+
+    @property
+    def name(self) -> str:
+        few = "zero-shot" if self.shots == 0 else f"{self.shots}-shot {self.selection}"
+        return few + ("" if self.calibration == "none" else f" + {self.calibration} calibration")
+
+
+def _strategy_config(base: Config, shots: int, selection: str, pool: str | None) -> dict[str, Any]:
+    data = dump_config(base)
+    if shots == 0:
+        data["examples"] = {**data["examples"], "k": 0}
+    else:
+        data["examples"] = {**data["examples"], "k": shots, "selection": selection}
+        if pool:
+            data["examples"]["file"] = pool
+    return data
+
+
+def tune(
+    config: str | Path | dict | Config,
+    dev: Any,
+    *,
+    pool: str | Path | None = None,
+    shots: tuple[int, ...] = (0, 4, 8),
+    selectors: tuple[str, ...] = ("random", "balanced", "similar"),
+    calibrations: tuple[str, ...] = ("none", "auto"),
+    budget_s: float = 600.0,
+    limit: int | None = 200,
+    project: str | Path = "labelmill.db",
+    out: str | Path | None = None,
+    on_event: EventHandler = ignore,
+) -> dict[str, Any]:
+    """Try strategies on `dev` rows (with gold labels) until `budget_s` runs out; return the trials and the best."""
+    from . import api
+    from .store import Store
+
+    base = load_config(config)
+    if not base.gold_column:
+        raise ConfigError("tune needs gold_column: the dev rows' true labels", fix="set gold_column in the config")
+    frame = read_rows(dev, base.dataset)
+    if limit is not None:
+        frame = frame.head(limit)
+    if len(frame) < 20:
+        raise ConfigError(f"tune needs at least 20 dev rows; got {len(frame)}", fix="pass a larger dev file")
+    pool_path = str(Path(pool).resolve()) if pool else None
+    if any(s > 0 for s in shots) and not (pool_path or base.examples.file or base.examples.items):
+        raise ConfigError("few-shot strategies need example rows", fix="pass --pool FILE (labeled rows, not the dev rows) or set examples.file")
+    half = len(frame) // 2
+    trials: list[Trial] = []
+    for k in sorted(set(shots)):
+        for sel in (["fixed"] if k == 0 else list(selectors)):
+            for cal in calibrations:
+                trials.append(Trial(k, sel, cal))
+    started = time.perf_counter()
+    for trial in trials:
+        if time.perf_counter() - started > budget_s:
+            trial.status, trial.detail = "skipped", f"budget of {budget_s:.0f} s spent"
+            continue
+        cfg = load_config(_strategy_config(base, trial.shots, trial.selection, pool_path))
+        cfg.base_dir = base.base_dir
+        t0 = time.perf_counter()
+        try:
+            result = api.label(cfg, frame, project=project)
+            gold = _gold(cfg, result.frame)
+            labels = result.frame[cfg.output.label_column].tolist()
+            if trial.calibration == "none":
+                trial.accuracy_all_dev = _accuracy(gold, labels)
+            else:  # fitted on the first half, applied to the second (answers come from the cache)
+                cal = api.calibrate(cfg, frame.iloc[:half], project=project, method=trial.calibration)
+                labels = [None] * half + api.label(cfg, frame.iloc[half:], project=project, calibration=cal).frame[cfg.output.label_column].tolist()
+            trial.accuracy = _accuracy(gold[half:], labels[half:])
+            trial.completion_rate = float(np.mean([p is not None for p in labels[half:]]))
+            trial.rows = len(frame) - half
+            trial.seconds_per_row = round((time.perf_counter() - t0) / len(frame), 3) if result.model_rows else _twin_speed(trials, trial)
+            trial.status = "done"
+        except Exception as exc:  # noqa: BLE001 - one failing strategy must not end the search
+            trial.status, trial.detail = "failed", f"{type(exc).__name__}: {exc}"[:300]
+        on_event(Notice(f"tune: {trial.name}: {trial.status}" + (f", accuracy {trial.accuracy:.3f}" if trial.accuracy is not None else "")))
+    done = [t for t in trials if t.status == "done"]
+    if not done:
+        raise ConfigError("no strategy finished within the budget", fix="raise --budget or lower --limit")
+    best = max(done, key=lambda t: (t.accuracy, -(t.seconds_per_row or 0.0)))
+    front = _pareto(done)
+    best_config = _strategy_config(base, best.shots, best.selection, pool_path)
+    report = {
+        "dev_rows": len(frame),
+        "budget_s": budget_s,
+        "elapsed_s": round(time.perf_counter() - started, 1),
+        "trials": [asdict(t) | {"name": t.name} for t in trials],
+        "pareto": [t.name for t in front],
+        "best": asdict(best) | {"name": best.name},
+    }
+    if out is not None:
+        out = Path(out)
+        out.write_text(yaml.safe_dump(best_config, sort_keys=False), encoding="utf-8")
+        report["best_config"] = str(out)
+        if best.calibration != "none":
+            cal_path = out.with_suffix(".calibration.json")
+            api.calibrate(load_config(best_config), frame, project=project, method=best.calibration, out=cal_path)
+            report["best_calibration"] = str(cal_path)
+    with Store(project) as store:
+        store.db.execute("CREATE TABLE IF NOT EXISTS tune_trials (id INTEGER PRIMARY KEY, created_at REAL, task_name TEXT, trial TEXT)")
+        with store.transaction() as db:
+            now = time.time()
+            db.executemany("INSERT INTO tune_trials (created_at, task_name, trial) VALUES (?, ?, ?)", [(now, base.name, json.dumps(asdict(t))) for t in trials])
+    return report
+
+
+def _gold(config: Config, frame) -> list[Any]:
+    from .tasks import make_task
+
+    task = make_task(config)
+    return [task.gold(r) for r in frame.to_dict("records")]
+
+
+def _accuracy(gold: list[Any], labels: list[Any]) -> float:
+    return float(np.mean([g is not None and g == p for g, p in zip(gold, labels)])) if gold else 0.0
+
+
+def _twin_speed(trials: list[Trial], trial: Trial) -> float | None:
+    """A trial whose answers all came from the cache reports the speed of the trial that asked the model."""
+    for other in trials:
+        if other is not trial and other.shots == trial.shots and other.selection == trial.selection and other.seconds_per_row:
+            return other.seconds_per_row
+    return None
+
+
+def _pareto(trials: list[Trial]) -> list[Trial]:
+    """Trials no other trial beats on both accuracy and time per row."""
+    front = []
+    for t in trials:
+        acc, speed = t.accuracy or 0.0, t.seconds_per_row or 0.0
+        dominated = any(
+            (o.accuracy or 0.0) >= acc and (o.seconds_per_row or 0.0) <= speed and ((o.accuracy or 0.0) > acc or (o.seconds_per_row or 0.0) < speed)
+            for o in trials if o is not t
+        )
+        if not dominated:
+            front.append(t)
+    return sorted(front, key=lambda t: t.seconds_per_row or 0.0)
+
+
+__all__ = ["Trial", "tune"]
