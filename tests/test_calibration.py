@@ -130,8 +130,14 @@ def test_calibrate_then_run_with_the_calibration(tmp_path):
     assert {"llm_confidence_raw", "llm_label_raw", "llm_needs_review"} <= set(frame.columns)
     if cal.threshold is not None:
         assert (frame["llm_needs_review"] == (frame["llm_confidence"] < cal.threshold)).all()
-    plain = labelmill.run(config, tmp_path / "test.csv", project=tmp_path / "p.db")
+    plain = labelmill.run(dict(config, output={"include_distribution": True}), tmp_path / "test.csv", project=tmp_path / "p.db")
     assert plain.model_rows == 0 and (plain.frame["llm_confidence"] == frame["llm_confidence_raw"]).all()
+    # the written label and confidence are exactly the calibrator's, from the stored distribution
+    probs = np.array([[json.loads(d)[n] for n in ("positive", "negative")] for d in plain.frame["llm_distribution"]])
+    predicted, expected = cal.apply(probs, plain.frame["llm_confidence"].to_numpy())
+    if predicted is not None:
+        assert frame["llm_label"].tolist() == [["positive", "negative"][i] for i in predicted]
+    assert np.allclose(frame["llm_confidence"].to_numpy(dtype=float), expected)
     ok = (frame["llm_label"] == frame["label"]).to_numpy()
     ece_raw = expected_calibration_error((plain.frame["llm_label"] == frame["label"]).to_numpy(), plain.frame["llm_confidence"].to_numpy())[0]
     ece_cal = expected_calibration_error(ok, frame["llm_confidence"].to_numpy())[0]

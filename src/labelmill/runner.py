@@ -474,9 +474,8 @@ def calibrate_rows(calibrator: Calibrator, labels: list[Any], confidences: list[
         if label is None:
             continue
         if dist and calibrator.method not in ("isotonic", "platt") and all(n in dist for n in names):
-            probs = np.array([[float(dist[n]) for n in names]])
-            q = calibrator.distribution(probs)[0]
-            out_labels[i], out_conf[i] = names[int(q.argmax())], float(q.max())
+            predicted, calibrated = calibrator.apply(np.array([[float(dist[n]) for n in names]]), np.array([conf if conf is not None else np.nan]))
+            out_labels[i], out_conf[i] = names[int(predicted[0])], float(calibrated[0])
         elif conf is not None:
             out_conf[i] = float(calibrator.confidence(np.array([conf]))[0])
     return out_labels, out_conf
