@@ -78,6 +78,15 @@ MIGRATIONS: list[str] = [
         vector BLOB NOT NULL
     );
     """,
+    # 3: the strategies `labelmill tune` tried, one JSON trial per row
+    """
+    CREATE TABLE tune_trials (
+        id INTEGER PRIMARY KEY,
+        created_at REAL NOT NULL,
+        task_name TEXT NOT NULL,
+        trial TEXT NOT NULL
+    );
+    """,
 ]
 
 

@@ -142,7 +142,6 @@ def tune(
             api.calibrate(load_config(best_config), frame, project=project, method=best.calibration, out=cal_path)
             report["best_calibration"] = str(cal_path)
     with Store(project) as store:
-        store.db.execute("CREATE TABLE IF NOT EXISTS tune_trials (id INTEGER PRIMARY KEY, created_at REAL, task_name TEXT, trial TEXT)")
         with store.transaction() as db:
             now = time.time()
             db.executemany("INSERT INTO tune_trials (created_at, task_name, trial) VALUES (?, ?, ?)", [(now, base.name, json.dumps(asdict(t))) for t in trials])
