@@ -21,14 +21,15 @@ from typing import Any
 from .config import Config, dump_config
 from .errors import ConfigError, MissingDependencyError, RunStopped
 from .events import BatchDone, EventHandler, RunFinished, RunStarted, ignore
-from .io import content_hash, read_rows, write_rows
+from .io import read_rows, write_rows
 from .runner import (
     _STOP_FIXES,
     _STOP_MESSAGES,
     Job,
     Runner,
     RunResult,
-    _sha,
+    check_columns,
+    open_run,
     output_frame,
 )
 from .store import Store
@@ -95,7 +96,8 @@ def label_on_ray(
         raise MissingDependencyError("ray", "ray", "--ray") from None
     started = time.perf_counter()
     full = read_rows(data, config.dataset)
-    input_hash = content_hash(full)
+    task = make_task(config)
+    check_columns(config, task, full)
     frame = full.head(limit) if limit is not None else full
     if not ray.is_initialized():
         if address:
@@ -105,13 +107,7 @@ def label_on_ray(
     config_data = dump_config(config)
     records = frame.to_dict("records")
     with Store(project) as store:
-        run_id = store.open_run(
-            run_key=_sha({"config": config.fingerprint(), "input": input_hash})[:24],
-            task_name=config.name, config=config_data, config_hash=config.fingerprint(),
-            input_path=str(data) if isinstance(data, (str, Path)) else None, input_hash=input_hash, n_rows=len(full),
-        )
-        done = {i for i in store.done_rows(run_id) if i < len(frame)}
-        pending = [i for i in range(len(frame)) if i not in done]
+        run_id, done, pending = open_run(store, config, full, len(frame), data)
         actor_cls = ray.remote(num_cpus=1 if config.model.backend == "llama_cpp" else 0, max_restarts=2, max_task_retries=2)(LabelWorker)
         actors = [actor_cls.remote(config_data, str(config.base_dir)) for _ in range(min(workers, max(1, len(pending))))] if pending else []
         on_event(RunStarted(run_id, len(frame), len(pending), bool(done), config.model.method, f"{config.model.name} on {len(actors)} Ray workers"))
@@ -142,7 +138,7 @@ def label_on_ray(
                     stopped = stats["unsent"][0]
                     shards = []
         store.set_run_status(run_id, stopped or "done")
-        result_frame, columns, failed = output_frame(store, run_id, frame, config, make_task(config))
+        result_frame, columns, failed = output_frame(store, run_id, frame, config, task)
     for actor in actors:
         ray.kill(actor)
     out_path = write_rows(result_frame, output) if output else None

@@ -96,15 +96,7 @@ class Job:
 
     # prompts -----------------------------------------------------------------------------------
     def check_columns(self, frame: pd.DataFrame) -> None:
-        template = set(template_fields(self.config.input_template or ""))
-        missing = [f for f in self.task.required_columns() if f not in frame.columns]
-        if missing:
-            cols = ", ".join(map(str, frame.columns[:12]))
-            where = "used by input_template" if missing[0] in template else f"needed by the {self.config.task} task"
-            raise InputDataError(
-                f"column {missing[0]!r} ({where}) is not in the input; its columns are: {cols}",
-                fix=f"rename a column to {missing[0]!r} or change the config to name the right column",
-            )
+        check_columns(self.config, self.task, frame)
 
     def row_input(self, row: dict[str, Any]) -> str:
         return self.task.render(row)
@@ -169,6 +161,39 @@ class Job:
             return ParseFailure("parser_error", str(response.get("text", ""))[:500], f"{type(exc).__name__}: {exc}")
 
 
+def check_columns(config: Config, task: Task, frame: pd.DataFrame) -> None:
+    """A clear error when the input lacks a column the template or the task needs."""
+    template = set(template_fields(config.input_template or ""))
+    missing = [f for f in task.required_columns() if f not in frame.columns]
+    if missing:
+        cols = ", ".join(map(str, frame.columns[:12]))
+        where = "used by input_template" if missing[0] in template else f"needed by the {config.task} task"
+        raise InputDataError(
+            f"column {missing[0]!r} ({where}) is not in the input; its columns are: {cols}",
+            fix=f"rename a column to {missing[0]!r} or change the config to name the right column",
+        )
+
+
+def open_run(store: Store, config: Config, full: pd.DataFrame, n_rows: int, source: Any) -> tuple[int, set[int], list[int]]:
+    """Open (or resume) the run of this config on this input: (run id, rows done, rows to label among the first n_rows).
+
+    The run key is the config's fingerprint plus the hash of the whole input, so a run with --limit
+    resumes into the full run, and a Ray run and a plain run resume each other.
+    """
+    input_hash = content_hash(full)
+    run_id = store.open_run(
+        run_key=_sha({"config": config.fingerprint(), "input": input_hash})[:24],
+        task_name=config.name,
+        config=dump_config(config),
+        config_hash=config.fingerprint(),
+        input_path=str(source) if isinstance(source, (str, Path)) else None,
+        input_hash=input_hash,
+        n_rows=len(full),
+    )
+    done = {i for i in store.done_rows(run_id) if i < n_rows}
+    return run_id, done, [i for i in range(n_rows) if i not in done]
+
+
 @dataclass
 class _Sent:
     """Prompts of one batch on their way: cache hits, what went to the model, and keys another batch asks for."""
@@ -196,19 +221,8 @@ class Runner:
         config = self.job.config
         full = read_rows(source, config.dataset)
         self.job.check_columns(full)
-        input_hash = content_hash(full)  # of the whole input, so a run with --limit resumes into the full run
         frame = full.head(limit) if limit is not None else full
-        run_id = self.store.open_run(
-            run_key=_sha({"config": config.fingerprint(), "input": input_hash})[:24],
-            task_name=config.name,
-            config=dump_config(config),
-            config_hash=config.fingerprint(),
-            input_path=input_name or (str(source) if isinstance(source, (str, Path)) else None),
-            input_hash=input_hash,
-            n_rows=len(full),
-        )
-        done = {i for i in self.store.done_rows(run_id) if i < len(frame)}
-        pending = [i for i in range(len(frame)) if i not in done]
+        run_id, done, pending = open_run(self.store, config, full, len(frame), input_name or source)
         self.emit(RunStarted(run_id, len(frame), len(pending), bool(done), self.job.method, self.job.backend.model_id if pending else ""))
         records = frame.to_dict("records")
         counts: dict[str, Any] = {"model": 0, "cached": 0, "failed": 0, "cost": 0.0}

@@ -87,7 +87,7 @@ class DemoPicker:
     def __init__(self, config: Config, task: Task):
         self.config = config
         self.spec = config.examples
-        self.pool, self.golds, self.items = _pool(config, task)
+        self.pool, self.golds = _pool(config, task)
         self.dynamic = self.spec.selection in DYNAMIC and self.spec.k > 0 and bool(self.pool)
         self.static: list[Demo] = []
         self._pool_vectors: np.ndarray | None = None
@@ -144,14 +144,14 @@ def load_examples(config: Config) -> list[dict[str, Any]]:
     return items
 
 
-def _pool(config: Config, task: Task) -> tuple[list[Demo], list[Any], list[tuple[dict, Any]]]:
-    """Every example as a Demo, its gold value, and (row, gold) pairs; labels checked against the task."""
+def _pool(config: Config, task: Task) -> tuple[list[Demo], list[Any]]:
+    """Every example as a Demo, and its gold value; labels checked against the task."""
     if config.examples.k == 0:
-        return [], [], []
+        return [], []
     items = load_examples(config)
     label_column = config.examples.label_column or config.gold_column or "label"
     needed = task.required_columns()
-    pool, golds, pairs = [], [], []
+    pool, golds = [], []
     for number, item in enumerate(items, start=1):
         missing = [f for f in needed if f not in item]
         gold_columns = task.example_gold_columns(label_column)
@@ -165,13 +165,7 @@ def _pool(config: Config, task: Task) -> tuple[list[Demo], list[Any], list[tuple
         task.check_demo(number, gold)
         pool.append(Demo(input=task.render(item), answer=task.demo_answer(gold, item)))
         golds.append(gold)
-        pairs.append((item, gold))
-    return pool, golds, pairs
-
-
-def build_demos(config: Config, task: Task) -> list[Demo]:
-    """The demos every prompt of this job shows, for selections that do not depend on the row."""
-    return DemoPicker(config, task).static
+    return pool, golds
 
 
 def check_demo_labels(number: int, gold: Any, labels: list[str]) -> None:

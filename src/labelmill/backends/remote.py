@@ -140,7 +140,7 @@ class CircuitBreaker:
         self.next_pause = pause_s
         self.probing = False
         self.dead = False
-        self.opened = 0  # times it opened (reported)
+        self.opened = 0  # times it opened
 
     async def wait_turn(self) -> bool:
         """Wait until a request may go; False when the breaker is dead."""
@@ -223,7 +223,6 @@ class RemoteBackend(Backend):
         self._client_obj: Any = None
         self.budget = Budget()
         self.cost_usd = 0.0
-        self.stats = {"requests": 0, "retries": 0, "failed": 0, "breaker_opened": 0}
         self._check_sdk()
 
     # identity and pricing --------------------------------------------------------------------------
@@ -365,7 +364,6 @@ class RemoteBackend(Backend):
                 return Generation(text="", error="server_unavailable", error_detail="the server kept failing; the circuit breaker gave up")
             await self._limiter.acquire(estimate + max_tokens)
             started = time.perf_counter()
-            self.stats["requests"] += 1
             try:  # the SDK client enforces server.timeout_s
                 result = await self._complete(prompt, max_tokens=max_tokens, temperature=temperature, seed=seed, schema=schema)
             except TimeoutError:
@@ -380,12 +378,9 @@ class RemoteBackend(Backend):
                 return result
             if failure.server_fault:
                 self._breaker.failure()
-                self.stats["breaker_opened"] = self._breaker.opened
             if not failure.retry or attempt >= self.server.max_retries:
-                self.stats["failed"] += 1
                 return Generation(text="", error=failure.kind, error_detail=failure.detail[:300])
             attempt += 1
-            self.stats["retries"] += 1
             delay = failure.retry_after
             if delay is None:
                 delay = min(30.0, self.server.backoff_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
