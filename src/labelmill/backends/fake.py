@@ -10,6 +10,8 @@ params:
   replies: [[regex, text], ...]   generate: the text of the first regex found in the prompt's last user
                                   message ({0}, {1}.. are its groups), for tasks that answer in free form
   default_reply: text             generate: the answer when no reply matches
+  follow_demos: true              score: a row with no keyword takes the answer of the few-shot demo that
+                                  shares the most words with it (so demos change answers, as they do for an LLM)
 """
 
 from __future__ import annotations
@@ -66,9 +68,25 @@ class FakeBackend(Backend):
                 return reply.format(*match.groups()) if match.groups() else reply
         return self.spec.params.get("default_reply")
 
+    def _demo_vote(self, prompt: Prompt, candidates: Sequence[str]) -> list[float] | None:
+        """With follow_demos, a row without keywords answers like its most similar demo."""
+        if not self.spec.params.get("follow_demos") or not prompt.turns or any(self._votes(prompt.user, c) for c in candidates):
+            return None
+        words = set(_WORD.findall(prompt.user.lower()))
+        overlap = [len(words & set(_WORD.findall(user.lower()))) for user, _ in prompt.turns]
+        best = prompt.turns[max(range(len(overlap)), key=lambda i: (overlap[i], i))][1]
+        if max(overlap) == 0 or best not in candidates:
+            return None
+        raw = [2.0 if c == best else 0.0 for c in candidates]
+        log_z = math.log(sum(math.exp(r) for r in raw))
+        return [r - log_z for r in raw]
+
     def score(self, prompts: Sequence[Prompt], candidates: Sequence[str]) -> list[ScoreResult]:
         self._log_calls(prompts)
-        return [ScoreResult(self._logprobs(p.user, candidates), prompt_tokens=self.count_tokens(p.canonical())) for p in prompts]
+        return [
+            ScoreResult(self._demo_vote(p, candidates) or self._logprobs(p.user, candidates), prompt_tokens=self.count_tokens(p.canonical()))
+            for p in prompts
+        ]
 
     def generate(self, prompts: Sequence[Prompt], *, max_tokens: int, temperature: float, seed: int, schema: dict | None = None) -> list[Generation]:
         self._log_calls(prompts)

@@ -1,0 +1,124 @@
+"""Human-free improvement on the embedded default model: FreeAL against zero-shot, and the cascade against
+the LLM alone. No gold label is used except to score.
+
+Rows (fixed): the first --rows rows (default 2,000) of SST-2 test.csv (it has 1,821) and AG News test.csv.
+
+  zero-shot   `labelmill run` of the classification config (scored labels), in a fresh project: its wall
+              time is the LLM-only time
+  freeal      `labelmill freeal --rounds 2` in the same project (round 0 is that zero-shot run, from cache)
+  cascade     SST-2 only, in a second fresh project (no cache, no embeddings): the LLM labels a random
+              sample, the student the rest, the rows the student is unsure of go to the LLM; wall time
+              includes loading both models
+
+    python bench/freeal.py [--json] [--sets sst2,agnews] [--rows 2000] [--work DIR]
+
+Each part prints its figures to stderr as it finishes; --json prints all of them at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+SETS = {
+    "sst2": {"file": DATA / "sst2" / "test.csv", "labels": ["positive", "negative"], "guidelines": "Classify the sentiment of the movie review."},
+    "agnews": {"file": DATA / "ag_news" / "test.csv", "labels": ["World", "Sports", "Business", "Sci/Tech"], "guidelines": "Classify the topic of the news article."},
+}
+
+
+def config(name: str) -> dict:
+    spec = SETS[name]
+    return {
+        "task": "classification", "name": f"{name}-freeal", "labels": spec["labels"], "guidelines": spec["guidelines"],
+        "input_template": "{text}", "gold_column": "label",
+        "model": {"backend": "llama_cpp", "name": "qwen2.5-coder-0.5b", "method": "score", "max_tokens": 6},
+    }
+
+
+def say(figures: dict) -> None:
+    print(json.dumps(figures), file=sys.stderr, flush=True)
+
+
+def bench_set(name: str, rows: int, work: Path, cascade_args: dict) -> dict:
+    import labelmill
+    from labelmill.cascade import cascade
+    from labelmill.freeal import freeal
+
+    data = pd.read_csv(SETS[name]["file"]).head(rows)[["text", "label"]]
+    path = work / f"{name}.csv"
+    data.to_csv(path, index=False)
+    gold = data["label"].to_numpy()
+    out: dict = {}
+    project = work / f"{name}.db"
+    started = time.perf_counter()
+    zero = labelmill.run(config(name), path, project=project)
+    out[f"{name}_rows"] = len(data)
+    out[f"{name}_zero_shot_accuracy"] = round(float((zero.frame["llm_label"].to_numpy() == gold).mean()), 4)
+    out[f"{name}_llm_only_wall_s"] = round(time.perf_counter() - started, 1)
+    out[f"{name}_llm_only_cached_rows"] = zero.cached_rows
+    say(out)
+    result = freeal(config(name), path, rounds=2, project=project)
+    out[f"{name}_freeal_accuracy"] = round(float((result.frame["llm_label"].to_numpy() == gold).mean()), 4)
+    out[f"{name}_freeal_student_accuracy"] = round(float((result.frame["student_label"].to_numpy() == gold).mean()), 4)
+    out[f"{name}_freeal_rounds"] = [
+        {k: v for k, v in r.__dict__.items() if k != "run_ids"} for r in result.rounds
+    ]
+    out[f"{name}_freeal_wall_s"] = round(result.wall_s, 1)
+    issues = result.label_issues[:200]
+    if issues:
+        out[f"{name}_label_issues_top200_error_rate"] = round(float((result.frame["llm_label"].to_numpy()[issues] != gold[issues]).mean()), 4)
+        out[f"{name}_error_rate"] = round(float((result.frame["llm_label"].to_numpy() != gold).mean()), 4)
+    say(out)
+    if cascade_args is not None:
+        fresh = work / f"{name}_cascade.db"
+        fresh.unlink(missing_ok=True)
+        from labelmill import embeddings
+
+        embeddings._LOADED.clear()  # the cascade loads its student model as a fresh run would
+        started = time.perf_counter()
+        done = cascade(config(name), path, project=fresh, **cascade_args)
+        out[f"{name}_cascade_wall_s"] = round(time.perf_counter() - started, 1)
+        out[f"{name}_cascade_accuracy"] = round(float((done.frame["llm_label"].to_numpy() == gold).mean()), 4)
+        out[f"{name}_cascade_stats"] = done.stats.__dict__
+        out[f"{name}_cascade_time_ratio"] = round(out[f"{name}_cascade_wall_s"] / out[f"{name}_llm_only_wall_s"], 3)
+        say(out)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--sets", default="sst2,agnews")
+    parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument("--work", help="Keep projects here (a rerun resumes from their caches; the LLM-only time is then not fresh).")
+    parser.add_argument("--cascade-sample", type=int, default=150)
+    parser.add_argument("--cascade-llm-share", type=float, default=0.15)
+    args = parser.parse_args()
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="labelmill-freeal-"))
+    work.mkdir(parents=True, exist_ok=True)
+    figures: dict = {"model": "qwen2.5-coder-0.5b", "rounds": 2}
+    try:
+        for name in args.sets.split(","):
+            cascade_args = {"sample": args.cascade_sample, "llm_share": args.cascade_llm_share} if name == "sst2" else None
+            figures.update(bench_set(name, args.rows, work, cascade_args))
+    finally:
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        print(json.dumps(figures, indent=1, default=str))
+    else:
+        for key, value in figures.items():
+            print(f"{key:40s} {value}")
+
+
+if __name__ == "__main__":
+    main()

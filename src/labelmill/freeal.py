@@ -1,0 +1,398 @@
+"""FreeAL (Xiao et al., EMNLP 2023): the LLM and a small student improve each other, with no human label.
+
+Round 0: the LLM labels every row (the config's prompt: zero-shot, or its own examples). Then each round:
+  1. a student (logistic regression on sentence embeddings) learns the current labels; every row gets an
+     out-of-fold probability, and its loss is -log p(current label);
+  2. small-loss selection: a two-component Gaussian mixture over the losses; rows whose posterior of the
+     low-loss component is high are "clean";
+  3. per label, the most confident clean rows are clustered (k-means on the embeddings) and the cluster
+     medoids become the demo pool;
+  4. the rows that are not clean are relabeled by the LLM with demos retrieved from the pool (the nearest
+     examples of each label, per row), and the student learns again.
+Each round is a run in the store (its prompts, model and answers are the provenance of the labels it
+gave), and its figures (labels changed, agreement of the LLM with the student, clean share; accuracy when
+a gold column exists, for the report only) are saved in the `freeal_rounds` table.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import Config, dump_config, load_config
+from .errors import ConfigError, InputDataError
+from .events import EventHandler, Notice, ignore
+from .io import content_hash, free_column_name, read_rows, write_rows
+
+POOL_COLUMN = "__freeal_label"  # the LLM's label of a demo row: never the gold column
+
+
+# small-loss selection ------------------------------------------------------------------------------
+def clean_posterior(losses: np.ndarray, iterations: int = 100) -> np.ndarray:
+    """Posterior of the low-mean component of a two-component 1-D Gaussian mixture fitted to `losses` by EM."""
+    x = np.asarray(losses, dtype=float)
+    if len(x) < 4 or np.ptp(x) < 1e-9:
+        return np.ones(len(x))
+    lo, hi = np.quantile(x, 0.25), np.quantile(x, 0.75)
+    mu = np.array([lo, hi])
+    var = np.full(2, max(x.var(), 1e-6))
+    weight = np.array([0.5, 0.5])
+    for _ in range(iterations):
+        dens = weight / np.sqrt(2 * np.pi * var) * np.exp(-((x[:, None] - mu) ** 2) / (2 * var))
+        resp = dens / np.maximum(dens.sum(axis=1, keepdims=True), 1e-300)
+        nk = resp.sum(axis=0) + 1e-9
+        new_mu = (resp * x[:, None]).sum(axis=0) / nk
+        var = np.maximum((resp * (x[:, None] - new_mu) ** 2).sum(axis=0) / nk, 1e-6)
+        weight = nk / len(x)
+        if np.allclose(new_mu, mu, atol=1e-7):
+            mu = new_mu
+            break
+        mu = new_mu
+    dens = weight / np.sqrt(2 * np.pi * var) * np.exp(-((x[:, None] - mu) ** 2) / (2 * var))
+    resp = dens / np.maximum(dens.sum(axis=1, keepdims=True), 1e-300)
+    post = resp[:, int(np.argmin(mu))]
+    # a Gaussian's tail can make very small losses "noisy" when the noisy component is wide: keep it monotone
+    order = np.argsort(x, kind="stable")
+    post[order] = np.minimum.accumulate(post[order])
+    return post
+
+
+def clean_posterior_by_label(losses: np.ndarray, labels: np.ndarray, min_rows: int = 20) -> np.ndarray:
+    """`clean_posterior` within each label's rows (losses are on different scales per label: a label the
+    student finds hard would otherwise be "noisy" as a whole); labels with few rows use the global fit."""
+    post = clean_posterior(losses)
+    for label in np.unique(labels):
+        rows = labels == label
+        if rows.sum() >= min_rows:
+            post[rows] = clean_posterior(losses[rows])
+    return post
+
+
+def demo_pool(X: np.ndarray, labels: np.ndarray, clean: np.ndarray, loss: np.ndarray, n_labels: int, per_label: int = 20, top_share: float = 0.5, seed: int = 0) -> list[int]:
+    """Row indices of the demo pool: per label, the `top_share` lowest-loss clean rows clustered into
+    `per_label` k-means clusters, and each cluster's medoid (the row nearest its centre)."""
+    from sklearn.cluster import KMeans
+
+    chosen: list[int] = []
+    for label in range(n_labels):
+        rows = np.flatnonzero(clean & (labels == label))
+        if len(rows) == 0:
+            continue
+        rows = rows[np.argsort(loss[rows], kind="stable")][: max(per_label, math.ceil(len(rows) * top_share))]
+        if len(rows) <= per_label:
+            chosen += rows.tolist()
+            continue
+        km = KMeans(n_clusters=per_label, n_init=3, random_state=seed).fit(X[rows])
+        for c in range(per_label):
+            members = rows[km.labels_ == c]
+            if len(members):
+                centre = km.cluster_centers_[c]
+                chosen.append(int(members[np.argmin(((X[members] - centre) ** 2).sum(axis=1))]))
+    return chosen
+
+
+def _relabel_groups(X: np.ndarray, rows: np.ndarray, pool: np.ndarray, labels: np.ndarray, per_label: int, max_demos: int, group_rows: int, seed: int = 0):
+    """Split the rows to relabel into k-means groups of about `group_rows` rows; each group gets the pool's
+    examples nearest its centre, `per_label` of each label (at most `max_demos`, the nearest labels first),
+    so the rows of a group share one prompt prefix that the model evaluates once.
+
+    Yields (rows, demo rows): demos interleaved over the labels, the nearest last (next to the row)."""
+    from sklearn.cluster import KMeans
+
+    n_groups = max(1, min(len(rows), -(-len(rows) // max(1, group_rows))))
+    if n_groups == 1:
+        assign = np.zeros(len(rows), dtype=int)
+    else:
+        assign = KMeans(n_clusters=n_groups, n_init=3, random_state=seed).fit(X[rows]).labels_
+    for g in range(n_groups):
+        members = rows[assign == g]
+        if len(members) == 0:
+            continue
+        centre = X[members].mean(axis=0)
+        sims = X[pool] @ centre
+        ranked: dict[int, list[int]] = {}
+        for j in np.argsort(-sims, kind="stable"):
+            ranked.setdefault(int(labels[pool[j]]), []).append(int(pool[j]))
+        # rounds of one example per label, the labels nearest the centre first; then cut to max_demos
+        picked: list[int] = []
+        for depth in range(per_label):
+            picked += [items[depth] for items in ranked.values() if len(items) > depth]
+        picked = picked[:max_demos]
+        yield members, list(reversed(picked))
+
+
+def batch_calibrate(probs: np.ndarray) -> np.ndarray:
+    """Remove the prompt's label bias without gold labels (batch calibration, Zhou et al. 2024): divide each
+    row's label distribution by the mean distribution over all rows, and renormalise."""
+    prior = np.maximum(probs.mean(axis=0), 1e-9)
+    out = probs / prior
+    return out / out.sum(axis=1, keepdims=True)
+
+
+# the loop ------------------------------------------------------------------------------------------------
+@dataclass
+class RoundStats:
+    round: int
+    run_ids: list[int]  # the runs that labeled this round's rows (their annotations hold the provenance)
+    relabeled: int
+    changed: int
+    clean_share: float
+    pool_size: int
+    agreement: float  # the LLM's current labels vs the student's out-of-fold predictions
+    student_accuracy_vs_llm: float
+    seconds: float
+    accuracy: float | None = None  # against the gold column, when the input has one (reporting only)
+    student_accuracy: float | None = None
+    clean_accuracy: float | None = None
+
+
+@dataclass
+class FreeALResult:
+    frame: Any
+    rounds: list[RoundStats]
+    columns: dict[str, str]
+    output_path: Path | None
+    label_issues: list[int] = field(default_factory=list)  # row indices, most suspect first
+    wall_s: float = 0.0
+
+    def report(self) -> dict[str, Any]:
+        return {"rounds": [asdict(r) for r in self.rounds], "label_issues": self.label_issues[:50], "wall_s": round(self.wall_s, 1)}
+
+
+def _pool_config(base: Config, items: list[dict[str, Any]]) -> Config:
+    """The config with these demos, in this order, for every row (a shared prompt prefix)."""
+    data = dump_config(base)
+    data["examples"] = {**data["examples"], "items": items, "file": None, "label_column": POOL_COLUMN, "k": len(items), "selection": "fixed"}
+    cfg = load_config(data)
+    cfg.base_dir = base.base_dir
+    return cfg
+
+
+def freeal(
+    config: str | Path | dict | Config,
+    data: Any,
+    *,
+    rounds: int = 2,
+    project: str | Path = "labelmill.db",
+    output: str | Path | None = None,
+    limit: int | None = None,
+    demos_per_label: int = 4,
+    max_demos: int = 8,
+    group_rows: int = 64,
+    pool_per_label: int = 20,
+    clean_threshold: float = 0.5,
+    relabel: str = "noisy",
+    student: str = "linear",
+    finetune_epochs: int = 2,
+    debias: bool = True,
+    backend: Any = None,
+    on_event: EventHandler = ignore,
+) -> FreeALResult:
+    """Run the FreeAL loop on a classification config: `rounds` relabeling rounds after the LLM's first pass.
+
+    No gold label is used to choose anything; when the input has the config's gold column, each round's
+    accuracy is computed for the report. `debias` removes the LLM's label bias from its first-pass label
+    distributions (batch calibration) before the student learns them. `relabel`: "noisy" (the rows
+    small-loss selection did not keep) or "all". `student`: the final student whose labels go in
+    `student_label`: "linear" (logistic regression on embeddings, seconds) or "finetune" (the encoder
+    fine-tuned on the final labels for `finetune_epochs`, minutes on CPU).
+    """
+    if relabel not in ("noisy", "all") or student not in ("linear", "finetune"):
+        raise ConfigError(f"unknown freeal option relabel={relabel!r} student={student!r}", fix="relabel: noisy or all; student: linear or finetune")
+    from .embeddings import embed
+    from .runner import Job, Runner
+    from .store import Store
+    from .student import FinetunedStudent, LinearStudent, out_of_fold
+
+    started = time.perf_counter()
+    cfg = load_config(config) if not isinstance(config, Config) else config
+    if cfg.task != "classification":
+        raise ConfigError(f"freeal works on classification tasks; this config is {cfg.task!r}", fix="use a classification config (task: classification)")
+    names = cfg.label_names
+    frame = read_rows(data, cfg.dataset)
+    if limit is not None:
+        frame = frame.head(limit)
+    if len(frame) < 20:
+        raise InputDataError(f"freeal needs at least 20 rows to learn from; got {len(frame)}", fix="label a larger input")
+    job = Job(cfg, backend)
+    job.check_columns(frame)
+    records = frame.to_dict("records")
+    texts = [job.row_input(r) for r in records]
+    input_columns = job.task.required_columns()  # what a demo row keeps: never the gold column
+    gold = None
+    if cfg.gold_column and cfg.gold_column in frame.columns:
+        gold = np.array([names.index(str(g)) if str(g) in names else -1 for g in frame[cfg.gold_column]])
+    L = len(names)
+    stats: list[RoundStats] = []
+    try:
+        with Store(project) as store:
+            # round 0: the LLM labels everything with the config's own prompt
+            t0 = time.perf_counter()
+            first = Runner(job, store, on_event).run(frame)
+            anns = {a["row_index"]: a for a in store.annotations(first.run_id)}
+            probs = np.full((len(frame), L), np.nan)
+            for i, a in anns.items():
+                if a["label"] is not None and a["distribution"]:
+                    probs[i] = [float(a["distribution"].get(n, 0.0)) for n in names]
+                elif a["label"] is not None:
+                    probs[i] = np.eye(L)[names.index(a["label"])]
+            has = ~np.isnan(probs).any(axis=1)
+            errors = ["" if i in anns and anns[i]["label"] is not None else (anns[i]["error"] if i in anns else "pending") for i in range(len(frame))]
+            if has.sum() < 20:
+                raise InputDataError(f"the LLM labeled only {int(has.sum())} rows in round 0; freeal needs 20", fix="check the model and the llm_error column of `labelmill run`")
+            if debias:
+                probs[has] = batch_calibrate(probs[has])
+            current = np.full(len(frame), -1)
+            current[has] = probs[has].argmax(axis=1)
+            conf = np.where(has, np.nanmax(np.nan_to_num(probs, nan=0.0), axis=1), np.nan)
+            source_round = np.zeros(len(frame), dtype=int)
+            on_event(Notice("freeal: embedding the rows for the student"))
+            X = embed(texts, cfg.examples.embedding_model, store)
+            stats.append(_round_stats(0, [first.run_id], len(frame), 0, current, X, has, gold, None, 0, time.perf_counter() - t0))
+            on_event(Notice(_describe(stats[-1])))
+            for r in range(1, rounds + 1):
+                t0 = time.perf_counter()
+                known = current >= 0
+                oof = out_of_fold(X[known], current[known], L)
+                loss = -np.log(np.maximum(oof[np.arange(len(oof)), current[known]], 1e-12))
+                post = np.zeros(len(frame))
+                post[known] = clean_posterior_by_label(loss, current[known])
+                clean = known & (post > clean_threshold)
+                full_loss = np.full(len(frame), np.inf)
+                full_loss[known] = loss
+                pool = demo_pool(X, current, clean, full_loss, L, per_label=pool_per_label)
+                noisy = np.flatnonzero(~clean) if relabel == "noisy" else np.arange(len(frame))
+                if len(pool) < 2 or len(noisy) == 0:
+                    on_event(Notice(f"freeal: round {r}: nothing to relabel (pool {len(pool)}, noisy {len(noisy)}); stopping"))
+                    break
+                changed = 0
+                run_ids = []
+                for rows, demos in _relabel_groups(X, noisy, np.array(pool), current, demos_per_label, max_demos, group_rows):
+                    items = [{**{c: records[i][c] for c in input_columns}, POOL_COLUMN: names[current[i]]} for i in demos]
+                    round_job = Job(_pool_config(cfg, items), job.backend)
+                    result = Runner(round_job, store, on_event).run(frame.iloc[rows].reset_index(drop=True))
+                    run_ids.append(result.run_id)
+                    sub_anns = {a["row_index"]: a for a in store.annotations(result.run_id)}
+                    for j, i in enumerate(rows):
+                        a = sub_anns.get(j)
+                        if a is None or a["label"] is None:
+                            continue
+                        new = names.index(a["label"])
+                        errors[i] = ""
+                        changed += int(new != current[i])
+                        current[i] = new
+                        conf[i] = a["confidence"] if a["confidence"] is not None else np.nan
+                        if a["distribution"]:
+                            probs[i] = [float(a["distribution"].get(n_, 0.0)) for n_ in names]
+                        source_round[i] = r
+                has = current >= 0
+                stats.append(_round_stats(r, run_ids, len(noisy), changed, current, X, has, gold, clean, len(pool), time.perf_counter() - t0))
+                on_event(Notice(_describe(stats[-1])))
+            # the final student, its probabilities for every row, and the suspect labels ranked
+            known = current >= 0
+            if student == "finetune":  # the encoder itself fine-tuned on the final labels: slower, stronger
+                on_event(Notice(f"freeal: fine-tuning {cfg.examples.embedding_model} on {int(known.sum())} labels"))
+                tuned = FinetunedStudent(L, cfg.examples.embedding_model, epochs=finetune_epochs)
+                tuned.fit_texts([texts[i] for i in np.flatnonzero(known)], current[known])
+                student_probs = tuned.predict_texts(texts)
+            else:
+                student_probs = LinearStudent(L).fit(X[known], current[known]).predict_proba(X)
+            oof = out_of_fold(X[known], current[known], L)
+            issues = rank_label_issues(current[known], oof)
+            issue_rows = np.flatnonzero(known)[issues].tolist()
+            freeal_id = _save(store, cfg, frame, rounds, stats, issue_rows)
+    finally:
+        if backend is None:
+            job.backend.close()
+    out = frame.copy()
+    spec = cfg.output
+    wanted = {"label": spec.label_column, "confidence": spec.confidence_column, "error": spec.error_column, "round": "llm_round", "student_label": "student_label", "student_confidence": "student_confidence", "issue_rank": "label_issue_rank"}
+    columns: dict[str, str] = {}
+    for role, name in wanted.items():  # never overwrite an input column
+        columns[role] = free_column_name(name, [*frame.columns, *columns.values()])
+    out[columns["label"]] = [names[c] if c >= 0 else None for c in current]
+    out[columns["confidence"]] = [None if np.isnan(c) else float(c) for c in conf]
+    out[columns["error"]] = errors
+    out[columns["round"]] = source_round
+    out[columns["student_label"]] = [names[i] for i in student_probs.argmax(axis=1)]
+    out[columns["student_confidence"]] = student_probs.max(axis=1)
+    rank = np.full(len(frame), np.nan)
+    rank[issue_rows] = np.arange(1, len(issue_rows) + 1)
+    out[columns["issue_rank"]] = rank
+    out_path = write_rows(out, output) if output else None
+    if out_path is not None:
+        from .evaluation import freeal_sidecar
+
+        freeal_sidecar(out_path).write_text(json.dumps({"rounds": [asdict(s) for s in stats], "label_issues": issue_rows[:500]}, indent=1), encoding="utf-8")
+    result = FreeALResult(out, stats, columns, out_path, issue_rows, time.perf_counter() - started)
+    result.llm_probs, result.student_oof = probs, oof  # type: ignore[attr-defined]
+    result.freeal_id = freeal_id  # type: ignore[attr-defined]
+    return result
+
+
+def rank_label_issues(labels: np.ndarray, oof_probs: np.ndarray) -> list[int]:
+    """Rows whose label looks wrong, most suspect first: cleanlab's find_label_issues (confident learning)
+    over the labels and out-of-fold probabilities, ranked by self-confidence."""
+    try:
+        from cleanlab.filter import find_label_issues
+    except ImportError:
+        from .errors import MissingDependencyError
+
+        raise MissingDependencyError("cleanlab", "student", "label-issue ranking") from None
+    present = np.unique(labels)
+    # cleanlab wants every column to be a label that occurs: keep the labels present, renormalised
+    probs = oof_probs[:, present]
+    probs = probs / probs.sum(axis=1, keepdims=True)
+    remap = {old: new for new, old in enumerate(present)}
+    y = np.array([remap[v] for v in labels])
+    if len(present) < 2:
+        return []
+    ranked = find_label_issues(labels=y, pred_probs=probs, return_indices_ranked_by="self_confidence")
+    return [int(i) for i in ranked]
+
+
+def _round_stats(r, run_ids, relabeled, changed, current, X, has, gold, clean, pool_size, seconds) -> RoundStats:
+    from .student import out_of_fold
+
+    L = int(current.max()) + 1 if has.any() else 1
+    oof = out_of_fold(X[has], current[has], max(L, 2))
+    student_pred = oof.argmax(axis=1)
+    agreement = float((student_pred == current[has]).mean())
+    stats = RoundStats(r, run_ids, relabeled, changed, float(clean.mean()) if clean is not None else 0.0, pool_size, agreement, agreement, round(seconds, 1))
+    if gold is not None:
+        ok = gold >= 0
+        stats.accuracy = float(np.mean(current[ok] == gold[ok]))
+        stats.student_accuracy = float(np.mean(student_pred[gold[has] >= 0] == gold[has][gold[has] >= 0]))
+        if clean is not None and (clean & ok).any():
+            stats.clean_accuracy = float(np.mean(current[clean & ok] == gold[clean & ok]))
+    return stats
+
+
+def _describe(s: RoundStats) -> str:
+    parts = [f"freeal: round {s.round}: {s.relabeled} rows labeled by the LLM, {s.changed} changed"]
+    if s.round:
+        parts.append(f"clean {s.clean_share:.0%}, pool {s.pool_size}")
+    parts.append(f"LLM/student agreement {s.agreement:.3f}")
+    if s.accuracy is not None:
+        parts.append(f"accuracy {s.accuracy:.3f} (gold, report only)")
+    return ", ".join(parts) + f", {s.seconds:.0f} s"
+
+
+def _save(store, cfg: Config, frame, rounds: int, stats: list[RoundStats], issues: list[int]) -> int:
+    with store.transaction() as db:
+        cur = db.execute(
+            "INSERT INTO freeal_runs (created_at, task_name, config_hash, input_hash, rounds, label_issues) VALUES (?, ?, ?, ?, ?, ?)",
+            (time.time(), cfg.name, cfg.fingerprint(), content_hash(frame), rounds, json.dumps(issues)),
+        )
+        freeal_id = int(cur.lastrowid)
+        db.executemany(
+            "INSERT INTO freeal_rounds (freeal_id, round, stats) VALUES (?, ?, ?)",
+            [(freeal_id, s.round, json.dumps(asdict(s))) for s in stats],
+        )
+    return freeal_id

@@ -1,0 +1,184 @@
+"""FreeAL, the student and the cascade: the numeric parts on synthetic data, the loops end to end on the fake
+keyword model (through the backend registry) with real all-MiniLM-L6-v2 embeddings, scikit-learn and cleanlab."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import child_env, cli_command, fake_config
+
+from labelmill.cascade import cascade
+from labelmill.freeal import (
+    batch_calibrate,
+    clean_posterior,
+    demo_pool,
+    freeal,
+    rank_label_issues,
+)
+from labelmill.store import Store
+from labelmill.student import LinearStudent, out_of_fold
+
+
+def _blobs(n_per: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = np.eye(3, 8) * 5
+    X = np.concatenate([c + rng.normal(size=(n_per, 8)) for c in centres])
+    return X / np.linalg.norm(X, axis=1, keepdims=True), np.repeat(np.arange(3), n_per)
+
+
+def test_clean_posterior_separates_small_from_large_losses_and_is_monotone():
+    rng = np.random.default_rng(0)
+    losses = np.concatenate([rng.gamma(2.0, 0.05, 300), rng.normal(2.5, 0.5, 60).clip(0.5)])
+    post = clean_posterior(losses)
+    assert post[:300].mean() > 0.95 and post[300:].mean() < 0.1
+    order = np.argsort(losses)
+    assert np.all(np.diff(post[order]) <= 1e-12)  # a smaller loss is never less clean
+
+
+def test_out_of_fold_student_and_label_issues_find_flipped_labels():
+    X, y = _blobs()
+    noisy = y.copy()
+    flipped = np.array([3, 70, 150, 11, 99])
+    noisy[flipped] = (noisy[flipped] + 1) % 3
+    oof = out_of_fold(X, noisy, 3)
+    assert oof.shape == (180, 3) and np.allclose(oof.sum(axis=1), 1)
+    assert (oof.argmax(axis=1) == y).mean() > 0.95  # learned through the noise
+    ranked = rank_label_issues(noisy, oof)  # confident learning: precise, may miss a borderline flip
+    assert len(set(ranked) & set(flipped)) >= 4 and len(set(ranked) - set(flipped)) <= 1
+    assert set(ranked[:3]) <= set(flipped)
+    # a label the student never saw still gets a (small) probability column
+    probs = LinearStudent(4).fit(X, y).predict_proba(X)
+    assert probs.shape == (180, 4) and probs[:, 3].max() < 0.01
+
+
+def test_demo_pool_takes_medoids_of_clean_rows_per_label():
+    X, y = _blobs()
+    loss = np.random.default_rng(1).random(180)
+    clean = np.ones(180, dtype=bool)
+    clean[60:120] = False  # label 1 has no clean row: no demo of it
+    pool = demo_pool(X, y, clean, loss, 3, per_label=5)
+    assert len(pool) == 10
+    assert all(clean[i] for i in pool)
+    assert sorted({int(y[i]) for i in pool}) == [0, 2]
+
+
+def test_batch_calibration_removes_a_constant_label_bias():
+    rng = np.random.default_rng(0)
+    gold = rng.integers(0, 2, 400)
+    logits = np.where(gold[:, None] == np.arange(2), 2.0, 0.0) + rng.normal(scale=0.6, size=(400, 2)) + np.array([0.0, 2.0])
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    assert (probs.argmax(axis=1) == gold).mean() < 0.8  # the bias pushes many label-0 rows to label 1
+    assert (batch_calibrate(probs).argmax(axis=1) == gold).mean() > 0.9
+
+
+# the loops on the fake keyword model ------------------------------------------------------------------
+SUNNY = ["sunny beach", "garden picnic", "summer holiday", "bright sunshine", "warm seaside", "flower garden", "sunny terrace", "beach picnic"]
+RAINY = ["rainy traffic", "flooded road", "long queue", "cancelled train", "cold drizzle", "traffic jam", "rainy commute", "delayed bus"]
+
+
+def _rows(seed: int = 0) -> list[dict]:
+    """Keyword rows the fake model gets right; rows without a keyword it answers 'positive' for (a tie), wrong for the rainy ones."""
+    rnd = random.Random(seed)
+    rows = []
+    for i in range(24):
+        rows.append({"text": f"{rnd.choice(SUNNY)} and a {rnd.choice(['good', 'great', 'fun'])} {rnd.choice(SUNNY)} day {i}", "label": "positive"})
+        rows.append({"text": f"{rnd.choice(RAINY)} and a {rnd.choice(['bad', 'dull', 'boring'])} {rnd.choice(RAINY)} morning {i}", "label": "negative"})
+    for i in range(10):
+        rows.append({"text": f"{rnd.choice(RAINY)}, {rnd.choice(RAINY)} again, morning {i}", "label": "negative"})
+        rows.append({"text": f"{rnd.choice(SUNNY)}, {rnd.choice(SUNNY)} again, day {i}", "label": "positive"})
+    rnd.shuffle(rows)
+    return rows
+
+
+def _freeal_config(**model_params) -> dict:
+    cfg = fake_config()
+    cfg["model"]["params"] = {**cfg["model"]["params"], "follow_demos": True, **model_params}
+    return cfg
+
+
+def test_freeal_relabels_the_noisy_rows_with_demos_from_its_own_labels(tmp_path):
+    rows = _rows()
+    project = tmp_path / "p.db"
+    result = freeal(_freeal_config(), rows, rounds=2, project=project, output=tmp_path / "out.csv")
+    first, last = result.rounds[0], result.rounds[-1]
+    assert first.accuracy == pytest.approx(1 - 10 / len(rows))  # the rainy rows without a keyword are wrong
+    assert last.accuracy > first.accuracy + 0.1
+    assert sum(r.changed for r in result.rounds) >= 6
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert {"llm_label", "llm_confidence", "llm_round", "student_label", "student_confidence", "label_issue_rank"} <= set(out.columns)
+    assert (out["llm_round"] > 0).sum() == sum(1 for i, r in out.iterrows() if r["llm_round"] > 0)
+    with Store(project) as store:
+        saved = store.db.execute("SELECT round, stats FROM freeal_rounds ORDER BY round").fetchall()
+        assert [r for r, _ in saved] == [r.round for r in result.rounds]
+        # every relabeled row's label is an annotation of the round's run, with its prompt's provenance
+        run_ids = json.loads(saved[1][1])["run_ids"]
+        assert run_ids and all(store.db.execute("SELECT COUNT(*) FROM annotations WHERE run_id = ?", (i,)).fetchone()[0] > 0 for i in run_ids)
+        config = json.loads(store.db.execute("SELECT config FROM runs WHERE id = ?", (run_ids[0],)).fetchone()[0])
+    demos = config["examples"]["items"]
+    assert demos and all("__freeal_label" in d for d in demos)
+    # the demos carry the LLM's labels of other rows, never the gold column: scrambling gold changes nothing
+    scrambled = [{**r, "label": "negative" if r["label"] == "positive" else "positive"} for r in rows]
+    again = freeal(_freeal_config(), scrambled, rounds=2, project=tmp_path / "q.db")
+    assert again.frame["llm_label"].tolist() == result.frame["llm_label"].tolist()
+    assert again.rounds[-1].accuracy == pytest.approx(1 - last.accuracy)
+
+
+def test_cascade_sends_only_unsure_rows_to_the_llm(tmp_path):
+    rows = _rows(1) + _rows(2) + _rows(3)
+    log = tmp_path / "calls.log"
+    cfg = _freeal_config(call_log=str(log))
+    result = cascade(cfg, rows, sample=40, llm_share=0.5, target=0.9, project=tmp_path / "p.db", output=tmp_path / "out.csv")
+    s = result.stats
+    assert s.rows == len(rows) and s.sample_rows == 40
+    assert s.llm_rows <= 0.5 * len(rows) and s.llm_rows + s.student_rows == len(rows)
+    assert s.llm_calls_saved == len(rows) - s.llm_rows
+    calls = len(log.read_text().splitlines())
+    assert calls <= s.llm_rows  # identical prompts go to the model once
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert set(out["llm_label_source"]) == {"llm", "student"}
+    assert out["llm_label"].notna().all()
+    assert s.accuracy_by_source["student"] > 0.8
+    # rerun: every LLM row comes from the store's cache
+    log.write_text("")
+    again = cascade(cfg, rows, sample=40, llm_share=0.5, target=0.9, project=tmp_path / "p.db")
+    assert log.read_text() == "" and again.frame["llm_label"].tolist() == result.frame["llm_label"].tolist()
+
+
+def test_cli_freeal_and_cascade(tmp_path):
+    data = tmp_path / "rows.csv"
+    pd.DataFrame(_rows()).to_csv(data, index=False)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(_freeal_config()))
+    done = subprocess.run(cli_command("freeal", str(config), str(data), "--out", str(tmp_path / "f.csv"), "--rounds", "1", "--project", str(tmp_path / "p.db")),
+                          check=False, capture_output=True, text=True, env=child_env(), timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "FreeAL rounds" in done.stdout and "label_issue_rank" in done.stdout
+    done = subprocess.run(cli_command("eval", str(config), str(tmp_path / "f.csv"), "--json"), check=False, capture_output=True, text=True, env=child_env(), timeout=300)
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads(done.stdout)
+    assert [r["round"] for r in metrics["freeal_rounds"]] == [0, 1] and 0 <= metrics["student_accuracy"] <= 1
+    assert "FreeAL rounds" in (tmp_path / "f.report.html").read_text()
+    done = subprocess.run(cli_command("run", str(config), str(data), "--out", str(tmp_path / "c.csv"), "--cascade", "--cascade-sample", "30", "--json", "--project", str(tmp_path / "p.db")),
+                          check=False, capture_output=True, text=True, env=child_env(), timeout=300)
+    assert done.returncode == 0, done.stderr
+    stats = json.loads(done.stdout.strip().splitlines()[-1])
+    assert stats["sample_rows"] == 30 and stats["llm_rows"] + stats["student_rows"] == 68
+    done = subprocess.run(cli_command("eval", str(config), str(tmp_path / "c.csv"), "--json"), check=False, capture_output=True, text=True, env=child_env(), timeout=300)
+    by_source = json.loads(done.stdout)["by_source"]
+    assert by_source["llm"]["rows"] == stats["llm_rows"] and by_source["student"]["rows"] == stats["student_rows"]
+    bad = subprocess.run(cli_command("run", str(config), str(data), "--out", str(tmp_path / "c.csv"), "--cascade", "--cascade-sample", "30", "--limit", "25"),
+                         check=False, capture_output=True, text=True, env=child_env(), timeout=300)
+    assert bad.returncode != 0 and "sample" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_freeal_with_a_fine_tuned_student(tmp_path):
+    rows = _rows()
+    result = freeal(_freeal_config(), rows, rounds=1, project=tmp_path / "p.db", student="finetune", finetune_epochs=4)
+    agree = (result.frame["student_label"] == result.frame["llm_label"]).mean()
+    assert agree > 0.8  # the fine-tuned encoder learned the loop's labels
+    assert result.frame["student_confidence"].between(0, 1).all()
