@@ -180,3 +180,21 @@ def test_tune_searches_strategies_and_writes_the_best_config(tmp_path):
         assert store.db.execute("SELECT COUNT(*) FROM tune_trials").fetchone()[0] == 6
     tight = tune(config, tmp_path / "dev.csv", pool=tmp_path / "pool.csv", shots=(0, 4), selectors=("random",), budget_s=1e-3, project=tmp_path / "q.db")
     assert [t["status"] for t in tight["trials"]][1:] == ["skipped"] * 3  # the budget stops the search after the first
+
+
+def test_threshold_chosen_on_separate_threshold_rows(tmp_path):
+    from labelmill.calibration import threshold_with_bound
+
+    config = fake_config(model={"method": "score", "params": {"keywords": {"positive": ["good"], "negative": ["bad"]}}})
+    scored_rows(60, 11).to_csv(tmp_path / "seed.csv", index=False)
+    scored_rows(400, 12).to_csv(tmp_path / "held.csv", index=False)
+    cal = labelmill.calibrate(config, tmp_path / "seed.csv", project=tmp_path / "p.db", target=0.9, threshold_rows=tmp_path / "held.csv")
+    assert cal.seed_report["threshold_chosen_on"] == "400 threshold rows"
+    # the threshold is the bounded one of the held rows' calibrated confidences, recomputed here
+    held = labelmill.run(config, tmp_path / "held.csv", project=tmp_path / "p.db", calibration=cal)
+    ok = (held.frame["llm_label"] == held.frame["label"]).to_numpy()
+    expected = threshold_with_bound(held.frame["llm_confidence"].to_numpy(dtype=float), ok, 0.9, 0.05)
+    assert held.model_rows == 0  # the held rows' answers came from the cache
+    assert cal.threshold == (expected["threshold"] if expected else None)
+    if expected:
+        assert cal.seed_report["threshold"]["lower_bound"] >= 0.9
