@@ -198,3 +198,15 @@ def test_threshold_chosen_on_separate_threshold_rows(tmp_path):
     assert cal.threshold == (expected["threshold"] if expected else None)
     if expected:
         assert cal.seed_report["threshold"]["lower_bound"] >= 0.9
+
+
+def test_one_confidently_wrong_top_row_does_not_end_the_bounded_search():
+    rng = np.random.default_rng(7)
+    conf = np.sort(rng.uniform(0.5, 1.0, 600))[::-1]
+    ok = np.ones(600, dtype=bool)
+    ok[0] = False  # the most confident row is wrong
+    ok[300:] = rng.uniform(size=300) < 0.7
+    chosen = threshold_with_bound(conf, ok, 0.95, 0.05)
+    assert chosen is not None and chosen["seed_rows"] >= 124 and chosen["lower_bound"] >= 0.95
+    # the old rule (start at the first 59 rows, all of which must be right) finds nothing here
+    assert threshold_with_bound(conf, ok, 0.95, 0.05, tolerate=0) is None

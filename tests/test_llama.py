@@ -195,3 +195,32 @@ def test_task_examples_run_on_the_real_model(tmp_path, name, data, rows):
     if name == "extraction":
         assert metrics["completion_rate"] == 1.0  # the grammar makes every answer valid JSON of the schema
         assert metrics["accuracy"]["brand"] >= 0.5
+
+
+def test_freeal_and_cascade_on_the_real_model(tmp_path):
+    """The loop and the cascade on 80 AG News rows with the real model: every round is stored, the demos
+    are other rows with the LLM's labels, and the cascade's LLM rows are the real model's labels."""
+    from labelmill.cascade import cascade
+    from labelmill.freeal import freeal
+
+    rows = pd.read_csv(SHARED / "ag_news" / "test.csv").head(80)[["text", "label"]]
+    config = {
+        "task": "classification", "name": "agnews", "labels": ["World", "Sports", "Business", "Sci/Tech"], "gold_column": "label",
+        "guidelines": "Classify the topic of the news article.", "input_template": "{text}",
+        "model": {"backend": "llama_cpp", "name": "qwen2.5-coder-0.5b", "method": "score"},
+    }
+    result = freeal(config, rows, rounds=1, project=tmp_path / "p.db", group_rows=40)
+    first, last = result.rounds
+    assert first.relabeled == 80 and 0 < last.relabeled < 80 and last.run_ids
+    assert first.accuracy is not None and last.accuracy >= first.accuracy - 0.05  # demos from its own labels do not hurt
+    with sqlite3.connect(tmp_path / "p.db") as db:
+        demos = json.loads(db.execute("SELECT config FROM runs WHERE id = ?", (last.run_ids[0],)).fetchone()[0])["examples"]["items"]
+    assert demos and all(set(d) == {"text", "__freeal_label"} for d in demos)
+    assert set(result.frame["llm_label"]) <= set(config["labels"])
+    done = cascade(config, rows, sample=24, llm_share=0.5, project=tmp_path / "p.db")
+    assert done.stats.llm_rows <= 40 and done.stats.student_rows == 80 - done.stats.llm_rows
+    # the cascade's LLM labels are the model's own answers: the same as the zero-shot run's for those rows
+    llm_rows = done.frame["llm_label_source"] == "llm"
+    zero = labelmill.run(config, rows, project=tmp_path / "p.db")
+    assert zero.model_rows == 0  # every row's answer is already in the cache
+    assert (done.frame.loc[llm_rows, "llm_label"] == zero.frame.loc[llm_rows, "llm_label"]).all()

@@ -285,13 +285,25 @@ def clopper_pearson_lower(successes: int, n: int, delta: float) -> float:
     return lo
 
 
-def threshold_with_bound(confidence: np.ndarray, correct: np.ndarray, target: float, delta: float = 0.05) -> dict[str, float] | None:
+def _rows_to_pass(target: float, delta: float, errors: int) -> int:
+    """The fewest rows whose Clopper-Pearson lower bound reaches `target` with `errors` of them wrong."""
+    n = errors + 1
+    while clopper_pearson_lower(n - errors, n, delta) < target:
+        n += 1
+        if n > 100_000:
+            break
+    return n
+
+
+def threshold_with_bound(confidence: np.ndarray, correct: np.ndarray, target: float, delta: float = 0.05, tolerate: int = 2) -> dict[str, float] | None:
     """The lowest threshold that passes, on the seed rows, the test "accuracy above it >= target" at level delta.
 
     Thresholds are tested in a fixed sequence from high to low and the first failure stops the search
     (fixed-sequence testing keeps the overall error at delta, although many thresholds are looked at).
-    The sequence starts at the smallest number of rows that could pass at all: with every row right,
-    the Clopper-Pearson bound delta^(1/n) reaches the target only from n = log(delta) / log(target).
+    Where the sequence starts is fixed before looking at the answers: at the fewest rows that could pass
+    with `tolerate` wrong answers among them (124 rows for 0.95 at delta 0.05 with 2), so that one
+    confidently wrong answer among the very top rows does not end the search at once; with fewer rows
+    than that, at the fewest rows that could pass at all (all right: n = log(delta) / log(target), 59).
     """
     valid = ~np.isnan(confidence)
     conf, ok = confidence[valid], correct[valid].astype(int)
@@ -299,6 +311,10 @@ def threshold_with_bound(confidence: np.ndarray, correct: np.ndarray, target: fl
     conf, ok = conf[order], ok[order]
     hits = np.cumsum(ok)
     start = math.ceil(math.log(delta) / math.log(target)) if 0 < target < 1 else 1
+    if 0 < target < 1 and tolerate > 0:
+        tolerant = _rows_to_pass(target, delta, tolerate)
+        if tolerant <= len(conf):
+            start = tolerant
     best = None
     for i in range(start - 1, len(conf)):
         if i + 1 < len(conf) and conf[i + 1] == conf[i]:

@@ -301,9 +301,11 @@ def freeal(
                 tuned = FinetunedStudent(L, cfg.examples.embedding_model, epochs=finetune_epochs)
                 tuned.fit_texts([texts[i] for i in np.flatnonzero(known)], current[known])
                 student_probs = tuned.predict_texts(texts)
-            else:
+            else:  # rows it learned from get their out-of-fold prediction: its opinion of a row it did not see
                 student_probs = LinearStudent(L).fit(X[known], current[known]).predict_proba(X)
             oof = out_of_fold(X[known], current[known], L)
+            if student != "finetune":
+                student_probs[known] = oof
             issues = rank_label_issues(current[known], oof)
             issue_rows = np.flatnonzero(known)[issues].tolist()
             freeal_id = _save(store, cfg, frame, rounds, stats, issue_rows)
