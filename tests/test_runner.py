@@ -129,16 +129,17 @@ def test_store_schema_is_versioned(tmp_path):
     from labelmill.store import MIGRATIONS
 
     with Store(tmp_path / "p.db") as store:
-        assert store.schema_version() == len(MIGRATIONS) == 3
-    # a project file from before the embeddings and tune tables (schema 1) is upgraded in place
+        assert store.schema_version() == len(MIGRATIONS) == 4
+    # a project file from before the embeddings, tune and FreeAL tables (schema 1) is upgraded in place
     db = sqlite3.connect(tmp_path / "p.db")
-    db.execute("DROP TABLE embeddings")
-    db.execute("DROP TABLE tune_trials")
+    for table in ("embeddings", "tune_trials", "freeal_rounds", "freeal_runs"):
+        db.execute(f"DROP TABLE {table}")
     db.execute("DELETE FROM migrations WHERE version >= 2")
     db.commit()
     db.close()
     with Store(tmp_path / "p.db") as store:
-        assert store.schema_version() == 3 and store.embeddings_get(["x"]) == {}
+        assert store.schema_version() == 4 and store.embeddings_get(["x"]) == {}
+        assert store.db.execute("SELECT COUNT(*) FROM freeal_rounds").fetchone()[0] == 0
     db = sqlite3.connect(tmp_path / "p.db")
     db.execute("INSERT INTO migrations VALUES (99, 0)")
     db.commit()
