@@ -182,3 +182,18 @@ def test_freeal_with_a_fine_tuned_student(tmp_path):
     agree = (result.frame["student_label"] == result.frame["llm_label"]).mean()
     assert agree > 0.8  # the fine-tuned encoder learned the loop's labels
     assert result.frame["student_confidence"].between(0, 1).all()
+
+
+def test_cascade_sends_rows_the_llm_is_unsure_of_to_a_strong_model(tmp_path):
+    rows = _rows(4) + _rows(5)
+    strong = {"name": "strong-keywords", "params": {"keywords": {
+        "positive": ["good", "great", "fun", "sunny", "beach", "garden", "summer", "bright", "warm", "flower"],
+        "negative": ["bad", "dull", "boring", "rainy", "flooded", "queue", "cancelled", "cold", "traffic", "delayed"]}}}
+    result = cascade(_freeal_config(), rows, sample=40, llm_share=1.0, target=1.0, strong=strong, strong_threshold=0.6, project=tmp_path / "p.db")
+    s = result.stats
+    assert s.llm_rows == len(rows) and s.strong_rows > 0  # the keyword-less rows are ties for the weak model
+    by = result.frame.groupby("llm_label_source")
+    assert set(by.groups) <= {"llm", "strong"}
+    strong_rows = result.frame[result.frame["llm_label_source"] == "strong"]
+    assert (strong_rows["llm_label"] == strong_rows["label"]).all()  # the strong model knows these words
+    assert s.accuracy == 1.0

@@ -145,7 +145,6 @@ class RoundStats:
     clean_share: float
     pool_size: int
     agreement: float  # the LLM's current labels vs the student's out-of-fold predictions
-    student_accuracy_vs_llm: float
     seconds: float
     accuracy: float | None = None  # against the gold column, when the input has one (reporting only)
     student_accuracy: float | None = None
@@ -160,6 +159,9 @@ class FreeALResult:
     output_path: Path | None
     label_issues: list[int] = field(default_factory=list)  # row indices, most suspect first
     wall_s: float = 0.0
+    freeal_id: int = 0  # its row in the store's freeal_runs table
+    llm_probs: Any = None  # (rows, labels): the label distribution behind each row's current LLM label
+    student_oof: Any = None  # (labeled rows, labels): the final student's out-of-fold probabilities
 
     def report(self) -> dict[str, Any]:
         return {"rounds": [asdict(r) for r in self.rounds], "label_issues": self.label_issues[:50], "wall_s": round(self.wall_s, 1)}
@@ -254,12 +256,12 @@ def freeal(
             source_round = np.zeros(len(frame), dtype=int)
             on_event(Notice("freeal: embedding the rows for the student"))
             X = embed(texts, cfg.examples.embedding_model, store)
-            stats.append(_round_stats(0, [first.run_id], len(frame), 0, current, X, has, gold, None, 0, time.perf_counter() - t0))
+            oof = out_of_fold(X[has], current[has], L)
+            stats.append(_round_stats(0, [first.run_id], len(frame), 0, current, oof, has, gold, None, 0, time.perf_counter() - t0))
             on_event(Notice(_describe(stats[-1])))
             for r in range(1, rounds + 1):
                 t0 = time.perf_counter()
-                known = current >= 0
-                oof = out_of_fold(X[known], current[known], L)
+                known = current >= 0  # `oof`: the student's out-of-fold probabilities of the current labels
                 loss = -np.log(np.maximum(oof[np.arange(len(oof)), current[known]], 1e-12))
                 post = np.zeros(len(frame))
                 post[known] = clean_posterior_by_label(loss, current[known])
@@ -292,7 +294,8 @@ def freeal(
                             probs[i] = [float(a["distribution"].get(n_, 0.0)) for n_ in names]
                         source_round[i] = r
                 has = current >= 0
-                stats.append(_round_stats(r, run_ids, len(noisy), changed, current, X, has, gold, clean, len(pool), time.perf_counter() - t0))
+                oof = out_of_fold(X[has], current[has], L)
+                stats.append(_round_stats(r, run_ids, len(noisy), changed, current, oof, has, gold, clean, len(pool), time.perf_counter() - t0))
                 on_event(Notice(_describe(stats[-1])))
             # the final student, its probabilities for every row, and the suspect labels ranked
             known = current >= 0
@@ -303,7 +306,6 @@ def freeal(
                 student_probs = tuned.predict_texts(texts)
             else:  # rows it learned from get their out-of-fold prediction: its opinion of a row it did not see
                 student_probs = LinearStudent(L).fit(X[known], current[known]).predict_proba(X)
-            oof = out_of_fold(X[known], current[known], L)
             if student != "finetune":
                 student_probs[known] = oof
             issues = rank_label_issues(current[known], oof)
@@ -332,10 +334,7 @@ def freeal(
         from .evaluation import freeal_sidecar
 
         freeal_sidecar(out_path).write_text(json.dumps({"rounds": [asdict(s) for s in stats], "label_issues": issue_rows[:500]}, indent=1), encoding="utf-8")
-    result = FreeALResult(out, stats, columns, out_path, issue_rows, time.perf_counter() - started)
-    result.llm_probs, result.student_oof = probs, oof  # type: ignore[attr-defined]
-    result.freeal_id = freeal_id  # type: ignore[attr-defined]
-    return result
+    return FreeALResult(out, stats, columns, out_path, issue_rows, time.perf_counter() - started, freeal_id, probs, oof)
 
 
 def rank_label_issues(labels: np.ndarray, oof_probs: np.ndarray) -> list[int]:
@@ -359,14 +358,11 @@ def rank_label_issues(labels: np.ndarray, oof_probs: np.ndarray) -> list[int]:
     return [int(i) for i in ranked]
 
 
-def _round_stats(r, run_ids, relabeled, changed, current, X, has, gold, clean, pool_size, seconds) -> RoundStats:
-    from .student import out_of_fold
-
-    L = int(current.max()) + 1 if has.any() else 1
-    oof = out_of_fold(X[has], current[has], max(L, 2))
+def _round_stats(r, run_ids, relabeled, changed, current, oof, has, gold, clean, pool_size, seconds) -> RoundStats:
+    """A round's figures; `oof` is the student's out-of-fold probabilities of the labeled rows' current labels."""
     student_pred = oof.argmax(axis=1)
     agreement = float((student_pred == current[has]).mean())
-    stats = RoundStats(r, run_ids, relabeled, changed, float(clean.mean()) if clean is not None else 0.0, pool_size, agreement, agreement, round(seconds, 1))
+    stats = RoundStats(r, run_ids, relabeled, changed, float(clean.mean()) if clean is not None else 0.0, pool_size, agreement, round(seconds, 1))
     if gold is not None:
         ok = gold >= 0
         stats.accuracy = float(np.mean(current[ok] == gold[ok]))
