@@ -210,3 +210,18 @@ def test_one_confidently_wrong_top_row_does_not_end_the_bounded_search():
     assert chosen is not None and chosen["seed_rows"] >= 124 and chosen["lower_bound"] >= 0.95
     # the old rule (start at the first 59 rows, all of which must be right) finds nothing here
     assert threshold_with_bound(conf, ok, 0.95, 0.05, tolerate=0) is None
+
+
+def test_eval_of_a_calibrated_output_reports_before_and_after(tmp_path):
+    config = fake_config(model={"method": "score", "params": {"keywords": {"positive": ["good"], "negative": ["bad"]}}})
+    scored_rows(120, 13).to_csv(tmp_path / "seed.csv", index=False)
+    scored_rows(200, 14).to_csv(tmp_path / "test.csv", index=False)
+    cal = labelmill.calibrate(config, tmp_path / "seed.csv", project=tmp_path / "p.db", target=0.9)
+    labelmill.run(config, tmp_path / "test.csv", project=tmp_path / "p.db", calibration=cal, output=tmp_path / "out.csv")
+    metrics = labelmill.evaluate(config, tmp_path / "out.csv", report=tmp_path / "r.html")
+    out = pd.read_csv(tmp_path / "out.csv")
+    raw_ok = (out["llm_label_raw"] == out["label"]).to_numpy()
+    assert metrics["ece_before_calibration"] == pytest.approx(expected_calibration_error(raw_ok, out["llm_confidence_raw"].to_numpy(dtype=float))[0])
+    assert metrics["accuracy_before_calibration"] == pytest.approx(raw_ok.mean())
+    assert metrics["ece"] < metrics["ece_before_calibration"]
+    assert "ece_before_calibration" in (tmp_path / "r.html").read_text()

@@ -128,6 +128,14 @@ def evaluate(config: Config, output: Any, *, target: float = 0.95) -> dict[str, 
             "n_rows_without_gold": int(len(has_gold) - sum(has_gold)),
         }
     )
+    # a calibrated output (run --calibration) keeps the model's own label and confidence: before vs after
+    if "llm_label_raw" in frame.columns and "llm_confidence_raw" in frame.columns:
+        raw_label, raw_conf = _find_column(frame, "llm_label_raw"), _find_column(frame, "llm_confidence_raw")
+        raw_pred = [None if err else task.parse_output(v) for v, err in zip(frame[raw_label], errors)]
+        raw_ok = np.array([task.is_correct(g, p) for g, p in zip(gold, raw_pred)], dtype=bool)
+        raw_c = np.array([float(c) if c not in (None, "") and not _isnan(c) and not e else np.nan for c, e in zip(frame[raw_conf], errors)])
+        metrics["ece_before_calibration"], metrics["reliability_before_calibration"] = expected_calibration_error(raw_ok, raw_c)
+        metrics["accuracy_before_calibration"] = float(raw_ok.mean())
     # who gave the labels: a cascade's sources, a FreeAL student, and the FreeAL rounds (a sidecar file)
     if "llm_label_source" in frame.columns:
         sources = frame["llm_label_source"].fillna("").astype(str).tolist()

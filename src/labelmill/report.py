@@ -44,6 +44,10 @@ def _reliability_plot(metrics: dict[str, Any]) -> str:
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
     ax.bar([(b["low"] + b["high"]) / 2 for b in bins], [b["accuracy"] for b in bins], width=0.09, alpha=0.7, label="accuracy")
     ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o", color="C1", label="bin: mean confidence vs accuracy")
+    before = metrics.get("reliability_before_calibration")
+    if before:  # a calibrated output: the model's own confidence too
+        ax.plot([b["confidence"] for b in before], [b["accuracy"] for b in before], marker="x", linestyle=":", color="C3",
+                label=f"before calibration (ECE {metrics['ece_before_calibration']:.3f})")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("confidence")
@@ -92,7 +96,8 @@ def write_report(metrics: dict[str, Any], path: str | Path, *, title: str) -> Pa
     matplotlib.use("Agg")
     from .evaluation import HEADLINE_METRICS
 
-    summary_keys = ["n_rows", *HEADLINE_METRICS, "accuracy_on_completed", "threshold_for_target", "auto_share_at_target", "auto_accuracy_at_target"]
+    summary_keys = ["n_rows", *HEADLINE_METRICS, "accuracy_on_completed", "threshold_for_target", "auto_share_at_target", "auto_accuracy_at_target",
+                    "ece", "ece_before_calibration", "accuracy_before_calibration", "student_accuracy"]
     summary = []
     for key in dict.fromkeys(summary_keys):
         value = metrics.get(key)
