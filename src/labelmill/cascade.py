@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import Config, dump_config, load_config
+from .config import Config, derive_config, load_config
 from .errors import ConfigError, InputDataError
 from .events import EventHandler, Notice, ignore
 from .io import free_column_name, read_rows, write_rows
@@ -51,16 +51,7 @@ class CascadeResult:
 
 
 def _strong_config(base: Config, strong: str | dict) -> Config:
-    data = dump_config(base)
-    model = dict(data["model"])
-    if isinstance(strong, str):
-        model["name"] = strong
-    else:
-        model.update(strong)
-    data["model"] = model
-    cfg = load_config(data)
-    cfg.base_dir = base.base_dir
-    return cfg
+    return derive_config(base, model={"name": strong} if isinstance(strong, str) else strong)
 
 
 def cascade(

@@ -339,3 +339,14 @@ def _fix_hint(exc: ValidationError) -> str:
 
 def dump_config(config: Config) -> dict[str, Any]:
     return config.model_dump(mode="json", exclude={"base_dir"}, exclude_defaults=False)
+
+
+def derive_config(base: Config, **sections: dict[str, Any]) -> Config:
+    """A copy of `base` with some keys of some sections changed (validated again), resolving paths from
+    the same directory: `derive_config(cfg, examples={"k": 0})`."""
+    data = dump_config(base)
+    for name, changes in sections.items():
+        data[name] = {**data[name], **changes}
+    derived = load_config(data)
+    derived.base_dir = base.base_dir
+    return derived

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import Config, dump_config, load_config
+from .config import Config, derive_config, load_config
 from .errors import ConfigError, InputDataError
 from .events import EventHandler, Notice, ignore
 from .io import content_hash, free_column_name, read_rows, write_rows
@@ -169,11 +169,7 @@ class FreeALResult:
 
 def _pool_config(base: Config, items: list[dict[str, Any]]) -> Config:
     """The config with these demos, in this order, for every row (a shared prompt prefix)."""
-    data = dump_config(base)
-    data["examples"] = {**data["examples"], "items": items, "file": None, "label_column": POOL_COLUMN, "k": len(items), "selection": "fixed"}
-    cfg = load_config(data)
-    cfg.base_dir = base.base_dir
-    return cfg
+    return derive_config(base, examples={"items": items, "file": None, "label_column": POOL_COLUMN, "k": len(items), "selection": "fixed"})
 
 
 def freeal(

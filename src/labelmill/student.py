@@ -10,14 +10,11 @@ model that did not see it: what small-loss selection and label-issue ranking nee
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .errors import MissingDependencyError
-
-if TYPE_CHECKING:
-    from .store import Store
 
 FLOOR = 1e-4  # probability of a label the student never saw in training
 
@@ -38,8 +35,6 @@ def _full(probs: np.ndarray, seen: np.ndarray, n_labels: int) -> np.ndarray:
 
 class LinearStudent:
     """Logistic regression on L2-normalised sentence embeddings."""
-
-    name = "linear"
 
     def __init__(self, n_labels: int, C: float = 1.0, seed: int = 0):
         _sklearn()
@@ -68,8 +63,6 @@ class LinearStudent:
 
 class FinetunedStudent:
     """The sentence encoder fine-tuned with a linear head on the labels (torch, CPU): slower, stronger."""
-
-    name = "finetune"
 
     def __init__(self, n_labels: int, texts_model: str, epochs: int = 3, lr: float = 3e-5, batch_size: int = 32, seed: int = 0):
         self.n_labels, self.model_name, self.epochs, self.lr, self.batch_size, self.seed = n_labels, texts_model, epochs, lr, batch_size, seed
@@ -147,9 +140,3 @@ def out_of_fold(X: np.ndarray, y: np.ndarray, n_labels: int, folds: int = 5, see
         student = LinearStudent(n_labels, C=C, seed=seed).fit(X[~test], y[~test], None if weight is None else weight[~test])
         probs[test] = student.predict_proba(X[test])
     return probs
-
-
-def embed_rows(texts: Sequence[str], model: str, store: Store | None = None) -> np.ndarray:
-    from .embeddings import embed
-
-    return embed(list(texts), model, store)
