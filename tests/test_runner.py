@@ -129,17 +129,19 @@ def test_store_schema_is_versioned(tmp_path):
     from labelmill.store import MIGRATIONS
 
     with Store(tmp_path / "p.db") as store:
-        assert store.schema_version() == len(MIGRATIONS) == 4
-    # a project file from before the embeddings, tune and FreeAL tables (schema 1) is upgraded in place
+        assert store.schema_version() == len(MIGRATIONS) == 5
+    # a project file from before the embeddings, tune and FreeAL tables and explanations (schema 1) is upgraded in place
     db = sqlite3.connect(tmp_path / "p.db")
     for table in ("embeddings", "tune_trials", "freeal_rounds", "freeal_runs"):
         db.execute(f"DROP TABLE {table}")
+    db.execute("ALTER TABLE annotations DROP COLUMN explanation")
     db.execute("DELETE FROM migrations WHERE version >= 2")
     db.commit()
     db.close()
     with Store(tmp_path / "p.db") as store:
-        assert store.schema_version() == 4 and store.embeddings_get(["x"]) == {}
+        assert store.schema_version() == 5 and store.embeddings_get(["x"]) == {}
         assert store.db.execute("SELECT COUNT(*) FROM freeal_rounds").fetchone()[0] == 0
+        assert "explanation" in [c[1] for c in store.db.execute("PRAGMA table_info(annotations)")]
     db = sqlite3.connect(tmp_path / "p.db")
     db.execute("INSERT INTO migrations VALUES (99, 0)")
     db.commit()

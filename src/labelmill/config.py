@@ -90,6 +90,24 @@ class ExamplesSpec(_Strict):
     mmr_lambda: float = Field(0.5, ge=0.0, le=1.0, description="mmr: weight of similarity to the row against diversity among the picked examples.")
 
 
+class ReasoningSpec(_Strict):
+    """Reasoning and voting: explanations, several answers per row, and the model's own checks of its labels."""
+
+    chain_of_thought: bool = Field(
+        False, description="The model first writes a short explanation (kept per row, output column llm_explanation), then answers given it."
+    )
+    explanation_tokens: int = Field(96, ge=8, description="chain_of_thought: length limit of the explanation.")
+    samples: int = Field(
+        1, ge=1, le=32, description="Self-consistency: answers per row (the greedy one plus samples-1 sampled ones), majority vote; "
+        "the vote share is the confidence and signal `agreement`."
+    )
+    sample_temperature: float = Field(0.7, gt=0.0, description="Temperature of the sampled answers (and explanations).")
+    p_true: bool = Field(False, description="Ask the model whether its label is correct, scored yes/no: signal `p_true` (needs a scoring backend).")
+    verbalized: bool = Field(
+        False, description="Ask the model how likely its label is right on a 0-9 scale, scored: signal `verbalized` = expected value / 9 (needs a scoring backend)."
+    )
+
+
 class ServerSpec(_Strict):
     """How to talk to a model server (openai and anthropic backends): where, how fast, and what to do when it fails."""
 
@@ -179,6 +197,7 @@ class Config(_Strict):
     qa: QASpec = Field(default_factory=QASpec)
     ner: NERSpec = Field(default_factory=NERSpec)
     examples: ExamplesSpec = Field(default_factory=ExamplesSpec)
+    reasoning: ReasoningSpec = Field(default_factory=ReasoningSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
@@ -229,6 +248,8 @@ class Config(_Strict):
     def fingerprint(self) -> str:
         """Content hash of everything that changes the labels (not output column names)."""
         data = self.model_dump(mode="json", exclude={"output": True, "base_dir": True, "model": {"server", "price"}})
+        if self.reasoning == ReasoningSpec():  # configs written before this section keep their runs
+            data.pop("reasoning")
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

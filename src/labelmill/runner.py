@@ -10,16 +10,27 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .backends import Backend, make_backend
-from .confidence import softmax_logprobs
 from .config import Config, dump_config
 from .errors import STOP_ERRORS, BackendError, InputDataError, RunStopped
 from .events import BatchDone, EventHandler, Notice, RunFinished, RunStarted, ignore
 from .io import content_hash, free_column_name, read_rows, write_rows
+from .reasoning import (
+    DIGITS,
+    YES_NO,
+    Call,
+    answer_prompt,
+    expected_digit,
+    explain_prompt,
+    p_true_prompt,
+    p_yes,
+    verbalized_prompt,
+    vote,
+)
 from .selectors import DemoPicker
 from .store import Annotation, Store
 from .tasks import Task, make_task
@@ -33,7 +44,9 @@ if TYPE_CHECKING:
     from .calibration import Calibrator
 
 
-VERIFY_ANSWERS = ["yes", "no"]
+VERIFY_ANSWERS = list(YES_NO)
+VERIFY = Call("verify", "score", YES_NO)
+VERBALIZED = Call("verbalized", "score", DIGITS)
 
 
 def _sha(obj: Any) -> str:
@@ -81,6 +94,22 @@ class Job:
         # a task's own answer length unless the config sets one
         self.max_tokens = spec.max_tokens if "max_tokens" in spec.model_fields_set else max(spec.max_tokens, self.task.default_max_tokens)
         self.schema = self.task.schema() if self.method == "generate" else None
+        self.reasoning = config.reasoning
+        if (self.reasoning.p_true or self.reasoning.verbalized) and not self.backend.can_score:
+            raise BackendError(
+                f"reasoning.p_true and reasoning.verbalized score the model's answer to a question; {self.backend.name} cannot score",
+                fix="use a backend that can score (llama_cpp), or turn off reasoning.p_true / reasoning.verbalized",
+            )
+
+    def explain_call(self, path: int) -> Call:
+        """The explanation request of chain-of-thought path `path` (greedy for the first, sampled for the others)."""
+        r, spec = self.reasoning, self.config.model
+        return Call("explain", "generate", max_tokens=r.explanation_tokens, temperature=r.sample_temperature if path else spec.temperature, seed=spec.seed + path)
+
+    def sample_call(self, path: int) -> Call:
+        """Self-consistency answer `path` (>= 1), sampled."""
+        r, spec = self.reasoning, self.config.model
+        return Call("sample", "generate", max_tokens=self.max_tokens, temperature=r.sample_temperature, seed=spec.seed + path)
 
     def _choose_method(self) -> str:
         wanted = self.config.model.method
@@ -108,11 +137,17 @@ class Job:
         """Work a batch of rows needs before its prompts: their embeddings, for per-row demo selection."""
         self.picker.prepare(row_inputs, store)
 
-    def cache_key(self, prompt: Prompt, *, verify: bool = False) -> str:
+    def cache_key(self, prompt: Prompt, call: Call | None = None) -> str:
         spec = self.config.model
         params: dict[str, Any] = {"method": self.method, **spec.params}
-        if verify:
+        if call is not None and call.kind == "verify":
             params = {"method": "score", "candidates": VERIFY_ANSWERS, **spec.params}
+        elif call is not None:
+            params = {**spec.params, "kind": call.kind, "method": call.method, "candidates": list(call.candidates)}
+            if call.method == "generate":
+                params.update(max_tokens=call.max_tokens, temperature=call.temperature, seed=call.seed)
+                if call.kind == "sample" and self.task.schema() and self.backend.supports_schema:
+                    params["schema"] = self.task.schema()
         elif self.method == "score":
             params["candidates"] = self.candidates
         else:
@@ -146,15 +181,20 @@ class Job:
         future = submit(prompts, max_tokens=self.max_tokens, temperature=spec.temperature, seed=spec.seed, **extra)
         return lambda: [r.__dict__.copy() for r in future.result()]
 
-    def call_verify(self, prompts: Sequence[Prompt]) -> list[dict[str, Any]]:
-        """P(yes) against P(no) for the task's yes/no checks of its own answers."""
-        return [r.__dict__.copy() for r in self.backend.score(prompts, VERIFY_ANSWERS)]
+    def call(self, call: Call, prompts: Sequence[Prompt]) -> list[dict[str, Any]]:
+        """Answers to a request other than the row's own: checks (scored), explanations and samples (generated)."""
+        if call.method == "score":
+            return [r.__dict__.copy() for r in self.backend.score(prompts, list(call.candidates))]
+        schema = self.task.schema() if call.kind == "sample" else None
+        extra = {"schema": schema} if schema else {}
+        results = self.backend.generate(prompts, max_tokens=call.max_tokens, temperature=call.temperature, seed=call.seed, **extra)
+        return [r.__dict__.copy() for r in results]
 
-    def outcome(self, response: dict[str, Any], row: RowInput | None = None) -> Outcome:
+    def outcome(self, response: dict[str, Any], row: RowInput | None = None, method: str | None = None) -> Outcome:
         if response.get("error"):  # the request itself failed (timeout, server error, ...): a typed failure
             return ParseFailure(response["error"], "", response.get("error_detail") or "")
         try:
-            if self.method == "score":
+            if (method or self.method) == "score":
                 return self.task.from_scores(ScoreResult(**response), row)
             return self.task.parse(Generation(**response), row)
         except (ValueError, TypeError, KeyError, IndexError) as exc:  # a parser bug must not lose the run
@@ -194,6 +234,11 @@ def open_run(store: Store, config: Config, full: pd.DataFrame, n_rows: int, sour
     return run_id, done, [i for i in range(n_rows) if i not in done]
 
 
+def _fresh_cost(keys: list[str], responses: dict[str, Any], cached: set[str]) -> float:
+    """What the answers to `keys` that came from the model (not the cache) cost."""
+    return sum(float(responses[k].get("cost_usd") or 0.0) for k in dict.fromkeys(keys) if k not in cached)
+
+
 @dataclass
 class _Sent:
     """Prompts of one batch on their way: cache hits, what went to the model, and keys another batch asks for."""
@@ -202,6 +247,22 @@ class _Sent:
     to_send: dict[str, Prompt]
     wait: Callable[[], list[dict[str, Any]]] | None
     borrowed: dict[str, _Sent]
+
+
+@dataclass
+class _Batch:
+    """One batch between start and finish: its rows' prompts (plain, and as sent), keys, and what is in flight."""
+
+    inputs: list[str]
+    plain: list[Prompt]  # the rows' own prompts (checks show these)
+    prompts: list[Prompt]  # what the rows' answers come from (with chain_of_thought: the answer prompts of path 0)
+    explanations: list[list[str | None]]  # chain_of_thought: per path, per row (None: its request failed)
+    sent: _Sent | None
+    paths: list[list[Prompt]] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    all_keys: list[str] = field(default_factory=list)
+    extra_entries: list[tuple] = field(default_factory=list)
+    cost: float = 0.0
 
 
 class Runner:
@@ -273,11 +334,11 @@ class Runner:
             return spec.batch_size
         return max(spec.batch_size, preferred)
 
-    def _responses(self, prompts: list[Prompt], keys: list[str], verify: bool = False) -> tuple[dict[str, Any], set[str], list[tuple]]:
+    def _responses(self, prompts: list[Prompt], keys: list[str], call: Call | None = None) -> tuple[dict[str, Any], set[str], list[tuple]]:
         """Model answers for `prompts`: from the cache, else from the model (identical prompts go once)."""
-        return self._receive(self._send(prompts, keys, verify), verify)
+        return self._receive(self._send(prompts, keys, call), call)
 
-    def _send(self, prompts: list[Prompt], keys: list[str], verify: bool = False) -> _Sent:
+    def _send(self, prompts: list[Prompt], keys: list[str], call: Call | None = None) -> _Sent:
         """Look up the cache and start the model on the rest. A prompt already in flight in another batch,
         or twice in this one, is sent once."""
         responses = self.store.cache_get(keys)
@@ -286,13 +347,13 @@ class Runner:
         wait = None
         if to_send:
             prompts_out = list(to_send.values())
-            wait = (lambda: self.job.call_verify(prompts_out)) if verify else self.job.submit_model(prompts_out)
+            wait = (lambda: self.job.call(call, prompts_out)) if call is not None else self.job.submit_model(prompts_out)
         sent = _Sent(responses, to_send, wait, borrowed)
         for key in to_send:
             self._inflight[key] = sent
         return sent
 
-    def _receive(self, sent: _Sent, verify: bool = False) -> tuple[dict[str, Any], set[str], list[tuple]]:
+    def _receive(self, sent: _Sent, call: Call | None = None) -> tuple[dict[str, Any], set[str], list[tuple]]:
         """Wait for what `_send` started: (responses by key, keys answered without the model, new cache entries)."""
         job = self.job
         responses = sent.responses
@@ -306,7 +367,7 @@ class Runner:
                 self._inflight.pop(key, None)
                 if response.get("error"):  # a failed request is not an answer: never cached
                     continue
-                new_entries.append((key, identity["backend"], identity["model"], "verify" if verify else job.method, response))
+                new_entries.append((key, identity["backend"], identity["model"], call.kind if call is not None else job.method, response))
         for key, other in sent.borrowed.items():  # batches finish in order, so `other` has its answers
             responses[key] = other.responses[key]
         return responses, answered_before, new_entries
@@ -314,21 +375,42 @@ class Runner:
     def _label_batch(self, run_id: int, indices: list[int], records: list[dict[str, Any]]) -> dict[str, Any]:
         return self._finish_batch(run_id, indices, records, self._start_batch(indices, records))
 
-    def _start_batch(self, indices: list[int], records: list[dict[str, Any]]) -> tuple:
-        """Build the batch's prompts and start the model on those not in the cache."""
+    def _start_batch(self, indices: list[int], records: list[dict[str, Any]]) -> _Batch:
+        """Build the batch's prompts and start the model on those not in the cache.
+
+        With chain_of_thought the explanations come first (one per path), and the prompts sent are the
+        answer prompts that show them: path 0's are the rows' own prompts, the other paths' follow them.
+        """
         job = self.job
         inputs = [job.row_input(records[i]) for i in indices]
         job.prepare_rows(inputs, self.store)
-        prompts = [job.prompt(text) for text in inputs]
-        keys = [job.cache_key(p) for p in prompts]
-        return inputs, prompts, keys, self._send(prompts, keys)
+        plain = [job.prompt(text) for text in inputs]
+        batch = _Batch(inputs, plain, plain, [], None)
+        if job.reasoning.chain_of_thought:
+            asks = [explain_prompt(p) for p in plain]
+            for path in range(job.reasoning.samples):
+                call = job.explain_call(path)
+                keys = [job.cache_key(p, call) for p in asks]
+                responses, cached, new = self._responses(asks, keys, call)
+                batch.extra_entries += new
+                batch.cost += _fresh_cost(keys, responses, cached)
+                batch.explanations.append([None if responses[k].get("error") else str(responses[k].get("text") or "") for k in keys])
+            batch.paths = [[answer_prompt(p, e or "") for p, e in zip(plain, path)] for path in batch.explanations]
+            batch.prompts = batch.paths[0]
+        everything = [p for path in batch.paths for p in path] if batch.paths else batch.prompts
+        batch.all_keys = [job.cache_key(p) for p in everything]
+        batch.keys = batch.all_keys[: len(inputs)]
+        batch.sent = self._send(everything, batch.all_keys)
+        return batch
 
-    def _finish_batch(self, run_id: int, indices: list[int], records: list[dict[str, Any]], started: tuple) -> dict[str, Any]:
-        """Wait for the batch's answers, parse them (re-ask, check), and commit the batch."""
+    def _finish_batch(self, run_id: int, indices: list[int], records: list[dict[str, Any]], batch: _Batch) -> dict[str, Any]:
+        """Wait for the batch's answers, parse them (re-ask, vote, check), and commit the batch."""
         job = self.job
-        inputs, prompts, keys, sent = started
+        inputs, prompts, keys = batch.inputs, batch.prompts, batch.keys
         rows = [RowInput(text, records[i]) for text, i in zip(inputs, indices)]
-        responses, cached_keys, new_entries = self._receive(sent)
+        responses, cached_keys, new_entries = self._receive(batch.sent)
+        new_entries += batch.extra_entries
+        extra_cost = batch.cost
         results = [(prompts[n], keys[n], responses[keys[n]], job.outcome(responses[keys[n]], rows[n]), False) for n in range(len(indices))]
         # one re-ask, showing the model its invalid answer and the error, where the task can use one
         reasks = {}
@@ -345,6 +427,30 @@ class Runner:
             new_entries += re_new
             for (n, prompt), key in zip(reasks.items(), re_keys):
                 results[n] = (prompt, key, re_responses[key], job.outcome(re_responses[key], rows[n]), True)
+        explanations: list[str | None] = list(batch.explanations[0]) if batch.explanations else [None] * len(indices)
+        # self-consistency: more answers per row (other chain-of-thought paths, or sampled answers), majority vote
+        paths = job.reasoning.samples
+        if paths > 1:
+            votes: list[list[Outcome]] = [[outcome] for _, _, _, outcome, _ in results]
+            for path in range(1, paths):
+                if batch.explanations:
+                    path_keys = batch.all_keys[path * len(indices) : (path + 1) * len(indices)]
+                    for n, key in enumerate(path_keys):
+                        failed = batch.explanations[path][n] is None
+                        votes[n].append(ParseFailure("explanation_failed", "", "") if failed else job.outcome(responses[key], rows[n]))
+                    continue
+                call = job.sample_call(path)
+                sample_keys = [job.cache_key(p, call) for p in prompts]
+                sampled, sample_cached, sample_new = self._responses(list(prompts), sample_keys, call)
+                new_entries += sample_new
+                extra_cost += _fresh_cost(sample_keys, sampled, sample_cached)
+                for n, key in enumerate(sample_keys):
+                    votes[n].append(job.outcome(sampled[key], rows[n], method="generate"))
+            for n, row_votes in enumerate(votes):
+                prompt, key, response, _, reasked = results[n]
+                path_explanations = [path[n] for path in batch.explanations] if batch.explanations else None
+                outcome, explanations[n] = vote(row_votes, path_explanations)
+                results[n] = (prompt, key, response, outcome, reasked)
         # the task's yes/no check of its own answers (QA: does the context really answer this?)
         checks = {}
         if job.backend.can_score:
@@ -353,32 +459,44 @@ class Runner:
                     check = job.task.verify_prompt(rows[n], outcome)
                     if check is not None:
                         checks[n] = check
-        if checks:
-            check_keys = [job.cache_key(p, verify=True) for p in checks.values()]
-            check_responses, _, check_new = self._responses(list(checks.values()), check_keys, verify=True)
-            new_entries += check_new
-            for (n, _), key in zip(checks.items(), check_keys):
-                if check_responses[key].get("error"):  # the check's request failed: keep the unchecked answer
-                    continue
-                logprobs = check_responses[key]["logprobs"]
-                p_yes = float(softmax_logprobs(logprobs)[0])
-                prompt, k, response, outcome, reasked = results[n]
-                results[n] = (prompt, k, response, job.task.apply_verification(outcome, p_yes), reasked)
-        annotations, failed, unsent, cost = [], 0, [], 0.0
-        for index, text, (prompt, key, response, outcome, reasked) in zip(indices, inputs, results):
+        for n, p in self._ask(checks, VERIFY, new_entries).items():
+            prompt, k, response, outcome, reasked = results[n]
+            results[n] = (prompt, k, response, job.task.apply_verification(outcome, p_yes(p)), reasked)
+        # the model's own checks of its labels: signals only, the label and its confidence stay
+        for enabled, build, call, name, read in (
+            (job.reasoning.p_true, p_true_prompt, VERIFY, "p_true", p_yes),
+            (job.reasoning.verbalized, verbalized_prompt, VERBALIZED, "verbalized", expected_digit),
+        ):
+            if not enabled:
+                continue
+            asks = {n: build(batch.plain[n], outcome) for n, (_, _, _, outcome, _) in enumerate(results) if isinstance(outcome, Label)}
+            for n, logprobs in self._ask(asks, call, new_entries).items():
+                results[n][3].signals = {**results[n][3].signals, name: read(logprobs)}
+        annotations, failed, unsent, cost = [], 0, [], extra_cost
+        for index, text, explanation, (prompt, key, response, outcome, reasked) in zip(indices, inputs, explanations, results):
             if key not in cached_keys:
                 cost += float(response.get("cost_usd") or 0.0)
             if isinstance(outcome, ParseFailure) and outcome.kind in STOP_ERRORS:
                 unsent.append(outcome.kind)  # never sent: nothing to save, a rerun sends it
                 continue
             failed += isinstance(outcome, ParseFailure)
-            annotations.append(self._annotation(index, text, prompt, key, key in cached_keys, response, outcome, reasked))
+            annotations.append(self._annotation(index, text, prompt, key, key in cached_keys, response, outcome, reasked, explanation))
         self.store.save_batch(run_id, annotations, new_entries)
         model_rows = len({k for k in keys if k not in cached_keys})
         return {"model": model_rows, "cached": len(indices) - model_rows, "failed": failed, "cost": cost, "unsent": unsent}
 
+    def _ask(self, asks: dict[int, Prompt], call: Call, new_entries: list[tuple]) -> dict[int, list[float]]:
+        """Scored checks by row: the candidates' log-probabilities (rows whose request failed are left out)."""
+        if not asks:
+            return {}
+        keys = [self.job.cache_key(p, call) for p in asks.values()]
+        responses, _, new = self._responses(list(asks.values()), keys, call)
+        new_entries += new
+        return {n: responses[key]["logprobs"] for n, key in zip(asks, keys) if not responses[key].get("error")}
+
     def _annotation(
-        self, index: int, text: str, prompt: Prompt, key: str, cached: bool, response: dict[str, Any], outcome: Outcome, reasked: bool = False
+        self, index: int, text: str, prompt: Prompt, key: str, cached: bool, response: dict[str, Any], outcome: Outcome, reasked: bool = False,
+        explanation: str | None = None,
     ) -> Annotation:
         job = self.job
         identity = job.backend.identity()
@@ -408,6 +526,7 @@ class Runner:
             prompt_tokens=response.get("prompt_tokens"),
             completion_tokens=response.get("completion_tokens"),
             latency_s=response.get("latency_s"),
+            explanation=explanation,
         )
 
     def output_frame(self, run_id: int, frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str], int]:
@@ -435,6 +554,7 @@ def output_frame(
     confidences: list[float | None] = [None] * len(frame)
     errors = [""] * len(frame)
     dists: list[str] = [""] * len(frame)
+    explanations: list[str | None] = [None] * len(frame)
     extras: dict[str, list[Any]] = {}
     records = frame.to_dict("records")
     failed = 0
@@ -448,6 +568,7 @@ def output_frame(
             labels[i] = task.output_value(Label(value=item["label"]))
             confidences[i] = item["confidence"]
             dists[i] = json.dumps(item["distribution"]) if item["distribution"] else ""
+            explanations[i] = item.get("explanation")
             for suffix, value in task.extra_outputs(item["label"], records[i]).items():
                 extras.setdefault(suffix, [None] * len(frame))[i] = value
         else:
@@ -472,6 +593,9 @@ def output_frame(
     out[columns["error"]] = errors
     if spec.include_distribution:
         out[columns["distribution"]] = dists
+    if config.reasoning.chain_of_thought or any(e is not None for e in explanations):
+        columns["explanation"] = free_column_name("llm_explanation", list(out.columns))
+        out[columns["explanation"]] = explanations
     for suffix, values in extras.items():
         columns[suffix] = free_column_name(f"llm_{suffix}", list(out.columns))
         out[columns[suffix]] = values

@@ -105,6 +105,10 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (freeal_id, round)
     );
     """,
+    # 5: the explanation a chain-of-thought run wrote before its answer
+    """
+    ALTER TABLE annotations ADD COLUMN explanation TEXT;
+    """,
 ]
 
 
@@ -133,6 +137,7 @@ class Annotation:
     completion_tokens: int | None = None
     latency_s: float | None = None
     source: str = "llm"
+    explanation: str | None = None
 
 
 class Store:
@@ -247,14 +252,15 @@ class Store:
             db.executemany(
                 "INSERT OR IGNORE INTO annotations (run_id, row_index, row_hash, label, error, error_detail, confidence, distribution,"
                 " signals, raw_answer, method, backend, model_id, model_sha256, prompt_hash, guidelines_hash, cache_key, cached,"
-                " prompt_tokens, completion_tokens, latency_s, source, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " prompt_tokens, completion_tokens, latency_s, source, created_at, explanation)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         run_id, a.row_index, a.row_hash, None if a.label is None else json.dumps(a.label), a.error, a.error_detail,
                         a.confidence, None if a.distribution is None else json.dumps(a.distribution),
                         json.dumps(a.signals or {}), a.raw_answer, a.method, a.backend, a.model_id, a.model_sha256, a.prompt_hash,
                         a.guidelines_hash, a.cache_key, int(a.cached), a.prompt_tokens, a.completion_tokens, a.latency_s, a.source, now,
+                        a.explanation,
                     )
                     for a in annotations
                 ],

@@ -10,6 +10,7 @@ params:
   replies: [[regex, text], ...]   generate: the text of the first regex found in the prompt's last user
                                   message ({0}, {1}.. are its groups), for tasks that answer in free form
   default_reply: text             generate: the answer when no reply matches
+  (generate with temperature > 0 samples the label from softmax(logprobs / T), seeded by seed and prompt)
   follow_demos: true              score: a row with no keyword takes the answer of the few-shot demo that
                                   shares the most words with it (so demos change answers, as they do for an LLM)
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import random
 import re
 import time
 from collections.abc import Sequence
@@ -104,6 +106,10 @@ class FakeBackend(Backend):
             else:
                 logprobs = self._logprobs(prompt.user, labels)
                 best = max(range(len(labels)), key=lambda i: logprobs[i])
+                if temperature > 0:  # sampled like a model: from softmax(logprobs / T), seeded by (seed, prompt)
+                    rng = random.Random(f"{seed}:{prompt.hash()}")
+                    weights = [math.exp((lp - logprobs[best]) / temperature) for lp in logprobs]
+                    best = rng.choices(range(len(labels)), weights=weights)[0]
                 label = labels[best]
                 text = f"The answer is: {label.capitalize()}." if self.spec.params.get("style") == "chatty" else label
                 logprobs = [logprobs[best]]

@@ -14,6 +14,7 @@ import ctypes
 import os
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ class _Row:
     slot: int = -1
     out_index: int = -1
     logprobs: np.ndarray | None = None
+    rng: np.random.Generator | None = None  # sampling: seeded by (seed, the prompt), so a row samples alike in any batch
 
 
 @dataclass
@@ -276,7 +278,7 @@ class _Engine:
 
     # generation -------------------------------------------------------------------------------
     def generate(
-        self, token_lists: list[list[int]], *, max_tokens: int, temperature: float, grammar: str | None = None, top_k: int = 20
+        self, token_lists: list[list[int]], *, max_tokens: int, temperature: float, grammar: str | None = None, top_k: int = 20, seed: int = 0
     ) -> list[tuple[list[int], list[float], list[tuple[int, float]]]]:
         """Greedy (or sampled) continuation of every prompt, all rows stepping together.
 
@@ -287,6 +289,9 @@ class _Engine:
         self.set_prefix(token_lists[0][:shared])
         out = []
         rows = [_Row(tokens=t[shared:]) for t in token_lists]
+        if temperature > 0:
+            for row, tokens in zip(rows, token_lists):
+                row.rng = np.random.default_rng([seed, zlib.crc32(np.asarray(tokens, dtype=np.int64).tobytes())])
         for group in self._row_groups(rows, shared, self.n_seq - 1):
             out.extend(self._generate_group(group, shared, max_tokens, temperature, grammar, top_k))
         return out
@@ -308,9 +313,9 @@ class _Engine:
                 entries, still = [], []
                 for i in active:
                     if samplers is not None:
-                        token = self._pick_constrained(samplers[i], dists[i], temperature)
+                        token = self._pick_constrained(samplers[i], dists[i], temperature, group[i].rng)
                     else:
-                        token = self._pick(dists[i], temperature)
+                        token = self._pick(dists[i], temperature, group[i].rng)
                     if token < 0 or self.llama_cpp.llama_vocab_is_eog(self.model.vocab, token):  # <|im_end|>, <|endoftext|>, ...
                         continue
                     texts[i].append(token)
@@ -346,9 +351,9 @@ class _Engine:
         llama_cpp.llama_sampler_apply(sampler, ctypes.byref(array))
         return data["logit"]
 
-    def _pick_constrained(self, sampler, logprobs: np.ndarray, temperature: float) -> int:
+    def _pick_constrained(self, sampler, logprobs: np.ndarray, temperature: float, rng: np.random.Generator | None = None) -> int:
         """The model's own pick when the grammar allows it (cheap check of one token), else the best allowed token."""
-        token = self._pick(logprobs, temperature)
+        token = self._pick(logprobs, temperature, rng)
         one = np.zeros(1, dtype=_TOKEN_DATA)
         one["id"], one["logit"] = token, logprobs[token]
         if not np.isfinite(self._apply(sampler, one)[0]):
@@ -360,17 +365,17 @@ class _Engine:
             if not finite.any():
                 return -1
             masked = np.where(finite, logprobs, -np.inf)
-            token = self._pick(masked - np.logaddexp.reduce(masked[finite]), temperature)
+            token = self._pick(masked - np.logaddexp.reduce(masked[finite]), temperature, rng)
         if not self.llama_cpp.llama_vocab_is_eog(self.model.vocab, token):
             self.llama_cpp.llama_sampler_accept(sampler, token)
         return token
 
-    def _pick(self, logprobs: np.ndarray, temperature: float) -> int:
+    def _pick(self, logprobs: np.ndarray, temperature: float, rng: np.random.Generator | None = None) -> int:
         if temperature <= 0:
             return int(np.argmax(logprobs))
         scaled = logprobs / temperature
         probs = np.exp(scaled - scaled.max())
-        return int(self.rng.choice(len(probs), p=probs / probs.sum()))
+        return int((rng or self.rng).choice(len(probs), p=probs / probs.sum()))
 
     def forward_seconds(self, token_lists: list[list[int]]) -> float:
         """Time of the bare forward pass over `token_lists` (no prompt around them), packed into full batches.
@@ -510,7 +515,7 @@ class LlamaCppBackend(Backend):
             started = time.perf_counter()
             token_lists = [engine.prompt_tokens(p) for p in prompts]
             self._check_length(token_lists, extra=max_tokens)
-            outputs = engine.generate(token_lists, max_tokens=max_tokens, temperature=temperature, grammar=grammar)
+            outputs = engine.generate(token_lists, max_tokens=max_tokens, temperature=temperature, grammar=grammar, seed=seed)
             per_row = (time.perf_counter() - started) / len(prompts)
             results = []
             for (tokens, lps, first), t in zip(outputs, token_lists):

@@ -1,0 +1,147 @@
+"""Reasoning and voting through the real runner, store and cache, with the fake backend as the model."""
+
+import sqlite3
+
+import pytest
+
+import labelmill
+from labelmill.errors import LabelmillError
+from labelmill.reasoning import expected_digit, vote
+from labelmill.store import Store
+from labelmill.types import Label, ParseFailure
+
+from conftest import ROWS, fake_config
+
+
+def calls(path):
+    return path.read_text().split() if path.exists() else []
+
+
+def annotations(db):
+    with Store(db) as store:
+        run_id = store.runs()[-1]["id"]
+        return list(store.annotations(run_id))
+
+
+def test_vote_takes_the_majority_and_reports_agreement():
+    outcomes = [Label("a", 0.9), Label("b", 0.6), Label("b", 0.7), ParseFailure("empty", ""), Label("a", 0.8), Label("b", 0.5)]
+    label, explanation = vote(outcomes, ["e0", "e1", "e2", None, "e4", "e5"])
+    assert label.value == "b" and label.confidence == pytest.approx(3 / 6)
+    assert label.distribution == pytest.approx({"a": 2 / 6, "b": 3 / 6})
+    assert label.signals["agreement"] == pytest.approx(0.5) and label.signals["failed_votes"] == 1.0
+    assert label.signals["answer_confidence"] == pytest.approx(0.9)  # the first (greedy) answer's own confidence
+    assert explanation == "e1"  # the explanation behind the first answer that gave the winner
+    tie, _ = vote([Label("x", 0.5), Label("y", 0.5)])
+    assert tie.value == "x"  # a tie goes to the greedy answer
+    failed, _ = vote([ParseFailure("empty", ""), ParseFailure("no_label", "")])
+    assert isinstance(failed, ParseFailure) and failed.kind == "empty"
+
+
+def test_expected_digit_reads_the_scale():
+    import math
+
+    sure = [0.0 if d == 9 else -50.0 for d in range(10)]
+    half = [math.log(0.5) if d in (0, 9) else -50.0 for d in range(10)]
+    assert expected_digit(sure) == pytest.approx(1.0) and expected_digit(half) == pytest.approx(0.5)
+
+
+def test_self_consistency_votes_over_sampled_answers(tmp_path):
+    log = tmp_path / "calls.log"
+    config = fake_config(
+        model={"method": "generate", "params": {"keywords": {"positive": ["good", "great", "fun"], "negative": ["bad", "dull", "boring"]}, "call_log": str(log)}},
+        reasoning={"samples": 5, "sample_temperature": 1.5},
+    )
+    result = labelmill.label(config, ROWS, project=tmp_path / "p.db")
+    assert len(calls(log)) == 5 * len(ROWS)  # the greedy answer and 4 samples per row
+    items = annotations(tmp_path / "p.db")
+    agreement = [a["signals"]["agreement"] for a in items]
+    assert all(a["confidence"] == pytest.approx(g) for a, g in zip(items, agreement))
+    assert all(a["signals"]["votes"] == 5.0 for a in items)
+    # "nothing to say" has no keyword: the labels are equally likely and the samples disagree;
+    # "fun fun fun" has three votes for positive and the samples agree
+    by_text = {r["text"]: a for r, a in zip(ROWS, items)}
+    assert by_text["fun fun fun"]["signals"]["agreement"] == 1.0
+    assert by_text["nothing to say"]["signals"]["agreement"] < 1.0
+    assert sum(v for v in by_text["nothing to say"]["distribution"].values()) == pytest.approx(1.0)
+    # samples are seeded: a rerun of the same config in a new project gives the same votes, and the
+    # same project answers everything from the cache
+    again = labelmill.label(config, ROWS, project=tmp_path / "q.db")
+    assert again.frame.llm_confidence.tolist() == result.frame.llm_confidence.tolist()
+    before = len(calls(log))
+    labelmill.label(dict(config, name="renamed"), ROWS, project=tmp_path / "p.db")
+    assert len(calls(log)) == before
+
+
+def test_chain_of_thought_keeps_the_explanation_and_answers_given_it(tmp_path):
+    # the fake "explains" with a scripted sentence that names a keyword; the answer prompt shows it,
+    # so a row without keywords is decided by its explanation
+    config = fake_config(
+        model={"params": {"keywords": {"positive": ["good", "great", "fun"], "negative": ["bad", "dull", "boring"]},
+                          "replies": [["nothing to say\\n\\nBefore answering", "The review sounds dull to me."]],
+                          "default_reply": "It reads as a plain statement."}},
+        reasoning={"chain_of_thought": True},
+    )
+    out = tmp_path / "out.csv"
+    result = labelmill.label(config, ROWS, output=out, project=tmp_path / "p.db")
+    frame = result.frame
+    assert frame.llm_explanation.tolist()[-1] == "The review sounds dull to me."
+    assert frame.llm_label.tolist()[-1] == "negative"  # zero-shot without the explanation: positive (the tie-break)
+    assert frame.llm_label.tolist()[:6] == [r["label"] for r in ROWS[:6]]
+    items = annotations(tmp_path / "p.db")
+    assert items[-1]["explanation"] == "The review sounds dull to me." and items[-1]["method"] == "score"
+    with sqlite3.connect(tmp_path / "p.db") as db:
+        kinds = dict(db.execute("SELECT kind, COUNT(*) FROM cache GROUP BY kind").fetchall())
+    assert kinds == {"explain": len(ROWS), "score": len(ROWS)}
+    # eval reads the output as usual
+    metrics = labelmill.evaluate(config, out)
+    assert metrics["accuracy"] == pytest.approx(6 / 7)
+
+
+def test_chain_of_thought_with_several_paths_votes_over_explanations(tmp_path):
+    config = fake_config(
+        model={"params": {"keywords": {"positive": ["good", "great", "fun"], "negative": ["bad", "dull", "boring"]}}},
+        reasoning={"chain_of_thought": True, "samples": 3, "sample_temperature": 2.0},
+    )
+    labelmill.label(config, ROWS, project=tmp_path / "p.db")
+    items = annotations(tmp_path / "p.db")
+    assert all(a["signals"]["votes"] == 3.0 and a["explanation"] for a in items)
+    with sqlite3.connect(tmp_path / "p.db") as db:
+        explained = db.execute("SELECT COUNT(*) FROM cache WHERE kind = 'explain'").fetchone()[0]
+    assert explained == 3 * len(ROWS)  # three explanation paths per row, each answered
+
+
+def test_p_true_and_verbalized_are_signals_beside_the_label(tmp_path):
+    keywords = {"positive": ["good", "great", "fun"], "negative": ["bad", "dull", "boring"],
+                # the fake checker says yes / 9 for rows with positive words, no / 0 for negative ones
+                "yes": ["good", "great", "fun"], "no": ["bad", "dull", "boring"], "9": ["good", "great", "fun"], "0": ["bad", "dull", "boring"]}
+    config = fake_config(model={"params": {"keywords": keywords}}, reasoning={"p_true": True, "verbalized": True})
+    plain = labelmill.label(fake_config(model={"params": {"keywords": keywords}}), ROWS, project=tmp_path / "a.db")
+    result = labelmill.label(config, ROWS, project=tmp_path / "p.db")
+    assert result.frame.llm_label.tolist() == plain.frame.llm_label.tolist()
+    assert result.frame.llm_confidence.tolist() == plain.frame.llm_confidence.tolist()
+    items = annotations(tmp_path / "p.db")
+    for row, item in zip(ROWS, items):
+        p_true = item["signals"]["p_true"]
+        assert (p_true > 0.9) if item["label"] == "positive" and row["text"] != "nothing to say" else (p_true < 0.1 or 0.45 < p_true < 0.55)
+        verbal = item["signals"]["verbalized"]
+        expected = {"positive": (0.75, 1.0), "negative": (0.0, 0.25), "": (0.4, 0.6)}[row["label"] if row["text"] != "nothing to say" else ""]
+        assert expected[0] < verbal < expected[1]  # a flat answer reads 1/2
+    with sqlite3.connect(tmp_path / "p.db") as db:
+        kinds = dict(db.execute("SELECT kind, COUNT(*) FROM cache GROUP BY kind").fetchall())
+    assert kinds["verify"] == kinds["verbalized"] == len(ROWS)
+
+
+def test_checks_need_a_scoring_backend(tmp_path):
+    config = fake_config(reasoning={"p_true": True})
+    config["model"] = {"backend": "openai", "name": "gpt-x", "server": {"base_url": "http://127.0.0.1:9/v1"}}
+    with pytest.raises(LabelmillError, match="cannot score"):
+        labelmill.label(config, ROWS, project=tmp_path / "p.db")
+
+
+def test_reasoning_changes_the_run_but_default_configs_keep_theirs():
+    from labelmill.config import Config
+
+    plain = Config.model_validate(fake_config())
+    same = Config.model_validate(fake_config(reasoning={"samples": 1}))
+    other = Config.model_validate(fake_config(reasoning={"samples": 3}))
+    assert plain.fingerprint() == same.fingerprint() != other.fingerprint()
