@@ -3,14 +3,13 @@
 import sqlite3
 
 import pytest
+from conftest import ROWS, fake_config
 
 import labelmill
 from labelmill.errors import LabelmillError
 from labelmill.reasoning import expected_digit, vote
 from labelmill.store import Store
 from labelmill.types import Label, ParseFailure
-
-from conftest import ROWS, fake_config
 
 
 def calls(path):
@@ -145,3 +144,50 @@ def test_reasoning_changes_the_run_but_default_configs_keep_theirs():
     same = Config.model_validate(fake_config(reasoning={"samples": 1}))
     other = Config.model_validate(fake_config(reasoning={"samples": 3}))
     assert plain.fingerprint() == same.fingerprint() != other.fingerprint()
+
+
+def test_fused_calibration_learns_from_the_checks(tmp_path):
+    # the label's own confidence is the same on every row; only the P(True) check ("clearly" -> yes)
+    # tells the right labels from the wrong ones, and the fused calibration learns to use it
+    keywords = {"positive": ["good"], "negative": ["bad"], "yes": ["clearly"], "no": ["maybe"]}
+    config = fake_config(model={"params": {"keywords": keywords}}, reasoning={"p_true": True})
+    rows = [{"text": f"a good film {i} clearly", "label": "positive"} for i in range(30)]
+    rows += [{"text": f"a good film {i} maybe", "label": "positive" if i % 2 else "negative"} for i in range(30)]
+    seed = tmp_path / "seed.csv"
+    import pandas as pd
+
+    pd.DataFrame(rows).to_csv(seed, index=False)
+    fused = labelmill.calibrate(config, seed, method="fused", project=tmp_path / "p.db")
+    platt = labelmill.calibrate(config, seed, method="platt", project=tmp_path / "p.db")
+    assert set(fused.fused) == {"confidence", "p_true", "bias"} and fused.fused["p_true"] > 0.5
+    out = labelmill.label(config, rows, project=tmp_path / "p.db", calibration=fused).frame
+    sure, unsure = out.llm_confidence[:30].astype(float), out.llm_confidence[30:].astype(float)
+    assert sure.min() > 0.9 and abs(unsure.mean() - 0.5) < 0.1
+    flat = labelmill.label(config, rows, project=tmp_path / "p.db", calibration=platt).frame.llm_confidence.astype(float)
+    assert flat.max() - flat.min() < 1e-6  # the confidence alone cannot tell them apart
+    # a fused calibration saved to JSON and loaded gives the same confidences
+    fused.save(tmp_path / "cal.json")
+    from labelmill.calibration import Calibrator
+
+    again = labelmill.label(config, rows, project=tmp_path / "p.db", calibration=Calibrator.load(tmp_path / "cal.json")).frame
+    assert again.llm_confidence.tolist() == out.llm_confidence.tolist()
+
+
+def test_tune_tries_reasoning_strategies(tmp_path):
+    import pandas as pd
+    import yaml
+
+    from labelmill.errors import ConfigError
+    from labelmill.tune import tune
+
+    config = fake_config(model={"params": {"keywords": {"positive": ["good", "great", "fun"], "negative": ["bad", "dull", "boring"]}}})
+    pd.DataFrame(ROWS * 4).to_csv(tmp_path / "dev.csv", index=False)
+    report = tune(config, tmp_path / "dev.csv", shots=(0,), calibrations=("none",), reasonings=("none", "cot_sc3"), budget_s=60,
+                  project=tmp_path / "p.db", out=tmp_path / "best.yaml")
+    assert [t["name"] for t in report["trials"]] == ["zero-shot", "zero-shot + cot_sc3"]
+    assert all(t["status"] == "done" for t in report["trials"])
+    saved = yaml.safe_load((tmp_path / "best.yaml").read_text())
+    best = report["best"]
+    assert saved.get("reasoning", {}).get("samples", 1) == (3 if best["reasoning"] == "cot_sc3" else 1)
+    with pytest.raises(ConfigError, match="unknown reasoning strategy"):
+        tune(config, tmp_path / "dev.csv", shots=(0,), reasonings=("none", "sc1"), project=tmp_path / "p.db")

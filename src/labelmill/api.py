@@ -178,8 +178,9 @@ def calibrate(
     if has_dists and all(g in names for g in gold):
         probs = np.array([[float(a["distribution"][n]) for n in names] for a in anns])
         gold_idx = np.array([names.index(g) for g in gold])
-    if method not in ("auto", *cal_mod.METHODS):
-        raise ConfigError(f"unknown calibration method {method!r}", fix=f"use auto or one of: {', '.join(cal_mod.METHODS)}")
+    signals = [None if a is None else a["signals"] for a in anns]
+    if method not in ("auto", "fused", *cal_mod.METHODS):
+        raise ConfigError(f"unknown calibration method {method!r}", fix=f"use auto, fused or one of: {', '.join(cal_mod.METHODS)}")
     if method in ("temperature", "bias", "bias_platt") and probs is None:
         raise ConfigError(f"{method} calibration needs a label distribution for every seed row (a scored closed label set)", fix="use --method isotonic, or model.method: score")
     sub = (lambda a: None if a is None else a[fit_rows])
@@ -191,7 +192,7 @@ def calibrate(
         method, losses = cal_mod.choose(sub(probs), sub(gold_idx), raw[fit_rows], correct[fit_rows], names, allow_bias=not thin)
         if thin:
             on_event(Notice(f"calibrate: no bias calibration, since label {thin[0]!r} has fewer than 3 seed rows (is the seed a random sample?)"))
-    calibrator = cal_mod.fit(method, sub(probs), sub(gold_idx), raw[fit_rows], correct[fit_rows], names)
+    calibrator = cal_mod.fit(method, sub(probs), sub(gold_idx), raw[fit_rows], correct[fit_rows], names, [signals[i] for i in np.flatnonzero(fit_rows)])
     # out-of-fold calibrated confidences: honest ECE on the seed rows, and the rows the threshold is chosen on
     oof_conf, oof_ok = np.full(len(keep), np.nan), correct.copy()
     idx = np.flatnonzero(fit_rows)
@@ -199,8 +200,8 @@ def calibrate(
     for f in range(5):
         test = idx[order[f::5]]
         train = np.setdiff1d(idx, test)
-        part = cal_mod.fit(method, None if probs is None else probs[train], None if gold_idx is None else gold_idx[train], raw[train], correct[train], names)
-        pred, conf = part.apply(None if probs is None else probs[test], raw[test])
+        part = cal_mod.fit(method, None if probs is None else probs[train], None if gold_idx is None else gold_idx[train], raw[train], correct[train], names, [signals[i] for i in train])
+        pred, conf = part.apply(None if probs is None else probs[test], raw[test], [signals[i] for i in test])
         oof_conf[test] = conf
         if pred is not None:
             oof_ok[test] = pred == gold_idx[test]

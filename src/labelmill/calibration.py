@@ -13,6 +13,9 @@ under-confident. Fitted on seed rows whose gold labels are known:
                 a few hundred rows
   bias_platt    bias first (it fixes the labels), then platt on its confidence (it fixes the confidence
                 where label bias distorts the log-loss-optimal temperature)
+  fused         P(correct) = sigmoid(w . [logit(confidence), logit(signal), ..., 1]): a logistic regression
+                over the confidence and the signals every seed row has (`reasoning`: p_true, verbalized,
+                agreement, answer_confidence); chosen with --method fused
 
 `auto` picks the method with the lowest cross-validated log loss on the seed rows. A threshold for a
 target accuracy is chosen on the seed rows so that the one-sided Clopper-Pearson lower bound of the
@@ -32,6 +35,7 @@ from typing import Any
 import numpy as np
 
 METHODS = ("temperature", "bias", "isotonic", "platt", "bias_platt")
+FUSED_SIGNALS = ("p_true", "verbalized", "agreement", "answer_confidence")
 _EPS = 1e-12
 
 
@@ -113,21 +117,46 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def fit_platt(confidence: np.ndarray, correct: np.ndarray, l2: float = 1e-3) -> list[float]:
-    """[a, c] of P(correct) = sigmoid(a * logit(confidence) + c), by Newton's method on the log loss."""
-    x = _logit(np.asarray(confidence, dtype=float))
+def fit_logistic(design: np.ndarray, correct: np.ndarray, l2: float = 1e-3) -> np.ndarray:
+    """Weights w of P(correct) = sigmoid(design @ w), by Newton's method on the L2-penalised log loss."""
     y = np.asarray(correct, dtype=float)
-    w = np.array([1.0, 0.0])
-    design = np.stack([x, np.ones_like(x)], axis=1)
-    for _ in range(50):
+    w = np.zeros(design.shape[1])
+    w[0] = 1.0
+
+    def loss(w: np.ndarray) -> float:
+        z = np.clip(design @ w, -30, 30)
+        return float(np.mean(np.logaddexp(0.0, z) - y * z) + 0.5 * l2 * w @ w)
+
+    current = loss(w)
+    for _ in range(100):
         p = 1.0 / (1.0 + np.exp(-np.clip(design @ w, -30, 30)))
         grad = design.T @ (p - y) / len(y) + l2 * w
-        hess = (design * (p * (1 - p))[:, None]).T @ design / len(y) + l2 * np.eye(2)
+        hess = (design * (p * (1 - p))[:, None]).T @ design / len(y) + l2 * np.eye(len(w))
         step = np.linalg.solve(hess, grad)
-        w = w - step
-        if np.abs(step).max() < 1e-8:
+        scale = 1.0  # backtracking: a full Newton step can overshoot when a feature separates the rows
+        while scale > 1e-4 and loss(w - scale * step) > current:
+            scale /= 2
+        w = w - scale * step
+        new = loss(w)
+        if np.abs(scale * step).max() < 1e-8 or current - new < 1e-12:
             break
-    return [float(w[0]), float(w[1])]
+        current = new
+    return w
+
+
+def fit_platt(confidence: np.ndarray, correct: np.ndarray, l2: float = 1e-3) -> list[float]:
+    """[a, c] of P(correct) = sigmoid(a * logit(confidence) + c)."""
+    x = _logit(np.asarray(confidence, dtype=float))
+    return [float(v) for v in fit_logistic(np.stack([x, np.ones_like(x)], axis=1), correct, l2)]
+
+
+def fused_design(confidence: np.ndarray, signals: Sequence[dict | None], names: Sequence[str]) -> np.ndarray:
+    """Rows [logit(confidence), logit(signal) for each name, 1]; a missing value reads 1/2 (logit 0)."""
+    columns = [_logit(np.nan_to_num(np.asarray(confidence, dtype=float), nan=0.5))]
+    for name in names:
+        columns.append(_logit(np.array([float((s or {}).get(name, 0.5)) for s in signals])))
+    columns.append(np.ones(len(columns[0])))
+    return np.stack(columns, axis=1)
 
 
 @dataclass
@@ -141,6 +170,7 @@ class Calibrator:
     iso_x: list[float] = field(default_factory=list)
     iso_y: list[float] = field(default_factory=list)
     platt: list[float] = field(default_factory=list)  # [a, c]
+    fused: dict[str, float] = field(default_factory=dict)  # fused: weight per feature (confidence, signals..., bias)
     threshold: float | None = None  # for the target below, on calibrated confidence
     target: float | None = None
     delta: float | None = None
@@ -168,8 +198,16 @@ class Calibrator:
             return raw
         return np.where(np.isnan(raw), np.nan, out)
 
-    def apply(self, probs: np.ndarray | None, raw_confidence: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
-        """(predicted label index or None, calibrated confidence) for each row."""
+    def fused_confidence(self, raw: np.ndarray, signals: Sequence[dict | None]) -> np.ndarray:
+        names = [k for k in self.fused if k not in ("confidence", "bias")]
+        weights = np.array([self.fused["confidence"], *(self.fused[n] for n in names), self.fused["bias"]])
+        out = 1.0 / (1.0 + np.exp(-np.clip(fused_design(raw, signals, names) @ weights, -30, 30)))
+        return np.where(np.isnan(np.asarray(raw, dtype=float)), np.nan, out)
+
+    def apply(self, probs: np.ndarray | None, raw_confidence: np.ndarray, signals: Sequence[dict | None] | None = None) -> tuple[np.ndarray | None, np.ndarray]:
+        """(predicted label index or None, calibrated confidence) for each row (`signals`: each row's, for fused)."""
+        if self.method == "fused":
+            return None, self.fused_confidence(raw_confidence, signals if signals is not None else [None] * len(raw_confidence))
         if self.method in ("isotonic", "platt") or probs is None:
             return None, self.confidence(raw_confidence)
         q = self.distribution(probs)
@@ -185,8 +223,16 @@ class Calibrator:
         return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
 
 
-def fit(method: str, probs: np.ndarray | None, gold: np.ndarray | None, raw_confidence: np.ndarray, correct: np.ndarray, labels: Sequence[str]) -> Calibrator:
-    """Fit one method. Distribution methods need `probs` (n, k) and `gold` label indices."""
+def fit(
+    method: str, probs: np.ndarray | None, gold: np.ndarray | None, raw_confidence: np.ndarray, correct: np.ndarray, labels: Sequence[str],
+    signals: Sequence[dict | None] | None = None,
+) -> Calibrator:
+    """Fit one method. Distribution methods need `probs` (n, k) and `gold` label indices; fused needs each row's `signals`."""
+    if method == "fused":
+        signals = list(signals) if signals is not None else [None] * len(raw_confidence)
+        names = [n for n in FUSED_SIGNALS if signals and all(s and n in s for s in signals)]
+        weights = fit_logistic(fused_design(raw_confidence, signals, names), correct, l2=1e-2)
+        return Calibrator(method, list(labels), fused=dict(zip(["confidence", *names, "bias"], (float(w) for w in weights))))
     if method in ("temperature", "bias"):
         if probs is None or gold is None:
             raise ValueError(f"{method} calibration needs label distributions")

@@ -123,7 +123,8 @@ def plan(config: str, input: str, limit: int | None, as_json: bool) -> None:
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.argument("seed", type=click.Path(dir_okay=False))
 @click.option("-o", "--out", "out", default="calibration.json", show_default=True, help="Where to write the calibration.")
-@click.option("--method", type=click.Choice(["auto", "temperature", "bias", "isotonic", "platt", "bias_platt"]), default="auto", show_default=True)
+@click.option("--method", type=click.Choice(["auto", "temperature", "bias", "isotonic", "platt", "bias_platt", "fused"]), default="auto", show_default=True,
+              help="fused: a logistic regression over the confidence and the reasoning signals (p_true, verbalized, agreement).")
 @click.option("--target", type=click.FloatRange(0.5, 1.0, max_open=True), default=0.95, show_default=True, help="Target accuracy of auto-labeled rows.")
 @click.option("--delta", type=click.FloatRange(0.001, 0.5), default=0.05, show_default=True, help="The target holds with probability 1 - delta.")
 @click.option("--project", default=api.DEFAULT_PROJECT, show_default=True, help="SQLite project file (the seed rows' labels are cached there).")
@@ -164,16 +165,21 @@ def calibrate(config: str, seed: str, out: str, method: str, target: float, delt
 @click.option("--shots", default="0,4,8", show_default=True, help="Few-shot counts to try.")
 @click.option("--selectors", default="random,balanced,similar", show_default=True, help="Example selections to try.")
 @click.option("--calibration", "calibrations", default="none,auto", show_default=True, help="Calibrations to try (none, auto, temperature, bias, isotonic).")
+@click.option("--reasoning", "reasonings", default="none", show_default=True,
+              help="Reasoning to try: none, cot (explain, then answer), scK (K answers voted, e.g. sc5), cot_scK; slower ones last.")
 @click.option("-o", "--out", default="tuned.yaml", show_default=True, help="Where to write the best config.")
 @click.option("--project", default=api.DEFAULT_PROJECT, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def tune(config: str, dev: str, pool: str | None, budget_s: float, limit: int, shots: str, selectors: str, calibrations: str, out: str, project: str, as_json: bool) -> None:
-    """Search strategies (shots, example selection, calibration) on DEV rows within a time budget; save the best config."""
+def tune(
+    config: str, dev: str, pool: str | None, budget_s: float, limit: int, shots: str, selectors: str, calibrations: str, reasonings: str, out: str, project: str,
+    as_json: bool,
+) -> None:
+    """Search strategies (reasoning, shots, example selection, calibration) on DEV rows within a time budget; save the best config."""
     from .tune import tune as run_tune
 
     report = run_tune(
         config, dev, pool=pool, shots=tuple(int(x) for x in shots.split(",")), selectors=tuple(selectors.split(",")),
-        calibrations=tuple(calibrations.split(",")), budget_s=budget_s, limit=limit, project=project, out=out,
+        calibrations=tuple(calibrations.split(",")), reasonings=tuple(reasonings.split(",")), budget_s=budget_s, limit=limit, project=project, out=out,
         on_event=ProgressView(quiet=as_json),
     )
     if as_json:

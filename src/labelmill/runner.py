@@ -554,6 +554,7 @@ def output_frame(
     confidences: list[float | None] = [None] * len(frame)
     errors = [""] * len(frame)
     dists: list[str] = [""] * len(frame)
+    row_signals: list[dict | None] = [None] * len(frame)
     explanations: list[str | None] = [None] * len(frame)
     extras: dict[str, list[Any]] = {}
     records = frame.to_dict("records")
@@ -569,6 +570,7 @@ def output_frame(
             confidences[i] = item["confidence"]
             dists[i] = json.dumps(item["distribution"]) if item["distribution"] else ""
             explanations[i] = item.get("explanation")
+            row_signals[i] = item["signals"]
             for suffix, value in task.extra_outputs(item["label"], records[i]).items():
                 extras.setdefault(suffix, [None] * len(frame))[i] = value
         else:
@@ -580,7 +582,7 @@ def output_frame(
     out = frame.copy()
     if calibrator is not None:
         raw_labels, raw_conf = list(labels), list(confidences)
-        labels, confidences = calibrate_rows(calibrator, labels, confidences, [json.loads(d) if d else None for d in dists])
+        labels, confidences = calibrate_rows(calibrator, labels, confidences, [json.loads(d) if d else None for d in dists], row_signals)
         for role, values in (("label_raw", raw_labels), ("confidence_raw", raw_conf)):
             columns[role] = free_column_name(f"llm_{role}", list(out.columns) + list(columns.values()))
             out[columns[role]] = values
@@ -602,7 +604,9 @@ def output_frame(
     return out, columns, failed
 
 
-def calibrate_rows(calibrator: Calibrator, labels: list[Any], confidences: list[float | None], dists: list[dict | None]) -> tuple[list[Any], list[float | None]]:
+def calibrate_rows(
+    calibrator: Calibrator, labels: list[Any], confidences: list[float | None], dists: list[dict | None], signals: list[dict | None] | None = None
+) -> tuple[list[Any], list[float | None]]:
     """Calibrated (label, confidence) per row: from the label distribution where there is one, else from the confidence."""
     import numpy as np
 
@@ -611,7 +615,10 @@ def calibrate_rows(calibrator: Calibrator, labels: list[Any], confidences: list[
     for i, (label, conf, dist) in enumerate(zip(labels, confidences, dists)):
         if label is None:
             continue
-        if dist and calibrator.method not in ("isotonic", "platt") and all(n in dist for n in names):
+        if calibrator.method == "fused":
+            if conf is not None:
+                out_conf[i] = float(calibrator.apply(None, np.array([conf]), [signals[i] if signals else None])[1][0])
+        elif dist and calibrator.method not in ("isotonic", "platt") and all(n in dist for n in names):
             predicted, calibrated = calibrator.apply(np.array([[float(dist[n]) for n in names]]), np.array([conf if conf is not None else np.nan]))
             out_labels[i], out_conf[i] = names[int(predicted[0])], float(calibrated[0])
         elif conf is not None:

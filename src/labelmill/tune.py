@@ -1,7 +1,8 @@
 """`labelmill tune`: search labeling strategies on a dev set within a time budget, and keep the best.
 
-The search space is the cross product of few-shot counts (`shots`), selections (`selectors`) and
-calibration (`none`, or `auto` fitted on a split of the dev rows), over the config's model. Cheaper
+The search space is the cross product of reasoning (`reasonings`: none, cot, scK = self-consistency with K
+answers, cot_scK), few-shot counts (`shots`), selections (`selectors`) and calibration (`none`, or
+`auto` fitted on a split of the dev rows), over the config's model. Cheaper
 strategies go first (zero-shot before few-shot, fixed prefixes before per-row demos), so a tight budget
 still compares the basics. Each strategy labels the dev rows through the normal runner (cached, resumable),
 and is scored on them: accuracy (with completion rate), seconds per row. Calibrated strategies are fitted
@@ -34,6 +35,7 @@ class Trial:
     shots: int
     selection: str
     calibration: str
+    reasoning: str = "none"
     accuracy: float | None = None  # on the second half of the dev rows, where every strategy is compared
     accuracy_all_dev: float | None = None  # uncalibrated strategies: on every dev row
     completion_rate: float | None = None
@@ -45,11 +47,27 @@ class Trial:
     @property
     def name(self) -> str:
         few = "zero-shot" if self.shots == 0 else f"{self.shots}-shot {self.selection}"
+        few += "" if self.reasoning == "none" else f" + {self.reasoning}"
         return few + ("" if self.calibration == "none" else f" + {self.calibration} calibration")
 
 
-def _strategy_config(base: Config, shots: int, selection: str, pool: str | None) -> dict[str, Any]:
+def reasoning_settings(name: str) -> dict[str, Any]:
+    """A reasoning strategy's config section: none, cot, scK (self-consistency, K answers), cot_scK."""
+    settings: dict[str, Any] = {}
+    for part in name.split("_"):
+        if part == "cot":
+            settings["chain_of_thought"] = True
+        elif part.startswith("sc") and part[2:].isdigit() and int(part[2:]) >= 2:
+            settings["samples"] = int(part[2:])
+        elif part != "none":
+            raise ConfigError(f"unknown reasoning strategy {name!r}", fix="use none, cot, scK (K answers voted, e.g. sc5) or cot_scK")
+    return settings
+
+
+def _strategy_config(base: Config, shots: int, selection: str, pool: str | None, reasoning: str = "none") -> dict[str, Any]:
     data = dump_config(base)
+    if reasoning != "none":
+        data["reasoning"] = {**data.get("reasoning", {}), **reasoning_settings(reasoning)}
     if shots == 0:
         data["examples"] = {**data["examples"], "k": 0}
     else:
@@ -67,6 +85,7 @@ def tune(
     shots: tuple[int, ...] = (0, 4, 8),
     selectors: tuple[str, ...] = ("random", "balanced", "similar"),
     calibrations: tuple[str, ...] = ("none", "auto"),
+    reasonings: tuple[str, ...] = ("none",),
     budget_s: float = 600.0,
     limit: int | None = 200,
     project: str | Path = "labelmill.db",
@@ -89,17 +108,20 @@ def tune(
     if any(s > 0 for s in shots) and not (pool_path or base.examples.file or base.examples.items):
         raise ConfigError("few-shot strategies need example rows", fix="pass --pool FILE (labeled rows, not the dev rows) or set examples.file")
     half = len(frame) // 2
+    for name in reasonings:
+        reasoning_settings(name)  # a typo fails now, not after the budget is half spent
     trials: list[Trial] = []
-    for k in sorted(set(shots)):
-        for sel in (["fixed"] if k == 0 else list(selectors)):
-            for cal in calibrations:
-                trials.append(Trial(k, sel, cal))
+    for reasoning in dict.fromkeys(reasonings):  # in the order given: "none" first keeps the cheap ones first
+        for k in sorted(set(shots)):
+            for sel in (["fixed"] if k == 0 else list(selectors)):
+                for cal in calibrations:
+                    trials.append(Trial(k, sel, cal, reasoning))
     started = time.perf_counter()
     for trial in trials:
         if time.perf_counter() - started > budget_s:
             trial.status, trial.detail = "skipped", f"budget of {budget_s:.0f} s spent"
             continue
-        cfg = load_config(_strategy_config(base, trial.shots, trial.selection, pool_path))
+        cfg = load_config(_strategy_config(base, trial.shots, trial.selection, pool_path, trial.reasoning))
         cfg.base_dir = base.base_dir
         t0 = time.perf_counter()
         try:
@@ -124,7 +146,7 @@ def tune(
         raise ConfigError("no strategy finished within the budget", fix="raise --budget or lower --limit")
     best = max(done, key=lambda t: (t.accuracy, -(t.seconds_per_row or 0.0)))
     front = _pareto(done)
-    best_config = _strategy_config(base, best.shots, best.selection, pool_path)
+    best_config = _strategy_config(base, best.shots, best.selection, pool_path, best.reasoning)
     report = {
         "dev_rows": len(frame),
         "budget_s": budget_s,
@@ -162,7 +184,7 @@ def _accuracy(gold: list[Any], labels: list[Any]) -> float:
 def _twin_speed(trials: list[Trial], trial: Trial) -> float | None:
     """A trial whose answers all came from the cache reports the speed of the trial that asked the model."""
     for other in trials:
-        if other is not trial and other.shots == trial.shots and other.selection == trial.selection and other.seconds_per_row:
+        if other is not trial and (other.shots, other.selection, other.reasoning) == (trial.shots, trial.selection, trial.reasoning) and other.seconds_per_row:
             return other.seconds_per_row
     return None
 
