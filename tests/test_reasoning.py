@@ -1,5 +1,6 @@
 """Reasoning and voting through the real runner, store and cache, with the fake backend as the model."""
 
+import json
 import sqlite3
 
 import pytest
@@ -191,3 +192,54 @@ def test_tune_tries_reasoning_strategies(tmp_path):
     assert saved.get("reasoning", {}).get("samples", 1) == (3 if best["reasoning"] == "cot_sc3" else 1)
     with pytest.raises(ConfigError, match="unknown reasoning strategy"):
         tune(config, tmp_path / "dev.csv", shots=(0,), reasonings=("none", "sc1"), project=tmp_path / "p.db")
+
+
+def _member_keywords(extra_positive):
+    return {"model": {"params": {"keywords": {"positive": ["good", "great", "fun", *extra_positive], "negative": ["bad", "dull", "boring"]}}}}
+
+
+def test_ensemble_of_prompts_and_models_combines_its_members(tmp_path):
+    # three members: the config as is, other guidelines, and a "model" that also reads "nothing" as positive
+    members = [{}, {"guidelines": "Classify the review's sentiment."}, _member_keywords(["nothing"])]
+    config = fake_config(ensemble={"members": members})
+    out = tmp_path / "out.csv"
+    result = labelmill.label(config, ROWS, output=out, project=tmp_path / "p.db")
+    with Store(tmp_path / "p.db") as store:
+        runs = store.runs()
+        assert len(runs) == 4  # one run per member, then the ensemble's
+        items = list(store.annotations(runs[-1]["id"]))
+        members_first = list(store.annotations(runs[0]["id"]))
+    assert all(a["method"] == "ensemble" and a["source"] == "ensemble" for a in items)
+    # scored members: the ensemble averages their distributions
+    for a, first in zip(items, members_first):
+        assert sum(a["distribution"].values()) == pytest.approx(1.0)
+        assert a["label"] == max(a["distribution"], key=a["distribution"].get)
+    nothing = items[-1]
+    assert json.loads(nothing["raw_answer"])["members"] == ["positive", "positive", "positive"]
+    assert nothing["signals"]["agreement"] == 1.0 and nothing["confidence"] > members_first[-1]["confidence"]
+    assert result.frame.llm_label.tolist() == [r["label"] for r in ROWS]
+    # rerun: every member and the ensemble come from the store, nothing is labeled again
+    again = labelmill.label(config, ROWS, output=out, project=tmp_path / "p.db")
+    assert again.model_rows == 0 and again.frame.llm_confidence.tolist() == result.frame.llm_confidence.tolist()
+
+
+def test_ensemble_vote_and_typos(tmp_path):
+    members = [{}, _member_keywords(["nothing"]), {"model": {"params": {"keywords": {"positive": ["nothing"], "negative": ["say"]}}}}]
+    config = fake_config(ensemble={"members": members, "combine": "vote"})
+    result = labelmill.label(config, ROWS, project=tmp_path / "p.db")
+    with Store(tmp_path / "p.db") as store:
+        items = list(store.annotations(store.runs()[-1]["id"]))
+    assert all(a["confidence"] in (pytest.approx(1 / 3), pytest.approx(2 / 3), 1.0) for a in items)
+    assert all(a["confidence"] == a["signals"]["agreement"] for a in items)
+    assert result.frame.llm_label.tolist()[-1] == "positive"
+    bad = fake_config(ensemble={"members": [{"guideline": "x"}]})
+    with pytest.raises(LabelmillError, match="not a config section"):
+        labelmill.label(bad, ROWS, project=tmp_path / "p.db")
+
+
+def test_plan_counts_the_requests_reasoning_adds():
+    plain = labelmill.plan(fake_config(), ROWS)
+    more = labelmill.plan(fake_config(reasoning={"chain_of_thought": True, "samples": 3, "p_true": True}), ROWS)
+    assert plain["requests_per_row"] == {"answers": 1, "explanations": 0, "checks": 0}
+    assert more["requests_per_row"] == {"answers": 3, "explanations": 3, "checks": 1}
+    assert more["estimated_seconds"] > 4 * plain["estimated_seconds"]

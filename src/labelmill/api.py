@@ -60,6 +60,14 @@ def label(
     """
     cfg = _config(config, on_event)
     calibrator = Calibrator.load(calibration) if isinstance(calibration, (str, Path)) else calibration
+    if cfg.ensemble.members:
+        from .ensemble import run_ensemble
+
+        with Store(project) as store:
+            return run_ensemble(
+                cfg, data, store=store, make_job=lambda member: Job(member, backend), output=output, limit=limit, on_event=on_event,
+                max_cost=max_cost, calibrator=calibrator, close_backends=backend is None,
+            )
     job = Job(cfg, backend)
     try:
         with Store(project) as store:
@@ -93,6 +101,13 @@ def plan(config: str | Path | dict | Config, data: Any, *, limit: int | None = N
     sent = len(inputs) * (prefix_tokens + suffix_tokens) + sum(row_tokens)
     rate = TOKENS_PER_S.get(job.backend.model_id, 150.0) * ((cfg.model.n_threads or 2) / 2)
     seconds = evaluated / rate + (len(inputs) * cfg.model.max_tokens / 25.0 if job.method == "generate" else 0.0)
+    # reasoning asks more per row: explanations (and their answers), sampled answers, checks
+    r = cfg.reasoning
+    requests = {"answers": r.samples, "explanations": r.samples if r.chain_of_thought else 0, "checks": int(r.p_true) + int(r.verbalized)}
+    seconds = seconds * (r.samples + requests["checks"]) + len(inputs) * requests["explanations"] * r.explanation_tokens / 25.0
+    if cfg.ensemble.members:
+        requests["ensemble_members"] = len(cfg.ensemble.members)
+        seconds *= len(cfg.ensemble.members)
     return {
         "task": cfg.task,
         "rows": len(inputs),
@@ -109,6 +124,7 @@ def plan(config: str | Path | dict | Config, data: Any, *, limit: int | None = N
         "mean_row_tokens": sum(row_tokens) / len(row_tokens),
         "prompt_tokens_total": sent,
         "tokens_evaluated_with_prefix_reuse": evaluated,
+        "requests_per_row": requests,
         "estimated_seconds": round(seconds, 1),
         "estimated_cost_usd": _estimated_cost(job, sent, len(inputs)),
     }
@@ -151,17 +167,13 @@ def calibrate(
     import numpy as np
 
     from . import calibration as cal_mod
+    from .tasks import make_task
 
     cfg = _config(config, on_event)
-    job = Job(cfg, backend)
-    try:
-        with Store(project) as store:
-            result = Runner(job, store, on_event).run(seed)
-            annotations = {a["row_index"]: a for a in store.annotations(result.run_id)}
-    finally:
-        if backend is None:
-            job.backend.close()
-    task = job.task
+    result = label(cfg, seed, project=project, backend=backend, on_event=on_event)  # an ensemble config labels with every member
+    with Store(project) as store:
+        annotations = {a["row_index"]: a for a in store.annotations(result.run_id)}
+    task = make_task(cfg)
     records = result.frame.to_dict("records")
     keep = [i for i, r in enumerate(records) if task.gold(r) is not None]
     if len(keep) < 20:

@@ -114,6 +114,7 @@ def plan(config: str, input: str, limit: int | None, as_json: bool) -> None:
         f"tokens: shared prefix {result['prefix_tokens']} (evaluated once), row text {result['mean_row_tokens']:.1f} on average, "
         f"template suffix {result['suffix_tokens']} per row\n"
         f"tokens evaluated with prefix reuse: {result['tokens_evaluated_with_prefix_reuse']:,} (vs {result['prompt_tokens_total']:,} sent without)\n"
+        f"requests per row: {', '.join(f'{k} {v}' for k, v in result['requests_per_row'].items() if v)}\n"
         f"estimated time: {result['estimated_seconds']:.0f} s   estimated cost: "
         + _cost_text(result["estimated_cost_usd"])
     )

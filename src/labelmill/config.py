@@ -108,6 +108,18 @@ class ReasoningSpec(_Strict):
     )
 
 
+class EnsembleSpec(_Strict):
+    """Several labelers over the same rows: prompt variants and/or other models, combined per row."""
+
+    members: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Each member changes some sections of this config, e.g. {} (as is), {guidelines: '...'}, {model: {name: qwen2.5-coder-1.5b}}.",
+    )
+    combine: Literal["auto", "mean", "vote"] = Field(
+        "auto", description="mean: average the members' label distributions; vote: majority of their labels; auto: mean when every member scored a distribution."
+    )
+
+
 class ServerSpec(_Strict):
     """How to talk to a model server (openai and anthropic backends): where, how fast, and what to do when it fails."""
 
@@ -198,6 +210,7 @@ class Config(_Strict):
     ner: NERSpec = Field(default_factory=NERSpec)
     examples: ExamplesSpec = Field(default_factory=ExamplesSpec)
     reasoning: ReasoningSpec = Field(default_factory=ReasoningSpec)
+    ensemble: EnsembleSpec = Field(default_factory=EnsembleSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
@@ -248,8 +261,9 @@ class Config(_Strict):
     def fingerprint(self) -> str:
         """Content hash of everything that changes the labels (not output column names)."""
         data = self.model_dump(mode="json", exclude={"output": True, "base_dir": True, "model": {"server", "price"}})
-        if self.reasoning == ReasoningSpec():  # configs written before this section keep their runs
-            data.pop("reasoning")
+        for name, default in (("reasoning", ReasoningSpec()), ("ensemble", EnsembleSpec())):
+            if getattr(self, name) == default:  # configs written before these sections keep their runs
+                data.pop(name)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -364,10 +378,11 @@ def dump_config(config: Config) -> dict[str, Any]:
 
 def derive_config(base: Config, **sections: dict[str, Any]) -> Config:
     """A copy of `base` with some keys of some sections changed (validated again), resolving paths from
-    the same directory: `derive_config(cfg, examples={"k": 0})`."""
+    the same directory: `derive_config(cfg, examples={"k": 0})`; a value that is not a section replaces
+    the key (`guidelines="..."`)."""
     data = dump_config(base)
     for name, changes in sections.items():
-        data[name] = {**data[name], **changes}
+        data[name] = {**data[name], **changes} if isinstance(data.get(name), dict) and isinstance(changes, dict) else changes
     derived = load_config(data)
     derived.base_dir = base.base_dir
     return derived
