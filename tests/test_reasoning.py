@@ -243,3 +243,15 @@ def test_plan_counts_the_requests_reasoning_adds():
     assert plain["requests_per_row"] == {"answers": 1, "explanations": 0, "checks": 0}
     assert more["requests_per_row"] == {"answers": 3, "explanations": 3, "checks": 1}
     assert more["estimated_seconds"] > 4 * plain["estimated_seconds"]
+
+
+def test_ensemble_plans_every_member_and_one_model_paths_refuse_it():
+    from labelmill.config import Config
+    from labelmill.runner import Job
+
+    config = fake_config(ensemble={"members": [{}, {"guidelines": "Classify the review's sentiment."}]})
+    planned = labelmill.plan(config, ROWS)
+    plain = labelmill.plan(fake_config(), ROWS)
+    assert planned["requests_per_row"]["ensemble_members"] == 2 and planned["estimated_seconds"] == pytest.approx(2 * plain["estimated_seconds"])
+    with pytest.raises(LabelmillError, match="ensemble"):
+        Job(Config.model_validate(config))

@@ -83,7 +83,12 @@ run = label
 def plan(config: str | Path | dict | Config, data: Any, *, limit: int | None = None, backend: Backend | None = None, on_event: EventHandler = ignore) -> dict[str, Any]:
     """Prompt preview, row count, tokens and an estimate of time and cost, without labeling anything."""
     cfg = _config(config, on_event)
-    job = Job(cfg, backend)
+    if cfg.ensemble.members:  # the prompt preview is the first member's; the estimate counts every member
+        from .ensemble import member_configs
+
+        job = Job(member_configs(cfg)[0], backend)
+    else:
+        job = Job(cfg, backend)
     frame = read_rows(data, cfg.dataset)
     if limit is not None:
         frame = frame.head(limit)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .backends import Backend, make_backend
 from .config import Config, dump_config
-from .errors import STOP_ERRORS, BackendError, InputDataError, RunStopped
+from .errors import STOP_ERRORS, BackendError, ConfigError, InputDataError, RunStopped
 from .events import BatchDone, EventHandler, Notice, RunFinished, RunStarted, ignore
 from .io import content_hash, free_column_name, read_rows, write_rows
 from .reasoning import (
@@ -83,6 +83,11 @@ class Job:
     """A config bound to a task, its demos and a backend: builds prompts and labels batches."""
 
     def __init__(self, config: Config, backend: Backend | None = None):
+        if config.ensemble.members:
+            raise ConfigError(
+                "an ensemble config labels with each member in turn; this command labels with one model",
+                fix="use labelmill run (or labelmill.label) for an ensemble, or remove the ensemble section here",
+            )
         self.config = config
         self.task: Task = make_task(config)
         self.picker = DemoPicker(config, self.task)
