@@ -150,6 +150,22 @@ def test_max_cost_stops_within_one_request_and_a_higher_cap_finishes(server, tmp
     assert done.labeled == 200 and done.model_rows == 200 - len(costs)
 
 
+def test_tune_stops_at_its_cost_budget(server, tmp_path):
+    from labelmill.tune import tune
+
+    config = server_config(server.base_url, concurrency=8)
+    config["model"]["price"] = {"input": 100.0, "output": 400.0}
+    agnews(40).to_csv(tmp_path / "dev.csv", index=False)
+    report = tune(config, tmp_path / "dev.csv", shots=(0,), calibrations=("none",), reasonings=("none", "sc3"), models=("fake-model", "other-model"),
+                  max_cost=1.0, budget_s=120, project=tmp_path / "t.db")
+    statuses = [t["status"] for t in report["trials"]]
+    # the trial that meets the cap stops (its labels are saved), the ones after it are not started
+    assert statuses[0] == "done" and "stopped" in statuses and statuses[-1] == "skipped" and report["trials"][0]["cost_per_row"] > 0
+    assert statuses[statuses.index("stopped") + 1 :] == ["skipped"] * (len(statuses) - statuses.index("stopped") - 1)
+    assert 0 < report["cost_usd"] <= 1.0  # the cap holds across trials
+    assert [t["name"] for t in report["trials"]][:2] == ["fake-model: zero-shot", "fake-model: zero-shot + sc3"]
+
+
 def test_cli_max_cost_is_one_line_and_plan_prices_the_run(server, tmp_path):
     config = server_config(server.base_url)
     config["model"]["price"] = {"input": 100.0, "output": 400.0}

@@ -1,8 +1,10 @@
 """`labelmill tune`: search labeling strategies on a dev set within a time budget, and keep the best.
 
-The search space is the cross product of reasoning (`reasonings`: none, cot, scK = self-consistency with K
-answers, cot_scK), few-shot counts (`shots`), selections (`selectors`) and calibration (`none`, or
-`auto` fitted on a split of the dev rows), over the config's model. Cheaper
+The search space is the cross product of models (`models`: the config's by default), reasoning
+(`reasonings`: none, cot, scK = self-consistency with K answers, cot_scK), few-shot counts (`shots`),
+selections (`selectors`) and calibration (`none`, or `auto` fitted on a split of the dev rows). The
+search stops when the time budget (`budget_s`) or the cost budget (`max_cost`, USD, for paid models) is
+spent; a trial never spends more than the cost left. Cheaper
 strategies go first (zero-shot before few-shot, fixed prefixes before per-row demos), so a tight budget
 still compares the basics. Each strategy labels the dev rows through the normal runner (cached, resumable),
 and is scored on them: accuracy (with completion rate), seconds per row. Calibrated strategies are fitted
@@ -25,7 +27,7 @@ import numpy as np
 import yaml
 
 from .config import Config, dump_config, load_config
-from .errors import ConfigError
+from .errors import ConfigError, RunStopped
 from .events import EventHandler, Notice, ignore
 from .io import read_rows
 
@@ -36,6 +38,8 @@ class Trial:
     selection: str
     calibration: str
     reasoning: str = "none"
+    model: str | None = None  # None: the config's
+    cost_per_row: float | None = None
     accuracy: float | None = None  # on the second half of the dev rows, where every strategy is compared
     accuracy_all_dev: float | None = None  # uncalibrated strategies: on every dev row
     completion_rate: float | None = None
@@ -48,6 +52,7 @@ class Trial:
     def name(self) -> str:
         few = "zero-shot" if self.shots == 0 else f"{self.shots}-shot {self.selection}"
         few += "" if self.reasoning == "none" else f" + {self.reasoning}"
+        few = few if self.model is None else f"{self.model}: {few}"
         return few + ("" if self.calibration == "none" else f" + {self.calibration} calibration")
 
 
@@ -64,8 +69,10 @@ def reasoning_settings(name: str) -> dict[str, Any]:
     return settings
 
 
-def _strategy_config(base: Config, shots: int, selection: str, pool: str | None, reasoning: str = "none") -> dict[str, Any]:
+def _strategy_config(base: Config, shots: int, selection: str, pool: str | None, reasoning: str = "none", model: str | None = None) -> dict[str, Any]:
     data = dump_config(base)
+    if model is not None:
+        data["model"] = {**data["model"], "name": model}
     if reasoning != "none":
         data["reasoning"] = {**data.get("reasoning", {}), **reasoning_settings(reasoning)}
     if shots == 0:
@@ -86,6 +93,8 @@ def tune(
     selectors: tuple[str, ...] = ("random", "balanced", "similar"),
     calibrations: tuple[str, ...] = ("none", "auto"),
     reasonings: tuple[str, ...] = ("none",),
+    models: tuple[str, ...] | None = None,
+    max_cost: float | None = None,
     budget_s: float = 600.0,
     limit: int | None = 200,
     project: str | Path = "labelmill.db",
@@ -111,21 +120,32 @@ def tune(
     for name in reasonings:
         reasoning_settings(name)  # a typo fails now, not after the budget is half spent
     trials: list[Trial] = []
-    for reasoning in dict.fromkeys(reasonings):  # in the order given: "none" first keeps the cheap ones first
-        for k in sorted(set(shots)):
-            for sel in (["fixed"] if k == 0 else list(selectors)):
-                for cal in calibrations:
-                    trials.append(Trial(k, sel, cal, reasoning))
+    for model in dict.fromkeys(models or [None]):  # in the order given: the cheap model first
+        for reasoning in dict.fromkeys(reasonings):  # "none" first keeps the cheap ones first
+            for k in sorted(set(shots)):
+                for sel in (["fixed"] if k == 0 else list(selectors)):
+                    for cal in calibrations:
+                        trials.append(Trial(k, sel, cal, reasoning, model))
     started = time.perf_counter()
+    spent, out_of_money = 0.0, False
     for trial in trials:
         if time.perf_counter() - started > budget_s:
             trial.status, trial.detail = "skipped", f"budget of {budget_s:.0f} s spent"
             continue
-        cfg = load_config(_strategy_config(base, trial.shots, trial.selection, pool_path, trial.reasoning))
+        if max_cost is not None and (spent >= max_cost or out_of_money):
+            trial.status, trial.detail = "skipped", f"cost budget of ${max_cost} spent"
+            continue
+        cfg = load_config(_strategy_config(base, trial.shots, trial.selection, pool_path, trial.reasoning, trial.model))
         cfg.base_dir = base.base_dir
         t0 = time.perf_counter()
         try:
-            result = api.label(cfg, frame, project=project)
+            try:
+                result = api.label(cfg, frame, project=project, max_cost=None if max_cost is None else max_cost - spent)
+            except RunStopped as stop:  # the cost cap: what it spent counts, and the search ends
+                spent += stop.result.cost_usd if stop.result is not None else 0.0
+                out_of_money = stop.kind == "budget_exhausted"
+                raise
+            spent += result.cost_usd
             gold = _gold(cfg, result.frame)
             labels = result.frame[cfg.output.label_column].tolist()
             if trial.calibration == "none":
@@ -137,20 +157,22 @@ def tune(
             trial.completion_rate = float(np.mean([p is not None for p in labels[half:]]))
             trial.rows = len(frame) - half
             trial.seconds_per_row = round((time.perf_counter() - t0) / len(frame), 3) if result.model_rows else _twin_speed(trials, trial)
+            trial.cost_per_row = result.cost_usd / len(frame) if result.model_rows else None
             trial.status = "done"
         except Exception as exc:  # noqa: BLE001 - one failing strategy must not end the search
-            trial.status, trial.detail = "failed", f"{type(exc).__name__}: {exc}"[:300]
+            trial.status, trial.detail = "stopped" if out_of_money else "failed", f"{type(exc).__name__}: {exc}"[:300]
         on_event(Notice(f"tune: {trial.name}: {trial.status}" + (f", accuracy {trial.accuracy:.3f}" if trial.accuracy is not None else "")))
     done = [t for t in trials if t.status == "done"]
     if not done:
         raise ConfigError("no strategy finished within the budget", fix="raise --budget or lower --limit")
     best = max(done, key=lambda t: (t.accuracy, -(t.seconds_per_row or 0.0)))
     front = _pareto(done)
-    best_config = _strategy_config(base, best.shots, best.selection, pool_path, best.reasoning)
+    best_config = _strategy_config(base, best.shots, best.selection, pool_path, best.reasoning, best.model)
     report = {
         "dev_rows": len(frame),
         "budget_s": budget_s,
         "elapsed_s": round(time.perf_counter() - started, 1),
+        "cost_usd": round(spent, 6),
         "trials": [asdict(t) | {"name": t.name} for t in trials],
         "pareto": [t.name for t in front],
         "best": asdict(best) | {"name": best.name},
@@ -184,20 +206,22 @@ def _accuracy(gold: list[Any], labels: list[Any]) -> float:
 def _twin_speed(trials: list[Trial], trial: Trial) -> float | None:
     """A trial whose answers all came from the cache reports the speed of the trial that asked the model."""
     for other in trials:
-        if other is not trial and (other.shots, other.selection, other.reasoning) == (trial.shots, trial.selection, trial.reasoning) and other.seconds_per_row:
+        same = (other.shots, other.selection, other.reasoning, other.model) == (trial.shots, trial.selection, trial.reasoning, trial.model)
+        if other is not trial and same and other.seconds_per_row:
             return other.seconds_per_row
     return None
 
 
 def _pareto(trials: list[Trial]) -> list[Trial]:
-    """Trials no other trial beats on both accuracy and time per row."""
+    """Trials no other trial beats on accuracy, time per row and cost per row at once."""
+
+    def point(t: Trial) -> tuple[float, float, float]:
+        return -(t.accuracy or 0.0), t.seconds_per_row or 0.0, t.cost_per_row or 0.0
+
     front = []
     for t in trials:
-        acc, speed = t.accuracy or 0.0, t.seconds_per_row or 0.0
-        dominated = any(
-            (o.accuracy or 0.0) >= acc and (o.seconds_per_row or 0.0) <= speed and ((o.accuracy or 0.0) > acc or (o.seconds_per_row or 0.0) < speed)
-            for o in trials if o is not t
-        )
+        mine = point(t)
+        dominated = any(all(a <= b for a, b in zip(point(o), mine)) and point(o) != mine for o in trials if o is not t)
         if not dominated:
             front.append(t)
     return sorted(front, key=lambda t: t.seconds_per_row or 0.0)
