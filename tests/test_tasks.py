@@ -333,3 +333,11 @@ def test_per_span_and_per_attribute_confidence_come_from_their_own_tokens():
     out = ext.parse(Generation("".join(tokens), logprobs, tokens=tokens))
     assert out.signals["confidence.brand"] == pytest.approx(0.8) and out.signals["confidence.price"] == pytest.approx(0.4)
     assert out.confidence == pytest.approx(0.4)
+
+
+def test_the_quality_qa_config_is_the_qa_example_on_the_larger_model():
+    root = Path(__file__).resolve().parents[1] / "examples" / "qa"
+    base, quality = load_config(root / "config.yaml"), load_config(root / "config-1.5b.yaml")
+    assert quality.model.name == "qwen2.5-coder-1.5b" and quality.qa.answerable_threshold == 0.6
+    same = lambda c: {**c.model_dump(exclude={"base_dir", "name"}), "model": None, "qa": c.qa.model_dump(exclude={"answerable_threshold"})}
+    assert same(base) == same(quality)
