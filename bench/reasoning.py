@@ -12,7 +12,11 @@ For every signal: AUROC of "the label is right" on the test rows (0.5 = no infor
 raw signal read as a probability; for the calibrations: ECE, and the share and accuracy of test rows
 at or above the threshold chosen on the seed rows (out of fold, no bound) for target 0.95.
 
-    python bench/reasoning.py [--test-rows 300] [--json]
+  ensemble    (with --ensemble-model M) the scored labels of the default model and of M, and their
+              ensemble (mean of the two label distributions): accuracy and AUROC of each
+  --only ensemble runs just that part.
+
+    python bench/reasoning.py [--test-rows 300] [--ensemble-model qwen2.5-coder-1.5b] [--only ensemble] [--json]
 """
 
 from __future__ import annotations
@@ -62,6 +66,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--test-rows", type=int, default=300)
     parser.add_argument("--seed-rows", type=int, default=200)
+    parser.add_argument("--ensemble-model", default=None, help="A second model for the ensemble part (e.g. qwen2.5-coder-1.5b, opt-in).")
+    parser.add_argument("--only", default=None, choices=["ensemble"], help="Run only this part.")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     import labelmill
@@ -88,6 +94,17 @@ def main() -> None:
             report[f"{name}_s_per_row"] = round((time.perf_counter() - started) / len(test), 3)
             return result, ok, conf
 
+        if args.ensemble_model:
+            members = [{}, {"model": {"name": args.ensemble_model}}]
+            for name, cfg in (("member_default", config("score")), ("member_other", {**config("score"), "model": {**config("score")["model"], "name": args.ensemble_model}}),
+                              ("ensemble", {**config("score"), "ensemble": {"members": members, "combine": "mean"}})):
+                _, ok, conf = run(name, cfg)
+                report[f"{name}_auroc"] = auroc(ok, conf)
+                report[f"{name}_ece"] = expected_calibration_error(ok, conf)[0]
+            report["ensemble_model"] = args.ensemble_model
+        if args.only == "ensemble":
+            print(json.dumps(report, indent=1) if args.json else "\n".join(f"{k}: {v}" for k, v in report.items()))
+            return
         checks_cfg = config("score", p_true=True, verbalized=True)
         result, ok, conf = run("checks", checks_cfg)
         report["confidence_auroc"] = auroc(ok, conf)
