@@ -197,3 +197,27 @@ def test_cascade_sends_rows_the_llm_is_unsure_of_to_a_strong_model(tmp_path):
     strong_rows = result.frame[result.frame["llm_label_source"] == "strong"]
     assert (strong_rows["llm_label"] == strong_rows["label"]).all()  # the strong model knows these words
     assert s.accuracy == 1.0
+
+
+def test_round_zero_with_demos_the_llm_wrote(tmp_path):
+    # no examples in the config: the fake "writes" one demo per label and request; with them the
+    # keyword-less rainy rows follow the rainy demo in round 0 already
+    replies = [['example 1: .*label is "negative"', "I'm sorry, but as an AI language model I cannot write that."],
+               ['label is "negative"', "rainy traffic, flooded road, cancelled train, traffic jam, cold drizzle"],
+               ['label is "positive"', "sunny beach, garden picnic, flower garden, warm seaside"]]
+    rows = _rows()
+    plain = freeal(_freeal_config(), rows, rounds=0, project=tmp_path / "a.db")
+    result = freeal(_freeal_config(replies=replies), rows, rounds=0, project=tmp_path / "p.db", generate_demos=2)
+    assert plain.rounds[0].accuracy == pytest.approx(1 - 10 / len(rows))
+    assert result.rounds[0].accuracy > plain.rounds[0].accuracy + 0.1
+    with Store(tmp_path / "p.db") as store:
+        kinds = dict(store.db.execute("SELECT kind, COUNT(*) FROM cache GROUP BY kind").fetchall())
+        config = json.loads(store.runs()[0]["config"])
+    assert kinds["generate_demo"] == 4  # 2 per label
+    demos = config["examples"]["items"]
+    assert [d["__freeal_label"] for d in demos] == ["positive", "positive", "negative"]  # the refusal is dropped
+    assert set(demos[0]) == {"text", "__freeal_label"}  # the demo row holds its text and the LLM's label, nothing else
+    with pytest.raises(Exception, match="one column"):
+        cfg = _freeal_config(replies=replies)
+        cfg["input_template"] = "{text} / {label}"
+        freeal(cfg, rows, rounds=0, project=tmp_path / "b.db", generate_demos=1)

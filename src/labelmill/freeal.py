@@ -1,6 +1,7 @@
 """FreeAL (Xiao et al., EMNLP 2023): the LLM and a small student improve each other, with no human label.
 
-Round 0: the LLM labels every row (the config's prompt: zero-shot, or its own examples). Then each round:
+Round 0: the LLM labels every row (the config's prompt: zero-shot, or its own examples; with
+`generate_demos` and no examples, demos the LLM writes itself, a few per label, as FreeAL does). Then each round:
   1. a student (logistic regression on sentence embeddings) learns the current labels; every row gets an
      out-of-fold probability, and its loss is -log p(current label);
   2. small-loss selection: a two-component Gaussian mixture over the losses; rows whose posterior of the
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -172,6 +174,46 @@ def _pool_config(base: Config, items: list[dict[str, Any]]) -> Config:
     return derive_config(base, examples={"items": items, "file": None, "label_column": POOL_COLUMN, "k": len(items), "selection": "fixed"})
 
 
+GENERATE_SYSTEM = "You write realistic example inputs for a labeling task."
+_REFUSAL = re.compile(r"\b(as an ai|language model|i'?m sorry|i am sorry|i cannot|i can'?t|i don'?t have)\b", re.IGNORECASE)
+
+
+def generated_demos(cfg: Config, job: Any, store: Any, per_label: int) -> list[dict[str, Any]]:
+    """Demos the LLM writes itself: `per_label` short texts for each label (sampled, cached like answers),
+    in label round-robin order, as examples with the label in POOL_COLUMN."""
+    from .reasoning import Call
+    from .runner import Runner
+    from .template import template_fields
+    from .types import Prompt
+
+    fields = template_fields(cfg.input_template or "{text}")
+    if len(fields) != 1:
+        raise ConfigError(
+            f"generated demos need an input_template with one column; this one has {len(fields)}: {', '.join(fields)}",
+            fix="give the config examples (examples.file) instead of --generate-demos",
+        )
+    names = cfg.label_names
+    guidelines = cfg.guidelines.replace("{labels}", ", ".join(names)).strip() or f"Label each text as one of: {', '.join(names)}."
+    prompts, labels = [], []
+    for j in range(per_label):  # round-robin: the last demos are not all one label
+        for spec in cfg.labels:
+            what = f'"{spec.name}"' + (f" ({spec.description})" if spec.description else "")
+            prompts.append(Prompt(GENERATE_SYSTEM, (), f"Task: {guidelines}\n\nWrite example {j + 1}: one or two sentences of a realistic input whose label is {what}. Reply with the input text only."))
+            labels.append(spec.name)
+    call = Call("generate_demo", "generate", max_tokens=64, temperature=0.8, seed=cfg.model.seed)
+    keys = [job.cache_key(p, call) for p in prompts]
+    responses, _, new = Runner(job, store)._responses(prompts, keys, call)
+    store.cache_put(new)
+    items = []
+    for key, label in zip(keys, labels):
+        text = str(responses[key].get("text") or "").strip().split("\n\n")[0].strip().strip('"').strip()
+        if text and not responses[key].get("error") and not _REFUSAL.search(text):  # a refusal is no example
+            items.append({fields[0]: text, POOL_COLUMN: label})
+    if len({i[POOL_COLUMN] for i in items}) < len(names):
+        raise InputDataError("the LLM wrote no usable example for some label", fix="give the config examples (examples.file), or try another model")
+    return items
+
+
 def freeal(
     config: str | Path | dict | Config,
     data: Any,
@@ -189,6 +231,7 @@ def freeal(
     student: str = "linear",
     finetune_epochs: int = 2,
     debias: bool = True,
+    generate_demos: int = 0,
     backend: Any = None,
     on_event: EventHandler = ignore,
 ) -> FreeALResult:
@@ -199,7 +242,8 @@ def freeal(
     distributions (batch calibration) before the student learns them. `relabel`: "noisy" (the rows
     small-loss selection did not keep) or "all". `student`: the final student whose labels go in
     `student_label`: "linear" (logistic regression on embeddings, seconds) or "finetune" (the encoder
-    fine-tuned on the final labels for `finetune_epochs`, minutes on CPU).
+    fine-tuned on the final labels for `finetune_epochs`, minutes on CPU). `generate_demos` (per label):
+    when the config has no examples, round 0 uses demos the LLM writes itself.
     """
     if relabel not in ("noisy", "all") or student not in ("linear", "finetune"):
         raise ConfigError(f"unknown freeal option relabel={relabel!r} student={student!r}", fix="relabel: noisy or all; student: linear or finetune")
@@ -230,9 +274,15 @@ def freeal(
     stats: list[RoundStats] = []
     try:
         with Store(project) as store:
-            # round 0: the LLM labels everything with the config's own prompt
+            # round 0: the LLM labels everything with the config's own prompt (or demos it wrote)
             t0 = time.perf_counter()
-            first = Runner(job, store, on_event).run(frame)
+            first_job = job
+            has_examples = cfg.examples.k > 0 and (cfg.examples.items or cfg.examples.file)
+            if generate_demos > 0 and not has_examples:
+                items = generated_demos(cfg, job, store, generate_demos)
+                on_event(Notice(f"freeal: round 0 with {len(items)} demos the LLM wrote"))
+                first_job = Job(_pool_config(cfg, items), job.backend)
+            first = Runner(first_job, store, on_event).run(frame)
             anns = {a["row_index"]: a for a in store.annotations(first.run_id)}
             probs = np.full((len(frame), L), np.nan)
             for i, a in anns.items():

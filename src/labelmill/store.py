@@ -201,6 +201,11 @@ class Store:
                 found[key] = json.loads(response)
         return found
 
+    def cache_put(self, entries: list[tuple[str, str, str, str, dict]]) -> None:
+        """Cache model answers that belong to no annotation (e.g. demos the model wrote)."""
+        with self.transaction() as db:
+            _insert_cache(db, entries, time.time())
+
     # runs ------------------------------------------------------------------------------------
     def open_run(self, *, run_key: str, task_name: str, config: dict, config_hash: str, input_path: str | None, input_hash: str, n_rows: int) -> int:
         """The run with this key (resumed), or a new one."""
@@ -239,10 +244,7 @@ class Store:
         """Commit annotations and the model answers behind them atomically."""
         now = time.time()
         with self.transaction() as db:
-            db.executemany(
-                "INSERT OR IGNORE INTO cache (key, backend, model, kind, response, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                [(k, b, m, kind, json.dumps(resp), now) for k, b, m, kind, resp in cache_entries],
-            )
+            _insert_cache(db, cache_entries, now)
             # a row retried after a transient failure replaces that failure (never a label)
             marks = ",".join("?" * len(TRANSIENT_ERRORS))
             db.executemany(
@@ -300,3 +302,10 @@ class Store:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def _insert_cache(db: sqlite3.Connection, entries: list[tuple[str, str, str, str, dict]], now: float) -> None:
+    db.executemany(
+        "INSERT OR IGNORE INTO cache (key, backend, model, kind, response, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        [(k, b, m, kind, json.dumps(resp), now) for k, b, m, kind, resp in entries],
+    )
