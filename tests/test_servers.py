@@ -66,6 +66,22 @@ def test_openai_chat_labels_with_logprob_confidences_and_reruns_from_cache(serve
     assert first["backend"] == "openai" and first["model_id"] == "fake-model" and first["prompt_tokens"] > 0
 
 
+def test_chain_of_thought_and_votes_over_an_openai_server(server, tmp_path):
+    config = server_config(server.base_url)
+    config["reasoning"] = {"chain_of_thought": True, "samples": 3}
+    rows = agnews(20)
+    result = labelmill.run(config, rows, project=tmp_path / "p.db")
+    assert result.labeled == 20 and result.frame["llm_explanation"].str.len().gt(0).all()
+    # 3 explanations per row (one per path, seeded differently); this server answers the same explanation
+    # alike, so the 3 answer prompts of a row are one prompt, sent once
+    assert server.counts["requests"] == 20 * 3 + 20
+    with Store(tmp_path / "p.db") as store:
+        items = list(store.annotations(store.runs()[0]["id"]))
+    assert all(a["signals"]["votes"] == 3.0 and a["explanation"] for a in items)
+    labelmill.run(config, rows, project=tmp_path / "p.db")
+    assert server.counts["requests"] == 80  # a rerun asks nothing
+
+
 def test_completions_endpoint_and_anthropic_messages(server, tmp_path):
     rows = agnews(12)
     expected = [server.reply(text) for text in rows["text"]]
