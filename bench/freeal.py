@@ -51,7 +51,7 @@ def say(figures: dict) -> None:
     print(json.dumps(figures), file=sys.stderr, flush=True)
 
 
-def bench_set(name: str, rows: int, work: Path, cascade_args: dict | None, rounds: int) -> dict:
+def bench_set(name: str, rows: int, work: Path, cascade_args: dict | None, rounds: int, generate_demos: int = 0) -> dict:
     import labelmill
     from labelmill.cascade import cascade
     from labelmill.freeal import freeal
@@ -69,7 +69,7 @@ def bench_set(name: str, rows: int, work: Path, cascade_args: dict | None, round
     out[f"{name}_llm_only_wall_s"] = round(time.perf_counter() - started, 1)
     out[f"{name}_llm_only_cached_rows"] = zero.cached_rows
     say(out)
-    result = freeal(config(name), path, rounds=rounds, project=project)
+    result = freeal(config(name), path, rounds=rounds, project=project, generate_demos=generate_demos)
     out[f"{name}_freeal_accuracy"] = round(float((result.frame["llm_label"].to_numpy() == gold).mean()), 4)
     out[f"{name}_freeal_student_accuracy"] = round(float((result.frame["student_label"].to_numpy() == gold).mean()), 4)
     out[f"{name}_freeal_rounds"] = [
@@ -117,6 +117,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2000)
     parser.add_argument("--work", help="Keep projects here (a rerun resumes from their caches; the LLM-only time is then not fresh).")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--generate-demos", type=int, default=0, help="FreeAL's round 0 with N demos per label that the LLM writes (default: zero-shot).")
     parser.add_argument("--cascade-sample", type=int, default=120)
     parser.add_argument("--cascade-llm-share", type=float, default=0.12)
     args = parser.parse_args()
@@ -126,7 +127,7 @@ def main() -> None:
     try:
         for name in args.sets.split(","):
             cascade_args = {"sample": args.cascade_sample, "llm_share": args.cascade_llm_share} if name == "sst2" else None
-            figures.update(bench_set(name, args.rows, work, cascade_args, args.rounds))
+            figures.update(bench_set(name, args.rows, work, cascade_args, args.rounds, args.generate_demos))
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
