@@ -63,6 +63,8 @@ def label(
     if cfg.ensemble.members:
         from .ensemble import run_ensemble
 
+        if backend is not None:
+            on_event(Notice("ensemble: the backend passed in labels for every member, so the members' model sections are not used"))
         with Store(project) as store:
             return run_ensemble(
                 cfg, data, store=store, make_job=lambda member: Job(member, backend), output=output, limit=limit, on_event=on_event,
