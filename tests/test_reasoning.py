@@ -255,3 +255,63 @@ def test_ensemble_plans_every_member_and_one_model_paths_refuse_it():
     assert planned["requests_per_row"]["ensemble_members"] == 2 and planned["estimated_seconds"] == pytest.approx(2 * plain["estimated_seconds"])
     with pytest.raises(LabelmillError, match="ensemble"):
         Job(Config.model_validate(config))
+
+
+def test_fused_without_signals_says_so(tmp_path):
+    import pandas as pd
+
+    from labelmill.events import Notice
+
+    pd.DataFrame(ROWS * 4).to_csv(tmp_path / "seed.csv", index=False)
+    notices = []
+    cal = labelmill.calibrate(fake_config(), tmp_path / "seed.csv", method="fused", project=tmp_path / "p.db", on_event=notices.append)
+    assert set(cal.fused) == {"confidence", "bias"}
+    assert any(isinstance(n, Notice) and "reasoning.p_true" in n.message for n in notices)
+
+
+def test_a_failed_explanation_fails_its_row_and_a_rerun_labels_it(tmp_path):
+    # the first run's explanation requests time out for the row "boring"; the row is a typed, transient
+    # failure (not a label made without its explanation), and the rerun labels it
+    from labelmill.backends.fake import FakeBackend
+    from labelmill.config import ModelSpec
+    from labelmill.types import Generation
+
+    class Flaky(FakeBackend):
+        fail = True
+
+        def generate(self, prompts, **kw):
+            out = super().generate(prompts, **kw)
+            return [Generation("", error="timeout", error_detail="slow") if self.fail and p.user.startswith("boring\n") else g for p, g in zip(prompts, out)]
+
+    config = fake_config(reasoning={"chain_of_thought": True, "samples": 2})
+    backend = Flaky(ModelSpec.model_validate(config["model"]))
+    first = labelmill.label(config, ROWS, project=tmp_path / "p.db", backend=backend)
+    frame = first.frame
+    boring = [r["text"] for r in ROWS].index("boring")
+    assert frame.llm_label.isna().tolist() == [i == boring for i in range(len(ROWS))]
+    assert frame.llm_error[boring].startswith("timeout")
+    Flaky.fail = False
+    again = labelmill.label(config, ROWS, project=tmp_path / "p.db", backend=backend)
+    assert again.frame.llm_label.tolist()[boring] == "negative" and again.frame.llm_explanation[boring]
+
+
+def test_ensemble_rows_follow_their_members_on_a_rerun(tmp_path):
+    from labelmill.backends.fake import FakeBackend
+    from labelmill.config import ModelSpec
+    from labelmill.types import ScoreResult
+
+    class Flaky(FakeBackend):
+        fail = True
+
+        def score(self, prompts, candidates):
+            out = super().score(prompts, candidates)
+            return [ScoreResult([], error="timeout") if self.fail and p.user == "boring" else r for p, r in zip(prompts, out)]
+
+    config = fake_config(ensemble={"members": [{}, {"guidelines": "Classify the review's sentiment."}], "combine": "mean"})
+    backend = Flaky(ModelSpec.model_validate(config["model"]))
+    boring = [r["text"] for r in ROWS].index("boring")
+    first = labelmill.label(config, ROWS, project=tmp_path / "p.db", backend=backend)
+    assert first.frame.llm_label.isna().tolist() == [i == boring for i in range(len(ROWS))]
+    Flaky.fail = False
+    again = labelmill.label(config, ROWS, project=tmp_path / "p.db", backend=backend)
+    assert again.frame.llm_label.tolist() == [r["label"] for r in ROWS[:6]] + ["positive"]  # the members' new labels reach the ensemble

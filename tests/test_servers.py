@@ -82,6 +82,18 @@ def test_chain_of_thought_and_votes_over_an_openai_server(server, tmp_path):
     assert server.counts["requests"] == 80  # a rerun asks nothing
 
 
+def test_an_ensemble_shares_one_cost_cap(server, tmp_path):
+    config = server_config(server.base_url, concurrency=8)
+    config["model"]["price"] = {"input": 100.0, "output": 400.0}
+    config["ensemble"] = {"members": [{}, {"guidelines": "Name the news article's topic."}], "combine": "vote"}
+    with pytest.raises(RunStopped):
+        labelmill.run(config, agnews(40), project=tmp_path / "e.db", max_cost=0.6)
+    with Store(tmp_path / "e.db") as store:
+        runs = store.runs()
+        costs = [(a["prompt_tokens"] * 100 + a["completion_tokens"] * 400) / 1e6 for run in runs for a in store.annotations(run["id"])]
+    assert len(runs) == 2 and 0.6 - max(costs) <= sum(costs) <= 0.6  # both members together stay under the cap
+
+
 def test_completions_endpoint_and_anthropic_messages(server, tmp_path):
     rows = agnews(12)
     expected = [server.reply(text) for text in rows["text"]]

@@ -212,6 +212,9 @@ def calibrate(
         if thin:
             on_event(Notice(f"calibrate: no bias calibration, since label {thin[0]!r} has fewer than 3 seed rows (is the seed a random sample?)"))
     calibrator = cal_mod.fit(method, sub(probs), sub(gold_idx), raw[fit_rows], correct[fit_rows], names, [signals[i] for i in np.flatnonzero(fit_rows)])
+    if method == "fused" and set(calibrator.fused) == {"confidence", "bias"}:
+        on_event(Notice(f"calibrate: fused found none of {', '.join(cal_mod.FUSED_SIGNALS)} on every seed row, so it fits the confidence alone "
+                        "(turn on reasoning.p_true, reasoning.verbalized or reasoning.samples in the config)"))
     # out-of-fold calibrated confidences: honest ECE on the seed rows, and the rows the threshold is chosen on
     oof_conf, oof_ok = np.full(len(keep), np.nan), correct.copy()
     idx = np.flatnonzero(fit_rows)

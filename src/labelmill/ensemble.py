@@ -10,7 +10,8 @@ their provenance. The ensemble's run combines them per row:
 
 Either way the signal `agreement` is the share of members whose label is the ensemble's, the
 distribution is kept, and the raw answer lists each member's label. A row every member failed keeps the
-first member's error.
+first member's error. The ensemble's rows are derived: every run recomputes them from the members' (a
+member row labeled by a rerun changes the ensemble's), and `max_cost` caps all members together.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,7 +30,7 @@ from .errors import ConfigError
 from .events import EventHandler, Notice, RunFinished, RunStarted, ignore
 from .io import read_rows, write_rows
 from .reasoning import vote
-from .runner import RunResult, open_run, output_frame
+from .runner import Runner, RunResult, open_run, output_frame
 from .store import Annotation, Store
 from .tasks import make_task
 from .types import Label, ParseFailure
@@ -50,7 +52,7 @@ def member_configs(config: Config) -> list[Config]:
     return members
 
 
-def combine(task, items: list[dict[str, Any] | None], how: str, labels: list[str]) -> tuple[Label | ParseFailure, dict[str, Any]]:
+def combine(items: list[dict[str, Any] | None], how: str, labels: list[str]) -> tuple[Label | ParseFailure, dict[str, Any]]:
     """One row's ensemble outcome from its members' stored annotations (None: the member has no answer)."""
     outcomes: list[Label | ParseFailure] = []
     for item in items:
@@ -79,24 +81,23 @@ def run_ensemble(
     on_event: EventHandler = ignore, max_cost: float | None = None, calibrator: Calibrator | None = None, close_backends: bool = True,
 ) -> RunResult:
     """Label with every member (each its own run), then write the ensemble's run and output."""
-    from .runner import Runner
-
     started = time.perf_counter()
     members = member_configs(config)
     if not members:
         raise ConfigError("the ensemble has no members", fix="list members under ensemble.members, e.g. [{}, {guidelines: ...}]")
-    results = []
+    results: list[RunResult] = []
     for n, member in enumerate(members):
         on_event(Notice(f"ensemble member {n + 1} of {len(members)}: {member.model.name}, fingerprint {member.fingerprint()}"))
         job = make_job(member)
+        left = None if max_cost is None else max_cost - sum(r.cost_usd for r in results)  # one cap for all members
         try:
-            results.append(Runner(job, store, on_event).run(data, limit=limit, max_cost=max_cost))
+            results.append(Runner(job, store, on_event).run(data, limit=limit, max_cost=left))
         finally:
             if close_backends:
                 job.backend.close()
     full = read_rows(data, config.dataset)
     frame = full.head(limit) if limit is not None else full
-    run_id, _, _ = open_run(store, config, full, len(frame), data if isinstance(data, str) else None)
+    run_id, _, _ = open_run(store, config, full, len(frame), data if isinstance(data, (str, Path)) else None)
     task = make_task(config)
     by_member = [{a["row_index"]: a for a in store.annotations(r.run_id)} for r in results]
     model_ids = sorted({a["model_id"] for m in by_member for a in m.values()})
@@ -106,7 +107,7 @@ def run_ensemble(
     annotations = []
     for i in range(len(frame)):
         items = [m.get(i) for m in by_member]
-        outcome, raw = combine(task, items, config.ensemble.combine, config.label_names)
+        outcome, raw = combine(items, config.ensemble.combine, config.label_names)
         is_label = isinstance(outcome, Label)
         annotations.append(Annotation(
             row_index=i, row_hash=hashlib.sha256(task.render(records[i]).encode()).hexdigest()[:16],
@@ -116,7 +117,7 @@ def run_ensemble(
             model_id="+".join(model_ids), model_sha256=None, prompt_hash=provenance, guidelines_hash=provenance, cache_key=f"ensemble:{provenance}",
             cached=False, source="ensemble",
         ))
-    store.save_batch(run_id, annotations, [])
+    store.save_batch(run_id, annotations, [], derived=True)
     store.set_run_status(run_id, "done")
     out_frame, columns, failed = output_frame(store, run_id, frame, config, task, calibrator)
     out_path = write_rows(out_frame, output) if output else None

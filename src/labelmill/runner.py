@@ -261,13 +261,14 @@ class _Batch:
     inputs: list[str]
     plain: list[Prompt]  # the rows' own prompts (checks show these)
     prompts: list[Prompt]  # what the rows' answers come from (with chain_of_thought: the answer prompts of path 0)
-    explanations: list[list[str | None]]  # chain_of_thought: per path, per row (None: its request failed)
+    explanations: list[list[str | None]]  # chain_of_thought: per path, per row (None: its request failed, see `explain_failures`)
     sent: _Sent | None
     paths: list[list[Prompt]] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
     all_keys: list[str] = field(default_factory=list)
     extra_entries: list[tuple] = field(default_factory=list)
     cost: float = 0.0
+    explain_failures: dict[tuple[int, int], ParseFailure] = field(default_factory=dict)  # (path, row) -> why its explanation failed
 
 
 class Runner:
@@ -400,6 +401,9 @@ class Runner:
                 batch.extra_entries += new
                 batch.cost += _fresh_cost(keys, responses, cached)
                 batch.explanations.append([None if responses[k].get("error") else str(responses[k].get("text") or "") for k in keys])
+                for n, k in enumerate(keys):
+                    if responses[k].get("error"):  # a timeout, a server error: the row fails like its request (a rerun resends it)
+                        batch.explain_failures[path, n] = job.outcome(responses[k])
             batch.paths = [[answer_prompt(p, e or "") for p, e in zip(plain, path)] for path in batch.explanations]
             batch.prompts = batch.paths[0]
         everything = [p for path in batch.paths for p in path] if batch.paths else batch.prompts
@@ -416,12 +420,15 @@ class Runner:
         responses, cached_keys, new_entries = self._receive(batch.sent)
         new_entries += batch.extra_entries
         extra_cost = batch.cost
-        results = [(prompts[n], keys[n], responses[keys[n]], job.outcome(responses[keys[n]], rows[n]), False) for n in range(len(indices))]
+        results = [
+            (prompts[n], keys[n], responses[keys[n]], batch.explain_failures.get((0, n)) or job.outcome(responses[keys[n]], rows[n]), False)
+            for n in range(len(indices))
+        ]
         # one re-ask, showing the model its invalid answer and the error, where the task can use one
         reasks = {}
         if job.method == "generate":
             for n, (prompt, _, response, outcome, _) in enumerate(results):
-                if isinstance(outcome, ParseFailure) and not response.get("error"):
+                if isinstance(outcome, ParseFailure) and not response.get("error") and (0, n) not in batch.explain_failures:
                     follow_up = job.task.reask(prompt, Generation(**response), outcome)
                     if follow_up is not None:
                         reasks[n] = follow_up
@@ -441,8 +448,7 @@ class Runner:
                 if batch.explanations:
                     path_keys = batch.all_keys[path * len(indices) : (path + 1) * len(indices)]
                     for n, key in enumerate(path_keys):
-                        failed = batch.explanations[path][n] is None
-                        votes[n].append(ParseFailure("explanation_failed", "", "") if failed else job.outcome(responses[key], rows[n]))
+                        votes[n].append(batch.explain_failures.get((path, n)) or job.outcome(responses[key], rows[n]))
                     continue
                 call = job.sample_call(path)
                 sample_keys = [job.cache_key(p, call) for p in prompts]

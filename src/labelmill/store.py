@@ -240,11 +240,17 @@ class Store:
         query = f"SELECT row_index FROM annotations WHERE run_id = ? AND (error IS NULL OR error NOT IN ({marks}))"
         return {r[0] for r in self.db.execute(query, (run_id, *sorted(TRANSIENT_ERRORS)))}
 
-    def save_batch(self, run_id: int, annotations: list[Annotation], cache_entries: list[tuple[str, str, str, str, dict]]) -> None:
-        """Commit annotations and the model answers behind them atomically."""
+    def save_batch(self, run_id: int, annotations: list[Annotation], cache_entries: list[tuple[str, str, str, str, dict]], *, derived: bool = False) -> None:
+        """Commit annotations and the model answers behind them atomically.
+
+        `derived`: the annotations are computed from other runs' (an ensemble's), so they replace the
+        run's rows whatever they held; the labels they come from stay in those runs.
+        """
         now = time.time()
         with self.transaction() as db:
             _insert_cache(db, cache_entries, now)
+            if derived:
+                db.executemany("DELETE FROM annotations WHERE run_id = ? AND row_index = ?", [(run_id, a.row_index) for a in annotations])
             # a row retried after a transient failure replaces that failure (never a label)
             marks = ",".join("?" * len(TRANSIENT_ERRORS))
             db.executemany(
