@@ -2,6 +2,8 @@
 the LLM alone. No gold label is used except to score.
 
 Rows (fixed): the first --rows rows (default 2,000) of SST-2 test.csv (it has 1,821) and AG News test.csv.
+Sets the loop was not tuned on, by name: `--sets civil` (Civil Comments, 9% toxic: first rows) and
+`--sets banking77` (77 intents: rows drawn at random, seed 0). Accuracy and macro-F1 are both reported.
 
   zero-shot   `labelmill run` of the classification config (scored labels), in a fresh project: its wall
               time is the LLM-only time
@@ -13,7 +15,7 @@ Rows (fixed): the first --rows rows (default 2,000) of SST-2 test.csv (it has 1,
               loading both models. Then the accuracy at larger LLM shares (answers from the LLM-only
               project's cache, time estimated from the LLM-only seconds per row)
 
-    python bench/freeal.py [--json] [--sets sst2,agnews] [--rows 2000] [--work DIR]
+    python bench/freeal.py [--json] [--sets sst2,agnews] [--rows 2000] [--work DIR] [--debias auto|on|off]
 
 Each part prints its figures to stderr as it finishes; --json prints all of them at the end.
 """
@@ -35,13 +37,31 @@ DATA = ROOT.parent / "shared" / "data"
 SETS = {
     "sst2": {"file": DATA / "sst2" / "test.csv", "labels": ["positive", "negative"], "guidelines": "Classify the sentiment of the movie review."},
     "agnews": {"file": DATA / "ag_news" / "test.csv", "labels": ["World", "Sports", "Business", "Sci/Tech"], "guidelines": "Classify the topic of the news article."},
+    # sets the loop was not tuned on: a rare label (9% toxic) and 77 intents (the file is sorted by intent,
+    # so its rows are drawn at random, seed 0)
+    "civil": {"file": DATA / "civil_comments" / "test.csv", "labels": ["toxic", "not toxic"],
+              "guidelines": "Is the comment toxic (rude, disrespectful, insulting or hateful)?"},
+    "banking77": {"file": DATA / "banking77" / "test.csv", "labels": None, "guidelines": "Classify the intent of the online banking customer message.",
+                  "shuffle": True},
 }
+
+
+def rows_of(name: str, rows: int) -> pd.DataFrame:
+    spec = SETS[name]
+    data = pd.read_csv(spec["file"])[["text", "label"]]
+    if spec.get("shuffle"):
+        return data.sample(min(rows, len(data)), random_state=0).reset_index(drop=True)
+    return data.head(rows)
+
+
+def label_names(name: str) -> list[str]:
+    return SETS[name]["labels"] or sorted(pd.read_csv(SETS[name]["file"])["label"].astype(str).unique())
 
 
 def config(name: str) -> dict:
     spec = SETS[name]
     return {
-        "task": "classification", "name": f"{name}-freeal", "labels": spec["labels"], "guidelines": spec["guidelines"],
+        "task": "classification", "name": f"{name}-freeal", "labels": label_names(name), "guidelines": spec["guidelines"],
         "input_template": "{text}", "gold_column": "label",
         "model": {"backend": "llama_cpp", "name": "qwen2.5-coder-0.5b", "method": "score", "max_tokens": 6},
     }
@@ -51,12 +71,18 @@ def say(figures: dict) -> None:
     print(json.dumps(figures), file=sys.stderr, flush=True)
 
 
-def bench_set(name: str, rows: int, work: Path, cascade_args: dict | None, rounds: int, generate_demos: int = 0) -> dict:
+def macro_f1(gold, predicted) -> float:
+    from sklearn.metrics import f1_score
+
+    return round(float(f1_score(gold, [str(p) for p in predicted], average="macro", labels=sorted(set(gold)))), 4)
+
+
+def bench_set(name: str, rows: int, work: Path, cascade_args: dict | None, rounds: int, generate_demos: int = 0, debias: bool | None = None) -> dict:
     import labelmill
     from labelmill.cascade import cascade
     from labelmill.freeal import freeal
 
-    data = pd.read_csv(SETS[name]["file"]).head(rows)[["text", "label"]]
+    data = rows_of(name, rows)
     path = work / f"{name}.csv"
     data.to_csv(path, index=False)
     gold = data["label"].to_numpy()
@@ -66,11 +92,13 @@ def bench_set(name: str, rows: int, work: Path, cascade_args: dict | None, round
     zero = labelmill.run(config(name), path, project=project)
     out[f"{name}_rows"] = len(data)
     out[f"{name}_zero_shot_accuracy"] = round(float((zero.frame["llm_label"].to_numpy() == gold).mean()), 4)
+    out[f"{name}_zero_shot_macro_f1"] = macro_f1(gold, zero.frame["llm_label"])
     out[f"{name}_llm_only_wall_s"] = round(time.perf_counter() - started, 1)
     out[f"{name}_llm_only_cached_rows"] = zero.cached_rows
     say(out)
-    result = freeal(config(name), path, rounds=rounds, project=project, generate_demos=generate_demos)
+    result = freeal(config(name), path, rounds=rounds, project=project, generate_demos=generate_demos, debias=debias)
     out[f"{name}_freeal_accuracy"] = round(float((result.frame["llm_label"].to_numpy() == gold).mean()), 4)
+    out[f"{name}_freeal_macro_f1"] = macro_f1(gold, result.frame["llm_label"])
     out[f"{name}_freeal_student_accuracy"] = round(float((result.frame["student_label"].to_numpy() == gold).mean()), 4)
     out[f"{name}_freeal_rounds"] = [
         {k: v for k, v in r.__dict__.items() if k != "run_ids"} for r in result.rounds
@@ -118,6 +146,8 @@ def main() -> None:
     parser.add_argument("--work", help="Keep projects here (a rerun resumes from their caches; the LLM-only time is then not fresh).")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--generate-demos", type=int, default=0, help="FreeAL's round 0 with N demos per label that the LLM writes (default: zero-shot).")
+    parser.add_argument("--debias", choices=["auto", "on", "off"], default="auto",
+                        help="Batch calibration of FreeAL's first pass (auto: on with three labels or more).")
     parser.add_argument("--cascade-sample", type=int, default=120)
     parser.add_argument("--cascade-llm-share", type=float, default=0.12)
     args = parser.parse_args()
@@ -127,7 +157,9 @@ def main() -> None:
     try:
         for name in args.sets.split(","):
             cascade_args = {"sample": args.cascade_sample, "llm_share": args.cascade_llm_share} if name == "sst2" else None
-            figures.update(bench_set(name, args.rows, work, cascade_args, args.rounds, args.generate_demos))
+            if name not in SETS:
+                parser.error(f"unknown set {name!r}; choose from {', '.join(SETS)}")
+            figures.update(bench_set(name, args.rows, work, cascade_args, args.rounds, args.generate_demos, {"auto": None, "on": True, "off": False}[args.debias]))
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)

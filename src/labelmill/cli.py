@@ -289,16 +289,18 @@ def run(
 @click.option("--rounds", type=click.IntRange(min=0), default=2, show_default=True, help="Relabeling rounds after the LLM's first pass.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows.")
 @click.option("--project", default=api.DEFAULT_PROJECT, show_default=True)
-@click.option("--no-debias", is_flag=True, help="Keep the LLM's first-pass label distributions as they are (no batch calibration).")
+@click.option("--debias/--no-debias", default=None,
+              help="Batch-calibrate the LLM's first-pass label distributions (it assumes every label about equally common). "
+                   "Default: on with three labels or more, off with two.")
 @click.option("--generate-demos", type=click.IntRange(min=0), default=0, show_default=True,
               help="When the config has no examples: round 0 uses N demos per label that the LLM writes itself.")
 @click.option("--json", "as_json", is_flag=True)
-def freeal(config: str, input: str, output: str, rounds: int, limit: int | None, project: str, no_debias: bool, generate_demos: int, as_json: bool) -> None:
+def freeal(config: str, input: str, output: str, rounds: int, limit: int | None, project: str, debias: bool | None, generate_demos: int, as_json: bool) -> None:
     """FreeAL: the LLM labels INPUT, a student finds the clean labels, their medoids become demos, the rest is relabeled. No gold used."""
     from .freeal import freeal as run_freeal
 
     view = ProgressView(quiet=as_json)
-    result = run_freeal(api._config(config, view), input, rounds=rounds, project=project, output=output, limit=limit, debias=not no_debias,
+    result = run_freeal(api._config(config, view), input, rounds=rounds, project=project, output=output, limit=limit, debias=debias,
                         generate_demos=generate_demos, on_event=view)
     if as_json:
         click.echo(json.dumps({"output": str(result.output_path), **result.report()}, default=_finite))

@@ -129,6 +129,9 @@ def _relabel_groups(X: np.ndarray, rows: np.ndarray, pool: np.ndarray, labels: n
         yield members, list(reversed(picked))
 
 
+DEBIAS_WARN_SHARE = 0.2  # batch calibration changing more of the first-pass labels than this gets a notice
+
+
 def batch_calibrate(probs: np.ndarray) -> np.ndarray:
     """Remove the prompt's label bias without gold labels (batch calibration, Zhou et al. 2024): divide each
     row's label distribution by the mean distribution over all rows, and renormalise."""
@@ -230,7 +233,7 @@ def freeal(
     relabel: str = "noisy",
     student: str = "linear",
     finetune_epochs: int = 2,
-    debias: bool = True,
+    debias: bool | None = None,
     generate_demos: int = 0,
     backend: Any = None,
     on_event: EventHandler = ignore,
@@ -239,7 +242,9 @@ def freeal(
 
     No gold label is used to choose anything; when the input has the config's gold column, each round's
     accuracy is computed for the report. `debias` removes the LLM's label bias from its first-pass label
-    distributions (batch calibration) before the student learns them. `relabel`: "noisy" (the rows
+    distributions (batch calibration) before the student learns them; it assumes every label is about equally
+    common, so by default (None) it is on for three labels or more and off for two, where one label is
+    often rare (toxic, spam, a match). `relabel`: "noisy" (the rows
     small-loss selection did not keep) or "all". `student`: the final student whose labels go in
     `student_label`: "linear" (logistic regression on embeddings, seconds) or "finetune" (the encoder
     fine-tuned on the final labels for `finetune_epochs`, minutes on CPU). `generate_demos` (per label):
@@ -294,8 +299,18 @@ def freeal(
             errors = ["" if i in anns and anns[i]["label"] is not None else (anns[i]["error"] if i in anns else "pending") for i in range(len(frame))]
             if has.sum() < 20:
                 raise InputDataError(f"the LLM labeled only {int(has.sum())} rows in round 0; freeal needs 20", fix="check the model and the llm_error column of `labelmill run`")
+            debias_changed = 0
+            if debias is None:
+                debias = L >= 3
+                if not debias:
+                    on_event(Notice("freeal: two labels, so no batch calibration of the first pass (one label is often rare); --debias forces it"))
             if debias:
+                before = probs[has].argmax(axis=1)
                 probs[has] = batch_calibrate(probs[has])
+                after = probs[has].argmax(axis=1)
+                debias_changed = int((before != after).sum())
+                if debias_changed > DEBIAS_WARN_SHARE * len(before):
+                    on_event(Notice(_debias_warning(before, after, names)))
             current = np.full(len(frame), -1)
             current[has] = probs[has].argmax(axis=1)
             conf = np.where(has, np.nanmax(np.nan_to_num(probs, nan=0.0), axis=1), np.nan)
@@ -303,7 +318,7 @@ def freeal(
             on_event(Notice("freeal: embedding the rows for the student"))
             X = embed(texts, cfg.examples.embedding_model, store)
             oof = out_of_fold(X[has], current[has], L)
-            stats.append(_round_stats(0, [first.run_id], len(frame), 0, current, oof, has, gold, None, 0, time.perf_counter() - t0))
+            stats.append(_round_stats(0, [first.run_id], len(frame), debias_changed, current, oof, has, gold, None, 0, time.perf_counter() - t0))
             on_event(Notice(_describe(stats[-1])))
             for r in range(1, rounds + 1):
                 t0 = time.perf_counter()
@@ -418,8 +433,24 @@ def _round_stats(r, run_ids, relabeled, changed, current, oof, has, gold, clean,
     return stats
 
 
+def _debias_warning(before: np.ndarray, after: np.ndarray, names: list[str]) -> str:
+    """Say how far batch calibration moved the label shares, and what to do when the data's labels are not balanced."""
+    n = len(before)
+    share_before = np.bincount(before, minlength=len(names)) / n
+    share_after = np.bincount(after, minlength=len(names)) / n
+    moved = np.argsort(-np.abs(share_after - share_before))[:3]
+    shifts = ", ".join(f"{names[k]} {share_before[k]:.0%} -> {share_after[k]:.0%}" for k in moved if share_after[k] != share_before[k])
+    return (
+        f"freeal: batch calibration changed {int((before != after).sum())} of {n} first-pass labels ({shifts}). It assumes "
+        "every label is about equally common in the data; if some labels are rare here, rerun with --no-debias (Python: debias=False)"
+    )
+
+
 def _describe(s: RoundStats) -> str:
-    parts = [f"freeal: round {s.round}: {s.relabeled} rows labeled by the LLM, {s.changed} changed"]
+    if s.round == 0:
+        parts = [f"freeal: round 0: {s.relabeled} rows labeled by the LLM, {s.changed} changed by batch calibration"]
+    else:
+        parts = [f"freeal: round {s.round}: {s.relabeled} rows labeled by the LLM, {s.changed} changed"]
     if s.round:
         parts.append(f"clean {s.clean_share:.0%}, pool {s.pool_size}")
     parts.append(f"LLM/student agreement {s.agreement:.3f}")
