@@ -84,7 +84,7 @@ def test_freeal_says_when_batch_calibration_moves_many_labels():
     rows += [{"text": f"an office memo number {i}", "label": "positive"} for i in range(12)]  # no keyword: a near tie
     notices: list[str] = []
     result = freeal(fake_config(), rows, rounds=0, project=":memory:", debias=True, on_event=lambda e: notices.append(getattr(e, "message", "")))
-    assert result.rounds[0].changed == 12
+    assert result.rounds[0].changed == 12 and result.rounds[0].batch_calibrated
     assert (result.frame["llm_label"] == "negative").sum() == 12
     warning = [m for m in notices if "batch calibration changed 12 of 42" in m]
     assert warning and "--no-debias" in warning[0] and "negative 0% -> 29%" in warning[0]
@@ -94,7 +94,8 @@ def test_freeal_says_when_batch_calibration_moves_many_labels():
     assert not any("batch calibration changed" in m for m in notices)
     # by default two labels are left as they are (one is often rare), and the run says so
     default = freeal(fake_config(), rows, rounds=0, project=":memory:", on_event=lambda e: notices.append(getattr(e, "message", "")))
-    assert default.rounds[0].changed == 0 and any("two labels, so no batch calibration" in m for m in notices)
+    assert default.rounds[0].changed == 0 and not default.rounds[0].batch_calibrated
+    assert any("two labels, so no batch calibration" in m for m in notices)
 
 
 SUNNY = ["sunny beach", "garden picnic", "summer holiday", "bright sunshine", "warm seaside", "flower garden", "sunny terrace", "beach picnic"]

@@ -154,6 +154,7 @@ class RoundStats:
     accuracy: float | None = None  # against the gold column, when the input has one (reporting only)
     student_accuracy: float | None = None
     clean_accuracy: float | None = None
+    batch_calibrated: bool = False  # round 0: its labels are the LLM's distributions after batch calibration
 
 
 @dataclass
@@ -319,6 +320,7 @@ def freeal(
             X = embed(texts, cfg.examples.embedding_model, store)
             oof = out_of_fold(X[has], current[has], L)
             stats.append(_round_stats(0, [first.run_id], len(frame), debias_changed, current, oof, has, gold, None, 0, time.perf_counter() - t0))
+            stats[-1].batch_calibrated = bool(debias)
             on_event(Notice(_describe(stats[-1])))
             for r in range(1, rounds + 1):
                 t0 = time.perf_counter()
