@@ -324,3 +324,17 @@ def test_real_llama_cpp_server_labels_like_the_embedded_model(llama_server, tmp_
     assert accuracy >= 0.6
     rerun = labelmill.run(config, rows, project=tmp_path / "s.db")
     assert rerun.model_rows == 0
+
+
+def test_tune_gives_a_cached_trial_the_cost_of_the_trial_that_paid(server, tmp_path):
+    from labelmill.tune import tune
+
+    config = server_config(server.base_url, concurrency=8)
+    config["model"]["price"] = {"input": 100.0, "output": 400.0}
+    agnews(40).to_csv(tmp_path / "dev.csv", index=False)
+    report = tune(config, tmp_path / "dev.csv", shots=(0,), calibrations=("none", "auto"), max_cost=50.0, budget_s=120, project=tmp_path / "t.db")
+    paid, cached = report["trials"]
+    assert paid["status"] == cached["status"] == "done" and paid["cost_per_row"] > 0
+    # the calibrated twin asked the server nothing, but labeling that way costs what the first trial paid
+    assert cached["cost_per_row"] == paid["cost_per_row"] and cached["seconds_per_row"] == paid["seconds_per_row"]
+    assert report["cost_usd"] == pytest.approx(paid["cost_per_row"] * 40)

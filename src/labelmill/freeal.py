@@ -310,7 +310,7 @@ def freeal(
                 probs[has] = batch_calibrate(probs[has])
                 after = probs[has].argmax(axis=1)
                 debias_changed = int((before != after).sum())
-                if debias_changed > DEBIAS_WARN_SHARE * len(before):
+                if debias_changed > DEBIAS_WARN_SHARE * len(before):  # rare labels in the data look just like a biased prompt
                     on_event(Notice(_debias_warning(before, after, names)))
             current = np.full(len(frame), -1)
             current[has] = probs[has].argmax(axis=1)
@@ -320,7 +320,7 @@ def freeal(
             X = embed(texts, cfg.examples.embedding_model, store)
             oof = out_of_fold(X[has], current[has], L)
             stats.append(_round_stats(0, [first.run_id], len(frame), debias_changed, current, oof, has, gold, None, 0, time.perf_counter() - t0))
-            stats[-1].batch_calibrated = bool(debias)
+            stats[-1].batch_calibrated = debias
             on_event(Notice(_describe(stats[-1])))
             for r in range(1, rounds + 1):
                 t0 = time.perf_counter()
@@ -437,22 +437,20 @@ def _round_stats(r, run_ids, relabeled, changed, current, oof, has, gold, clean,
 
 def _debias_warning(before: np.ndarray, after: np.ndarray, names: list[str]) -> str:
     """Say how far batch calibration moved the label shares, and what to do when the data's labels are not balanced."""
-    n = len(before)
+    n, changed = len(before), int((before != after).sum())
     share_before = np.bincount(before, minlength=len(names)) / n
     share_after = np.bincount(after, minlength=len(names)) / n
     moved = np.argsort(-np.abs(share_after - share_before))[:3]
     shifts = ", ".join(f"{names[k]} {share_before[k]:.0%} -> {share_after[k]:.0%}" for k in moved if share_after[k] != share_before[k])
     return (
-        f"freeal: batch calibration changed {int((before != after).sum())} of {n} first-pass labels ({shifts}). It assumes "
+        f"freeal: batch calibration changed {changed} of {n} first-pass labels ({shifts}). It assumes "
         "every label is about equally common in the data; if some labels are rare here, rerun with --no-debias (Python: debias=False)"
     )
 
 
 def _describe(s: RoundStats) -> str:
-    if s.round == 0:
-        parts = [f"freeal: round 0: {s.relabeled} rows labeled by the LLM, {s.changed} changed by batch calibration"]
-    else:
-        parts = [f"freeal: round {s.round}: {s.relabeled} rows labeled by the LLM, {s.changed} changed"]
+    changed = f"{s.changed} changed by batch calibration" if s.round == 0 and s.batch_calibrated else f"{s.changed} changed"
+    parts = [f"freeal: round {s.round}: {s.relabeled} rows labeled by the LLM, {changed}"]
     if s.round:
         parts.append(f"clean {s.clean_share:.0%}, pool {s.pool_size}")
     parts.append(f"LLM/student agreement {s.agreement:.3f}")

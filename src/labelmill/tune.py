@@ -156,8 +156,12 @@ def tune(
             trial.accuracy = _accuracy(gold[half:], labels[half:])
             trial.completion_rate = float(np.mean([p is not None for p in labels[half:]]))
             trial.rows = len(frame) - half
-            trial.seconds_per_row = round((time.perf_counter() - t0) / len(frame), 3) if result.model_rows else _twin_speed(trials, trial)
-            trial.cost_per_row = result.cost_usd / len(frame) if result.model_rows else None
+            if result.model_rows:
+                trial.seconds_per_row = round((time.perf_counter() - t0) / len(frame), 3)
+                trial.cost_per_row = result.cost_usd / len(frame)
+            else:  # every answer came from the cache: the trial that asked the model says what it costs
+                twin = _twin(trials, trial)
+                trial.seconds_per_row, trial.cost_per_row = (twin.seconds_per_row, twin.cost_per_row) if twin else (None, None)
             trial.status = "done"
         except Exception as exc:  # noqa: BLE001 - one failing strategy must not end the search
             trial.status, trial.detail = "stopped" if out_of_money else "failed", f"{type(exc).__name__}: {exc}"[:300]
@@ -203,12 +207,12 @@ def _accuracy(gold: list[Any], labels: list[Any]) -> float:
     return float(np.mean([g is not None and g == p for g, p in zip(gold, labels)])) if gold else 0.0
 
 
-def _twin_speed(trials: list[Trial], trial: Trial) -> float | None:
-    """A trial whose answers all came from the cache reports the speed of the trial that asked the model."""
+def _twin(trials: list[Trial], trial: Trial) -> Trial | None:
+    """The trial that asked the model for the same prompts as `trial` (one whose answers all came from the cache)."""
     for other in trials:
         same = (other.shots, other.selection, other.reasoning, other.model) == (trial.shots, trial.selection, trial.reasoning, trial.model)
         if other is not trial and same and other.seconds_per_row:
-            return other.seconds_per_row
+            return other
     return None
 
 
