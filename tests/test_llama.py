@@ -5,6 +5,7 @@ import signal
 import sqlite3
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -261,3 +262,23 @@ def test_reasoning_on_the_real_model(tmp_path):
     again = labelmill.label(dict(config, name="renamed"), rows, project=tmp_path / "p.db")
     assert again.model_rows == 0  # explanations, samples and checks all come from the cache
     assert again.frame.llm_explanation.tolist() == frame.llm_explanation.tolist()
+
+
+def test_doctor_on_this_machine():
+    """`labelmill doctor`: the real decode check passes, the build fits this CPU, features match /proc/cpuinfo."""
+    from labelmill.backends.cpuflags import parse_cpuinfo
+
+    done = subprocess.run(cli_command("doctor", "--json"), capture_output=True, text=True, env=child_env(), timeout=600)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["model_runs"] and found["decode"]["ok"]
+    assert "CPU" in found["decode"]["system_info"]
+    assert found["build_fits_cpu"] is True, "the installed llama.cpp was not built for this CPU by scripts/install.sh"
+    listed = parse_cpuinfo(Path("/proc/cpuinfo").read_text())
+    assert set(found["cpu_features"]) <= listed
+    args = found["installed_build"]["cmake_args"]
+    if found["installed_build"]["level"] == "avx512":
+        assert ("avx_vnni" in listed) == ("-DGGML_AVX_VNNI=ON" in args)
+    assert not any("AMX" in a and a.endswith("=ON") for a in args)
+    default = next(m for m in found["models"] if m["name"] == "qwen2.5-coder-0.5b")
+    assert default["state"] == "verified" and default["sha256"].startswith("1d9614638d18")

@@ -23,6 +23,7 @@ from ..confidence import TokenText, mean_token_prob
 from ..types import Generation, Label, Outcome, ParseFailure, Prompt
 from .base import RowInput, Task, is_missing, load_structured, normalise
 from .classification import guidelines_with_labels
+from .spans import occurrences
 
 _NONE = {"none", "no entities", "no entity", "nothing", "n/a", "null", "[]", "{}", "no named entities"}
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
@@ -263,51 +264,6 @@ def _line_confidences(generation: Generation, lines: Sequence[str]) -> list[floa
 # alignment
 
 
-def _squeeze(text: str) -> tuple[str, list[int]]:
-    """Casefolded text without whitespace, and each kept character's index in `text`."""
-    chars, index = [], []
-    for i, ch in enumerate(text):
-        if ch.isspace():
-            continue
-        folded = ch.casefold()
-        chars.append(folded if len(folded) == 1 else ch.lower())
-        index.append(i)
-    return "".join(chars), index
-
-
-def _is_word(ch: str) -> bool:
-    return ch.isalnum()
-
-
-def _occurrences(text: str, mention: str) -> list[tuple[int, int]]:
-    """Where `mention` occurs in `text`: exact, else ignoring case, else ignoring case and whitespace.
-
-    Matches that cut a word in two are dropped when a whole-word match exists.
-    """
-    found: list[tuple[int, int]] = []
-    if not mention:
-        return found
-    for haystack, needle in ((text, mention), (text.casefold(), mention.casefold())):
-        if len(haystack) != len(text):
-            break  # casefold changed lengths; the whitespace-free pass handles it
-        start = haystack.find(needle)
-        while start >= 0:
-            found.append((start, start + len(needle)))
-            start = haystack.find(needle, start + 1)
-        if found:
-            break
-    if not found:
-        squeezed, index = _squeeze(text)
-        needle, _ = _squeeze(mention)
-        if needle:
-            start = squeezed.find(needle)
-            while start >= 0:
-                found.append((index[start], index[start + len(needle) - 1] + 1))
-                start = squeezed.find(needle, start + 1)
-    whole = [(s, e) for s, e in found if (s == 0 or not (_is_word(text[s - 1]) and _is_word(text[s]))) and (e == len(text) or not (_is_word(text[e - 1]) and _is_word(text[e])))]
-    return whole or found
-
-
 def align_mentions(text: str, mentions: Sequence[tuple[str, str, float | None]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Spans for (type, mention, confidence) triples: every occurrence, longest mentions first, no overlaps."""
     taken = np.zeros(len(text) + 1, dtype=bool)
@@ -321,7 +277,7 @@ def align_mentions(text: str, mentions: Sequence[tuple[str, str, float | None]])
         seen[key] += 1
         if seen[key] > 1:
             continue  # a repeated line adds nothing: every occurrence is labeled already
-        hits = _occurrences(text, mention)
+        hits = occurrences(text, mention)
         placed = False
         for start, end in hits:
             if taken[start:end].any():

@@ -28,7 +28,7 @@ from .base import (
     normalise,
     strip_answer_lead,
 )
-from .ner import _occurrences
+from .spans import occurrences
 
 UNANSWERABLE = "unanswerable"
 _UNANSWERABLE_TEXTS = {
@@ -239,7 +239,7 @@ class QATask(Task):
         if value == "":
             return {"answer_start": -1}
         context = str(record.get(self.spec.context_column, ""))
-        hits = _occurrences(context, str(value))
+        hits = occurrences(context, str(value))
         return {"answer_start": hits[0][0] if hits else -1}
 
 
@@ -256,7 +256,7 @@ def align_answer(context: str, answer: str) -> tuple[int, int, bool] | None:
     answer = answer.strip().strip("\"'“”").rstrip(".").strip()
     if not answer:
         return None
-    hits = _occurrences(context, answer)
+    hits = occurrences(context, answer)
     if hits:
         return hits[0][0], hits[0][1], False
     words = [(m.start(), m.end()) for m in re.finditer(r"\S+", context)]
