@@ -79,8 +79,8 @@ def macro_f1(gold, predicted) -> float:
 
 def bench_set(name: str, rows: int, work: Path, cascade_args: dict | None, rounds: int, generate_demos: int = 0, debias: bool | None = None) -> dict:
     import labelmill
-    from labelmill.cascade import cascade
-    from labelmill.freeal import freeal
+    from labelmill.strategies.cascade.tiers import cascade
+    from labelmill.strategies.freeal.loop import freeal
 
     data = rows_of(name, rows)
     path = work / f"{name}.csv"
@@ -112,7 +112,7 @@ def bench_set(name: str, rows: int, work: Path, cascade_args: dict | None, round
     if cascade_args is not None:
         fresh = work / f"{name}_cascade.db"
         fresh.unlink(missing_ok=True)
-        from labelmill import embeddings
+        from labelmill.selectors import embeddings as embeddings
 
         embeddings._LOADED.clear()  # the cascade loads its student model as a fresh run would
         started = time.perf_counter()

@@ -52,7 +52,7 @@ def auroc(correct: np.ndarray, score: np.ndarray) -> float | None:
 
 
 def signal(store_path: Path, run_id: int, name: str, n: int) -> np.ndarray:
-    from labelmill.store import Store
+    from labelmill.store.db import Store
 
     values = np.full(n, np.nan)
     with Store(store_path) as store:
@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     import labelmill
-    from labelmill.evaluation import expected_calibration_error
+    from labelmill.evaluation.metrics import expected_calibration_error
 
     report: dict = {}
     with tempfile.TemporaryDirectory() as tmp:

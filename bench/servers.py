@@ -125,7 +125,7 @@ def ray_scaling(rows: pd.DataFrame, work: Path) -> dict:
 
     import labelmill
     from labelmill.config import load_config
-    from labelmill.distributed import label_on_ray
+    from labelmill.execute.ray import label_on_ray
 
     proc, url = start_server(0.1)
     data = rows.head(1200).reset_index(drop=True)

@@ -63,8 +63,8 @@ def auto_figures(conf: np.ndarray, correct: np.ndarray, threshold: float | None)
 
 def bench_set(name: str, test_rows: int, work: Path, baseline: bool) -> dict:
     import labelmill
-    from labelmill.calibration import threshold_point, threshold_with_bound
-    from labelmill.evaluation import expected_calibration_error
+    from labelmill.numeric.calibration import threshold_point, threshold_with_bound
+    from labelmill.evaluation.metrics import expected_calibration_error
 
     spec = SETS[name]
     pool = pd.read_csv(spec["seed"])
@@ -154,7 +154,7 @@ def bench_tune(test_rows: int, work: Path, budget_s: float) -> dict:
     import yaml
 
     import labelmill
-    from labelmill.tune import tune
+    from labelmill.strategies.tune.search import tune
 
     dev = pd.read_csv(SETS["sst2"]["seed"]).sample(200, random_state=1)[["text", "label"]]
     pool = pd.read_csv(DATA / "sst2" / "train.csv").sample(500, random_state=0)[["text", "label"]]

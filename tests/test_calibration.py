@@ -11,7 +11,7 @@ import pytest
 from conftest import child_env, cli_command, fake_config
 
 import labelmill
-from labelmill.calibration import (
+from labelmill.numeric.calibration import (
     Calibrator,
     choose,
     clopper_pearson_lower,
@@ -19,7 +19,7 @@ from labelmill.calibration import (
     fit_isotonic,
     threshold_with_bound,
 )
-from labelmill.evaluation import expected_calibration_error
+from labelmill.evaluation.metrics import expected_calibration_error
 
 
 def biased_distributions(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -159,8 +159,8 @@ def test_cli_calibrate_prints_the_threshold_and_rejects_too_few_rows(tmp_path):
 def test_tune_searches_strategies_and_writes_the_best_config(tmp_path):
     import yaml
 
-    from labelmill.store import Store
-    from labelmill.tune import tune
+    from labelmill.store.db import Store
+    from labelmill.strategies.tune.search import tune
 
     config = fake_config(model={"method": "score", "params": {"keywords": {"positive": ["good"], "negative": ["bad"]}}})
     scored_rows(80, 9).to_csv(tmp_path / "dev.csv", index=False)
@@ -183,7 +183,7 @@ def test_tune_searches_strategies_and_writes_the_best_config(tmp_path):
 
 
 def test_threshold_chosen_on_separate_threshold_rows(tmp_path):
-    from labelmill.calibration import threshold_with_bound
+    from labelmill.numeric.calibration import threshold_with_bound
 
     config = fake_config(model={"method": "score", "params": {"keywords": {"positive": ["good"], "negative": ["bad"]}}})
     scored_rows(60, 11).to_csv(tmp_path / "seed.csv", index=False)

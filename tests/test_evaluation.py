@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from labelmill.evaluation import expected_calibration_error, threshold_for_target, threshold_table
+from labelmill.evaluation.metrics import expected_calibration_error, threshold_for_target, threshold_table
 from labelmill.tasks.classification import classification_metrics
 
 

@@ -12,16 +12,16 @@ import pandas as pd
 import pytest
 from conftest import child_env, cli_command, fake_config
 
-from labelmill.cascade import cascade
-from labelmill.freeal import (
+from labelmill.strategies.cascade.tiers import cascade
+from labelmill.strategies.freeal.loop import (
     batch_calibrate,
     clean_posterior,
     demo_pool,
     freeal,
     rank_label_issues,
 )
-from labelmill.store import Store
-from labelmill.student import LinearStudent, out_of_fold
+from labelmill.store.db import Store
+from labelmill.strategies.students.models import LinearStudent, out_of_fold
 
 
 def _blobs(n_per: int = 60, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

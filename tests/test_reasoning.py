@@ -8,8 +8,8 @@ from conftest import ROWS, fake_config
 
 import labelmill
 from labelmill.errors import LabelmillError
-from labelmill.reasoning import expected_digit, vote
-from labelmill.store import Store
+from labelmill.core.reasoning import expected_digit, vote
+from labelmill.store.db import Store
 from labelmill.types import Label, ParseFailure
 
 
@@ -168,7 +168,7 @@ def test_fused_calibration_learns_from_the_checks(tmp_path):
     assert flat.max() - flat.min() < 1e-6  # the confidence alone cannot tell them apart
     # a fused calibration saved to JSON and loaded gives the same confidences
     fused.save(tmp_path / "cal.json")
-    from labelmill.calibration import Calibrator
+    from labelmill.numeric.calibration import Calibrator
 
     again = labelmill.label(config, rows, project=tmp_path / "p.db", calibration=Calibrator.load(tmp_path / "cal.json")).frame
     assert again.llm_confidence.tolist() == out.llm_confidence.tolist()
@@ -179,7 +179,7 @@ def test_tune_tries_reasoning_strategies(tmp_path):
     import yaml
 
     from labelmill.errors import ConfigError
-    from labelmill.tune import tune
+    from labelmill.strategies.tune.search import tune
 
     config = fake_config(model={"params": {"keywords": {"positive": ["good", "great", "fun"], "negative": ["bad", "dull", "boring"]}}})
     pd.DataFrame(ROWS * 4).to_csv(tmp_path / "dev.csv", index=False)
@@ -247,7 +247,7 @@ def test_plan_counts_the_requests_reasoning_adds():
 
 def test_ensemble_plans_every_member_and_one_model_paths_refuse_it():
     from labelmill.config import Config
-    from labelmill.runner import Job
+    from labelmill.core.loop import Job
 
     config = fake_config(ensemble={"members": [{}, {"guidelines": "Classify the review's sentiment."}]})
     planned = labelmill.plan(config, ROWS)

@@ -7,7 +7,7 @@ import pytest
 
 import labelmill
 from labelmill.events import BatchDone, RunFinished, RunStarted
-from labelmill.store import Store
+from labelmill.store.db import Store
 
 from conftest import ROWS, fake_config
 
@@ -126,7 +126,7 @@ def test_plan_counts_tokens_without_labeling(tmp_path):
 
 
 def test_store_schema_is_versioned(tmp_path):
-    from labelmill.store import MIGRATIONS
+    from labelmill.store.db import MIGRATIONS
 
     with Store(tmp_path / "p.db") as store:
         assert store.schema_version() == len(MIGRATIONS) == 5

@@ -8,14 +8,14 @@ from conftest import fake_config
 
 import labelmill
 from labelmill.config import load_config
-from labelmill.selectors import (
+from labelmill.selectors.pickers import (
     DemoPicker,
     max_marginal_relevance,
     nearest,
     select_balanced,
     similar_per_label,
 )
-from labelmill.store import Store
+from labelmill.store.db import Store
 from labelmill.tasks import make_task
 from labelmill.tasks.base import Demo
 

@@ -23,7 +23,7 @@ from labelmill.backends.remote import (
     parse_retry_after,
 )
 from labelmill.errors import TRANSIENT_ERRORS, BackendError, RunStopped
-from labelmill.store import Store
+from labelmill.store.db import Store
 from labelmill.testing.server import FakeModelServer, ServerOptions
 
 LABELS = ["World", "Sports", "Business", "Sci/Tech"]
@@ -179,7 +179,7 @@ def test_max_cost_stops_within_one_request_and_a_higher_cap_finishes(server, tmp
 
 
 def test_tune_stops_at_its_cost_budget(server, tmp_path):
-    from labelmill.tune import tune
+    from labelmill.strategies.tune.search import tune
 
     config = server_config(server.base_url, concurrency=8)
     config["model"]["price"] = {"input": 100.0, "output": 400.0}
@@ -248,7 +248,7 @@ def test_missing_key_env_and_unpriced_cap_are_clear_errors(server, tmp_path, mon
 def test_ray_sharding_gives_the_same_labels_and_merges_idempotently(server, tmp_path):
     ray = pytest.importorskip("ray")
     from labelmill.config import load_config
-    from labelmill.distributed import label_on_ray
+    from labelmill.execute.ray import label_on_ray
 
     rows = agnews(120)
     plain = labelmill.run(server_config(server.base_url), rows, project=tmp_path / "plain.db")
@@ -327,7 +327,7 @@ def test_real_llama_cpp_server_labels_like_the_embedded_model(llama_server, tmp_
 
 
 def test_tune_gives_a_cached_trial_the_cost_of_the_trial_that_paid(server, tmp_path):
-    from labelmill.tune import tune
+    from labelmill.strategies.tune.search import tune
 
     config = server_config(server.base_url, concurrency=8)
     config["model"]["price"] = {"input": 100.0, "output": 400.0}

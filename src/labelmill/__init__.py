@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import (
+from labelmill.errors import (
     BackendError,
     ConfigError,
     InputDataError,
@@ -25,11 +25,11 @@ _API = {"label", "run", "plan", "calibrate", "evaluate", "init_config"}
 
 def __getattr__(name: str) -> Any:
     if name in _API:
-        from . import api
+        from labelmill import api
 
         return getattr(api, name)
     if name in ("load_config", "Config"):
-        from . import config
+        from labelmill import config
 
         return getattr(config, name)
     raise AttributeError(f"module 'labelmill' has no attribute {name!r}")

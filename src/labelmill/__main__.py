@@ -1,3 +1,3 @@
-from .cli import main
+from labelmill.cli.commands import main
 
 main()

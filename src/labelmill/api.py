@@ -6,16 +6,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .backends import Backend
-from .calibration import Calibrator
-from .config import Config, load_config
-from .errors import ConfigError, InputDataError
-from .evaluation import default_report_path
-from .evaluation import evaluate as _evaluate
-from .events import EventHandler, Notice, ignore
-from .io import read_rows
-from .runner import Job, Runner, RunResult
-from .store import Store
+from labelmill.backends import Backend
+from labelmill.numeric.calibration import Calibrator
+from labelmill.config import Config, load_config
+from labelmill.errors import ConfigError, InputDataError
+from labelmill.evaluation.metrics import default_report_path
+from labelmill.evaluation.metrics import evaluate as _evaluate
+from labelmill.events import EventHandler, Notice, ignore
+from labelmill.io import read_rows
+from labelmill.core.loop import Job, Runner, RunResult
+from labelmill.store.db import Store
 
 DEFAULT_PROJECT = "labelmill.db"
 TOKENS_PER_S = {"qwen2.5-coder-0.5b": 150.0, "smollm2-135m": 180.0, "qwen2.5-coder-1.5b": 70.0}  # prompt tokens/s on 2 cores
@@ -31,8 +31,8 @@ def _config(config: str | Path | dict | Config, on_event: EventHandler) -> Confi
 
 def init_config(task: str = "classification") -> str:
     """A commented starting config for a task type."""
-    from .errors import ConfigError
-    from .tasks import tasks
+    from labelmill.errors import ConfigError
+    from labelmill.tasks import tasks
 
     if task not in tasks.names():
         raise ConfigError(f"no template for task {task!r}", fix=f"use one of: {', '.join(tasks.names())}")
@@ -61,7 +61,7 @@ def label(
     cfg = _config(config, on_event)
     calibrator = Calibrator.load(calibration) if isinstance(calibration, (str, Path)) else calibration
     if cfg.ensemble.members:
-        from .ensemble import run_ensemble
+        from labelmill.strategies.ensemble.combine import run_ensemble
 
         if backend is not None:
             on_event(Notice("ensemble: the backend passed in labels for every member, so the members' model sections are not used"))
@@ -86,7 +86,7 @@ def plan(config: str | Path | dict | Config, data: Any, *, limit: int | None = N
     """Prompt preview, row count, tokens and an estimate of time and cost, without labeling anything."""
     cfg = _config(config, on_event)
     if cfg.ensemble.members:  # the prompt preview is the first member's; the estimate counts every member
-        from .ensemble import member_configs
+        from labelmill.strategies.ensemble.combine import member_configs
 
         job = Job(member_configs(cfg)[0], backend)
     else:
@@ -173,8 +173,8 @@ def calibrate(
     """
     import numpy as np
 
-    from . import calibration as cal_mod
-    from .tasks import make_task
+    from labelmill.numeric import calibration as cal_mod
+    from labelmill.tasks import make_task
 
     cfg = _config(config, on_event)
     result = label(cfg, seed, project=project, backend=backend, on_event=on_event)  # an ensemble config labels with every member
@@ -227,7 +227,7 @@ def calibrate(
         oof_conf[test] = conf
         if pred is not None:
             oof_ok[test] = pred == gold_idx[test]
-    from .evaluation import expected_calibration_error
+    from labelmill.evaluation.metrics import expected_calibration_error
 
     threshold_on, t_conf, t_ok = "seed rows (out of fold)", oof_conf, oof_ok
     if threshold_rows is not None:
@@ -268,7 +268,7 @@ def evaluate(config: str | Path | dict | Config, output: Any, *, target: float =
     cfg = load_config(config)
     metrics = _evaluate(cfg, output, target=target)
     if report is not None:
-        from .report import write_report
+        from labelmill.evaluation.report import write_report
 
         metrics["report"] = str(write_report(metrics, report, title=f"labelmill report: {cfg.name}"))
     return metrics

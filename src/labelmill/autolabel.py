@@ -15,7 +15,7 @@ def is_autolabel_config(raw: dict[str, Any]) -> bool:
 
 def convert_autolabel_config(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Map an Autolabel config onto ours; returns the new dict and notices about what changed."""
-    from .errors import ConfigError
+    from labelmill.errors import ConfigError
 
     task_type = raw.get("task_type")
     if task_type not in _SUPPORTED:

@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from .errors import ConfigError
+from labelmill.errors import ConfigError
 
 TaskType = Literal["classification", "multilabel", "ner", "matching", "qa", "extraction"]
 
@@ -295,7 +295,7 @@ def load_config(source: str | Path | dict[str, Any] | Config, *, notices: list[s
         base_dir = path.resolve().parent
     if not isinstance(raw, dict):
         raise ConfigError(f"{origin}: the top level must be a mapping of keys", fix="see `labelmill init classification` for the shape")
-    from .autolabel import convert_autolabel_config, is_autolabel_config
+    from labelmill.autolabel import convert_autolabel_config, is_autolabel_config
 
     if is_autolabel_config(raw):
         raw, conversion_notes = convert_autolabel_config(raw)

@@ -15,8 +15,8 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .backends import cpuflags, llama_build
-from .models import CATALOG, CatalogModel, cache_dir
+from labelmill.backends import cpuflags, llama_build
+from labelmill.models import CATALOG, CatalogModel, cache_dir
 
 REINSTALL = "bash scripts/install.sh (from a labelmill checkout) rebuilds llama.cpp for this CPU"
 # extra -> modules whose presence means it is installed (looked up, never imported)

@@ -12,12 +12,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import InputDataError
+from labelmill.errors import InputDataError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .config import DatasetSpec
+    from labelmill.config import DatasetSpec
 
 TEXT_FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
 BINARY_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".xlsx": "xlsx"}

@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import MissingDependencyError, ModelNotFoundError
+from labelmill.errors import MissingDependencyError, ModelNotFoundError
 
 
 @dataclass(frozen=True)

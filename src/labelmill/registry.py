@@ -6,7 +6,7 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
-from .errors import UnknownComponentError
+from labelmill.errors import UnknownComponentError
 
 T = TypeVar("T")
 

@@ -14,10 +14,10 @@ NO_WEIGHTS = 3
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .backends.llama import LlamaCppBackend
-    from .config import ModelSpec
-    from .errors import LabelmillError, ModelNotFoundError
-    from .types import Prompt
+    from labelmill.backends.llama import LlamaCppBackend
+    from labelmill.config import ModelSpec
+    from labelmill.errors import LabelmillError, ModelNotFoundError
+    from labelmill.types import Prompt
 
     as_json = "--json" in (sys.argv[1:] if argv is None else argv)
     started = time.perf_counter()

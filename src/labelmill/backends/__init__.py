@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..registry import Registry
-from .base import Backend
+from labelmill.registry import Registry
+from labelmill.backends.base import Backend
 
 if TYPE_CHECKING:
-    from ..config import ModelSpec
+    from labelmill.config import ModelSpec
 
 backends: Registry[type[Backend]] = Registry("backend", entry_point_group="labelmill.backends")
 backends.register_lazy("llama_cpp", "labelmill.backends.llama:LlamaCppBackend")

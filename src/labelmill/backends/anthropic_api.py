@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..types import Generation, Prompt
-from .remote import RemoteBackend, RequestFailed, aiohttp_client
+from labelmill.types import Generation, Prompt
+from labelmill.backends.remote import RemoteBackend, RequestFailed, aiohttp_client
 
 
 class AnthropicBackend(RemoteBackend):

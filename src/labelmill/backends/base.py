@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..types import Generation, Prompt, ScoreResult
+from labelmill.types import Generation, Prompt, ScoreResult
 
 if TYPE_CHECKING:
-    from ..config import ModelSpec
+    from labelmill.config import ModelSpec
 
 
 class Backend(ABC):

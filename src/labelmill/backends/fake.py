@@ -24,8 +24,8 @@ import re
 import time
 from collections.abc import Sequence
 
-from ..types import Generation, Prompt, ScoreResult
-from .base import Backend
+from labelmill.types import Generation, Prompt, ScoreResult
+from labelmill.backends.base import Backend
 
 _WORD = re.compile(r"[a-z0-9']+")
 

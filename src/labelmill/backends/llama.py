@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import BackendError, MissingDependencyError
-from ..models import ResolvedModel, resolve_model
-from ..types import Generation, Prompt, ScoreResult
-from .base import Backend
+from labelmill.errors import BackendError, MissingDependencyError
+from labelmill.models import ResolvedModel, resolve_model
+from labelmill.types import Generation, Prompt, ScoreResult
+from labelmill.backends.base import Backend
 
 CHATML = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"

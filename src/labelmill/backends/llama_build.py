@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .cpuflags import FlagSet, cpu_name, fallback_chain, read_cpu_features
+from labelmill.backends.cpuflags import FlagSet, cpu_name, fallback_chain, read_cpu_features
 
 LLAMA_VERSION = "0.3.36"
 MARKER = "labelmill-llama-build.json"  # in the environment's prefix: what the installed llama.cpp was built with

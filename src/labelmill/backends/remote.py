@@ -30,12 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BackendError
-from ..types import Generation, Prompt
-from .base import Backend
+from labelmill.errors import BackendError
+from labelmill.types import Generation, Prompt
+from labelmill.backends.base import Backend
 
 if TYPE_CHECKING:
-    from ..config import ModelSpec
+    from labelmill.config import ModelSpec
 
 # USD per million tokens (input, output); `model.price` in the config overrides. Prices change: check yours.
 PRICES: dict[str, tuple[float, float]] = {

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..registry import Registry
-from .base import Demo, Task
+from labelmill.registry import Registry
+from labelmill.tasks.base import Demo, Task
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from labelmill.config import Config
 
 tasks: Registry[type[Task]] = Registry("task", entry_point_group="labelmill.tasks")
 tasks.register_lazy("classification", "labelmill.tasks.classification:ClassificationTask")

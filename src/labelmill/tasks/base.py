@@ -11,11 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..template import render_row, template_fields
-from ..types import Generation, Label, Outcome, ParseFailure, Prompt, ScoreResult
+from labelmill.template import render_row, template_fields
+from labelmill.types import Generation, Label, Outcome, ParseFailure, Prompt, ScoreResult
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from labelmill.config import Config
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from ..confidence import distribution_signals, mean_token_prob, softmax_logprobs
-from ..types import Generation, Label, Outcome, ParseFailure, ScoreResult
-from .base import RowInput, Task, normalise, strip_answer_lead
+from labelmill.numeric.confidence import distribution_signals, mean_token_prob, softmax_logprobs
+from labelmill.types import Generation, Label, Outcome, ParseFailure, ScoreResult
+from labelmill.tasks.base import RowInput, Task, normalise, strip_answer_lead
 
 
 def label_list(config) -> str:
@@ -83,7 +83,7 @@ class ClassificationTask(Task):
         return guidelines_with_labels(self.config, self.default_guidelines) + "\n\nAnswer with the label only."
 
     def check_demo(self, number: int, gold: Any) -> None:
-        from ..selectors import check_demo_labels
+        from labelmill.selectors.pickers import check_demo_labels
 
         check_demo_labels(number, gold, self.labels)
 

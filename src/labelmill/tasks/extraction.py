@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 
-from ..confidence import TokenText, mean_token_prob
-from ..types import Generation, Label, Outcome, ParseFailure, Prompt
-from .base import RowInput, Task, is_missing, load_structured, normalise
+from labelmill.numeric.confidence import TokenText, mean_token_prob
+from labelmill.types import Generation, Label, Outcome, ParseFailure, Prompt
+from labelmill.tasks.base import RowInput, Task, is_missing, load_structured, normalise
 
 _JSON_TYPES = {"string": "string", "number": "number", "integer": "integer", "boolean": "boolean"}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .base import is_missing, normalise
-from .classification import (
+from labelmill.tasks.base import is_missing, normalise
+from labelmill.tasks.classification import (
     ClassificationTask,
     classification_metrics,
     guidelines_with_labels,

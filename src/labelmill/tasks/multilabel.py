@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from ..confidence import mean_token_prob
-from ..types import Generation, Label, Outcome, ParseFailure
-from .base import RowInput, Task, normalise, strip_answer_lead
-from .classification import LabelMatcher, guidelines_with_labels
+from labelmill.numeric.confidence import mean_token_prob
+from labelmill.types import Generation, Label, Outcome, ParseFailure
+from labelmill.tasks.base import RowInput, Task, normalise, strip_answer_lead
+from labelmill.tasks.classification import LabelMatcher, guidelines_with_labels
 
 _SPLIT = re.compile(r"\s*(?:[,;|\n]|\band\b)\s*")
 _NONE = {"none", "no label", "no labels", "nothing", "n/a", "null", "[]", ""}
@@ -37,7 +37,7 @@ class MultilabelTask(Task):
         return ", ".join(gold) if gold else "none"
 
     def check_demo(self, number: int, gold: Any) -> None:
-        from ..selectors import check_demo_labels
+        from labelmill.selectors.pickers import check_demo_labels
 
         check_demo_labels(number, gold or [], self.labels)
 

@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from ..confidence import TokenText, mean_token_prob
-from ..types import Generation, Label, Outcome, ParseFailure, Prompt
-from .base import RowInput, Task, is_missing, load_structured, normalise
-from .classification import guidelines_with_labels
-from .spans import occurrences
+from labelmill.numeric.confidence import TokenText, mean_token_prob
+from labelmill.types import Generation, Label, Outcome, ParseFailure, Prompt
+from labelmill.tasks.base import RowInput, Task, is_missing, load_structured, normalise
+from labelmill.tasks.classification import guidelines_with_labels
+from labelmill.tasks.spans import occurrences
 
 _NONE = {"none", "no entities", "no entity", "nothing", "n/a", "null", "[]", "{}", "no named entities"}
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
@@ -58,7 +58,7 @@ class NerTask(Task):
         return "\n".join(lines) if lines else "none"
 
     def check_demo(self, number: int, gold: Any) -> None:
-        from ..selectors import check_demo_labels
+        from labelmill.selectors.pickers import check_demo_labels
 
         check_demo_labels(number, [s["type"] for s in gold or []], self.labels)
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from ..confidence import distribution_signals, mean_token_prob, softmax_logprobs
-from ..types import Generation, Label, Outcome, ParseFailure, Prompt, ScoreResult
-from .base import (
+from labelmill.numeric.confidence import distribution_signals, mean_token_prob, softmax_logprobs
+from labelmill.types import Generation, Label, Outcome, ParseFailure, Prompt, ScoreResult
+from labelmill.tasks.base import (
     RowInput,
     Task,
     is_missing,
@@ -28,7 +28,7 @@ from .base import (
     normalise,
     strip_answer_lead,
 )
-from .spans import occurrences
+from labelmill.tasks.spans import occurrences
 
 UNANSWERABLE = "unanswerable"
 _UNANSWERABLE_TEXTS = {

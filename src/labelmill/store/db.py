@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import TRANSIENT_ERRORS, StoreError
+from labelmill.errors import TRANSIENT_ERRORS, StoreError
 
 MIGRATIONS: list[str] = [
     # 1: cache, runs, annotations

@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import Config, dump_config
-from .errors import ConfigError, MissingDependencyError, RunStopped
-from .events import BatchDone, EventHandler, RunFinished, RunStarted, ignore
-from .io import read_rows, write_rows
-from .runner import (
+from labelmill.config import Config, dump_config
+from labelmill.errors import ConfigError, MissingDependencyError, RunStopped
+from labelmill.events import BatchDone, EventHandler, RunFinished, RunStarted, ignore
+from labelmill.io import read_rows, write_rows
+from labelmill.core.loop import (
     _STOP_FIXES,
     _STOP_MESSAGES,
     Job,
@@ -32,8 +32,8 @@ from .runner import (
     open_run,
     output_frame,
 )
-from .store import Store
-from .tasks import make_task
+from labelmill.store.db import Store
+from labelmill.tasks import make_task
 
 
 class ShardStore:
@@ -59,7 +59,7 @@ class LabelWorker:
     """One Ray actor: a Job (task, demos, backend) built once from the config, labeling shard after shard."""
 
     def __init__(self, config_data: dict[str, Any], base_dir: str):
-        from .config import load_config
+        from labelmill.config import load_config
 
         config = load_config(config_data)
         config.base_dir = Path(base_dir)

@@ -11,9 +11,9 @@ from typing import Any
 
 import click
 
-from . import api
-from .errors import LabelmillError
-from .events import BatchDone, Event, Notice, RunFinished, RunStarted
+from labelmill import api
+from labelmill.errors import LabelmillError
+from labelmill.events import BatchDone, Event, Notice, RunFinished, RunStarted
 
 
 def _console():
@@ -178,7 +178,7 @@ def tune(
     max_cost: float | None, reasonings: str, out: str, project: str, as_json: bool,
 ) -> None:
     """Search strategies (reasoning, shots, example selection, calibration) on DEV rows within a time budget; save the best config."""
-    from .tune import tune as run_tune
+    from labelmill.strategies.tune.search import tune as run_tune
 
     report = run_tune(
         config, dev, pool=pool, shots=tuple(int(x) for x in shots.split(",")), selectors=tuple(selectors.split(",")),
@@ -245,7 +245,7 @@ def run(
     if encoding:
         cfg.dataset.encoding = encoding
     if cascade:
-        from .cascade import cascade as run_cascade
+        from labelmill.strategies.cascade.tiers import cascade as run_cascade
 
         done = run_cascade(
             cfg, input, sample=cascade_sample, llm_share=cascade_llm_share, target=cascade_target, strong=strong_model,
@@ -264,7 +264,7 @@ def run(
             click.echo(f"wrote {done.output_path} (columns {', '.join(done.columns.values())}); next: labelmill eval {config} {output}")
         return
     if ray_address is not None:
-        from .distributed import label_on_ray
+        from labelmill.execute.ray import label_on_ray
 
         result = label_on_ray(
             cfg, input, output=output, limit=limit, project=project, address=None if ray_address == "local" else ray_address,
@@ -297,7 +297,7 @@ def run(
 @click.option("--json", "as_json", is_flag=True)
 def freeal(config: str, input: str, output: str, rounds: int, limit: int | None, project: str, debias: bool | None, generate_demos: int, as_json: bool) -> None:
     """FreeAL: the LLM labels INPUT, a student finds the clean labels, their medoids become demos, the rest is relabeled. No gold used."""
-    from .freeal import freeal as run_freeal
+    from labelmill.strategies.freeal.loop import freeal as run_freeal
 
     view = ProgressView(quiet=as_json)
     result = run_freeal(api._config(config, view), input, rounds=rounds, project=project, output=output, limit=limit, debias=debias,
@@ -325,7 +325,7 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
     from rich.table import Table
 
     console = Console()
-    from .evaluation import HEADLINE_METRICS
+    from labelmill.evaluation.metrics import HEADLINE_METRICS
 
     parts = [f"rows {metrics['n_rows']}"]
     for key in HEADLINE_METRICS:
@@ -375,7 +375,7 @@ def eval_(config: str, output: str, target: float, report: str | None, as_json: 
 @click.option("--no-check", is_flag=True, help="Skip the decode check (loading the default model).")
 def doctor(as_json: bool, no_check: bool) -> None:
     """CPU features, llama.cpp's build flags, a decode check, the models and extras; exit 1 if the model cannot run."""
-    from .doctor import diagnose, render
+    from labelmill.doctor import diagnose, render
 
     found = diagnose(check=not no_check)
     click.echo(json.dumps(found.as_dict(), indent=2) if as_json else render(found))

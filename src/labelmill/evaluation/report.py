@@ -94,7 +94,7 @@ def write_report(metrics: dict[str, Any], path: str | Path, *, title: str) -> Pa
     import matplotlib
 
     matplotlib.use("Agg")
-    from .evaluation import HEADLINE_METRICS
+    from labelmill.evaluation.metrics import HEADLINE_METRICS
 
     summary_keys = ["n_rows", *HEADLINE_METRICS, "accuracy_on_completed", "threshold_for_target", "auto_share_at_target", "auto_accuracy_at_target",
                     "ece", "ece_before_calibration", "accuracy_before_calibration", "student_accuracy"]

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .backends import Backend, make_backend
-from .config import Config, dump_config
-from .errors import STOP_ERRORS, BackendError, ConfigError, InputDataError, RunStopped
-from .events import BatchDone, EventHandler, Notice, RunFinished, RunStarted, ignore
-from .io import content_hash, free_column_name, read_rows, write_rows
-from .reasoning import (
+from labelmill.backends import Backend, make_backend
+from labelmill.config import Config, dump_config
+from labelmill.errors import STOP_ERRORS, BackendError, ConfigError, InputDataError, RunStopped
+from labelmill.events import BatchDone, EventHandler, Notice, RunFinished, RunStarted, ignore
+from labelmill.io import content_hash, free_column_name, read_rows, write_rows
+from labelmill.core.reasoning import (
     DIGITS,
     YES_NO,
     Call,
@@ -31,17 +31,17 @@ from .reasoning import (
     verbalized_prompt,
     vote,
 )
-from .selectors import DemoPicker
-from .store import Annotation, Store
-from .tasks import Task, make_task
-from .tasks.base import RowInput
-from .template import template_fields
-from .types import Generation, Label, Outcome, ParseFailure, Prompt, ScoreResult
+from labelmill.selectors.pickers import DemoPicker
+from labelmill.store.db import Annotation, Store
+from labelmill.tasks import Task, make_task
+from labelmill.tasks.base import RowInput
+from labelmill.template import template_fields
+from labelmill.types import Generation, Label, Outcome, ParseFailure, Prompt, ScoreResult
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .calibration import Calibrator
+    from labelmill.numeric.calibration import Calibrator
 
 
 VERIFY_ANSWERS = list(YES_NO)

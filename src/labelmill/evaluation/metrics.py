@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import Config
-from .errors import InputDataError
-from .io import read_rows
-from .tasks import make_task
+from labelmill.config import Config
+from labelmill.errors import InputDataError
+from labelmill.io import read_rows
+from labelmill.tasks import make_task
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -25,18 +25,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import Config, derive_config
-from .errors import ConfigError
-from .events import EventHandler, Notice, RunFinished, RunStarted, ignore
-from .io import read_rows, write_rows
-from .reasoning import vote
-from .runner import Runner, RunResult, open_run, output_frame
-from .store import Annotation, Store
-from .tasks import make_task
-from .types import Label, ParseFailure
+from labelmill.config import Config, derive_config
+from labelmill.errors import ConfigError
+from labelmill.events import EventHandler, Notice, RunFinished, RunStarted, ignore
+from labelmill.io import read_rows, write_rows
+from labelmill.core.reasoning import vote
+from labelmill.core.loop import Runner, RunResult, open_run, output_frame
+from labelmill.store.db import Annotation, Store
+from labelmill.tasks import make_task
+from labelmill.types import Label, ParseFailure
 
 if TYPE_CHECKING:
-    from .calibration import Calibrator
+    from labelmill.numeric.calibration import Calibrator
 
 
 def member_configs(config: Config) -> list[Config]:

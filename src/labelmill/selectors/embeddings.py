@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import MissingDependencyError, ModelNotFoundError
+from labelmill.errors import MissingDependencyError, ModelNotFoundError
 
 if TYPE_CHECKING:
-    from .store import Store
+    from labelmill.store.db import Store
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _LOADED: dict[str, object] = {}

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from .config import Config, derive_config, load_config
-from .errors import ConfigError, InputDataError
-from .events import EventHandler, Notice, ignore
-from .io import free_column_name, read_rows, write_rows
+from labelmill.config import Config, derive_config, load_config
+from labelmill.errors import ConfigError, InputDataError
+from labelmill.events import EventHandler, Notice, ignore
+from labelmill.io import free_column_name, read_rows, write_rows
 
 
 @dataclass
@@ -80,11 +80,11 @@ def cascade(
     which a row goes to the LLM; `strong`: a model name (or a `model:` mapping) for rows whose LLM
     confidence is below `strong_threshold`.
     """
-    from . import calibration as cal_mod
-    from .embeddings import embed
-    from .runner import Job
-    from .store import Store
-    from .student import LinearStudent, out_of_fold
+    from labelmill.numeric import calibration as cal_mod
+    from labelmill.selectors.embeddings import embed
+    from labelmill.core.loop import Job
+    from labelmill.store.db import Store
+    from labelmill.strategies.students.models import LinearStudent, out_of_fold
 
     started = time.perf_counter()
     cfg = load_config(config) if not isinstance(config, Config) else config
@@ -211,7 +211,7 @@ def _sample(X: np.ndarray, k: int, sampling: str, seed: int) -> np.ndarray:
 
 def _llm(job, store, frame, rows, names, labels, confidence, source, errors, tag, on_event) -> None:
     """Label `rows` of `frame` with `job` (one resumable run of that subset) and write them into the lists."""
-    from .runner import Runner
+    from labelmill.core.loop import Runner
 
     if len(rows) == 0:
         return

@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-from .config import Config, dump_config, load_config
-from .errors import ConfigError, RunStopped
-from .events import EventHandler, Notice, ignore
-from .io import read_rows
+from labelmill.config import Config, dump_config, load_config
+from labelmill.errors import ConfigError, RunStopped
+from labelmill.events import EventHandler, Notice, ignore
+from labelmill.io import read_rows
 
 
 @dataclass
@@ -102,8 +102,8 @@ def tune(
     on_event: EventHandler = ignore,
 ) -> dict[str, Any]:
     """Try strategies on `dev` rows (with gold labels) until `budget_s` runs out; return the trials and the best."""
-    from . import api
-    from .store import Store
+    from labelmill import api
+    from labelmill.store.db import Store
 
     base = load_config(config)
     if not base.gold_column:
@@ -197,7 +197,7 @@ def tune(
 
 
 def _gold(config: Config, frame) -> list[Any]:
-    from .tasks import make_task
+    from labelmill.tasks import make_task
 
     task = make_task(config)
     return [task.gold(r) for r in frame.to_dict("records")]

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from .confidence import softmax_logprobs
-from .types import Label, Outcome, ParseFailure, Prompt
+from labelmill.numeric.confidence import softmax_logprobs
+from labelmill.types import Label, Outcome, ParseFailure, Prompt
 
 EXPLAIN_REQUEST = (
     "Before answering, think step by step: in at most three short sentences, say what in the text decides the answer. "

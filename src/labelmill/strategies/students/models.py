@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import MissingDependencyError
+from labelmill.errors import MissingDependencyError
 
 FLOOR = 1e-4  # probability of a label the student never saw in training
 
@@ -71,7 +71,7 @@ class FinetunedStudent:
     def _encoder(self):
         import copy
 
-        from .embeddings import _load
+        from labelmill.selectors.embeddings import _load
 
         return copy.deepcopy(_load(self.model_name))  # each fit starts from the pretrained weights
 

@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from .config import Config, derive_config, load_config
-from .errors import ConfigError, InputDataError
-from .events import EventHandler, Notice, ignore
-from .io import content_hash, free_column_name, read_rows, write_rows
+from labelmill.config import Config, derive_config, load_config
+from labelmill.errors import ConfigError, InputDataError
+from labelmill.events import EventHandler, Notice, ignore
+from labelmill.io import content_hash, free_column_name, read_rows, write_rows
 
 POOL_COLUMN = "__freeal_label"  # the LLM's label of a demo row: never the gold column
 
@@ -185,10 +185,10 @@ _REFUSAL = re.compile(r"\b(as an ai|language model|i'?m sorry|i am sorry|i canno
 def generated_demos(cfg: Config, job: Any, store: Any, per_label: int) -> list[dict[str, Any]]:
     """Demos the LLM writes itself: `per_label` short texts for each label (sampled, cached like answers),
     in label round-robin order, as examples with the label in POOL_COLUMN."""
-    from .reasoning import Call
-    from .runner import Runner
-    from .template import template_fields
-    from .types import Prompt
+    from labelmill.core.reasoning import Call
+    from labelmill.core.loop import Runner
+    from labelmill.template import template_fields
+    from labelmill.types import Prompt
 
     fields = template_fields(cfg.input_template or "{text}")
     if len(fields) != 1:
@@ -253,10 +253,10 @@ def freeal(
     """
     if relabel not in ("noisy", "all") or student not in ("linear", "finetune"):
         raise ConfigError(f"unknown freeal option relabel={relabel!r} student={student!r}", fix="relabel: noisy or all; student: linear or finetune")
-    from .embeddings import embed
-    from .runner import Job, Runner
-    from .store import Store
-    from .student import FinetunedStudent, LinearStudent, out_of_fold
+    from labelmill.selectors.embeddings import embed
+    from labelmill.core.loop import Job, Runner
+    from labelmill.store.db import Store
+    from labelmill.strategies.students.models import FinetunedStudent, LinearStudent, out_of_fold
 
     started = time.perf_counter()
     cfg = load_config(config) if not isinstance(config, Config) else config
@@ -394,7 +394,7 @@ def freeal(
     out[columns["issue_rank"]] = rank
     out_path = write_rows(out, output) if output else None
     if out_path is not None:
-        from .evaluation import freeal_sidecar
+        from labelmill.evaluation.metrics import freeal_sidecar
 
         freeal_sidecar(out_path).write_text(json.dumps({"rounds": [asdict(s) for s in stats], "label_issues": issue_rows[:500]}, indent=1), encoding="utf-8")
     return FreeALResult(out, stats, columns, out_path, issue_rows, time.perf_counter() - started, freeal_id, probs, oof)
@@ -406,7 +406,7 @@ def rank_label_issues(labels: np.ndarray, oof_probs: np.ndarray) -> list[int]:
     try:
         from cleanlab.filter import find_label_issues
     except ImportError:
-        from .errors import MissingDependencyError
+        from labelmill.errors import MissingDependencyError
 
         raise MissingDependencyError("cleanlab", "student", "label-issue ranking") from None
     present = np.unique(labels)

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import ConfigError, InputDataError
-from .tasks.base import Demo, Task
+from labelmill.errors import ConfigError, InputDataError
+from labelmill.tasks.base import Demo, Task
 
 if TYPE_CHECKING:
-    from .config import Config
+    from labelmill.config import Config
 
 Selector = Callable[[list[Demo], int, int], list[Demo]]
 
@@ -111,7 +111,7 @@ class DemoPicker:
         """Embed the pool (once) and these rows, through the store's embedding cache."""
         if not self.dynamic:
             return
-        from .embeddings import embed
+        from labelmill.selectors.embeddings import embed
 
         model = self.spec.embedding_model
         if self._pool_vectors is None:
@@ -140,7 +140,7 @@ def load_examples(config: Config) -> list[dict[str, Any]]:
     spec = config.examples
     items = list(spec.items)
     if spec.file:
-        from .io import read_rows
+        from labelmill.io import read_rows
 
         path = Path(spec.file)
         if not path.is_absolute():

@@ -1,0 +1,1 @@
+"""The numeric core: functions over arrays (confidence, calibration, thresholds with a bound)."""

@@ -1,0 +1,5 @@
+"""`labelmill freeal`: the LLM labels, a student picks clean labels, their medoids become demos, relabel."""
+
+from labelmill.strategies.freeal.loop import freeal
+
+__all__ = ["freeal"]

@@ -1,0 +1,5 @@
+"""Student models on sentence embeddings (linear probe, fine-tuned encoder) and out-of-fold fits."""
+
+from labelmill.strategies.students.models import LinearStudent, out_of_fold
+
+__all__ = ["LinearStudent", "out_of_fold"]

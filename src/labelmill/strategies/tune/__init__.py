@@ -1,0 +1,5 @@
+"""`labelmill tune`: search prompts and strategies on a dev set."""
+
+from labelmill.strategies.tune.search import tune
+
+__all__ = ["tune"]
