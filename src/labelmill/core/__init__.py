@@ -1,6 +1,17 @@
-"""The core labeling loop: a Job (config + task + demos + backend), the Runner that labels batches through
-the cache, the run lifecycle every strategy and engine uses, and the output frame."""
+"""The core labeling loop, and the public seams strategies and engines call.
 
-from labelmill.core.loop import Job, Runner, RunResult
+- `Job`: a config bound to its task, demos and backend (prompts, cache keys, model calls);
+- `Runner`: labels a run's rows batch by batch through the cache (`run`, `label_batch`, `answers`);
+- the run lifecycle, written once: `begin_run` -> `announce` -> batches -> `finish_run`;
+- `output_frame`: the input columns plus the label columns, read from the store.
+"""
 
-__all__ = ["Job", "RunResult", "Runner"]
+from labelmill.core.job import Job, check_columns
+from labelmill.core.lifecycle import BatchStats, OpenedRun, RunResult, Tally, announce, begin_run, finish_run, open_run
+from labelmill.core.loop import Runner
+from labelmill.core.output import calibrate_rows, output_frame
+
+__all__ = [
+    "BatchStats", "Job", "OpenedRun", "RunResult", "Runner", "Tally", "announce", "begin_run", "calibrate_rows", "check_columns",
+    "finish_run", "open_run", "output_frame",
+]

@@ -1,242 +1,33 @@
-"""The labeling loop: rows -> prompts -> (cache | model) -> parsed labels -> store -> output file.
+"""The labeling loop: rows -> prompts -> (cache | model) -> parsed labels -> store, batch by batch.
 
-A run is identified by the config's fingerprint and the input's content hash, so rerunning the same
-command resumes it: rows already in the store are neither re-sent nor duplicated.
+Each batch's prompts are looked up in the cache and only the misses go to the model (identical prompts
+once, the next batch sent before this one is saved); the per-row steps (re-ask, votes, checks, signals)
+run on the answers, and the batch is committed with the answers behind it in one transaction.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labelmill.backends import Backend, make_backend
-from labelmill.config import Config, dump_config
-from labelmill.errors import STOP_ERRORS, BackendError, ConfigError, InputDataError, RunStopped
-from labelmill.events import BatchDone, EventHandler, Notice, RunFinished, RunStarted, ignore
-from labelmill.io import content_hash, free_column_name, read_rows, write_rows
-from labelmill.core.reasoning import (
-    DIGITS,
-    YES_NO,
-    Call,
-    answer_prompt,
-    expected_digit,
-    explain_prompt,
-    p_true_prompt,
-    p_yes,
-    verbalized_prompt,
-    vote,
-)
-from labelmill.selectors.pickers import DemoPicker
-from labelmill.store.db import Annotation, Store
-from labelmill.tasks import Task, make_task
+from labelmill.core.job import VERBALIZED, VERIFY, Job
+from labelmill.core.lifecycle import BatchStats, OpenedRun, RunResult, Tally, announce, begin_run, finish_run
+from labelmill.core.output import output_frame
+from labelmill.core.reasoning import Call, answer_prompt, expected_digit, explain_prompt, p_true_prompt, p_yes, verbalized_prompt, vote
+from labelmill.errors import STOP_ERRORS
+from labelmill.events import BatchDone, EventHandler, Notice, ignore
+from labelmill.store import Annotation, Store
 from labelmill.tasks.base import RowInput
-from labelmill.template import template_fields
-from labelmill.types import Generation, Label, Outcome, ParseFailure, Prompt, ScoreResult
+from labelmill.types import Generation, Label, Outcome, ParseFailure, Prompt
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from labelmill.numeric.calibration import Calibrator
-
-
-VERIFY_ANSWERS = list(YES_NO)
-VERIFY = Call("verify", "score", YES_NO)
-VERBALIZED = Call("verbalized", "score", DIGITS)
-
-
-def _sha(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-
-
-@dataclass
-class RunResult:
-    run_id: int
-    frame: pd.DataFrame
-    output_path: Path | None
-    total: int
-    labeled: int
-    failed: int
-    model_rows: int
-    cached_rows: int
-    wall_s: float
-    columns: dict[str, str]
-    cost_usd: float = 0.0
-    stopped: str | None = None
-
-
-_STOP_MESSAGES = {
-    "budget_exhausted": "stopped at the cost cap: ${cost:.4f} spent of ${cap}; {labeled} of {total} rows labeled and saved (output: {out})",
-    "server_unavailable": "stopped: the model server kept failing and the circuit breaker gave up; {labeled} of {total} rows labeled and saved (output: {out})",
-}
-_STOP_FIXES = {
-    "budget_exhausted": "rerun the same command with a higher --max-cost to label the rest (labeled rows are not sent again)",
-    "server_unavailable": "check the server (model.server.base_url), then rerun the same command to label the rest",
-}
-
-
-class Job:
-    """A config bound to a task, its demos and a backend: builds prompts and labels batches."""
-
-    def __init__(self, config: Config, backend: Backend | None = None):
-        if config.ensemble.members:
-            raise ConfigError(
-                "an ensemble config labels with each member in turn; this command labels with one model",
-                fix="use labelmill run (or labelmill.label) for an ensemble, or remove the ensemble section here",
-            )
-        self.config = config
-        self.task: Task = make_task(config)
-        self.picker = DemoPicker(config, self.task)
-        self.demos = self.picker.static  # the same for every row, unless selection is per row (similar, mmr, ...)
-        self.backend = backend or make_backend(config.model, config.base_dir)
-        self.method = self._choose_method()
-        self.candidates = self.task.candidates() if self.method == "score" else None
-        spec = config.model
-        # a task's own answer length unless the config sets one
-        self.max_tokens = spec.max_tokens if "max_tokens" in spec.model_fields_set else max(spec.max_tokens, self.task.default_max_tokens)
-        self.schema = self.task.schema() if self.method == "generate" else None
-        self.reasoning = config.reasoning
-        if (self.reasoning.p_true or self.reasoning.verbalized) and not self.backend.can_score:
-            raise BackendError(
-                f"reasoning.p_true and reasoning.verbalized score the model's answer to a question; {self.backend.name} cannot score",
-                fix="use a backend that can score (llama_cpp), or turn off reasoning.p_true / reasoning.verbalized",
-            )
-
-    def explain_call(self, path: int) -> Call:
-        """The explanation request of chain-of-thought path `path` (greedy for the first, sampled for the others)."""
-        r, spec = self.reasoning, self.config.model
-        return Call("explain", "generate", max_tokens=r.explanation_tokens, temperature=r.sample_temperature if path else spec.temperature, seed=spec.seed + path)
-
-    def sample_call(self, path: int) -> Call:
-        """Self-consistency answer `path` (>= 1), sampled."""
-        r, spec = self.reasoning, self.config.model
-        return Call("sample", "generate", max_tokens=self.max_tokens, temperature=r.sample_temperature, seed=spec.seed + path)
-
-    def _choose_method(self) -> str:
-        wanted = self.config.model.method
-        scorable = self.task.candidates() is not None and self.backend.can_score
-        if wanted == "score" and not scorable:
-            raise BackendError(
-                f"method 'score' needs a closed label set and a backend that can score; {self.config.task} on {self.backend.name} cannot",
-                fix="set model.method: generate (or auto)",
-            )
-        if wanted == "auto":
-            return "score" if scorable else "generate"
-        return wanted
-
-    # prompts -----------------------------------------------------------------------------------
-    def check_columns(self, frame: pd.DataFrame) -> None:
-        check_columns(self.config, self.task, frame)
-
-    def row_input(self, row: dict[str, Any]) -> str:
-        return self.task.render(row)
-
-    def prompt(self, row_input: str) -> Prompt:
-        return self.task.build_prompt(row_input, self.picker.for_row(row_input))
-
-    def prepare_rows(self, row_inputs: list[str], store: Any = None) -> None:
-        """Work a batch of rows needs before its prompts: their embeddings, for per-row demo selection."""
-        self.picker.prepare(row_inputs, store)
-
-    def cache_key(self, prompt: Prompt, call: Call | None = None) -> str:
-        spec = self.config.model
-        params: dict[str, Any] = {"method": self.method, **spec.params}
-        if call is not None and call.kind == "verify":
-            params = {"method": "score", "candidates": VERIFY_ANSWERS, **spec.params}
-        elif call is not None:
-            params = {**spec.params, "kind": call.kind, "method": call.method, "candidates": list(call.candidates)}
-            if call.method == "generate":
-                params.update(max_tokens=call.max_tokens, temperature=call.temperature, seed=call.seed)
-                if call.kind == "sample" and self.task.schema() and self.backend.supports_schema:
-                    params["schema"] = self.task.schema()
-        elif self.method == "score":
-            params["candidates"] = self.candidates
-        else:
-            params.update(max_tokens=self.max_tokens, temperature=spec.temperature, seed=spec.seed)
-            if self.schema and self.backend.supports_schema:
-                params["schema"] = self.schema
-        return _sha({"backend": self.backend.identity(), "params": params, "prompt": prompt.messages()})
-
-    # model calls ---------------------------------------------------------------------------------
-    def call_model(self, prompts: Sequence[Prompt]) -> list[dict[str, Any]]:
-        """One response dict per prompt (the form the cache stores)."""
-        spec = self.config.model
-        if self.method == "score":
-            results: list[Any] = self.backend.score(prompts, self.candidates or [])
-        else:
-            extra = {"schema": self.schema} if self.schema else {}
-            results = self.backend.generate(prompts, max_tokens=self.max_tokens, temperature=spec.temperature, seed=spec.seed, **extra)
-        return [r.__dict__.copy() for r in results]
-
-    def submit_model(self, prompts: Sequence[Prompt]) -> Callable[[], list[dict[str, Any]]]:
-        """Start the model on `prompts`; the returned function waits for the responses.
-
-        A backend that can work in the background (`submit_generate`: the server backends) starts now,
-        so the runner can send the next batch while it saves this one; other backends run on the call.
-        """
-        submit = getattr(self.backend, "submit_generate", None)
-        if self.method != "generate" or submit is None:
-            return lambda: self.call_model(prompts)
-        spec = self.config.model
-        extra = {"schema": self.schema} if self.schema else {}
-        future = submit(prompts, max_tokens=self.max_tokens, temperature=spec.temperature, seed=spec.seed, **extra)
-        return lambda: [r.__dict__.copy() for r in future.result()]
-
-    def call(self, call: Call, prompts: Sequence[Prompt]) -> list[dict[str, Any]]:
-        """Answers to a request other than the row's own: checks (scored), explanations and samples (generated)."""
-        if call.method == "score":
-            return [r.__dict__.copy() for r in self.backend.score(prompts, list(call.candidates))]
-        schema = self.task.schema() if call.kind == "sample" else None
-        extra = {"schema": schema} if schema else {}
-        results = self.backend.generate(prompts, max_tokens=call.max_tokens, temperature=call.temperature, seed=call.seed, **extra)
-        return [r.__dict__.copy() for r in results]
-
-    def outcome(self, response: dict[str, Any], row: RowInput | None = None, method: str | None = None) -> Outcome:
-        if response.get("error"):  # the request itself failed (timeout, server error, ...): a typed failure
-            return ParseFailure(response["error"], "", response.get("error_detail") or "")
-        try:
-            if (method or self.method) == "score":
-                return self.task.from_scores(ScoreResult(**response), row)
-            return self.task.parse(Generation(**response), row)
-        except (ValueError, TypeError, KeyError, IndexError) as exc:  # a parser bug must not lose the run
-            return ParseFailure("parser_error", str(response.get("text", ""))[:500], f"{type(exc).__name__}: {exc}")
-
-
-def check_columns(config: Config, task: Task, frame: pd.DataFrame) -> None:
-    """A clear error when the input lacks a column the template or the task needs."""
-    template = set(template_fields(config.input_template or ""))
-    missing = [f for f in task.required_columns() if f not in frame.columns]
-    if missing:
-        cols = ", ".join(map(str, frame.columns[:12]))
-        where = "used by input_template" if missing[0] in template else f"needed by the {config.task} task"
-        raise InputDataError(
-            f"column {missing[0]!r} ({where}) is not in the input; its columns are: {cols}",
-            fix=f"rename a column to {missing[0]!r} or change the config to name the right column",
-        )
-
-
-def open_run(store: Store, config: Config, full: pd.DataFrame, n_rows: int, source: Any) -> tuple[int, set[int], list[int]]:
-    """Open (or resume) the run of this config on this input: (run id, rows done, rows to label among the first n_rows).
-
-    The run key is the config's fingerprint plus the hash of the whole input, so a run with --limit
-    resumes into the full run, and a Ray run and a plain run resume each other.
-    """
-    input_hash = content_hash(full)
-    run_id = store.open_run(
-        run_key=_sha({"config": config.fingerprint(), "input": input_hash})[:24],
-        task_name=config.name,
-        config=dump_config(config),
-        config_hash=config.fingerprint(),
-        input_path=str(source) if isinstance(source, (str, Path)) else None,
-        input_hash=input_hash,
-        n_rows=len(full),
-    )
-    done = {i for i in store.done_rows(run_id) if i < n_rows}
-    return run_id, done, [i for i in range(n_rows) if i not in done]
 
 
 def _fresh_cost(keys: list[str], responses: dict[str, Any], cached: set[str]) -> float:
@@ -271,6 +62,28 @@ class _Batch:
     explain_failures: dict[tuple[int, int], ParseFailure] = field(default_factory=dict)  # (path, row) -> why its explanation failed
 
 
+@dataclass
+class _RowResult:
+    """One row's answer on its way through the steps: the prompt and answer it came from, and its outcome."""
+
+    prompt: Prompt
+    key: str
+    response: dict[str, Any]
+    outcome: Outcome
+    reasked: bool = False
+    explanation: str | None = None
+
+
+@dataclass
+class _Finished:
+    """What finishing a batch has gathered: keys answered without the model, new cache entries, extra cost."""
+
+    cached_keys: set[str]
+    new_entries: list[tuple]
+    cost: float
+
+
+
 class Runner:
     """Runs a Job over rows with a Store, batch by batch, committing each batch atomically."""
 
@@ -284,53 +97,46 @@ class Runner:
     def run(
         self, source: Any, *, output: str | Path | None = None, limit: int | None = None, input_name: str | None = None, max_cost: float | None = None
     ) -> RunResult:
-        started = time.perf_counter()
-        config = self.job.config
-        full = read_rows(source, config.dataset)
-        self.job.check_columns(full)
-        frame = full.head(limit) if limit is not None else full
-        run_id, done, pending = open_run(self.store, config, full, len(frame), input_name or source)
-        self.emit(RunStarted(run_id, len(frame), len(pending), bool(done), self.job.method, self.job.backend.model_id if pending else ""))
-        records = frame.to_dict("records")
-        counts: dict[str, Any] = {"model": 0, "cached": 0, "failed": 0, "cost": 0.0}
-        batch_size = self.batch_size()
+        """Label `source` (resuming its run), write `output`, and return the result; see `core.lifecycle`."""
+        job = self.job
+        run = begin_run(self.store, job.config, job.task, source, limit=limit, input_name=input_name)
+        announce(run, self.emit, job.method, job.backend.model_id)
+        self._set_budget(max_cost, bool(run.pending))
+        tally, stopped = Tally(), None
+        try:
+            stopped = self._label_pending(run, tally)
+        except KeyboardInterrupt:
+            self.store.set_run_status(run.run_id, "interrupted")
+            raise
+        return finish_run(self.store, job.config, job.task, run, tally, emit=self.emit, output=output, stopped=stopped, max_cost=max_cost, calibrator=self.calibrator)
+
+    def _set_budget(self, max_cost: float | None, pending: bool) -> None:
         backend = self.job.backend
         if hasattr(backend, "set_budget"):
             backend.set_budget(max_cost)
         elif max_cost is not None and pending:
             self.emit(Notice(f"--max-cost: {backend.name} is a local model and costs nothing; no cap applies"))
-        stopped = None
-        batches = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
-        progress = len(done)
-        try:
-            ahead = self._start_batch(batches[0], records) if batches else None
-            for n, indices in enumerate(batches):
-                current = ahead
-                # the next batch's requests go out before this one is saved, so the server never idles
-                ahead = self._start_batch(batches[n + 1], records) if n + 1 < len(batches) and not stopped else None
-                stats = self._finish_batch(run_id, indices, records, current)
-                for key in counts:
-                    counts[key] += stats[key]
-                sent = len(indices) - len(stats["unsent"])
-                progress += sent
-                self.emit(BatchDone(progress, len(frame), sent, stats["model"], stats["failed"], time.perf_counter() - started, counts["cost"]))
-                if stats["unsent"]:
-                    stopped = stats["unsent"][0]
-                if stopped and ahead is None:
-                    break
-        except KeyboardInterrupt:
-            self.store.set_run_status(run_id, "interrupted")
-            raise
-        self.store.set_run_status(run_id, stopped or "done")
-        result_frame, columns, failed = self.output_frame(run_id, frame)
-        out_path = write_rows(result_frame, output) if output else None
-        wall = time.perf_counter() - started
-        labeled = int(result_frame[columns["label"]].notna().sum())
-        self.emit(RunFinished(run_id, len(frame), labeled, failed, counts["model"], counts["cached"], wall, counts["cost"], stopped))
-        result = RunResult(run_id, result_frame, out_path, len(frame), labeled, failed, counts["model"], counts["cached"], wall, columns, counts["cost"], stopped)
-        if stopped:
-            raise RunStopped(stopped, _STOP_MESSAGES[stopped].format(cost=counts["cost"], cap=max_cost, labeled=labeled, total=len(frame), out=out_path), fix=_STOP_FIXES[stopped], result=result)
-        return result
+
+    def _label_pending(self, run: OpenedRun, tally: Tally) -> str | None:
+        """Label the run's pending rows batch by batch; the stop kind if a batch could not be sent."""
+        records, size = run.records, self.batch_size()
+        batches = [run.pending[i : i + size] for i in range(0, len(run.pending), size)]
+        progress, stopped = len(run.done), None
+        ahead = self._start_batch(batches[0], records) if batches else None
+        for n, indices in enumerate(batches):
+            current = ahead
+            # the next batch's requests go out before this one is saved, so the server never idles
+            ahead = self._start_batch(batches[n + 1], records) if n + 1 < len(batches) and not stopped else None
+            stats = self._finish_batch(run.run_id, indices, records, current)
+            tally.add(stats)
+            sent = len(indices) - len(stats.unsent)
+            progress += sent
+            self.emit(BatchDone(progress, len(run.frame), sent, stats.model, stats.failed, time.perf_counter() - run.started, tally.cost))
+            if stats.unsent:
+                stopped = stats.unsent[0]
+            if stopped and ahead is None:
+                break
+        return stopped
 
     def batch_size(self) -> int:
         """Rows per committed batch: the config's when set, else what the backend needs to stay busy."""
@@ -378,8 +184,16 @@ class Runner:
             responses[key] = other.responses[key]
         return responses, answered_before, new_entries
 
-    def _label_batch(self, run_id: int, indices: list[int], records: list[dict[str, Any]]) -> dict[str, Any]:
+    def label_batch(self, run_id: int, indices: list[int], records: list[dict[str, Any]] | dict[int, dict[str, Any]]) -> BatchStats:
+        """Label the rows `indices` of `records` (a list, or a dict by row index) and commit them: the unit an engine hands out."""
         return self._finish_batch(run_id, indices, records, self._start_batch(indices, records))
+
+    def answers(self, prompts: list[Prompt], call: Call) -> tuple[list[dict[str, Any]], list[tuple]]:
+        """Answers to requests that belong to no row (e.g. demos the model writes): from the cache, else the
+        model; returns the answers in order and the new cache entries (for `Store.cache_put`)."""
+        keys = [self.job.cache_key(p, call) for p in prompts]
+        responses, _, new = self._responses(prompts, keys, call)
+        return [responses[k] for k in keys], new
 
     def _start_batch(self, indices: list[int], records: list[dict[str, Any]]) -> _Batch:
         """Build the batch's prompts and start the model on those not in the cache.
@@ -412,89 +226,105 @@ class Runner:
         batch.sent = self._send(everything, batch.all_keys)
         return batch
 
-    def _finish_batch(self, run_id: int, indices: list[int], records: list[dict[str, Any]], batch: _Batch) -> dict[str, Any]:
-        """Wait for the batch's answers, parse them (re-ask, vote, check), and commit the batch."""
+    def _finish_batch(self, run_id: int, indices: list[int], records: Any, batch: _Batch) -> BatchStats:
+        """Wait for the batch's answers, run the per-row steps (re-ask, vote, check, signals), commit the batch."""
         job = self.job
-        inputs, prompts, keys = batch.inputs, batch.prompts, batch.keys
-        rows = [RowInput(text, records[i]) for text, i in zip(inputs, indices)]
+        rows = [RowInput(text, records[i]) for text, i in zip(batch.inputs, indices)]
         responses, cached_keys, new_entries = self._receive(batch.sent)
-        new_entries += batch.extra_entries
-        extra_cost = batch.cost
+        done = _Finished(cached_keys, new_entries + batch.extra_entries, batch.cost)
+        explanations = list(batch.explanations[0]) if batch.explanations else [None] * len(indices)
         results = [
-            (prompts[n], keys[n], responses[keys[n]], batch.explain_failures.get((0, n)) or job.outcome(responses[keys[n]], rows[n]), False)
-            for n in range(len(indices))
+            _RowResult(batch.prompts[n], key, responses[key], batch.explain_failures.get((0, n)) or job.outcome(responses[key], rows[n]), explanation=explanations[n])
+            for n, key in enumerate(batch.keys)
         ]
-        # one re-ask, showing the model its invalid answer and the error, where the task can use one
+        for step in (self._reask_step, self._vote_step, self._verify_step, self._signal_step):
+            step(batch, rows, results, responses, done)
+        return self._commit(run_id, indices, batch, results, done)
+
+    def _reask_step(self, batch: _Batch, rows: list[RowInput], results: list[_RowResult], responses: dict[str, Any], done: _Finished) -> None:
+        """One re-ask of an invalid generated answer, showing the model its answer and the error, where the task has one."""
+        job = self.job
+        if job.method != "generate":
+            return
         reasks = {}
-        if job.method == "generate":
-            for n, (prompt, _, response, outcome, _) in enumerate(results):
-                if isinstance(outcome, ParseFailure) and not response.get("error") and (0, n) not in batch.explain_failures:
-                    follow_up = job.task.reask(prompt, Generation(**response), outcome)
-                    if follow_up is not None:
-                        reasks[n] = follow_up
-        if reasks:
-            re_keys = [job.cache_key(p) for p in reasks.values()]
-            re_responses, re_cached, re_new = self._responses(list(reasks.values()), re_keys)
-            cached_keys |= re_cached
-            new_entries += re_new
-            for (n, prompt), key in zip(reasks.items(), re_keys):
-                results[n] = (prompt, key, re_responses[key], job.outcome(re_responses[key], rows[n]), True)
-        explanations: list[str | None] = list(batch.explanations[0]) if batch.explanations else [None] * len(indices)
-        # self-consistency: more answers per row (other chain-of-thought paths, or sampled answers), majority vote
-        paths = job.reasoning.samples
-        if paths > 1:
-            votes: list[list[Outcome]] = [[outcome] for _, _, _, outcome, _ in results]
-            for path in range(1, paths):
-                if batch.explanations:
-                    path_keys = batch.all_keys[path * len(indices) : (path + 1) * len(indices)]
-                    for n, key in enumerate(path_keys):
-                        votes[n].append(batch.explain_failures.get((path, n)) or job.outcome(responses[key], rows[n]))
-                    continue
-                call = job.sample_call(path)
-                sample_keys = [job.cache_key(p, call) for p in prompts]
-                sampled, sample_cached, sample_new = self._responses(list(prompts), sample_keys, call)
-                new_entries += sample_new
-                extra_cost += _fresh_cost(sample_keys, sampled, sample_cached)
-                for n, key in enumerate(sample_keys):
-                    votes[n].append(job.outcome(sampled[key], rows[n], method="generate"))
-            for n, row_votes in enumerate(votes):
-                prompt, key, response, _, reasked = results[n]
-                path_explanations = [path[n] for path in batch.explanations] if batch.explanations else None
-                outcome, explanations[n] = vote(row_votes, path_explanations)
-                results[n] = (prompt, key, response, outcome, reasked)
-        # the task's yes/no check of its own answers (QA: does the context really answer this?)
+        for n, r in enumerate(results):
+            if isinstance(r.outcome, ParseFailure) and not r.response.get("error") and (0, n) not in batch.explain_failures:
+                follow_up = job.task.reask(r.prompt, Generation(**r.response), r.outcome)
+                if follow_up is not None:
+                    reasks[n] = follow_up
+        if not reasks:
+            return
+        keys = [job.cache_key(p) for p in reasks.values()]
+        answers, cached, new = self._responses(list(reasks.values()), keys)
+        done.cached_keys |= cached
+        done.new_entries += new
+        for (n, prompt), key in zip(reasks.items(), keys):
+            results[n] = _RowResult(prompt, key, answers[key], job.outcome(answers[key], rows[n]), True, results[n].explanation)
+
+    def _vote_step(self, batch: _Batch, rows: list[RowInput], results: list[_RowResult], responses: dict[str, Any], done: _Finished) -> None:
+        """Self-consistency: more answers per row (other chain-of-thought paths, or sampled answers), majority vote."""
+        job, paths, width = self.job, self.job.reasoning.samples, len(rows)
+        if paths <= 1:
+            return
+        votes: list[list[Outcome]] = [[r.outcome] for r in results]
+        for path in range(1, paths):
+            if batch.explanations:
+                for n, key in enumerate(batch.all_keys[path * width : (path + 1) * width]):
+                    votes[n].append(batch.explain_failures.get((path, n)) or job.outcome(responses[key], rows[n]))
+                continue
+            call = job.sample_call(path)
+            keys = [job.cache_key(p, call) for p in batch.prompts]
+            sampled, cached, new = self._responses(list(batch.prompts), keys, call)
+            done.new_entries += new
+            done.cost += _fresh_cost(keys, sampled, cached)
+            for n, key in enumerate(keys):
+                votes[n].append(job.outcome(sampled[key], rows[n], method="generate"))
+        for n, row_votes in enumerate(votes):
+            path_explanations = [path[n] for path in batch.explanations] if batch.explanations else None
+            results[n].outcome, explanation = vote(row_votes, path_explanations)
+            results[n].explanation = explanation
+
+    def _verify_step(self, batch: _Batch, rows: list[RowInput], results: list[_RowResult], responses: dict[str, Any], done: _Finished) -> None:
+        """The task's yes/no check of its own answers (QA: does the context really answer this?)."""
+        job = self.job
+        if not job.backend.can_score:
+            return
         checks = {}
-        if job.backend.can_score:
-            for n, (_, _, _, outcome, _) in enumerate(results):
-                if isinstance(outcome, Label):
-                    check = job.task.verify_prompt(rows[n], outcome)
-                    if check is not None:
-                        checks[n] = check
-        for n, p in self._ask(checks, VERIFY, new_entries).items():
-            prompt, k, response, outcome, reasked = results[n]
-            results[n] = (prompt, k, response, job.task.apply_verification(outcome, p_yes(p)), reasked)
-        # the model's own checks of its labels: signals only, the label and its confidence stay
+        for n, r in enumerate(results):
+            if isinstance(r.outcome, Label):
+                check = job.task.verify_prompt(rows[n], r.outcome)
+                if check is not None:
+                    checks[n] = check
+        for n, logprobs in self._ask(checks, VERIFY, done.new_entries).items():
+            results[n].outcome = job.task.apply_verification(results[n].outcome, p_yes(logprobs))
+
+    def _signal_step(self, batch: _Batch, rows: list[RowInput], results: list[_RowResult], responses: dict[str, Any], done: _Finished) -> None:
+        """The model's own checks of its labels (P(True), verbalized): signals only, the label and its confidence stay."""
+        job = self.job
         for enabled, build, call, name, read in (
             (job.reasoning.p_true, p_true_prompt, VERIFY, "p_true", p_yes),
             (job.reasoning.verbalized, verbalized_prompt, VERBALIZED, "verbalized", expected_digit),
         ):
             if not enabled:
                 continue
-            asks = {n: build(batch.plain[n], outcome) for n, (_, _, _, outcome, _) in enumerate(results) if isinstance(outcome, Label)}
-            for n, logprobs in self._ask(asks, call, new_entries).items():
-                results[n][3].signals = {**results[n][3].signals, name: read(logprobs)}
-        annotations, failed, unsent, cost = [], 0, [], extra_cost
-        for index, text, explanation, (prompt, key, response, outcome, reasked) in zip(indices, inputs, explanations, results):
-            if key not in cached_keys:
-                cost += float(response.get("cost_usd") or 0.0)
-            if isinstance(outcome, ParseFailure) and outcome.kind in STOP_ERRORS:
-                unsent.append(outcome.kind)  # never sent: nothing to save, a rerun sends it
+            asks = {n: build(batch.plain[n], r.outcome) for n, r in enumerate(results) if isinstance(r.outcome, Label)}
+            for n, logprobs in self._ask(asks, call, done.new_entries).items():
+                results[n].outcome.signals = {**results[n].outcome.signals, name: read(logprobs)}
+
+    def _commit(self, run_id: int, indices: list[int], batch: _Batch, results: list[_RowResult], done: _Finished) -> BatchStats:
+        """Save the batch's annotations with the answers behind them; rows that were never sent are left for a rerun."""
+        annotations, failed, unsent, cost = [], 0, [], done.cost
+        for index, text, r in zip(indices, batch.inputs, results):
+            if r.key not in done.cached_keys:
+                cost += float(r.response.get("cost_usd") or 0.0)
+            if isinstance(r.outcome, ParseFailure) and r.outcome.kind in STOP_ERRORS:
+                unsent.append(r.outcome.kind)  # never sent: nothing to save, a rerun sends it
                 continue
-            failed += isinstance(outcome, ParseFailure)
-            annotations.append(self._annotation(index, text, prompt, key, key in cached_keys, response, outcome, reasked, explanation))
-        self.store.save_batch(run_id, annotations, new_entries)
-        model_rows = len({k for k in keys if k not in cached_keys})
-        return {"model": model_rows, "cached": len(indices) - model_rows, "failed": failed, "cost": cost, "unsent": unsent}
+            failed += isinstance(r.outcome, ParseFailure)
+            annotations.append(self._annotation(index, text, r.prompt, r.key, r.key in done.cached_keys, r.response, r.outcome, r.reasked, r.explanation))
+        self.store.save_batch(run_id, annotations, done.new_entries)
+        model_rows = len({k for k in batch.keys if k not in done.cached_keys})
+        return BatchStats(model_rows, len(indices) - model_rows, failed, cost, unsent)
 
     def _ask(self, asks: dict[int, Prompt], call: Call, new_entries: list[tuple]) -> dict[int, list[float]]:
         """Scored checks by row: the candidates' log-probabilities (rows whose request failed are left out)."""
@@ -542,96 +372,3 @@ class Runner:
 
     def output_frame(self, run_id: int, frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str], int]:
         return output_frame(self.store, run_id, frame, self.job.config, self.job.task, self.calibrator)
-
-
-def output_frame(
-    store: Store, run_id: int, frame: pd.DataFrame, config: Config, task: Task, calibrator: Calibrator | None = None
-) -> tuple[pd.DataFrame, dict[str, str], int]:
-    """The input columns plus label, confidence and error columns that never overwrite input columns.
-
-    With a `calibrator` (from `labelmill calibrate`), label and confidence are the calibrated ones; the
-    raw ones (as stored) are kept in `llm_label_raw`/`llm_confidence_raw`, and `llm_needs_review` marks
-    rows below the calibrated threshold for the target accuracy (and rows without a label).
-    """
-    spec = config.output
-    taken = list(frame.columns)
-    columns = {}
-    for role, wanted in (("label", spec.label_column), ("confidence", spec.confidence_column), ("error", spec.error_column)):
-        columns[role] = free_column_name(wanted, taken)
-        taken.append(columns[role])
-    if spec.include_distribution:
-        columns["distribution"] = free_column_name("llm_distribution", taken)
-    labels: list[Any] = [None] * len(frame)
-    confidences: list[float | None] = [None] * len(frame)
-    errors = [""] * len(frame)
-    dists: list[str] = [""] * len(frame)
-    row_signals: list[dict | None] = [None] * len(frame)
-    explanations: list[str | None] = [None] * len(frame)
-    extras: dict[str, list[Any]] = {}
-    records = frame.to_dict("records")
-    failed = 0
-    seen = set()
-    for item in store.annotations(run_id):
-        seen.add(item["row_index"])
-        i = item["row_index"]
-        if i >= len(frame):
-            continue
-        if item["label"] is not None:
-            labels[i] = task.output_value(Label(value=item["label"]))
-            confidences[i] = item["confidence"]
-            dists[i] = json.dumps(item["distribution"]) if item["distribution"] else ""
-            explanations[i] = item.get("explanation")
-            row_signals[i] = item["signals"]
-            for suffix, value in task.extra_outputs(item["label"], records[i]).items():
-                extras.setdefault(suffix, [None] * len(frame))[i] = value
-        else:
-            failed += 1
-            errors[i] = f"{item['error']}: {item['error_detail']}" if item["error_detail"] else item["error"]
-    for i in range(len(frame)):
-        if i not in seen:  # the run stopped before this row (cost cap, server down): a rerun labels it
-            errors[i] = "pending: not labeled yet; rerun to label it"
-    out = frame.copy()
-    if calibrator is not None:
-        raw_labels, raw_conf = list(labels), list(confidences)
-        labels, confidences = calibrate_rows(calibrator, labels, confidences, [json.loads(d) if d else None for d in dists], row_signals)
-        for role, values in (("label_raw", raw_labels), ("confidence_raw", raw_conf)):
-            columns[role] = free_column_name(f"llm_{role}", list(out.columns) + list(columns.values()))
-            out[columns[role]] = values
-        threshold = calibrator.threshold
-        review = [lab is None or c is None or threshold is None or c < threshold for lab, c in zip(labels, confidences)]
-        columns["needs_review"] = free_column_name("llm_needs_review", list(out.columns) + list(columns.values()))
-        out[columns["needs_review"]] = review
-    out[columns["label"]] = labels
-    out[columns["confidence"]] = confidences
-    out[columns["error"]] = errors
-    if spec.include_distribution:
-        out[columns["distribution"]] = dists
-    if config.reasoning.chain_of_thought or any(e is not None for e in explanations):
-        columns["explanation"] = free_column_name("llm_explanation", list(out.columns))
-        out[columns["explanation"]] = explanations
-    for suffix, values in extras.items():
-        columns[suffix] = free_column_name(f"llm_{suffix}", list(out.columns))
-        out[columns[suffix]] = values
-    return out, columns, failed
-
-
-def calibrate_rows(
-    calibrator: Calibrator, labels: list[Any], confidences: list[float | None], dists: list[dict | None], signals: list[dict | None] | None = None
-) -> tuple[list[Any], list[float | None]]:
-    """Calibrated (label, confidence) per row: from the label distribution where there is one, else from the confidence."""
-    import numpy as np
-
-    names = calibrator.labels
-    out_labels, out_conf = list(labels), list(confidences)
-    for i, (label, conf, dist) in enumerate(zip(labels, confidences, dists)):
-        if label is None:
-            continue
-        if calibrator.method == "fused":
-            if conf is not None:
-                out_conf[i] = float(calibrator.apply(None, np.array([conf]), [signals[i] if signals else None])[1][0])
-        elif dist and calibrator.method not in ("isotonic", "platt") and all(n in dist for n in names):
-            predicted, calibrated = calibrator.apply(np.array([[float(dist[n]) for n in names]]), np.array([conf if conf is not None else np.nan]))
-            out_labels[i], out_conf[i] = names[int(predicted[0])], float(calibrated[0])
-        elif conf is not None:
-            out_conf[i] = float(calibrator.confidence(np.array([conf]))[0])
-    return out_labels, out_conf

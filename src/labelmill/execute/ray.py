@@ -3,8 +3,9 @@
 The driver owns the project store. It opens the run exactly as `labelmill run` does (same run key, so
 a Ray run and a plain run resume each other), hands out shards of pending rows, and commits each
 finished shard with `Store.save_batch`, whose INSERT OR IGNORE makes a retried Ray task harmless: a
-row is stored once. Workers never touch the store: they label with the same `Runner._label_batch`
-code through a `ShardStore` that collects what the runner would have saved.
+row is stored once. Workers never touch the store: they label with the same `Runner.label_batch`
+code through a `ShardStore` that collects what the runner would have saved. The run is opened and closed
+by the core's lifecycle (`begin_run` / `finish_run`), exactly as a local run.
 
     labelmill run config.yaml rows.csv --out out.csv --ray              # a local Ray, 2 workers
     labelmill run config.yaml rows.csv --out out.csv --ray auto --ray-workers 8   # the cluster this node is in
@@ -19,20 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from labelmill.config import Config, dump_config
-from labelmill.errors import ConfigError, MissingDependencyError, RunStopped
-from labelmill.events import BatchDone, EventHandler, RunFinished, RunStarted, ignore
-from labelmill.io import read_rows, write_rows
-from labelmill.core.loop import (
-    _STOP_FIXES,
-    _STOP_MESSAGES,
-    Job,
-    Runner,
-    RunResult,
-    check_columns,
-    open_run,
-    output_frame,
-)
-from labelmill.store.db import Store
+from labelmill.core import BatchStats, Job, Runner, RunResult, Tally, announce, begin_run, finish_run
+from labelmill.errors import ConfigError, MissingDependencyError
+from labelmill.events import BatchDone, EventHandler, ignore
+from labelmill.store import Store
 from labelmill.tasks import make_task
 
 
@@ -68,7 +59,7 @@ class LabelWorker:
     def label(self, indices: list[int], records: dict[int, dict[str, Any]]) -> dict[str, Any]:
         store = ShardStore()
         runner = Runner(self.job, store)  # type: ignore[arg-type]
-        stats = runner._label_batch(0, indices, records)  # type: ignore[arg-type]  (indexed like the full row list)
+        stats = runner.label_batch(0, indices, records)  # type: ignore[arg-type]
         annotations = [a for saved, _ in store.saved for a in saved]
         entries = [e for _, saved in store.saved for e in saved]
         return {"annotations": annotations, "entries": entries, "stats": stats}
@@ -94,61 +85,58 @@ def label_on_ray(
         import ray
     except ImportError:
         raise MissingDependencyError("ray", "ray", "--ray") from None
-    started = time.perf_counter()
-    full = read_rows(data, config.dataset)
     task = make_task(config)
-    check_columns(config, task, full)
-    frame = full.head(limit) if limit is not None else full
-    if not ray.is_initialized():
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
     config_data = dump_config(config)
-    records = frame.to_dict("records")
+    actors: list[Any] = []
     with Store(project) as store:
-        run_id, done, pending = open_run(store, config, full, len(frame), data)
+        run = begin_run(store, config, task, data, limit=limit)  # a missing column fails here, before Ray starts
+        records = run.records
+        if not ray.is_initialized():
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
         actor_cls = ray.remote(num_cpus=1 if config.model.backend == "llama_cpp" else 0, max_restarts=2, max_task_retries=2)(LabelWorker)
-        actors = [actor_cls.remote(config_data, str(config.base_dir)) for _ in range(min(workers, max(1, len(pending))))] if pending else []
-        on_event(RunStarted(run_id, len(frame), len(pending), bool(done), config.model.method, f"{config.model.name} on {len(actors)} Ray workers"))
-        size = shard_rows or max(1, min(config.model.batch_size * 8, -(-len(pending) // (2 * max(1, len(actors))))))
-        shards = [pending[i : i + size] for i in range(0, len(pending), size)]
-        counts: dict[str, Any] = {"model": 0, "cached": 0, "failed": 0, "cost": 0.0}
-        in_flight: dict[Any, Any] = {}
-        stopped, labeled_so_far = None, len(done)
-        idle = list(actors)
-        while shards or in_flight:
-            while shards and idle and not stopped:
-                actor, shard = idle.pop(), shards.pop(0)
-                in_flight[actor.label.remote(shard, {i: records[i] for i in shard})] = actor
-            if not in_flight:
-                break
-            ready, _ = ray.wait(list(in_flight), num_returns=1)
-            for ref in ready:
-                idle.append(in_flight.pop(ref))
-                result = ray.get(ref)
-                store.save_batch(run_id, result["annotations"], result["entries"])
-                stats = result["stats"]
-                for key in counts:
-                    counts[key] += stats[key]
-                sent = len(result["annotations"])
-                labeled_so_far += sent
-                on_event(BatchDone(labeled_so_far, len(frame), sent, stats["model"], stats["failed"], time.perf_counter() - started, counts["cost"]))
-                if stats["unsent"]:
-                    stopped = stats["unsent"][0]
-                    shards = []
-        store.set_run_status(run_id, stopped or "done")
-        result_frame, columns, failed = output_frame(store, run_id, frame, config, task)
-    for actor in actors:
-        ray.kill(actor)
-    out_path = write_rows(result_frame, output) if output else None
-    wall = time.perf_counter() - started
-    labeled = int(result_frame[columns["label"]].notna().sum())
-    on_event(RunFinished(run_id, len(frame), labeled, failed, counts["model"], counts["cached"], wall, counts["cost"], stopped))
-    result = RunResult(run_id, result_frame, out_path, len(frame), labeled, failed, counts["model"], counts["cached"], wall, columns, counts["cost"], stopped)
-    if stopped:
-        raise RunStopped(
-            stopped, _STOP_MESSAGES[stopped].format(cost=counts["cost"], cap=max_cost, labeled=labeled, total=len(frame), out=out_path),
-            fix=_STOP_FIXES[stopped], result=result,
-        )
-    return result
+        actors = [actor_cls.remote(config_data, str(config.base_dir)) for _ in range(min(workers, max(1, len(run.pending))))] if run.pending else []
+        announce(run, on_event, config.model.method, f"{config.model.name} on {len(actors)} Ray workers")
+        size = shard_rows or max(1, min(config.model.batch_size * 8, -(-len(run.pending) // (2 * max(1, len(actors))))))
+        shards = [run.pending[i : i + size] for i in range(0, len(run.pending), size)]
+        tally, stopped = Tally(), _label_shards(store, run, actors, shards, records, on_event)
+        for stats in stopped[1]:
+            tally.add(stats)
+        try:
+            return finish_run(store, config, task, run, tally, emit=on_event, output=output, stopped=stopped[0], max_cost=max_cost)
+        finally:
+            for actor in actors:
+                ray.kill(actor)
+
+
+def _label_shards(store: Store, run: Any, actors: list[Any], shards: list[list[int]], records: list[dict[str, Any]],
+                  on_event: EventHandler) -> tuple[str | None, list[BatchStats]]:
+    """Hand shards to idle actors and commit each finished shard; (the stop kind, if any; each shard's stats)."""
+    import ray
+
+    in_flight: dict[Any, Any] = {}
+    stopped, labeled_so_far, idle, all_stats = None, len(run.done), list(actors), []
+    cost = 0.0
+    while shards or in_flight:
+        while shards and idle and not stopped:
+            actor, shard = idle.pop(), shards.pop(0)
+            in_flight[actor.label.remote(shard, {i: records[i] for i in shard})] = actor
+        if not in_flight:
+            break
+        ready, _ = ray.wait(list(in_flight), num_returns=1)
+        for ref in ready:
+            idle.append(in_flight.pop(ref))
+            result = ray.get(ref)
+            store.save_batch(run.run_id, result["annotations"], result["entries"])
+            stats: BatchStats = result["stats"]
+            all_stats.append(stats)
+            cost += stats.cost
+            sent = len(result["annotations"])
+            labeled_so_far += sent
+            on_event(BatchDone(labeled_so_far, len(run.frame), sent, stats.model, stats.failed, time.perf_counter() - run.started, cost))
+            if stats.unsent:
+                stopped = stats.unsent[0]
+                shards.clear()
+    return stopped, all_stats

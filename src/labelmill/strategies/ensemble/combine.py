@@ -20,18 +20,16 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from labelmill.config import Config, derive_config
 from labelmill.errors import ConfigError
-from labelmill.events import EventHandler, Notice, RunFinished, RunStarted, ignore
-from labelmill.io import read_rows, write_rows
+from labelmill.core import Runner, RunResult, Tally, begin_run, finish_run
 from labelmill.core.reasoning import vote
-from labelmill.core.loop import Runner, RunResult, open_run, output_frame
-from labelmill.store.db import Annotation, Store
+from labelmill.events import EventHandler, Notice, RunStarted, ignore
+from labelmill.store import Annotation, Store
 from labelmill.tasks import make_task
 from labelmill.types import Label, ParseFailure
 
@@ -95,10 +93,9 @@ def run_ensemble(
         finally:
             if close_backends:
                 job.backend.close()
-    full = read_rows(data, config.dataset)
-    frame = full.head(limit) if limit is not None else full
-    run_id, _, _ = open_run(store, config, full, len(frame), data if isinstance(data, (str, Path)) else None)
     task = make_task(config)
+    run = begin_run(store, config, task, data, limit=limit, started=started)
+    frame, run_id = run.frame, run.run_id
     by_member = [{a["row_index"]: a for a in store.annotations(r.run_id)} for r in results]
     model_ids = sorted({a["model_id"] for m in by_member for a in m.values()})
     on_event(RunStarted(run_id, len(frame), len(frame), False, "ensemble", "+".join(model_ids)))
@@ -118,14 +115,5 @@ def run_ensemble(
             cached=False, source="ensemble",
         ))
     store.save_batch(run_id, annotations, [], derived=True)
-    store.set_run_status(run_id, "done")
-    out_frame, columns, failed = output_frame(store, run_id, frame, config, task, calibrator)
-    out_path = write_rows(out_frame, output) if output else None
-    labeled = int(out_frame[columns["label"]].notna().sum())
-    wall = time.perf_counter() - started
-    model_rows = sum(r.model_rows for r in results)
-    cached_rows = sum(r.cached_rows for r in results)
-    cost = sum(r.cost_usd for r in results)
-    on_event(RunFinished(run_id, len(frame), labeled, failed, model_rows, cached_rows, wall, cost, None))
-    return RunResult(run_id, out_frame, out_path, len(frame), labeled, failed, model_rows, cached_rows, wall, columns, cost)
-
+    tally = Tally(model=sum(r.model_rows for r in results), cached=sum(r.cached_rows for r in results), cost=sum(r.cost_usd for r in results))
+    return finish_run(store, config, task, run, tally, emit=on_event, output=output, calibrator=calibrator)

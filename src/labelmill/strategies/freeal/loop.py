@@ -186,7 +186,7 @@ def generated_demos(cfg: Config, job: Any, store: Any, per_label: int) -> list[d
     """Demos the LLM writes itself: `per_label` short texts for each label (sampled, cached like answers),
     in label round-robin order, as examples with the label in POOL_COLUMN."""
     from labelmill.core.reasoning import Call
-    from labelmill.core.loop import Runner
+    from labelmill.core import Runner
     from labelmill.template import template_fields
     from labelmill.types import Prompt
 
@@ -205,13 +205,12 @@ def generated_demos(cfg: Config, job: Any, store: Any, per_label: int) -> list[d
             prompts.append(Prompt(GENERATE_SYSTEM, (), f"Task: {guidelines}\n\nWrite example {j + 1}: one or two sentences of a realistic input whose label is {what}. Reply with the input text only."))
             labels.append(spec.name)
     call = Call("generate_demo", "generate", max_tokens=64, temperature=0.8, seed=cfg.model.seed)
-    keys = [job.cache_key(p, call) for p in prompts]
-    responses, _, new = Runner(job, store)._responses(prompts, keys, call)
+    answers, new = Runner(job, store).answers(prompts, call)
     store.cache_put(new)
     items = []
-    for key, label in zip(keys, labels):
-        text = str(responses[key].get("text") or "").strip().split("\n\n")[0].strip().strip('"').strip()
-        if text and not responses[key].get("error") and not _REFUSAL.search(text):  # a refusal is no example
+    for answer, label in zip(answers, labels):
+        text = str(answer.get("text") or "").strip().split("\n\n")[0].strip().strip('"').strip()
+        if text and not answer.get("error") and not _REFUSAL.search(text):  # a refusal is no example
             items.append({fields[0]: text, POOL_COLUMN: label})
     if len({i[POOL_COLUMN] for i in items}) < len(names):
         raise InputDataError("the LLM wrote no usable example for some label", fix="give the config examples (examples.file), or try another model")
@@ -254,7 +253,7 @@ def freeal(
     if relabel not in ("noisy", "all") or student not in ("linear", "finetune"):
         raise ConfigError(f"unknown freeal option relabel={relabel!r} student={student!r}", fix="relabel: noisy or all; student: linear or finetune")
     from labelmill.selectors.embeddings import embed
-    from labelmill.core.loop import Job, Runner
+    from labelmill.core import Job, Runner
     from labelmill.store.db import Store
     from labelmill.strategies.students.models import FinetunedStudent, LinearStudent, out_of_fold
 
