@@ -39,7 +39,7 @@ def bench_one(name: str, rows: int, repeats: int) -> dict:
     import pandas as pd
 
     import labelmill
-    from labelmill.core.loop import Job
+    from labelmill.core import Job
 
     config_source, data_path = DATASETS[name]
     config = labelmill.load_config(config_source)

@@ -57,8 +57,8 @@ def signal(store_path: Path, run_id: int, name: str, n: int) -> np.ndarray:
     values = np.full(n, np.nan)
     with Store(store_path) as store:
         for item in store.annotations(run_id):
-            if item["row_index"] < n and item["signals"] and name in item["signals"]:
-                values[item["row_index"]] = float(item["signals"][name])
+            if item.row_index < n and item.signals and name in item.signals:
+                values[item.row_index] = float(item.signals[name])
     return values
 
 

@@ -54,15 +54,15 @@ def test_self_consistency_votes_over_sampled_answers(tmp_path):
     result = labelmill.label(config, ROWS, project=tmp_path / "p.db")
     assert len(calls(log)) == 5 * len(ROWS)  # the greedy answer and 4 samples per row
     items = annotations(tmp_path / "p.db")
-    agreement = [a["signals"]["agreement"] for a in items]
-    assert all(a["confidence"] == pytest.approx(g) for a, g in zip(items, agreement))
-    assert all(a["signals"]["votes"] == 5.0 for a in items)
+    agreement = [a.signals["agreement"] for a in items]
+    assert all(a.confidence == pytest.approx(g) for a, g in zip(items, agreement))
+    assert all(a.signals["votes"] == 5.0 for a in items)
     # "nothing to say" has no keyword: the labels are equally likely and the samples disagree;
     # "fun fun fun" has three votes for positive and the samples agree
     by_text = {r["text"]: a for r, a in zip(ROWS, items)}
-    assert by_text["fun fun fun"]["signals"]["agreement"] == 1.0
-    assert by_text["nothing to say"]["signals"]["agreement"] < 1.0
-    assert sum(v for v in by_text["nothing to say"]["distribution"].values()) == pytest.approx(1.0)
+    assert by_text["fun fun fun"].signals["agreement"] == 1.0
+    assert by_text["nothing to say"].signals["agreement"] < 1.0
+    assert sum(v for v in by_text["nothing to say"].distribution.values()) == pytest.approx(1.0)
     # samples are seeded: a rerun of the same config in a new project gives the same votes, and the
     # same project answers everything from the cache
     again = labelmill.label(config, ROWS, project=tmp_path / "q.db")
@@ -88,7 +88,7 @@ def test_chain_of_thought_keeps_the_explanation_and_answers_given_it(tmp_path):
     assert frame.llm_label.tolist()[-1] == "negative"  # zero-shot without the explanation: positive (the tie-break)
     assert frame.llm_label.tolist()[:6] == [r["label"] for r in ROWS[:6]]
     items = annotations(tmp_path / "p.db")
-    assert items[-1]["explanation"] == "The review sounds dull to me." and items[-1]["method"] == "score"
+    assert items[-1].explanation == "The review sounds dull to me." and items[-1].method == "score"
     with sqlite3.connect(tmp_path / "p.db") as db:
         kinds = dict(db.execute("SELECT kind, COUNT(*) FROM cache GROUP BY kind").fetchall())
     assert kinds == {"explain": len(ROWS), "score": len(ROWS)}
@@ -104,7 +104,7 @@ def test_chain_of_thought_with_several_paths_votes_over_explanations(tmp_path):
     )
     labelmill.label(config, ROWS, project=tmp_path / "p.db")
     items = annotations(tmp_path / "p.db")
-    assert all(a["signals"]["votes"] == 3.0 and a["explanation"] for a in items)
+    assert all(a.signals["votes"] == 3.0 and a.explanation for a in items)
     with sqlite3.connect(tmp_path / "p.db") as db:
         explained = db.execute("SELECT COUNT(*) FROM cache WHERE kind = 'explain'").fetchone()[0]
     assert explained == 3 * len(ROWS)  # three explanation paths per row, each answered
@@ -121,9 +121,9 @@ def test_p_true_and_verbalized_are_signals_beside_the_label(tmp_path):
     assert result.frame.llm_confidence.tolist() == plain.frame.llm_confidence.tolist()
     items = annotations(tmp_path / "p.db")
     for row, item in zip(ROWS, items):
-        p_true = item["signals"]["p_true"]
-        assert (p_true > 0.9) if item["label"] == "positive" and row["text"] != "nothing to say" else (p_true < 0.1 or 0.45 < p_true < 0.55)
-        verbal = item["signals"]["verbalized"]
+        p_true = item.signals["p_true"]
+        assert (p_true > 0.9) if item.label == "positive" and row["text"] != "nothing to say" else (p_true < 0.1 or 0.45 < p_true < 0.55)
+        verbal = item.signals["verbalized"]
         expected = {"positive": (0.75, 1.0), "negative": (0.0, 0.25), "": (0.4, 0.6)}[row["label"] if row["text"] != "nothing to say" else ""]
         assert expected[0] < verbal < expected[1]  # a flat answer reads 1/2
     with sqlite3.connect(tmp_path / "p.db") as db:
@@ -209,14 +209,14 @@ def test_ensemble_of_prompts_and_models_combines_its_members(tmp_path):
         assert len(runs) == 4  # one run per member, then the ensemble's
         items = list(store.annotations(runs[-1]["id"]))
         members_first = list(store.annotations(runs[0]["id"]))
-    assert all(a["method"] == "ensemble" and a["source"] == "ensemble" for a in items)
+    assert all(a.method == "ensemble" and a.source == "ensemble" for a in items)
     # scored members: the ensemble averages their distributions
     for a, first in zip(items, members_first):
-        assert sum(a["distribution"].values()) == pytest.approx(1.0)
-        assert a["label"] == max(a["distribution"], key=a["distribution"].get)
+        assert sum(a.distribution.values()) == pytest.approx(1.0)
+        assert a.label == max(a.distribution, key=a.distribution.get)
     nothing = items[-1]
-    assert json.loads(nothing["raw_answer"])["members"] == ["positive", "positive", "positive"]
-    assert nothing["signals"]["agreement"] == 1.0 and nothing["confidence"] > members_first[-1]["confidence"]
+    assert json.loads(nothing.raw_answer)["members"] == ["positive", "positive", "positive"]
+    assert nothing.signals["agreement"] == 1.0 and nothing.confidence > members_first[-1].confidence
     assert result.frame.llm_label.tolist() == [r["label"] for r in ROWS]
     # rerun: every member and the ensemble come from the store, nothing is labeled again
     again = labelmill.label(config, ROWS, output=out, project=tmp_path / "p.db")
@@ -229,8 +229,8 @@ def test_ensemble_vote_and_typos(tmp_path):
     result = labelmill.label(config, ROWS, project=tmp_path / "p.db")
     with Store(tmp_path / "p.db") as store:
         items = list(store.annotations(store.runs()[-1]["id"]))
-    assert all(a["confidence"] in (pytest.approx(1 / 3), pytest.approx(2 / 3), 1.0) for a in items)
-    assert all(a["confidence"] == a["signals"]["agreement"] for a in items)
+    assert all(a.confidence in (pytest.approx(1 / 3), pytest.approx(2 / 3), 1.0) for a in items)
+    assert all(a.confidence == a.signals["agreement"] for a in items)
     assert result.frame.llm_label.tolist()[-1] == "positive"
     bad = fake_config(ensemble={"members": [{"guideline": "x"}]})
     with pytest.raises(LabelmillError, match="not a config section"):
@@ -247,7 +247,7 @@ def test_plan_counts_the_requests_reasoning_adds():
 
 def test_ensemble_plans_every_member_and_one_model_paths_refuse_it():
     from labelmill.config import Config
-    from labelmill.core.loop import Job
+    from labelmill.core import Job
 
     config = fake_config(ensemble={"members": [{}, {"guidelines": "Classify the review's sentiment."}]})
     planned = labelmill.plan(config, ROWS)

@@ -89,10 +89,10 @@ def test_every_annotation_keeps_its_provenance(tmp_path):
         rows = list(store.annotations(run["id"]))
     assert len(rows) == len(ROWS) and run["status"] == "done"
     first = rows[0]
-    assert first["model_id"] == "fake-keywords" and first["backend"] == "fake" and first["method"] == "score"
-    assert first["model_sha256"] and first["prompt_hash"] and first["guidelines_hash"] and first["cache_key"]
-    assert set(first["distribution"]) == {"positive", "negative"} and first["source"] == "llm"
-    assert first["signals"]["top_prob"] == pytest.approx(first["confidence"])
+    assert first.model_id == "fake-keywords" and first.backend == "fake" and first.method == "score"
+    assert first.model_sha256 and first.prompt_hash and first.guidelines_hash and first.cache_key
+    assert set(first.distribution) == {"positive", "negative"} and first.source == "llm"
+    assert first.signals["top_prob"] == pytest.approx(first.confidence)
 
 
 def test_events_report_progress(tmp_path):

@@ -63,7 +63,7 @@ def test_openai_chat_labels_with_logprob_confidences_and_reruns_from_cache(serve
     with Store(tmp_path / "p.db") as store:
         run = store.runs()[0]
         first = next(store.annotations(run["id"]))
-    assert first["backend"] == "openai" and first["model_id"] == "fake-model" and first["prompt_tokens"] > 0
+    assert first.backend == "openai" and first.model_id == "fake-model" and first.prompt_tokens > 0
 
 
 def test_chain_of_thought_and_votes_over_an_openai_server(server, tmp_path):
@@ -77,7 +77,7 @@ def test_chain_of_thought_and_votes_over_an_openai_server(server, tmp_path):
     assert server.counts["requests"] == 20 * 3 + 20
     with Store(tmp_path / "p.db") as store:
         items = list(store.annotations(store.runs()[0]["id"]))
-    assert all(a["signals"]["votes"] == 3.0 and a["explanation"] for a in items)
+    assert all(a.signals["votes"] == 3.0 and a.explanation for a in items)
     labelmill.run(config, rows, project=tmp_path / "p.db")
     assert server.counts["requests"] == 80  # a rerun asks nothing
 
@@ -90,7 +90,7 @@ def test_an_ensemble_shares_one_cost_cap(server, tmp_path):
         labelmill.run(config, agnews(40), project=tmp_path / "e.db", max_cost=0.6)
     with Store(tmp_path / "e.db") as store:
         runs = store.runs()
-        costs = [(a["prompt_tokens"] * 100 + a["completion_tokens"] * 400) / 1e6 for run in runs for a in store.annotations(run["id"])]
+        costs = [(a.prompt_tokens * 100 + a.completion_tokens * 400) / 1e6 for run in runs for a in store.annotations(run["id"])]
     assert len(runs) == 2 and 0.6 - max(costs) <= sum(costs) <= 0.6  # both members together stay under the cap
 
 
@@ -171,7 +171,7 @@ def test_max_cost_stops_within_one_request_and_a_higher_cap_finishes(server, tmp
     spent = stop.value.result.cost_usd
     with Store(tmp_path / "m.db") as store:
         run_id = store.runs()[0]["id"]
-        costs = [(a["prompt_tokens"] * 100 + a["completion_tokens"] * 400) / 1e6 for a in store.annotations(run_id)]
+        costs = [(a.prompt_tokens * 100 + a.completion_tokens * 400) / 1e6 for a in store.annotations(run_id)]
     assert stop.value.kind == "budget_exhausted" and 0 < len(costs) < 200
     assert spent == pytest.approx(sum(costs)) and 0 <= 0.5 - spent <= max(costs)
     done = labelmill.run(config, rows, project=tmp_path / "m.db", max_cost=100.0)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import labelmill
 from labelmill.config import load_config
-from labelmill.core.loop import Job
+from labelmill.core import Job
 from labelmill.tasks import make_task
 from labelmill.tasks.base import RowInput
 from labelmill.tasks.ner import (

@@ -14,7 +14,7 @@ from labelmill.evaluation.metrics import default_report_path
 from labelmill.evaluation.metrics import evaluate as _evaluate
 from labelmill.events import EventHandler, Notice, ignore
 from labelmill.io import read_rows
-from labelmill.core.loop import Job, Runner, RunResult
+from labelmill.core import Job, Runner, RunResult
 from labelmill.store.db import Store
 
 DEFAULT_PROJECT = "labelmill.db"
@@ -178,26 +178,25 @@ def calibrate(
 
     cfg = _config(config, on_event)
     result = label(cfg, seed, project=project, backend=backend, on_event=on_event)  # an ensemble config labels with every member
+    names = cfg.label_names
     with Store(project) as store:
-        annotations = {a["row_index"]: a for a in store.annotations(result.run_id)}
+        table = store.labels(result.run_id, len(result.frame), names)
     task = make_task(cfg)
     records = result.frame.to_dict("records")
     keep = [i for i, r in enumerate(records) if task.gold(r) is not None]
     if len(keep) < 20:
         raise InputDataError(f"calibration needs at least 20 seed rows with a gold label; {seed} has {len(keep)}", fix="label more seed rows (100-200 is typical), with gold_column filled")
     gold = [task.gold(records[i]) for i in keep]
-    anns = [annotations.get(i) for i in keep]
-    predicted = [None if a is None or a["label"] is None else a["label"] for a in anns]
-    raw = np.array([np.nan if a is None or a["confidence"] is None or a["label"] is None else float(a["confidence"]) for a in anns])
+    predicted = [table.labels[i] for i in keep]
+    raw = table.confidence[keep]
     correct = np.array([task.is_correct(g, p) for g, p in zip(gold, predicted)], dtype=bool)
-    names = cfg.label_names
-    has_dists = names and all(a is not None and a["label"] is not None and a["distribution"] and all(n in a["distribution"] for n in names) for a in anns)
+    has_dists = bool(names) and bool(table.has_distribution[keep].all())
     fit_rows = np.array([p is not None and not np.isnan(c) for p, c in zip(predicted, raw)])
     probs = gold_idx = None
     if has_dists and all(g in names for g in gold):
-        probs = np.array([[float(a["distribution"][n]) for n in names] for a in anns])
+        probs = table.probs[keep]
         gold_idx = np.array([names.index(g) for g in gold])
-    signals = [None if a is None else a["signals"] for a in anns]
+    signals = [table.signals[i] for i in keep]
     if method not in ("auto", "fused", *cal_mod.METHODS):
         raise ConfigError(f"unknown calibration method {method!r}", fix=f"use auto, fused or one of: {', '.join(cal_mod.METHODS)}")
     if method in ("temperature", "bias", "bias_platt") and probs is None:

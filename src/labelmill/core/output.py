@@ -46,21 +46,21 @@ def output_frame(
     failed = 0
     seen = set()
     for item in store.annotations(run_id):
-        seen.add(item["row_index"])
-        i = item["row_index"]
+        seen.add(item.row_index)
+        i = item.row_index
         if i >= len(frame):
             continue
-        if item["label"] is not None:
-            labels[i] = task.output_value(Label(value=item["label"]))
-            confidences[i] = item["confidence"]
-            dists[i] = json.dumps(item["distribution"]) if item["distribution"] else ""
-            explanations[i] = item.get("explanation")
-            row_signals[i] = item["signals"]
-            for suffix, value in task.extra_outputs(item["label"], records[i]).items():
+        if item.label is not None:
+            labels[i] = task.output_value(Label(value=item.label))
+            confidences[i] = item.confidence
+            dists[i] = json.dumps(item.distribution) if item.distribution else ""
+            explanations[i] = item.explanation
+            row_signals[i] = item.signals
+            for suffix, value in task.extra_outputs(item.label, records[i]).items():
                 extras.setdefault(suffix, [None] * len(frame))[i] = value
         else:
             failed += 1
-            errors[i] = f"{item['error']}: {item['error_detail']}" if item["error_detail"] else item["error"]
+            errors[i] = f"{item.error}: {item.error_detail}" if item.error_detail else item.error
     for i in range(len(frame)):
         if i not in seen:  # the run stopped before this row (cost cap, server down): a rerun labels it
             errors[i] = "pending: not labeled yet; rerun to label it"

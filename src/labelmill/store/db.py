@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from labelmill.errors import TRANSIENT_ERRORS, StoreError
+from labelmill.store.tables import LabelTable, StoredLabel, label_matrix, label_table
 
 MIGRATIONS: list[str] = [
     # 1: cache, runs, annotations
@@ -290,7 +293,8 @@ class Store:
         with self.transaction() as db:
             db.executemany("INSERT OR IGNORE INTO embeddings (key, model, vector) VALUES (?, ?, ?)", [(k, model, v.tobytes()) for k, v in vectors.items()])
 
-    def annotations(self, run_id: int) -> Iterator[dict[str, Any]]:
+    def annotations(self, run_id: int) -> Iterator[StoredLabel]:
+        """A run's stored labels, typed, in row order."""
         cur = self.db.execute("SELECT * FROM annotations WHERE run_id = ? ORDER BY row_index", (run_id,))
         cols = [c[0] for c in cur.description]
         for row in cur:
@@ -298,7 +302,15 @@ class Store:
             for key in ("label", "distribution", "signals"):
                 if item[key] is not None:
                     item[key] = json.loads(item[key])
-            yield item
+            yield StoredLabel.from_row(item)
+
+    def labels(self, run_id: int, n_rows: int | None = None, names: Sequence[str] = ()) -> LabelTable:
+        """A run's labels over rows 0..n_rows-1 as arrays: labels (n,), label ids (n,), probs (n, k), provenance."""
+        return label_table(list(self.annotations(run_id)), n_rows, names)
+
+    def label_matrix(self, run_ids: Sequence[int], n_rows: int, names: Sequence[str]) -> np.ndarray:
+        """L[n, m] over the runs `run_ids` (one column each), -1 where a run has no label for a row."""
+        return label_matrix([self.labels(r, n_rows, names) for r in run_ids])
 
     def close(self) -> None:
         self.db.close()

@@ -82,7 +82,7 @@ def cascade(
     """
     from labelmill.numeric import calibration as cal_mod
     from labelmill.selectors.embeddings import embed
-    from labelmill.core.loop import Job
+    from labelmill.core import Job
     from labelmill.store.db import Store
     from labelmill.strategies.students.models import LinearStudent, out_of_fold
 
@@ -211,18 +211,18 @@ def _sample(X: np.ndarray, k: int, sampling: str, seed: int) -> np.ndarray:
 
 def _llm(job, store, frame, rows, names, labels, confidence, source, errors, tag, on_event) -> None:
     """Label `rows` of `frame` with `job` (one resumable run of that subset) and write them into the lists."""
-    from labelmill.core.loop import Runner
+    from labelmill.core import Runner
 
     if len(rows) == 0:
         return
     sub = frame.iloc[rows].reset_index(drop=True)
     result = Runner(job, store, on_event).run(sub)
-    found = {a["row_index"]: a for a in store.annotations(result.run_id)}
+    found = store.labels(result.run_id, len(rows), names)
     for j, i in enumerate(rows):
         a = found.get(j)
         if a is None:
             continue
-        if a["label"] is not None and a["label"] in names:
-            labels[i], confidence[i], source[i], errors[i] = a["label"], a["confidence"], tag, ""
+        if a.label is not None and a.label in names:
+            labels[i], confidence[i], source[i], errors[i] = a.label, a.confidence, tag, ""
         elif tag == "llm":
-            source[i], errors[i] = tag, a["error"] or "no label"
+            source[i], errors[i] = tag, a.error or "no label"

@@ -29,7 +29,7 @@ from labelmill.errors import ConfigError
 from labelmill.core import Runner, RunResult, Tally, begin_run, finish_run
 from labelmill.core.reasoning import vote
 from labelmill.events import EventHandler, Notice, RunStarted, ignore
-from labelmill.store import Annotation, Store
+from labelmill.store import Annotation, Store, StoredLabel, label_table
 from labelmill.tasks import make_task
 from labelmill.types import Label, ParseFailure
 
@@ -50,14 +50,14 @@ def member_configs(config: Config) -> list[Config]:
     return members
 
 
-def combine(items: list[dict[str, Any] | None], how: str, labels: list[str]) -> tuple[Label | ParseFailure, dict[str, Any]]:
+def combine(items: list[StoredLabel | None], how: str, labels: list[str]) -> tuple[Label | ParseFailure, dict[str, Any]]:
     """One row's ensemble outcome from its members' stored annotations (None: the member has no answer)."""
     outcomes: list[Label | ParseFailure] = []
     for item in items:
-        if item is None or item["label"] is None:
-            outcomes.append(ParseFailure(item["error"], "", item["error_detail"] or "") if item else ParseFailure("missing", "", "the member has no answer for this row"))
+        if item is None or item.label is None:
+            outcomes.append(ParseFailure(item.error, "", item.error_detail or "") if item else ParseFailure("missing", "", "the member has no answer for this row"))
         else:
-            outcomes.append(Label(item["label"], item["confidence"], item["distribution"]))
+            outcomes.append(Label(item.label, item.confidence, item.distribution))
     answers = [o.value if isinstance(o, Label) else None for o in outcomes]
     dists = [o.distribution for o in outcomes if isinstance(o, Label)]
     full = labels and len(dists) == len(outcomes) and all(d and all(n in d for n in labels) for d in dists)
@@ -96,14 +96,15 @@ def run_ensemble(
     task = make_task(config)
     run = begin_run(store, config, task, data, limit=limit, started=started)
     frame, run_id = run.frame, run.run_id
-    by_member = [{a["row_index"]: a for a in store.annotations(r.run_id)} for r in results]
-    model_ids = sorted({a["model_id"] for m in by_member for a in m.values()})
+    stored = [list(store.annotations(r.run_id)) for r in results]
+    model_ids = sorted({a.model_id for member in stored for a in member})
+    tables = [label_table(member, len(frame), config.label_names) for member in stored]
     on_event(RunStarted(run_id, len(frame), len(frame), False, "ensemble", "+".join(model_ids)))
     provenance = hashlib.sha256(json.dumps([r.run_id for r in results]).encode()).hexdigest()[:16]
     records = frame.to_dict("records")
     annotations = []
     for i in range(len(frame)):
-        items = [m.get(i) for m in by_member]
+        items = [t.get(i) for t in tables]
         outcome, raw = combine(items, config.ensemble.combine, config.label_names)
         is_label = isinstance(outcome, Label)
         annotations.append(Annotation(

@@ -288,15 +288,15 @@ def freeal(
                 on_event(Notice(f"freeal: round 0 with {len(items)} demos the LLM wrote"))
                 first_job = Job(_pool_config(cfg, items), job.backend)
             first = Runner(first_job, store, on_event).run(frame)
-            anns = {a["row_index"]: a for a in store.annotations(first.run_id)}
+            table = store.labels(first.run_id, len(frame), names)
             probs = np.full((len(frame), L), np.nan)
-            for i, a in anns.items():
-                if a["label"] is not None and a["distribution"]:
-                    probs[i] = [float(a["distribution"].get(n, 0.0)) for n in names]
-                elif a["label"] is not None:
-                    probs[i] = np.eye(L)[names.index(a["label"])]
+            for i, a in enumerate(table.rows):
+                if a is not None and a.label is not None and a.distribution:
+                    probs[i] = [float(a.distribution.get(n, 0.0)) for n in names]
+                elif a is not None and a.label is not None:
+                    probs[i] = np.eye(L)[names.index(a.label)]
             has = ~np.isnan(probs).any(axis=1)
-            errors = ["" if i in anns and anns[i]["label"] is not None else (anns[i]["error"] if i in anns else "pending") for i in range(len(frame))]
+            errors = ["pending" if a is None else ("" if a.label is not None else a.error) for a in table.rows]
             if has.sum() < 20:
                 raise InputDataError(f"the LLM labeled only {int(has.sum())} rows in round 0; freeal needs 20", fix="check the model and the llm_error column of `labelmill run`")
             debias_changed = 0
@@ -342,18 +342,18 @@ def freeal(
                     round_job = Job(_pool_config(cfg, items), job.backend)
                     result = Runner(round_job, store, on_event).run(frame.iloc[rows].reset_index(drop=True))
                     run_ids.append(result.run_id)
-                    sub_anns = {a["row_index"]: a for a in store.annotations(result.run_id)}
+                    sub = store.labels(result.run_id, len(rows), names)
                     for j, i in enumerate(rows):
-                        a = sub_anns.get(j)
-                        if a is None or a["label"] is None:
+                        a = sub.get(j)
+                        if a is None or a.label is None:
                             continue
-                        new = names.index(a["label"])
+                        new = names.index(a.label)
                         errors[i] = ""
                         changed += int(new != current[i])
                         current[i] = new
-                        conf[i] = a["confidence"] if a["confidence"] is not None else np.nan
-                        if a["distribution"]:
-                            probs[i] = [float(a["distribution"].get(n_, 0.0)) for n_ in names]
+                        conf[i] = a.confidence if a.confidence is not None else np.nan
+                        if a.distribution:
+                            probs[i] = [float(a.distribution.get(n_, 0.0)) for n_ in names]
                         source_round[i] = r
                 has = current >= 0
                 oof = out_of_fold(X[has], current[has], L)
