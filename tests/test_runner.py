@@ -127,21 +127,29 @@ def test_plan_counts_tokens_without_labeling(tmp_path):
 
 def test_store_schema_is_versioned(tmp_path):
     from labelmill.store.db import MIGRATIONS
+    from labelmill.strategies.base import get_strategy
 
     with Store(tmp_path / "p.db") as store:
-        assert store.schema_version() == len(MIGRATIONS) == 5
-    # a project file from before the embeddings, tune and FreeAL tables and explanations (schema 1) is upgraded in place
+        assert store.schema_version() == len(MIGRATIONS) == 6
+        # a strategy's tables come from its own migrations, on first use, tracked per strategy
+        assert "freeal_rounds" not in {r[0] for r in store.db.execute("SELECT name FROM sqlite_master")}
+        get_strategy("freeal").tables(store)
+        assert store.strategy_schema_version("freeal") == 1
+        assert store.db.execute("SELECT COUNT(*) FROM freeal_rounds").fetchone()[0] == 0
+    # a project file from before the embeddings, strategy migrations and explanations (schema 1) is upgraded in place
     db = sqlite3.connect(tmp_path / "p.db")
-    for table in ("embeddings", "tune_trials", "freeal_rounds", "freeal_runs"):
+    for table in ("embeddings", "strategy_migrations"):
         db.execute(f"DROP TABLE {table}")
     db.execute("ALTER TABLE annotations DROP COLUMN explanation")
     db.execute("DELETE FROM migrations WHERE version >= 2")
     db.commit()
     db.close()
     with Store(tmp_path / "p.db") as store:
-        assert store.schema_version() == 5 and store.embeddings_get(["x"]) == {}
-        assert store.db.execute("SELECT COUNT(*) FROM freeal_rounds").fetchone()[0] == 0
+        assert store.schema_version() == 6 and store.embeddings_get(["x"]) == {}
         assert "explanation" in [c[1] for c in store.db.execute("PRAGMA table_info(annotations)")]
+        # the FreeAL tables an older labelmill made (its core migration 4) are kept, and adopted as they are
+        get_strategy("freeal").tables(store)
+        assert store.strategy_schema_version("freeal") == 1
     db = sqlite3.connect(tmp_path / "p.db")
     db.execute("INSERT INTO migrations VALUES (99, 0)")
     db.commit()

@@ -16,6 +16,7 @@ import numpy as np
 from labelmill.config import Config
 from labelmill.errors import InputDataError
 from labelmill.io import read_rows
+from labelmill.strategies.base import EvalContext, all_strategies
 from labelmill.tasks import make_task
 
 if TYPE_CHECKING:
@@ -136,24 +137,11 @@ def evaluate(config: Config, output: Any, *, target: float = 0.95) -> dict[str, 
         raw_c = np.array([float(c) if c not in (None, "") and not _isnan(c) and not e else np.nan for c, e in zip(frame[raw_conf], errors)])
         metrics["ece_before_calibration"], metrics["reliability_before_calibration"] = expected_calibration_error(raw_ok, raw_c)
         metrics["accuracy_before_calibration"] = float(raw_ok.mean())
-    # who gave the labels: a cascade's sources, a FreeAL student, and the FreeAL rounds (a sidecar file)
-    if "llm_label_source" in frame.columns:
-        sources = frame["llm_label_source"].fillna("").astype(str).tolist()
-        metrics["by_source"] = {
-            src: {"rows": int(sum(x == src for x in sources)), "accuracy": float(np.mean([c for c, x in zip(correct, sources) if x == src]))}
-            for src in sorted(set(sources)) if src
-        }
-    if "student_label" in frame.columns:
-        metrics["student_accuracy"] = float(np.mean([task.is_correct(g, task.parse_output(v)) for g, v in zip(gold, frame["student_label"])]))
-    if isinstance(output, (str, Path)) and freeal_sidecar(output).exists():
-        metrics["freeal_rounds"] = json.loads(freeal_sidecar(output).read_text(encoding="utf-8"))["rounds"]
+    # what each strategy reads from an output it wrote (cascade sources, FreeAL's student and rounds)
+    context = EvalContext(frame, task, gold, np.asarray(correct, dtype=bool), output if isinstance(output, (str, Path)) else None)
+    for strategy in all_strategies():
+        metrics.update(strategy.evaluate(context))
     return metrics
-
-
-def freeal_sidecar(output: str | Path) -> Path:
-    """Where `labelmill freeal` writes its rounds next to the output (read by eval for the report)."""
-    path = Path(output)
-    return path.with_name(path.stem + ".freeal.json")
 
 
 def _isnan(value: Any) -> bool:

@@ -78,7 +78,7 @@ def _confusion_plot(metrics: dict[str, Any]) -> str | None:
     return _png(fig)
 
 
-def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+def html_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
@@ -97,7 +97,7 @@ def write_report(metrics: dict[str, Any], path: str | Path, *, title: str) -> Pa
     from labelmill.evaluation.metrics import HEADLINE_METRICS
 
     summary_keys = ["n_rows", *HEADLINE_METRICS, "accuracy_on_completed", "threshold_for_target", "auto_share_at_target", "auto_accuracy_at_target",
-                    "ece", "ece_before_calibration", "accuracy_before_calibration", "student_accuracy"]
+                    "ece", "ece_before_calibration", "accuracy_before_calibration"]
     summary = []
     for key in dict.fromkeys(summary_keys):
         value = metrics.get(key)
@@ -112,23 +112,25 @@ def write_report(metrics: dict[str, Any], path: str | Path, *, title: str) -> Pa
     parts = [
         f"<h1>{html.escape(title)}</h1>",
         f"<p>Accuracy counts rows without a label as wrong; completion rate {metrics['completion_rate']:.3f} is shown beside it.</p>",
-        "<h2>Summary</h2>", _table(summary, ["metric", "value"]),
-        f"<h2>Threshold table (target {metrics['target']:.2f})</h2>", _table(metrics["threshold_table"], ["threshold", "share", "rows", "accuracy"]),
+        "<h2>Summary</h2>", html_table(summary, ["metric", "value"]),
+        f"<h2>Threshold table (target {metrics['target']:.2f})</h2>", html_table(metrics["threshold_table"], ["threshold", "share", "rows", "accuracy"]),
         "<h2>Plots</h2>", "".join(f'<img src="{img}" alt="plot">' for img in images if img),
-        "<h2>Per class</h2>", _table(per_class, ["label", "precision", "recall", "f1", "support"] if not metrics.get("per_attribute") else ["label", "accuracy", "accuracy_on_completed"]),
+        "<h2>Per class</h2>", html_table(per_class, ["label", "precision", "recall", "f1", "support"] if not metrics.get("per_attribute") else ["label", "accuracy", "accuracy_on_completed"]),
     ]
     if failures:
-        parts += ["<h2>Rows without a label</h2>", _table(failures, ["kind", "rows"])]
-    if metrics.get("by_source"):
-        parts += ["<h2>By label source (cascade)</h2>", _table([{"source": k, **v} for k, v in metrics["by_source"].items()], ["source", "rows", "accuracy"])]
-    if metrics.get("freeal_rounds"):
-        parts += [
-            "<h2>FreeAL rounds</h2><p>No gold label was used by the loop; accuracy is computed here for the report only.</p>",
-            _table(metrics["freeal_rounds"], ["round", "relabeled", "changed", "clean_share", "pool_size", "agreement", "accuracy", "student_accuracy", "clean_accuracy", "seconds"]),
-        ]
+        parts += ["<h2>Rows without a label</h2>", html_table(failures, ["kind", "rows"])]
+    for section in _strategy_sections(metrics):
+        parts.append(section)
     style = "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}img{margin:6px;vertical-align:top}"
     document = f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head><body>{''.join(parts)}</body></html>"
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(document, encoding="utf-8")
     return path
+
+
+def _strategy_sections(metrics: dict[str, Any]) -> list[str]:
+    """Each strategy's own report section (cascade sources, FreeAL rounds, ...), in registry order."""
+    from labelmill.strategies.base import all_strategies
+
+    return [section for strategy in all_strategies() if (section := strategy.report_section(metrics))]

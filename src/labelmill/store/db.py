@@ -81,36 +81,22 @@ MIGRATIONS: list[str] = [
         vector BLOB NOT NULL
     );
     """,
-    # 3: the strategies `labelmill tune` tried, one JSON trial per row
-    """
-    CREATE TABLE tune_trials (
-        id INTEGER PRIMARY KEY,
-        created_at REAL NOT NULL,
-        task_name TEXT NOT NULL,
-        trial TEXT NOT NULL
-    );
-    """,
-    # 4: FreeAL loops: each round's run (its annotations are the labels it gave) and figures
-    """
-    CREATE TABLE freeal_runs (
-        id INTEGER PRIMARY KEY,
-        created_at REAL NOT NULL,
-        task_name TEXT NOT NULL,
-        config_hash TEXT NOT NULL,
-        input_hash TEXT NOT NULL,
-        rounds INTEGER NOT NULL,
-        label_issues TEXT NOT NULL
-    );
-    CREATE TABLE freeal_rounds (
-        freeal_id INTEGER NOT NULL REFERENCES freeal_runs(id),
-        round INTEGER NOT NULL,
-        stats TEXT NOT NULL,
-        PRIMARY KEY (freeal_id, round)
-    );
-    """,
+    # 3 and 4 made the tune and FreeAL tables; those now come from each strategy's own migrations
+    # (strategies/<name>/strategy.py), so a new project file gets them when the strategy first runs
+    "SELECT 1",
+    "SELECT 1",
     # 5: the explanation a chain-of-thought run wrote before its answer
     """
     ALTER TABLE annotations ADD COLUMN explanation TEXT;
+    """,
+    # 6: which of each strategy's own migrations this file has (Store.migrate_strategy)
+    """
+    CREATE TABLE strategy_migrations (
+        strategy TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        applied_at REAL NOT NULL,
+        PRIMARY KEY (strategy, version)
+    );
     """,
 ]
 
@@ -175,6 +161,26 @@ class Store:
                     if statement.strip():
                         self.db.execute(statement)
                 self.db.execute("INSERT INTO migrations VALUES (?, ?)", (version, time.time()))
+
+    def migrate_strategy(self, name: str, migrations: Sequence[str]) -> None:
+        """Apply a strategy's own migrations (its tables) that this file lacks, each in its own transaction."""
+        done = {row[0] for row in self.db.execute("SELECT version FROM strategy_migrations WHERE strategy = ?", (name,))}
+        if done and max(done) > len(migrations):
+            raise StoreError(
+                f"{self.path} holds {name} tables from a newer labelmill (schema {max(done)} > {len(migrations)})",
+                fix="upgrade labelmill, or use another --project file",
+            )
+        for version, sql in enumerate(migrations, start=1):
+            if version in done:
+                continue
+            with self.transaction():
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute("INSERT INTO strategy_migrations VALUES (?, ?, ?)", (name, version, time.time()))
+
+    def strategy_schema_version(self, name: str) -> int:
+        return self.db.execute("SELECT COALESCE(MAX(version), 0) FROM strategy_migrations WHERE strategy = ?", (name,)).fetchone()[0]
 
     def schema_version(self) -> int:
         return self.db.execute("SELECT COALESCE(MAX(version), 0) FROM migrations").fetchone()[0]

@@ -393,7 +393,7 @@ def freeal(
     out[columns["issue_rank"]] = rank
     out_path = write_rows(out, output) if output else None
     if out_path is not None:
-        from labelmill.evaluation.metrics import freeal_sidecar
+        from labelmill.strategies.freeal.strategy import freeal_sidecar
 
         freeal_sidecar(out_path).write_text(json.dumps({"rounds": [asdict(s) for s in stats], "label_issues": issue_rows[:500]}, indent=1), encoding="utf-8")
     return FreeALResult(out, stats, columns, out_path, issue_rows, time.perf_counter() - started, freeal_id, probs, oof)
@@ -459,7 +459,9 @@ def _describe(s: RoundStats) -> str:
 
 
 def _save(store, cfg: Config, frame, rounds: int, stats: list[RoundStats], issues: list[int]) -> int:
-    with store.transaction() as db:
+    from labelmill.strategies.freeal.strategy import STRATEGY
+
+    with STRATEGY.tables(store).transaction() as db:
         cur = db.execute(
             "INSERT INTO freeal_runs (created_at, task_name, config_hash, input_hash, rounds, label_issues) VALUES (?, ?, ?, ?, ?, ?)",
             (time.time(), cfg.name, cfg.fingerprint(), content_hash(frame), rounds, json.dumps(issues)),

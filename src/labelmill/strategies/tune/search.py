@@ -189,8 +189,10 @@ def tune(
             cal_path = out.with_suffix(".calibration.json")
             api.calibrate(load_config(best_config), frame, project=project, method=best.calibration, out=cal_path)
             report["best_calibration"] = str(cal_path)
+    from labelmill.strategies.tune.strategy import STRATEGY
+
     with Store(project) as store:
-        with store.transaction() as db:
+        with STRATEGY.tables(store).transaction() as db:
             now = time.time()
             db.executemany("INSERT INTO tune_trials (created_at, task_name, trial) VALUES (?, ?, ?)", [(now, base.name, json.dumps(asdict(t))) for t in trials])
     return report

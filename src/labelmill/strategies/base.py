@@ -1,0 +1,74 @@
+"""The strategy seam: what a strategy (tune, ensemble, cascade, freeal; weak, refine, review, synth next)
+contributes to the shared machinery, and the registry that finds built-ins and plugins alike.
+
+A strategy calls the core through its public seams (`labelmill.core`, `labelmill.store`). It owns:
+- its tables, as its own numbered migration list, applied on first use and tracked per strategy in the
+  store (`Store.migrate_strategy`), the way simonw/llm keeps `embeddings_migrations` apart;
+- the metrics it reads back from an output it wrote (`evaluate`), and its report section (`report_section`).
+
+Plugins register an instance (or a class) under the `labelmill.strategies` entry point group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from labelmill.registry import Registry
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from labelmill.store import Store
+    from labelmill.tasks import Task
+
+
+@dataclass
+class EvalContext:
+    """What `evaluate` knows about a labeled output, handed to each strategy's `evaluate` hook."""
+
+    frame: pd.DataFrame
+    task: Task
+    gold: list[Any]
+    correct: np.ndarray  # (n,) the final label is right
+    output: str | Path | None  # the output file, when evaluated from a file (sidecars live next to it)
+
+
+class Strategy:
+    """Base of every strategy's registration; override what the strategy contributes."""
+
+    name: str = ""
+    migrations: Sequence[str] = ()  # SQL scripts, applied in order once per project file
+
+    def tables(self, store: Store) -> Store:
+        """The store with this strategy's tables in place (call before reading or writing them)."""
+        store.migrate_strategy(self.name, self.migrations)
+        return store
+
+    def evaluate(self, context: EvalContext) -> dict[str, Any]:
+        """Metrics this strategy reads from an output it wrote (its columns, a sidecar file); {} if none."""
+        return {}
+
+    def report_section(self, metrics: dict[str, Any]) -> str | None:
+        """An HTML section for the report (use `labelmill.evaluation.report.html_table`), or None."""
+        return None
+
+
+strategies: Registry[Strategy] = Registry("strategy", entry_point_group="labelmill.strategies")
+strategies.register_lazy("tune", "labelmill.strategies.tune.strategy:STRATEGY")
+strategies.register_lazy("ensemble", "labelmill.strategies.ensemble.strategy:STRATEGY")
+strategies.register_lazy("cascade", "labelmill.strategies.cascade.strategy:STRATEGY")
+strategies.register_lazy("freeal", "labelmill.strategies.freeal.strategy:STRATEGY")
+
+
+def get_strategy(name: str) -> Strategy:
+    found = strategies.get(name)
+    return found() if isinstance(found, type) else found
+
+
+def all_strategies() -> list[Strategy]:
+    return [get_strategy(name) for name in strategies.names()]
