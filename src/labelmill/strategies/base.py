@@ -57,6 +57,10 @@ class Strategy:
         """An HTML section for the report (use `labelmill.evaluation.report.html_table`), or None."""
         return None
 
+    def command(self) -> Any:
+        """A click command the CLI adds as `labelmill NAME` (a plugin's own command), or None."""
+        return None
+
 
 strategies: Registry[Strategy] = Registry("strategy", entry_point_group="labelmill.strategies")
 strategies.register_lazy("tune", "labelmill.strategies.tune.strategy:STRATEGY")

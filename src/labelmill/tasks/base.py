@@ -39,6 +39,25 @@ class Task(ABC):
 
     default_max_tokens = 32
 
+    @classmethod
+    def configure(cls, config: Config) -> None:
+        """Fill this task type's config defaults and check its sections; raise ValueError naming the key."""
+
+    @classmethod
+    def default_input_template(cls, config: Config) -> str:
+        """How a row is shown when the config gives no input_template."""
+        return "{text}"
+
+    @classmethod
+    def template(cls, name: str) -> str:
+        """The commented starting config `labelmill init NAME` writes (built-ins ship theirs in labelmill/templates)."""
+        from importlib import resources
+
+        path = resources.files("labelmill").joinpath("templates", f"{name}.yaml")
+        if not path.is_file():
+            raise FileNotFoundError(name)
+        return path.read_text(encoding="utf-8")
+
     def __init__(self, config: Config):
         self.config = config
         self.labels = config.label_names

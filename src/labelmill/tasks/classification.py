@@ -5,13 +5,16 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from labelmill.numeric.confidence import distribution_signals, mean_token_prob, softmax_logprobs
 from labelmill.types import Generation, Label, Outcome, ParseFailure, ScoreResult
 from labelmill.tasks.base import RowInput, Task, normalise, strip_answer_lead
+
+if TYPE_CHECKING:
+    from labelmill.config import Config
 
 
 def label_list(config) -> str:
@@ -72,6 +75,11 @@ class LabelMatcher:
 
 class ClassificationTask(Task):
     """One label per row from a closed set."""
+
+    @classmethod
+    def configure(cls, config: Config) -> None:
+        if len(config.labels) < 2:
+            raise ValueError(f"labels: a {config.task} task needs at least two labels")
 
     default_guidelines = "Classify the input into exactly one of the labels below."
 

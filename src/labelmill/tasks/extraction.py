@@ -10,18 +10,29 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 
 from labelmill.numeric.confidence import TokenText, mean_token_prob
 from labelmill.types import Generation, Label, Outcome, ParseFailure, Prompt
 from labelmill.tasks.base import RowInput, Task, is_missing, load_structured, normalise
 
+if TYPE_CHECKING:
+    from labelmill.config import Config
+
 _JSON_TYPES = {"string": "string", "number": "number", "integer": "integer", "boolean": "boolean"}
 
 
 class ExtractionTask(Task):
     default_max_tokens = 128
+
+    @classmethod
+    def configure(cls, config: Config) -> None:
+        if not config.attributes:
+            raise ValueError("attributes: an extraction task needs at least one attribute")
+        keys = [a.name for a in config.attributes]
+        if len(set(keys)) != len(keys):
+            raise ValueError("attributes: duplicate attribute names")
 
     def __init__(self, config):
         super().__init__(config)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labelmill.tasks.base import is_missing, normalise
 from labelmill.tasks.classification import (
@@ -12,12 +12,29 @@ from labelmill.tasks.classification import (
     guidelines_with_labels,
 )
 
+if TYPE_CHECKING:
+    from labelmill.config import Config
+
 _YES = {"1", "1.0", "true", "yes", "y", "match", "matched", "same", "duplicate", "positive"}
 _NO = {"0", "0.0", "false", "no", "n", "no match", "not match", "different", "not duplicate", "negative", "non-match", "nonmatch"}
 
 
 class MatchingTask(ClassificationTask):
     """labels[0] is the match label, labels[1] the no-match label; gold may also be 1/0, true/false, yes/no."""
+
+    @classmethod
+    def configure(cls, config: Config) -> None:
+        from labelmill.config import LabelSpec
+
+        if not config.labels:
+            config.labels = [LabelSpec(name="match", description="both records refer to the same real-world entity"),
+                             LabelSpec(name="no match", description="the records refer to different entities")]
+        if len(config.labels) != 2:
+            raise ValueError("labels: a matching task has exactly two labels, the match label first")
+
+    @classmethod
+    def default_input_template(cls, config: Config) -> str:
+        return "Record A: {left}\nRecord B: {right}"
 
     default_guidelines = (
         "Decide whether Record A and Record B refer to the same real-world entity (the same product, "

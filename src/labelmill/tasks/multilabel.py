@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -13,12 +13,20 @@ from labelmill.types import Generation, Label, Outcome, ParseFailure
 from labelmill.tasks.base import RowInput, Task, normalise, strip_answer_lead
 from labelmill.tasks.classification import LabelMatcher, guidelines_with_labels
 
+if TYPE_CHECKING:
+    from labelmill.config import Config
+
 _SPLIT = re.compile(r"\s*(?:[,;|\n]|\band\b)\s*")
 _NONE = {"none", "no label", "no labels", "nothing", "n/a", "null", "[]", ""}
 
 
 class MultilabelTask(Task):
     """Every label that applies, from a closed set; an empty answer set is allowed."""
+
+    @classmethod
+    def configure(cls, config: Config) -> None:
+        if not config.labels:
+            raise ValueError("labels: give at least one label")
 
     default_guidelines = "Choose every label below that applies to the input."
 

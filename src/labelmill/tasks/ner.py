@@ -15,7 +15,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from labelmill.tasks.base import RowInput, Task, is_missing, load_structured, no
 from labelmill.tasks.classification import guidelines_with_labels
 from labelmill.tasks.spans import occurrences
 
+if TYPE_CHECKING:
+    from labelmill.config import Config
+
 _NONE = {"none", "no entities", "no entity", "nothing", "n/a", "null", "[]", "{}", "no named entities"}
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 _TYPED_AFTER = re.compile(r"^(?P<text>.+?)\s*(?:\((?P<t1>[^()]+)\)|\[(?P<t2>[^\[\]]+)\]|\s[-–=]>?\s(?P<t3>.+)|:\s*(?P<t4>.+))$")
@@ -32,6 +35,11 @@ _TYPED_AFTER = re.compile(r"^(?P<text>.+?)\s*(?:\((?P<t1>[^()]+)\)|\[(?P<t2>[^\[
 
 class NerTask(Task):
     """Entity spans of the declared types, as character offsets into the input text."""
+
+    @classmethod
+    def configure(cls, config: Config) -> None:
+        if not config.labels:
+            raise ValueError("labels: give at least one label (the entity types)")
 
     default_max_tokens = 96
     default_guidelines = (

@@ -14,7 +14,7 @@ import re
 import string
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from labelmill.tasks.base import (
 )
 from labelmill.tasks.spans import occurrences
 
+if TYPE_CHECKING:
+    from labelmill.config import Config
+
 UNANSWERABLE = "unanswerable"
 _UNANSWERABLE_TEXTS = {
     "unanswerable", "not answerable", "no answer", "none", "n/a", "unknown", "not mentioned", "not stated",
@@ -40,6 +43,15 @@ LETTERS = "ABCDEFGH"
 
 class QATask(Task):
     default_max_tokens = 24
+
+    @classmethod
+    def configure(cls, config: Config) -> None:
+        if config.qa.mode == "multiple_choice" and not config.qa.options_column:
+            raise ValueError("qa.options_column: multiple_choice needs the column that holds the options")
+
+    @classmethod
+    def default_input_template(cls, config: Config) -> str:
+        return "Question: {question}" if config.qa.mode == "multiple_choice" else "Context: {context}\nQuestion: {question}"
 
     def __init__(self, config):
         super().__init__(config)
