@@ -1,3 +1,3 @@
-from labelmill.cli.commands import main
+from labelmill.cli import main
 
 main()

@@ -20,7 +20,8 @@ DEFAULT_PROJECT = "labelmill.db"
 TOKENS_PER_S = {"qwen2.5-coder-0.5b": 150.0, "smollm2-135m": 180.0, "qwen2.5-coder-1.5b": 70.0}  # prompt tokens/s on 2 cores
 
 
-def _config(config: str | Path | dict | Config, on_event: EventHandler) -> Config:
+def load_with_notices(config: str | Path | dict | Config, on_event: EventHandler) -> Config:
+    """The validated config, with conversion notices (an Autolabel config, say) sent as events."""
     notices: list[str] = []
     loaded = load_config(config, notices=notices)
     for message in notices:
@@ -59,7 +60,7 @@ def label(
     holds what was labeled). `calibration` (a file from `calibrate`) makes the output's labels and
     confidences the calibrated ones and adds `llm_needs_review`.
     """
-    cfg = _config(config, on_event)
+    cfg = load_with_notices(config, on_event)
     calibrator = Calibrator.load(calibration) if isinstance(calibration, (str, Path)) else calibration
     if cfg.ensemble.members:
         from labelmill.strategies.ensemble.combine import run_ensemble
@@ -85,7 +86,7 @@ run = label
 
 def plan(config: str | Path | dict | Config, data: Any, *, limit: int | None = None, backend: Backend | None = None, on_event: EventHandler = ignore) -> dict[str, Any]:
     """Prompt preview, row count, tokens and an estimate of time and cost, without labeling anything."""
-    cfg = _config(config, on_event)
+    cfg = load_with_notices(config, on_event)
     if cfg.ensemble.members:  # the prompt preview is the first member's; the estimate counts every member
         from labelmill.strategies.ensemble.combine import member_configs
 
@@ -177,7 +178,7 @@ def calibrate(
     from labelmill.numeric import calibration as cal_mod
     from labelmill.tasks import make_task
 
-    cfg = _config(config, on_event)
+    cfg = load_with_notices(config, on_event)
     result = label(cfg, seed, project=project, backend=backend, on_event=on_event)  # an ensemble config labels with every member
     names = cfg.label_names
     with Store(project) as store:

@@ -13,7 +13,6 @@ import platform
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from labelmill.backends import cpuflags, llama_build
 from labelmill.models import CATALOG, CatalogModel, cache_dir

@@ -1,5 +1,9 @@
-"""The command line: a thin layer over the Python API, one small module per command group."""
+"""The command line: a thin layer over the Python API, one small module per command.
 
-from labelmill.cli.commands import cli, main
+`app` holds the group and the entry point; importing this package registers every built-in command.
+"""
+
+from labelmill.cli import calibrate, doctor, eval, freeal, init, plan, run, tune  # noqa: F401  (each registers its command)
+from labelmill.cli.app import cli, main
 
 __all__ = ["cli", "main"]

@@ -6,7 +6,6 @@ NaN for rows that got no label.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any

@@ -20,7 +20,8 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _LOADED: dict[str, object] = {}
 
 
-def _load(model: str):
+def load_encoder(model: str):
+    """The sentence-transformers encoder `model`, loaded once per process (the default offline, from its PyPI package)."""
     if model in _LOADED:
         return _LOADED[model]
     try:
@@ -55,7 +56,7 @@ def embed(texts: Sequence[str], model: str = DEFAULT_MODEL, store: Store | None 
     missing = list(dict.fromkeys(k for k in keys if k not in found))
     if missing:
         by_key = dict(zip(keys, texts))
-        vectors = _load(model).encode([by_key[k] for k in missing], batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+        vectors = load_encoder(model).encode([by_key[k] for k in missing], batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
         fresh = {k: np.asarray(v, dtype=np.float32) for k, v in zip(missing, vectors)}
         found.update(fresh)
         if store is not None:

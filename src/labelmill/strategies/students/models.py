@@ -71,9 +71,9 @@ class FinetunedStudent:
     def _encoder(self):
         import copy
 
-        from labelmill.selectors.embeddings import _load
+        from labelmill.selectors.embeddings import load_encoder
 
-        return copy.deepcopy(_load(self.model_name))  # each fit starts from the pretrained weights
+        return copy.deepcopy(load_encoder(self.model_name))  # each fit starts from the pretrained weights
 
     def fit_texts(self, texts: Sequence[str], y: np.ndarray, weight: np.ndarray | None = None) -> FinetunedStudent:
         import torch

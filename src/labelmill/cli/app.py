@@ -1,0 +1,92 @@
+"""The `labelmill` command group and its entry point: errors are one line; --debug shows the traceback.
+
+Each command lives in its own module of this package and registers itself on `cli`; strategies (plugins
+too) add theirs through `Strategy.command()`.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any
+
+import click
+
+from labelmill.errors import LabelmillError
+
+
+def console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks.")
+def cli(debug: bool) -> None:
+    """labelmill: label text datasets with LLMs, and know which labels to trust."""
+
+
+def cost_text(cost: float | None) -> str:
+    """What a plan's estimated cost means, in words."""
+    if cost == 0:
+        return "free (local model)"
+    if cost is None:
+        return "unknown: the model is not in the price table (set model.price)"
+    return f"${cost:.4f} at most (prompts plus max_tokens per answer)"
+
+
+def finite(value: Any) -> Any:
+    """NaN is not JSON: write null instead."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def _add_strategy_commands() -> None:
+    """Commands that strategies contribute (plugins through the labelmill.strategies entry points)."""
+    from labelmill.strategies.base import get_strategy, strategies
+
+    for name in strategies.names():
+        try:
+            command = get_strategy(name).command()
+        except (ImportError, AttributeError, LabelmillError) as exc:  # a broken plugin must not take the CLI down
+            click.echo(f"note: strategy {name!r} could not be loaded ({type(exc).__name__}: {exc}); its command is missing", err=True)
+            continue
+        if command is not None and command.name not in cli.commands:
+            cli.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _add_strategy_commands()
+    debug = "--debug" in argv
+    try:
+        cli.main(args=argv, prog_name="labelmill", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("interrupted; rerun the same command to resume", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted; everything labeled so far is saved; rerun the same command to resume", err=True)
+        sys.exit(130)
+    except LabelmillError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc.one_line()}", err=True)
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # the last line of defence: one line, not a traceback
+        if debug:
+            raise
+        click.echo(f"error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""`labelmill run CONFIG INPUT --out OUT`: label (resumable), locally, on Ray, or as a cascade."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import click
+
+from labelmill import api
+from labelmill.cli.app import cli
+from labelmill.cli.progress import ProgressView
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("input", type=click.Path(dir_okay=False))
+@click.option("--out", "output", required=True, type=click.Path(dir_okay=False), help="Labeled output (.csv, .jsonl, .parquet, .xlsx).")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows.")
+@click.option("--project", default=api.DEFAULT_PROJECT, show_default=True, help="SQLite project file (cache, annotations, runs).")
+@click.option("--encoding", help="Input text encoding (overrides dataset.encoding).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--max-cost", type=click.FloatRange(min=0), help="Stop cleanly once this many USD are spent (paid models); labels so far are saved.")
+@click.option(
+    "--ray", "ray_address", is_flag=False, flag_value="local", default=None,
+    help="Shard rows over Ray workers, each with its own backend: --ray (a local Ray) or --ray ADDRESS (a cluster).",
+)
+@click.option("--ray-workers", type=click.IntRange(min=1), default=2, show_default=True, help="With --ray: how many workers.")
+@click.option("--calibration", type=click.Path(dir_okay=False, exists=True), help="A file from `labelmill calibrate`: write calibrated labels and confidences, and llm_needs_review.")
+@click.option("--cascade", is_flag=True, help="The LLM labels a sample, a student trained on it the rest; rows the student is unsure of go to the LLM.")
+@click.option("--cascade-sample", type=click.IntRange(min=20), default=200, show_default=True, help="With --cascade: rows the LLM labels first.")
+@click.option("--cascade-llm-share", type=click.FloatRange(min=0, max=1, min_open=True), default=0.2, show_default=True, help="With --cascade: the most rows the LLM labels, as a share of all rows.")
+@click.option("--cascade-target", type=click.FloatRange(min=0, max=1), default=0.9, show_default=True, help="With --cascade: rows whose calibrated student confidence is below this go to the LLM.")
+@click.option("--strong-model", help="With --cascade: a stronger model (e.g. qwen2.5-coder-1.5b) for rows the LLM is unsure of.")
+def run(
+    config: str, input: str, output: str, limit: int | None, project: str, encoding: str | None, as_json: bool, quiet: bool,
+    max_cost: float | None, ray_address: str | None, ray_workers: int, calibration: str | None,
+    cascade: bool, cascade_sample: int, cascade_llm_share: float, cascade_target: float, strong_model: str | None,
+) -> None:
+    """Label INPUT and write OUTPUT. Rerunning the same command resumes where it stopped."""
+    view = ProgressView(quiet=quiet or as_json)
+    cfg = api.load_with_notices(config, view)
+    if encoding:
+        cfg.dataset.encoding = encoding
+    if cascade:
+        from labelmill.strategies.cascade.tiers import cascade as run_cascade
+
+        done = run_cascade(
+            cfg, input, sample=cascade_sample, llm_share=cascade_llm_share, target=cascade_target, strong=strong_model,
+            project=project, output=output, limit=limit, on_event=view,
+        )
+        stats = done.stats
+        if as_json:
+            click.echo(json.dumps({"output": str(done.output_path), **asdict(stats)}))
+        else:
+            click.echo(
+                f"cascade: {stats.rows} rows: {stats.llm_rows} by the LLM ({stats.sample_rows} sample), {stats.student_rows} by the student"
+                + (f", {stats.strong_rows} relabeled by {strong_model}" if strong_model else "")
+                + f"; {stats.llm_calls_saved} LLM calls saved; {stats.wall_s:.1f} s"
+                + (f"; accuracy {stats.accuracy:.3f} (gold column)" if stats.accuracy is not None else "")
+            )
+            click.echo(f"wrote {done.output_path} (columns {', '.join(done.columns.values())}); next: labelmill eval {config} {output}")
+        return
+    if ray_address is not None:
+        from labelmill.execute.ray import label_on_ray
+
+        result = label_on_ray(
+            cfg, input, output=output, limit=limit, project=project, address=None if ray_address == "local" else ray_address,
+            workers=ray_workers, on_event=view, max_cost=max_cost,
+        )
+    else:
+        result = api.label(cfg, input, output=output, limit=limit, project=project, on_event=view, max_cost=max_cost, calibration=calibration)
+    if as_json:
+        click.echo(json.dumps({
+            "run_id": result.run_id, "output": str(result.output_path), "rows": result.total, "labeled": result.labeled,
+            "failed": result.failed, "model_rows": result.model_rows, "cached_rows": result.cached_rows, "wall_s": result.wall_s,
+            "cost_usd": result.cost_usd,
+        }))
+    else:
+        click.echo(f"wrote {result.output_path} (columns {', '.join(result.columns.values())}); next: labelmill eval {config} {output}")
