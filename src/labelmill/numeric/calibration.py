@@ -56,61 +56,51 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 def fit_scaling(probs: np.ndarray, gold: np.ndarray, *, bias: bool, l2: float = 0.01, steps: int = 500) -> tuple[float, np.ndarray]:
     """T (and per-label offsets b when `bias`) minimising the log loss of softmax(log p / T + b) on the seed rows.
 
-    Plain gradient descent with a line search on a small convex-in-b problem; `l2` keeps offsets of labels
-    the seed rows rarely show near 0.
+    scipy's L-BFGS over (log 1/T, b) with the exact gradient; `l2` keeps offsets of labels the seed rows
+    rarely show near 0.
     """
+    from scipy.optimize import minimize
+
     logp = _log(probs)
     n, k = logp.shape
     onehot = np.zeros((n, k))
     onehot[np.arange(n), gold] = 1.0
-    a = 0.0  # log(1/T)
-    b = np.zeros(k)
 
-    def loss_grad(a: float, b: np.ndarray) -> tuple[float, float, np.ndarray]:
+    def loss_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        a, b = theta[0], theta[1:] if bias else np.zeros(k)
         s = math.exp(a)
         q = _softmax(logp * s + b)
         loss = -np.mean(np.sum(onehot * _log(q), axis=1)) + l2 * float(b @ b)
         diff = (q - onehot) / n
         grad_a = float(np.sum(diff * logp) * s)
-        grad_b = diff.sum(axis=0) + 2 * l2 * b if bias else np.zeros(k)
-        return loss, grad_a, grad_b
+        grad = [grad_a, *(diff.sum(axis=0) + 2 * l2 * b)] if bias else [grad_a]
+        return loss, np.array(grad)
 
-    loss, ga, gb = loss_grad(a, b)
-    step = 1.0
-    for _ in range(steps):
-        while step > 1e-6:
-            na, nb = a - step * ga, b - step * gb
-            nloss, nga, ngb = loss_grad(na, nb)
-            if nloss <= loss - 1e-4 * step * (ga * ga + float(gb @ gb)):
-                a, b, loss, ga, gb = na, nb, nloss, nga, ngb
-                step *= 1.5
-                break
-            step /= 2
-        if step <= 1e-6 or abs(ga) + float(np.abs(gb).sum()) < 1e-6:
-            break
-    return 1.0 / math.exp(a), b
-
+    start = np.zeros(1 + (k if bias else 0))
+    found = minimize(loss_grad, start, jac=True, method="L-BFGS-B", bounds=[(-20.0, 20.0)] + [(None, None)] * (len(start) - 1),
+                     options={"maxiter": steps, "gtol": 1e-9, "ftol": 1e-14})
+    a = float(found.x[0])
+    return 1.0 / math.exp(a), (found.x[1:] if bias else np.zeros(k))
 
 def fit_isotonic(confidence: np.ndarray, correct: np.ndarray) -> tuple[list[float], list[float]]:
-    """Pool adjacent violators: breakpoints (x, y) of a non-decreasing step function from confidence to P(correct)."""
+    """Breakpoints (x, y) of a non-decreasing step function from confidence to P(correct): scipy's pool
+    adjacent violators over the rows in confidence order (ties kept in input order), each block's rate
+    shrunk a little toward 1/2 so a block of 3 perfect rows does not say 1.0."""
+    from scipy.optimize import isotonic_regression
+
     order = np.argsort(confidence, kind="stable")
     x, y = confidence[order].astype(float), correct[order].astype(float)
-    blocks: list[list[float]] = []  # [sum_y, count, x_min, x_max]
-    for xi, yi in zip(x, y):
-        blocks.append([yi, 1.0, xi, xi])
-        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] >= blocks[-1][0] / blocks[-1][1]:
-            s, c, lo, hi = blocks.pop()
-            blocks[-1][0] += s
-            blocks[-1][1] += c
-            blocks[-1][3] = hi
+    if not len(x):
+        return [], []
+    fit = isotonic_regression(y)
+    # one block per distinct level: adjacent blocks scipy left apart at the same mean are one step
+    starts = [int(b) for b in fit.blocks[:-1] if b == 0 or not math.isclose(fit.x[b], fit.x[b - 1], rel_tol=1e-12, abs_tol=1e-12)]
     xs, ys = [], []
-    for s, c, lo, hi in blocks:
-        # shrink each block's rate a little toward 1/2 so a block of 3 perfect rows does not say 1.0
-        rate = (s + 0.5) / (c + 1.0)
-        xs += [lo, hi]
-        ys += [rate, rate]
+    for lo, hi in zip(starts, [*starts[1:], len(y)]):
+        rate = (y[lo:hi].sum() + 0.5) / (hi - lo + 1.0)
+        xs += [float(x[lo]), float(x[hi - 1])]
+        ys += [float(rate), float(rate)]
     return xs, ys
-
 
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, 1e-6, 1 - 1e-6)
@@ -118,31 +108,25 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 def fit_logistic(design: np.ndarray, correct: np.ndarray, l2: float = 1e-3) -> np.ndarray:
-    """Weights w of P(correct) = sigmoid(design @ w), by Newton's method on the L2-penalised log loss."""
+    """Weights w of P(correct) = sigmoid(design @ w), minimising the L2-penalised mean log loss with scipy's
+    Newton-CG (exact gradient and Hessian); works when every row is right, or every row wrong."""
+    from scipy.optimize import minimize
+
     y = np.asarray(correct, dtype=float)
-    w = np.zeros(design.shape[1])
-    w[0] = 1.0
+    n, d = design.shape
 
-    def loss(w: np.ndarray) -> float:
+    def loss_grad(w: np.ndarray) -> tuple[float, np.ndarray]:
         z = np.clip(design @ w, -30, 30)
-        return float(np.mean(np.logaddexp(0.0, z) - y * z) + 0.5 * l2 * w @ w)
+        p = 1.0 / (1.0 + np.exp(-z))
+        return float(np.mean(np.logaddexp(0.0, z) - y * z) + 0.5 * l2 * w @ w), design.T @ (p - y) / n + l2 * w
 
-    current = loss(w)
-    for _ in range(100):
+    def hessian(w: np.ndarray) -> np.ndarray:
         p = 1.0 / (1.0 + np.exp(-np.clip(design @ w, -30, 30)))
-        grad = design.T @ (p - y) / len(y) + l2 * w
-        hess = (design * (p * (1 - p))[:, None]).T @ design / len(y) + l2 * np.eye(len(w))
-        step = np.linalg.solve(hess, grad)
-        scale = 1.0  # backtracking: a full Newton step can overshoot when a feature separates the rows
-        while scale > 1e-4 and loss(w - scale * step) > current:
-            scale /= 2
-        w = w - scale * step
-        new = loss(w)
-        if np.abs(scale * step).max() < 1e-8 or current - new < 1e-12:
-            break
-        current = new
-    return w
+        return (design * (p * (1 - p))[:, None]).T @ design / n + l2 * np.eye(d)
 
+    start = np.zeros(d)
+    start[0] = 1.0
+    return minimize(loss_grad, start, jac=True, hess=hessian, method="Newton-CG", options={"xtol": 1e-10, "maxiter": 200}).x
 
 def fit_platt(confidence: np.ndarray, correct: np.ndarray, l2: float = 1e-3) -> list[float]:
     """[a, c] of P(correct) = sigmoid(a * logit(confidence) + c)."""
@@ -307,29 +291,13 @@ def choose(
 
 
 def clopper_pearson_lower(successes: int, n: int, delta: float) -> float:
-    """One-sided lower confidence bound (level 1 - delta) of a binomial proportion."""
+    """One-sided lower confidence bound (level 1 - delta) of a binomial proportion: the delta quantile of
+    Beta(successes, n - successes + 1)."""
+    from scipy.stats import beta
+
     if n == 0 or successes == 0:
         return 0.0
-    if successes == n:
-        return delta ** (1.0 / n)
-
-    i = np.arange(successes, n + 1)
-    log_choose = math.lgamma(n + 1) - np.array([math.lgamma(k + 1) + math.lgamma(n - k + 1) for k in i])
-
-    def tail(p: float) -> float:  # P(X >= successes | n, p)
-        logs = log_choose + i * math.log(p) + (n - i) * math.log1p(-p)
-        top = logs.max()
-        return float(math.exp(top) * np.exp(logs - top).sum())
-
-    lo, hi = 0.0, successes / n
-    for _ in range(60):  # tail(p) rises with p: find p with tail(p) = delta
-        mid = (lo + hi) / 2
-        if tail(mid) < delta:
-            lo = mid
-        else:
-            hi = mid
-    return lo
-
+    return float(beta.ppf(delta, successes, n - successes + 1))
 
 def _rows_to_pass(target: float, delta: float, errors: int) -> int:
     """The fewest rows whose Clopper-Pearson lower bound reaches `target` with `errors` of them wrong."""

@@ -37,33 +37,23 @@ POOL_COLUMN = "__freeal_label"  # the LLM's label of a demo row: never the gold 
 
 # small-loss selection ------------------------------------------------------------------------------
 def clean_posterior(losses: np.ndarray, iterations: int = 100) -> np.ndarray:
-    """Posterior of the low-mean component of a two-component 1-D Gaussian mixture fitted to `losses` by EM."""
+    """Posterior of the low-mean component of a two-component 1-D Gaussian mixture fitted to `losses`
+    (scikit-learn's EM, started at the quartiles), made non-increasing in the loss."""
+    from sklearn.mixture import GaussianMixture
+
     x = np.asarray(losses, dtype=float)
     if len(x) < 4 or np.ptp(x) < 1e-9:
         return np.ones(len(x))
     lo, hi = np.quantile(x, 0.25), np.quantile(x, 0.75)
-    mu = np.array([lo, hi])
-    var = np.full(2, max(x.var(), 1e-6))
-    weight = np.array([0.5, 0.5])
-    for _ in range(iterations):
-        dens = weight / np.sqrt(2 * np.pi * var) * np.exp(-((x[:, None] - mu) ** 2) / (2 * var))
-        resp = dens / np.maximum(dens.sum(axis=1, keepdims=True), 1e-300)
-        nk = resp.sum(axis=0) + 1e-9
-        new_mu = (resp * x[:, None]).sum(axis=0) / nk
-        var = np.maximum((resp * (x[:, None] - new_mu) ** 2).sum(axis=0) / nk, 1e-6)
-        weight = nk / len(x)
-        if np.allclose(new_mu, mu, atol=1e-7):
-            mu = new_mu
-            break
-        mu = new_mu
-    dens = weight / np.sqrt(2 * np.pi * var) * np.exp(-((x[:, None] - mu) ** 2) / (2 * var))
-    resp = dens / np.maximum(dens.sum(axis=1, keepdims=True), 1e-300)
-    post = resp[:, int(np.argmin(mu))]
+    var = max(x.var(), 1e-6)
+    mixture = GaussianMixture(2, covariance_type="spherical", reg_covar=1e-6, max_iter=iterations, tol=1e-9,
+                              means_init=[[lo], [hi]], weights_init=[0.5, 0.5], precisions_init=[1 / var, 1 / var])
+    mixture.fit(x[:, None])
+    post = mixture.predict_proba(x[:, None])[:, int(np.argmin(mixture.means_[:, 0]))]
     # a Gaussian's tail can make very small losses "noisy" when the noisy component is wide: keep it monotone
     order = np.argsort(x, kind="stable")
     post[order] = np.minimum.accumulate(post[order])
     return post
-
 
 def clean_posterior_by_label(losses: np.ndarray, labels: np.ndarray, min_rows: int = 20) -> np.ndarray:
     """`clean_posterior` within each label's rows (losses are on different scales per label: a label the
