@@ -21,6 +21,10 @@ from labelmill.errors import (
 __version__ = "0.1.0"
 
 _API = {"label", "run", "plan", "calibrate", "evaluate", "init_config"}
+_LAZY = {  # public names loaded on first use: importing labelmill stays cheap
+    "load_config": "labelmill.config", "Config": "labelmill.config",
+    "Store": "labelmill.store", "RunResult": "labelmill.core", "Strategy": "labelmill.strategies.base",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -28,14 +32,14 @@ def __getattr__(name: str) -> Any:
         from labelmill import api
 
         return getattr(api, name)
-    if name in ("load_config", "Config"):
-        from labelmill import config
+    if name in _LAZY:
+        import importlib
 
-        return getattr(config, name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'labelmill' has no attribute {name!r}")
 
 
 __all__ = [
-    "label", "run", "plan", "calibrate", "evaluate", "init_config", "load_config", "Config",
+    "label", "run", "plan", "calibrate", "evaluate", "init_config", "load_config", "Config", "Store", "RunResult", "Strategy",
     "LabelmillError", "ConfigError", "InputDataError", "ModelNotFoundError", "MissingDependencyError", "BackendError", "StoreError", "RunStopped",
 ]
