@@ -17,7 +17,21 @@ import numpy as np
 from labelmill.numeric import calibration as C
 from labelmill.strategies.freeal import loop as F
 
-_log, _softmax = C._log, C._softmax
+
+
+def _log(p: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(p, 1e-12, 1.0))
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
 
 # ---------------------------------------------------------------------------------------------
 # the reference: the hand-written kernels as they were before the numeric core moved to scipy
@@ -188,9 +202,9 @@ def main() -> dict:
     for t in range(100):
         n = rng.integers(20, 400)
         conf = rng.random(n); ok = rng.random(n) < conf ** 2
-        X = np.stack([C._logit(conf), C._logit(rng.random(n)), np.ones(n)], axis=1)
+        X = np.stack([_logit(conf), _logit(rng.random(n)), np.ones(n)], axis=1)
         worst = max(worst, np.abs(ref_fit_logistic(X, ok) - C.fit_logistic(X, ok)).max())
-    X = np.stack([C._logit(rng.random(50)), np.ones(50)], axis=1)
+    X = np.stack([_logit(rng.random(50)), np.ones(50)], axis=1)
     out["logistic_max_abs_weight_diff"] = worst
     out["logistic_all_rows_right_max_abs_weight_diff"] = float(np.abs(ref_fit_logistic(X, np.ones(50)) - C.fit_logistic(X, np.ones(50))).max())
     # scaling
@@ -203,7 +217,7 @@ def main() -> dict:
         for bias in (False, True):
             T0, b0 = ref_fit_scaling(probs, gold, bias=bias); T1, b1 = C.fit_scaling(probs, gold, bias=bias)
             def loss(T, b):
-                q = C._softmax(C._log(probs) / T + b); return -np.mean(np.log(q[np.arange(n), gold])) + 0.01 * float(b @ b)
+                q = _softmax(_log(probs) / T + b); return -np.mean(np.log(q[np.arange(n), gold])) + 0.01 * float(b @ b)
             worst_t = max(worst_t, abs(T0 - T1)); worst_b = max(worst_b, np.abs(b0 - b1).max()); worst_loss = max(worst_loss, loss(T1, b1) - loss(T0, b0))
     out.update(scaling_max_abs_T_diff=worst_t, scaling_max_abs_bias_diff=worst_b, scaling_max_loss_increase=worst_loss)
     # freeal mixture

@@ -44,3 +44,28 @@ def test_classification_metrics_count_failures_as_wrong():
     assert m["accuracy"] == 0.5 and m["completion_rate"] == 0.75 and m["accuracy_on_completed"] == pytest.approx(2 / 3)
     assert m["per_class"]["a"]["precision"] == 0.5 and m["per_class"]["b"]["recall"] == 0.5
     assert m["confusion_matrix"]["rows"] == [[1, 0, 1], [1, 1, 0]]
+
+
+def test_classification_metrics_match_scikit_learn_on_random_labels():
+    """Our figures are scikit-learn's (failures count as a prediction of no label, so they cost recall only);
+    we keep the ten-line version so the base install needs no scikit-learn."""
+    import sklearn.metrics as sk  # the student extra, installed with the tests
+    from labelmill.tasks.classification import classification_metrics
+
+    rng = np.random.default_rng(3)
+    labels = ["a", "b", "c", "d"]
+    for _ in range(50):
+        n = int(rng.integers(5, 200))
+        gold = list(rng.choice(labels[:3], n))  # "d" is never gold: a label only predicted
+        predicted = [None if rng.random() < 0.1 else str(x) for x in rng.choice(labels, n)]
+        ours = classification_metrics(gold, predicted, labels)
+        filled = [p if p is not None else "(none)" for p in predicted]
+        present = [lab for lab in labels if lab in gold or lab in predicted]
+        assert ours["accuracy"] == pytest.approx(sk.accuracy_score(gold, filled))
+        assert ours["macro_f1"] == pytest.approx(sk.f1_score(gold, filled, labels=present, average="macro", zero_division=0))
+        p, r, f, s = sk.precision_recall_fscore_support(gold, filled, labels=labels, zero_division=0)
+        for i, lab in enumerate(labels):
+            assert ours["per_class"][lab]["precision"] == pytest.approx(p[i]) and ours["per_class"][lab]["recall"] == pytest.approx(r[i])
+            assert ours["per_class"][lab]["f1"] == pytest.approx(f[i]) and ours["per_class"][lab]["support"] == s[i]
+        matrix = sk.confusion_matrix(gold, filled, labels=[*labels, "(none)"])
+        assert ours["confusion_matrix"]["rows"] == matrix[: len(labels)].tolist()
