@@ -315,3 +315,52 @@ def test_ensemble_rows_follow_their_members_on_a_rerun(tmp_path):
     Flaky.fail = False
     again = labelmill.label(config, ROWS, project=tmp_path / "p.db", backend=backend)
     assert again.frame.llm_label.tolist() == [r["label"] for r in ROWS[:6]] + ["positive"]  # the members' new labels reach the ensemble
+
+
+def test_a_transient_failure_of_one_path_fails_the_row_and_a_rerun_sends_only_it(tmp_path):
+    """Chain of thought with 3 paths: only path 2's explanation for "boring" times out. The row is a typed,
+    transient failure (not a label voted by 2 of 3 paths), and the rerun sends exactly that one request."""
+    from labelmill.backends.fake import FakeBackend
+    from labelmill.config import ModelSpec
+    from labelmill.types import Generation
+
+    sent: list[tuple[str, int]] = []
+
+    class OnePathFlaky(FakeBackend):
+        fail = True
+
+        def generate(self, prompts, **kw):
+            out = super().generate(prompts, **kw)
+            sent.extend((p.user.split("\n")[0], kw.get("seed", 0)) for p in prompts)
+            path = kw.get("seed", 0) - self.spec.seed
+            return [Generation("", error="timeout", error_detail="slow") if self.fail and path == 2 and p.user.startswith("boring\n") else g
+                    for p, g in zip(prompts, out)]
+
+    config = fake_config(reasoning={"chain_of_thought": True, "samples": 3})
+    backend = OnePathFlaky(ModelSpec.model_validate(config["model"]))
+    first = labelmill.label(config, ROWS, project=tmp_path / "p.db", backend=backend)
+    boring = [r["text"] for r in ROWS].index("boring")
+    assert first.frame.llm_label.isna().tolist() == [i == boring for i in range(len(ROWS))]
+    assert first.frame.llm_error[boring].startswith("timeout")
+    OnePathFlaky.fail = False
+    sent.clear()
+    again = labelmill.label(config, ROWS, project=tmp_path / "p.db", backend=backend)
+    assert again.frame.llm_label.tolist()[boring] == "negative"
+    with Store(tmp_path / "p.db") as store:
+        item = store.labels(again.run_id, len(ROWS), ["positive", "negative"]).get(boring)
+    assert item.signals["votes"] == 3.0 and item.signals["failed_votes"] == 0.0
+    # the rerun generated only the failed explanation: the other paths' answers came from the cache
+    assert [s for s in sent if s[0] == "boring"] == [("boring", backend.spec.seed + 2)]
+    assert {s[0] for s in sent} == {"boring"}
+
+
+def test_vote_fails_on_a_transient_failure_and_skips_a_lasting_one():
+    from labelmill.core.reasoning import vote
+    from labelmill.types import Label, ParseFailure
+
+    yes, no = Label("positive", 0.9), Label("negative", 0.8)
+    outcome, _ = vote([yes, yes, ParseFailure("timeout", "", "slow")])
+    assert isinstance(outcome, ParseFailure) and outcome.kind == "timeout"
+    outcome, _ = vote([yes, no, yes, ParseFailure("no_label", "blah")])
+    assert isinstance(outcome, Label) and outcome.value == "positive" and outcome.signals["failed_votes"] == 1.0
+    assert outcome.confidence == pytest.approx(0.5)

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from labelmill.errors import TRANSIENT_ERRORS
 from labelmill.numeric.confidence import softmax_logprobs
 from labelmill.types import Label, Outcome, ParseFailure, Prompt
 
@@ -101,8 +102,13 @@ def vote(outcomes: Sequence[Outcome], explanations: Sequence[str | None] | None 
 
     Returns the winning outcome (the first answer that gave the winning value, with confidence = its vote
     share, distribution = vote shares, signals agreement / answer_confidence / votes) and the explanation
-    behind it. Failed answers count as votes for nobody; when all failed, the first failure stands.
+    behind it. An answer that failed for good (it did not parse) counts as a vote for nobody; an answer
+    whose request failed transiently (a timeout, a server error) fails the row, typed, so that a rerun asks
+    again instead of keeping a vote short of one path. When all failed, the first failure stands.
     """
+    transient = next((o for o in outcomes if isinstance(o, ParseFailure) and o.kind in TRANSIENT_ERRORS), None)
+    if transient is not None:
+        return transient, None
     explanations = list(explanations or [None] * len(outcomes))
     labels = [(o, e) for o, e in zip(outcomes, explanations) if isinstance(o, Label)]
     if not labels:
