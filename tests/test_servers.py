@@ -338,3 +338,46 @@ def test_tune_gives_a_cached_trial_the_cost_of_the_trial_that_paid(server, tmp_p
     # the calibrated twin asked the server nothing, but labeling that way costs what the first trial paid
     assert cached["cost_per_row"] == paid["cost_per_row"] and cached["seconds_per_row"] == paid["seconds_per_row"]
     assert report["cost_usd"] == pytest.approx(paid["cost_per_row"] * 40)
+
+
+def test_ray_a_shard_saved_twice_or_retried_after_a_killed_worker_stores_each_row_once(tmp_path):
+    """Two ways a shard reaches the driver twice: the same result committed again, and a worker process
+    killed mid-shard (os._exit after 30 prompts) that Ray restarts and retries. One annotation per row."""
+    import ray
+    from conftest import ROWS, fake_config
+
+    from labelmill.config import load_config
+    from labelmill.execute.ray import LabelWorker, label_on_ray
+
+    rows = pd.DataFrame(ROWS * 12)  # 84 rows
+    rows["text"] = [f"{t} #{i}" for i, t in enumerate(rows["text"])]
+    config = fake_config()
+    plain = labelmill.run(config, rows, project=tmp_path / "plain.db")
+    # 1. the same shard's result committed twice
+    worker = LabelWorker(config, str(tmp_path))
+    shard = list(range(10))
+    result = worker.label(shard, {i: r for i, r in enumerate(rows.to_dict("records")) if i in shard})
+    with Store(tmp_path / "twice.db") as store:
+        from labelmill.core import begin_run
+        from labelmill.tasks import make_task
+
+        cfg = load_config(config)
+        run = begin_run(store, cfg, make_task(cfg), rows)
+        store.save_batch(run.run_id, result["annotations"], result["entries"])
+        store.save_batch(run.run_id, result["annotations"], result["entries"])
+        counts = store.db.execute("SELECT row_index, COUNT(*) FROM annotations WHERE run_id = ? GROUP BY row_index", (run.run_id,)).fetchall()
+    assert counts == [(i, 1) for i in shard]
+    # 2. a worker killed mid-shard, restarted and retried by Ray
+    marker = tmp_path / "crashed"
+    crashing = fake_config()
+    crashing["model"]["params"] = {**crashing["model"]["params"], "crash_marker": str(marker), "crash_after": 30}
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        sharded = label_on_ray(load_config(crashing), rows, project=tmp_path / "ray.db", workers=2, shard_rows=20)
+    finally:
+        ray.shutdown()
+    assert marker.exists()  # a worker really died mid-shard
+    assert sharded.frame["llm_label"].tolist() == plain.frame["llm_label"].tolist()
+    with Store(tmp_path / "ray.db") as store:
+        counts = store.db.execute("SELECT row_index, COUNT(*) FROM annotations GROUP BY row_index").fetchall()
+    assert counts == [(i, 1) for i in range(len(rows))]

@@ -13,12 +13,16 @@ params:
   (generate with temperature > 0 samples the label from softmax(logprobs / T), seeded by seed and prompt)
   follow_demos: true              score: a row with no keyword takes the answer of the few-shot demo that
                                   shares the most words with it (so demos change answers, as they do for an LLM)
+  crash_marker: path              the process dies (os._exit) when asked its `crash_after` + 1st prompt, once:
+  crash_after: N                  the marker file, created just before, keeps every later process alive
+                                  (a worker killed mid-shard, for the Ray retry tests)
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import os
 import random
 import re
 import time
@@ -55,6 +59,7 @@ class FakeBackend(Backend):
         return [r - log_z for r in raw]
 
     def _log_calls(self, prompts: Sequence[Prompt]) -> None:
+        self._maybe_crash(len(prompts))
         delay = float(self.spec.params.get("delay_s", 0))
         if delay:
             time.sleep(delay)
@@ -62,6 +67,16 @@ class FakeBackend(Backend):
         if log:
             with open(log, "a", encoding="utf-8") as fh:
                 fh.writelines(p.hash() + "\n" for p in prompts)
+
+    def _maybe_crash(self, asked: int) -> None:
+        marker = self.spec.params.get("crash_marker")
+        if not marker:
+            return
+        self._asked = getattr(self, "_asked", 0) + asked
+        if self._asked > int(self.spec.params.get("crash_after", 0)) and not os.path.exists(marker):
+            with open(marker, "w", encoding="utf-8") as fh:
+                fh.write(str(os.getpid()))
+            os._exit(17)
 
     def _scripted(self, prompt: Prompt) -> str | None:
         for pattern, reply in self.spec.params.get("replies", []):
