@@ -242,3 +242,33 @@ def test_round_zero_with_demos_the_llm_wrote(tmp_path):
         cfg = _freeal_config(replies=replies)
         cfg["input_template"] = "{text} / {label}"
         freeal(cfg, rows, rounds=0, project=tmp_path / "b.db", generate_demos=1)
+
+
+def test_cascade_routes_exactly_the_least_confident_rows_tier_by_tier(tmp_path):
+    """Tier 1: the rows the LLM labels after its sample are exactly the least confident of the student's
+    rows below the target, as many as llm_share allows. Tier 2: the rows the strong model labels are exactly
+    the LLM's rows whose confidence is below strong_threshold; the strong model is asked about no other row."""
+    rows = _rows(4) + _rows(5) + _rows(6)
+    strong_log = tmp_path / "strong.log"
+    strong = {"name": "strong-keywords", "params": {"call_log": str(strong_log), "keywords": {
+        "positive": ["good", "great", "fun", "sunny"], "negative": ["bad", "dull", "boring", "rainy"]}}}
+    result = cascade(_freeal_config(), rows, sample=40, llm_share=0.6, target=0.97, strong=strong, strong_threshold=0.6,
+                     project=tmp_path / "p.db")
+    routing, source = result.routing, result.frame["llm_label_source"].to_numpy()
+    n = len(rows)
+    sample = set(routing.sample.tolist())
+    rest = np.array([i for i in range(n) if i not in sample])
+    conf = routing.student_confidence
+    assert np.isnan(conf[list(sample)]).all() and not np.isnan(conf[rest]).any()
+    routed = np.array([i for i in rest if source[i] in ("llm", "strong")])
+    kept = np.array([i for i in rest if source[i] == "student"])
+    budget = int(0.6 * n) - len(sample)
+    below = rest[conf[rest] < 0.97]
+    assert len(routed) == min(budget, len(below)) and 0 < len(routed) < len(below)  # the cap bites: a real choice
+    assert (conf[routed] < 0.97).all()
+    assert conf[routed].max() <= conf[kept].min()  # no student row was less confident than a routed one
+    # tier 2: exactly the LLM rows under the strong threshold, and the strong model saw only those
+    llm_rows = np.array([i for i in range(n) if source[i] in ("llm", "strong")])
+    weak = {int(i) for i in llm_rows if routing.llm_confidence[i] < 0.6}
+    assert {int(i) for i in np.flatnonzero(source == "strong")} == weak and weak
+    assert len(strong_log.read_text().splitlines()) == len(weak)

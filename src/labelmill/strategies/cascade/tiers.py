@@ -48,6 +48,17 @@ class CascadeResult:
     stats: CascadeStats
     columns: dict[str, str]
     output_path: Path | None
+    routing: CascadeRouting | None = None
+
+
+@dataclass
+class CascadeRouting:
+    """What each tier decided on: the LLM's first sample, the student's calibrated confidence on the other
+    rows (NaN on the sample), and the LLM's confidence on its rows before a stronger model saw any (NaN elsewhere)."""
+
+    sample: np.ndarray
+    student_confidence: np.ndarray
+    llm_confidence: np.ndarray
 
 
 def _strong_config(base: Config, strong: str | dict) -> Config:
@@ -138,6 +149,8 @@ def cascade(
             order = np.argsort(conf[conf < target], kind="stable")
             capped = len(unsure) > budget
             routed = np.sort(unsure[order[:budget]])
+            student_confidence = np.full(n, np.nan)
+            student_confidence[rest] = conf
             student_s = time.perf_counter() - t0
             on_event(Notice(f"cascade: the student is unsure of {len(unsure)} of {len(rest)} rows; {len(routed)} go to the LLM" + (" (capped by llm_share)" if capped else "")))
             t0 = time.perf_counter()
@@ -154,6 +167,7 @@ def cascade(
                 for i, p, c in zip(left, probs.argmax(axis=1), conf_left):
                     labels[i], confidence[i], source[i] = names[int(p)], float(c), "student"
             student_s += time.perf_counter() - t0
+            llm_confidence = np.array([c if s_ == "llm" and c is not None else np.nan for s_, c in zip(source, confidence)], dtype=float)
             if strong is not None:
                 weak = np.array([i for i in range(n) if source[i] == "llm" and confidence[i] is not None and confidence[i] < strong_threshold], dtype=int)
                 if len(weak):
@@ -189,7 +203,7 @@ def cascade(
         stats.accuracy_by_source = {s: float(np.mean([gold[i] == labels[i] for i in range(n) if source[i] == s])) for s in sorted(set(source)) if s}
     out_path = write_rows(out, output) if output else None
     on_event(Notice("cascade: " + ", ".join(f"{k} {v}" for k, v in asdict(stats).items() if v is not None)))
-    return CascadeResult(out, stats, columns, out_path)
+    return CascadeResult(out, stats, columns, out_path, CascadeRouting(np.asarray(sample_rows), student_confidence, llm_confidence))
 
 
 def _sample(X: np.ndarray, k: int, sampling: str, seed: int) -> np.ndarray:
