@@ -15,6 +15,7 @@ from labelmill.config import load_config
 from labelmill.core import Job
 from labelmill.tasks import make_task
 from labelmill.tasks.base import RowInput
+from labelmill.tasks.spans import occurrences
 from labelmill.tasks.ner import (
     align_mentions,
     parse_mentions,
@@ -78,12 +79,33 @@ def test_every_span_is_a_slice_of_the_input(words, picks):
     for start, length, kind, upper in picks:
         chunk = " ".join(words[start : start + length]) or "zzz"
         mentions.append((kind, chunk.upper() if upper else chunk.replace(" ", ""), None))
-    spans, _ = align_mentions(text, mentions)
+    spans, unaligned = align_mentions(text, mentions)
     previous_end = -1
+    squeeze = lambda t: "".join(t.split()).casefold()  # noqa: E731
     for span in spans:
-        assert text[span["start"] : span["end"]] == span["text"]
-        assert span["start"] >= previous_end  # sorted, never overlapping
+        assert span["start"] >= previous_end and span["end"] > span["start"]  # sorted, never overlapping, never empty
         previous_end = span["end"]
+        # each span is some mention of its own type, found in the text (case and spaces aside)
+        assert any(kind == span["type"] and squeeze(m) == squeeze(span["text"]) for kind, m, _ in mentions)
+    # a mention is placed, reported as not in the text, or every occurrence of it lies under a span already
+    # placed (a nested or repeated mention): never silently lost
+    placed = {(s["type"], squeeze(s["text"])) for s in spans} | {(u["type"], squeeze(u["text"])) for u in unaligned}
+    for kind, m, _ in mentions:
+        if (kind, squeeze(m)) not in placed:
+            hits = occurrences(text, m)
+            assert hits and all(any(s["start"] < end and start < s["end"] for s in spans) for start, end in hits)
+
+
+def test_spans_on_a_hand_labeled_sentence():
+    """Mentions given out of order, in other case, one nested in another: sorted spans, the right types,
+    the nested one placed at its own later occurrence, the invented one reported."""
+    text = "Angela Merkel met Emmanuel Macron in Paris on Monday, and Merkel flew back to Berlin."
+    mentions = [("LOC", "Paris", None), ("PER", "Emmanuel Macron", None), ("PER", "angela merkel", None),
+                ("LOC", "Berlin", None), ("PER", "Merkel", None), ("ORG", "Google", None)]
+    spans, unaligned = align_mentions(text, mentions)
+    assert [(s["start"], s["end"], s["type"]) for s in spans] == [(0, 13, "PER"), (18, 33, "PER"), (37, 42, "LOC"), (58, 64, "PER"), (78, 84, "LOC")]
+    assert [s["text"] for s in spans] == ["Angela Merkel", "Emmanuel Macron", "Paris", "Merkel", "Berlin"]
+    assert unaligned == [{"type": "ORG", "text": "Google"}]
 
 
 def test_spans_align_on_the_shared_conll_data():
