@@ -96,6 +96,14 @@ def test_freeal_says_when_batch_calibration_moves_many_labels():
     default = freeal(fake_config(), rows, rounds=0, project=":memory:", on_event=lambda e: notices.append(getattr(e, "message", "")))
     assert default.rounds[0].changed == 0 and not default.rounds[0].batch_calibrated
     assert any("two labels, so no batch calibration" in m for m in notices)
+    # three labels or more: batch calibration is on by default, and gives what debias=True gives
+    three = fake_config(labels=["positive", "negative", "neutral"])
+    three["model"]["params"]["keywords"]["neutral"] = ["memo"]
+    biased = [{"text": f"a good memo number {i}", "label": "neutral"} for i in range(14)] + rows
+    default3 = freeal(three, biased, rounds=0, project=":memory:")
+    forced3 = freeal(three, biased, rounds=0, project=":memory:", debias=True)
+    assert default3.rounds[0].batch_calibrated and default3.rounds[0].changed == forced3.rounds[0].changed > 0
+    assert default3.frame["llm_label"].tolist() == forced3.frame["llm_label"].tolist()
 
 
 SUNNY = ["sunny beach", "garden picnic", "summer holiday", "bright sunshine", "warm seaside", "flower garden", "sunny terrace", "beach picnic"]

@@ -55,11 +55,25 @@ def test_multi_token_labels_are_scored_exactly(backend):
 
 
 def test_shared_prefix_is_evaluated_once(backend):
-    prompts = [Prompt(SYSTEM, (), text) for text in SST2.text[:4]]
-    backend.score(prompts, ["positive", "negative"])
-    rendered = backend.render(prompts[0])
-    prefix_text = rendered[: rendered.index(SST2.text[0])]
-    assert len(backend.engine.prefix) >= backend.count_tokens(prefix_text) - 1
+    """Count the tokens llama.cpp evaluates: the shared prefix once, then only each row's own tokens."""
+    engine, labels = backend.engine, ["positive", "negative"]
+    first = [Prompt(SYSTEM, (), text) for text in SST2.text[10:14]]
+    second = [Prompt(SYSTEM, (), text) for text in SST2.text[14:18]]
+    backend.score([Prompt("another system prompt entirely", (), "x")], labels)  # sequence 0 holds something else
+    before, held = engine.tokens_evaluated, list(engine.prefix)
+    backend.score(first, labels)
+    first_cost = engine.tokens_evaluated - before
+    prefix = len(engine.prefix)
+    common = next((i for i, (a, b) in enumerate(zip(held, engine.prefix)) if a != b), min(len(held), prefix))  # "<|im_start|>system\n"
+    own = lambda prompts: sum(len(engine.prompt_tokens(p)) - prefix for p in prompts)  # noqa: E731
+    rendered = backend.render(first[0])
+    assert prefix >= backend.count_tokens(rendered[: rendered.index(SST2.text[10])]) - 1  # the prefix is the shared part
+    assert first_cost >= prefix - common + own(first) and common < 8  # the new prefix was evaluated (all but the few tokens it shares)
+    before = engine.tokens_evaluated
+    backend.score(second, labels)
+    second_cost = engine.tokens_evaluated - before
+    # the second batch evaluates its rows' own tokens (and label continuations), never the prefix again
+    assert own(second) <= second_cost <= own(second) + 2 * len(second) < own(second) + prefix
 
 
 def test_generation_gives_text_and_token_logprobs(backend):

@@ -222,14 +222,17 @@ def test_qa_parse_unanswerable_and_verification():
 
 def test_qa_run_eval_reports_answerable_and_unanswerable(tmp_path):
     rows = [
-        {"context": "Rollo led the Norse raiders.", "question": "Who led the raiders?", "all_answers": ["Rollo"]},
+        {"context": "The Norse raiders were led by Rollo.", "question": "Who led the raiders?", "all_answers": ["Rollo"]},
         {"context": "Normandy is in France.", "question": "Where is Normandy?", "all_answers": ["France"]},
         {"context": "The Normans spoke French.", "question": "What did the Saxons speak?", "all_answers": []},
     ]
     replies = [["Who led", "Rollo"], ["Where is", "in Germany"], ["Saxons", "unanswerable"]]
     config = load_config({"task": "qa", "gold_column": "all_answers", "model": {"backend": "fake", "params": {"replies": replies, "keywords": {"yes": ["rollo"], "no": ["normandy"]}}}})
     out = tmp_path / "qa.csv"
-    labelmill.run(config, rows, output=out, project=tmp_path / "p.db")
+    result = labelmill.run(config, rows, output=out, project=tmp_path / "p.db")
+    # the answer's offset in the context; -1 for "unanswerable" (and for the made-up answer, now unanswerable)
+    assert result.frame["llm_answer_start"].tolist() == [rows[0]["context"].index("Rollo"), -1, -1] == [30, -1, -1]
+    assert result.frame["llm_label"].tolist()[0] == "Rollo" and result.frame["llm_label"].tolist()[2] == ""
     m = labelmill.evaluate(config, out)
     assert m["answerable"]["rows"] == 2 and m["unanswerable"]["rows"] == 1
     assert m["unanswerable"]["exact_match"] == 1.0 and m["answerable"]["exact_match"] == 0.5

@@ -95,6 +95,7 @@ class _Engine:
         self.n_vocab = self.model.n_vocab()
         self.batch = llama_cpp.llama_batch_init(n_batch, 0, n_seq)
         self.prefix: list[int] = []  # tokens held in KV sequence 0
+        self.tokens_evaluated = 0  # every token sent through llama_decode (what prefix reuse saves shows here)
         self.lock = threading.Lock()
         self.rng = np.random.default_rng(seed)
         self.add_bos = self.model.add_bos_token()
@@ -153,6 +154,7 @@ class _Engine:
                 batch.seq_id[i][j] = seq
             batch.logits[i] = logits
         batch.n_tokens = len(entries)
+        self.tokens_evaluated += len(entries)
         status = self.llama_cpp.llama_decode(self.ctx.ctx, batch)
         if status != 0:
             raise BackendError(
