@@ -2,8 +2,10 @@
 the LLM alone. No gold label is used except to score.
 
 Rows (fixed): the first --rows rows (default 2,000) of SST-2 test.csv (it has 1,821) and AG News test.csv.
-Sets the loop was not tuned on, by name: `--sets civil` (Civil Comments, 9% toxic: first rows) and
-`--sets banking77` (77 intents: rows drawn at random, seed 0). Accuracy and macro-F1 are both reported.
+Other sets, by name: `--sets civil` (Civil Comments, 9% toxic: first rows; the two-label default was chosen
+on these rows), `--sets banking77` (77 intents: rows drawn at random, seed 0; not tuned on) and `--sets
+walmart` (Walmart-Amazon record pairs as match / no match, 9% matches: first rows; not tuned on). Accuracy,
+macro-F1 and the majority label's accuracy are reported.
 
   zero-shot   `labelmill run` of the classification config (scored labels), in a fresh project: its wall
               time is the LLM-only time
@@ -12,7 +14,8 @@ Sets the loop was not tuned on, by name: `--sets civil` (Civil Comments, 9% toxi
   cascade     SST-2 only, in a second fresh project (no cache, no embeddings): the LLM labels a diverse
               sample (--cascade-sample 120 k-means medoids), the student the rest, the rows the student is
               least sure of go to the LLM (--cascade-llm-share 0.12 of all rows in all); wall time includes
-              loading both models. Then the accuracy at larger LLM shares (answers from the LLM-only
+              loading both models (each arm loads its own: the LLM-only run its LLM, the cascade its LLM and
+              its student encoder, after both were unloaded). Then the accuracy at larger LLM shares (answers from the LLM-only
               project's cache, time estimated from the LLM-only seconds per row)
 
     python bench/freeal.py [--json] [--sets sst2,agnews] [--rows 2000] [--work DIR] [--debias auto|on|off]
@@ -43,12 +46,19 @@ SETS = {
               "guidelines": "Is the comment toxic (rude, disrespectful, insulting or hateful)?"},
     "banking77": {"file": DATA / "banking77" / "test.csv", "labels": None, "guidelines": "Classify the intent of the online banking customer message.",
                   "shuffle": True},
+    # a two-label set with a rare label (9% matches) that played no part in choosing FreeAL's two-label default
+    # (off): product record pairs as classification, gold 1/0 read as match / no match
+    "walmart": {"file": DATA / "em_walmart_amazon" / "test.csv", "labels": ["match", "no match"],
+                "guidelines": "Do the two product records describe the same product?", "columns": ("left", "right"),
+                "template": "Record A: {left}\nRecord B: {right}", "gold": {"1": "match", "0": "no match"}},
 }
 
 
 def rows_of(name: str, rows: int) -> pd.DataFrame:
     spec = SETS[name]
-    data = pd.read_csv(spec["file"])[["text", "label"]]
+    data = pd.read_csv(spec["file"])[[*spec.get("columns", ("text",)), "label"]]
+    if spec.get("gold"):
+        data["label"] = data["label"].astype(str).map(spec["gold"])
     if spec.get("shuffle"):
         return data.sample(min(rows, len(data)), random_state=0).reset_index(drop=True)
     return data.head(rows)
@@ -62,7 +72,7 @@ def config(name: str) -> dict:
     spec = SETS[name]
     return {
         "task": "classification", "name": f"{name}-freeal", "labels": label_names(name), "guidelines": spec["guidelines"],
-        "input_template": "{text}", "gold_column": "label",
+        "input_template": spec.get("template", "{text}"), "gold_column": "label",
         "model": {"backend": "llama_cpp", "name": "qwen2.5-coder-0.5b", "method": "score", "max_tokens": 6},
     }
 
@@ -91,6 +101,7 @@ def bench_set(name: str, rows: int, work: Path, cascade_args: dict | None, round
     started = time.perf_counter()
     zero = labelmill.run(config(name), path, project=project)
     out[f"{name}_rows"] = len(data)
+    out[f"{name}_majority_accuracy"] = round(float(pd.Series(gold).value_counts(normalize=True).max()), 4)
     out[f"{name}_zero_shot_accuracy"] = round(float((zero.frame["llm_label"].to_numpy() == gold).mean()), 4)
     out[f"{name}_zero_shot_macro_f1"] = macro_f1(gold, zero.frame["llm_label"])
     out[f"{name}_llm_only_wall_s"] = round(time.perf_counter() - started, 1)
@@ -112,9 +123,13 @@ def bench_set(name: str, rows: int, work: Path, cascade_args: dict | None, round
     if cascade_args is not None:
         fresh = work / f"{name}_cascade.db"
         fresh.unlink(missing_ok=True)
-        from labelmill.selectors import embeddings as embeddings
+        from labelmill.backends import llama
+        from labelmill.selectors import embeddings
 
-        embeddings._LOADED.clear()  # the cascade loads its student model as a fresh run would
+        # each arm is timed with its own loads: the LLM-only run loaded the LLM inside its timing, so the
+        # cascade loads the LLM and its student encoder again inside its own
+        llama.unload_all()
+        embeddings.unload_all()
         started = time.perf_counter()
         done = cascade(config(name), path, project=fresh, **cascade_args)
         out[f"{name}_cascade_wall_s"] = round(time.perf_counter() - started, 1)

@@ -452,6 +452,14 @@ _ENGINES: dict[tuple, _Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
+def unload_all() -> int:
+    """Forget every loaded model (the next backend loads its own): for benchmarks that time a load. Returns how many."""
+    with _ENGINES_LOCK:
+        count = len(_ENGINES)
+        _ENGINES.clear()
+    return count
+
+
 class LlamaCppBackend(Backend):
     """llama.cpp in-process. The model loads on first use and is shared by backends with the same settings."""
 

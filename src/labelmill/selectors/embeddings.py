@@ -20,6 +20,13 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _LOADED: dict[str, object] = {}
 
 
+def unload_all() -> int:
+    """Forget every loaded encoder (the next use loads it again): for benchmarks that time a load."""
+    count = len(_LOADED)
+    _LOADED.clear()
+    return count
+
+
 def load_encoder(model: str):
     """The sentence-transformers encoder `model`, loaded once per process (the default offline, from its PyPI package)."""
     if model in _LOADED:
