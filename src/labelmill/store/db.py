@@ -10,15 +10,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from labelmill.errors import TRANSIENT_ERRORS, StoreError
-from labelmill.store.tables import LabelTable, StoredLabel, label_matrix, label_table
+from labelmill.store.tables import Annotation, LabelTable, StoredLabel, label_matrix, label_table
 
 MIGRATIONS: list[str] = [
     # 1: cache, runs, annotations
@@ -101,34 +100,6 @@ MIGRATIONS: list[str] = [
 ]
 
 
-@dataclass
-class Annotation:
-    """One row's label (or typed failure) with its provenance."""
-
-    row_index: int
-    row_hash: str
-    label: Any  # JSON-able value, None on failure
-    error: str | None
-    error_detail: str | None
-    confidence: float | None
-    distribution: dict[str, float] | None
-    signals: dict[str, float] | None
-    raw_answer: str | None
-    method: str
-    backend: str
-    model_id: str
-    model_sha256: str | None
-    prompt_hash: str
-    guidelines_hash: str
-    cache_key: str
-    cached: bool
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    latency_s: float | None = None
-    source: str = "llm"
-    explanation: str | None = None
-
-
 class Store:
     """A SQLite project file; safe to open from a resumed run after any crash."""
 
@@ -153,14 +124,18 @@ class Store:
                 f"{self.path} was written by a newer labelmill (schema {max(done)} > {len(MIGRATIONS)})",
                 fix="upgrade labelmill, or use another --project file",
             )
-        for version, sql in enumerate(MIGRATIONS, start=1):
+        self._apply(MIGRATIONS, done, lambda version: self.db.execute("INSERT INTO migrations VALUES (?, ?)", (version, time.time())))
+
+    def _apply(self, migrations: Sequence[str], done: set[int], record: Callable[[int], object]) -> None:
+        """Run each migration not in `done`, with its record, in a transaction of its own."""
+        for version, sql in enumerate(migrations, start=1):
             if version in done:
                 continue
             with self.transaction():
                 for statement in sql.split(";"):
                     if statement.strip():
                         self.db.execute(statement)
-                self.db.execute("INSERT INTO migrations VALUES (?, ?)", (version, time.time()))
+                record(version)
 
     def migrate_strategy(self, name: str, migrations: Sequence[str]) -> None:
         """Apply a strategy's own migrations (its tables) that this file lacks, each in its own transaction."""
@@ -170,14 +145,7 @@ class Store:
                 f"{self.path} holds {name} tables from a newer labelmill (schema {max(done)} > {len(migrations)})",
                 fix="upgrade labelmill, or use another --project file",
             )
-        for version, sql in enumerate(migrations, start=1):
-            if version in done:
-                continue
-            with self.transaction():
-                for statement in sql.split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
-                self.db.execute("INSERT INTO strategy_migrations VALUES (?, ?, ?)", (name, version, time.time()))
+        self._apply(migrations, done, lambda version: self.db.execute("INSERT INTO strategy_migrations VALUES (?, ?, ?)", (name, version, time.time())))
 
     def strategy_schema_version(self, name: str) -> int:
         return self.db.execute("SELECT COALESCE(MAX(version), 0) FROM strategy_migrations WHERE strategy = ?", (name,)).fetchone()[0]

@@ -16,14 +16,13 @@ import numpy as np
 ABSTAIN = -1
 
 
-@dataclass(frozen=True)
-class StoredLabel:
-    """One row's stored label (or typed failure) with its provenance."""
+@dataclass
+class Annotation:
+    """One row's label (or typed failure) with its provenance."""
 
-    run_id: int
     row_index: int
     row_hash: str
-    label: Any
+    label: Any  # JSON-able value, None on failure
     error: str | None
     error_detail: str | None
     confidence: float | None
@@ -38,12 +37,20 @@ class StoredLabel:
     guidelines_hash: str
     cache_key: str
     cached: bool
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    latency_s: float | None
-    source: str
-    created_at: float
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_s: float | None = None
+    source: str = "llm"
     explanation: str | None = None
+
+
+
+@dataclass
+class StoredLabel(Annotation):
+    """One row's stored label (or typed failure) with its provenance, as read back from a run."""
+
+    run_id: int = 0
+    created_at: float = 0.0
     id: int | None = field(default=None, compare=False)
 
     @property
