@@ -21,6 +21,7 @@ import json
 import math
 import re
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ POOL_COLUMN = "__freeal_label"  # the LLM's label of a demo row: never the gold 
 def clean_posterior(losses: np.ndarray, iterations: int = 100) -> np.ndarray:
     """Posterior of the low-mean component of a two-component 1-D Gaussian mixture fitted to `losses`
     (scikit-learn's EM, started at the quartiles), made non-increasing in the loss."""
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import GaussianMixture
 
     x = np.asarray(losses, dtype=float)
@@ -48,7 +50,9 @@ def clean_posterior(losses: np.ndarray, iterations: int = 100) -> np.ndarray:
     var = max(x.var(), 1e-6)
     mixture = GaussianMixture(2, covariance_type="spherical", reg_covar=1e-6, max_iter=iterations, tol=1e-9,
                               means_init=[[lo], [hi]], weights_init=[0.5, 0.5], precisions_init=[1 / var, 1 / var])
-    mixture.fit(x[:, None])
+    with warnings.catch_warnings():  # at most `iterations` EM steps, as before: not converging further is no news
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mixture.fit(x[:, None])
     post = mixture.predict_proba(x[:, None])[:, int(np.argmin(mixture.means_[:, 0]))]
     # a Gaussian's tail can make very small losses "noisy" when the noisy component is wide: keep it monotone
     order = np.argsort(x, kind="stable")
