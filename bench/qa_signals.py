@@ -10,6 +10,9 @@ check's P(yes) as a signal. Reported, as AUROC for "answerable" (0.5 = no inform
   answer_probability     the answer's mean token probability
   p_unanswerable         the probability of starting the answer with "unanswerable"
   novel_question_words   the share of the question's words that are not in the context
+  with --question-likelihood, also the question's log-probability given the context ("Question: ..." scored
+  after "Context: ..."), per token and per character, the question's length alone, and the context's own
+  share (the same question scored after an empty context, subtracted);
 then, for each threshold t on a grid of 0.01, the F1 of "answer when P(yes) >= t, else unanswerable"; the
 best t is what `answerable_threshold` holds (0.29 in examples/qa/config.yaml, 0.6 in config-1.5b.yaml).
 """
@@ -53,11 +56,34 @@ def auroc(answerable: np.ndarray, score: np.ndarray) -> float:
     return round(float(roc_auc_score(answerable, score)), 3)
 
 
+def question_likelihood(config, rows: pd.DataFrame, answerable: np.ndarray) -> dict:
+    """AUROCs of log P(question | context) (per token, per character), the question's length, and the
+    context's share: log P(question | context) - log P(question | no context), per token."""
+    from labelmill.backends import make_backend
+    from labelmill.types import Prompt
+
+    backend = make_backend(config.model)
+    system = "Read the context, then ask a question about it."
+    with_context, without, tokens, chars = [], [], [], []
+    for context, question in zip(rows["context"], rows["question"]):
+        asked = f"Question: {question}"
+        with_context.append(backend.score([Prompt(system, (), f"Context: {context}")], [asked])[0].logprobs[0])
+        without.append(backend.score([Prompt(system, (), "Context: (none)")], [asked])[0].logprobs[0])
+        tokens.append(max(1, backend.count_tokens(asked)))
+        chars.append(len(question))
+    lp, lp0, n, c = map(np.array, (with_context, without, tokens, chars))
+    return {
+        "auroc_question_logprob_per_token": auroc(answerable, lp / n), "auroc_question_logprob_per_char": auroc(answerable, lp / c),
+        "auroc_question_length": auroc(answerable, -c), "auroc_context_share_per_token": auroc(answerable, (lp - lp0) / n),
+    }
+
+
 def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="qwen2.5-coder-0.5b")
     parser.add_argument("--per-article", type=int, default=150, help="Questions from each held-out article (the 1.5B figure used 50).")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--question-likelihood", action="store_true", help="Also score each question's likelihood given its context (two more passes).")
     args = parser.parse_args()
 
     import labelmill
@@ -99,6 +125,8 @@ def main() -> dict:
         "f1_always_unanswerable": round(task.metrics(gold, [""] * len(rows))["f1"], 4),
         "seconds_per_row": round(seconds / len(rows), 2),
     }
+    if args.question_likelihood:
+        figures.update(question_likelihood(load_config(config), rows, answerable))
     if args.json:
         print(json.dumps(figures, indent=1))
     else:

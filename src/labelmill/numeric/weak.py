@@ -1,0 +1,105 @@
+"""Weak supervision over a label matrix `L[n, m]`: row i, sub-labeler j, a label index in 0..k-1 or -1 for
+abstain (the contract `Store.label_matrix` reads back). Functions over arrays: the public ones validate,
+the kernels trust.
+
+- `lf_summary`: per sub-labeler polarity, coverage, overlaps, conflicts (and empirical accuracy where
+  gold exists) - snorkel's analysis table;
+- `majority_vote`: vote shares per row;
+- `dawid_skene`: each sub-labeler's confusion matrix and the class prior by EM (Dawid & Skene 1979), which
+  weighs accurate sub-labelers over noisy ones and gives calibrated-looking probabilities.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+ABSTAIN = -1
+
+
+def check_label_matrix(L: Any, k: int) -> np.ndarray:
+    """L as an int array (n, m) with values in -1..k-1, or a ValueError saying what is wrong."""
+    L = np.asarray(L)
+    if L.ndim != 2:
+        raise ValueError(f"a label matrix is 2-D (rows x sub-labelers); this one has shape {L.shape}")
+    if L.size and not np.issubdtype(L.dtype, np.integer):
+        raise ValueError(f"a label matrix holds label indices (int), not {L.dtype}")
+    if k < 2:
+        raise ValueError(f"weak supervision needs at least two labels; k = {k}")
+    if L.size and (L.min() < ABSTAIN or L.max() >= k):
+        raise ValueError(f"label indices must be -1 (abstain) or 0..{k - 1}; found {int(L.min())}..{int(L.max())}")
+    return L.astype(int)
+
+
+def _one_hot_votes(L: np.ndarray, k: int) -> np.ndarray:
+    """(n, m, k) one-hot votes, all zeros where a sub-labeler abstained."""
+    votes = np.zeros((*L.shape, k))
+    rows, cols = np.nonzero(L != ABSTAIN)
+    votes[rows, cols, L[rows, cols]] = 1.0
+    return votes
+
+
+def majority_vote(L: Any, k: int) -> np.ndarray:
+    """(n, k) the share of each label among a row's votes; a row nobody voted on is uniform."""
+    L = check_label_matrix(L, k)
+    counts = _one_hot_votes(L, k).sum(axis=1)
+    total = counts.sum(axis=1, keepdims=True)
+    return np.where(total > 0, counts / np.maximum(total, 1), 1.0 / k)
+
+
+def dawid_skene(L: Any, k: int, *, max_iter: int = 200, tol: float = 1e-7, smoothing: float = 0.01) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """EM over the class of each row: (probs (n, k), confusions (m, k, k) with confusions[j, y, l] = P(j says l | y),
+    prior (k,)). Abstains carry no evidence. Started from the majority vote; `smoothing` keeps every
+    confusion entry above zero. Rows nobody voted on get the prior."""
+    L = check_label_matrix(L, k)
+    return _dawid_skene(L, k, max_iter, tol, smoothing)
+
+
+def _dawid_skene(L: np.ndarray, k: int, max_iter: int, tol: float, smoothing: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    votes = _one_hot_votes(L, k)  # (n, m, k)
+    counts = votes.sum(axis=1)
+    total = counts.sum(axis=1, keepdims=True)
+    post = np.where(total > 0, counts / np.maximum(total, 1), 1.0 / k)
+    for _ in range(max_iter):
+        prior = (post.sum(axis=0) + smoothing) / (post.sum() + k * smoothing)
+        # M step: confusions[j, y, l] from the posterior-weighted votes
+        confusions = np.einsum("iy,ijl->jyl", post, votes) + smoothing
+        confusions /= confusions.sum(axis=2, keepdims=True)
+        # E step: log P(y) + sum over voting sub-labelers of log P(vote | y)
+        log_post = np.log(prior)[None, :] + np.einsum("ijl,jyl->iy", votes, np.log(confusions))
+        log_post -= log_post.max(axis=1, keepdims=True)
+        new = np.exp(log_post)
+        new /= new.sum(axis=1, keepdims=True)
+        change = np.abs(new - post).max()
+        post = new
+        if change < tol:
+            break
+    return post, confusions, prior
+
+
+def lf_summary(L: Any, k: int, gold: Any = None) -> list[dict[str, Any]]:
+    """Per sub-labeler: polarity (the labels it gives), coverage (share of rows it votes on), overlaps (share
+    of rows it and another vote on), conflicts (share where another votes otherwise), and, with `gold` (n,)
+    label indices (-1 = unknown), its empirical accuracy on the rows with gold it voted on and how many."""
+    L = check_label_matrix(L, k)
+    n, m = L.shape
+    voted = L != ABSTAIN
+    gold = None if gold is None else np.asarray(gold, dtype=int)
+    rows = []
+    for j in range(m):
+        others = np.delete(L, j, axis=1)
+        others_vote = (others != ABSTAIN).any(axis=1) if m > 1 else np.zeros(n, dtype=bool)
+        disagree = ((others != ABSTAIN) & (others != L[:, [j]])).any(axis=1) if m > 1 else np.zeros(n, dtype=bool)
+        row: dict[str, Any] = {
+            "polarity": sorted(int(v) for v in np.unique(L[voted[:, j], j])),
+            "coverage": float(voted[:, j].mean()) if n else 0.0,
+            "overlaps": float((voted[:, j] & others_vote).mean()) if n else 0.0,
+            "conflicts": float((voted[:, j] & disagree).mean()) if n else 0.0,
+        }
+        if gold is not None:
+            known = voted[:, j] & (gold != ABSTAIN)
+            row["gold_rows"] = int(known.sum())
+            row["empirical_accuracy"] = float((L[known, j] == gold[known]).mean()) if known.any() else None
+        rows.append(row)
+    return rows

@@ -1,0 +1,59 @@
+"""The weak-supervision kernels on label matrices whose right answers are known."""
+
+import numpy as np
+import pytest
+
+from labelmill.numeric.weak import check_label_matrix, dawid_skene, lf_summary, majority_vote
+
+
+def simulate(n: int, accuracies: list[float], coverage: float, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sub-labelers that vote on `coverage` of the rows, right with their accuracy, else a random wrong label."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    L = np.full((n, len(accuracies)), -1)
+    for j, acc in enumerate(accuracies):
+        votes = rng.random(n) < coverage
+        right = rng.random(n) < acc
+        wrong = (y + rng.integers(1, k, n)) % k
+        L[votes, j] = np.where(right, y, wrong)[votes]
+    return L, y
+
+
+def test_summary_figures_on_a_hand_matrix():
+    L = np.array([[0, 0, -1], [1, 0, -1], [-1, -1, 1], [0, -1, -1]])
+    gold = np.array([0, 1, 1, -1])
+    a, b, c = lf_summary(L, 2, gold)
+    assert a == {"polarity": [0, 1], "coverage": 0.75, "overlaps": 0.5, "conflicts": 0.25, "gold_rows": 2, "empirical_accuracy": 1.0}
+    assert b == {"polarity": [0], "coverage": 0.5, "overlaps": 0.5, "conflicts": 0.25, "gold_rows": 2, "empirical_accuracy": 0.5}
+    assert c == {"polarity": [1], "coverage": 0.25, "overlaps": 0.0, "conflicts": 0.0, "gold_rows": 1, "empirical_accuracy": 1.0}
+
+
+def test_majority_vote_shares_and_uncovered_rows():
+    probs = majority_vote(np.array([[0, 0, 1], [-1, -1, -1], [2, -1, 2]]), 3)
+    assert probs[0] == pytest.approx([2 / 3, 1 / 3, 0]) and probs[1] == pytest.approx([1 / 3] * 3) and probs[2] == pytest.approx([0, 0, 1])
+
+
+def test_dawid_skene_learns_which_sub_labelers_to_trust():
+    """Two good sub-labelers and three that are barely better than chance: the vote follows the noisy
+    majority, Dawid-Skene recovers the good ones' accuracies and beats it."""
+    accuracies = [0.9, 0.85, 0.4, 0.4, 0.4]
+    L, y = simulate(3000, accuracies, coverage=0.9, k=3, seed=1)
+    mv = majority_vote(L, 3).argmax(axis=1)
+    probs, confusions, prior = dawid_skene(L, 3)
+    ds = probs.argmax(axis=1)
+    assert (ds == y).mean() > (mv == y).mean() + 0.05
+    learned = [float(np.trace(c) / 3) for c in confusions]
+    assert learned == pytest.approx(accuracies, abs=0.04)
+    assert prior == pytest.approx([1 / 3] * 3, abs=0.04)
+    # its probabilities are close to calibrated: among rows it gives 0.9 or more, about that share is right
+    sure = probs.max(axis=1) >= 0.9
+    assert (ds[sure] == y[sure]).mean() == pytest.approx(probs.max(axis=1)[sure].mean(), abs=0.03)
+
+
+def test_a_bad_matrix_says_what_is_wrong():
+    with pytest.raises(ValueError, match="2-D"):
+        check_label_matrix([0, 1], 2)
+    with pytest.raises(ValueError, match="-1 .abstain. or 0..1"):
+        check_label_matrix([[0, 2]], 2)
+    with pytest.raises(ValueError, match="int"):
+        check_label_matrix([[0.5, 1.0]], 2)
