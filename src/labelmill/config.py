@@ -129,6 +129,34 @@ class EnsembleSpec(_Strict):
     )
 
 
+class SubLabelerSpec(_Strict):
+    """One sub-labeler of weak supervision: a small question to the model, a rule, or the main labeler."""
+
+    name: str = Field(description="A short name (its vote column is weak_vote_<name>).")
+    kind: Literal["prompt", "keywords", "regex", "zero_shot"] = Field(
+        description="prompt: a yes/no or small-choice question scored on the model; keywords / regex: a rule; "
+        "zero_shot: the main labeler (this config as it is)."
+    )
+    question: str = Field("", description="prompt: the question asked about each row, e.g. 'Does this comment insult someone?'.")
+    answers: dict[str, str] = Field(
+        default_factory=dict,
+        description="prompt: each answer the model may give -> the task label it votes for, or 'abstain', e.g. {yes: toxic, no: abstain}.",
+    )
+    abstain_below: float = Field(0.0, ge=0.0, le=1.0, description="prompt, zero_shot: abstain when the model's confidence is below this.")
+    keywords: list[str] = Field(default_factory=list, description="keywords: vote `label` when the row contains any of these words (case-insensitive).")
+    pattern: str = Field("", description="regex: vote `label` when this regular expression matches the row (case-insensitive).")
+    label: str = Field("", description="keywords / regex: the task label the rule votes for.")
+
+
+class WeakSpec(_Strict):
+    """Weak supervision (`labelmill weak`): sub-labelers whose votes a label model combines."""
+
+    sub_labelers: list[SubLabelerSpec] = Field(default_factory=list)
+    label_model: Literal["dawid_skene", "majority_vote"] = Field(
+        "dawid_skene", description="dawid_skene: learns each sub-labeler's accuracy per label (EM); majority_vote: the most common vote."
+    )
+
+
 class ServerSpec(_Strict):
     """How to talk to a model server (openai and anthropic backends): where, how fast, and what to do when it fails."""
 
@@ -221,6 +249,7 @@ class Config(_Strict):
     examples: ExamplesSpec = Field(default_factory=ExamplesSpec)
     reasoning: ReasoningSpec = Field(default_factory=ReasoningSpec)
     ensemble: EnsembleSpec = Field(default_factory=EnsembleSpec)
+    weak: WeakSpec = Field(default_factory=WeakSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
@@ -267,7 +296,8 @@ class Config(_Strict):
 
     def fingerprint(self) -> str:
         """Content hash of everything that changes the labels (not output column names)."""
-        data = self.model_dump(mode="json", exclude={"output": True, "base_dir": True, "model": {"server", "price"}})
+        # the weak section does not change what this config's labeler answers: its sub-labelers run as configs of their own
+        data = self.model_dump(mode="json", exclude={"output": True, "base_dir": True, "weak": True, "model": {"server", "price"}})
         for name, default in (("reasoning", ReasoningSpec()), ("ensemble", EnsembleSpec())):
             if getattr(self, name) == default:  # configs written before these sections keep their runs
                 data.pop(name)

@@ -67,6 +67,7 @@ strategies.register_lazy("tune", "labelmill.strategies.tune.strategy:STRATEGY")
 strategies.register_lazy("ensemble", "labelmill.strategies.ensemble.strategy:STRATEGY")
 strategies.register_lazy("cascade", "labelmill.strategies.cascade.strategy:STRATEGY")
 strategies.register_lazy("freeal", "labelmill.strategies.freeal.strategy:STRATEGY")
+strategies.register_lazy("weak", "labelmill.strategies.weak.strategy:STRATEGY")
 
 
 def get_strategy(name: str) -> Strategy:
