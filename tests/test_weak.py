@@ -97,3 +97,24 @@ def test_a_sub_labeler_voting_for_an_unknown_label_is_a_clear_error(tmp_path):
     config["weak"]["sub_labelers"][2]["pattern"] = "(unclosed"
     with pytest.raises(ConfigError, match="not a regular expression"):
         weak(config, ROWS, project=tmp_path / "p.db")
+
+
+def test_yaml_yes_and_no_are_answers_not_booleans(tmp_path):
+    from labelmill.config import load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("task: classification\nlabels: [toxic, not toxic]\nweak:\n  sub_labelers:\n"
+                    "    - {name: insult, kind: prompt, question: Insulting?, answers: {yes: toxic, no: abstain}}\n")
+    assert load_config(path).weak.sub_labelers[0].answers == {"yes": "toxic", "no": "abstain"}
+
+
+def test_the_shipped_weak_examples_are_valid():
+    from conftest import ROOT
+
+    from labelmill.config import load_config
+    from labelmill.strategies.weak.sublabelers import check_sub_labeler
+
+    for name in ("civil", "agnews"):
+        config = load_config(ROOT / "examples" / "weak" / f"{name}.yaml")
+        for spec in config.weak.sub_labelers:
+            check_sub_labeler(spec, config.label_names)

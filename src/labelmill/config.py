@@ -147,6 +147,14 @@ class SubLabelerSpec(_Strict):
     pattern: str = Field("", description="regex: vote `label` when this regular expression matches the row (case-insensitive).")
     label: str = Field("", description="keywords / regex: the task label the rule votes for.")
 
+    @field_validator("answers", mode="before")
+    @classmethod
+    def _yes_no_keys(cls, value: Any) -> Any:
+        """YAML reads an unquoted yes / no as true / false: they mean the answers "yes" and "no"."""
+        if isinstance(value, dict):
+            return {("yes" if k else "no") if isinstance(k, bool) else k: v for k, v in value.items()}
+        return value
+
 
 class WeakSpec(_Strict):
     """Weak supervision (`labelmill weak`): sub-labelers whose votes a label model combines."""
