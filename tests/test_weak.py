@@ -103,8 +103,8 @@ def test_yaml_yes_and_no_are_answers_not_booleans(tmp_path):
     from labelmill.config import load_config
 
     path = tmp_path / "c.yaml"
-    path.write_text("task: classification\nlabels: [toxic, not toxic]\nweak:\n  sub_labelers:\n"
-                    "    - {name: insult, kind: prompt, question: Insulting?, answers: {yes: toxic, no: abstain}}\n")
+    path.write_text("task: classification\nlabels: [toxic, not toxic]\nweak:\n  sub_labelers:\n    - name: insult\n      kind: prompt\n"
+                    "      question: Is it insulting?\n      answers:\n        yes: toxic\n        no: abstain\n")
     assert load_config(path).weak.sub_labelers[0].answers == {"yes": "toxic", "no": "abstain"}
 
 
