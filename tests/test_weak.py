@@ -118,3 +118,19 @@ def test_the_shipped_weak_examples_are_valid():
         config = load_config(ROOT / "examples" / "weak" / f"{name}.yaml")
         for spec in config.weak.sub_labelers:
             check_sub_labeler(spec, config.label_names)
+
+
+def test_the_end_model_labels_the_rows_no_sub_labeler_covered(tmp_path):
+    """Rules only: the sentiment words decide the covered rows; the student learns them from the label
+    model's probabilities and labels every row, the uncovered ones too."""
+    rows = [{"text": f"{w} movie number {i}", "label": lab} for i in range(12) for w, lab in (("wonderful", "positive"), ("awful", "negative"))]
+    rows += [{"text": "a wonderful film", "label": "positive"}, {"text": "an awful film", "label": "negative"}]  # no rule fires
+    config = fake_config()
+    config["weak"] = {"sub_labelers": [
+        {"name": "good", "kind": "regex", "pattern": r"wonderful movie", "label": "positive"},
+        {"name": "bad", "kind": "regex", "pattern": r"awful movie", "label": "negative"},
+    ]}
+    result = weak(config, rows, project=tmp_path / "p.db", end_model=True)
+    assert result.frame["llm_label"].isna().tolist()[-2:] == [True, True]
+    assert result.frame["weak_end_label"].tolist() == [r["label"] for r in rows]
+    assert result.frame["weak_end_confidence"].between(0.5, 1.0).all()

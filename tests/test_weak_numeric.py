@@ -57,3 +57,20 @@ def test_a_bad_matrix_says_what_is_wrong():
         check_label_matrix([[0, 2]], 2)
     with pytest.raises(ValueError, match="int"):
         check_label_matrix([[0.5, 1.0]], 2)
+
+
+def test_dawid_skene_reads_unipolar_sub_labelers_through_when_they_fire():
+    """Keyword rules vote one label only. Modelling abstain as an answer makes them informative: each row
+    one rule fires on gets a confident label (plain Dawid-Skene leaves such rows at 1/2)."""
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 2000)
+    L = np.full((2000, 3), -1)
+    L[(y == 0) & (rng.random(2000) < 0.6), 0] = 0  # fires on 60% of class 0
+    L[(y == 1) & (rng.random(2000) < 0.6), 1] = 1  # fires on 60% of class 1
+    noisy = rng.random(2000) < 0.5
+    L[noisy, 2] = np.where(rng.random(2000) < 0.7, y, 1 - y)[noisy]  # a 70%-accurate bipolar voter on half the rows
+    probs, _, _ = dawid_skene(L, 2)
+    covered = (L != -1).any(axis=1)
+    assert (probs[covered].argmax(axis=1) == y[covered]).mean() > 0.9
+    one_rule = (L[:, 0] == 0) ^ (L[:, 1] == 1)
+    assert probs[one_rule].max(axis=1).mean() > 0.8

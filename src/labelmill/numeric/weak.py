@@ -49,11 +49,15 @@ def majority_vote(L: Any, k: int) -> np.ndarray:
 
 
 def dawid_skene(L: Any, k: int, *, max_iter: int = 200, tol: float = 1e-7, smoothing: float = 0.01) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """EM over the class of each row: (probs (n, k), confusions (m, k, k) with confusions[j, y, l] = P(j says l | y),
-    prior (k,)). Abstains carry no evidence. Started from the majority vote; `smoothing` keeps every
-    confusion entry above zero. Rows nobody voted on get the prior."""
+    """EM over the class of each row: (probs (n, k), confusions (m, k, k) with confusions[j, y, l] = P(j says l |
+    y, j votes), prior (k,)). Abstaining is modelled as one more answer (P(j abstains | y)): a sub-labeler
+    that only ever votes one label (a keyword rule, "is it toxic? yes") is informative through when it
+    fires, which plain Dawid-Skene cannot see. Started from the majority vote; `smoothing` keeps every
+    entry above zero."""
     L = check_label_matrix(L, k)
-    return _dawid_skene(L, k, max_iter, tol, smoothing)
+    post, confusions, prior = _dawid_skene(L, k, max_iter, tol, smoothing)
+    voted = confusions[:, :, :k]
+    return post, voted / voted.sum(axis=2, keepdims=True), prior
 
 
 def _dawid_skene(L: np.ndarray, k: int, max_iter: int, tol: float, smoothing: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -61,13 +65,14 @@ def _dawid_skene(L: np.ndarray, k: int, max_iter: int, tol: float, smoothing: fl
     counts = votes.sum(axis=1)
     total = counts.sum(axis=1, keepdims=True)
     post = np.where(total > 0, counts / np.maximum(total, 1), 1.0 / k)
+    answers = np.concatenate([votes, (L == ABSTAIN)[:, :, None].astype(float)], axis=2)  # (n, m, k + 1): abstain is answer k
     for _ in range(max_iter):
         prior = (post.sum(axis=0) + smoothing) / (post.sum() + k * smoothing)
-        # M step: confusions[j, y, l] from the posterior-weighted votes
-        confusions = np.einsum("iy,ijl->jyl", post, votes) + smoothing
+        # M step: confusions[j, y, l] = P(j answers l | y), l in labels + abstain
+        confusions = np.einsum("iy,ijl->jyl", post, answers) + smoothing
         confusions /= confusions.sum(axis=2, keepdims=True)
-        # E step: log P(y) + sum over voting sub-labelers of log P(vote | y)
-        log_post = np.log(prior)[None, :] + np.einsum("ijl,jyl->iy", votes, np.log(confusions))
+        # E step: log P(y) + sum over sub-labelers of log P(its answer | y)
+        log_post = np.log(prior)[None, :] + np.einsum("ijl,jyl->iy", answers, np.log(confusions))
         log_post -= log_post.max(axis=1, keepdims=True)
         new = np.exp(log_post)
         new /= new.sum(axis=1, keepdims=True)

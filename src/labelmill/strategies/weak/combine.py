@@ -4,6 +4,9 @@ probability per row. Rows no sub-labeler voted on get no label (typed: `no_votes
 
 Output: the input columns, the label model's label and confidence in the usual label columns (so `labelmill
 eval` scores them), and `weak_vote_<name>` per sub-labeler (the label it voted for, empty for abstain).
+With `end_model`, a student (logistic regression on sentence embeddings) learns the label model's
+probabilistic labels (each covered row once per label, weighted by its probability) and labels every
+row, the uncovered ones included: `weak_end_label`, `weak_end_confidence`.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ class WeakResult:
 
 def weak(
     config: str | Path | dict | Config, data: Any, *, project: str | Path = "labelmill.db", output: str | Path | None = None,
-    limit: int | None = None, backend: Any = None, label_model: str | None = None, on_event: EventHandler = ignore,
+    limit: int | None = None, backend: Any = None, label_model: str | None = None, end_model: bool = False, on_event: EventHandler = ignore,
 ) -> WeakResult:
     """Label `data` by weak supervision with the config's `weak` section (see the module docstring)."""
     cfg = load_config(config) if not isinstance(config, Config) else config
@@ -82,8 +85,30 @@ def weak(
     gold = _gold_ids(cfg, task, frame, names)
     summary = [{"name": s.name, "kind": s.kind, **row} for s, row in zip(subs, lf_summary(L, len(names), gold))]
     out, cols = _output(cfg, frame, L, probs, [s.name for s in subs], names)
+    if end_model:
+        with Store(project) as store:
+            end = _end_model(texts, L, probs, cfg.examples.embedding_model, store)
+        for role, values in (("end_label", [names[i] for i in end.argmax(axis=1)]), ("end_confidence", end.max(axis=1).tolist())):
+            cols[role] = free_column_name(f"weak_{role}", [*out.columns, *cols.values()])
+            out[cols[role]] = values
     path = write_rows(out, output) if output else None
     return WeakResult(out, L, [s.name for s in subs], probs, summary, cols, run_ids, path)
+
+
+def _end_model(texts: list[str], L: np.ndarray, probs: np.ndarray, embedding_model: str, store: Store) -> np.ndarray:
+    """(n, k) a student's probabilities for every row, trained on the covered rows' probabilistic labels."""
+    from labelmill.selectors.embeddings import embed
+    from labelmill.strategies.students.models import LinearStudent
+
+    n, k = probs.shape
+    X = embed(texts, embedding_model, store)
+    covered = np.flatnonzero((L != ABSTAIN).any(axis=1))
+    if not len(covered):
+        raise ConfigError("no sub-labeler voted on any row, so the end model has nothing to learn from", fix="check the sub-labelers on a few rows first")
+    rows, labels = np.repeat(covered, k), np.tile(np.arange(k), len(covered))
+    weight = probs[covered].ravel()
+    keep = weight > 1e-3
+    return LinearStudent(k).fit(X[rows[keep]], labels[keep], weight[keep]).predict_proba(X)
 
 
 def _gold_ids(cfg: Config, task: Any, frame: Any, names: list[str]) -> np.ndarray | None:

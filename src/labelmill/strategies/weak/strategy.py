@@ -50,13 +50,15 @@ class WeakStrategy(Strategy):
         @click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows.")
         @click.option("--project", default="labelmill.db", show_default=True)
         @click.option("--label-model", type=click.Choice(["dawid_skene", "majority_vote"]), help="Overrides weak.label_model.")
+        @click.option("--end-model", is_flag=True, help="Also train a student on the label model's labels; it labels every row (weak_end_label).")
         @click.option("--json", "as_json", is_flag=True, help="Print the sub-labeler table as JSON.")
-        def weak_command(config: str, input: str, output: str, limit: int | None, project: str, label_model: str | None, as_json: bool) -> None:
+        def weak_command(config: str, input: str, output: str, limit: int | None, project: str, label_model: str | None, end_model: bool, as_json: bool) -> None:
             """Label INPUT by weak supervision: the config's sub-labelers vote, a label model combines them."""
             from labelmill.cli.progress import ProgressView
             from labelmill.strategies.weak.combine import weak
 
-            result = weak(config, input, project=project, output=output, limit=limit, label_model=label_model, on_event=ProgressView(quiet=as_json))
+            result = weak(config, input, project=project, output=output, limit=limit, label_model=label_model, end_model=end_model,
+                          on_event=ProgressView(quiet=as_json))
             if as_json:
                 click.echo(json.dumps({"output": str(result.output_path), "sub_labelers": result.summary}, default=float))
                 return
