@@ -307,3 +307,22 @@ def test_doctor_on_this_machine():
     assert not any("AMX" in a and a.endswith("=ON") for a in args)
     default = next(m for m in found["models"] if m["name"] == "qwen2.5-coder-0.5b")
     assert default["state"] == "verified" and default["sha256"].startswith("1d9614638d18")
+
+
+def test_weak_supervision_on_the_real_model(tmp_path):
+    """The shipped Civil Comments sub-labelers on 16 rows with the real model: every prompted sub-labeler is a
+    run of its own, its votes are the model's scored answers, and a rerun asks the model nothing."""
+    from labelmill.strategies.weak import weak
+
+    rows = pd.read_csv(SHARED / "civil_comments" / "test.csv").head(16)
+    config = ROOT / "examples" / "weak" / "civil.yaml"
+    result = weak(config, rows, project=tmp_path / "p.db")
+    assert set(result.run_ids) == {"insult", "obscene", "civil", "zero_shot"}
+    assert result.L.shape == (16, 5) and (result.L[:, 4] != -1).all()  # the zero-shot labeler always votes
+    assert set(result.frame["llm_label"].dropna()) <= {"toxic", "not toxic"}
+    with sqlite3.connect(tmp_path / "p.db") as db:
+        cached = db.execute("SELECT COUNT(*) FROM cache").fetchone()[0]
+    again = weak(config, rows, project=tmp_path / "p.db")
+    with sqlite3.connect(tmp_path / "p.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM cache").fetchone()[0] == cached
+    assert again.L.tolist() == result.L.tolist()
