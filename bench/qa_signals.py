@@ -74,7 +74,7 @@ def question_likelihood(config, rows: pd.DataFrame, answerable: np.ndarray) -> d
     lp, lp0, n, c = map(np.array, (with_context, without, tokens, chars))
     return {
         "auroc_question_logprob_per_token": auroc(answerable, lp / n), "auroc_question_logprob_per_char": auroc(answerable, lp / c),
-        "auroc_question_length": auroc(answerable, -c), "auroc_context_share_per_token": auroc(answerable, (lp - lp0) / n),
+        "auroc_question_length": auroc(answerable, c), "auroc_context_share_per_token": auroc(answerable, (lp - lp0) / n),
     }
 
 
