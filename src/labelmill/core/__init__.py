@@ -9,9 +9,9 @@
 from labelmill.core.job import Job, check_columns
 from labelmill.core.lifecycle import BatchStats, OpenedRun, RunResult, Tally, announce, begin_run, finish_run, open_run
 from labelmill.core.loop import Runner
-from labelmill.core.output import calibrate_rows, output_frame
+from labelmill.core.output import calibrate_rows, labeled_frame, output_frame
 
 __all__ = [
     "BatchStats", "Job", "OpenedRun", "RunResult", "Runner", "Tally", "announce", "begin_run", "calibrate_rows", "check_columns",
-    "finish_run", "open_run", "output_frame",
+    "finish_run", "labeled_frame", "open_run", "output_frame",
 ]

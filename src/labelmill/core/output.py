@@ -109,3 +109,21 @@ def calibrate_rows(
         elif conf is not None:
             out_conf[i] = float(calibrator.confidence(np.array([conf]))[0])
     return out_labels, out_conf
+
+
+def labeled_frame(
+    frame: pd.DataFrame, config: Config, labels: list[Any], confidences: list[Any], errors: list[str],
+    extra: dict[str, tuple[str, Any]] | None = None,
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """A strategy's output: the input columns, the label, confidence and error columns named by the config,
+    then the strategy's own columns (role -> (wanted name, values)). No column overwrites an input column:
+    a taken name becomes name_2, name_3, ...; the returned map says which name each role got."""
+    spec = config.output
+    out = frame.copy()
+    columns: dict[str, str] = {}
+    wanted = [("label", spec.label_column, labels), ("confidence", spec.confidence_column, confidences), ("error", spec.error_column, errors)]
+    wanted += [(role, name, values) for role, (name, values) in (extra or {}).items()]
+    for role, name, values in wanted:
+        columns[role] = free_column_name(name, [*frame.columns, *columns.values()])
+        out[columns[role]] = values
+    return out, columns

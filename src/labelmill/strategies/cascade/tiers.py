@@ -20,7 +20,8 @@ import numpy as np
 from labelmill.config import Config, derive_config, load_config
 from labelmill.errors import ConfigError, InputDataError
 from labelmill.events import EventHandler, Notice, ignore
-from labelmill.io import free_column_name, read_rows, write_rows
+from labelmill.core.output import labeled_frame
+from labelmill.io import read_rows, write_rows
 
 
 @dataclass
@@ -182,15 +183,7 @@ def cascade(
     finally:
         if backend is None:
             job.backend.close()
-    out = frame.copy()
-    spec = cfg.output
-    columns: dict[str, str] = {}
-    for role, name in {"label": spec.label_column, "confidence": spec.confidence_column, "error": spec.error_column, "source": "llm_label_source"}.items():
-        columns[role] = free_column_name(name, [*frame.columns, *columns.values()])  # never overwrite an input column
-    out[columns["label"]] = labels
-    out[columns["confidence"]] = confidence
-    out[columns["error"]] = errors
-    out[columns["source"]] = source
+    out, columns = labeled_frame(frame, cfg, labels, confidence, errors, {"source": ("llm_label_source", source)})
     llm_rows = sum(s == "llm" for s in source) + strong_rows  # rows the strong model relabeled were LLM rows first
     stats = CascadeStats(
         rows=n, sample_rows=n_sample, llm_rows=llm_rows, student_rows=sum(s == "student" for s in source), strong_rows=strong_rows,

@@ -31,7 +31,8 @@ import numpy as np
 from labelmill.config import Config, derive_config, load_config
 from labelmill.errors import ConfigError, InputDataError
 from labelmill.events import EventHandler, Notice, ignore
-from labelmill.io import content_hash, free_column_name, read_rows, write_rows
+from labelmill.core.output import labeled_frame
+from labelmill.io import content_hash, read_rows, write_rows
 
 POOL_COLUMN = "__freeal_label"  # the LLM's label of a demo row: never the gold column
 
@@ -370,21 +371,14 @@ def freeal(
     finally:
         if backend is None:
             job.backend.close()
-    out = frame.copy()
-    spec = cfg.output
-    wanted = {"label": spec.label_column, "confidence": spec.confidence_column, "error": spec.error_column, "round": "llm_round", "student_label": "student_label", "student_confidence": "student_confidence", "issue_rank": "label_issue_rank"}
-    columns: dict[str, str] = {}
-    for role, name in wanted.items():  # never overwrite an input column
-        columns[role] = free_column_name(name, [*frame.columns, *columns.values()])
-    out[columns["label"]] = [names[c] if c >= 0 else None for c in current]
-    out[columns["confidence"]] = [None if np.isnan(c) else float(c) for c in conf]
-    out[columns["error"]] = errors
-    out[columns["round"]] = source_round
-    out[columns["student_label"]] = [names[i] for i in student_probs.argmax(axis=1)]
-    out[columns["student_confidence"]] = student_probs.max(axis=1)
     rank = np.full(len(frame), np.nan)
     rank[issue_rows] = np.arange(1, len(issue_rows) + 1)
-    out[columns["issue_rank"]] = rank
+    out, columns = labeled_frame(frame, cfg, [names[c] if c >= 0 else None for c in current], [None if np.isnan(c) else float(c) for c in conf], errors, {
+        "round": ("llm_round", source_round),
+        "student_label": ("student_label", [names[i] for i in student_probs.argmax(axis=1)]),
+        "student_confidence": ("student_confidence", student_probs.max(axis=1)),
+        "issue_rank": ("label_issue_rank", rank),
+    })
     out_path = write_rows(out, output) if output else None
     if out_path is not None:
         from labelmill.strategies.freeal.strategy import freeal_sidecar

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from labelmill.config import Config, derive_config, load_config
-from labelmill.core import Job, Runner, check_columns
+from labelmill.core import Job, Runner, check_columns, labeled_frame
 from labelmill.errors import ConfigError
 from labelmill.events import EventHandler, Notice, ignore
 from labelmill.io import free_column_name, read_rows, write_rows
@@ -118,16 +118,10 @@ def _gold_ids(cfg: Config, task: Any, frame: Any, names: list[str]) -> np.ndarra
 
 
 def _output(cfg: Config, frame: Any, L: np.ndarray, probs: np.ndarray, subs: list[str], names: list[str]) -> tuple[Any, dict[str, str]]:
-    out = frame.copy()
     covered = (L != ABSTAIN).any(axis=1)
-    spec = cfg.output
-    cols: dict[str, str] = {}
-    for role, wanted in (("label", spec.label_column), ("confidence", spec.confidence_column), ("error", spec.error_column)):
-        cols[role] = free_column_name(wanted, [*out.columns, *cols.values()])
-    out[cols["label"]] = [names[int(p.argmax())] if c else None for p, c in zip(probs, covered)]
-    out[cols["confidence"]] = [float(p.max()) if c else None for p, c in zip(probs, covered)]
-    out[cols["error"]] = ["" if c else "no_votes: no sub-labeler voted on this row" for c in covered]
-    for j, name in enumerate(subs):
-        cols[f"vote:{name}"] = free_column_name(VOTE_PREFIX + name, [*out.columns, *cols.values()])
-        out[cols[f"vote:{name}"]] = [names[v] if v != ABSTAIN else "" for v in L[:, j]]
+    votes = {f"vote:{name}": (VOTE_PREFIX + name, [names[v] if v != ABSTAIN else "" for v in L[:, j]]) for j, name in enumerate(subs)}
+    out, cols = labeled_frame(
+        frame, cfg, [names[int(p.argmax())] if c else None for p, c in zip(probs, covered)], [float(p.max()) if c else None for p, c in zip(probs, covered)],
+        ["" if c else "no_votes: no sub-labeler voted on this row" for c in covered], votes,
+    )
     return out, cols
