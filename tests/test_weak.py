@@ -134,3 +134,17 @@ def test_the_end_model_labels_the_rows_no_sub_labeler_covered(tmp_path):
     assert result.frame["llm_label"].isna().tolist()[-2:] == [True, True]
     assert result.frame["weak_end_label"].tolist() == [r["label"] for r in rows]
     assert result.frame["weak_end_confidence"].between(0.5, 1.0).all()
+
+
+def test_a_run_with_a_limit_resumes_into_the_full_one(tmp_path):
+    """Like `labelmill run --limit`: each model sub-labeler's run is keyed by the whole input, so the later
+    full run resumes it (one run per sub-labeler in the store) and asks only for the rows not done yet."""
+    import sqlite3
+
+    log = tmp_path / "calls.log"
+    first = weak(weak_config(str(log)), ROWS, project=tmp_path / "p.db", limit=2)
+    assert len(first.frame) == 2 and len(log.read_text().splitlines()) == 4  # 2 rows x 2 model sub-labelers
+    full = weak(weak_config(str(log)), ROWS, project=tmp_path / "p.db")
+    assert len(log.read_text().splitlines()) == 10 and full.L[:2].tolist() == first.L.tolist()
+    with sqlite3.connect(tmp_path / "p.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 2

@@ -57,17 +57,15 @@ class BatchStats:
 
 @dataclass
 class Tally:
-    """Running totals over a run's batches."""
+    """Running totals over a run's batches (failures are counted from the store when the run finishes)."""
 
     model: int = 0
     cached: int = 0
-    failed: int = 0
     cost: float = 0.0
 
     def add(self, stats: BatchStats) -> None:
         self.model += stats.model
         self.cached += stats.cached
-        self.failed += stats.failed
         self.cost += stats.cost
 
 

@@ -21,7 +21,7 @@ from labelmill.config import Config, derive_config, load_config
 from labelmill.core import Job, Runner, check_columns, labeled_frame
 from labelmill.errors import ConfigError
 from labelmill.events import EventHandler, Notice, ignore
-from labelmill.io import free_column_name, read_rows, write_rows
+from labelmill.io import read_rows, write_rows
 from labelmill.numeric.weak import ABSTAIN, dawid_skene, lf_summary, majority_vote
 from labelmill.store import Store
 from labelmill.strategies.weak.sublabelers import check_sub_labeler, model_votes, prompt_config, rule_votes
@@ -57,10 +57,9 @@ def weak(
     for spec in subs:
         check_sub_labeler(spec, names)
     task = make_task(cfg)
-    frame = read_rows(data, cfg.dataset)
-    check_columns(cfg, task, frame)
-    if limit is not None:
-        frame = frame.head(limit)
+    full = read_rows(data, cfg.dataset)
+    check_columns(cfg, task, full)
+    frame = full.head(limit) if limit is not None else full
     texts = [task.render(r) for r in frame.to_dict("records")]
     base = derive_config(cfg, weak={"sub_labelers": []})
     columns, run_ids = [], {}
@@ -72,25 +71,20 @@ def weak(
             sub_cfg = base if spec.kind == "zero_shot" else prompt_config(base, spec)
             on_event(Notice(f"weak: sub-labeler {spec.name} ({spec.kind}) on {len(frame)} rows"))
             job = Job(sub_cfg, backend)
-            try:
-                result = Runner(job, store, on_event).run(frame)
+            try:  # the whole input and the limit, as `labelmill run` does: a run with --limit resumes into the full one
+                result = Runner(job, store, on_event).run(full, limit=limit)
             finally:
                 if backend is None:
                     job.backend.close()
             run_ids[spec.name] = result.run_id
             columns.append(model_votes(store.labels(result.run_id, len(frame), sub_cfg.label_names), spec, names))
-    L = np.stack(columns, axis=1)
-    how = label_model or cfg.weak.label_model
-    probs = dawid_skene(L, len(names))[0] if how == "dawid_skene" else majority_vote(L, len(names))
+        L = np.stack(columns, axis=1)
+        how = label_model or cfg.weak.label_model
+        probs = dawid_skene(L, len(names))[0] if how == "dawid_skene" else majority_vote(L, len(names))
+        end = _end_model(texts, L, probs, cfg.examples.embedding_model, store) if end_model else None
     gold = _gold_ids(cfg, task, frame, names)
     summary = [{"name": s.name, "kind": s.kind, **row} for s, row in zip(subs, lf_summary(L, len(names), gold))]
-    out, cols = _output(cfg, frame, L, probs, [s.name for s in subs], names)
-    if end_model:
-        with Store(project) as store:
-            end = _end_model(texts, L, probs, cfg.examples.embedding_model, store)
-        for role, values in (("end_label", [names[i] for i in end.argmax(axis=1)]), ("end_confidence", end.max(axis=1).tolist())):
-            cols[role] = free_column_name(f"weak_{role}", [*out.columns, *cols.values()])
-            out[cols[role]] = values
+    out, cols = _output(cfg, frame, L, probs, [s.name for s in subs], names, end)
     path = write_rows(out, output) if output else None
     return WeakResult(out, L, [s.name for s in subs], probs, summary, cols, run_ids, path)
 
@@ -117,11 +111,15 @@ def _gold_ids(cfg: Config, task: Any, frame: Any, names: list[str]) -> np.ndarra
     return np.array([names.index(g) if (g := task.gold(r)) in names else ABSTAIN for r in frame.to_dict("records")])
 
 
-def _output(cfg: Config, frame: Any, L: np.ndarray, probs: np.ndarray, subs: list[str], names: list[str]) -> tuple[Any, dict[str, str]]:
+def _output(cfg: Config, frame: Any, L: np.ndarray, probs: np.ndarray, subs: list[str], names: list[str],
+            end: np.ndarray | None) -> tuple[Any, dict[str, str]]:
     covered = (L != ABSTAIN).any(axis=1)
-    votes = {f"vote:{name}": (VOTE_PREFIX + name, [names[v] if v != ABSTAIN else "" for v in L[:, j]]) for j, name in enumerate(subs)}
+    extra = {f"vote:{name}": (VOTE_PREFIX + name, [names[v] if v != ABSTAIN else "" for v in L[:, j]]) for j, name in enumerate(subs)}
+    if end is not None:
+        extra["end_label"] = ("weak_end_label", [names[i] for i in end.argmax(axis=1)])
+        extra["end_confidence"] = ("weak_end_confidence", end.max(axis=1).tolist())
     out, cols = labeled_frame(
         frame, cfg, [names[int(p.argmax())] if c else None for p, c in zip(probs, covered)], [float(p.max()) if c else None for p, c in zip(probs, covered)],
-        ["" if c else "no_votes: no sub-labeler voted on this row" for c in covered], votes,
+        ["" if c else "no_votes: no sub-labeler voted on this row" for c in covered], extra,
     )
     return out, cols

@@ -21,7 +21,7 @@ class WeakStrategy(Strategy):
         from labelmill.numeric.weak import ABSTAIN, lf_summary
 
         votes = [c for c in context.frame.columns if str(c).startswith(VOTE_PREFIX)]
-        names = list(getattr(context.task, "labels", []) or [])
+        names = list(context.task.labels)
         if not votes or not names:
             return {}
         index = {n: i for i, n in enumerate(names)}
