@@ -13,6 +13,7 @@ check's P(yes) as a signal. Reported, as AUROC for "answerable" (0.5 = no inform
   with --question-likelihood, also the question's log-probability given the context ("Question: ..." scored
   after "Context: ..."), per token and per character, the question's length alone, and the context's own
   share (the same question scored after an empty context, subtracted);
+and, from the data alone, the question length's AUROC in each article of the file and on the test rows;
 then, for each threshold t on a grid of 0.01, the F1 of "answer when P(yes) >= t, else unanswerable"; the
 best t is what `answerable_threshold` holds (0.29 in examples/qa/config.yaml, 0.6 in config-1.5b.yaml).
 """
@@ -54,6 +55,17 @@ def auroc(answerable: np.ndarray, score: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
 
     return round(float(roc_auc_score(answerable, score)), 3)
+
+
+def length_by_article() -> dict:
+    """AUROC of the question's length alone for "answerable", per article of the whole file and on the 300
+    test rows (no model: it shows where the length artefact holds)."""
+    data = pd.read_json(DATA, lines=True)
+    answerable = np.array([len(a) > 0 for a in data["all_answers"]], dtype=int)
+    length = data["question"].str.len().to_numpy()
+    out = {title: auroc(answerable[(data["title"] == title).to_numpy()], length[(data["title"] == title).to_numpy()]) for title in data["title"].unique()}
+    out["first 300 rows (the test rows)"] = auroc(answerable[:300], length[:300])
+    return out
 
 
 def question_likelihood(config, rows: pd.DataFrame, answerable: np.ndarray) -> dict:
@@ -124,6 +136,7 @@ def main() -> dict:
         "f1_without_check": round(dict(curve)[0.0], 4),
         "f1_always_unanswerable": round(task.metrics(gold, [""] * len(rows))["f1"], 4),
         "seconds_per_row": round(seconds / len(rows), 2),
+        "auroc_question_length_by_article": length_by_article(),
     }
     if args.question_likelihood:
         figures.update(question_likelihood(load_config(config), rows, answerable))

@@ -6,6 +6,11 @@ match-class F1, QA exact match and token F1 (answerable and unanswerable apart),
 attribute (on the example's own sample: the shared data has no extraction set).
 
     python bench/tasks.py [--rows 300] [--tasks ner,matching,qa,extraction] [--json]
+                          [--config TASK=PATH] [--set TASK:KEY.PATH=VALUE]
+
+--config runs another config for a task (`--config qa=examples/qa/config-1.5b.yaml` for the opt-in 1.5B
+model); --set changes one key of a task's config (`--set qa:qa.verify=false` turns off QA's answerability
+check; VALUE is read as YAML).
 """
 
 from __future__ import annotations
@@ -27,10 +32,28 @@ TASKS = {
 }
 
 
-def bench_one(name: str, rows: int, workdir: Path) -> dict:
+def load(name: str, path: Path | None, changes: list[str]) -> dict:
+    """The task's config as a dict, with --set changes applied and its examples file made absolute."""
+    import yaml
+
+    path = path or ROOT / "examples" / name / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    for change in changes:
+        key, _, value = change.partition("=")
+        *parents, leaf = key.split(".")
+        node = config
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    if isinstance(config.get("examples"), dict) and config["examples"].get("file"):
+        config["examples"]["file"] = str((path.parent / config["examples"]["file"]).resolve())
+    return config
+
+
+def bench_one(name: str, rows: int, workdir: Path, path: Path | None = None, changes: list[str] | None = None) -> dict:
     import labelmill
 
-    config = ROOT / "examples" / name / "config.yaml"
+    config = load(name, path, changes or [])
     source, keys = TASKS[name]
     out = workdir / f"{name}{'.jsonl' if source.suffix == '.jsonl' else '.csv'}"
     started = time.perf_counter()
@@ -47,11 +70,18 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=300)
     parser.add_argument("--tasks", default="ner,matching,qa,extraction")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--config", action="append", default=[], metavar="TASK=PATH")
+    parser.add_argument("--set", action="append", default=[], metavar="TASK:KEY=VALUE")
     args = parser.parse_args()
+    configs = {k: Path(v) for k, _, v in (c.partition("=") for c in args.config)}
+    changes: dict[str, list[str]] = {}
+    for change in args.set:
+        task, _, rest = change.partition(":")
+        changes.setdefault(task, []).append(rest)
     report = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.tasks.split(","):
-            report[name] = bench_one(name, args.rows, Path(tmp))
+            report[name] = bench_one(name, args.rows, Path(tmp), configs.get(name), changes.get(name))
             if not args.json:
                 print(name, json.dumps(report[name]), flush=True)
     if args.json:

@@ -69,6 +69,31 @@ class NERSpec(_Strict):
     tokens_column: str | None = Field("tokens", description="Column with the text's tokens, used to export BIO tags (else whitespace tokens).")
 
 
+class RelationTypeSpec(_Strict):
+    """One relation type, with the entity types it may link (relations task: pairs of other types are never asked)."""
+
+    name: str = Field(description="The relation as it appears in the output and the gold column.")
+    description: str | None = Field(None, description="What the relation means, head to tail; shown to the model.")
+    head: list[str] = Field(default_factory=list, description="relations: entity types allowed as the head (empty: any).")
+    tail: list[str] = Field(default_factory=list, description="relations: entity types allowed as the tail (empty: any).")
+
+
+class RelationSpec(_Strict):
+    """Relations between entities: a marked pair (task relation) or extracted end to end (task relations)."""
+
+    types: list[RelationTypeSpec] = Field(default_factory=list, description="The relation types.")
+    directed: bool = Field(True, description="relation: each type is a label in both directions, Type(e1,e2) and Type(e2,e1).")
+    none_label: str = Field("Other", description="relation: the label for a pair with none of the relations.")
+    text_column: str = Field("text", description="Column with the sentence.")
+    head_column: str = Field("e1", description="relation: column with the first marked span: {start, end, text}, its JSON, or its text.")
+    tail_column: str = Field("e2", description="relation: column with the second marked span.")
+    entities_column: str = Field("entities", description="relations: gold entities [{start, end, type, text}] (eval and few-shot examples).")
+    relations_column: str = Field("relations", description="relations: gold relations [{head, tail, type}], head/tail indexing the entities.")
+    threshold: float = Field(0.5, ge=0.0, le=1.0, description="relations: a pair gets its most likely relation when that relation's probability is at least this.")
+    max_pairs: int = Field(40, ge=1, description="relations: the most candidate pairs asked per row (nearest pairs first).")
+    pair_demos: int = Field(8, ge=0, description="relations: pair questions from the few-shot examples shown before each pair (half with a relation).")
+
+
 class ExamplesSpec(_Strict):
     """Few-shot demonstrations: inline items or a CSV/JSONL file with the input columns and a label."""
 
@@ -254,6 +279,7 @@ class Config(_Strict):
     attributes: list[AttributeSpec] = Field(default_factory=list, description="extraction: the schema of the extracted object.")
     qa: QASpec = Field(default_factory=QASpec)
     ner: NERSpec = Field(default_factory=NERSpec)
+    relation: RelationSpec = Field(default_factory=RelationSpec)
     examples: ExamplesSpec = Field(default_factory=ExamplesSpec)
     reasoning: ReasoningSpec = Field(default_factory=ReasoningSpec)
     ensemble: EnsembleSpec = Field(default_factory=EnsembleSpec)

@@ -53,6 +53,11 @@ class Job:
         self.max_tokens = spec.max_tokens if "max_tokens" in spec.model_fields_set else max(spec.max_tokens, self.task.default_max_tokens)
         self.schema = self.task.schema() if self.method == "generate" else None
         self.reasoning = config.reasoning
+        if self.task.asks_followups and not self.backend.can_score:
+            raise BackendError(
+                f"the {config.task} task asks scored questions about its answers; {self.backend.name} cannot score",
+                fix="use a backend that can score (llama_cpp, or a llama.cpp server)",
+            )
         if (self.reasoning.p_true or self.reasoning.verbalized) and not self.backend.can_score:
             raise BackendError(
                 f"reasoning.p_true and reasoning.verbalized score the model's answer to a question; {self.backend.name} cannot score",

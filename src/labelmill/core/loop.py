@@ -237,7 +237,7 @@ class Runner:
             _RowResult(batch.prompts[n], key, responses[key], batch.explain_failures.get((0, n)) or job.outcome(responses[key], rows[n]), explanation=explanations[n])
             for n, key in enumerate(batch.keys)
         ]
-        for step in (self._reask_step, self._vote_step, self._verify_step, self._signal_step):
+        for step in (self._reask_step, self._vote_step, self._verify_step, self._followup_step, self._signal_step):
             step(batch, rows, results, responses, done)
         return self._commit(run_id, indices, batch, results, done)
 
@@ -297,6 +297,40 @@ class Runner:
                     checks[n] = check
         for n, logprobs in self._ask(checks, VERIFY, done.new_entries).items():
             results[n].outcome = job.task.apply_verification(results[n].outcome, p_yes(logprobs))
+
+    def _followup_step(self, batch: _Batch, rows: list[RowInput], results: list[_RowResult], responses: dict[str, Any], done: _Finished) -> None:
+        """The task's scored follow-up questions about its answers (relations: the pairs of found entities),
+        asked together over the batch, one request per answer set. A failed request fails its row."""
+        job = self.job
+        asks: dict[tuple[str, ...], list[tuple[int, int, Prompt]]] = {}
+        counts: dict[int, int] = {}
+        for n, r in enumerate(results):
+            if isinstance(r.outcome, Label):
+                questions = job.task.followups(rows[n], r.outcome)
+                counts[n] = len(questions)
+                for i, (prompt, candidates) in enumerate(questions):
+                    asks.setdefault(tuple(candidates), []).append((n, i, prompt))
+        if not counts:
+            return
+        answers: dict[tuple[int, int], list[float]] = {}
+        failed: dict[int, Outcome] = {}
+        for candidates, items in asks.items():
+            call = Call("followup", "score", candidates)
+            prompts = [p for _, _, p in items]
+            keys = [job.cache_key(p, call) for p in prompts]
+            got, cached, new = self._responses(prompts, keys, call)
+            done.new_entries += new
+            done.cost += _fresh_cost(keys, got, cached)
+            for (n, i, _), key in zip(items, keys):
+                if got[key].get("error"):
+                    failed.setdefault(n, job.outcome(got[key]))
+                else:
+                    answers[n, i] = got[key]["logprobs"]
+        for n, count in counts.items():
+            if n in failed:  # a timeout, a server error: the row fails like its request (a rerun asks again)
+                results[n].outcome = failed[n]
+            else:
+                results[n].outcome = job.task.apply_followups(rows[n], results[n].outcome, [answers[n, i] for i in range(count)])
 
     def _signal_step(self, batch: _Batch, rows: list[RowInput], results: list[_RowResult], responses: dict[str, Any], done: _Finished) -> None:
         """The model's own checks of its labels (P(True), verbalized): signals only, the label and its confidence stay."""

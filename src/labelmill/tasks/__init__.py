@@ -17,6 +17,8 @@ tasks.register_lazy("ner", "labelmill.tasks.ner:NerTask")
 tasks.register_lazy("matching", "labelmill.tasks.matching:MatchingTask")
 tasks.register_lazy("qa", "labelmill.tasks.qa:QATask")
 tasks.register_lazy("extraction", "labelmill.tasks.extraction:ExtractionTask")
+tasks.register_lazy("relation", "labelmill.tasks.relation:RelationTask")
+tasks.register_lazy("relations", "labelmill.tasks.relation:RelationsTask")
 
 
 def make_task(config: Config) -> Task:

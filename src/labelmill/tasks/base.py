@@ -107,6 +107,19 @@ class Task(ABC):
         """The label after its check answered yes with probability `p_yes`."""
         return label
 
+    #: True when the task asks scored follow-up questions about its answers (a backend that cannot score cannot run it)
+    asks_followups = False
+
+    def followups(self, row: RowInput, label: Label) -> list[tuple[Prompt, tuple[str, ...]]]:
+        """Scored questions about a parsed answer, each with its closed answer set (relations: one per
+        candidate entity pair). Must depend only on the row and the label: `apply_followups` gets the
+        answers in the same order."""
+        return []
+
+    def apply_followups(self, row: RowInput, label: Label, answers: list[list[float]]) -> Outcome:
+        """The label after its follow-up questions: the candidates' log-probabilities, question by question."""
+        return label
+
     # answers -------------------------------------------------------------------------------
     def candidates(self) -> list[str] | None:
         """The closed set of answers to score, or None when the task must generate."""

@@ -1,0 +1,171 @@
+"""Relations: a marked pair scored over relation x direction labels, and end-to-end extraction (entities,
+then a scored question per allowed pair) through the core loop with the fake backend."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+import labelmill
+from labelmill.config import load_config
+from labelmill.errors import ConfigError, InputDataError
+from labelmill.store import Store
+from labelmill.tasks import make_task
+from labelmill.tasks.relation import mark, official_macro_f1, read_span, relation_keys, triples
+
+from conftest import ROOT, SHARED
+
+
+def test_spans_are_read_from_offsets_json_or_text_and_marked_in_order():
+    text = "The company fabricates plastic chairs."
+    assert read_span({"start": 4, "end": 11}, text, "e1") == {"start": 4, "end": 11, "text": "company"}
+    assert read_span(json.dumps({"start": 31, "end": 37, "text": "chairs"}), text, "e2")["text"] == "chairs"
+    assert read_span("plastic chairs", text, "e2") == {"start": 23, "end": 37, "text": "plastic chairs"}
+    # e2 before e1 in the text: the marks still nest right
+    assert mark(text, {"start": 31, "end": 37, "text": "chairs"}, {"start": 4, "end": 11, "text": "company"}) == (
+        "The <e2>company</e2> fabricates plastic <e1>chairs</e1>."
+    )
+    with pytest.raises(ValueError, match="does not occur"):
+        read_span("sofas", text, "e2")
+    with pytest.raises(ValueError, match="outside the text"):
+        read_span({"start": 30, "end": 99}, text, "e2")
+    with pytest.raises(ValueError, match="overlap"):
+        mark(text, {"start": 4, "end": 11, "text": "company"}, {"start": 8, "end": 22, "text": "any fabricates"})
+
+
+def test_relation_labels_come_from_the_types_in_both_directions():
+    config = load_config({
+        "task": "relation", "name": "r", "model": {"backend": "fake"},
+        "relation": {"types": [{"name": "Cause-Effect", "description": "{head} causes {tail}"}, {"name": "Part-Whole"}], "none_label": "Other"},
+    })
+    assert config.label_names == ["Cause-Effect(e1,e2)", "Cause-Effect(e2,e1)", "Part-Whole(e1,e2)", "Part-Whole(e2,e1)", "Other"]
+    descriptions = {label.name: label.description for label in config.labels}
+    assert descriptions["Cause-Effect(e2,e1)"] == "e2 causes e1"
+    undirected = load_config({"task": "relation", "name": "r", "model": {"backend": "fake"}, "relation": {"types": [{"name": "A"}, {"name": "B"}], "directed": False}})
+    assert undirected.label_names == ["A", "B", "Other"]
+    task = make_task(config)
+    shown = task.render({"text": "Smoke causes cancer.", "e1": "Smoke", "e2": "cancer"})
+    assert shown.splitlines()[0] == "<e1>Smoke</e1> causes <e2>cancer</e2>."
+    assert shown.splitlines()[1:] == ["e1: Smoke", "e2: cancer"]
+    with pytest.raises(InputDataError, match="does not occur"):
+        task.render({"text": "Smoke causes cancer.", "e1": "Fire", "e2": "cancer"})
+
+
+def test_official_semeval_score_counts_a_wrong_direction_against_its_type():
+    gold = ["Cause-Effect(e1,e2)", "Cause-Effect(e2,e1)", "Part-Whole(e1,e2)", "Other", "Other"]
+    predicted = ["Cause-Effect(e1,e2)", "Cause-Effect(e1,e2)", "Other", "Part-Whole(e1,e2)", None]
+    out = official_macro_f1(gold, predicted, "Other")
+    # Cause-Effect: 1 right of 2 predicted, 2 gold -> P = R = 0.5; Part-Whole: 0 right -> 0; Other is left out
+    assert out["official_per_type"]["Cause-Effect"]["f1"] == pytest.approx(0.5)
+    assert out["official_per_type"]["Part-Whole"]["f1"] == 0.0
+    assert set(out["official_per_type"]) == {"Cause-Effect", "Part-Whole"}
+    assert out["official_macro_f1"] == pytest.approx(0.25)
+
+
+def relations_config(**overrides) -> dict:
+    config = {
+        "task": "relations", "name": "rel",
+        "labels": ["Peop", "Org", "Loc"],
+        "relation": {"threshold": 0.6, "types": [
+            {"name": "Work_For", "head": ["Peop"], "tail": ["Org"]},
+            {"name": "OrgBased_In", "head": ["Org"], "tail": ["Loc"]},
+            {"name": "Live_In", "head": ["Peop"], "tail": ["Loc"]},
+            {"name": "Located_In", "head": ["Loc"], "tail": ["Loc"]},
+        ]},
+        "model": {"backend": "fake", "name": "keywords", "method": "generate", "params": {
+            # the entity list: two real mentions and one the text does not hold (Atlantis)
+            "replies": [["Smith", "John Smith (Peop)\nAcme Corp (Org)\nParis (Loc)\nAtlantis (Loc)"]], "default_reply": "none",
+            "keywords": {"Work_For": ["works"], "OrgBased_In": ["based"], "Live_In": ["lives"], "Located_In": ["located"], "none": ["zzz"]},
+        }},
+    }
+    config.update(overrides)
+    return config
+
+
+ROW_TEXT = "John Smith works for Acme Corp , based in Paris ."
+
+
+def test_end_to_end_relations_link_real_spans_and_report_what_is_not_there(tmp_path):
+    gold_entities = [{"start": 0, "end": 10, "type": "Peop", "text": "John Smith"}, {"start": 21, "end": 30, "type": "Org", "text": "Acme Corp"},
+                     {"start": 42, "end": 47, "type": "Loc", "text": "Paris"}]
+    rows = pd.DataFrame([
+        {"text": ROW_TEXT, "entities": gold_entities, "relations": [{"head": 0, "tail": 1, "type": "Work_For"}, {"head": 1, "tail": 2, "type": "OrgBased_In"}]},
+        {"text": "Nothing here .", "entities": [], "relations": []},
+    ])
+    data = tmp_path / "rows.jsonl"
+    rows.to_json(data, orient="records", lines=True)
+    out = tmp_path / "out.jsonl"
+    result = labelmill.run(relations_config(), data, output=out, project=tmp_path / "p.db")
+    assert result.failed == 0
+    labeled = pd.read_json(out, lines=True)
+    value = labeled["llm_label"][0]
+    for span in value["entities"]:
+        assert ROW_TEXT[span["start"]:span["end"]] == span["text"]
+    assert [e["text"] for e in value["entities"]] == ["John Smith", "Acme Corp", "Paris"]
+    got = {(value["entities"][r["head"]]["text"], r["type"], value["entities"][r["tail"]]["text"]) for r in value["relations"]}
+    # John Smith -> Paris (Live_In) is asked but not stated: its probability stays under the threshold
+    assert got == {("John Smith", "Work_For", "Acme Corp"), ("Acme Corp", "OrgBased_In", "Paris")}
+    assert all(r["confidence"] >= 0.6 for r in value["relations"])
+    assert labeled["llm_unaligned"][0] == [{"type": "Loc", "text": "Atlantis"}]
+    assert sorted(map(tuple, labeled["llm_triples"][0])) == [("Acme Corp", "OrgBased_In", "Paris"), ("John Smith", "Work_For", "Acme Corp")]
+    assert labeled["llm_label"][1] == {"entities": [], "relations": []}
+    # the pair questions went through the store's cache like every other request: a rerun asks nothing
+    with Store(tmp_path / "p.db") as store:
+        annotation = store.labels(result.run_id, 2).rows[0]
+    assert annotation.signals["pairs"] == 3.0 and annotation.signals["relations"] == 2.0
+    again = labelmill.run(relations_config(), data, output=out, project=tmp_path / "p2.db")
+    assert again.failed == 0
+    metrics = labelmill.evaluate(relations_config(), out)
+    assert metrics["relation_f1_strict"] == 1.0 and metrics["entity_f1"] == 1.0 and metrics["completion_rate"] == 1.0
+    assert [t["relations_kept"] for t in metrics["relation_thresholds"]][:2] == [2, 2]
+
+
+def test_relation_metrics_are_strict_about_spans_types_and_direction():
+    task = make_task(load_config(relations_config()))
+    entities = [{"start": 0, "end": 10, "type": "Peop", "text": "John Smith"}, {"start": 21, "end": 30, "type": "Org", "text": "Acme Corp"}]
+    gold = task.parse_gold({"entities": entities, "relations": [{"head": 0, "tail": 1, "type": "Work_For"}]})
+    reversed_ = task.parse_gold({"entities": entities, "relations": [{"head": 1, "tail": 0, "type": "Work_For"}]})
+    short = task.parse_gold({"entities": [{**entities[0], "end": 4, "text": "John"}, entities[1]], "relations": [{"head": 0, "tail": 1, "type": "Work_For"}]})
+    retyped = task.parse_gold({"entities": [{**entities[0], "type": "Org"}, entities[1]], "relations": [{"head": 0, "tail": 1, "type": "Work_For"}]})
+    assert task.metrics([gold], [gold])["relation_f1_strict"] == 1.0
+    for wrong in (reversed_, short, retyped, None):
+        assert task.metrics([gold], [wrong])["relation_f1_strict"] == 0.0
+    assert task.metrics([gold], [retyped])["relation_f1_boundaries"] == 1.0  # right spans, wrong entity type
+    assert triples(gold) == [{"head": {"start": 0, "end": 10, "type": "Peop", "text": "John Smith"}, "relation": "Work_For",
+                              "tail": {"start": 21, "end": 30, "type": "Org", "text": "Acme Corp"}, "confidence": None}]
+    assert relation_keys(gold) == {((0, 10, "Peop"), (21, 30, "Org"), "Work_For")}
+
+
+def test_type_constraints_prune_pairs_and_bad_configs_are_named():
+    task = make_task(load_config(relations_config()))
+    entities = [{"start": 0, "end": 4, "type": "Peop", "text": "John"}, {"start": 5, "end": 9, "type": "Peop", "text": "Mary"},
+                {"start": 10, "end": 15, "type": "Loc", "text": "Paris"}]
+    pairs = task.pairs(entities)
+    # Peop-Peop has no type here; Peop->Loc is Live_In; Loc->Peop nothing
+    assert {(i, j) for i, j, _ in pairs} == {(0, 2), (1, 2)}
+    assert all(kinds == ["Live_In"] for _, _, kinds in pairs)
+    bad = relations_config()
+    bad["relation"] = {"types": [{"name": "Work_For", "head": ["Person"], "tail": ["Org"]}]}
+    with pytest.raises(ConfigError, match="Person"):
+        load_config(bad)
+
+
+def test_relations_need_a_backend_that_scores(tmp_path):
+    config = relations_config(model={"backend": "openai", "name": "x", "method": "generate", "server": {"base_url": "http://127.0.0.1:9"}})
+    with pytest.raises(Exception, match="cannot score"):
+        labelmill.run(config, [{"text": ROW_TEXT}], project=tmp_path / "p.db")
+
+
+@pytest.mark.skipif(not (SHARED / "semeval2010_task8" / "train.jsonl").exists(), reason="shared data not present")
+def test_example_configs_load_and_their_demos_come_from_train():
+    train = {json.loads(line)["text"] for line in (SHARED / "semeval2010_task8" / "train.jsonl").open()}
+    seed = [json.loads(line) for line in (ROOT / "examples" / "relations" / "semeval_seed.jsonl").open()]
+    assert seed and all(r["text"] in train for r in seed)  # (a few train sentences recur in the test file: the data's own)
+    conll_test = {json.loads(line)["text"] for line in (SHARED / "conll04" / "test.jsonl").open()}
+    conll_seed = [json.loads(line) for line in (ROOT / "examples" / "relations" / "conll04_seed.jsonl").open()]
+    assert conll_seed and not any(r["text"] in conll_test for r in conll_seed)
+    for name in ("semeval", "conll04"):
+        config = load_config(ROOT / "examples" / "relations" / f"{name}.yaml")
+        assert make_task(config) is not None
