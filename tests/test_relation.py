@@ -169,3 +169,29 @@ def test_example_configs_load_and_their_demos_come_from_train():
     for name in ("semeval", "conll04"):
         config = load_config(ROOT / "examples" / "relations" / f"{name}.yaml")
         assert make_task(config) is not None
+
+
+def test_weak_supervision_votes_per_relation_on_the_marked_pair(tmp_path):
+    """Sub-labelers per relation: a rule and a prompted question read the pair as the relation task shows it."""
+    from labelmill.strategies.weak import weak
+
+    config = {
+        "task": "relation", "name": "weak-rel", "gold_column": "relation",
+        "relation": {"types": [{"name": "Cause-Effect"}, {"name": "Component-Whole"}], "none_label": "Other"},
+        "model": {"backend": "fake", "name": "keywords", "params": {"keywords": {"yes": ["e1"], "no": ["zzz"]}}},
+        "weak": {"sub_labelers": [
+            {"name": "causes", "kind": "regex", "pattern": r"<e1>[^<]*</e1> (causes|caused)", "label": "Cause-Effect(e1,e2)"},
+            {"name": "part_of", "kind": "keywords", "keywords": ["part"], "label": "Component-Whole(e1,e2)"},
+            # the fake answers "yes" only when the row it reads has the pair marked (the word e1; a tie goes to "no", listed first)
+            {"name": "asked", "kind": "prompt", "question": "Does e1 cause e2?", "answers": {"no": "abstain", "yes": "Cause-Effect(e1,e2)"}},
+        ]},
+    }
+    rows = [
+        {"text": "Smoke causes cancer.", "e1": "Smoke", "e2": "cancer", "relation": "Cause-Effect(e1,e2)"},
+        {"text": "The wheel is part of the car.", "e1": "wheel", "e2": "car", "relation": "Component-Whole(e1,e2)"},
+    ]
+    result = weak(config, rows, project=tmp_path / "p.db")
+    votes = result.frame
+    assert list(votes["weak_vote_causes"]) == ["Cause-Effect(e1,e2)", ""]
+    assert list(votes["weak_vote_part_of"]) == ["", "Component-Whole(e1,e2)"]
+    assert list(votes["weak_vote_asked"]) == ["Cause-Effect(e1,e2)", "Cause-Effect(e1,e2)"]

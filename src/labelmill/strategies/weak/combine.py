@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from labelmill.config import Config, derive_config, load_config
 from labelmill.core import Job, Runner, check_columns, labeled_frame
@@ -28,6 +29,7 @@ from labelmill.strategies.weak.sublabelers import check_sub_labeler, model_votes
 from labelmill.tasks import make_task
 
 VOTE_PREFIX = "weak_vote_"
+WEAK_TASKS = ("classification", "relation")  # one label per row from a closed set
 
 
 @dataclass
@@ -49,8 +51,8 @@ def weak(
     """Label `data` by weak supervision with the config's `weak` section (see the module docstring)."""
     cfg = load_config(config) if not isinstance(config, Config) else config
     subs = cfg.weak.sub_labelers
-    if cfg.task != "classification":
-        raise ConfigError(f"weak supervision works on classification tasks for now; this config is {cfg.task!r}", fix="use a classification config")
+    if cfg.task not in WEAK_TASKS:
+        raise ConfigError(f"weak supervision works on {' and '.join(WEAK_TASKS)} tasks for now; this config is {cfg.task!r}", fix="use a classification or relation config")
     if not subs:
         raise ConfigError("the config's weak section lists no sub-labelers", fix="add weak.sub_labelers (see examples/weak/)")
     names = cfg.label_names
@@ -62,17 +64,21 @@ def weak(
     frame = full.head(limit) if limit is not None else full
     texts = [task.render(r) for r in frame.to_dict("records")]
     base = derive_config(cfg, weak={"sub_labelers": []})
+    # a prompted sub-labeler is a classification config of its own: where the task shows rows its own way
+    # (relation: the marked pair), it reads the rows as the task shows them
+    shown = cfg.task != "classification"
+    sub_rows = pd.DataFrame({"text": [task.render(r) for r in full.to_dict("records")]}) if shown else full
     columns, run_ids = [], {}
     with Store(project) as store:
         for spec in subs:
             if spec.kind in ("keywords", "regex"):
                 columns.append(rule_votes(spec, texts, names))
                 continue
-            sub_cfg = base if spec.kind == "zero_shot" else prompt_config(base, spec)
+            sub_cfg = base if spec.kind == "zero_shot" else prompt_config(base, spec, input_template="{text}" if shown else None)
             on_event(Notice(f"weak: sub-labeler {spec.name} ({spec.kind}) on {len(frame)} rows"))
             job = Job(sub_cfg, backend)
             try:  # the whole input and the limit, as `labelmill run` does: a run with --limit resumes into the full one
-                result = Runner(job, store, on_event).run(full, limit=limit)
+                result = Runner(job, store, on_event).run(full if sub_cfg is base else sub_rows, limit=limit)
             finally:
                 if backend is None:
                     job.backend.close()

@@ -58,11 +58,13 @@ def rule_votes(spec: SubLabelerSpec, texts: Sequence[str], names: Sequence[str])
     return np.where(fires, label, ABSTAIN)
 
 
-def prompt_config(base: Config, spec: SubLabelerSpec) -> Config:
-    """The sub-labeler as a config of its own: its question as the guidelines, its answers as the labels."""
+def prompt_config(base: Config, spec: SubLabelerSpec, input_template: str | None = None) -> Config:
+    """The sub-labeler as a config of its own: its question as the guidelines, its answers as the labels
+    (`input_template`: how its rows are shown, when not as the base config shows them)."""
+    extra = {"input_template": input_template} if input_template else {}
     return derive_config(
         base, name=f"{base.name}:{spec.name}", task="classification", labels=list(spec.answers), guidelines=spec.question,
-        examples={"k": 0, "items": [], "file": None}, gold_column=None,
+        examples={"k": 0, "items": [], "file": None}, gold_column=None, **extra,
     )
 
 
