@@ -195,3 +195,52 @@ def test_weak_supervision_votes_per_relation_on_the_marked_pair(tmp_path):
     assert list(votes["weak_vote_causes"]) == ["Cause-Effect(e1,e2)", ""]
     assert list(votes["weak_vote_part_of"]) == ["", "Component-Whole(e1,e2)"]
     assert list(votes["weak_vote_asked"]) == ["Cause-Effect(e1,e2)", "Cause-Effect(e1,e2)"]
+
+
+def test_exports_label_studio_relations_and_triples(tmp_path):
+    from labelmill.exports import export
+
+    rows = [{"text": ROW_TEXT}, {"text": "Nothing here ."}]
+    out = tmp_path / "out.jsonl"
+    labelmill.run(relations_config(), rows, output=out, project=tmp_path / "p.db")
+    tasks = json.loads(export(relations_config(), out, "label-studio", tmp_path / "ls.json").read_text())
+    assert [t["id"] for t in tasks] == [1, 2]
+    result = tasks[0]["predictions"][0]["result"]
+    spans = {r["id"]: r["value"] for r in result if r["type"] == "labels"}
+    for value in spans.values():
+        assert tasks[0]["data"]["text"][value["start"]:value["end"]] == value["text"]
+    links = [(spans[r["from_id"]]["text"], r["labels"][0], spans[r["to_id"]]["text"]) for r in result if r["type"] == "relation"]
+    assert sorted(links) == [("Acme Corp", "OrgBased_In", "Paris"), ("John Smith", "Work_For", "Acme Corp")]
+    assert tasks[0]["predictions"][0]["model_version"] == "labelmill:fake:keywords"
+    assert "predictions" not in tasks[1] or all(r["type"] != "relation" for r in tasks[1]["predictions"][0]["result"])
+    lines = [json.loads(line) for line in export(relations_config(), out, "triples", tmp_path / "t.jsonl").read_text().splitlines()]
+    assert sorted((t["head"]["text"], t["relation"], t["tail"]["text"]) for t in lines) == sorted(links)
+    assert all(ROW_TEXT[t["head"]["start"]:t["head"]["end"]] == t["head"]["text"] for t in lines)
+
+
+def test_export_of_a_marked_pair_and_the_cli(tmp_path):
+    import subprocess
+
+    from labelmill.exports import export
+
+    from conftest import child_env, cli_command
+
+    config = {"task": "relation", "name": "r", "gold_column": "relation",
+              "relation": {"types": [{"name": "Cause-Effect"}, {"name": "Component-Whole"}]},
+              "model": {"backend": "fake", "name": "keywords", "params": {"keywords": {"Cause-Effect(e1,e2)": ["causes"], "Component-Whole(e1,e2)": ["part"]}}}}
+    path = tmp_path / "c.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "out.jsonl"
+    labelmill.run(config, [{"text": "Smoke causes cancer.", "e1": "Smoke", "e2": "cancer", "relation": "Cause-Effect(e1,e2)"}], output=out, project=tmp_path / "p.db")
+    done = subprocess.run(cli_command("export", str(path), str(out), "--format", "triples", "--out", str(tmp_path / "t.jsonl")), env=child_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    [triple] = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
+    assert (triple["head"]["text"], triple["relation"], triple["tail"]["text"]) == ("Smoke", "Cause-Effect(e1,e2)", "cancer")
+    ls = json.loads(export(config, out, "label-studio", tmp_path / "ls.json").read_text())
+    assert ls[0]["predictions"][0]["result"][0]["value"]["choices"] == ["Cause-Effect(e1,e2)"]
+    assert ls[0]["data"]["text"].startswith("<e1>Smoke</e1> causes <e2>cancer</e2>.")
+    pd.DataFrame([{"text": "Smoke causes cancer.", "e1": "Smoke", "e2": "cancer"}]).to_csv(tmp_path / "unlabeled.csv", index=False)
+    bad = subprocess.run(cli_command("export", str(path), str(tmp_path / "unlabeled.csv"), "--format", "triples", "--out", str(tmp_path / "x")), env=child_env(), capture_output=True, text=True)
+    assert bad.returncode != 0 and "llm_label" in bad.stderr

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 # the metrics `eval` prints first, those a task reports, in this order; accuracy always with completion rate
 HEADLINE_METRICS = (
     "accuracy", "completion_rate", "f1_strict", "f1_partial", "exact_match", "f1", "precision", "recall",
-    "row_accuracy", "macro_f1", "micro_f1", "ece",
+    "row_accuracy", "macro_f1", "micro_f1", "official_macro_f1", "relation_f1_strict", "entity_f1", "ece",
 )
 DISPLAY_THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.99)
 

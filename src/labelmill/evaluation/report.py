@@ -105,7 +105,7 @@ def write_report(metrics: dict[str, Any], path: str | Path, *, title: str) -> Pa
             summary += [{"metric": f"{key} ({k})", "value": v} for k, v in value.items()]
         elif value is not None:
             summary.append({"metric": key, "value": value})
-    groups = metrics.get("per_class") or metrics.get("per_type") or metrics.get("per_attribute") or {}
+    groups = metrics.get("per_class") or metrics.get("per_type") or metrics.get("per_attribute") or metrics.get("per_relation") or {}
     per_class = [{"label": k, **v} for k, v in groups.items()]
     images = [_threshold_plot(metrics), _reliability_plot(metrics), _confusion_plot(metrics)]
     failures = [{"kind": k, "rows": v} for k, v in metrics.get("failures", {}).items()]
@@ -117,6 +117,11 @@ def write_report(metrics: dict[str, Any], path: str | Path, *, title: str) -> Pa
         "<h2>Plots</h2>", "".join(f'<img src="{img}" alt="plot">' for img in images if img),
         "<h2>Per class</h2>", html_table(per_class, ["label", "precision", "recall", "f1", "support"] if not metrics.get("per_attribute") else ["label", "accuracy", "accuracy_on_completed"]),
     ]
+    if metrics.get("official_per_type"):  # SemEval-2010 Task 8's official score: per relation type, directions merged
+        official = [{"label": k, **v} for k, v in metrics["official_per_type"].items()]
+        parts += [f"<h2>Official score per relation type (macro-F1 {metrics['official_macro_f1']:.3f})</h2>", html_table(official, ["label", "precision", "recall", "f1", "support"])]
+    if metrics.get("relation_thresholds"):  # relations end to end: each relation's own confidence
+        parts += ["<h2>Relations kept by their confidence</h2>", html_table(metrics["relation_thresholds"], ["threshold", "relations_kept", "precision", "recall", "f1"])]
     if failures:
         parts += ["<h2>Rows without a label</h2>", html_table(failures, ["kind", "rows"])]
     for section in _strategy_sections(metrics):
