@@ -244,3 +244,29 @@ def test_export_of_a_marked_pair_and_the_cli(tmp_path):
     pd.DataFrame([{"text": "Smoke causes cancer.", "e1": "Smoke", "e2": "cancer"}]).to_csv(tmp_path / "unlabeled.csv", index=False)
     bad = subprocess.run(cli_command("export", str(path), str(tmp_path / "unlabeled.csv"), "--format", "triples", "--out", str(tmp_path / "x")), env=child_env(), capture_output=True, text=True)
     assert bad.returncode != 0 and "llm_label" in bad.stderr
+
+
+def test_a_failed_pair_question_fails_its_row_and_a_rerun_asks_again(tmp_path):
+    """A timeout on a follow-up request is not an answer: the row fails (nothing cached), and the rerun labels it."""
+    from labelmill.backends.fake import FakeBackend
+    from labelmill.config import ModelSpec
+    from labelmill.types import ScoreResult
+
+    class FlakyPairs(FakeBackend):
+        broken = True
+
+        def score(self, prompts, candidates):
+            if self.broken and "none" in candidates:
+                return [ScoreResult([], error="timeout", error_detail="the server did not answer") for _ in prompts]
+            return super().score(prompts, candidates)
+
+    config = relations_config()
+    backend = FlakyPairs(ModelSpec(**config["model"]))
+    rows = [{"text": ROW_TEXT}]
+    first = labelmill.run(config, rows, project=tmp_path / "p.db", backend=backend)
+    assert first.failed == 1
+    assert first.frame["llm_error"][0].startswith("timeout")
+    backend.broken = False
+    second = labelmill.run(config, rows, project=tmp_path / "p.db", backend=backend)
+    assert second.failed == 0
+    assert len(second.frame["llm_label"][0]["relations"]) == 2
