@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 
 import labelmill
+import labelmill.tasks.base
+import labelmill.types
 from labelmill.config import load_config
 from labelmill.errors import ConfigError, InputDataError
 from labelmill.store import Store
@@ -69,15 +71,16 @@ def relations_config(**overrides) -> dict:
         "task": "relations", "name": "rel",
         "labels": ["Peop", "Org", "Loc"],
         "relation": {"threshold": 0.6, "types": [
-            {"name": "Work_For", "head": ["Peop"], "tail": ["Org"]},
-            {"name": "OrgBased_In", "head": ["Org"], "tail": ["Loc"]},
-            {"name": "Live_In", "head": ["Peop"], "tail": ["Loc"]},
+            {"name": "Work_For", "description": "{head} is employed by {tail}", "head": ["Peop"], "tail": ["Org"]},
+            {"name": "OrgBased_In", "description": "{head} is headquartered in {tail}", "head": ["Org"], "tail": ["Loc"]},
+            {"name": "Live_In", "description": "{head} resides in {tail}", "head": ["Peop"], "tail": ["Loc"]},
             {"name": "Located_In", "head": ["Loc"], "tail": ["Loc"]},
         ]},
         "model": {"backend": "fake", "name": "keywords", "method": "generate", "params": {
             # the entity list: two real mentions and one the text does not hold (Atlantis)
             "replies": [["Smith", "John Smith (Peop)\nAcme Corp (Org)\nParis (Loc)\nAtlantis (Loc)"]], "default_reply": "none",
-            "keywords": {"Work_For": ["works"], "OrgBased_In": ["based"], "Live_In": ["lives"], "Located_In": ["located"], "none": ["zzz"]},
+            # each pair question fills its type's description: the fake says yes to two statements, no to the third
+            "keywords": {"yes": ["employed", "headquartered"], "no": ["resides"]},
         }},
     }
     config.update(overrides)
@@ -115,6 +118,11 @@ def test_end_to_end_relations_link_real_spans_and_report_what_is_not_there(tmp_p
     with Store(tmp_path / "p.db") as store:
         annotation = store.labels(result.run_id, 2).rows[0]
     assert annotation.signals["pairs"] == 3.0 and annotation.signals["relations"] == 2.0
+    task = make_task(load_config(relations_config()))
+    asked = [p.user.splitlines()[-1] for p, _ in task.followups(labelmill.tasks.base.RowInput(ROW_TEXT, {}), labelmill.types.Label(value={"spans": value["entities"]}))]
+    assert sorted(asked) == sorted(["Question: does the sentence state that John Smith is employed by Acme Corp?",
+                                    "Question: does the sentence state that Acme Corp is headquartered in Paris?",
+                                    "Question: does the sentence state that John Smith resides in Paris?"])
     again = labelmill.run(relations_config(), data, output=out, project=tmp_path / "p2.db")
     assert again.failed == 0
     metrics = labelmill.evaluate(relations_config(), out)
@@ -166,9 +174,12 @@ def test_example_configs_load_and_their_demos_come_from_train():
     conll_test = {json.loads(line)["text"] for line in (SHARED / "conll04" / "test.jsonl").open()}
     conll_seed = [json.loads(line) for line in (ROOT / "examples" / "relations" / "conll04_seed.jsonl").open()]
     assert conll_seed and not any(r["text"] in conll_test for r in conll_seed)
-    for name in ("semeval", "conll04"):
-        config = load_config(ROOT / "examples" / "relations" / f"{name}.yaml")
-        assert make_task(config) is not None
+    semeval = load_config(ROOT / "examples" / "relations" / "semeval.yaml")
+    assert (semeval.base_dir / semeval.examples.file).resolve() == (SHARED / "semeval2010_task8" / "train.jsonl").resolve()
+    assert len(semeval.label_names) == 19 and semeval.label_names[-1] == "Other"
+    conll = load_config(ROOT / "examples" / "relations" / "conll04.yaml")
+    assert (conll.base_dir / conll.examples.file).resolve() == (ROOT / "examples" / "relations" / "conll04_seed.jsonl").resolve()
+    assert make_task(conll).pairs([{"start": 0, "end": 1, "type": "Peop", "text": "a"}, {"start": 2, "end": 3, "type": "Org", "text": "b"}]) == [(0, 1, ["Work_For"])]
 
 
 def test_weak_supervision_votes_per_relation_on_the_marked_pair(tmp_path):
@@ -256,7 +267,7 @@ def test_a_failed_pair_question_fails_its_row_and_a_rerun_asks_again(tmp_path):
         broken = True
 
         def score(self, prompts, candidates):
-            if self.broken and "none" in candidates:
+            if self.broken and tuple(candidates) == ("yes", "no"):
                 return [ScoreResult([], error="timeout", error_detail="the server did not answer") for _ in prompts]
             return super().score(prompts, candidates)
 
@@ -270,3 +281,30 @@ def test_a_failed_pair_question_fails_its_row_and_a_rerun_asks_again(tmp_path):
     second = labelmill.run(config, rows, project=tmp_path / "p.db", backend=backend)
     assert second.failed == 0
     assert len(second.frame["llm_label"][0]["relations"]) == 2
+
+
+def test_calibration_of_a_relation_config(tmp_path):
+    """calibrate fits on the relation labels' distributions; a run with it flags the rows under the threshold."""
+    import random
+
+    rng = random.Random(0)
+    rows = []
+    for n in range(240):
+        kind = rng.random() < 0.5
+        noise = " ".join(rng.choice(["causes", "part", "of", "the", "maybe"]) for _ in range(3))
+        text = f"Item{n} {'causes' if kind else 'is part of'} thing{n} {noise} ."
+        rows.append({"text": text, "e1": f"Item{n}", "e2": f"thing{n}", "relation": "Cause-Effect(e1,e2)" if kind else "Component-Whole(e1,e2)"})
+    pd.DataFrame(rows[:180]).to_json(tmp_path / "seed.jsonl", orient="records", lines=True)
+    pd.DataFrame(rows[180:]).to_json(tmp_path / "test.jsonl", orient="records", lines=True)
+    config = {"task": "relation", "name": "r", "gold_column": "relation",
+              "relation": {"types": [{"name": "Cause-Effect"}, {"name": "Component-Whole"}]},
+              "model": {"backend": "fake", "name": "keywords", "params": {"keywords": {"Cause-Effect(e1,e2)": ["causes"], "Component-Whole(e1,e2)": ["part"]}}}}
+    cal = labelmill.calibrate(config, tmp_path / "seed.jsonl", project=tmp_path / "p.db", target=0.9)
+    assert cal.seed_report["seed_rows"] == 180
+    assert cal.seed_report["ece_calibrated_cv"] < cal.seed_report["ece_raw"]  # the fake is sure of its keyword guesses: calibration tempers it
+    result = labelmill.run(config, tmp_path / "test.jsonl", project=tmp_path / "p.db", calibration=cal)
+    frame = result.frame
+    threshold = cal.threshold if cal.threshold is not None else 1.1
+    for label, confidence, review in zip(frame["llm_label"], frame["llm_confidence"], frame["llm_needs_review"]):
+        assert review == (label is None or confidence < threshold)
+    assert set(frame["llm_label"]) <= {"Cause-Effect(e1,e2)", "Component-Whole(e1,e2)", "Cause-Effect(e2,e1)", "Component-Whole(e2,e1)", "Other"}

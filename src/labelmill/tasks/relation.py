@@ -6,9 +6,11 @@ each relation type in both directions, `Type(e1,e2)` and `Type(e2,e1)` (or the t
 parse and its distribution is its confidence.
 
 `relations`: end to end. The model lists the entities with the NER task's prompt, parser and alignment;
-then every ordered pair of found entities that the relation types' entity-type constraints allow
-(`relation.types[].head` / `tail`) becomes one scored question over the types that pair may have, plus
-"none". A pair gets its most likely type when that type's probability reaches `relation.threshold`. So every
+then for every ordered pair of found entities and every relation type whose entity-type constraints allow
+it (`relation.types[].head` / `tail`), one scored yes/no question: does the sentence state it (the type's
+description with {head} and {tail} filled in)? A pair gets the type with the highest P(yes) when that
+reaches `relation.threshold`. (Yes/no answers are one token each; scoring multi-token type names against
+"none" favours the short answer, and the 0.5B model then never names a relation.) So every
 relation links two spans that occur in the text; a mention the model wrote that occurs nowhere is reported
 under `unaligned` and never becomes an entity or a relation.
 """
@@ -218,9 +220,8 @@ class RelationsTask(NerTask):
     asks_followups = True
     default_guidelines = NerTask.default_guidelines
     pair_guidelines = (
-        "Decide which relation the sentence states between two of its entities: e1, marked <e1>...</e1>, and "
-        "e2, marked <e2>...</e2>. The relation goes from e1 to e2. Relations:\n{relations}\n- none: the "
-        "sentence states none of these from e1 to e2\n\nAnswer with the relation only."
+        "Read the sentence and answer the question about two of its entities, e1 (marked <e1>...</e1>) and e2 "
+        "(marked <e2>...</e2>). Answer yes only when the sentence itself states it; answer yes or no."
     )
 
     @classmethod
@@ -240,8 +241,7 @@ class RelationsTask(NerTask):
         super().__init__(config)
         self.spec = config.relation
         self.types = list(config.relation.types)
-        lines = [f"- {k.name}: {k.description}" if k.description else f"- {k.name}" for k in self.types]
-        self._pair_system = self.pair_guidelines.replace("{relations}", "\n".join(lines))
+        self._pair_system = self.pair_guidelines
         self._pair_turns = self._pair_demos()
 
     # pairs ---------------------------------------------------------------------------------------
@@ -261,11 +261,21 @@ class RelationsTask(NerTask):
         out.sort(key=lambda p: (abs(entities[p[0]]["start"] - entities[p[1]]["start"]), p[0], p[1]))
         return out[: self.spec.max_pairs]
 
-    def pair_question(self, text: str, head: Mapping[str, Any], tail: Mapping[str, Any]) -> str:
-        return pair_input(mark(text, head, tail), f"{head['text']} ({head['type']})", f"{tail['text']} ({tail['type']})")
+    def statement(self, kind: str, head: Mapping[str, Any], tail: Mapping[str, Any]) -> str:
+        """What a relation type claims about a pair, in words: its description with {head} and {tail} filled
+        in, or the type's name."""
+        spec = next(k for k in self.types if k.name == kind)
+        if spec.description and "{head}" in spec.description:
+            return spec.description.replace("{head}", str(head["text"])).replace("{tail}", str(tail["text"]))
+        described = f" ({spec.description})" if spec.description else ""
+        return f"{head['text']} is {kind} {tail['text']}{described}"
+
+    def pair_question(self, text: str, head: Mapping[str, Any], tail: Mapping[str, Any], kind: str) -> str:
+        """One yes/no question: does the sentence state this relation from head (e1) to tail (e2)?"""
+        return f"{mark(text, head, tail)}\nQuestion: does the sentence state that {self.statement(kind, head, tail)}?"
 
     def _pair_demos(self) -> tuple[tuple[str, str], ...]:
-        """Pair questions from the few-shot examples, alternating a pair with a relation and one without."""
+        """Pair questions from the few-shot examples, alternating a stated relation (yes) and an unstated one (no)."""
         if self.spec.pair_demos == 0 or self.config.examples.k == 0:
             return ()
         from labelmill.selectors.pickers import load_examples
@@ -278,36 +288,38 @@ class RelationsTask(NerTask):
             related = {(h[:2], t[:2]): kind for h, t, kind in relation_keys(gold)}
             for i, j, kinds in self.pairs(entities):
                 key = ((entities[i]["start"], entities[i]["end"]), (entities[j]["start"], entities[j]["end"]))
-                kind = related.get(key)
-                if kind is not None and kind not in kinds:
-                    continue
-                (positives if kind else negatives).append((self.pair_question(text, entities[i], entities[j]), kind or NONE))
+                for kind in kinds:
+                    question = self.pair_question(text, entities[i], entities[j], kind)
+                    (positives if related.get(key) == kind else negatives).append((question, "yes" if related.get(key) == kind else "no"))
         turns: list[tuple[str, str]] = []
         half = self.spec.pair_demos // 2
         for pos, neg in zip(positives[:half], negatives[: self.spec.pair_demos - half]):
             turns += [pos, neg]
         return tuple(turns)
 
+    def _questions(self, entities: Sequence[Mapping[str, Any]]) -> list[tuple[int, int, str]]:
+        return [(i, j, kind) for i, j, kinds in self.pairs(entities) for kind in kinds]
+
     def followups(self, row: RowInput, label: Label) -> list[tuple[Prompt, tuple[str, ...]]]:
         entities = label.value.get("spans", []) if isinstance(label.value, dict) else []
         return [
-            (Prompt(self._pair_system, self._pair_turns, self.pair_question(row.text, entities[i], entities[j])), (*kinds, NONE))
-            for i, j, kinds in self.pairs(entities)
+            (Prompt(self._pair_system, self._pair_turns, self.pair_question(row.text, entities[i], entities[j], kind)), ("yes", "no"))
+            for i, j, kind in self._questions(entities)
         ]
 
     def apply_followups(self, row: RowInput, label: Label, answers: list[list[float]]) -> Outcome:
         value = dict(label.value)
         entities = value.pop("spans", [])
-        relations = []
-        pairs = self.pairs(entities)
-        for (i, j, kinds), logprobs in zip(pairs, answers):
-            probs = softmax_logprobs(logprobs)
-            best = int(np.argmax(probs))
-            if best < len(kinds) and probs[best] >= self.spec.threshold:
-                relations.append({"head": i, "tail": j, "type": kinds[best], "confidence": float(probs[best]),
-                                  "head_text": entities[i]["text"], "tail_text": entities[j]["text"]})
+        best: dict[tuple[int, int], tuple[float, str]] = {}
+        questions = self._questions(entities)
+        for (i, j, kind), logprobs in zip(questions, answers):
+            p_yes = float(softmax_logprobs(logprobs)[0])
+            if p_yes >= self.spec.threshold and p_yes > best.get((i, j), (-1.0, ""))[0]:
+                best[i, j] = (p_yes, kind)  # a pair holds at most one relation: its likeliest stated type
+        relations = [{"head": i, "tail": j, "type": kind, "confidence": p, "head_text": entities[i]["text"], "tail_text": entities[j]["text"]}
+                     for (i, j), (p, kind) in sorted(best.items())]
         confidences = [s.get("confidence") for s in entities if s.get("confidence") is not None] + [r["confidence"] for r in relations]
-        signals = {**(label.signals or {}), "pairs": float(len(pairs)), "relations": float(len(relations))}
+        signals = {**(label.signals or {}), "pairs": float(len({(i, j) for i, j, _ in questions})), "relations": float(len(relations))}
         return Label(value={"entities": entities, "relations": relations, **value},
                      confidence=float(min(confidences)) if confidences else label.confidence, signals=signals)
 
