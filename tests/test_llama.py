@@ -328,3 +328,29 @@ def test_weak_supervision_on_the_real_model(tmp_path):
     with sqlite3.connect(tmp_path / "p.db") as db:
         assert db.execute("SELECT COUNT(*) FROM cache").fetchone()[0] == cached
     assert again.L.tolist() == result.L.tolist()
+
+
+def test_relations_on_the_real_model(tmp_path):
+    """SemEval marked pairs (demos: the shipped 451-row train sample) and CoNLL04 end to end, on fixed rows:
+    every row labeled, every relation between real spans of its sentence, scores at the measured level."""
+    semeval = yaml.safe_load((ROOT / "examples" / "relations" / "semeval.yaml").read_text())
+    semeval["examples"]["file"] = str(ROOT / "examples" / "relations" / "semeval_seed.jsonl")
+    rows = pd.read_json(SHARED / "semeval2010_task8" / "test.jsonl", lines=True).head(SEMEVAL_ROWS)
+    out = tmp_path / "semeval.jsonl"
+    labelmill.run(semeval, rows, output=out, project=tmp_path / "s.db")
+    metrics = labelmill.evaluate(semeval, out)
+    assert metrics["completion_rate"] == 1.0  # scored: no parse failures
+    assert metrics["official_macro_f1"] >= SEMEVAL_FLOOR, metrics["official_per_type"]
+    conll = yaml.safe_load((ROOT / "examples" / "relations" / "conll04.yaml").read_text())
+    conll["examples"]["file"] = str(ROOT / "examples" / "relations" / "conll04_seed.jsonl")
+    out = tmp_path / "conll.jsonl"
+    labelmill.run(conll, SHARED / "conll04" / "test.jsonl", output=out, limit=CONLL_ROWS, project=tmp_path / "c.db")
+    frame = pd.read_json(out, lines=True)
+    for text, value in zip(frame["text"], frame["llm_label"]):
+        for span in value["entities"]:
+            assert text[span["start"]:span["end"]] == span["text"]
+        for rel in value["relations"]:
+            assert value["entities"][rel["head"]]["text"] == rel["head_text"] and rel["confidence"] >= 0.5
+    metrics = labelmill.evaluate(conll, out)
+    assert metrics["completion_rate"] == 1.0
+    assert metrics["entity_f1"] >= CONLL_ENTITY_FLOOR and metrics["relation_f1_strict"] >= CONLL_RELATION_FLOOR
