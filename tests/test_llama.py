@@ -330,6 +330,12 @@ def test_weak_supervision_on_the_real_model(tmp_path):
     assert again.L.tolist() == result.L.tolist()
 
 
+SEMEVAL_ROWS, CONLL_ROWS = 40, 10
+# measured 2026-12-01 on these rows: official macro-F1 0.232 (accuracy 0.225, majority 0.175), entity F1 0.436,
+# strict relation F1 0.100 (a few right of 14 gold relations); floors a few points under them
+SEMEVAL_FLOOR, CONLL_ENTITY_FLOOR, CONLL_RELATION_FLOOR = 0.19, 0.38, 0.05
+
+
 def test_relations_on_the_real_model(tmp_path):
     """SemEval marked pairs (demos: the shipped 451-row train sample) and CoNLL04 end to end, on fixed rows:
     every row labeled, every relation between real spans of its sentence, scores at the measured level."""
