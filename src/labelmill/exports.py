@@ -48,19 +48,15 @@ def _rows(config: Config, labeled: str | Path) -> Iterator[tuple[int, dict[str, 
         yield i, {k: _cell(v) for k, v in record.items()}, value, None if score is None or is_missing(score) else float(score)
 
 
-def _text_of(config: Config, record: dict[str, Any]) -> str:
-    task = make_task(config)
-    return task.render(record)
-
-
 def label_studio_tasks(config: Config, labeled: str | Path) -> list[dict[str, Any]]:
     task_type = config.task
+    shown = make_task(config).render  # the text as the model saw it (relation: the marked pair)
     tasks = []
     for i, record, value, score in _rows(config, labeled):
         data = {k: v for k, v in record.items() if not k.startswith("llm_")}
         result: list[dict[str, Any]] = []
         if task_type in ("ner", "relations"):
-            data["text"] = _text_of(config, record)
+            data["text"] = shown(record)
             entities = (value or {}).get("entities", []) if task_type == "relations" else (value or [])
             for n, span in enumerate(entities):
                 result.append({"id": f"r{i}e{n}", "from_name": "label", "to_name": "text", "type": "labels",
@@ -71,7 +67,7 @@ def label_studio_tasks(config: Config, labeled: str | Path) -> list[dict[str, An
                                **({"score": rel["confidence"]} if rel.get("confidence") is not None else {})})
         elif value is not None:
             if task_type == "relation":
-                data["text"] = _text_of(config, record)
+                data["text"] = shown(record)
             labels = value if isinstance(value, list) else [value]
             result.append({"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [str(v) for v in labels]}})
         item: dict[str, Any] = {"id": i + 1, "data": data}
