@@ -80,13 +80,12 @@ def conll04(rows: int, work: Path, model: str | None, gold_entities: bool) -> di
         "conll04_relation_thresholds": [{k: round(v, 3) if isinstance(v, float) else v for k, v in t.items()} for t in m["relation_thresholds"]],
     }
     if gold_entities:
-        figures.update(conll04_gold_entities(data, config, work))
+        figures.update(conll04_gold_entities(data, config))
     return figures
 
 
-def conll04_gold_entities(data: pd.DataFrame, config: dict, work: Path) -> dict:
+def conll04_gold_entities(data: pd.DataFrame, config: dict) -> dict:
     """The relation step alone: every pair of gold entities asked, as the relations task asks them."""
-    from labelmill.backends import make_backend
     from labelmill.config import load_config
     from labelmill.core.job import Job
     from labelmill.tasks.base import RowInput
@@ -96,16 +95,15 @@ def conll04_gold_entities(data: pd.DataFrame, config: dict, work: Path) -> dict:
     job = Job(cfg)
     task = job.task
     gold = [task.gold(r) for r in data.to_dict("records")]
-    backend = job.backend or make_backend(cfg.model)
+    backend = job.backend
     predicted = []
     started = time.perf_counter()
     for record, g in zip(data.to_dict("records"), gold):
         row = RowInput(task.render(record), record)
         label = Label(value={"spans": g["entities"]}, confidence=1.0)
         questions = task.followups(row, label)
-        answers = []
-        for prompt, candidates in questions:
-            answers.append(backend.score([prompt], list(candidates))[0].logprobs)
+        # every pair question of a row has the same answers (yes / no): one batched request per row
+        answers = [r.logprobs for r in backend.score([p for p, _ in questions], ["yes", "no"])] if questions else []
         predicted.append(task.parse_gold(task.output_value(task.apply_followups(row, label, answers))))
     m = task.metrics(gold, predicted)
     return {"conll04_gold_entities_relation_f1": round(m["relation_f1_strict"], 4), "conll04_gold_entities_s_per_row": round((time.perf_counter() - started) / len(data), 3)}
