@@ -48,28 +48,63 @@ def _rows(config: Config, labeled: str | Path) -> Iterator[tuple[int, dict[str, 
         yield i, {k: _cell(v) for k, v in record.items()}, value, None if score is None or is_missing(score) else float(score)
 
 
+def label_studio_result(task_type: str, value: Any, text: str, key: str) -> list[dict[str, Any]]:
+    """Label Studio result items for one label: `choices` for closed labels (one or several), `labels`
+    spans with character offsets for NER, spans plus `relation` items for relations, a `textarea` for
+    QA answers and extraction values. `key` makes the region ids unique."""
+    result: list[dict[str, Any]] = []
+    if value is None:
+        return result
+    if task_type in ("ner", "relations"):
+        entities = (value or {}).get("entities", []) if task_type == "relations" else (value or [])
+        for n, span in enumerate(entities):
+            result.append({"id": f"{key}e{n}", "from_name": "label", "to_name": "text", "type": "labels",
+                           "value": {"start": span["start"], "end": span["end"], "text": span.get("text", text[span["start"]:span["end"]]), "labels": [span["type"]]},
+                           **({"score": span["confidence"]} if span.get("confidence") is not None else {})})
+        for rel in (value or {}).get("relations", []) if task_type == "relations" else []:
+            result.append({"from_id": f"{key}e{rel['head']}", "to_id": f"{key}e{rel['tail']}", "type": "relation", "direction": "right", "labels": [rel["type"]],
+                           **({"score": rel["confidence"]} if rel.get("confidence") is not None else {})})
+    elif task_type == "qa":
+        result.append({"from_name": "answer", "to_name": "text", "type": "textarea", "value": {"text": [str(value)]}})
+    elif task_type == "extraction":
+        result.append({"from_name": "values", "to_name": "text", "type": "textarea", "value": {"text": [json.dumps(value, ensure_ascii=False)]}})
+    else:
+        labels = value if isinstance(value, list) else [value]
+        result.append({"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [str(v) for v in labels]}})
+    return result
+
+
+def label_studio_value(task_type: str, result: list[dict[str, Any]]) -> Any:
+    """The label a Label Studio annotation's result holds (the inverse of `label_studio_result`); None
+    when it holds none."""
+    if task_type in ("ner", "relations"):
+        spans = [{"start": int(r["value"]["start"]), "end": int(r["value"]["end"]), "type": str(r["value"]["labels"][0]),
+                  "text": r["value"].get("text")} for r in result if r.get("type") == "labels" and r.get("value", {}).get("labels")]
+        if task_type == "ner":
+            return sorted(spans, key=lambda s: (s["start"], s["end"]))
+        ids = [r.get("id") for r in result if r.get("type") == "labels" and r.get("value", {}).get("labels")]
+        relations = [{"head": ids.index(r["from_id"]), "tail": ids.index(r["to_id"]), "type": r["labels"][0]}
+                     for r in result if r.get("type") == "relation" and r.get("from_id") in ids and r.get("to_id") in ids and r.get("labels")]
+        return {"entities": spans, "relations": relations}
+    for r in result:
+        if r.get("type") == "textarea":
+            texts = r.get("value", {}).get("text") or [""]
+            return json.loads(texts[0]) if task_type == "extraction" else str(texts[0])
+        if r.get("type") == "choices":
+            choices = [str(c) for c in r.get("value", {}).get("choices", [])]
+            return choices if task_type == "multilabel" else (choices[0] if choices else None)
+    return None
+
+
 def label_studio_tasks(config: Config, labeled: str | Path) -> list[dict[str, Any]]:
     task_type = config.task
     shown = make_task(config).render  # the text as the model saw it (relation: the marked pair)
     tasks = []
     for i, record, value, score in _rows(config, labeled):
         data = {k: v for k, v in record.items() if not k.startswith("llm_")}
-        result: list[dict[str, Any]] = []
-        if task_type in ("ner", "relations"):
+        if task_type in ("ner", "relations", "relation"):
             data["text"] = shown(record)
-            entities = (value or {}).get("entities", []) if task_type == "relations" else (value or [])
-            for n, span in enumerate(entities):
-                result.append({"id": f"r{i}e{n}", "from_name": "label", "to_name": "text", "type": "labels",
-                               "value": {"start": span["start"], "end": span["end"], "text": span.get("text", data["text"][span["start"]:span["end"]]), "labels": [span["type"]]},
-                               **({"score": span["confidence"]} if span.get("confidence") is not None else {})})
-            for rel in (value or {}).get("relations", []) if task_type == "relations" else []:
-                result.append({"from_id": f"r{i}e{rel['head']}", "to_id": f"r{i}e{rel['tail']}", "type": "relation", "direction": "right", "labels": [rel["type"]],
-                               **({"score": rel["confidence"]} if rel.get("confidence") is not None else {})})
-        elif value is not None:
-            if task_type == "relation":
-                data["text"] = shown(record)
-            labels = value if isinstance(value, list) else [value]
-            result.append({"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [str(v) for v in labels]}})
+        result = label_studio_result(task_type, value, str(data.get("text", "")), f"r{i}")
         item: dict[str, Any] = {"id": i + 1, "data": data}
         if result:
             item["predictions"] = [{"model_version": f"labelmill:{config.model.backend}:{config.model.name}", "score": score, "result": result}]

@@ -103,11 +103,13 @@ MIGRATIONS: list[str] = [
 class Store:
     """A SQLite project file; safe to open from a resumed run after any crash."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, shared: bool = False):
+        """`shared`: the connection may be used from other threads (the caller serialises the calls,
+        as the review app does behind its lock)."""
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=not shared)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")

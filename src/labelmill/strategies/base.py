@@ -68,6 +68,7 @@ strategies.register_lazy("ensemble", "labelmill.strategies.ensemble.strategy:STR
 strategies.register_lazy("cascade", "labelmill.strategies.cascade.strategy:STRATEGY")
 strategies.register_lazy("freeal", "labelmill.strategies.freeal.strategy:STRATEGY")
 strategies.register_lazy("weak", "labelmill.strategies.weak.strategy:STRATEGY")
+strategies.register_lazy("review", "labelmill.strategies.review.strategy:STRATEGY")
 
 
 def get_strategy(name: str) -> Strategy:

@@ -1,0 +1,102 @@
+"""Agreement between annotators on nominal labels: Cohen's kappa (two annotators), Fleiss' kappa (a fixed
+number of ratings per item) and Krippendorff's alpha (any number of ratings per item, missing allowed).
+
+Labels are any hashable values (a multi-label or span answer is compared as its JSON text, so two
+annotators agree on such a row only when their answers are equal).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Hashable, Mapping, Sequence
+
+import numpy as np
+
+
+def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float | None:
+    """Cohen's kappa of two annotators over the same items; None with no item, 1.0 when both always give
+    one and the same label."""
+    if len(a) != len(b):
+        raise ValueError("cohen_kappa needs two label lists of the same length")
+    n = len(a)
+    if n == 0:
+        return None
+    observed = sum(x == y for x, y in zip(a, b)) / n
+    ca, cb = Counter(a), Counter(b)
+    expected = sum(ca[k] * cb.get(k, 0) for k in ca) / (n * n)
+    if expected >= 1.0:
+        return 1.0 if observed >= 1.0 else 0.0
+    return (observed - expected) / (1.0 - expected)
+
+
+def fleiss_kappa(items: Sequence[Sequence[Hashable]]) -> float | None:
+    """Fleiss' kappa: each item holds the labels its raters gave; every item needs the same number of
+    ratings (at least two). Items with another count are left out; None if none is left."""
+    if not items:
+        return None
+    m = Counter(len(x) for x in items if len(x) >= 2).most_common(1)
+    if not m:
+        return None
+    raters = m[0][0]
+    kept = [list(x) for x in items if len(x) == raters]
+    categories = sorted({label for x in kept for label in x}, key=repr)
+    index = {c: j for j, c in enumerate(categories)}
+    counts = np.zeros((len(kept), len(categories)))
+    for i, x in enumerate(kept):
+        for label in x:
+            counts[i, index[label]] += 1
+    n_items = len(kept)
+    p_j = counts.sum(axis=0) / (n_items * raters)
+    p_i = ((counts * counts).sum(axis=1) - raters) / (raters * (raters - 1))
+    p_bar, p_e = p_i.mean(), float((p_j * p_j).sum())
+    if p_e >= 1.0:
+        return 1.0 if p_bar >= 1.0 else 0.0
+    return float((p_bar - p_e) / (1.0 - p_e))
+
+
+def krippendorff_alpha(items: Sequence[Sequence[Hashable]]) -> float | None:
+    """Krippendorff's alpha for nominal data: each item holds the labels it got (any number; items with
+    fewer than two are not pairable and left out). None when fewer than two ratings can be paired."""
+    units = [list(x) for x in items if len(x) >= 2]
+    if not units:
+        return None
+    coincidence: Counter = Counter()
+    for x in units:
+        m = len(x)
+        for i, c in enumerate(x):
+            for j, k in enumerate(x):
+                if i != j:
+                    coincidence[(c, k)] += 1.0 / (m - 1)
+    totals: Counter = Counter()
+    for (c, _k), v in coincidence.items():
+        totals[c] += v
+    n = sum(totals.values())
+    if n <= 1:
+        return None
+    observed = sum(v for (c, k), v in coincidence.items() if c != k)
+    expected = sum(totals[c] * totals[k] for c in totals for k in totals if c != k) / (n - 1)
+    if expected == 0:
+        return 1.0
+    return float(1.0 - observed / expected)
+
+
+def agreement(ratings: Mapping[Hashable, Mapping[str, Hashable]]) -> dict[str, object]:
+    """Agreement figures from {item: {annotator: label}}: items with two or more ratings, the share of
+    them where everyone agrees, Cohen's kappa per pair of annotators (over the items both rated), Fleiss'
+    kappa and Krippendorff's alpha."""
+    shared = {item: r for item, r in ratings.items() if len(r) >= 2}
+    annotators = sorted({a for r in ratings.values() for a in r})
+    pairs = []
+    for i, a in enumerate(annotators):
+        for b in annotators[i + 1 :]:
+            both = [r for r in ratings.values() if a in r and b in r]
+            if both:
+                pairs.append({"annotators": [a, b], "items": len(both), "cohen_kappa": cohen_kappa([r[a] for r in both], [r[b] for r in both])})
+    lists = [list(r.values()) for r in shared.values()]
+    return {
+        "items_with_overlap": len(shared),
+        "full_agreement": (sum(len(set(x)) == 1 for x in lists) / len(lists)) if lists else None,
+        "cohen": pairs,
+        "fleiss_kappa": fleiss_kappa(lists),
+        "krippendorff_alpha": krippendorff_alpha(lists),
+    }

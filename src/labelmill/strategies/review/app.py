@@ -1,0 +1,209 @@
+"""The review web app: FastAPI over a `ReviewSession`, server-rendered HTML with one small script, no build
+step and nothing fetched from a CDN. Binds 127.0.0.1 unless told otherwise.
+
+Security: every request needs an annotator's token (the login link sets it as an HttpOnly cookie, or send
+`Authorization: Bearer TOKEN`), else 401; every POST needs the page's CSRF token in `X-CSRF-Token`, else
+403. Row text reaches the page only through `textContent` and escaped attributes, and the Content
+Security Policy allows no inline script, so a row holding `<script>` or `<img onerror>` is shown as text.
+Static files come from the package's own folder and nowhere else.
+
+Endpoints are `async` and run on the server's one event-loop thread, which owns the SQLite connection;
+each review is committed before the response that shows the next row is sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import json
+import secrets
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from labelmill.errors import InputDataError, LabelmillError
+from labelmill.strategies.review.session import ReviewSession, as_dict
+
+STATIC = Path(__file__).parent / "static"
+COOKIE = "labelmill_token"
+
+
+def create_app(session: ReviewSession, secret: str | None = None) -> FastAPI:
+    key = (secret or secrets.token_hex(32)).encode()
+    app = FastAPI(title="labelmill review", docs_url=None, redoc_url=None, openapi_url=None)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    def csrf_for(annotator: str) -> str:
+        return hmac.new(key, annotator.encode(), hashlib.sha256).hexdigest()
+
+    def who(request: Request) -> str | None:
+        token = request.cookies.get(COOKIE)
+        auth = request.headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            token = auth[7:].strip()
+        return session.log.annotator_for(token)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        path = request.url.path
+        if path.startswith("/static/") or path == "/login":
+            response = await call_next(request)
+        else:
+            annotator = who(request)
+            if annotator is None:
+                return JSONResponse({"error": "unauthorized: open the login link labelmill review printed, or send Authorization: Bearer TOKEN"},
+                                    status_code=401)
+            if request.method not in ("GET", "HEAD", "OPTIONS"):
+                sent = request.headers.get("x-csrf-token", "")
+                if not hmac.compare_digest(sent, csrf_for(annotator)):
+                    return JSONResponse({"error": "forbidden: missing or wrong CSRF token"}, status_code=403)
+            request.state.annotator = annotator
+            response = await call_next(request)
+        response.headers["Content-Security-Policy"] = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; frame-ancestors 'none'"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    @app.get("/login")
+    async def login(token: str = ""):
+        if session.log.annotator_for(token) is None:
+            return JSONResponse({"error": "unauthorized: unknown token"}, status_code=401)
+        response = RedirectResponse("/", status_code=303)
+        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=30 * 86400)
+        return response
+
+    def page(annotator: str, title: str, body: str, script: str) -> HTMLResponse:
+        config = {
+            "task": session.config.task, "labels": _label_names(session), "csrf": csrf_for(annotator), "annotator": annotator,
+            "blind": session.blind, "guidelines": session.config.guidelines or "",
+        }
+        text = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="/static/review.css"></head>
+<body data-config="{html.escape(json.dumps(config), quote=True)}">
+<header><strong>labelmill review</strong> <span class="muted">{html.escape(session.config.name or session.config.task)}</span>
+<nav><a href="/">review</a> <a href="/conflicts">conflicts</a> <a href="/api/export?format=jsonl" id="export-jsonl">export JSONL</a>
+<a href="/api/export?format=label-studio" id="export-ls">export Label Studio</a></nav>
+<span class="muted">signed in as {html.escape(annotator)}</span></header>
+{body}
+<script src="/static/{script}"></script></body></html>"""
+        return HTMLResponse(text)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index(request: Request):
+        body = """<main>
+<section id="status" class="status" aria-live="polite"></section>
+<section id="row" class="row"><p class="muted">loading...</p></section>
+<section id="keys" class="muted keys">digits pick a label &middot; Enter accepts &middot; &larr; &rarr; move &middot; Z undoes &middot; B accepts the confident cluster</section>
+<aside><h3>Guideline</h3><pre id="guideline"></pre><h3>Nearest reviewed rows</h3><ol id="nearest"></ol></aside>
+</main>"""
+        return page(request.state.annotator, "labelmill review", body, "review.js")
+
+    @app.get("/conflicts", response_class=HTMLResponse)
+    async def conflicts_page(request: Request):
+        body = '<main><h2>Conflicts</h2><p class="muted">Rows where annotators disagree. Pick the label that stands.</p><div id="conflicts"></div></main>'
+        return page(request.state.annotator, "labelmill review: conflicts", body, "conflicts.js")
+
+    @app.get("/api/status")
+    async def status():
+        return JSONResponse(_finite(session.status()))
+
+    @app.get("/api/next")
+    async def next_row(request: Request):
+        view = session.next_row(request.state.annotator)
+        return JSONResponse({"row": None if view is None else _finite(as_dict(view)), "status": _finite(session.status())})
+
+    @app.get("/api/row/{index}")
+    async def one_row(index: int, request: Request):
+        try:
+            return JSONResponse({"row": _finite(as_dict(session.view(index, request.state.annotator)))})
+        except InputDataError as exc:
+            return JSONResponse({"error": exc.message}, status_code=404)
+
+    async def body_of(request: Request) -> dict[str, Any]:
+        try:
+            data = await request.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise InputDataError("the request body must be a JSON object")
+        return data
+
+    @app.post("/api/review")
+    async def review(request: Request):
+        try:
+            data = await body_of(request)
+            rid = session.submit(request.state.annotator, int(data.get("row", -1)), data.get("label"))
+        except (LabelmillError, ValueError, TypeError) as exc:
+            return JSONResponse({"error": getattr(exc, "message", str(exc))}, status_code=400)
+        view = session.next_row(request.state.annotator)
+        return JSONResponse({"saved": rid, "row": None if view is None else _finite(as_dict(view)), "status": _finite(session.status())})
+
+    @app.post("/api/undo")
+    async def undo(request: Request):
+        row = session.undo(request.state.annotator)
+        if row is None:
+            return JSONResponse({"undone": None, "status": _finite(session.status())})
+        return JSONResponse({"undone": row, "row": _finite(as_dict(session.view(row, request.state.annotator))), "status": _finite(session.status())})
+
+    @app.post("/api/bulk_accept")
+    async def bulk(request: Request):
+        try:
+            data = await body_of(request)
+            rows = [int(i) for i in data.get("rows", [])]
+        except (LabelmillError, ValueError, TypeError) as exc:
+            return JSONResponse({"error": getattr(exc, "message", str(exc))}, status_code=400)
+        count = session.bulk_accept(request.state.annotator, rows)
+        return JSONResponse({"accepted": count, "status": _finite(session.status())})
+
+    @app.get("/api/conflicts")
+    async def conflicts():
+        _, found = session.log.final()
+        return JSONResponse({"labels": _label_names(session), "conflicts": [
+            {"row": i, "text": session.texts[i], "ratings": ratings} for i, ratings in sorted(found.items())]})
+
+    @app.post("/api/resolve")
+    async def resolve(request: Request):
+        try:
+            data = await body_of(request)
+            rid = session.resolve(request.state.annotator, int(data.get("row", -1)), data.get("label"))
+        except (LabelmillError, ValueError, TypeError) as exc:
+            return JSONResponse({"error": getattr(exc, "message", str(exc))}, status_code=400)
+        return JSONResponse({"saved": rid})
+
+    @app.get("/api/export")
+    async def export(format: str = "jsonl"):
+        from labelmill.strategies.review.exports import EXPORTS, export_bytes
+
+        if format not in EXPORTS:
+            return JSONResponse({"error": f"unknown format {format!r}; one of {', '.join(EXPORTS)}"}, status_code=400)
+        data, filename, media = export_bytes(session, format)
+        return Response(data, media_type=media, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+    return app
+
+
+def _label_names(session: ReviewSession) -> list[str]:
+    names = session.names or list(getattr(session.task, "labels", None) or [])
+    if not names and session.config.task in ("ner", "multilabel"):
+        names = list(session.config.label_names)
+    return [str(n) for n in names]
+
+
+def _finite(value: Any) -> Any:
+    import math
+
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if hasattr(value, "item"):
+        return _finite(value.item())
+    return value

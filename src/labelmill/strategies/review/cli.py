@@ -1,0 +1,106 @@
+"""`labelmill review`: open a labeled run for review in a local web app, or (headless) export it, import
+Label Studio annotations, or let a gold column play the reviewer."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+
+@click.command(name="review")
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("data", type=click.Path())
+@click.option("--project", default="labelmill.db", show_default=True, help="The project store that holds the run's labels and the reviews.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (127.0.0.1: this machine only).")
+@click.option("--port", default=8765, show_default=True, type=int)
+@click.option("--annotator", "annotators", multiple=True, help="An annotator's name (repeat for several); each gets a login link with its own token.")
+@click.option("--tokens", "tokens_file", type=click.Path(dir_okay=False), help="Also write {name: login URL} to this file (mode 0600).")
+@click.option("--target", default=0.95, show_default=True, type=click.FloatRange(0.5, 1.0), help="Accuracy the whole dataset should reach.")
+@click.option("--budget", help="Most reviews: rows (200), a share (15%) or a time (30m).")
+@click.option("--overlap", default=1, show_default=True, type=click.IntRange(1, 10), help="Annotators per row (agreement needs 2 or more).")
+@click.option("--blind", is_flag=True, help="Hide the model's label and confidence and other annotators' labels.")
+@click.option("--batch", default=10, show_default=True, type=click.IntRange(1, 10_000), help="Reviews between refits of the loop.")
+@click.option("--calibration", type=click.Path(exists=True, dir_okay=False), help="A calibration file from `labelmill calibrate` (its threshold marks trusted rows).")
+@click.option("--trust-above", type=click.FloatRange(0.0, 1.0), help="Rows at or above this calibrated confidence never enter the queue.")
+@click.option("--no-student", is_flag=True, help="No student or embeddings: rank by the model's confidence only.")
+@click.option("--export", "export_format", type=click.Choice(["jsonl", "csv", "parquet", "label-studio", "argilla", "hf", "conll"]), help="Write the reviewed dataset and exit.")
+@click.option("--out", "out_path", type=click.Path(), help="Where --export writes.")
+@click.option("--import-label-studio", "ls_import", type=click.Path(exists=True, dir_okay=False), help="Add the annotations of a Label Studio JSON export and exit.")
+@click.option("--simulate", "gold_column", help="Headless: this column answers as the reviewer (tests, benchmarks).")
+@click.option("--reviews", type=click.IntRange(min=1), help="With --simulate: how many reviews.")
+@click.option("--json", "as_json", is_flag=True, help="Headless: print the status as JSON.")
+def review_command(config, data, project, host, port, annotators, tokens_file, target, budget, overlap, blind, batch, calibration, trust_above,
+                   no_student, export_format, out_path, ls_import, gold_column, reviews, as_json):
+    """Review the labels of DATA (an input file or the output of `labelmill run`) with CONFIG.
+
+    Starts a web app on 127.0.0.1: the rows most worth a person's time first, a keyboard for each task
+    type, and the loop (refit, relabel, re-rank) after every batch of reviews. Every review is saved in
+    the project store before the next row is shown.
+    """
+    from labelmill.cli.progress import ProgressView
+    from labelmill.strategies.review.session import ReviewSession
+
+    headless = bool(export_format or ls_import or gold_column or as_json)
+    session = ReviewSession.open(
+        config, data, project=project, calibration=calibration, target=target, trust_threshold=trust_above, batch=batch, overlap=overlap,
+        blind=blind, budget=budget, student=not no_student, on_event=ProgressView(quiet=as_json),
+    )
+    if headless:
+        _headless(session, export_format, out_path, ls_import, gold_column, reviews, as_json)
+        return
+    names = list(annotators) or [os.environ.get("USER") or "reviewer"]
+    links = {}
+    for name in names:
+        token = session.log.add_annotator(name)
+        links[name] = f"http://{host}:{port}/login?token={token}"
+    if tokens_file:
+        path = Path(tokens_file)
+        path.write_text(json.dumps(links), encoding="utf-8")
+        path.chmod(0o600)
+    status = session.status()
+    click.echo(f"{status['rows']} rows, {status['reviewed']} reviewed, {status['in_queue']} in the queue; estimated accuracy "
+               f"{status['estimated_accuracy']:.3f} (target {target:.2f})", err=True)
+    for name, url in links.items():
+        click.echo(f"  {name}: {url}", err=True)
+    serve(session, host, port)
+
+
+def serve(session, host: str, port: int) -> None:
+    import uvicorn
+
+    from labelmill.strategies.review.app import create_app
+
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"warning: binding {host}: anyone who can reach it and holds a token can review", err=True)
+    uvicorn.run(create_app(session), host=host, port=port, log_level="warning", loop="asyncio", http="h11", ws="none")
+
+
+def _headless(session, export_format, out_path, ls_import, gold_column, reviews, as_json) -> None:
+    from labelmill.errors import InputDataError
+    from labelmill.strategies.review.exports import export, import_label_studio
+
+    if ls_import:
+        count = import_label_studio(session, ls_import)
+        click.echo(f"imported {count} annotations from {ls_import}", err=True)
+    if gold_column:
+        if gold_column not in session.frame.columns:
+            raise InputDataError(f"no column {gold_column!r} to play the reviewer", fix=f"columns: {', '.join(map(str, session.frame.columns))}")
+        gold = session.frame[gold_column].astype(str).tolist()
+        done = session.simulate(lambda i: gold[i], reviews=reviews)
+        click.echo(f"simulated {done} reviews from column {gold_column!r}", err=True)
+    if export_format:
+        if not out_path:
+            raise click.UsageError("--export needs --out")
+        path = export(session, export_format, out_path)
+        click.echo(f"wrote {path}", err=True)
+    status = session.status()
+    if as_json:
+        from labelmill.cli.app import finite
+
+        click.echo(json.dumps(finite(status), default=float))
+    else:
+        click.echo(f"{status['reviewed']} of {status['rows']} rows reviewed; estimated accuracy {status['estimated_accuracy']:.3f} "
+                   f"(lower bound {status['lower_bound']:.3f}); {status['in_queue']} in the queue", err=True)

@@ -1,0 +1,201 @@
+"""review's tables: annotators (a hashed token each) and the review log.
+
+Every decision is one appended row: who, when, the label given, the label it replaced, what the model
+said and how sure it was. Nothing is updated or deleted: an undo is a row that names the review it takes
+back, and a conflict is settled by a `resolve` row. Each review commits in its own transaction before
+the app shows the next row, so a server killed at any moment loses no committed decision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from labelmill.errors import InputDataError
+from labelmill.store import Store
+
+MIGRATIONS = [
+    """
+    CREATE TABLE review_annotators (
+        name TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE reviews (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        row_index INTEGER NOT NULL,
+        row_hash TEXT NOT NULL,
+        annotator TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        action TEXT NOT NULL,
+        label TEXT,
+        previous_label TEXT,
+        model_label TEXT,
+        model_confidence REAL,
+        undoes INTEGER REFERENCES reviews(id),
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX reviews_run_row ON reviews(run_id, row_index);
+    """,
+]
+
+KINDS = ("person", "simulated", "import", "resolve")
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Review:
+    """One decision on one row, as stored."""
+
+    id: int
+    run_id: int
+    row_index: int
+    row_hash: str
+    annotator: str
+    kind: str  # person | simulated | import | resolve
+    action: str  # accept (kept the label shown) | correct (gave another) | undo
+    label: Any
+    previous_label: Any
+    model_label: Any
+    model_confidence: float | None
+    undoes: int | None
+    created_at: float
+
+
+class ReviewLog:
+    """The reviews of one run in the project store (the review strategy's own tables)."""
+
+    def __init__(self, store: Store, run_id: int):
+        from labelmill.strategies.review.strategy import STRATEGY
+
+        self.store = STRATEGY.tables(store)
+        self.run_id = run_id
+
+    # annotators --------------------------------------------------------------------------------
+    def add_annotator(self, name: str, token: str | None = None) -> str:
+        """Register `name` (or give it a new token); returns the token, which is stored only hashed."""
+        name = name.strip()
+        if not name or len(name) > 64 or any(c in name for c in "<>&\"'\n\r\t"):
+            raise InputDataError(f"annotator name {name!r} is not allowed", fix="use letters, digits, spaces, dots, dashes (at most 64 characters)")
+        token = token or secrets.token_urlsafe(24)
+        with self.store.transaction() as db:
+            db.execute("DELETE FROM review_annotators WHERE name = ?", (name,))
+            db.execute("INSERT INTO review_annotators (name, token_hash, created_at) VALUES (?, ?, ?)", (name, token_hash(token), time.time()))
+        return token
+
+    def annotator_for(self, token: str | None) -> str | None:
+        if not token:
+            return None
+        row = self.store.db.execute("SELECT name FROM review_annotators WHERE token_hash = ?", (token_hash(token),)).fetchone()
+        return row[0] if row else None
+
+    def annotators(self) -> list[str]:
+        return [r[0] for r in self.store.db.execute("SELECT name FROM review_annotators ORDER BY name")]
+
+    # writing -------------------------------------------------------------------------------------
+    def add(
+        self, row_index: int, row_hash: str, annotator: str, label: Any, *, previous: Any = None, model_label: Any = None,
+        model_confidence: float | None = None, kind: str = "person",
+    ) -> int:
+        """Commit one decision (its own transaction); returns its id."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown review kind {kind!r}")
+        action = "accept" if previous is not None and _same(label, previous) else "correct"
+        cur = self.store.db.execute(
+            "INSERT INTO reviews (run_id, row_index, row_hash, annotator, kind, action, label, previous_label, model_label, model_confidence, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (self.run_id, int(row_index), row_hash, annotator, kind, action, json.dumps(label), _dump(previous), _dump(model_label),
+             None if model_confidence is None else float(model_confidence), time.time()),
+        )
+        return int(cur.lastrowid)
+
+    def add_many(self, items: Iterable[tuple[int, str, str, Any, Any, Any, float | None]], kind: str) -> int:
+        """Commit many decisions at once (imports, bulk accepts): (row, row_hash, annotator, label, previous, model_label, model_confidence)."""
+        rows = []
+        now = time.time()
+        for row, rhash, who, label, previous, model_label, model_conf in items:
+            action = "accept" if previous is not None and _same(label, previous) else "correct"
+            rows.append((self.run_id, int(row), rhash, who, kind, action, json.dumps(label), _dump(previous), _dump(model_label), model_conf, now))
+        with self.store.transaction() as db:
+            db.executemany(
+                "INSERT INTO reviews (run_id, row_index, row_hash, annotator, kind, action, label, previous_label, model_label, model_confidence, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return len(rows)
+
+    def undo(self, annotator: str) -> Review | None:
+        """Take back `annotator`'s latest decision still in force (an `undo` row names it); the undone review."""
+        active = [r for r in self.active() if r.annotator == annotator and r.kind != "resolve"]
+        if not active:
+            return None
+        last = active[-1]
+        self.store.db.execute(
+            "INSERT INTO reviews (run_id, row_index, row_hash, annotator, kind, action, label, previous_label, undoes, created_at)"
+            " VALUES (?, ?, ?, ?, ?, 'undo', NULL, ?, ?, ?)",
+            (self.run_id, last.row_index, last.row_hash, annotator, last.kind, json.dumps(last.label), last.id, time.time()),
+        )
+        return last
+
+    # reading -------------------------------------------------------------------------------------
+    def all(self) -> list[Review]:
+        cur = self.store.db.execute("SELECT * FROM reviews WHERE run_id = ? ORDER BY id", (self.run_id,))
+        cols = [c[0] for c in cur.description]
+        out = []
+        for row in cur:
+            item = dict(zip(cols, row))
+            for key in ("label", "previous_label", "model_label"):
+                item[key] = None if item[key] is None else json.loads(item[key])
+            out.append(Review(**item))
+        return out
+
+    def active(self) -> list[Review]:
+        """Decisions in force (not undone), oldest first."""
+        every = self.all()
+        undone = {r.undoes for r in every if r.action == "undo"}
+        return [r for r in every if r.action != "undo" and r.id not in undone]
+
+    def ratings(self) -> dict[int, dict[str, Any]]:
+        """{row: {annotator: label}}: each annotator's latest decision in force per row (resolutions left out)."""
+        out: dict[int, dict[str, Any]] = {}
+        for r in self.active():
+            if r.kind != "resolve":
+                out.setdefault(r.row_index, {})[r.annotator] = r.label
+        return out
+
+    def final(self) -> tuple[dict[int, Any], dict[int, dict[str, Any]]]:
+        """(row -> the reviewed label, row -> the ratings still in conflict). A resolution wins; otherwise
+        rows where every annotator agrees take that label, and the rest are conflicts."""
+        resolved = {r.row_index: r.label for r in self.active() if r.kind == "resolve"}
+        labels: dict[int, Any] = {}
+        conflicts: dict[int, dict[str, Any]] = {}
+        for row, given in self.ratings().items():
+            if row in resolved:
+                continue
+            values = list(given.values())
+            if all(_same(v, values[0]) for v in values):
+                labels[row] = values[0]
+            else:
+                conflicts[row] = given
+        labels.update(resolved)
+        return labels, conflicts
+
+    def count(self) -> int:
+        return len(self.active())
+
+
+def _dump(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)

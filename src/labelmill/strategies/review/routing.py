@@ -1,0 +1,295 @@
+"""The numbers behind the review queue: each row's current label and calibrated confidence, what a review
+of it is worth, and the dataset's estimated accuracy without gold.
+
+For a closed label set the current label of an unreviewed row comes from a combination refitted after
+every batch of reviews (the loop):
+
+- the LLM's label distribution (as stored by the run);
+- a student (logistic regression on sentence embeddings) trained on the config's labeled examples and
+  on every reviewed row, so each review teaches it;
+- the combination: a multinomial logistic model over the two log-distributions (a weight each and a
+  bias per label), fitted on the reviewed rows with out-of-fold student predictions. With too few
+  reviews it starts from the LLM's distribution as it is (or the seed calibration).
+
+A review is worth the chance that the label shown is wrong: 1 - confidence. The queue also says why a
+row is in it (low confidence, LLM and student disagree, a likely label issue), and rows whose confidence
+is at or above the trusted threshold never enter it.
+
+The estimate: reviewed rows count as right, the others at their calibrated confidence. Its bound adds the
+spread of that sum and the calibration error measured on held-out reviewed rows (each reviewed row is
+scored by a model fitted without it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+EPS = 1e-6
+
+
+@dataclass
+class Routing:
+    """Each row's current label, confidence and why it is (or is not) in the queue."""
+
+    labels: list[Any]  # (n,) current label: the reviewed one, else the model's
+    confidence: np.ndarray  # (n,) calibrated confidence of the current label; 1.0 for reviewed rows
+    value: np.ndarray  # (n,) what a review is worth (0 for reviewed rows)
+    reasons: list[list[str]]  # (n,) why the row is queued
+    llm_labels: list[Any]
+    student_labels: list[Any] | None
+    reviewed: np.ndarray  # (n,) bool
+    trusted: np.ndarray  # (n,) bool: at or above the trusted threshold
+    estimate: dict[str, float] = field(default_factory=dict)
+    fit: dict[str, Any] = field(default_factory=dict)
+
+    def queue(self, limit: int | None = None) -> list[int]:
+        """Unreviewed, untrusted rows, most valuable first."""
+        rows = np.flatnonzero(~self.reviewed & ~self.trusted)
+        order = rows[np.argsort(-self.value[rows], kind="stable")]
+        return [int(i) for i in (order if limit is None else order[:limit])]
+
+
+def _log(p: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(p, EPS, 1.0))
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_combination(parts: Sequence[np.ndarray], gold: np.ndarray, l2: float = 1.0) -> np.ndarray:
+    """Weights (one per part) and a bias per label for softmax(sum_j w_j log p_j + b), by penalised
+    maximum likelihood on rows with a gold label index (the weights are pulled towards 1, the biases to 0)."""
+    from scipy.optimize import minimize
+
+    k = parts[0].shape[1]
+    logs = [_log(p) for p in parts]
+    m = len(logs)
+    rows = np.arange(len(gold))
+
+    def loss_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = theta[:m], theta[m:]
+        z = sum(w[j] * logs[j] for j in range(m)) + b
+        q = _softmax(z)
+        loss = -np.log(np.clip(q[rows, gold], 1e-12, 1.0)).sum() + 0.5 * l2 * (((w - 1) ** 2).sum() + (b**2).sum())
+        diff = q.copy()
+        diff[rows, gold] -= 1.0
+        gw = np.array([(diff * logs[j]).sum() for j in range(m)]) + l2 * (w - 1)
+        gb = diff.sum(axis=0) + l2 * b
+        return float(loss), np.concatenate([gw, gb])
+
+    theta0 = np.concatenate([np.ones(m), np.zeros(k)])
+    result = minimize(loss_grad, theta0, jac=True, method="L-BFGS-B", bounds=[(0.0, 10.0)] * m + [(-10.0, 10.0)] * k)
+    return result.x
+
+
+def combine(parts: Sequence[np.ndarray], theta: np.ndarray) -> np.ndarray:
+    m = len(parts)
+    return _softmax(sum(theta[j] * _log(parts[j]) for j in range(m)) + theta[m:])
+
+
+class Router:
+    """Refits the loop's models from the reviewed rows and routes every row.
+
+    `llm_probs` (n, k) over `names` (None for a task without a closed label set: then the LLM's own
+    confidence, seed-calibrated when a calibrator is given, ranks the rows); `embeddings` (n, d) of the
+    rows and `pool_embeddings`/`pool_labels` (the config's labeled examples) feed the student.
+    """
+
+    def __init__(
+        self, names: Sequence[str], llm_labels: Sequence[Any], llm_confidence: np.ndarray, llm_probs: np.ndarray | None = None,
+        *, embeddings: np.ndarray | None = None, pool_embeddings: np.ndarray | None = None, pool_labels: Sequence[Any] = (),
+        calibrator: Any = None, trust_threshold: float | None = None, min_fit: int = 30, student: bool = True, seed: int = 0,
+    ):
+        self.names = list(names)
+        self.n = len(llm_labels)
+        self.llm_labels = list(llm_labels)
+        self.llm_confidence = np.nan_to_num(np.asarray(llm_confidence, dtype=float), nan=0.0)
+        self.embeddings = embeddings
+        self.calibrator = calibrator
+        self.trust_threshold = trust_threshold
+        self.min_fit = min_fit
+        self.seed = seed
+        self.llm_probs = None
+        if llm_probs is not None and self.names:
+            p = np.asarray(llm_probs, dtype=float)
+            ok = ~np.isnan(p).any(axis=1)
+            fill = np.full((self.n, len(self.names)), 1.0 / len(self.names))
+            self.llm_probs = np.where(ok[:, None], np.nan_to_num(p), fill)
+            if calibrator is not None and getattr(calibrator, "method", "") not in ("isotonic", "platt", "fused"):
+                self.llm_probs = calibrator.distribution(self.llm_probs)
+        index = {name: i for i, name in enumerate(self.names)}
+        self.pool_x = pool_embeddings if pool_embeddings is not None and len(pool_labels) else None
+        self.pool_y = np.array([index.get(str(v), -1) for v in pool_labels], dtype=int) if len(pool_labels) else np.zeros(0, dtype=int)
+        if self.pool_x is not None:
+            keep = self.pool_y >= 0
+            self.pool_x, self.pool_y = self.pool_x[keep], self.pool_y[keep]
+        self.use_student = bool(student and embeddings is not None and self.llm_probs is not None)
+
+    # ------------------------------------------------------------------------------------------
+    def route(self, reviewed: Mapping[int, Any]) -> Routing:
+        """Refit on the reviewed rows {row: label} and route every row."""
+        n = self.n
+        is_reviewed = np.zeros(n, dtype=bool)
+        for i in reviewed:
+            if 0 <= int(i) < n:
+                is_reviewed[int(i)] = True
+        if self.llm_probs is None:
+            return self._route_by_confidence(reviewed, is_reviewed)
+        index = {name: i for i, name in enumerate(self.names)}
+        rows = np.array([int(i) for i in reviewed if 0 <= int(i) < n and str(reviewed[i]) in index], dtype=int)
+        gold = np.array([index[str(reviewed[int(i)])] for i in rows], dtype=int)
+        parts = [self.llm_probs]
+        student = held_student = None
+        fit: dict[str, Any] = {"reviewed_for_fit": int(len(rows))}
+        if self.use_student:
+            student, held_student = self._student(rows, gold)
+            parts.append(student)
+        if len(rows) >= self.min_fit and len(np.unique(gold)) >= 2:
+            held_parts = [self.llm_probs[rows]] + ([held_student] if held_student is not None else [])
+            theta = fit_combination(held_parts, gold)
+            held_q = self._held_out_combination(held_parts, gold)
+            q = combine(parts, theta)
+            fit.update({"weights": [round(float(w), 3) for w in theta[: len(parts)]], "bias": [round(float(b), 3) for b in theta[len(parts) :]]})
+            held_conf, held_ok = held_q.max(axis=1), held_q.argmax(axis=1) == gold
+        else:
+            q = self.llm_probs if student is None else combine(parts, np.concatenate([[1.0, 0.0], np.zeros(len(self.names))]))
+            held_conf = held_ok = None
+        predicted = q.argmax(axis=1)
+        confidence = q.max(axis=1)
+        labels: list[Any] = [self.names[j] for j in predicted]
+        for i, value in reviewed.items():
+            if 0 <= int(i) < n:
+                labels[int(i)] = value
+        confidence = np.where(is_reviewed, 1.0, confidence)
+        student_labels = None if student is None else [self.names[j] for j in student.argmax(axis=1)]
+        reasons = self._reasons(confidence, student_labels, is_reviewed, q)
+        value = np.where(is_reviewed, 0.0, 1.0 - confidence)
+        trusted = self._trusted(confidence, is_reviewed)
+        estimate = estimate_accuracy(confidence, is_reviewed, held_conf, held_ok)
+        return Routing(labels, confidence, value, reasons, list(self.llm_labels), student_labels, is_reviewed, trusted, estimate, fit)
+
+    def _trusted(self, confidence: np.ndarray, is_reviewed: np.ndarray) -> np.ndarray:
+        if self.trust_threshold is None:
+            return np.zeros(self.n, dtype=bool)
+        return (~is_reviewed) & (confidence >= self.trust_threshold)
+
+    def _student(self, rows: np.ndarray, gold: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(n, k) student probabilities for every row, and out-of-fold ones for the reviewed rows."""
+        from labelmill.strategies.students.models import LinearStudent
+
+        k = len(self.names)
+        X = self.embeddings
+        pool_x = self.pool_x if self.pool_x is not None else np.zeros((0, X.shape[1]), dtype=X.dtype)
+        pool_y = self.pool_y if self.pool_x is not None else np.zeros(0, dtype=int)
+        if len(pool_y) == 0 and len(rows) < 10:  # nothing to learn from yet: the student agrees with the LLM
+            return self.llm_probs.copy(), None if len(rows) == 0 else self.llm_probs[rows]
+        train_x = np.vstack([pool_x, X[rows]]) if len(rows) else pool_x
+        train_y = np.concatenate([pool_y, gold]) if len(rows) else pool_y
+        weight = np.concatenate([np.ones(len(pool_y)), np.full(len(rows), 2.0)])
+        full = LinearStudent(k, seed=self.seed).fit(train_x, train_y, weight).predict_proba(X)
+        if len(rows) == 0:
+            return full, None
+        held = np.zeros((len(rows), k))
+        folds = 5 if len(rows) >= 10 else 2
+        order = np.random.default_rng(self.seed).permutation(len(rows))
+        for f in range(folds):
+            test = order[f::folds]
+            train = np.setdiff1d(order, test)
+            fx = np.vstack([pool_x, X[rows[train]]])
+            fy = np.concatenate([pool_y, gold[train]])
+            fw = np.concatenate([np.ones(len(pool_y)), np.full(len(train), 2.0)])
+            if len(np.unique(fy)) < 2:
+                held[test] = full[rows[test]]
+                continue
+            held[test] = LinearStudent(k, seed=self.seed).fit(fx, fy, fw).predict_proba(X[rows[test]])
+        return full, held
+
+    def _held_out_combination(self, held_parts: Sequence[np.ndarray], gold: np.ndarray, folds: int = 5) -> np.ndarray:
+        """Each reviewed row's combined distribution from a combination fitted without it."""
+        n = len(gold)
+        out = np.zeros((n, len(self.names)))
+        order = np.random.default_rng(self.seed + 1).permutation(n)
+        for f in range(folds):
+            test = order[f::folds]
+            train = np.setdiff1d(order, test)
+            theta = fit_combination([p[train] for p in held_parts], gold[train])
+            out[test] = combine([p[test] for p in held_parts], theta)
+        return out
+
+    def _reasons(self, confidence: np.ndarray, student_labels: list[Any] | None, is_reviewed: np.ndarray, q: np.ndarray) -> list[list[str]]:
+        reasons: list[list[str]] = []
+        margin = np.sort(q, axis=1)
+        gap = margin[:, -1] - (margin[:, -2] if q.shape[1] > 1 else 0.0)
+        for i in range(self.n):
+            why = []
+            if is_reviewed[i]:
+                reasons.append(why)
+                continue
+            why.append(f"confidence {confidence[i]:.2f}")
+            if student_labels is not None and student_labels[i] != self.llm_labels[i]:
+                why.append(f"LLM says {self.llm_labels[i]}, student says {student_labels[i]}")
+            if self.llm_labels[i] is not None and str(self.llm_labels[i]) in self.names:
+                j = self.names.index(str(self.llm_labels[i]))
+                if q[i, j] < 0.5 and q[i].argmax() != j:
+                    why.append("likely label issue: the model now doubts the LLM's label")
+            if gap[i] < 0.1:
+                why.append("two labels nearly tied")
+            reasons.append(why)
+        return reasons
+
+    def _route_by_confidence(self, reviewed: Mapping[int, Any], is_reviewed: np.ndarray) -> Routing:
+        conf = self.llm_confidence.copy()
+        if self.calibrator is not None:
+            conf = np.nan_to_num(self.calibrator.confidence(conf), nan=0.0)
+        labels = list(self.llm_labels)
+        for i, value in reviewed.items():
+            if 0 <= int(i) < self.n:
+                labels[int(i)] = value
+        confidence = np.where(is_reviewed, 1.0, conf)
+        reasons = [[] if is_reviewed[i] else [f"confidence {confidence[i]:.2f}"] for i in range(self.n)]
+        value = np.where(is_reviewed, 0.0, 1.0 - confidence)
+        return Routing(labels, confidence, value, reasons, list(self.llm_labels), None, is_reviewed, self._trusted(confidence, is_reviewed),
+                       estimate_accuracy(confidence, is_reviewed, None, None), {})
+
+
+def estimate_accuracy(confidence: np.ndarray, is_reviewed: np.ndarray, held_conf: np.ndarray | None, held_ok: np.ndarray | None, z: float = 1.645) -> dict[str, float]:
+    """The dataset's accuracy without gold: reviewed rows count as right, the others at their confidence.
+
+    The lower bound takes off z standard deviations of that sum (each unreviewed row right with its
+    confidence) and the calibration error in the large measured on held-out reviewed rows (how much
+    their confidences overstated their accuracy), when there are any.
+    """
+    n = len(confidence)
+    unreviewed = ~is_reviewed
+    c = confidence[unreviewed]
+    expected = float(is_reviewed.sum() + c.sum())
+    spread = math.sqrt(float((c * (1 - c)).sum()))
+    overstated = 0.0
+    if held_conf is not None and held_ok is not None and len(held_conf) >= 20:
+        overstated = max(0.0, float(held_conf.mean() - held_ok.mean())) * 0.5
+    lower = (expected - z * spread - overstated * len(c)) / n if n else float("nan")
+    return {"estimated_accuracy": expected / n if n else float("nan"), "lower_bound": max(0.0, lower), "reviewed": int(is_reviewed.sum()), "rows": n}
+
+
+def reviews_to_target(routing: Routing, target: float) -> int | None:
+    """How many more reviews, in queue order, should bring the estimate to `target` (counting each
+    review as turning its row's confidence into a right answer, with no gain from the loop: an upper
+    figure). None if reviewing every queued row would not reach it."""
+    n = len(routing.confidence)
+    expected = routing.estimate.get("estimated_accuracy", 0.0) * n
+    need = target * n
+    if expected >= need:
+        return 0
+    for count, i in enumerate(routing.queue(), start=1):
+        expected += 1.0 - routing.confidence[i]
+        if expected >= need:
+            return count
+    return None

@@ -1,0 +1,484 @@
+"""A labeled run under review: its rows, the model's labels, the review log and the router, behind one
+Python API that the web app, the simulated reviewer and the bench all drive.
+
+    session = ReviewSession.open("examples/review/sst2.yaml", "out/sst2.csv", project="out/review.db")
+    row = session.next_row("ana")             # what the app shows next
+    session.submit("ana", row.index, "negative")
+    session.status()                          # queue size and why, estimated accuracy with a bound, reviews to target
+
+The loop (pre-annotate -> review -> fine-tune -> relabel): after every `batch` reviews the router refits
+(calibration and student from the reviewed rows), every unreviewed row gets its new label and confidence,
+and the queue re-ranks. `simulate` drives the same loop with a gold column as the reviewer.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labelmill.config import Config
+from labelmill.errors import ConfigError, InputDataError
+from labelmill.events import EventHandler, Notice, ignore
+from labelmill.strategies.review.log import ReviewLog
+from labelmill.strategies.review.routing import Router, Routing, reviews_to_target
+
+CLOSED_TASKS = ("classification", "matching", "relation")
+
+
+@dataclass
+class RowView:
+    """One row as the review page shows it."""
+
+    index: int
+    text: str
+    fields: dict[str, Any]
+    model_label: Any
+    confidence: float | None
+    explanation: str | None
+    reasons: list[str]
+    current: Any  # the label in force: the last review's, else the model's
+    reviews: dict[str, Any] = field(default_factory=dict)  # annotator -> label (hidden in blind mode)
+    nearest: list[dict[str, Any]] = field(default_factory=list)
+    cluster: list[int] = field(default_factory=list)  # confident unreviewed rows like this one, same label
+
+
+@dataclass
+class Budget:
+    """How much review is allowed: rows, a share of the rows, or seconds of reviewing (None: no limit)."""
+
+    rows: int | None = None
+    share: float | None = None
+    seconds: float | None = None
+
+    @classmethod
+    def parse(cls, text: str | None) -> Budget:
+        """'200' rows, '15%' or '0.15' of the rows, '30m' / '2h' / '90s' of reviewing."""
+        if text is None or str(text).strip() == "":
+            return cls()
+        s = str(text).strip().lower()
+        try:
+            if s.endswith("%"):
+                return cls(share=float(s[:-1]) / 100)
+            for suffix, scale in (("h", 3600), ("m", 60), ("s", 1)):
+                if s.endswith(suffix):
+                    return cls(seconds=float(s[:-1]) * scale)
+            value = float(s)
+        except ValueError:
+            raise ConfigError(f"budget {text!r} is not a number of rows, a share or a time", fix="write e.g. 200, 15%, 0.15 or 30m") from None
+        return cls(share=value) if 0 < value < 1 else cls(rows=int(value))
+
+    def rows_allowed(self, n: int) -> int | None:
+        if self.rows is not None:
+            return self.rows
+        if self.share is not None:
+            return int(round(self.share * n))
+        return None
+
+
+class ReviewSession:
+    def __init__(
+        self, config: Config, frame: Any, run_id: int, store: Any, *, labels_from: Any, names: list[str], texts: list[str],
+        row_hashes: list[str], embeddings: np.ndarray | None = None, router: Router | None = None, target: float = 0.95,
+        batch: int = 10, overlap: int = 1, blind: bool = False, budget: Budget | None = None, on_event: EventHandler = ignore,
+    ):
+        from labelmill.tasks import make_task
+
+        self.config = config
+        self.task = make_task(config)
+        self.frame = frame
+        self.records = frame.to_dict("records")
+        self.run_id = run_id
+        self.store = store
+        self.log = ReviewLog(store, run_id)
+        self.table = labels_from
+        self.names = names
+        self.texts = texts
+        self.row_hashes = row_hashes
+        self.embeddings = embeddings
+        self.router = router
+        self.target = target
+        self.batch = max(1, batch)
+        self.overlap = max(1, overlap)
+        self.blind = blind
+        self.budget = budget or Budget()
+        self.on_event = on_event
+        self.started = time.time()
+        self._lock = threading.RLock()
+        self._leases: dict[int, tuple[str, float]] = {}
+        self._since_refit = 0
+        self.refits = 0
+        self.routing: Routing = self._route()
+
+    # opening --------------------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls, config: str | Path | dict | Config, data: Any, *, project: str | Path = "labelmill.db", backend: Any = None,
+        calibration: Any = None, target: float = 0.95, trust_threshold: float | None = None, batch: int = 10, overlap: int = 1,
+        blind: bool = False, budget: Budget | str | None = None, student: bool = True, use_examples: bool = True,
+        on_event: EventHandler = ignore,
+    ) -> ReviewSession:
+        """Label `data` through the core run (everything already labeled comes from the project store,
+        so a labeled output reopens at once) and open it for review. `data` is the input or the output
+        that `labelmill run` wrote (its llm_ columns are set aside: the store holds the labels)."""
+        import labelmill
+        from labelmill.api import load_with_notices
+        from labelmill.io import read_rows
+        from labelmill.numeric.calibration import Calibrator
+        from labelmill.store import Store
+
+        cfg = load_with_notices(config, on_event)
+        frame = read_rows(data, cfg.dataset) if not hasattr(data, "columns") else data
+        out = cfg.output
+        produced = {out.label_column, out.confidence_column, out.error_column, "llm_distribution", "llm_needs_review", "llm_explanation",
+                    "llm_label_raw", "llm_confidence_raw"}
+        keep = [c for c in frame.columns if c not in produced and not str(c).startswith(("llm_", "review_", "final_"))]
+        frame = frame[keep].reset_index(drop=True)
+        calibrator = Calibrator.load(calibration) if isinstance(calibration, (str, Path)) else calibration
+        result = labelmill.run(cfg, frame, project=project, backend=backend, on_event=on_event)
+        store = Store(project, shared=True)
+        from labelmill.tasks import make_task
+
+        task = make_task(cfg)
+        names = [str(n) for n in (getattr(task, "labels", None) or cfg.label_names)] if cfg.task in CLOSED_TASKS else []
+        table = store.labels(result.run_id, len(frame), names)
+        texts = [task.render(r) for r in frame.to_dict("records")]
+        hashes = [(s.row_hash if s is not None else "") for s in table.rows]
+        embeddings = pool_x = None
+        pool_y: list[Any] = []
+        if names and student:
+            embeddings, pool_x, pool_y = _embeddings(cfg, task, texts, store, use_examples, on_event)
+        threshold = trust_threshold if trust_threshold is not None else (calibrator.threshold if calibrator is not None else None)
+        probs = table.probs if names and table.has_distribution.any() else None
+        router = Router(
+            names, table.labels, table.confidence, probs, embeddings=embeddings, pool_embeddings=pool_x, pool_labels=pool_y,
+            calibrator=calibrator, trust_threshold=threshold, student=student and embeddings is not None,
+        )
+        return cls(cfg, frame, result.run_id, store, labels_from=table, names=names, texts=texts, row_hashes=hashes, embeddings=embeddings,
+                   router=router, target=target, batch=batch, overlap=overlap, blind=blind,
+                   budget=budget if isinstance(budget, Budget) else Budget.parse(budget), on_event=on_event)
+
+    def close(self) -> None:
+        self.store.close()
+
+    # the loop -------------------------------------------------------------------------------------
+    def reviewed(self) -> dict[int, Any]:
+        """Rows with a settled reviewed label (conflicts between annotators are not settled)."""
+        return self.log.final()[0]
+
+    def _route(self) -> Routing:
+        assert self.router is not None
+        return self.router.route(self.reviewed())
+
+    def refit(self) -> Routing:
+        """Refit on every reviewed row and re-rank the queue (the app does this after every batch)."""
+        with self._lock:
+            self.routing = self._route()
+            self._since_refit = 0
+            self.refits += 1
+            return self.routing
+
+    def _after_review(self, count: int = 1) -> None:
+        self._since_refit += count
+        if self._since_refit >= self.batch:
+            self.refit()
+
+    # the queue ------------------------------------------------------------------------------------
+    def budget_left(self) -> int | None:
+        allowed = self.budget.rows_allowed(len(self.records))
+        if self.budget.seconds is not None and time.time() - self.started >= self.budget.seconds:
+            return 0
+        return None if allowed is None else max(0, allowed - len(self.log.ratings()))
+
+    def queue(self, annotator: str | None = None) -> list[int]:
+        """Rows waiting for `annotator`, most valuable first: rows no one settled, and (with overlap k)
+        rows with fewer than k ratings that this annotator has not rated."""
+        ratings = self.log.ratings()
+        settled, conflicts = self.log.final()
+        order = self.routing.queue()
+        if self.overlap > 1:  # rows still short of k ratings come back for others
+            order = [i for i in self.routing.queue()] + [i for i in sorted(settled, key=lambda r: -len(ratings.get(r, {})))
+                                                       if len(ratings.get(i, {})) < self.overlap and i not in order]
+        out = []
+        now = time.time()
+        for i in order:
+            given = ratings.get(i, {})
+            if annotator is not None and annotator in given:
+                continue
+            if len(given) >= self.overlap or i in conflicts:
+                continue
+            lease = self._leases.get(i)
+            if lease and lease[0] != annotator and now - lease[1] < 300 and len(given) + 1 >= self.overlap:
+                continue
+            out.append(i)
+        left = self.budget_left()
+        return out if left is None else out[:left]
+
+    def next_row(self, annotator: str) -> RowView | None:
+        with self._lock:
+            queue = self.queue(annotator)
+            if not queue:
+                return None
+            i = queue[0]
+            self._leases[i] = (annotator, time.time())
+            return self.view(i, annotator)
+
+    def view(self, i: int, annotator: str | None = None) -> RowView:
+        if not 0 <= i < len(self.records):
+            raise InputDataError(f"row {i} is not in this run (0..{len(self.records) - 1})")
+        r = self.routing
+        item = self.table.get(i)
+        model_label = item.label if item is not None else None
+        ratings = self.log.ratings().get(i, {})
+        current = ratings.get(annotator) if annotator in ratings else r.labels[i]
+        others = {} if self.blind else dict(ratings)
+        conf = None if r.reviewed[i] and item is not None and item.confidence is None else float(r.confidence[i])
+        return RowView(
+            index=i, text=self.texts[i], fields={k: _plain(v) for k, v in self.records[i].items()},
+            model_label=None if self.blind else model_label, confidence=None if self.blind else conf,
+            explanation=None if self.blind or item is None else item.explanation, reasons=list(r.reasons[i]),
+            current=None if self.blind and not ratings.get(annotator) else current, reviews=others,
+            nearest=self.nearest_reviewed(i), cluster=[] if self.blind else self.cluster(i),
+        )
+
+    def nearest_reviewed(self, i: int, k: int = 3) -> list[dict[str, Any]]:
+        """The reviewed rows most like row i (sentence embeddings), with their reviewed labels."""
+        done = self.reviewed()
+        if self.embeddings is None or not done:
+            return []
+        rows = np.array([j for j in done if j != i], dtype=int)
+        if not len(rows):
+            return []
+        sims = self.embeddings[rows] @ self.embeddings[i]
+        best = rows[np.argsort(-sims)[:k]]
+        return [{"row": int(j), "text": self.texts[j], "label": done[int(j)], "similarity": round(float(self.embeddings[j] @ self.embeddings[i]), 3)} for j in best]
+
+    def cluster(self, i: int, k: int = 20, min_confidence: float = 0.9, min_similarity: float = 0.6) -> list[int]:
+        """Unreviewed rows near row i with the same current label and a confidence of at least
+        `min_confidence`: what bulk accept takes in one keystroke."""
+        r = self.routing
+        if self.embeddings is None:
+            return []
+        label = r.labels[i]
+        cand = np.flatnonzero(~r.reviewed & (r.confidence >= min_confidence))
+        cand = cand[[r.labels[j] == label and j != i for j in cand]] if len(cand) else cand
+        if not len(cand):
+            return []
+        sims = self.embeddings[cand] @ self.embeddings[i]
+        keep = cand[sims >= min_similarity]
+        sims = sims[sims >= min_similarity]
+        return [int(j) for j in keep[np.argsort(-sims)[:k]]]
+
+    # decisions --------------------------------------------------------------------------------------
+    def check_label(self, label: Any, i: int) -> Any:
+        """The label in its stored form, or InputDataError when it does not fit the task."""
+        kind = self.config.task
+        if kind in CLOSED_TASKS:
+            if not isinstance(label, str) or label not in self.names:
+                raise InputDataError(f"{label!r} is not one of this task's labels", fix=f"use one of: {', '.join(self.names)}")
+            return label
+        if kind == "multilabel":
+            names = list(getattr(self.task, "labels", []) or self.config.label_names)
+            if not isinstance(label, list) or any(not isinstance(v, str) or v not in names for v in label):
+                raise InputDataError(f"{label!r} is not a list of this task's labels", fix=f"choose from: {', '.join(names)}")
+            return sorted(set(label), key=names.index)
+        if kind == "ner":
+            text = self.texts[i]
+            types = list(self.config.label_names)
+            if not isinstance(label, list):
+                raise InputDataError("an NER review is a list of spans {start, end, type}")
+            spans = []
+            for span in label:
+                try:
+                    start, end, typ = int(span["start"]), int(span["end"]), str(span.get("type") or span.get("label"))
+                except (KeyError, TypeError, ValueError):
+                    raise InputDataError(f"span {span!r} needs start, end and type") from None
+                if not (0 <= start < end <= len(text)) or typ not in types:
+                    raise InputDataError(f"span {span!r} is outside the text or has an unknown type", fix=f"types: {', '.join(types)}")
+                spans.append({"start": start, "end": end, "type": typ, "text": text[start:end]})
+            return sorted(spans, key=lambda s: (s["start"], s["end"]))
+        if kind == "qa":
+            if label is None or label == "":
+                return ""
+            if not isinstance(label, str):
+                raise InputDataError("a QA review is the answer text, or empty for unanswerable")
+            return label
+        if kind == "extraction":
+            if not isinstance(label, dict):
+                raise InputDataError("an extraction review is an object of attribute values")
+            return label
+        return label
+
+    def submit(self, annotator: str, i: int, label: Any, kind: str = "person") -> int:
+        """Commit one decision (before anything else is shown); refits after every `batch` decisions."""
+        with self._lock:
+            if not 0 <= i < len(self.records):
+                raise InputDataError(f"row {i} is not in this run")
+            label = self.check_label(label, i)
+            item = self.table.get(i)
+            shown = self.log.ratings().get(i, {}).get(annotator, self.routing.labels[i])
+            review_id = self.log.add(i, self.row_hashes[i], annotator, label, previous=shown, model_label=None if item is None else item.label,
+                                     model_confidence=None if item is None else item.confidence, kind=kind)
+            self._leases.pop(i, None)
+            self._after_review()
+            return review_id
+
+    def bulk_accept(self, annotator: str, rows: list[int]) -> int:
+        """Accept the current label of each row (a confident cluster) in one transaction."""
+        with self._lock:
+            r = self.routing
+            items = []
+            for i in rows:
+                if not 0 <= i < len(self.records) or r.reviewed[i]:
+                    continue
+                item = self.table.get(i)
+                items.append((i, self.row_hashes[i], annotator, r.labels[i], r.labels[i], None if item is None else item.label,
+                              None if item is None else item.confidence))
+            count = self.log.add_many(items, kind="person")
+            self._after_review(count)
+            return count
+
+    def undo(self, annotator: str) -> int | None:
+        with self._lock:
+            undone = self.log.undo(annotator)
+            if undone is None:
+                return None
+            self.refit()
+            return undone.row_index
+
+    def resolve(self, annotator: str, i: int, label: Any) -> int:
+        with self._lock:
+            label = self.check_label(label, i)
+            rid = self.log.add(i, self.row_hashes[i], annotator, label, previous=None, kind="resolve")
+            self.refit()
+            return rid
+
+    # reporting ------------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        from labelmill.strategies.review.agreement import agreement
+
+        r = self.routing
+        queue = self.queue()
+        reasons: dict[str, int] = {}
+        for i in queue:
+            for why in r.reasons[i]:
+                key = why.split(" ")[0] if why.startswith("confidence") else why.split(":")[0].split(",")[0]
+                key = "low confidence" if key == "confidence" else ("LLM and student disagree" if key.startswith("LLM says") else key)
+                reasons[key] = reasons.get(key, 0) + 1
+        estimate = dict(r.estimate)
+        settled, conflicts = self.log.final()
+        to_target = reviews_to_target(r, self.target)
+        return {
+            "rows": len(self.records), "reviewed": len(settled), "reviews": self.log.count(), "in_queue": len(queue),
+            "trusted": int(r.trusted.sum()), "queue_reasons": reasons, "conflicts": len(conflicts),
+            "estimated_accuracy": estimate.get("estimated_accuracy"), "lower_bound": estimate.get("lower_bound"),
+            "target": self.target, "reviews_to_target": to_target, "target_reached": bool(estimate.get("lower_bound", 0) >= self.target),
+            "budget_left": self.budget_left(), "refits": self.refits, "fit": r.fit, "annotators": self.log.annotators(),
+            "agreement": agreement(self.log.ratings()),
+        }
+
+    def labeled_frame(self) -> tuple[Any, dict[str, str]]:
+        """The input columns, the model's label and confidence, and the review columns: review_label,
+        reviewed_by, review_status (reviewed / conflict / model), final_label, final_confidence."""
+        from labelmill.core.output import labeled_frame
+
+        r = self.routing
+        settled, conflicts = self.log.final()
+        ratings = self.log.ratings()
+        model = [None if s is None else self.task.output_value(_label(s.label)) for s in self.table.rows]
+        conf = [None if s is None else s.confidence for s in self.table.rows]
+        errors = ["" if s is not None and s.label is not None else (s.error if s is not None else "pending") for s in self.table.rows]
+        final = [self.task.output_value(_label(settled[i])) if i in settled else (None if r.labels[i] is None else self.task.output_value(_label(r.labels[i])))
+                 for i in range(len(self.records))]
+        status = ["reviewed" if i in settled else ("conflict" if i in conflicts else "model") for i in range(len(self.records))]
+        extra = {
+            "review_label": ("review_label", [self.task.output_value(_label(settled[i])) if i in settled else None for i in range(len(self.records))]),
+            "reviewed_by": ("reviewed_by", [",".join(sorted(ratings.get(i, {}))) or None for i in range(len(self.records))]),
+            "review_status": ("review_status", status),
+            "final_label": ("final_label", final),
+            "final_confidence": ("final_confidence", [float(c) for c in r.confidence]),
+        }
+        return labeled_frame(self.frame, self.config, model, conf, errors, extra)
+
+    # headless -------------------------------------------------------------------------------------
+    def simulate(self, answer: Callable[[int], Any], *, annotator: str = "simulated", reviews: int | None = None,
+                 until: Callable[[ReviewSession], bool] | None = None, on_step: Callable[[ReviewSession], None] | None = None) -> int:
+        """Review in queue order with `answer(row)` as the reviewer (a gold column in tests and the bench),
+        through the same submit/refit path as the app. Stops after `reviews`, when `until(session)` holds,
+        or when the queue is empty; returns the number of reviews."""
+        self.log.add_annotator(annotator) if annotator not in self.log.annotators() else None
+        done = 0
+        while reviews is None or done < reviews:
+            if until is not None and until(self):
+                break
+            row = self.next_row(annotator)
+            if row is None:
+                break
+            self.submit(annotator, row.index, answer(row.index), kind="simulated")
+            done += 1
+            if on_step is not None:
+                on_step(self)
+        return done
+
+
+def _label(value: Any):
+    from labelmill.types import Label
+
+    return Label(value=value)
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, (str, int, float, bool, list, dict)) or value is None:
+        return value
+    return str(value)
+
+
+def _embeddings(cfg: Config, task: Any, texts: list[str], store: Any, use_examples: bool, on_event: EventHandler) -> tuple[Any, Any, list[Any]]:
+    """Row embeddings, and the labeled examples' embeddings and labels (the student's seed pool)."""
+    try:
+        from labelmill.selectors.embeddings import embed
+    except ImportError:
+        return None, None, []
+    try:
+        vectors = embed(texts, model=cfg.examples.embedding_model, store=store)
+    except Exception as exc:  # noqa: BLE001 - no embeddings: the queue still works on confidence alone
+        on_event(Notice(f"review: no sentence embeddings ({type(exc).__name__}: {exc}); no student, no nearest rows"))
+        return None, None, []
+    if not use_examples:
+        return vectors, None, []
+    from labelmill.selectors.pickers import load_examples
+
+    items = load_examples(cfg)
+    label_column = cfg.examples.label_column or cfg.gold_column or "label"
+    pool_texts, pool_labels = [], []
+    for item in items:
+        if label_column in item and item[label_column] is not None:
+            try:
+                pool_texts.append(task.render(item))
+            except Exception:  # noqa: BLE001 - an example the template cannot render is left out
+                continue
+            pool_labels.append(str(item[label_column]))
+    if not pool_texts:
+        return vectors, None, []
+    return vectors, embed(pool_texts, model=cfg.examples.embedding_model, store=store), pool_labels
+
+
+def dumps(view: RowView) -> str:
+    return json.dumps(view.__dict__, default=str)
+
+
+def as_dict(view: RowView) -> dict[str, Any]:
+    return dict(view.__dict__)
+
+
+__all__ = ["Budget", "ReviewSession", "RowView", "Mapping"]

@@ -1,0 +1,136 @@
+// labelmill review page: keyboard-first. Row text is only ever set with textContent (never innerHTML).
+(function () {
+  "use strict";
+  const cfg = JSON.parse(document.body.dataset.config);
+  const $ = (id) => document.getElementById(id);
+  const el = (tag, text, cls) => { const e = document.createElement(tag); if (text !== undefined && text !== null) e.textContent = String(text); if (cls) e.className = cls; return e; };
+  let row = null, picked = null, history = [], pos = -1, message = "";
+  $("guideline").textContent = cfg.guidelines || "(no guideline in the config)";
+
+  async function call(method, url, body) {
+    const opts = { method, headers: { "X-CSRF-Token": cfg.csrf }, credentials: "same-origin" };
+    if (body !== undefined) { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
+    const r = await fetch(url, opts);
+    const data = await r.json();
+    if (!r.ok) throw new Error(data.error || r.statusText);
+    return data;
+  }
+
+  function showStatus(s) {
+    const box = $("status"); box.textContent = "";
+    if (!s) return;
+    const pct = (x) => (x === null || x === undefined) ? "n/a" : (100 * x).toFixed(1) + "%";
+    const line = el("div");
+    line.append(el("strong", s.in_queue + " rows in the queue"), el("span", " of " + s.rows + " \u00b7 reviewed " + s.reviewed +
+      " \u00b7 trusted (above threshold, never queued) " + s.trusted + " \u00b7 conflicts " + s.conflicts));
+    const why = Object.entries(s.queue_reasons || {}).map(([k, v]) => k + ": " + v).join(", ");
+    const est = el("div", "estimated accuracy of the whole dataset " + pct(s.estimated_accuracy) + " (lower bound " + pct(s.lower_bound) +
+      ", target " + pct(s.target) + ")" + (s.target_reached ? " \u2014 target reached" : (s.reviews_to_target !== null ? " \u00b7 about " + s.reviews_to_target + " more reviews to reach it" : "")));
+    box.append(line, el("div", "why rows are queued: " + (why || "none"), "muted"), est);
+    if (s.budget_left !== null && s.budget_left !== undefined) box.append(el("div", "budget left: " + s.budget_left + " rows", "muted"));
+    if (message) box.append(el("div", message, message.startsWith("error") ? "error" : "saved"));
+  }
+
+  function labelText(v) { return (v === null || v === undefined) ? "" : (typeof v === "string" ? v : JSON.stringify(v)); }
+
+  function render() {
+    const box = $("row"); box.textContent = ""; $("nearest").textContent = "";
+    if (!row) { box.append(el("p", "Nothing left to review for you. Thank you!", "saved")); return; }
+    box.append(el("div", "row " + row.index + (row.confidence !== null && row.confidence !== undefined ? " \u00b7 model: " + labelText(row.model_label) + " (confidence " + row.confidence.toFixed(2) + ")" : ""), "muted"));
+    const text = el("div", null, "text"); text.id = "row-text";
+    if (cfg.task === "ner" && Array.isArray(picked)) {
+      let at = 0; const spans = picked.slice().sort((a, b) => a.start - b.start);
+      spans.forEach((s, n) => { if (s.start < at) return; text.append(document.createTextNode(row.text.slice(at, s.start)));
+        const m = el("span", row.text.slice(s.start, s.end), "span"); m.append(el("sup", s.type)); m.title = "click to remove";
+        m.addEventListener("click", () => { picked = picked.filter((x) => x !== s); render(); }); text.append(m); at = s.end; });
+      text.append(document.createTextNode(row.text.slice(at)));
+    } else { text.textContent = row.text; }
+    box.append(text);
+    if (row.explanation) box.append(el("p", "model's explanation: " + row.explanation, "muted"));
+    const labels = el("div", null, "labels"); labels.id = "labels";
+    if (cfg.task === "qa") {
+      labels.append(el("div", "answer: " + (picked === "" ? "(unanswerable)" : labelText(picked)), "muted"));
+      labels.append(el("div", "select the answer in the text and press A; U marks it unanswerable; Enter saves", "muted"));
+    } else if (cfg.task === "extraction") {
+      const area = el("textarea"); area.id = "extraction"; area.rows = 6; area.cols = 60; area.value = JSON.stringify(picked || {}, null, 1);
+      labels.append(area, el("div", "edit the values, then Ctrl+Enter saves", "muted"));
+    } else {
+      cfg.labels.forEach((name, n) => {
+        const b = el("button", (n < 9 ? (n + 1) + " " : "") + name);
+        const on = cfg.task === "multilabel" || cfg.task === "ner" ? false : picked === name;
+        if (cfg.task === "multilabel" && Array.isArray(picked) && picked.includes(name)) b.classList.add("picked");
+        if (on) b.classList.add("picked");
+        if (!cfg.blind && labelText(row.model_label) === name) b.classList.add("model");
+        b.addEventListener("click", () => choose(n));
+        labels.append(b);
+      });
+      if (cfg.task === "ner") labels.append(el("div", "select text, then press a digit to add a span of that type; click a span to remove it", "muted"));
+    }
+    box.append(labels);
+    if (row.reasons && row.reasons.length) { const ul = el("ul", null, "reasons"); row.reasons.forEach((r) => ul.append(el("li", r))); box.append(ul); }
+    if (row.cluster && row.cluster.length) box.append(el("div", "B accepts " + row.cluster.length + " confident rows like this one with the same label", "muted"));
+    const others = Object.entries(row.reviews || {}).filter(([a]) => a !== cfg.annotator);
+    if (others.length) box.append(el("div", "other annotators: " + others.map(([a, l]) => a + ": " + labelText(l)).join("; "), "muted"));
+    (row.nearest || []).forEach((n) => { const li = el("li"); li.append(el("strong", labelText(n.label) + " "), el("span", n.text)); $("nearest").append(li); });
+  }
+
+  function setRow(r) {
+    row = r; message = message || "";
+    if (!row) { picked = null; render(); return; }
+    const cur = row.current;
+    if (cfg.task === "multilabel" || cfg.task === "ner") picked = Array.isArray(cur) ? cur.slice() : [];
+    else if (cfg.task === "extraction") picked = cur || {};
+    else picked = cur === undefined ? null : cur;
+    render();
+  }
+
+  function choose(n) {
+    if (!row || n >= cfg.labels.length) return;
+    const name = cfg.labels[n];
+    if (cfg.task === "multilabel") { picked = picked.includes(name) ? picked.filter((x) => x !== name) : picked.concat([name]); }
+    else if (cfg.task === "ner") {
+      const sel = window.getSelection(); const box = $("row-text");
+      if (!sel || sel.isCollapsed || !box.contains(sel.anchorNode)) { message = "select some text first"; showStatus(lastStatus); return; }
+      const range = sel.getRangeAt(0); const pre = document.createRange(); pre.selectNodeContents(box); pre.setEnd(range.startContainer, range.startOffset);
+      const start = pre.toString().length; const end = start + range.toString().length;
+      const clean = picked.filter((s) => s.end <= start || s.start >= end); clean.push({ start, end, type: name }); picked = clean; sel.removeAllRanges();
+    } else { picked = name; }
+    render();
+  }
+
+  let lastStatus = null;
+  async function load(promise) {
+    try { const data = await promise; if ("row" in data) setRow(data.row); if (data.status) lastStatus = data.status; if (row && (pos < 0 || history[pos] !== row.index)) { /* a queue row */ } }
+    catch (e) { message = "error: " + e.message; }
+    showStatus(lastStatus);
+  }
+
+  async function save() {
+    if (!row) return;
+    let label = picked;
+    if (cfg.task === "extraction") { try { label = JSON.parse($("extraction").value); } catch (e) { message = "error: not valid JSON"; showStatus(lastStatus); return; } }
+    if (label === null || label === undefined) label = row.current;
+    const index = row.index;
+    try {
+      const data = await call("POST", "/api/review", { row: index, label });
+      history = history.slice(0, pos + 1); history.push(index); pos = history.length;
+      message = "saved row " + index; lastStatus = data.status; setRow(data.row);
+    } catch (e) { message = "error: " + e.message; }
+    showStatus(lastStatus);
+  }
+
+  document.addEventListener("keydown", (ev) => {
+    if (ev.target && ev.target.tagName === "TEXTAREA") { if (ev.key === "Enter" && ev.ctrlKey) { ev.preventDefault(); save(); } return; }
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (/^[1-9]$/.test(ev.key)) { ev.preventDefault(); choose(Number(ev.key) - 1); }
+    else if (ev.key === "Enter") { ev.preventDefault(); save(); }
+    else if (ev.key === "z" || ev.key === "Z") { ev.preventDefault(); message = ""; load(call("POST", "/api/undo").then((d) => { message = d.undone === null ? "nothing to undo" : "undid row " + d.undone; if (d.undone !== null) { history = history.filter((i) => i !== d.undone); pos = history.length; } return d; })); }
+    else if (ev.key === "ArrowLeft") { ev.preventDefault(); if (pos > 0) { pos -= 1; message = "back to row " + history[pos]; load(call("GET", "/api/row/" + history[pos])); } }
+    else if (ev.key === "ArrowRight") { ev.preventDefault(); if (pos < history.length - 1) { pos += 1; load(call("GET", "/api/row/" + history[pos])); } else { pos = history.length; message = ""; load(call("GET", "/api/next")); } }
+    else if ((ev.key === "b" || ev.key === "B") && row && row.cluster && row.cluster.length) { ev.preventDefault(); load(call("POST", "/api/bulk_accept", { rows: row.cluster.concat([row.index]) }).then((d) => { message = "accepted " + d.accepted + " rows"; return call("GET", "/api/next"); })); }
+    else if (cfg.task === "qa" && (ev.key === "a" || ev.key === "A")) { const s = window.getSelection().toString(); if (s) { picked = s; render(); } }
+    else if (cfg.task === "qa" && (ev.key === "u" || ev.key === "U")) { picked = ""; render(); }
+  });
+
+  load(call("GET", "/api/next"));
+})();
