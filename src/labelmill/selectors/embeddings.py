@@ -52,13 +52,14 @@ def load_encoder(model: str):
     return loaded
 
 
-def _key(model: str, text: str) -> str:
+def embedding_key(model: str, text: str) -> str:
+    """The store cache key of `text` embedded by `model` (a fine-tuned encoder caches under its own name)."""
     return hashlib.sha256(f"{model}\x00{text}".encode()).hexdigest()[:32]
 
 
 def embed(texts: Sequence[str], model: str = DEFAULT_MODEL, store: Store | None = None) -> np.ndarray:
     """(n, d) float32 unit vectors; texts already in the store's cache are not embedded again."""
-    keys = [_key(model, t) for t in texts]
+    keys = [embedding_key(model, t) for t in texts]
     found = store.embeddings_get(keys) if store is not None else {}
     missing = list(dict.fromkeys(k for k in keys if k not in found))
     if missing:

@@ -55,14 +55,20 @@ def _jsonable(value: Any) -> Any:
 def _stored(session: ReviewSession, i: int) -> dict[str, Any]:
     """Row i's labels in their stored form: the model's, each annotator's, the final one."""
     item = session.table.get(i)
-    settled, _ = session.log.final()
+    settled = session.reviewed()
     return {
-        "model": None if item is None else item.label,
+        "model": None if item is None or item.label is None else session.task.output_value(_as_label(item.label)),
         "confidence": None if item is None else item.confidence,
         "ratings": session.log.ratings().get(i, {}),
         "final": settled.get(i, session.routing.labels[i]),
         "reviewed": i in settled,
     }
+
+
+def _as_label(value: Any):
+    from labelmill.types import Label
+
+    return Label(value=value)
 
 
 def export(session: ReviewSession, fmt: str, dest: str | Path) -> Path:
@@ -136,7 +142,7 @@ def label_studio_tasks(session: ReviewSession) -> list[dict[str, Any]]:
             item["predictions"] = [{"model_version": model_version, "score": labels["confidence"], "result": prediction}]
         annotations = []
         for n, (who, value) in enumerate(sorted(labels["ratings"].items())):
-            annotations.append({"id": i * 100 + n + 1, "completed_by": {"email": who}, "result": label_studio_result(kind, value, text, f"a{i}_{n}"),
+            annotations.append({"id": i * 100 + n + 1, "completed_by": {"email": f"{who}@labelmill.local", "labelmill_annotator": who}, "result": label_studio_result(kind, value, text, f"a{i}_{n}"),
                                 "was_cancelled": False, "ground_truth": False})
         if annotations:
             item["annotations"] = annotations
@@ -180,10 +186,12 @@ def import_label_studio(session: ReviewSession, path: str | Path) -> int:
 
 
 def _ls_user(value: Any) -> str:
+    """Our own annotator's name when the annotation came from our export, else label-studio:<user>."""
     if isinstance(value, dict):
+        if value.get("labelmill_annotator"):
+            return str(value["labelmill_annotator"])
         value = value.get("email") or value.get("username") or value.get("id")
-    text = str(value if value is not None else "unknown")
-    return text if "@" in text or text.startswith("label-studio:") else f"label-studio:{text}"
+    return f"label-studio:{value if value is not None else 'unknown'}"
 
 
 # Argilla ----------------------------------------------------------------------------------------------
@@ -264,20 +272,12 @@ def write_hf(frame: Any, dest: Path) -> Path:
 
 
 # CoNLL / BIO --------------------------------------------------------------------------------------------
-def bio_tokens(text: str, spans: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """Whitespace tokens of `text` with BIO tags from character spans (a token belongs to the span it
-    starts in)."""
-    out = []
-    ordered = sorted(spans or [], key=lambda s: (int(s["start"]), int(s["end"])))
-    for match in TOKEN.finditer(text):
-        tag = "O"
-        for span in ordered:
-            start, end = int(span["start"]), int(span["end"])
-            if start <= match.start() < end or match.start() < start < match.end():
-                tag = ("B-" if match.start() <= start else "I-") + str(span["type"])
-                break
-        out.append((match.group(0), tag))
-    return out
+def bio_tokens(text: str, spans: list[dict[str, Any]], tokens: list[str] | None = None) -> list[tuple[str, str]]:
+    """(token, BIO tag) pairs: the NER task's own tagging over `tokens` (or whitespace tokens)."""
+    from labelmill.tasks.ner import spans_to_bio
+
+    words = tokens if tokens else TOKEN.findall(text)
+    return list(zip(words, spans_to_bio(text, spans or [], tokens)))
 
 
 def write_conll(session: ReviewSession, dest: Path) -> Path:
@@ -286,7 +286,10 @@ def write_conll(session: ReviewSession, dest: Path) -> Path:
     with dest.open("w", encoding="utf-8") as fh:
         for i in range(len(session.records)):
             final = _stored(session, i)["final"] or []
-            for token, tag in bio_tokens(session.texts[i], final):
+            column = session.config.ner.tokens_column
+            tokens = session.records[i].get(column) if column else None
+            tokens = json.loads(tokens) if isinstance(tokens, str) and tokens.startswith("[") else tokens
+            for token, tag in bio_tokens(session.texts[i], final, list(tokens) if isinstance(tokens, (list, tuple)) else None):
                 fh.write(f"{token}\t{tag}\n")
             fh.write("\n")
     return dest

@@ -172,9 +172,10 @@ class ReviewLog:
                 out.setdefault(r.row_index, {})[r.annotator] = r.label
         return out
 
-    def final(self) -> tuple[dict[int, Any], dict[int, dict[str, Any]]]:
+    def final(self, min_ratings: int = 1) -> tuple[dict[int, Any], dict[int, dict[str, Any]]]:
         """(row -> the reviewed label, row -> the ratings still in conflict). A resolution wins; otherwise
-        rows where every annotator agrees take that label, and the rest are conflicts."""
+        a row with at least `min_ratings` ratings that all agree takes that label, rows whose ratings
+        differ are conflicts, and rows with too few ratings are neither."""
         resolved = {r.row_index: r.label for r in self.active() if r.kind == "resolve"}
         labels: dict[int, Any] = {}
         conflicts: dict[int, dict[str, Any]] = {}
@@ -182,10 +183,10 @@ class ReviewLog:
             if row in resolved:
                 continue
             values = list(given.values())
-            if all(_same(v, values[0]) for v in values):
-                labels[row] = values[0]
-            else:
+            if not all(_same(v, values[0]) for v in values):
                 conflicts[row] = given
+            elif len(values) >= min_ratings:
+                labels[row] = values[0]
         labels.update(resolved)
         return labels, conflicts
 

@@ -121,12 +121,17 @@ class ReviewSession:
     def open(
         cls, config: str | Path | dict | Config, data: Any, *, project: str | Path = "labelmill.db", backend: Any = None,
         calibration: Any = None, target: float = 0.95, trust_threshold: float | None = None, batch: int = 10, overlap: int = 1,
-        blind: bool = False, budget: Budget | str | None = None, student: bool = True, use_examples: bool = True,
-        on_event: EventHandler = ignore,
+        blind: bool = False, budget: Budget | str | None = None, student: bool | str = True, use_examples: bool = True,
+        finetune_rows: int = 4000, on_event: EventHandler = ignore,
     ) -> ReviewSession:
         """Label `data` through the core run (everything already labeled comes from the project store,
         so a labeled output reopens at once) and open it for review. `data` is the input or the output
-        that `labelmill run` wrote (its llm_ columns are set aside: the store holds the labels)."""
+        that `labelmill run` wrote (its llm_ columns are set aside: the store holds the labels).
+
+        `student`: True or "linear" (logistic regression on sentence embeddings, refitted after every
+        batch), "finetuned" (the encoder is first fine-tuned on up to `finetune_rows` of the config's
+        labeled examples, once, and cached in the store; the linear head on its embeddings is then
+        refitted the same way), False (rank by the model's confidence only)."""
         import labelmill
         from labelmill.api import load_with_notices
         from labelmill.io import read_rows
@@ -154,10 +159,13 @@ class ReviewSession:
         pool_y: list[Any] = []
         if names and student:
             embeddings, pool_x, pool_y = _embeddings(cfg, task, texts, store, use_examples, on_event)
+            if student == "finetuned" and pool_x is not None:
+                embeddings, pool_x, pool_y = _finetuned(cfg, task, texts, names, store, finetune_rows, on_event)
         threshold = trust_threshold if trust_threshold is not None else (calibrator.threshold if calibrator is not None else None)
         probs = table.probs if names and table.has_distribution.any() else None
+        shown = [None if v is None else task.output_value(_label(v)) for v in table.labels]  # NER: the spans, not the raw answer
         router = Router(
-            names, table.labels, table.confidence, probs, embeddings=embeddings, pool_embeddings=pool_x, pool_labels=pool_y,
+            names, shown, table.confidence, probs, embeddings=embeddings, pool_embeddings=pool_x, pool_labels=pool_y,
             calibrator=calibrator, trust_threshold=threshold, student=student and embeddings is not None,
         )
         return cls(cfg, frame, result.run_id, store, labels_from=table, names=names, texts=texts, row_hashes=hashes, embeddings=embeddings,
@@ -170,7 +178,7 @@ class ReviewSession:
     # the loop -------------------------------------------------------------------------------------
     def reviewed(self) -> dict[int, Any]:
         """Rows with a settled reviewed label (conflicts between annotators are not settled)."""
-        return self.log.final()[0]
+        return self.log.final(self.overlap)[0]
 
     def _route(self) -> Routing:
         assert self.router is not None
@@ -200,11 +208,8 @@ class ReviewSession:
         """Rows waiting for `annotator`, most valuable first: rows no one settled, and (with overlap k)
         rows with fewer than k ratings that this annotator has not rated."""
         ratings = self.log.ratings()
-        settled, conflicts = self.log.final()
-        order = self.routing.queue()
-        if self.overlap > 1:  # rows still short of k ratings come back for others
-            order = [i for i in self.routing.queue()] + [i for i in sorted(settled, key=lambda r: -len(ratings.get(r, {})))
-                                                       if len(ratings.get(i, {})) < self.overlap and i not in order]
+        settled, conflicts = self.log.final(self.overlap)
+        order = [i for i in self.routing.queue() if i not in settled]
         out = []
         now = time.time()
         for i in order:
@@ -234,7 +239,7 @@ class ReviewSession:
             raise InputDataError(f"row {i} is not in this run (0..{len(self.records) - 1})")
         r = self.routing
         item = self.table.get(i)
-        model_label = item.label if item is not None else None
+        model_label = self.task.output_value(_label(item.label)) if item is not None and item.label is not None else None
         ratings = self.log.ratings().get(i, {})
         current = ratings.get(annotator) if annotator in ratings else r.labels[i]
         others = {} if self.blind else dict(ratings)
@@ -372,7 +377,7 @@ class ReviewSession:
                 key = "low confidence" if key == "confidence" else ("LLM and student disagree" if key.startswith("LLM says") else key)
                 reasons[key] = reasons.get(key, 0) + 1
         estimate = dict(r.estimate)
-        settled, conflicts = self.log.final()
+        settled, conflicts = self.log.final(self.overlap)
         to_target = reviews_to_target(r, self.target)
         return {
             "rows": len(self.records), "reviewed": len(settled), "reviews": self.log.count(), "in_queue": len(queue),
@@ -389,7 +394,7 @@ class ReviewSession:
         from labelmill.core.output import labeled_frame
 
         r = self.routing
-        settled, conflicts = self.log.final()
+        settled, conflicts = self.log.final(self.overlap)
         ratings = self.log.ratings()
         model = [None if s is None else self.task.output_value(_label(s.label)) for s in self.table.rows]
         conf = [None if s is None else s.confidence for s in self.table.rows]
@@ -471,6 +476,36 @@ def _embeddings(cfg: Config, task: Any, texts: list[str], store: Any, use_exampl
     if not pool_texts:
         return vectors, None, []
     return vectors, embed(pool_texts, model=cfg.examples.embedding_model, store=store), pool_labels
+
+
+def _finetuned(cfg: Config, task: Any, texts: list[str], names: list[str], store: Any, max_rows: int, on_event: EventHandler) -> tuple[Any, Any, list[Any]]:
+    """Embeddings of the rows and of the examples from an encoder fine-tuned on the examples (at most
+    `max_rows`, drawn at random with a fixed seed), cached in the store under the fine-tune's hash."""
+    import hashlib
+
+    from labelmill.selectors.pickers import load_examples
+    from labelmill.strategies.students.models import FinetunedStudent
+
+    label_column = cfg.examples.label_column or cfg.gold_column or "label"
+    pool = [(task.render(item), str(item[label_column])) for item in load_examples(cfg) if str(item.get(label_column)) in names]
+    order = np.random.default_rng(0).permutation(len(pool))[:max_rows]
+    pool = [pool[i] for i in order]
+    digest = hashlib.sha256(json.dumps([cfg.examples.embedding_model, names, pool]).encode()).hexdigest()[:16]
+    model_key = f"finetuned:{cfg.examples.embedding_model}:{digest}"
+    from labelmill.selectors.embeddings import embedding_key
+
+    keys = [embedding_key(model_key, t) for t in texts] + [embedding_key(model_key, t) for t, _ in pool]
+    found = store.embeddings_get(keys)
+    if len(found) < len(set(keys)):
+        on_event(Notice(f"review: fine-tuning the student's encoder on {len(pool)} labeled examples (once; cached in the store)"))
+        student = FinetunedStudent(len(names), cfg.examples.embedding_model, epochs=1).fit_texts([t for t, _ in pool], np.array([names.index(y) for _, y in pool]))
+        every = list(dict.fromkeys(texts + [t for t, _ in pool]))
+        vectors = student.encode(every)
+        store.embeddings_put(model_key, {embedding_key(model_key, t): v for t, v in zip(every, vectors)})
+        found = store.embeddings_get(keys)
+    rows = np.stack([found[embedding_key(model_key, t)] for t in texts])
+    pool_x = np.stack([found[embedding_key(model_key, t)] for t, _ in pool])
+    return rows, pool_x, [y for _, y in pool]
 
 
 def dumps(view: RowView) -> str:

@@ -118,6 +118,19 @@ class FinetunedStudent:
         return np.clip(probs, FLOOR, 1.0) / np.clip(probs, FLOOR, 1.0).sum(axis=1, keepdims=True)
 
 
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, d) unit-length sentence embeddings from the fine-tuned encoder (features for a linear head)."""
+        import torch
+
+        encoder, _ = self._net
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(texts), 64):
+                features = _preprocess(encoder, list(texts[start : start + 64]))
+                out.append(torch.nn.functional.normalize(encoder(features)["sentence_embedding"], dim=-1).numpy())
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), dtype=np.float32)
+
+
 def _preprocess(encoder: Any, texts: list[str]) -> Any:
     """Tokenised features for the encoder (sentence-transformers renamed tokenize to preprocess)."""
     return (getattr(encoder, "preprocess", None) or encoder.tokenize)(texts)

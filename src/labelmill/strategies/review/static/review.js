@@ -1,4 +1,4 @@
-// labelmill review page: keyboard-first. Row text is only ever set with textContent (never innerHTML).
+// labelmill review page: keyboard-first. Row text is only ever set with textContent, never parsed as HTML.
 (function () {
   "use strict";
   const cfg = JSON.parse(document.body.dataset.config);

@@ -1,0 +1,323 @@
+"""review: agreement figures, the review log, the router and the loop, the session API, the web app's
+security (through FastAPI's test client, the real app) and the exports' round trips. The model is the fake
+keyword backend, which goes through the same backend registry as llama.cpp."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import re
+import html
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from labelmill.strategies.review.agreement import agreement, cohen_kappa, fleiss_kappa, krippendorff_alpha
+from labelmill.strategies.review.routing import Router, combine, fit_combination
+from labelmill.strategies.review.session import Budget, ReviewSession
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# agreement ------------------------------------------------------------------------------------------
+def test_cohen_kappa_matches_scikit_learn():
+    from sklearn.metrics import cohen_kappa_score
+
+    rng = random.Random(0)
+    a = [rng.choice("xyz") for _ in range(200)]
+    b = [x if rng.random() < 0.7 else rng.choice("xyz") for x in a]
+    assert cohen_kappa(a, b) == pytest.approx(cohen_kappa_score(a, b), abs=1e-12)
+    assert cohen_kappa(["p", "p"], ["p", "p"]) == 1.0
+
+
+def test_fleiss_kappa_on_the_published_example():
+    # Fleiss (1971) as worked on Wikipedia: 10 items, 14 raters, 5 categories -> 0.210
+    table = [[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
+             [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]]
+    items = [[c for c, count in enumerate(row) for _ in range(count)] for row in table]
+    assert fleiss_kappa(items) == pytest.approx(0.2099, abs=5e-4)
+
+
+def test_krippendorff_alpha_on_the_published_nominal_example():
+    # Krippendorff (2011), "Computing Krippendorff's alpha-reliability", nominal example with missing values: 0.743
+    coders = [
+        [1, 2, 3, 3, 2, 1, 4, 1, 2, None, None, None],
+        [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, None, 3],
+        [None, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, None],
+        [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, None],
+    ]
+    units = [[c[u] for c in coders if c[u] is not None] for u in range(12)]
+    assert krippendorff_alpha(units) == pytest.approx(0.743, abs=1e-3)
+
+
+def test_agreement_summary_per_pair():
+    ratings = {0: {"a": "x", "b": "x"}, 1: {"a": "y", "b": "x"}, 2: {"a": "y", "b": "y", "c": "y"}, 3: {"a": "x"}}
+    out = agreement(ratings)
+    assert out["items_with_overlap"] == 3
+    assert out["full_agreement"] == pytest.approx(2 / 3)
+    assert {tuple(p["annotators"]) for p in out["cohen"]} == {("a", "b"), ("a", "c"), ("b", "c")}
+
+
+# the router -----------------------------------------------------------------------------------------
+def test_combination_learns_which_source_to_trust():
+    rng = np.random.default_rng(0)
+    n, k = 400, 3
+    gold = rng.integers(0, k, n)
+    good = np.full((n, k), 0.1)
+    good[np.arange(n), gold] = 0.8
+    noise = rng.dirichlet(np.ones(k), n)
+    theta = fit_combination([noise, good], gold)
+    assert theta[1] > theta[0] + 1.0
+    assert (combine([noise, good], theta).argmax(1) == gold).mean() > 0.95
+
+
+def test_router_queue_estimate_and_trusted_rows():
+    names = ["a", "b"]
+    probs = np.array([[0.99, 0.01], [0.6, 0.4], [0.52, 0.48], [0.1, 0.9], [0.97, 0.03]])
+    labels = [names[i] for i in probs.argmax(1)]
+    router = Router(names, labels, probs.max(1), probs, trust_threshold=0.95, student=False)
+    routed = router.route({})
+    assert routed.queue() == [2, 1, 3]  # least confident first; rows 0 and 4 are trusted and never queued
+    assert routed.trusted.tolist() == [True, False, False, False, True]
+    assert routed.estimate["estimated_accuracy"] == pytest.approx(probs.max(1).mean())
+    after = router.route({2: "b"})
+    assert after.labels[2] == "b" and after.confidence[2] == 1.0 and 2 not in after.queue()
+    assert after.estimate["estimated_accuracy"] > routed.estimate["estimated_accuracy"]
+    assert after.estimate["lower_bound"] <= after.estimate["estimated_accuracy"]
+
+
+def test_budget_parsing():
+    assert Budget.parse("200").rows_allowed(1000) == 200
+    assert Budget.parse("15%").rows_allowed(1000) == 150
+    assert Budget.parse("0.2").rows_allowed(1000) == 200
+    assert Budget.parse("30m").seconds == 1800
+    with pytest.raises(Exception, match="budget"):
+        Budget.parse("lots")
+
+
+# sessions over a fake model -------------------------------------------------------------------------------
+def write_rows(path: Path, n: int = 60, seed: int = 0) -> Path:
+    rng = random.Random(seed)
+    words = {"good": "positive", "great": "positive", "fine": "positive", "bad": "negative", "awful": "negative", "meh": "negative"}
+    rows = []
+    for i in range(n):
+        w = rng.choice(sorted(words))
+        rows.append({"text": f"row {i}: a {w} film", "label": words[w]})
+    rows[3]["text"] = "<script>alert(1)</script> bad"
+    rows[4]["text"] = '<img src=x onerror="alert(2)"> good'
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["text", "label"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+CONFIG = {
+    "task": "classification", "name": "review-test", "labels": ["positive", "negative"], "guidelines": "Classify the sentiment.",
+    "input_template": "{text}", "gold_column": "label", "examples": {"k": 0},
+    "model": {"backend": "fake", "params": {"keywords": {"positive": ["good", "great"], "negative": ["bad", "awful"]}}},
+}
+
+
+@pytest.fixture
+def session(tmp_path):
+    data = write_rows(tmp_path / "rows.csv")
+    s = ReviewSession.open(CONFIG, data, project=tmp_path / "p.db", student=False, batch=5)
+    yield s
+    s.close()
+
+
+def test_simulated_reviewer_fixes_labels_and_every_decision_is_logged(session, tmp_path):
+    gold = session.frame["label"].astype(str).tolist()
+    start = session.status()
+    assert start["in_queue"] == 60 and start["reviewed"] == 0
+    done = session.simulate(lambda i: gold[i], reviews=20)
+    assert done == 20
+    status = session.status()
+    assert status["reviewed"] == 20 and status["refits"] >= 4
+    final = session.routing.labels
+    assert all(final[i] == gold[i] for i in session.reviewed())
+    reviews = session.log.all()
+    assert len(reviews) == 20 and all(r.annotator == "simulated" and r.kind == "simulated" for r in reviews)
+    # the fake model cannot tell 'fine'/'meh' rows: they are tied, so the queue took them first
+    first = [r.row_index for r in reviews[:10]]
+    assert all(("fine" in session.texts[i] or "meh" in session.texts[i]) for i in first)
+    # reopening the project (a killed server) finds every review
+    session.close()
+    again = ReviewSession.open(CONFIG, tmp_path / "rows.csv", project=tmp_path / "p.db", student=False)
+    assert again.status()["reviewed"] == 20
+    assert again.reviewed() == {r.row_index: r.label for r in reviews}
+    again.close()
+
+
+def test_undo_overlap_conflicts_and_resolution(tmp_path):
+    data = write_rows(tmp_path / "rows.csv", n=20)
+    s = ReviewSession.open(CONFIG, data, project=tmp_path / "p.db", student=False, overlap=2)
+    a = s.next_row("ann")
+    s.submit("ann", a.index, "positive")
+    assert s.reviewed() == {}  # one rating of two: not settled yet
+    b = s.next_row("bob")
+    assert b.index == a.index  # the row comes back for the second annotator
+    s.submit("bob", b.index, "negative")
+    settled, conflicts = s.log.final()
+    assert conflicts == {a.index: {"ann": "positive", "bob": "negative"}}
+    s.resolve("carol", a.index, "negative")
+    assert s.reviewed() == {a.index: "negative"}
+    c = s.next_row("ann")
+    s.submit("ann", c.index, "positive")
+    assert s.undo("ann") == c.index
+    assert c.index not in s.log.ratings()
+    assert [r.action for r in s.log.all()][-1] == "undo"  # nothing deleted: the undo is a row of its own
+    with pytest.raises(Exception, match="not one of"):
+        s.submit("ann", 0, "maybe")
+    s.close()
+
+
+def test_bulk_accept_takes_the_shown_labels(session):
+    rows = [i for i in range(10) if not session.routing.reviewed[i]][:4]
+    assert session.bulk_accept("ann", rows) == 4
+    assert all(session.reviewed()[i] == session.routing.labels[i] for i in rows)
+
+
+# the web app (FastAPI's test client on the real app) ------------------------------------------------------
+def _client(session):
+    from fastapi.testclient import TestClient
+
+    from labelmill.strategies.review.app import create_app
+
+    token = session.log.add_annotator("ana")
+    client = TestClient(create_app(session))
+    return client, token
+
+
+def _csrf(page: str) -> str:
+    return json.loads(html.unescape(re.search(r'data-config="([^"]+)"', page).group(1)))["csrf"]
+
+
+def test_app_needs_a_token_and_a_csrf_token(session):
+    client, token = _client(session)
+    assert client.get("/").status_code == 401
+    assert client.get("/api/next").status_code == 401
+    assert client.get("/api/next", headers={"Authorization": "Bearer nope"}).status_code == 401
+    login = client.get("/login", params={"token": token}, follow_redirects=False)
+    assert login.status_code == 303 and "httponly" in login.headers["set-cookie"].lower()
+    client.cookies.set("labelmill_token", token)
+    page = client.get("/")
+    assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]
+    row = client.get("/api/next").json()["row"]
+    assert client.post("/api/review", json={"row": row["index"], "label": "positive"}).status_code == 403
+    assert client.post("/api/review", json={"row": row["index"], "label": "positive"}, headers={"X-CSRF-Token": "0" * 64}).status_code == 403
+    ok = client.post("/api/review", json={"row": row["index"], "label": "positive"}, headers={"X-CSRF-Token": _csrf(page.text)})
+    assert ok.status_code == 200 and session.reviewed() == {row["index"]: "positive"}
+    bad = client.post("/api/review", json={"row": 0, "label": "<b>"}, headers={"X-CSRF-Token": _csrf(page.text)})
+    assert bad.status_code == 400
+
+
+def test_app_static_route_refuses_path_traversal(session):
+    client, token = _client(session)
+    client.cookies.set("labelmill_token", token)
+    assert client.get("/static/review.js").status_code == 200
+    for path in ("/static/../app.py", "/static/%2e%2e/app.py", "/static/..%2fapp.py", "/static/%2e%2e%2f%2e%2e%2fconfig.py", "/static//etc/passwd"):
+        assert client.get(path).status_code == 404, path
+
+
+def test_hostile_text_is_data_not_markup(session):
+    client, token = _client(session)
+    client.cookies.set("labelmill_token", token)
+    page = client.get("/").text
+    assert "<script>alert" not in page and "onerror" not in page  # rows never enter the HTML; the script sets textContent
+    row = client.get("/api/row/3").json()["row"]
+    assert row["text"] == "<script>alert(1)</script> bad"
+    assert "innerHTML" not in (ROOT / "src/labelmill/strategies/review/static/review.js").read_text()
+
+
+# exports and imports --------------------------------------------------------------------------------------
+def test_label_studio_export_then_import_keeps_every_label(tmp_path):
+    from labelmill.strategies.review.exports import export, import_label_studio
+
+    data = write_rows(tmp_path / "rows.csv", n=30)
+    s = ReviewSession.open(CONFIG, data, project=tmp_path / "a.db", student=False)
+    gold = s.frame["label"].astype(str).tolist()
+    s.simulate(lambda i: gold[i], reviews=12, annotator="ana")
+    path = export(s, "label-studio", tmp_path / "tasks.json")
+    tasks = json.loads(path.read_text())
+    assert len(tasks) == 30 and all(t["predictions"][0]["model_version"].startswith("labelmill:fake") for t in tasks)
+    assert sum(1 for t in tasks if t.get("annotations")) == 12
+    before = s.reviewed()
+    s.close()
+    # a fresh project: the import brings the reviews back
+    t = ReviewSession.open(CONFIG, data, project=tmp_path / "b.db", student=False)
+    assert import_label_studio(t, path) == 12
+    assert t.reviewed() == before
+    assert {r.annotator for r in t.log.all()} == {"ana"} and {r.kind for r in t.log.all()} == {"import"}
+    t.close()
+
+
+def test_argilla_hf_and_table_exports_load_with_their_libraries(session, tmp_path):
+    from labelmill.strategies.review.exports import export
+
+    gold = session.frame["label"].astype(str).tolist()
+    session.simulate(lambda i: gold[i], reviews=7, annotator="ana")
+    reviewed = session.reviewed()
+    # Argilla 2.x: the SDK's own reader parses the records; its pydantic models accept the settings
+    folder = export(session, "argilla", tmp_path / "argilla")
+    import argilla
+    from argilla._models import DatasetModel, FieldModel, QuestionModel
+    from argilla.records._io._json import JsonIO
+
+    settings = json.loads((folder / ".argilla" / "settings.json").read_text())
+    assert [QuestionModel(**q).name for q in settings["questions"]] == ["label"]
+    assert [FieldModel(**f).name for f in settings["fields"]] == ["text"]
+    DatasetModel(**{k: v for k, v in json.loads((folder / ".argilla" / "dataset.json").read_text()).items() if v is not None})
+    records = JsonIO._records_from_json(folder / "records.json")
+    assert len(records) == 60 and argilla.__version__.startswith("2.")
+    first = records[0].suggestions["label"]
+    assert first.value in ("positive", "negative") and 0 <= first.score <= 1 and first.agent.startswith("labelmill:fake")
+    answered = {int(r.metadata["row"]): r.responses["label"][0].value for r in records if r.responses["label"]}
+    assert answered == reviewed
+    # Hugging Face datasets
+    import datasets
+
+    ds = datasets.load_from_disk(str(export(session, "hf", tmp_path / "hf")))
+    assert ds.num_rows == 60 and {"review_label", "final_label", "llm_label"} <= set(ds.column_names)
+    assert {i: ds[i]["review_label"] for i in reviewed} == reviewed
+    # JSONL / CSV / Parquet with the review columns
+    import pandas as pd
+
+    for fmt, read in (("jsonl", lambda p: pd.read_json(p, lines=True)), ("csv", pd.read_csv), ("parquet", pd.read_parquet)):
+        frame = read(export(session, fmt, tmp_path / f"out.{fmt}"))
+        assert len(frame) == 60 and (frame["review_status"] == "reviewed").sum() == 7
+        assert all(frame.loc[i, "final_label"] == label for i, label in reviewed.items())
+
+
+def test_conll_export_on_the_shipped_ner_example(tmp_path):
+    from labelmill.strategies.review.exports import export, read_conll
+
+    config = str(ROOT / "examples/ner/config.yaml")
+    import yaml
+
+    cfg = yaml.safe_load(Path(config).read_text())
+    sample = [json.loads(line) for line in (ROOT / "examples/ner/sample.jsonl").read_text().splitlines() if line.strip()][:6]
+    cfg["model"] = {"backend": "fake", "params": {"replies": [], "default_reply": "none"}}
+    cfg["examples"] = {"k": 0}
+    cfg["base_dir"] = str(ROOT / "examples/ner")
+    rows = tmp_path / "ner.jsonl"
+    rows.write_text("\n".join(json.dumps(r) for r in sample) + "\n")
+    s = ReviewSession.open(cfg, rows, project=tmp_path / "n.db", student=False)
+    text = s.texts[0]
+    gold = [{"start": sp["start"], "end": sp["end"], "type": sp["label"]} for sp in sample[0]["spans"]]
+    s.submit("ana", 0, gold)
+    path = export(s, "conll", tmp_path / "out.conll")
+    sentences = read_conll(path)
+    assert len(sentences) == 6
+    expected = ["O"] * len(sample[0]["tokens"])
+    for sp in sample[0]["spans"]:
+        for t in range(sp["token_start"], sp["token_end"]):
+            expected[t] = ("B-" if t == sp["token_start"] else "I-") + sp["label"]
+    assert text.split() == sample[0]["tokens"]
+    assert sentences[0] == list(zip(sample[0]["tokens"], expected))
+    with pytest.raises(Exception, match="outside the text"):
+        s.submit("ana", 1, [{"start": 0, "end": 10_000, "type": gold[0]["type"]}])
+    s.close()
