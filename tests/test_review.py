@@ -321,3 +321,26 @@ def test_conll_export_on_the_shipped_ner_example(tmp_path):
     with pytest.raises(Exception, match="outside the text"):
         s.submit("ana", 1, [{"start": 0, "end": 10_000, "type": gold[0]["type"]}])
     s.close()
+
+
+def test_relabel_uses_the_nearest_reviewed_rows_as_demos(tmp_path):
+    """The fake model answers a row it has no keyword for with the label of the demo sharing most words:
+    after people label a few 'fine' and 'meh' rows, relabeling fixes the other such rows."""
+    config = {**CONFIG, "model": {"backend": "fake", "params": {"keywords": CONFIG["model"]["params"]["keywords"], "follow_demos": True}}}
+    data = write_rows(tmp_path / "rows.csv", n=40)
+    s = ReviewSession.open(config, data, project=tmp_path / "p.db", student=False, batch=100)
+    gold = s.frame["label"].astype(str).tolist()
+    unsure = [i for i in range(40) if any(w in s.texts[i] for w in ("fine", "meh"))]
+    wrong_before = sum(s.routing.labels[i] != gold[i] for i in unsure)
+    fine = [i for i in unsure if "fine" in s.texts[i]][:3]
+    meh = [i for i in unsure if "meh" in s.texts[i]][:3]
+    for i in fine + meh:
+        s.submit("ana", i, gold[i])
+    s.refit()
+    rest = [i for i in unsure if i not in fine + meh]
+    assert s.relabel(limit=40, k=4) > 0
+    wrong_after = sum(s.routing.labels[i] != gold[i] for i in rest)
+    assert wrong_before >= 3 and wrong_after == 0
+    runs = s.store.runs()
+    assert len(runs) == 2 and "items" in runs[-1]["config"]  # the relabel is a run of its own, its demos in its config
+    s.close()

@@ -133,6 +133,15 @@ class Router:
             self.pool_x, self.pool_y = self.pool_x[keep], self.pool_y[keep]
         self.use_student = bool(student and embeddings is not None and self.llm_probs is not None)
 
+    def update_llm(self, rows: Sequence[int], probs: np.ndarray, labels: Sequence[Any], confidence: np.ndarray) -> None:
+        """Rows the LLM labeled again (the loop's relabel step): their distribution, label and confidence."""
+        for j, i in enumerate(rows):
+            if self.llm_probs is not None and not np.isnan(probs[j]).any():
+                self.llm_probs[i] = probs[j]
+            if labels[j] is not None:
+                self.llm_labels[i] = labels[j]
+                self.llm_confidence[i] = float(np.nan_to_num(confidence[j], nan=0.0))
+
     # ------------------------------------------------------------------------------------------
     def route(self, reviewed: Mapping[int, Any]) -> Routing:
         """Refit on the reviewed rows {row: label} and route every row."""

@@ -364,6 +364,31 @@ class ReviewSession:
             self.refit()
             return rid
 
+    def relabel(self, limit: int = 200, k: int = 4, backend: Any = None) -> int:
+        """The loop's relabel step: the `limit` most uncertain unreviewed rows are labeled again by the
+        model, each with the `k` nearest reviewed rows (and the config's examples) as few-shot demos.
+        A run of its own in the store (its config holds the demos); returns how many rows were relabeled."""
+        import labelmill
+        from labelmill.config import ExamplesSpec
+
+        with self._lock:
+            reviewed = self.reviewed()
+            rows = self.routing.queue()[:limit]
+            if len(reviewed) < k or not rows or not self.names:
+                return 0
+            spec = self.config.examples
+            column = spec.label_column or self.config.gold_column or "label"
+            items = [{**{c: _plain(v) for c, v in self.records[i].items()}, column: label} for i, label in sorted(reviewed.items())]
+            examples = ExamplesSpec(items=items, file=spec.file, label_column=spec.label_column, k=k, selection="similar",
+                                    embedding_model=spec.embedding_model)
+            cfg = self.config.model_copy(update={"examples": examples})
+            frame = self.frame.iloc[rows].reset_index(drop=True)
+            result = labelmill.run(cfg, frame, project=self.store.path, backend=backend, on_event=self.on_event)
+            table = self.store.labels(result.run_id, len(rows), self.names)
+            self.router.update_llm(rows, table.probs, table.labels, table.confidence)
+            self.refit()
+            return len(rows)
+
     # reporting ------------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         from labelmill.strategies.review.agreement import agreement
