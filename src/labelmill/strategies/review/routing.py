@@ -107,6 +107,7 @@ class Router:
         self, names: Sequence[str], llm_labels: Sequence[Any], llm_confidence: np.ndarray, llm_probs: np.ndarray | None = None,
         *, embeddings: np.ndarray | None = None, pool_embeddings: np.ndarray | None = None, pool_labels: Sequence[Any] = (),
         calibrator: Any = None, trust_threshold: float | None = None, min_fit: int = 30, student: bool = True, seed: int = 0,
+        seed_probs: np.ndarray | None = None, seed_labels: Sequence[Any] = (), seed_embeddings: np.ndarray | None = None,
     ):
         self.names = list(names)
         self.n = len(llm_labels)
@@ -132,6 +133,17 @@ class Router:
             keep = self.pool_y >= 0
             self.pool_x, self.pool_y = self.pool_x[keep], self.pool_y[keep]
         self.use_student = bool(student and embeddings is not None and self.llm_probs is not None)
+        # the seed: labeled rows held out from the student, with the LLM's distributions on them
+        self.seed_p = self.seed_x = None
+        self.seed_y = np.zeros(0, dtype=int)
+        if seed_probs is not None and len(seed_labels) and self.llm_probs is not None:
+            y = np.array([index.get(str(v), -1) for v in seed_labels], dtype=int)
+            keep = y >= 0
+            p = np.asarray(seed_probs, dtype=float)[keep]
+            if calibrator is not None and getattr(calibrator, "method", "") not in ("isotonic", "platt", "fused"):
+                p = calibrator.distribution(p)
+            self.seed_p, self.seed_y = p, y[keep]
+            self.seed_x = None if seed_embeddings is None else np.asarray(seed_embeddings)[keep]
 
     def update_llm(self, rows: Sequence[int], probs: np.ndarray, labels: Sequence[Any], confidence: np.ndarray) -> None:
         """Rows the LLM labeled again (the loop's relabel step): their distribution, label and confidence."""
@@ -156,18 +168,28 @@ class Router:
         rows = np.array([int(i) for i in reviewed if 0 <= int(i) < n and str(reviewed[i]) in index], dtype=int)
         gold = np.array([index[str(reviewed[int(i)])] for i in rows], dtype=int)
         parts = [self.llm_probs]
-        student = held_student = None
-        fit: dict[str, Any] = {"reviewed_for_fit": int(len(rows))}
+        student = held_student = seed_student = None
+        n_seed = len(self.seed_y)
+        fit: dict[str, Any] = {"reviewed_for_fit": int(len(rows)), "seed_rows": int(n_seed)}
         if self.use_student:
-            student, held_student = self._student(rows, gold)
+            student, held_student, seed_student = self._student(rows, gold)
             parts.append(student)
-        if len(rows) >= self.min_fit and len(np.unique(gold)) >= 2:
-            held_parts = [self.llm_probs[rows]] + ([held_student] if held_student is not None else [])
-            theta = fit_combination(held_parts, gold)
-            held_q = self._held_out_combination(held_parts, gold)
+        # fitted on the seed (rows like the whole dataset) and the reviewed rows (the hard ones)
+        fit_gold = np.concatenate([self.seed_y, gold]) if n_seed else gold
+        fit_parts = [np.vstack([self.seed_p, self.llm_probs[rows]]) if n_seed else self.llm_probs[rows]]
+        if student is not None:
+            if n_seed and seed_student is None:
+                seed_student = self.seed_p  # no seed embeddings: the student is taken to agree with the LLM there
+            other = held_student if held_student is not None else np.zeros((0, len(self.names)))
+            fit_parts.append(np.vstack([seed_student, other]) if n_seed else other)
+        if len(fit_gold) >= self.min_fit and len(np.unique(fit_gold)) >= 2 and all(len(p) == len(fit_gold) for p in fit_parts):
+            theta = fit_combination(fit_parts, fit_gold)
+            held_q = self._held_out_combination(fit_parts, fit_gold)
             q = combine(parts, theta)
             fit.update({"weights": [round(float(w), 3) for w in theta[: len(parts)]], "bias": [round(float(b), 3) for b in theta[len(parts) :]]})
-            held_conf, held_ok = held_q.max(axis=1), held_q.argmax(axis=1) == gold
+            held_conf, held_ok = held_q[:n_seed].max(axis=1), held_q[:n_seed].argmax(axis=1) == fit_gold[:n_seed]
+            if not n_seed:
+                held_conf, held_ok = held_q.max(axis=1), held_q.argmax(axis=1) == fit_gold
         else:
             q = self.llm_probs if student is None else combine(parts, np.concatenate([[1.0, 0.0], np.zeros(len(self.names))]))
             held_conf = held_ok = None
@@ -190,8 +212,9 @@ class Router:
             return np.zeros(self.n, dtype=bool)
         return (~is_reviewed) & (confidence >= self.trust_threshold)
 
-    def _student(self, rows: np.ndarray, gold: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """(n, k) student probabilities for every row, and out-of-fold ones for the reviewed rows."""
+    def _student(self, rows: np.ndarray, gold: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(n, k) student probabilities for every row, out-of-fold ones for the reviewed rows, and
+        out-of-sample ones for the seed rows (never in its training data)."""
         from labelmill.strategies.students.models import LinearStudent
 
         k = len(self.names)
@@ -199,13 +222,15 @@ class Router:
         pool_x = self.pool_x if self.pool_x is not None else np.zeros((0, X.shape[1]), dtype=X.dtype)
         pool_y = self.pool_y if self.pool_x is not None else np.zeros(0, dtype=int)
         if len(pool_y) == 0 and len(rows) < 10:  # nothing to learn from yet: the student agrees with the LLM
-            return self.llm_probs.copy(), None if len(rows) == 0 else self.llm_probs[rows]
+            return self.llm_probs.copy(), None if len(rows) == 0 else self.llm_probs[rows], self.seed_p
         train_x = np.vstack([pool_x, X[rows]]) if len(rows) else pool_x
         train_y = np.concatenate([pool_y, gold]) if len(rows) else pool_y
         weight = np.concatenate([np.ones(len(pool_y)), np.full(len(rows), 2.0)])
-        full = LinearStudent(k, seed=self.seed).fit(train_x, train_y, weight).predict_proba(X)
+        model = LinearStudent(k, seed=self.seed).fit(train_x, train_y, weight)
+        full = model.predict_proba(X)
+        on_seed = model.predict_proba(self.seed_x) if self.seed_x is not None and len(self.seed_y) else None
         if len(rows) == 0:
-            return full, None
+            return full, None, on_seed
         held = np.zeros((len(rows), k))
         folds = 5 if len(rows) >= 10 else 2
         order = np.random.default_rng(self.seed).permutation(len(rows))
@@ -219,7 +244,7 @@ class Router:
                 held[test] = full[rows[test]]
                 continue
             held[test] = LinearStudent(k, seed=self.seed).fit(fx, fy, fw).predict_proba(X[rows[test]])
-        return full, held
+        return full, held, on_seed
 
     def _held_out_combination(self, held_parts: Sequence[np.ndarray], gold: np.ndarray, folds: int = 5) -> np.ndarray:
         """Each reviewed row's combined distribution from a combination fitted without it."""

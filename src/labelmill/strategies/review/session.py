@@ -122,7 +122,7 @@ class ReviewSession:
         cls, config: str | Path | dict | Config, data: Any, *, project: str | Path = "labelmill.db", backend: Any = None,
         calibration: Any = None, target: float = 0.95, trust_threshold: float | None = None, batch: int = 10, overlap: int = 1,
         blind: bool = False, budget: Budget | str | None = None, student: bool | str = True, use_examples: bool = True,
-        finetune_rows: int = 4000, on_event: EventHandler = ignore,
+        finetune_rows: int = 4000, seed_rows: int = 200, on_event: EventHandler = ignore,
     ) -> ReviewSession:
         """Label `data` through the core run (everything already labeled comes from the project store,
         so a labeled output reopens at once) and open it for review. `data` is the input or the output
@@ -131,7 +131,11 @@ class ReviewSession:
         `student`: True or "linear" (logistic regression on sentence embeddings, refitted after every
         batch), "finetuned" (the encoder is first fine-tuned on up to `finetune_rows` of the config's
         labeled examples, once, and cached in the store; the linear head on its embeddings is then
-        refitted the same way), False (rank by the model's confidence only)."""
+        refitted the same way), False (rank by the model's confidence only).
+
+        `seed_rows` of the config's labeled examples (drawn at random, held out from the student) are
+        labeled by the model once: with them the combination and its confidences are fitted on rows like
+        the whole dataset from the first review, not only on the hard rows people see."""
         import labelmill
         from labelmill.api import load_with_notices
         from labelmill.io import read_rows
@@ -156,16 +160,23 @@ class ReviewSession:
         texts = [task.render(r) for r in frame.to_dict("records")]
         hashes = [(s.row_hash if s is not None else "") for s in table.rows]
         embeddings = pool_x = None
-        pool_y: list[Any] = []
+        pool = _pool(cfg, task, names, seed_rows) if names and use_examples and (cfg.examples.file or cfg.examples.items) else None
         if names and student:
-            embeddings, pool_x, pool_y = _embeddings(cfg, task, texts, store, use_examples, on_event)
-            if student == "finetuned" and pool_x is not None:
-                embeddings, pool_x, pool_y = _finetuned(cfg, task, texts, names, store, finetune_rows, on_event)
+            embeddings, pool_x = _embeddings(cfg, texts, pool, store, on_event)
+            if student == "finetuned" and pool is not None and embeddings is not None:
+                embeddings, pool_x = _finetuned(cfg, texts, pool, names, store, finetune_rows, on_event)
+        seed_probs = _seed_probs(cfg, pool, names, project, backend, on_event) if pool is not None and probs_ok(table) else None
+        seed = {}
+        if pool is not None and seed_probs is not None:
+            seed = {"seed_probs": seed_probs, "seed_labels": [pool.labels[i] for i in pool.seed],
+                    "seed_embeddings": None if pool_x is None else pool_x[pool.seed]}
+        train = pool.train if pool is not None else []
         threshold = trust_threshold if trust_threshold is not None else (calibrator.threshold if calibrator is not None else None)
         probs = table.probs if names and table.has_distribution.any() else None
         shown = [None if v is None else task.output_value(_label(v)) for v in table.labels]  # NER: the spans, not the raw answer
         router = Router(
-            names, shown, table.confidence, probs, embeddings=embeddings, pool_embeddings=pool_x, pool_labels=pool_y,
+            names, shown, table.confidence, probs, embeddings=embeddings, pool_embeddings=None if pool_x is None else pool_x[train],
+            pool_labels=[pool.labels[i] for i in train] if pool is not None else [], **seed,
             calibrator=calibrator, trust_threshold=threshold, student=student and embeddings is not None,
         )
         return cls(cfg, frame, result.run_id, store, labels_from=table, names=names, texts=texts, row_hashes=hashes, embeddings=embeddings,
@@ -457,6 +468,10 @@ class ReviewSession:
         return done
 
 
+def probs_ok(table: Any) -> bool:
+    return bool(len(table.names)) and bool(table.has_distribution.any())
+
+
 def _label(value: Any):
     from labelmill.types import Label
 
@@ -473,64 +488,93 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def _embeddings(cfg: Config, task: Any, texts: list[str], store: Any, use_examples: bool, on_event: EventHandler) -> tuple[Any, Any, list[Any]]:
-    """Row embeddings, and the labeled examples' embeddings and labels (the student's seed pool)."""
+@dataclass
+class Pool:
+    """The config's labeled examples, split into the student's training pool and a held-out seed: the
+    seed rows are labeled by the model once (a run in the store) and, with the student's out-of-sample
+    predictions, calibrate the combination from the first review on."""
+
+    texts: list[str]
+    labels: list[str]
+    records: list[dict[str, Any]]
+    seed: list[int]  # indices held out as the seed
+    train: list[int]  # indices the student learns from
+
+
+def _pool(cfg: Config, task: Any, names: list[str], seed_rows: int) -> Pool | None:
+    from labelmill.selectors.pickers import load_examples
+
+    label_column = cfg.examples.label_column or cfg.gold_column or "label"
+    texts, labels, records = [], [], []
+    for item in load_examples(cfg):
+        value = item.get(label_column)
+        if value is None or str(value) not in names:
+            continue
+        try:
+            texts.append(task.render(item))
+        except Exception:  # noqa: BLE001 - an example the template cannot render is left out
+            continue
+        labels.append(str(value))
+        records.append(item)
+    if not texts:
+        return None
+    order = [int(i) for i in np.random.default_rng(0).permutation(len(texts))]
+    n_seed = min(seed_rows, len(texts) // 4)
+    return Pool(texts, labels, records, sorted(order[:n_seed]), sorted(order[n_seed:]))
+
+
+def _seed_probs(cfg: Config, pool: Pool, names: list[str], project: Any, backend: Any, on_event: EventHandler) -> np.ndarray | None:
+    """The model's label distributions on the seed rows (labeled once; later opens read the store)."""
+    import pandas as pd
+
+    import labelmill
+    from labelmill.store import Store
+
+    if not pool.seed:
+        return None
+    frame = pd.DataFrame([pool.records[i] for i in pool.seed])
+    result = labelmill.run(cfg, frame, project=project, backend=backend, on_event=on_event)
+    with Store(project) as store:
+        probs = store.labels(result.run_id, len(frame), names).probs
+    return None if np.isnan(probs).any() else probs
+
+
+def _embeddings(cfg: Config, texts: list[str], pool: Pool | None, store: Any, on_event: EventHandler) -> tuple[Any, Any]:
+    """Sentence embeddings of the rows and of every pool text (None, None without sentence-transformers)."""
     try:
         from labelmill.selectors.embeddings import embed
     except ImportError:
-        return None, None, []
+        return None, None
     try:
-        vectors = embed(texts, model=cfg.examples.embedding_model, store=store)
+        rows = embed(texts, model=cfg.examples.embedding_model, store=store)
+        return rows, (embed(pool.texts, model=cfg.examples.embedding_model, store=store) if pool is not None else None)
     except Exception as exc:  # noqa: BLE001 - no embeddings: the queue still works on confidence alone
         on_event(Notice(f"review: no sentence embeddings ({type(exc).__name__}: {exc}); no student, no nearest rows"))
-        return None, None, []
-    if not use_examples:
-        return vectors, None, []
-    from labelmill.selectors.pickers import load_examples
-
-    items = load_examples(cfg)
-    label_column = cfg.examples.label_column or cfg.gold_column or "label"
-    pool_texts, pool_labels = [], []
-    for item in items:
-        if label_column in item and item[label_column] is not None:
-            try:
-                pool_texts.append(task.render(item))
-            except Exception:  # noqa: BLE001 - an example the template cannot render is left out
-                continue
-            pool_labels.append(str(item[label_column]))
-    if not pool_texts:
-        return vectors, None, []
-    return vectors, embed(pool_texts, model=cfg.examples.embedding_model, store=store), pool_labels
+        return None, None
 
 
-def _finetuned(cfg: Config, task: Any, texts: list[str], names: list[str], store: Any, max_rows: int, on_event: EventHandler) -> tuple[Any, Any, list[Any]]:
-    """Embeddings of the rows and of the examples from an encoder fine-tuned on the examples (at most
-    `max_rows`, drawn at random with a fixed seed), cached in the store under the fine-tune's hash."""
+def _finetuned(cfg: Config, texts: list[str], pool: Pool, names: list[str], store: Any, max_rows: int, on_event: EventHandler) -> tuple[Any, Any]:
+    """Embeddings of the rows and of every pool text from an encoder fine-tuned on the pool's training
+    part (at most `max_rows` of it), cached in the store under the fine-tune's hash."""
     import hashlib
 
-    from labelmill.selectors.pickers import load_examples
+    from labelmill.selectors.embeddings import embedding_key
     from labelmill.strategies.students.models import FinetunedStudent
 
-    label_column = cfg.examples.label_column or cfg.gold_column or "label"
-    pool = [(task.render(item), str(item[label_column])) for item in load_examples(cfg) if str(item.get(label_column)) in names]
-    order = np.random.default_rng(0).permutation(len(pool))[:max_rows]
-    pool = [pool[i] for i in order]
-    digest = hashlib.sha256(json.dumps([cfg.examples.embedding_model, names, pool]).encode()).hexdigest()[:16]
+    train = pool.train[:max_rows]
+    digest = hashlib.sha256(json.dumps([cfg.examples.embedding_model, names, [(pool.texts[i], pool.labels[i]) for i in train]]).encode()).hexdigest()[:16]
     model_key = f"finetuned:{cfg.examples.embedding_model}:{digest}"
-    from labelmill.selectors.embeddings import embedding_key
-
-    keys = [embedding_key(model_key, t) for t in texts] + [embedding_key(model_key, t) for t, _ in pool]
+    every = list(dict.fromkeys(texts + pool.texts))
+    keys = [embedding_key(model_key, t) for t in every]
     found = store.embeddings_get(keys)
-    if len(found) < len(set(keys)):
-        on_event(Notice(f"review: fine-tuning the student's encoder on {len(pool)} labeled examples (once; cached in the store)"))
-        student = FinetunedStudent(len(names), cfg.examples.embedding_model, epochs=1).fit_texts([t for t, _ in pool], np.array([names.index(y) for _, y in pool]))
-        every = list(dict.fromkeys(texts + [t for t, _ in pool]))
-        vectors = student.encode(every)
-        store.embeddings_put(model_key, {embedding_key(model_key, t): v for t, v in zip(every, vectors)})
+    if len(found) < len(keys):
+        on_event(Notice(f"review: fine-tuning the student's encoder on {len(train)} labeled examples (once; cached in the store)"))
+        student = FinetunedStudent(len(names), cfg.examples.embedding_model, epochs=1)
+        student.fit_texts([pool.texts[i] for i in train], np.array([names.index(pool.labels[i]) for i in train]))
+        store.embeddings_put(model_key, dict(zip(keys, student.encode(every))))
         found = store.embeddings_get(keys)
     rows = np.stack([found[embedding_key(model_key, t)] for t in texts])
-    pool_x = np.stack([found[embedding_key(model_key, t)] for t, _ in pool])
-    return rows, pool_x, [y for _, y in pool]
+    return rows, np.stack([found[embedding_key(model_key, t)] for t in pool.texts])
 
 
 def dumps(view: RowView) -> str:
