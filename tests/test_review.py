@@ -344,3 +344,40 @@ def test_relabel_uses_the_nearest_reviewed_rows_as_demos(tmp_path):
     runs = s.store.runs()
     assert len(runs) == 2 and "items" in runs[-1]["config"]  # the relabel is a run of its own, its demos in its config
     s.close()
+
+
+def test_cli_headless_simulate_export_and_import(tmp_path):
+    import yaml
+    from click.testing import CliRunner
+
+    from labelmill.cli import cli
+    from labelmill.cli.app import _add_strategy_commands
+
+    _add_strategy_commands()
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(CONFIG))
+    data = write_rows(tmp_path / "rows.csv", n=30)
+    runner = CliRunner()
+    out = runner.invoke(cli, ["review", str(config), str(data), "--project", str(tmp_path / "p.db"), "--no-student", "--simulate", "label",
+                              "--reviews", "9", "--export", "label-studio", "--out", str(tmp_path / "ls.json"), "--json"])
+    assert out.exit_code == 0, out.output
+    status = json.loads(out.output.strip().splitlines()[-1])
+    assert status["reviewed"] == 9
+    tasks = json.loads((tmp_path / "ls.json").read_text())
+    assert sum(1 for t in tasks if t.get("annotations")) == 9
+    # labelmill export brings the reviews along with --project
+    out = runner.invoke(cli, ["export", str(config), str(data), "--project", str(tmp_path / "p.db"), "--format", "csv", "--out", str(tmp_path / "r.csv")])
+    assert out.exit_code == 0, out.output
+    import pandas as pd
+
+    frame = pd.read_csv(tmp_path / "r.csv")
+    assert (frame["review_status"] == "reviewed").sum() == 9
+    # a fresh project imports the Label Studio file
+    out = runner.invoke(cli, ["review", str(config), str(data), "--project", str(tmp_path / "q.db"), "--no-student",
+                              "--import-label-studio", str(tmp_path / "ls.json"), "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output.strip().splitlines()[-1])["reviewed"] == 9
+    # a broken import is a clear error, and nothing is lost
+    (tmp_path / "bad.json").write_text("{not json")
+    out = runner.invoke(cli, ["review", str(config), str(data), "--project", str(tmp_path / "q.db"), "--no-student", "--import-label-studio", str(tmp_path / "bad.json")])
+    assert out.exit_code != 0 and "cannot read Label Studio export" in str(out.exception or out.output)

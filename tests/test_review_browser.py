@@ -199,7 +199,7 @@ def test_review_five_rows_with_the_keyboard_reload_and_export(server, workdir):
         wait_for(driver, lambda d: f"saved row {seen[-1]}" in status_text(d))
         if os.environ.get("LABELMILL_SCREENSHOT"):
             Path(os.environ["LABELMILL_SCREENSHOT"]).parent.mkdir(parents=True, exist_ok=True)
-            driver.save_screenshot(os.environ["LABELMILL_SCREENSHOT"])
+            assert driver.save_screenshot(str(Path(os.environ["LABELMILL_SCREENSHOT"]).resolve()))
         driver.refresh()
         wait_for(driver, lambda d: d.find_elements("id", "row-text") and "reviewed 5" in status_text(d))
         # the page's export link downloads the reviewed dataset
