@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -53,9 +54,26 @@ def share_static(order: np.ndarray, correct: np.ndarray, target: float = TARGET)
     return 1.0
 
 
+def fresh_copy(project: Path, name: str) -> Path:
+    """A copy of the labeled project with no reviews (SQLite's backup API), so each way starts from zero
+    reviews while the model's labels, the embeddings and the fine-tuned encoder's cache come along."""
+    import sqlite3
+
+    dest = project.with_name(f"{project.stem}-{name}.db")
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(dest) + suffix).unlink(missing_ok=True)
+    with sqlite3.connect(project) as src, sqlite3.connect(dest) as dst:
+        src.backup(dst)
+        has_reviews = dst.execute("SELECT name FROM sqlite_master WHERE name = 'reviews'").fetchone()
+        if has_reviews:
+            dst.execute("DELETE FROM reviews")
+    return dest
+
+
 def run_loop(config: Path, frame, project: Path, gold: list[str], student, batch: int, use_examples: bool) -> dict:
     from labelmill.strategies.review.session import ReviewSession
 
+    project = fresh_copy(project, "examples" if use_examples else "reviews-only")
     started = time.perf_counter()
     session = ReviewSession.open(config, frame, project=project, batch=batch, student=student, use_examples=use_examples, target=TARGET)
     opened = time.perf_counter() - started
@@ -146,7 +164,9 @@ def main() -> None:
         workdir = Path(args.workdir) if args.workdir else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         for name in args.sets.split(","):
-            figures.update(bench_set(name.strip(), args.rows, args.batch, student, workdir))
+            one = bench_set(name.strip(), args.rows, args.batch, student, workdir)
+            print(json.dumps({k: v for k, v in one.items() if not isinstance(v, (dict, list))}, default=float), file=sys.stderr, flush=True)
+            figures.update(one)
     figures["wall_s"] = round(time.perf_counter() - started, 1)
     if args.json:
         print(json.dumps(figures, default=float))

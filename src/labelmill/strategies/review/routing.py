@@ -108,6 +108,7 @@ class Router:
         *, embeddings: np.ndarray | None = None, pool_embeddings: np.ndarray | None = None, pool_labels: Sequence[Any] = (),
         calibrator: Any = None, trust_threshold: float | None = None, min_fit: int = 30, student: bool = True, seed: int = 0,
         seed_probs: np.ndarray | None = None, seed_labels: Sequence[Any] = (), seed_embeddings: np.ndarray | None = None,
+        recalibrate: bool = True,
     ):
         self.names = list(names)
         self.n = len(llm_labels)
@@ -117,6 +118,7 @@ class Router:
         self.calibrator = calibrator
         self.trust_threshold = trust_threshold
         self.min_fit = min_fit
+        self.recalibrate = recalibrate
         self.seed = seed
         self.llm_probs = None
         if llm_probs is not None and self.names:
@@ -195,6 +197,15 @@ class Router:
             held_conf = held_ok = None
         predicted = q.argmax(axis=1)
         confidence = q.max(axis=1)
+        if self.recalibrate and n_seed >= 50 and held_conf is not None and 0 < held_ok.mean() < 1:
+            # the combination's confidence mapped to P(right) on the seed's held-out rows (Platt): rows like
+            # the whole dataset, so the estimate does not inherit an overconfident fit on the hard rows
+            from labelmill.numeric.calibration import fit_platt
+
+            a, c = fit_platt(held_conf, held_ok.astype(float))
+            logit = np.log(np.clip(confidence, EPS, 1 - EPS) / np.clip(1 - confidence, EPS, 1.0))
+            confidence = 1.0 / (1.0 + np.exp(-np.clip(a * logit + c, -30, 30)))
+            fit["platt"] = [round(a, 3), round(c, 3)]
         labels: list[Any] = [self.names[j] for j in predicted]
         for i, value in reviewed.items():
             if 0 <= int(i) < n:
