@@ -75,7 +75,8 @@ def run_loop(config: Path, frame, project: Path, gold: list[str], student, batch
 
     project = fresh_copy(project, "examples" if use_examples else "reviews-only")
     started = time.perf_counter()
-    session = ReviewSession.open(config, frame, project=project, batch=batch, student=student, use_examples=use_examples, target=TARGET)
+    session = ReviewSession.open(config, frame, project=project, batch=batch, student=student, use_examples=use_examples, target=TARGET,
+                                 stop_at_target=False)  # the bench measures the truth, so it runs until the truth reaches the target
     opened = time.perf_counter() - started
     n = len(gold)
     curve: list[tuple[int, float, float]] = []

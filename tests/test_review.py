@@ -381,3 +381,15 @@ def test_cli_headless_simulate_export_and_import(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     out = runner.invoke(cli, ["review", str(config), str(data), "--project", str(tmp_path / "q.db"), "--no-student", "--import-label-studio", str(tmp_path / "bad.json")])
     assert out.exit_code != 0 and "cannot read Label Studio export" in str(out.exception or out.output)
+
+
+def test_the_queue_stops_when_the_target_holds(tmp_path):
+    data = write_rows(tmp_path / "rows.csv", n=40)
+    s = ReviewSession.open(CONFIG, data, project=tmp_path / "p.db", student=False, batch=1, target=0.8)
+    gold = s.frame["label"].astype(str).tolist()
+    done = s.simulate(lambda i: gold[i])
+    status = s.status()
+    assert status["target_reached"] and status["lower_bound"] >= 0.8
+    assert status["in_queue"] == 0 and s.next_row("ana") is None
+    assert 0 < done < 40  # it stopped before every row was seen
+    s.close()

@@ -87,6 +87,7 @@ class ReviewSession:
         self, config: Config, frame: Any, run_id: int, store: Any, *, labels_from: Any, names: list[str], texts: list[str],
         row_hashes: list[str], embeddings: np.ndarray | None = None, router: Router | None = None, target: float = 0.95,
         batch: int = 10, overlap: int = 1, blind: bool = False, budget: Budget | None = None, on_event: EventHandler = ignore,
+        stop_at_target: bool = True,
     ):
         from labelmill.tasks import make_task
 
@@ -108,6 +109,7 @@ class ReviewSession:
         self.overlap = max(1, overlap)
         self.blind = blind
         self.budget = budget or Budget()
+        self.stop_at_target = stop_at_target
         self.on_event = on_event
         self.started = time.time()
         self._lock = threading.RLock()
@@ -121,7 +123,7 @@ class ReviewSession:
     def open(
         cls, config: str | Path | dict | Config, data: Any, *, project: str | Path = "labelmill.db", backend: Any = None,
         calibration: Any = None, target: float = 0.95, trust_threshold: float | None = None, batch: int = 10, overlap: int = 1,
-        blind: bool = False, budget: Budget | str | None = None, student: bool | str = True, use_examples: bool = True,
+        blind: bool = False, budget: Budget | str | None = None, student: bool | str = True, use_examples: bool = True, stop_at_target: bool = True,
         finetune_rows: int = 4000, seed_rows: int = 200, on_event: EventHandler = ignore,
     ) -> ReviewSession:
         """Label `data` through the core run (everything already labeled comes from the project store,
@@ -180,7 +182,7 @@ class ReviewSession:
             calibrator=calibrator, trust_threshold=threshold, student=student and embeddings is not None,
         )
         return cls(cfg, frame, result.run_id, store, labels_from=table, names=names, texts=texts, row_hashes=hashes, embeddings=embeddings,
-                   router=router, target=target, batch=batch, overlap=overlap, blind=blind,
+                   router=router, target=target, batch=batch, overlap=overlap, blind=blind, stop_at_target=stop_at_target,
                    budget=budget if isinstance(budget, Budget) else Budget.parse(budget), on_event=on_event)
 
     def close(self) -> None:
@@ -218,6 +220,8 @@ class ReviewSession:
     def queue(self, annotator: str | None = None) -> list[int]:
         """Rows waiting for `annotator`, most valuable first: rows no one settled, and (with overlap k)
         rows with fewer than k ratings that this annotator has not rated."""
+        if self.stop_at_target and self.routing.estimate.get("lower_bound", 0.0) >= self.target:
+            return []  # the target holds (its lower bound): the loop stops
         ratings = self.log.ratings()
         settled, conflicts = self.log.final(self.overlap)
         order = [i for i in self.routing.queue() if i not in settled]
