@@ -43,14 +43,19 @@ _EPS = 1e-12
 # fitting
 
 
-def _log(p: np.ndarray) -> np.ndarray:
+def log_probs(p: np.ndarray) -> np.ndarray:
+    """log p, with p clipped away from 0."""
     return np.log(np.clip(p, _EPS, 1.0))
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (n, k) scores."""
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+_log, _softmax = log_probs, softmax
 
 
 def fit_scaling(probs: np.ndarray, gold: np.ndarray, *, bias: bool, l2: float = 0.01, steps: int = 500) -> tuple[float, np.ndarray]:

@@ -54,14 +54,11 @@ class Routing:
         return [int(i) for i in (order if limit is None else order[:limit])]
 
 
+from labelmill.numeric.calibration import softmax as _softmax  # noqa: E402
+
+
 def _log(p: np.ndarray) -> np.ndarray:
-    return np.log(np.clip(p, EPS, 1.0))
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    return np.log(np.clip(p, EPS, 1.0))  # clipped at 1e-6: one overconfident source cannot swamp the other
 
 
 def fit_combination(parts: Sequence[np.ndarray], gold: np.ndarray, l2: float = 1.0) -> np.ndarray:

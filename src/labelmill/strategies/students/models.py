@@ -107,19 +107,15 @@ class FinetunedStudent:
     def predict_texts(self, texts: Sequence[str]) -> np.ndarray:
         import torch
 
-        encoder, head = self._net
-        out = []
+        _, head = self._net
+        if not len(texts):
+            return np.zeros((0, self.n_labels))
         with torch.no_grad():
-            for start in range(0, len(texts), 64):
-                features = _preprocess(encoder, list(texts[start : start + 64]))
-                emb = encoder(features)["sentence_embedding"]
-                out.append(torch.softmax(head(torch.nn.functional.normalize(emb, dim=-1) * 10), dim=-1).numpy())
-        probs = np.concatenate(out) if out else np.zeros((0, self.n_labels))
+            probs = torch.softmax(head(torch.from_numpy(self.encode(texts)) * 10), dim=-1).numpy()
         return np.clip(probs, FLOOR, 1.0) / np.clip(probs, FLOOR, 1.0).sum(axis=1, keepdims=True)
 
-
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """(n, d) unit-length sentence embeddings from the fine-tuned encoder (features for a linear head)."""
+        """(n, d) unit-length sentence embeddings from the fine-tuned encoder (the features its head reads)."""
         import torch
 
         encoder, _ = self._net
