@@ -304,3 +304,61 @@ def test_kill_9_loses_no_committed_review(workdir):
             assert sorted(ReviewLog(store, run_id).final()[0]) == sorted(saved)
     finally:
         again.stop()
+
+
+NER_CONFIG = """\
+task: ner
+name: news-entities
+labels: [PER, ORG, LOC, MISC]
+guidelines: Mark people, organisations, places and other names.
+input_template: "{text}"
+examples: {k: 0}
+model:
+  backend: fake
+  params: {replies: [], default_reply: "none"}
+"""
+
+
+def test_ner_view_adds_and_removes_spans_by_selection(tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    (tmp_path / "config.yaml").write_text(NER_CONFIG)
+    with (tmp_path / "rows.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text"])
+        writer.writerows([["SOCCER - JAPAN GET LUCKY WIN , CHINA IN SURPRISE DEFEAT ."], ["Nadim Ladki"]])
+    server = Server(tmp_path)
+    driver = chrome()
+    select = """
+        const box = document.getElementById('row-text'); const want = arguments[0];
+        const walker = document.createTreeWalker(box, NodeFilter.SHOW_TEXT); let node;
+        while ((node = walker.nextNode())) { const at = node.textContent.indexOf(want);
+          if (at >= 0) { const r = document.createRange(); r.setStart(node, at); r.setEnd(node, at + want.length);
+            const sel = window.getSelection(); sel.removeAllRanges(); sel.addRange(r); return true; } }
+        return false;"""
+    try:
+        driver.get(server.links["ana"])
+        wait_for(driver, lambda d: "SOCCER" in d.find_element("id", "row-text").text)
+        assert driver.execute_script(select, "JAPAN")
+        ActionChains(driver).send_keys("3").perform()  # LOC
+        wait_for(driver, lambda d: [e.text for e in d.find_elements("css selector", "#row-text .span")] == ["JAPAN"])
+        assert driver.execute_script(select, "CHINA")
+        ActionChains(driver).send_keys("1").perform()  # PER, a wrong type on purpose
+        wait_for(driver, lambda d: len(d.find_elements("css selector", "#row-text .span")) == 2)
+        driver.find_elements("css selector", "#row-text .span")[1].click()  # remove it again
+        wait_for(driver, lambda d: len(d.find_elements("css selector", "#row-text .span")) == 1)
+        assert driver.execute_script(select, "CHINA")
+        ActionChains(driver).send_keys("3").perform()
+        wait_for(driver, lambda d: len(d.find_elements("css selector", "#row-text .span")) == 2)
+        ActionChains(driver).send_keys(Keys.ENTER).perform()
+        wait_for(driver, lambda d: "saved row 0" in status_text(d))
+        from labelmill.store import Store
+        from labelmill.strategies.review.log import ReviewLog
+
+        with Store(tmp_path / "project.db") as store:
+            saved = ReviewLog(store, store.runs()[-1]["id"]).final()[0][0]
+        assert [(s["start"], s["end"], s["type"], s["text"]) for s in saved] == [(9, 14, "LOC", "JAPAN"), (31, 36, "LOC", "CHINA")]
+    finally:
+        driver.quit()
+        server.stop()

@@ -41,7 +41,7 @@
     if (cfg.task === "ner" && Array.isArray(picked)) {
       let at = 0; const spans = picked.slice().sort((a, b) => a.start - b.start);
       spans.forEach((s, n) => { if (s.start < at) return; text.append(document.createTextNode(row.text.slice(at, s.start)));
-        const m = el("span", row.text.slice(s.start, s.end), "span"); m.append(el("sup", s.type)); m.title = "click to remove";
+        const m = el("span", row.text.slice(s.start, s.end), "span"); m.dataset.type = s.type; m.title = s.type + " (click to remove)";
         m.addEventListener("click", () => { picked = picked.filter((x) => x !== s); render(); }); text.append(m); at = s.end; });
       text.append(document.createTextNode(row.text.slice(at)));
     } else { text.textContent = row.text; }
