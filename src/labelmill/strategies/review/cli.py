@@ -26,14 +26,18 @@ import click
 @click.option("--calibration", type=click.Path(exists=True, dir_okay=False), help="A calibration file from `labelmill calibrate` (its threshold marks trusted rows).")
 @click.option("--trust-above", type=click.FloatRange(0.0, 1.0), help="Rows at or above this calibrated confidence never enter the queue.")
 @click.option("--no-student", is_flag=True, help="No student or embeddings: rank by the model's confidence only.")
+@click.option("--student", "student_kind", type=click.Choice(["linear", "finetuned"]), default="linear", show_default=True,
+              help="finetuned: fine-tune the sentence encoder on the config's examples first (minutes, once; cached in the store).")
 @click.option("--export", "export_format", type=click.Choice(["jsonl", "csv", "parquet", "label-studio", "argilla", "hf", "conll"]), help="Write the reviewed dataset and exit.")
 @click.option("--out", "out_path", type=click.Path(), help="Where --export writes.")
 @click.option("--import-label-studio", "ls_import", type=click.Path(exists=True, dir_okay=False), help="Add the annotations of a Label Studio JSON export and exit.")
 @click.option("--simulate", "gold_column", help="Headless: this column answers as the reviewer (tests, benchmarks).")
 @click.option("--reviews", type=click.IntRange(min=1), help="With --simulate: how many reviews.")
+@click.option("--relabel", type=click.IntRange(min=1), help="Headless: the model labels this many of the most uncertain unreviewed rows again, "
+              "with the nearest reviewed rows as demos.")
 @click.option("--json", "as_json", is_flag=True, help="Headless: print the status as JSON.")
 def review_command(config, data, project, host, port, annotators, tokens_file, target, budget, overlap, blind, batch, calibration, trust_above,
-                   no_student, export_format, out_path, ls_import, gold_column, reviews, as_json):
+                   no_student, student_kind, export_format, out_path, ls_import, gold_column, reviews, relabel, as_json):
     """Review the labels of DATA (an input file or the output of `labelmill run`) with CONFIG.
 
     Starts a web app on 127.0.0.1: the rows most worth a person's time first, a keyboard for each task
@@ -43,13 +47,14 @@ def review_command(config, data, project, host, port, annotators, tokens_file, t
     from labelmill.cli.progress import ProgressView
     from labelmill.strategies.review.session import ReviewSession
 
-    headless = bool(export_format or ls_import or gold_column or as_json)
+    headless = bool(export_format or ls_import or gold_column or relabel or as_json)
     session = ReviewSession.open(
         config, data, project=project, calibration=calibration, target=target, trust_threshold=trust_above, batch=batch, overlap=overlap,
-        blind=blind, budget=budget, student=not no_student, on_event=ProgressView(quiet=as_json),
+        blind=blind, budget=budget, student=False if no_student else ("finetuned" if student_kind == "finetuned" else True),
+        on_event=ProgressView(quiet=as_json),
     )
     if headless:
-        _headless(session, export_format, out_path, ls_import, gold_column, reviews, as_json)
+        _headless(session, export_format, out_path, ls_import, gold_column, reviews, relabel, as_json)
         return
     names = list(annotators) or [os.environ.get("USER") or "reviewer"]
     links = {}
@@ -78,7 +83,7 @@ def serve(session, host: str, port: int) -> None:
     uvicorn.run(create_app(session), host=host, port=port, log_level="warning", loop="asyncio", http="h11", ws="none")
 
 
-def _headless(session, export_format, out_path, ls_import, gold_column, reviews, as_json) -> None:
+def _headless(session, export_format, out_path, ls_import, gold_column, reviews, relabel, as_json) -> None:
     from labelmill.errors import InputDataError
     from labelmill.strategies.review.exports import export, import_label_studio
 
@@ -91,6 +96,9 @@ def _headless(session, export_format, out_path, ls_import, gold_column, reviews,
         gold = session.frame[gold_column].astype(str).tolist()
         done = session.simulate(lambda i: gold[i], reviews=reviews)
         click.echo(f"simulated {done} reviews from column {gold_column!r}", err=True)
+    if relabel:
+        count = session.relabel(relabel)
+        click.echo(f"relabeled {count} rows with the nearest reviewed rows as demos", err=True)
     if export_format:
         if not out_path:
             raise click.UsageError("--export needs --out")
