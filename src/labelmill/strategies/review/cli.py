@@ -74,9 +74,14 @@ def review_command(config, data, project, host, port, annotators, tokens_file, t
 
 
 def serve(session, host: str, port: int) -> None:
-    import uvicorn
+    from labelmill.errors import MissingDependencyError
 
-    from labelmill.strategies.review.app import create_app
+    try:
+        import uvicorn
+
+        from labelmill.strategies.review.app import create_app
+    except ImportError as exc:
+        raise MissingDependencyError(exc.name or "fastapi", "review", "the review web app") from None
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"warning: binding {host}: anyone who can reach it and holds a token can review", err=True)

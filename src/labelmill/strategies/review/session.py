@@ -124,7 +124,7 @@ class ReviewSession:
         cls, config: str | Path | dict | Config, data: Any, *, project: str | Path = "labelmill.db", backend: Any = None,
         calibration: Any = None, target: float = 0.95, trust_threshold: float | None = None, batch: int = 10, overlap: int = 1,
         blind: bool = False, budget: Budget | str | None = None, student: bool | str = True, use_examples: bool = True, stop_at_target: bool = True,
-        finetune_rows: int = 4000, seed_rows: int = 500, on_event: EventHandler = ignore,
+        finetune_rows: int = 4000, seed_rows: int = 1000, on_event: EventHandler = ignore,
     ) -> ReviewSession:
         """Label `data` through the core run (everything already labeled comes from the project store,
         so a labeled output reopens at once) and open it for review. `data` is the input or the output
