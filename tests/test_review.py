@@ -234,30 +234,42 @@ def test_hostile_text_is_data_not_markup(session):
 
 
 # exports and imports --------------------------------------------------------------------------------------
+def shipped_sentiment() -> tuple[dict, Path]:
+    """The shipped sentiment example (config and its 200 SST-2 rows), on the fake keyword model."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "examples/sentiment/config.yaml").read_text())
+    config["model"] = {"backend": "fake", "params": {"keywords": {"positive": ["good", "best", "charm", "fun", "warm"],
+                                                                  "negative": ["bad", "dull", "worst", "boring", "mess"]}}}
+    return config, ROOT / "examples/sentiment/sample.csv"
+
+
 def test_label_studio_export_then_import_keeps_every_label(tmp_path):
     from labelmill.strategies.review.exports import export, import_label_studio
 
-    data = write_rows(tmp_path / "rows.csv", n=30)
-    s = ReviewSession.open(CONFIG, data, project=tmp_path / "a.db", student=False)
+    config, data = shipped_sentiment()
+    s = ReviewSession.open(config, data, project=tmp_path / "a.db", student=False)
     gold = s.frame["label"].astype(str).tolist()
     s.simulate(lambda i: gold[i], reviews=12, annotator="ana")
     path = export(s, "label-studio", tmp_path / "tasks.json")
     tasks = json.loads(path.read_text())
-    assert len(tasks) == 30 and all(t["predictions"][0]["model_version"].startswith("labelmill:fake") for t in tasks)
+    assert len(tasks) == 200 and all(t["predictions"][0]["model_version"].startswith("labelmill:fake") for t in tasks)
     assert sum(1 for t in tasks if t.get("annotations")) == 12
     before = s.reviewed()
     s.close()
     # a fresh project: the import brings the reviews back
-    t = ReviewSession.open(CONFIG, data, project=tmp_path / "b.db", student=False)
+    t = ReviewSession.open(config, data, project=tmp_path / "b.db", student=False)
     assert import_label_studio(t, path) == 12
     assert t.reviewed() == before
     assert {r.annotator for r in t.log.all()} == {"ana"} and {r.kind for r in t.log.all()} == {"import"}
     t.close()
 
 
-def test_argilla_hf_and_table_exports_load_with_their_libraries(session, tmp_path):
+def test_argilla_hf_and_table_exports_load_with_their_libraries(tmp_path):
     from labelmill.strategies.review.exports import export
 
+    config, data = shipped_sentiment()
+    session = ReviewSession.open(config, data, project=tmp_path / "a.db", student=False)
     gold = session.frame["label"].astype(str).tolist()
     session.simulate(lambda i: gold[i], reviews=7, annotator="ana")
     reviewed = session.reviewed()
@@ -272,7 +284,7 @@ def test_argilla_hf_and_table_exports_load_with_their_libraries(session, tmp_pat
     assert [FieldModel(**f).name for f in settings["fields"]] == ["text"]
     DatasetModel(**{k: v for k, v in json.loads((folder / ".argilla" / "dataset.json").read_text()).items() if v is not None})
     records = JsonIO._records_from_json(folder / "records.json")
-    assert len(records) == 60 and argilla.__version__.startswith("2.")
+    assert len(records) == 200 and argilla.__version__.startswith("2.")
     first = records[0].suggestions["label"]
     assert first.value in ("positive", "negative") and 0 <= first.score <= 1 and first.agent.startswith("labelmill:fake")
     answered = {int(r.metadata["row"]): r.responses["label"][0].value for r in records if r.responses["label"]}
@@ -281,15 +293,16 @@ def test_argilla_hf_and_table_exports_load_with_their_libraries(session, tmp_pat
     import datasets
 
     ds = datasets.load_from_disk(str(export(session, "hf", tmp_path / "hf")))
-    assert ds.num_rows == 60 and {"review_label", "final_label", "llm_label"} <= set(ds.column_names)
+    assert ds.num_rows == 200 and {"review_label", "final_label", "llm_label"} <= set(ds.column_names)
     assert {i: ds[i]["review_label"] for i in reviewed} == reviewed
     # JSONL / CSV / Parquet with the review columns
     import pandas as pd
 
     for fmt, read in (("jsonl", lambda p: pd.read_json(p, lines=True)), ("csv", pd.read_csv), ("parquet", pd.read_parquet)):
         frame = read(export(session, fmt, tmp_path / f"out.{fmt}"))
-        assert len(frame) == 60 and (frame["review_status"] == "reviewed").sum() == 7
+        assert len(frame) == 200 and (frame["review_status"] == "reviewed").sum() == 7
         assert all(frame.loc[i, "final_label"] == label for i, label in reviewed.items())
+    session.close()
 
 
 def test_conll_export_on_the_shipped_ner_example(tmp_path):
