@@ -331,6 +331,13 @@ def test_conll_export_on_the_shipped_ner_example(tmp_path):
             expected[t] = ("B-" if t == sp["token_start"] else "I-") + sp["label"]
     assert text.split() == sample[0]["tokens"]
     assert sentences[0] == list(zip(sample[0]["tokens"], expected))
+    # spaCy DocBin: spaCy reads the same entities back
+    import spacy
+    from spacy.tokens import DocBin
+
+    docs = list(DocBin().from_disk(export(s, "spacy", tmp_path / "out.spacy")).get_docs(spacy.blank("xx").vocab))
+    assert len(docs) == 6 and docs[0].text == text
+    assert [(e.start_char, e.end_char, e.label_) for e in docs[0].ents] == [(g["start"], g["end"], g["type"]) for g in gold]
     with pytest.raises(Exception, match="outside the text"):
         s.submit("ana", 1, [{"start": 0, "end": 10_000, "type": gold[0]["type"]}])
     s.close()

@@ -12,7 +12,7 @@ import click
 from labelmill.cli.app import cli
 from labelmill.exports import FORMATS, export
 
-REVIEW_FORMATS = ("jsonl", "csv", "parquet", "label-studio", "argilla", "hf", "conll")
+REVIEW_FORMATS = ("jsonl", "csv", "parquet", "label-studio", "argilla", "hf", "conll", "spacy")
 
 
 @cli.command(name="export")
@@ -20,7 +20,7 @@ REVIEW_FORMATS = ("jsonl", "csv", "parquet", "label-studio", "argilla", "hf", "c
 @click.argument("labeled")
 @click.option("--format", "fmt", type=click.Choice(sorted(set(FORMATS) | set(REVIEW_FORMATS))), required=True,
               help="label-studio: tasks JSON with predictions (and annotations); triples: relations as JSON lines; jsonl, csv, parquet: "
-                   "with the review columns; argilla: an Argilla 2.x dataset folder; hf: a Hugging Face datasets folder; conll: NER as BIO.")
+                   "with the review columns; argilla: an Argilla 2.x dataset folder; hf: a Hugging Face datasets folder; conll: NER as BIO; spacy: NER as a spaCy DocBin.")
 @click.option("-o", "--out", "out", required=True, help="Where to write (a folder for argilla and hf).")
 @click.option("--project", help="The project store holding the run and its reviews (labelmill review).")
 def export_command(config: str, labeled: str, fmt: str, out: str, project: str | None) -> None:

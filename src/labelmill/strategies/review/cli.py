@@ -28,7 +28,7 @@ import click
 @click.option("--no-student", is_flag=True, help="No student or embeddings: rank by the model's confidence only.")
 @click.option("--student", "student_kind", type=click.Choice(["linear", "finetuned"]), default="linear", show_default=True,
               help="finetuned: fine-tune the sentence encoder on the config's examples first (minutes, once; cached in the store).")
-@click.option("--export", "export_format", type=click.Choice(["jsonl", "csv", "parquet", "label-studio", "argilla", "hf", "conll"]), help="Write the reviewed dataset and exit.")
+@click.option("--export", "export_format", type=click.Choice(["jsonl", "csv", "parquet", "label-studio", "argilla", "hf", "conll", "spacy"]), help="Write the reviewed dataset and exit.")
 @click.option("--out", "out_path", type=click.Path(), help="Where --export writes.")
 @click.option("--import-label-studio", "ls_import", type=click.Path(exists=True, dir_okay=False), help="Add the annotations of a Label Studio JSON export and exit.")
 @click.option("--simulate", "gold_column", help="Headless: this column answers as the reviewer (tests, benchmarks).")

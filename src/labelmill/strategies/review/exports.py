@@ -9,6 +9,9 @@
                        agent) and each review as a submitted response
   hf                   a Hugging Face `datasets` folder (`load_from_disk`) with the review columns
   conll                NER: token and BIO tag of the final label per line, sentences apart by a blank line
+  spacy                NER: a spaCy DocBin (`.spacy`, what `spacy train` reads) with the final spans as
+                       entities (the spacy extra; spans that do not fall on token boundaries are snapped
+                       outwards to them)
 
 `import_label_studio` reads Label Studio's JSON export (tasks with `annotations`) and adds each
 annotation to the review log (kind `import`, annotator `label-studio:<user>`), so an export followed by an
@@ -33,7 +36,7 @@ from labelmill.exports import label_studio_result, label_studio_value
 if TYPE_CHECKING:
     from labelmill.strategies.review.session import ReviewSession
 
-EXPORTS = ("jsonl", "csv", "parquet", "label-studio", "argilla", "hf", "conll")
+EXPORTS = ("jsonl", "csv", "parquet", "label-studio", "argilla", "hf", "conll", "spacy")
 FOLDERS = ("argilla", "hf")  # written as a folder (zipped when served by the app)
 TOKEN = re.compile(r"\S+")
 
@@ -92,15 +95,17 @@ def export(session: ReviewSession, fmt: str, dest: str | Path) -> Path:
         write_argilla(session, dest)
     elif fmt == "hf":
         write_hf(frame, dest)
-    else:
+    elif fmt == "conll":
         write_conll(session, dest)
+    else:
+        write_docbin(session, dest)
     return dest
 
 
 def export_bytes(session: ReviewSession, fmt: str) -> tuple[bytes, str, str]:
     """(content, file name, media type) for a download from the app; folders come zipped."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", session.config.name or session.config.task)
-    suffix = {"jsonl": ".jsonl", "csv": ".csv", "parquet": ".parquet", "label-studio": ".label-studio.json", "conll": ".conll"}.get(fmt, ".zip")
+    suffix = {"jsonl": ".jsonl", "csv": ".csv", "parquet": ".parquet", "label-studio": ".label-studio.json", "conll": ".conll", "spacy": ".spacy"}.get(fmt, ".zip")
     media = {"jsonl": "application/x-ndjson", "csv": "text/csv", "label-studio": "application/json", "conll": "text/plain"}.get(fmt, "application/octet-stream")
     with tempfile.TemporaryDirectory() as tmp:
         path = export(session, fmt, Path(tmp) / f"out{suffix if fmt not in FOLDERS else ''}")
@@ -292,6 +297,29 @@ def write_conll(session: ReviewSession, dest: Path) -> Path:
             for token, tag in bio_tokens(session.texts[i], final, list(tokens) if isinstance(tokens, (list, tuple)) else None):
                 fh.write(f"{token}\t{tag}\n")
             fh.write("\n")
+    return dest
+
+
+def write_docbin(session: ReviewSession, dest: Path) -> Path:
+    if session.config.task != "ner":
+        raise ConfigError(f"the spacy format is for NER; this config is {session.config.task!r}", fix="use jsonl, csv, label-studio or argilla")
+    try:
+        import spacy
+        from spacy.tokens import DocBin
+    except ImportError:
+        raise MissingDependencyError("spacy", "spacy", "the spaCy DocBin export") from None
+    nlp = spacy.blank("xx")
+    docs = DocBin(store_user_data=False)
+    for i in range(len(session.records)):
+        doc = nlp.make_doc(session.texts[i])
+        spans = []
+        for span in sorted(_stored(session, i)["final"] or [], key=lambda s: (int(s["start"]), -int(s["end"]))):
+            made = doc.char_span(int(span["start"]), int(span["end"]), label=str(span["type"]), alignment_mode="expand")
+            if made is not None and all(made.start >= s.end or made.end <= s.start for s in spans):
+                spans.append(made)
+        doc.ents = spans
+        docs.add(doc)
+    docs.to_disk(dest)
     return dest
 
 
