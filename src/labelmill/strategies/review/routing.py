@@ -270,6 +270,7 @@ class Router:
         reasons: list[list[str]] = []
         margin = np.sort(q, axis=1)
         gap = margin[:, -1] - (margin[:, -2] if q.shape[1] > 1 else 0.0)
+        issue_rank = self._label_issue_rank(q)
         for i in range(self.n):
             why = []
             if is_reviewed[i]:
@@ -278,14 +279,29 @@ class Router:
             why.append(f"confidence {confidence[i]:.2f}")
             if student_labels is not None and student_labels[i] != self.llm_labels[i]:
                 why.append(f"LLM says {self.llm_labels[i]}, student says {student_labels[i]}")
-            if self.llm_labels[i] is not None and str(self.llm_labels[i]) in self.names:
-                j = self.names.index(str(self.llm_labels[i]))
-                if q[i, j] < 0.5 and q[i].argmax() != j:
-                    why.append("likely label issue: the model now doubts the LLM's label")
+            if i in issue_rank:
+                why.append(f"likely label issue: cleanlab ranks the LLM's label #{issue_rank[i]} most suspect")
             if gap[i] < 0.1:
                 why.append("two labels nearly tied")
             reasons.append(why)
         return reasons
+
+    def _label_issue_rank(self, q: np.ndarray) -> dict[int, int]:
+        """Rows whose LLM label cleanlab finds to be a label issue under the loop's distributions, with
+        their rank (1 = most suspect); without cleanlab, rows where the model now prefers another label."""
+        ids = np.array([self.names.index(str(v)) if v is not None and str(v) in self.names else -1 for v in self.llm_labels])
+        ok = ids >= 0
+        try:
+            from cleanlab.filter import find_label_issues
+
+            if len(np.unique(ids[ok])) < 2:
+                raise ValueError("one label only")
+            found = find_label_issues(ids[ok], q[ok], return_indices_ranked_by="self_confidence", n_jobs=1)
+            rows = np.flatnonzero(ok)[found]
+        except (ImportError, ValueError):
+            rows = [i for i in np.flatnonzero(ok) if q[i].argmax() != ids[i]]
+            rows = sorted(rows, key=lambda i: q[i, ids[i]])
+        return {int(i): rank for rank, i in enumerate(rows, start=1)}
 
     def _route_by_confidence(self, reviewed: Mapping[int, Any], is_reviewed: np.ndarray) -> Routing:
         conf = self.llm_confidence.copy()
