@@ -26,6 +26,8 @@ import click
 @click.option("--calibration", type=click.Path(exists=True, dir_okay=False), help="A calibration file from `labelmill calibrate` (its threshold marks trusted rows).")
 @click.option("--trust-above", type=click.FloatRange(0.0, 1.0), help="Rows at or above this calibrated confidence never enter the queue.")
 @click.option("--no-student", is_flag=True, help="No student or embeddings: rank by the model's confidence only.")
+@click.option("--seed-rows", default=1000, show_default=True, type=click.IntRange(0, 100_000),
+              help="Labeled examples held out as the seed that calibrates the loop (labeled by the model once; at most a quarter of the examples).")
 @click.option("--student", "student_kind", type=click.Choice(["linear", "finetuned"]), default="linear", show_default=True,
               help="finetuned: fine-tune the sentence encoder on the config's examples first (minutes, once; cached in the store).")
 @click.option("--export", "export_format", type=click.Choice(["jsonl", "csv", "parquet", "label-studio", "argilla", "hf", "conll", "spacy"]), help="Write the reviewed dataset and exit.")
@@ -37,7 +39,7 @@ import click
               "with the nearest reviewed rows as demos.")
 @click.option("--json", "as_json", is_flag=True, help="Headless: print the status as JSON.")
 def review_command(config, data, project, host, port, annotators, tokens_file, target, budget, overlap, blind, batch, calibration, trust_above,
-                   no_student, student_kind, export_format, out_path, ls_import, gold_column, reviews, relabel, as_json):
+                   no_student, seed_rows, student_kind, export_format, out_path, ls_import, gold_column, reviews, relabel, as_json):
     """Review the labels of DATA (an input file or the output of `labelmill run`) with CONFIG.
 
     Starts a web app on 127.0.0.1: the rows most worth a person's time first, a keyboard for each task
@@ -51,7 +53,7 @@ def review_command(config, data, project, host, port, annotators, tokens_file, t
     session = ReviewSession.open(
         config, data, project=project, calibration=calibration, target=target, trust_threshold=trust_above, batch=batch, overlap=overlap,
         blind=blind, budget=budget, student=False if no_student else ("finetuned" if student_kind == "finetuned" else True),
-        on_event=ProgressView(quiet=as_json),
+        seed_rows=seed_rows, on_event=ProgressView(quiet=as_json),
     )
     if headless:
         _headless(session, export_format, out_path, ls_import, gold_column, reviews, relabel, as_json)
