@@ -413,3 +413,27 @@ def test_the_queue_stops_when_the_target_holds(tmp_path):
     assert status["in_queue"] == 0 and s.next_row("ana") is None
     assert 0 < done < 40  # it stopped before every row was seen
     s.close()
+
+
+def test_app_conflicts_page_and_resolution(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from labelmill.strategies.review.app import create_app
+
+    data = write_rows(tmp_path / "rows.csv", n=10)
+    s = ReviewSession.open(CONFIG, data, project=tmp_path / "p.db", student=False, overlap=2)
+    tokens = {name: s.log.add_annotator(name) for name in ("ann", "bob")}
+    client = TestClient(create_app(s))
+    client.cookies.set("labelmill_token", tokens["ann"])
+    csrf = _csrf(client.get("/").text)
+    s.submit("ann", 5, "positive")
+    s.submit("bob", 5, "negative")
+    found = client.get("/api/conflicts").json()["conflicts"]
+    assert found == [{"row": 5, "text": s.texts[5], "ratings": {"ann": "positive", "bob": "negative"}}]
+    assert "Conflicts" in client.get("/conflicts").text
+    assert client.post("/api/resolve", json={"row": 5, "label": "nope"}, headers={"X-CSRF-Token": csrf}).status_code == 400
+    assert client.post("/api/resolve", json={"row": 5, "label": "negative"}, headers={"X-CSRF-Token": csrf}).status_code == 200
+    assert client.get("/api/conflicts").json()["conflicts"] == [] and s.reviewed()[5] == "negative"
+    resolution = s.log.all()[-1]
+    assert (resolution.kind, resolution.annotator, resolution.label) == ("resolve", "ann", "negative")
+    s.close()

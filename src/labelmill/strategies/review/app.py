@@ -134,13 +134,19 @@ def create_app(session: ReviewSession, secret: str | None = None) -> FastAPI:
             raise InputDataError("the request body must be a JSON object")
         return data
 
-    @app.post("/api/review")
-    async def review(request: Request):
+    async def decide(request: Request, act) -> tuple[Any, JSONResponse | None]:
+        """Run `act(annotator, row, label)` on the request's JSON; a bad body or label is a 400."""
         try:
             data = await body_of(request)
-            rid = session.submit(request.state.annotator, int(data.get("row", -1)), data.get("label"))
+            return act(request.state.annotator, int(data.get("row", -1)), data.get("label")), None
         except (LabelmillError, ValueError, TypeError) as exc:
-            return JSONResponse({"error": getattr(exc, "message", str(exc))}, status_code=400)
+            return None, JSONResponse({"error": getattr(exc, "message", str(exc))}, status_code=400)
+
+    @app.post("/api/review")
+    async def review(request: Request):
+        rid, error = await decide(request, session.submit)
+        if error is not None:
+            return error
         view = session.next_row(request.state.annotator)
         return JSONResponse({"saved": rid, "row": None if view is None else _finite(as_dict(view)), "status": _finite(session.status())})
 
@@ -169,12 +175,8 @@ def create_app(session: ReviewSession, secret: str | None = None) -> FastAPI:
 
     @app.post("/api/resolve")
     async def resolve(request: Request):
-        try:
-            data = await body_of(request)
-            rid = session.resolve(request.state.annotator, int(data.get("row", -1)), data.get("label"))
-        except (LabelmillError, ValueError, TypeError) as exc:
-            return JSONResponse({"error": getattr(exc, "message", str(exc))}, status_code=400)
-        return JSONResponse({"saved": rid})
+        rid, error = await decide(request, session.resolve)
+        return error if error is not None else JSONResponse({"saved": rid})
 
     @app.get("/api/export")
     async def export(format: str = "jsonl"):
