@@ -362,3 +362,63 @@ def test_ner_view_adds_and_removes_spans_by_selection(tmp_path):
     finally:
         driver.quit()
         server.stop()
+
+
+QA_CONFIG = """\
+task: qa
+name: qa-review
+qa: {mode: extractive, context_column: context, question_column: question, allow_unanswerable: true, verify: false}
+input_template: "Context: {context}\\nQuestion: {question}"
+gold_column: all_answers
+examples: {k: 0}
+model:
+  backend: fake
+  method: generate
+  params: {replies: [["Who led", "in Germany"], ["Saxons", "the Normans"]], default_reply: "unanswerable"}
+"""
+
+
+def test_qa_view_selects_the_answer_or_marks_it_unanswerable(tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    (tmp_path / "config.yaml").write_text(QA_CONFIG)
+    rows = [{"context": "The Norse raiders were led by Rollo.", "question": "Who led the raiders?", "all_answers": '["Rollo"]'},
+            {"context": "The Normans spoke French.", "question": "What did the Saxons speak?", "all_answers": "[]"}]
+    with (tmp_path / "rows.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["context", "question", "all_answers"])
+        writer.writeheader()
+        writer.writerows(rows)
+    server = Server(tmp_path)
+    driver = chrome()
+    select = """
+        const box = document.getElementById('row-text'); const node = box.firstChild; const at = node.textContent.indexOf(arguments[0]);
+        const r = document.createRange(); r.setStart(node, at); r.setEnd(node, at + arguments[0].length);
+        const sel = window.getSelection(); sel.removeAllRanges(); sel.addRange(r); return at;"""
+    try:
+        driver.get(server.links["ana"])
+        wait_for(driver, lambda d: "Question:" in d.find_element("id", "row-text").text)
+        first = row_index(driver)
+        answers = {0: ("Rollo", "a"), 1: ("", "u")}  # select the answer and press A, or press U: unanswerable
+        want, key = answers[first]
+        if want:
+            assert driver.execute_script(select, want) >= 0
+        ActionChains(driver).send_keys(key).perform()
+        wait_for(driver, lambda d: ("answer: " + (want or "(unanswerable)")) in d.find_element("id", "labels").text)
+        ActionChains(driver).send_keys(Keys.ENTER).perform()
+        wait_for(driver, lambda d: f"saved row {first}" in status_text(d))
+        second = 1 - first
+        want, key = answers[second]
+        wait_for(driver, lambda d: row_index(d) == second)
+        if want:
+            assert driver.execute_script(select, want) >= 0
+        ActionChains(driver).send_keys(key, Keys.ENTER).perform()
+        wait_for(driver, lambda d: f"saved row {second}" in status_text(d))
+        from labelmill.store import Store
+        from labelmill.strategies.review.log import ReviewLog
+
+        with Store(tmp_path / "project.db") as store:
+            assert ReviewLog(store, store.runs()[-1]["id"]).final()[0] == {0: "Rollo", 1: ""}
+    finally:
+        driver.quit()
+        server.stop()
