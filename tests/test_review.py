@@ -437,3 +437,19 @@ def test_app_conflicts_page_and_resolution(tmp_path):
     resolution = s.log.all()[-1]
     assert (resolution.kind, resolution.annotator, resolution.label) == ("resolve", "ann", "negative")
     s.close()
+
+
+def test_relabel_runs_in_the_background_every_n_reviews(tmp_path):
+    config = {**CONFIG, "model": {"backend": "fake", "params": {"keywords": CONFIG["model"]["params"]["keywords"], "follow_demos": True}}}
+    data = write_rows(tmp_path / "rows.csv", n=40)
+    s = ReviewSession.open(config, data, project=tmp_path / "p.db", student=False, batch=100, stop_at_target=False)
+    s.relabel_every, s.relabel_rows = 6, 40
+    gold = s.frame["label"].astype(str).tolist()
+    unsure = [i for i in range(40) if any(w in s.texts[i] for w in ("fine", "meh"))]
+    chosen = [i for i in unsure if "fine" in s.texts[i]][:3] + [i for i in unsure if "meh" in s.texts[i]][:3]
+    for i in chosen:
+        s.submit("ana", i, gold[i])
+    assert s.wait_for_relabel(timeout=120)
+    assert all(s.routing.labels[i] == gold[i] for i in unsure)
+    assert len(s.store.runs()) == 2
+    s.close()

@@ -37,9 +37,13 @@ import click
 @click.option("--reviews", type=click.IntRange(min=1), help="With --simulate: how many reviews.")
 @click.option("--relabel", type=click.IntRange(min=1), help="Headless: the model labels this many of the most uncertain unreviewed rows again, "
               "with the nearest reviewed rows as demos.")
+@click.option("--relabel-every", type=click.IntRange(min=1), help="App: after this many reviews, relabel the --relabel-rows most "
+              "uncertain rows in the background with the nearest reviewed rows as demos (the model runs in the app's process).")
+@click.option("--relabel-rows", default=200, show_default=True, type=click.IntRange(min=1))
 @click.option("--json", "as_json", is_flag=True, help="Headless: print the status as JSON.")
 def review_command(config, data, project, host, port, annotators, tokens_file, target, budget, overlap, blind, batch, calibration, trust_above,
-                   no_student, seed_rows, student_kind, export_format, out_path, ls_import, gold_column, reviews, relabel, as_json):
+                   no_student, seed_rows, student_kind, export_format, out_path, ls_import, gold_column, reviews, relabel, relabel_every,
+                   relabel_rows, as_json):
     """Review the labels of DATA (an input file or the output of `labelmill run`) with CONFIG.
 
     Starts a web app on 127.0.0.1: the rows most worth a person's time first, a keyboard for each task
@@ -55,6 +59,8 @@ def review_command(config, data, project, host, port, annotators, tokens_file, t
         blind=blind, budget=budget, student=False if no_student else ("finetuned" if student_kind == "finetuned" else True),
         seed_rows=seed_rows, on_event=ProgressView(quiet=as_json),
     )
+    session.relabel_every = relabel_every or 0
+    session.relabel_rows = relabel_rows
     if headless:
         _headless(session, export_format, out_path, ls_import, gold_column, reviews, relabel, as_json)
         return

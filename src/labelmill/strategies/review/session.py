@@ -115,6 +115,9 @@ class ReviewSession:
         self._lock = threading.RLock()
         self._leases: dict[int, tuple[str, float]] = {}
         self._since_refit = 0
+        self._since_relabel = 0
+        self.relabel_every = 0  # reviews between background relabels (0: only when asked)
+        self.relabel_rows = 200
         self.refits = 0
         self.routing: Routing = self._route()
 
@@ -207,8 +210,12 @@ class ReviewSession:
 
     def _after_review(self, count: int = 1) -> None:
         self._since_refit += count
+        self._since_relabel += count
         if self._since_refit >= self.batch:
             self.refit()
+        if self.relabel_every and self._since_relabel >= self.relabel_every:
+            self._since_relabel = 0
+            self.relabel_in_background(self.relabel_rows)
 
     # the queue ------------------------------------------------------------------------------------
     def budget_left(self) -> int | None:
@@ -382,9 +389,11 @@ class ReviewSession:
     def relabel(self, limit: int = 200, k: int = 4, backend: Any = None) -> int:
         """The loop's relabel step: the `limit` most uncertain unreviewed rows are labeled again by the
         model, each with the `k` nearest reviewed rows (and the config's examples) as few-shot demos.
-        A run of its own in the store (its config holds the demos); returns how many rows were relabeled."""
+        A run of its own in the store (its config holds the demos); returns how many rows were relabeled.
+        The model runs outside the session's lock, so people keep reviewing meanwhile."""
         import labelmill
         from labelmill.config import ExamplesSpec
+        from labelmill.store import Store
 
         with self._lock:
             reviewed = self.reviewed()
@@ -398,11 +407,36 @@ class ReviewSession:
                                     embedding_model=spec.embedding_model)
             cfg = self.config.model_copy(update={"examples": examples})
             frame = self.frame.iloc[rows].reset_index(drop=True)
-            result = labelmill.run(cfg, frame, project=self.store.path, backend=backend, on_event=self.on_event)
-            table = self.store.labels(result.run_id, len(rows), self.names)
+        result = labelmill.run(cfg, frame, project=self.store.path, backend=backend, on_event=self.on_event)
+        with Store(self.store.path) as store:
+            table = store.labels(result.run_id, len(rows), self.names)
+        with self._lock:
             self.router.update_llm(rows, table.probs, table.labels, table.confidence)
             self.refit()
-            return len(rows)
+        return len(rows)
+
+    def wait_for_relabel(self, timeout: float | None = None) -> bool:
+        """Wait for a background relabel to finish; True when none is running."""
+        thread = getattr(self, "_relabeling", None)
+        if thread is not None:
+            thread.join(timeout)
+        return thread is None or not thread.is_alive()
+
+    def relabel_in_background(self, limit: int = 200, k: int = 4) -> bool:
+        """Start `relabel` on a thread unless one is running; False if one was."""
+        if getattr(self, "_relabeling", None) is not None and self._relabeling.is_alive():
+            return False
+
+        def work() -> None:
+            try:
+                count = self.relabel(limit, k)
+                self.on_event(Notice(f"review: relabeled {count} uncertain rows with the nearest reviewed rows as demos"))
+            except Exception as exc:  # noqa: BLE001 - a failed relabel leaves every review and label as it was
+                self.on_event(Notice(f"review: relabeling failed ({type(exc).__name__}: {exc}); reviews are unaffected"))
+
+        self._relabeling = threading.Thread(target=work, name="labelmill-relabel", daemon=True)
+        self._relabeling.start()
+        return True
 
     # reporting ------------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
