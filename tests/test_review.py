@@ -453,3 +453,20 @@ def test_relabel_runs_in_the_background_every_n_reviews(tmp_path):
     assert all(s.routing.labels[i] == gold[i] for i in unsure)
     assert len(s.store.runs()) == 2
     s.close()
+
+
+def test_blind_mode_and_budget(tmp_path):
+    data = write_rows(tmp_path / "rows.csv", n=30)
+    s = ReviewSession.open(CONFIG, data, project=tmp_path / "p.db", student=False, blind=True, overlap=2, budget="10%")
+    row = s.next_row("ann")
+    assert row.model_label is None and row.confidence is None and row.current is None and row.cluster == []
+    s.submit("ann", row.index, "positive")
+    again = s.next_row("bob")
+    assert again.index == row.index and again.reviews == {}  # bob does not see ann's answer
+    assert s.status()["budget_left"] == 2  # 10% of 30 rows = 3 reviews, one row used
+    s.submit("bob", again.index, "positive")
+    assert len(s.queue("ann")) <= 2
+    s.close()
+    timed = ReviewSession.open(CONFIG, data, project=tmp_path / "p.db", student=False, budget="0s")
+    assert timed.next_row("ann") is None and timed.status()["budget_left"] == 0
+    timed.close()
