@@ -67,6 +67,11 @@ CATALOG: dict[str, CatalogModel] = {
 _ALIASES = {alias: m.name for m in CATALOG.values() for alias in m.aliases}
 
 
+def catalog_model(name: str) -> CatalogModel | None:
+    """The catalog entry for a name or alias, or None."""
+    return CATALOG.get(_ALIASES.get(name, name))
+
+
 def cache_dir() -> Path:
     root = os.environ.get("LABELMILL_CACHE_DIR")
     if root:
