@@ -69,6 +69,7 @@ strategies.register_lazy("cascade", "labelmill.strategies.cascade.strategy:STRAT
 strategies.register_lazy("freeal", "labelmill.strategies.freeal.strategy:STRATEGY")
 strategies.register_lazy("weak", "labelmill.strategies.weak.strategy:STRATEGY")
 strategies.register_lazy("review", "labelmill.strategies.review.strategy:STRATEGY")
+strategies.register_lazy("refine", "labelmill.strategies.refine.strategy:STRATEGY")
 
 
 def get_strategy(name: str) -> Strategy:

@@ -1,0 +1,101 @@
+"""`labelmill guidelines log|show|diff|checkout|commit CONFIG`: a config's guideline versions in the
+project store, named by the config's `name`."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+
+def _versions(config: str, project: str):
+    from labelmill.config import load_config
+    from labelmill.store import Store
+    from labelmill.strategies.refine.versions import GuidelineVersions
+
+    cfg = load_config(config)
+    return cfg, GuidelineVersions(Store(project), cfg.name or cfg.task)
+
+
+_project = click.option("--project", default="labelmill.db", show_default=True, help="The project store.")
+
+
+@click.group(name="guidelines")
+def guidelines_group() -> None:
+    """A config's written guideline as versions: content, parent, diff, rationale, author and figures."""
+
+
+@guidelines_group.command(name="commit")
+@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.argument("document", type=click.Path(dir_okay=False), required=False)
+@click.option("-m", "--message", "rationale", required=True, help="Why the guideline changed.")
+@click.option("--author", default=None, help="Who wrote it (default: $USER).")
+@_project
+def commit_command(config: str, document: str | None, rationale: str, author: str | None, project: str) -> None:
+    """Store DOCUMENT (Markdown; default: the config's own guidelines and label descriptions) as a version."""
+    import os
+
+    from labelmill.strategies.refine.guideline import Guideline
+
+    cfg, versions = _versions(config, project)
+    text = Path(document).read_text(encoding="utf-8") if document else Guideline.from_config(cfg).render()
+    Guideline.parse(text)  # a malformed document is an error here, not a surprise later
+    version = versions.commit(text, rationale=rationale, author=author or os.environ.get("USER") or "person")
+    click.echo(f"{version.id} {rationale}")
+
+
+@guidelines_group.command(name="log")
+@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+@_project
+def log_command(config: str, as_json: bool, project: str) -> None:
+    """The head's history, newest first."""
+    _, versions = _versions(config, project)
+    history = versions.log()
+    if as_json:
+        click.echo(json.dumps([{k: v for k, v in vars(h).items() if k not in ("content", "diff")} for h in history]))
+        return
+    for h in history:
+        figures = "".join(f"  {name} {json.dumps(fig)}" for name, fig in (("dev", h.dev), ("held-out", h.heldout)) if fig)
+        click.echo(f"{h.id}  {time.strftime('%Y-%m-%d %H:%M', time.localtime(h.created_at))}  {h.author}: {h.rationale}{figures}")
+
+
+@guidelines_group.command(name="show")
+@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.argument("rev", default="HEAD")
+@click.option("--prompt", is_flag=True, help="What the labeler reads (no evidence notes).")
+@_project
+def show_command(config: str, rev: str, prompt: bool, project: str) -> None:
+    """Print version REV (an id, a prefix, HEAD or HEAD~N)."""
+    from labelmill.strategies.refine.guideline import Guideline
+
+    _, versions = _versions(config, project)
+    content = versions.get(rev).content
+    click.echo(Guideline.parse(content).prompt_text() if prompt else content, nl=False)
+
+
+@guidelines_group.command(name="diff")
+@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.argument("a", default="HEAD~1")
+@click.argument("b", default="HEAD")
+@_project
+def diff_command(config: str, a: str, b: str, project: str) -> None:
+    """The unified diff from A to B."""
+    _, versions = _versions(config, project)
+    click.echo(versions.diff(a, b), nl=False)
+
+
+@guidelines_group.command(name="checkout")
+@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.argument("rev")
+@click.option("--out", type=click.Path(dir_okay=False), help="Also write the version's Markdown here.")
+@_project
+def checkout_command(config: str, rev: str, out: str | None, project: str) -> None:
+    """Make REV the head (and write it to --out)."""
+    _, versions = _versions(config, project)
+    version = versions.checkout(rev)
+    if out:
+        Path(out).write_text(version.content, encoding="utf-8")
+    click.echo(f"HEAD is now {version.id} {version.rationale}")
