@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from labelmill.cli import cli
 from labelmill.cli.app import _add_strategy_commands
-from labelmill.strategies.refine.guideline import Guideline, Rule
+from labelmill.guideline import Guideline, Rule
 
 DOC = """# Guideline: agnews-topics
 
@@ -77,3 +77,19 @@ def test_versions_commit_log_show_diff_checkout(tmp_path):
     assert run("commit", str(config), str(doc), "-m", "again").split()[0] == second
     bad = runner.invoke(cli, ["guidelines", "show", str(config), "ffff", "--project", project])
     assert bad.exit_code != 0
+
+
+def test_a_config_reads_its_guideline_file(tmp_path):
+    from labelmill.config import load_config
+    from labelmill.tasks import make_task
+
+    (tmp_path / "g.md").write_text(DOC)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"task": "classification", "name": "agnews-topics", "labels": ["World", "Sci/Tech"],
+                                                     "guidelines_file": "g.md", "model": {"backend": "fake"}}))
+    cfg = load_config(tmp_path / "c.yaml")
+    assert "1. A company's product launch is Sci/Tech" in cfg.guidelines and "Evidence" not in cfg.guidelines
+    prompt = make_task(cfg).build_prompt("Apple unveils a new phone", [])
+    assert "Rules:" in prompt.system
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"task": "classification", "labels": ["a", "b"], "guidelines_file": "missing.md"}))
+    with pytest.raises(Exception, match="guidelines_file: cannot read"):
+        load_config(tmp_path / "c.yaml")

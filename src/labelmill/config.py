@@ -271,6 +271,10 @@ class Config(_Strict):
         default_factory=list, description="The closed label set (ner: the entity types; matching: the match label, then the no-match label)."
     )
     guidelines: str = Field("", description="Instructions for the labeler. '{labels}' is replaced by the label list.")
+    guidelines_file: str | None = Field(
+        None, description="A Markdown guideline (the `labelmill guidelines` format: labels and numbered rules), relative to the config; "
+        "what the labeler reads from it replaces `guidelines`.",
+    )
     input_template: str | None = Field(
         None, description="How a row is shown to the model, over its columns: '{title}: {body}' (default: '{text}'; qa: context and question)."
     )
@@ -331,7 +335,7 @@ class Config(_Strict):
     def fingerprint(self) -> str:
         """Content hash of everything that changes the labels (not output column names)."""
         # the weak section does not change what this config's labeler answers: its sub-labelers run as configs of their own
-        data = self.model_dump(mode="json", exclude={"output": True, "base_dir": True, "weak": True, "model": {"server", "price"}})
+        data = self.model_dump(mode="json", exclude={"output": True, "base_dir": True, "guidelines_file": True, "weak": True, "model": {"server", "price"}})
         for name, default in (("reasoning", ReasoningSpec()), ("ensemble", EnsembleSpec())):
             if getattr(self, name) == default:  # configs written before these sections keep their runs
                 data.pop(name)
@@ -370,7 +374,19 @@ def load_config(source: str | Path | dict[str, Any] | Config, *, notices: list[s
     except ValidationError as exc:
         raise ConfigError(_explain(exc, origin), fix=_fix_hint(exc)) from None
     config.base_dir = base_dir
+    if config.guidelines_file:
+        config.guidelines = _read_guideline(base_dir / config.guidelines_file)
     return config
+
+
+def _read_guideline(path: Path) -> str:
+    from labelmill.guideline import Guideline
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"guidelines_file: cannot read {path}: {exc}", fix="give the path of a Markdown guideline, relative to the config") from None
+    return Guideline.parse(text).prompt_text()
 
 
 def _read_config_file(path: Path) -> Any:

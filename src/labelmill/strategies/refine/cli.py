@@ -37,7 +37,7 @@ def commit_command(config: str, document: str | None, rationale: str, author: st
     """Store DOCUMENT (Markdown; default: the config's own guidelines and label descriptions) as a version."""
     import os
 
-    from labelmill.strategies.refine.guideline import Guideline
+    from labelmill.guideline import Guideline
 
     cfg, versions = _versions(config, project)
     text = Path(document).read_text(encoding="utf-8") if document else Guideline.from_config(cfg).render()
@@ -69,7 +69,7 @@ def log_command(config: str, as_json: bool, project: str) -> None:
 @_project
 def show_command(config: str, rev: str, prompt: bool, project: str) -> None:
     """Print version REV (an id, a prefix, HEAD or HEAD~N)."""
-    from labelmill.strategies.refine.guideline import Guideline
+    from labelmill.guideline import Guideline
 
     _, versions = _versions(config, project)
     content = versions.get(rev).content

@@ -13,7 +13,8 @@ numbered rules, each rule with the errors that motivated it and who wrote it.
        _Evidence: 6 errors (Business -> Sci/Tech), e.g. rows 12, 40. Author: refine (qwen2.5-coder-1.5b)._
 
 `parse` reads that Markdown back (a person may edit it by hand); `render` writes it; `prompt_text` is
-what the labeler sees (the document without the evidence lines, which are for people).
+what the labeler sees (the document without the evidence lines, which are for people). A config points
+at such a file with `guidelines_file`; the `refine` strategy keeps its versions in the project store.
 """
 
 from __future__ import annotations
