@@ -93,3 +93,35 @@ def test_a_config_reads_its_guideline_file(tmp_path):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({"task": "classification", "labels": ["a", "b"], "guidelines_file": "missing.md"}))
     with pytest.raises(Exception, match="guidelines_file: cannot read"):
         load_config(tmp_path / "c.yaml")
+
+
+def test_refine_accepts_a_rule_that_fixes_an_error_group_on_held_out_rows(tmp_path):
+    """The fake labeler reads rules of the form "'WORD' means LABEL" (rule_words); it does not know
+    'dreadful'. The fake proposer, shown the dreadful rows labeled positive, writes that rule."""
+    import pandas as pd
+
+    from labelmill.store import Store
+    from labelmill.strategies.refine.loop import refine
+    from labelmill.strategies.refine.versions import GuidelineVersions
+
+    rows = []
+    for i in range(12):
+        rows += [{"text": f"a dreadful film number {i}", "label": "negative"}, {"text": f"a good film number {i}", "label": "positive"},
+                 {"text": f"a bad film number {i}", "label": "negative"}]
+    config = {"task": "classification", "name": "movies", "labels": ["positive", "negative"], "guidelines": "Classify the sentiment.",
+              "input_template": "{text}", "gold_column": "label", "examples": {"k": 0},
+              "model": {"backend": "fake", "params": {"keywords": {"positive": ["good"], "negative": ["bad"]}, "rule_words": True,
+                                                        "replies": [[r"These texts are (\w+), but[\s\S]*?(dreadful)", "Rule: '{1}' means {0}."]],
+                                                        "default_reply": "the wording shows it."}}}
+    result = refine(config, pd.DataFrame(rows), project=tmp_path / "p.db", rounds=2)
+    first = result.rounds[0]
+    assert first.errors > 0 and first.groups[0]["gold"] == "negative" and first.groups[0]["predicted"] == "positive"
+    assert first.accepted is not None and first.heldout_after == 1.0 > first.heldout_before
+    assert "'dreadful' means negative." in result.final.prompt_text()
+    assert len(result.rounds) == 2 and result.rounds[1].errors == 0 and result.rounds[1].accepted is None
+    with Store(tmp_path / "p.db") as store:
+        history = GuidelineVersions(store, "movies").log()
+    assert [v.author for v in history] == ["refine (fake:qwen2.5-coder-0.5b)", "config"] or history[0].author.startswith("refine (fake")
+    top = history[0]
+    assert "+1. 'dreadful' means negative." in top.diff and "negative labeled positive" in top.rationale
+    assert top.dev["search_accuracy"] == 1.0 and top.heldout["accuracy"] == 1.0 and top.heldout["before"] < 1.0

@@ -13,6 +13,8 @@ params:
   (generate with temperature > 0 samples the label from softmax(logprobs / T), seeded by seed and prompt)
   follow_demos: true              score: a row with no keyword takes the answer of the few-shot demo that
                                   shares the most words with it (so demos change answers, as they do for an LLM)
+  rule_words: true                score: a guideline rule of the form "'WORD' means LABEL" in the system prompt makes
+                                  WORD vote for LABEL (so a written rule changes answers, as it does for an LLM)
   crash_marker: path              the process dies (os._exit) when asked its `crash_after` + 1st prompt, once:
   crash_after: N                  the marker file, created just before, keeps every later process alive
                                   (a worker killed mid-shard, for the Ray retry tests)
@@ -47,13 +49,22 @@ class FakeBackend(Backend):
     def model_sha256(self) -> str:
         return hashlib.sha256(repr(sorted(self.spec.params.get("keywords", {}).items())).encode()).hexdigest()
 
-    def _votes(self, text: str, label: str) -> float:
+    def _votes(self, text: str, label: str, rules: dict[str, list[str]] | None = None) -> float:
         words = set(_WORD.findall(text.lower()))
-        keywords = self.spec.params.get("keywords", {}).get(label, [label.lower()])
+        keywords = list(self.spec.params.get("keywords", {}).get(label, [label.lower()])) + list((rules or {}).get(label, []))
         return sum(1.0 for k in keywords if k.lower() in words)
 
-    def _logprobs(self, text: str, candidates: Sequence[str]) -> list[float]:
-        raw = [3.0 * self._votes(text, c) - 0.01 * i for i, c in enumerate(candidates)]
+    def _rules(self, system: str) -> dict[str, list[str]]:
+        """With rule_words: "'WORD' means LABEL" lines of the guideline, as label -> [word]."""
+        if not self.spec.params.get("rule_words"):
+            return {}
+        out: dict[str, list[str]] = {}
+        for word, label in re.findall(r"'([^']+)' means ([^\s.,;]+)", system):
+            out.setdefault(label, []).append(word)
+        return out
+
+    def _logprobs(self, text: str, candidates: Sequence[str], rules: dict[str, list[str]] | None = None) -> list[float]:
+        raw = [3.0 * self._votes(text, c, rules) - 0.01 * i for i, c in enumerate(candidates)]
         top = max(raw)
         log_z = top + math.log(sum(math.exp(r - top) for r in raw))
         return [r - log_z for r in raw]
@@ -101,7 +112,7 @@ class FakeBackend(Backend):
     def score(self, prompts: Sequence[Prompt], candidates: Sequence[str]) -> list[ScoreResult]:
         self._log_calls(prompts)
         return [
-            ScoreResult(self._demo_vote(p, candidates) or self._logprobs(p.user, candidates), prompt_tokens=self.count_tokens(p.canonical()))
+            ScoreResult(self._demo_vote(p, candidates) or self._logprobs(p.user, candidates, self._rules(p.system)), prompt_tokens=self.count_tokens(p.canonical()))
             for p in prompts
         ]
 

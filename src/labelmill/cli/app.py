@@ -57,8 +57,9 @@ def _add_strategy_commands() -> None:
         except (ImportError, AttributeError, LabelmillError) as exc:  # a broken plugin must not take the CLI down
             click.echo(f"note: strategy {name!r} could not be loaded ({type(exc).__name__}: {exc}); its command is missing", err=True)
             continue
-        if command is not None and command.name not in cli.commands:
-            cli.add_command(command)
+        for one in command if isinstance(command, (list, tuple)) else [command]:
+            if one is not None and one.name not in cli.commands:
+                cli.add_command(one)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -58,7 +58,7 @@ class Strategy:
         return None
 
     def command(self) -> Any:
-        """A click command the CLI adds as `labelmill NAME` (a plugin's own command), or None."""
+        """A click command the CLI adds as `labelmill NAME` (a plugin's own command), a list of them, or None."""
         return None
 
 

@@ -99,3 +99,35 @@ def checkout_command(config: str, rev: str, out: str | None, project: str) -> No
     if out:
         Path(out).write_text(version.content, encoding="utf-8")
     click.echo(f"HEAD is now {version.id} {version.rationale}")
+
+
+@click.command(name="refine")
+@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.argument("dev", type=click.Path(exists=True, dir_okay=False))
+@click.option("--rounds", default=2, show_default=True, type=click.IntRange(1, 20))
+@click.option("--proposer-model", help="The model that drafts rules (a catalog name such as qwen2.5-coder-1.5b; default: the labeler's).")
+@click.option("--max-rules", default=3, show_default=True, type=click.IntRange(1, 10), help="Rules proposed per round (one per error group).")
+@click.option("--limit", type=click.IntRange(min=20), help="Only the first N dev rows.")
+@click.option("--json", "as_json", is_flag=True)
+@_project
+def refine_command(config: str, dev: str, rounds: int, proposer_model: str | None, max_rules: int, limit: int | None, as_json: bool, project: str) -> None:
+    """Improve CONFIG's written guideline from the labeler's errors on DEV (rows with the gold column):
+    each round proposes rules for the largest error groups and keeps one only if held-out dev rows improve."""
+    from dataclasses import asdict
+
+    from labelmill.cli.progress import ProgressView
+    from labelmill.io import read_rows
+    from labelmill.strategies.refine.loop import refine
+
+    frame = read_rows(dev)
+    if limit:
+        frame = frame.head(limit)
+    result = refine(config, frame, project=project, rounds=rounds, max_rules=max_rules,
+                    proposer={"name": proposer_model} if proposer_model else None, on_event=ProgressView(quiet=as_json))
+    if as_json:
+        click.echo(json.dumps({"rounds": [asdict(r) for r in result.rounds], "final_version": result.final_version}, default=float))
+        return
+    for r in result.rounds:
+        click.echo(f"round {r.round}: search {r.search_before:.3f}, held-out {r.heldout_before:.3f}, {r.errors} errors; "
+                   f"{len(r.candidates)} candidates; " + (f"accepted {r.accepted} (held-out {r.heldout_after:.3f})" if r.accepted else "nothing accepted"))
+    click.echo(f"head: {result.final_version} (labelmill guidelines show {config})")

@@ -18,9 +18,9 @@ class RefineStrategy(Strategy):
         return MIGRATIONS
 
     def command(self) -> Any:
-        from labelmill.strategies.refine.cli import guidelines_group
+        from labelmill.strategies.refine.cli import guidelines_group, refine_command
 
-        return guidelines_group
+        return [guidelines_group, refine_command]
 
 
 STRATEGY = RefineStrategy()
