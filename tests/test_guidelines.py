@@ -125,3 +125,13 @@ def test_refine_accepts_a_rule_that_fixes_an_error_group_on_held_out_rows(tmp_pa
     top = history[0]
     assert "+1. 'dreadful' means negative." in top.diff and "negative labeled positive" in top.rationale
     assert top.dev["search_accuracy"] == 1.0 and top.heldout["accuracy"] == 1.0 and top.heldout["before"] < 1.0
+
+
+def test_a_proposal_that_repeats_a_text_or_the_guideline_is_no_rule():
+    from labelmill.strategies.refine.loop import clean_rule, is_copy
+
+    text = "Citing market conditions for the move, HP has dropped the processor after Intel started shipping x86 chips."
+    assert is_copy(clean_rule("Rule: " + text), [text])
+    assert is_copy("Classify the topic of the news article.", ["Classify the topic of the news article."])
+    assert not is_copy("A story about a chip maker's products is Sci/Tech, even when it mentions prices.", [text, "Classify the topic."])
+    assert clean_rule("1. 'dreadful' means negative.\nmore") == "'dreadful' means negative."

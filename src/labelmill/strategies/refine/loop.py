@@ -98,6 +98,19 @@ def clean_rule(text: str) -> str:
     return ""
 
 
+def is_copy(rule: str, sources: list[str], share: float = 0.6) -> bool:
+    """A proposal that mostly repeats the guideline or one of the error texts is no rule (small proposers
+    do that); `share` of its words found in one source counts as a copy."""
+    words = re.findall(r"[a-z0-9']+", rule.lower())
+    if not words:
+        return True
+    for source in sources:
+        have = set(re.findall(r"[a-z0-9']+", source.lower()))
+        if sum(w in have for w in words) / len(words) >= share:
+            return True
+    return False
+
+
 def refine(
     config: str | Path | dict | Config, dev: Any, *, project: str | Path = "labelmill.db", rounds: int = 2, proposer: dict | None = None,
     max_rules: int = 3, max_errors: int = 24, heldout_share: float = 0.5, rule_penalty: float = 0.002, seed: int = 0,
@@ -153,7 +166,7 @@ def refine(
             ask = Prompt(PROPOSE_SYSTEM, (), f"Current guideline:\n{current.prompt_text()}\n\nThese texts are {g}, but a labeler following the guideline "
                          f"said {p}:\n{lines}\n\nWrite one new rule, one sentence, that makes these {g} without changing other cases. Reply with the rule only.")
             rule = clean_rule(_ask(proposer_cfg, [ask], project, "propose_rule", 80)[0])
-            if rule:
+            if rule and not is_copy(rule, [current.prompt_text(), *(texts[i] for i in members)]):
                 evidence = f"{count} search errors ({g} labeled {p}), e.g. dev rows {', '.join(str(int(search.index[i])) for i in members[:3])}"
                 proposals.append(Rule(rule, evidence, f"refine ({proposer_name})"))
                 result.groups.append({"gold": g, "predicted": p, "errors": count, "rule": rule})
