@@ -130,7 +130,8 @@ def refine(
         raise InputDataError(f"refine needs dev rows with the gold column {cfg.gold_column!r}", fix="label some rows (or review them) and pass those")
     order = np.random.default_rng(seed).permutation(len(frame))
     cut = int(round(len(frame) * (1 - heldout_share)))
-    search, heldout = frame.iloc[np.sort(order[:cut])].reset_index(drop=True), frame.iloc[np.sort(order[cut:])].reset_index(drop=True)
+    search_rows = np.sort(order[:cut])  # positions in the dev file, for the evidence notes
+    search, heldout = frame.iloc[search_rows].reset_index(drop=True), frame.iloc[np.sort(order[cut:])].reset_index(drop=True)
     if len(search) < 10 or len(heldout) < 10:
         raise InputDataError(f"refine needs at least 20 dev rows (10 to search, 10 held out); got {len(frame)}")
     project = Path(project)
@@ -167,7 +168,7 @@ def refine(
                          f"said {p}:\n{lines}\n\nWrite one new rule, one sentence, that makes these {g} without changing other cases. Reply with the rule only.")
             rule = clean_rule(_ask(proposer_cfg, [ask], project, "propose_rule", 80)[0])
             if rule and not is_copy(rule, [current.prompt_text(), *(texts[i] for i in members)]):
-                evidence = f"{count} search errors ({g} labeled {p}), e.g. dev rows {', '.join(str(int(search.index[i])) for i in members[:3])}"
+                evidence = f"{count} search errors ({g} labeled {p}), e.g. dev rows {', '.join(str(int(search_rows[i])) for i in members[:3])}"
                 proposals.append(Rule(rule, evidence, f"refine ({proposer_name})"))
                 result.groups.append({"gold": g, "predicted": p, "errors": count, "rule": rule})
         candidates = [[r] for r in proposals] + ([proposals] if len(proposals) > 1 else [])
