@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from labelmill.cli.app import finite as _finite
 from labelmill.errors import InputDataError, LabelmillError
 from labelmill.strategies.review.session import ReviewSession, as_dict
 
@@ -195,17 +196,3 @@ def _label_names(session: ReviewSession) -> list[str]:
     if not names and session.config.task in ("ner", "multilabel"):
         names = list(session.config.label_names)
     return [str(n) for n in names]
-
-
-def _finite(value: Any) -> Any:
-    import math
-
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if hasattr(value, "item"):
-        return _finite(value.item())
-    return value

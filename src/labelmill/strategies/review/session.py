@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -615,12 +615,8 @@ def _finetuned(cfg: Config, texts: list[str], pool: Pool, names: list[str], stor
     return rows, np.stack([found[embedding_key(model_key, t)] for t in pool.texts])
 
 
-def dumps(view: RowView) -> str:
-    return json.dumps(view.__dict__, default=str)
-
-
 def as_dict(view: RowView) -> dict[str, Any]:
     return dict(view.__dict__)
 
 
-__all__ = ["Budget", "ReviewSession", "RowView", "Mapping"]
+__all__ = ["Budget", "ReviewSession", "RowView"]
