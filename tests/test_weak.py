@@ -85,7 +85,10 @@ def test_eval_and_the_cli_show_the_sub_labeler_table(tmp_path):
     table = {row["name"]: row for row in metrics["weak_sub_labelers"]}
     assert table["bad"]["coverage"] == pytest.approx(0.2) and table["bad"]["empirical_accuracy"] == 1.0
     assert metrics["weak_coverage"] == 1.0
-    assert "Weak supervision: sub-labelers" in (tmp_path / "out.report.html").read_text()
+    # from the sidecar labelmill weak wrote: what the label model learned and which sub-labelers it kept
+    assert table["bad"]["kept"] is True and 0 <= table["zero_shot"]["learned_accuracy"] <= 1 and metrics["weak_label_model"] == "dawid_skene"
+    report = (tmp_path / "out.report.html").read_text()
+    assert "Weak supervision: sub-labelers" in report and "alt='coverage and accuracy per sub-labeler' src='data:image/png;base64," in report
 
 
 def test_a_sub_labeler_voting_for_an_unknown_label_is_a_clear_error(tmp_path):
@@ -148,3 +151,119 @@ def test_a_run_with_a_limit_resumes_into_the_full_one(tmp_path):
     assert len(log.read_text().splitlines()) == 10 and full.L[:2].tolist() == first.L.tolist()
     with sqlite3.connect(tmp_path / "p.db") as db:
         assert db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 2
+
+
+SEED = ([{"text": f"great fun day {i}", "label": "positive"} for i in range(5)]  # two 'yes' words: P(yes) ~ 1
+        + [{"text": f"great day {i}", "label": "positive"} for i in range(2)]  # one word: P(yes) 0.95, mostly wrong
+        + [{"text": f"fun day {i}", "label": "negative"} for i in range(3)]
+        + [{"text": f"so dull {i}", "label": "negative"} for i in range(4)])
+
+
+def test_auto_thresholds_and_flags_come_from_the_seed_rows(tmp_path):
+    """abstain_below: auto: on the seed rows one 'yes' word is right 2 times in 5, two are always right, so
+    the threshold lands above P(yes | one word) and 'fun times' (one word) gets no vote, where a fixed 0.6
+    would vote. A rule that is wrong on the seed rows is flagged, and dropped with select."""
+    pd.DataFrame(SEED).to_csv(tmp_path / "seed.csv", index=False)
+    config = weak_config()
+    config["weak"]["sub_labelers"][0]["abstain_below"] = "auto"
+    config["weak"]["min_precision"] = 0.8  # one word: 7 of 10 right at P(yes) >= 0.953; two words: 5 of 5
+    config["weak"]["sub_labelers"].append({"name": "dull_means_good", "kind": "keywords", "keywords": ["dull"], "label": "positive"})
+    rows = [*ROWS, {"text": "fun times", "label": "negative"}, {"text": "great fun", "label": "positive"}]
+    with pytest.raises(ConfigError, match="seed rows"):
+        weak(config, rows, project=tmp_path / "p.db")
+    result = weak(config, rows, project=tmp_path / "p.db", seed=tmp_path / "seed.csv", output=tmp_path / "out.csv")
+    table = {r["name"]: r for r in result.summary}
+    assert 0.96 < table["enthusiastic"]["thresholds"]["positive"] < 1.0 and table["enthusiastic"]["thresholds"]["negative"] is None
+    assert result.L[:, 0].tolist() == [0, -1, -1, -1, -1, -1, 0]  # 'fun times' and 'fun but boring' no longer vote
+    assert table["enthusiastic"]["seed_accuracy"] == 1.0 and table["enthusiastic"]["seed_rows"] == len(SEED)
+    assert table["dull_means_good"]["seed_accuracy"] == 0.0 and table["dull_means_good"]["flags"] and table["dull_means_good"]["kept"]
+    assert set(result.kept) == {s["name"] for s in config["weak"]["sub_labelers"]}
+    assert 0 <= table["zero_shot"]["learned_accuracy"] <= 1
+    side = json.loads((tmp_path / "out.csv.weak.json").read_text())
+    assert side["label_model"] == "dawid_skene" and side["sub_labelers"][0]["thresholds"]["positive"] > 0.95
+    # the seed rows are runs of their own: the input's run is untouched, a rerun asks nothing
+    assert set(result.seed_run_ids) == {"enthusiastic", "zero_shot"} and not set(result.seed_run_ids.values()) & set(result.run_ids.values())
+    dropped = weak(config, rows, project=tmp_path / "p.db", seed=tmp_path / "seed.csv", select=True)
+    assert "dull_means_good" not in dropped.kept and {r["name"]: r["kept"] for r in dropped.summary}["dull_means_good"] is False
+    assert dropped.frame["weak_vote_dull_means_good"].fillna("").tolist() == result.frame["weak_vote_dull_means_good"].fillna("").tolist()
+
+
+def test_python_functions_and_label_columns_vote(tmp_path):
+    """A function of the row (from a file next to the config) and another labeler's column (the input's,
+    or a file with the same rows, such as a FreeAL output) are sub-labelers too."""
+    (tmp_path / "rules.py").write_text("def short(row):\n    return 'negative' if len(row['text']) < 16 else None\n"
+                                       "def broken(row):\n    return row['missing']\n")
+    rows = [{**r, "other": lab} for r, lab in zip(ROWS, ["positive", "", "negative", "negative", "POSITIVE"])]
+    pd.DataFrame({"student_label": ["positive", "negative", "negative", "positive", "negative"]}).to_csv(tmp_path / "freeal.csv", index=False)
+    config = weak_config()
+    config["weak"]["sub_labelers"] = [
+        {"name": "short", "kind": "python", "function": f"{tmp_path / 'rules.py'}:short"},
+        {"name": "other", "kind": "column", "column": "other"},
+        {"name": "student", "kind": "column", "column": "student_label", "file": str(tmp_path / "freeal.csv")},
+    ]
+    result = weak(config, rows, project=tmp_path / "p.db")
+    assert result.L.tolist() == [[-1, 0, 0], [1, -1, 1], [-1, 1, 1], [1, 1, 0], [1, 0, 1]]
+    config["weak"]["sub_labelers"][0]["function"] = f"{tmp_path / 'rules.py'}:broken"
+    with pytest.raises(ConfigError, match="raised on row 0 .KeyError"):
+        weak(config, rows, project=tmp_path / "p.db")
+    config["weak"]["sub_labelers"][0]["function"] = "no_such_module_here:f"
+    with pytest.raises(ConfigError, match="cannot load"):
+        weak(config, rows, project=tmp_path / "p.db")
+    config["weak"]["sub_labelers"] = [{"name": "other", "kind": "column", "column": "label_typo"}]
+    with pytest.raises(ConfigError, match="no column 'label_typo'"):
+        weak(config, rows, project=tmp_path / "p.db")
+    config["weak"]["sub_labelers"] = [{"name": "other", "kind": "column", "column": "label"}]
+    bad = [{**r, "label": "meh"} for r in ROWS]
+    with pytest.raises(ConfigError, match="'meh' on row 0"):
+        weak(config, bad, project=tmp_path / "p.db")
+
+
+def test_multi_label_tasks_get_one_label_model_per_label(tmp_path):
+    rows = [{"text": "happy and furious", "labels": "anger|joy"}, {"text": "happy day", "labels": "joy"},
+            {"text": "furious rant", "labels": "anger"}, {"text": "a quiet note", "labels": ""}]
+    config = fake_config()
+    config.update(task="multilabel", labels=["joy", "anger"], gold_column="labels")
+    config["model"]["params"] = {"keywords": {"joy": ["happy"], "anger": ["furious"]}}
+    config["weak"] = {"sub_labelers": [
+        {"name": "happy", "kind": "keywords", "keywords": ["happy"], "label": "joy"},
+        {"name": "furious", "kind": "regex", "pattern": "furious", "label": "anger"},
+        {"name": "zero_shot", "kind": "zero_shot"},
+    ]}
+    result = weak(config, rows, project=tmp_path / "p.db", output=tmp_path / "out.csv")
+    assert result.L.shape == (4, 3, 2) and result.L[0, 0].tolist() == [1, -1] and result.L[1, 2].tolist() == [1, 0]
+    labels = result.frame["llm_label"].fillna("").tolist()
+    assert labels[1] == "joy" and labels[2] == "anger" and result.frame["llm_error"][3].startswith("no_votes") is False
+    # row 0: the rule votes for anger, the one-label zero-shot against it; the vote's tie keeps it (P >= 0.5)
+    voted = weak(config, rows, project=tmp_path / "p.db", label_model="majority_vote")
+    assert voted.frame["llm_label"][0] == "joy|anger" and voted.probs[0].tolist() == [1.0, 0.5]
+    assert result.frame["weak_vote_happy"].fillna("").tolist() == ["joy", "joy", "", ""]
+    assert all(0 <= c <= 1 for c in result.frame["llm_confidence"].dropna())
+    metrics = labelmill.evaluate(config, tmp_path / "out.csv")
+    table = {r["name"]: r for r in metrics["weak_sub_labelers"]}
+    assert table["happy"]["coverage"] == 0.5 and table["happy"]["empirical_accuracy"] == 1.0
+
+
+def test_propose_drafts_sub_labelers_for_a_person_to_edit(tmp_path):
+    """The model's questions and keywords become a YAML draft; a word proposed for both labels is dropped;
+    each keyword rule's coverage is measured on the rows; the draft validates as a weak section."""
+    import yaml
+
+    from labelmill.config import WeakSpec
+    from labelmill.strategies.weak.propose import propose
+
+    config = weak_config()
+    config["model"]["params"]["replies"] = [
+        [r"label is (\w+)\. Reply with the question", "1. Is the review {0}?"],
+        [r"labeled (\w+) and rarely", "great, fun, film, \"{0} words\""],
+    ]
+    (tmp_path / "c.json").write_text(json.dumps(config))
+    pd.DataFrame(ROWS).to_csv(tmp_path / "rows.csv", index=False)
+    draft = propose(config, ROWS, project=tmp_path / "p.db")
+    specs = {s.name: s for s in draft.sub_labelers}
+    assert specs["is_positive"].question == "Is the review positive?" and specs["is_positive"].abstain_below == "auto"
+    assert specs["positive_words"].keywords == ["positive words"] and "great" not in specs["negative_words"].keywords
+    section = WeakSpec.model_validate(yaml.safe_load(draft.yaml())["weak"])
+    assert [s.name for s in section.sub_labelers] == list(specs)
+    done = subprocess.run(cli_command("weak", "propose", "c.json", "rows.csv", "--out", "draft.yaml"), cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "fires on 0.0% of the 5 rows" in (tmp_path / "draft.yaml").read_text() and json.loads((tmp_path / "c.json").read_text()) == config

@@ -74,3 +74,35 @@ def test_dawid_skene_reads_unipolar_sub_labelers_through_when_they_fire():
     assert (probs[covered].argmax(axis=1) == y[covered]).mean() > 0.9
     one_rule = (L[:, 0] == 0) ^ (L[:, 1] == 1)
     assert probs[one_rule].max(axis=1).mean() > 0.8
+
+
+def test_precision_thresholds_pick_the_most_coverage_at_the_precision():
+    """A 'yes' score that is right above 0.7 and noise below: the threshold lands at 0.7, not at 0.5 (the
+    argmax) nor above; a label whose votes never reach the precision gets NaN (it never votes)."""
+    from labelmill.numeric.weak import precision_thresholds, vote_precision
+
+    rng = np.random.default_rng(0)
+    score = rng.random(400)
+    hit = np.where(score >= 0.7, rng.random(400) < 0.95, rng.random(400) < 0.2)
+    scores = np.stack([score, rng.random(400)], axis=1)
+    hits = np.stack([hit, rng.random(400) < 0.1], axis=1)
+    t = precision_thresholds(scores, hits, 0.8)
+    assert 0.6 < t[0] <= 0.72 and np.isnan(t[1])
+    assert (hits[scores[:, 0] >= t[0], 0]).mean() >= 0.8
+    assert np.isnan(precision_thresholds(scores, hits, 0.8, can_vote=[False, True])[0])
+    # coverage and accuracy of votes for / against (multi-label zero-shot votes against the labels it leaves out)
+    V = np.array([[1, 0], [-1, -1], [0, 1]])
+    assert vote_precision(V, np.array([[True, False], [True, True], [True, True]])) == (pytest.approx(2 / 3), 0.75)
+
+
+def test_snorkel_label_model_beats_the_vote_on_simulated_sub_labelers():
+    """The maintained library's label model, through the same seam as ours (snorkel is in the test extra)."""
+    from labelmill.strategies.weak.labelmodels import combine, learned_accuracy
+
+    L, y = simulate(3000, [0.9, 0.85, 0.4, 0.4, 0.4], coverage=0.9, k=3, seed=2)
+    snorkel = combine(L, 3, "snorkel")
+    mv = combine(L, 3, "majority_vote")
+    assert snorkel.shape == (3000, 3) and np.allclose(snorkel.sum(axis=1), 1.0)
+    assert (snorkel.argmax(axis=1) == y).mean() > (mv.argmax(axis=1) == y).mean()
+    ds = combine(L, 3, "dawid_skene")
+    assert learned_accuracy(L, ds) == pytest.approx([0.9, 0.85, 0.4, 0.4, 0.4], abs=0.06)

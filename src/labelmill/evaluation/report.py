@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 
-def _png(fig) -> str:
+def figure_png(fig) -> str:
+    """A matplotlib figure as a data: URL for an <img> in the report (strategies' sections use it too)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     import matplotlib.pyplot as plt
@@ -33,7 +34,7 @@ def _threshold_plot(metrics: dict[str, Any]) -> str:
     ax.set_xlim(0, 1.02)
     ax.legend(loc="lower left")
     ax.set_title("Threshold curve")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _reliability_plot(metrics: dict[str, Any]) -> str:
@@ -54,7 +55,7 @@ def _reliability_plot(metrics: dict[str, Any]) -> str:
     ax.set_ylabel("accuracy")
     ax.set_title(f"Reliability (ECE {metrics['ece']:.3f})")
     ax.legend(loc="upper left", fontsize=8)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _confusion_plot(metrics: dict[str, Any]) -> str | None:
@@ -75,7 +76,7 @@ def _confusion_plot(metrics: dict[str, Any]) -> str | None:
     ax.set_xlabel("predicted")
     ax.set_ylabel("gold")
     ax.set_title("Confusion matrix")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def html_table(rows: list[dict[str, Any]], columns: list[str]) -> str:

@@ -108,3 +108,35 @@ def lf_summary(L: Any, k: int, gold: Any = None) -> list[dict[str, Any]]:
             row["empirical_accuracy"] = float((L[known, j] == gold[known]).mean()) if known.any() else None
         rows.append(row)
     return rows
+
+
+def precision_thresholds(scores: Any, hits: Any, min_precision: float, *, can_vote: Any = None, min_support: int = 5) -> np.ndarray:
+    """(k,) per label, the lowest score threshold at which the rows scoring at least that much are label l
+    with precision >= `min_precision` (on at least `min_support` rows): the most coverage at that
+    precision. NaN where no threshold reaches it (or `can_vote[l]` is False): that label is never voted.
+    `scores` (n, k) a sub-labeler's probability per label, `hits` (n, k) True where l is a gold label."""
+    scores, hits = np.asarray(scores, dtype=float), np.asarray(hits, dtype=bool)
+    n, k = scores.shape
+    out = np.full(k, np.nan)
+    for label in range(k):
+        if can_vote is not None and not can_vote[label]:
+            continue
+        order = np.argsort(-scores[:, label], kind="stable")
+        s, h = scores[order, label], hits[order, label]
+        correct = np.cumsum(h)
+        count = np.arange(1, n + 1)
+        last = np.r_[s[1:] != s[:-1], True]  # a threshold keeps every row tied with it
+        ok = last & (count >= min_support) & (correct / count >= min_precision) & (s > 0)
+        if ok.any():
+            out[label] = s[np.flatnonzero(ok).max()]
+    return out
+
+
+def vote_precision(V: Any, hits: Any) -> tuple[float, float | None]:
+    """A sub-labeler's (coverage, accuracy) from V[n, k] (1 for, 0 against, -1 no vote) and `hits` (n, k):
+    coverage is the share of rows it votes on, accuracy the share of its votes that agree with the gold."""
+    V, hits = np.asarray(V), np.asarray(hits, dtype=bool)
+    voted = (V != ABSTAIN).any(axis=1)
+    right = ((V == 1) & hits).sum() + ((V == 0) & ~hits).sum()
+    total = (V != ABSTAIN).sum()
+    return (float(voted.mean()) if len(V) else 0.0), (float(right / total) if total else None)

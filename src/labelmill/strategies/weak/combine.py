@@ -1,16 +1,27 @@
 """`labelmill weak`: every sub-labeler votes (prompted ones as runs of their own), the votes form the label
-matrix L[n, m], and a label model (Dawid-Skene or majority vote) combines them into a label and a
+matrix L[n, m], and a label model (Dawid-Skene, majority vote or snorkel's) combines them into a label and a
 probability per row. Rows no sub-labeler voted on get no label (typed: `no_votes`).
 
+With seed rows (`weak.seed` or `seed=`: labeled train, dev or seed rows, never the test rows) every
+sub-labeler is also run and scored on them. A model sub-labeler with `abstain_below: auto` gets its own
+calibration there: per label, the lowest threshold on its probability at which its votes reach
+`weak.min_precision` (a small model that answers "yes" to everything then votes only where its "yes" means
+something, or not at all). Sub-labelers under the coverage or seed-accuracy floor are flagged, and dropped
+before the label model with `select`.
+
+Multi-label tasks get one label model per label: each sub-labeler votes for a label, the zero-shot labeler
+also against the labels it leaves out, and the row's labels are those the label models give P >= 0.5.
+
 Output: the input columns, the label model's label and confidence in the usual label columns (so `labelmill
-eval` scores them), and `weak_vote_<name>` per sub-labeler (the label it voted for, empty for abstain).
-With `end_model`, a student (logistic regression on sentence embeddings) learns the label model's
-probabilistic labels (each covered row once per label, weighted by its probability) and labels every
+eval` scores them), and `weak_vote_<name>` per sub-labeler (what it voted for, empty for abstain).
+With `end_model` (one-label tasks), a student (logistic regression on sentence embeddings) learns the label
+model's probabilistic labels (each covered row once per label, weighted by its probability) and labels every
 row, the uncovered ones included: `weak_end_label`, `weak_end_confidence`.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,81 +29,247 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from labelmill.config import Config, derive_config, load_config
+from labelmill.config import Config, SubLabelerSpec, derive_config, load_config
 from labelmill.core import Job, Runner, check_columns, labeled_frame
 from labelmill.errors import ConfigError
 from labelmill.events import EventHandler, Notice, ignore
 from labelmill.io import read_rows, write_rows
-from labelmill.numeric.weak import ABSTAIN, dawid_skene, lf_summary, majority_vote
+from labelmill.numeric.weak import ABSTAIN, lf_summary, precision_thresholds, vote_precision
 from labelmill.store import Store
-from labelmill.strategies.weak.sublabelers import check_sub_labeler, model_votes, prompt_config, rule_votes
+from labelmill.strategies.weak.labelmodels import combine, learned_accuracy
+from labelmill.strategies.weak.sublabelers import (
+    MODEL_KINDS, check_sub_labeler, column_votes, load_function, model_scores, model_votes, one_label, prompt_config,
+    python_votes, rule_votes,
+)
 from labelmill.tasks import make_task
 
 VOTE_PREFIX = "weak_vote_"
-WEAK_TASKS = ("classification", "relation")  # one label per row from a closed set
+WEAK_TASKS = ("classification", "relation", "multilabel")
 
 
 @dataclass
 class WeakResult:
     frame: Any
-    L: np.ndarray  # (n, m) label indices, -1 = abstain
+    L: np.ndarray  # (n, m) label indices, -1 = abstain; multi-label: (n, m, k) with 1 for, 0 against, -1 no vote
     sub_labelers: list[str]
-    probs: np.ndarray  # (n, k) the label model's probabilities
-    summary: list[dict[str, Any]]  # per sub-labeler: polarity, coverage, overlaps, conflicts (+ accuracy with gold)
+    probs: np.ndarray  # (n, k) the label model's probabilities (multi-label: P(label present))
+    summary: list[dict[str, Any]]  # per sub-labeler: polarity, coverage, overlaps, conflicts, seed figures, flags, learned accuracy
     columns: dict[str, str]
-    run_ids: dict[str, int] = field(default_factory=dict)  # prompted sub-labeler -> its run in the store
+    run_ids: dict[str, int] = field(default_factory=dict)  # model sub-labeler -> its run in the store
     output_path: Path | None = None
+    seed_run_ids: dict[str, int] = field(default_factory=dict)
+    kept: list[str] = field(default_factory=list)  # the sub-labelers the label model combined
+
+
+@dataclass
+class _Rows:
+    """One set of rows a sub-labeler votes on (the input, or the seed rows)."""
+
+    full: pd.DataFrame  # what a model run reads (the whole input: a --limit run resumes into the full one)
+    n: int  # how many of them are labeled
+    limit: int | None
+    texts: list[str]
+    records: list[dict]
+    sub_rows: pd.DataFrame  # the rows as a prompted sub-labeler reads them
 
 
 def weak(
     config: str | Path | dict | Config, data: Any, *, project: str | Path = "labelmill.db", output: str | Path | None = None,
-    limit: int | None = None, backend: Any = None, label_model: str | None = None, end_model: bool = False, on_event: EventHandler = ignore,
+    limit: int | None = None, backend: Any = None, label_model: str | None = None, end_model: bool = False,
+    seed: Any = None, select: bool | None = None, on_event: EventHandler = ignore,
 ) -> WeakResult:
     """Label `data` by weak supervision with the config's `weak` section (see the module docstring)."""
     cfg = load_config(config) if not isinstance(config, Config) else config
-    subs = cfg.weak.sub_labelers
+    spec_w = cfg.weak
+    subs = spec_w.sub_labelers
     if cfg.task not in WEAK_TASKS:
-        raise ConfigError(f"weak supervision works on {' and '.join(WEAK_TASKS)} tasks for now; this config is {cfg.task!r}", fix="use a classification or relation config")
+        raise ConfigError(f"weak supervision works on {', '.join(WEAK_TASKS)} tasks for now; this config is {cfg.task!r}", fix="use a classification, relation or multilabel config")
     if not subs:
         raise ConfigError("the config's weak section lists no sub-labelers", fix="add weak.sub_labelers (see examples/weak/)")
     names = cfg.label_names
+    multi = cfg.task == "multilabel"
     for spec in subs:
         check_sub_labeler(spec, names)
+        if multi and spec.kind == "zero_shot" and spec.abstain_below == "auto":
+            raise ConfigError(f"weak.sub_labelers[{spec.name}]: abstain_below: auto is for one-label answers", fix="give a number")
+    if end_model and multi:
+        raise ConfigError("the end model learns one label per row; this config is multi-label", fix="drop --end-model")
     task = make_task(cfg)
-    full = read_rows(data, cfg.dataset)
-    check_columns(cfg, task, full)
-    frame = full.head(limit) if limit is not None else full
-    texts = [task.render(r) for r in frame.to_dict("records")]
+    shown = cfg.task == "relation"  # a prompted sub-labeler reads a relation row as the task shows it (the marked pair)
+    main = _rows(cfg, task, read_rows(data, cfg.dataset), limit, shown)
+    seed_path = seed if seed is not None else (cfg.base_dir / spec_w.seed if spec_w.seed else None)
+    seeded = _seed_rows(cfg, task, seed_path, shown) if seed_path is not None else None
+    if seeded is None and any(s.abstain_below == "auto" for s in subs):
+        raise ConfigError("abstain_below: auto chooses thresholds on labeled seed rows, and none were given", fix="set weak.seed: (a train, dev or seed file) or pass --seed")
+    seed_rows, seed_hits = seeded if seeded is not None else (None, None)
     base = derive_config(cfg, weak={"sub_labelers": []})
-    # a prompted sub-labeler is a classification config of its own: where the task shows rows its own way
-    # (relation: the marked pair), it reads the rows as the task shows them
-    shown = cfg.task != "classification"
-    sub_rows = pd.DataFrame({"text": [task.render(r) for r in full.to_dict("records")]}) if shown else full
-    columns, run_ids = [], {}
+    separator = cfg.label_separator if multi else None
+    votes, seed_votes, run_ids, seed_run_ids, thresholds = [], [], {}, {}, {}
     with Store(project) as store:
         for spec in subs:
-            if spec.kind in ("keywords", "regex"):
-                columns.append(rule_votes(spec, texts, names))
-                continue
-            sub_cfg = base if spec.kind == "zero_shot" else prompt_config(base, spec, input_template="{text}" if shown else None)
-            on_event(Notice(f"weak: sub-labeler {spec.name} ({spec.kind}) on {len(frame)} rows"))
-            job = Job(sub_cfg, backend)
-            try:  # the whole input and the limit, as `labelmill run` does: a run with --limit resumes into the full one
-                result = Runner(job, store, on_event).run(full if sub_cfg is base else sub_rows, limit=limit)
-            finally:
-                if backend is None:
-                    job.backend.close()
-            run_ids[spec.name] = result.run_id
-            columns.append(model_votes(store.labels(result.run_id, len(frame), sub_cfg.label_names), spec, names))
-        L = np.stack(columns, axis=1)
-        how = label_model or cfg.weak.label_model
-        probs = dawid_skene(L, len(names))[0] if how == "dawid_skene" else majority_vote(L, len(names))
-        end = _end_model(texts, L, probs, cfg.examples.embedding_model, store) if end_model else None
-    gold = _gold_ids(cfg, task, frame, names)
-    summary = [{"name": s.name, "kind": s.kind, **row} for s, row in zip(subs, lf_summary(L, len(names), gold))]
-    out, cols = _output(cfg, frame, L, probs, [s.name for s in subs], names, end)
+            if spec.kind in MODEL_KINDS:
+                sub_cfg = base if spec.kind == "zero_shot" else prompt_config(base, spec, input_template="{text}" if shown else None)
+                on_event(Notice(f"weak: sub-labeler {spec.name} ({spec.kind}) on {main.n} rows"))
+                table, run_ids[spec.name] = _model_run(sub_cfg, spec, main, store, backend, on_event)
+                seed_table = None
+                if seed_rows is not None:
+                    on_event(Notice(f"weak: sub-labeler {spec.name} on {seed_rows.n} seed rows"))
+                    seed_table, seed_run_ids[spec.name] = _model_run(sub_cfg, spec, seed_rows, store, backend, on_event)
+                limits = None
+                if spec.abstain_below == "auto":
+                    _, scores = model_scores(seed_table, spec, names)  # type: ignore[arg-type]
+                    can = np.array([n in spec.answers.values() for n in names]) if spec.kind == "prompt" else None
+                    limits = precision_thresholds(scores, seed_hits, spec_w.min_precision, can_vote=can)
+                    thresholds[spec.name] = limits
+                votes.append(model_votes(table, spec, names, limits, multi))
+                seed_votes.append(None if seed_table is None else model_votes(seed_table, spec, names, limits, multi))
+            else:
+                votes.append(_plain_votes(spec, cfg, main, names, separator))
+                seed_votes.append(None if seed_rows is None or not _seedable(spec, seed_rows) else _plain_votes(spec, cfg, seed_rows, names, separator))
+        summary = _summary(cfg, task, subs, main, votes, names, multi)
+        for row, spec, V in zip(summary, subs, seed_votes):
+            if V is not None:
+                row["seed_rows"] = len(V)
+                row["seed_coverage"], row["seed_accuracy"] = vote_precision(V, seed_hits)
+            if spec.name in thresholds:
+                row["thresholds"] = {n: (None if np.isnan(t) else round(float(t), 4)) for n, t in zip(names, thresholds[spec.name])}
+            row["flags"] = _flags(row, spec_w.min_coverage, spec_w.min_accuracy)
+        drop = spec_w.select if select is None else select
+        keep = [j for j, row in enumerate(summary) if not (drop and row["flags"])]
+        if not keep:
+            raise ConfigError("--select dropped every sub-labeler (each is under the coverage or accuracy floor)", fix="lower weak.min_coverage / weak.min_accuracy, or fix the sub-labelers")
+        for j, row in enumerate(summary):
+            row["kept"] = j in keep
+        how = label_model or spec_w.label_model
+        if multi:
+            L = np.stack(votes, axis=1)  # (n, m, k)
+            probs = _multilabel_probs(L[:, keep, :], len(names), how)
+            covered = (L[:, keep, :] != ABSTAIN).any(axis=(1, 2))
+        else:
+            L = np.stack([one_label(V) for V in votes], axis=1)
+            probs = combine(L[:, keep], len(names), how)
+            covered = (L[:, keep] != ABSTAIN).any(axis=1)
+            for j, value in zip(keep, learned_accuracy(L[:, keep], probs)):
+                summary[j]["learned_accuracy"] = value
+        end = _end_model(main.texts[: main.n], L[:, keep], probs, cfg.examples.embedding_model, store) if end_model else None
+    out, cols = _output(cfg, main.full.head(main.n), votes, probs, covered, [s.name for s in subs], names, end)
     path = write_rows(out, output) if output else None
-    return WeakResult(out, L, [s.name for s in subs], probs, summary, cols, run_ids, path)
+    if path is not None:
+        side = {"label_model": label_model or spec_w.label_model, "kept": [subs[j].name for j in keep], "sub_labelers": summary}
+        weak_sidecar(path).write_text(json.dumps(side, indent=1, default=plain_json), encoding="utf-8")
+    return WeakResult(out, L, [s.name for s in subs], probs, summary, cols, run_ids, path, seed_run_ids, [subs[j].name for j in keep])
+
+
+def weak_sidecar(output: str | Path) -> Path:
+    """Where `labelmill weak` keeps what the vote columns cannot hold (seed figures, thresholds, flags)."""
+    return Path(str(output) + ".weak.json")
+
+
+def plain_json(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def _rows(cfg: Config, task: Any, full: pd.DataFrame, limit: int | None, shown: bool) -> _Rows:
+    check_columns(cfg, task, full)
+    n = min(limit, len(full)) if limit is not None else len(full)
+    records = full.to_dict("records")
+    texts = [task.render(r) for r in records]
+    sub_rows = pd.DataFrame({"text": texts}) if shown else full
+    return _Rows(full, n, limit, texts, records, sub_rows)
+
+
+def _seed_rows(cfg: Config, task: Any, path: Any, shown: bool) -> tuple[_Rows, np.ndarray]:
+    """The seed rows and their gold as hits (n, k): True where label l is (one of) the row's gold."""
+    frame = read_rows(path, cfg.dataset).head(cfg.weak.seed_rows)
+    if not cfg.gold_column or cfg.gold_column not in frame.columns:
+        raise ConfigError(f"the seed rows ({path}) have no gold column {cfg.gold_column!r}", fix="seed rows are labeled rows: set gold_column and give a file that has it")
+    rows = _rows(cfg, task, frame.reset_index(drop=True), None, shown)
+    names = cfg.label_names
+    gold = [task.gold(r) for r in rows.records]
+    hits = np.array([[g is not None and (n == g if isinstance(g, str) else n in g) for n in names] for g in gold], dtype=bool)
+    return rows, hits
+
+
+def _model_run(sub_cfg: Config, spec: SubLabelerSpec, rows: _Rows, store: Store, backend: Any, on_event: EventHandler) -> tuple[Any, int]:
+    job = Job(sub_cfg, backend)
+    try:
+        result = Runner(job, store, on_event).run(rows.full if spec.kind == "zero_shot" else rows.sub_rows, limit=rows.limit)
+    finally:
+        if backend is None:
+            job.backend.close()
+    return store.labels(result.run_id, rows.n, sub_cfg.label_names), result.run_id
+
+
+def _seedable(spec: SubLabelerSpec, rows: _Rows) -> bool:
+    """A column sub-labeler reads seed rows only when they have its column (not from another file)."""
+    return spec.kind != "column" or (spec.file is None and spec.column in rows.full.columns)
+
+
+def _plain_votes(spec: SubLabelerSpec, cfg: Config, rows: _Rows, names: list[str], separator: str | None) -> np.ndarray:
+    """V[n, k] of a sub-labeler that needs no model: a rule, a Python function, a column of labels."""
+    if spec.kind in ("keywords", "regex"):
+        return rule_votes(spec, rows.texts[: rows.n], names)
+    if spec.kind == "python":
+        return python_votes(spec, load_function(spec, cfg.base_dir), rows.records[: rows.n], names, separator is not None)
+    if spec.file is not None:
+        other = read_rows(cfg.base_dir / spec.file)
+        if len(other) != len(rows.full):
+            raise ConfigError(f"weak.sub_labelers[{spec.name}]: {spec.file} has {len(other)} rows and the input {len(rows.full)}",
+                              fix="the labels file must hold the same rows in the same order (e.g. the output of labelmill freeal on this input)")
+        source = other
+    else:
+        source = rows.full
+    if spec.column not in source.columns:
+        raise ConfigError(f"weak.sub_labelers[{spec.name}]: no column {spec.column!r} in {spec.file or 'the input'}", fix=f"columns there: {', '.join(map(str, source.columns))}")
+    return column_votes(spec, source[spec.column].head(rows.n).tolist(), names, separator)
+
+
+def _summary(cfg: Config, task: Any, subs: list[SubLabelerSpec], rows: _Rows, votes: list[np.ndarray], names: list[str], multi: bool) -> list[dict[str, Any]]:
+    """The analysis table's rows: lf_summary's figures (one-label tasks; multi-label: coverage and the
+    accuracy of the votes), with the empirical accuracy on the input's gold labels where it has them."""
+    has_gold = bool(cfg.gold_column) and cfg.gold_column in rows.full.columns
+    gold = [task.gold(r) for r in rows.records[: rows.n]] if has_gold else None
+    if not multi:
+        ids = None if gold is None else np.array([names.index(g) if g in names else ABSTAIN for g in gold])
+        L = np.stack([one_label(V) for V in votes], axis=1)
+        return [{"name": s.name, "kind": s.kind, **row} for s, row in zip(subs, lf_summary(L, len(names), ids))]
+    hits = None if gold is None else np.array([[g is not None and n in g for n in names] for g in gold], dtype=bool)
+    rows_out = []
+    for spec, V in zip(subs, votes):
+        coverage, accuracy = vote_precision(V, hits if hits is not None else np.zeros(V.shape, dtype=bool))
+        row: dict[str, Any] = {"name": spec.name, "kind": spec.kind, "polarity": sorted(int(i) for i in np.flatnonzero((V == 1).any(axis=0))), "coverage": coverage}
+        if hits is not None:
+            row["gold_rows"] = int(((V != ABSTAIN).any(axis=1)).sum())
+            row["empirical_accuracy"] = accuracy
+        rows_out.append(row)
+    return rows_out
+
+
+def _flags(row: dict[str, Any], min_coverage: float, min_accuracy: float) -> list[str]:
+    flags = []
+    if row["coverage"] < min_coverage:
+        flags.append(f"coverage {row['coverage']:.3f} < {min_coverage}")
+    if row.get("seed_accuracy") is not None and row["seed_accuracy"] < min_accuracy:
+        flags.append(f"seed accuracy {row['seed_accuracy']:.3f} < {min_accuracy}")
+    elif row.get("seed_rows") and row.get("seed_accuracy") is None:
+        flags.append("no votes on the seed rows")
+    return flags
+
+
+def _multilabel_probs(L: np.ndarray, k: int, how: str) -> np.ndarray:
+    """(n, k) P(label present): one binary label model per label over the sub-labelers that vote on it."""
+    probs = np.zeros((L.shape[0], k))
+    for label in range(k):
+        column = L[:, :, label]
+        voters = (column != ABSTAIN).any(axis=0)
+        if not voters.any():
+            continue
+        probs[:, label] = combine(column[:, voters], 2, how)[:, 1]
+    return probs
 
 
 def _end_model(texts: list[str], L: np.ndarray, probs: np.ndarray, embedding_model: str, store: Store) -> np.ndarray:
@@ -111,21 +288,20 @@ def _end_model(texts: list[str], L: np.ndarray, probs: np.ndarray, embedding_mod
     return LinearStudent(k).fit(X[rows[keep]], labels[keep], weight[keep]).predict_proba(X)
 
 
-def _gold_ids(cfg: Config, task: Any, frame: Any, names: list[str]) -> np.ndarray | None:
-    if not cfg.gold_column or cfg.gold_column not in frame.columns:
-        return None
-    return np.array([names.index(g) if (g := task.gold(r)) in names else ABSTAIN for r in frame.to_dict("records")])
-
-
-def _output(cfg: Config, frame: Any, L: np.ndarray, probs: np.ndarray, subs: list[str], names: list[str],
+def _output(cfg: Config, frame: Any, votes: list[np.ndarray], probs: np.ndarray, covered: np.ndarray, subs: list[str], names: list[str],
             end: np.ndarray | None) -> tuple[Any, dict[str, str]]:
-    covered = (L != ABSTAIN).any(axis=1)
-    extra = {f"vote:{name}": (VOTE_PREFIX + name, [names[v] if v != ABSTAIN else "" for v in L[:, j]]) for j, name in enumerate(subs)}
+    separator = cfg.label_separator if cfg.task == "multilabel" else None
+    extra = {}
+    for name, V in zip(subs, votes):
+        voted = [[names[i] for i in np.flatnonzero(row == 1)] for row in V]
+        extra[f"vote:{name}"] = (VOTE_PREFIX + name, [(separator or "").join(v) if separator else (v[0] if v else "") for v in voted])
     if end is not None:
         extra["end_label"] = ("weak_end_label", [names[i] for i in end.argmax(axis=1)])
         extra["end_confidence"] = ("weak_end_confidence", end.max(axis=1).tolist())
-    out, cols = labeled_frame(
-        frame, cfg, [names[int(p.argmax())] if c else None for p, c in zip(probs, covered)], [float(p.max()) if c else None for p, c in zip(probs, covered)],
-        ["" if c else "no_votes: no sub-labeler voted on this row" for c in covered], extra,
-    )
-    return out, cols
+    if separator:
+        labels = [separator.join(n for n, q in zip(names, p) if q >= 0.5) if c else None for p, c in zip(probs, covered)]
+        confidences = [float(np.prod(np.maximum(p, 1 - p))) if c else None for p, c in zip(probs, covered)]
+    else:
+        labels = [names[int(p.argmax())] if c else None for p, c in zip(probs, covered)]
+        confidences = [float(p.max()) if c else None for p, c in zip(probs, covered)]
+    return labeled_frame(frame, cfg, labels, confidences, ["" if c else "no_votes: no sub-labeler voted on this row" for c in covered], extra)
