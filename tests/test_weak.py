@@ -153,7 +153,7 @@ def test_a_run_with_a_limit_resumes_into_the_full_one(tmp_path):
         assert db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 2
 
 
-SEED = ([{"text": f"great fun day {i}", "label": "positive"} for i in range(5)]  # two 'yes' words: P(yes) ~ 1
+SEED = ([{"text": f"great fun day {i}", "label": "positive"} for i in range(10)]  # two 'yes' words: P(yes) ~ 1
         + [{"text": f"great day {i}", "label": "positive"} for i in range(2)]  # one word: P(yes) 0.95, mostly wrong
         + [{"text": f"fun day {i}", "label": "negative"} for i in range(3)]
         + [{"text": f"so dull {i}", "label": "negative"} for i in range(4)])
@@ -166,7 +166,7 @@ def test_auto_thresholds_and_flags_come_from_the_seed_rows(tmp_path):
     pd.DataFrame(SEED).to_csv(tmp_path / "seed.csv", index=False)
     config = weak_config()
     config["weak"]["sub_labelers"][0]["abstain_below"] = "auto"
-    config["weak"]["min_precision"] = 0.8  # one word: 7 of 10 right at P(yes) >= 0.953; two words: 5 of 5
+    config["weak"]["min_precision"] = 0.8  # one word: 12 of 15 right at P(yes) >= 0.953; two words: 10 of 10
     config["weak"]["sub_labelers"].append({"name": "dull_means_good", "kind": "keywords", "keywords": ["dull"], "label": "positive"})
     rows = [*ROWS, {"text": "fun times", "label": "negative"}, {"text": "great fun", "label": "positive"}]
     with pytest.raises(ConfigError, match="seed rows"):
@@ -267,3 +267,15 @@ def test_propose_drafts_sub_labelers_for_a_person_to_edit(tmp_path):
     done = subprocess.run(cli_command("weak", "propose", "c.json", "rows.csv", "--out", "draft.yaml"), cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "fires on 0.0% of the 5 rows" in (tmp_path / "draft.yaml").read_text() and json.loads((tmp_path / "c.json").read_text()) == config
+
+
+def test_seed_rows_are_a_sample_not_the_head_of_a_sorted_file(tmp_path):
+    """Seed files are often sorted by label (AG News' train_subset starts with 2,000 World rows): with
+    seed_rows under the file's length the rows are drawn across it, so the 'so dull' rows at the end count."""
+    sorted_seed = [{"text": f"great fun day {i}", "label": "positive"} for i in range(30)] + [{"text": f"so dull {i}", "label": "negative"} for i in range(30)]
+    pd.DataFrame(sorted_seed).to_csv(tmp_path / "seed.csv", index=False)
+    config = weak_config()
+    config["weak"]["sub_labelers"] = [{"name": "dull_means_bad", "kind": "keywords", "keywords": ["dull"], "label": "negative"}]
+    config["weak"]["seed_rows"] = 20
+    row = weak(config, ROWS, project=tmp_path / "p.db", seed=tmp_path / "seed.csv").summary[0]
+    assert row["seed_rows"] == 20 and row["seed_accuracy"] == 1.0 and 0.2 < row["seed_coverage"] < 0.8

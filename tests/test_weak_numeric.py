@@ -90,6 +90,9 @@ def test_precision_thresholds_pick_the_most_coverage_at_the_precision():
     assert 0.6 < t[0] <= 0.72 and np.isnan(t[1])
     assert (hits[scores[:, 0] >= t[0], 0]).mean() >= 0.8
     assert np.isnan(precision_thresholds(scores, hits, 0.8, can_vote=[False, True])[0])
+    # a label on 90% of the rows and a score that knows nothing: 0.9 precision is no lift, so no vote
+    majority = rng.random((400, 1)) < 0.9
+    assert np.isnan(precision_thresholds(rng.random((400, 1)), majority, 0.6)[0])
     # coverage and accuracy of votes for / against (multi-label zero-shot votes against the labels it leaves out)
     V = np.array([[1, 0], [-1, -1], [0, 1]])
     assert vote_precision(V, np.array([[True, False], [True, True], [True, True]])) == (pytest.approx(2 / 3), 0.75)

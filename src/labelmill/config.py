@@ -206,7 +206,7 @@ class WeakSpec(_Strict):
     )
     seed: str | None = Field(None, description="Labeled rows (a train, dev or seed file with the gold column, never test rows): each sub-labeler "
                              "is run and scored on them, for abstain_below: auto and the accuracy floor.")
-    seed_rows: int = Field(300, ge=10, description="How many seed rows to use (the first ones).")
+    seed_rows: int = Field(300, ge=10, description="How many seed rows to use (a sample drawn with model.seed when the file has more).")
     min_precision: float = Field(0.6, gt=0.0, le=1.0, description="abstain_below: auto picks the lowest threshold whose votes reach this precision on the seed rows.")
     min_coverage: float = Field(0.01, ge=0.0, le=1.0, description="A sub-labeler voting on fewer rows than this share is flagged.")
     min_accuracy: float = Field(0.5, ge=0.0, le=1.0, description="A sub-labeler less accurate than this on the seed rows is flagged.")

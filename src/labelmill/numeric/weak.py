@@ -110,10 +110,16 @@ def lf_summary(L: Any, k: int, gold: Any = None) -> list[dict[str, Any]]:
     return rows
 
 
+_Z90 = 1.2816
+
+
 def precision_thresholds(scores: Any, hits: Any, min_precision: float, *, can_vote: Any = None, min_support: int = 5) -> np.ndarray:
     """(k,) per label, the lowest score threshold at which the rows scoring at least that much are label l
-    with precision >= `min_precision` (on at least `min_support` rows): the most coverage at that
-    precision. NaN where no threshold reaches it (or `can_vote[l]` is False): that label is never voted.
+    with the precision it needs (the lower bound of its 90% interval, on at least `min_support` rows): the most coverage at that precision.
+    The precision needed is `min_precision`, and at least halfway from the label's share of the rows to 1
+    (a vote must halve the error of guessing the label: on a 90% majority label, 0.95), so a sub-labeler
+    that fires everywhere never votes for the majority label by default. NaN where no threshold reaches
+    it (or `can_vote[l]` is False): that label is never voted.
     `scores` (n, k) a sub-labeler's probability per label, `hits` (n, k) True where l is a gold label."""
     scores, hits = np.asarray(scores, dtype=float), np.asarray(hits, dtype=bool)
     n, k = scores.shape
@@ -121,12 +127,16 @@ def precision_thresholds(scores: Any, hits: Any, min_precision: float, *, can_vo
     for label in range(k):
         if can_vote is not None and not can_vote[label]:
             continue
+        needed = max(min_precision, (hits[:, label].mean() + 1.0) / 2.0) if n else min_precision
         order = np.argsort(-scores[:, label], kind="stable")
         s, h = scores[order, label], hits[order, label]
         correct = np.cumsum(h)
         count = np.arange(1, n + 1)
         last = np.r_[s[1:] != s[:-1], True]  # a threshold keeps every row tied with it
-        ok = last & (count >= min_support) & (correct / count >= min_precision) & (s > 0)
+        rate = correct / count  # judged by its Wilson lower bound (90%): five lucky rows on top are not a precision
+        z2 = _Z90 * _Z90
+        lower = (rate + z2 / (2 * count) - _Z90 * np.sqrt(rate * (1 - rate) / count + z2 / (4 * count * count))) / (1 + z2 / count)
+        ok = last & (count >= min_support) & (lower >= needed) & (s > 0)
         if ok.any():
             out[label] = s[np.flatnonzero(ok).max()]
     return out

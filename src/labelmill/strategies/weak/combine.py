@@ -102,6 +102,9 @@ def weak(
     if seeded is None and any(s.abstain_below == "auto" for s in subs):
         raise ConfigError("abstain_below: auto chooses thresholds on labeled seed rows, and none were given", fix="set weak.seed: (a train, dev or seed file) or pass --seed")
     seed_rows, seed_hits = seeded if seeded is not None else (None, None)
+    if seed_hits is not None and not seed_hits.any(axis=0).all():
+        missing = [n for n, seen in zip(names, seed_hits.any(axis=0)) if not seen]
+        on_event(Notice(f"weak: no seed row has the label {', '.join(missing[:5])}: an auto threshold for it never fires"))
     base = derive_config(cfg, weak={"sub_labelers": []})
     separator = cfg.label_separator if multi else None
     votes, seed_votes, run_ids, seed_run_ids, thresholds = [], [], {}, {}, {}
@@ -184,7 +187,9 @@ def _rows(cfg: Config, task: Any, full: pd.DataFrame, limit: int | None, shown: 
 
 def _seed_rows(cfg: Config, task: Any, path: Any, shown: bool) -> tuple[_Rows, np.ndarray]:
     """The seed rows and their gold as hits (n, k): True where label l is (one of) the row's gold."""
-    frame = read_rows(path, cfg.dataset).head(cfg.weak.seed_rows)
+    frame = read_rows(path, cfg.dataset)
+    if len(frame) > cfg.weak.seed_rows:  # a sample, not the first rows: seed files are often sorted by label
+        frame = frame.sample(n=cfg.weak.seed_rows, random_state=cfg.model.seed).sort_index()
     if not cfg.gold_column or cfg.gold_column not in frame.columns:
         raise ConfigError(f"the seed rows ({path}) have no gold column {cfg.gold_column!r}", fix="seed rows are labeled rows: set gold_column and give a file that has it")
     rows = _rows(cfg, task, frame.reset_index(drop=True), None, shown)

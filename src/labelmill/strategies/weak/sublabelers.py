@@ -163,13 +163,19 @@ def _checked(spec: SubLabelerSpec, value: Any, names: Sequence[str], row: int) -
     return out if many else out[0]
 
 
+QUESTION_GUIDELINES = "Read the text, then answer the question that follows it."
+
+
 def prompt_config(base: Config, spec: SubLabelerSpec, input_template: str | None = None) -> Config:
-    """The sub-labeler as a config of its own: its question as the guidelines, its answers as the labels
-    (`input_template`: how its rows are shown, when not as the base config shows them)."""
-    extra = {"input_template": input_template} if input_template else {}
+    """The sub-labeler as a config of its own: its answers as the labels, and its question after each row's
+    text (`input_template`: how its rows are shown, when not as the base config shows them). A small model
+    asked the question before the text (as guidelines) answers much the same for every row; after the
+    text, its "yes" follows what the text is about."""
+    shown = input_template or base.input_template or "{text}"
+    question = spec.question.replace("{", "{{").replace("}", "}}")
     return derive_config(
-        base, name=f"{base.name}:{spec.name}", task="classification", labels=list(spec.answers), guidelines=spec.question,
-        examples={"k": 0, "items": [], "file": None}, gold_column=None, **extra,
+        base, name=f"{base.name}:{spec.name}", task="classification", labels=list(spec.answers), guidelines=QUESTION_GUIDELINES,
+        examples={"k": 0, "items": [], "file": None}, gold_column=None, input_template=f"{shown}\n\nQuestion: {question}",
     )
 
 
