@@ -1,7 +1,12 @@
 """`python bench/weak.py [--rows 1000] [--sets civil,agnews] [--json]`: weak supervision against zero-shot on
 the default embedded model, with the shipped sub-labelers (examples/weak/civil.yaml, agnews.yaml: written
 from guidelines and train files). The first N test rows of shared Civil Comments and AG News; gold labels
-are used only to score (the sub-labeler table's empirical accuracy is not used by the label model).
+are used only to score (the sub-labeler table's empirical accuracy is not used by the label model). The
+seed rows the configs name (weak.seed: train files) set the auto thresholds and the seed-accuracy column.
+
+`<set>_snorkel_*`: the same votes combined by snorkel's LabelModel instead of Dawid-Skene (no new model
+calls). `--sets goemotions` (multi-label, examples/weak/goemotions.yaml, `--rows` of its test file):
+`goemotions_zero_shot_*` and `goemotions_weak_*` micro-F1, macro-F1 and exact-match accuracy.
 
 Keys per set: `<set>_zero_shot_*`, `<set>_majority_vote_*`, `<set>_weak_*` (Dawid-Skene), macro-F1 for
 Civil Comments and accuracy for AG News (both are reported for both), the majority baseline, coverage,
@@ -56,6 +61,9 @@ def bench_set(name: str, rows: int, work: Path) -> dict:
     result = weak(config, data, project=project, end_model=True)  # the zero-shot sub-labeler comes from the cache now
     weak_s = time.perf_counter() - started + zero_s
     out[f"{name}_weak_accuracy"], out[f"{name}_weak_macro_f1"] = scores(gold, result.frame["llm_label"].tolist())
+    snorkel = weak(config, data, project=project, label_model="snorkel")  # the same votes, from the cache
+    out[f"{name}_snorkel_accuracy"], out[f"{name}_snorkel_macro_f1"] = scores(gold, snorkel.frame["llm_label"].tolist())
+    out[f"{name}_kept"] = result.kept
     names = config.label_names
     covered = (result.L != -1).any(axis=1)
     mv = majority_vote(result.L, len(names)).argmax(axis=1)
@@ -68,16 +76,46 @@ def bench_set(name: str, rows: int, work: Path) -> dict:
     return out
 
 
+def bench_multilabel(rows: int, work: Path) -> dict:
+    import labelmill
+    from labelmill.config import load_config
+    from labelmill.strategies.weak import weak
+    from labelmill.tasks import make_task
+
+    config = load_config(ROOT / "examples" / "weak" / "goemotions.yaml")
+    data = pd.read_csv(DATA / "goemotions" / "test.csv").head(rows)[["text", "labels"]]
+    task = make_task(config)
+    gold = [task.gold(r) for r in data.to_dict("records")]
+    project = work / "goemotions.db"
+    out: dict = {"goemotions_rows": len(data)}
+    started = time.perf_counter()
+    zero = labelmill.run(config, data, project=project)
+    zero_s = time.perf_counter() - started
+    started = time.perf_counter()
+    result = weak(config, data, project=project)
+    weak_s = time.perf_counter() - started + zero_s
+    for key, frame, seconds in (("zero_shot", zero.frame, zero_s), ("weak", result.frame, weak_s)):
+        predicted = [task.parse_output(v) if isinstance(v, str) else None for v in frame["llm_label"]]
+        m = task.metrics(gold, predicted)
+        out.update({f"goemotions_{key}_micro_f1": round(m["micro_f1"], 4), f"goemotions_{key}_macro_f1": round(m["macro_f1"], 4),
+                    f"goemotions_{key}_exact_match": round(m["accuracy"], 4), f"goemotions_{key}_completion": round(m["completion_rate"], 4),
+                    f"goemotions_{key}_s_per_row": round(seconds / len(data), 3)})
+    print(json.dumps(out), file=sys.stderr, flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--sets", default="civil,agnews")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--project-dir", type=Path, help="Keep the projects (and their caches) here instead of a temporary folder.")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="labelmill-weak-"))
+    work = args.project_dir or Path(tempfile.mkdtemp(prefix="labelmill-weak-"))
+    work.mkdir(parents=True, exist_ok=True)
     figures: dict = {"model": "qwen2.5-coder-0.5b"}
     for name in args.sets.split(","):
-        figures.update(bench_set(name, args.rows, work))
+        figures.update(bench_multilabel(args.rows, work) if name == "goemotions" else bench_set(name, args.rows, work))
     if args.json:
         print(json.dumps(figures, indent=1, default=float))
     else:

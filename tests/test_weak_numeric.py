@@ -109,3 +109,23 @@ def test_snorkel_label_model_beats_the_vote_on_simulated_sub_labelers():
     assert (snorkel.argmax(axis=1) == y).mean() > (mv.argmax(axis=1) == y).mean()
     ds = combine(L, 3, "dawid_skene")
     assert learned_accuracy(L, ds) == pytest.approx([0.9, 0.85, 0.4, 0.4, 0.4], abs=0.06)
+
+
+def test_seed_anchors_pin_what_a_sub_labeler_really_means():
+    """A sub-labeler that swaps two classes and one that is right 60% of the time: from the votes alone EM
+    cannot know which one to believe; twenty labeled seed rows tell it, and it reads the swapped one backwards."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 400)
+    swapped = 1 - y
+    noisy = np.where(rng.random(400) < 0.6, y, 1 - y)
+    L = np.stack([swapped, swapped, noisy], axis=1)  # the swapped one twice: the votes alone side with it
+    free = dawid_skene(L, 2)[0].argmax(axis=1)
+    assert (free == y).mean() < 0.2
+    seed = rng.integers(0, 2, 20)
+    anchor_L = np.stack([1 - seed, 1 - seed, seed], axis=1)
+    pinned, confusions, _ = dawid_skene(L, 2, anchor_L=anchor_L, anchor_y=seed)
+    assert (pinned.argmax(axis=1) == y).mean() == 1.0 and confusions[0, 0, 1] > 0.9
+    # a sub-labeler with no votes on the seed rows is left to EM
+    assert dawid_skene(L, 2, anchor_L=anchor_L, anchor_y=seed, anchor_known=[True, True, False])[0].argmax(axis=1).tolist() == y.tolist()
+    with pytest.raises(ValueError, match="anchors"):
+        dawid_skene(L, 2, anchor_L=anchor_L[:, :2], anchor_y=seed)

@@ -211,6 +211,8 @@ class WeakSpec(_Strict):
     min_coverage: float = Field(0.01, ge=0.0, le=1.0, description="A sub-labeler voting on fewer rows than this share is flagged.")
     min_accuracy: float = Field(0.5, ge=0.0, le=1.0, description="A sub-labeler less accurate than this on the seed rows is flagged.")
     select: bool = Field(False, description="Drop flagged sub-labelers before the label model combines the votes (also --select).")
+    fit_on_seed: bool = Field(True, description="dawid_skene: also learn from the seed rows, whose classes are known (semi-supervised): "
+                              "each sub-labeler's confusions are pinned to what it does there, and EM cannot swap two classes.")
 
 
 class ServerSpec(_Strict):

@@ -48,28 +48,59 @@ def majority_vote(L: Any, k: int) -> np.ndarray:
     return np.where(total > 0, counts / np.maximum(total, 1), 1.0 / k)
 
 
-def dawid_skene(L: Any, k: int, *, max_iter: int = 200, tol: float = 1e-7, smoothing: float = 0.01) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def dawid_skene(
+    L: Any, k: int, *, max_iter: int = 200, tol: float = 1e-7, smoothing: float = 0.01,
+    anchor_L: Any = None, anchor_y: Any = None, anchor_known: Any = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """EM over the class of each row: (probs (n, k), confusions (m, k, k) with confusions[j, y, l] = P(j says l |
     y, j votes), prior (k,)). Abstaining is modelled as one more answer (P(j abstains | y)): a sub-labeler
     that only ever votes one label (a keyword rule, "is it toxic? yes") is informative through when it
     fires, which plain Dawid-Skene cannot see. Started from the majority vote; `smoothing` keeps every
-    entry above zero."""
+    entry above zero.
+
+    Anchors (semi-supervised): `anchor_L` (s, m) the sub-labelers' votes on labeled rows (seed or dev rows)
+    and `anchor_y` (s,) their gold label indices. Their classes are known, so they pin each sub-labeler's
+    confusions to what it really does: EM can no longer settle on a solution that swaps two classes, which
+    it does with a biased zero-shot voter on a few hundred rows. `anchor_known` (m,) False for a sub-labeler
+    with no votes on those rows (they then say nothing about it)."""
     L = check_label_matrix(L, k)
-    post, confusions, prior = _dawid_skene(L, k, max_iter, tol, smoothing)
+    anchors = None
+    if anchor_L is not None:
+        anchor_L = check_label_matrix(anchor_L, k)
+        anchor_y = np.asarray(anchor_y, dtype=int)
+        if anchor_L.shape[1] != L.shape[1] or len(anchor_y) != len(anchor_L) or (len(anchor_y) and (anchor_y.min() < 0 or anchor_y.max() >= k)):
+            raise ValueError("anchors need one row of votes per gold label, the same sub-labelers as L, and labels in 0..k-1")
+        known = np.ones(L.shape[1], dtype=bool) if anchor_known is None else np.asarray(anchor_known, dtype=bool)
+        anchors = (_answers(anchor_L, k) * known[None, :, None], np.eye(k)[anchor_y])
+    post, confusions, prior = _dawid_skene(L, k, max_iter, tol, smoothing, anchors)
     voted = confusions[:, :, :k]
     return post, voted / voted.sum(axis=2, keepdims=True), prior
 
 
-def _dawid_skene(L: np.ndarray, k: int, max_iter: int, tol: float, smoothing: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _answers(L: np.ndarray, k: int) -> np.ndarray:
+    """(n, m, k + 1): one-hot answers, abstain being answer k."""
+    return np.concatenate([_one_hot_votes(L, k), (L == ABSTAIN)[:, :, None].astype(float)], axis=2)
+
+
+def _dawid_skene(L: np.ndarray, k: int, max_iter: int, tol: float, smoothing: float,
+                 anchors: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     votes = _one_hot_votes(L, k)  # (n, m, k)
     counts = votes.sum(axis=1)
     total = counts.sum(axis=1, keepdims=True)
     post = np.where(total > 0, counts / np.maximum(total, 1), 1.0 / k)
-    answers = np.concatenate([votes, (L == ABSTAIN)[:, :, None].astype(float)], axis=2)  # (n, m, k + 1): abstain is answer k
+    answers = _answers(L, k)
+    fixed_answers, fixed_post = anchors if anchors is not None else (np.zeros((0, *answers.shape[1:])), np.zeros((0, k)))
+    if anchors is not None and len(fixed_post):  # start where the labeled rows say, not at the vote
+        prior = (fixed_post.sum(axis=0) + 1.0) / (fixed_post.sum() + k)
+        confusions = np.einsum("iy,ijl->jyl", fixed_post, fixed_answers) + 1.0
+        confusions /= confusions.sum(axis=2, keepdims=True)
+        log_post = np.log(prior)[None, :] + np.einsum("ijl,jyl->iy", answers, np.log(confusions))
+        post = np.exp(log_post - log_post.max(axis=1, keepdims=True))
+        post /= post.sum(axis=1, keepdims=True)
     for _ in range(max_iter):
-        prior = (post.sum(axis=0) + smoothing) / (post.sum() + k * smoothing)
+        prior = (post.sum(axis=0) + fixed_post.sum(axis=0) + smoothing) / (post.sum() + fixed_post.sum() + k * smoothing)
         # M step: confusions[j, y, l] = P(j answers l | y), l in labels + abstain
-        confusions = np.einsum("iy,ijl->jyl", post, answers) + smoothing
+        confusions = np.einsum("iy,ijl->jyl", post, answers) + np.einsum("iy,ijl->jyl", fixed_post, fixed_answers) + smoothing
         confusions /= confusions.sum(axis=2, keepdims=True)
         # E step: log P(y) + sum over sub-labelers of log P(its answer | y)
         log_post = np.log(prior)[None, :] + np.einsum("ijl,jyl->iy", answers, np.log(confusions))

@@ -3,7 +3,8 @@ matrix L[n, m], and a label model (Dawid-Skene, majority vote or snorkel's) comb
 probability per row. Rows no sub-labeler voted on get no label (typed: `no_votes`).
 
 With seed rows (`weak.seed` or `seed=`: labeled train, dev or seed rows, never the test rows) every
-sub-labeler is also run and scored on them. A model sub-labeler with `abstain_below: auto` gets its own
+sub-labeler is also run and scored on them, and Dawid-Skene also learns from them (`weak.fit_on_seed`):
+their classes are known, which pins each sub-labeler's confusions (semi-supervised). A model sub-labeler with `abstain_below: auto` gets its own
 calibration there: per label, the lowest threshold on its probability at which its votes reach
 `weak.min_precision` (a small model that answers "yes" to everything then votes only where its "yes" means
 something, or not at all). Sub-labelers under the coverage or seed-accuracy floor are flagged, and dropped
@@ -144,13 +145,22 @@ def weak(
         for j, row in enumerate(summary):
             row["kept"] = j in keep
         how = label_model or spec_w.label_model
+        anchored = how == "dawid_skene" and seed_rows is not None and spec_w.fit_on_seed
+        known = np.array([seed_votes[j] is not None for j in keep])
+        seed_V = [seed_votes[j] if seed_votes[j] is not None else np.full((seed_rows.n, len(names)), ABSTAIN) for j in keep] if anchored else []  # type: ignore[union-attr]
         if multi:
             L = np.stack(votes, axis=1)  # (n, m, k)
-            probs = _multilabel_probs(L[:, keep, :], len(names), how)
+            anchors = (np.stack(seed_V, axis=1), seed_hits, known) if anchored else None
+            probs = _multilabel_probs(L[:, keep, :], len(names), how, anchors)
             covered = (L[:, keep, :] != ABSTAIN).any(axis=(1, 2))
         else:
             L = np.stack([one_label(V) for V in votes], axis=1)
-            probs = combine(L[:, keep], len(names), how)
+            anchors = None
+            if anchored:
+                gold_ids = seed_hits.argmax(axis=1)  # type: ignore[union-attr]
+                labeled = seed_hits.any(axis=1)  # type: ignore[union-attr]
+                anchors = (np.stack([one_label(V) for V in seed_V], axis=1)[labeled], gold_ids[labeled], known)
+            probs = combine(L[:, keep], len(names), how, anchors=anchors)
             covered = (L[:, keep] != ABSTAIN).any(axis=1)
             for j, value in zip(keep, learned_accuracy(L[:, keep], probs)):
                 summary[j]["learned_accuracy"] = value
@@ -265,15 +275,17 @@ def _flags(row: dict[str, Any], min_coverage: float, min_accuracy: float) -> lis
     return flags
 
 
-def _multilabel_probs(L: np.ndarray, k: int, how: str) -> np.ndarray:
-    """(n, k) P(label present): one binary label model per label over the sub-labelers that vote on it."""
+def _multilabel_probs(L: np.ndarray, k: int, how: str, anchors: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """(n, k) P(label present): one binary label model per label over the sub-labelers that vote on it
+    (`anchors`: the seed rows' votes (s, m, k), their gold as hits (s, k), which sub-labelers they have)."""
     probs = np.zeros((L.shape[0], k))
     for label in range(k):
         column = L[:, :, label]
         voters = (column != ABSTAIN).any(axis=0)
         if not voters.any():
             continue
-        probs[:, label] = combine(column[:, voters], 2, how)[:, 1]
+        pinned = None if anchors is None else (anchors[0][:, voters, label], anchors[1][:, label].astype(int), anchors[2][voters])
+        probs[:, label] = combine(column[:, voters], 2, how, anchors=pinned)[:, 1]
     return probs
 
 

@@ -13,10 +13,13 @@ from labelmill.numeric.weak import ABSTAIN, check_label_matrix, dawid_skene, maj
 LABEL_MODELS = ("dawid_skene", "majority_vote", "snorkel")
 
 
-def combine(L: Any, k: int, how: str, *, seed: int = 0) -> np.ndarray:
-    """(n, k) the label model's probabilities for every row (rows nobody voted on get its prior or uniform)."""
+def combine(L: Any, k: int, how: str, *, seed: int = 0, anchors: tuple[Any, Any, Any] | None = None) -> np.ndarray:
+    """(n, k) the label model's probabilities for every row (rows nobody voted on get its prior or uniform).
+    `anchors` (dawid_skene): (votes (s, m), gold (s,), known (m,)) on labeled seed rows (see `dawid_skene`)."""
     L = check_label_matrix(L, k)
     if how == "dawid_skene":
+        if anchors is not None:
+            return dawid_skene(L, k, anchor_L=anchors[0], anchor_y=anchors[1], anchor_known=anchors[2])[0]
         return dawid_skene(L, k)[0]
     if how == "majority_vote":
         return majority_vote(L, k)
