@@ -2,7 +2,9 @@
 the default embedded model, with the shipped sub-labelers (examples/weak/civil.yaml, agnews.yaml: written
 from guidelines and train files). The first N test rows of shared Civil Comments and AG News; gold labels
 are used only to score (the sub-labeler table's empirical accuracy is not used by the label model). The
-seed rows the configs name (weak.seed: train files) set the auto thresholds and the seed-accuracy column.
+seed rows the configs name (weak.seed: train files, never test rows) set the questions' auto thresholds
+and the seed-accuracy column, and anchor Dawid-Skene. `<set>_unsupervised_*`: no gold at all (no seed
+rows, each question at a fixed 0.5, Dawid-Skene from the votes alone).
 
 `<set>_snorkel_*`: the same votes combined by snorkel's LabelModel instead of Dawid-Skene (no new model
 calls). `--sets goemotions` (multi-label, examples/weak/goemotions.yaml, `--rows` of its test file):
@@ -42,7 +44,7 @@ def scores(gold: np.ndarray, predicted: list) -> tuple[float, float]:
 
 def bench_set(name: str, rows: int, work: Path) -> dict:
     import labelmill
-    from labelmill.config import load_config
+    from labelmill.config import derive_config, load_config
     from labelmill.numeric.weak import majority_vote
     from labelmill.strategies.weak import weak
 
@@ -64,6 +66,11 @@ def bench_set(name: str, rows: int, work: Path) -> dict:
     snorkel = weak(config, data, project=project, label_model="snorkel")  # the same votes, from the cache
     out[f"{name}_snorkel_accuracy"], out[f"{name}_snorkel_macro_f1"] = scores(gold, snorkel.frame["llm_label"].tolist())
     out[f"{name}_kept"] = result.kept
+    out[f"{name}_seed_rows"] = config.weak.seed_rows if config.weak.seed else 0
+    # no gold anywhere: no seed rows, each question at a fixed 0.5 (its argmax), Dawid-Skene from the votes alone
+    subs = [{**s.model_dump(), "abstain_below": 0.5} if s.abstain_below == "auto" else s.model_dump() for s in config.weak.sub_labelers]
+    alone = weak(derive_config(config, weak={"seed": None, "sub_labelers": subs}), data, project=project)
+    out[f"{name}_unsupervised_accuracy"], out[f"{name}_unsupervised_macro_f1"] = scores(gold, alone.frame["llm_label"].tolist())
     names = config.label_names
     covered = (result.L != -1).any(axis=1)
     mv = majority_vote(result.L, len(names)).argmax(axis=1)

@@ -244,7 +244,8 @@ def test_multi_label_tasks_get_one_label_model_per_label(tmp_path):
 
 
 def test_propose_drafts_sub_labelers_for_a_person_to_edit(tmp_path):
-    """The model's questions and keywords become a YAML draft; a word proposed for both labels is dropped;
+    """The model's questions and keywords become a YAML draft; a word proposed for both labels is dropped, and
+    so is a label name;
     each keyword rule's coverage is measured on the rows; the draft validates as a weak section."""
     import yaml
 
@@ -254,7 +255,7 @@ def test_propose_drafts_sub_labelers_for_a_person_to_edit(tmp_path):
     config = weak_config()
     config["model"]["params"]["replies"] = [
         [r"label is (\w+)\. Reply with the question", "1. Is the review {0}?"],
-        [r"labeled (\w+) and rarely", "great, fun, film, \"{0} words\""],
+        [r"rows about (\w+) and rarely", "great, fun, film, Positive, \"{0} words\""],
     ]
     (tmp_path / "c.json").write_text(json.dumps(config))
     pd.DataFrame(ROWS).to_csv(tmp_path / "rows.csv", index=False)

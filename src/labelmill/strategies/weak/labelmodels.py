@@ -34,6 +34,8 @@ def snorkel_label_model(L: np.ndarray, k: int, *, seed: int = 0, epochs: int = 5
         from snorkel.labeling.model import LabelModel
     except ImportError:
         raise ConfigError("label_model: snorkel needs the snorkel package", fix="pip install 'labelmill[weak]' (or use dawid_skene)") from None
+    if L.shape[1] < 3:
+        raise ConfigError(f"snorkel's LabelModel needs at least 3 sub-labelers; {L.shape[1]} vote here", fix="add sub-labelers, or use label_model: dawid_skene")
     import logging
 
     logging.getLogger("snorkel").setLevel(logging.WARNING)

@@ -2,8 +2,9 @@
 from the task's guidelines and a sample of unlabeled rows. The draft is YAML for a person to edit and paste
 into the config's weak section: nothing is added to any config by this command.
 
-Each keyword rule's coverage on the given rows is measured (rules cost nothing to run), and a keyword the
-model proposed for more than one label is dropped from both: it cannot tell them apart.
+Each keyword rule's coverage on the given rows is measured (rules cost nothing to run); a keyword the
+model proposed for more than one label is dropped from both (it cannot tell them apart), and so are the
+label names themselves (small models answer with the label list).
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ def propose(
     check_columns(cfg, task, frame)
     if frame.empty:
         raise ConfigError("weak propose needs some rows to show the model", fix="give a file with rows")
-    texts = [task.render(r) for r in frame.head(coverage_rows).to_dict("records")]
+    if len(frame) > coverage_rows:  # a sample across the file: files are often sorted by label
+        frame = frame.sample(n=coverage_rows, random_state=cfg.model.seed).sort_index()
+    texts = [task.render(r) for r in frame.to_dict("records")]
     picked = np.random.default_rng(cfg.model.seed).choice(len(texts), size=min(sample, len(texts)), replace=False)
     shown = "\n".join(f"- {' '.join(texts[i].split())[:240]}" for i in sorted(picked))
     names = cfg.label_names
@@ -75,12 +78,13 @@ def propose(
     context = f"Task: {cfg.guidelines.strip()}\nLabels: {', '.join(names)}\nSome rows to label:\n{shown}\n\n"
     questions = [Prompt(SYSTEM, (), context + f"Write one yes/no question about a row whose answer is yes exactly when the row's label is "
                         f"{label}. Reply with the question only.") for label in names]
-    word_asks = [Prompt(SYSTEM, (), context + f"List {keywords} single words or short phrases that often appear in rows labeled {label} "
-                        "and rarely in rows with the other labels. Reply with a comma-separated list only.") for label in names]
+    word_asks = [Prompt(SYSTEM, (), context + f"Write {keywords} words that often appear in rows about {label} and rarely in the others "
+                        "(not the label names). Reply with the words, separated by commas.") for label in names]
     on_event(Notice(f"weak propose: asking {asker.model.name} for {len(names)} questions and keyword lists"))
     answers = _ask(asker, questions + word_asks, project, backend)
     asked_q, asked_w = answers[: len(names)], answers[len(names):]
-    proposed = {label: _words(text, keywords) for label, text in zip(names, asked_w)}
+    label_words = {w.casefold() for n in names for w in re.findall(r"\w+", n)} | {n.casefold() for n in names}
+    proposed = {label: [w for w in _words(text, keywords) if w not in label_words] for label, text in zip(names, asked_w)}
     counts = Counter(w for words in proposed.values() for w in set(words))
     subs, coverage = [], {}
     for label, question, words in zip(names, asked_q, (proposed[n] for n in names)):
