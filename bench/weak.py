@@ -66,6 +66,12 @@ def bench_set(name: str, rows: int, work: Path) -> dict:
     snorkel = weak(config, data, project=project, label_model="snorkel")  # the same votes, from the cache
     out[f"{name}_snorkel_accuracy"], out[f"{name}_snorkel_macro_f1"] = scores(gold, snorkel.frame["llm_label"].tolist())
     out[f"{name}_kept"] = result.kept
+    from labelmill.evaluation.metrics import expected_calibration_error
+
+    conf = result.frame["llm_confidence"].to_numpy(dtype=float)
+    done = ~np.isnan(conf)
+    right = result.frame["llm_label"].astype(str).to_numpy() == gold
+    out[f"{name}_weak_ece"] = round(expected_calibration_error(right[done], conf[done])[0], 4)  # is its confidence a probability?
     out[f"{name}_seed_rows"] = config.weak.seed_rows if config.weak.seed else 0
     # no gold anywhere: no seed rows, each question at a fixed 0.5 (its argmax), Dawid-Skene from the votes alone
     subs = [{**s.model_dump(), "abstain_below": 0.5} if s.abstain_below == "auto" else s.model_dump() for s in config.weak.sub_labelers]

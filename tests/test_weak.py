@@ -280,3 +280,21 @@ def test_seed_rows_are_a_sample_not_the_head_of_a_sorted_file(tmp_path):
     config["weak"]["seed_rows"] = 20
     row = weak(config, ROWS, project=tmp_path / "p.db", seed=tmp_path / "seed.csv").summary[0]
     assert row["seed_rows"] == 20 and row["seed_accuracy"] == 1.0 and 0.2 < row["seed_coverage"] < 0.8
+
+
+def test_bad_seed_rows_and_label_model_choices_are_clear_errors(tmp_path):
+    pd.DataFrame({"text": ["great fun"]}).to_csv(tmp_path / "nogold.csv", index=False)
+    with pytest.raises(ConfigError, match="no gold column 'label'"):
+        weak(weak_config(), ROWS, project=tmp_path / "p.db", seed=tmp_path / "nogold.csv")
+    config = weak_config()
+    config["weak"]["sub_labelers"] = config["weak"]["sub_labelers"][1:3]
+    with pytest.raises(ConfigError, match="at least 3 sub-labelers"):
+        weak(config, ROWS, project=tmp_path / "p.db", label_model="snorkel")
+    config = weak_config()
+    config["weak"]["sub_labelers"][1]["abstain_below"] = "auto"
+    with pytest.raises(ConfigError, match="keywords sub-labeler has none"):
+        weak(config, ROWS, project=tmp_path / "p.db")
+    config = weak_config(min_coverage=0.9, select=True)
+    config["weak"]["sub_labelers"] = config["weak"]["sub_labelers"][1:3]  # the rules fire on 40% and 20%
+    with pytest.raises(ConfigError, match="dropped every sub-labeler"):
+        weak(config, ROWS, project=tmp_path / "p.db")
