@@ -70,6 +70,7 @@ strategies.register_lazy("freeal", "labelmill.strategies.freeal.strategy:STRATEG
 strategies.register_lazy("weak", "labelmill.strategies.weak.strategy:STRATEGY")
 strategies.register_lazy("review", "labelmill.strategies.review.strategy:STRATEGY")
 strategies.register_lazy("refine", "labelmill.strategies.refine.strategy:STRATEGY")
+strategies.register_lazy("synth", "labelmill.strategies.synth.strategy:STRATEGY")
 
 
 def get_strategy(name: str) -> Strategy:

@@ -1,0 +1,183 @@
+"""`labelmill synth examples`: labeled examples per label for a classification config, from zero real rows.
+
+AttrPrompt-style diversity: the generator first lists subtopics per label, then each example asks for one
+combination of subtopic, length and style, so the examples do not all read alike. Then the filters: rules
+(empty, too short or long, refusals), MinHash and embedding near-duplicates, and consistency: the config's
+own labeler labels each example, and one it labels otherwise is dropped. Every request goes through the
+store's cache batch by batch, so a crashed run resumes where it stopped and a rerun asks nothing twice.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from labelmill.config import Config, ModelSpec, load_config
+from labelmill.core import Job, Runner
+from labelmill.core.job import Call
+from labelmill.errors import ConfigError
+from labelmill.events import EventHandler, Notice, ignore
+from labelmill.io import write_rows
+from labelmill.store import Store
+from labelmill.strategies.synth.filters import distinct_n, embedding_dedup, embedding_spread, minhash_dedup, rule_filter
+from labelmill.template import template_fields
+from labelmill.types import Prompt
+
+SYSTEM = "You write realistic example data for a text classification dataset. Reply with exactly what is asked."
+LENGTHS = ("one short sentence", "two sentences", "three or four sentences")
+STYLES = ("plain", "casual", "formal", "detailed")
+_PREFIX = re.compile(r"^\s*(?:(?:example|text|input|review|article|sentence)\s*\d*\s*[:.-]\s*)", re.IGNORECASE)
+
+
+@dataclass
+class SynthResult:
+    frame: pd.DataFrame  # text column, label, subtopic, length, style, kept, removed_by
+    figures: dict[str, Any]  # generated, removed per filter, kept, per label, distinct_2, embedding_spread
+    output_path: Path | None = None
+    texts: list[str] = field(default_factory=list)  # the kept examples
+
+
+def synth_examples(
+    config: str | Path | dict | Config, *, per_label: int = 50, project: str | Path = "labelmill.db", output: str | Path | None = None,
+    subtopics: int = 6, generator: dict | None = None, temperature: float = 0.9, consistency: bool = True, dedup: bool = True,
+    batch: int = 64, backend: Any = None, on_event: EventHandler = ignore,
+) -> SynthResult:
+    """Write `per_label` examples for each label of a classification config (see the module docstring).
+    `generator`: model settings for the writer (default: the config's model); the config's own labeler
+    does the consistency check."""
+    cfg = load_config(config) if not isinstance(config, Config) else config
+    if cfg.task != "classification":
+        raise ConfigError(f"synth examples writes rows for classification configs; this one is {cfg.task!r}", fix="use a classification config")
+    fields = template_fields(cfg.input_template or "{text}")
+    if len(fields) != 1:
+        raise ConfigError(f"synth examples writes one text column; the input_template uses {len(fields)}: {', '.join(fields)}",
+                          fix="use a config whose input_template shows one column, e.g. '{text}'")
+    column = fields[0]
+    writer = cfg if not generator else cfg.model_copy(update={"model": ModelSpec.model_validate({**cfg.model.model_dump(), **generator})})
+    guidelines = cfg.guidelines.replace("{labels}", ", ".join(cfg.label_names)).strip() or f"Label each text as one of: {', '.join(cfg.label_names)}."
+    job = Job(writer, backend)
+    try:
+        with Store(project) as store:
+            runner = Runner(job, store)
+            topics = _subtopics(cfg, guidelines, runner, store, subtopics)
+            plan = _plan(cfg, topics, per_label)
+            prompts = [Prompt(SYSTEM, (), _ask(guidelines, row)) for row in plan]
+            on_event(Notice(f"synth: writing {len(prompts)} examples ({per_label} per label) with {writer.model.name}"))
+            texts: list[str] = []
+            call = Call("synth_example", "generate", max_tokens=120, temperature=temperature, seed=cfg.model.seed)
+            for start in range(0, len(prompts), batch):  # each batch is cached before the next: a crash loses at most one
+                answers, new = runner.answers(prompts[start : start + batch], call)
+                store.cache_put(new)
+                texts.extend(clean_example(str(a.get("text") or "")) for a in answers)
+                on_event(Notice(f"synth: {len(texts)} of {len(prompts)} written"))
+    finally:
+        if backend is None:
+            job.backend.close()
+    frame = pd.DataFrame(plan)
+    frame.insert(0, column, texts)
+    frame["removed_by"] = ""
+    figures: dict[str, Any] = {"generated": len(frame), "generator": f"{writer.model.backend}:{writer.model.name}"}
+    alive = np.arange(len(frame))
+    ruled = rule_filter([texts[i] for i in alive])
+    _mark(frame, alive, ruled.keep, "rules")
+    figures["removed_rules"] = ruled.removed
+    alive = alive[ruled.keep]
+    if dedup and len(alive):
+        hashed = minhash_dedup([texts[i] for i in alive], threshold=0.7)
+        _mark(frame, alive, hashed.keep, "minhash_duplicate")
+        alive = alive[hashed.keep]
+        vectors = _embed([texts[i] for i in alive], cfg, project)
+        near = embedding_dedup(vectors, threshold=0.95)
+        _mark(frame, alive, near.keep, "embedding_duplicate")
+        alive, vectors = alive[near.keep], vectors[near.keep]
+        figures["removed_minhash"], figures["removed_embedding"] = hashed.removed_total, near.removed_total
+    if consistency and len(alive):
+        labeled = _label(cfg, frame.iloc[alive][[column]].reset_index(drop=True), project, backend, on_event)
+        agree = [i for i, (got, want) in enumerate(zip(labeled, frame["label"].iloc[alive])) if got == want]
+        _mark(frame, alive, agree, "inconsistent")
+        figures["removed_inconsistent"] = len(alive) - len(agree)
+        alive = alive[agree]
+    frame["kept"] = frame["removed_by"] == ""
+    kept_texts = [texts[i] for i in alive]
+    figures.update({
+        "kept": len(alive), "kept_per_label": {str(k): int(v) for k, v in frame[frame["kept"]]["label"].value_counts().items()},
+        "removed_share": round(1 - len(alive) / len(frame), 4) if len(frame) else 0.0,
+        "dedup_removed_share": round((figures.get("removed_minhash", 0) + figures.get("removed_embedding", 0)) / len(frame), 4) if len(frame) else 0.0,
+        "distinct_2": round(distinct_n(kept_texts, 2), 4),
+    })
+    if dedup and len(alive) > 1:
+        figures["embedding_spread"] = round(embedding_spread(_embed(kept_texts, cfg, project)), 4)
+    path = write_rows(frame, output) if output else None
+    return SynthResult(frame, figures, path, kept_texts)
+
+
+def clean_example(text: str) -> str:
+    """The example itself: its first paragraph, without a leading 'Example 3:' or surrounding quotes."""
+    first = text.strip().split("\n\n")[0].strip()
+    first = _PREFIX.sub("", first).strip().strip('"“”').strip()
+    return " ".join(first.split())
+
+
+def _subtopics(cfg: Config, guidelines: str, runner: Runner, store: Store, count: int) -> dict[str, list[str]]:
+    """Per label, subtopics the generator lists (AttrPrompt); the label itself where it lists none."""
+    prompts = [Prompt(SYSTEM, (), f"Task: {guidelines}\n\nList {count} different subtopics that texts labeled \"{spec.name}\""
+                      + (f" ({spec.description})" if spec.description else "") + " can be about. Reply with a comma-separated list only.")
+               for spec in cfg.labels]
+    answers, new = runner.answers(prompts, Call("synth_subtopics", "generate", max_tokens=80, temperature=0.0, seed=cfg.model.seed))
+    store.cache_put(new)
+    out = {}
+    for spec, answer in zip(cfg.labels, answers):
+        items = [re.sub(r"^\s*(?:[-*\d.)]+\s*)", "", p).strip().strip("\"'.") for p in re.split(r"[,;\n]", str(answer.get("text") or ""))]
+        items = [i for i in dict.fromkeys(items) if 2 <= len(i) <= 60 and i.casefold() != spec.name.casefold()]
+        out[spec.name] = items[:count] or [spec.name]
+    return out
+
+
+def _plan(cfg: Config, topics: dict[str, list[str]], per_label: int) -> list[dict[str, Any]]:
+    """One row per example to write: label, subtopic, length, style, in label round-robin order."""
+    rng = np.random.default_rng(cfg.model.seed)
+    rows = []
+    grids = {label: list(itertools.product(topics[label], LENGTHS, STYLES)) for label in topics}
+    for label in grids:
+        rng.shuffle(grids[label])
+    for i in range(per_label):
+        for spec in cfg.labels:
+            topic, length, style = grids[spec.name][i % len(grids[spec.name])]
+            rows.append({"label": spec.name, "description": spec.description or "", "subtopic": topic, "length": length, "style": style, "number": i + 1})
+    return rows
+
+
+def _ask(guidelines: str, row: dict[str, Any]) -> str:
+    what = f"\"{row['label']}\"" + (f" ({row['description']})" if row["description"] else "")
+    return (f"Task: {guidelines}\n\nWrite example {row['number']}: a realistic input whose label is {what}, about {row['subtopic']}, "
+            f"{row['length']} long, in a {row['style']} style. Reply with the input text only.")
+
+
+def _mark(frame: pd.DataFrame, alive: np.ndarray, keep: list[int], reason: str) -> None:
+    gone = np.setdiff1d(np.arange(len(alive)), np.asarray(keep, dtype=int))
+    frame.loc[alive[gone], "removed_by"] = reason
+
+
+def _embed(texts: list[str], cfg: Config, project: str | Path) -> np.ndarray:
+    from labelmill.selectors.embeddings import embed
+
+    with Store(project) as store:
+        return embed(texts, cfg.examples.embedding_model, store)
+
+
+def _label(cfg: Config, rows: pd.DataFrame, project: str | Path, backend: Any, on_event: EventHandler) -> list[Any]:
+    """The config's own labeler on the examples (a run of its own in the store)."""
+    job = Job(cfg, backend)
+    try:
+        with Store(project) as store:
+            result = Runner(job, store, on_event).run(rows)
+    finally:
+        if backend is None:
+            job.backend.close()
+    return result.frame[result.columns["label"]].tolist()
