@@ -1,4 +1,4 @@
-"""synth's registration: the `labelmill synth` command group (examples per label so far)."""
+"""synth's registration: the `labelmill synth` group (examples per label so far) and `labelmill judge` (pairs, scores)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,69 @@ class SynthStrategy(Strategy):
             click.echo(f"wrote {result.output_path}: kept {f['kept']} of {f['generated']} examples {f['kept_per_label']}; "
                        f"distinct-2 {f['distinct_2']:.3f}, near-duplicates removed {f['dedup_removed_share']:.1%}")
 
-        return group
+        return [group, judge_group()]
+
+
+def judge_group() -> Any:
+    import click
+
+    @click.group(name="judge")
+    def judge() -> None:
+        """An LLM as judge: `labelmill judge pairs ROWS` (both orders), `labelmill judge scores ROWS` (1-5 rubric)."""
+
+    def common(fn: Any) -> Any:
+        for option in reversed([
+            click.argument("input", type=click.Path(dir_okay=False, exists=True)),
+            click.option("--out", "output", type=click.Path(dir_okay=False), help="The rows with the judge's columns."),
+            click.option("--model", "model_name", default="qwen2.5-coder-0.5b", show_default=True, help="The judge model (llama_cpp), e.g. qwen2.5-coder-1.5b."),
+            click.option("--question", default="question", show_default=True, help="The question (prompt) column."),
+            click.option("--context", default="context", show_default=True, help="A context column, shown when the rows have it."),
+            click.option("--project", default="labelmill.db", show_default=True),
+            click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON."),
+        ]):
+            fn = option(fn)
+        return fn
+
+    @judge.command(name="pairs")
+    @common
+    @click.option("--first", default="first", show_default=True, help="The first answer's column.")
+    @click.option("--second", default="second", show_default=True, help="The second answer's column.")
+    @click.option("--human", default="human", show_default=True, help="People's verdicts (first / second / tie), when the rows have them.")
+    def pairs(input: str, output: str | None, model_name: str, question: str, context: str, project: str, as_json: bool, first: str, second: str, human: str) -> None:
+        """Judge two answers per row, in both orders; a verdict that changes with the order is a tie."""
+        from labelmill.cli.progress import ProgressView
+        from labelmill.strategies.synth.judge import judge_pairs
+
+        result = judge_pairs(input, model=model_name, project=project, output=output, question=question, first=first, second=second,
+                             context=context, human=human, on_event=ProgressView(quiet=as_json))
+        _show(result, as_json)
+
+    @judge.command(name="scores")
+    @common
+    @click.option("--answer", default="answer", show_default=True, help="The answer column.")
+    @click.option("--reference", default="reference", show_default=True, help="A reference answer column, used when the rows have it.")
+    @click.option("--human", default="human_score", show_default=True, help="People's 1-5 scores, when the rows have them.")
+    def scores(input: str, output: str | None, model_name: str, question: str, context: str, project: str, as_json: bool, answer: str, reference: str, human: str) -> None:
+        """Score each answer from 1 to 5 (Prometheus-style rubric, against a reference where given)."""
+        from labelmill.cli.progress import ProgressView
+        from labelmill.strategies.synth.judge import judge_scores
+
+        result = judge_scores(input, model=model_name, project=project, output=output, question=question, answer=answer, reference=reference,
+                              context=context, human=human, on_event=ProgressView(quiet=as_json))
+        _show(result, as_json)
+
+    return judge
+
+
+def _show(result: Any, as_json: bool) -> None:
+    import click
+
+    if as_json:
+        click.echo(json.dumps({"output": str(result.output_path) if result.output_path else None, **result.figures}))
+        return
+    click.echo(", ".join(f"{k} {v}" for k, v in result.figures.items()))
+    if result.output_path:
+        click.echo(f"wrote {result.output_path}")
 
 
 STRATEGY = SynthStrategy()

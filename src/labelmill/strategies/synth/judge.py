@@ -1,0 +1,199 @@
+"""`labelmill judge`: an LLM as judge, scored over a closed answer set (one forward pass per verdict).
+
+- **Pairwise:** each pair is judged in both orders (first answer shown as A, then as B). A verdict that
+  changes with the order is a position flip and counts as a tie; the flip rate and the position
+  consistency are reported. P(first is better) is the mean over the two orders.
+- **Rubric:** an absolute 1-5 score (Prometheus-style), optionally against a reference answer; the
+  expected score under the judge's distribution over the five digits, and its argmax.
+- Where rows carry a human verdict (or score), the judge's agreement with people: accuracy and Cohen's kappa.
+
+Every request goes through the store's cache, so a rerun asks nothing twice and a crashed run resumes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from labelmill.config import Config, load_config
+from labelmill.core import Job, Runner
+from labelmill.core.job import Call
+from labelmill.errors import InputDataError
+from labelmill.events import EventHandler, Notice, ignore
+from labelmill.io import read_rows, write_rows
+from labelmill.store import Store
+from labelmill.types import Prompt
+
+PAIR_SYSTEM = ("You are a fair and strict judge. Compare two answers to the question and decide which is better: correct, "
+               "relevant to the question and supported by the context. Do not let the order or the length of the answers sway you. "
+               "Answer with A or B only.")
+RUBRIC_SYSTEM = ("You are a fair and strict judge. Score the answer from 1 to 5: 1 wrong or irrelevant, 2 mostly wrong, 3 partly right, "
+                 "4 right with small flaws, 5 fully right and relevant. Answer with the digit only.")
+SIDES = ("A", "B")
+DIGITS = ("1", "2", "3", "4", "5")
+VERDICTS = ("first", "second", "tie")
+
+
+@dataclass
+class JudgeResult:
+    frame: pd.DataFrame
+    figures: dict[str, Any] = field(default_factory=dict)
+    output_path: Path | None = None
+
+
+def judge_config(model: str | dict | Config | None = None) -> Config:
+    """A judge's config: the model settings (a name, a dict of model settings, or a config to take them from)."""
+    if isinstance(model, Config):
+        return model
+    spec = {"name": model} if isinstance(model, str) else dict(model or {})
+    return load_config({"task": "classification", "name": "judge", "labels": list(SIDES), "model": {"backend": "llama_cpp", "name": "qwen2.5-coder-0.5b", **spec}})
+
+
+def judge_pairs(
+    data: Any, *, model: str | dict | Config | None = None, project: str | Path = "labelmill.db", output: str | Path | None = None,
+    question: str = "question", first: str = "first", second: str = "second", context: str | None = "context", human: str | None = "human",
+    backend: Any = None, batch: int = 64, on_event: EventHandler = ignore,
+) -> JudgeResult:
+    """Judge each row's two answers (columns `first`, `second`) to `question` (with `context` if the rows
+    have it) in both orders. `human`: a column with first / second / tie (or a / b) to measure agreement."""
+    frame = read_rows(data)
+    missing = [c for c in (question, first, second) if c not in frame.columns]
+    if missing:
+        raise InputDataError(f"judge pairs: no column {missing[0]!r} in the rows", fix=f"name the columns with --question/--first/--second; the rows have: {', '.join(map(str, frame.columns))}")
+    has_context = context is not None and context in frame.columns
+    cfg = judge_config(model)
+
+    def ask(row: dict[str, Any], a: str, b: str) -> Prompt:
+        shown = f"Context: {_text(row.get(context))}\n\n" if has_context else ""
+        return Prompt(PAIR_SYSTEM, (), f"{shown}Question: {_text(row[question])}\n\nAnswer A: {_text(a)}\n\nAnswer B: {_text(b)}\n\nWhich answer is better, A or B?")
+
+    rows = frame.to_dict("records")
+    forward = [ask(r, r[first], r[second]) for r in rows]
+    swapped = [ask(r, r[second], r[first]) for r in rows]
+    on_event(Notice(f"judge: {len(rows)} pairs, both orders, with {cfg.model.name}"))
+    p1 = _p_first(_scores(cfg, forward, Call("judge_pair", "score", SIDES), project, backend, batch))
+    p2 = 1.0 - _p_first(_scores(cfg, swapped, Call("judge_pair", "score", SIDES), project, backend, batch))  # first is B here
+    v1, v2 = np.where(p1 >= 0.5, "first", "second"), np.where(p2 >= 0.5, "first", "second")
+    verdict = np.where(v1 == v2, v1, "tie")
+    out = frame.copy()
+    out["judge_p_first_order1"], out["judge_p_first_order2"] = p1.round(4), p2.round(4)
+    out["judge_p_first"] = ((p1 + p2) / 2).round(4)
+    out["judge_verdict"] = verdict
+    flips = float((v1 != v2).mean()) if len(rows) else 0.0
+    figures: dict[str, Any] = {"judge_model": f"{cfg.model.backend}:{cfg.model.name}", "pairs": len(rows), "flip_rate": round(flips, 4),
+                               "position_consistency": round(1 - flips, 4), "first_wins": round(float((verdict == "first").mean()), 4) if len(rows) else 0.0,
+                               "ties": round(float((verdict == "tie").mean()), 4) if len(rows) else 0.0,
+                               "order1_first_share": round(float((v1 == "first").mean()), 4) if len(rows) else 0.0}
+    if human and human in frame.columns:
+        people = [_human(v) for v in frame[human]]
+        known = [i for i, h in enumerate(people) if h is not None]
+        if known:
+            said, judged = [people[i] for i in known], [str(verdict[i]) for i in known]
+            figures["human_rows"] = len(known)
+            figures["accuracy"] = round(float(np.mean([a == b for a, b in zip(said, judged)])), 4)  # a tie where people chose is wrong
+            decided = [(a, b) for a, b in zip(said, judged) if b != "tie"]
+            figures["accuracy_on_decided"] = round(float(np.mean([a == b for a, b in decided])), 4) if decided else None
+            figures["kappa"] = round(cohen_kappa(said, judged, VERDICTS), 4)
+            order1 = [str(v1[i]) for i in known]
+            figures["accuracy_one_order"] = round(float(np.mean([a == b for a, b in zip(said, order1)])), 4)
+    path = write_rows(out, output) if output else None
+    return JudgeResult(out, figures, path)
+
+
+def judge_scores(
+    data: Any, *, model: str | dict | Config | None = None, project: str | Path = "labelmill.db", output: str | Path | None = None,
+    question: str = "question", answer: str = "answer", reference: str | None = "reference", context: str | None = "context",
+    human: str | None = "human_score", backend: Any = None, batch: int = 64, on_event: EventHandler = ignore,
+) -> JudgeResult:
+    """Score each row's `answer` to `question` from 1 to 5 (against `reference` where the rows have it)."""
+    frame = read_rows(data)
+    missing = [c for c in (question, answer) if c not in frame.columns]
+    if missing:
+        raise InputDataError(f"judge scores: no column {missing[0]!r} in the rows", fix=f"name the columns with --question/--answer; the rows have: {', '.join(map(str, frame.columns))}")
+    cfg = judge_config(model)
+    with_ref = reference is not None and reference in frame.columns
+    with_ctx = context is not None and context in frame.columns
+    prompts = []
+    for row in frame.to_dict("records"):
+        shown = f"Context: {_text(row.get(context))}\n\n" if with_ctx else ""
+        ref = f"\n\nReference answer (scores 5): {_text(row.get(reference))}" if with_ref else ""
+        prompts.append(Prompt(RUBRIC_SYSTEM, (), f"{shown}Question: {_text(row[question])}{ref}\n\nAnswer to score: {_text(row[answer])}\n\nScore (1-5):"))
+    on_event(Notice(f"judge: scoring {len(prompts)} answers with {cfg.model.name}"))
+    logprobs = _scores(cfg, prompts, Call("judge_rubric", "score", DIGITS), project, backend, batch)
+    probs = np.exp(logprobs - logprobs.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    expected = probs @ np.arange(1, 6)
+    out = frame.copy()
+    out["judge_score"] = probs.argmax(axis=1) + 1
+    out["judge_expected_score"] = expected.round(3)
+    figures: dict[str, Any] = {"judge_model": f"{cfg.model.backend}:{cfg.model.name}", "rows": len(frame), "mean_score": round(float(expected.mean()), 4) if len(frame) else None}
+    if human and human in frame.columns:
+        scores = pd.to_numeric(frame[human], errors="coerce")
+        known = scores.notna().to_numpy()
+        if known.any():
+            said = scores[known].round().astype(int).tolist()
+            got = out["judge_score"][known].astype(int).tolist()
+            figures["human_rows"] = int(known.sum())
+            figures["accuracy"] = round(float(np.mean([a == b for a, b in zip(said, got)])), 4)
+            figures["kappa"] = round(cohen_kappa(said, got, list(range(1, 6))), 4)
+            if known.sum() > 2 and np.std(said) > 0:
+                figures["pearson"] = round(float(np.corrcoef(said, expected[known])[0, 1]), 4)
+    path = write_rows(out, output) if output else None
+    return JudgeResult(out, figures, path)
+
+
+def cohen_kappa(a: list[Any], b: list[Any], categories: Any) -> float:
+    """Cohen's kappa of two raters over the same rows (1 = full agreement, 0 = chance)."""
+    cats = list(categories)
+    index = {c: i for i, c in enumerate(cats)}
+    table = np.zeros((len(cats), len(cats)))
+    for x, y in zip(a, b):
+        table[index[x], index[y]] += 1
+    n = table.sum()
+    if not n:
+        return 0.0
+    observed = np.trace(table) / n
+    expected = float((table.sum(axis=1) @ table.sum(axis=0)) / (n * n))
+    return float((observed - expected) / (1 - expected)) if expected < 1 else 1.0
+
+
+def _scores(cfg: Config, prompts: list[Prompt], call: Call, project: str | Path, backend: Any, batch: int) -> np.ndarray:
+    """(n, len(call.candidates)) the judge's log-probabilities, through the cache batch by batch."""
+    job = Job(cfg, backend)
+    out = []
+    try:
+        with Store(project) as store:
+            runner = Runner(job, store)
+            for start in range(0, len(prompts), batch):
+                answers, new = runner.answers(prompts[start : start + batch], call)
+                store.cache_put(new)
+                for a in answers:
+                    if a.get("error") or not a.get("logprobs"):
+                        raise InputDataError(f"the judge model gave no scores ({a.get('error') or 'empty'})", fix="check the model or server, then rerun (answers so far are cached)")
+                    out.append(a["logprobs"])
+    finally:
+        if backend is None:
+            job.backend.close()
+    return np.array(out, dtype=float).reshape(len(prompts), len(call.candidates))
+
+
+def _p_first(logprobs: np.ndarray) -> np.ndarray:
+    """P(A) from log-probabilities over (A, B)."""
+    if not len(logprobs):
+        return np.zeros(0)
+    z = logprobs - logprobs.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    return p[:, 0] / p.sum(axis=1)
+
+
+def _human(value: Any) -> str | None:
+    text = str(value).strip().casefold() if value is not None and not (isinstance(value, float) and np.isnan(value)) else ""
+    return {"first": "first", "a": "first", "1": "first", "second": "second", "b": "second", "2": "second", "tie": "tie"}.get(text)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else " ".join(str(value).split())
