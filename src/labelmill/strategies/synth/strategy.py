@@ -72,13 +72,24 @@ def judge_group() -> Any:
     @click.option("--first", default="first", show_default=True, help="The first answer's column.")
     @click.option("--second", default="second", show_default=True, help="The second answer's column.")
     @click.option("--human", default="human", show_default=True, help="People's verdicts (first / second / tie), when the rows have them.")
-    def pairs(input: str, output: str | None, model_name: str, question: str, context: str, project: str, as_json: bool, first: str, second: str, human: str) -> None:
+    @click.option("--dpo", type=click.Path(dir_okay=False), help="Also write DPO pairs (prompt / chosen / rejected, ties left out) as JSONL.")
+    @click.option("--first-model", default="", help="DPO: the model that wrote the first answers (or a column naming it per row).")
+    @click.option("--second-model", default="", help="DPO: the model that wrote the second answers (or a column naming it per row).")
+    def pairs(input: str, output: str | None, model_name: str, question: str, context: str, project: str, as_json: bool, first: str, second: str,
+              human: str, dpo: str | None, first_model: str, second_model: str) -> None:
         """Judge two answers per row, in both orders; a verdict that changes with the order is a tie."""
         from labelmill.cli.progress import ProgressView
+        from labelmill.strategies.synth.exports import dpo_rows, write_jsonl
         from labelmill.strategies.synth.judge import judge_pairs
 
         result = judge_pairs(input, model=model_name, project=project, output=output, question=question, first=first, second=second,
                              context=context, human=human, on_event=ProgressView(quiet=as_json))
+        if dpo:
+            frame = result.frame
+            models = [frame[m].astype(str).tolist() if m in frame.columns else m for m in (first_model, second_model)]
+            rows = dpo_rows(frame, prompt=question, first=first, second=second, first_model=models[0], second_model=models[1])
+            write_jsonl(rows, dpo)
+            result.figures["dpo_rows"], result.figures["dpo_output"] = len(rows), dpo
         _show(result, as_json)
 
     @judge.command(name="scores")
