@@ -19,6 +19,7 @@ tasks.register_lazy("qa", "labelmill.tasks.qa:QATask")
 tasks.register_lazy("extraction", "labelmill.tasks.extraction:ExtractionTask")
 tasks.register_lazy("relation", "labelmill.tasks.relation:RelationTask")
 tasks.register_lazy("relations", "labelmill.tasks.relation:RelationsTask")
+tasks.register_lazy("generation", "labelmill.tasks.generation:GenerationTask")
 
 
 def make_task(config: Config) -> Task:

@@ -16,7 +16,8 @@ class SynthStrategy(Strategy):
 
         @click.group(name="synth")
         def group() -> None:
-            """Synthesize data with the model: `labelmill synth examples CONFIG --out OUT` writes labeled examples per label."""
+            """Synthesize data with the model: `labelmill synth examples CONFIG --out OUT` writes labeled examples per label;
+            `labelmill synth summaries CONFIG ROWS` searches a generation config's template without references."""
 
         @group.command(name="examples")
         @click.argument("config", type=click.Path(dir_okay=False))
@@ -43,6 +44,29 @@ class SynthStrategy(Strategy):
             f = result.figures
             click.echo(f"wrote {result.output_path}: kept {f['kept']} of {f['generated']} examples {f['kept_per_label']}; "
                        f"distinct-2 {f['distinct_2']:.3f}, near-duplicates removed {f['dedup_removed_share']:.1%}")
+
+        @group.command(name="summaries")
+        @click.argument("config", type=click.Path(dir_okay=False))
+        @click.argument("input", type=click.Path(dir_okay=False, exists=True))
+        @click.option("--out", "output", type=click.Path(dir_okay=False), help="The held-out rows with the searched and the initial summaries and their restore scores.")
+        @click.option("--search-rows", default=40, show_default=True, type=click.IntRange(5, 100000), help="Distinct rows the template is searched on; the rest are held out.")
+        @click.option("--no-one-shot", is_flag=True, help="Do not try the best instruction with one demo.")
+        @click.option("--project", default="labelmill.db", show_default=True)
+        @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+        def summaries(config: str, input: str, output: str | None, search_rows: int, no_one_shot: bool, project: str, as_json: bool) -> None:
+            """Search a generation CONFIG's template by generate -> restore -> compare on INPUT, with no reference summaries."""
+            from labelmill.cli.progress import ProgressView
+            from labelmill.strategies.synth.summaries import synth_summaries
+
+            result = synth_summaries(config, input, search_rows=search_rows, project=project, output=output, one_shot=not no_one_shot,
+                                     on_event=ProgressView(quiet=as_json))
+            if as_json:
+                click.echo(json.dumps({"output": str(result.output_path) if result.output_path else None, **result.figures}))
+                return
+            f = result.figures
+            click.echo(f"chose {f['chosen_template']!r}: {f['chosen_instruction']}")
+            click.echo(f"held-out rows {f['held_out_rows']}: restore score {f['restore_score_initial']} -> {f['restore_score_searched']}, "
+                       f"compression {f['compression_initial']} -> {f['compression_searched']}")
 
         return [group, judge_group()]
 
