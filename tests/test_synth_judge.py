@@ -69,6 +69,7 @@ def test_a_position_biased_judge_flips_every_pair_into_a_tie(tmp_path):
     f = result.figures
     assert f["flip_rate"] == 1.0 and f["ties"] == 1.0 and f["accuracy"] == 0.0 and f["accuracy_on_decided"] is None
     assert f["accuracy_one_order"] == 0.5  # judged in one order only it looks like a coin, not like a broken judge
+    assert f["accuracy_mean_of_orders"] == 0.5
 
 
 def test_rubric_scores_and_agreement(tmp_path):

@@ -100,6 +100,8 @@ def judge_pairs(
             figures["kappa"] = round(cohen_kappa(said, judged, VERDICTS), 4)
             order1 = [str(v1[i]) for i in known]
             figures["accuracy_one_order"] = round(float(np.mean([a == b for a, b in zip(said, order1)])), 4)
+            mean = ["first" if (p1[i] + p2[i]) / 2 >= 0.5 else "second" for i in known]  # the position bias averaged out
+            figures["accuracy_mean_of_orders"] = round(float(np.mean([a == b for a, b in zip(said, mean)])), 4)
     path = write_rows(out, output) if output else None
     return JudgeResult(out, figures, path)
 
