@@ -86,14 +86,14 @@ def squad_pairs(limit: int | None, seed: int = 0) -> pd.DataFrame:
     return frame.head(limit) if limit else frame
 
 
-def judge_part(model: str, pairs: int | None, work: Path) -> dict:
+def judge_part(model: str, pairs: int | None, work: Path, mode: str = "pointwise") -> dict:
     from labelmill.strategies.synth.judge import judge_pairs
 
     frame = squad_pairs(pairs)
     started = time.perf_counter()
-    result = judge_pairs(frame, model=model, project=work / "judge.db")
+    result = judge_pairs(frame, model=model, project=work / "judge.db", mode=mode)
     f = result.figures
-    out = {"judge_model": f["judge_model"], "judge_pairs": f["pairs"], "judge_pairwise_accuracy": f["accuracy"], "judge_flip_rate": f["flip_rate"],
+    out = {"judge_model": f["judge_model"], "judge_mode": f["mode"], "judge_pairs": f["pairs"], "judge_pairwise_accuracy": f["accuracy"], "judge_flip_rate": f["flip_rate"],
            "judge_position_consistency": f["position_consistency"], "judge_accuracy_on_decided": f["accuracy_on_decided"],
            "judge_ties": f["ties"], "judge_accuracy_one_order": f["accuracy_one_order"], "judge_kappa": f["kappa"],
            "judge_s_per_pair": round((time.perf_counter() - started) / max(1, f["pairs"]), 3)}
@@ -125,7 +125,8 @@ def main() -> None:
     parser.add_argument("--per-label", type=int, default=150)
     parser.add_argument("--test-rows", type=int, default=1000)
     parser.add_argument("--judge-model", default="qwen2.5-coder-1.5b")
-    parser.add_argument("--pairs", type=int, help="Only the first N pairs.")
+    parser.add_argument("--pairs", type=int, default=200, help="The first N pairs (0: all 688).")
+    parser.add_argument("--judge-mode", default="pointwise", help="pointwise (P(correct) per answer) or pairwise (A/B in both orders); both: each.")
     parser.add_argument("--search-rows", type=int, default=40)
     parser.add_argument("--project-dir", type=Path)
     parser.add_argument("--json", action="store_true")
@@ -138,7 +139,10 @@ def main() -> None:
         for name in args.sets.split(","):
             figures.update(student_part(name, args.per_label, args.test_rows, work))
     if "judge" in parts:
-        figures.update(judge_part(args.judge_model, args.pairs, work))
+        modes = ["pointwise", "pairwise"] if args.judge_mode == "both" else [args.judge_mode]
+        for mode in modes:
+            part = judge_part(args.judge_model, args.pairs or None, work, mode)
+            figures.update(part if mode == modes[0] else {f"{k}_{mode}": v for k, v in part.items()})
     if "summaries" in parts:
         figures.update(summaries_part(args.search_rows, work))
     if args.json:

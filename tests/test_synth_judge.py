@@ -31,7 +31,11 @@ class ReadingJudge(FakeBackend):
         self._log_calls(prompts)
         out = []
         for p in prompts:
-            if list(candidates) == ["A", "B"]:
+            if list(candidates) == ["yes", "no"]:
+                answer = re.search(r"Proposed answer: (.*)\n\n", p.user).group(1)
+                yes = 0.8 if answer == "Paris" else 0.3
+                out.append(ScoreResult([math.log(yes), math.log(1 - yes)]))
+            elif list(candidates) == ["A", "B"]:
                 a = re.search(r"Answer A: (.*)\n\nAnswer B", p.user, re.S).group(1)
                 good = 0 if "Paris" in a else 1
                 out.append(ScoreResult([math.log(0.9) if i == good else math.log(0.1) for i in range(2)]))
@@ -70,6 +74,21 @@ def test_a_position_biased_judge_flips_every_pair_into_a_tie(tmp_path):
     assert f["flip_rate"] == 1.0 and f["ties"] == 1.0 and f["accuracy"] == 0.0 and f["accuracy_on_decided"] is None
     assert f["accuracy_one_order"] == 0.5  # judged in one order only it looks like a coin, not like a broken judge
     assert f["accuracy_mean_of_orders"] == 0.5
+
+
+def test_pointwise_mode_asks_each_answer_alone_and_cannot_flip(tmp_path):
+    log = tmp_path / "calls.log"
+    result = judge_pairs(PAIRS, project=tmp_path / "p.db", backend=backend(ReadingJudge, log), mode="pointwise")
+    assert result.frame["judge_verdict"].tolist() == ["first", "second", "first", "second"]
+    assert result.frame["judge_p_first"].tolist()[0] == pytest.approx(0.8 / 1.1, abs=1e-3)
+    assert result.frame["judge_p_correct_second"].tolist()[0] == pytest.approx(0.3)
+    f = result.figures
+    assert f["mode"] == "pointwise" and f["flip_rate"] == 0.0 and f["accuracy"] == 1.0
+    assert len(log.read_text().splitlines()) == 3  # Paris, Lyon, France: each answer asked once
+    prompts = [p for p in log.read_text().splitlines()]
+    assert not any("Answer A" in p for p in prompts)
+    with pytest.raises(InputDataError, match="unknown mode"):
+        judge_pairs(PAIRS, backend=backend(FirstJudge), mode="both")
 
 
 def test_rubric_scores_and_agreement(tmp_path):

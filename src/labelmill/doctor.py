@@ -15,7 +15,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 from labelmill.backends import cpuflags, llama_build
-from labelmill.models import CATALOG, CatalogModel, cache_dir
+from labelmill.models import CATALOG, CatalogModel, cache_dir, installed
 
 REINSTALL = "bash scripts/install.sh (from a labelmill checkout) rebuilds llama.cpp for this CPU"
 # extra -> modules whose presence means it is installed (looked up, never imported)
@@ -96,9 +96,10 @@ def run_decode_check(command: list[str] | None = None, timeout_s: float = 600) -
 def model_status(model: CatalogModel) -> ModelStatus:
     target = cache_dir() / "models" / model.filename
     marker = target.with_name(target.name + ".sha256")
-    if target.is_file() and marker.is_file() and marker.read_text().strip() == model.sha256:
-        return ModelStatus(model.name, str(target), model.sha256, "verified", target.stat().st_size, None)
-    if all(importlib.util.find_spec(p) is not None for p in model.packages):
+    if target.exists() and marker.is_file() and marker.read_text().strip() == model.sha256:
+        size = target.stat().st_size if target.is_file() else sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
+        return ModelStatus(model.name, str(target), model.sha256, "verified", size, None)
+    if installed(model):
         return ModelStatus(model.name, str(target), model.sha256, "installed", None, None)  # assembled and checked on first use
     return ModelStatus(model.name, str(target), model.sha256, "not installed", None, model.install)
 

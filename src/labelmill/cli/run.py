@@ -33,16 +33,38 @@ from labelmill.cli.progress import ProgressView
 @click.option("--cascade-llm-share", type=click.FloatRange(min=0, max=1, min_open=True), default=0.2, show_default=True, help="With --cascade: the most rows the LLM labels, as a share of all rows.")
 @click.option("--cascade-target", type=click.FloatRange(min=0, max=1), default=0.9, show_default=True, help="With --cascade: rows whose calibrated student confidence is below this go to the LLM.")
 @click.option("--strong-model", help="With --cascade: a stronger model (e.g. qwen2.5-coder-1.5b) for rows the LLM is unsure of.")
+@click.option("--tiers", help="A tiered cascade, cheapest first: e.g. student:all-mpnet-base-v2,qwen2.5-coder-0.5b,qwen2.5-coder-1.5b "
+              "(a model name, a .gguf path, backend:name, or a .json/.yaml model mapping; NAME@0.2 caps a tier at 20%% of the rows).")
+@click.option("--tiers-seed", type=click.Path(dir_okay=False, exists=True), help="With --tiers: labeled seed rows (train/dev or reviewed) for the student and the thresholds.")
+@click.option("--tiers-target", type=click.FloatRange(min=0, max=1), default=0.95, show_default=True, help="With --tiers: the accuracy each tier must reach (with a 95%% bound on the seed rows) to keep a row.")
+@click.option("--tiers-calibration-rows", type=click.IntRange(min=20), default=200, show_default=True, help="With --tiers: seed rows each middle model labels to set its threshold.")
 def run(
     config: str, input: str, output: str, limit: int | None, project: str, encoding: str | None, as_json: bool, quiet: bool,
     max_cost: float | None, ray_address: str | None, ray_workers: int, calibration: str | None,
     cascade: bool, cascade_sample: int, cascade_llm_share: float, cascade_target: float, strong_model: str | None,
+    tiers: str | None, tiers_seed: str | None, tiers_target: float, tiers_calibration_rows: int,
 ) -> None:
     """Label INPUT and write OUTPUT. Rerunning the same command resumes where it stopped."""
     view = ProgressView(quiet=quiet or as_json)
     cfg = api.load_with_notices(config, view)
     if encoding:
         cfg.dataset.encoding = encoding
+    if tiers:
+        from labelmill.errors import ConfigError
+        from labelmill.strategies.cascade.tiered import tiered_cascade
+
+        if not tiers_seed:
+            raise ConfigError("--tiers needs labeled seed rows to set each tier's threshold", fix="add --tiers-seed train.csv (a train/dev file or reviewed rows)")
+        done_t = tiered_cascade(cfg, input, tiers=tiers, seed=tiers_seed, target=tiers_target, calibration_rows=tiers_calibration_rows,
+                                project=project, output=output, limit=limit, on_event=view)
+        if as_json:
+            click.echo(json.dumps({"output": str(done_t.output_path), **done_t.figures}, default=float))
+        else:
+            for t in done_t.tiers:
+                acc = f", accuracy {t.accuracy:.3f}" if t.accuracy is not None else ""
+                click.echo(f"tier {t.name}: {t.rows} rows ({t.share:.1%}), threshold {t.threshold}{acc}, {t.seconds:.1f} s" + (" (capped)" if t.capped else ""))
+            click.echo(f"wrote {done_t.output_path}; {done_t.figures['wall_s']:.1f} s; next: labelmill eval {config} {output}")
+        return
     if cascade:
         from labelmill.strategies.cascade.tiers import cascade as run_cascade
 

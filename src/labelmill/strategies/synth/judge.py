@@ -3,6 +3,10 @@
 - **Pairwise:** each pair is judged in both orders (first answer shown as A, then as B). A verdict that
   changes with the order is a position flip and counts as a tie; the flip rate and the position
   consistency are reported. P(first is better) is the mean over the two orders.
+  `mode="pointwise"` asks instead, of each answer alone, "Is the proposed answer correct?" (P(yes)
+  scored) and prefers the answer with the higher P(yes): nothing is shown in an order, so the verdict
+  cannot flip. Small models that answer "A" to every A/B question (the 0.5B and 1.5B here) judge well
+  this way.
 - **Rubric:** an absolute 1-5 score (Prometheus-style), optionally against a reference answer; the
   expected score under the judge's distribution over the five digits, and its argmax.
 - Where rows carry a human verdict (or score), the judge's agreement with people: accuracy and Cohen's kappa.
@@ -33,7 +37,11 @@ PAIR_SYSTEM = ("You are a fair and strict judge. Compare two answers to the ques
                "Answer with A or B only.")
 RUBRIC_SYSTEM = ("You are a fair and strict judge. Score the answer from 1 to 5: 1 wrong or irrelevant, 2 mostly wrong, 3 partly right, "
                  "4 right with small flaws, 5 fully right and relevant. Answer with the digit only.")
+POINT_SYSTEM = ("You are a fair and strict judge. Decide whether the proposed answer to the question is correct: right, relevant to the "
+                "question and supported by the context. Answer with yes or no only.")
 SIDES = ("A", "B")
+YES_NO = ("yes", "no")
+MODES = ("pairwise", "pointwise")
 DIGITS = ("1", "2", "3", "4", "5")
 VERDICTS = ("first", "second", "tie")
 
@@ -56,10 +64,13 @@ def judge_config(model: str | dict | Config | None = None) -> Config:
 def judge_pairs(
     data: Any, *, model: str | dict | Config | None = None, project: str | Path = "labelmill.db", output: str | Path | None = None,
     question: str = "question", first: str = "first", second: str = "second", context: str | None = "context", human: str | None = "human",
-    backend: Any = None, batch: int = 64, on_event: EventHandler = ignore,
+    mode: str = "pairwise", backend: Any = None, batch: int = 64, on_event: EventHandler = ignore,
 ) -> JudgeResult:
     """Judge each row's two answers (columns `first`, `second`) to `question` (with `context` if the rows
-    have it) in both orders. `human`: a column with first / second / tie (or a / b) to measure agreement."""
+    have it) in both orders. `human`: a column with first / second / tie (or a / b) to measure agreement.
+    `mode`: "pairwise" (an A/B question per order) or "pointwise" (P(correct) of each answer alone)."""
+    if mode not in MODES:
+        raise InputDataError(f"judge pairs: unknown mode {mode!r}", fix=f"use one of: {', '.join(MODES)}")
     frame = read_rows(data)
     missing = [c for c in (question, first, second) if c not in frame.columns]
     if missing:
@@ -71,20 +82,35 @@ def judge_pairs(
         shown = f"Context: {_text(row.get(context))}\n\n" if has_context else ""
         return Prompt(PAIR_SYSTEM, (), f"{shown}Question: {_text(row[question])}\n\nAnswer A: {_text(a)}\n\nAnswer B: {_text(b)}\n\nWhich answer is better, A or B?")
 
+    def ask_one(row: dict[str, Any], answer: str) -> Prompt:
+        shown = f"Context: {_text(row.get(context))}\n\n" if has_context else ""
+        asked = "Is the proposed answer correct according to the context?" if has_context else "Is the proposed answer correct?"
+        return Prompt(POINT_SYSTEM, (), f"{shown}Question: {_text(row[question])}\n\nProposed answer: {_text(answer)}\n\n{asked}")
+
     rows = frame.to_dict("records")
-    forward = [ask(r, r[first], r[second]) for r in rows]
-    swapped = [ask(r, r[second], r[first]) for r in rows]
-    on_event(Notice(f"judge: {len(rows)} pairs, both orders, with {cfg.model.name}"))
-    p1 = _p_first(_scores(cfg, forward, Call("judge_pair", "score", SIDES), project, backend, batch))
-    p2 = 1.0 - _p_first(_scores(cfg, swapped, Call("judge_pair", "score", SIDES), project, backend, batch))  # first is B here
+    on_event(Notice(f"judge: {len(rows)} pairs, {'both orders' if mode == 'pairwise' else 'each answer alone'}, with {cfg.model.name}"))
+    extra: dict[str, Any] = {}
+    if mode == "pointwise":
+        prompts = [ask_one(r, r[first]) for r in rows] + [ask_one(r, r[second]) for r in rows]
+        yes = _p_first(_scores(cfg, prompts, Call("judge_point", "score", YES_NO), project, backend, batch))
+        pa, pb = yes[: len(rows)], yes[len(rows):]
+        p1 = p2 = np.where(pa + pb > 0, pa / np.maximum(pa + pb, 1e-12), 0.5)  # the same in either order
+        extra = {"judge_p_correct_first": pa.round(4), "judge_p_correct_second": pb.round(4)}
+    else:
+        forward = [ask(r, r[first], r[second]) for r in rows]
+        swapped = [ask(r, r[second], r[first]) for r in rows]
+        p1 = _p_first(_scores(cfg, forward, Call("judge_pair", "score", SIDES), project, backend, batch))
+        p2 = 1.0 - _p_first(_scores(cfg, swapped, Call("judge_pair", "score", SIDES), project, backend, batch))  # first is B here
     v1, v2 = np.where(p1 >= 0.5, "first", "second"), np.where(p2 >= 0.5, "first", "second")
     verdict = np.where(v1 == v2, v1, "tie")
     out = frame.copy()
     out["judge_p_first_order1"], out["judge_p_first_order2"] = p1.round(4), p2.round(4)
     out["judge_p_first"] = ((p1 + p2) / 2).round(4)
     out["judge_verdict"] = verdict
+    for key, values in extra.items():
+        out[key] = values
     flips = float((v1 != v2).mean()) if len(rows) else 0.0
-    figures: dict[str, Any] = {"judge_model": f"{cfg.model.backend}:{cfg.model.name}", "pairs": len(rows), "flip_rate": round(flips, 4),
+    figures: dict[str, Any] = {"judge_model": f"{cfg.model.backend}:{cfg.model.name}", "mode": mode, "pairs": len(rows), "flip_rate": round(flips, 4),
                                "position_consistency": round(1 - flips, 4), "first_wins": round(float((verdict == "first").mean()), 4) if len(rows) else 0.0,
                                "ties": round(float((verdict == "tie").mean()), 4) if len(rows) else 0.0,
                                "order1_first_share": round(float((v1 == "first").mean()), 4) if len(rows) else 0.0}

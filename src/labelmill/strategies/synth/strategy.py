@@ -99,15 +99,17 @@ def judge_group() -> Any:
     @click.option("--dpo", type=click.Path(dir_okay=False), help="Also write DPO pairs (prompt / chosen / rejected, ties left out) as JSONL.")
     @click.option("--first-model", default="", help="DPO: the model that wrote the first answers (or a column naming it per row).")
     @click.option("--second-model", default="", help="DPO: the model that wrote the second answers (or a column naming it per row).")
+    @click.option("--mode", type=click.Choice(["pairwise", "pointwise"]), default="pairwise", show_default=True,
+                  help="pairwise: an A/B question in both orders; pointwise: P(correct) of each answer alone, the higher wins (no order to flip).")
     def pairs(input: str, output: str | None, model_name: str, question: str, context: str, project: str, as_json: bool, first: str, second: str,
-              human: str, dpo: str | None, first_model: str, second_model: str) -> None:
+              human: str, dpo: str | None, first_model: str, second_model: str, mode: str) -> None:
         """Judge two answers per row, in both orders; a verdict that changes with the order is a tie."""
         from labelmill.cli.progress import ProgressView
         from labelmill.strategies.synth.exports import dpo_rows, write_jsonl
         from labelmill.strategies.synth.judge import judge_pairs
 
         result = judge_pairs(input, model=model_name, project=project, output=output, question=question, first=first, second=second,
-                             context=context, human=human, on_event=ProgressView(quiet=as_json))
+                             context=context, human=human, mode=mode, on_event=ProgressView(quiet=as_json))
         if dpo:
             frame = result.frame
             models = [frame[m].astype(str).tolist() if m in frame.columns else m for m in (first_model, second_model)]

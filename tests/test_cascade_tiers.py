@@ -1,0 +1,112 @@
+"""The tiered cascade on fake keyword models (through the backend registry) with real all-MiniLM-L6-v2
+embeddings: thresholds set on seed rows, each tier sees only what the tier below passed up, budgets cap a
+tier, provenance names the tier, and the CLI and the report show rows, accuracy and time per tier."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pandas as pd
+import pytest
+from conftest import child_env, cli_command
+from test_freeal import _freeal_config, _rows
+
+from labelmill.errors import ConfigError, InputDataError
+from labelmill.store.db import Store
+from labelmill.strategies.cascade.tiered import parse_tiers, tiered_cascade
+
+STRONG = {"backend": "fake", "name": "strong-keywords", "params": {"keywords": {
+    "positive": ["good", "great", "fun", "sunny", "beach", "garden", "summer", "bright", "warm", "flower"],
+    "negative": ["bad", "dull", "boring", "rainy", "flooded", "queue", "cancelled", "cold", "traffic", "delayed"]}}}
+
+
+def _seed(*seeds: int) -> list[dict]:
+    """Seed rows: keyword rows, and notes with no sentiment word at all whose labels alternate (nobody can
+    tell them apart: the student stays unsure of them, and so does every model)."""
+    notes = [{"text": f"a plain note, number {i}", "label": ["positive", "negative"][i % 2]} for i in range(8)]
+    return [r for s in seeds for r in _rows(s)] + notes
+
+
+def _data() -> list[dict]:
+    """Rows to label: keyword rows, and notes (labeled positive: a tie goes to the first label, so the top tier gets them right)."""
+    return _rows(1) + _rows(2) + [{"text": f"a plain note, number {100 + i}", "label": "positive"} for i in range(10)]
+
+
+def _tiers(log=None):
+    weak = _freeal_config(**({"call_log": str(log)} if log else {}))["model"]
+    return ["student", {"name": "weak", "model": weak}, {"name": "strong", "model": STRONG}]
+
+
+def test_parse_tiers_reads_names_students_and_shares():
+    tiers = parse_tiers("student:all-mpnet-base-v2,qwen2.5-coder-0.5b,openai:gpt-4o-mini@0.1")
+    assert [(t.kind, t.model, t.budget) for t in tiers] == [("student", "all-mpnet-base-v2", None), ("model", "qwen2.5-coder-0.5b", None),
+                                                           ("model", {"backend": "openai", "name": "gpt-4o-mini"}, 0.1)]
+    for bad, said in [("qwen2.5-coder-0.5b,student", "only come first"), ("a,a", "twice"), ("a@2", r"\(0, 1\]"), ("a@x", "number"), ("", "no tiers")]:
+        with pytest.raises(ConfigError, match=said):
+            parse_tiers(bad)
+
+
+def test_each_tier_labels_only_what_the_tier_below_passed_up(tmp_path):
+    rows, seed = _data(), _seed(7, 8, 9, 10)
+    log = tmp_path / "weak.log"
+    result = tiered_cascade(_freeal_config(), rows, tiers=_tiers(log), seed=seed, target=0.97, calibration_rows=60,
+                            project=tmp_path / "p.db", output=tmp_path / "out.csv")
+    f, (student, weak, strong) = result.figures, result.tiers
+    assert student.rows + weak.rows + strong.rows == len(rows) and student.rows > 0 and strong.rows > 0
+    assert student.threshold is not None and student.seed_rows == len(seed) and strong.threshold is None
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert set(out["llm_label_source"]) <= {"student", "weak", "strong"}
+    assert (out["llm_label_source"] == "student").sum() == student.rows
+    # the top tier knows every word: all rows it got are right, and the cascade beats the weak model alone
+    top = out[out["llm_label_source"] == "strong"]
+    assert (top["llm_label"] == top["label"]).all() and f["accuracy"] >= 0.9
+    assert f["tier_shares"] == {"student": student.share, "weak": weak.share, "strong": strong.share}
+    sidecar = json.loads((tmp_path / "out.csv.cascade.json").read_text())
+    assert [t["name"] for t in sidecar["tiers"]] == ["student", "weak", "strong"] and all(t["seconds"] >= 0 for t in sidecar["tiers"])
+    # the weak model saw its calibration sample of seed rows and only the rows the student passed up
+    prompts = log.read_text().splitlines()
+    assert len(prompts) <= 60 + (len(rows) - student.rows)
+    with Store(tmp_path / "p.db") as store:  # every model label is a run in the store
+        assert len(store.runs()) >= 3
+    log.write_text("")
+    again = tiered_cascade(_freeal_config(), rows, tiers=_tiers(log), seed=seed, target=0.97, calibration_rows=60, project=tmp_path / "p.db")
+    assert log.read_text() == "" and again.frame["llm_label"].tolist() == result.frame["llm_label"].tolist()  # never asks twice
+
+
+def test_a_budget_caps_a_tier_and_the_rest_keep_the_surest_label_below(tmp_path):
+    rows, seed = _data(), _seed(7, 8)
+    tiers = _tiers()
+    tiers[2] = {"name": "strong", "model": STRONG, "budget": 0.05}
+    result = tiered_cascade(_freeal_config(), rows, tiers=tiers, seed=seed, target=0.99, calibration_rows=60, project=tmp_path / "p.db")
+    strong = result.tiers[2]
+    assert strong.rows <= int(0.05 * len(rows)) and strong.capped
+    sources = result.frame["llm_label_source"]
+    assert sources.str.endswith("(over budget)").sum() == len(rows) - sum(t.rows for t in result.tiers)
+    assert result.frame["llm_label"].notna().all()
+
+
+def test_bad_seed_rows_say_what_is_wrong(tmp_path):
+    rows = _rows(1)
+    with pytest.raises(InputDataError, match="no gold column"):
+        tiered_cascade(_freeal_config(), rows, tiers=_tiers(), seed=[{"text": "x"}] * 40, project=tmp_path / "p.db")
+    with pytest.raises(InputDataError, match="only 10 seed rows"):
+        tiered_cascade(_freeal_config(), rows, tiers=_tiers(), seed=_rows(3)[:10], project=tmp_path / "p.db")
+
+
+def test_cli_tiers_and_the_report(tmp_path):
+    pd.DataFrame(_data()).to_csv(tmp_path / "rows.csv", index=False)
+    pd.DataFrame(_seed(7, 8)).to_csv(tmp_path / "seed.csv", index=False)
+    cfg = _freeal_config()
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    (tmp_path / "strong.json").write_text(json.dumps(STRONG))
+    done = subprocess.run(cli_command("run", "config.json", "rows.csv", "--out", "out.csv", "--tiers", "student,strong.json", "--tiers-seed", "seed.csv",
+                                      "--tiers-target", "0.9", "--json"), cwd=tmp_path, capture_output=True, text=True, env=child_env(), timeout=300)
+    assert done.returncode == 0, done.stderr
+    stats = json.loads(done.stdout.strip().splitlines()[-1])
+    assert sum(t["rows"] for t in stats["tiers"]) == len(_data()) and stats["tiers"][1]["name"] == "strong.json"
+    done = subprocess.run(cli_command("eval", "config.json", "out.csv", "--json"), cwd=tmp_path, capture_output=True, text=True, env=child_env(), timeout=300)
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads(done.stdout)
+    assert metrics["cascade_tiers"][0]["name"] == "student" and "seconds" in metrics["cascade_tiers"][0]
+    assert "Cascade tiers" in (tmp_path / "out.report.html").read_text()
