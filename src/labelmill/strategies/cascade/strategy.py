@@ -12,7 +12,7 @@ import numpy as np
 from labelmill.strategies.base import EvalContext, Strategy
 
 SOURCE_COLUMN = "llm_label_source"
-TIER_FIELDS = ["name", "rows", "share", "accuracy", "threshold", "seed_rows", "seed_accuracy_accepted", "capped", "seconds"]
+TIER_FIELDS = ["name", "rows", "share", "accuracy", "threshold", "seed_rows", "seed_accuracy_accepted", "capped", "seconds", "note"]
 
 
 class CascadeStrategy(Strategy):

@@ -60,6 +60,7 @@ class TierStats:
     seed_rows: int = 0  # seed rows its threshold was set on
     seed_accuracy_accepted: float | None = None
     capped: bool = False
+    note: str = ""
     seconds: float = 0.0
     accuracy: float | None = None  # against a gold column in the rows, reporting only
 
@@ -70,6 +71,8 @@ class TieredResult:
     tiers: list[TierStats]
     figures: dict[str, Any] = field(default_factory=dict)
     output_path: Path | None = None
+    # tier name -> (label per row or None, calibrated confidence per row or NaN): what each tier said on the rows it saw
+    routing: dict[str, tuple[list[Any], np.ndarray]] = field(default_factory=dict)
 
 
 def parse_tiers(spec: str | list[Any]) -> list[Tier]:
@@ -172,6 +175,7 @@ def tiered_cascade(
     seed_open = np.arange(n_seed)  # seed rows the tiers so far would pass up
     stats: list[TierStats] = []
     best_below: dict[int, tuple[Any, float, str]] = {}  # row -> (label, confidence, tier) of the surest tier below
+    routing: dict[str, tuple[list[Any], np.ndarray]] = {}
 
     task = make_task(cfg)
     check_columns(cfg, task, frame)
@@ -236,7 +240,9 @@ def tiered_cascade(
                     chosen = found["threshold"] if found else float("inf")  # nothing passes the bound: pass every row up
                     if found:
                         st.seed_accuracy_accepted = round(found["seed_accuracy"], 4)
-                st.threshold = chosen
+                st.threshold = chosen if np.isfinite(chosen) else None
+                if not np.isfinite(chosen):
+                    st.note = f"no threshold reaches {target} (with the bound) on {len(calib)} seed rows: every row goes up"
                 accept = [i for i, v in tier_labels.items() if v[1] >= chosen]
                 seed_open = calib[~(sc >= chosen)]  # (for a model: the sample of them that it saw)
             if tier.budget is not None:
@@ -244,6 +250,10 @@ def tiered_cascade(
                 if len(accept) > cap:
                     accept = sorted(accept, key=lambda i: -tier_labels[i][1])[:cap]
                     st.capped = True
+            seen_labels, seen_conf = [None] * n, np.full(n, np.nan)
+            for i, v in tier_labels.items():
+                seen_labels[i], seen_conf[i] = v[0], v[1]
+            routing[tier.name] = (seen_labels, seen_conf)
             accepted = set(accept)
             for i in accept:
                 labels[i], confidence[i], source[i] = tier_labels[i][0], tier_labels[i][1], tier.name
@@ -277,7 +287,7 @@ def tiered_cascade(
     path = write_rows(out, output) if output else None
     if path is not None:
         Path(str(path) + ".cascade.json").write_text(json.dumps(figures, indent=1, default=float))
-    return TieredResult(out, stats, figures, path)
+    return TieredResult(out, stats, figures, path, routing)
 
 
 def _tier_config(cfg: Config, tier: Tier) -> Config:

@@ -1,0 +1,181 @@
+"""`python bench/cascade.py [--sets sst2,agnews] [--rows 2000] [--json]`: strong-model quality at small-model cost.
+
+Each set's first `--rows` test rows are labeled two ways in one run, each in a project file of its own (no
+answer is shared between them):
+
+- **strong**: the strongest local model (`--strong`, qwen2.5-coder-1.5b) alone, scored;
+- **cascade**: `--tiers` (default: an all-mpnet-base-v2 student, then the 0.5B, then the 1.5B), thresholds
+  set for `--target` on seed rows drawn from the set's **train** file (never a test row).
+
+The student's seed embeddings are computed once before the cascade is timed (`<set>_cascade_setup_s`, a
+cost paid once per seed set, like training); everything else is inside `<set>_cascade_wall_s`: loading the
+encoder, embedding the test rows, the out-of-fold fit, each middle model labeling its calibration sample of
+seed rows, and every model call. Keys per set: `<set>_strong_accuracy`, `<set>_strong_wall_s`,
+`<set>_cascade_accuracy`, `<set>_cascade_wall_s`, `<set>_tier_shares`, and the tiers' rows, accuracy,
+thresholds and seconds. `--pareto` adds, from the same run's per-row answers, the accuracy and s/row of
+other thresholds and tier lists (priced at the per-row seconds this run measured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+STRONG = "qwen2.5-coder-1.5b"
+SMALL = "qwen2.5-coder-0.5b"
+AGNEWS = {"task": "classification", "name": "agnews-topics", "input_template": "{text}", "gold_column": "label",
+          "guidelines": "Classify the topic of the news article.",
+          "labels": [{"name": "World", "description": "world news: politics, governments, wars, diplomacy"},
+                     {"name": "Sports", "description": "sports news"},
+                     {"name": "Business", "description": "business and economy news: companies, markets, earnings"},
+                     {"name": "Sci/Tech", "description": "science and technology news: computers, the internet, space, research"}],
+          "model": {"backend": "llama_cpp", "name": SMALL, "method": "score"}}
+SETS = {"sst2": ("sst2/test.csv", "sst2/train.csv"), "agnews": ("ag_news/test.csv", "ag_news/train_subset.csv")}
+
+
+def set_config(name: str):
+    from labelmill.config import load_config
+
+    return load_config(ROOT / "examples" / "sentiment" / "config.yaml") if name == "sst2" else load_config(AGNEWS)
+
+
+def seed_rows(name: str, n: int, seed: int = 0) -> pd.DataFrame:
+    train = pd.read_csv(DATA / SETS[name][1])
+    return train.sample(n=min(n, len(train)), random_state=seed).reset_index(drop=True)  # train files are sorted by label
+
+
+def strong_run(name: str, cfg, rows: pd.DataFrame, model: str, work: Path) -> dict:
+    from labelmill import api
+    from labelmill.config import derive_config
+
+    strong_cfg = derive_config(cfg, model={"name": model})
+    started = time.perf_counter()
+    result = api.label(strong_cfg, rows, project=work / f"{name}_strong.db", output=work / f"{name}_strong.csv")
+    wall = time.perf_counter() - started
+    out = pd.read_csv(work / f"{name}_strong.csv")
+    acc = float((out["llm_label"].astype(str) == rows["label"].astype(str).to_numpy()).mean())
+    return {f"{name}_strong_model": model, f"{name}_strong_accuracy": round(acc, 4), f"{name}_strong_wall_s": round(wall, 1),
+            f"{name}_strong_s_per_row": round(wall / len(rows), 4), f"{name}_strong_model_rows": result.model_rows}
+
+
+def cascade_run(name: str, cfg, rows: pd.DataFrame, tiers: str, seed: pd.DataFrame, target: float, calibration_rows: int, work: Path, tag: str = "") -> dict:
+    from labelmill.selectors.embeddings import embed, unload_all
+    from labelmill.store import Store
+    from labelmill.strategies.cascade.tiered import parse_tiers, tiered_cascade
+    from labelmill.tasks import make_task
+
+    project = work / f"{name}_cascade{tag}.db"
+    first = parse_tiers(tiers)[0]
+    setup = 0.0
+    if first.kind == "student":  # the seed set's embeddings, once (like training a model)
+        task = make_task(cfg)
+        started = time.perf_counter()
+        with Store(project) as store:
+            embed([task.render(r) for r in seed.to_dict("records")], first.model or cfg.examples.embedding_model, store)
+        setup = time.perf_counter() - started
+        unload_all()  # the timed run loads the encoder itself
+    started = time.perf_counter()
+    result = tiered_cascade(cfg, rows, tiers=tiers, seed=seed, target=target, calibration_rows=calibration_rows, project=project,
+                            output=work / f"{name}_cascade{tag}.csv")
+    wall = time.perf_counter() - started
+    f = result.figures
+    p = f"{name}_cascade{tag}"
+    np.savez(work / f"{name}_routing{tag}.npz", **{f"{t}|label": np.array([str(x) if x is not None else "" for x in labs]) for t, (labs, _) in result.routing.items()},
+             **{f"{t}|conf": conf for t, (_, conf) in result.routing.items()})
+    return {f"{p}_tiers": tiers, f"{p}_target": target, f"{p}_accuracy": f.get("accuracy"), f"{p}_wall_s": round(wall, 1),
+            f"{p}_s_per_row": round(wall / len(rows), 4), f"{p}_setup_s": round(setup, 1), f"{name}_tier_shares{tag}": f["tier_shares"],
+            f"{p}_by_tier": [{k: t[k] for k in ("name", "rows", "accuracy", "threshold", "seed_rows", "seconds", "capped", "note")} for t in f["tiers"]]}
+
+
+def pareto(name: str, rows: pd.DataFrame, work: Path, figures: dict) -> list[dict]:
+    """Accuracy against s/row of other thresholds, from this run's per-row answers: the student (or the
+    first tier) on every row, the middle tier on the rows it saw, the strong model (its own run) on all.
+    Prices: the measured seconds of each tier in the cascade run and the strong run's s/row."""
+    routing = np.load(work / f"{name}_routing.npz")
+    strong = pd.read_csv(work / f"{name}_strong.csv")["llm_label"].astype(str).to_numpy()
+    gold = rows["label"].astype(str).to_numpy()
+    tiers = figures[f"{name}_cascade_by_tier"]
+    n = len(rows)
+    first = tiers[0]["name"]
+    lab0, conf0 = routing[f"{first}|label"], routing[f"{first}|conf"]
+    strong_row_s = figures[f"{name}_strong_s_per_row"]
+    first_s = tiers[0]["seconds"] / n  # the first tier's cost per row (it sees every row)
+    out = []
+    for q in np.linspace(0, 1, 21):  # first tier keeps its surest share q, the strong model the rest
+        keep = conf0 >= np.quantile(conf0, 1 - q) if q > 0 else np.zeros(n, dtype=bool)
+        labels = np.where(keep, lab0, strong)
+        out.append({"tiers": f"{first} -> strong", "first_share": round(float(keep.mean()), 3), "accuracy": round(float((labels == gold).mean()), 4),
+                    "s_per_row": round(first_s + (1 - keep.mean()) * strong_row_s, 4)})
+    if len(tiers) == 3:  # the middle tier's threshold swept on the rows it saw (the first tier's threshold as run)
+        mid = tiers[1]["name"]
+        lab1, conf1 = routing[f"{mid}|label"], routing[f"{mid}|conf"]
+        seen = ~np.isnan(conf1)
+        mid_s = tiers[1]["seconds"] / max(1, seen.sum())
+        kept0 = ~seen
+        for q in np.linspace(0, 1, 11):
+            keep1 = seen & (conf1 >= np.quantile(conf1[seen], 1 - q)) if q > 0 and seen.any() else np.zeros(n, dtype=bool)
+            labels = np.where(kept0, lab0, np.where(keep1, lab1, strong))
+            up = seen & ~keep1
+            out.append({"tiers": f"{first} -> {mid} -> strong", "first_share": round(float(kept0.mean()), 3), "middle_share": round(float(keep1.mean()), 3),
+                        "accuracy": round(float((labels == gold).mean()), 4),
+                        "s_per_row": round(first_s + seen.mean() * mid_s + up.mean() * strong_row_s, 4)})
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sets", default="sst2,agnews")
+    parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument("--strong", default=STRONG)
+    parser.add_argument("--tiers", default=f"student:all-mpnet-base-v2,{SMALL},{STRONG}",
+                        help="One tier list, or several separated by ';' (each a cascade run; the first gives the main keys).")
+    parser.add_argument("--target", type=float, default=0.95)
+    parser.add_argument("--seed-rows", type=int, default=4000)
+    parser.add_argument("--calibration-rows", type=int, default=200)
+    parser.add_argument("--parts", default="strong,cascade")
+    parser.add_argument("--pareto", action="store_true", help="Add the accuracy / s-per-row curve of other thresholds from this run's answers.")
+    parser.add_argument("--project-dir", type=Path)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    work = args.project_dir or Path(tempfile.mkdtemp(prefix="labelmill-cascade-"))
+    work.mkdir(parents=True, exist_ok=True)
+    figures: dict = {"rows_per_set": args.rows, "target": args.target, "seed_rows": args.seed_rows}
+    for name in args.sets.split(","):
+        cfg = set_config(name)
+        rows = pd.read_csv(DATA / SETS[name][0]).head(args.rows)
+        figures[f"{name}_rows"] = len(rows)
+        if "strong" in args.parts:
+            part = strong_run(name, cfg, rows, args.strong, work)
+            figures.update(part)
+            print(json.dumps(part), file=sys.stderr, flush=True)
+        if "cascade" in args.parts:
+            seed = seed_rows(name, args.seed_rows)
+            for i, tiers in enumerate(t for t in args.tiers.split(";") if t.strip()):
+                part = cascade_run(name, cfg, rows, tiers.strip(), seed, args.target, args.calibration_rows, work, tag="" if i == 0 else f"_{i}")
+                figures.update(part)
+                print(json.dumps(part), file=sys.stderr, flush=True)
+        if args.pareto and f"{name}_strong_s_per_row" in figures and f"{name}_cascade_by_tier" in figures:
+            figures[f"{name}_pareto"] = pareto(name, rows, work, figures)
+        if f"{name}_strong_accuracy" in figures and f"{name}_cascade_accuracy" in figures:
+            figures[f"{name}_pass"] = bool(figures[f"{name}_cascade_accuracy"] >= figures[f"{name}_strong_accuracy"] - 0.015
+                                           and figures[f"{name}_cascade_wall_s"] <= figures[f"{name}_strong_wall_s"] / 3)
+    if "sst2_cascade_accuracy" in figures:
+        figures["sst2_pass_autolabel_bar"] = bool(figures["sst2_cascade_accuracy"] >= 0.835 and figures["sst2_cascade_s_per_row"] <= 0.085)
+    if args.json:
+        print(json.dumps(figures, indent=1, default=float))
+    else:
+        for key, value in figures.items():
+            print(f"{key:40} {value}")
+
+
+if __name__ == "__main__":
+    main()
