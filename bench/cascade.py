@@ -131,6 +131,28 @@ def pareto(name: str, rows: pd.DataFrame, work: Path, figures: dict) -> list[dic
     return out
 
 
+def default_part(rows_n: int, seed_n: int, calibration_rows: int, work: Path) -> dict:
+    """The main job's default, three ways on the first `rows_n` SST-2 test rows: the 0.5B alone, a 0.5B -> 1.5B
+    cascade (thresholds from SST-2 train rows, the 0.5B's calibration sample counted in its time), the 1.5B alone."""
+    cfg = set_config("sst2")
+    rows = pd.read_csv(DATA / SETS["sst2"][0]).head(rows_n)
+    small = strong_run("default_small", cfg, rows, SMALL, work)
+    strong = strong_run("default_strong", cfg, rows, STRONG, work)
+    casc = cascade_run("default", cfg, rows, f"{SMALL},{STRONG}", seed_rows("sst2", seed_n), 0.95, calibration_rows, work)
+    out = {"default_rows": len(rows),
+           "default_small_accuracy": small["default_small_strong_accuracy"], "default_small_s_per_row": small["default_small_strong_s_per_row"],
+           "default_strong_accuracy": strong["default_strong_strong_accuracy"], "default_strong_s_per_row": strong["default_strong_strong_s_per_row"],
+           "default_cascade_accuracy": casc["default_cascade_accuracy"], "default_cascade_s_per_row": casc["default_cascade_s_per_row"],
+           "default_cascade_tier_shares": casc["default_tier_shares"]}
+    base_acc, base_s = out["default_small_accuracy"], out["default_small_s_per_row"]
+    options = {"0.5B alone": (base_acc, base_s), "0.5B -> 1.5B cascade": (out["default_cascade_accuracy"], out["default_cascade_s_per_row"]),
+               "1.5B alone": (out["default_strong_accuracy"], out["default_strong_s_per_row"])}
+    out["default_time_ratio"] = {k: round(v[1] / base_s, 2) for k, v in options.items()}
+    fits = [k for k, (acc, sec) in options.items() if k != "0.5B alone" and acc >= base_acc + 0.05 and sec <= 1.5 * base_s]
+    out["default_decision"] = max(fits, key=lambda k: options[k][0]) if fits else "0.5B alone"
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", default="sst2,agnews")
@@ -141,7 +163,8 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=0.95)
     parser.add_argument("--seed-rows", type=int, default=4000)
     parser.add_argument("--calibration-rows", type=int, default=200)
-    parser.add_argument("--parts", default="strong,cascade")
+    parser.add_argument("--parts", default="strong,cascade", help="strong, cascade, and default (the main job's default: 0.5B / 0.5B -> 1.5B / 1.5B).")
+    parser.add_argument("--default-rows", type=int, default=500)
     parser.add_argument("--pareto", action="store_true", help="Add the accuracy / s-per-row curve of other thresholds from this run's answers.")
     parser.add_argument("--project-dir", type=Path)
     parser.add_argument("--json", action="store_true")
@@ -149,7 +172,11 @@ def main() -> None:
     work = args.project_dir or Path(tempfile.mkdtemp(prefix="labelmill-cascade-"))
     work.mkdir(parents=True, exist_ok=True)
     figures: dict = {"rows_per_set": args.rows, "target": args.target, "seed_rows": args.seed_rows}
-    for name in args.sets.split(","):
+    if "default" in args.parts:
+        part = default_part(args.default_rows, args.seed_rows, args.calibration_rows, work)
+        figures.update(part)
+        print(json.dumps(part), file=sys.stderr, flush=True)
+    for name in [s for s in args.sets.split(",") if s and ("strong" in args.parts or "cascade" in args.parts)]:
         cfg = set_config(name)
         rows = pd.read_csv(DATA / SETS[name][0]).head(args.rows)
         figures[f"{name}_rows"] = len(rows)

@@ -71,3 +71,18 @@ def test_per_row_demos_reach_the_prompt_and_plan(tmp_path):
     assert result.labeled == 2
     plan = labelmill.plan(config, [{"text": "a dull and boring plot"}])
     assert "bad acting and a dull plot" in plan["prompt_preview"] and plan["demos"] == 1 and plan["demo_selection"] == "similar"
+
+
+def test_the_encoder_precision_follows_the_cpu_and_the_environment(monkeypatch):
+    from labelmill.errors import ConfigError
+    from labelmill.selectors.embeddings import encoder_dtype
+
+    monkeypatch.delenv("LABELMILL_ENCODER_DTYPE", raising=False)
+    assert encoder_dtype(frozenset({"avx2", "avx512f", "avx512_bf16"})) == "bfloat16"
+    assert encoder_dtype(frozenset({"avx2", "avx512_bf16", "amx_bf16", "amx_tile"})) == "float32"  # AMX traps on some machines
+    assert encoder_dtype(frozenset({"avx2", "fma"})) == "float32"
+    monkeypatch.setenv("LABELMILL_ENCODER_DTYPE", "float32")
+    assert encoder_dtype(frozenset({"avx512_bf16"})) == "float32"
+    monkeypatch.setenv("LABELMILL_ENCODER_DTYPE", "fp8")
+    with pytest.raises(ConfigError, match="not a precision"):
+        encoder_dtype()

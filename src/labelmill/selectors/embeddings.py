@@ -18,6 +18,25 @@ if TYPE_CHECKING:
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _LOADED: dict[str, object] = {}
+DTYPE_ENV = "LABELMILL_ENCODER_DTYPE"  # auto (default), float32 or bfloat16
+
+
+def encoder_dtype(features: frozenset[str] | None = None) -> str:
+    """The encoders' precision on this machine: bfloat16 where the CPU computes it natively (AVX512-BF16:
+    3x faster for all-mpnet-base-v2 here, cosine to the float32 vectors >= 0.998) and has no AMX (which traps
+    on some of our machines, and oneDNN would pick it for bfloat16); float32 elsewhere. LABELMILL_ENCODER_DTYPE overrides."""
+    wanted = os.environ.get(DTYPE_ENV, "auto").strip().lower() or "auto"
+    if wanted in ("float32", "bfloat16"):
+        return wanted
+    if wanted != "auto":
+        from labelmill.errors import ConfigError
+
+        raise ConfigError(f"{DTYPE_ENV}={wanted!r} is not a precision", fix=f"set {DTYPE_ENV} to auto, float32 or bfloat16")
+    if features is None:
+        from labelmill.backends.cpuflags import read_cpu_features
+
+        features = read_cpu_features()
+    return "bfloat16" if "avx512_bf16" in features and not any(f.startswith("amx") for f in features) else "float32"
 
 
 def unload_all() -> int:
@@ -55,6 +74,10 @@ def load_encoder(model: str):
         else:
             source = model  # a sentence-transformers name (downloaded when online) or a local directory
     loaded = SentenceTransformer(source, device="cpu")
+    if encoder_dtype() == "bfloat16":
+        import torch
+
+        loaded.to(torch.bfloat16)
     _LOADED[model] = loaded
     return loaded
 
@@ -71,7 +94,8 @@ def embed(texts: Sequence[str], model: str = DEFAULT_MODEL, store: Store | None 
     missing = list(dict.fromkeys(k for k in keys if k not in found))
     if missing:
         by_key = dict(zip(keys, texts))
-        vectors = load_encoder(model).encode([by_key[k] for k in missing], batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+        encoded = load_encoder(model).encode([by_key[k] for k in missing], batch_size=64, normalize_embeddings=True, convert_to_tensor=True)
+        vectors = encoded.float().cpu().numpy()  # (a bfloat16 encoder's tensor has no numpy view)
         fresh = {k: np.asarray(v, dtype=np.float32) for k, v in zip(missing, vectors)}
         found.update(fresh)
         if store is not None:

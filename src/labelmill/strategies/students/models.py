@@ -73,7 +73,10 @@ class FinetunedStudent:
 
         from labelmill.selectors.embeddings import load_encoder
 
-        return copy.deepcopy(load_encoder(self.model_name))  # each fit starts from the pretrained weights
+        import torch
+
+        # each fit starts from the pretrained weights, in float32 (a bfloat16 inference encoder cannot learn at lr 3e-5)
+        return copy.deepcopy(load_encoder(self.model_name)).to(torch.float32)
 
     def fit_texts(self, texts: Sequence[str], y: np.ndarray, weight: np.ndarray | None = None) -> FinetunedStudent:
         import torch

@@ -36,6 +36,10 @@ VARIANTS = (
     "Summarize the text in one sentence that names its main subject and its key facts.",
     "In one sentence, say who or what the text is about and what it says about them, keeping names, places and dates.",
     "Write a headline-style summary of the text, at most 20 words, with its key names and facts.",
+    # length-matched: {words} is the initial template's median summary length on the search rows, so these
+    # compress at least as much as it does and compete on what the words keep
+    "Summarize the text in at most {words} words. Keep its main subject and its key names, places, dates and numbers, in the order the text gives them.",
+    "Rewrite the start of the text as one sentence of at most {words} words that keeps its key names and facts.",
 )
 RESTORE_SYSTEM = "You restore a text from its summary. Write the original text the summary was made from."
 _WORD = re.compile(r"\S+")
@@ -89,9 +93,13 @@ def synth_summaries(
     rows = frame.iloc[distinct].reset_index(drop=True)
     search, held = rows.iloc[:search_rows].reset_index(drop=True), rows.iloc[search_rows:].reset_index(drop=True)
     initial = Template("initial", cfg.guidelines.strip() or "Summarize the text in one sentence.")
-    candidates = [initial] + [Template(f"variant {i + 1}", v) for i, v in enumerate(variants)]
     with Store(project) as store:
-        scored = {t.name: _score(cfg, t, search, task, store, backend, restore_words, on_event) for t in candidates}
+        scored = {"initial": _score(cfg, initial, search, task, store, backend, restore_words, on_event)}
+        lengths = [len(_WORD.findall(x)) for x in scored["initial"].summaries if x]
+        words = max(8, int(np.median(lengths))) if lengths else 25
+        for i, v in enumerate(variants):
+            t = Template(f"variant {i + 1}", v.replace("{words}", str(words)))
+            scored[t.name] = _score(cfg, t, search, task, store, backend, restore_words, on_event)
         if one_shot:
             best = max(scored.values(), key=lambda s: _objective(s, scored["initial"], length_slack))
             i = int(np.nanargmax(np.where(best.compression <= np.nanmean(scored["initial"].compression), best.restore, -np.inf)))
