@@ -1,4 +1,5 @@
-"""synth's registration: the `labelmill synth` group (examples per label so far) and `labelmill judge` (pairs, scores)."""
+"""synth's registration: the `labelmill synth` group (examples, summaries, instructions, responses, rationales,
+critiques, preferences) and `labelmill judge` (pairs, scores)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ class SynthStrategy(Strategy):
         @click.group(name="synth")
         def group() -> None:
             """Synthesize data with the model: `labelmill synth examples CONFIG --out OUT` writes labeled examples per label;
-            `labelmill synth summaries CONFIG ROWS` searches a generation config's template without references."""
+            `labelmill synth summaries CONFIG ROWS` searches a generation config's template without references;
+            `instructions` (self-instruct, Evol-Instruct), `responses`, `rationales`, `critiques` and `preferences` (judged pairs, DPO)."""
 
         @group.command(name="examples")
         @click.argument("config", type=click.Path(dir_okay=False))
@@ -67,6 +69,96 @@ class SynthStrategy(Strategy):
             click.echo(f"chose {f['chosen_template']!r}: {f['chosen_instruction']}")
             click.echo(f"held-out rows {f['held_out_rows']}: restore score {f['restore_score_initial']} -> {f['restore_score_searched']}, "
                        f"compression {f['compression_initial']} -> {f['compression_searched']}")
+
+        def texts_options(fn: Any) -> Any:
+            for option in reversed([
+                click.option("--out", "output", required=True, type=click.Path(dir_okay=False)),
+                click.option("--model", "model_name", default="qwen2.5-coder-0.5b", show_default=True, help="The writer model (llama_cpp), e.g. qwen2.5-coder-1.5b."),
+                click.option("--project", default="labelmill.db", show_default=True),
+                click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON."),
+            ]):
+                fn = option(fn)
+            return fn
+
+        @group.command(name="instructions")
+        @click.argument("seeds", type=click.Path(dir_okay=False, exists=True))
+        @texts_options
+        @click.option("--method", type=click.Choice(["self-instruct", "evol"]), default="self-instruct", show_default=True)
+        @click.option("-n", "n", default=50, show_default=True, type=click.IntRange(1, 100000), help="New instructions (evol: seeds evolved).")
+        @click.option("--column", default="instruction", show_default=True, help="The seed file's instruction column.")
+        @click.option("--temperature", default=0.9, show_default=True, type=click.FloatRange(0, 2))
+        def instructions(seeds: str, output: str, model_name: str, project: str, as_json: bool, method: str, n: int, column: str, temperature: float) -> None:
+            """New instructions from SEEDS (a file of seed tasks): self-instruct or Evol-Instruct, filtered (rules, near-duplicates)."""
+            from labelmill.cli.progress import ProgressView
+            from labelmill.strategies.synth.texts import synth_instructions
+
+            _show(synth_instructions(seeds, n=n, method=method, column=column, model=model_name, project=project, output=output,
+                                     temperature=temperature, on_event=ProgressView(quiet=as_json)), as_json)
+
+        @group.command(name="responses")
+        @click.argument("input", type=click.Path(dir_okay=False, exists=True))
+        @texts_options
+        @click.option("--column", default="instruction", show_default=True, help="The instruction (prompt) column.")
+        @click.option("--context", default="context", show_default=True, help="A context column, shown when the rows have it.")
+        @click.option("--temperature", default=0.0, show_default=True, type=click.FloatRange(0, 2))
+        def responses(input: str, output: str, model_name: str, project: str, as_json: bool, column: str, context: str, temperature: float) -> None:
+            """An answer to each row's instruction."""
+            from labelmill.cli.progress import ProgressView
+            from labelmill.strategies.synth.texts import synth_responses
+
+            _show(synth_responses(input, column=column, context=context, model=model_name, project=project, output=output, temperature=temperature,
+                                  on_event=ProgressView(quiet=as_json)), as_json)
+
+        @group.command(name="rationales")
+        @click.argument("config", type=click.Path(dir_okay=False))
+        @click.argument("input", type=click.Path(dir_okay=False, exists=True))
+        @click.option("--out", "output", required=True, type=click.Path(dir_okay=False))
+        @click.option("--model", "model_name", help="The writer model (default: the config's).")
+        @click.option("--label-column", help="The given label's column (default: the config's gold_column).")
+        @click.option("--project", default="labelmill.db", show_default=True)
+        @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+        def rationales(config: str, input: str, output: str, model_name: str | None, label_column: str | None, project: str, as_json: bool) -> None:
+            """Why each row's given label is right, for a classification CONFIG's rows."""
+            from labelmill.cli.progress import ProgressView
+            from labelmill.strategies.synth.texts import synth_rationales
+
+            _show(synth_rationales(config, input, label_column=label_column, model=model_name, project=project, output=output,
+                                   on_event=ProgressView(quiet=as_json)), as_json)
+
+        @group.command(name="critiques")
+        @click.argument("input", type=click.Path(dir_okay=False, exists=True))
+        @texts_options
+        @click.option("--question", default="instruction", show_default=True)
+        @click.option("--answer", default="response", show_default=True)
+        @click.option("--context", default="context", show_default=True)
+        def critiques(input: str, output: str, model_name: str, project: str, as_json: bool, question: str, answer: str, context: str) -> None:
+            """A short critique of each row's response: what is wrong, missing or unsupported (or "No issues.")."""
+            from labelmill.cli.progress import ProgressView
+            from labelmill.strategies.synth.texts import synth_critiques
+
+            _show(synth_critiques(input, question=question, answer=answer, context=context, model=model_name, project=project, output=output,
+                                  on_event=ProgressView(quiet=as_json)), as_json)
+
+        @group.command(name="preferences")
+        @click.argument("input", type=click.Path(dir_okay=False, exists=True))
+        @texts_options
+        @click.option("--column", default="instruction", show_default=True)
+        @click.option("--context", default="context", show_default=True)
+        @click.option("--model-b", help="The second response's model (default: the first's, sampled at --temperature-b).")
+        @click.option("--temperature-a", default=0.0, show_default=True, type=click.FloatRange(0, 2))
+        @click.option("--temperature-b", default=0.9, show_default=True, type=click.FloatRange(0, 2))
+        @click.option("--judge-model", default="qwen2.5-coder-1.5b", show_default=True)
+        @click.option("--judge-mode", type=click.Choice(["pointwise", "pairwise"]), default="pointwise", show_default=True)
+        @click.option("--dpo", type=click.Path(dir_okay=False), help="Also write DPO pairs (prompt / chosen / rejected) as JSONL.")
+        def preferences(input: str, output: str, model_name: str, project: str, as_json: bool, column: str, context: str, model_b: str | None,
+                        temperature_a: float, temperature_b: float, judge_model: str, judge_mode: str, dpo: str | None) -> None:
+            """Two responses per prompt (two models or temperatures), judged; chosen / rejected with the models and ratings."""
+            from labelmill.cli.progress import ProgressView
+            from labelmill.strategies.synth.texts import synth_preferences
+
+            _show(synth_preferences(input, column=column, context=context, model_a=model_name, model_b=model_b, temperature_a=temperature_a,
+                                    temperature_b=temperature_b, judge_model=judge_model, judge_mode=judge_mode, project=project, output=output,
+                                    dpo=dpo, on_event=ProgressView(quiet=as_json)), as_json)
 
         return [group, judge_group()]
 
