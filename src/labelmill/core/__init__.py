@@ -3,15 +3,17 @@
 - `Job`: a config bound to its task, demos and backend (prompts, cache keys, model calls);
 - `Runner`: labels a run's rows batch by batch through the cache (`run`, `label_batch`, `answers`);
 - the run lifecycle, written once: `begin_run` -> `announce` -> batches -> `finish_run`;
-- `output_frame`: the input columns plus the label columns, read from the store.
+- `output_frame`: the input columns plus the label columns, read from the store;
+- `ask_texts` / `ask_scores`: requests that belong to no row (demos, rules, verdicts, synthetic text), cached.
 """
 
 from labelmill.core.job import Job, check_columns
 from labelmill.core.lifecycle import BatchStats, OpenedRun, RunResult, Tally, announce, begin_run, finish_run, open_run
 from labelmill.core.loop import Runner
 from labelmill.core.output import calibrate_rows, labeled_frame, output_frame
+from labelmill.core.ask import ask_scores, ask_texts  # noqa: E402  (after Runner: it uses it)
 
 __all__ = [
-    "BatchStats", "Job", "OpenedRun", "RunResult", "Runner", "Tally", "announce", "begin_run", "calibrate_rows", "check_columns",
+    "BatchStats", "Job", "ask_scores", "ask_texts", "OpenedRun", "RunResult", "Runner", "Tally", "announce", "begin_run", "calibrate_rows", "check_columns",
     "finish_run", "labeled_frame", "open_run", "output_frame",
 ]

@@ -75,18 +75,9 @@ def _accuracy(cfg: Config, frame: Any, project: Path, on_event: EventHandler) ->
 
 def _ask(cfg: Config, prompts: list[Prompt], project: Path, kind: str, max_tokens: int) -> list[str]:
     """Free-text answers through the core's cache (a rerun asks nothing twice)."""
-    from labelmill.core import Job, Runner
-    from labelmill.core.job import Call
-    from labelmill.store import Store
+    from labelmill.core import ask_texts
 
-    job = Job(cfg)
-    try:
-        with Store(project) as store:
-            answers, new = Runner(job, store).answers(prompts, Call(kind, "generate", max_tokens=max_tokens, temperature=0.0, seed=cfg.model.seed))
-            store.cache_put(new)
-    finally:
-        job.backend.close()
-    return [str(a.get("text") or "").strip() for a in answers]
+    return [t or "" for t in ask_texts(cfg, prompts, kind=kind, project=project, max_tokens=max_tokens)]
 
 
 def clean_rule(text: str) -> str:

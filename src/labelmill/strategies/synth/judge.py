@@ -24,12 +24,11 @@ import numpy as np
 import pandas as pd
 
 from labelmill.config import Config, load_config
-from labelmill.core import Job, Runner
+from labelmill.core import ask_scores
 from labelmill.core.job import Call
 from labelmill.errors import InputDataError
 from labelmill.events import EventHandler, Notice, ignore
 from labelmill.io import read_rows, write_rows
-from labelmill.store import Store
 from labelmill.types import Prompt
 
 PAIR_SYSTEM = ("You are a fair and strict judge. Compare two answers to the question and decide which is better: correct, "
@@ -190,23 +189,8 @@ def cohen_kappa(a: list[Any], b: list[Any], categories: Any) -> float:
 
 
 def _scores(cfg: Config, prompts: list[Prompt], call: Call, project: str | Path, backend: Any, batch: int) -> np.ndarray:
-    """(n, len(call.candidates)) the judge's log-probabilities, through the cache batch by batch."""
-    job = Job(cfg, backend)
-    out = []
-    try:
-        with Store(project) as store:
-            runner = Runner(job, store)
-            for start in range(0, len(prompts), batch):
-                answers, new = runner.answers(prompts[start : start + batch], call)
-                store.cache_put(new)
-                for a in answers:
-                    if a.get("error") or not a.get("logprobs"):
-                        raise InputDataError(f"the judge model gave no scores ({a.get('error') or 'empty'})", fix="check the model or server, then rerun (answers so far are cached)")
-                    out.append(a["logprobs"])
-    finally:
-        if backend is None:
-            job.backend.close()
-    return np.array(out, dtype=float).reshape(len(prompts), len(call.candidates))
+    """(n, len(call.candidates)) the judge's log-probabilities, through the core's cache (`core.ask_scores`)."""
+    return ask_scores(cfg, prompts, call.candidates, kind=call.kind, project=project, backend=backend, batch=batch)
 
 
 def _p_first(logprobs: np.ndarray) -> np.ndarray:

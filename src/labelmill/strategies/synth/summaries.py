@@ -76,7 +76,7 @@ class SummaryResult:
 
 def synth_summaries(
     config: str | Path | dict | Config, data: Any, *, search_rows: int = 40, project: str | Path = "labelmill.db", output: str | Path | None = None,
-    variants: tuple[str, ...] = VARIANTS, one_shot: bool = True, restore_words: int = 60, length_slack: float = 1.0,
+    variants: tuple[str, ...] = VARIANTS, one_shot: bool = True, restore_words: int = 60, length_slack: float = 0.97,
     backend: Any = None, on_event: EventHandler = ignore,
 ) -> SummaryResult:
     """Search the summary template on the first `search_rows` distinct rows, score it on the rest (see the module docstring)."""
@@ -130,6 +130,8 @@ def synth_summaries(
 def _objective(s: Scored, initial: Scored, length_slack: float) -> float:
     """The mean restore score, or -inf for a template that compresses less than the initial one allows."""
     restore, compression = s.figures["restore_score"], s.figures["compression"]
+    if s is initial:
+        return restore if restore is not None else -np.inf
     if restore is None or compression is None or compression > (initial.figures["compression"] or 0.0) * length_slack + 1e-9:
         return -np.inf
     return restore

@@ -24,12 +24,10 @@ import numpy as np
 import pandas as pd
 
 from labelmill.config import Config, load_config
-from labelmill.core import Job, Runner
-from labelmill.core.job import Call
+from labelmill.core import ask_texts
 from labelmill.errors import InputDataError
 from labelmill.events import EventHandler, Notice, ignore
 from labelmill.io import read_rows, write_rows
-from labelmill.store import Store
 from labelmill.strategies.synth.filters import distinct_n, minhash_dedup, rule_filter
 from labelmill.types import Prompt
 
@@ -62,29 +60,9 @@ def writer_config(model: str | dict | Config | None = None) -> Config:
 
 def generate(cfg: Config, prompts: list[Prompt], *, kind: str, project: str | Path, max_tokens: int = 256, temperature: float = 0.0,
              seeds: list[int] | None = None, backend: Any = None, batch: int = 32, on_event: EventHandler = ignore) -> list[str | None]:
-    """Each prompt's generated text (None where the model failed), through the store's cache batch by batch.
-    `seeds`: a sampling seed per prompt (the same prompt asked with two seeds is two requests)."""
-    seeds = seeds if seeds is not None else [cfg.model.seed] * len(prompts)
-    job = Job(cfg, backend)
-    out: list[str | None] = [None] * len(prompts)
-    try:
-        with Store(project) as store:
-            runner = Runner(job, store)
-            for s in sorted(set(seeds)):
-                idx = [i for i, x in enumerate(seeds) if x == s]
-                call = Call(kind, "generate", max_tokens=max_tokens, temperature=temperature, seed=s)
-                for start in range(0, len(idx), batch):
-                    part = idx[start : start + batch]
-                    answers, new = runner.answers([prompts[i] for i in part], call)
-                    store.cache_put(new)
-                    for i, a in zip(part, answers):
-                        text = str(a.get("text") or "").strip()
-                        out[i] = None if a.get("error") or not text else text
-                    on_event(Notice(f"synth {kind}: {sum(x is not None for x in out)} of {len(prompts)} written"))
-    finally:
-        if backend is None:
-            job.backend.close()
-    return out
+    """Each prompt's generated text (None where the model failed), through the core's cache (`core.ask_texts`)."""
+    return ask_texts(cfg, prompts, kind=kind, project=project, max_tokens=max_tokens, temperature=temperature, seeds=seeds, backend=backend,
+                     batch=batch, on_event=on_event)
 
 
 def _first_block(text: str | None) -> str | None:

@@ -18,12 +18,10 @@ from typing import Any
 import numpy as np
 
 from labelmill.config import Config, ModelSpec, SubLabelerSpec, load_config
-from labelmill.core import Job, Runner, check_columns
-from labelmill.core.job import Call
+from labelmill.core import ask_texts, check_columns
 from labelmill.errors import ConfigError
 from labelmill.events import EventHandler, Notice, ignore
 from labelmill.io import read_rows
-from labelmill.store import Store
 from labelmill.strategies.weak.sublabelers import rule_votes
 from labelmill.tasks import make_task
 from labelmill.types import Prompt
@@ -103,15 +101,7 @@ def propose(
 
 def _ask(cfg: Config, prompts: list[Prompt], project: str | Path, backend: Any) -> list[str]:
     """Free-text answers through the core's cache (a rerun asks nothing twice)."""
-    job = Job(cfg, backend)
-    try:
-        with Store(project) as store:
-            answers, new = Runner(job, store).answers(prompts, Call("weak_propose", "generate", max_tokens=120, temperature=0.0, seed=cfg.model.seed))
-            store.cache_put(new)
-    finally:
-        if backend is None:
-            job.backend.close()
-    return [str(a.get("text") or "").strip() for a in answers]
+    return [t or "" for t in ask_texts(cfg, prompts, kind="weak_propose", project=project, max_tokens=120, backend=backend)]
 
 
 def _question(text: str) -> str:
