@@ -14,8 +14,9 @@ labeled), for a target accuracy with the Clopper-Pearson bound `labelmill calibr
 - **a model** (a catalog name, a .gguf path, or `backend:name` such as `openai:gpt-4o-mini`): its
   confidence is calibrated on a sample (`calibration_rows`) of the seed rows that the tiers below it
   would pass up, so each threshold is set on rows as hard as the ones that tier will see.
-- The **last** tier takes every row that reaches it. `NAME@SHARE` caps a tier at that share of all rows
-  (the least sure rows first); rows over a cap keep the best label below them.
+- The **last** tier takes every row that reaches it. `NAME@SHARE` caps a model tier's cost: it labels at
+  most that share of all rows, the ones the tiers below were least sure of (a student: it keeps at most
+  that share, its surest rows); rows over a cap keep the surest label below them, marked "(over budget)".
 
 Provenance: each model tier's labels are runs in the store (model, prompt, raw answer, confidence); the
 output has `llm_label_source` (the tier that gave each label) and `llm_cascade_confidence`; the report's
@@ -211,13 +212,19 @@ def tiered_cascade(
                         seed_conf[calib], seed_correct_sub[calib] = calibrator.confidence(raw), ok
                     else:
                         calibrator = None
-                    on_event(Notice(f"cascade: {tier.name} labels {len(open_rows)} rows"))
-                    got = _label(job, store, frame, open_rows, names, on_event)
+                    asked = open_rows
+                    if tier.budget is not None and len(open_rows) > int(tier.budget * n):
+                        # a cost cap: this model labels only the rows the tiers below were least sure of
+                        surest = np.array([best_below.get(int(i), (None, -1.0, ""))[1] for i in open_rows])
+                        asked = np.sort(open_rows[np.argsort(surest, kind="stable")[: int(tier.budget * n)]])
+                        st.capped = True
+                    on_event(Notice(f"cascade: {tier.name} labels {len(asked)} rows"))
+                    got = _label(job, store, frame, asked, names, on_event) if len(asked) else {}
                 finally:
                     if (backends or {}).get(tier.name) is None:
                         job.backend.close()
                 tier_labels = {}
-                for j, i in enumerate(open_rows):
+                for j, i in enumerate(asked):
                     a = got.get(j)
                     if a is None or a[0] is None:
                         errors[int(i)] = (a[2] if a else "") or "no label"
@@ -245,7 +252,7 @@ def tiered_cascade(
                     st.note = f"no threshold reaches {target} (with the bound) on {len(calib)} seed rows: every row goes up"
                 accept = [i for i, v in tier_labels.items() if v[1] >= chosen]
                 seed_open = calib[~(sc >= chosen)]  # (for a model: the sample of them that it saw)
-            if tier.budget is not None:
+            if tier.budget is not None and tier.kind == "student":  # a student keeps at most its share, its surest rows
                 cap = int(tier.budget * n)
                 if len(accept) > cap:
                     accept = sorted(accept, key=lambda i: -tier_labels[i][1])[:cap]
