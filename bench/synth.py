@@ -2,8 +2,8 @@
 
 - **student** (`<set>_synthetic_student_accuracy`): `labelmill synth examples` writes `--per-label` examples per
   label for SST-2 and AG News from no real rows (the shipped sentiment config; an AG News topic config);
-  a student (logistic regression on all-MiniLM-L6-v2 embeddings) learns only from the kept examples and is
-  scored on the first `--test-rows` real test rows. `<set>_distinct_2`, `<set>_dedup_removed_share` and
+  a student (logistic regression on `--student-encoder` embeddings, all-mpnet-base-v2 by default) learns
+  only from the kept examples and is scored on the first `--test-rows` real test rows. `<set>_distinct_2`, `<set>_dedup_removed_share` and
   the other filters' counts beside it.
 - **judge** (`judge_pairwise_accuracy`): pairs from shared SQuAD 2.0 answerable questions, the gold answer
   against the answer of another question on the same context, the gold's side drawn at random; judged in
@@ -37,7 +37,7 @@ AGNEWS = {"task": "classification", "name": "agnews-topics", "input_template": "
           "model": {"backend": "llama_cpp", "name": "qwen2.5-coder-0.5b", "method": "score"}}
 
 
-def student_part(name: str, per_label: int, test_rows: int, work: Path) -> dict:
+def student_part(name: str, per_label: int, test_rows: int, work: Path, encoder: str = "all-mpnet-base-v2") -> dict:
     from labelmill.config import load_config
     from labelmill.selectors.embeddings import embed
     from labelmill.store import Store
@@ -51,13 +51,13 @@ def student_part(name: str, per_label: int, test_rows: int, work: Path) -> dict:
     kept = result.frame[result.frame["kept"]]
     names = config.label_names
     with Store(work / f"{name}.db") as store:
-        X = embed(kept["text"].tolist(), config.examples.embedding_model, store)
-        X_test = embed(test["text"].astype(str).tolist(), config.examples.embedding_model, store)
+        X = embed(kept["text"].tolist(), encoder, store)
+        X_test = embed(test["text"].astype(str).tolist(), encoder, store)
     y = np.array([names.index(v) for v in kept["label"]])
     student = LinearStudent(len(names)).fit(X, y)
     predicted = np.array(names)[student.predict_proba(X_test).argmax(axis=1)]
     f = result.figures
-    out = {f"{name}_synthetic_student_accuracy": round(float(np.mean(predicted == test["label"].astype(str).to_numpy())), 4),
+    out = {f"{name}_student_encoder": encoder, f"{name}_synthetic_student_accuracy": round(float(np.mean(predicted == test["label"].astype(str).to_numpy())), 4),
            f"{name}_synthetic_rows": int(len(kept)), f"{name}_generated": f["generated"], f"{name}_distinct_2": f["distinct_2"],
            f"{name}_dedup_removed_share": f["dedup_removed_share"], f"{name}_removed_inconsistent": f.get("removed_inconsistent"),
            f"{name}_removed_rules": f["removed_rules"], f"{name}_embedding_spread": f.get("embedding_spread"), f"{name}_test_rows": len(test),
@@ -124,6 +124,7 @@ def main() -> None:
     parser.add_argument("--sets", default="sst2,agnews")
     parser.add_argument("--per-label", type=int, default=150)
     parser.add_argument("--test-rows", type=int, default=1000)
+    parser.add_argument("--student-encoder", default="all-mpnet-base-v2", help="The student's sentence encoder (all-MiniLM-L6-v2 is the small one).")
     parser.add_argument("--judge-model", default="qwen2.5-coder-1.5b")
     parser.add_argument("--pairs", type=int, default=200, help="The first N pairs (0: all 688).")
     parser.add_argument("--judge-mode", default="pointwise", help="pointwise (P(correct) per answer) or pairwise (A/B in both orders); both: each.")
@@ -137,7 +138,7 @@ def main() -> None:
     parts = args.parts.split(",")
     if "student" in parts:
         for name in args.sets.split(","):
-            figures.update(student_part(name, args.per_label, args.test_rows, work))
+            figures.update(student_part(name, args.per_label, args.test_rows, work, args.student_encoder))
     if "judge" in parts:
         modes = ["pointwise", "pairwise"] if args.judge_mode == "both" else [args.judge_mode]
         for mode in modes:
