@@ -28,18 +28,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _report import emit
+from synth import AGNEWS  # the AG News topic config the synthesis bench uses
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 STRONG = "qwen2.5-coder-1.5b"
 SMALL = "qwen2.5-coder-0.5b"
-AGNEWS = {"task": "classification", "name": "agnews-topics", "input_template": "{text}", "gold_column": "label",
-          "guidelines": "Classify the topic of the news article.",
-          "labels": [{"name": "World", "description": "world news: politics, governments, wars, diplomacy"},
-                     {"name": "Sports", "description": "sports news"},
-                     {"name": "Business", "description": "business and economy news: companies, markets, earnings"},
-                     {"name": "Sci/Tech", "description": "science and technology news: computers, the internet, space, research"}],
-          "model": {"backend": "llama_cpp", "name": SMALL, "method": "score"}}
 SETS = {"sst2": ("sst2/test.csv", "sst2/train.csv"), "agnews": ("ag_news/test.csv", "ag_news/train_subset.csv")}
 # the tiers each set runs by default (measured: bench/README.md). On AG News the student is better than the 1.5B
 # zero-shot, so the 1.5B is capped at the share of rows the one-third time bar leaves it (20%).
@@ -201,11 +196,7 @@ def main() -> None:
                                            and figures[f"{name}_cascade_wall_s"] <= figures[f"{name}_strong_wall_s"] / 3)
     if "sst2_cascade_accuracy" in figures:
         figures["sst2_pass_autolabel_bar"] = bool(figures["sst2_cascade_accuracy"] >= 0.835 and figures["sst2_cascade_s_per_row"] <= 0.085)
-    if args.json:
-        print(json.dumps(figures, indent=1, default=float))
-    else:
-        for key, value in figures.items():
-            print(f"{key:40} {value}")
+    emit(figures, args.json)
 
 
 if __name__ == "__main__":

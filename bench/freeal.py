@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from _report import emit
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -178,11 +179,7 @@ def main() -> None:
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
-    if args.json:
-        print(json.dumps(figures, indent=1, default=str))
-    else:
-        for key, value in figures.items():
-            print(f"{key:40s} {value}")
+    emit(figures, args.json, default=str)
 
 
 if __name__ == "__main__":

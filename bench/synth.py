@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _report import emit
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -146,11 +147,7 @@ def main() -> None:
             figures.update(part if mode == modes[0] else {f"{k}_{mode}": v for k, v in part.items()})
     if "summaries" in parts:
         figures.update(summaries_part(args.search_rows, work))
-    if args.json:
-        print(json.dumps(figures, indent=1, default=float))
-    else:
-        for key, value in figures.items():
-            print(f"{key:40} {value}")
+    emit(figures, args.json)
 
 
 if __name__ == "__main__":

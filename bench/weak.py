@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _report import emit
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -129,11 +130,7 @@ def main() -> None:
     figures: dict = {"model": "qwen2.5-coder-0.5b"}
     for name in args.sets.split(","):
         figures.update(bench_multilabel(args.rows, work) if name == "goemotions" else bench_set(name, args.rows, work))
-    if args.json:
-        print(json.dumps(figures, indent=1, default=float))
-    else:
-        for key, value in figures.items():
-            print(f"{key:40} {value}")
+    emit(figures, args.json)
 
 
 if __name__ == "__main__":

@@ -92,3 +92,24 @@ def test_cli_instructions(tmp_path):
     assert done.returncode != 0 and "no column 'task'" in done.stderr + done.stdout and "Traceback" not in done.stderr
     helps = subprocess.run(cli_command("synth", "--help"), cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=120).stdout
     assert all(c in helps for c in ("instructions", "responses", "rationales", "critiques", "preferences"))
+
+
+def test_cli_export_chat_and_hf(tmp_path):
+    import datasets
+
+    pd.DataFrame({"instruction": ["Say hi.", "Say bye.", "Drop me."], "response": ["Hi!", "Bye!", "x"], "kept": [True, True, False]}).to_csv(tmp_path / "rows.csv", index=False)
+    (tmp_path / "cfg.yaml").write_text("task: classification\n")
+    done = subprocess.run(cli_command("synth", "export", "rows.csv", "--format", "chat", "--out", "chat.jsonl", "--system", "Be brief."), cwd=tmp_path,
+                          env=child_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    chat = datasets.load_dataset("json", data_files=str(tmp_path / "chat.jsonl"), split="train")
+    assert len(chat) == 2 and [m["role"] for m in chat[0]["messages"]] == ["system", "user", "assistant"] and chat[1]["messages"][2]["content"] == "Bye!"
+    done = subprocess.run(cli_command("synth", "export", "rows.csv", "--format", "hf", "--out", "ds", "--config", "cfg.yaml"), cwd=tmp_path,
+                          env=child_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    ds = datasets.load_from_disk(str(tmp_path / "ds"))
+    assert ds["instruction"] == ["Say hi.", "Say bye."] and (tmp_path / "ds" / "labelmill.yaml").read_text() == "task: classification\n"
+    assert "labelmill" in (tmp_path / "ds" / "README.md").read_text()
+    bad = subprocess.run(cli_command("synth", "export", "rows.csv", "--format", "chat", "--out", "c.jsonl", "--response", "answer"), cwd=tmp_path,
+                         env=child_env(), capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "no column 'answer'" in bad.stderr + bad.stdout

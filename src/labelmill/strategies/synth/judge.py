@@ -16,19 +16,19 @@ Every request goes through the store's cache, so a rerun asks nothing twice and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from labelmill.config import Config, load_config
+from labelmill.config import Config
 from labelmill.core import ask_scores
 from labelmill.core.job import Call
 from labelmill.errors import InputDataError
 from labelmill.events import EventHandler, Notice, ignore
 from labelmill.io import read_rows, write_rows
+from labelmill.strategies.synth.common import FrameResult, model_config
 from labelmill.types import Prompt
 
 PAIR_SYSTEM = ("You are a fair and strict judge. Compare two answers to the question and decide which is better: correct, "
@@ -45,19 +45,12 @@ DIGITS = ("1", "2", "3", "4", "5")
 VERDICTS = ("first", "second", "tie")
 
 
-@dataclass
-class JudgeResult:
-    frame: pd.DataFrame
-    figures: dict[str, Any] = field(default_factory=dict)
-    output_path: Path | None = None
+JudgeResult = FrameResult
 
 
 def judge_config(model: str | dict | Config | None = None) -> Config:
     """A judge's config: the model settings (a name, a dict of model settings, or a config to take them from)."""
-    if isinstance(model, Config):
-        return model
-    spec = {"name": model} if isinstance(model, str) else dict(model or {})
-    return load_config({"task": "classification", "name": "judge", "labels": list(SIDES), "model": {"backend": "llama_cpp", "name": "qwen2.5-coder-0.5b", **spec}})
+    return model_config(model, name="judge")
 
 
 def judge_pairs(

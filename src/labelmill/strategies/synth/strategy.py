@@ -160,6 +160,42 @@ class SynthStrategy(Strategy):
                                     temperature_b=temperature_b, judge_model=judge_model, judge_mode=judge_mode, project=project, output=output,
                                     dpo=dpo, on_event=ProgressView(quiet=as_json)), as_json)
 
+        @group.command(name="export")
+        @click.argument("input", type=click.Path(dir_okay=False, exists=True))
+        @click.option("--format", "fmt", type=click.Choice(["chat", "hf"]), required=True,
+                      help="chat: SFT JSONL ({messages: [system?, user, assistant]}); hf: a Hugging Face dataset folder with a dataset card.")
+        @click.option("--out", "output", required=True, type=click.Path(), help="The .jsonl file (chat) or the folder (hf).")
+        @click.option("--prompt", default="instruction", show_default=True, help="chat: the user turn's column.")
+        @click.option("--response", default="response", show_default=True, help="chat: the assistant turn's column.")
+        @click.option("--system", help="chat: a system message for every row.")
+        @click.option("--kept-only/--all-rows", default=True, show_default=True, help="Leave out rows a filter removed (a `kept` column false).")
+        @click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True), help="hf: the config that made the rows, saved beside them.")
+        @click.option("--description", default="", help="hf: the dataset card's description.")
+        def export(input: str, fmt: str, output: str, prompt: str, response: str, system: str | None, kept_only: bool, config_path: str | None,
+                   description: str) -> None:
+            """Export synthesized rows (any `labelmill synth` output) for training: chat JSONL or a Hugging Face dataset."""
+            from pathlib import Path
+
+            from labelmill.io import read_rows
+            from labelmill.strategies.synth.exports import chat_rows, write_hf_dataset, write_jsonl
+
+            frame = read_rows(input)
+            if kept_only and "kept" in frame.columns:
+                frame = frame[frame["kept"].astype(str).str.lower().isin(["true", "1"])].reset_index(drop=True)
+            if fmt == "chat":
+                missing = [c for c in (prompt, response) if c not in frame.columns]
+                if missing:
+                    from labelmill.errors import InputDataError
+
+                    raise InputDataError(f"synth export: no column {missing[0]!r} in the rows", fix=f"name them with --prompt/--response; the rows have: {', '.join(map(str, frame.columns))}")
+                rows = chat_rows(frame, prompt=prompt, response=response, system=system)
+                click.echo(f"wrote {write_jsonl(rows, output)}: {len(rows)} conversations")
+                return
+            config_text = Path(config_path).read_text(encoding="utf-8") if config_path else f"# made from {input}\n"
+            folder = write_hf_dataset(frame, output, config_text=config_text, description=description or f"Synthesized with labelmill from {Path(input).name}.",
+                                      figures={"rows": len(frame)})
+            click.echo(f"wrote {folder}: {len(frame)} rows, README.md (dataset card), labelmill.yaml")
+
         return [group, judge_group()]
 
 

@@ -16,7 +16,6 @@ seed), so a crashed run resumes where it stopped and a rerun asks nothing twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from labelmill.errors import InputDataError
 from labelmill.events import EventHandler, Notice, ignore
 from labelmill.io import read_rows, write_rows
 from labelmill.strategies.synth.filters import distinct_n, minhash_dedup, rule_filter
+from labelmill.strategies.synth.common import FrameResult, model_config
 from labelmill.types import Prompt
 
 WRITER_SYSTEM = "You are a helpful assistant that writes data for training language models. Reply with exactly what is asked, nothing else."
@@ -42,20 +42,12 @@ EVOL_OPERATIONS = {
 }
 
 
-@dataclass
-class TextsResult:
-    frame: pd.DataFrame
-    figures: dict[str, Any] = field(default_factory=dict)
-    output_path: Path | None = None
+TextsResult = FrameResult
 
 
 def writer_config(model: str | dict | Config | None = None) -> Config:
     """A writer's config: the model settings (a name, a dict of model settings, or a config to take them from)."""
-    if isinstance(model, Config):
-        return model
-    spec = {"name": model} if isinstance(model, str) else dict(model or {})
-    return load_config({"task": "classification", "name": "synth-writer", "labels": ["a", "b"],
-                        "model": {"backend": "llama_cpp", "name": "qwen2.5-coder-0.5b", **spec}})
+    return model_config(model)
 
 
 def generate(cfg: Config, prompts: list[Prompt], *, kind: str, project: str | Path, max_tokens: int = 256, temperature: float = 0.0,
