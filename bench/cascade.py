@@ -66,7 +66,8 @@ def strong_run(name: str, cfg, rows: pd.DataFrame, model: str, work: Path) -> di
             f"{name}_strong_s_per_row": round(wall / len(rows), 4), f"{name}_strong_model_rows": result.model_rows}
 
 
-def cascade_run(name: str, cfg, rows: pd.DataFrame, tiers: str, seed: pd.DataFrame, target: float, calibration_rows: int, work: Path, tag: str = "") -> dict:
+def cascade_run(name: str, cfg, rows: pd.DataFrame, tiers: str, seed: pd.DataFrame, target: float, calibration_rows: int, work: Path, tag: str = "",
+                compare_next: bool = False) -> dict:
     from labelmill.selectors.embeddings import embed, unload_all
     from labelmill.store import Store
     from labelmill.strategies.cascade.tiered import parse_tiers, tiered_cascade
@@ -84,7 +85,7 @@ def cascade_run(name: str, cfg, rows: pd.DataFrame, tiers: str, seed: pd.DataFra
         unload_all()  # the timed run loads the encoder itself
     started = time.perf_counter()
     result = tiered_cascade(cfg, rows, tiers=tiers, seed=seed, target=target, calibration_rows=calibration_rows, project=project,
-                            output=work / f"{name}_cascade{tag}.csv")
+                            output=work / f"{name}_cascade{tag}.csv", compare_next=compare_next)
     wall = time.perf_counter() - started
     f = result.figures
     p = f"{name}_cascade{tag}"
@@ -92,7 +93,8 @@ def cascade_run(name: str, cfg, rows: pd.DataFrame, tiers: str, seed: pd.DataFra
              **{f"{t}|conf": conf for t, (_, conf) in result.routing.items()})
     return {f"{p}_tiers": tiers, f"{p}_target": target, f"{p}_accuracy": f.get("accuracy"), f"{p}_wall_s": round(wall, 1),
             f"{p}_s_per_row": round(wall / len(rows), 4), f"{p}_setup_s": round(setup, 1), f"{name}_tier_shares{tag}": f["tier_shares"],
-            f"{p}_by_tier": [{k: t[k] for k in ("name", "rows", "accuracy", "threshold", "seed_rows", "seconds", "capped", "note")} for t in f["tiers"]]}
+            f"{p}_compare_next": compare_next,
+            f"{p}_by_tier": [{k: t[k] for k in ("name", "rows", "accuracy", "threshold", "seed_rows", "seconds", "capped", "compared", "note")} for t in f["tiers"]]}
 
 
 def pareto(name: str, rows: pd.DataFrame, work: Path, figures: dict) -> list[dict]:
@@ -162,6 +164,7 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=0.95)
     parser.add_argument("--seed-rows", type=int, default=8000, help="Seed rows drawn from each set's train file (SST-2 has 6,920, AG News' subset 8,000).")
     parser.add_argument("--calibration-rows", type=int, default=200)
+    parser.add_argument("--compare-next", default="", help="Sets (e.g. agnews) whose tiers pass rows up only where the next model is better on seed rows.")
     parser.add_argument("--parts", default="strong,cascade", help="strong, cascade, and default (the main job's default: 0.5B / 0.5B -> 1.5B / 1.5B).")
     parser.add_argument("--default-rows", type=int, default=500)
     parser.add_argument("--pareto", action="store_true", help="Add the accuracy / s-per-row curve of other thresholds from this run's answers.")
@@ -186,7 +189,8 @@ def main() -> None:
         if "cascade" in args.parts:
             seed = seed_rows(name, args.seed_rows)
             for i, tiers in enumerate(t for t in (args.tiers or DEFAULT_TIERS[name]).split(";") if t.strip()):
-                part = cascade_run(name, cfg, rows, tiers.strip(), seed, args.target, args.calibration_rows, work, tag="" if i == 0 else f"_{i}")
+                part = cascade_run(name, cfg, rows, tiers.strip(), seed, args.target, args.calibration_rows, work, tag="" if i == 0 else f"_{i}",
+                                   compare_next=name in args.compare_next.split(","))
                 figures.update(part)
                 print(json.dumps(part), file=sys.stderr, flush=True)
         if args.pareto and f"{name}_strong_s_per_row" in figures and f"{name}_cascade_by_tier" in figures:

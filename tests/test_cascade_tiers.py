@@ -110,3 +110,23 @@ def test_cli_tiers_and_the_report(tmp_path):
     metrics = json.loads(done.stdout)
     assert metrics["cascade_tiers"][0]["name"] == "student" and "seconds" in metrics["cascade_tiers"][0]
     assert "Cascade tiers" in (tmp_path / "out.report.html").read_text()
+
+
+def test_compare_next_keeps_rows_a_worse_model_would_get(tmp_path):
+    # the "strong" model reads the sentiment words backwards (and the notes' numbers: the seed notes' labels
+    # alternate with them): on the seed rows the student would pass up it is worse than the student, so with compare_next the student keeps every row and the model labels none
+    backwards = {"backend": "fake", "name": "backwards", "params": {"keywords": {"positive": STRONG["params"]["keywords"]["negative"] + list("13579"),
+                                                                                 "negative": STRONG["params"]["keywords"]["positive"] + list("02468")}}}
+    tiers = ["student", {"name": "backwards", "model": backwards}]
+    rows, seed = _data(), _seed(7, 8, 9, 10)
+    plain = tiered_cascade(_freeal_config(), rows, tiers=tiers, seed=seed, target=0.97, calibration_rows=60, project=tmp_path / "a.db")
+    assert plain.tiers[1].rows > 0
+    result = tiered_cascade(_freeal_config(), rows, tiers=tiers, seed=seed, target=0.97, calibration_rows=60, project=tmp_path / "b.db", compare_next=True)
+    student, model = result.tiers
+    assert student.rows == len(rows) and model.rows == 0 and "not better" in student.note
+    assert student.compared["next_tier_accuracy"] <= student.compared["this_tier_accuracy"] and student.compared["rows"] > 0
+    assert result.figures["accuracy"] >= plain.figures["accuracy"]
+    # a better next tier still gets its rows
+    better = tiered_cascade(_freeal_config(), rows, tiers=["student", {"name": "strong", "model": STRONG}], seed=seed, target=0.97, calibration_rows=60,
+                            project=tmp_path / "c.db", compare_next=True)
+    assert better.tiers[1].rows > 0 and better.tiers[0].compared["next_tier_accuracy"] > better.tiers[0].compared["this_tier_accuracy"]

@@ -38,11 +38,12 @@ from labelmill.cli.progress import ProgressView
 @click.option("--tiers-seed", type=click.Path(dir_okay=False, exists=True), help="With --tiers: labeled seed rows (train/dev or reviewed) for the student and the thresholds.")
 @click.option("--tiers-target", type=click.FloatRange(min=0, max=1), default=0.95, show_default=True, help="With --tiers: the accuracy each tier must reach (with a 95%% bound on the seed rows) to keep a row.")
 @click.option("--tiers-calibration-rows", type=click.IntRange(min=20), default=200, show_default=True, help="With --tiers: seed rows each middle model labels to set its threshold.")
+@click.option("--tiers-compare-next", is_flag=True, help="With --tiers: a tier passes rows up only if the next model is more accurate on a sample of the seed rows it would get.")
 def run(
     config: str, input: str, output: str, limit: int | None, project: str, encoding: str | None, as_json: bool, quiet: bool,
     max_cost: float | None, ray_address: str | None, ray_workers: int, calibration: str | None,
     cascade: bool, cascade_sample: int, cascade_llm_share: float, cascade_target: float, strong_model: str | None,
-    tiers: str | None, tiers_seed: str | None, tiers_target: float, tiers_calibration_rows: int,
+    tiers: str | None, tiers_seed: str | None, tiers_target: float, tiers_calibration_rows: int, tiers_compare_next: bool,
 ) -> None:
     """Label INPUT and write OUTPUT. Rerunning the same command resumes where it stopped."""
     view = ProgressView(quiet=quiet or as_json)
@@ -56,7 +57,7 @@ def run(
         if not tiers_seed:
             raise ConfigError("--tiers needs labeled seed rows to set each tier's threshold", fix="add --tiers-seed train.csv (a train/dev file or reviewed rows)")
         done_t = tiered_cascade(cfg, input, tiers=tiers, seed=tiers_seed, target=tiers_target, calibration_rows=tiers_calibration_rows,
-                                project=project, output=output, limit=limit, on_event=view)
+                                compare_next=tiers_compare_next, project=project, output=output, limit=limit, on_event=view)
         if as_json:
             click.echo(json.dumps({"output": str(done_t.output_path), **done_t.figures}, default=float))
         else:

@@ -61,6 +61,7 @@ class TierStats:
     seed_rows: int = 0  # seed rows its threshold was set on
     seed_accuracy_accepted: float | None = None
     capped: bool = False
+    compared: dict[str, Any] | None = None  # with compare_next: this tier's and the next tier's seed accuracy on the rows passed up
     note: str = ""
     seconds: float = 0.0
     accuracy: float | None = None  # against a gold column in the rows, reporting only
@@ -140,11 +141,14 @@ def tiered_cascade(
     output: str | Path | None = None,
     limit: int | None = None,
     random_seed: int = 0,
+    compare_next: bool = False,
     backends: dict[str, Any] | None = None,
     on_event: EventHandler = ignore,
 ) -> TieredResult:
     """Label `data` through `tiers` (see the module doc). `seed`: labeled rows (a path or frame with the
-    config's gold column); `backends`: tier name -> a backend object (tests)."""
+    config's gold column); `compare_next`: before a tier passes rows up, the next model labels a sample
+    (`calibration_rows`) of the seed rows it would get, and where it is no more accurate on them than this
+    tier, this tier keeps every row; `backends`: tier name -> a backend object (tests)."""
     from labelmill.core import Job
     from labelmill.store.db import Store
 
@@ -250,8 +254,29 @@ def tiered_cascade(
                 st.threshold = chosen if np.isfinite(chosen) else None
                 if not np.isfinite(chosen):
                     st.note = f"no threshold reaches {target} (with the bound) on {len(calib)} seed rows: every row goes up"
+                passed = calib[~(sc >= chosen)]  # (for a model: the sample of them that it saw)
+                nxt = tier_list[position + 1]
+                if compare_next and len(passed) and nxt.kind == "model":
+                    # is the next tier better on the rows this one would pass up? measured on a sample of them
+                    probe = np.sort(rng.permutation(passed)[: calibration_rows])
+                    job_next = Job(_tier_config(cfg, nxt), (backends or {}).get(nxt.name))
+                    try:
+                        on_event(Notice(f"cascade: {nxt.name} labels {len(probe)} seed rows {tier.name} would pass up, to compare"))
+                        got_next = _label(job_next, store, seed_frame, probe, names, on_event)
+                    finally:
+                        if (backends or {}).get(nxt.name) is None:
+                            job_next.backend.close()
+                    acc_next = float(np.mean([got_next.get(j) is not None and got_next[j][0] == names[seed_gold[r]] for j, r in enumerate(probe)]))
+                    acc_here = float(np.mean(seed_correct[probe]))
+                    st.compared = {"rows": int(len(probe)), "this_tier_accuracy": round(acc_here, 4), "next_tier_accuracy": round(acc_next, 4)}
+                    if acc_next <= acc_here:
+                        chosen = -np.inf
+                        st.threshold = None
+                        st.note = (f"{nxt.name} is not better on the seed rows this tier would pass up ({acc_next:.3f} vs {acc_here:.3f} "
+                                   f"on {len(probe)}): this tier keeps every row")
+                        passed = calib[:0]
                 accept = [i for i, v in tier_labels.items() if v[1] >= chosen]
-                seed_open = calib[~(sc >= chosen)]  # (for a model: the sample of them that it saw)
+                seed_open = passed
             if tier.budget is not None and tier.kind == "student":  # a student keeps at most its share, its surest rows
                 cap = int(tier.budget * n)
                 if len(accept) > cap:
