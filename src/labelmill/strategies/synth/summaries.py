@@ -40,8 +40,6 @@ VARIANTS = (
     # compress at least as much as it does and compete on what the words keep
     "Summarize the text in at most {words} words. Keep its main subject and its key names, places, dates and numbers, in the order the text gives them.",
     "Rewrite the start of the text as one sentence of at most {words} words that keeps its key names and facts.",
-    # lead-style (extractive): the opening sentence carries the most of a text's first words
-    "Write the first sentence of the text, shortened to at most {words} words.",
 )
 RESTORE_SYSTEM = "You restore a text from its summary. Write the original text the summary was made from."
 _WORD = re.compile(r"\S+")
@@ -78,7 +76,7 @@ class SummaryResult:
 
 def synth_summaries(
     config: str | Path | dict | Config, data: Any, *, search_rows: int = 40, project: str | Path = "labelmill.db", output: str | Path | None = None,
-    variants: tuple[str, ...] = VARIANTS, one_shot: bool = True, restore_words: int = 60, length_slack: float = 1.0,
+    variants: tuple[str, ...] = VARIANTS, one_shot: bool = True, restore_words: int = 60, length_slack: float = 0.97,
     backend: Any = None, on_event: EventHandler = ignore,
 ) -> SummaryResult:
     """Search the summary template on the first `search_rows` distinct rows, score it on the rest (see the module docstring)."""
