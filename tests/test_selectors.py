@@ -86,3 +86,20 @@ def test_the_encoder_precision_follows_the_cpu_and_the_environment(monkeypatch):
     monkeypatch.setenv("LABELMILL_ENCODER_DTYPE", "fp8")
     with pytest.raises(ConfigError, match="not a precision"):
         encoder_dtype()
+
+
+def test_a_bfloat16_encoder_gives_the_float32_vectors_within_rounding(monkeypatch):
+    from labelmill.selectors.embeddings import embed, unload_all
+
+    texts = ["A delightful, moving film.", "The stock market fell sharply today.", "Rain again on the long commute."]
+    monkeypatch.setenv("LABELMILL_ENCODER_DTYPE", "float32")
+    unload_all()
+    exact = embed(texts)
+    monkeypatch.setenv("LABELMILL_ENCODER_DTYPE", "bfloat16")
+    unload_all()
+    try:
+        rounded = embed(texts)
+    finally:
+        unload_all()  # the next test loads its own (float32) encoder
+    assert rounded.dtype == np.float32 and rounded.shape == exact.shape
+    assert (np.sum(exact * rounded, axis=1) > 0.99).all()
