@@ -16,7 +16,7 @@ labeled), for a target accuracy with the Clopper-Pearson bound `labelmill calibr
   would pass up, so each threshold is set on rows as hard as the ones that tier will see.
 - The **last** tier takes every row that reaches it. `NAME@SHARE` caps a model tier's cost: it labels at
   most that share of all rows, the ones the tiers below were least sure of (a student: it keeps at most
-  that share, its surest rows); rows over a cap keep the surest label below them, marked "(over budget)".
+  that share, its surest rows); rows over a cap keep the surest label below them, marked "(over budget)" (or "(top tier failed)" where the top model gave no label).
 
 Provenance: each model tier's labels are runs in the store (model, prompt, raw answer, confidence); the
 output has `llm_label_source` (the tier that gave each label) and `llm_cascade_confidence`; the report's
@@ -36,7 +36,7 @@ import numpy as np
 from labelmill.config import Config, derive_config, load_config
 from labelmill.errors import ConfigError, InputDataError
 from labelmill.events import EventHandler, Notice, ignore
-from labelmill.core.job import check_columns
+from labelmill.core import check_columns
 from labelmill.io import read_rows, write_rows
 from labelmill.tasks import make_task
 
@@ -301,7 +301,8 @@ def tiered_cascade(
     for i in open_rows:  # over a cap (or failed at the top): the surest label below, marked as such
         if int(i) in best_below:
             lab, conf, name = best_below[int(i)]
-            labels[i], confidence[i], source[i] = lab, conf, f"{name} (over budget)"
+            why = "top tier failed" if errors[int(i)] else "over budget"  # the error column keeps what the top tier said
+            labels[i], confidence[i], source[i] = lab, conf, f"{name} ({why})"
     from labelmill.core.output import labeled_frame
 
     out, columns = labeled_frame(frame, cfg, labels, [None if np.isnan(c) else float(c) for c in confidence], errors,
