@@ -13,7 +13,7 @@ Each figure is what `labelmill eval --json` reports on the run's output, with co
 runs CoNLL04's relation step on the gold entities (the ceiling the entity step leaves).
 
     python bench/relations.py [--json] [--semeval-rows 1000] [--conll-rows 288] [--sets semeval,conll04]
-                              [--model NAME] [--gold-entities]
+                              [--model NAME] [--gold-entities] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -117,9 +117,13 @@ def main() -> None:
     parser.add_argument("--conll-rows", type=int, default=288)
     parser.add_argument("--model")
     parser.add_argument("--gold-entities", action="store_true")
+    parser.add_argument("--workdir", help="keep the project files (and their cache) here: a rerun resumes")
     args = parser.parse_args()
     figures: dict = {"model": args.model or "qwen2.5-coder-0.5b"}
     with tempfile.TemporaryDirectory(prefix="labelmill-relations-") as tmp:
+        if args.workdir:
+            tmp = args.workdir
+            Path(tmp).mkdir(parents=True, exist_ok=True)
         for name in args.sets.split(","):
             if name == "semeval":
                 figures.update(semeval(args.semeval_rows, Path(tmp), args.model))

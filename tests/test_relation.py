@@ -308,3 +308,71 @@ def test_calibration_of_a_relation_config(tmp_path):
     for label, confidence, review in zip(frame["llm_label"], frame["llm_confidence"], frame["llm_needs_review"]):
         assert review == (label is None or confidence < threshold)
     assert set(frame["llm_label"]) <= {"Cause-Effect(e1,e2)", "Component-Whole(e1,e2)", "Cause-Effect(e2,e1)", "Component-Whole(e2,e1)", "Other"}
+
+
+def test_spacy_export_of_relations_reads_back_with_the_rel_layout(tmp_path):
+    from labelmill.exports import export, read_docbin
+
+    rows = [{"text": ROW_TEXT}, {"text": "Nothing here ."}]
+    out = tmp_path / "out.jsonl"
+    labelmill.run(relations_config(), rows, output=out, project=tmp_path / "p.db")
+    docs = read_docbin(export(relations_config(), out, "spacy", tmp_path / "rel.spacy"))
+    assert [d.text for d in docs] == [ROW_TEXT, "Nothing here ."]
+    doc = docs[0]
+    assert [(e.text, e.label_) for e in doc.ents] == [("John Smith", "Peop"), ("Acme Corp", "Org"), ("Paris", "Loc")]
+    by_start = {e.start: e.text for e in doc.ents}
+    held = sorted((by_start[h], label, by_start[t]) for (h, t), scores in doc._.rel.items() for label, p in scores.items() if p > 0)
+    assert held == [("Acme Corp", "OrgBased_In", "Paris"), ("John Smith", "Work_For", "Acme Corp")]
+    # every ordered pair of entities is there, with every type (0.0 where the label holds none): 3 x 2 pairs
+    assert len(doc._.rel) == 6 and all(set(v) == {"Work_For", "OrgBased_In", "Live_In", "Located_In"} for v in doc._.rel.values())
+    assert all(0.6 <= p <= 1.0 for v in doc._.rel.values() for p in v.values() if p > 0)  # the model's confidence
+    assert docs[1].ents == () and docs[1]._.rel == {}
+
+
+def test_spacy_export_of_a_marked_pair_keeps_the_direction(tmp_path):
+    from labelmill.exports import export, read_docbin
+
+    config = {"task": "relation", "name": "r", "relation": {"types": [{"name": "Cause-Effect"}, {"name": "Component-Whole"}]},
+              "model": {"backend": "fake", "name": "keywords", "params": {"keywords": {"Cause-Effect(e2,e1)": ["from"], "Component-Whole(e1,e2)": ["part"], "Other": ["sat"]}}}}
+    rows = [{"text": "Cancer comes from smoke.", "e1": "Cancer", "e2": "smoke"},
+            {"text": "<e1>Wheels</e1> are part of a <e2>car</e2>.", "e1": None, "e2": None},
+            {"text": "A cat sat on a mat.", "e1": "cat", "e2": "mat"}]
+    out = tmp_path / "out.jsonl"
+    labelmill.run(config, rows, output=out, project=tmp_path / "p.db")
+    docs = read_docbin(export(config, out, "spacy", tmp_path / "pair.spacy"))
+    assert docs[1].text == "Wheels are part of a car."  # the marks are not part of the text
+    found = []
+    for doc in docs:
+        names = {e.start: (e.text, e.label_) for e in doc.ents}
+        assert sorted(label for _, label in names.values()) == ["E1", "E2"]
+        found.append(sorted((names[h][0], label, names[t][0]) for (h, t), v in doc._.rel.items() for label, p in v.items() if p > 0))
+    # Cause-Effect(e2,e1): smoke (e2) is the head
+    assert found == [[("smoke", "Cause-Effect", "Cancer")], [("Wheels", "Component-Whole", "car")], []]
+
+
+def test_a_review_of_relations_is_checked_and_exported_to_spacy(tmp_path):
+    from labelmill.exports import read_docbin
+    from labelmill.strategies.review.exports import export
+    from labelmill.strategies.review.session import ReviewSession
+
+    session = ReviewSession.open(relations_config(), pd.DataFrame([{"text": ROW_TEXT}]), project=tmp_path / "p.db", student=False)
+    try:
+        entities = [{"start": 42, "end": 47, "type": "Loc"}, {"start": 0, "end": 10, "type": "Peop"}]  # out of order on purpose
+        with pytest.raises(InputDataError, match="unknown type"):
+            session.submit("ana", 0, {"entities": entities, "relations": [{"head": 1, "tail": 0, "type": "Lives"}]})
+        with pytest.raises(InputDataError, match="itself"):
+            session.submit("ana", 0, {"entities": entities, "relations": [{"head": 1, "tail": 1, "type": "Live_In"}]})
+        with pytest.raises(InputDataError, match="outside the text"):
+            session.submit("ana", 0, {"entities": [{"start": 40, "end": 99, "type": "Loc"}], "relations": []})
+        with pytest.raises(InputDataError, match="needs head and tail"):
+            session.submit("ana", 0, {"entities": entities, "relations": [{"head": 5, "tail": 0, "type": "Live_In"}]})
+        session.submit("ana", 0, {"entities": entities, "relations": [{"head": 1, "tail": 0, "type": "Live_In"}]})
+        saved = session.reviewed()[0]
+        # entities sorted by offset, the relation's numbers follow them
+        assert [e["text"] for e in saved["entities"]] == ["John Smith", "Paris"]
+        assert saved["relations"] == [{"head": 0, "tail": 1, "type": "Live_In"}]
+        [doc] = read_docbin(export(session, "spacy", tmp_path / "reviewed.spacy"))
+        held = [(label, h, t) for (h, t), v in doc._.rel.items() for label, p in v.items() if p > 0]
+        assert [(e.text, e.label_) for e in doc.ents] == [("John Smith", "Peop"), ("Paris", "Loc")] and held == [("Live_In", 0, 9)]
+    finally:
+        session.close()

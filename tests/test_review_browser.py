@@ -422,3 +422,169 @@ def test_qa_view_selects_the_answer_or_marks_it_unanswerable(tmp_path):
     finally:
         driver.quit()
         server.stop()
+
+
+RELATION_CONFIG = """\
+task: relation
+name: pair-review
+relation:
+  types:
+    - {name: Cause-Effect, description: "{head} causes {tail}"}
+    - {name: Component-Whole, description: "{head} is part of {tail}"}
+    - {name: Content-Container, description: "{head} is inside {tail}"}
+    - {name: Entity-Origin, description: "{head} comes from {tail}"}
+    - {name: Message-Topic, description: "{head} is about {tail}"}
+gold_column: relation
+examples: {k: 0}
+model:
+  backend: fake
+  params: {keywords: {"Cause-Effect(e1,e2)": [causes], "Component-Whole(e1,e2)": [part]}}
+"""
+
+SELECT_TEXT = """
+    const box = document.getElementById('row-text'); const want = arguments[0];
+    const walker = document.createTreeWalker(box, NodeFilter.SHOW_TEXT); let node;
+    while ((node = walker.nextNode())) { const at = node.textContent.indexOf(want);
+      if (at >= 0) { const r = document.createRange(); r.setStart(node, at); r.setEnd(node, at + want.length);
+        const sel = window.getSelection(); sel.removeAllRanges(); sel.addRange(r); return true; } }
+    return false;"""
+
+
+def test_relation_view_highlights_the_pair_and_picks_labels_past_nine_by_keyboard(tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    (tmp_path / "config.yaml").write_text(RELATION_CONFIG)
+    hostile = '<img src=x onerror="window.__xss = 3">'
+    rows = [{"text": "Smoke causes cancer.", "e1": "Smoke", "e2": "cancer"},
+            {"text": f"The {hostile} was found in a <b>box</b>.", "e1": hostile, "e2": "<b>box</b>"},
+            {"text": "The letter came from Rome.", "e1": "letter", "e2": "Rome"}]
+    with (tmp_path / "rows.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["text", "e1", "e2"])
+        writer.writeheader()
+        writer.writerows(rows)
+    server = Server(tmp_path)
+    driver = chrome()
+    # labels: Cause-Effect(e1,e2) 1, (e2,e1) 2, Component-Whole 3 4, Content-Container 5 6, Entity-Origin 7 8, Message-Topic 9 10, Other 11
+    keys = {0: (["1"], "Cause-Effect(e1,e2)"), 1: (["5"], "Content-Container(e1,e2)"), 2: (["7"], "Entity-Origin(e1,e2)")}
+    try:
+        driver.get(server.links["ana"])
+        done = {}
+        for _ in range(3):
+            wait_for(driver, lambda d: d.find_elements("css selector", "#row-text .pair.e1"))
+            index = row_index(driver)
+            pair = [(e.text, e.get_attribute("data-type")) for e in driver.find_elements("css selector", "#row-text .pair")]
+            want_pair = {0: ["Smoke", "cancer"], 1: [hostile, "<b>box</b>"], 2: ["letter", "Rome"]}[index]
+            assert [t for t, _ in pair] == want_pair, pair
+            assert [k for _, k in pair][:2] == ["e1", "e2"]
+            assert driver.execute_script("return window.__xss === undefined")
+            assert not driver.find_elements("css selector", "#row img, #row b")
+            if not done:
+                # "1" alone waits for a second digit (there are 11 labels); "1","0" picks the tenth label
+                ActionChains(driver).send_keys("1", "0").perform()
+                wait_for(driver, lambda d: "picked" in d.find_elements("css selector", "#labels button")[9].get_attribute("class"))
+                assert d_label(driver) == "10 Message-Topic(e2,e1)"
+            typed, label = keys[index]
+            ActionChains(driver).send_keys(*typed).perform()
+            wait_for(driver, lambda d, label=label: d_label(d).endswith(" " + label))
+            ActionChains(driver).send_keys(Keys.ENTER).perform()
+            wait_for(driver, lambda d, i=index: f"saved row {i}" in status_text(d))
+            done[index] = label
+        from labelmill.store import Store
+        from labelmill.strategies.review.log import ReviewLog
+
+        with Store(tmp_path / "project.db") as store:
+            assert ReviewLog(store, store.runs()[-1]["id"]).final()[0] == done
+        assert len(done) == 3
+    finally:
+        driver.quit()
+        server.stop()
+
+
+def d_label(driver) -> str:
+    return [b.text for b in driver.find_elements("css selector", "#labels button") if "picked" in b.get_attribute("class")][0]
+
+
+RELATIONS_CONFIG = """\
+task: relations
+name: news-relations
+labels: [Peop, Org, Loc]
+relation:
+  threshold: 0.6
+  types:
+    - {name: Work_For, description: "{head} is employed by {tail}", head: [Peop], tail: [Org]}
+    - {name: OrgBased_In, description: "{head} is headquartered in {tail}", head: [Org], tail: [Loc]}
+    - {name: Live_In, description: "{head} resides in {tail}", head: [Peop], tail: [Loc]}
+    - {name: Located_In, head: [Loc], tail: [Loc]}
+examples: {k: 0}
+model:
+  backend: fake
+  name: keywords
+  method: generate
+  params:
+    replies: [["Smith", "John Smith (Peop)\\nAcme Corp (Org)\\nParis (Loc)"]]
+    default_reply: none
+    keywords: {"yes": [employed, headquartered], "no": [resides]}
+"""
+
+
+def test_relations_view_edits_entities_and_relations_by_click_selection_and_keyboard(tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    text = "John Smith works for Acme Corp , based in Paris , near Lyon ."
+    (tmp_path / "config.yaml").write_text(RELATIONS_CONFIG)
+    with (tmp_path / "rows.csv").open("w", newline="") as fh:
+        csv.writer(fh).writerows([["text"], [text]])
+    server = Server(tmp_path)
+    driver = chrome()
+
+    def relations(d):
+        return [li.text for li in d.find_elements("css selector", "#relations li")]
+
+    def click_entity(name):
+        [span] = [e for e in driver.find_elements("css selector", "#row-text .span") if e.text.startswith(name)]
+        span.click()
+
+    try:
+        driver.get(server.links["ana"])
+        # the model's two relations are listed; Live_In was asked and not stated
+        wait_for(driver, lambda d: len(relations(d)) == 2)
+        assert sorted(relations(driver)) == ["Acme Corp \u2014OrgBased_In\u2192 Paris", "John Smith \u2014Work_For\u2192 Acme Corp"]
+        # remove one by clicking it
+        [li] = [e for e in driver.find_elements("css selector", "#relations li") if "OrgBased_In" in e.text]
+        li.click()
+        wait_for(driver, lambda d: relations(d) == ["John Smith \u2014Work_For\u2192 Acme Corp"])
+        # add an entity the model missed: select its text, type 3 (Loc)
+        assert driver.execute_script(SELECT_TEXT, "Lyon")
+        ActionChains(driver).send_keys("3").perform()
+        wait_for(driver, lambda d: [e.get_attribute("data-type") for e in d.find_elements("css selector", "#row-text .span")] == ["Peop", "Org", "Loc", "Loc"])
+        # a relation: click the head, then the tail, then type the relation's number
+        click_entity("John")
+        click_entity("Paris")
+        wait_for(driver, lambda d: d.find_elements("css selector", "#row-text .span.head") and d.find_elements("css selector", "#row-text .span.tail"))
+        ActionChains(driver).send_keys("3").perform()  # Live_In
+        wait_for(driver, lambda d: "John Smith \u2014Live_In\u2192 Paris" in relations(d))
+        click_entity("Paris")
+        click_entity("Lyon")
+        ActionChains(driver).send_keys("4").perform()  # Located_In
+        wait_for(driver, lambda d: len(relations(d)) == 3)
+        # X removes a clicked entity with its relations; the row keeps the rest
+        click_entity("Acme")
+        ActionChains(driver).send_keys("x").perform()
+        wait_for(driver, lambda d: len(d.find_elements("css selector", "#row-text .span")) == 3 and len(relations(d)) == 2)
+        ActionChains(driver).send_keys(Keys.ENTER).perform()
+        wait_for(driver, lambda d: "saved row 0" in status_text(d))
+        from labelmill.store import Store
+        from labelmill.strategies.review.log import ReviewLog
+
+        with Store(tmp_path / "project.db") as store:
+            saved = ReviewLog(store, store.runs()[-1]["id"]).final()[0][0]
+        ents = [(e["text"], e["type"]) for e in saved["entities"]]
+        assert ents == [("John Smith", "Peop"), ("Paris", "Loc"), ("Lyon", "Loc")]
+        assert all(text[e["start"]:e["end"]] == e["text"] for e in saved["entities"])
+        got = sorted((ents[r["head"]][0], r["type"], ents[r["tail"]][0]) for r in saved["relations"])
+        assert got == [("John Smith", "Live_In", "Paris"), ("Paris", "Located_In", "Lyon")]
+    finally:
+        driver.quit()
+        server.stop()

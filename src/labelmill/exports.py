@@ -6,6 +6,11 @@
                 `labels` results and `relation` results linking them by id (Label Studio's relation format).
   triples       relations: one JSON line per relation, {row, head, relation, tail, confidence}, with the
                 head's and tail's offsets, types and text (relation task: the marked pair and its label).
+  spacy         a spaCy DocBin (`.spacy`): NER spans as `doc.ents`; relations as entities plus `doc._.rel`,
+                the layout of spaCy's relation-extraction component: {(head token, tail token): {type:
+                score}} for every ordered pair of entities, 1.0 (or the model's confidence) where the
+                label holds the relation, 0.0 elsewhere. A marked pair's two spans are entities E1 and E2.
+                Read it back with `Doc.set_extension("rel", default={})` before `DocBin.get_docs`.
 
     labelmill export CONFIG LABELED_OUTPUT --format label-studio --out tasks.json
 """
@@ -23,7 +28,7 @@ from labelmill.io import read_rows
 from labelmill.tasks import make_task
 from labelmill.tasks.base import is_missing, load_structured
 
-FORMATS = ("label-studio", "triples")
+FORMATS = ("label-studio", "triples", "spacy")
 
 
 def _cell(value: Any) -> Any:
@@ -141,6 +146,76 @@ def relation_triples(config: Config, labeled: str | Path) -> list[dict[str, Any]
     return out
 
 
+def spacy_rows(config: Config, items: Iterator[tuple[dict[str, Any], Any]]) -> Iterator[tuple[str, list[dict[str, Any]], list[dict[str, Any]] | None]]:
+    """(text, entities, relations or None) for each (record, label value) of an NER, relation or relations
+    config: what `spacy_docbin` writes. A marked pair's label becomes a relation between its spans E1 and
+    E2 in the label's direction (none: no relation)."""
+    from labelmill.tasks.relation import split_label
+
+    task = make_task(config)
+    for record, value in items:
+        if config.task == "ner":
+            yield task.render(record), list(value or []), None
+        elif config.task == "relations":
+            value = value or {}
+            yield task.render(record), list(value.get("entities") or []), list(value.get("relations") or [])
+        elif config.task == "relation":
+            text, e1, e2 = task.pair(record)
+            entities = [{**e1, "type": "E1"}, {**e2, "type": "E2"}]
+            found = split_label(str(value)) if value is not None and str(value) != config.relation.none_label else None
+            relations = [] if found is None else [{"head": 1 if found[1] else 0, "tail": 0 if found[1] else 1, "type": found[0]}]
+            yield text, entities, relations
+        else:
+            raise ConfigError(f"the spacy format is for ner, relation and relations tasks; this config is {config.task!r}",
+                              fix="use --format label-studio (or jsonl, csv with --project)")
+
+
+def spacy_docbin(rows: Iterator[tuple[str, list[dict[str, Any]], list[dict[str, Any]] | None]], relation_types: list[str], dest: str | Path) -> Path:
+    """Write (text, entities, relations) rows as a DocBin. Spans that do not fall on token boundaries are
+    snapped outwards; one overlapping an earlier span is left out, with the relations that name it."""
+    from labelmill.errors import MissingDependencyError
+
+    try:
+        import spacy
+        from spacy.tokens import Doc, DocBin
+    except ImportError:
+        raise MissingDependencyError("spacy", "spacy", "the spaCy DocBin export") from None
+    if not Doc.has_extension("rel"):
+        Doc.set_extension("rel", default={})
+    nlp = spacy.blank("xx")
+    docs = DocBin(store_user_data=True)
+    for text, entities, relations in rows:
+        doc = nlp.make_doc(text)
+        kept: dict[int, Any] = {}
+        for n in sorted(range(len(entities)), key=lambda k: (int(entities[k]["start"]), -int(entities[k]["end"]))):
+            span = entities[n]
+            made = doc.char_span(int(span["start"]), int(span["end"]), label=str(span["type"]), alignment_mode="expand")
+            if made is not None and all(made.start >= s.end or made.end <= s.start for s in kept.values()):
+                kept[n] = made
+        doc.ents = sorted(kept.values(), key=lambda s: s.start)
+        if relations is not None:
+            rel = {(a.start, b.start): {t: 0.0 for t in relation_types} for i, a in kept.items() for j, b in kept.items() if i != j}
+            for r in relations:
+                head, tail = kept.get(int(r["head"])), kept.get(int(r["tail"]))
+                if head is not None and tail is not None:
+                    rel.setdefault((head.start, tail.start), {t: 0.0 for t in relation_types})[str(r["type"])] = float(r.get("confidence") or 1.0)
+            doc._.rel = rel
+        docs.add(doc)
+    dest = Path(dest)
+    docs.to_disk(dest)
+    return dest
+
+
+def read_docbin(path: str | Path) -> list[Any]:
+    """The docs of a DocBin written by `spacy_docbin` (with `doc._.rel` registered)."""
+    import spacy
+    from spacy.tokens import Doc, DocBin
+
+    if not Doc.has_extension("rel"):
+        Doc.set_extension("rel", default={})
+    return list(DocBin().from_disk(path).get_docs(spacy.blank("xx").vocab))
+
+
 def export(config: str | Path | dict | Config, labeled: str | Path, fmt: str, dest: str | Path) -> Path:
     """Write `labeled` (the output of a run with `config`) to `dest` in format `fmt`."""
     cfg = config if isinstance(config, Config) else load_config(config)
@@ -150,6 +225,9 @@ def export(config: str | Path | dict | Config, labeled: str | Path, fmt: str, de
     dest.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "label-studio":
         dest.write_text(json.dumps(label_studio_tasks(cfg, labeled), ensure_ascii=False, indent=1), encoding="utf-8")
+    elif fmt == "spacy":
+        items = ((record, value) for _, record, value, _ in _rows(cfg, labeled))
+        spacy_docbin(spacy_rows(cfg, items), [k.name for k in cfg.relation.types], dest)
     else:
         with dest.open("w", encoding="utf-8") as fh:
             for item in relation_triples(cfg, labeled):

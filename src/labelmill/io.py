@@ -121,7 +121,7 @@ def content_hash(frame: pd.DataFrame) -> str:
     digest = hashlib.sha256()
     digest.update("\x1f".join(frame.columns).encode())
     for row in frame.astype(str).itertuples(index=False, name=None):
-        digest.update("\x1e".join(row).encode())
+        digest.update("\x1e".join(map(str, row)).encode())  # pandas 3 keeps a missing value a float NaN
     return digest.hexdigest()[:16]
 
 

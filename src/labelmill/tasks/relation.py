@@ -87,6 +87,36 @@ def marked_texts(marked: str) -> tuple[str, str]:
     return found["e1"], found["e2"]
 
 
+def unmark(marked: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A text marked <e1>..</e1> and <e2>..</e2> as (the plain text, e1's span, e2's span), offsets into
+    the plain text."""
+    plain, at, spans, opened = [], 0, {}, {}
+    cursor = 0
+    for m in _MARK.finditer(marked):
+        plain.append(marked[cursor:m.start()])
+        at += m.start() - cursor
+        cursor = m.end()
+        if m.group(1):
+            if m.group(2) in opened:
+                spans[m.group(2)] = (opened.pop(m.group(2)), at)
+        else:
+            opened[m.group(2)] = at
+    plain.append(marked[cursor:])
+    text = "".join(plain)
+    if set(spans) != {"e1", "e2"}:
+        raise ValueError("the text has no <e1>...</e1> and <e2>...</e2> marks")
+    return text, *({"start": a, "end": b, "text": text[a:b]} for a, b in (spans["e1"], spans["e2"]))
+
+
+def split_label(label: str) -> tuple[str, bool] | None:
+    """'Type(e2,e1)' as ('Type', True): the type and whether e2 is its head; 'Type' as ('Type', False);
+    None for an empty label."""
+    if not label:
+        return None
+    m = _DIRECTED.match(label)
+    return (m.group("type"), m.group("a") == "e2") if m else (label, False)
+
+
 def pair_input(marked: str, e1: str, e2: str) -> str:
     return f"{marked}\ne1: {e1}\ne2: {e2}"
 
@@ -180,6 +210,18 @@ class RelationTask(ClassificationTask):
             raise InputDataError(f"a row's marked pair is unusable: {exc} (text: {text[:80]!r})",
                                  fix=f"give {spec.head_column} and {spec.tail_column} as {{start, end}} offsets or texts that occur in {spec.text_column}") from None
         return pair_input(marked, e1["text"], e2["text"])
+
+    def pair(self, row: Mapping[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """The row's plain text and its two spans (offsets into that text), however the row marks them."""
+        spec = self.config.relation
+        text = row.get(spec.text_column)
+        text = "" if is_missing(text) else str(text)
+        try:
+            if _MARK.search(text):
+                return unmark(text)
+            return text, read_span(row.get(spec.head_column), text, spec.head_column), read_span(row.get(spec.tail_column), text, spec.tail_column)
+        except ValueError as exc:
+            raise InputDataError(f"a row's marked pair is unusable: {exc} (text: {text[:80]!r})") from None
 
     def system_prompt(self) -> str:
         return guidelines_with_labels(self.config, self.default_guidelines) + "\n\nAnswer with the label only."
@@ -455,4 +497,4 @@ def triples(value: Any) -> list[dict[str, Any]]:
     return out
 
 
-__all__ = ["RelationTask", "RelationsTask", "mark", "official_macro_f1", "read_span", "relation_keys", "triples"]
+__all__ = ["RelationTask", "RelationsTask", "mark", "official_macro_f1", "read_span", "relation_keys", "split_label", "triples", "unmark"]

@@ -81,6 +81,7 @@ def create_app(session: ReviewSession, secret: str | None = None) -> FastAPI:
         config = {
             "task": session.config.task, "labels": _label_names(session), "csrf": csrf_for(annotator), "annotator": annotator,
             "blind": session.blind, "guidelines": session.config.guidelines or "",
+            "relation_types": [k.name for k in session.config.relation.types] if session.config.task == "relations" else [],
         }
         text = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
@@ -100,7 +101,7 @@ def create_app(session: ReviewSession, secret: str | None = None) -> FastAPI:
         body = """<main>
 <section id="status" class="status" aria-live="polite"></section>
 <section id="row" class="row"><p class="muted">loading...</p></section>
-<section id="keys" class="muted keys">digits pick a label &middot; Enter accepts &middot; &larr; &rarr; move &middot; Z undoes &middot; B accepts the confident cluster</section>
+<section id="keys" class="muted keys">digits pick a label (type two for labels past 9) &middot; Enter accepts &middot; &larr; &rarr; move &middot; Z undoes &middot; B accepts the confident cluster</section>
 <aside><h3>Guideline</h3><pre id="guideline"></pre><h3>Nearest reviewed rows</h3><ol id="nearest"></ol></aside>
 </main>"""
         return page(request.state.annotator, "labelmill review", body, "review.js")
@@ -193,6 +194,6 @@ def create_app(session: ReviewSession, secret: str | None = None) -> FastAPI:
 
 def _label_names(session: ReviewSession) -> list[str]:
     names = session.names or list(getattr(session.task, "labels", None) or [])
-    if not names and session.config.task in ("ner", "multilabel"):
+    if not names and session.config.task in ("ner", "multilabel", "relations"):
         names = list(session.config.label_names)
     return [str(n) for n in names]

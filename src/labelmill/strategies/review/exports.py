@@ -9,9 +9,9 @@
                        agent) and each review as a submitted response
   hf                   a Hugging Face `datasets` folder (`load_from_disk`) with the review columns
   conll                NER: token and BIO tag of the final label per line, sentences apart by a blank line
-  spacy                NER: a spaCy DocBin (`.spacy`, what `spacy train` reads) with the final spans as
-                       entities (the spacy extra; spans that do not fall on token boundaries are snapped
-                       outwards to them)
+  spacy                NER, relation, relations: a spaCy DocBin (`.spacy`, what `spacy train` reads) with the
+                       final spans as entities and relations in `doc._.rel` (labelmill.exports.spacy_docbin;
+                       the spacy extra; spans that do not fall on token boundaries are snapped outwards)
 
 `import_label_studio` reads Label Studio's JSON export (tasks with `annotations`) and adds each
 annotation to the review log (kind `import`, annotator `label-studio:<user>`), so an export followed by an
@@ -301,26 +301,13 @@ def write_conll(session: ReviewSession, dest: Path) -> Path:
 
 
 def write_docbin(session: ReviewSession, dest: Path) -> Path:
-    if session.config.task != "ner":
-        raise ConfigError(f"the spacy format is for NER; this config is {session.config.task!r}", fix="use jsonl, csv, label-studio or argilla")
-    try:
-        import spacy
-        from spacy.tokens import DocBin
-    except ImportError:
-        raise MissingDependencyError("spacy", "spacy", "the spaCy DocBin export") from None
-    nlp = spacy.blank("xx")
-    docs = DocBin(store_user_data=False)
-    for i in range(len(session.records)):
-        doc = nlp.make_doc(session.texts[i])
-        spans = []
-        for span in sorted(_stored(session, i)["final"] or [], key=lambda s: (int(s["start"]), -int(s["end"]))):
-            made = doc.char_span(int(span["start"]), int(span["end"]), label=str(span["type"]), alignment_mode="expand")
-            if made is not None and all(made.start >= s.end or made.end <= s.start for s in spans):
-                spans.append(made)
-        doc.ents = spans
-        docs.add(doc)
-    docs.to_disk(dest)
-    return dest
+    from labelmill.exports import spacy_docbin, spacy_rows
+
+    cfg = session.config
+    if cfg.task not in ("ner", "relation", "relations"):
+        raise ConfigError(f"the spacy format is for ner, relation and relations tasks; this config is {cfg.task!r}", fix="use jsonl, csv, label-studio or argilla")
+    items = ((session.records[i], _stored(session, i)["final"]) for i in range(len(session.records)))
+    return spacy_docbin(spacy_rows(cfg, items), [k.name for k in cfg.relation.types], dest)
 
 
 def read_conll(path: str | Path) -> list[list[tuple[str, str]]]:

@@ -82,6 +82,13 @@ class Budget:
         return None
 
 
+def _span_key(span: Any) -> tuple[int, int]:
+    try:
+        return int(span["start"]), int(span["end"])
+    except (KeyError, TypeError, ValueError):
+        raise InputDataError(f"span {span!r} needs start, end and type") from None
+
+
 class ReviewSession:
     def __init__(
         self, config: Config, frame: Any, run_id: int, store: Any, *, labels_from: Any, names: list[str], texts: list[str],
@@ -315,21 +322,30 @@ class ReviewSession:
             if not isinstance(label, list) or any(not isinstance(v, str) or v not in names for v in label):
                 raise InputDataError(f"{label!r} is not a list of this task's labels", fix=f"choose from: {', '.join(names)}")
             return sorted(set(label), key=names.index)
+        if kind == "relations":
+            if not isinstance(label, dict) or not isinstance(label.get("entities", []), list) or not isinstance(label.get("relations", []), list):
+                raise InputDataError("a relations review is an object {entities: [spans], relations: [{head, tail, type}]}")
+            raw = list(label.get("entities") or [])
+            order = sorted(range(len(raw)), key=lambda n: (_span_key(raw[n])))
+            entities = self._spans(i, [raw[n] for n in order])
+            where = {old: new for new, old in enumerate(order)}
+            types = [k.name for k in self.config.relation.types]
+            relations, seen = [], set()
+            for rel in label.get("relations") or []:
+                try:
+                    head, tail, typ = where[int(rel["head"])], where[int(rel["tail"])], str(rel["type"])
+                except (KeyError, TypeError, ValueError):
+                    raise InputDataError(f"relation {rel!r} needs head and tail (entity numbers) and a type") from None
+                if head == tail or typ not in types:
+                    raise InputDataError(f"relation {rel!r} links an entity to itself or has an unknown type", fix=f"types: {', '.join(types)}")
+                if (head, tail, typ) not in seen:
+                    seen.add((head, tail, typ))
+                    relations.append({"head": head, "tail": tail, "type": typ})
+            return {"entities": entities, "relations": sorted(relations, key=lambda r: (r["head"], r["tail"], r["type"]))}
         if kind == "ner":
-            text = self.texts[i]
-            types = list(self.config.label_names)
             if not isinstance(label, list):
                 raise InputDataError("an NER review is a list of spans {start, end, type}")
-            spans = []
-            for span in label:
-                try:
-                    start, end, typ = int(span["start"]), int(span["end"]), str(span.get("type") or span.get("label"))
-                except (KeyError, TypeError, ValueError):
-                    raise InputDataError(f"span {span!r} needs start, end and type") from None
-                if not (0 <= start < end <= len(text)) or typ not in types:
-                    raise InputDataError(f"span {span!r} is outside the text or has an unknown type", fix=f"types: {', '.join(types)}")
-                spans.append({"start": start, "end": end, "type": typ, "text": text[start:end]})
-            return sorted(spans, key=lambda s: (s["start"], s["end"]))
+            return sorted(self._spans(i, label), key=lambda s: (s["start"], s["end"]))
         if kind == "qa":
             if label is None or label == "":
                 return ""
@@ -341,6 +357,21 @@ class ReviewSession:
                 raise InputDataError("an extraction review is an object of attribute values")
             return label
         return label
+
+    def _spans(self, i: int, label: list[Any]) -> list[dict[str, Any]]:
+        """Spans {start, end, type} checked against row i's text and the entity types."""
+        text = self.texts[i]
+        types = list(self.config.label_names)
+        spans = []
+        for span in label:
+            try:
+                start, end, typ = int(span["start"]), int(span["end"]), str(span.get("type") or span.get("label"))
+            except (KeyError, TypeError, ValueError):
+                raise InputDataError(f"span {span!r} needs start, end and type") from None
+            if not (0 <= start < end <= len(text)) or typ not in types:
+                raise InputDataError(f"span {span!r} is outside the text or has an unknown type", fix=f"types: {', '.join(types)}")
+            spans.append({"start": start, "end": end, "type": typ, "text": text[start:end]})
+        return spans
 
     def submit(self, annotator: str, i: int, label: Any, kind: str = "person") -> int:
         """Commit one decision (before anything else is shown); refits after every `batch` decisions."""

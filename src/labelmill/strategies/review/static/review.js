@@ -5,6 +5,9 @@
   const $ = (id) => document.getElementById(id);
   const el = (tag, text, cls) => { const e = document.createElement(tag); if (text !== undefined && text !== null) e.textContent = String(text); if (cls) e.className = cls; return e; };
   let row = null, picked = null, history = [], pos = -1, message = "";
+  let chosen = [], digits = "", digitTimer = null;  // relations: entities clicked (head, then tail); digits typed so far
+  const SPANS = cfg.task === "ner" || cfg.task === "relations";
+  const spansOf = () => (cfg.task === "relations" ? picked.entities : picked);
   $("guideline").textContent = cfg.guidelines || "(no guideline in the config)";
 
   async function call(method, url, body) {
@@ -38,13 +41,20 @@
     if (!row) { box.append(el("p", "Nothing left to review for you. Thank you!", "saved")); return; }
     box.append(el("div", "row " + row.index + (row.confidence !== null && row.confidence !== undefined ? " \u00b7 model: " + labelText(row.model_label) + " (confidence " + row.confidence.toFixed(2) + ")" : ""), "muted"));
     const text = el("div", null, "text"); text.id = "row-text";
-    if (cfg.task === "ner" && Array.isArray(picked)) {
-      let at = 0; const spans = picked.slice().sort((a, b) => a.start - b.start);
-      spans.forEach((s, n) => { if (s.start < at) return; text.append(document.createTextNode(row.text.slice(at, s.start)));
-        const m = el("span", row.text.slice(s.start, s.end), "span"); m.dataset.type = s.type; m.title = s.type + " (click to remove)";
-        m.addEventListener("click", () => { picked = picked.filter((x) => x !== s); render(); }); text.append(m); at = s.end; });
+    if (SPANS && picked) {
+      let at = 0; const spans = spansOf().slice().sort((a, b) => a.start - b.start);
+      spans.forEach((s) => { if (s.start < at) return; text.append(document.createTextNode(row.text.slice(at, s.start)));
+        const m = el("span", row.text.slice(s.start, s.end), "span"); m.dataset.type = s.type;
+        if (cfg.task === "ner") { m.title = s.type + " (click to remove)"; m.addEventListener("click", () => { picked = picked.filter((x) => x !== s); render(); }); }
+        else {
+          const k = chosen.indexOf(s); if (k === 0) m.classList.add("head"); if (k === 1) m.classList.add("tail");
+          m.title = s.type + " (click: head, then tail; X removes a clicked entity)";
+          m.addEventListener("click", () => { const at2 = chosen.indexOf(s); chosen = at2 >= 0 ? chosen.filter((x) => x !== s) : (chosen.length >= 2 ? [s] : chosen.concat([s])); render(); });
+        }
+        text.append(m); at = s.end; });
       text.append(document.createTextNode(row.text.slice(at)));
-    } else { text.textContent = row.text; }
+    } else if (cfg.task === "relation") { marked(text, row.text); }
+    else { text.textContent = row.text; }
     box.append(text);
     if (row.explanation) box.append(el("p", "model's explanation: " + row.explanation, "muted"));
     const labels = el("div", null, "labels"); labels.id = "labels";
@@ -54,9 +64,18 @@
     } else if (cfg.task === "extraction") {
       const area = el("textarea"); area.id = "extraction"; area.rows = 6; area.cols = 60; area.value = JSON.stringify(picked || {}, null, 1);
       labels.append(area, el("div", "edit the values, then Ctrl+Enter saves", "muted"));
+    } else if (cfg.task === "relations") {
+      labels.append(el("div", "entity types: select text, then type the number", "muted"));
+      cfg.labels.forEach((name, n) => { const b = el("button", (n + 1) + " " + name); b.addEventListener("click", () => addEntity(n)); labels.append(b); });
+      labels.append(el("div", "relation types: click two entities (head, then tail), then type the number", "muted"));
+      cfg.relation_types.forEach((name, n) => { const b = el("button", (n + 1) + " " + name); b.addEventListener("click", () => addRelation(n)); labels.append(b); });
+      const list = el("ul", null, "relations"); list.id = "relations";
+      picked.relations.forEach((r) => { const li = el("li"); li.append(el("span", r.head.text, "arg"), el("strong", " —" + r.type + "→ "), el("span", r.tail.text, "arg"));
+        li.title = "click to remove"; li.addEventListener("click", () => { picked.relations = picked.relations.filter((x) => x !== r); render(); }); list.append(li); });
+      labels.append(el("div", picked.relations.length ? "relations (click one to remove it):" : "no relations", "muted"), list);
     } else {
       cfg.labels.forEach((name, n) => {
-        const b = el("button", (n < 9 ? (n + 1) + " " : "") + name);
+        const b = el("button", (n + 1) + " " + name);
         const on = cfg.task === "multilabel" || cfg.task === "ner" ? false : picked === name;
         if (cfg.task === "multilabel" && Array.isArray(picked) && picked.includes(name)) b.classList.add("picked");
         if (on) b.classList.add("picked");
@@ -77,24 +96,71 @@
   function setRow(r) {
     row = r; message = message || "";
     if (!row) { picked = null; render(); return; }
-    const cur = row.current;
-    if (cfg.task === "multilabel" || cfg.task === "ner") picked = Array.isArray(cur) ? cur.slice() : [];
+    const cur = row.current; chosen = [];
+    if (cfg.task === "relations") {
+      const entities = ((cur && cur.entities) || []).map((s) => Object.assign({}, s));
+      picked = { entities, relations: ((cur && cur.relations) || []).filter((r) => entities[r.head] && entities[r.tail]).map((r) => ({ head: entities[r.head], tail: entities[r.tail], type: r.type })) };
+    } else if (cfg.task === "multilabel" || cfg.task === "ner") picked = Array.isArray(cur) ? cur.slice() : [];
     else if (cfg.task === "extraction") picked = cur || {};
     else picked = cur === undefined ? null : cur;
     render();
   }
 
+  // a relation's marked pair: <e1>..</e1> and <e2>..</e2> shown as highlighted spans (text nodes only)
+  function marked(box, value) {
+    const re = /<(\/?)(e[12])>/g; let at = 0, open = null, m;
+    const put = (t) => { if (!t) return; if (open) { const s = el("span", t, "pair " + open); s.dataset.type = open; box.append(s); } else box.append(document.createTextNode(t)); };
+    while ((m = re.exec(value)) !== null) { put(value.slice(at, m.index)); open = m[1] ? null : m[2]; at = re.lastIndex; }
+    put(value.slice(at));
+  }
+
+  function selected() {
+    const sel = window.getSelection(); const box = $("row-text");
+    if (!sel || sel.isCollapsed || !box || !box.contains(sel.anchorNode)) return null;
+    const range = sel.getRangeAt(0); const pre = document.createRange(); pre.selectNodeContents(box); pre.setEnd(range.startContainer, range.startOffset);
+    const start = pre.toString().length; sel.removeAllRanges();
+    return { start, end: start + range.toString().length };
+  }
+
+  function addEntity(n) {
+    const where = selected();
+    if (!where) { message = "select some text first"; showStatus(lastStatus); return; }
+    const span = { start: where.start, end: where.end, type: cfg.labels[n], text: row.text.slice(where.start, where.end) };
+    const gone = spansOf().filter((s) => !(s.end <= span.start || s.start >= span.end));
+    if (cfg.task === "ner") picked = picked.filter((s) => !gone.includes(s)).concat([span]);
+    else { picked.entities = picked.entities.filter((s) => !gone.includes(s)).concat([span]); picked.relations = picked.relations.filter((r) => !gone.includes(r.head) && !gone.includes(r.tail)); chosen = []; }
+    render();
+  }
+
+  function addRelation(n) {
+    if (chosen.length !== 2) { message = "click two entities first: the head, then the tail"; showStatus(lastStatus); return; }
+    const [head, tail] = chosen; const type = cfg.relation_types[n];
+    if (!picked.relations.some((r) => r.head === head && r.tail === tail && r.type === type)) picked.relations.push({ head, tail, type });
+    chosen = []; render();
+  }
+
+  function choices() { // how many options a typed number picks among now
+    if (cfg.task === "relations") { const sel = window.getSelection(); return sel && !sel.isCollapsed ? cfg.labels.length : cfg.relation_types.length; }
+    return cfg.labels.length;
+  }
+
+  // digits: "7" picks option 7 at once when no option 70-79 exists; with ten or more options "1" waits a
+  // moment for a second digit ("1", "4": option 14)
+  function digit(d) {
+    digits += d; clearTimeout(digitTimer);
+    const n = Number(digits), count = choices();
+    const fire = () => { const k = Number(digits); digits = ""; if (k >= 1) choose(k - 1); };
+    if (n * 10 > count || digits.length >= 2) fire(); else digitTimer = setTimeout(fire, 700);
+  }
+
   function choose(n) {
-    if (!row || n >= cfg.labels.length) return;
+    if (!row) return;
+    if (cfg.task === "relations") { const sel = window.getSelection(); if (sel && !sel.isCollapsed) { if (n < cfg.labels.length) addEntity(n); } else if (n < cfg.relation_types.length) addRelation(n); return; }
+    if (n >= cfg.labels.length) return;
     const name = cfg.labels[n];
     if (cfg.task === "multilabel") { picked = picked.includes(name) ? picked.filter((x) => x !== name) : picked.concat([name]); }
-    else if (cfg.task === "ner") {
-      const sel = window.getSelection(); const box = $("row-text");
-      if (!sel || sel.isCollapsed || !box.contains(sel.anchorNode)) { message = "select some text first"; showStatus(lastStatus); return; }
-      const range = sel.getRangeAt(0); const pre = document.createRange(); pre.selectNodeContents(box); pre.setEnd(range.startContainer, range.startOffset);
-      const start = pre.toString().length; const end = start + range.toString().length;
-      const clean = picked.filter((s) => s.end <= start || s.start >= end); clean.push({ start, end, type: name }); picked = clean; sel.removeAllRanges();
-    } else { picked = name; }
+    else if (cfg.task === "ner") { addEntity(n); return; }
+    else { picked = name; }
     render();
   }
 
@@ -109,6 +175,11 @@
     if (!row) return;
     let label = picked;
     if (cfg.task === "extraction") { try { label = JSON.parse($("extraction").value); } catch (e) { message = "error: not valid JSON"; showStatus(lastStatus); return; } }
+    if (cfg.task === "relations") {
+      const ents = picked.entities;
+      label = { entities: ents.map((s) => ({ start: s.start, end: s.end, type: s.type })),
+        relations: picked.relations.map((r) => ({ head: ents.indexOf(r.head), tail: ents.indexOf(r.tail), type: r.type })).filter((r) => r.head >= 0 && r.tail >= 0) };
+    }
     if (label === null || label === undefined) label = row.current;
     const index = row.index;
     try {
@@ -122,7 +193,7 @@
   document.addEventListener("keydown", (ev) => {
     if (ev.target && ev.target.tagName === "TEXTAREA") { if (ev.key === "Enter" && ev.ctrlKey) { ev.preventDefault(); save(); } return; }
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
-    if (/^[1-9]$/.test(ev.key)) { ev.preventDefault(); choose(Number(ev.key) - 1); }
+    if (/^[0-9]$/.test(ev.key)) { ev.preventDefault(); digit(ev.key); }
     else if (ev.key === "Enter") { ev.preventDefault(); save(); }
     else if (ev.key === "z" || ev.key === "Z") { ev.preventDefault(); message = ""; load(call("POST", "/api/undo").then((d) => { message = d.undone === null ? "nothing to undo" : "undid row " + d.undone; if (d.undone !== null) { history = history.filter((i) => i !== d.undone); pos = history.length; } return d; })); }
     else if (ev.key === "ArrowLeft") { ev.preventDefault(); if (pos > 0) { pos -= 1; message = "back to row " + history[pos]; load(call("GET", "/api/row/" + history[pos])); } }
@@ -130,6 +201,9 @@
     else if ((ev.key === "b" || ev.key === "B") && row && row.cluster && row.cluster.length) { ev.preventDefault(); load(call("POST", "/api/bulk_accept", { rows: row.cluster.concat([row.index]) }).then((d) => { message = "accepted " + d.accepted + " rows"; return call("GET", "/api/next"); })); }
     else if (cfg.task === "qa" && (ev.key === "a" || ev.key === "A")) { const s = window.getSelection().toString(); if (s) { picked = s; render(); } }
     else if (cfg.task === "qa" && (ev.key === "u" || ev.key === "U")) { picked = ""; render(); }
+    else if (cfg.task === "relations" && (ev.key === "x" || ev.key === "X" || ev.key === "Delete") && chosen.length === 1) {
+      const gone = chosen[0]; picked.entities = picked.entities.filter((s) => s !== gone); picked.relations = picked.relations.filter((r) => r.head !== gone && r.tail !== gone); chosen = []; render();
+    }
   });
 
   load(call("GET", "/api/next"));
