@@ -135,3 +135,137 @@ def test_a_proposal_that_repeats_a_text_or_the_guideline_is_no_rule():
     assert is_copy("Classify the topic of the news article.", ["Classify the topic of the news article."])
     assert not is_copy("A story about a chip maker's products is Sci/Tech, even when it mentions prices.", [text, "Classify the topic."])
     assert clean_rule("1. 'dreadful' means negative.\nmore") == "'dreadful' means negative."
+
+
+def movie_rows(n: int = 12) -> list[dict]:
+    rows = []
+    for i in range(n):
+        rows += [{"text": f"a dreadful film number {i}", "label": "negative"}, {"text": f"a good film number {i}", "label": "positive"},
+                 {"text": f"a bad film number {i}", "label": "negative"}]
+    return rows
+
+
+def movie_config(replies: list, **extra) -> dict:
+    return {"task": "classification", "name": "movies", "labels": ["positive", "negative"], "guidelines": "Classify the sentiment.",
+            "input_template": "{text}", "gold_column": "label", "examples": {"k": 0},
+            "model": {"backend": "fake", "params": {"keywords": {"positive": ["good"], "negative": ["bad"]}, "rule_words": True,
+                                                      "replies": replies, "default_reply": "the wording shows it."}}, **extra}
+
+
+def test_refine_can_rewrite_a_label_definition_and_every_label_carries_its_version(tmp_path):
+    """The fake proposer, asked for a new definition of the label the dreadful rows should have had, writes
+    one the fake labeler reads; the accepted version's prompt hash is the one on the labels made with it."""
+    import pandas as pd
+
+    from labelmill.store import Store
+    from labelmill.strategies.refine.loop import prompt_hash, refine
+    from labelmill.strategies.refine.versions import GuidelineVersions
+
+    config = movie_config([[r"said (\w+) for these (\w+) texts[\s\S]*?(dreadful)", "A {1} review; '{2}' means {1}."]])
+    result = refine(config, pd.DataFrame(movie_rows()), project=tmp_path / "p.db", rounds=1, edits=("define_label",))
+    first = result.rounds[0]
+    assert first.accepted and first.heldout_after == 1.0 and first.groups[0]["definition"] == "A negative review; 'dreadful' means negative."
+    assert result.final.labels["negative"] == "A negative review; 'dreadful' means negative." and not result.final.rules
+    with Store(tmp_path / "p.db") as store:
+        versions = GuidelineVersions(store, "movies")
+        top, base = versions.log()
+        assert "define negative" in top.rationale and "negative labeled positive" in top.rationale
+        assert "+- **negative**: A negative review" in top.diff
+        from labelmill.config import load_config
+
+        assert top.prompt_hash == prompt_hash(load_config(config), result.final)
+        made = store.count_by_guidelines([top.prompt_hash, base.prompt_hash])
+    # the search rows with the new definition (and the held-out ones) were labeled with it; every row was labeled first with the base
+    assert made[top.prompt_hash] == 36 and made[base.prompt_hash] >= 36
+    assert result.calls["label"] == sum(made.values()) and result.calls["text"] > 0
+
+
+def test_refine_deletes_a_rule_that_hurts(tmp_path):
+    import pandas as pd
+
+    from labelmill.guideline import Guideline, Rule
+    from labelmill.store import Store
+    from labelmill.strategies.refine.loop import refine
+    from labelmill.strategies.refine.versions import GuidelineVersions
+
+    config = movie_config([])
+    from labelmill.config import load_config
+
+    bad = Guideline.from_config(load_config(config))
+    bad.rules = [Rule("'number' means negative.", "a person's guess", "bob"), Rule("'good' means negative.", "another guess", "bob")]
+    with Store(tmp_path / "p.db") as store:
+        GuidelineVersions(store, "movies").commit(bad.render(), rationale="bob's rule", author="bob")
+    rows = [r for r in movie_rows() if "dreadful" not in r["text"]]
+    result = refine(config, pd.DataFrame(rows), project=tmp_path / "p.db", rounds=1, edits=("delete_rule",))
+    # both rules together outvote 'good'; without either one the fake labeler is right again
+    assert result.rounds[0].search_before < 1.0 and result.rounds[0].accepted and result.rounds[0].heldout_after == 1.0
+    assert len(result.final.rules) == 1
+    with Store(tmp_path / "p.db") as store:
+        top = GuidelineVersions(store, "movies").log()[0]
+    assert "delete rule 1: 'number' means negative." in top.rationale and "-1. 'number' means negative." in top.diff
+
+
+def test_refine_projects_its_calls_and_keeps_within_its_budget(tmp_path):
+    import pandas as pd
+
+    from labelmill.strategies.refine.loop import refine
+
+    config = movie_config([[r"These texts are (\w+), but[\s\S]*?(dreadful)", "Rule: '{1}' means {0}."]])
+    seen = []
+    result = refine(config, pd.DataFrame(movie_rows()), project=tmp_path / "p.db", rounds=2, max_rules=2, beam=2, budget_s=0.0,
+                    on_event=lambda e: seen.append(getattr(e, "message", str(e))))
+    # 18 search and 18 held-out rows; per round: both halves, 3 x 2 + 1 candidates on search, 2 on held-out
+    assert result.projection["label_calls"] == 2 * (18 + 18 + 7 * 18 + 2 * 18) and result.projection["text_calls"] == 2 * (24 + 4)
+    assert result.projection["estimated_cost_usd"] == 0.0  # a local model
+    assert any("at most 396 labeling calls" in m for m in seen)
+    assert result.stopped == "budget_s" and result.rounds == [] and result.calls == {"label": 0, "text": 0}
+    full = refine(config, pd.DataFrame(movie_rows()), project=tmp_path / "q.db", rounds=2, max_rules=2, beam=2)
+    assert full.stopped is None and 0 < full.calls["label"] <= full.projection["label_calls"] and full.calls["text"] <= full.projection["text_calls"]
+
+
+def test_refine_interactive_a_person_edits_one_proposal_and_rejects_another(tmp_path):
+    import subprocess
+
+    import pandas as pd
+    import yaml
+
+    from conftest import child_env, cli_command
+
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(movie_config([[r"These texts are (\w+), but[\s\S]*?(dreadful)", "Rule: '{1}' means {0}."]])))
+    pd.DataFrame(movie_rows()).to_csv(tmp_path / "dev.csv", index=False)
+    env = {**child_env(), "USER": "ana"}
+    done = subprocess.run(cli_command("refine", str(tmp_path / "c.yaml"), str(tmp_path / "dev.csv"), "--rounds", "1", "--interactive",
+                                      "--project", str(tmp_path / "p.db")),
+                          input="e\n'dreadful' means negative, whatever the rest says.\nr\n", env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "proposed: add rule: 'dreadful' means negative." in done.stdout and "evidence: 12 search errors" in done.stdout or "search errors" in done.stdout
+    assert "proposed: define negative" in done.stdout  # shown, then rejected
+    show = subprocess.run(cli_command("guidelines", "show", str(tmp_path / "c.yaml"), "--project", str(tmp_path / "p.db")), env=env,
+                          capture_output=True, text=True)
+    assert "1. 'dreadful' means negative, whatever the rest says." in show.stdout and "Author: ana." in show.stdout
+    assert "the wording shows it" not in show.stdout  # the rejected definition
+    log = subprocess.run(cli_command("guidelines", "log", str(tmp_path / "c.yaml"), "--json", "--project", str(tmp_path / "p.db")), env=env,
+                         capture_output=True, text=True)
+    history = json.loads(log.stdout)
+    assert history[0]["author"] == "ana" and history[0]["labels"] > 0
+
+
+def test_tune_starts_from_a_refined_guideline_and_keeps_to_a_call_budget(tmp_path):
+    import pandas as pd
+
+    from labelmill.strategies.tune.search import tune
+
+    config = movie_config([])
+    dev = pd.DataFrame(movie_rows())
+    plain = tune(config, dev, shots=(0,), calibrations=("none",), project=tmp_path / "a.db", limit=None)
+    refined = tune(config, dev, shots=(0,), calibrations=("none",), project=tmp_path / "b.db", limit=None, guideline="Rules:\n1. 'dreadful' means negative.")
+    assert plain["best"]["accuracy"] < 1.0 == refined["best"]["accuracy"]
+    assert refined["model_calls"] == len(dev)
+    dev = pd.DataFrame(movie_rows(16))  # calibration needs 20 rows in each half
+    capped = tune(config, dev, shots=(0,), calibrations=("none", "auto"), project=tmp_path / "c.db", limit=None, max_calls=len(dev) + 5)
+    assert [t["status"] for t in capped["trials"]] == ["done", "done"]  # the calibrated trial reuses the cached answers
+    from labelmill.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no strategy finished"):  # not even one trial fits the calls left
+        tune(config, dev.assign(text=dev["text"] + " again"), shots=(0,), calibrations=("none",), project=tmp_path / "c.db", limit=None,
+             max_calls=len(dev) - 1)

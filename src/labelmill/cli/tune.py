@@ -24,21 +24,35 @@ from labelmill.cli.progress import ProgressView
 @click.option("--max-cost", type=click.FloatRange(min=0), default=None, help="Cost budget in USD for paid models: the search stops when it is spent.")
 @click.option("--reasoning", "reasonings", default="none", show_default=True,
               help="Reasoning to try: none, cot (explain, then answer), scK (K answers voted, e.g. sc5), cot_scK; slower ones last.")
+@click.option("--guideline", "guideline_rev", default=None,
+              help="Start from a guideline version in the project store (HEAD, HEAD~1, an id: what labelmill refine wrote) instead of the config's guidelines.")
+@click.option("--max-calls", type=click.IntRange(min=1), default=None, help="Stop trying strategies once this many labeling calls went to the model.")
 @click.option("-o", "--out", default="tuned.yaml", show_default=True, help="Where to write the best config.")
 @click.option("--project", default=api.DEFAULT_PROJECT, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def tune(
     config: str, dev: str, pool: str | None, budget_s: float, limit: int, shots: str, selectors: str, calibrations: str, models: str | None,
-    max_cost: float | None, reasonings: str, out: str, project: str, as_json: bool,
+    max_cost: float | None, reasonings: str, guideline_rev: str | None, max_calls: int | None, out: str, project: str, as_json: bool,
 ) -> None:
     """Search strategies (reasoning, shots, example selection, calibration) on DEV rows within a time budget; save the best config."""
     from labelmill.strategies.tune.search import tune as run_tune
+
+    guideline = None
+    if guideline_rev:
+        from labelmill.config import load_config
+        from labelmill.guideline import Guideline
+        from labelmill.store import Store
+        from labelmill.strategies.refine.versions import GuidelineVersions
+
+        cfg = load_config(config)
+        with Store(project) as store:
+            guideline = Guideline.parse(GuidelineVersions(store, cfg.name or cfg.task).get(guideline_rev).content).prompt_text()
 
     report = run_tune(
         config, dev, pool=pool, shots=tuple(int(x) for x in shots.split(",")), selectors=tuple(selectors.split(",")),
         calibrations=tuple(calibrations.split(",")), reasonings=tuple(reasonings.split(",")),
         models=tuple(models.split(",")) if models else None, max_cost=max_cost, budget_s=budget_s, limit=limit, project=project, out=out,
-        on_event=ProgressView(quiet=as_json),
+        guideline=guideline, max_calls=max_calls, on_event=ProgressView(quiet=as_json),
     )
     if as_json:
         click.echo(json.dumps(report, indent=1))

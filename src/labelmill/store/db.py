@@ -280,6 +280,15 @@ class Store:
                     item[key] = json.loads(item[key])
             yield StoredLabel.from_row(item)
 
+    def count_by_guidelines(self, guidelines_hashes: Sequence[str]) -> dict[str, int]:
+        """How many stored labels were made with each system-prompt hash (`annotations.guidelines_hash`)."""
+        if not guidelines_hashes:
+            return {}
+        marks = ",".join("?" * len(guidelines_hashes))
+        rows = self.db.execute(f"SELECT guidelines_hash, COUNT(*) FROM annotations WHERE guidelines_hash IN ({marks}) GROUP BY guidelines_hash",
+                               list(guidelines_hashes)).fetchall()
+        return {h: 0 for h in guidelines_hashes} | {h: int(n) for h, n in rows}
+
     def labels(self, run_id: int, n_rows: int | None = None, names: Sequence[str] = ()) -> LabelTable:
         """A run's labels over rows 0..n_rows-1 as arrays: labels (n,), label ids (n,), probs (n, k), provenance."""
         return label_table(list(self.annotations(run_id)), n_rows, names)

@@ -40,9 +40,11 @@ def commit_command(config: str, document: str | None, rationale: str, author: st
     from labelmill.guideline import Guideline
 
     cfg, versions = _versions(config, project)
+    from labelmill.strategies.refine.loop import prompt_hash
+
     text = Path(document).read_text(encoding="utf-8") if document else Guideline.from_config(cfg).render()
-    Guideline.parse(text)  # a malformed document is an error here, not a surprise later
-    version = versions.commit(text, rationale=rationale, author=author or os.environ.get("USER") or "person")
+    parsed = Guideline.parse(text)  # a malformed document is an error here, not a surprise later
+    version = versions.commit(text, rationale=rationale, author=author or os.environ.get("USER") or "person", prompt_hash=prompt_hash(cfg, parsed))
     click.echo(f"{version.id} {rationale}")
 
 
@@ -54,12 +56,15 @@ def log_command(config: str, as_json: bool, project: str) -> None:
     """The head's history, newest first."""
     _, versions = _versions(config, project)
     history = versions.log()
+    made = versions.store.count_by_guidelines([h.prompt_hash for h in history if h.prompt_hash])
     if as_json:
-        click.echo(json.dumps([{k: v for k, v in vars(h).items() if k not in ("content", "diff")} for h in history]))
+        click.echo(json.dumps([{k: v for k, v in vars(h).items() if k not in ("content", "diff")} | {"labels": made.get(h.prompt_hash or "", 0)}
+                               for h in history]))
         return
     for h in history:
         figures = "".join(f"  {name} {json.dumps(fig)}" for name, fig in (("dev", h.dev), ("held-out", h.heldout)) if fig)
-        click.echo(f"{h.id}  {time.strftime('%Y-%m-%d %H:%M', time.localtime(h.created_at))}  {h.author}: {h.rationale}{figures}")
+        labels = f"  labels made with it: {made.get(h.prompt_hash, 0)}" if h.prompt_hash else ""
+        click.echo(f"{h.id}  {time.strftime('%Y-%m-%d %H:%M', time.localtime(h.created_at))}  {h.author}: {h.rationale}{figures}{labels}")
 
 
 @guidelines_group.command(name="show")
@@ -105,29 +110,53 @@ def checkout_command(config: str, rev: str, out: str | None, project: str) -> No
 @click.argument("config", type=click.Path(exists=True, dir_okay=False))
 @click.argument("dev", type=click.Path(exists=True, dir_okay=False))
 @click.option("--rounds", default=2, show_default=True, type=click.IntRange(1, 20))
-@click.option("--proposer-model", help="The model that drafts rules (a catalog name such as qwen2.5-coder-1.5b; default: the labeler's).")
-@click.option("--max-rules", default=3, show_default=True, type=click.IntRange(1, 10), help="Rules proposed per round (one per error group).")
+@click.option("--proposer-model", help="The model that drafts edits (a catalog name such as qwen2.5-coder-1.5b; default: the labeler's).")
+@click.option("--max-rules", default=3, show_default=True, type=click.IntRange(1, 10), help="Error groups per round (a rule and a definition each).")
+@click.option("--beam", default=3, show_default=True, type=click.IntRange(1, 10), help="Best candidates tried on the held-out rows each round.")
+@click.option("--budget", "budget_s", type=float, help="Seconds: stop between steps once spent (what was accepted is kept).")
+@click.option("--max-cost", type=float, help="USD: stop between steps once the labeling calls cost this much.")
+@click.option("--interactive", is_flag=True, help="Show each proposed edit with its evidence: accept, edit or reject it.")
 @click.option("--limit", type=click.IntRange(min=20), help="Only the first N dev rows.")
 @click.option("--json", "as_json", is_flag=True)
 @_project
-def refine_command(config: str, dev: str, rounds: int, proposer_model: str | None, max_rules: int, limit: int | None, as_json: bool, project: str) -> None:
+def refine_command(config: str, dev: str, rounds: int, proposer_model: str | None, max_rules: int, beam: int, budget_s: float | None,
+                   max_cost: float | None, interactive: bool, limit: int | None, as_json: bool, project: str) -> None:
     """Improve CONFIG's written guideline from the labeler's errors on DEV (rows with the gold column):
-    each round proposes rules for the largest error groups and keeps one only if held-out dev rows improve."""
-    from dataclasses import asdict
+    each round proposes edits for the largest error groups and keeps one only if held-out dev rows improve."""
+    import os
+    from dataclasses import asdict, replace
 
     from labelmill.cli.progress import ProgressView
     from labelmill.io import read_rows
-    from labelmill.strategies.refine.loop import refine
+    from labelmill.strategies.refine.loop import Edit, refine
 
     frame = read_rows(dev)
     if limit:
         frame = frame.head(limit)
-    result = refine(config, frame, project=project, rounds=rounds, max_rules=max_rules,
-                    proposer={"name": proposer_model} if proposer_model else None, on_event=ProgressView(quiet=as_json))
+    person = os.environ.get("USER") or "person"
+
+    def decide(edit: Edit) -> Edit | None:
+        click.echo(f"\nproposed: {edit.describe()}\n  evidence: {edit.evidence}\n  by: {edit.author}")
+        answer = click.prompt("  [a]ccept, [e]dit, [r]eject", type=click.Choice(["a", "e", "r"]), default="a", show_choices=False)
+        if answer == "r":
+            return None
+        if answer == "e":
+            text = click.prompt("  your wording", default=edit.text).strip()
+            return replace(edit, text=text, author=person) if text else None
+        return replace(edit, author=f"{edit.author}, accepted by {person}")
+
+    result = refine(config, frame, project=project, rounds=rounds, max_rules=max_rules, beam=beam, budget_s=budget_s, max_cost=max_cost,
+                    decide=decide if interactive else None, proposer={"name": proposer_model} if proposer_model else None,
+                    on_event=ProgressView(quiet=as_json and not interactive))
     if as_json:
-        click.echo(json.dumps({"rounds": [asdict(r) for r in result.rounds], "final_version": result.final_version}, default=float))
+        click.echo(json.dumps({"rounds": [asdict(r) for r in result.rounds], "final_version": result.final_version, "projection": result.projection,
+                               "calls": result.calls, "cost_usd": result.cost_usd, "stopped": result.stopped}, default=float))
         return
+    p = result.projection
+    click.echo(f"projected: at most {p['label_calls']} labeling calls and {p['text_calls']} generated texts; made: {result.calls['label']} and {result.calls['text']}")
     for r in result.rounds:
         click.echo(f"round {r.round}: search {r.search_before:.3f}, held-out {r.heldout_before:.3f}, {r.errors} errors; "
                    f"{len(r.candidates)} candidates; " + (f"accepted {r.accepted} (held-out {r.heldout_after:.3f})" if r.accepted else "nothing accepted"))
+    if result.stopped:
+        click.echo(f"stopped early by --{'budget' if result.stopped == 'budget_s' else 'max-cost'}")
     click.echo(f"head: {result.final_version} (labelmill guidelines show {config})")

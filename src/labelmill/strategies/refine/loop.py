@@ -4,12 +4,19 @@ Each round:
 1. the labeler labels the search half of the dev rows with the current guideline;
 2. it explains each error ("you said X, the answer is Y: what in the text shows Y?");
 3. the errors are grouped by confusion (gold -> predicted), largest groups first;
-4. a proposer model (the labeler, or another: `proposer`) drafts one rule per group, citing it;
-5. each candidate guideline (the current one plus one rule, and plus all of them) is scored on the search
-   half, with a small penalty per added rule;
-6. the best candidate is accepted only if the held-out half of the dev rows improves too. An accepted
-   guideline becomes a version in the store with its diff, a rationale naming the errors, and its search
-   and held-out figures; the next round starts from it.
+4. a proposer model (the labeler, or another: `proposer`) drafts edits for each group, citing it: a new
+   rule, and a rewritten definition of the label the rows should have had; a rule added by an earlier
+   round may be deleted (`edits`);
+5. with `decide` (the CLI's --interactive), a person accepts, edits or rejects each proposal first;
+6. each candidate guideline (the current one with one edit, and with all of them) is scored on the search
+   half, with a penalty per added rule and per 100 added characters (longer is not better for free);
+7. the best few (`beam`) are tried on the held-out half, and the best of them is accepted only if the
+   held-out rows improve too. An accepted guideline becomes a version in the store with its diff, a
+   rationale naming the errors, its search and held-out figures and the hash of the system prompt it
+   makes (`annotations.guidelines_hash` on every label made with it); the next round starts from it.
+
+Budget: `projection` says how many model calls, seconds and dollars the rounds will take at most (the CLI
+prints it first); `budget_s` and `max_cost` stop the loop between steps, keeping what was accepted.
 
 Closed label sets only (classification, matching, relation): a rule is judged by accuracy. Every model
 answer goes through the project's cache, so a rerun asks nothing twice.
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +41,31 @@ from labelmill.types import Prompt
 
 EXPLAIN_SYSTEM = "You are a careful annotator who explains labeling mistakes in one sentence."
 PROPOSE_SYSTEM = "You write labeling guidelines. Each rule is one short, general sentence a new annotator can apply."
+
+
+@dataclass
+class Edit:
+    kind: str  # add_rule, define_label, delete_rule
+    text: str  # the rule, the new definition, or the deleted rule's text
+    target: str | None = None  # define_label: the label; delete_rule: the rule's number (1-based)
+    evidence: str = ""
+    author: str = ""
+
+    def describe(self) -> str:
+        what = {"add_rule": "add rule", "define_label": f"define {self.target}", "delete_rule": f"delete rule {self.target}"}[self.kind]
+        return f"{what}: {self.text}"
+
+
+def apply_edits(guideline: Guideline, edits: list[Edit]) -> Guideline:
+    labels, rules = dict(guideline.labels), list(guideline.rules)
+    drop = {int(e.target) - 1 for e in edits if e.kind == "delete_rule" and e.target}
+    rules = [r for n, r in enumerate(rules) if n not in drop]
+    for e in edits:
+        if e.kind == "add_rule":
+            rules.append(Rule(e.text, e.evidence, e.author))
+        elif e.kind == "define_label" and e.target:
+            labels[e.target] = e.text
+    return Guideline(guideline.title, guideline.intro, labels, rules)
 
 
 @dataclass
@@ -52,18 +85,25 @@ class RefineResult:
     rounds: list[RoundResult] = field(default_factory=list)
     final: Guideline | None = None
     final_version: str | None = None
+    projection: dict[str, Any] = field(default_factory=dict)
+    calls: dict[str, int] = field(default_factory=lambda: {"label": 0, "text": 0})  # requests that reached the model
+    cost_usd: float = 0.0
+    stopped: str | None = None  # why the loop ended before its rounds: budget_s, max_cost
 
 
 def _with_guideline(cfg: Config, guideline: Guideline) -> Config:
     return cfg.model_copy(update={"guidelines": guideline.prompt_text(), "guidelines_file": None})
 
 
-def _accuracy(cfg: Config, frame: Any, project: Path, on_event: EventHandler) -> tuple[float, list[Any], list[Any]]:
+def _accuracy(cfg: Config, frame: Any, project: Path, on_event: EventHandler, spent: RefineResult | None = None) -> tuple[float, list[Any], list[Any]]:
     import labelmill
     from labelmill.store import Store
     from labelmill.tasks import make_task
 
     result = labelmill.run(cfg, frame, project=project, on_event=on_event)
+    if spent is not None:
+        spent.calls["label"] += int(result.model_rows)
+        spent.cost_usd += float(result.cost_usd or 0.0)
     with Store(project) as store:
         table = store.labels(result.run_id, len(frame), cfg.label_names)
     task = make_task(cfg)
@@ -73,11 +113,40 @@ def _accuracy(cfg: Config, frame: Any, project: Path, on_event: EventHandler) ->
     return float(np.mean(ok)) if ok else 0.0, gold, predicted
 
 
-def _ask(cfg: Config, prompts: list[Prompt], project: Path, kind: str, max_tokens: int) -> list[str]:
+def _ask(cfg: Config, prompts: list[Prompt], project: Path, kind: str, max_tokens: int, spent: RefineResult | None = None) -> list[str]:
     """Free-text answers through the core's cache (a rerun asks nothing twice)."""
     from labelmill.core import ask_texts
 
+    if spent is not None:
+        spent.calls["text"] += len(prompts)
     return [t or "" for t in ask_texts(cfg, prompts, kind=kind, project=project, max_tokens=max_tokens)]
+
+
+def prompt_hash(cfg: Config, guideline: Guideline) -> str:
+    """The hash the core stamps on each label made with this guideline (`annotations.guidelines_hash`)."""
+    import hashlib
+
+    from labelmill.tasks import make_task
+
+    return hashlib.sha256(make_task(_with_guideline(cfg, guideline)).system_prompt().encode()).hexdigest()[:16]
+
+
+def projection(cfg: Config, proposer_cfg: Config, sample: Any, search_rows: int, heldout_rows: int, *, rounds: int, max_rules: int,
+               max_errors: int, beam: int) -> dict[str, Any]:
+    """The most model calls the rounds can take, and their time and cost from `labelmill plan`'s estimates."""
+    from labelmill.api import plan
+
+    candidates = 3 * max_rules + 1  # a rule and a definition per group, deletions, all together
+    label_calls = rounds * (search_rows + heldout_rows + candidates * search_rows + beam * heldout_rows)
+    text_calls = rounds * (max_errors + 2 * max_rules)
+    labeler = plan(cfg, sample, limit=min(20, len(sample)))
+    per_row_s, per_row_cost = labeler["estimated_seconds"] / max(1, labeler["rows"]), labeler["estimated_cost_usd"]
+    per_row_cost = None if per_row_cost is None else per_row_cost / max(1, labeler["rows"])
+    writer = plan(proposer_cfg.model_copy(update={"model": proposer_cfg.model.model_copy(update={"method": "generate", "max_tokens": 80})}), sample, limit=1)
+    seconds = label_calls * per_row_s + text_calls * max(writer["estimated_seconds"], 80 / 25.0)
+    cost = None if per_row_cost is None or writer["estimated_cost_usd"] is None else label_calls * per_row_cost + text_calls * writer["estimated_cost_usd"]
+    return {"label_calls": int(label_calls), "text_calls": int(text_calls), "estimated_seconds": round(seconds, 1),
+            "estimated_cost_usd": None if cost is None else round(cost, 4)}
 
 
 def clean_rule(text: str) -> str:
@@ -104,18 +173,27 @@ def is_copy(rule: str, sources: list[str], share: float = 0.6) -> bool:
 
 def refine(
     config: str | Path | dict | Config, dev: Any, *, project: str | Path = "labelmill.db", rounds: int = 2, proposer: dict | None = None,
-    max_rules: int = 3, max_errors: int = 24, heldout_share: float = 0.5, rule_penalty: float = 0.002, seed: int = 0,
-    author: str | None = None, on_event: EventHandler = ignore,
+    max_rules: int = 3, max_errors: int = 24, heldout_share: float = 0.5, rule_penalty: float = 0.002, length_penalty: float = 0.001,
+    beam: int = 3, edits: tuple[str, ...] = ("add_rule", "define_label", "delete_rule"), budget_s: float | None = None,
+    max_cost: float | None = None, decide: Callable[[Edit], Edit | None] | None = None, seed: int = 0, author: str | None = None,
+    on_event: EventHandler = ignore,
 ) -> RefineResult:
-    """Refine the config's guideline on `dev` (rows with the gold column); versions go to the project store."""
+    """Refine the config's guideline on `dev` (rows with the gold column); versions go to the project store.
+    `decide(edit)` (a person, in --interactive) returns the edit as it stands, an edited one, or None to drop it."""
+    import time
+
     from labelmill.api import load_with_notices
     from labelmill.io import read_rows
     from labelmill.store import Store
     from labelmill.strategies.refine.versions import GuidelineVersions
 
+    started = time.perf_counter()
     cfg = load_with_notices(config, on_event)
     if cfg.task not in ("classification", "matching", "relation"):
         raise ConfigError(f"refine works on closed label sets; this config is {cfg.task!r}", fix="use a classification, matching or relation config")
+    unknown = [e for e in edits if e not in ("add_rule", "define_label", "delete_rule")]
+    if unknown:
+        raise ConfigError(f"unknown edit kind {unknown[0]!r}", fix="edits are add_rule, define_label and delete_rule")
     frame = read_rows(dev, cfg.dataset) if not hasattr(dev, "columns") else dev
     if not cfg.gold_column or cfg.gold_column not in frame.columns:
         raise InputDataError(f"refine needs dev rows with the gold column {cfg.gold_column!r}", fix="label some rows (or review them) and pass those")
@@ -128,17 +206,32 @@ def refine(
     project = Path(project)
     proposer_cfg = cfg if not proposer else cfg.model_copy(update={"model": ModelSpec.model_validate({**cfg.model.model_dump(), **proposer})})
     proposer_name = f"{proposer_cfg.model.backend}:{proposer_cfg.model.name}"
+    out = RefineResult()
+    out.projection = projection(cfg, proposer_cfg, search, len(search), len(heldout), rounds=rounds, max_rules=max_rules, max_errors=max_errors, beam=beam)
+    p = out.projection
+    on_event(Notice(f"refine: at most {p['label_calls']} labeling calls and {p['text_calls']} generated texts over {rounds} round(s), "
+                    f"about {p['estimated_seconds']:.0f} s" + ("" if p["estimated_cost_usd"] is None else f", ${p['estimated_cost_usd']:.4f}")
+                    + (f"; budget {budget_s:.0f} s" if budget_s else "") + (f"; cost cap ${max_cost}" if max_cost is not None else "")))
     with Store(project) as store:
         versions = GuidelineVersions(store, cfg.name or cfg.task)
         head = versions.get(versions.head_id(), missing_ok=True)
         current = Guideline.parse(head.content) if head else Guideline.from_config(cfg)
         if head is None:
-            versions.commit(current.render(), rationale="the config's guideline", author=author or "config")
-    out = RefineResult()
+            versions.commit(current.render(), rationale="the config's guideline", author=author or "config", prompt_hash=prompt_hash(cfg, current))
+
+    def over() -> bool:
+        if budget_s is not None and time.perf_counter() - started > budget_s:
+            out.stopped = "budget_s"
+        elif max_cost is not None and out.cost_usd >= max_cost:
+            out.stopped = "max_cost"
+        return out.stopped is not None
+
     for number in range(1, rounds + 1):
+        if over():
+            break
         labeler = _with_guideline(cfg, current)
-        search_acc, gold, predicted = _accuracy(labeler, search, project, on_event)
-        held_acc, _, _ = _accuracy(labeler, heldout, project, on_event)
+        search_acc, gold, predicted = _accuracy(labeler, search, project, on_event, out)
+        held_acc, _, _ = _accuracy(labeler, heldout, project, on_event, out)
         errors = [i for i, (g, p) in enumerate(zip(gold, predicted)) if p is not None and g is not None and str(g) != str(p)]
         texts = [labeler_text(labeler, r) for r in search.to_dict("records")]
         groups = Counter((str(gold[i]), str(predicted[i])) for i in errors).most_common(max_rules)
@@ -146,48 +239,84 @@ def refine(
         if not groups:
             out.rounds.append(result)
             break
-        # explanations of the errors, then one rule per confusion group
+        # explanations of the errors, then edits per confusion group
         shown = errors[:max_errors]
         explain = [Prompt(EXPLAIN_SYSTEM, (), f"Guideline:\n{current.prompt_text()}\n\nText: {texts[i]}\nYou labeled it {predicted[i]}; "
                           f"the correct label is {gold[i]}. In one sentence: what in the text shows it is {gold[i]}?") for i in shown]
-        why = dict(zip(shown, _ask(labeler, explain, project, "explain_error", 60)))
-        proposals = []
+        why = dict(zip(shown, _ask(labeler, explain, project, "explain_error", 60, out)))
+        proposals: list[Edit] = []
         for (g, p), count in groups:
             members = [i for i in errors if str(gold[i]) == g and str(predicted[i]) == p]
             lines = "\n".join(f"- {texts[i][:300]}" + (f"\n  (why: {why[i][:200]})" if why.get(i) else "") for i in members[:6])
-            ask = Prompt(PROPOSE_SYSTEM, (), f"Current guideline:\n{current.prompt_text()}\n\nThese texts are {g}, but a labeler following the guideline "
-                         f"said {p}:\n{lines}\n\nWrite one new rule, one sentence, that makes these {g} without changing other cases. Reply with the rule only.")
-            rule = clean_rule(_ask(proposer_cfg, [ask], project, "propose_rule", 80)[0])
-            if rule and not is_copy(rule, [current.prompt_text(), *(texts[i] for i in members)]):
-                evidence = f"{count} search errors ({g} labeled {p}), e.g. dev rows {', '.join(str(int(search_rows[i])) for i in members[:3])}"
-                proposals.append(Rule(rule, evidence, f"refine ({proposer_name})"))
-                result.groups.append({"gold": g, "predicted": p, "errors": count, "rule": rule})
-        candidates = [[r] for r in proposals] + ([proposals] if len(proposals) > 1 else [])
+            evidence = f"{count} search errors ({g} labeled {p}), e.g. dev rows {', '.join(str(int(search_rows[i])) for i in members[:3])}"
+            found = {"gold": g, "predicted": p, "errors": count}
+            if "add_rule" in edits:
+                ask = Prompt(PROPOSE_SYSTEM, (), f"Current guideline:\n{current.prompt_text()}\n\nThese texts are {g}, but a labeler following the guideline "
+                             f"said {p}:\n{lines}\n\nWrite one new rule, one sentence, that makes these {g} without changing other cases. Reply with the rule only.")
+                rule = clean_rule(_ask(proposer_cfg, [ask], project, "propose_rule", 80, out)[0])
+                if rule and not is_copy(rule, [current.prompt_text(), *(texts[i] for i in members)]):
+                    proposals.append(Edit("add_rule", rule, None, evidence, f"refine ({proposer_name})"))
+                    found["rule"] = rule
+            if "define_label" in edits and g in current.labels:
+                ask = Prompt(PROPOSE_SYSTEM, (), f"Current guideline:\n{current.prompt_text()}\n\nA labeler following the guideline said {p} for these "
+                             f"{g} texts:\n{lines}\n\nRewrite the definition of the label {g} (now: \"{current.labels[g] or g}\") as one sentence "
+                             f"that makes texts like these clearly {g}, not {p}. Reply with the definition only.")
+                definition = clean_rule(_ask(proposer_cfg, [ask], project, "propose_definition", 80, out)[0])
+                if definition and definition != current.labels[g] and not is_copy(definition, [texts[i] for i in members]):
+                    proposals.append(Edit("define_label", definition, g, evidence, f"refine ({proposer_name})"))
+                    found["definition"] = definition
+            result.groups.append(found)
+        if "delete_rule" in edits:  # a rule an earlier round added may now do more harm than good
+            for n, rule in list(enumerate(current.rules, start=1))[-max_rules:]:
+                proposals.append(Edit("delete_rule", rule.text, str(n), f"rule {n} tried without", f"refine ({proposer_name})"))
+        if decide is not None:
+            kept = []
+            for edit in proposals:
+                choice = decide(edit)
+                if choice is not None:
+                    kept.append(choice)
+            proposals = kept
+        additions = [e for e in proposals if e.kind != "delete_rule"]
+        candidates = [[e] for e in proposals] + ([additions] if len(additions) > 1 else [])
         scored = []
-        for added in candidates:
-            trial = Guideline(current.title, current.intro, dict(current.labels), [*current.rules, *added])
-            acc, _, _ = _accuracy(_with_guideline(cfg, trial), search, project, on_event)
-            scored.append((acc - rule_penalty * len(added), acc, trial, added))
-            result.candidates.append({"rules_added": [r.text for r in added], "search": acc})
+        for chosen in candidates:
+            if over():
+                break
+            trial = apply_edits(current, chosen)
+            acc, _, _ = _accuracy(_with_guideline(cfg, trial), search, project, on_event, out)
+            grown = max(0, len(trial.prompt_text()) - len(current.prompt_text()))
+            penalty = rule_penalty * max(0, len(trial.rules) - len(current.rules)) + length_penalty * grown / 100
+            scored.append((acc - penalty, acc, trial, chosen))
+            result.candidates.append({"edits": [e.describe() for e in chosen], "search": acc, "penalty": round(penalty, 4)})
         scored.sort(key=lambda t: -t[0])
-        if scored and scored[0][0] > search_acc:
-            _, acc, trial, added = scored[0]
-            held_after, _, _ = _accuracy(_with_guideline(cfg, trial), heldout, project, on_event)
+        best = None
+        for _, acc, trial, chosen in [t for t in scored if t[0] > search_acc][:beam]:
+            if over():
+                break
+            held_after, _, _ = _accuracy(_with_guideline(cfg, trial), heldout, project, on_event, out)
+            if best is None or held_after > best[0]:
+                best = (held_after, acc, trial, chosen)
+        if best is not None:
+            held_after, acc, trial, chosen = best
             result.heldout_after = held_after
             if held_after > held_acc:
-                rationale = "; ".join(f"rule for {r.evidence}" for r in added)
+                rationale = "; ".join(f"{e.describe()} (for {e.evidence})" for e in chosen)
                 with Store(project) as store:
                     version = GuidelineVersions(store, cfg.name or cfg.task).commit(
-                        trial.render(), rationale=f"round {number}: {rationale}", author=f"refine ({proposer_name})",
+                        trial.render(), rationale=f"round {number}: {rationale}", author=", ".join(dict.fromkeys(e.author for e in chosen)),
                         dev={"search_accuracy": acc, "search_rows": len(search), "before": search_acc},
-                        heldout={"accuracy": held_after, "rows": len(heldout), "before": held_acc},
+                        heldout={"accuracy": held_after, "rows": len(heldout), "before": held_acc}, prompt_hash=prompt_hash(cfg, trial),
                     )
                 result.accepted = version.id
                 current = trial
                 on_event(Notice(f"refine round {number}: accepted {version.id} (search {search_acc:.3f} -> {acc:.3f}, held-out {held_acc:.3f} -> {held_after:.3f})"))
             else:
-                on_event(Notice(f"refine round {number}: best candidate did not improve the held-out rows ({held_acc:.3f} -> {held_after:.3f}); not accepted"))
+                on_event(Notice(f"refine round {number}: the best candidates did not improve the held-out rows ({held_acc:.3f} -> {held_after:.3f}); not accepted"))
         out.rounds.append(result)
+        if out.stopped:
+            break
+    if out.stopped:
+        on_event(Notice(f"refine: stopped by {'--budget' if out.stopped == 'budget_s' else '--max-cost'}; what was accepted is kept"))
     out.final = current
     with Store(project) as store:
         out.final_version = GuidelineVersions(store, cfg.name or cfg.task).head_id()

@@ -99,13 +99,23 @@ def tune(
     limit: int | None = 200,
     project: str | Path = "labelmill.db",
     out: str | Path | None = None,
+    guideline: str | None = None,
+    max_calls: int | None = None,
     on_event: EventHandler = ignore,
 ) -> dict[str, Any]:
-    """Try strategies on `dev` rows (with gold labels) until `budget_s` runs out; return the trials and the best."""
+    """Try strategies on `dev` rows (with gold labels) until `budget_s` runs out; return the trials and the best.
+
+    `guideline`: the text the labeler reads instead of the config's guidelines (e.g. a version `labelmill
+    refine` wrote: tune starts from the refined guideline). `max_calls`: a trial is skipped when it would
+    take the labeling requests sent to the model past this many (to compare with refine at equal calls)."""
     from labelmill import api
     from labelmill.store.db import Store
 
     base = load_config(config)
+    if guideline is not None:
+        base_dir = base.base_dir
+        base = base.model_copy(update={"guidelines": guideline, "guidelines_file": None})
+        base.base_dir = base_dir
     if not base.gold_column:
         raise ConfigError("tune needs gold_column: the dev rows' true labels", fix="set gold_column in the config")
     frame = read_rows(dev, base.dataset)
@@ -127,10 +137,13 @@ def tune(
                     for cal in calibrations:
                         trials.append(Trial(k, sel, cal, reasoning, model))
     started = time.perf_counter()
-    spent, out_of_money = 0.0, False
+    spent, out_of_money, calls = 0.0, False, 0
     for trial in trials:
         if time.perf_counter() - started > budget_s:
             trial.status, trial.detail = "skipped", f"budget of {budget_s:.0f} s spent"
+            continue
+        if max_calls is not None and calls + (0 if _twin(trials, trial) else len(frame)) > max_calls:  # a twin's answers are cached
+            trial.status, trial.detail = "skipped", f"{calls} of {max_calls} model calls spent"
             continue
         if max_cost is not None and (spent >= max_cost or out_of_money):
             trial.status, trial.detail = "skipped", f"cost budget of ${max_cost} spent"
@@ -146,6 +159,7 @@ def tune(
                 out_of_money = stop.kind == "budget_exhausted"
                 raise
             spent += result.cost_usd
+            calls += int(result.model_rows)
             gold = _gold(cfg, result.frame)
             labels = result.frame[cfg.output.label_column].tolist()
             if trial.calibration == "none":
@@ -168,15 +182,18 @@ def tune(
         on_event(Notice(f"tune: {trial.name}: {trial.status}" + (f", accuracy {trial.accuracy:.3f}" if trial.accuracy is not None else "")))
     done = [t for t in trials if t.status == "done"]
     if not done:
-        raise ConfigError("no strategy finished within the budget", fix="raise --budget or lower --limit")
+        raise ConfigError("no strategy finished within the budget (seconds, cost or model calls)", fix="raise --budget, --max-cost or --max-calls, or lower --limit")
     best = max(done, key=lambda t: (t.accuracy, -(t.seconds_per_row or 0.0)))
     front = _pareto(done)
     best_config = _strategy_config(base, best.shots, best.selection, pool_path, best.reasoning, best.model)
+    if guideline is not None:
+        best_config.pop("guidelines_file", None)
     report = {
         "dev_rows": len(frame),
         "budget_s": budget_s,
         "elapsed_s": round(time.perf_counter() - started, 1),
         "cost_usd": round(spent, 6),
+        "model_calls": calls,
         "trials": [asdict(t) | {"name": t.name} for t in trials],
         "pareto": [t.name for t in front],
         "best": asdict(best) | {"name": best.name},
