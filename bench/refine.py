@@ -7,16 +7,21 @@ test file drawn at random with seed 0 (that file is sorted by intent). Dev rows:
 seed 0 from ag_news/train_subset.csv, civil_comments/train_seed.csv, banking77/train.csv.
 
 Keys per set: <set>_initial_test, <set>_refined_test (accuracy; macro-F1 for Civil Comments),
-<set>_versions, <set>_proposer, <set>_rounds, <set>_final_guideline. (`<set>_tune_test`, tune under
-the same number of model calls, is not measured yet.)
+<set>_tune_test (`labelmill tune` on the same dev rows, few-shot demos from the other train rows, stopped
+at the number of model calls refine made: <set>_calls_refine / <set>_calls_tune), <set>_refined_tune_test
+(tune starting from the refined guideline, same call budget: what the two steps add together; with
+--combined), <set>_versions, <set>_proposer, <set>_rounds, <set>_final_guideline. --transfer MODEL scores
+the initial and the refined guideline with another labeler on the first --transfer-rows test rows.
 
-    python bench/refine.py [--sets ag_news,civil,banking77] [--rows 1000] [--dev 200] [--rounds 2] [--proposer NAME] [--json]
+    python bench/refine.py [--sets ag_news,civil,banking77] [--rows 1000] [--dev 300] [--rounds 2] [--proposer NAME]
+                           [--combined] [--transfer MODEL] [--transfer-rows 300] [--workdir DIR] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -44,13 +49,15 @@ def config_for(name: str, train) -> dict:
             "gold_column": "label", "examples": {"k": 0}, "model": {"backend": "llama_cpp", "name": "qwen2.5-coder-0.5b", "method": "score"}}
 
 
-def bench_set(name: str, rows: int, dev_rows: int, rounds: int, proposer: str | None, workdir: Path) -> dict:
+def bench_set(name: str, rows: int, dev_rows: int, rounds: int, proposer: str | None, workdir: Path, combined: bool = False,
+              transfer: str | None = None, transfer_rows: int = 300, max_rules: int = 3) -> dict:
     import pandas as pd
 
     import labelmill
     from labelmill.store import Store
     from labelmill.strategies.refine.loop import refine
     from labelmill.strategies.refine.versions import GuidelineVersions
+    from labelmill.strategies.tune.search import tune
 
     train_path, test_path, metric = FILES[name]
     train = pd.read_csv(train_path)
@@ -60,34 +67,67 @@ def bench_set(name: str, rows: int, dev_rows: int, rounds: int, proposer: str | 
     config = config_for(name, train)
     project = workdir / f"{name}.db"
     started = time.perf_counter()
-    result = refine(config, dev, project=project, rounds=rounds, proposer={"name": proposer} if proposer else None)
+    result = refine(config, dev, project=project, rounds=rounds, max_rules=max_rules, proposer={"name": proposer} if proposer else None, metric=metric)
     refine_s = time.perf_counter() - started
+    calls = result.calls["label"] + result.calls["text"]
 
-    def score(guideline_text: str, tag: str) -> float:
-        cfg = {**config, "guidelines": guideline_text}
+    def score(cfg: dict, tag: str, frame=test) -> float:
         out = workdir / f"{name}-{tag}.csv"
-        labelmill.run(cfg, test.reset_index(drop=True), output=out, project=project)
-        return float(labelmill.evaluate(cfg, out)[metric])
+        labelmill.run(cfg, frame.reset_index(drop=True), output=out, project=project)
+        return round(float(labelmill.evaluate(cfg, out)[metric]), 4)
 
-    initial = score(config["guidelines"], "initial")
-    refined = score(result.final.prompt_text(), "refined") if result.final_version else initial
+    figures = {f"{name}_metric": metric, f"{name}_test_rows": len(test), f"{name}_dev_rows": len(dev), f"{name}_proposer": proposer or config["model"]["name"]}
+    figures[f"{name}_initial_test"] = score(config, "initial")
+    refined_text = result.final.prompt_text() if result.final_version else config["guidelines"]
+    figures[f"{name}_refined_test"] = score({**config, "guidelines": refined_text}, "refined")
+    # tune on the same dev rows at the same number of model calls, demos from the train rows outside the dev sample
+    pool = workdir / f"{name}-pool.csv"
+    rest = train.drop(index=train.sample(n=min(dev_rows, len(train)), random_state=0).index)
+    rest.sample(n=min(4000, len(rest)), random_state=1).to_csv(pool, index=False)
+    few = (0, 4, 8) if len(rest) >= 20 else (0,)  # Civil Comments' 200 seed rows are all dev rows: zero-shot and calibration only
+
+    def tuned(guideline: str | None, tag: str) -> tuple[float, dict]:
+        report = tune(config, dev, pool=pool if len(rest) >= 20 else None, shots=few, selectors=("balanced", "similar"),
+                      calibrations=("none",) if len(rest) >= 20 else ("none", "auto"), limit=None,
+                      budget_s=10 ** 6, max_calls=calls, guideline=guideline, project=workdir / f"{name}-{tag}.db", out=workdir / f"{name}-{tag}.yaml")
+        import yaml
+
+        best = yaml.safe_load((workdir / f"{name}-{tag}.yaml").read_text())
+        return score(best, tag), {"best": report["best"]["name"], "dev_accuracy": report["best"]["accuracy"], "model_calls": report["model_calls"],
+                                  "trials": [(t["name"], t["status"], t["accuracy"]) for t in report["trials"]]}
+
+    figures[f"{name}_tune_test"], figures[f"{name}_tune"] = tuned(None, "tune")
+    if combined:
+        figures[f"{name}_refined_tune_test"], figures[f"{name}_refined_tune"] = tuned(refined_text, "refined-tune")
+    if transfer:
+        head = test.head(transfer_rows)
+        other = {**config, "model": {**config["model"], "name": transfer}}
+        figures[f"{name}_transfer_model"] = transfer
+        figures[f"{name}_transfer_initial"] = score(other, "transfer-initial", head)
+        figures[f"{name}_transfer_refined"] = score({**other, "guidelines": refined_text}, "transfer-refined", head)
     with Store(project) as store:
         history = GuidelineVersions(store, config["name"]).log()
-    return {
-        f"{name}_initial_test": initial, f"{name}_refined_test": refined, f"{name}_metric": metric,
-        f"{name}_versions": len(history), f"{name}_proposer": proposer or config["model"]["name"],
+    figures.update({
+        f"{name}_calls_refine": calls, f"{name}_calls_tune": figures[f"{name}_tune"]["model_calls"],
+        f"{name}_versions": len(history), f"{name}_accepted": [v.id for v in history if v.dev],
         f"{name}_rounds": [{k: v for k, v in vars(r).items()} for r in result.rounds], f"{name}_refine_s": round(refine_s, 1),
         f"{name}_final_guideline": history[0].content if history else None,
-    }
+        f"{name}_every_version_documented": all(v.diff and v.rationale and v.dev and v.heldout for v in history if v.author != "config"),
+    })
+    return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", default="ag_news,civil,banking77")
     parser.add_argument("--rows", type=int, default=1000)
-    parser.add_argument("--dev", type=int, default=200)
+    parser.add_argument("--dev", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--proposer")
+    parser.add_argument("--proposer", default="qwen2.5-coder-1.5b")
+    parser.add_argument("--max-rules", type=int, default=3)
+    parser.add_argument("--combined", action="store_true")
+    parser.add_argument("--transfer")
+    parser.add_argument("--transfer-rows", type=int, default=300)
     parser.add_argument("--workdir")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -96,7 +136,9 @@ def main() -> None:
         workdir = Path(args.workdir) if args.workdir else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         for name in args.sets.split(","):
-            figures.update(bench_set(name.strip(), args.rows, args.dev, args.rounds, args.proposer, workdir))
+            figures.update(bench_set(name.strip(), args.rows, args.dev, args.rounds, args.proposer, workdir, args.combined, args.transfer,
+                                     args.transfer_rows, args.max_rules))
+            print(json.dumps({k: v for k, v in figures.items() if not isinstance(v, (list, dict))}, default=float), file=sys.stderr, flush=True)
     print(json.dumps(figures, default=float) if args.json else "\n".join(f"{k}: {v}" for k, v in figures.items() if not isinstance(v, list)))
 
 

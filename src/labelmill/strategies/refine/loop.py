@@ -95,7 +95,8 @@ def _with_guideline(cfg: Config, guideline: Guideline) -> Config:
     return cfg.model_copy(update={"guidelines": guideline.prompt_text(), "guidelines_file": None})
 
 
-def _accuracy(cfg: Config, frame: Any, project: Path, on_event: EventHandler, spent: RefineResult | None = None) -> tuple[float, list[Any], list[Any]]:
+def _accuracy(cfg: Config, frame: Any, project: Path, on_event: EventHandler, spent: RefineResult | None = None,
+              metric: str = "accuracy") -> tuple[float, list[Any], list[Any]]:
     import labelmill
     from labelmill.store import Store
     from labelmill.tasks import make_task
@@ -109,6 +110,8 @@ def _accuracy(cfg: Config, frame: Any, project: Path, on_event: EventHandler, sp
     task = make_task(cfg)
     gold = [task.gold(r) for r in frame.to_dict("records")]
     predicted = table.labels
+    if metric != "accuracy":
+        return float(task.metrics(gold, predicted)[metric]), gold, predicted
     ok = [g is not None and p is not None and task.is_correct(g, p) for g, p in zip(gold, predicted)]
     return float(np.mean(ok)) if ok else 0.0, gold, predicted
 
@@ -175,11 +178,13 @@ def refine(
     config: str | Path | dict | Config, dev: Any, *, project: str | Path = "labelmill.db", rounds: int = 2, proposer: dict | None = None,
     max_rules: int = 3, max_errors: int = 24, heldout_share: float = 0.5, rule_penalty: float = 0.002, length_penalty: float = 0.001,
     beam: int = 3, edits: tuple[str, ...] = ("add_rule", "define_label", "delete_rule"), budget_s: float | None = None,
-    max_cost: float | None = None, decide: Callable[[Edit], Edit | None] | None = None, seed: int = 0, author: str | None = None,
+    max_cost: float | None = None, decide: Callable[[Edit], Edit | None] | None = None, metric: str = "accuracy", seed: int = 0,
+    author: str | None = None,
     on_event: EventHandler = ignore,
 ) -> RefineResult:
     """Refine the config's guideline on `dev` (rows with the gold column); versions go to the project store.
-    `decide(edit)` (a person, in --interactive) returns the edit as it stands, an edited one, or None to drop it."""
+    `decide(edit)` (a person, in --interactive) returns the edit as it stands, an edited one, or None to drop it.
+    `metric`: what a candidate must improve (accuracy, or macro_f1 where one label is rare)."""
     import time
 
     from labelmill.api import load_with_notices
@@ -230,8 +235,8 @@ def refine(
         if over():
             break
         labeler = _with_guideline(cfg, current)
-        search_acc, gold, predicted = _accuracy(labeler, search, project, on_event, out)
-        held_acc, _, _ = _accuracy(labeler, heldout, project, on_event, out)
+        search_acc, gold, predicted = _accuracy(labeler, search, project, on_event, out, metric)
+        held_acc, _, _ = _accuracy(labeler, heldout, project, on_event, out, metric)
         errors = [i for i, (g, p) in enumerate(zip(gold, predicted)) if p is not None and g is not None and str(g) != str(p)]
         texts = [labeler_text(labeler, r) for r in search.to_dict("records")]
         groups = Counter((str(gold[i]), str(predicted[i])) for i in errors).most_common(max_rules)
@@ -283,7 +288,7 @@ def refine(
             if over():
                 break
             trial = apply_edits(current, chosen)
-            acc, _, _ = _accuracy(_with_guideline(cfg, trial), search, project, on_event, out)
+            acc, _, _ = _accuracy(_with_guideline(cfg, trial), search, project, on_event, out, metric)
             grown = max(0, len(trial.prompt_text()) - len(current.prompt_text()))
             penalty = rule_penalty * max(0, len(trial.rules) - len(current.rules)) + length_penalty * grown / 100
             scored.append((acc - penalty, acc, trial, chosen))
@@ -293,7 +298,7 @@ def refine(
         for _, acc, trial, chosen in [t for t in scored if t[0] > search_acc][:beam]:
             if over():
                 break
-            held_after, _, _ = _accuracy(_with_guideline(cfg, trial), heldout, project, on_event, out)
+            held_after, _, _ = _accuracy(_with_guideline(cfg, trial), heldout, project, on_event, out, metric)
             if best is None or held_after > best[0]:
                 best = (held_after, acc, trial, chosen)
         if best is not None:
@@ -304,8 +309,8 @@ def refine(
                 with Store(project) as store:
                     version = GuidelineVersions(store, cfg.name or cfg.task).commit(
                         trial.render(), rationale=f"round {number}: {rationale}", author=", ".join(dict.fromkeys(e.author for e in chosen)),
-                        dev={"search_accuracy": acc, "search_rows": len(search), "before": search_acc},
-                        heldout={"accuracy": held_after, "rows": len(heldout), "before": held_acc}, prompt_hash=prompt_hash(cfg, trial),
+                        dev={"search_accuracy" if metric == "accuracy" else f"search_{metric}": acc, "search_rows": len(search), "before": search_acc},
+                        heldout={metric: held_after, "rows": len(heldout), "before": held_acc}, prompt_hash=prompt_hash(cfg, trial),
                     )
                 result.accepted = version.id
                 current = trial
