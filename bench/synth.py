@@ -38,7 +38,7 @@ AGNEWS = {"task": "classification", "name": "agnews-topics", "input_template": "
           "model": {"backend": "llama_cpp", "name": "qwen2.5-coder-0.5b", "method": "score"}}
 
 
-def student_part(name: str, per_label: int, test_rows: int, work: Path, encoder: str = "all-mpnet-base-v2") -> dict:
+def student_part(name: str, per_label: int, test_rows: int, work: Path, encoder: str = "all-mpnet-base-v2", consistency: str = "student") -> dict:
     from labelmill.config import load_config
     from labelmill.selectors.embeddings import embed
     from labelmill.store import Store
@@ -48,7 +48,8 @@ def student_part(name: str, per_label: int, test_rows: int, work: Path, encoder:
     config = load_config(ROOT / "examples" / "sentiment" / "config.yaml") if name == "sst2" else load_config(AGNEWS)
     test = pd.read_csv(DATA / ("sst2" if name == "sst2" else "ag_news") / "test.csv").head(test_rows)
     started = time.perf_counter()
-    result = synth_examples(config, per_label=per_label, project=work / f"{name}.db")
+    config = config.model_copy(update={"examples": config.examples.model_copy(update={"embedding_model": encoder})})  # dedup and the filter's student
+    result = synth_examples(config, per_label=per_label, project=work / f"{name}.db", consistency=consistency)
     kept = result.frame[result.frame["kept"]]
     names = config.label_names
     with Store(work / f"{name}.db") as store:
@@ -58,7 +59,7 @@ def student_part(name: str, per_label: int, test_rows: int, work: Path, encoder:
     student = LinearStudent(len(names)).fit(X, y)
     predicted = np.array(names)[student.predict_proba(X_test).argmax(axis=1)]
     f = result.figures
-    out = {f"{name}_student_encoder": encoder, f"{name}_synthetic_student_accuracy": round(float(np.mean(predicted == test["label"].astype(str).to_numpy())), 4),
+    out = {f"{name}_student_encoder": encoder, f"{name}_consistency": consistency, f"{name}_synthetic_student_accuracy": round(float(np.mean(predicted == test["label"].astype(str).to_numpy())), 4),
            f"{name}_synthetic_rows": int(len(kept)), f"{name}_generated": f["generated"], f"{name}_distinct_2": f["distinct_2"],
            f"{name}_dedup_removed_share": f["dedup_removed_share"], f"{name}_removed_inconsistent": f.get("removed_inconsistent"),
            f"{name}_removed_rules": f["removed_rules"], f"{name}_embedding_spread": f.get("embedding_spread"), f"{name}_test_rows": len(test),
@@ -126,6 +127,7 @@ def main() -> None:
     parser.add_argument("--per-label", type=int, default=150)
     parser.add_argument("--test-rows", type=int, default=1000)
     parser.add_argument("--student-encoder", default="all-mpnet-base-v2", help="The student's sentence encoder (all-MiniLM-L6-v2 is the small one).")
+    parser.add_argument("--consistency", default="student", help="student (cross-fitted on the other synthetic examples), labeler (the config's model) or none.")
     parser.add_argument("--judge-model", default="qwen2.5-coder-1.5b")
     parser.add_argument("--pairs", type=int, default=200, help="The first N pairs (0: all 688).")
     parser.add_argument("--judge-mode", default="pointwise", help="pointwise (P(correct) per answer) or pairwise (A/B in both orders); both: each.")
@@ -139,7 +141,7 @@ def main() -> None:
     parts = args.parts.split(",")
     if "student" in parts:
         for name in args.sets.split(","):
-            figures.update(student_part(name, args.per_label, args.test_rows, work, args.student_encoder))
+            figures.update(student_part(name, args.per_label, args.test_rows, work, args.student_encoder, args.consistency))
     if "judge" in parts:
         modes = ["pointwise", "pairwise"] if args.judge_mode == "both" else [args.judge_mode]
         for mode in modes:

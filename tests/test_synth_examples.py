@@ -80,3 +80,33 @@ def test_the_cli_writes_examples(tmp_path):
     assert done.returncode == 0, done.stderr
     figures = json.loads(done.stdout)
     assert figures["generated"] == 6 and figures["kept"] == len(pd.read_csv(tmp_path / "s.csv").query("kept"))
+
+
+def test_the_student_check_drops_examples_the_other_examples_disagree_with(tmp_path):
+    """consistency="student": a logistic regression on real MiniLM embeddings of the other folds' examples
+    must give each example its intended label back; the 'negative' examples about acting read positive."""
+    config = synth_config()
+    replies = config["model"]["params"]["replies"]
+    # a few negatives (acting, in two of the four styles) written like the positives about plots
+    replies[3] = [r"label is \"negative\", about acting, (\w+) [\w ]+ long, in a (?:formal|casual) style", "A great film, the plots were great and {0}."]
+    result = synth_examples(config, per_label=24, project=tmp_path / "p.db", output=tmp_path / "s.csv", consistency="student", dedup=False)
+    frame = pd.read_csv(tmp_path / "s.csv", keep_default_na=False)
+    wrong = frame[(frame["subtopic"] == "acting") & (frame["label"] == "negative")]
+    wrong = wrong[wrong["text"].str.startswith("A great film")]
+    assert len(wrong) >= 2 and set(wrong["removed_by"]) == {"inconsistent"}
+    right = frame[(frame["label"] == "negative") & (frame["subtopic"] != "acting")]
+    assert (right["removed_by"] == "").mean() >= 0.9  # the real negatives stay
+    assert result.figures["consistency"] == "student" and result.figures["removed_inconsistent"] >= len(wrong)
+    with pytest.raises(ConfigError, match="consistency"):
+        synth_examples(synth_config(), per_label=2, project=tmp_path / "p.db", consistency="oracle", dedup=False)
+
+
+def test_chatter_refusals_with_curly_quotes_and_talk_about_the_request_are_not_rows():
+    from labelmill.strategies.synth.filters import rule_filter
+
+    assert clean_example("Sure! Here is an example: The market fell on Monday.") == "The market fell on Monday."
+    assert clean_example("Sure, it's a fine film. But boring.") == "Sure, it's a fine film. But boring."  # a row may start with "Sure"
+    kept = rule_filter(["I\u2019m sorry, but I cannot create a realistic example that meets your request.",
+                        "Stocks fell. This example fits the task of classifying business news.", "Fed hikes rates. Label: Business",
+                        "The market rose sharply on Monday after the jobs report."])
+    assert kept.keep == [3] and kept.removed == {"refusal": 1, "meta": 2}

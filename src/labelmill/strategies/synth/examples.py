@@ -2,8 +2,10 @@
 
 AttrPrompt-style diversity: the generator first lists subtopics per label, then each example asks for one
 combination of subtopic, length and style, so the examples do not all read alike. Then the filters: rules
-(empty, too short or long, refusals), MinHash and embedding near-duplicates, and consistency: the config's
-own labeler labels each example, and one it labels otherwise is dropped. Every request goes through the
+(empty, too short or long, refusals, text about the request), MinHash and embedding near-duplicates, and
+consistency: an example must get its intended label back, from the config's own labeler (`consistency=
+"labeler"`) or from a student trained on the other examples (`"student"`: logistic regression on sentence
+embeddings, 5-fold cross-fitted, no model calls; what works when the labeler itself is weak on the task). Every request goes through the
 store's cache batch by batch, so a crashed run resumes where it stopped and a rerun asks nothing twice.
 """
 
@@ -32,6 +34,8 @@ from labelmill.types import Prompt
 SYSTEM = "You write realistic example data for a text classification dataset. Reply with exactly what is asked."
 LENGTHS = ("one short sentence", "two sentences", "three or four sentences")
 STYLES = ("plain", "casual", "formal", "detailed")
+_CHATTER = re.compile(r"^(?:(?:(?:sure|certainly|understood|okay|of course)[^\n:]{0,40}?[.!,]\s*)?here(?:'s| is)\b[^\n:]{0,60}:\s*"
+                      r"|(?:sure|certainly|understood|of course)\b[^\n:]{0,60}:\s*)", re.IGNORECASE)
 _PREFIX = re.compile(r"^\s*(?:(?:example|text|input|review|article|sentence)\s*\d*\s*[:.-]\s*)", re.IGNORECASE)
 
 
@@ -45,7 +49,7 @@ class SynthResult:
 
 def synth_examples(
     config: str | Path | dict | Config, *, per_label: int = 50, project: str | Path = "labelmill.db", output: str | Path | None = None,
-    subtopics: int = 6, generator: dict | None = None, temperature: float = 0.9, consistency: bool = True, dedup: bool = True,
+    subtopics: int = 6, generator: dict | None = None, temperature: float = 0.9, consistency: bool | str = True, dedup: bool = True,
     batch: int = 64, backend: Any = None, on_event: EventHandler = ignore,
 ) -> SynthResult:
     """Write `per_label` examples for each label of a classification config (see the module docstring).
@@ -97,9 +101,16 @@ def synth_examples(
         _mark(frame, alive, near.keep, "embedding_duplicate")
         alive, vectors = alive[near.keep], vectors[near.keep]
         figures["removed_minhash"], figures["removed_embedding"] = hashed.removed_total, near.removed_total
-    if consistency and len(alive):
-        labeled = _label(cfg, frame.iloc[alive][[column]].reset_index(drop=True), project, backend, on_event)
+    kind = {True: "labeler", False: None, None: None}.get(consistency, consistency) if not isinstance(consistency, str) else consistency
+    if kind not in (None, "labeler", "student"):
+        raise ConfigError(f"unknown consistency check {consistency!r}", fix="use labeler, student or none")
+    if kind and len(alive):
+        if kind == "labeler":
+            labeled = _label(cfg, frame.iloc[alive][[column]].reset_index(drop=True), project, backend, on_event)
+        else:
+            labeled = _cross_fitted([texts[i] for i in alive], frame["label"].iloc[alive].tolist(), cfg, project)
         agree = [i for i, (got, want) in enumerate(zip(labeled, frame["label"].iloc[alive])) if got == want]
+        figures["consistency"] = kind
         _mark(frame, alive, agree, "inconsistent")
         figures["removed_inconsistent"] = len(alive) - len(agree)
         alive = alive[agree]
@@ -118,7 +129,9 @@ def synth_examples(
 
 
 def clean_example(text: str) -> str:
-    """The example itself: its first paragraph, without a leading 'Example 3:' or surrounding quotes."""
+    """The example itself: its first paragraph, without chatter before it ("Sure! Here is one:"), a leading
+    'Example 3:' or surrounding quotes."""
+    text = _CHATTER.sub("", text.strip())
     first = text.strip().split("\n\n")[0].strip()
     first = _PREFIX.sub("", first).strip().strip('"“”').strip()
     return " ".join(first.split())
@@ -134,7 +147,8 @@ def _subtopics(cfg: Config, guidelines: str, runner: Runner, store: Store, count
     out = {}
     for spec, answer in zip(cfg.labels, answers):
         items = [re.sub(r"^\s*(?:[-*\d.)]+\s*)", "", p).strip().strip("\"'.") for p in re.split(r"[,;\n]", str(answer.get("text") or ""))]
-        items = [i for i in dict.fromkeys(items) if 2 <= len(i) <= 60 and i.casefold() != spec.name.casefold()]
+        others = {o.name.casefold() for o in cfg.labels}  # a subtopic that is a label's name asks for that label's texts
+        items = [i for i in dict.fromkeys(items) if 2 <= len(i) <= 60 and i.casefold() not in others]
         out[spec.name] = items[:count] or [spec.name]
     return out
 
@@ -169,6 +183,24 @@ def _embed(texts: list[str], cfg: Config, project: str | Path) -> np.ndarray:
 
     with Store(project) as store:
         return embed(texts, cfg.examples.embedding_model, store)
+
+
+def _cross_fitted(texts: list[str], labels: list[str], cfg: Config, project: str | Path, folds: int = 5, seed: int = 0) -> list[str | None]:
+    """Each example's label from a logistic regression fitted on the other folds' examples (sentence
+    embeddings of the config's embedding model); None where a label has too few examples to fold."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.asarray(labels, dtype=object)
+    counts = pd.Series(y).value_counts()
+    if len(counts) < 2 or counts.min() < folds:
+        return list(y)  # too few to cross-fit: keep everything rather than guess
+    X = _embed(texts, cfg, project)
+    out = np.empty(len(y), dtype=object)
+    for train, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(X, y):
+        model = LogisticRegression(max_iter=2000).fit(X[train], y[train])
+        out[held] = model.predict(X[held])
+    return out.tolist()
 
 
 def _label(cfg: Config, rows: pd.DataFrame, project: str | Path, backend: Any, on_event: EventHandler) -> list[Any]:

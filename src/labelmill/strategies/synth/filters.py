@@ -16,8 +16,13 @@ import numpy as np
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 REFUSALS = (
-    r"\bas an ai\b", r"\bi(?: am|'m) (?:sorry|unable|not able)\b", r"\bi can(?:no|')t (?:help|assist|provide|do that)\b",
+    r"\bas an ai\b", r"\bi(?: am|'m) (?:sorry|unable|not able)\b", r"\bi can(?:no|')t (?:help|assist|provide|do that|create|generate|write)\b",
     r"\blanguage model\b", r"\bi do not have (?:access|the ability)\b",
+)
+# a generated row that talks about the request instead of being a row: "This example fits the task", "Label: World"
+META = (
+    r"\bth(?:is|e) (?:above )?example\b", r"\bexample (?:input|text|sentence)\b", r"(?:^|\s)label\s*:", r"\b(?:the|this) task\b",
+    r"\bhere(?:'s| is) (?:an? |one |the )?(?:example|input|text)\b", r"\bclassif(?:y|ied|ication) (?:the|this)\b",
 )
 _MERSENNE = (1 << 61) - 1
 
@@ -35,15 +40,19 @@ class Kept:
 
 
 def rule_filter(texts: Sequence[str], *, min_words: int = 3, max_words: int = 400, banned: Sequence[str] = (),
-                refusals: bool = True) -> Kept:
-    """Drop rows that are too short or too long, contain a banned word or phrase, or read as a refusal."""
+                refusals: bool = True, meta: bool = True) -> Kept:
+    """Drop rows that are too short or too long, contain a banned word or phrase, read as a refusal, or talk
+    about the request (`meta`: "this example...", "Label: ...") instead of being a row."""
     patterns = [re.compile(p, re.IGNORECASE) for p in (REFUSALS if refusals else ())]
+    about = [re.compile(p, re.IGNORECASE) for p in (META if meta else ())]
     banned_re = [re.compile(rf"(?<!\w){re.escape(b)}(?!\w)", re.IGNORECASE) for b in banned]
-    keep, removed = [], {"too_short": 0, "too_long": 0, "banned": 0, "refusal": 0}
+    keep, removed = [], {"too_short": 0, "too_long": 0, "banned": 0, "refusal": 0, "meta": 0}
     for i, text in enumerate(texts):
         words = len(_WORD.findall(text or ""))
+        plain = (text or "").replace("\u2019", "'").replace("\u2018", "'")  # curly apostrophes: "I’m sorry"
         reason = ("too_short" if words < min_words else "too_long" if words > max_words
-                  else "banned" if any(b.search(text) for b in banned_re) else "refusal" if any(p.search(text) for p in patterns) else None)
+                  else "banned" if any(b.search(plain) for b in banned_re) else "refusal" if any(p.search(plain) for p in patterns)
+                  else "meta" if any(p.search(plain) for p in about) else None)
         if reason:
             removed[reason] += 1
         else:

@@ -27,11 +27,13 @@ class SynthStrategy(Strategy):
         @click.option("--per-label", default=50, show_default=True, type=click.IntRange(1, 100000))
         @click.option("--model", "model_name", help="The writer model (default: the config's), e.g. qwen2.5-coder-1.5b.")
         @click.option("--temperature", default=0.9, show_default=True, type=click.FloatRange(0, 2))
-        @click.option("--no-consistency", is_flag=True, help="Keep examples the config's labeler labels otherwise.")
+        @click.option("--consistency", "consistency", type=click.Choice(["labeler", "student", "none"]), default="labeler", show_default=True,
+                      help="Who must give an example its intended label back: the config's labeler, or a student cross-fitted on the other examples.")
+        @click.option("--no-consistency", is_flag=True, help="Same as --consistency none.")
         @click.option("--no-dedup", is_flag=True, help="Keep near-duplicates.")
         @click.option("--project", default="labelmill.db", show_default=True)
         @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-        def examples(config: str, output: str, per_label: int, model_name: str | None, temperature: float, no_consistency: bool,
+        def examples(config: str, output: str, per_label: int, model_name: str | None, temperature: float, consistency: str, no_consistency: bool,
                      no_dedup: bool, project: str, as_json: bool) -> None:
             """Write labeled examples for each label of a classification CONFIG, from no real rows: subtopics,
             lengths and styles vary; rule, near-duplicate and consistency filters drop the bad ones."""
@@ -39,7 +41,7 @@ class SynthStrategy(Strategy):
             from labelmill.strategies.synth.examples import synth_examples
 
             result = synth_examples(config, per_label=per_label, project=project, output=output, generator={"name": model_name} if model_name else None,
-                                    temperature=temperature, consistency=not no_consistency, dedup=not no_dedup, on_event=ProgressView(quiet=as_json))
+                                    temperature=temperature, consistency=None if no_consistency or consistency == "none" else consistency, dedup=not no_dedup, on_event=ProgressView(quiet=as_json))
             if as_json:
                 click.echo(json.dumps({"output": str(result.output_path), **result.figures}))
                 return
