@@ -269,3 +269,32 @@ def test_tune_starts_from_a_refined_guideline_and_keeps_to_a_call_budget(tmp_pat
     with pytest.raises(ConfigError, match="no strategy finished"):  # not even one trial fits the calls left
         tune(config, dev.assign(text=dev["text"] + " again"), shots=(0,), calibrations=("none",), project=tmp_path / "c.db", limit=None,
              max_calls=len(dev) - 1)
+
+
+def test_tune_cli_reads_the_guideline_version_it_is_given(tmp_path):
+    import subprocess
+
+    import pandas as pd
+
+    from conftest import child_env, cli_command
+
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(movie_config([])))
+    pd.DataFrame(movie_rows()).to_csv(tmp_path / "dev.csv", index=False)
+    doc = Guideline("movies", "Classify the sentiment.", {"positive": "", "negative": ""}, [Rule("'dreadful' means negative.", "", "ana")])
+    (tmp_path / "g.md").write_text(doc.render())
+    env = child_env()
+    project = str(tmp_path / "p.db")
+    done = subprocess.run(cli_command("guidelines", "commit", str(tmp_path / "c.yaml"), str(tmp_path / "g.md"), "-m", "ana's rule", "--project", project),
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+    def tuned(*extra):
+        run = subprocess.run(cli_command("tune", str(tmp_path / "c.yaml"), str(tmp_path / "dev.csv"), "--shots", "0", "--calibration", "none",
+                                         "--project", project, "--out", str(tmp_path / "t.yaml"), "--json", *extra), env=env, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        return json.loads(run.stdout)
+
+    assert tuned()["best"]["accuracy"] < 1.0
+    report = tuned("--guideline", "HEAD")
+    assert report["best"]["accuracy"] == 1.0 and report["model_calls"] == 36
+    assert "'dreadful' means negative." in yaml.safe_load((tmp_path / "t.yaml").read_text())["guidelines"]
