@@ -115,6 +115,16 @@ class Server:
                 self.proc.wait()
 
 
+def serve(tmp: Path, config: str, rows: list[dict]) -> Server:
+    """Write the config and the rows (CSV) and start `labelmill review` on them."""
+    (tmp / "config.yaml").write_text(config)
+    with (tmp / "rows.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return Server(tmp)
+
+
 @pytest.fixture
 def workdir(tmp_path):
     (tmp_path / "config.yaml").write_text(CONFIG)
@@ -306,6 +316,15 @@ def test_kill_9_loses_no_committed_review(workdir):
         again.stop()
 
 
+SELECT_TEXT = """
+    const box = document.getElementById('row-text'); const want = arguments[0];
+    const walker = document.createTreeWalker(box, NodeFilter.SHOW_TEXT); let node;
+    while ((node = walker.nextNode())) { const at = node.textContent.indexOf(want);
+      if (at >= 0) { const r = document.createRange(); r.setStart(node, at); r.setEnd(node, at + want.length);
+        const sel = window.getSelection(); sel.removeAllRanges(); sel.addRange(r); return true; } }
+    return false;"""
+
+
 NER_CONFIG = """\
 task: ner
 name: news-entities
@@ -330,13 +349,7 @@ def test_ner_view_adds_and_removes_spans_by_selection(tmp_path):
         writer.writerows([["SOCCER - JAPAN GET LUCKY WIN , CHINA IN SURPRISE DEFEAT ."], ["Nadim Ladki"]])
     server = Server(tmp_path)
     driver = chrome()
-    select = """
-        const box = document.getElementById('row-text'); const want = arguments[0];
-        const walker = document.createTreeWalker(box, NodeFilter.SHOW_TEXT); let node;
-        while ((node = walker.nextNode())) { const at = node.textContent.indexOf(want);
-          if (at >= 0) { const r = document.createRange(); r.setStart(node, at); r.setEnd(node, at + want.length);
-            const sel = window.getSelection(); sel.removeAllRanges(); sel.addRange(r); return true; } }
-        return false;"""
+    select = SELECT_TEXT
     try:
         driver.get(server.links["ana"])
         wait_for(driver, lambda d: "SOCCER" in d.find_element("id", "row-text").text)
@@ -382,14 +395,9 @@ def test_qa_view_selects_the_answer_or_marks_it_unanswerable(tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys
 
-    (tmp_path / "config.yaml").write_text(QA_CONFIG)
     rows = [{"context": "The Norse raiders were led by Rollo.", "question": "Who led the raiders?", "all_answers": '["Rollo"]'},
             {"context": "The Normans spoke French.", "question": "What did the Saxons speak?", "all_answers": "[]"}]
-    with (tmp_path / "rows.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["context", "question", "all_answers"])
-        writer.writeheader()
-        writer.writerows(rows)
-    server = Server(tmp_path)
+    server = serve(tmp_path, QA_CONFIG, rows)
     driver = chrome()
     select = """
         const box = document.getElementById('row-text'); const node = box.firstChild; const at = node.textContent.indexOf(arguments[0]);
@@ -441,29 +449,15 @@ model:
   params: {keywords: {"Cause-Effect(e1,e2)": [causes], "Component-Whole(e1,e2)": [part]}}
 """
 
-SELECT_TEXT = """
-    const box = document.getElementById('row-text'); const want = arguments[0];
-    const walker = document.createTreeWalker(box, NodeFilter.SHOW_TEXT); let node;
-    while ((node = walker.nextNode())) { const at = node.textContent.indexOf(want);
-      if (at >= 0) { const r = document.createRange(); r.setStart(node, at); r.setEnd(node, at + want.length);
-        const sel = window.getSelection(); sel.removeAllRanges(); sel.addRange(r); return true; } }
-    return false;"""
-
-
 def test_relation_view_highlights_the_pair_and_picks_labels_past_nine_by_keyboard(tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys
 
-    (tmp_path / "config.yaml").write_text(RELATION_CONFIG)
     hostile = '<img src=x onerror="window.__xss = 3">'
     rows = [{"text": "Smoke causes cancer.", "e1": "Smoke", "e2": "cancer"},
             {"text": f"The {hostile} was found in a <b>box</b>.", "e1": hostile, "e2": "<b>box</b>"},
             {"text": "The letter came from Rome.", "e1": "letter", "e2": "Rome"}]
-    with (tmp_path / "rows.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["text", "e1", "e2"])
-        writer.writeheader()
-        writer.writerows(rows)
-    server = Server(tmp_path)
+    server = serve(tmp_path, RELATION_CONFIG, rows)
     driver = chrome()
     # labels: Cause-Effect(e1,e2) 1, (e2,e1) 2, Component-Whole 3 4, Content-Container 5 6, Entity-Origin 7 8, Message-Topic 9 10, Other 11
     keys = {0: (["1"], "Cause-Effect(e1,e2)"), 1: (["5"], "Content-Container(e1,e2)"), 2: (["7"], "Entity-Origin(e1,e2)")}
@@ -533,10 +527,7 @@ def test_relations_view_edits_entities_and_relations_by_click_selection_and_keyb
     from selenium.webdriver.common.keys import Keys
 
     text = "John Smith works for Acme Corp , based in Paris , near Lyon ."
-    (tmp_path / "config.yaml").write_text(RELATIONS_CONFIG)
-    with (tmp_path / "rows.csv").open("w", newline="") as fh:
-        csv.writer(fh).writerows([["text"], [text]])
-    server = Server(tmp_path)
+    server = serve(tmp_path, RELATIONS_CONFIG, [{"text": text}])
     driver = chrome()
 
     def relations(d):
