@@ -13,7 +13,7 @@ at the number of model calls refine made: <set>_calls_refine / <set>_calls_tune)
 --combined), <set>_versions, <set>_proposer, <set>_rounds, <set>_final_guideline. --transfer MODEL scores
 the initial and the refined guideline with another labeler on the first --transfer-rows test rows.
 
-    python bench/refine.py [--sets ag_news,civil,banking77] [--rows 1000] [--dev 300] [--rounds 2] [--proposer NAME]
+    python bench/refine.py [--sets ag_news,civil,banking77] [--rows 1000] [--dev 400] [--rounds 2] [--proposer NAME]
                            [--combined] [--transfer MODEL] [--transfer-rows 300] [--workdir DIR] [--json]
 """
 
@@ -121,7 +121,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", default="ag_news,civil,banking77")
     parser.add_argument("--rows", type=int, default=1000)
-    parser.add_argument("--dev", type=int, default=300)
+    parser.add_argument("--dev", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--proposer", default="qwen2.5-coder-1.5b")
     parser.add_argument("--max-rules", type=int, default=3)
