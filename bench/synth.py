@@ -103,16 +103,16 @@ def judge_part(model: str, pairs: int | None, work: Path, mode: str = "pointwise
     return out
 
 
-def summaries_part(search_rows: int, work: Path) -> dict:
+def summaries_part(search_rows: int, work: Path, restore_words: int | None = None) -> dict:
     from labelmill.strategies.synth.summaries import synth_summaries
 
     contexts = pd.read_csv(DATA / "squad_v2" / "dev_subset.csv").drop_duplicates("context")[["context"]].rename(columns={"context": "text"})
     config = {"task": "generation", "name": "squad-summaries", "guidelines": "Summarize the text in one sentence.", "input_template": "{text}",
               "model": {"backend": "llama_cpp", "name": "qwen2.5-coder-0.5b", "method": "generate", "max_tokens": 80}}
     started = time.perf_counter()
-    result = synth_summaries(config, contexts, search_rows=search_rows, project=work / "summaries.db")
+    result = synth_summaries(config, contexts, search_rows=search_rows, project=work / "summaries.db", restore_words=restore_words)
     f = result.figures
-    out = {"summary_contexts": int(len(contexts)), "summary_search_rows": f["search_rows"], "summary_held_out_rows": f["held_out_rows"],
+    out = {"summary_restore_words": restore_words or "all", "summary_contexts": int(len(contexts)), "summary_search_rows": f["search_rows"], "summary_held_out_rows": f["held_out_rows"],
            "summary_restore_score_initial": f["restore_score_initial"], "summary_restore_score_searched": f["restore_score_searched"],
            "summary_compression_initial": f["compression_initial"], "summary_compression_searched": f["compression_searched"],
            "summary_chosen_template": f["chosen_template"], "summary_search": f["search"], "summary_wall_s": round(time.perf_counter() - started, 1)}
@@ -132,6 +132,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=200, help="The first N pairs (0: all 688).")
     parser.add_argument("--judge-mode", default="pointwise", help="pointwise (P(correct) per answer) or pairwise (A/B in both orders); both: each.")
     parser.add_argument("--search-rows", type=int, default=40)
+    parser.add_argument("--restore-words", type=int, default=0, help="Restore the first N words of each context (0: all of it).")
     parser.add_argument("--project-dir", type=Path)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -148,7 +149,7 @@ def main() -> None:
             part = judge_part(args.judge_model, args.pairs or None, work, mode)
             figures.update(part if mode == modes[0] else {f"{k}_{mode}": v for k, v in part.items()})
     if "summaries" in parts:
-        figures.update(summaries_part(args.search_rows, work))
+        figures.update(summaries_part(args.search_rows, work, args.restore_words or None))
     emit(figures, args.json)
 
 

@@ -3,9 +3,11 @@
 
 Each candidate template (the config's instruction, instruction variants, and the best of them with one
 demo) writes a summary of every search row. The model then restores the source from the summary: the
-restore score is how much the summary raises the model's per-token log-probability of the source's
-first `restore_words` words (scored, not generated: one pass, no sampling), over the same text restored
-from no summary at all. A copied source restores perfectly, so length is held: a template whose compression
+restore score is how much the summary raises the model's per-token log-probability of the source (its
+first `restore_words` words, or all of it with `restore_words=None`; scored, not generated: one pass, no
+sampling), over the same text restored from no summary at all. Restoring only the start favours summaries
+that copy the start (a lead sentence restores the first 60 words best), so restoring the whole source is
+what rewards a summary for covering it. A copied source restores perfectly, so length is held: a template whose compression
 ratio (summary words / source words) on the search rows is above the initial template's (times
 `length_slack`) cannot win, however well it restores. The best template on the search rows is then scored
 against the initial one on the held-out rows, and each row's restore score is its confidence for routing
@@ -76,7 +78,7 @@ class SummaryResult:
 
 def synth_summaries(
     config: str | Path | dict | Config, data: Any, *, search_rows: int = 40, project: str | Path = "labelmill.db", output: str | Path | None = None,
-    variants: tuple[str, ...] = VARIANTS, one_shot: bool = True, restore_words: int = 60, length_slack: float = 1.0,
+    variants: tuple[str, ...] = VARIANTS, one_shot: bool = True, restore_words: int | None = 60, length_slack: float = 1.0,
     backend: Any = None, on_event: EventHandler = ignore,
 ) -> SummaryResult:
     """Search the summary template on the first `search_rows` distinct rows, score it on the rest (see the module docstring)."""
@@ -151,7 +153,7 @@ def template_config(cfg: Config, template: Template) -> Config:
                          examples={"k": 1, "items": items, "file": None, "label_column": "__summary", "selection": "fixed"})
 
 
-def _score(cfg: Config, template: Template, rows: pd.DataFrame, task: Any, store: Store, backend: Any, restore_words: int,
+def _score(cfg: Config, template: Template, rows: pd.DataFrame, task: Any, store: Store, backend: Any, restore_words: int | None,
            on_event: EventHandler) -> Scored:
     """The template's summaries of `rows` (a run in the store) and their restore scores."""
     sub = template_config(cfg, template)
@@ -162,7 +164,7 @@ def _score(cfg: Config, template: Template, rows: pd.DataFrame, task: Any, store
         on_event(Notice(f"synth summaries: {template.name} on {len(rows)} rows"))
         result = Runner(job, store, on_event).run(shown)
         summaries = [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in result.frame[result.columns["label"]]]
-        targets = [" ".join(_WORD.findall(s)[:restore_words]) for s in sources]
+        targets = [" ".join(_WORD.findall(s)[:restore_words] if restore_words else _WORD.findall(s)) for s in sources]
         restored = _restore_logprob(job, store, [s if s is not None else "" for s in summaries], targets)
         baseline = _restore_logprob(job, store, [""] * len(targets), targets)
         tokens = np.array([max(1, job.backend.count_tokens(t)) for t in targets], dtype=float)
