@@ -88,3 +88,20 @@ def test_the_cli_says_what_it_needs(tmp_path):
     rows(8).to_csv(tmp_path / "rows.csv", index=False)
     done = subprocess.run(cli_command("synth", "summaries", "c.json", "rows.csv", "--search-rows", "5"), cwd=tmp_path, env=child_env(), capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "distinct rows" in done.stdout + done.stderr
+
+
+def test_restoring_the_whole_source_or_only_its_start(tmp_path):
+    """The restorer is asked for the first `restore_words` words, or for every word of the source."""
+    seen: list[int] = []
+
+    class Counting(Summarizer):
+        def score(self, prompts, candidates):
+            seen.append(len(candidates[0].split()))
+            return super().score(prompts, candidates)
+
+    backend = Counting(ModelSpec(backend="fake", name="summarizer"))
+    synth_summaries(config(), rows(30), search_rows=10, project=tmp_path / "a.db", backend=backend, restore_words=20, one_shot=False)
+    assert set(seen) == {20}
+    seen.clear()
+    whole = synth_summaries(config(), rows(30), search_rows=10, project=tmp_path / "b.db", backend=backend, restore_words=None, one_shot=False)
+    assert set(seen) == {41} and whole.figures["restore_score_searched"] > whole.figures["restore_score_initial"]
