@@ -57,12 +57,14 @@ class SynthStrategy(Strategy):
         @click.option("--no-one-shot", is_flag=True, help="Do not try the best instruction with one demo.")
         @click.option("--project", default="labelmill.db", show_default=True)
         @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-        def summaries(config: str, input: str, output: str | None, search_rows: int, no_one_shot: bool, project: str, as_json: bool) -> None:
+        @click.option("--restore-words", type=click.IntRange(min=0), default=0, show_default=True,
+                      help="Restore only the first N words of each source (0: all of it; the start alone favours copying the lead).")
+        def summaries(config: str, input: str, output: str | None, search_rows: int, no_one_shot: bool, restore_words: int, project: str, as_json: bool) -> None:
             """Search a generation CONFIG's template by generate -> restore -> compare on INPUT, with no reference summaries."""
             from labelmill.cli.progress import ProgressView
             from labelmill.strategies.synth.summaries import synth_summaries
 
-            result = synth_summaries(config, input, search_rows=search_rows, project=project, output=output, one_shot=not no_one_shot,
+            result = synth_summaries(config, input, search_rows=search_rows, project=project, output=output, one_shot=not no_one_shot, restore_words=restore_words or None,
                                      on_event=ProgressView(quiet=as_json))
             if as_json:
                 click.echo(json.dumps({"output": str(result.output_path) if result.output_path else None, **result.figures}))

@@ -78,7 +78,7 @@ class SummaryResult:
 
 def synth_summaries(
     config: str | Path | dict | Config, data: Any, *, search_rows: int = 40, project: str | Path = "labelmill.db", output: str | Path | None = None,
-    variants: tuple[str, ...] = VARIANTS, one_shot: bool = True, restore_words: int | None = 60, length_slack: float = 1.0,
+    variants: tuple[str, ...] = VARIANTS, one_shot: bool = True, restore_words: int | None = None, length_slack: float = 1.0,
     backend: Any = None, on_event: EventHandler = ignore,
 ) -> SummaryResult:
     """Search the summary template on the first `search_rows` distinct rows, score it on the rest (see the module docstring)."""
