@@ -230,7 +230,7 @@ def _twin(trials: list[Trial], trial: Trial) -> Trial | None:
     """The trial that asked the model for the same prompts as `trial` (one whose answers all came from the cache)."""
     for other in trials:
         same = (other.shots, other.selection, other.reasoning, other.model) == (trial.shots, trial.selection, trial.reasoning, trial.model)
-        if other is not trial and same and other.seconds_per_row:
+        if other is not trial and same and other.seconds_per_row is not None:  # 0.0 on a fast backend still asked
             return other
     return None
 
