@@ -118,10 +118,9 @@ def label_studio_tasks(config: Config, labeled: str | Path) -> list[dict[str, An
 
 
 def relation_triples(config: Config, labeled: str | Path) -> list[dict[str, Any]]:
-    from labelmill.tasks.relation import read_span
-
     if config.task not in ("relation", "relations"):
         raise ConfigError(f"the triples format is for relation and relations tasks; this config is {config.task!r}", fix="use --format label-studio")
+    task = make_task(config)
     out = []
     for i, record, value, score in _rows(config, labeled):
         if value is None:
@@ -133,15 +132,7 @@ def relation_triples(config: Config, labeled: str | Path) -> list[dict[str, Any]
                 out.append({"row": i, "head": {k: head.get(k) for k in ("start", "end", "type", "text")}, "relation": rel["type"],
                             "tail": {k: tail.get(k) for k in ("start", "end", "type", "text")}, "confidence": rel.get("confidence")})
             continue
-        spec = config.relation
-        text = str(record.get(spec.text_column) or "")
-        if spec.head_column and spec.tail_column and "<e1>" not in text:
-            head, tail = read_span(record.get(spec.head_column), text, spec.head_column), read_span(record.get(spec.tail_column), text, spec.tail_column)
-        else:
-            from labelmill.tasks.relation import marked_texts
-
-            e1, e2 = marked_texts(text)
-            head, tail = {"text": e1}, {"text": e2}
+        _, head, tail = task.pair(record)  # offsets into the plain text, however the row marks the pair
         out.append({"row": i, "head": head, "relation": value, "tail": tail, "confidence": score})
     return out
 

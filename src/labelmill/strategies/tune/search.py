@@ -113,9 +113,7 @@ def tune(
 
     base = load_config(config)
     if guideline is not None:
-        base_dir = base.base_dir
         base = base.model_copy(update={"guidelines": guideline, "guidelines_file": None})
-        base.base_dir = base_dir
     if not base.gold_column:
         raise ConfigError("tune needs gold_column: the dev rows' true labels", fix="set gold_column in the config")
     frame = read_rows(dev, base.dataset)
