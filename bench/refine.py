@@ -14,6 +14,7 @@ at the number of model calls refine made: <set>_calls_refine / <set>_calls_tune)
 the initial and the refined guideline with another labeler on the first --transfer-rows test rows.
 
     python bench/refine.py [--sets ag_news,civil,banking77] [--rows 1000] [--dev 400] [--rounds 2] [--proposer NAME]
+                           [--max-rules 3] [--edits KINDS] [--max-candidates N] [--no-tune]
                            [--combined] [--transfer MODEL] [--transfer-rows 300] [--workdir DIR] [--json]
 """
 
@@ -50,7 +51,8 @@ def config_for(name: str, train) -> dict:
 
 
 def bench_set(name: str, rows: int, dev_rows: int, rounds: int, proposer: str | None, workdir: Path, combined: bool = False,
-              transfer: str | None = None, transfer_rows: int = 300, max_rules: int = 3) -> dict:
+              transfer: str | None = None, transfer_rows: int = 300, max_rules: int = 3, edits: tuple[str, ...] | None = None,
+              max_candidates: int | None = None, with_tune: bool = True) -> dict:
     import pandas as pd
 
     import labelmill
@@ -67,7 +69,9 @@ def bench_set(name: str, rows: int, dev_rows: int, rounds: int, proposer: str | 
     config = config_for(name, train)
     project = workdir / f"{name}.db"
     started = time.perf_counter()
-    result = refine(config, dev, project=project, rounds=rounds, max_rules=max_rules, proposer={"name": proposer} if proposer else None, metric=metric)
+    options = {"edits": edits} if edits else {}
+    result = refine(config, dev, project=project, rounds=rounds, max_rules=max_rules, proposer={"name": proposer} if proposer else None, metric=metric,
+                    max_candidates=max_candidates, **options)
     refine_s = time.perf_counter() - started
     calls = result.calls["label"] + result.calls["text"]
 
@@ -96,7 +100,10 @@ def bench_set(name: str, rows: int, dev_rows: int, rounds: int, proposer: str | 
         return score(best, tag), {"best": report["best"]["name"], "dev_accuracy": report["best"]["accuracy"], "model_calls": report["model_calls"],
                                   "trials": [(t["name"], t["status"], t["accuracy"]) for t in report["trials"]]}
 
-    figures[f"{name}_tune_test"], figures[f"{name}_tune"] = tuned(None, "tune")
+    if with_tune:
+        figures[f"{name}_tune_test"], figures[f"{name}_tune"] = tuned(None, "tune")
+    else:  # --no-tune: not measured (said so in the output, not left out silently)
+        figures[f"{name}_tune_test"], figures[f"{name}_tune"] = None, {"model_calls": None, "skipped": "--no-tune"}
     if combined:
         figures[f"{name}_refined_tune_test"], figures[f"{name}_refined_tune"] = tuned(refined_text, "refined-tune")
     if transfer:
@@ -125,6 +132,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--proposer", default="qwen2.5-coder-1.5b")
     parser.add_argument("--max-rules", type=int, default=3)
+    parser.add_argument("--edits", help="comma-separated edit kinds (add_rule,define_label,delete_rule; default all)")
+    parser.add_argument("--max-candidates", type=int, help="candidates scored per round (default: every edit alone and all together)")
+    parser.add_argument("--no-tune", action="store_true", help="skip the tune comparison (its keys are null)")
     parser.add_argument("--combined", action="store_true")
     parser.add_argument("--transfer")
     parser.add_argument("--transfer-rows", type=int, default=300)
@@ -137,7 +147,8 @@ def main() -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         for name in args.sets.split(","):
             figures.update(bench_set(name.strip(), args.rows, args.dev, args.rounds, args.proposer, workdir, args.combined, args.transfer,
-                                     args.transfer_rows, args.max_rules))
+                                     args.transfer_rows, args.max_rules, tuple(args.edits.split(",")) if args.edits else None,
+                                     args.max_candidates, not args.no_tune))
             print(json.dumps({k: v for k, v in figures.items() if not isinstance(v, (list, dict))}, default=float), file=sys.stderr, flush=True)
     print(json.dumps(figures, default=float) if args.json else "\n".join(f"{k}: {v}" for k, v in figures.items() if not isinstance(v, list)))
 

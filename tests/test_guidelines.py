@@ -298,3 +298,33 @@ def test_tune_cli_reads_the_guideline_version_it_is_given(tmp_path):
     report = tuned("--guideline", "HEAD")
     assert report["best"]["accuracy"] == 1.0 and report["model_calls"] == 36
     assert "'dreadful' means negative." in yaml.safe_load((tmp_path / "t.yaml").read_text())["guidelines"]
+
+
+def test_errors_cluster_by_confusion_single_confusions_by_their_gold_label_and_carry_a_theme():
+    from labelmill.strategies.refine.loop import cluster_errors
+
+    gold = ["card_arrival", "card_arrival", "card_arrival", "card_arrival", "top_up", "top_up", "top_up", "pin", "pin"]
+    said = ["card_linking", "card_linking", "pin", "top_up", "card_arrival", "pin", "top_up", "pin", "top_up"]
+    errors = [i for i, (g, p) in enumerate(zip(gold, said)) if g != p]  # the row labeled right (6, 7) is no error
+    why = {0: "The customer asks when the delivery of the new card arrives.", 1: "It is about delivery: when will it arrive.",
+           2: "The card delivery is late.", 3: "The text asks about delivery."}
+    clusters = cluster_errors(gold, said, errors, why, limit=5)
+    # card_arrival -> card_linking twice is its own cluster; its single pin and top_up errors fold into "card_arrival, labeled as other labels"
+    assert [(c.gold, c.predicted, c.members) for c in clusters] == [
+        ("card_arrival", ["card_linking"], [0, 1]), ("card_arrival", ["pin", "top_up"], [2, 3]), ("top_up", ["card_arrival", "pin"], [4, 5]),
+        ("pin", ["top_up"], [8])]  # a one-error cluster only while there is room for every cluster
+    assert clusters[0].theme == ["delivery"] and "explanations citing delivery" in clusters[0].describe()
+    assert clusters[1].describe().startswith("2 search errors (card_arrival labeled pin or top_up)")
+    assert clusters[2].theme == []  # no explanations, no theme
+    assert [c.members for c in cluster_errors(gold, said, errors, why, limit=3)] == [[0, 1], [2, 3], [4, 5]]
+
+
+def test_max_candidates_caps_the_guidelines_scored_per_round(tmp_path):
+    import pandas as pd
+
+    from labelmill.strategies.refine.loop import refine
+
+    config = movie_config([[r"These texts are (\w+), but[\s\S]*?(dreadful)", "Rule: '{1}' means {0}."]])
+    capped = refine(config, pd.DataFrame(movie_rows()), project=tmp_path / "p.db", rounds=1, max_candidates=1)
+    assert len(capped.rounds[0].candidates) == 1 and capped.projection["label_calls"] == 18 + 18 + 1 * 18 + 3 * 18
+    assert capped.rounds[0].accepted is not None  # the one candidate scored is the largest cluster's rule

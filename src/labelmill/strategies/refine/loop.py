@@ -3,13 +3,17 @@
 Each round:
 1. the labeler labels the search half of the dev rows with the current guideline;
 2. it explains each error ("you said X, the answer is Y: what in the text shows Y?");
-3. the errors are grouped by confusion (gold -> predicted), largest groups first;
-4. a proposer model (the labeler, or another: `proposer`) drafts edits for each group, citing it: a new
+3. the errors are clustered (`cluster_errors`): by confusion (gold -> predicted), a confusion with a single
+   error folded into the cluster of the label the row should have had (with many labels most confusions
+   are single errors), largest clusters first; each cluster carries its explanations and the words they
+   share most (its theme);
+4. a proposer model (the labeler, or another: `proposer`) drafts edits for each cluster, citing it: a new
    rule, and a rewritten definition of the label the rows should have had; a rule added by an earlier
    round may be deleted (`edits`);
 5. with `decide` (the CLI's --interactive), a person accepts, edits or rejects each proposal first;
-6. each candidate guideline (the current one with one edit, and with all of them) is scored on the search
-   half, with a penalty per added rule and per 100 added characters (longer is not better for free);
+6. each candidate guideline (the current one with one edit, and with all of them; with `max_candidates`,
+   all of them and the edits of the largest clusters only) is scored on the search half, with a penalty
+   per added rule and per 100 added characters (longer is not better for free);
 7. the best few (`beam`) are tried on the held-out half, and the best of them is accepted only if the
    held-out rows improve too. An accepted guideline becomes a version in the store with its diff, a
    rationale naming the errors, its search and held-out figures and the hash of the system prompt it
@@ -135,11 +139,11 @@ def prompt_hash(cfg: Config, guideline: Guideline) -> str:
 
 
 def projection(cfg: Config, proposer_cfg: Config, sample: Any, search_rows: int, heldout_rows: int, *, rounds: int, max_rules: int,
-               max_errors: int, beam: int) -> dict[str, Any]:
+               max_errors: int, beam: int, max_candidates: int | None = None) -> dict[str, Any]:
     """The most model calls the rounds can take, and their time and cost from `labelmill plan`'s estimates."""
     from labelmill.api import plan
 
-    candidates = 3 * max_rules + 1  # a rule and a definition per group, deletions, all together
+    candidates = 3 * max_rules + 1 if max_candidates is None else max_candidates  # a rule and a definition per cluster, deletions, all together
     label_calls = rounds * (search_rows + heldout_rows + candidates * search_rows + beam * heldout_rows)
     text_calls = rounds * (max_errors + 2 * max_rules)
     labeler = plan(cfg, sample, limit=min(20, len(sample)))
@@ -174,10 +178,54 @@ def is_copy(rule: str, sources: list[str], share: float = 0.6) -> bool:
     return False
 
 
+_STOP = set("""a an the of to in on for and or but is are was were be been it its this that these those as at by with from
+not no text texts label labeled labelled should shows show about which what it's their there they than then so because into
+correct correctly instead one only also more most same would could can does do did has have had when where how why who will
+what whom which while just very some any all them him her his she you your our his mentions mentioned mention""".split())
+
+
+@dataclass
+class Cluster:
+    gold: str
+    predicted: list[str]  # the labels the labeler gave these rows, most frequent first
+    members: list[int]  # error positions in the search rows
+    theme: list[str] = field(default_factory=list)  # the words the explanations share most
+
+    @property
+    def said(self) -> str:
+        return " or ".join(self.predicted[:3]) + (" or other labels" if len(self.predicted) > 3 else "")
+
+    def describe(self) -> str:
+        return f"{len(self.members)} search errors ({self.gold} labeled {self.said})" + (f", explanations citing {', '.join(self.theme)}" if self.theme else "")
+
+
+def cluster_errors(gold: list[Any], predicted: list[Any], errors: list[int], why: dict[int, str], limit: int) -> list[Cluster]:
+    """Errors grouped by confusion; a confusion with one error joins the cluster of its gold label (with
+    77 labels most confusions are single errors, and one row is no evidence for a rule). Largest first,
+    ties by first appearance; each cluster's theme is the words most of its explanations use."""
+    pairs = Counter((str(gold[i]), str(predicted[i])) for i in errors)
+    clusters: dict[tuple[str, str | None], Cluster] = {}
+    for i in errors:
+        g, p = str(gold[i]), str(predicted[i])
+        key = (g, p) if pairs[(g, p)] > 1 else (g, None)
+        clusters.setdefault(key, Cluster(g, [], [])).members.append(i)
+    for key, cluster in clusters.items():
+        said = Counter(str(predicted[i]) for i in cluster.members)
+        cluster.predicted = [label for label, _ in said.most_common()]
+        words = Counter()
+        for i in cluster.members:
+            words.update({w for w in re.findall(r"[a-z][a-z'-]{2,}", why.get(i, "").lower()) if w not in _STOP
+                          and w not in cluster.gold.lower() and all(w not in p.lower() for p in cluster.predicted)})
+        explained = sum(1 for i in cluster.members if why.get(i))
+        cluster.theme = [w for w, n in words.most_common(3) if explained > 1 and n >= max(2, explained // 3)]
+    ranked = sorted(clusters.values(), key=lambda c: -len(c.members))  # stable: first appearance breaks ties
+    return [c for c in ranked if len(c.members) > 1 or len(ranked) <= limit][:limit]
+
+
 def refine(
     config: str | Path | dict | Config, dev: Any, *, project: str | Path = "labelmill.db", rounds: int = 2, proposer: dict | None = None,
     max_rules: int = 3, max_errors: int = 24, heldout_share: float = 0.5, rule_penalty: float = 0.002, length_penalty: float = 0.001,
-    beam: int = 3, edits: tuple[str, ...] = ("add_rule", "define_label", "delete_rule"), budget_s: float | None = None,
+    beam: int = 3, edits: tuple[str, ...] = ("add_rule", "define_label", "delete_rule"), budget_s: float | None = None, max_candidates: int | None = None,
     max_cost: float | None = None, decide: Callable[[Edit], Edit | None] | None = None, metric: str = "accuracy", seed: int = 0,
     author: str | None = None,
     on_event: EventHandler = ignore,
@@ -212,7 +260,8 @@ def refine(
     proposer_cfg = cfg if not proposer else cfg.model_copy(update={"model": ModelSpec.model_validate({**cfg.model.model_dump(), **proposer})})
     proposer_name = f"{proposer_cfg.model.backend}:{proposer_cfg.model.name}"
     out = RefineResult()
-    out.projection = projection(cfg, proposer_cfg, search, len(search), len(heldout), rounds=rounds, max_rules=max_rules, max_errors=max_errors, beam=beam)
+    out.projection = projection(cfg, proposer_cfg, search, len(search), len(heldout), rounds=rounds, max_rules=max_rules, max_errors=max_errors, beam=beam,
+                                max_candidates=max_candidates)
     p = out.projection
     on_event(Notice(f"refine: at most {p['label_calls']} labeling calls and {p['text_calls']} generated texts over {rounds} round(s), "
                     f"about {p['estimated_seconds']:.0f} s" + ("" if p["estimated_cost_usd"] is None else f", ${p['estimated_cost_usd']:.4f}")
@@ -239,22 +288,21 @@ def refine(
         held_acc, _, _ = _accuracy(labeler, heldout, project, on_event, out, metric)
         errors = [i for i, (g, p) in enumerate(zip(gold, predicted)) if p is not None and g is not None and str(g) != str(p)]
         texts = [labeler_text(labeler, r) for r in search.to_dict("records")]
-        groups = Counter((str(gold[i]), str(predicted[i])) for i in errors).most_common(max_rules)
         result = RoundResult(number, search_acc, held_acc, len(errors), [], [], None)
-        if not groups:
+        if not errors:
             out.rounds.append(result)
             break
-        # explanations of the errors, then edits per confusion group
-        shown = errors[:max_errors]
+        # explanations of the errors (the largest confusions first), their clusters, then edits per cluster
+        shown = [i for c in cluster_errors(gold, predicted, errors, {}, max_rules) for i in c.members][:max_errors]
         explain = [Prompt(EXPLAIN_SYSTEM, (), f"Guideline:\n{current.prompt_text()}\n\nText: {texts[i]}\nYou labeled it {predicted[i]}; "
                           f"the correct label is {gold[i]}. In one sentence: what in the text shows it is {gold[i]}?") for i in shown]
         why = dict(zip(shown, _ask(labeler, explain, project, "explain_error", 60, out)))
         proposals: list[Edit] = []
-        for (g, p), count in groups:
-            members = [i for i in errors if str(gold[i]) == g and str(predicted[i]) == p]
+        for cluster in cluster_errors(gold, predicted, errors, why, max_rules):
+            g, p, members, count = cluster.gold, cluster.said, cluster.members, len(cluster.members)
             lines = "\n".join(f"- {texts[i][:300]}" + (f"\n  (why: {why[i][:200]})" if why.get(i) else "") for i in members[:6])
-            evidence = f"{count} search errors ({g} labeled {p}), e.g. dev rows {', '.join(str(int(search_rows[i])) for i in members[:3])}"
-            found = {"gold": g, "predicted": p, "errors": count}
+            evidence = f"{cluster.describe()}, e.g. dev rows {', '.join(str(int(search_rows[i])) for i in members[:3])}"
+            found = {"gold": g, "predicted": p, "errors": count, "theme": cluster.theme}
             if "add_rule" in edits:
                 ask = Prompt(PROPOSE_SYSTEM, (), f"Current guideline:\n{current.prompt_text()}\n\nThese texts are {g}, but a labeler following the guideline "
                              f"said {p}:\n{lines}\n\nWrite one new rule, one sentence, that makes these {g} without changing other cases. Reply with the rule only.")
@@ -282,7 +330,10 @@ def refine(
                     kept.append(choice)
             proposals = kept
         additions = [e for e in proposals if e.kind != "delete_rule"]
-        candidates = [[e] for e in proposals] + ([additions] if len(additions) > 1 else [])
+        singles = [[e] for e in proposals]  # largest clusters first, deletions last
+        if max_candidates is not None:
+            singles = singles[: max(0, max_candidates - (len(additions) > 1))]
+        candidates = singles + ([additions] if len(additions) > 1 else [])
         scored = []
         for chosen in candidates:
             if over():
