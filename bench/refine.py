@@ -14,7 +14,7 @@ at the number of model calls refine made: <set>_calls_refine / <set>_calls_tune)
 the initial and the refined guideline with another labeler on the first --transfer-rows test rows.
 
     python bench/refine.py [--sets ag_news,civil,banking77] [--rows 1000] [--dev 400] [--rounds 2] [--proposer NAME]
-                           [--max-rules 3] [--edits KINDS] [--max-candidates N] [--no-tune]
+                           [--max-rules 3] [--edits KINDS] [--max-candidates N] [--no-tune] [--explainer proposer|labeler]
                            [--combined] [--transfer MODEL] [--transfer-rows 300] [--workdir DIR] [--json]
 """
 
@@ -52,7 +52,7 @@ def config_for(name: str, train) -> dict:
 
 def bench_set(name: str, rows: int, dev_rows: int, rounds: int, proposer: str | None, workdir: Path, combined: bool = False,
               transfer: str | None = None, transfer_rows: int = 300, max_rules: int = 3, edits: tuple[str, ...] | None = None,
-              max_candidates: int | None = None, with_tune: bool = True) -> dict:
+              max_candidates: int | None = None, with_tune: bool = True, explainer: str = "proposer") -> dict:
     import pandas as pd
 
     import labelmill
@@ -71,7 +71,7 @@ def bench_set(name: str, rows: int, dev_rows: int, rounds: int, proposer: str | 
     started = time.perf_counter()
     options = {"edits": edits} if edits else {}
     result = refine(config, dev, project=project, rounds=rounds, max_rules=max_rules, proposer={"name": proposer} if proposer else None, metric=metric,
-                    max_candidates=max_candidates, **options)
+                    max_candidates=max_candidates, explainer=explainer, **options)
     refine_s = time.perf_counter() - started
     calls = result.calls["label"] + result.calls["text"]
 
@@ -80,7 +80,8 @@ def bench_set(name: str, rows: int, dev_rows: int, rounds: int, proposer: str | 
         labelmill.run(cfg, frame.reset_index(drop=True), output=out, project=project)
         return round(float(labelmill.evaluate(cfg, out)[metric]), 4)
 
-    figures = {f"{name}_metric": metric, f"{name}_test_rows": len(test), f"{name}_dev_rows": len(dev), f"{name}_proposer": proposer or config["model"]["name"]}
+    figures = {f"{name}_metric": metric, f"{name}_test_rows": len(test), f"{name}_dev_rows": len(dev), f"{name}_proposer": proposer or config["model"]["name"],
+               f"{name}_explainer": explainer}
     figures[f"{name}_initial_test"] = score(config, "initial")
     refined_text = result.final.prompt_text() if result.final_version else config["guidelines"]
     figures[f"{name}_refined_test"] = score({**config, "guidelines": refined_text}, "refined")
@@ -135,6 +136,7 @@ def main() -> None:
     parser.add_argument("--edits", help="comma-separated edit kinds (add_rule,define_label,delete_rule; default all)")
     parser.add_argument("--max-candidates", type=int, help="candidates scored per round (default: every edit alone and all together)")
     parser.add_argument("--no-tune", action="store_true", help="skip the tune comparison (its keys are null)")
+    parser.add_argument("--explainer", default="proposer", choices=["labeler", "proposer"], help="who explains the errors")
     parser.add_argument("--combined", action="store_true")
     parser.add_argument("--transfer")
     parser.add_argument("--transfer-rows", type=int, default=300)
@@ -148,7 +150,7 @@ def main() -> None:
         for name in args.sets.split(","):
             figures.update(bench_set(name.strip(), args.rows, args.dev, args.rounds, args.proposer, workdir, args.combined, args.transfer,
                                      args.transfer_rows, args.max_rules, tuple(args.edits.split(",")) if args.edits else None,
-                                     args.max_candidates, not args.no_tune))
+                                     args.max_candidates, not args.no_tune, args.explainer))
             print(json.dumps({k: v for k, v in figures.items() if not isinstance(v, (list, dict))}, default=float), file=sys.stderr, flush=True)
     print(json.dumps(figures, default=float) if args.json else "\n".join(f"{k}: {v}" for k, v in figures.items() if not isinstance(v, list)))
 

@@ -328,3 +328,18 @@ def test_max_candidates_caps_the_guidelines_scored_per_round(tmp_path):
     capped = refine(config, pd.DataFrame(movie_rows()), project=tmp_path / "p.db", rounds=1, max_candidates=1)
     assert len(capped.rounds[0].candidates) == 1 and capped.projection["label_calls"] == 18 + 18 + 1 * 18 + 3 * 18
     assert capped.rounds[0].accepted is not None  # the one candidate scored is the largest cluster's rule
+
+
+def test_with_room_under_the_cap_one_big_confusion_splits_by_what_its_explanations_say():
+    from labelmill.strategies.refine.loop import cluster_errors
+
+    gold, said = ["toxic"] * 8 + ["not toxic"], ["not toxic"] * 8 + ["not toxic"]
+    why = {0: "It calls the reader a stupid idiot.", 1: "Calling someone an idiot is an insult.", 2: "The insult 'stupid idiot' is rude.",
+           3: "It threatens to hurt the writer.", 4: "A threat of violence against a person.", 5: "It threatens violence.",
+           6: "An insult: idiot."}  # row 7 has no explanation
+    clusters = cluster_errors(gold, said, list(range(8)), why, limit=3)
+    assert len(clusters) == 2 and sorted(m for c in clusters for m in c.members) == list(range(8))
+    insults, threats = sorted(clusters, key=lambda c: 0 in c.members)[::-1]
+    assert insults.members == [0, 1, 2, 6, 7] and threats.members == [3, 4, 5]  # the unexplained row stays with the larger part
+    assert "idiot" in insults.theme and any(w.startswith("threat") for w in threats.theme)
+    assert [c.members for c in cluster_errors(gold, said, list(range(8)), why, limit=1)] == [list(range(8))]  # no room: no split

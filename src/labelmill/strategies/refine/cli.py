@@ -116,12 +116,14 @@ def checkout_command(config: str, rev: str, out: str | None, project: str) -> No
 @click.option("--budget", "budget_s", type=float, help="Seconds: stop between steps once spent (what was accepted is kept).")
 @click.option("--max-cost", type=float, help="USD: stop between steps once the labeling calls cost this much.")
 @click.option("--metric", default="accuracy", show_default=True, type=click.Choice(["accuracy", "macro_f1"]), help="What an edit must improve.")
+@click.option("--explainer", default="labeler", show_default=True, type=click.Choice(["labeler", "proposer"]), help="Who explains the errors.")
+@click.option("--max-candidates", type=click.IntRange(1, 50), help="Guidelines scored per round (default: each edit alone and all together).")
 @click.option("--interactive", is_flag=True, help="Show each proposed edit with its evidence: accept, edit or reject it.")
 @click.option("--limit", type=click.IntRange(min=20), help="Only the first N dev rows.")
 @click.option("--json", "as_json", is_flag=True)
 @_project
 def refine_command(config: str, dev: str, rounds: int, proposer_model: str | None, max_rules: int, beam: int, budget_s: float | None,
-                   max_cost: float | None, metric: str, interactive: bool, limit: int | None, as_json: bool, project: str) -> None:
+                   max_cost: float | None, metric: str, explainer: str, max_candidates: int | None, interactive: bool, limit: int | None, as_json: bool, project: str) -> None:
     """Improve CONFIG's written guideline from the labeler's errors on DEV (rows with the gold column):
     each round proposes edits for the largest error groups and keeps one only if held-out dev rows improve."""
     import os
@@ -147,7 +149,7 @@ def refine_command(config: str, dev: str, rounds: int, proposer_model: str | Non
         return replace(edit, author=f"{edit.author}, accepted by {person}")
 
     result = refine(config, frame, project=project, rounds=rounds, max_rules=max_rules, beam=beam, budget_s=budget_s, max_cost=max_cost,
-                    decide=decide if interactive else None, metric=metric, proposer={"name": proposer_model} if proposer_model else None,
+                    decide=decide if interactive else None, metric=metric, explainer=explainer, max_candidates=max_candidates, proposer={"name": proposer_model} if proposer_model else None,
                     on_event=ProgressView(quiet=as_json and not interactive))
     if as_json:
         click.echo(json.dumps({"rounds": [asdict(r) for r in result.rounds], "final_version": result.final_version, "projection": result.projection,

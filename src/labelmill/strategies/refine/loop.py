@@ -202,7 +202,9 @@ class Cluster:
 def cluster_errors(gold: list[Any], predicted: list[Any], errors: list[int], why: dict[int, str], limit: int) -> list[Cluster]:
     """Errors grouped by confusion; a confusion with one error joins the cluster of its gold label (with
     77 labels most confusions are single errors, and one row is no evidence for a rule). Largest first,
-    ties by first appearance; each cluster's theme is the words most of its explanations use."""
+    ties by first appearance, at most `limit`. While there are fewer than `limit` (two labels: one or two
+    confusions in all), the largest cluster with four explanations or more is split in two by its
+    explanations' words. Each cluster's theme is the words most of its explanations use."""
     pairs = Counter((str(gold[i]), str(predicted[i])) for i in errors)
     clusters: dict[tuple[str, str | None], Cluster] = {}
     for i in errors:
@@ -212,14 +214,54 @@ def cluster_errors(gold: list[Any], predicted: list[Any], errors: list[int], why
     for key, cluster in clusters.items():
         said = Counter(str(predicted[i]) for i in cluster.members)
         cluster.predicted = [label for label, _ in said.most_common()]
-        words = Counter()
-        for i in cluster.members:
-            words.update({w for w in re.findall(r"[a-z][a-z'-]{2,}", why.get(i, "").lower()) if w not in _STOP
-                          and w not in cluster.gold.lower() and all(w not in p.lower() for p in cluster.predicted)})
-        explained = sum(1 for i in cluster.members if why.get(i))
-        cluster.theme = [w for w, n in words.most_common(3) if explained > 1 and n >= max(2, explained // 3)]
     ranked = sorted(clusters.values(), key=lambda c: -len(c.members))  # stable: first appearance breaks ties
-    return [c for c in ranked if len(c.members) > 1 or len(ranked) <= limit][:limit]
+    ranked = [c for c in ranked if len(c.members) > 1 or len(ranked) <= limit][:limit]
+    # fewer clusters than the cap (two labels, one big confusion): split the largest by what their explanations say
+    tried: set[int] = set()
+    while len(ranked) < limit:
+        big = [c for c in ranked if id(c) not in tried and sum(1 for i in c.members if why.get(i)) >= 4]
+        if not big:
+            break
+        cluster = big[0]
+        tried.add(id(cluster))
+        parts = _split_by_explanation(cluster, why)
+        if parts:
+            at = ranked.index(cluster)
+            ranked[at : at + 1] = parts
+    for cluster in ranked:
+        _theme(cluster, why)
+    return ranked
+
+
+def _theme(cluster: Cluster, why: dict[int, str]) -> None:
+    words: Counter = Counter()
+    for i in cluster.members:
+        words.update({w for w in re.findall(r"[a-z][a-z'-]{2,}", why.get(i, "").lower()) if w not in _STOP
+                      and w not in cluster.gold.lower() and all(w not in p.lower() for p in cluster.predicted)})
+    explained = sum(1 for i in cluster.members if why.get(i))
+    cluster.theme = [w for w, n in words.most_common(3) if explained > 1 and n >= max(2, explained // 3)]
+
+
+def _split_by_explanation(cluster: Cluster, why: dict[int, str]) -> list[Cluster]:
+    """Two clusters of one confusion, by the words of the explanations (TF-IDF, k-means); the rows without an
+    explanation stay with the larger part. Nothing when the explanations do not separate."""
+    from sklearn.cluster import KMeans
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    explained = [i for i in cluster.members if why.get(i)]
+    try:
+        vectors = TfidfVectorizer(stop_words=sorted(_STOP)).fit_transform([why[i] for i in explained])
+    except ValueError:  # nothing but stop words
+        return []
+    if vectors.shape[1] < 2:
+        return []
+    parts = KMeans(n_clusters=2, n_init=10, random_state=0).fit_predict(vectors)
+    groups = [[i for i, part in zip(explained, parts) if part == k] for k in (0, 1)]
+    if min(len(g) for g in groups) < 2:
+        return []
+    groups.sort(key=len, reverse=True)
+    groups[0] += [i for i in cluster.members if not why.get(i)]
+    return [Cluster(cluster.gold, cluster.predicted, sorted(g)) for g in groups]
 
 
 def refine(
@@ -227,12 +269,15 @@ def refine(
     max_rules: int = 3, max_errors: int = 24, heldout_share: float = 0.5, rule_penalty: float = 0.002, length_penalty: float = 0.001,
     beam: int = 3, edits: tuple[str, ...] = ("add_rule", "define_label", "delete_rule"), budget_s: float | None = None, max_candidates: int | None = None,
     max_cost: float | None = None, decide: Callable[[Edit], Edit | None] | None = None, metric: str = "accuracy", seed: int = 0,
+    explainer: str = "labeler",
     author: str | None = None,
     on_event: EventHandler = ignore,
 ) -> RefineResult:
     """Refine the config's guideline on `dev` (rows with the gold column); versions go to the project store.
     `decide(edit)` (a person, in --interactive) returns the edit as it stands, an edited one, or None to drop it.
-    `metric`: what a candidate must improve (accuracy, or macro_f1 where one label is rare)."""
+    `metric`: what a candidate must improve (accuracy, or macro_f1 where one label is rare).
+    `explainer`: who explains the errors, the labeler (the loop as OpenAI described it) or the proposer (a
+    small labeler's explanations are often an echo of the question, which are dropped)."""
     import time
 
     from labelmill.api import load_with_notices
@@ -244,6 +289,8 @@ def refine(
     cfg = load_with_notices(config, on_event)
     if cfg.task not in ("classification", "matching", "relation"):
         raise ConfigError(f"refine works on closed label sets; this config is {cfg.task!r}", fix="use a classification, matching or relation config")
+    if explainer not in ("labeler", "proposer"):
+        raise ConfigError(f"unknown explainer {explainer!r}", fix="the labeler or the proposer explains the errors")
     unknown = [e for e in edits if e not in ("add_rule", "define_label", "delete_rule")]
     if unknown:
         raise ConfigError(f"unknown edit kind {unknown[0]!r}", fix="edits are add_rule, define_label and delete_rule")
@@ -296,7 +343,10 @@ def refine(
         shown = [i for c in cluster_errors(gold, predicted, errors, {}, max_rules) for i in c.members][:max_errors]
         explain = [Prompt(EXPLAIN_SYSTEM, (), f"Guideline:\n{current.prompt_text()}\n\nText: {texts[i]}\nYou labeled it {predicted[i]}; "
                           f"the correct label is {gold[i]}. In one sentence: what in the text shows it is {gold[i]}?") for i in shown]
-        why = dict(zip(shown, _ask(labeler, explain, project, "explain_error", 60, out)))
+        asked = _ask(labeler if explainer == "labeler" else proposer_cfg, explain, project, "explain_error", 60, out)
+        # an answer that only echoes the question ("the text shows it is toxic") or the text explains nothing
+        why = {i: text.strip() for i, text in zip(shown, asked)
+               if text.strip() and not is_copy(text, [f"the text shows it is {gold[i]} you labeled it {predicted[i]} the correct label is", texts[i]])}
         proposals: list[Edit] = []
         for cluster in cluster_errors(gold, predicted, errors, why, max_rules):
             g, p, members, count = cluster.gold, cluster.said, cluster.members, len(cluster.members)
@@ -315,7 +365,7 @@ def refine(
                              f"{g} texts:\n{lines}\n\nRewrite the definition of the label {g} (now: \"{current.labels[g] or g}\") as one sentence "
                              f"that makes texts like these clearly {g}, not {p}. Reply with the definition only.")
                 definition = clean_rule(_ask(proposer_cfg, [ask], project, "propose_definition", 80, out)[0])
-                if definition and definition != current.labels[g] and not is_copy(definition, [texts[i] for i in members]):
+                if definition and definition != current.labels[g] and not is_copy(definition, [current.intro, *(texts[i] for i in members)]):
                     proposals.append(Edit("define_label", definition, g, evidence, f"refine ({proposer_name})"))
                     found["definition"] = definition
             result.groups.append(found)
