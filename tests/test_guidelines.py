@@ -343,3 +343,36 @@ def test_with_room_under_the_cap_one_big_confusion_splits_by_what_its_explanatio
     assert insults.members == [0, 1, 2, 6, 7] and threats.members == [3, 4, 5]  # the unexplained row stays with the larger part
     assert "idiot" in insults.theme and any(w.startswith("threat") for w in threats.theme)
     assert [c.members for c in cluster_errors(gold, said, list(range(8)), why, limit=1)] == [list(range(8))]  # no room: no split
+
+
+def test_refine_review_waits_for_people_then_scores_what_they_kept(tmp_path):
+    """--review: the proposals go to the store as pending and the loop stops; people decide (the review
+    app's guideline page calls Proposals.decide); the rerun proposes the same edits from the cache and
+    carries out the decisions: the edited rule is scored, accepted on held-out rows and authored by its editor."""
+    import pandas as pd
+
+    from labelmill.store import Store
+    from labelmill.strategies.refine.loop import refine
+    from labelmill.strategies.refine.proposals import Proposals, ReviewDecisions
+    from labelmill.strategies.refine.versions import GuidelineVersions
+
+    config = movie_config([[r"These texts are (\w+), but[\s\S]*?(dreadful)", "Rule: '{1}' means {0}."]])
+    project = tmp_path / "p.db"
+    first = refine(config, pd.DataFrame(movie_rows()), project=project, rounds=2, decide=ReviewDecisions(project, "movies"))
+    assert first.stopped == "review" and first.rounds[0].candidates == [] and first.rounds[0].accepted is None
+    with Store(project) as store:
+        found = Proposals(store, "movies").list()
+        assert {p.kind for p in found} == {"add_rule", "define_label"} and all(p.status == "pending" for p in found)
+        rule = next(p for p in found if p.kind == "add_rule")
+        assert rule.text == "'dreadful' means negative." and "search errors (negative labeled positive)" in rule.evidence
+        with pytest.raises(Exception, match="needs the new wording"):
+            Proposals(store, "movies").decide(rule.key, "edit", "ana", "  ")
+        Proposals(store, "movies").decide(rule.key, "edit", "ana", "'dreadful' means negative, whatever else the review says.")
+        Proposals(store, "movies").decide(next(p.key for p in found if p.kind == "define_label"), "reject", "ben")
+        assert GuidelineVersions(store, "movies").log()[0].author == "config"  # nothing committed while people decide
+    again = refine(config, pd.DataFrame(movie_rows()), project=project, rounds=1, decide=ReviewDecisions(project, "movies"))
+    assert again.stopped is None and again.rounds[0].accepted is not None
+    assert [c["edits"] for c in again.rounds[0].candidates] == [["add rule: 'dreadful' means negative, whatever else the review says."]]
+    with Store(project) as store:
+        top = GuidelineVersions(store, "movies").log()[0]
+    assert top.author == "ana" and "+1. 'dreadful' means negative, whatever else the review says." in top.diff and top.heldout["accuracy"] == 1.0

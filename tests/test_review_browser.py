@@ -579,3 +579,70 @@ def test_relations_view_edits_entities_and_relations_by_click_selection_and_keyb
     finally:
         driver.quit()
         server.stop()
+
+
+def test_guideline_page_shows_refine_proposals_with_evidence_for_people_to_accept_edit_or_reject(tmp_path):
+    """`refine --review` leaves its proposals pending; the app's guideline page shows each with its evidence
+    (a hostile string as text); a person edits one and rejects the others; the rerun of refine scores the
+    edited rule and commits it with the person as author."""
+    import yaml
+    from selenium.webdriver.common.by import By
+
+    from conftest import child_env, cli_command
+    from labelmill.store import Store
+    from labelmill.strategies.refine.loop import Edit
+    from labelmill.strategies.refine.proposals import Proposals
+    from test_guidelines import movie_config, movie_rows
+
+    config = yaml.safe_dump(movie_config([[r"These texts are (\w+), but[\s\S]*?(dreadful)", "Rule: '{1}' means {0}."]]))
+    (tmp_path / "config.yaml").write_text(config)
+    with (tmp_path / "rows.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["text", "label"])
+        writer.writeheader()
+        writer.writerows(movie_rows())
+    project = str(tmp_path / "project.db")
+    refine = cli_command("refine", str(tmp_path / "config.yaml"), str(tmp_path / "rows.csv"), "--rounds", "1", "--review", "--project", project)
+    done = subprocess.run(refine, env=child_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "wait for a person in the review app" in done.stdout
+    with Store(project) as store:
+        Proposals(store, "movies").record(None, Edit("add_rule", '<img src=x onerror="window.__xss = 3"> is negative', None, "1 error <script>x</script>", "someone"))
+    server = serve(tmp_path, config, movie_rows())
+    driver = chrome()
+    try:
+        driver.get(server.links["ana"])
+        driver.get(server.base + "/guideline")
+        wait_for(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".proposal")) == 3)
+        assert "3 of 3 proposed edits wait for a decision" in driver.find_element(By.ID, "proposals").text
+        cards = driver.find_elements(By.CSS_SELECTOR, ".proposal")
+        rule = next(c for c in cards if "add rule" in c.text and "dreadful" in c.text)
+        assert "Evidence: " in rule.text and "search errors (negative labeled positive)" in rule.text
+        assert "Classify the sentiment." in driver.find_element(By.ID, "current").text
+        hostile = next(c for c in cards if "onerror" in c.text)
+        assert '<img src=x onerror="window.__xss = 3"> is negative' in hostile.text and "<script>x</script>" in hostile.text
+        assert driver.execute_script("return window.__xss === undefined") and not driver.find_elements(By.CSS_SELECTOR, "#proposals img, #proposals script")
+        key = rule.get_attribute("data-key")
+        rule.find_element(By.CSS_SELECTOR, "button.edit").click()
+        area = rule.find_element(By.TAG_NAME, "textarea")
+        area.clear()
+        area.send_keys("'dreadful' means negative, whatever else the review says.")
+        rule.find_element(By.CSS_SELECTOR, "button.edit").click()
+        wait_for(driver, lambda d: "edited by ana" in d.find_element(By.CSS_SELECTOR, f'.proposal[data-key="{key}"]').text)
+        for other in [c.get_attribute("data-key") for c in driver.find_elements(By.CSS_SELECTOR, ".proposal") if c.get_attribute("data-key") != key]:
+            driver.find_element(By.CSS_SELECTOR, f'.proposal[data-key="{other}"] button.reject').click()
+            wait_for(driver, lambda d, k=other: "rejected by ana" in d.find_element(By.CSS_SELECTOR, f'.proposal[data-key="{k}"]').text)
+        assert "0 of 3 proposed edits wait" in driver.find_element(By.ID, "proposals").text
+        token = server.token("ana")
+        bad = server.request("/api/proposal", token=token, method="POST", body={"key": key, "action": "approve"}, csrf=server.csrf(token))
+        assert bad[0] == 400 and b"unknown action" in bad[1]
+        assert server.request("/api/proposal", token=token, method="POST", body={"key": key, "action": "accept"})[0] == 403  # no CSRF token
+    finally:
+        driver.quit()
+        server.stop()
+    again = subprocess.run(refine, env=child_env(), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "accepted" in again.stdout
+    show = subprocess.run(cli_command("guidelines", "show", str(tmp_path / "config.yaml"), "--project", project), env=child_env(),
+                          capture_output=True, text=True)
+    assert "1. 'dreadful' means negative, whatever else the review says." in show.stdout and "Author: ana." in show.stdout
+    assert "onerror" not in show.stdout

@@ -119,11 +119,13 @@ def checkout_command(config: str, rev: str, out: str | None, project: str) -> No
 @click.option("--explainer", default="labeler", show_default=True, type=click.Choice(["labeler", "proposer"]), help="Who explains the errors.")
 @click.option("--max-candidates", type=click.IntRange(1, 50), help="Guidelines scored per round (default: each edit alone and all together).")
 @click.option("--interactive", is_flag=True, help="Show each proposed edit with its evidence: accept, edit or reject it.")
+@click.option("--review", "in_app", is_flag=True, help="People decide in the review app's guideline page: stop at the first proposals "
+              "without a decision; run again once they are decided.")
 @click.option("--limit", type=click.IntRange(min=20), help="Only the first N dev rows.")
 @click.option("--json", "as_json", is_flag=True)
 @_project
 def refine_command(config: str, dev: str, rounds: int, proposer_model: str | None, max_rules: int, beam: int, budget_s: float | None,
-                   max_cost: float | None, metric: str, explainer: str, max_candidates: int | None, interactive: bool, limit: int | None, as_json: bool, project: str) -> None:
+                   max_cost: float | None, metric: str, explainer: str, max_candidates: int | None, interactive: bool, in_app: bool, limit: int | None, as_json: bool, project: str) -> None:
     """Improve CONFIG's written guideline from the labeler's errors on DEV (rows with the gold column):
     each round proposes edits for the largest error groups and keeps one only if held-out dev rows improve."""
     import os
@@ -148,8 +150,16 @@ def refine_command(config: str, dev: str, rounds: int, proposer_model: str | Non
             return replace(edit, text=text, author=person) if text else None
         return replace(edit, author=f"{edit.author}, accepted by {person}")
 
+    if interactive and in_app:
+        raise click.UsageError("--interactive asks here, --review in the app: pick one")
+    if in_app:
+        from labelmill.config import load_config
+        from labelmill.strategies.refine.proposals import ReviewDecisions
+
+        cfg = load_config(config)
+        decide = ReviewDecisions(project, cfg.name or cfg.task)
     result = refine(config, frame, project=project, rounds=rounds, max_rules=max_rules, beam=beam, budget_s=budget_s, max_cost=max_cost,
-                    decide=decide if interactive else None, metric=metric, explainer=explainer, max_candidates=max_candidates, proposer={"name": proposer_model} if proposer_model else None,
+                    decide=decide if interactive or in_app else None, metric=metric, explainer=explainer, max_candidates=max_candidates, proposer={"name": proposer_model} if proposer_model else None,
                     on_event=ProgressView(quiet=as_json and not interactive))
     if as_json:
         click.echo(json.dumps({"rounds": [asdict(r) for r in result.rounds], "final_version": result.final_version, "projection": result.projection,
@@ -160,6 +170,8 @@ def refine_command(config: str, dev: str, rounds: int, proposer_model: str | Non
     for r in result.rounds:
         click.echo(f"round {r.round}: search {r.search_before:.3f}, held-out {r.heldout_before:.3f}, {r.errors} errors; "
                    f"{len(r.candidates)} candidates; " + (f"accepted {r.accepted} (held-out {r.heldout_after:.3f})" if r.accepted else "nothing accepted"))
-    if result.stopped:
+    if result.stopped == "review":
+        click.echo(f"{decide.waiting} proposed edit(s) wait for a person in the review app (its guideline page); run this command again once they are decided")
+    elif result.stopped:
         click.echo(f"stopped early by --{'budget' if result.stopped == 'budget_s' else 'max-cost'}")
     click.echo(f"head: {result.final_version} (labelmill guidelines show {config})")

@@ -92,7 +92,7 @@ class RefineResult:
     projection: dict[str, Any] = field(default_factory=dict)
     calls: dict[str, int] = field(default_factory=lambda: {"label": 0, "text": 0})  # requests that reached the model
     cost_usd: float = 0.0
-    stopped: str | None = None  # why the loop ended before its rounds: budget_s, max_cost
+    stopped: str | None = None  # why the loop ended before its rounds: budget_s, max_cost, review (proposals wait for a person)
 
 
 def _with_guideline(cfg: Config, guideline: Guideline) -> Config:
@@ -379,6 +379,11 @@ def refine(
                 if choice is not None:
                     kept.append(choice)
             proposals = kept
+            if getattr(decide, "waiting", 0):  # people answer in the review app: stop until they have
+                out.stopped = "review"
+                result.groups.append({"waiting_for_review": decide.waiting})
+                out.rounds.append(result)
+                break
         additions = [e for e in proposals if e.kind != "delete_rule"]
         singles = [[e] for e in proposals]  # largest clusters first, deletions last
         if max_candidates is not None:
@@ -421,7 +426,10 @@ def refine(
         out.rounds.append(result)
         if out.stopped:
             break
-    if out.stopped:
+    if out.stopped == "review":
+        on_event(Notice(f"refine: {decide.waiting} proposed edit(s) wait for a person: open the review app's guideline page "
+                        "(labelmill review CONFIG DATA, then /guideline), decide, and run refine --review again"))
+    elif out.stopped:
         on_event(Notice(f"refine: stopped by {'--budget' if out.stopped == 'budget_s' else '--max-cost'}; what was accepted is kept"))
     out.final = current
     with Store(project) as store:

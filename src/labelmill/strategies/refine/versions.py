@@ -43,6 +43,15 @@ MIGRATIONS = [
 ]
 
 
+def _proposals_migration() -> str:
+    from labelmill.strategies.refine.proposals import MIGRATION
+
+    return MIGRATION
+
+
+MIGRATIONS.append(_proposals_migration())  # 2: proposed edits waiting for a person (proposals.py)
+
+
 def version_id(content: str) -> str:
     return hashlib.sha256(content.encode("utf-8")).hexdigest()[:12]
 

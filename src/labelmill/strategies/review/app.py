@@ -89,7 +89,7 @@ def create_app(session: ReviewSession, secret: str | None = None) -> FastAPI:
 <link rel="stylesheet" href="/static/review.css"></head>
 <body data-config="{html.escape(json.dumps(config), quote=True)}">
 <header><strong>labelmill review</strong> <span class="muted">{html.escape(session.config.name or session.config.task)}</span>
-<nav><a href="/">review</a> <a href="/conflicts">conflicts</a> <a href="/api/export?format=jsonl" id="export-jsonl">export JSONL</a>
+<nav><a href="/">review</a> <a href="/conflicts">conflicts</a> <a href="/guideline">guideline</a> <a href="/api/export?format=jsonl" id="export-jsonl">export JSONL</a>
 <a href="/api/export?format=label-studio" id="export-ls">export Label Studio</a></nav>
 <span class="muted">signed in as {html.escape(annotator)}</span></header>
 {body}
@@ -110,6 +110,38 @@ def create_app(session: ReviewSession, secret: str | None = None) -> FastAPI:
     async def conflicts_page(request: Request):
         body = '<main><h2>Conflicts</h2><p class="muted">Rows where annotators disagree. Pick the label that stands.</p><div id="conflicts"></div></main>'
         return page(request.state.annotator, "labelmill review: conflicts", body, "conflicts.js")
+
+    @app.get("/guideline", response_class=HTMLResponse)
+    async def guideline_page(request: Request):
+        body = ('<main class="single"><h2>Guideline</h2><p class="muted">Edits that <code>labelmill refine ... --review</code> proposed from the '
+                "model's errors, each with its evidence. Accept, edit or reject them; run refine again to score the ones you kept.</p>"
+                '<div id="proposals"></div><h3>Current version</h3><pre id="current"></pre></main>')
+        return page(request.state.annotator, "labelmill review: guideline", body, "guideline.js")
+
+    def proposals():
+        from labelmill.strategies.refine.proposals import Proposals
+        from labelmill.strategies.refine.versions import GuidelineVersions
+
+        name = session.config.name or session.config.task
+        return Proposals(session.store, name), GuidelineVersions(session.store, name)
+
+    @app.get("/api/proposals")
+    async def list_proposals():
+        found, versions = proposals()
+        head = versions.get(versions.head_id(), missing_ok=True)
+        return JSONResponse({"head": head.id if head else None, "guideline": head.content if head else (session.config.guidelines or ""),
+                             "proposals": [{k: v for k, v in vars(x).items() if k != "name"} for x in found.list()]})
+
+    @app.post("/api/proposal")
+    async def decide_proposal(request: Request):
+        try:
+            data = await body_of(request)
+            found, _ = proposals()
+            decided = found.decide(str(data.get("key", "")), str(data.get("action", "")), request.state.annotator,
+                                   None if data.get("text") is None else str(data.get("text")))
+        except (LabelmillError, ValueError, TypeError) as exc:
+            return JSONResponse({"error": getattr(exc, "message", str(exc))}, status_code=400)
+        return JSONResponse({"saved": decided.key, "status": decided.status})
 
     @app.get("/api/status")
     async def status():
