@@ -85,7 +85,8 @@ def bench_set(name: str, rows: int, dev_rows: int, rounds: int, proposer: str | 
     figures = {f"{name}_metric": metric, f"{name}_test_rows": len(test), f"{name}_dev_rows": len(dev), f"{name}_proposer": proposer or config["model"]["name"],
                f"{name}_explainer": explainer}
     figures[f"{name}_initial_test"] = score(config, "initial")
-    refined_text = result.final.prompt_text() if result.final_version else config["guidelines"]
+    accepted_any = any(r.accepted for r in result.rounds)  # nothing accepted: the refined guideline is the config's own
+    refined_text = result.final.prompt_text() if result.final_version and accepted_any else config["guidelines"]
     figures[f"{name}_refined_test"] = score({**config, "guidelines": refined_text}, "refined")
     # tune on the same dev rows at the same number of model calls, demos from the train rows outside the dev sample
     pool = workdir / f"{name}-pool.csv"

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from labelmill.errors import ConfigError
 
 _RULE = re.compile(r"^\s*(\d+)\.\s+(.*)$")
-_LABEL = re.compile(r"^\s*[-*]\s+\*\*(.+?)\*\*\s*:\s*(.*)$")
+_LABEL = re.compile(r"^\s*[-*]\s+\*\*(.+?)\*\*\s*(?::\s*(.*))?$")  # a label without a definition has no colon
 
 
 @dataclass
@@ -48,7 +48,7 @@ class Guideline:
         if self.intro.strip():
             lines += [self.intro.strip(), ""]
         if self.labels:
-            lines += ["## Labels"] + [f"- **{name}**: {definition}".rstrip() for name, definition in self.labels.items()] + [""]
+            lines += ["## Labels"] + [f"- **{name}**" + (f": {definition.strip()}" if definition.strip() else "") for name, definition in self.labels.items()] + [""]
         if self.rules:
             lines.append("## Rules")
             for number, rule in enumerate(self.rules, start=1):
@@ -91,7 +91,7 @@ class Guideline:
             elif section == "labels":
                 m = _LABEL.match(line)
                 if m:
-                    labels[m.group(1).strip()] = m.group(2).strip()
+                    labels[m.group(1).strip()] = (m.group(2) or "").strip()
                 elif line.strip():
                     raise ConfigError(f"guideline: a line under '## Labels' is not '- **label**: definition': {line.strip()!r}")
             else:

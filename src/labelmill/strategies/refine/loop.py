@@ -181,7 +181,7 @@ def is_copy(rule: str, sources: list[str], share: float = 0.6) -> bool:
 _STOP = set("""a an the of to in on for and or but is are was were be been it its this that these those as at by with from
 not no text texts label labeled labelled should shows show about which what it's their there they than then so because into
 correct correctly instead one only also more most same would could can does do did has have had when where how why who will
-what whom which while just very some any all them him her his she you your our his mentions mentioned mention""".split())
+what whom which while just very some any all them him her his she you your our mentions mentioned mention clearly""".split())
 
 
 @dataclass
@@ -357,7 +357,7 @@ def refine(
                 ask = Prompt(PROPOSE_SYSTEM, (), f"Current guideline:\n{current.prompt_text()}\n\nThese texts are {g}, but a labeler following the guideline "
                              f"said {p}:\n{lines}\n\nWrite one new rule, one sentence, that makes these {g} without changing other cases. Reply with the rule only.")
                 rule = clean_rule(_ask(proposer_cfg, [ask], project, "propose_rule", 80, out)[0])
-                if rule and not is_copy(rule, [current.prompt_text(), *(texts[i] for i in members)]):
+                if rule and not rule.endswith("?") and not is_copy(rule, [current.prompt_text(), *(texts[i] for i in members)]):  # a question is no rule
                     proposals.append(Edit("add_rule", rule, None, evidence, f"refine ({proposer_name})"))
                     found["rule"] = rule
             if "define_label" in edits and g in current.labels:
