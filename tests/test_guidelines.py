@@ -23,6 +23,7 @@ Classify the topic of the news article.
 ## Rules
 1. A company's product launch is Sci/Tech when the product is technology,
    Business otherwise.
+   Example: Apple unveils a faster iPod nano.
    _Evidence: 6 errors (Business -> Sci/Tech), e.g. rows 12, 40. Author: refine (qwen2.5-coder-1.5b)._
 2. Sports business (transfers, stadium deals) is Sports.
 """
@@ -33,11 +34,11 @@ def test_document_parses_and_renders_back():
     assert g.title == "agnews-topics" and g.intro == "Classify the topic of the news article."
     assert g.labels == {"World": "world affairs, politics, governments, wars, diplomacy", "Sci/Tech": "science, technology, computers, software, the internet, space"}
     assert g.rules[0] == Rule("A company's product launch is Sci/Tech when the product is technology, Business otherwise.",
-                              "6 errors (Business -> Sci/Tech), e.g. rows 12, 40", "refine (qwen2.5-coder-1.5b)")
+                              "6 errors (Business -> Sci/Tech), e.g. rows 12, 40", "refine (qwen2.5-coder-1.5b)", ["Apple unveils a faster iPod nano."])
     assert g.rules[1].text == "Sports business (transfers, stadium deals) is Sports." and not g.rules[1].evidence
     assert Guideline.parse(g.render()) == g
     prompt = g.prompt_text()
-    assert "Evidence" not in prompt and "1. A company's product launch" in prompt and "- World: world affairs" in prompt
+    assert "Evidence" not in prompt and "iPod" not in prompt and "1. A company's product launch" in prompt and "- World: world affairs" in prompt
 
 
 def test_a_malformed_label_line_is_a_clear_error():
@@ -124,6 +125,7 @@ def test_refine_accepts_a_rule_that_fixes_an_error_group_on_held_out_rows(tmp_pa
     assert [v.author for v in history] == ["refine (fake:qwen2.5-coder-0.5b)", "config"] or history[0].author.startswith("refine (fake")
     top = history[0]
     assert "+1. 'dreadful' means negative." in top.diff and "negative labeled positive" in top.rationale
+    assert "+   Example: a dreadful film number" in top.diff  # the rows it decides, for people
     assert top.dev["search_accuracy"] == 1.0 and top.heldout["accuracy"] == 1.0 and top.heldout["before"] < 1.0
 
 

@@ -10,10 +10,11 @@ numbered rules, each rule with the errors that motivated it and who wrote it.
 
     ## Rules
     1. A company's product launch is Sci/Tech when the product is technology, Business otherwise.
+       Example: Apple unveils a faster iPod nano with a brighter screen.
        _Evidence: 6 errors (Business -> Sci/Tech), e.g. rows 12, 40. Author: refine (qwen2.5-coder-1.5b)._
 
 `parse` reads that Markdown back (a person may edit it by hand); `render` writes it; `prompt_text` is
-what the labeler sees (the document without the evidence lines, which are for people). A config points
+what the labeler sees (the document without the examples and evidence lines, which are for people). A config points
 at such a file with `guidelines_file`; the `refine` strategy keeps its versions in the project store.
 """
 
@@ -33,6 +34,7 @@ class Rule:
     text: str
     evidence: str = ""  # the errors that motivated the rule, in words
     author: str = ""  # a person's name, or refine (the proposer model)
+    examples: list[str] = field(default_factory=list)  # texts the rule decides (for people; not in the prompt)
 
 
 @dataclass
@@ -58,6 +60,7 @@ class Guideline:
                     notes.append(f"Evidence: {rule.evidence.strip().rstrip('.')}.")
                 if rule.author:
                     notes.append(f"Author: {rule.author.strip()}.")
+                lines += [f"   Example: {' '.join(example.split())}" for example in rule.examples]
                 if notes:
                     lines.append(f"   _{' '.join(notes)}_")
             lines.append("")
@@ -99,6 +102,8 @@ class Guideline:
                 note = line.strip()
                 if m:
                     rules.append(Rule(m.group(2).strip()))
+                elif rules and note.startswith("Example:"):
+                    rules[-1].examples.append(note.removeprefix("Example:").strip())
                 elif rules and len(note) > 2 and note[0] == "_" and note[-1] == "_":  # the evidence and author note
                     evidence, _, author = note[1:-1].partition("Author:")
                     rules[-1].evidence = evidence.strip().removeprefix("Evidence:").strip().rstrip(".")

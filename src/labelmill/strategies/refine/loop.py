@@ -54,6 +54,7 @@ class Edit:
     target: str | None = None  # define_label: the label; delete_rule: the rule's number (1-based)
     evidence: str = ""
     author: str = ""
+    examples: list[str] = field(default_factory=list)  # add_rule: dev texts of the cluster it addresses
 
     def describe(self) -> str:
         what = {"add_rule": "add rule", "define_label": f"define {self.target}", "delete_rule": f"delete rule {self.target}"}[self.kind]
@@ -66,7 +67,7 @@ def apply_edits(guideline: Guideline, edits: list[Edit]) -> Guideline:
     rules = [r for n, r in enumerate(rules) if n not in drop]
     for e in edits:
         if e.kind == "add_rule":
-            rules.append(Rule(e.text, e.evidence, e.author))
+            rules.append(Rule(e.text, e.evidence, e.author, list(e.examples)))
         elif e.kind == "define_label" and e.target:
             labels[e.target] = e.text
     return Guideline(guideline.title, guideline.intro, labels, rules)
@@ -358,7 +359,7 @@ def refine(
                              f"said {p}:\n{lines}\n\nWrite one new rule, one sentence, that makes these {g} without changing other cases. Reply with the rule only.")
                 rule = clean_rule(_ask(proposer_cfg, [ask], project, "propose_rule", 80, out)[0])
                 if rule and not rule.endswith("?") and not is_copy(rule, [current.prompt_text(), *(texts[i] for i in members)]):  # a question is no rule
-                    proposals.append(Edit("add_rule", rule, None, evidence, f"refine ({proposer_name})"))
+                    proposals.append(Edit("add_rule", rule, None, evidence, f"refine ({proposer_name})", [_excerpt(texts[i]) for i in members[:2] if texts[i].strip()]))
                     found["rule"] = rule
             if "define_label" in edits and g in current.labels:
                 ask = Prompt(PROPOSE_SYSTEM, (), f"Current guideline:\n{current.prompt_text()}\n\nA labeler following the guideline said {p} for these "
@@ -435,6 +436,12 @@ def refine(
     with Store(project) as store:
         out.final_version = GuidelineVersions(store, cfg.name or cfg.task).head_id()
     return out
+
+
+def _excerpt(text: str, limit: int = 160) -> str:
+    """A dev row as a one-line example under a rule (the rendered input, cut at a word)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
 
 
 def labeler_text(cfg: Config, record: dict[str, Any]) -> str:
