@@ -358,7 +358,7 @@ def refine(
                 ask = Prompt(PROPOSE_SYSTEM, (), f"Current guideline:\n{current.prompt_text()}\n\nThese texts are {g}, but a labeler following the guideline "
                              f"said {p}:\n{lines}\n\nWrite one new rule, one sentence, that makes these {g} without changing other cases. Reply with the rule only.")
                 rule = clean_rule(_ask(proposer_cfg, [ask], project, "propose_rule", 80, out)[0])
-                if rule and not rule.endswith("?") and not is_copy(rule, [current.prompt_text(), *(texts[i] for i in members)]):  # a question is no rule
+                if len(rule.split()) >= 3 and not rule.endswith("?") and not is_copy(rule, [current.prompt_text(), *(texts[i] for i in members)]):  # a question is no rule
                     proposals.append(Edit("add_rule", rule, None, evidence, f"refine ({proposer_name})", [_excerpt(texts[i]) for i in members[:2] if texts[i].strip()]))
                     found["rule"] = rule
             if "define_label" in edits and g in current.labels:
@@ -366,6 +366,7 @@ def refine(
                              f"{g} texts:\n{lines}\n\nRewrite the definition of the label {g} (now: \"{current.labels[g] or g}\") as one sentence "
                              f"that makes texts like these clearly {g}, not {p}. Reply with the definition only.")
                 definition = clean_rule(_ask(proposer_cfg, [ask], project, "propose_definition", 80, out)[0])
+                definition = re.sub(rf"^\W*{re.escape(g)}\W*:\s*", "", definition, flags=re.IGNORECASE)  # "card_arrival: ..." repeats the label
                 if definition and definition != current.labels[g] and not is_copy(definition, [current.intro, *(texts[i] for i in members)]):
                     proposals.append(Edit("define_label", definition, g, evidence, f"refine ({proposer_name})"))
                     found["definition"] = definition
