@@ -182,7 +182,8 @@ def is_copy(rule: str, sources: list[str], share: float = 0.6) -> bool:
 _STOP = set("""a an the of to in on for and or but is are was were be been it its this that these those as at by with from
 not no text texts label labeled labelled should shows show about which what it's their there they than then so because into
 correct correctly instead one only also more most same would could can does do did has have had when where how why who will
-what whom which while just very some any all them him her his she you your our mentions mentioned mention clearly""".split())
+what whom which while just very some any all them him her his she you your our mentions mentioned mention clearly
+indicates indicate indicating aligns align clear situation customer intent statement message comment article""".split())
 
 
 @dataclass
