@@ -70,6 +70,10 @@ def bench_set(name: str, rows: int, dev_rows: int, rounds: int, proposer: str | 
     dev = train.sample(n=min(dev_rows, len(train)), random_state=0).reset_index(drop=True)
     config = config_for(name, train)
     project = workdir / f"{name}.db"
+    with Store(project) as store:  # a rerun in the same --workdir starts again from the config's guideline (its answers cached)
+        history = GuidelineVersions(store, config["name"]).log()
+        if history:
+            GuidelineVersions(store, config["name"]).checkout(history[-1].id)
     started = time.perf_counter()
     options = {"edits": edits} if edits else {}
     result = refine(config, dev, project=project, rounds=rounds, max_rules=max_rules, proposer={"name": proposer} if proposer else None, metric=metric,
