@@ -378,3 +378,18 @@ def test_refine_review_waits_for_people_then_scores_what_they_kept(tmp_path):
     with Store(project) as store:
         top = GuidelineVersions(store, "movies").log()[0]
     assert top.author == "ana" and "+1. 'dreadful' means negative, whatever else the review says." in top.diff and top.heldout["accuracy"] == 1.0
+
+
+def test_a_guideline_with_no_definitions_or_rules_prompts_exactly_as_the_config():
+    """The loop's starting figures are the config's own: no second copy of the label list in the prompt
+    (a second list of 77 labels is a long, different prompt)."""
+    from labelmill.config import load_config
+    from labelmill.strategies.refine.loop import _with_guideline
+    from labelmill.tasks import make_task
+
+    cfg = load_config({"task": "classification", "name": "x", "labels": ["World", {"name": "Sports", "description": "games and athletes"}],
+                       "guidelines": "Classify the topic.", "model": {"backend": "fake"}})
+    bare = cfg.model_copy(update={"labels": [cfg.labels[0], cfg.labels[1].model_copy(update={"description": None})]})
+    assert make_task(_with_guideline(bare, Guideline.from_config(bare))).system_prompt() == make_task(bare).system_prompt()
+    prompt = make_task(_with_guideline(cfg, Guideline.from_config(cfg))).system_prompt()
+    assert prompt.count("- World") == 1 and "Label definitions:\n- Sports: games and athletes" in prompt

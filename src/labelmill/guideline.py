@@ -67,10 +67,13 @@ class Guideline:
         return "\n".join(lines).rstrip() + "\n"
 
     def prompt_text(self) -> str:
-        """What the labeler reads: the introduction, the label definitions and the rules, no evidence."""
+        """What the labeler reads: the introduction, the label definitions and the rules, no evidence. Labels
+        without a definition are left out (the task's prompt lists the labels), so a guideline with no
+        definitions and no rules reads exactly as the config's `guidelines`."""
         parts = [self.intro.strip()] if self.intro.strip() else []
-        if self.labels:
-            parts.append("Labels:\n" + "\n".join(f"- {name}: {definition}".rstrip(": ") for name, definition in self.labels.items()))
+        defined = {name: definition.strip() for name, definition in self.labels.items() if definition.strip()}
+        if defined:  # the task's prompt lists every label already: only the definitions are new to the labeler
+            parts.append("Label definitions:\n" + "\n".join(f"- {name}: {definition}" for name, definition in defined.items()))
         if self.rules:
             parts.append("Rules:\n" + "\n".join(f"{n}. {r.text.strip()}" for n, r in enumerate(self.rules, start=1)))
         return "\n\n".join(parts)
