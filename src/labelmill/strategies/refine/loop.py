@@ -429,6 +429,10 @@ def refine(
         out.rounds.append(result)
         if out.stopped:
             break
+        if result.accepted is None and decide is None and number < rounds and not proposer_cfg.model.temperature:
+            # the same guideline, the same errors, the same (cached, greedy) proposals: another round would repeat this one
+            on_event(Notice(f"refine: round {number} accepted nothing; the next round would repeat it, so the loop ends here"))
+            break
     if out.stopped == "review":
         on_event(Notice(f"refine: {decide.waiting} proposed edit(s) wait for a person: open the review app's guideline page "
                         "(labelmill review CONFIG DATA, then /guideline), decide, and run refine --review again"))
