@@ -10,7 +10,9 @@ Each round:
 4. a proposer model (the labeler, or another: `proposer`) drafts edits for each cluster, citing it: a new
    rule, and a rewritten definition of the label the rows should have had; a rule added by an earlier
    round may be deleted (`edits`);
-5. with `decide` (the CLI's --interactive), a person accepts, edits or rejects each proposal first;
+5. with `decide` (the CLI's --interactive; or --review, `proposals.ReviewDecisions`: people decide in the
+   review app's guideline page and the loop waits for them), a person accepts, edits or rejects each
+   proposal first;
 6. each candidate guideline (the current one with one edit, and with all of them; with `max_candidates`,
    all of them and the edits of the largest clusters only) is scored on the search half, with a penalty
    per added rule and per 100 added characters (longer is not better for free);
