@@ -184,7 +184,7 @@ def is_copy(rule: str, sources: list[str], share: float = 0.6) -> bool:
 _STOP = set("""a an the of to in on for and or but is are was were be been it its this that these those as at by with from
 not no text texts label labeled labelled should shows show about which what it's their there they than then so because into
 correct correctly instead one only also more most same would could can does do did has have had when where how why who will
-what whom which while just very some any all them him her his she you your our mentions mentioned mention clearly
+whom while just very some any all them him her his she you your our mentions mentioned mention clearly
 indicates indicate indicating aligns align clear situation customer intent statement message comment article""".split())
 
 
@@ -215,7 +215,7 @@ def cluster_errors(gold: list[Any], predicted: list[Any], errors: list[int], why
         g, p = str(gold[i]), str(predicted[i])
         key = (g, p) if pairs[(g, p)] > 1 else (g, None)
         clusters.setdefault(key, Cluster(g, [], [])).members.append(i)
-    for key, cluster in clusters.items():
+    for cluster in clusters.values():
         said = Counter(str(predicted[i]) for i in cluster.members)
         cluster.predicted = [label for label, _ in said.most_common()]
     ranked = sorted(clusters.values(), key=lambda c: -len(c.members))  # stable: first appearance breaks ties

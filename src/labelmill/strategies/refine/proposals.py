@@ -83,7 +83,7 @@ class Proposals:
         cur = self.store.db.execute("SELECT * FROM refine_proposals WHERE name = ? AND key = ?", (self.name, key))
         row = cur.fetchone()
         if row is None:
-            raise InputDataError(f"no proposal {key!r} for guideline {self.name!r}")
+            raise InputDataError(f"no proposal {key!r} for guideline {self.name!r}", fix="reload the guideline page: the proposals listed there are the ones stored")
         return Proposal(**dict(zip([c[0] for c in cur.description], row)))
 
     def list(self, status: str | None = None) -> list[Proposal]:

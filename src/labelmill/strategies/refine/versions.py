@@ -17,6 +17,7 @@ from typing import Any
 
 from labelmill.errors import ConfigError
 from labelmill.store import Store
+from labelmill.strategies.refine.proposals import MIGRATION as PROPOSALS_MIGRATION
 
 MIGRATIONS = [
     """
@@ -42,14 +43,7 @@ MIGRATIONS = [
     """,
 ]
 
-
-def _proposals_migration() -> str:
-    from labelmill.strategies.refine.proposals import MIGRATION
-
-    return MIGRATION
-
-
-MIGRATIONS.append(_proposals_migration())  # 2: proposed edits waiting for a person (proposals.py)
+MIGRATIONS.append(PROPOSALS_MIGRATION)  # 2: proposed edits waiting for a person (proposals.py)
 
 
 def version_id(content: str) -> str:
