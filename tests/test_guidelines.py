@@ -177,9 +177,10 @@ def test_refine_can_rewrite_a_label_definition_and_every_label_carries_its_versi
 
         assert top.prompt_hash == prompt_hash(load_config(config), result.final)
         made = store.count_by_guidelines([top.prompt_hash, base.prompt_hash])
+        every = store.db.execute("SELECT COUNT(*) FROM annotations").fetchone()[0]
     # the search rows with the new definition (and the held-out ones) were labeled with it; every row was labeled first with the base
     assert made[top.prompt_hash] == 36 and made[base.prompt_hash] >= 36
-    assert result.calls["label"] == sum(made.values()) and result.calls["text"] > 0
+    assert result.calls["label"] == every and result.calls["text"] > 0  # each call the loop counts made one stored label
 
 
 def test_refine_deletes_a_rule_that_hurts(tmp_path):
@@ -216,10 +217,11 @@ def test_refine_projects_its_calls_and_keeps_within_its_budget(tmp_path):
     seen = []
     result = refine(config, pd.DataFrame(movie_rows()), project=tmp_path / "p.db", rounds=2, max_rules=2, beam=2, budget_s=0.0,
                     on_event=lambda e: seen.append(getattr(e, "message", str(e))))
-    # 18 search and 18 held-out rows; per round: both halves, 3 x 2 + 1 candidates on search, 2 on held-out
-    assert result.projection["label_calls"] == 2 * (18 + 18 + 7 * 18 + 2 * 18) and result.projection["text_calls"] == 2 * (24 + 4)
+    # 18 search and 18 held-out rows; per round: both halves, 3 x 2 + 2 candidates on search, 2 on held-out;
+    # 24 explanations, a rule and a definition per cluster, one narrower definition
+    assert result.projection["label_calls"] == 2 * (18 + 18 + 8 * 18 + 2 * 18) and result.projection["text_calls"] == 2 * (24 + 4 + 1)
     assert result.projection["estimated_cost_usd"] == 0.0  # a local model
-    assert any("at most 396 labeling calls" in m for m in seen)
+    assert any("at most 432 labeling calls" in m for m in seen)
     assert result.stopped == "budget_s" and result.rounds == [] and result.calls == {"label": 0, "text": 0}
     full = refine(config, pd.DataFrame(movie_rows()), project=tmp_path / "q.db", rounds=2, max_rules=2, beam=2)
     assert full.stopped is None and 0 < full.calls["label"] <= full.projection["label_calls"] and full.calls["text"] <= full.projection["text_calls"]
@@ -238,7 +240,7 @@ def test_refine_interactive_a_person_edits_one_proposal_and_rejects_another(tmp_
     env = {**child_env(), "USER": "ana"}
     done = subprocess.run(cli_command("refine", str(tmp_path / "c.yaml"), str(tmp_path / "dev.csv"), "--rounds", "1", "--interactive",
                                       "--project", str(tmp_path / "p.db")),
-                          input="e\n'dreadful' means negative, whatever the rest says.\nr\n", env=env, capture_output=True, text=True, timeout=300)
+                          input="e\n'dreadful' means negative, whatever the rest says.\nr\nr\n", env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "proposed: add rule: 'dreadful' means negative." in done.stdout and "evidence: 12 search errors" in done.stdout or "search errors" in done.stdout
     assert "proposed: define negative" in done.stdout  # shown, then rejected
@@ -370,7 +372,8 @@ def test_refine_review_waits_for_people_then_scores_what_they_kept(tmp_path):
         with pytest.raises(Exception, match="needs the new wording"):
             Proposals(store, "movies").decide(rule.key, "edit", "ana", "  ")
         Proposals(store, "movies").decide(rule.key, "edit", "ana", "'dreadful' means negative, whatever else the review says.")
-        Proposals(store, "movies").decide(next(p.key for p in found if p.kind == "define_label"), "reject", "ben")
+        for definition in [p for p in found if p.kind == "define_label"]:  # the negative label's, and the narrower positive
+            Proposals(store, "movies").decide(definition.key, "reject", "ben")
         assert GuidelineVersions(store, "movies").log()[0].author == "config"  # nothing committed while people decide
     again = refine(config, pd.DataFrame(movie_rows()), project=project, rounds=1, decide=ReviewDecisions(project, "movies"))
     assert again.stopped is None and again.rounds[0].accepted is not None
@@ -393,3 +396,34 @@ def test_a_guideline_with_no_definitions_or_rules_prompts_exactly_as_the_config(
     assert make_task(_with_guideline(bare, Guideline.from_config(bare))).system_prompt() == make_task(bare).system_prompt()
     prompt = make_task(_with_guideline(cfg, Guideline.from_config(cfg))).system_prompt()
     assert prompt.count("- World") == 1 and "Label definitions:\n- Sports: games and athletes" in prompt
+
+
+def test_a_label_said_far_too_often_gets_a_narrower_definition(tmp_path):
+    """The fake labeler answers its first label, positive, when no word votes (a small model's favourite
+    label); the dull and dreadful rows are negative. The loop finds positive said twice as often as it is
+    right and asks the proposer to narrow its definition; the narrower definition fixes both groups."""
+    import pandas as pd
+
+    from labelmill.strategies.refine.loop import over_predicted, refine
+
+    gold = ["negative", "negative", "negative", "positive", "negative"]
+    said = ["positive", "positive", "positive", "positive", "negative"]
+    assert over_predicted(gold, said, [0, 1, 2]) == [("positive", [0, 1, 2])]
+    assert over_predicted(gold, said, [0, 1]) == []  # two errors are no pattern
+    assert over_predicted(["positive"] * 4 + ["negative"] * 3, ["positive"] * 7, [4, 5, 6]) == []  # said 7 times, 4 rows have it: not twice
+
+    rows = [r for n in range(8) for r in ({"text": f"a dull film {n}", "label": "negative"}, {"text": f"a dreadful film {n}", "label": "negative"},
+                                          {"text": f"a good film {n}", "label": "positive"})]
+    narrower = [r"said (\w+) for these texts, which are not", "A {0} review praises the film; 'dull' means negative; 'dreadful' means negative."]
+    result = refine(movie_config([narrower]), pd.DataFrame(rows), project=tmp_path / "p.db", rounds=1, edits=("define_label",))
+    first = result.rounds[0]
+    over = [g for g in first.groups if g.get("over_predicted")]
+    assert over and over[0]["over_predicted"] == "positive" and over[0]["errors"] == first.errors
+    assert first.accepted and first.heldout_after == 1.0 > first.heldout_before
+    assert result.final.labels["positive"].startswith("A positive review praises the film")
+    from labelmill.store import Store
+    from labelmill.strategies.refine.versions import GuidelineVersions
+
+    with Store(tmp_path / "p.db") as store:
+        top = GuidelineVersions(store, "movies").log()[0]
+    assert "define positive" in top.rationale and "positive said for negative" in top.rationale

@@ -8,8 +8,9 @@ Each round:
    are single errors), largest clusters first; each cluster carries its explanations and the words they
    share most (its theme);
 4. a proposer model (the labeler, or another: `proposer`) drafts edits for each cluster, citing it: a new
-   rule, and a rewritten definition of the label the rows should have had; a rule added by an earlier
-   round may be deleted (`edits`);
+   rule, and a rewritten definition of the label the rows should have had; a label the labeler says at
+   least twice as often as it is right (a small model's favourite) gets a narrower definition; a rule
+   added by an earlier round may be deleted (`edits`);
 5. with `decide` (the CLI's --interactive; or --review, `proposals.ReviewDecisions`: people decide in the
    review app's guideline page and the loop waits for them), a person accepts, edits or rejects each
    proposal first;
@@ -146,9 +147,10 @@ def projection(cfg: Config, proposer_cfg: Config, sample: Any, search_rows: int,
     """The most model calls the rounds can take, and their time and cost from `labelmill plan`'s estimates."""
     from labelmill.api import plan
 
-    candidates = 3 * max_rules + 1 if max_candidates is None else max_candidates  # a rule and a definition per cluster, deletions, all together
+    # a rule and a definition per cluster, a narrower definition of an over-predicted label, deletions, all together
+    candidates = 3 * max_rules + 2 if max_candidates is None else max_candidates
     label_calls = rounds * (search_rows + heldout_rows + candidates * search_rows + beam * heldout_rows)
-    text_calls = rounds * (max_errors + 2 * max_rules)
+    text_calls = rounds * (max_errors + 2 * max_rules + 1)
     labeler = plan(cfg, sample, limit=min(20, len(sample)))
     per_row_s, per_row_cost = labeler["estimated_seconds"] / max(1, labeler["rows"]), labeler["estimated_cost_usd"]
     per_row_cost = None if per_row_cost is None else per_row_cost / max(1, labeler["rows"])
@@ -235,6 +237,18 @@ def cluster_errors(gold: list[Any], predicted: list[Any], errors: list[int], why
     for cluster in ranked:
         _theme(cluster, why)
     return ranked
+
+
+def over_predicted(gold: list[Any], predicted: list[Any], errors: list[int], limit: int = 1, least: int = 3) -> list[tuple[str, list[int]]]:
+    """Labels the labeler says at least twice as often as they are right on the search rows, with the
+    errors where it said them (at least `least`), most errors first: a small model's favourite label,
+    often the first in the list or the only capitalised one, takes rows from every other label."""
+    said, true = Counter(str(p) for p in predicted if p is not None), Counter(str(g) for g in gold if g is not None)
+    wrong: dict[str, list[int]] = {}
+    for i in errors:
+        wrong.setdefault(str(predicted[i]), []).append(i)
+    found = [(label, rows) for label, rows in wrong.items() if len(rows) >= least and said[label] >= 2 * max(1, true[label])]
+    return sorted(found, key=lambda t: -len(t[1]))[:limit]
 
 
 def _theme(cluster: Cluster, why: dict[int, str]) -> None:
@@ -374,6 +388,24 @@ def refine(
                     proposals.append(Edit("define_label", definition, g, evidence, f"refine ({proposer_name})"))
                     found["definition"] = definition
             result.groups.append(found)
+        if "define_label" in edits:  # a label said far more often than it is right (a small model's favourite): narrow it
+            for label, wrong in over_predicted(gold, predicted, errors, limit=1):
+                said = Counter(str(gold[i]) for i in wrong)
+                lines = "\n".join(f"- {texts[i][:300]} (is {gold[i]})" for i in wrong[:6])
+                evidence = (f"{len(wrong)} search errors ({label} said for {', '.join(g for g, _ in said.most_common(3))}"
+                            f"{' and other labels' if len(said) > 3 else ''}), e.g. dev rows {', '.join(str(int(search_rows[i])) for i in wrong[:3])}")
+                ask = Prompt(PROPOSE_SYSTEM, (), f"Current guideline:\n{current.prompt_text()}\n\nA labeler following the guideline said {label} "
+                             f"for these texts, which are not {label}:\n{lines}\n\nRewrite the definition of the label {label} (now: \"{current.labels.get(label) or label}\") "
+                             f"as one sentence that says exactly when {label} applies, so that texts like these are not {label}. Reply with the definition only.")
+                definition = clean_rule(_ask(proposer_cfg, [ask], project, "propose_narrower", 80, out)[0])
+                definition = re.sub(rf"^\W*{re.escape(label)}\W*:\s*", "", definition, flags=re.IGNORECASE)
+                if definition and definition != current.labels.get(label) and not is_copy(definition, [current.intro, *(texts[i] for i in wrong)]):
+                    narrower = Edit("define_label", definition, label, evidence, f"refine ({proposer_name})")
+                    # ranked with the clusters by the errors it addresses
+                    at = next((n for n, g in enumerate(result.groups) if g.get("errors", 0) < len(wrong)), len(result.groups))
+                    before = sum(("rule" in g) + ("definition" in g) for g in result.groups[:at])
+                    proposals.insert(before, narrower)
+                    result.groups.insert(at, {"over_predicted": label, "errors": len(wrong), "definition": definition})
         if "delete_rule" in edits:  # a rule an earlier round added may now do more harm than good
             for n, rule in list(enumerate(current.rules, start=1))[-max_rules:]:
                 proposals.append(Edit("delete_rule", rule.text, str(n), f"rule {n} tried without", f"refine ({proposer_name})"))
