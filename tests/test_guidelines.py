@@ -427,3 +427,24 @@ def test_a_label_said_far_too_often_gets_a_narrower_definition(tmp_path):
     with Store(tmp_path / "p.db") as store:
         top = GuidelineVersions(store, "movies").log()[0]
     assert "define positive" in top.rationale and "positive said for negative" in top.rationale
+
+
+def test_rules_and_definitions_come_after_the_task_s_label_list(tmp_path):
+    """A small labeler reads a rule placed just before the label list as a reason to say the label it
+    names; the guideline's definitions and rules follow the list, and a task without a label list gets no
+    placeholder."""
+    from labelmill.config import load_config
+    from labelmill.tasks import make_task
+
+    (tmp_path / "g.md").write_text(DOC)
+    cfg = load_config({"task": "classification", "name": "agnews-topics", "labels": ["World", "Sports", "Business", "Sci/Tech"],
+                       "guidelines_file": str(tmp_path / "g.md"), "model": {"backend": "fake"}})
+    system = make_task(cfg).system_prompt()
+    assert system.index("Classify the topic") < system.index("Labels:\n- World\n- Sports\n- Business\n- Sci/Tech") < system.index("Label definitions:") \
+        < system.index("Rules:\n1. A company's product launch") < system.index("Answer with the label only.")
+    assert system.count("Labels:") == 1 and "{labels}" not in system
+    extraction = load_config({"task": "extraction", "attributes": [{"name": "company"}], "guidelines_file": str(tmp_path / "g.md"),
+                              "model": {"backend": "fake"}})
+    assert "{labels}" not in extraction.guidelines and "Rules:\n1. A company's product launch" in extraction.guidelines
+    own = Guideline("t", "Pick one of:\n{labels}\nthen stop.", {}, [Rule("Be brief.")])
+    assert own.prompt_text().count("{labels}") == 1  # the introduction places the list itself

@@ -400,18 +400,21 @@ def load_config(source: str | Path | dict[str, Any] | Config, *, notices: list[s
         raise ConfigError(_explain(exc, origin), fix=_fix_hint(exc)) from None
     config.base_dir = base_dir
     if config.guidelines_file:
-        config.guidelines = _read_guideline(base_dir / config.guidelines_file)
+        config.guidelines = _read_guideline(base_dir / config.guidelines_file, config.task in LISTS_LABELS)
     return config
 
 
-def _read_guideline(path: Path) -> str:
+LISTS_LABELS = ("classification", "multilabel", "matching", "relation", "ner")  # tasks whose prompt fills '{labels}' with the label list
+
+
+def _read_guideline(path: Path, list_labels: bool = True) -> str:
     from labelmill.guideline import Guideline
 
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"guidelines_file: cannot read {path}: {exc}", fix="give the path of a Markdown guideline, relative to the config") from None
-    return Guideline.parse(text).prompt_text()
+    return Guideline.parse(text).prompt_text(list_labels)
 
 
 def _read_config_file(path: Path) -> Any:

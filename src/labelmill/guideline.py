@@ -66,17 +66,23 @@ class Guideline:
             lines.append("")
         return "\n".join(lines).rstrip() + "\n"
 
-    def prompt_text(self) -> str:
+    def prompt_text(self, list_labels: bool = True) -> str:
         """What the labeler reads: the introduction, the label definitions and the rules, no evidence. Labels
-        without a definition are left out (the task's prompt lists the labels), so a guideline with no
-        definitions and no rules reads exactly as the config's `guidelines`."""
-        parts = [self.intro.strip()] if self.intro.strip() else []
+        without a definition are left out of the definitions, so a guideline with no definitions and no rules
+        reads exactly as the config's `guidelines`. With definitions or rules, and `list_labels` (a task that
+        lists its labels: classification, matching, relation, NER), the task's label list comes right after
+        the introduction ('{labels}'), before them: a small labeler reads a rule that comes just before the
+        list as a reason to say the label it names (AG News, 0.5B: 0.38 against 0.61 after the list)."""
+        intro = self.intro.strip()
+        extra = []
         defined = {name: definition.strip() for name, definition in self.labels.items() if definition.strip()}
         if defined:  # the task's prompt lists every label already: only the definitions are new to the labeler
-            parts.append("Label definitions:\n" + "\n".join(f"- {name}: {definition}" for name, definition in defined.items()))
+            extra.append("Label definitions:\n" + "\n".join(f"- {name}: {definition}" for name, definition in defined.items()))
         if self.rules:
-            parts.append("Rules:\n" + "\n".join(f"{n}. {r.text.strip()}" for n, r in enumerate(self.rules, start=1)))
-        return "\n\n".join(parts)
+            extra.append("Rules:\n" + "\n".join(f"{n}. {r.text.strip()}" for n, r in enumerate(self.rules, start=1)))
+        if extra and list_labels and "{labels}" not in intro:
+            extra.insert(0, "Labels:\n{labels}")
+        return "\n\n".join(([intro] if intro else []) + extra)
 
     # reading --------------------------------------------------------------------------------------
     @classmethod

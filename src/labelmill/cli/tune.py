@@ -39,14 +39,14 @@ def tune(
 
     guideline = None
     if guideline_rev:
-        from labelmill.config import load_config
+        from labelmill.config import LISTS_LABELS, load_config
         from labelmill.guideline import Guideline
         from labelmill.store import Store
         from labelmill.strategies.refine.versions import GuidelineVersions
 
         cfg = load_config(config)
         with Store(project) as store:
-            guideline = Guideline.parse(GuidelineVersions(store, cfg.name or cfg.task).get(guideline_rev).content).prompt_text()
+            guideline = Guideline.parse(GuidelineVersions(store, cfg.name or cfg.task).get(guideline_rev).content).prompt_text(cfg.task in LISTS_LABELS)
 
     report = run_tune(
         config, dev, pool=pool, shots=tuple(int(x) for x in shots.split(",")), selectors=tuple(selectors.split(",")),
