@@ -22,15 +22,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from refine import FILES, config_for  # noqa: E402
 
+# each variant as refine would write it: label definitions and numbered rules, rendered by Guideline.prompt_text
+# (the task's label list first, then the definitions and rules)
 RULES = {
     "civil": {
         "rare": "toxic",
         "variants": {
-            "insult rule": "Rules:\n1. A comment that insults a person or a group (calling them stupid, idiots, clowns, liars, morons, losers) is toxic.",
-            "insult and mockery rules": "Rules:\n1. A comment that insults a person or a group (calling them stupid, idiots, clowns, liars, morons, losers) is toxic.\n"
-                                        "2. A comment that mocks, ridicules or demeans people for their race, religion, sex, or politics is toxic.",
-            "label definitions": "Labels:\n- toxic: insults, name-calling, profanity, mockery, threats, or contempt for a person or group.\n"
-                                 "- not toxic: disagreement or criticism stated without insults.",
+            "insult rule": ({}, ["A comment that insults a person or a group (calling them stupid, idiots, clowns, liars, morons, losers) is toxic."]),
+            "insult and mockery rules": ({}, ["A comment that insults a person or a group (calling them stupid, idiots, clowns, liars, morons, losers) is toxic.",
+                                              "A comment that mocks, ridicules or demeans people for their race, religion, sex, or politics is toxic."]),
+            "label definitions": ({"toxic": "insults, name-calling, profanity, mockery, threats, or contempt for a person or group.",
+                                   "not toxic": "disagreement or criticism stated without insults."}, []),
         },
     },
 }
@@ -54,8 +56,11 @@ def main() -> None:
     config = config_for(args.set, seed)
     config["model"] = {**config["model"], "name": args.model}
     rare = RULES[args.set]["rare"]
+    from labelmill.guideline import Guideline, Rule
+
     variants = {"the config's guideline": config["guidelines"]} | {
-        name: f"{config['guidelines']}\n\n{text}" for name, text in RULES[args.set]["variants"].items()}
+        name: Guideline(args.set, config["guidelines"], definitions, [Rule(r) for r in rules]).prompt_text()
+        for name, (definitions, rules) in RULES[args.set]["variants"].items()}
     figures: dict = {"set": args.set, "model": args.model, "rows": len(seed), "rare_label": rare, "rare_rows": int((seed["label"] == rare).sum())}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(args.workdir) if args.workdir else Path(tmp)
