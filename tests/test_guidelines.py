@@ -446,5 +446,9 @@ def test_rules_and_definitions_come_after_the_task_s_label_list(tmp_path):
     extraction = load_config({"task": "extraction", "attributes": [{"name": "company"}], "guidelines_file": str(tmp_path / "g.md"),
                               "model": {"backend": "fake"}})
     assert "{labels}" not in extraction.guidelines and "Rules:\n1. A company's product launch" in extraction.guidelines
+    from labelmill.strategies.refine.loop import _with_guideline, readable
+
+    shown = readable(_with_guideline(cfg, Guideline.parse(DOC)))  # what the explainer and the proposer read: the list filled in
+    assert "{labels}" not in shown and "Labels:\n- World\n- Sports" in shown and shown in system
     own = Guideline("t", "Pick one of:\n{labels}\nthen stop.", {}, [Rule("Be brief.")])
     assert own.prompt_text().count("{labels}") == 1  # the introduction places the list itself

@@ -357,9 +357,10 @@ def refine(
         if not errors:
             out.rounds.append(result)
             break
+        shown = readable(labeler)  # the guideline as the labeler reads it, its label list filled in
         # explanations of the errors (the largest confusions first), their clusters, then edits per cluster
         shown = [i for c in cluster_errors(gold, predicted, errors, {}, max_rules) for i in c.members][:max_errors]
-        explain = [Prompt(EXPLAIN_SYSTEM, (), f"Guideline:\n{current.prompt_text()}\n\nText: {texts[i]}\nYou labeled it {predicted[i]}; "
+        explain = [Prompt(EXPLAIN_SYSTEM, (), f"Guideline:\n{shown}\n\nText: {texts[i]}\nYou labeled it {predicted[i]}; "
                           f"the correct label is {gold[i]}. In one sentence: what in the text shows it is {gold[i]}?") for i in shown]
         asked = _ask(labeler if explainer == "labeler" else proposer_cfg, explain, project, "explain_error", 60, out)
         # an answer that only echoes the question ("the text shows it is toxic") or the text explains nothing
@@ -372,14 +373,14 @@ def refine(
             evidence = f"{cluster.describe()}, e.g. dev rows {', '.join(str(int(search_rows[i])) for i in members[:3])}"
             found = {"gold": g, "predicted": p, "errors": count, "theme": cluster.theme}
             if "add_rule" in edits:
-                ask = Prompt(PROPOSE_SYSTEM, (), f"Current guideline:\n{current.prompt_text()}\n\nThese texts are {g}, but a labeler following the guideline "
+                ask = Prompt(PROPOSE_SYSTEM, (), f"Current guideline:\n{shown}\n\nThese texts are {g}, but a labeler following the guideline "
                              f"said {p}:\n{lines}\n\nWrite one new rule, one sentence, that makes these {g} without changing other cases. Reply with the rule only.")
                 rule = clean_rule(_ask(proposer_cfg, [ask], project, "propose_rule", 80, out)[0])
                 if len(rule.split()) >= 3 and not rule.endswith("?") and not is_copy(rule, [current.prompt_text(), *(texts[i] for i in members)]):  # a question is no rule
                     proposals.append(Edit("add_rule", rule, None, evidence, f"refine ({proposer_name})", [_excerpt(texts[i]) for i in members[:2] if texts[i].strip()]))
                     found["rule"] = rule
             if "define_label" in edits and g in current.labels:
-                ask = Prompt(PROPOSE_SYSTEM, (), f"Current guideline:\n{current.prompt_text()}\n\nA labeler following the guideline said {p} for these "
+                ask = Prompt(PROPOSE_SYSTEM, (), f"Current guideline:\n{shown}\n\nA labeler following the guideline said {p} for these "
                              f"{g} texts:\n{lines}\n\nRewrite the definition of the label {g} (now: \"{current.labels[g] or g}\") as one sentence "
                              f"that makes texts like these clearly {g}, not {p}. Reply with the definition only.")
                 definition = clean_rule(_ask(proposer_cfg, [ask], project, "propose_definition", 80, out)[0])
@@ -394,7 +395,7 @@ def refine(
                 lines = "\n".join(f"- {texts[i][:300]} (is {gold[i]})" for i in wrong[:6])
                 evidence = (f"{len(wrong)} search errors ({label} said for {', '.join(g for g, _ in said.most_common(3))}"
                             f"{' and other labels' if len(said) > 3 else ''}), e.g. dev rows {', '.join(str(int(search_rows[i])) for i in wrong[:3])}")
-                ask = Prompt(PROPOSE_SYSTEM, (), f"Current guideline:\n{current.prompt_text()}\n\nA labeler following the guideline said {label} "
+                ask = Prompt(PROPOSE_SYSTEM, (), f"Current guideline:\n{shown}\n\nA labeler following the guideline said {label} "
                              f"for these texts, which are not {label}:\n{lines}\n\nRewrite the definition of the label {label} (now: \"{current.labels.get(label) or label}\") "
                              f"as one sentence that says exactly when {label} applies, so that texts like these are not {label}. Reply with the definition only.")
                 definition = clean_rule(_ask(proposer_cfg, [ask], project, "propose_narrower", 80, out)[0])
@@ -482,6 +483,14 @@ def _excerpt(text: str, limit: int = 160) -> str:
     """A dev row as a one-line example under a rule (the rendered input, cut at a word)."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
+
+
+def readable(cfg: Config) -> str:
+    """The guidelines as the labeler reads them, with the task's label list, for the explainer and the
+    proposer (a '{labels}' placeholder left in their prompt made the 1.5B write rules about the list)."""
+    from labelmill.tasks.classification import guidelines_with_labels
+
+    return guidelines_with_labels(cfg, "")
 
 
 def labeler_text(cfg: Config, record: dict[str, Any]) -> str:
