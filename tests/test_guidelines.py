@@ -137,6 +137,10 @@ def test_a_proposal_that_repeats_a_text_or_the_guideline_is_no_rule():
     assert is_copy("Classify the topic of the news article.", ["Classify the topic of the news article."])
     assert not is_copy("A story about a chip maker's products is Sci/Tech, even when it mentions prices.", [text, "Classify the topic."])
     assert clean_rule("1. 'dreadful' means negative.\nmore") == "'dreadful' means negative."
+    assert clean_rule("Rule: Texts about chips are Sci/Tech.") == "Texts about chips are Sci/Tech."
+    from labelmill.strategies.refine.loop import _words
+
+    assert _words("[1, 13, 34, 37, 41, 44, 49, 57, 65]") == 0 and _words("Texts about chips are Sci/Tech.") == 6  # the 1.5B wrote such lists
 
 
 def movie_rows(n: int = 12) -> list[dict]:

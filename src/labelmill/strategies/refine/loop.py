@@ -373,19 +373,20 @@ def refine(
             evidence = f"{cluster.describe()}, e.g. dev rows {', '.join(str(int(search_rows[i])) for i in members[:3])}"
             found = {"gold": g, "predicted": p, "errors": count, "theme": cluster.theme}
             if "add_rule" in edits:
-                ask = Prompt(PROPOSE_SYSTEM, (), f"Current guideline:\n{shown}\n\nThese texts are {g}, but a labeler following the guideline "
-                             f"said {p}:\n{lines}\n\nWrite one new rule, one sentence, that makes these {g} without changing other cases. Reply with the rule only.")
+                ask = Prompt(PROPOSE_SYSTEM, (), f"These texts are {g}, but a labeler following the guideline below said {p}:\n{lines}\n\n"
+                             f"Guideline:\n{shown}\n\nWrite one new rule for the guideline, one sentence, that makes texts like these {g} "
+                             f"without changing other cases. Reply in the form 'Rule: <one sentence>'.")
                 rule = clean_rule(_ask(proposer_cfg, [ask], project, "propose_rule", 80, out)[0])
-                if len(rule.split()) >= 3 and not rule.endswith("?") and not is_copy(rule, [current.prompt_text(), *(texts[i] for i in members)]):  # a question is no rule
+                if _words(rule) >= 3 and not rule.endswith("?") and not is_copy(rule, [current.prompt_text(), *(texts[i] for i in members)]):  # a question is no rule
                     proposals.append(Edit("add_rule", rule, None, evidence, f"refine ({proposer_name})", [_excerpt(texts[i]) for i in members[:2] if texts[i].strip()]))
                     found["rule"] = rule
             if "define_label" in edits and g in current.labels:
-                ask = Prompt(PROPOSE_SYSTEM, (), f"Current guideline:\n{shown}\n\nA labeler following the guideline said {p} for these "
-                             f"{g} texts:\n{lines}\n\nRewrite the definition of the label {g} (now: \"{current.labels[g] or g}\") as one sentence "
-                             f"that makes texts like these clearly {g}, not {p}. Reply with the definition only.")
+                ask = Prompt(PROPOSE_SYSTEM, (), f"A labeler following the guideline below said {p} for these {g} texts:\n{lines}\n\n"
+                             f"Guideline:\n{shown}\n\nRewrite the definition of the label {g} (now: \"{current.labels[g] or g}\") as one sentence "
+                             f"that makes texts like these clearly {g}, not {p}. Reply in the form '{g}: <definition>'.")
                 definition = clean_rule(_ask(proposer_cfg, [ask], project, "propose_definition", 80, out)[0])
                 definition = re.sub(rf"^\W*{re.escape(g)}\W*:\s*", "", definition, flags=re.IGNORECASE)  # "card_arrival: ..." repeats the label
-                if definition and definition != current.labels[g] and not is_copy(definition, [current.intro, *(texts[i] for i in members)]):
+                if _words(definition) >= 3 and definition != current.labels[g] and not is_copy(definition, [current.intro, *(texts[i] for i in members)]):
                     proposals.append(Edit("define_label", definition, g, evidence, f"refine ({proposer_name})"))
                     found["definition"] = definition
             result.groups.append(found)
@@ -395,12 +396,13 @@ def refine(
                 lines = "\n".join(f"- {texts[i][:300]} (is {gold[i]})" for i in wrong[:6])
                 evidence = (f"{len(wrong)} search errors ({label} said for {', '.join(g for g, _ in said.most_common(3))}"
                             f"{' and other labels' if len(said) > 3 else ''}), e.g. dev rows {', '.join(str(int(search_rows[i])) for i in wrong[:3])}")
-                ask = Prompt(PROPOSE_SYSTEM, (), f"Current guideline:\n{shown}\n\nA labeler following the guideline said {label} "
-                             f"for these texts, which are not {label}:\n{lines}\n\nRewrite the definition of the label {label} (now: \"{current.labels.get(label) or label}\") "
-                             f"as one sentence that says exactly when {label} applies, so that texts like these are not {label}. Reply with the definition only.")
+                ask = Prompt(PROPOSE_SYSTEM, (), f"A labeler following the guideline below said {label} for these texts, which are not {label}:\n{lines}\n\n"
+                             f"Guideline:\n{shown}\n\nRewrite the definition of the label {label} (now: \"{current.labels.get(label) or label}\") "
+                             f"as one sentence that says exactly when {label} applies, so that texts like these are not {label}. "
+                             f"Reply in the form '{label}: <definition>'.")
                 definition = clean_rule(_ask(proposer_cfg, [ask], project, "propose_narrower", 80, out)[0])
                 definition = re.sub(rf"^\W*{re.escape(label)}\W*:\s*", "", definition, flags=re.IGNORECASE)
-                if definition and definition != current.labels.get(label) and not is_copy(definition, [current.intro, *(texts[i] for i in wrong)]):
+                if _words(definition) >= 3 and definition != current.labels.get(label) and not is_copy(definition, [current.intro, *(texts[i] for i in wrong)]):
                     narrower = Edit("define_label", definition, label, evidence, f"refine ({proposer_name})")
                     # ranked with the clusters by the errors it addresses
                     at = next((n for n, g in enumerate(result.groups) if g.get("errors", 0) < len(wrong)), len(result.groups))
@@ -477,6 +479,11 @@ def refine(
     with Store(project) as store:
         out.final_version = GuidelineVersions(store, cfg.name or cfg.task).head_id()
     return out
+
+
+def _words(text: str) -> int:
+    """Words of two letters or more: a proposal of numbers or symbols ("[1, 13, 34, ...") is no edit."""
+    return len(re.findall(r"[^\W\d_]{2,}", text))
 
 
 def _excerpt(text: str, limit: int = 160) -> str:
