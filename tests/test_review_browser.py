@@ -612,8 +612,8 @@ def test_guideline_page_shows_refine_proposals_with_evidence_for_people_to_accep
     try:
         driver.get(server.links["ana"])
         driver.get(server.base + "/guideline")
-        wait_for(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".proposal")) == 3)
-        assert "3 of 3 proposed edits wait for a decision" in driver.find_element(By.ID, "proposals").text
+        wait_for(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".proposal")) == 4)  # a rule, two definitions (one narrower), the hostile one
+        assert "4 of 4 proposed edits wait for a decision" in driver.find_element(By.ID, "proposals").text
         cards = driver.find_elements(By.CSS_SELECTOR, ".proposal")
         rule = next(c for c in cards if "add rule" in c.text and "dreadful" in c.text)
         assert "Evidence: " in rule.text and "search errors (negative labeled positive)" in rule.text
@@ -631,7 +631,7 @@ def test_guideline_page_shows_refine_proposals_with_evidence_for_people_to_accep
         for other in [c.get_attribute("data-key") for c in driver.find_elements(By.CSS_SELECTOR, ".proposal") if c.get_attribute("data-key") != key]:
             driver.find_element(By.CSS_SELECTOR, f'.proposal[data-key="{other}"] button.reject').click()
             wait_for(driver, lambda d, k=other: "rejected by ana" in d.find_element(By.CSS_SELECTOR, f'.proposal[data-key="{k}"]').text)
-        assert "0 of 3 proposed edits wait" in driver.find_element(By.ID, "proposals").text
+        assert "0 of 4 proposed edits wait" in driver.find_element(By.ID, "proposals").text
         token = server.token("ana")
         bad = server.request("/api/proposal", token=token, method="POST", body={"key": key, "action": "approve"}, csrf=server.csrf(token))
         assert bad[0] == 400 and b"unknown action" in bad[1]
