@@ -112,7 +112,9 @@ def test_refine_accepts_a_rule_that_fixes_an_error_group_on_held_out_rows(tmp_pa
     config = {"task": "classification", "name": "movies", "labels": ["positive", "negative"], "guidelines": "Classify the sentiment.",
               "input_template": "{text}", "gold_column": "label", "examples": {"k": 0},
               "model": {"backend": "fake", "params": {"keywords": {"positive": ["good"], "negative": ["bad"]}, "rule_words": True,
-                                                        "replies": [[r"These texts are (\w+), but[\s\S]*?(dreadful)", "Rule: '{1}' means {0}."]],
+                                                        # the proposer must be shown the guideline with its label list, not row numbers
+                                                        "replies": [[r"These texts are (\w+), but[\s\S]*?(dreadful)[\s\S]*Guideline:\nClassify the sentiment\.\n\nLabels:\n- positive",
+                                                                     "Rule: '{1}' means {0}."]],
                                                         "default_reply": "the wording shows it."}}}
     result = refine(config, pd.DataFrame(rows), project=tmp_path / "p.db", rounds=2)
     first = result.rounds[0]

@@ -357,10 +357,10 @@ def refine(
         if not errors:
             out.rounds.append(result)
             break
-        shown = readable(labeler)  # the guideline as the labeler reads it, its label list filled in
+        guide = readable(labeler)  # the guideline as the labeler reads it, its label list filled in
         # explanations of the errors (the largest confusions first), their clusters, then edits per cluster
         shown = [i for c in cluster_errors(gold, predicted, errors, {}, max_rules) for i in c.members][:max_errors]
-        explain = [Prompt(EXPLAIN_SYSTEM, (), f"Guideline:\n{shown}\n\nText: {texts[i]}\nYou labeled it {predicted[i]}; "
+        explain = [Prompt(EXPLAIN_SYSTEM, (), f"Guideline:\n{guide}\n\nText: {texts[i]}\nYou labeled it {predicted[i]}; "
                           f"the correct label is {gold[i]}. In one sentence: what in the text shows it is {gold[i]}?") for i in shown]
         asked = _ask(labeler if explainer == "labeler" else proposer_cfg, explain, project, "explain_error", 60, out)
         # an answer that only echoes the question ("the text shows it is toxic") or the text explains nothing
@@ -374,7 +374,7 @@ def refine(
             found = {"gold": g, "predicted": p, "errors": count, "theme": cluster.theme}
             if "add_rule" in edits:
                 ask = Prompt(PROPOSE_SYSTEM, (), f"These texts are {g}, but a labeler following the guideline below said {p}:\n{lines}\n\n"
-                             f"Guideline:\n{shown}\n\nWrite one new rule for the guideline, one sentence, that makes texts like these {g} "
+                             f"Guideline:\n{guide}\n\nWrite one new rule for the guideline, one sentence, that makes texts like these {g} "
                              f"without changing other cases. Reply in the form 'Rule: <one sentence>'.")
                 rule = clean_rule(_ask(proposer_cfg, [ask], project, "propose_rule", 80, out)[0])
                 if _words(rule) >= 3 and not rule.endswith("?") and not is_copy(rule, [current.prompt_text(), *(texts[i] for i in members)]):  # a question is no rule
@@ -382,7 +382,7 @@ def refine(
                     found["rule"] = rule
             if "define_label" in edits and g in current.labels:
                 ask = Prompt(PROPOSE_SYSTEM, (), f"A labeler following the guideline below said {p} for these {g} texts:\n{lines}\n\n"
-                             f"Guideline:\n{shown}\n\nRewrite the definition of the label {g} (now: \"{current.labels[g] or g}\") as one sentence "
+                             f"Guideline:\n{guide}\n\nRewrite the definition of the label {g} (now: \"{current.labels[g] or g}\") as one sentence "
                              f"that makes texts like these clearly {g}, not {p}. Reply in the form '{g}: <definition>'.")
                 definition = clean_rule(_ask(proposer_cfg, [ask], project, "propose_definition", 80, out)[0])
                 definition = re.sub(rf"^\W*{re.escape(g)}\W*:\s*", "", definition, flags=re.IGNORECASE)  # "card_arrival: ..." repeats the label
@@ -397,7 +397,7 @@ def refine(
                 evidence = (f"{len(wrong)} search errors ({label} said for {', '.join(g for g, _ in said.most_common(3))}"
                             f"{' and other labels' if len(said) > 3 else ''}), e.g. dev rows {', '.join(str(int(search_rows[i])) for i in wrong[:3])}")
                 ask = Prompt(PROPOSE_SYSTEM, (), f"A labeler following the guideline below said {label} for these texts, which are not {label}:\n{lines}\n\n"
-                             f"Guideline:\n{shown}\n\nRewrite the definition of the label {label} (now: \"{current.labels.get(label) or label}\") "
+                             f"Guideline:\n{guide}\n\nRewrite the definition of the label {label} (now: \"{current.labels.get(label) or label}\") "
                              f"as one sentence that says exactly when {label} applies, so that texts like these are not {label}. "
                              f"Reply in the form '{label}: <definition>'.")
                 definition = clean_rule(_ask(proposer_cfg, [ask], project, "propose_narrower", 80, out)[0])
