@@ -458,3 +458,37 @@ def test_rules_and_definitions_come_after_the_task_s_label_list(tmp_path):
     assert "{labels}" not in shown and "Labels:\n- World\n- Sports" in shown and shown in system
     own = Guideline("t", "Pick one of:\n{labels}\nthen stop.", {}, [Rule("Be brief.")])
     assert own.prompt_text().count("{labels}") == 1  # the introduction places the list itself
+
+
+def test_edits_that_each_help_are_scored_together_and_a_rule_naming_the_wrong_label_is_dropped(tmp_path):
+    """Two confusions (dreadful rows said positive, meh rows said positive), each fixed by its own rule:
+    each rule alone helps, the two together fix both and are what is accepted. A third rule, proposed for
+    the meh rows' cluster, points at the label the labeler already said; it never reaches the candidates."""
+    import pandas as pd
+
+    from labelmill.strategies.refine.loop import names_label, refine
+
+    assert not names_label("All texts that mention the Cold War should be labeled as Sports.", "World")
+    assert names_label("A message about a card that never came is card_arrival.", "card_arrival")
+    assert names_label("Questions about when a card arrives are card arrival.", "card_arrival") and names_label("is Sci/Tech.", "Sci/Tech")
+    rows = [r for n in range(8) for r in ({"text": f"a dreadful film {n}", "label": "negative"}, {"text": f"a meh film {n}", "label": "neutral"},
+                                          {"text": f"a good film {n}", "label": "positive"}, {"text": f"a bad film {n}", "label": "negative"})]
+    replies = [[r"These texts are (\w+), but[\s\S]*?(dreadful)", "Rule: '{1}' means {0}."],
+               [r"These texts are neutral, but[\s\S]*?(meh)", "Rule: '{0}' films should be labeled as positive."]]
+    config = movie_config(replies, labels=["positive", "negative", "neutral"])
+    first = refine(config, pd.DataFrame(rows), project=tmp_path / "p.db", rounds=1, edits=("add_rule",)).rounds[0]
+    assert [c["edits"] for c in first.candidates] == [["add rule: 'dreadful' means negative."]]  # the wrong-label rule is gone
+    assert not any("rule" in g for g in first.groups if g["gold"] == "neutral")
+
+    replies[1] = [r"These texts are (\w+), but[\s\S]*?(meh)", "Rule: '{1}' means {0}."]
+    config = movie_config(replies, labels=["positive", "negative", "neutral"])
+    result = refine(config, pd.DataFrame(rows), project=tmp_path / "q.db", rounds=1, edits=("add_rule",))
+    first = result.rounds[0]
+    alone = [c for c in first.candidates if len(c["edits"]) == 1]
+    assert len(alone) == 2 and all(first.search_before < c["search"] < 1.0 for c in alone)
+    assert first.candidates[-1]["edits"] == ["add rule: 'dreadful' means negative.", "add rule: 'meh' means neutral."]
+    assert first.candidates[-1]["search"] == 1.0 and first.accepted and first.heldout_after == 1.0
+    assert [r.text for r in result.final.rules] == ["'dreadful' means negative.", "'meh' means neutral."]
+    # under a cap of two candidates the second slot is the combination only when two edits already helped
+    capped = refine(config, pd.DataFrame(rows), project=tmp_path / "r.db", rounds=1, edits=("add_rule",), max_candidates=2).rounds[0]
+    assert [len(c["edits"]) for c in capped.candidates] == [1, 1]

@@ -14,9 +14,11 @@ Each round:
 5. with `decide` (the CLI's --interactive; or --review, `proposals.ReviewDecisions`: people decide in the
    review app's guideline page and the loop waits for them), a person accepts, edits or rejects each
    proposal first;
-6. each candidate guideline (the current one with one edit, and with all of them; with `max_candidates`,
-   all of them and the edits of the largest clusters only) is scored on the search half, with a penalty
-   per added rule and per 100 added characters (longer is not better for free);
+6. each candidate guideline is scored on the search half, with a penalty per added rule and per 100
+   added characters (longer is not better for free): the current one with each edit alone, largest
+   clusters first, then with the edits that each improved it, together (with `max_candidates`, the edits
+   of the largest clusters only, and the last slot kept for that combination when there is one). A rule
+   must name the label its cluster should have had;
 7. the best few (`beam`) are tried on the held-out half, and the best of them is accepted only if the
    held-out rows improve too. An accepted guideline becomes a version in the store with its diff, a
    rationale naming the errors, its search and held-out figures and the hash of the system prompt it
@@ -377,7 +379,10 @@ def refine(
                              f"Guideline:\n{guide}\n\nWrite one new rule for the guideline, one sentence, that makes texts like these {g} "
                              f"without changing other cases. Reply in the form 'Rule: <one sentence>'.")
                 rule = clean_rule(_ask(proposer_cfg, [ask], project, "propose_rule", 80, out)[0])
-                if _words(rule) >= 3 and not rule.endswith("?") and not is_copy(rule, [current.prompt_text(), *(texts[i] for i in members)]):  # a question is no rule
+                # a question is no rule; a rule that never names the label it should lead to ("... should be labeled as Sports"
+                # for World rows) points the labeler elsewhere
+                if (_words(rule) >= 3 and not rule.endswith("?") and names_label(rule, g)
+                        and not is_copy(rule, [current.prompt_text(), *(texts[i] for i in members)])):
                     proposals.append(Edit("add_rule", rule, None, evidence, f"refine ({proposer_name})", [_excerpt(texts[i]) for i in members[:2] if texts[i].strip()]))
                     found["rule"] = rule
             if "define_label" in edits and g in current.labels:
@@ -412,6 +417,10 @@ def refine(
         if "delete_rule" in edits:  # a rule an earlier round added may now do more harm than good
             for n, rule in list(enumerate(current.rules, start=1))[-max_rules:]:
                 proposals.append(Edit("delete_rule", rule.text, str(n), f"rule {n} tried without", f"refine ({proposer_name})"))
+        firsts: dict[tuple, Edit] = {}
+        for edit in proposals:  # the same edit proposed twice (two clusters of one label) is one candidate
+            firsts.setdefault((edit.kind, edit.target, edit.text), edit)
+        proposals = list(firsts.values())
         if decide is not None:
             kept = []
             for edit in proposals:
@@ -424,21 +433,26 @@ def refine(
                 result.groups.append({"waiting_for_review": decide.waiting})
                 out.rounds.append(result)
                 break
-        additions = [e for e in proposals if e.kind != "delete_rule"]
-        singles = [[e] for e in proposals]  # largest clusters first, deletions last
-        if max_candidates is not None:
-            singles = singles[: max(0, max_candidates - (len(additions) > 1))]
-        candidates = singles + ([additions] if len(additions) > 1 else [])
         scored = []
-        for chosen in candidates:
-            if over():
-                break
+
+        def score(chosen: list[Edit]) -> None:
             trial = apply_edits(current, chosen)
             acc, _, _ = _accuracy(_with_guideline(cfg, trial), search, project, on_event, out, metric)
             grown = max(0, len(trial.prompt_text()) - len(current.prompt_text()))
             penalty = rule_penalty * max(0, len(trial.rules) - len(current.rules)) + length_penalty * grown / 100
             scored.append((acc - penalty, acc, trial, chosen))
             result.candidates.append({"edits": [e.describe() for e in chosen], "search": acc, "penalty": round(penalty, 4)})
+
+        # each edit alone (largest clusters first, deletions last), then the edits that each improved the search
+        # half, together; under max_candidates the last slot goes to that combination when there is one
+        room = len(proposals) + 1 if max_candidates is None else max_candidates
+        waiting = list(proposals)
+        while waiting and len(scored) < room and not over():
+            if len(scored) == room - 1 and len(together(scored, search_acc)) > 1:
+                break
+            score([waiting.pop(0)])
+        if len(together(scored, search_acc)) > 1 and len(scored) < room and not over():
+            score(together(scored, search_acc))
         scored.sort(key=lambda t: -t[0])
         best = None
         for _, acc, trial, chosen in [t for t in scored if t[0] > search_acc][:beam]:
@@ -479,6 +493,29 @@ def refine(
     with Store(project) as store:
         out.final_version = GuidelineVersions(store, cfg.name or cfg.task).head_id()
     return out
+
+
+def names_label(text: str, label: str) -> bool:
+    """Whether a proposal names the label, as written or with its underscores and slashes read as spaces
+    ("card_arrival", "card arrival")."""
+    def plain(t: str) -> str:
+        return " ".join(re.findall(r"[^\W_]+", t.lower()))
+
+    return bool(plain(label)) and f" {plain(label)} " in f" {plain(text)} "
+
+
+def together(scored: list[tuple[float, float, Guideline, list[Edit]]], baseline: float) -> list[Edit]:
+    """The single edits whose penalised search figure beat the current guideline's, best first; of two
+    definitions of one label, the better one."""
+    chosen: list[Edit] = []
+    for value, _, _, edits in sorted(scored, key=lambda t: -t[0]):
+        if value <= baseline or len(edits) != 1:
+            continue
+        edit = edits[0]
+        if edit.kind == "define_label" and any(e.kind == "define_label" and e.target == edit.target for e in chosen):
+            continue
+        chosen.append(edit)
+    return chosen
 
 
 def _words(text: str) -> int:
