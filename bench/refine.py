@@ -148,7 +148,7 @@ def main() -> None:
     parser.add_argument("--proposer", default="qwen2.5-coder-1.5b")
     parser.add_argument("--max-rules", type=int, help="default 3 (per set: PER_SET)")
     parser.add_argument("--edits", help="comma-separated edit kinds (add_rule,define_label,delete_rule; default all)")
-    parser.add_argument("--max-candidates", type=int, help="candidates scored per round (default: every edit alone and all together)")
+    parser.add_argument("--max-candidates", type=int, help="candidates scored per round (default: every edit alone, then the ones that helped, together)")
     parser.add_argument("--no-tune", action="store_true", help="skip the tune comparison (its keys are null)")
     parser.add_argument("--tune", action="store_true", help="run the tune comparison even where PER_SET skips it")
     parser.add_argument("--explainer", default="proposer", choices=["labeler", "proposer"], help="who explains the errors")

@@ -117,7 +117,7 @@ def checkout_command(config: str, rev: str, out: str | None, project: str) -> No
 @click.option("--max-cost", type=float, help="USD: stop between steps once the labeling calls cost this much.")
 @click.option("--metric", default="accuracy", show_default=True, type=click.Choice(["accuracy", "macro_f1"]), help="What an edit must improve.")
 @click.option("--explainer", default="labeler", show_default=True, type=click.Choice(["labeler", "proposer"]), help="Who explains the errors.")
-@click.option("--max-candidates", type=click.IntRange(1, 50), help="Guidelines scored per round (default: each edit alone and all together).")
+@click.option("--max-candidates", type=click.IntRange(1, 50), help="Guidelines scored per round (default: each edit alone, then the ones that helped, together).")
 @click.option("--interactive", is_flag=True, help="Show each proposed edit with its evidence: accept, edit or reject it.")
 @click.option("--review", "in_app", is_flag=True, help="People decide in the review app's guideline page: stop at the first proposals "
               "without a decision; run again once they are decided.")

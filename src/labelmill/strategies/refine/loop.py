@@ -149,7 +149,7 @@ def projection(cfg: Config, proposer_cfg: Config, sample: Any, search_rows: int,
     """The most model calls the rounds can take, and their time and cost from `labelmill plan`'s estimates."""
     from labelmill.api import plan
 
-    # a rule and a definition per cluster, a narrower definition of an over-predicted label, deletions, all together
+    # a rule and a definition per cluster, a narrower definition of an over-predicted label, deletions, the helpful ones together
     candidates = 3 * max_rules + 2 if max_candidates is None else max_candidates
     label_calls = rounds * (search_rows + heldout_rows + candidates * search_rows + beam * heldout_rows)
     text_calls = rounds * (max_errors + 2 * max_rules + 1)
