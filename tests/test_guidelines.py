@@ -223,11 +223,11 @@ def test_refine_projects_its_calls_and_keeps_within_its_budget(tmp_path):
     seen = []
     result = refine(config, pd.DataFrame(movie_rows()), project=tmp_path / "p.db", rounds=2, max_rules=2, beam=2, budget_s=0.0,
                     on_event=lambda e: seen.append(getattr(e, "message", str(e))))
-    # 18 search and 18 held-out rows; per round: both halves, 3 x 2 + 2 candidates on search, 2 on held-out;
-    # 24 explanations, a rule and a definition per cluster, one narrower definition
-    assert result.projection["label_calls"] == 2 * (18 + 18 + 8 * 18 + 2 * 18) and result.projection["text_calls"] == 2 * (24 + 4 + 1)
+    # 18 search and 18 held-out rows; per round: both halves, 4 x 2 + 2 candidates on search, 2 on held-out;
+    # 24 explanations, two rules and a definition per cluster, one narrower definition
+    assert result.projection["label_calls"] == 2 * (18 + 18 + 10 * 18 + 2 * 18) and result.projection["text_calls"] == 2 * (24 + 6 + 1)
     assert result.projection["estimated_cost_usd"] == 0.0  # a local model
-    assert any("at most 432 labeling calls" in m for m in seen)
+    assert any("at most 504 labeling calls" in m for m in seen)
     assert result.stopped == "budget_s" and result.rounds == [] and result.calls == {"label": 0, "text": 0}
     full = refine(config, pd.DataFrame(movie_rows()), project=tmp_path / "q.db", rounds=2, max_rules=2, beam=2)
     assert full.stopped is None and 0 < full.calls["label"] <= full.projection["label_calls"] and full.calls["text"] <= full.projection["text_calls"]

@@ -8,7 +8,8 @@ Each round:
    are single errors), largest clusters first; each cluster carries its explanations and the words they
    share most (its theme);
 4. a proposer model (the labeler, or another: `proposer`) drafts edits for each cluster, citing it: a new
-   rule, and a rewritten definition of the label the rows should have had; a label the labeler says at
+   rule (for a cluster of 9 errors or more, a second one from other rows of it, naming their subject), and
+   a rewritten definition of the label the rows should have had; a label the labeler says at
    least twice as often as it is right (a small model's favourite) gets a narrower definition; a rule
    added by an earlier round may be deleted (`edits`);
 5. with `decide` (the CLI's --interactive; or --review, `proposals.ReviewDecisions`: people decide in the
@@ -149,10 +150,11 @@ def projection(cfg: Config, proposer_cfg: Config, sample: Any, search_rows: int,
     """The most model calls the rounds can take, and their time and cost from `labelmill plan`'s estimates."""
     from labelmill.api import plan
 
-    # a rule and a definition per cluster, a narrower definition of an over-predicted label, deletions, the helpful ones together
-    candidates = 3 * max_rules + 2 if max_candidates is None else max_candidates
+    # a rule (two for a large cluster) and a definition per cluster, a narrower definition of an over-predicted label,
+    # deletions, the helpful ones together
+    candidates = 4 * max_rules + 2 if max_candidates is None else max_candidates
     label_calls = rounds * (search_rows + heldout_rows + candidates * search_rows + beam * heldout_rows)
-    text_calls = rounds * (max_errors + 2 * max_rules + 1)
+    text_calls = rounds * (max_errors + 3 * max_rules + 1)
     labeler = plan(cfg, sample, limit=min(20, len(sample)))
     per_row_s, per_row_cost = labeler["estimated_seconds"] / max(1, labeler["rows"]), labeler["estimated_cost_usd"]
     per_row_cost = None if per_row_cost is None else per_row_cost / max(1, labeler["rows"])
@@ -369,6 +371,7 @@ def refine(
         why = {i: text.strip() for i, text in zip(shown, asked)
                if text.strip() and not is_copy(text, [f"the text shows it is {gold[i]} you labeled it {predicted[i]} the correct label is", texts[i]])}
         proposals: list[Edit] = []
+        drafts: list[Edit] = []  # second drafts for large clusters
         for cluster in cluster_errors(gold, predicted, errors, why, max_rules):
             g, p, members, count = cluster.gold, cluster.said, cluster.members, len(cluster.members)
             lines = "\n".join(f"- {texts[i][:300]}" + (f"\n  (why: {why[i][:200]})" if why.get(i) else "") for i in members[:6])
@@ -385,6 +388,18 @@ def refine(
                         and not is_copy(rule, [current.prompt_text(), *(texts[i] for i in members)])):
                     proposals.append(Edit("add_rule", rule, None, evidence, f"refine ({proposer_name})", [_excerpt(texts[i]) for i in members[:2] if texts[i].strip()]))
                     found["rule"] = rule
+                if count >= 9:  # a large cluster: a second draft from other rows of it, naming their subject (scored after every first draft)
+                    other = "\n".join(f"- {texts[i][:300]}" for i in members[6:12])
+                    ask = Prompt(PROPOSE_SYSTEM, (), f"These texts are {g}, but a labeler following the guideline below said {p}:\n{other}\n\n"
+                                 f"Guideline:\n{guide}\n\nWhat are these texts about? Write one new rule for the guideline, one sentence, that names "
+                                 f"their subject concretely (the kind of company, product, event or person) and says such texts are {g}. "
+                                 "Reply in the form 'Rule: <one sentence>'.")
+                    second = clean_rule(_ask(proposer_cfg, [ask], project, "propose_rule", 80, out)[0])
+                    if (_words(second) >= 3 and not second.endswith("?") and names_label(second, g)
+                            and not is_copy(second, [current.prompt_text(), *(texts[i] for i in members)])):
+                        drafts.append(Edit("add_rule", second, None, evidence, f"refine ({proposer_name})",
+                                           [_excerpt(texts[i]) for i in members[6:8] if texts[i].strip()]))
+                        found["second_rule"] = second
             if "define_label" in edits and g in current.labels:
                 ask = Prompt(PROPOSE_SYSTEM, (), f"A labeler following the guideline below said {p} for these {g} texts:\n{lines}\n\n"
                              f"Guideline:\n{guide}\n\nRewrite the definition of the label {g} (now: \"{current.labels[g] or g}\") as one sentence "
@@ -414,6 +429,7 @@ def refine(
                     before = sum(("rule" in g) + ("definition" in g) for g in result.groups[:at])
                     proposals.insert(before, narrower)
                     result.groups.insert(at, {"over_predicted": label, "errors": len(wrong), "definition": definition})
+        proposals += drafts
         if "delete_rule" in edits:  # a rule an earlier round added may now do more harm than good
             for n, rule in list(enumerate(current.rules, start=1))[-max_rules:]:
                 proposals.append(Edit("delete_rule", rule.text, str(n), f"rule {n} tried without", f"refine ({proposer_name})"))
