@@ -492,3 +492,22 @@ def test_edits_that_each_help_are_scored_together_and_a_rule_naming_the_wrong_la
     # under a cap of two candidates the second slot is the combination only when two edits already helped
     capped = refine(config, pd.DataFrame(rows), project=tmp_path / "r.db", rounds=1, edits=("add_rule",), max_candidates=2).rounds[0]
     assert [len(c["edits"]) for c in capped.candidates] == [1, 1]
+
+
+def test_a_large_cluster_gets_a_second_rule_draft_scored_after_the_first_drafts(tmp_path):
+    """Fifteen dreadful rows said positive on the search half: the proposer is asked twice, the second time
+    with other rows of the cluster and for their subject; both drafts are candidates, the first drafts first."""
+    import pandas as pd
+
+    from labelmill.strategies.refine.loop import refine
+
+    replies = [[r"These texts are (\w+), but[\s\S]*What are these texts about\?", "Rule: Films called 'dreadful' are {0}; 'dreadful' means {0}, always."],
+               [r"These texts are (\w+), but[\s\S]*?(dreadful)", "Rule: '{1}' means {0}."]]
+    result = refine(movie_config(replies), pd.DataFrame(movie_rows(30)), project=tmp_path / "p.db", rounds=1, edits=("add_rule",))
+    first = result.rounds[0]
+    assert first.groups[0]["errors"] >= 9 and first.groups[0]["second_rule"].startswith("Films called 'dreadful' are negative")
+    assert [c["edits"] for c in first.candidates][:2] == [["add rule: 'dreadful' means negative."],
+                                                          ["add rule: Films called 'dreadful' are negative; 'dreadful' means negative, always."]]
+    assert first.accepted and result.final.rules[0].text == "'dreadful' means negative."  # equal figures: the shorter rule wins on the penalty
+    small = refine(movie_config(replies), pd.DataFrame(movie_rows(12)), project=tmp_path / "q.db", rounds=1, edits=("add_rule",)).rounds[0]
+    assert "second_rule" not in small.groups[0]  # six errors: one draft
