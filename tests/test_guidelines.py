@@ -482,16 +482,20 @@ def test_edits_that_each_help_are_scored_together_and_a_rule_naming_the_wrong_la
 
     replies[1] = [r"These texts are (\w+), but[\s\S]*?(meh)", "Rule: '{1}' means {0}."]
     config = movie_config(replies, labels=["positive", "negative", "neutral"])
-    result = refine(config, pd.DataFrame(rows), project=tmp_path / "q.db", rounds=1, edits=("add_rule",))
+    # the definitions (the fake proposer's default reply) change nothing: they stay out of the combination
+    result = refine(config, pd.DataFrame(rows), project=tmp_path / "q.db", rounds=1, edits=("add_rule", "define_label"))
     first = result.rounds[0]
     alone = [c for c in first.candidates if len(c["edits"]) == 1]
-    assert len(alone) == 2 and all(first.search_before < c["search"] < 1.0 for c in alone)
+    assert len(alone) >= 4 and any(c["edits"][0].startswith("define") for c in alone)
+    assert all(first.search_before < c["search"] < 1.0 for c in alone if c["edits"][0].startswith("add rule"))
     assert first.candidates[-1]["edits"] == ["add rule: 'dreadful' means negative.", "add rule: 'meh' means neutral."]
     assert first.candidates[-1]["search"] == 1.0 and first.accepted and first.heldout_after == 1.0
     assert [r.text for r in result.final.rules] == ["'dreadful' means negative.", "'meh' means neutral."]
-    # under a cap of two candidates the second slot is the combination only when two edits already helped
+    # under a cap the last slot is the combination only when two edits already helped
     capped = refine(config, pd.DataFrame(rows), project=tmp_path / "r.db", rounds=1, edits=("add_rule",), max_candidates=2).rounds[0]
     assert [len(c["edits"]) for c in capped.candidates] == [1, 1]
+    room = refine(config, pd.DataFrame(rows), project=tmp_path / "s.db", rounds=1, edits=("add_rule",), max_candidates=3).rounds[0]
+    assert [len(c["edits"]) for c in room.candidates] == [1, 1, 2] and room.candidates[-1]["search"] == 1.0
 
 
 def test_a_large_cluster_gets_a_second_rule_draft_scored_after_the_first_drafts(tmp_path):

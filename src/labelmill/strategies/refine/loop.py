@@ -382,10 +382,8 @@ def refine(
                              f"Guideline:\n{guide}\n\nWrite one new rule for the guideline, one sentence, that makes texts like these {g} "
                              f"without changing other cases. Reply in the form 'Rule: <one sentence>'.")
                 rule = clean_rule(_ask(proposer_cfg, [ask], project, "propose_rule", 80, out)[0])
-                # a question is no rule; a rule that never names the label it should lead to ("... should be labeled as Sports"
-                # for World rows) points the labeler elsewhere
-                if (_words(rule) >= 3 and not rule.endswith("?") and names_label(rule, g)
-                        and not is_copy(rule, [current.prompt_text(), *(texts[i] for i in members)])):
+                sources = [current.prompt_text(), *(texts[i] for i in members)]
+                if usable_rule(rule, g, sources):
                     proposals.append(Edit("add_rule", rule, None, evidence, f"refine ({proposer_name})", [_excerpt(texts[i]) for i in members[:2] if texts[i].strip()]))
                     found["rule"] = rule
                 if count >= 9:  # a large cluster: a second draft from other rows of it, naming their subject (scored after every first draft)
@@ -395,8 +393,7 @@ def refine(
                                  f"their subject concretely (the kind of company, product, event or person) and says such texts are {g}. "
                                  "Reply in the form 'Rule: <one sentence>'.")
                     second = clean_rule(_ask(proposer_cfg, [ask], project, "propose_rule", 80, out)[0])
-                    if (_words(second) >= 3 and not second.endswith("?") and names_label(second, g)
-                            and not is_copy(second, [current.prompt_text(), *(texts[i] for i in members)])):
+                    if usable_rule(second, g, sources):
                         drafts.append(Edit("add_rule", second, None, evidence, f"refine ({proposer_name})",
                                            [_excerpt(texts[i]) for i in members[6:8] if texts[i].strip()]))
                         found["second_rule"] = second
@@ -509,6 +506,13 @@ def refine(
     with Store(project) as store:
         out.final_version = GuidelineVersions(store, cfg.name or cfg.task).head_id()
     return out
+
+
+def usable_rule(rule: str, label: str, sources: list[str]) -> bool:
+    """A drafted rule worth scoring: three words or more, not a question, naming the label its rows should
+    have had (one that does not, "... should be labeled as Sports" for World rows, points the labeler
+    elsewhere), and no copy of the guideline or of an error text."""
+    return _words(rule) >= 3 and not rule.endswith("?") and names_label(rule, label) and not is_copy(rule, sources)
 
 
 def names_label(text: str, label: str) -> bool:
