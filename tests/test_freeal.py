@@ -265,7 +265,7 @@ def test_cascade_routes_exactly_the_least_confident_rows_tier_by_tier(tmp_path):
     strong_log = tmp_path / "strong.log"
     strong = {"name": "strong-keywords", "params": {"call_log": str(strong_log), "keywords": {
         "positive": ["good", "great", "fun", "sunny"], "negative": ["bad", "dull", "boring", "rainy"]}}}
-    result = cascade(_freeal_config(), rows, sample=40, llm_share=0.6, target=0.97, strong=strong, strong_threshold=0.6,
+    result = cascade(_freeal_config(), rows, sample=40, llm_share=0.5, target=0.97, strong=strong, strong_threshold=0.6,
                      project=tmp_path / "p.db")
     routing, source = result.routing, result.frame["llm_label_source"].to_numpy()
     n = len(rows)
@@ -275,7 +275,7 @@ def test_cascade_routes_exactly_the_least_confident_rows_tier_by_tier(tmp_path):
     assert np.isnan(conf[list(sample)]).all() and not np.isnan(conf[rest]).any()
     routed = np.array([i for i in rest if source[i] in ("llm", "strong")])
     kept = np.array([i for i in rest if source[i] == "student"])
-    budget = int(0.6 * n) - len(sample)
+    budget = int(0.5 * n) - len(sample)
     below = rest[conf[rest] < 0.97]
     assert len(routed) == min(budget, len(below)) and 0 < len(routed) < len(below)  # the cap bites: a real choice
     assert (conf[routed] < 0.97).all()
