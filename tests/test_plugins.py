@@ -26,7 +26,7 @@ import click
 
 from labelmill.core import Job, Runner
 from labelmill.store import Store
-from labelmill.strategies.base import EvalContext, Strategy
+from labelmill.core.strategy import EvalContext, Strategy
 from labelmill.tasks.base import Task
 from labelmill.types import Label, ParseFailure
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labelmill.strategies.review.agreement import agreement, cohen_kappa, fleiss_kappa, krippendorff_alpha
+from labelmill.numeric.agreement import agreement, cohen_kappa, fleiss_kappa, krippendorff_alpha
 from labelmill.strategies.review.routing import Router, combine, fit_combination
 from labelmill.strategies.review.session import Budget, ReviewSession
 

@@ -127,7 +127,7 @@ def test_plan_counts_tokens_without_labeling(tmp_path):
 
 def test_store_schema_is_versioned(tmp_path):
     from labelmill.store.db import MIGRATIONS
-    from labelmill.strategies.base import get_strategy
+    from labelmill.core.strategy import get_strategy
 
     with Store(tmp_path / "p.db") as store:
         assert store.schema_version() == len(MIGRATIONS) == 6

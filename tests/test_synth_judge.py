@@ -12,7 +12,8 @@ import pytest
 from labelmill.backends.fake import FakeBackend
 from labelmill.config import ModelSpec
 from labelmill.errors import InputDataError
-from labelmill.strategies.synth.judge import cohen_kappa, judge_config, judge_pairs, judge_scores
+from labelmill.numeric.agreement import cohen_kappa
+from labelmill.strategies.synth.judge import judge_config, judge_pairs, judge_scores
 from labelmill.types import ScoreResult
 
 PAIRS = pd.DataFrame({
@@ -102,8 +103,8 @@ def test_rubric_scores_and_agreement(tmp_path):
 def test_missing_columns_and_kappa():
     with pytest.raises(InputDataError, match="no column 'first'"):
         judge_pairs(PAIRS.drop(columns=["first"]), backend=backend(FirstJudge))
-    assert cohen_kappa(["a", "b", "a", "b"], ["a", "b", "a", "b"], "ab") == 1.0
-    assert cohen_kappa(["a", "a", "b", "b"], ["a", "b", "a", "b"], "ab") == 0.0
+    assert cohen_kappa(["a", "b", "a", "b"], ["a", "b", "a", "b"]) == 1.0
+    assert cohen_kappa(["a", "a", "b", "b"], ["a", "b", "a", "b"]) == 0.0
     assert judge_config("qwen2.5-coder-1.5b").model.name == "qwen2.5-coder-1.5b"
 
 

@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 _API = {"label", "run", "plan", "calibrate", "evaluate", "init_config"}
 _LAZY = {  # public names loaded on first use: importing labelmill stays cheap
     "load_config": "labelmill.config", "Config": "labelmill.config",
-    "Store": "labelmill.store", "RunResult": "labelmill.core", "Strategy": "labelmill.strategies.base",
+    "Store": "labelmill.store", "RunResult": "labelmill.core", "Strategy": "labelmill.core.strategy",
 }
 
 

@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from labelmill.errors import ConfigError
+from labelmill.events import EventHandler, Notice
 
 
 
@@ -112,7 +113,7 @@ class ExamplesSpec(_Strict):
     @field_validator("selection")
     @classmethod
     def _known_selection(cls, value: str) -> str:
-        from labelmill.selectors import selectors
+        from labelmill.registry import selectors
 
         if value not in selectors.names():
             raise ValueError(f"unknown selection {value!r}; choose from {', '.join(selectors.names())}")
@@ -332,7 +333,7 @@ class Config(_Strict):
     @field_validator("task")
     @classmethod
     def _known_task(cls, value: str) -> str:
-        from labelmill.tasks import tasks
+        from labelmill.registry import tasks
 
         if value not in tasks.names():
             raise ValueError(f"unknown task type {value!r}; choose from {', '.join(tasks.names())}")
@@ -341,7 +342,7 @@ class Config(_Strict):
     @model_validator(mode="after")
     def _check_labels(self) -> Config:
         """Each task type fills its defaults and checks its own sections (`Task.configure`); duplicates are never allowed."""
-        from labelmill.tasks import tasks
+        from labelmill.registry import tasks
 
         task_type = tasks.get(self.task)
         task_type.configure(self)
@@ -494,3 +495,12 @@ def derive_config(base: Config, **sections: dict[str, Any]) -> Config:
     derived = load_config(data)
     derived.base_dir = base.base_dir
     return derived
+
+
+def load_with_notices(config: str | Path | dict | Config, on_event: EventHandler) -> Config:
+    """The validated config, with conversion notices (an Autolabel config, say) sent as events."""
+    notices: list[str] = []
+    loaded = load_config(config, notices=notices)
+    for message in notices:
+        on_event(Notice(message))
+    return loaded

@@ -51,3 +51,18 @@ class Registry(Generic[T]):
         component = getattr(importlib.import_module(module_name), attr)
         self._loaded[name] = component
         return component
+
+
+# The registries config validates names against live here, below config; each built-in is a lazy target,
+# imported only when asked for, so naming a task type or a selector never imports its module upward.
+tasks: Registry = Registry("task", entry_point_group="labelmill.tasks")
+for _name, _target in {
+    "classification": "classification:ClassificationTask", "multilabel": "multilabel:MultilabelTask", "ner": "ner:NerTask",
+    "matching": "matching:MatchingTask", "qa": "qa:QATask", "extraction": "extraction:ExtractionTask",
+    "relation": "relation:RelationTask", "relations": "relation:RelationsTask", "generation": "generation:GenerationTask",
+}.items():
+    tasks.register_lazy(_name, f"labelmill.tasks.{_target}")
+
+selectors: Registry = Registry("example selection", entry_point_group="labelmill.selectors")
+for _name in ("fixed", "random", "balanced", "similar", "mmr", "similar_per_label"):
+    selectors.register_lazy(_name, f"labelmill.selectors.pickers:{_name.upper()}")

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
+
+
+@dataclass(frozen=True)
+class Demo:
+    """A few-shot example: the rendered input and its answer."""
+
+    input: str
+    answer: str
 
 
 @dataclass(frozen=True)
@@ -91,3 +100,16 @@ class ParseFailure:
 
 
 Outcome = Label | ParseFailure
+
+
+def finite(value: Any) -> Any:
+    """NaN is not JSON: write null instead."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # a numpy scalar
+        return finite(value.item())
+    return value

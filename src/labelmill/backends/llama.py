@@ -42,11 +42,6 @@ def _import_llama_cpp():
     return llama_cpp, _internals
 
 
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    top = logits.max()
-    return logits - (top + np.log(np.exp(logits - top).sum()))
-
-
 @dataclass
 class _Row:
     """One prompt's tokens beyond the shared prefix, and where its logits land."""
@@ -165,6 +160,8 @@ class _Engine:
     def _logprobs_at(self, index: int) -> np.ndarray:
         ptr = self.llama_cpp.llama_get_logits_ith(self.ctx.ctx, index)
         logits = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).astype(np.float64)
+        from scipy.special import log_softmax
+
         return log_softmax(logits)
 
     def set_prefix(self, tokens: list[int]) -> None:
@@ -375,8 +372,9 @@ class _Engine:
     def _pick(self, logprobs: np.ndarray, temperature: float, rng: np.random.Generator | None = None) -> int:
         if temperature <= 0:
             return int(np.argmax(logprobs))
-        scaled = logprobs / temperature
-        probs = np.exp(scaled - scaled.max())
+        from scipy.special import softmax
+
+        probs = softmax(logprobs / temperature)
         return int((rng or self.rng).choice(len(probs), p=probs / probs.sum()))
 
     def forward_seconds(self, token_lists: list[list[int]]) -> float:

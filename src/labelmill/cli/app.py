@@ -6,25 +6,25 @@ too) add theirs through `Strategy.command()`.
 
 from __future__ import annotations
 
-import math
+import importlib
 import sys
 from typing import Any
 
 import click
 
 from labelmill.errors import LabelmillError
-
-
-def console():
-    from rich.console import Console
-
-    return Console(stderr=True)
+from labelmill.types import finite  # noqa: F401  (commands import it from here)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show full tracebacks.")
-def cli(debug: bool) -> None:
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
     """labelmill: label text datasets with LLMs, and know which labels to trust."""
+    from labelmill.cli.progress import ProgressView
+    from labelmill.core.strategy import CommandContext
+
+    ctx.obj = CommandContext(progress=lambda quiet: ProgressView(quiet=quiet))
 
 
 def cost_text(cost: float | None) -> str:
@@ -36,22 +36,9 @@ def cost_text(cost: float | None) -> str:
     return f"${cost:.4f} at most (prompts plus max_tokens per answer)"
 
 
-def finite(value: Any) -> Any:
-    """NaN is not JSON: write null instead."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # a numpy scalar
-        return finite(value.item())
-    return value
-
-
 def _add_strategy_commands() -> None:
     """Commands that strategies contribute (plugins through the labelmill.strategies entry points)."""
-    from labelmill.strategies.base import get_strategy, strategies
+    from labelmill.core.strategy import get_strategy, strategies
 
     for name in strategies.names():
         try:
@@ -60,6 +47,13 @@ def _add_strategy_commands() -> None:
             click.echo(f"note: strategy {name!r} could not be loaded ({type(exc).__name__}: {exc}); its command is missing", err=True)
             continue
         for one in command if isinstance(command, (list, tuple)) else [command]:
+            if isinstance(one, str):  # 'package.module:attribute', imported now (the strategy's module imports no CLI)
+                try:
+                    module_name, _, attribute = one.partition(":")
+                    one = getattr(importlib.import_module(module_name), attribute)
+                except (ImportError, AttributeError) as exc:
+                    click.echo(f"note: strategy {name!r} names command {one!r}, which could not be loaded ({type(exc).__name__}: {exc})", err=True)
+                    continue
             if one is not None and one.name not in cli.commands:
                 cli.add_command(one)
 

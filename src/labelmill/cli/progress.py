@@ -5,12 +5,16 @@ from __future__ import annotations
 from labelmill.events import BatchDone, Event, Notice, RunFinished, RunStarted
 
 
+def console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
 class ProgressView:
     """Renders run events as a rich progress bar (rows/s, ETA) on stderr."""
 
     def __init__(self, quiet: bool = False):
-        from labelmill.cli.app import console
-
         self.quiet = quiet
         self.console = console()
         self.progress = None

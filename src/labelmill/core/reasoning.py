@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from labelmill.errors import TRANSIENT_ERRORS
-from labelmill.numeric.confidence import softmax_logprobs
+from labelmill.numeric.confidence import label_distribution
 from labelmill.types import Label, Outcome, ParseFailure, Prompt
 
 EXPLAIN_REQUEST = (
@@ -84,12 +84,12 @@ def verbalized_prompt(task_prompt: Prompt, label: Label) -> Prompt:
 
 
 def p_yes(logprobs: Sequence[float]) -> float:
-    return float(softmax_logprobs(logprobs)[0])
+    return float(label_distribution(logprobs)[0])
 
 
 def expected_digit(logprobs: Sequence[float]) -> float:
     """The expected answer on the 0-9 scale, divided by 9."""
-    probs = softmax_logprobs(logprobs)
+    probs = label_distribution(logprobs)
     return float(probs @ np.arange(len(probs)) / 9.0)
 
 

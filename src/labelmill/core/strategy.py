@@ -11,18 +11,21 @@ Plugins register an instance (or a class) under the `labelmill.strategies` entry
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from labelmill.events import EventHandler, ignore
 from labelmill.registry import Registry
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from labelmill.config import Config
+    from labelmill.core.lifecycle import RunResult
     from labelmill.store import Store
     from labelmill.tasks import Task
 
@@ -57,12 +60,44 @@ class Strategy:
         """An HTML section for the report (use `labelmill.evaluation.report.html_table`), or None."""
         return None
 
+    def label_rows(self, config: Config, data: Any, *, store: Store, make_job: Callable[[Config], Any], **options: Any) -> RunResult:
+        """Label rows in this strategy's own way, for a config the core hands over (an ensemble's members);
+        `options` are `labelmill.core.label_rows`'s (output, limit, on_event, max_cost, calibrator, close_backends)."""
+        raise NotImplementedError(f"strategy {self.name!r} does not label rows itself")
+
+    def plan_config(self, config: Config) -> Config:
+        """The config whose prompt `plan` previews for a config this strategy labels."""
+        return config
+
     def command(self) -> Any:
-        """A click command the CLI adds as `labelmill NAME` (a plugin's own command), a list of them, or None."""
+        """A click command the CLI adds as `labelmill NAME` (a plugin's own command), a list of them, or None.
+        A command may be named as 'package.module:attribute', imported when the CLI starts: then the
+        strategy's registration module imports none of its command modules (no import cycle)."""
         return None
 
 
+@dataclass
+class CommandContext:
+    """What the CLI hands every command (a strategy's too) through click's context object."""
+
+    progress: Callable[[bool], EventHandler]  # quiet -> the handler that renders run events
+
+
+def progress_handler(quiet: bool = False) -> EventHandler:
+    """The progress renderer the CLI handed the running command; events are ignored outside the CLI."""
+    import click
+
+    context = click.get_current_context(silent=True)
+    handed = context.find_object(CommandContext) if context is not None else None
+    return handed.progress(quiet) if handed is not None else ignore
+
+
 strategies: Registry[Strategy] = Registry("strategy", entry_point_group="labelmill.strategies")
+def strategy_for(config: Config) -> Strategy | None:
+    """The strategy that labels `config` instead of one run of the core loop (an ensemble: its members), if any."""
+    return get_strategy("ensemble") if config.ensemble.members else None
+
+
 strategies.register_lazy("tune", "labelmill.strategies.tune.strategy:STRATEGY")
 strategies.register_lazy("ensemble", "labelmill.strategies.ensemble.strategy:STRATEGY")
 strategies.register_lazy("cascade", "labelmill.strategies.cascade.strategy:STRATEGY")

@@ -14,8 +14,9 @@ import numpy as np
 
 from labelmill.config import Config
 from labelmill.errors import InputDataError
+from labelmill.numeric.calibration import expected_calibration_error
 from labelmill.io import read_rows
-from labelmill.strategies.base import EvalContext, all_strategies
+from labelmill.core.strategy import EvalContext, all_strategies
 from labelmill.tasks import make_task
 
 if TYPE_CHECKING:
@@ -57,25 +58,6 @@ def threshold_for_target(correct: np.ndarray, confidence: np.ndarray, target: fl
         return None
     i = candidates[-1]
     return {"threshold": float(conf[i]), "share": (i + 1) / len(correct), "accuracy": float(cum_acc[i]), "rows": int(i + 1)}
-
-
-def expected_calibration_error(correct: np.ndarray, confidence: np.ndarray, bins: int = 10) -> tuple[float, list[dict[str, float]]]:
-    """ECE over equal-width bins, and the bins (for the reliability diagram). Rows without confidence are left out."""
-    valid = ~np.isnan(confidence)
-    conf, ok = confidence[valid], correct[valid].astype(float)
-    if not len(conf):
-        return float("nan"), []
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
-    ece, table = 0.0, []
-    for b in range(bins):
-        mask = which == b
-        if not mask.any():
-            continue
-        gap = abs(ok[mask].mean() - conf[mask].mean())
-        ece += mask.mean() * gap
-        table.append({"low": float(edges[b]), "high": float(edges[b + 1]), "rows": int(mask.sum()), "confidence": float(conf[mask].mean()), "accuracy": float(ok[mask].mean())})
-    return float(ece), table
 
 
 def _find_column(frame: pd.DataFrame, wanted: str) -> str:

@@ -137,6 +137,6 @@ def write_report(metrics: dict[str, Any], path: str | Path, *, title: str) -> Pa
 
 def _strategy_sections(metrics: dict[str, Any]) -> list[str]:
     """Each strategy's own report section (cascade sources, FreeAL rounds, ...), in registry order."""
-    from labelmill.strategies.base import all_strategies
+    from labelmill.core.strategy import all_strategies
 
     return [section for strategy in all_strategies() if (section := strategy.report_section(metrics))]

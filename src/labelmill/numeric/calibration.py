@@ -43,19 +43,12 @@ _EPS = 1e-12
 # fitting
 
 
-def log_probs(p: np.ndarray) -> np.ndarray:
-    """log p, with p clipped away from 0."""
-    return np.log(np.clip(p, _EPS, 1.0))
+def log_probs(p: np.ndarray, floor: float = _EPS) -> np.ndarray:
+    """log p, with p clipped to at least `floor` (a larger floor keeps one overconfident source from swamping others)."""
+    return np.log(np.clip(p, floor, 1.0))
 
 
-def softmax(z: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of (n, k) scores."""
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-_log, _softmax = log_probs, softmax
+_log = log_probs
 
 
 def fit_scaling(probs: np.ndarray, gold: np.ndarray, *, bias: bool, l2: float = 0.01, steps: int = 500) -> tuple[float, np.ndarray]:
@@ -65,6 +58,7 @@ def fit_scaling(probs: np.ndarray, gold: np.ndarray, *, bias: bool, l2: float = 
     rarely show near 0.
     """
     from scipy.optimize import minimize
+    from scipy.special import softmax
 
     logp = _log(probs)
     n, k = logp.shape
@@ -74,7 +68,7 @@ def fit_scaling(probs: np.ndarray, gold: np.ndarray, *, bias: bool, l2: float = 
     def loss_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
         a, b = theta[0], theta[1:] if bias else np.zeros(k)
         s = math.exp(a)
-        q = _softmax(logp * s + b)
+        q = softmax(logp * s + b, axis=1)
         loss = -np.mean(np.sum(onehot * _log(q), axis=1)) + l2 * float(b @ b)
         diff = (q - onehot) / n
         grad_a = float(np.sum(diff * logp) * s)
@@ -168,12 +162,14 @@ class Calibrator:
     # applying ------------------------------------------------------------------------------------
     def distribution(self, probs: np.ndarray) -> np.ndarray:
         """Label distributions (n, k) after temperature and bias; isotonic leaves them as they are."""
+        from scipy.special import softmax
+
         if self.method in ("isotonic", "platt"):
             return probs
         z = _log(probs) / self.temperature
         if self.bias:
             z = z + np.asarray(self.bias)
-        return _softmax(z)
+        return softmax(z, axis=1)
 
     def confidence(self, raw: np.ndarray) -> np.ndarray:
         """Calibrated confidence from a raw confidence (isotonic); other methods work on distributions."""
@@ -361,3 +357,22 @@ def threshold_point(confidence: np.ndarray, correct: np.ndarray, target: float, 
         if hits[i] / (i + 1) >= target:
             best = {"threshold": float(conf[i]), "seed_rows": i + 1, "seed_accuracy": float(hits[i] / (i + 1)), "seed_share": (i + 1) / len(confidence)}
     return best
+
+
+def expected_calibration_error(correct: np.ndarray, confidence: np.ndarray, bins: int = 10) -> tuple[float, list[dict[str, float]]]:
+    """ECE over equal-width bins, and the bins (for the reliability diagram). Rows without confidence are left out."""
+    valid = ~np.isnan(confidence)
+    conf, ok = confidence[valid], correct[valid].astype(float)
+    if not len(conf):
+        return float("nan"), []
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
+    ece, table = 0.0, []
+    for b in range(bins):
+        mask = which == b
+        if not mask.any():
+            continue
+        gap = abs(ok[mask].mean() - conf[mask].mean())
+        ece += mask.mean() * gap
+        table.append({"low": float(edges[b]), "high": float(edges[b + 1]), "rows": int(mask.sum()), "confidence": float(conf[mask].mean()), "accuracy": float(ok[mask].mean())})
+    return float(ece), table

@@ -8,12 +8,11 @@ from typing import Sequence
 import numpy as np
 
 
-def softmax_logprobs(logprobs: Sequence[float]) -> np.ndarray:
-    """Normalise candidate log-probabilities into a distribution over the closed label set."""
-    arr = np.asarray(logprobs, dtype=np.float64)
-    arr = arr - arr.max()
-    probs = np.exp(arr)
-    return probs / probs.sum()
+def label_distribution(logprobs: Sequence[float]) -> np.ndarray:
+    """Candidate log-probabilities normalised into a distribution over the closed label set (scipy's softmax)."""
+    from scipy.special import softmax
+
+    return softmax(np.asarray(logprobs, dtype=np.float64))
 
 
 def distribution_signals(probs: np.ndarray) -> dict[str, float]:
@@ -21,8 +20,9 @@ def distribution_signals(probs: np.ndarray) -> dict[str, float]:
     ordered = np.sort(probs)[::-1]
     top = float(ordered[0])
     margin = float(ordered[0] - ordered[1]) if len(ordered) > 1 else 1.0
-    nonzero = probs[probs > 0]
-    entropy = float(-(nonzero * np.log(nonzero)).sum())
+    from scipy.special import entr
+
+    entropy = float(entr(np.asarray(probs, dtype=np.float64)).sum())
     norm_entropy = entropy / math.log(len(probs)) if len(probs) > 1 else 0.0
     return {"top_prob": top, "margin": margin, "entropy": norm_entropy}
 

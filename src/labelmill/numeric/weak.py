@@ -84,6 +84,8 @@ def _answers(L: np.ndarray, k: int) -> np.ndarray:
 
 def _dawid_skene(L: np.ndarray, k: int, max_iter: int, tol: float, smoothing: float,
                  anchors: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from scipy.special import softmax
+
     votes = _one_hot_votes(L, k)  # (n, m, k)
     counts = votes.sum(axis=1)
     total = counts.sum(axis=1, keepdims=True)
@@ -95,8 +97,7 @@ def _dawid_skene(L: np.ndarray, k: int, max_iter: int, tol: float, smoothing: fl
         confusions = np.einsum("iy,ijl->jyl", fixed_post, fixed_answers) + 1.0
         confusions /= confusions.sum(axis=2, keepdims=True)
         log_post = np.log(prior)[None, :] + np.einsum("ijl,jyl->iy", answers, np.log(confusions))
-        post = np.exp(log_post - log_post.max(axis=1, keepdims=True))
-        post /= post.sum(axis=1, keepdims=True)
+        post = softmax(log_post, axis=1)
     for _ in range(max_iter):
         prior = (post.sum(axis=0) + fixed_post.sum(axis=0) + smoothing) / (post.sum() + fixed_post.sum() + k * smoothing)
         # M step: confusions[j, y, l] = P(j answers l | y), l in labels + abstain

@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from labelmill.errors import ConfigError, InputDataError
-from labelmill.registry import Registry
-from labelmill.tasks.base import Demo, Task
+from labelmill.registry import selectors
+from labelmill.types import Demo
 
 if TYPE_CHECKING:
     from labelmill.config import Config
+    from labelmill.tasks.base import Task
 
 
 
@@ -28,9 +29,6 @@ class Selector:
 
     per_row: bool
     pick: Callable[..., Any]
-
-
-selectors: Registry[Selector] = Registry("example selection", entry_point_group="labelmill.selectors")
 
 
 def get_selector(name: str) -> Selector:
@@ -198,9 +196,10 @@ def check_demo_labels(number: int, gold: Any, labels: list[str]) -> None:
             )
 
 
-selectors.register("fixed", Selector(False, lambda pool, golds, k, seed: select_fixed(pool, k, seed)))
-selectors.register("random", Selector(False, lambda pool, golds, k, seed: select_random(pool, k, seed)))
-selectors.register("balanced", Selector(False, select_balanced))
-selectors.register("similar", Selector(True, lambda query, vectors, golds, k, spec: nearest(query, vectors, k)))
-selectors.register("mmr", Selector(True, lambda query, vectors, golds, k, spec: max_marginal_relevance(query, vectors, k, spec.mmr_lambda)))
-selectors.register("similar_per_label", Selector(True, lambda query, vectors, golds, k, spec: similar_per_label(query, vectors, golds, k)))
+# the built-ins, found by name through `labelmill.registry.selectors` (lazy targets, like a plugin's)
+FIXED = Selector(False, lambda pool, golds, k, seed: select_fixed(pool, k, seed))
+RANDOM = Selector(False, lambda pool, golds, k, seed: select_random(pool, k, seed))
+BALANCED = Selector(False, select_balanced)
+SIMILAR = Selector(True, lambda query, vectors, golds, k, spec: nearest(query, vectors, k))
+MMR = Selector(True, lambda query, vectors, golds, k, spec: max_marginal_relevance(query, vectors, k, spec.mmr_lambda))
+SIMILAR_PER_LABEL = Selector(True, lambda query, vectors, golds, k, spec: similar_per_label(query, vectors, golds, k))

@@ -12,18 +12,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from labelmill.template import render_row, template_fields
-from labelmill.types import Generation, Label, Outcome, ParseFailure, Prompt, ScoreResult
+from labelmill.types import Demo, Generation, Label, Outcome, ParseFailure, Prompt, ScoreResult
 
 if TYPE_CHECKING:
     from labelmill.config import Config
-
-
-@dataclass(frozen=True)
-class Demo:
-    """A few-shot example: the rendered input and its answer."""
-
-    input: str
-    answer: str
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from labelmill.numeric.confidence import distribution_signals, mean_token_prob, softmax_logprobs
+from labelmill.numeric.confidence import distribution_signals, label_distribution, mean_token_prob
 from labelmill.types import Generation, Label, Outcome, ParseFailure, ScoreResult
 from labelmill.tasks.base import RowInput, Task, normalise, strip_answer_lead
 
@@ -99,7 +99,7 @@ class ClassificationTask(Task):
         return list(self.labels)
 
     def from_scores(self, result: ScoreResult, row: RowInput | None = None) -> Outcome:
-        probs = softmax_logprobs(result.logprobs)
+        probs = label_distribution(result.logprobs)
         best = int(np.argmax(probs))
         signals = distribution_signals(probs)
         return Label(

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from labelmill.numeric.confidence import distribution_signals, mean_token_prob, softmax_logprobs
+from labelmill.numeric.confidence import distribution_signals, label_distribution, mean_token_prob
 from labelmill.types import Generation, Label, Outcome, ParseFailure, Prompt, ScoreResult
 from labelmill.tasks.base import (
     RowInput,
@@ -109,7 +109,7 @@ class QATask(Task):
         n = len(self.options(row.fields)) if row is not None else len(LETTERS)
         if n == 0:
             return ParseFailure("no_options", "", f"the row has no options in column {self.spec.options_column!r}")
-        probs = softmax_logprobs(result.logprobs[:n])
+        probs = label_distribution(result.logprobs[:n])
         best = int(np.argmax(probs))
         options = self.options(row.fields) if row is not None else list(LETTERS)
         return Label(

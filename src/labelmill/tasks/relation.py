@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from labelmill.errors import InputDataError
-from labelmill.numeric.confidence import softmax_logprobs
+from labelmill.numeric.confidence import label_distribution
 from labelmill.tasks.base import RowInput, is_missing, load_structured, normalise
 from labelmill.tasks.classification import ClassificationTask, classification_metrics, guidelines_with_labels
 from labelmill.tasks.ner import NerTask, span_metrics, spans_to_bio
@@ -355,7 +355,7 @@ class RelationsTask(NerTask):
         best: dict[tuple[int, int], tuple[float, str]] = {}
         questions = self._questions(entities)
         for (i, j, kind), logprobs in zip(questions, answers):
-            p_yes = float(softmax_logprobs(logprobs)[0])
+            p_yes = float(label_distribution(logprobs)[0])
             if p_yes >= self.spec.threshold and p_yes > best.get((i, j), (-1.0, ""))[0]:
                 best[i, j] = (p_yes, kind)  # a pair holds at most one relation: its likeliest stated type
         relations = [{"head": i, "tail": j, "type": kind, "confidence": p, "head_text": entities[i]["text"], "tail_text": entities[j]["text"]}

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from labelmill.strategies.base import EvalContext, Strategy
+from labelmill.core.strategy import EvalContext, Strategy
 
 SOURCE_COLUMN = "llm_label_source"
 TIER_FIELDS = ["name", "rows", "share", "accuracy", "threshold", "seed_rows", "seed_accuracy_accepted", "capped", "seconds", "note"]

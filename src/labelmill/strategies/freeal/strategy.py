@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from labelmill.strategies.base import EvalContext, Strategy
+from labelmill.core.strategy import EvalContext, Strategy
 
 STUDENT_COLUMN = "student_label"
 ROUND_COLUMNS = ["round", "relabeled", "changed", "clean_share", "pool_size", "agreement", "accuracy", "student_accuracy", "clean_accuracy", "seconds"]

@@ -131,7 +131,7 @@ def refine_command(config: str, dev: str, rounds: int, proposer_model: str | Non
     import os
     from dataclasses import asdict, replace
 
-    from labelmill.cli.progress import ProgressView
+    from labelmill.core.strategy import progress_handler
     from labelmill.io import read_rows
     from labelmill.strategies.refine.loop import Edit, refine
 
@@ -160,7 +160,7 @@ def refine_command(config: str, dev: str, rounds: int, proposer_model: str | Non
         decide = ReviewDecisions(project, cfg.name or cfg.task)
     result = refine(config, frame, project=project, rounds=rounds, max_rules=max_rules, beam=beam, budget_s=budget_s, max_cost=max_cost,
                     decide=decide if interactive or in_app else None, metric=metric, explainer=explainer, max_candidates=max_candidates, proposer={"name": proposer_model} if proposer_model else None,
-                    on_event=ProgressView(quiet=as_json and not interactive))
+                    on_event=progress_handler(quiet=as_json and not interactive))
     if as_json:
         click.echo(json.dumps({"rounds": [asdict(r) for r in result.rounds], "final_version": result.final_version, "projection": result.projection,
                                "calls": result.calls, "cost_usd": result.cost_usd, "stopped": result.stopped}, default=float))

@@ -108,11 +108,11 @@ def _with_guideline(cfg: Config, guideline: Guideline) -> Config:
 
 def _accuracy(cfg: Config, frame: Any, project: Path, on_event: EventHandler, spent: RefineResult | None = None,
               metric: str = "accuracy") -> tuple[float, list[Any], list[Any]]:
-    import labelmill
+    from labelmill.core import label_rows
     from labelmill.store import Store
     from labelmill.tasks import make_task
 
-    result = labelmill.run(cfg, frame, project=project, on_event=on_event)
+    result = label_rows(cfg, frame, project=project, on_event=on_event)
     if spent is not None:
         spent.calls["label"] += int(result.model_rows)
         spent.cost_usd += float(result.cost_usd or 0.0)
@@ -148,7 +148,7 @@ def prompt_hash(cfg: Config, guideline: Guideline) -> str:
 def projection(cfg: Config, proposer_cfg: Config, sample: Any, search_rows: int, heldout_rows: int, *, rounds: int, max_rules: int,
                max_errors: int, beam: int, max_candidates: int | None = None) -> dict[str, Any]:
     """The most model calls the rounds can take, and their time and cost from `labelmill plan`'s estimates."""
-    from labelmill.api import plan
+    from labelmill.core import plan_rows as plan
 
     # a rule (two for a large cluster) and a definition per cluster, a narrower definition of an over-predicted label,
     # deletions, the helpful ones together
@@ -302,7 +302,7 @@ def refine(
     small labeler's explanations are often an echo of the question, which are dropped)."""
     import time
 
-    from labelmill.api import load_with_notices
+    from labelmill.config import load_with_notices
     from labelmill.io import read_rows
     from labelmill.store import Store
     from labelmill.strategies.refine.versions import GuidelineVersions

@@ -18,25 +18,8 @@ from typing import Any
 
 from labelmill.errors import InputDataError
 from labelmill.store import Store
+from labelmill.strategies.refine.strategy import STRATEGY
 
-MIGRATION = """
-CREATE TABLE refine_proposals (
-    key TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    base TEXT,
-    kind TEXT NOT NULL,
-    target TEXT,
-    text TEXT NOT NULL,
-    evidence TEXT NOT NULL,
-    author TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'pending',
-    decided_text TEXT,
-    decided_by TEXT,
-    created_at REAL NOT NULL,
-    decided_at REAL
-);
-CREATE INDEX refine_proposals_name ON refine_proposals (name, status);
-"""
 
 ACTIONS = ("accept", "edit", "reject")
 
@@ -66,8 +49,6 @@ class Proposals:
     """The proposals of one guideline (by name) in a project store."""
 
     def __init__(self, store: Store, name: str):
-        from labelmill.strategies.refine.strategy import STRATEGY
-
         self.store = STRATEGY.tables(store)
         self.name = name
 

@@ -17,34 +17,7 @@ from typing import Any
 
 from labelmill.errors import ConfigError
 from labelmill.store import Store
-from labelmill.strategies.refine.proposals import MIGRATION as PROPOSALS_MIGRATION
-
-MIGRATIONS = [
-    """
-    CREATE TABLE guideline_versions (
-        id TEXT NOT NULL,
-        name TEXT NOT NULL,
-        parent TEXT,
-        content TEXT NOT NULL,
-        diff TEXT NOT NULL,
-        rationale TEXT NOT NULL,
-        author TEXT NOT NULL,
-        dev TEXT,
-        heldout TEXT,
-        prompt_hash TEXT,
-        created_at REAL NOT NULL,
-        PRIMARY KEY (name, id)
-    );
-    CREATE TABLE guideline_heads (
-        name TEXT PRIMARY KEY,
-        id TEXT NOT NULL,
-        updated_at REAL NOT NULL
-    );
-    """,
-]
-
-MIGRATIONS.append(PROPOSALS_MIGRATION)  # 2: proposed edits waiting for a person (proposals.py)
-
+from labelmill.strategies.refine.strategy import STRATEGY
 
 def version_id(content: str) -> str:
     return hashlib.sha256(content.encode("utf-8")).hexdigest()[:12]
@@ -73,8 +46,6 @@ class GuidelineVersions:
     """The versions of one guideline (by name) in a project store."""
 
     def __init__(self, store: Store, name: str):
-        from labelmill.strategies.refine.strategy import STRATEGY
-
         self.store = STRATEGY.tables(store)
         self.name = name
 

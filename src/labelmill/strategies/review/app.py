@@ -25,7 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from labelmill.cli.app import finite as _finite
+from labelmill.types import finite as _finite
 from labelmill.errors import InputDataError, LabelmillError
 from labelmill.strategies.review.session import ReviewSession, as_dict
 

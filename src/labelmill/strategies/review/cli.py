@@ -50,14 +50,14 @@ def review_command(config, data, project, host, port, annotators, tokens_file, t
     type, and the loop (refit, relabel, re-rank) after every batch of reviews. Every review is saved in
     the project store before the next row is shown.
     """
-    from labelmill.cli.progress import ProgressView
+    from labelmill.core.strategy import progress_handler
     from labelmill.strategies.review.session import ReviewSession
 
     headless = bool(export_format or ls_import or gold_column or relabel or as_json)
     session = ReviewSession.open(
         config, data, project=project, calibration=calibration, target=target, trust_threshold=trust_above, batch=batch, overlap=overlap,
         blind=blind, budget=budget, student=False if no_student else ("finetuned" if student_kind == "finetuned" else True),
-        seed_rows=seed_rows, on_event=ProgressView(quiet=as_json),
+        seed_rows=seed_rows, on_event=progress_handler(quiet=as_json),
     )
     session.relabel_every = relabel_every or 0
     session.relabel_rows = relabel_rows
@@ -119,7 +119,7 @@ def _headless(session, export_format, out_path, ls_import, gold_column, reviews,
         click.echo(f"wrote {path}", err=True)
     status = session.status()
     if as_json:
-        from labelmill.cli.app import finite
+        from labelmill.types import finite
 
         click.echo(json.dumps(finite(status), default=float))
     else:

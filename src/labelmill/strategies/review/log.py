@@ -18,32 +18,7 @@ from typing import Any
 
 from labelmill.errors import InputDataError
 from labelmill.store import Store
-
-MIGRATIONS = [
-    """
-    CREATE TABLE review_annotators (
-        name TEXT PRIMARY KEY,
-        token_hash TEXT NOT NULL UNIQUE,
-        created_at REAL NOT NULL
-    );
-    CREATE TABLE reviews (
-        id INTEGER PRIMARY KEY,
-        run_id INTEGER NOT NULL REFERENCES runs(id),
-        row_index INTEGER NOT NULL,
-        row_hash TEXT NOT NULL,
-        annotator TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        action TEXT NOT NULL,
-        label TEXT,
-        previous_label TEXT,
-        model_label TEXT,
-        model_confidence REAL,
-        undoes INTEGER REFERENCES reviews(id),
-        created_at REAL NOT NULL
-    );
-    CREATE INDEX reviews_run_row ON reviews(run_id, row_index);
-    """,
-]
+from labelmill.strategies.review.strategy import STRATEGY
 
 KINDS = ("person", "simulated", "import", "resolve")
 
@@ -75,8 +50,6 @@ class ReviewLog:
     """The reviews of one run in the project store (the review strategy's own tables)."""
 
     def __init__(self, store: Store, run_id: int):
-        from labelmill.strategies.review.strategy import STRATEGY
-
         self.store = STRATEGY.tables(store)
         self.run_id = run_id
 

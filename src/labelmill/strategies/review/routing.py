@@ -54,11 +54,13 @@ class Routing:
         return [int(i) for i in (order if limit is None else order[:limit])]
 
 
-from labelmill.numeric.calibration import softmax as _softmax  # noqa: E402
+from scipy.special import softmax  # noqa: E402
+
+from labelmill.numeric.calibration import log_probs  # noqa: E402
 
 
 def _log(p: np.ndarray) -> np.ndarray:
-    return np.log(np.clip(p, EPS, 1.0))  # clipped at 1e-6: one overconfident source cannot swamp the other
+    return log_probs(p, floor=EPS)  # clipped at 1e-6: one overconfident source cannot swamp the other
 
 
 def fit_combination(parts: Sequence[np.ndarray], gold: np.ndarray, l2: float = 1.0) -> np.ndarray:
@@ -74,7 +76,7 @@ def fit_combination(parts: Sequence[np.ndarray], gold: np.ndarray, l2: float = 1
     def loss_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
         w, b = theta[:m], theta[m:]
         z = sum(w[j] * logs[j] for j in range(m)) + b
-        q = _softmax(z)
+        q = softmax(z, axis=1)
         loss = -np.log(np.clip(q[rows, gold], 1e-12, 1.0)).sum() + 0.5 * l2 * (((w - 1) ** 2).sum() + (b**2).sum())
         diff = q.copy()
         diff[rows, gold] -= 1.0
@@ -89,7 +91,7 @@ def fit_combination(parts: Sequence[np.ndarray], gold: np.ndarray, l2: float = 1
 
 def combine(parts: Sequence[np.ndarray], theta: np.ndarray) -> np.ndarray:
     m = len(parts)
-    return _softmax(sum(theta[j] * _log(parts[j]) for j in range(m)) + theta[m:])
+    return softmax(sum(theta[j] * _log(parts[j]) for j in range(m)) + theta[m:], axis=1)
 
 
 class Router:

@@ -148,8 +148,8 @@ class ReviewSession:
         `seed_rows` of the config's labeled examples (drawn at random, held out from the student) are
         labeled by the model once: with them the combination and its confidences are fitted on rows like
         the whole dataset from the first review, not only on the hard rows people see."""
-        import labelmill
-        from labelmill.api import load_with_notices
+        from labelmill.config import load_with_notices
+        from labelmill.core import label_rows
         from labelmill.io import read_rows
         from labelmill.numeric.calibration import Calibrator
         from labelmill.store import Store
@@ -162,7 +162,7 @@ class ReviewSession:
         keep = [c for c in frame.columns if c not in produced and not str(c).startswith(("llm_", "review_", "final_"))]
         frame = frame[keep].reset_index(drop=True)
         calibrator = Calibrator.load(calibration) if isinstance(calibration, (str, Path)) else calibration
-        result = labelmill.run(cfg, frame, project=project, backend=backend, on_event=on_event)
+        result = label_rows(cfg, frame, project=project, backend=backend, on_event=on_event)
         store = Store(project, shared=True)
         from labelmill.tasks import make_task
 
@@ -422,8 +422,8 @@ class ReviewSession:
         model, each with the `k` nearest reviewed rows (and the config's examples) as few-shot demos.
         A run of its own in the store (its config holds the demos); returns how many rows were relabeled.
         The model runs outside the session's lock, so people keep reviewing meanwhile."""
-        import labelmill
         from labelmill.config import ExamplesSpec
+        from labelmill.core import label_rows
         from labelmill.store import Store
 
         with self._lock:
@@ -438,7 +438,7 @@ class ReviewSession:
                                     embedding_model=spec.embedding_model)
             cfg = self.config.model_copy(update={"examples": examples})
             frame = self.frame.iloc[rows].reset_index(drop=True)
-        result = labelmill.run(cfg, frame, project=self.store.path, backend=backend, on_event=self.on_event)
+        result = label_rows(cfg, frame, project=self.store.path, backend=backend, on_event=self.on_event)
         with Store(self.store.path) as store:
             table = store.labels(result.run_id, len(rows), self.names)
         with self._lock:
@@ -471,7 +471,7 @@ class ReviewSession:
 
     # reporting ------------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        from labelmill.strategies.review.agreement import agreement
+        from labelmill.numeric.agreement import agreement
 
         r = self.routing
         queue = self.queue()
@@ -596,13 +596,13 @@ def _seed_probs(cfg: Config, pool: Pool, names: list[str], project: Any, backend
     """The model's label distributions on the seed rows (labeled once; later opens read the store)."""
     import pandas as pd
 
-    import labelmill
+    from labelmill.core import label_rows
     from labelmill.store import Store
 
     if not pool.seed:
         return None
     frame = pd.DataFrame([pool.records[i] for i in pool.seed])
-    result = labelmill.run(cfg, frame, project=project, backend=backend, on_event=on_event)
+    result = label_rows(cfg, frame, project=project, backend=backend, on_event=on_event)
     with Store(project) as store:
         probs = store.labels(result.run_id, len(frame), names).probs
     return None if np.isnan(probs).any() else probs

@@ -5,17 +5,40 @@ from __future__ import annotations
 
 from typing import Any
 
-from labelmill.strategies.base import EvalContext, Strategy
+from labelmill.core.strategy import EvalContext, Strategy
+
+# the tables the review log uses (log.py): annotators with a hashed token each, and the append-only review log
+MIGRATIONS = [
+    """
+    CREATE TABLE review_annotators (
+        name TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE reviews (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        row_index INTEGER NOT NULL,
+        row_hash TEXT NOT NULL,
+        annotator TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        action TEXT NOT NULL,
+        label TEXT,
+        previous_label TEXT,
+        model_label TEXT,
+        model_confidence REAL,
+        undoes INTEGER REFERENCES reviews(id),
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX reviews_run_row ON reviews(run_id, row_index);
+    """,
+]
 
 
 class ReviewStrategy(Strategy):
     name = "review"
 
-    @property
-    def migrations(self):  # noqa: D401 - the list lives with the log that uses it
-        from labelmill.strategies.review.log import MIGRATIONS
-
-        return MIGRATIONS
+    migrations = MIGRATIONS
 
     def evaluate(self, context: EvalContext) -> dict[str, Any]:
         frame = context.frame
@@ -38,9 +61,7 @@ class ReviewStrategy(Strategy):
                 f"Accuracy of the final labels (reviewed where reviewed, the model's elsewhere): {metrics['review_final_accuracy']:.3f}.</p>")
 
     def command(self) -> Any:
-        from labelmill.strategies.review.cli import review_command
-
-        return review_command
+        return "labelmill.strategies.review.cli:review_command"
 
 
 STRATEGY = ReviewStrategy()

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import softmax
 
 from labelmill.config import Config
 from labelmill.core import ask_scores
@@ -28,6 +29,7 @@ from labelmill.core.job import Call
 from labelmill.errors import InputDataError
 from labelmill.events import EventHandler, Notice, ignore
 from labelmill.io import read_rows, write_rows
+from labelmill.numeric.agreement import cohen_kappa
 from labelmill.strategies.synth.common import FrameResult, model_config
 from labelmill.types import Prompt
 
@@ -115,7 +117,7 @@ def judge_pairs(
             figures["accuracy"] = round(float(np.mean([a == b for a, b in zip(said, judged)])), 4)  # a tie where people chose is wrong
             decided = [(a, b) for a, b in zip(said, judged) if b != "tie"]
             figures["accuracy_on_decided"] = round(float(np.mean([a == b for a, b in decided])), 4) if decided else None
-            figures["kappa"] = round(cohen_kappa(said, judged, VERDICTS), 4)
+            figures["kappa"] = round(cohen_kappa(said, judged), 4)
             order1 = [str(v1[i]) for i in known]
             figures["accuracy_one_order"] = round(float(np.mean([a == b for a, b in zip(said, order1)])), 4)
             mean = ["first" if (p1[i] + p2[i]) / 2 >= 0.5 else "second" for i in known]  # the position bias averaged out
@@ -144,8 +146,7 @@ def judge_scores(
         prompts.append(Prompt(RUBRIC_SYSTEM, (), f"{shown}Question: {_text(row[question])}{ref}\n\nAnswer to score: {_text(row[answer])}\n\nScore (1-5):"))
     on_event(Notice(f"judge: scoring {len(prompts)} answers with {cfg.model.name}"))
     logprobs = _scores(cfg, prompts, Call("judge_rubric", "score", DIGITS), project, backend, batch)
-    probs = np.exp(logprobs - logprobs.max(axis=1, keepdims=True))
-    probs /= probs.sum(axis=1, keepdims=True)
+    probs = softmax(logprobs, axis=1)
     expected = probs @ np.arange(1, 6)
     out = frame.copy()
     out["judge_score"] = probs.argmax(axis=1) + 1
@@ -159,26 +160,11 @@ def judge_scores(
             got = out["judge_score"][known].astype(int).tolist()
             figures["human_rows"] = int(known.sum())
             figures["accuracy"] = round(float(np.mean([a == b for a, b in zip(said, got)])), 4)
-            figures["kappa"] = round(cohen_kappa(said, got, list(range(1, 6))), 4)
+            figures["kappa"] = round(cohen_kappa(said, got), 4)
             if known.sum() > 2 and np.std(said) > 0:
                 figures["pearson"] = round(float(np.corrcoef(said, expected[known])[0, 1]), 4)
     path = write_rows(out, output) if output else None
     return JudgeResult(out, figures, path)
-
-
-def cohen_kappa(a: list[Any], b: list[Any], categories: Any) -> float:
-    """Cohen's kappa of two raters over the same rows (1 = full agreement, 0 = chance)."""
-    cats = list(categories)
-    index = {c: i for i, c in enumerate(cats)}
-    table = np.zeros((len(cats), len(cats)))
-    for x, y in zip(a, b):
-        table[index[x], index[y]] += 1
-    n = table.sum()
-    if not n:
-        return 0.0
-    observed = np.trace(table) / n
-    expected = float((table.sum(axis=1) @ table.sum(axis=0)) / (n * n))
-    return float((observed - expected) / (1 - expected)) if expected < 1 else 1.0
 
 
 def _scores(cfg: Config, prompts: list[Prompt], call: Call, project: str | Path, backend: Any, batch: int) -> np.ndarray:
@@ -190,9 +176,7 @@ def _p_first(logprobs: np.ndarray) -> np.ndarray:
     """P(A) from log-probabilities over (A, B)."""
     if not len(logprobs):
         return np.zeros(0)
-    z = logprobs - logprobs.max(axis=1, keepdims=True)
-    p = np.exp(z)
-    return p[:, 0] / p.sum(axis=1)
+    return softmax(logprobs, axis=1)[:, 0]
 
 
 def _human(value: Any) -> str | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from labelmill.strategies.base import Strategy
+from labelmill.core.strategy import Strategy
 
 
 class SynthStrategy(Strategy):
@@ -37,11 +37,11 @@ class SynthStrategy(Strategy):
                      no_dedup: bool, project: str, as_json: bool) -> None:
             """Write labeled examples for each label of a classification CONFIG, from no real rows: subtopics,
             lengths and styles vary; rule, near-duplicate and consistency filters drop the bad ones."""
-            from labelmill.cli.progress import ProgressView
+            from labelmill.core.strategy import progress_handler
             from labelmill.strategies.synth.examples import synth_examples
 
             result = synth_examples(config, per_label=per_label, project=project, output=output, generator={"name": model_name} if model_name else None,
-                                    temperature=temperature, consistency=None if no_consistency or consistency == "none" else consistency, dedup=not no_dedup, on_event=ProgressView(quiet=as_json))
+                                    temperature=temperature, consistency=None if no_consistency or consistency == "none" else consistency, dedup=not no_dedup, on_event=progress_handler(quiet=as_json))
             if as_json:
                 click.echo(json.dumps({"output": str(result.output_path), **result.figures}))
                 return
@@ -61,11 +61,11 @@ class SynthStrategy(Strategy):
                       help="Restore only the first N words of each source (0: all of it; the start alone favours copying the lead).")
         def summaries(config: str, input: str, output: str | None, search_rows: int, no_one_shot: bool, restore_words: int, project: str, as_json: bool) -> None:
             """Search a generation CONFIG's template by generate -> restore -> compare on INPUT, with no reference summaries."""
-            from labelmill.cli.progress import ProgressView
+            from labelmill.core.strategy import progress_handler
             from labelmill.strategies.synth.summaries import synth_summaries
 
             result = synth_summaries(config, input, search_rows=search_rows, project=project, output=output, one_shot=not no_one_shot, restore_words=restore_words or None,
-                                     on_event=ProgressView(quiet=as_json))
+                                     on_event=progress_handler(quiet=as_json))
             if as_json:
                 click.echo(json.dumps({"output": str(result.output_path) if result.output_path else None, **result.figures}))
                 return
@@ -93,11 +93,11 @@ class SynthStrategy(Strategy):
         @click.option("--temperature", default=0.9, show_default=True, type=click.FloatRange(0, 2))
         def instructions(seeds: str, output: str, model_name: str, project: str, as_json: bool, method: str, n: int, column: str, temperature: float) -> None:
             """New instructions from SEEDS (a file of seed tasks): self-instruct or Evol-Instruct, filtered (rules, near-duplicates)."""
-            from labelmill.cli.progress import ProgressView
+            from labelmill.core.strategy import progress_handler
             from labelmill.strategies.synth.texts import synth_instructions
 
             _show(synth_instructions(seeds, n=n, method=method, column=column, model=model_name, project=project, output=output,
-                                     temperature=temperature, on_event=ProgressView(quiet=as_json)), as_json)
+                                     temperature=temperature, on_event=progress_handler(quiet=as_json)), as_json)
 
         @group.command(name="responses")
         @click.argument("input", type=click.Path(dir_okay=False, exists=True))
@@ -107,11 +107,11 @@ class SynthStrategy(Strategy):
         @click.option("--temperature", default=0.0, show_default=True, type=click.FloatRange(0, 2))
         def responses(input: str, output: str, model_name: str, project: str, as_json: bool, column: str, context: str, temperature: float) -> None:
             """An answer to each row's instruction."""
-            from labelmill.cli.progress import ProgressView
+            from labelmill.core.strategy import progress_handler
             from labelmill.strategies.synth.texts import synth_responses
 
             _show(synth_responses(input, column=column, context=context, model=model_name, project=project, output=output, temperature=temperature,
-                                  on_event=ProgressView(quiet=as_json)), as_json)
+                                  on_event=progress_handler(quiet=as_json)), as_json)
 
         @group.command(name="rationales")
         @click.argument("config", type=click.Path(dir_okay=False))
@@ -123,11 +123,11 @@ class SynthStrategy(Strategy):
         @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
         def rationales(config: str, input: str, output: str, model_name: str | None, label_column: str | None, project: str, as_json: bool) -> None:
             """Why each row's given label is right, for a classification CONFIG's rows."""
-            from labelmill.cli.progress import ProgressView
+            from labelmill.core.strategy import progress_handler
             from labelmill.strategies.synth.texts import synth_rationales
 
             _show(synth_rationales(config, input, label_column=label_column, model=model_name, project=project, output=output,
-                                   on_event=ProgressView(quiet=as_json)), as_json)
+                                   on_event=progress_handler(quiet=as_json)), as_json)
 
         @group.command(name="critiques")
         @click.argument("input", type=click.Path(dir_okay=False, exists=True))
@@ -137,11 +137,11 @@ class SynthStrategy(Strategy):
         @click.option("--context", default="context", show_default=True)
         def critiques(input: str, output: str, model_name: str, project: str, as_json: bool, question: str, answer: str, context: str) -> None:
             """A short critique of each row's response: what is wrong, missing or unsupported (or "No issues.")."""
-            from labelmill.cli.progress import ProgressView
+            from labelmill.core.strategy import progress_handler
             from labelmill.strategies.synth.texts import synth_critiques
 
             _show(synth_critiques(input, question=question, answer=answer, context=context, model=model_name, project=project, output=output,
-                                  on_event=ProgressView(quiet=as_json)), as_json)
+                                  on_event=progress_handler(quiet=as_json)), as_json)
 
         @group.command(name="preferences")
         @click.argument("input", type=click.Path(dir_okay=False, exists=True))
@@ -157,12 +157,12 @@ class SynthStrategy(Strategy):
         def preferences(input: str, output: str, model_name: str, project: str, as_json: bool, column: str, context: str, model_b: str | None,
                         temperature_a: float, temperature_b: float, judge_model: str, judge_mode: str, dpo: str | None) -> None:
             """Two responses per prompt (two models or temperatures), judged; chosen / rejected with the models and ratings."""
-            from labelmill.cli.progress import ProgressView
+            from labelmill.core.strategy import progress_handler
             from labelmill.strategies.synth.texts import synth_preferences
 
             _show(synth_preferences(input, column=column, context=context, model_a=model_name, model_b=model_b, temperature_a=temperature_a,
                                     temperature_b=temperature_b, judge_model=judge_model, judge_mode=judge_mode, project=project, output=output,
-                                    dpo=dpo, on_event=ProgressView(quiet=as_json)), as_json)
+                                    dpo=dpo, on_event=progress_handler(quiet=as_json)), as_json)
 
         @group.command(name="export")
         @click.argument("input", type=click.Path(dir_okay=False, exists=True))
@@ -236,12 +236,12 @@ def judge_group() -> Any:
     def pairs(input: str, output: str | None, model_name: str, question: str, context: str, project: str, as_json: bool, first: str, second: str,
               human: str, dpo: str | None, first_model: str, second_model: str, mode: str) -> None:
         """Judge two answers per row, in both orders; a verdict that changes with the order is a tie."""
-        from labelmill.cli.progress import ProgressView
+        from labelmill.core.strategy import progress_handler
         from labelmill.strategies.synth.exports import dpo_rows, write_jsonl
         from labelmill.strategies.synth.judge import judge_pairs
 
         result = judge_pairs(input, model=model_name, project=project, output=output, question=question, first=first, second=second,
-                             context=context, human=human, mode=mode, on_event=ProgressView(quiet=as_json))
+                             context=context, human=human, mode=mode, on_event=progress_handler(quiet=as_json))
         if dpo:
             frame = result.frame
             models = [frame[m].astype(str).tolist() if m in frame.columns else m for m in (first_model, second_model)]
@@ -257,11 +257,11 @@ def judge_group() -> Any:
     @click.option("--human", default="human_score", show_default=True, help="People's 1-5 scores, when the rows have them.")
     def scores(input: str, output: str | None, model_name: str, question: str, context: str, project: str, as_json: bool, answer: str, reference: str, human: str) -> None:
         """Score each answer from 1 to 5 (Prometheus-style rubric, against a reference where given)."""
-        from labelmill.cli.progress import ProgressView
+        from labelmill.core.strategy import progress_handler
         from labelmill.strategies.synth.judge import judge_scores
 
         result = judge_scores(input, model=model_name, project=project, output=output, question=question, answer=answer, reference=reference,
-                              context=context, human=human, on_event=ProgressView(quiet=as_json))
+                              context=context, human=human, on_event=progress_handler(quiet=as_json))
         _show(result, as_json)
 
     return judge

@@ -108,7 +108,7 @@ def tune(
     `guideline`: the text the labeler reads instead of the config's guidelines (e.g. a version `labelmill
     refine` wrote: tune starts from the refined guideline). `max_calls`: a trial is skipped when it would
     take the labeling requests sent to the model past this many (to compare with refine at equal calls)."""
-    from labelmill import api
+    from labelmill.core import calibrate_rows, label_rows
     from labelmill.store.db import Store
 
     base = load_config(config)
@@ -151,7 +151,7 @@ def tune(
         t0 = time.perf_counter()
         try:
             try:
-                result = api.label(cfg, frame, project=project, max_cost=None if max_cost is None else max_cost - spent)
+                result = label_rows(cfg, frame, project=project, max_cost=None if max_cost is None else max_cost - spent)
             except RunStopped as stop:  # the cost cap: what it spent counts, and the search ends
                 spent += stop.result.cost_usd if stop.result is not None else 0.0
                 out_of_money = stop.kind == "budget_exhausted"
@@ -163,8 +163,8 @@ def tune(
             if trial.calibration == "none":
                 trial.accuracy_all_dev = _accuracy(gold, labels)
             else:  # fitted on the first half, applied to the second (answers come from the cache)
-                cal = api.calibrate(cfg, frame.iloc[:half], project=project, method=trial.calibration)
-                labels = [None] * half + api.label(cfg, frame.iloc[half:], project=project, calibration=cal).frame[cfg.output.label_column].tolist()
+                cal = calibrate_rows(cfg, frame.iloc[:half], project=project, method=trial.calibration)
+                labels = [None] * half + label_rows(cfg, frame.iloc[half:], project=project, calibrator=cal).frame[cfg.output.label_column].tolist()
             trial.accuracy = _accuracy(gold[half:], labels[half:])
             trial.completion_rate = float(np.mean([p is not None for p in labels[half:]]))
             trial.rows = len(frame) - half
@@ -202,7 +202,7 @@ def tune(
         report["best_config"] = str(out)
         if best.calibration != "none":
             cal_path = out.with_suffix(".calibration.json")
-            api.calibrate(load_config(best_config), frame, project=project, method=best.calibration, out=cal_path)
+            calibrate_rows(load_config(best_config), frame, project=project, method=best.calibration, out=cal_path)
             report["best_calibration"] = str(cal_path)
     from labelmill.strategies.tune.strategy import STRATEGY
 

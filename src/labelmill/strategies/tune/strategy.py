@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from labelmill.strategies.base import Strategy
+from labelmill.core.strategy import Strategy
 
 
 class TuneStrategy(Strategy):

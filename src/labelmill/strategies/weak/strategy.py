@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from labelmill.strategies.base import EvalContext, Strategy
+from labelmill.core.strategy import EvalContext, Strategy
 from labelmill.strategies.weak.combine import VOTE_PREFIX, plain_json, weak_sidecar
 
 TABLE_COLUMNS = ["name", "kind", "polarity", "coverage", "overlaps", "conflicts", "gold_rows", "empirical_accuracy",
@@ -131,13 +131,13 @@ def weak_group() -> Any:
     def label(config: str, input: str, output: str, limit: int | None, project: str, label_model: str | None, seed: str | None,
               select: bool | None, end_model: bool, as_json: bool) -> None:
         """Label INPUT by weak supervision: the config's sub-labelers vote, a label model combines them."""
-        from labelmill.cli.progress import ProgressView
+        from labelmill.core.strategy import progress_handler
         from labelmill.config import load_config
         from labelmill.strategies.weak.combine import weak
 
         cfg = load_config(config)
         result = weak(cfg, input, project=project, output=output, limit=limit, label_model=label_model, end_model=end_model,
-                      seed=seed, select=select, on_event=ProgressView(quiet=as_json))
+                      seed=seed, select=select, on_event=progress_handler(quiet=as_json))
         how = label_model or cfg.weak.label_model
         if as_json:
             click.echo(json.dumps({"output": str(result.output_path), "label_model": how, "sub_labelers": result.summary}, default=plain_json))
@@ -161,11 +161,11 @@ def weak_group() -> Any:
     def propose_command(config: str, input: str, sample: int, keywords: int, model_name: str | None, project: str, output: str | None) -> None:
         """Draft sub-labelers (a question and keywords per label) from the guidelines and a sample of INPUT.
         The draft is for a person to edit into the config; no config is changed."""
-        from labelmill.cli.progress import ProgressView
+        from labelmill.core.strategy import progress_handler
         from labelmill.strategies.weak.propose import propose
 
         draft = propose(config, input, project=project, sample=sample, keywords=keywords, proposer={"name": model_name} if model_name else None,
-                        on_event=ProgressView(quiet=output is None))
+                        on_event=progress_handler(quiet=output is None))
         if output:
             Path(output).write_text(draft.yaml(), encoding="utf-8")
             click.echo(f"wrote {output}: {len(draft.sub_labelers)} sub-labelers to review")
