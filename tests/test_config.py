@@ -76,3 +76,45 @@ def test_autolabel_classification_configs_are_converted():
 def test_autolabel_unsupported_task_is_a_clear_error():
     with pytest.raises(ConfigError, match="not supported yet"):
         load_config(SHARED / "autolabel_configs" / "squad_v2.json")
+
+
+class _Converted(Exception):
+    """Raised by the event handler at the first conversion notice: the strategy has loaded the config and sent it."""
+
+
+def _stop_at_the_autolabel_notice(event):
+    from labelmill.events import Notice
+
+    if isinstance(event, Notice) and "Autolabel" in event.message:
+        raise _Converted(event.message)
+
+
+@pytest.mark.parametrize("entry", ["freeal", "weak", "propose", "cascade", "tiered", "tune", "synth_examples", "synth_rationales", "synth_summaries", "label"])
+def test_every_strategy_passes_on_the_autolabel_conversion_notices(entry, tmp_path):
+    """A strategy given an Autolabel config sends its conversion notices as events (none loads it silently)."""
+    from labelmill import api
+    from labelmill.strategies.cascade.tiered import tiered_cascade
+    from labelmill.strategies.cascade.tiers import cascade
+    from labelmill.strategies.freeal.loop import freeal
+    from labelmill.strategies.synth.examples import synth_examples
+    from labelmill.strategies.synth.summaries import synth_summaries
+    from labelmill.strategies.synth.texts import synth_rationales
+    from labelmill.strategies.tune.search import tune
+    from labelmill.strategies.weak.combine import weak
+    from labelmill.strategies.weak.propose import propose
+
+    config, rows, project = SHARED / "autolabel_configs" / "banking.json", [{"text": "my card is lost", "label": "lost_or_stolen_card"}], tmp_path / "p.db"
+    calls = {
+        "freeal": lambda on: freeal(config, rows, project=project, on_event=on),
+        "weak": lambda on: weak(config, rows, project=project, on_event=on),
+        "propose": lambda on: propose(config, rows, project=project, on_event=on),
+        "cascade": lambda on: cascade(config, rows, project=project, on_event=on),
+        "tiered": lambda on: tiered_cascade(config, rows, tiers=["student", "qwen2.5-coder-0.5b"], seed=rows, project=project, on_event=on),
+        "tune": lambda on: tune(config, rows, project=project, on_event=on),
+        "synth_examples": lambda on: synth_examples(config, project=project, on_event=on),
+        "synth_rationales": lambda on: synth_rationales(config, rows, project=project, on_event=on),
+        "synth_summaries": lambda on: synth_summaries(config, rows, project=project, on_event=on),
+        "label": lambda on: api.label(config, rows, project=project, on_event=on),
+    }
+    with pytest.raises(_Converted, match="Autolabel"):
+        calls[entry](_stop_at_the_autolabel_notice)

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from labelmill.config import Config, derive_config, load_config
+from labelmill.config import Config, derive_config, load_with_notices
 from labelmill.errors import ConfigError, InputDataError
 from labelmill.events import EventHandler, Notice, ignore
 from labelmill.core import check_columns
@@ -153,7 +153,7 @@ def tiered_cascade(
     from labelmill.store.db import Store
 
     started = time.perf_counter()
-    cfg = load_config(config) if not isinstance(config, Config) else config
+    cfg = load_with_notices(config, on_event)
     if cfg.task != "classification":
         raise ConfigError(f"a tiered cascade works on classification tasks; this config is {cfg.task!r}", fix="run without --tiers")
     tier_list = parse_tiers(tiers)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from labelmill.config import Config, derive_config, load_config
+from labelmill.config import Config, derive_config, load_with_notices
 from labelmill.errors import ConfigError, InputDataError
 from labelmill.events import EventHandler, Notice, ignore
 from labelmill.core.output import labeled_frame
@@ -99,7 +99,7 @@ def cascade(
     from labelmill.strategies.students.models import LinearStudent, out_of_fold
 
     started = time.perf_counter()
-    cfg = load_config(config) if not isinstance(config, Config) else config
+    cfg = load_with_notices(config, on_event)
     if cfg.task != "classification":
         raise ConfigError(f"--cascade works on classification tasks; this config is {cfg.task!r}", fix="run without --cascade")
     if not 0 < llm_share <= 1:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from labelmill.config import Config, derive_config, load_config
+from labelmill.config import Config, derive_config, load_with_notices
 from labelmill.errors import ConfigError, InputDataError
 from labelmill.events import EventHandler, Notice, ignore
 from labelmill.core.output import labeled_frame
@@ -253,7 +253,7 @@ def freeal(
     from labelmill.strategies.students.models import FinetunedStudent, LinearStudent, out_of_fold
 
     started = time.perf_counter()
-    cfg = load_config(config) if not isinstance(config, Config) else config
+    cfg = load_with_notices(config, on_event)
     if cfg.task != "classification":
         raise ConfigError(f"freeal works on classification tasks; this config is {cfg.task!r}", fix="use a classification config (task: classification)")
     names = cfg.label_names

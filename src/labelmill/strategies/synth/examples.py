@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from labelmill.config import Config, ModelSpec, load_config
+from labelmill.config import Config, ModelSpec, load_with_notices
 from labelmill.core import Job, Runner
 from labelmill.core.job import Call
 from labelmill.errors import ConfigError
@@ -55,7 +55,7 @@ def synth_examples(
     """Write `per_label` examples for each label of a classification config (see the module docstring).
     `generator`: model settings for the writer (default: the config's model); the config's own labeler
     does the consistency check."""
-    cfg = load_config(config) if not isinstance(config, Config) else config
+    cfg = load_with_notices(config, on_event)
     if cfg.task != "classification":
         raise ConfigError(f"synth examples writes rows for classification configs; this one is {cfg.task!r}", fix="use a classification config")
     fields = template_fields(cfg.input_template or "{text}")

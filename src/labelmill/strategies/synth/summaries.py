@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from labelmill.config import Config, derive_config, load_config
+from labelmill.config import Config, derive_config, load_with_notices
 from labelmill.core import Job, Runner
 from labelmill.core.job import Call
 from labelmill.errors import ConfigError, InputDataError
@@ -82,7 +82,7 @@ def synth_summaries(
     backend: Any = None, on_event: EventHandler = ignore,
 ) -> SummaryResult:
     """Search the summary template on the first `search_rows` distinct rows, score it on the rest (see the module docstring)."""
-    cfg = load_config(config) if not isinstance(config, Config) else config
+    cfg = load_with_notices(config, on_event)
     if cfg.task != "generation":
         raise ConfigError(f"synth summaries searches a generation config's template; this one is {cfg.task!r}", fix="use task: generation (labelmill init generation)")
     task = make_task(cfg)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from labelmill.config import Config, load_config
+from labelmill.config import Config, load_with_notices
 from labelmill.core import ask_texts
 from labelmill.errors import InputDataError
 from labelmill.events import EventHandler, Notice, ignore
@@ -160,7 +160,7 @@ def synth_rationales(
     project: str | Path = "labelmill.db", output: str | Path | None = None, backend: Any = None, on_event: EventHandler = ignore,
 ) -> TextsResult:
     """Why each row's given label is right (the config's guidelines and labels; the row's gold label)."""
-    cfg = load_config(config) if not isinstance(config, Config) else config
+    cfg = load_with_notices(config, on_event)
     from labelmill.tasks import make_task
 
     task = make_task(cfg)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from labelmill.config import Config, dump_config, load_config
+from labelmill.config import Config, dump_config, load_config, load_with_notices
 from labelmill.errors import ConfigError, RunStopped
 from labelmill.events import EventHandler, Notice, ignore
 from labelmill.io import read_rows
@@ -111,7 +111,7 @@ def tune(
     from labelmill.core import calibrate_rows, label_rows
     from labelmill.store.db import Store
 
-    base = load_config(config)
+    base = load_with_notices(config, on_event)
     if guideline is not None:
         base = base.model_copy(update={"guidelines": guideline, "guidelines_file": None})
     if not base.gold_column:

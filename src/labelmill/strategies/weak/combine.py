@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from labelmill.config import Config, SubLabelerSpec, derive_config, load_config
+from labelmill.config import Config, SubLabelerSpec, derive_config, load_with_notices
 from labelmill.core import Job, Runner, check_columns, labeled_frame
 from labelmill.errors import ConfigError
 from labelmill.events import EventHandler, Notice, ignore
@@ -80,7 +80,7 @@ def weak(
     seed: Any = None, select: bool | None = None, on_event: EventHandler = ignore,
 ) -> WeakResult:
     """Label `data` by weak supervision with the config's `weak` section (see the module docstring)."""
-    cfg = load_config(config) if not isinstance(config, Config) else config
+    cfg = load_with_notices(config, on_event)
     spec_w = cfg.weak
     subs = spec_w.sub_labelers
     if cfg.task not in WEAK_TASKS:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from labelmill.config import Config, ModelSpec, SubLabelerSpec, load_config
+from labelmill.config import Config, ModelSpec, SubLabelerSpec, load_with_notices
 from labelmill.core import ask_texts, check_columns
 from labelmill.errors import ConfigError
 from labelmill.events import EventHandler, Notice, ignore
@@ -58,7 +58,7 @@ def propose(
     proposer: dict | None = None, coverage_rows: int = 2000, backend: Any = None, on_event: EventHandler = ignore,
 ) -> Draft:
     """Draft a question and a keyword rule per label (see the module docstring)."""
-    cfg = load_config(config) if not isinstance(config, Config) else config
+    cfg = load_with_notices(config, on_event)
     if cfg.task not in ("classification", "relation", "multilabel"):
         raise ConfigError(f"weak propose drafts sub-labelers for classification tasks; this config is {cfg.task!r}", fix="use a classification config")
     task = make_task(cfg)
