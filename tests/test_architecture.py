@@ -220,3 +220,17 @@ def test_softmax_is_scipy_s_alone():
 
 def test_one_cohen_kappa():
     assert [where.split(":")[0] for where in _functions_named("cohen_kappa")] == ["labelmill.numeric.agreement"]
+
+
+STRATEGY_PACKAGES = sorted(p.parent.name for p in (PACKAGE / "strategies").glob("*/__init__.py"))
+
+
+@pytest.mark.parametrize("name", STRATEGY_PACKAGES)
+def test_every_strategy_package_publishes_its_api(name):
+    """`strategies/<name>/__init__.py` has an `__all__`, and every name in it resolves."""
+    import importlib
+
+    package = importlib.import_module(f"labelmill.strategies.{name}")
+    assert getattr(package, "__all__", None), f"labelmill.strategies.{name} has no __all__"
+    missing = [n for n in package.__all__ if not hasattr(package, n)]
+    assert missing == []
