@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib
 from importlib.metadata import entry_points
-from typing import Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 from labelmill.errors import UnknownComponentError
 
@@ -66,3 +67,16 @@ for _name, _target in {
 selectors: Registry = Registry("example selection", entry_point_group="labelmill.selectors")
 for _name in ("fixed", "random", "balanced", "similar", "mmr", "similar_per_label"):
     selectors.register_lazy(_name, f"labelmill.selectors.pickers:{_name.upper()}")
+
+
+def lazy_exports(package: str, public: dict[str, str]) -> Callable[[str], Any]:
+    """A package's `__getattr__` for its public names (`name -> module`, relative to the package), each
+    imported on first use: a strategy package's `__all__` without importing its modules when the CLI
+    loads the strategy's registration."""
+
+    def attribute(name: str) -> Any:
+        if name in public:
+            return getattr(importlib.import_module(f"{package}.{public[name]}"), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return attribute

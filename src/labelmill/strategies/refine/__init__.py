@@ -1,25 +1,15 @@
 """refine: written guidelines that improve from the model's own errors, versioned in the store and read
 like a document; proposals wait for people in the review app."""
 
-from __future__ import annotations
+from labelmill.registry import lazy_exports
 
-import importlib
-from typing import Any
-
-_PUBLIC = {  # name -> its module; imported on first use, so loading the strategy's registration stays cheap
-    "refine": "labelmill.strategies.refine.loop",
-    "RefineResult": "labelmill.strategies.refine.loop",
-    "GuidelineVersions": "labelmill.strategies.refine.versions",
-    "Version": "labelmill.strategies.refine.versions",
-    "Proposals": "labelmill.strategies.refine.proposals",
-    "Proposal": "labelmill.strategies.refine.proposals",
+_PUBLIC = {  # name -> its module, imported on first use
+    "refine": "loop",
+    "RefineResult": "loop",
+    "GuidelineVersions": "versions",
+    "Version": "versions",
+    "Proposals": "proposals",
+    "Proposal": "proposals",
 }
-
-
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
-    raise AttributeError(f"module 'labelmill.strategies.refine' has no attribute {name!r}")
-
-
+__getattr__ = lazy_exports(__name__, _PUBLIC)
 __all__ = sorted(_PUBLIC)
