@@ -70,7 +70,7 @@ def cascade_run(name: str, cfg, rows: pd.DataFrame, tiers: str, seed: pd.DataFra
                 compare_next: bool = False) -> dict:
     from labelmill.selectors.embeddings import embed, unload_all
     from labelmill.store import Store
-    from labelmill.strategies.cascade.tiered import parse_tiers, tiered_cascade
+    from labelmill.strategies.cascade.run import parse_tiers, tiered_cascade
     from labelmill.tasks import make_task
 
     project = work / f"{name}_cascade{tag}.db"

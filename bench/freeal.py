@@ -91,7 +91,7 @@ def macro_f1(gold, predicted) -> float:
 def bench_set(name: str, rows: int, work: Path, cascade_args: dict | None, rounds: int, generate_demos: int = 0, debias: bool | None = None) -> dict:
     import labelmill
     from labelmill.strategies.cascade.tiers import cascade
-    from labelmill.strategies.freeal.loop import freeal
+    from labelmill.strategies.freeal.run import freeal
 
     data = rows_of(name, rows)
     path = work / f"{name}.csv"

@@ -59,9 +59,9 @@ def bench_set(name: str, rows: int, dev_rows: int, rounds: int, proposer: str | 
 
     import labelmill
     from labelmill.store import Store
-    from labelmill.strategies.refine.loop import refine
+    from labelmill.strategies.refine.run import refine
     from labelmill.strategies.refine.versions import GuidelineVersions
-    from labelmill.strategies.tune.search import tune
+    from labelmill.strategies.tune.run import tune
 
     train_path, test_path, metric = FILES[name]
     train = pd.read_csv(train_path)

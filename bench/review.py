@@ -71,7 +71,7 @@ def fresh_copy(project: Path, name: str) -> Path:
 
 
 def run_loop(config: Path, frame, project: Path, gold: list[str], student, batch: int, use_examples: bool) -> dict:
-    from labelmill.strategies.review.session import ReviewSession
+    from labelmill.strategies.review.run import ReviewSession
 
     project = fresh_copy(project, "examples" if use_examples else "reviews-only")
     started = time.perf_counter()

@@ -154,7 +154,7 @@ def bench_tune(test_rows: int, work: Path, budget_s: float) -> dict:
     import yaml
 
     import labelmill
-    from labelmill.strategies.tune.search import tune
+    from labelmill.strategies.tune.run import tune
 
     dev = pd.read_csv(SETS["sst2"]["seed"]).sample(200, random_state=1)[["text", "label"]]
     pool = pd.read_csv(DATA / "sst2" / "train.csv").sample(500, random_state=0)[["text", "label"]]

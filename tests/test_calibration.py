@@ -163,7 +163,7 @@ def test_tune_searches_strategies_and_writes_the_best_config(tmp_path):
     import yaml
 
     from labelmill.store.db import Store
-    from labelmill.strategies.tune.search import tune
+    from labelmill.strategies.tune.run import tune
 
     config = fake_config(model={"method": "score", "params": {"keywords": {"positive": ["good"], "negative": ["bad"]}}})
     scored_rows(80, 9).to_csv(tmp_path / "dev.csv", index=False)

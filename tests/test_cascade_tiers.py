@@ -14,7 +14,7 @@ from test_freeal import _freeal_config, _rows
 
 from labelmill.errors import ConfigError, InputDataError
 from labelmill.store.db import Store
-from labelmill.strategies.cascade.tiered import parse_tiers, tiered_cascade
+from labelmill.strategies.cascade.run import parse_tiers, tiered_cascade
 
 STRONG = {"backend": "fake", "name": "strong-keywords", "params": {"keywords": {
     "positive": ["good", "great", "fun", "sunny", "beach", "garden", "summer", "bright", "warm", "flower"],

@@ -93,14 +93,14 @@ def _stop_at_the_autolabel_notice(event):
 def test_every_strategy_passes_on_the_autolabel_conversion_notices(entry, tmp_path):
     """A strategy given an Autolabel config sends its conversion notices as events (none loads it silently)."""
     from labelmill import api
-    from labelmill.strategies.cascade.tiered import tiered_cascade
+    from labelmill.strategies.cascade.run import tiered_cascade
     from labelmill.strategies.cascade.tiers import cascade
-    from labelmill.strategies.freeal.loop import freeal
+    from labelmill.strategies.freeal.run import freeal
     from labelmill.strategies.synth.examples import synth_examples
     from labelmill.strategies.synth.summaries import synth_summaries
     from labelmill.strategies.synth.texts import synth_rationales
-    from labelmill.strategies.tune.search import tune
-    from labelmill.strategies.weak.combine import weak
+    from labelmill.strategies.tune.run import tune
+    from labelmill.strategies.weak.run import weak
     from labelmill.strategies.weak.propose import propose
 
     config, rows, project = SHARED / "autolabel_configs" / "banking.json", [{"text": "my card is lost", "label": "lost_or_stolen_card"}], tmp_path / "p.db"

@@ -13,7 +13,7 @@ import pytest
 from conftest import child_env, cli_command, fake_config
 
 from labelmill.strategies.cascade.tiers import cascade
-from labelmill.strategies.freeal.loop import (
+from labelmill.strategies.freeal.run import (
     batch_calibrate,
     clean_posterior,
     demo_pool,

@@ -102,7 +102,7 @@ def test_refine_accepts_a_rule_that_fixes_an_error_group_on_held_out_rows(tmp_pa
     import pandas as pd
 
     from labelmill.store import Store
-    from labelmill.strategies.refine.loop import refine
+    from labelmill.strategies.refine.run import refine
     from labelmill.strategies.refine.versions import GuidelineVersions
 
     rows = []
@@ -132,7 +132,7 @@ def test_refine_accepts_a_rule_that_fixes_an_error_group_on_held_out_rows(tmp_pa
 
 
 def test_a_proposal_that_repeats_a_text_or_the_guideline_is_no_rule():
-    from labelmill.strategies.refine.loop import clean_rule, is_copy
+    from labelmill.strategies.refine.run import clean_rule, is_copy
 
     text = "Citing market conditions for the move, HP has dropped the processor after Intel started shipping x86 chips."
     assert is_copy(clean_rule("Rule: " + text), [text])
@@ -140,7 +140,7 @@ def test_a_proposal_that_repeats_a_text_or_the_guideline_is_no_rule():
     assert not is_copy("A story about a chip maker's products is Sci/Tech, even when it mentions prices.", [text, "Classify the topic."])
     assert clean_rule("1. 'dreadful' means negative.\nmore") == "'dreadful' means negative."
     assert clean_rule("Rule: Texts about chips are Sci/Tech.") == "Texts about chips are Sci/Tech."
-    from labelmill.strategies.refine.loop import _words
+    from labelmill.strategies.refine.run import _words
 
     assert _words("[1, 13, 34, 37, 41, 44, 49, 57, 65]") == 0 and _words("Texts about chips are Sci/Tech.") == 6  # the 1.5B wrote such lists
 
@@ -166,7 +166,7 @@ def test_refine_can_rewrite_a_label_definition_and_every_label_carries_its_versi
     import pandas as pd
 
     from labelmill.store import Store
-    from labelmill.strategies.refine.loop import prompt_hash, refine
+    from labelmill.strategies.refine.run import prompt_hash, refine
     from labelmill.strategies.refine.versions import GuidelineVersions
 
     config = movie_config([[r"said (\w+) for these (\w+) texts[\s\S]*?(dreadful)", "A {1} review; '{2}' means {1}."]])
@@ -194,7 +194,7 @@ def test_refine_deletes_a_rule_that_hurts(tmp_path):
 
     from labelmill.guideline import Guideline, Rule
     from labelmill.store import Store
-    from labelmill.strategies.refine.loop import refine
+    from labelmill.strategies.refine.run import refine
     from labelmill.strategies.refine.versions import GuidelineVersions
 
     config = movie_config([])
@@ -217,7 +217,7 @@ def test_refine_deletes_a_rule_that_hurts(tmp_path):
 def test_refine_projects_its_calls_and_keeps_within_its_budget(tmp_path):
     import pandas as pd
 
-    from labelmill.strategies.refine.loop import refine
+    from labelmill.strategies.refine.run import refine
 
     config = movie_config([[r"These texts are (\w+), but[\s\S]*?(dreadful)", "Rule: '{1}' means {0}."]])
     seen = []
@@ -263,7 +263,7 @@ def test_refine_interactive_a_person_edits_one_proposal_and_rejects_another(tmp_
 def test_tune_starts_from_a_refined_guideline_and_keeps_to_a_call_budget(tmp_path):
     import pandas as pd
 
-    from labelmill.strategies.tune.search import tune
+    from labelmill.strategies.tune.run import tune
 
     config = movie_config([])
     dev = pd.DataFrame(movie_rows())
@@ -311,7 +311,7 @@ def test_tune_cli_reads_the_guideline_version_it_is_given(tmp_path):
 
 
 def test_errors_cluster_by_confusion_single_confusions_by_their_gold_label_and_carry_a_theme():
-    from labelmill.strategies.refine.loop import cluster_errors
+    from labelmill.strategies.refine.run import cluster_errors
 
     gold = ["card_arrival", "card_arrival", "card_arrival", "card_arrival", "top_up", "top_up", "top_up", "pin", "pin"]
     said = ["card_linking", "card_linking", "pin", "top_up", "card_arrival", "pin", "top_up", "pin", "top_up"]
@@ -332,7 +332,7 @@ def test_errors_cluster_by_confusion_single_confusions_by_their_gold_label_and_c
 def test_max_candidates_caps_the_guidelines_scored_per_round(tmp_path):
     import pandas as pd
 
-    from labelmill.strategies.refine.loop import refine
+    from labelmill.strategies.refine.run import refine
 
     config = movie_config([[r"These texts are (\w+), but[\s\S]*?(dreadful)", "Rule: '{1}' means {0}."]])
     capped = refine(config, pd.DataFrame(movie_rows()), project=tmp_path / "p.db", rounds=1, max_candidates=1)
@@ -341,7 +341,7 @@ def test_max_candidates_caps_the_guidelines_scored_per_round(tmp_path):
 
 
 def test_with_room_under_the_cap_one_big_confusion_splits_by_what_its_explanations_say():
-    from labelmill.strategies.refine.loop import cluster_errors
+    from labelmill.strategies.refine.run import cluster_errors
 
     gold, said = ["toxic"] * 8 + ["not toxic"], ["not toxic"] * 8 + ["not toxic"]
     why = {0: "It calls the reader a stupid idiot.", 1: "Calling someone an idiot is an insult.", 2: "The insult 'stupid idiot' is rude.",
@@ -362,7 +362,7 @@ def test_refine_review_waits_for_people_then_scores_what_they_kept(tmp_path):
     import pandas as pd
 
     from labelmill.store import Store
-    from labelmill.strategies.refine.loop import refine
+    from labelmill.strategies.refine.run import refine
     from labelmill.strategies.refine.proposals import Proposals, ReviewDecisions
     from labelmill.strategies.refine.versions import GuidelineVersions
 
@@ -393,7 +393,7 @@ def test_a_guideline_with_no_definitions_or_rules_prompts_exactly_as_the_config(
     """The loop's starting figures are the config's own: no second copy of the label list in the prompt
     (a second list of 77 labels is a long, different prompt)."""
     from labelmill.config import load_config
-    from labelmill.strategies.refine.loop import _with_guideline
+    from labelmill.strategies.refine.run import _with_guideline
     from labelmill.tasks import make_task
 
     cfg = load_config({"task": "classification", "name": "x", "labels": ["World", {"name": "Sports", "description": "games and athletes"}],
@@ -410,7 +410,7 @@ def test_a_label_said_far_too_often_gets_a_narrower_definition(tmp_path):
     right and asks the proposer to narrow its definition; the narrower definition fixes both groups."""
     import pandas as pd
 
-    from labelmill.strategies.refine.loop import over_predicted, refine
+    from labelmill.strategies.refine.run import over_predicted, refine
 
     gold = ["negative", "negative", "negative", "positive", "negative"]
     said = ["positive", "positive", "positive", "positive", "negative"]
@@ -452,7 +452,7 @@ def test_rules_and_definitions_come_after_the_task_s_label_list(tmp_path):
     extraction = load_config({"task": "extraction", "attributes": [{"name": "company"}], "guidelines_file": str(tmp_path / "g.md"),
                               "model": {"backend": "fake"}})
     assert "{labels}" not in extraction.guidelines and "Rules:\n1. A company's product launch" in extraction.guidelines
-    from labelmill.strategies.refine.loop import _with_guideline, readable
+    from labelmill.strategies.refine.run import _with_guideline, readable
 
     shown = readable(_with_guideline(cfg, Guideline.parse(DOC)))  # what the explainer and the proposer read: the list filled in
     assert "{labels}" not in shown and "Labels:\n- World\n- Sports" in shown and shown in system
@@ -466,7 +466,7 @@ def test_edits_that_each_help_are_scored_together_and_a_rule_naming_the_wrong_la
     the meh rows' cluster, points at the label the labeler already said; it never reaches the candidates."""
     import pandas as pd
 
-    from labelmill.strategies.refine.loop import names_label, refine
+    from labelmill.strategies.refine.run import names_label, refine
 
     assert not names_label("All texts that mention the Cold War should be labeled as Sports.", "World")
     assert names_label("A message about a card that never came is card_arrival.", "card_arrival")
@@ -503,7 +503,7 @@ def test_a_large_cluster_gets_a_second_rule_draft_scored_after_the_first_drafts(
     with other rows of the cluster and for their subject; both drafts are candidates, the first drafts first."""
     import pandas as pd
 
-    from labelmill.strategies.refine.loop import refine
+    from labelmill.strategies.refine.run import refine
 
     replies = [[r"These texts are (\w+), but[\s\S]*What are these texts about\?", "Rule: Films called 'dreadful' are {0}; 'dreadful' means {0}, always."],
                [r"These texts are (\w+), but[\s\S]*?(dreadful)", "Rule: '{1}' means {0}."]]

@@ -223,7 +223,7 @@ def test_freeal_and_cascade_on_the_real_model(tmp_path):
     """The loop and the cascade on 80 AG News rows with the real model: every round is stored, the demos
     are other rows with the LLM's labels, and the cascade's LLM rows are the real model's labels."""
     from labelmill.strategies.cascade.tiers import cascade
-    from labelmill.strategies.freeal.loop import freeal
+    from labelmill.strategies.freeal.run import freeal
 
     rows = pd.read_csv(SHARED / "ag_news" / "test.csv").head(80)[["text", "label"]]
     config = {

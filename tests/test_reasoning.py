@@ -179,7 +179,7 @@ def test_tune_tries_reasoning_strategies(tmp_path):
     import yaml
 
     from labelmill.errors import ConfigError
-    from labelmill.strategies.tune.search import tune
+    from labelmill.strategies.tune.run import tune
 
     config = fake_config(model={"params": {"keywords": {"positive": ["good", "great", "fun"], "negative": ["bad", "dull", "boring"]}}})
     pd.DataFrame(ROWS * 4).to_csv(tmp_path / "dev.csv", index=False)

@@ -353,7 +353,7 @@ def test_spacy_export_of_a_marked_pair_keeps_the_direction(tmp_path):
 def test_a_review_of_relations_is_checked_and_exported_to_spacy(tmp_path):
     from labelmill.exports import read_docbin
     from labelmill.strategies.review.exports import export
-    from labelmill.strategies.review.session import ReviewSession
+    from labelmill.strategies.review.run import ReviewSession
 
     session = ReviewSession.open(relations_config(), pd.DataFrame([{"text": ROW_TEXT}]), project=tmp_path / "p.db", student=False)
     try:

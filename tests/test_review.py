@@ -16,7 +16,7 @@ import pytest
 
 from labelmill.numeric.agreement import agreement, cohen_kappa, fleiss_kappa, krippendorff_alpha
 from labelmill.strategies.review.routing import Router, combine, fit_combination
-from labelmill.strategies.review.session import Budget, ReviewSession
+from labelmill.strategies.review.run import Budget, ReviewSession
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -590,7 +590,7 @@ def test_guideline_page_shows_refine_proposals_with_evidence_for_people_to_accep
 
     from conftest import child_env, cli_command
     from labelmill.store import Store
-    from labelmill.strategies.refine.loop import Edit
+    from labelmill.strategies.refine.run import Edit
     from labelmill.strategies.refine.proposals import Proposals
     from test_guidelines import movie_config, movie_rows
 

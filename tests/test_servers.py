@@ -179,7 +179,7 @@ def test_max_cost_stops_within_one_request_and_a_higher_cap_finishes(server, tmp
 
 
 def test_tune_stops_at_its_cost_budget(server, tmp_path):
-    from labelmill.strategies.tune.search import tune
+    from labelmill.strategies.tune.run import tune
 
     config = server_config(server.base_url, concurrency=8)
     config["model"]["price"] = {"input": 100.0, "output": 400.0}
@@ -327,7 +327,7 @@ def test_real_llama_cpp_server_labels_like_the_embedded_model(llama_server, tmp_
 
 
 def test_tune_gives_a_cached_trial_the_cost_of_the_trial_that_paid(server, tmp_path):
-    from labelmill.strategies.tune.search import tune
+    from labelmill.strategies.tune.run import tune
 
     config = server_config(server.base_url, concurrency=8)
     config["model"]["price"] = {"input": 100.0, "output": 400.0}

@@ -8,14 +8,12 @@ from typing import Any
 from labelmill.backends import Backend
 from labelmill.config import Config, load_config, load_with_notices
 from labelmill.core import RunResult
-from labelmill.core.entry import calibrate_rows, label_rows, plan_rows
+from labelmill.core.entry import DEFAULT_PROJECT, calibrate_rows, label_rows, plan_rows
 from labelmill.errors import ConfigError
 from labelmill.evaluation.metrics import default_report_path
 from labelmill.evaluation.metrics import evaluate as _evaluate
 from labelmill.events import EventHandler, ignore
 from labelmill.numeric.calibration import Calibrator
-
-DEFAULT_PROJECT = "labelmill.db"
 
 
 def init_config(task: str = "classification") -> str:

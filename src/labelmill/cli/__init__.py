@@ -3,7 +3,7 @@
 `app` holds the group and the entry point; importing this package registers every built-in command.
 """
 
-from labelmill.cli import calibrate, doctor, eval, export, freeal, init, models, plan, run, tune  # noqa: F401  (each registers its command)
+from labelmill.cli import calibrate, doctor, eval, export, init, models, plan, run  # noqa: F401  (each registers its command; strategies add theirs)
 from labelmill.cli.app import cli, main
 
 __all__ = ["cli", "main"]

@@ -29,7 +29,7 @@ def export_command(config: str, labeled: str, fmt: str, out: str, project: str |
         path = export(config, labeled, fmt, out)
     else:
         from labelmill.strategies.review.exports import export as export_reviewed
-        from labelmill.strategies.review.session import ReviewSession
+        from labelmill.strategies.review.run import ReviewSession
 
         session = ReviewSession.open(config, labeled, project=project or "labelmill.db", student=False)
         try:

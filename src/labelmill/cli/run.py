@@ -52,7 +52,7 @@ def run(
         cfg.dataset.encoding = encoding
     if tiers:
         from labelmill.errors import ConfigError
-        from labelmill.strategies.cascade.tiered import tiered_cascade
+        from labelmill.strategies.cascade.run import tiered_cascade
 
         if not tiers_seed:
             raise ConfigError("--tiers needs labeled seed rows to set each tier's threshold", fix="add --tiers-seed train.csv (a train/dev file or reviewed rows)")

@@ -25,6 +25,7 @@ from labelmill.io import read_rows
 from labelmill.numeric.calibration import Calibrator
 from labelmill.store.db import Store
 
+DEFAULT_PROJECT = "labelmill.db"  # the project file when none is named
 TOKENS_PER_S = {"qwen2.5-coder-0.5b": 150.0, "smollm2-135m": 180.0, "qwen2.5-coder-1.5b": 70.0}  # prompt tokens/s on 2 cores
 
 

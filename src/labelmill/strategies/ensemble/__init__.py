@@ -1,5 +1,5 @@
 """Ensembles over prompts and models: each member its own run, combined per row."""
 
-from labelmill.strategies.ensemble.combine import combine, member_configs, run_ensemble
+from labelmill.strategies.ensemble.run import combine, member_configs, run_ensemble
 
 __all__ = ["combine", "member_configs", "run_ensemble"]

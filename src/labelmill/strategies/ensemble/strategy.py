@@ -15,13 +15,13 @@ class EnsembleStrategy(Strategy):
 
     def label_rows(self, config: Config, data: Any, *, store: Store, make_job: Any, **options: Any) -> RunResult:
         """Each member labels the rows as a run of its own; the ensemble's run combines them."""
-        from labelmill.strategies.ensemble.combine import run_ensemble
+        from labelmill.strategies.ensemble.run import run_ensemble
 
         return run_ensemble(config, data, store=store, make_job=make_job, **options)
 
     def plan_config(self, config: Config) -> Config:
         """The prompt preview is the first member's (the estimate counts every member)."""
-        from labelmill.strategies.ensemble.combine import member_configs
+        from labelmill.strategies.ensemble.run import member_configs
 
         return member_configs(config)[0]
 

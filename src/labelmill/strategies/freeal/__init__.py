@@ -1,5 +1,5 @@
 """`labelmill freeal`: the LLM labels, a student picks clean labels, their medoids become demos, relabel."""
 
-from labelmill.strategies.freeal.loop import freeal
+from labelmill.strategies.freeal.run import freeal
 
 __all__ = ["freeal"]

@@ -64,5 +64,8 @@ class FreealStrategy(Strategy):
             parts.append(html_table(metrics["freeal_rounds"], ROUND_COLUMNS))
         return "<h2>FreeAL rounds</h2>" + "".join(parts) if parts else None
 
+    def command(self) -> Any:
+        return "labelmill.strategies.freeal.cli:freeal"
+
 
 STRATEGY = FreealStrategy()

@@ -4,8 +4,8 @@ like a document; proposals wait for people in the review app."""
 from labelmill.registry import lazy_exports
 
 _PUBLIC = {  # name -> its module, imported on first use
-    "refine": "loop",
-    "RefineResult": "loop",
+    "refine": "run",
+    "RefineResult": "run",
     "GuidelineVersions": "versions",
     "Version": "versions",
     "Proposals": "proposals",

@@ -40,7 +40,7 @@ def commit_command(config: str, document: str | None, rationale: str, author: st
     from labelmill.guideline import Guideline
 
     cfg, versions = _versions(config, project)
-    from labelmill.strategies.refine.loop import prompt_hash
+    from labelmill.strategies.refine.run import prompt_hash
 
     text = Path(document).read_text(encoding="utf-8") if document else Guideline.from_config(cfg).render()
     parsed = Guideline.parse(text)  # a malformed document is an error here, not a surprise later
@@ -133,7 +133,7 @@ def refine_command(config: str, dev: str, rounds: int, proposer_model: str | Non
 
     from labelmill.core.strategy import progress_handler
     from labelmill.io import read_rows
-    from labelmill.strategies.refine.loop import Edit, refine
+    from labelmill.strategies.refine.run import Edit, refine
 
     frame = read_rows(dev)
     if limit:

@@ -4,9 +4,9 @@ annotators with agreement figures, the review -> refit -> relabel loop, and expo
 from labelmill.registry import lazy_exports
 
 _PUBLIC = {  # name -> its module, imported on first use
-    "ReviewSession": "session",
-    "RowView": "session",
-    "Budget": "session",
+    "ReviewSession": "run",
+    "RowView": "run",
+    "Budget": "run",
     "create_app": "app",
 }
 __getattr__ = lazy_exports(__name__, _PUBLIC)

@@ -27,7 +27,7 @@ from fastapi.staticfiles import StaticFiles
 
 from labelmill.types import finite as _finite
 from labelmill.errors import InputDataError, LabelmillError
-from labelmill.strategies.review.session import ReviewSession, as_dict
+from labelmill.strategies.review.run import ReviewSession, as_dict
 
 STATIC = Path(__file__).parent / "static"
 COOKIE = "labelmill_token"

@@ -51,7 +51,7 @@ def review_command(config, data, project, host, port, annotators, tokens_file, t
     the project store before the next row is shown.
     """
     from labelmill.core.strategy import progress_handler
-    from labelmill.strategies.review.session import ReviewSession
+    from labelmill.strategies.review.run import ReviewSession
 
     headless = bool(export_format or ls_import or gold_column or relabel or as_json)
     session = ReviewSession.open(

@@ -34,7 +34,7 @@ from labelmill.errors import ConfigError, InputDataError, MissingDependencyError
 from labelmill.exports import label_studio_result, label_studio_value
 
 if TYPE_CHECKING:
-    from labelmill.strategies.review.session import ReviewSession
+    from labelmill.strategies.review.run import ReviewSession
 
 EXPORTS = ("jsonl", "csv", "parquet", "label-studio", "argilla", "hf", "conll", "spacy")
 FOLDERS = ("argilla", "hf")  # written as a folder (zipped when served by the app)

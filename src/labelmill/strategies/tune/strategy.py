@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from labelmill.core.strategy import Strategy
 
 
@@ -18,6 +20,10 @@ class TuneStrategy(Strategy):
         );
         """,
     )
+
+
+    def command(self) -> Any:
+        return "labelmill.strategies.tune.cli:tune"
 
 
 STRATEGY = TuneStrategy()

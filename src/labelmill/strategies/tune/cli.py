@@ -6,12 +6,11 @@ import json
 
 import click
 
-from labelmill import api
-from labelmill.cli.app import cli
-from labelmill.cli.progress import ProgressView
+from labelmill.core.entry import DEFAULT_PROJECT
+from labelmill.core.strategy import progress_handler
 
 
-@cli.command()
+@click.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.argument("dev", type=click.Path(dir_okay=False))
 @click.option("--pool", type=click.Path(dir_okay=False, exists=True), help="Labeled rows to draw few-shot examples from (not the dev rows).")
@@ -28,14 +27,14 @@ from labelmill.cli.progress import ProgressView
               help="Start from a guideline version in the project store (HEAD, HEAD~1, an id: what labelmill refine wrote) instead of the config's guidelines.")
 @click.option("--max-calls", type=click.IntRange(min=1), default=None, help="Stop trying strategies once this many labeling calls went to the model.")
 @click.option("-o", "--out", default="tuned.yaml", show_default=True, help="Where to write the best config.")
-@click.option("--project", default=api.DEFAULT_PROJECT, show_default=True)
+@click.option("--project", default=DEFAULT_PROJECT, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def tune(
     config: str, dev: str, pool: str | None, budget_s: float, limit: int, shots: str, selectors: str, calibrations: str, models: str | None,
     max_cost: float | None, reasonings: str, guideline_rev: str | None, max_calls: int | None, out: str, project: str, as_json: bool,
 ) -> None:
     """Search strategies (reasoning, shots, example selection, calibration) on DEV rows within a time budget; save the best config."""
-    from labelmill.strategies.tune.search import tune as run_tune
+    from labelmill.strategies.tune.run import tune as run_tune
 
     guideline = None
     if guideline_rev:
@@ -52,7 +51,7 @@ def tune(
         config, dev, pool=pool, shots=tuple(int(x) for x in shots.split(",")), selectors=tuple(selectors.split(",")),
         calibrations=tuple(calibrations.split(",")), reasonings=tuple(reasonings.split(",")),
         models=tuple(models.split(",")) if models else None, max_cost=max_cost, budget_s=budget_s, limit=limit, project=project, out=out,
-        guideline=guideline, max_calls=max_calls, on_event=ProgressView(quiet=as_json),
+        guideline=guideline, max_calls=max_calls, on_event=progress_handler(quiet=as_json),
     )
     if as_json:
         click.echo(json.dumps(report, indent=1))

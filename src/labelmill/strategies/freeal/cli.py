@@ -6,18 +6,19 @@ import json
 
 import click
 
-from labelmill import api
-from labelmill.cli.app import cli, finite
-from labelmill.cli.progress import ProgressView
+from labelmill.config import load_with_notices
+from labelmill.core.entry import DEFAULT_PROJECT
+from labelmill.core.strategy import progress_handler
+from labelmill.types import finite
 
 
-@cli.command()
+@click.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.argument("input", type=click.Path(dir_okay=False))
 @click.option("--out", "output", required=True, type=click.Path(dir_okay=False), help="Labeled output, with the student's labels and the label-issue rank.")
 @click.option("--rounds", type=click.IntRange(min=0), default=2, show_default=True, help="Relabeling rounds after the LLM's first pass.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows.")
-@click.option("--project", default=api.DEFAULT_PROJECT, show_default=True)
+@click.option("--project", default=DEFAULT_PROJECT, show_default=True)
 @click.option("--debias/--no-debias", default=None,
               help="Batch-calibrate the LLM's first-pass label distributions (it assumes every label about equally common). "
                    "Default: on with three labels or more, off with two.")
@@ -26,10 +27,10 @@ from labelmill.cli.progress import ProgressView
 @click.option("--json", "as_json", is_flag=True)
 def freeal(config: str, input: str, output: str, rounds: int, limit: int | None, project: str, debias: bool | None, generate_demos: int, as_json: bool) -> None:
     """FreeAL: the LLM labels INPUT, a student finds the clean labels, their medoids become demos, the rest is relabeled. No gold used."""
-    from labelmill.strategies.freeal.loop import freeal as run_freeal
+    from labelmill.strategies.freeal.run import freeal as run_freeal
 
-    view = ProgressView(quiet=as_json)
-    result = run_freeal(api.load_with_notices(config, view), input, rounds=rounds, project=project, output=output, limit=limit, debias=debias,
+    view = progress_handler(quiet=as_json)
+    result = run_freeal(load_with_notices(config, view), input, rounds=rounds, project=project, output=output, limit=limit, debias=debias,
                         generate_demos=generate_demos, on_event=view)
     if as_json:
         click.echo(json.dumps({"output": str(result.output_path), **result.report()}, default=finite))
