@@ -254,7 +254,6 @@ OVER_TODAY = {
     ("labelmill/strategies/cascade/tiers.py", "cascade"): (131, 14),
     ("labelmill/strategies/cascade/tiers.py", "_llm"): (17, 11),
     ("labelmill/strategies/ensemble/run.py", "run_ensemble"): (44, 10),
-    ("labelmill/strategies/freeal/run.py", "freeal"): (173, 18),
     ("labelmill/strategies/freeal/run.py", "_round_stats"): (12, 11),
     ("labelmill/strategies/refine/run.py", "projection"): (18, 10),
     ("labelmill/strategies/refine/run.py", "refine"): (220, 21),

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from labelmill.events import EventHandler, ignore
 from labelmill.registry import Registry
@@ -74,6 +75,31 @@ class Strategy:
         A command may be named as 'package.module:attribute', imported when the CLI starts: then the
         strategy's registration module imports none of its command modules (no import cycle)."""
         return None
+
+
+class Options(BaseModel):
+    """A strategy's knobs in one validated object, shared by the CLI (flags mapped onto it), Python and config
+    files. A strategy's entry takes `options` and, for convenience, the same knobs as keywords."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def of(cls, options: Options | dict[str, Any] | None = None, knobs: dict[str, Any] | None = None) -> Any:
+        """`options` (an instance or a dict) with `knobs` laid over it, validated once: an unknown knob or a
+        bad value is a ConfigError naming the knob and the valid ones."""
+        from pydantic import ValidationError
+
+        from labelmill.errors import ConfigError
+
+        base = options.model_dump() if isinstance(options, Options) else dict(options or {})
+        values = {**base, **(knobs or {})}
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(x) for x in first["loc"]) or "options"
+            valid = ", ".join(cls.model_fields)
+            raise ConfigError(f"{cls.__name__}: {where}: {first['msg']}", fix=f"the knobs are: {valid}") from None
 
 
 @dataclass

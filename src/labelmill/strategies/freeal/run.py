@@ -24,11 +24,13 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from labelmill.config import Config, derive_config, load_with_notices
+from labelmill.core.strategy import Options
 from labelmill.errors import ConfigError, InputDataError
 from labelmill.events import EventHandler, Notice, ignore
 from labelmill.core.output import labeled_frame
@@ -212,179 +214,243 @@ def generated_demos(cfg: Config, job: Any, store: Any, per_label: int) -> list[d
     return items
 
 
+class FreealOptions(Options):
+    """FreeAL's knobs. `rounds`: relabeling rounds after the LLM's first pass. `debias`: batch-calibrate the
+    first pass (None: on for three labels or more, off for two, where one label is often rare). `relabel`:
+    "noisy" (the rows small-loss selection did not keep) or "all". `student`: the final student, "linear"
+    (logistic regression on embeddings, seconds) or "finetune" (the encoder fine-tuned on the final labels
+    for `finetune_epochs`, minutes on CPU). `generate_demos` (per label): when the config has no examples,
+    round 0 uses demos the LLM writes itself."""
+
+    rounds: int = Field(2, ge=0)
+    limit: int | None = Field(None, ge=1)
+    demos_per_label: int = Field(4, ge=1)
+    max_demos: int = Field(8, ge=1)
+    group_rows: int = Field(64, ge=1)
+    pool_per_label: int = Field(20, ge=1)
+    clean_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    relabel: Literal["noisy", "all"] = "noisy"
+    student: Literal["linear", "finetune"] = "linear"
+    finetune_epochs: int = Field(2, ge=1)
+    debias: bool | None = None
+    generate_demos: int = Field(0, ge=0)
+
+
 def freeal(
-    config: str | Path | dict | Config,
-    data: Any,
-    *,
-    rounds: int = 2,
-    project: str | Path = "labelmill.db",
-    output: str | Path | None = None,
-    limit: int | None = None,
-    demos_per_label: int = 4,
-    max_demos: int = 8,
-    group_rows: int = 64,
-    pool_per_label: int = 20,
-    clean_threshold: float = 0.5,
-    relabel: str = "noisy",
-    student: str = "linear",
-    finetune_epochs: int = 2,
-    debias: bool | None = None,
-    generate_demos: int = 0,
-    backend: Any = None,
-    on_event: EventHandler = ignore,
+    config: str | Path | dict | Config, data: Any, options: FreealOptions | dict | None = None, *, project: str | Path = "labelmill.db",
+    output: str | Path | None = None, backend: Any = None, on_event: EventHandler = ignore, **knobs: Any,
 ) -> FreeALResult:
-    """Run the FreeAL loop on a classification config: `rounds` relabeling rounds after the LLM's first pass.
+    """Run the FreeAL loop on a classification config: `rounds` relabeling rounds after the LLM's first pass
+    (the knobs are `FreealOptions`', as `options` or as keywords).
 
     No gold label is used to choose anything; when the input has the config's gold column, each round's
-    accuracy is computed for the report. `debias` removes the LLM's label bias from its first-pass label
-    distributions (batch calibration) before the student learns them; it assumes every label is about equally
-    common, so by default (None) it is on for three labels or more and off for two, where one label is
-    often rare (toxic, spam, a match). `relabel`: "noisy" (the rows
-    small-loss selection did not keep) or "all". `student`: the final student whose labels go in
-    `student_label`: "linear" (logistic regression on embeddings, seconds) or "finetune" (the encoder
-    fine-tuned on the final labels for `finetune_epochs`, minutes on CPU). `generate_demos` (per label):
-    when the config has no examples, round 0 uses demos the LLM writes itself.
+    accuracy is computed for the report.
     """
-    if relabel not in ("noisy", "all") or student not in ("linear", "finetune"):
-        raise ConfigError(f"unknown freeal option relabel={relabel!r} student={student!r}", fix="relabel: noisy or all; student: linear or finetune")
-    from labelmill.selectors.embeddings import embed
-    from labelmill.core import Job, Runner
+    from labelmill.core import Job
     from labelmill.store.db import Store
-    from labelmill.strategies.students.models import FinetunedStudent, LinearStudent, out_of_fold
 
+    opts = FreealOptions.of(options, knobs)
     started = time.perf_counter()
     cfg = load_with_notices(config, on_event)
-    if cfg.task != "classification":
-        raise ConfigError(f"freeal works on classification tasks; this config is {cfg.task!r}", fix="use a classification config (task: classification)")
-    names = cfg.label_names
-    frame = read_rows(data, cfg.dataset)
-    if limit is not None:
-        frame = frame.head(limit)
-    if len(frame) < 20:
-        raise InputDataError(f"freeal needs at least 20 rows to learn from; got {len(frame)}", fix="label a larger input")
+    frame = _prepare(cfg, data, opts)
     job = Job(cfg, backend)
     job.check_columns(frame)
-    records = frame.to_dict("records")
-    texts = [job.row_input(r) for r in records]
-    input_columns = job.task.required_columns()  # what a demo row keeps: never the gold column
-    gold = None
-    if cfg.gold_column and cfg.gold_column in frame.columns:
-        gold = np.array([names.index(str(g)) if str(g) in names else -1 for g in frame[cfg.gold_column]])
-    L = len(names)
-    stats: list[RoundStats] = []
     try:
         with Store(project) as store:
-            # round 0: the LLM labels everything with the config's own prompt (or demos it wrote)
-            t0 = time.perf_counter()
-            first_job = job
-            has_examples = cfg.examples.k > 0 and (cfg.examples.items or cfg.examples.file)
-            if generate_demos > 0 and not has_examples:
-                items = generated_demos(cfg, job, store, generate_demos)
-                on_event(Notice(f"freeal: round 0 with {len(items)} demos the LLM wrote"))
-                first_job = Job(_pool_config(cfg, items), job.backend)
-            first = Runner(first_job, store, on_event).run(frame)
-            table = store.labels(first.run_id, len(frame), names)
-            probs = np.full((len(frame), L), np.nan)
-            for i, a in enumerate(table.rows):
-                if a is not None and a.label is not None and a.distribution:
-                    probs[i] = [float(a.distribution.get(n, 0.0)) for n in names]
-                elif a is not None and a.label is not None:
-                    probs[i] = np.eye(L)[names.index(a.label)]
-            has = ~np.isnan(probs).any(axis=1)
-            errors = ["pending" if a is None else ("" if a.label is not None else a.error) for a in table.rows]
-            if has.sum() < 20:
-                raise InputDataError(f"the LLM labeled only {int(has.sum())} rows in round 0; freeal needs 20", fix="check the model and the llm_error column of `labelmill run`")
-            debias_changed = 0
-            if debias is None:
-                debias = L >= 3
-                if not debias:
-                    on_event(Notice("freeal: two labels, so no batch calibration of the first pass (one label is often rare); --debias forces it"))
-            if debias:
-                before = probs[has].argmax(axis=1)
-                probs[has] = batch_calibrate(probs[has])
-                after = probs[has].argmax(axis=1)
-                debias_changed = int((before != after).sum())
-                if debias_changed > DEBIAS_WARN_SHARE * len(before):  # rare labels in the data look just like a biased prompt
-                    on_event(Notice(_debias_warning(before, after, names)))
-            current = np.full(len(frame), -1)
-            current[has] = probs[has].argmax(axis=1)
-            conf = np.where(has, np.nanmax(np.nan_to_num(probs, nan=0.0), axis=1), np.nan)
-            source_round = np.zeros(len(frame), dtype=int)
-            on_event(Notice("freeal: embedding the rows for the student"))
-            X = embed(texts, cfg.examples.embedding_model, store)
-            oof = out_of_fold(X[has], current[has], L)
-            stats.append(_round_stats(0, [first.run_id], len(frame), debias_changed, current, oof, has, gold, None, 0, time.perf_counter() - t0))
-            stats[-1].batch_calibrated = debias
-            on_event(Notice(_describe(stats[-1])))
-            for r in range(1, rounds + 1):
-                t0 = time.perf_counter()
-                known = current >= 0  # `oof`: the student's out-of-fold probabilities of the current labels
-                loss = -np.log(np.maximum(oof[np.arange(len(oof)), current[known]], 1e-12))
-                post = np.zeros(len(frame))
-                post[known] = clean_posterior_by_label(loss, current[known])
-                clean = known & (post > clean_threshold)
-                full_loss = np.full(len(frame), np.inf)
-                full_loss[known] = loss
-                pool = demo_pool(X, current, clean, full_loss, L, per_label=pool_per_label)
-                noisy = np.flatnonzero(~clean) if relabel == "noisy" else np.arange(len(frame))
-                if len(pool) < 2 or len(noisy) == 0:
-                    on_event(Notice(f"freeal: round {r}: nothing to relabel (pool {len(pool)}, noisy {len(noisy)}); stopping"))
+            loop = _Loop.start(cfg, opts, job, store, frame, on_event)
+            loop.first_pass()
+            for r in range(1, opts.rounds + 1):
+                if not loop.relabel_round(r):
                     break
-                changed = 0
-                run_ids = []
-                for rows, demos in _relabel_groups(X, noisy, np.array(pool), current, demos_per_label, max_demos, group_rows):
-                    items = [{**{c: records[i][c] for c in input_columns}, POOL_COLUMN: names[current[i]]} for i in demos]
-                    round_job = Job(_pool_config(cfg, items), job.backend)
-                    result = Runner(round_job, store, on_event).run(frame.iloc[rows].reset_index(drop=True))
-                    run_ids.append(result.run_id)
-                    sub = store.labels(result.run_id, len(rows), names)
-                    for j, i in enumerate(rows):
-                        a = sub.get(j)
-                        if a is None or a.label is None:
-                            continue
-                        new = names.index(a.label)
-                        errors[i] = ""
-                        changed += int(new != current[i])
-                        current[i] = new
-                        conf[i] = a.confidence if a.confidence is not None else np.nan
-                        if a.distribution:
-                            probs[i] = [float(a.distribution.get(n_, 0.0)) for n_ in names]
-                        source_round[i] = r
-                has = current >= 0
-                oof = out_of_fold(X[has], current[has], L)
-                stats.append(_round_stats(r, run_ids, len(noisy), changed, current, oof, has, gold, clean, len(pool), time.perf_counter() - t0))
-                on_event(Notice(_describe(stats[-1])))
-            # the final student, its probabilities for every row, and the suspect labels ranked
-            known = current >= 0
-            if student == "finetune":  # the encoder itself fine-tuned on the final labels: slower, stronger
-                on_event(Notice(f"freeal: fine-tuning {cfg.examples.embedding_model} on {int(known.sum())} labels"))
-                tuned = FinetunedStudent(L, cfg.examples.embedding_model, epochs=finetune_epochs)
-                tuned.fit_texts([texts[i] for i in np.flatnonzero(known)], current[known])
-                student_probs = tuned.predict_texts(texts)
-            else:  # rows it learned from get their out-of-fold prediction: its opinion of a row it did not see
-                student_probs = LinearStudent(L).fit(X[known], current[known]).predict_proba(X)
-            if student != "finetune":
-                student_probs[known] = oof
-            issues = rank_label_issues(current[known], oof)
-            issue_rows = np.flatnonzero(known)[issues].tolist()
-            freeal_id = _save(store, cfg, frame, rounds, stats, issue_rows)
+            student_probs, issue_rows = loop.final_student()
+            freeal_id = _save(store, cfg, frame, opts.rounds, loop.stats, issue_rows)
     finally:
         if backend is None:
             job.backend.close()
-    rank = np.full(len(frame), np.nan)
-    rank[issue_rows] = np.arange(1, len(issue_rows) + 1)
-    out, columns = labeled_frame(frame, cfg, [names[c] if c >= 0 else None for c in current], [None if np.isnan(c) else float(c) for c in conf], errors, {
-        "round": ("llm_round", source_round),
-        "student_label": ("student_label", [names[i] for i in student_probs.argmax(axis=1)]),
-        "student_confidence": ("student_confidence", student_probs.max(axis=1)),
-        "issue_rank": ("label_issue_rank", rank),
-    })
-    out_path = write_rows(out, output) if output else None
-    if out_path is not None:
-        from labelmill.strategies.freeal.strategy import freeal_sidecar
+    return loop.result(student_probs, issue_rows, output, freeal_id, time.perf_counter() - started)
 
-        freeal_sidecar(out_path).write_text(json.dumps({"rounds": [asdict(s) for s in stats], "label_issues": issue_rows[:500]}, indent=1), encoding="utf-8")
-    return FreeALResult(out, stats, columns, out_path, issue_rows, time.perf_counter() - started, freeal_id, probs, oof)
+
+def _prepare(cfg: Config, data: Any, opts: FreealOptions) -> Any:
+    """The rows to label, checked: a classification config and at least 20 rows."""
+    if cfg.task != "classification":
+        raise ConfigError(f"freeal works on classification tasks; this config is {cfg.task!r}", fix="use a classification config (task: classification)")
+    frame = read_rows(data, cfg.dataset)
+    if opts.limit is not None:
+        frame = frame.head(opts.limit)
+    if len(frame) < 20:
+        raise InputDataError(f"freeal needs at least 20 rows to learn from; got {len(frame)}", fix="label a larger input")
+    return frame
+
+
+@dataclass
+class _Loop:
+    """The loop's state between its steps: the LLM's current label of each row and the student's view of them."""
+
+    cfg: Config
+    opts: FreealOptions
+    job: Any
+    store: Any
+    frame: Any
+    on_event: EventHandler
+    records: list[dict[str, Any]]
+    texts: list[str]
+    gold: np.ndarray | None
+    names: list[str]
+    stats: list[RoundStats] = field(default_factory=list)
+    probs: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (n, k) the distribution behind each current label
+    current: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))  # (n,) label index, -1 for none
+    conf: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    errors: list[str] = field(default_factory=list)
+    source_round: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    X: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (n, d) sentence embeddings
+    oof: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # the student's out-of-fold probabilities of the labeled rows
+
+    @classmethod
+    def start(cls, cfg: Config, opts: FreealOptions, job: Any, store: Any, frame: Any, on_event: EventHandler) -> _Loop:
+        names = cfg.label_names
+        records = frame.to_dict("records")
+        gold = None
+        if cfg.gold_column and cfg.gold_column in frame.columns:
+            gold = np.array([names.index(str(g)) if str(g) in names else -1 for g in frame[cfg.gold_column]])
+        return cls(cfg, opts, job, store, frame, on_event, records, [job.row_input(r) for r in records], gold, names)
+
+    def first_pass(self) -> None:
+        """Round 0: the LLM labels every row with the config's own prompt (or demos it wrote); the first
+        pass is batch-calibrated when asked, and the student learns it."""
+        from labelmill.core import Job, Runner
+        from labelmill.selectors.embeddings import embed
+        from labelmill.strategies.students.models import out_of_fold
+
+        t0, cfg, n, k = time.perf_counter(), self.cfg, len(self.frame), len(self.names)
+        first_job = self.job
+        has_examples = cfg.examples.k > 0 and (cfg.examples.items or cfg.examples.file)
+        if self.opts.generate_demos > 0 and not has_examples:
+            items = generated_demos(cfg, self.job, self.store, self.opts.generate_demos)
+            self.on_event(Notice(f"freeal: round 0 with {len(items)} demos the LLM wrote"))
+            first_job = Job(_pool_config(cfg, items), self.job.backend)
+        first = Runner(first_job, self.store, self.on_event).run(self.frame)
+        table = self.store.labels(first.run_id, n, self.names)
+        self.probs = np.full((n, k), np.nan)
+        for i, a in enumerate(table.rows):
+            if a is not None and a.label is not None:
+                self.probs[i] = [float(a.distribution.get(m, 0.0)) for m in self.names] if a.distribution else np.eye(k)[self.names.index(a.label)]
+        has = ~np.isnan(self.probs).any(axis=1)
+        self.errors = ["pending" if a is None else ("" if a.label is not None else a.error) for a in table.rows]
+        if has.sum() < 20:
+            raise InputDataError(f"the LLM labeled only {int(has.sum())} rows in round 0; freeal needs 20", fix="check the model and the llm_error column of `labelmill run`")
+        debias, changed = self._debias(has)
+        self.current = np.full(n, -1)
+        self.current[has] = self.probs[has].argmax(axis=1)
+        self.conf = np.where(has, np.nanmax(np.nan_to_num(self.probs, nan=0.0), axis=1), np.nan)
+        self.source_round = np.zeros(n, dtype=int)
+        self.on_event(Notice("freeal: embedding the rows for the student"))
+        self.X = embed(self.texts, cfg.examples.embedding_model, self.store)
+        self.oof = out_of_fold(self.X[has], self.current[has], k)
+        self.stats.append(_round_stats(0, [first.run_id], n, changed, self.current, self.oof, has, self.gold, None, 0, time.perf_counter() - t0))
+        self.stats[-1].batch_calibrated = debias
+        self.on_event(Notice(_describe(self.stats[-1])))
+
+    def _debias(self, has: np.ndarray) -> tuple[bool, int]:
+        """Batch calibration of the first pass, when on: whether it ran, and how many labels it changed."""
+        debias = self.opts.debias
+        if debias is None:
+            debias = len(self.names) >= 3
+            if not debias:
+                self.on_event(Notice("freeal: two labels, so no batch calibration of the first pass (one label is often rare); --debias forces it"))
+        if not debias:
+            return False, 0
+        before = self.probs[has].argmax(axis=1)
+        self.probs[has] = batch_calibrate(self.probs[has])
+        after = self.probs[has].argmax(axis=1)
+        changed = int((before != after).sum())
+        if changed > DEBIAS_WARN_SHARE * len(before):  # rare labels in the data look just like a biased prompt
+            self.on_event(Notice(_debias_warning(before, after, self.names)))
+        return True, changed
+
+    def relabel_round(self, r: int) -> bool:
+        """One round: small-loss selection keeps the clean rows, their medoids become the demo pool, the
+        other rows are relabeled with demos from it, and the student learns again. False: nothing to do."""
+        from labelmill.strategies.students.models import out_of_fold
+
+        t0, n, o = time.perf_counter(), len(self.frame), self.opts
+        known = self.current >= 0
+        loss = -np.log(np.maximum(self.oof[np.arange(len(self.oof)), self.current[known]], 1e-12))
+        post = np.zeros(n)
+        post[known] = clean_posterior_by_label(loss, self.current[known])
+        clean = known & (post > o.clean_threshold)
+        full_loss = np.full(n, np.inf)
+        full_loss[known] = loss
+        pool = demo_pool(self.X, self.current, clean, full_loss, len(self.names), per_label=o.pool_per_label)
+        noisy = np.flatnonzero(~clean) if o.relabel == "noisy" else np.arange(n)
+        if len(pool) < 2 or len(noisy) == 0:
+            self.on_event(Notice(f"freeal: round {r}: nothing to relabel (pool {len(pool)}, noisy {len(noisy)}); stopping"))
+            return False
+        changed, run_ids = self._relabel(r, noisy, np.array(pool))
+        has = self.current >= 0
+        self.oof = out_of_fold(self.X[has], self.current[has], len(self.names))
+        self.stats.append(_round_stats(r, run_ids, len(noisy), changed, self.current, self.oof, has, self.gold, clean, len(pool), time.perf_counter() - t0))
+        self.on_event(Notice(_describe(self.stats[-1])))
+        return True
+
+    def _relabel(self, r: int, noisy: np.ndarray, pool: np.ndarray) -> tuple[int, list[int]]:
+        """The LLM relabels `noisy` rows group by group, each group with the pool's demos nearest its centre."""
+        from labelmill.core import Job, Runner
+
+        o, names, columns = self.opts, self.names, self.job.task.required_columns()  # a demo row keeps its inputs, never the gold column
+        changed, run_ids = 0, []
+        for rows, demos in _relabel_groups(self.X, noisy, pool, self.current, o.demos_per_label, o.max_demos, o.group_rows):
+            items = [{**{c: self.records[i][c] for c in columns}, POOL_COLUMN: names[self.current[i]]} for i in demos]
+            result = Runner(Job(_pool_config(self.cfg, items), self.job.backend), self.store, self.on_event).run(self.frame.iloc[rows].reset_index(drop=True))
+            run_ids.append(result.run_id)
+            sub = self.store.labels(result.run_id, len(rows), names)
+            for j, i in enumerate(rows):
+                a = sub.get(j)
+                if a is None or a.label is None:
+                    continue
+                new = names.index(a.label)
+                self.errors[i] = ""
+                changed += int(new != self.current[i])
+                self.current[i] = new
+                self.conf[i] = a.confidence if a.confidence is not None else np.nan
+                if a.distribution:
+                    self.probs[i] = [float(a.distribution.get(m, 0.0)) for m in names]
+                self.source_round[i] = r
+        return changed, run_ids
+
+    def final_student(self) -> tuple[np.ndarray, list[int]]:
+        """The final student's probabilities for every row (out of fold for the rows it learned from, unless
+        fine-tuned), and the suspect labels ranked, most suspect first."""
+        from labelmill.strategies.students.models import FinetunedStudent, LinearStudent
+
+        known, k = self.current >= 0, len(self.names)
+        if self.opts.student == "finetune":  # the encoder itself fine-tuned on the final labels: slower, stronger
+            self.on_event(Notice(f"freeal: fine-tuning {self.cfg.examples.embedding_model} on {int(known.sum())} labels"))
+            tuned = FinetunedStudent(k, self.cfg.examples.embedding_model, epochs=self.opts.finetune_epochs)
+            tuned.fit_texts([self.texts[i] for i in np.flatnonzero(known)], self.current[known])
+            student_probs = tuned.predict_texts(self.texts)
+        else:  # rows it learned from get their out-of-fold prediction: its opinion of a row it did not see
+            student_probs = LinearStudent(k).fit(self.X[known], self.current[known]).predict_proba(self.X)
+            student_probs[known] = self.oof
+        issues = rank_label_issues(self.current[known], self.oof)
+        return student_probs, np.flatnonzero(known)[issues].tolist()
+
+    def result(self, student_probs: np.ndarray, issue_rows: list[int], output: str | Path | None, freeal_id: int, wall_s: float) -> FreeALResult:
+        """The output frame (labels, the round that gave each, the student's label, the issue rank), written when asked."""
+        names = self.names
+        rank = np.full(len(self.frame), np.nan)
+        rank[issue_rows] = np.arange(1, len(issue_rows) + 1)
+        out, columns = labeled_frame(self.frame, self.cfg, [names[c] if c >= 0 else None for c in self.current], [None if np.isnan(c) else float(c) for c in self.conf], self.errors, {
+            "round": ("llm_round", self.source_round),
+            "student_label": ("student_label", [names[i] for i in student_probs.argmax(axis=1)]),
+            "student_confidence": ("student_confidence", student_probs.max(axis=1)),
+            "issue_rank": ("label_issue_rank", rank),
+        })
+        out_path = write_rows(out, output) if output else None
+        if out_path is not None:
+            from labelmill.strategies.freeal.strategy import freeal_sidecar
+
+            freeal_sidecar(out_path).write_text(json.dumps({"rounds": [asdict(s) for s in self.stats], "label_issues": issue_rows[:500]}, indent=1), encoding="utf-8")
+        return FreeALResult(out, self.stats, columns, out_path, issue_rows, wall_s, freeal_id, self.probs, self.oof)
 
 
 def rank_label_issues(labels: np.ndarray, oof_probs: np.ndarray) -> list[int]:
