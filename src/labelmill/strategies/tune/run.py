@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
+from pydantic import Field
 
 from labelmill.config import Config, dump_config, load_config, load_with_notices
+from labelmill.core.strategy import Options
 from labelmill.errors import ConfigError, RunStopped
 from labelmill.events import EventHandler, Notice, ignore
 from labelmill.io import read_rows
@@ -84,133 +86,173 @@ def _strategy_config(base: Config, shots: int, selection: str, pool: str | None,
     return data
 
 
-def tune(
-    config: str | Path | dict | Config,
-    dev: Any,
-    *,
-    pool: str | Path | None = None,
-    shots: tuple[int, ...] = (0, 4, 8),
-    selectors: tuple[str, ...] = ("random", "balanced", "similar"),
-    calibrations: tuple[str, ...] = ("none", "auto"),
-    reasonings: tuple[str, ...] = ("none",),
-    models: tuple[str, ...] | None = None,
-    max_cost: float | None = None,
-    budget_s: float = 600.0,
-    limit: int | None = 200,
-    project: str | Path = "labelmill.db",
-    out: str | Path | None = None,
-    guideline: str | None = None,
-    max_calls: int | None = None,
-    on_event: EventHandler = ignore,
-) -> dict[str, Any]:
-    """Try strategies on `dev` rows (with gold labels) until `budget_s` runs out; return the trials and the best.
+class TuneOptions(Options):
+    """tune's knobs. `pool`: labeled rows to draw demos from (not the dev rows). `guideline`: the text the
+    labeler reads instead of the config's guidelines (a version `labelmill refine` wrote: tune starts from
+    the refined guideline). `max_calls`: a trial is skipped when it would take the labeling requests sent to
+    the model past this many (to compare with refine at equal calls). `out`: where the best config goes."""
 
-    `guideline`: the text the labeler reads instead of the config's guidelines (e.g. a version `labelmill
-    refine` wrote: tune starts from the refined guideline). `max_calls`: a trial is skipped when it would
-    take the labeling requests sent to the model past this many (to compare with refine at equal calls)."""
-    from labelmill.core import calibrate_rows, label_rows
-    from labelmill.store.db import Store
+    pool: str | Path | None = None
+    shots: tuple[int, ...] = (0, 4, 8)
+    selectors: tuple[str, ...] = ("random", "balanced", "similar")
+    calibrations: tuple[str, ...] = ("none", "auto")
+    reasonings: tuple[str, ...] = ("none",)
+    models: tuple[str, ...] | None = None
+    max_cost: float | None = Field(None, ge=0)
+    budget_s: float = Field(600.0, gt=0)
+    limit: int | None = Field(200, ge=1)
+    out: str | Path | None = None
+    guideline: str | None = None
+    max_calls: int | None = Field(None, ge=1)
 
-    base = load_with_notices(config, on_event)
-    if guideline is not None:
-        base = base.model_copy(update={"guidelines": guideline, "guidelines_file": None})
-    if not base.gold_column:
-        raise ConfigError("tune needs gold_column: the dev rows' true labels", fix="set gold_column in the config")
-    frame = read_rows(dev, base.dataset)
-    if limit is not None:
-        frame = frame.head(limit)
-    if len(frame) < 20:
-        raise ConfigError(f"tune needs at least 20 dev rows; got {len(frame)}", fix="pass a larger dev file")
-    pool_path = str(Path(pool).resolve()) if pool else None
-    if any(s > 0 for s in shots) and not (pool_path or base.examples.file or base.examples.items):
-        raise ConfigError("few-shot strategies need example rows", fix="pass --pool FILE (labeled rows, not the dev rows) or set examples.file")
-    half = len(frame) // 2
-    for name in reasonings:
-        reasoning_settings(name)  # a typo fails now, not after the budget is half spent
-    trials: list[Trial] = []
-    for model in dict.fromkeys(models or [None]):  # in the order given: the cheap model first
-        for reasoning in dict.fromkeys(reasonings):  # "none" first keeps the cheap ones first
-            for k in sorted(set(shots)):
-                for sel in (["fixed"] if k == 0 else list(selectors)):
-                    for cal in calibrations:
-                        trials.append(Trial(k, sel, cal, reasoning, model))
-    started = time.perf_counter()
-    spent, out_of_money, calls = 0.0, False, 0
-    for trial in trials:
-        if time.perf_counter() - started > budget_s:
-            trial.status, trial.detail = "skipped", f"budget of {budget_s:.0f} s spent"
-            continue
-        if max_calls is not None and calls + (0 if _twin(trials, trial) else len(frame)) > max_calls:  # a twin's answers are cached
-            trial.status, trial.detail = "skipped", f"{calls} of {max_calls} model calls spent"
-            continue
-        if max_cost is not None and (spent >= max_cost or out_of_money):
-            trial.status, trial.detail = "skipped", f"cost budget of ${max_cost} spent"
-            continue
-        cfg = load_config(_strategy_config(base, trial.shots, trial.selection, pool_path, trial.reasoning, trial.model))
-        cfg.base_dir = base.base_dir
-        t0 = time.perf_counter()
+
+def tune(config: str | Path | dict | Config, dev: Any, options: TuneOptions | dict | None = None, *, project: str | Path = "labelmill.db",
+         on_event: EventHandler = ignore, **knobs: Any) -> dict[str, Any]:
+    """Try strategies on `dev` rows (with gold labels) until the budget runs out; return the trials and the
+    best (the knobs are `TuneOptions`', as `options` or as keywords)."""
+    opts = TuneOptions.of(options, knobs)
+    search = _Search.prepare(config, dev, opts, project, on_event)
+    for trial in search.trials:
+        search.run(trial)
+    return search.report()
+
+
+@dataclass
+class _Search:
+    """The search's state: the dev rows, the trials in the order they run, and what they have spent."""
+
+    base: Config
+    frame: Any
+    opts: TuneOptions
+    project: str | Path
+    on_event: EventHandler
+    pool_path: str | None
+    trials: list[Trial]
+    started: float = field(default_factory=time.perf_counter)
+    spent: float = 0.0
+    out_of_money: bool = False
+    calls: int = 0
+
+    @classmethod
+    def prepare(cls, config: Any, dev: Any, opts: TuneOptions, project: str | Path, on_event: EventHandler) -> _Search:
+        """The config (with the guideline to start from), the dev rows and the trials, each checked before any is run."""
+        base = load_with_notices(config, on_event)
+        if opts.guideline is not None:
+            base = base.model_copy(update={"guidelines": opts.guideline, "guidelines_file": None})
+        if not base.gold_column:
+            raise ConfigError("tune needs gold_column: the dev rows' true labels", fix="set gold_column in the config")
+        frame = read_rows(dev, base.dataset)
+        if opts.limit is not None:
+            frame = frame.head(opts.limit)
+        if len(frame) < 20:
+            raise ConfigError(f"tune needs at least 20 dev rows; got {len(frame)}", fix="pass a larger dev file")
+        pool_path = str(Path(opts.pool).resolve()) if opts.pool else None
+        if any(s > 0 for s in opts.shots) and not (pool_path or base.examples.file or base.examples.items):
+            raise ConfigError("few-shot strategies need example rows", fix="pass --pool FILE (labeled rows, not the dev rows) or set examples.file")
+        for name in opts.reasonings:
+            reasoning_settings(name)  # a typo fails now, not after the budget is half spent
+        trials = [Trial(k, sel, cal, reasoning, model)
+                  for model in dict.fromkeys(opts.models or [None])  # in the order given: the cheap model first
+                  for reasoning in dict.fromkeys(opts.reasonings)  # "none" first keeps the cheap ones first
+                  for k in sorted(set(opts.shots))
+                  for sel in (["fixed"] if k == 0 else list(opts.selectors))
+                  for cal in opts.calibrations]
+        return cls(base, frame, opts, project, on_event, pool_path, trials)
+
+    def _skip_reason(self, trial: Trial) -> str | None:
+        o = self.opts
+        if time.perf_counter() - self.started > o.budget_s:
+            return f"budget of {o.budget_s:.0f} s spent"
+        if o.max_calls is not None and self.calls + (0 if _twin(self.trials, trial) else len(self.frame)) > o.max_calls:  # a twin's answers are cached
+            return f"{self.calls} of {o.max_calls} model calls spent"
+        if o.max_cost is not None and (self.spent >= o.max_cost or self.out_of_money):
+            return f"cost budget of ${o.max_cost} spent"
+        return None
+
+    def run(self, trial: Trial) -> None:
+        """Label the dev rows with one trial's strategy (calibrated ones: fitted on the first half) and score
+        it on the second half; a failing trial is recorded, never the end of the search."""
+        reason = self._skip_reason(trial)
+        if reason is not None:
+            trial.status, trial.detail = "skipped", reason
+            return
+        cfg = load_config(_strategy_config(self.base, trial.shots, trial.selection, self.pool_path, trial.reasoning, trial.model))
+        cfg.base_dir = self.base.base_dir
         try:
-            try:
-                result = label_rows(cfg, frame, project=project, max_cost=None if max_cost is None else max_cost - spent)
-            except RunStopped as stop:  # the cost cap: what it spent counts, and the search ends
-                spent += stop.result.cost_usd if stop.result is not None else 0.0
-                out_of_money = stop.kind == "budget_exhausted"
-                raise
-            spent += result.cost_usd
-            calls += int(result.model_rows)
-            gold = _gold(cfg, result.frame)
-            labels = result.frame[cfg.output.label_column].tolist()
-            if trial.calibration == "none":
-                trial.accuracy_all_dev = _accuracy(gold, labels)
-            else:  # fitted on the first half, applied to the second (answers come from the cache)
-                cal = calibrate_rows(cfg, frame.iloc[:half], project=project, method=trial.calibration)
-                labels = [None] * half + label_rows(cfg, frame.iloc[half:], project=project, calibrator=cal).frame[cfg.output.label_column].tolist()
-            trial.accuracy = _accuracy(gold[half:], labels[half:])
-            trial.completion_rate = float(np.mean([p is not None for p in labels[half:]]))
-            trial.rows = len(frame) - half
-            if result.model_rows:
-                trial.seconds_per_row = round((time.perf_counter() - t0) / len(frame), 3)
-                trial.cost_per_row = result.cost_usd / len(frame)
-            else:  # every answer came from the cache: the trial that asked the model says what it costs
-                twin = _twin(trials, trial)
-                trial.seconds_per_row, trial.cost_per_row = (twin.seconds_per_row, twin.cost_per_row) if twin else (None, None)
+            self._score(trial, cfg)
             trial.status = "done"
         except Exception as exc:  # noqa: BLE001 - one failing strategy must not end the search
-            trial.status, trial.detail = "stopped" if out_of_money else "failed", f"{type(exc).__name__}: {exc}"[:300]
-        on_event(Notice(f"tune: {trial.name}: {trial.status}" + (f", accuracy {trial.accuracy:.3f}" if trial.accuracy is not None else "")))
-    done = [t for t in trials if t.status == "done"]
-    if not done:
-        raise ConfigError("no strategy finished within the budget (seconds, cost or model calls)", fix="raise --budget, --max-cost or --max-calls, or lower --limit")
-    best = max(done, key=lambda t: (t.accuracy, -(t.seconds_per_row or 0.0)))
-    front = _pareto(done)
-    best_config = _strategy_config(base, best.shots, best.selection, pool_path, best.reasoning, best.model)
-    if guideline is not None:
-        best_config.pop("guidelines_file", None)
-    report = {
-        "dev_rows": len(frame),
-        "budget_s": budget_s,
-        "elapsed_s": round(time.perf_counter() - started, 1),
-        "cost_usd": round(spent, 6),
-        "model_calls": calls,
-        "trials": [asdict(t) | {"name": t.name} for t in trials],
-        "pareto": [t.name for t in front],
-        "best": asdict(best) | {"name": best.name},
-    }
-    if out is not None:
-        out = Path(out)
+            trial.status, trial.detail = "stopped" if self.out_of_money else "failed", f"{type(exc).__name__}: {exc}"[:300]
+        self.on_event(Notice(f"tune: {trial.name}: {trial.status}" + (f", accuracy {trial.accuracy:.3f}" if trial.accuracy is not None else "")))
+
+    def _score(self, trial: Trial, cfg: Config) -> None:
+        from labelmill.core import calibrate_rows, label_rows
+
+        frame, project, max_cost, half, t0 = self.frame, self.project, self.opts.max_cost, len(self.frame) // 2, time.perf_counter()
+        try:
+            result = label_rows(cfg, frame, project=project, max_cost=None if max_cost is None else max_cost - self.spent)
+        except RunStopped as stop:  # the cost cap: what it spent counts, and the search ends
+            self.spent += stop.result.cost_usd if stop.result is not None else 0.0
+            self.out_of_money = stop.kind == "budget_exhausted"
+            raise
+        self.spent += result.cost_usd
+        self.calls += int(result.model_rows)
+        gold = _gold(cfg, result.frame)
+        labels = result.frame[cfg.output.label_column].tolist()
+        if trial.calibration == "none":
+            trial.accuracy_all_dev = _accuracy(gold, labels)
+        else:  # fitted on the first half, applied to the second (answers come from the cache)
+            cal = calibrate_rows(cfg, frame.iloc[:half], project=project, method=trial.calibration)
+            labels = [None] * half + label_rows(cfg, frame.iloc[half:], project=project, calibrator=cal).frame[cfg.output.label_column].tolist()
+        trial.accuracy = _accuracy(gold[half:], labels[half:])
+        trial.completion_rate = float(np.mean([p is not None for p in labels[half:]]))
+        trial.rows = len(frame) - half
+        if result.model_rows:
+            trial.seconds_per_row = round((time.perf_counter() - t0) / len(frame), 3)
+            trial.cost_per_row = result.cost_usd / len(frame)
+        else:  # every answer came from the cache: the trial that asked the model says what it costs
+            twin = _twin(self.trials, trial)
+            trial.seconds_per_row, trial.cost_per_row = (twin.seconds_per_row, twin.cost_per_row) if twin else (None, None)
+
+    def report(self) -> dict[str, Any]:
+        """The trials, the Pareto front and the best; the best config (and its calibration) written to `out`;
+        every trial kept in the store's tune_trials table."""
+        done = [t for t in self.trials if t.status == "done"]
+        if not done:
+            raise ConfigError("no strategy finished within the budget (seconds, cost or model calls)", fix="raise --budget, --max-cost or --max-calls, or lower --limit")
+        best = max(done, key=lambda t: (t.accuracy, -(t.seconds_per_row or 0.0)))
+        best_config = _strategy_config(self.base, best.shots, best.selection, self.pool_path, best.reasoning, best.model)
+        if self.opts.guideline is not None:
+            best_config.pop("guidelines_file", None)
+        report = {
+            "dev_rows": len(self.frame), "budget_s": self.opts.budget_s, "elapsed_s": round(time.perf_counter() - self.started, 1),
+            "cost_usd": round(self.spent, 6), "model_calls": self.calls, "trials": [asdict(t) | {"name": t.name} for t in self.trials],
+            "pareto": [t.name for t in _pareto(done)], "best": asdict(best) | {"name": best.name},
+        }
+        if self.opts.out is not None:
+            report.update(self._write_best(Path(self.opts.out), best, best_config))
+        self._save()
+        return report
+
+    def _write_best(self, out: Path, best: Trial, best_config: dict[str, Any]) -> dict[str, str]:
+        from labelmill.core import calibrate_rows
+
         out.write_text(yaml.safe_dump(best_config, sort_keys=False), encoding="utf-8")
-        report["best_config"] = str(out)
+        written = {"best_config": str(out)}
         if best.calibration != "none":
             cal_path = out.with_suffix(".calibration.json")
-            calibrate_rows(load_config(best_config), frame, project=project, method=best.calibration, out=cal_path)
-            report["best_calibration"] = str(cal_path)
-    from labelmill.strategies.tune.strategy import STRATEGY
+            calibrate_rows(load_config(best_config), self.frame, project=self.project, method=best.calibration, out=cal_path)
+            written["best_calibration"] = str(cal_path)
+        return written
 
-    with Store(project) as store:
-        with STRATEGY.tables(store).transaction() as db:
-            now = time.time()
-            db.executemany("INSERT INTO tune_trials (created_at, task_name, trial) VALUES (?, ?, ?)", [(now, base.name, json.dumps(asdict(t))) for t in trials])
-    return report
+    def _save(self) -> None:
+        from labelmill.store.db import Store
+        from labelmill.strategies.tune.strategy import STRATEGY
+
+        with Store(self.project) as store:
+            with STRATEGY.tables(store).transaction() as db:
+                now = time.time()
+                db.executemany("INSERT INTO tune_trials (created_at, task_name, trial) VALUES (?, ?, ?)", [(now, self.base.name, json.dumps(asdict(t))) for t in self.trials])
 
 
 def _gold(config: Config, frame) -> list[Any]:
@@ -248,4 +290,4 @@ def _pareto(trials: list[Trial]) -> list[Trial]:
     return sorted(front, key=lambda t: t.seconds_per_row or 0.0)
 
 
-__all__ = ["Trial", "tune"]
+__all__ = ["Trial", "TuneOptions", "tune"]
