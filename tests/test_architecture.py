@@ -250,7 +250,6 @@ OVER_TODAY = {
     ("labelmill/core/loop.py", "_annotation"): (34, 9),
     ("labelmill/core/output.py", "output_frame"): (69, 6),
     ("labelmill/execute/ray.py", "label_on_ray"): (44, 10),
-    ("labelmill/strategies/cascade/run.py", "tiered_cascade"): (193, 14),
     ("labelmill/strategies/cascade/tiers.py", "cascade"): (131, 14),
     ("labelmill/strategies/cascade/tiers.py", "_llm"): (17, 11),
     ("labelmill/strategies/ensemble/run.py", "run_ensemble"): (44, 10),

@@ -91,7 +91,7 @@ class Options(BaseModel):
 
         from labelmill.errors import ConfigError
 
-        base = options.model_dump() if isinstance(options, Options) else dict(options or {})
+        base = dict(options) if isinstance(options, Options) else dict(options or {})  # shallow: a DataFrame stays itself
         values = {**base, **(knobs or {})}
         try:
             return cls(**values)

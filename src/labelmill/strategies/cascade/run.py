@@ -32,11 +32,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ConfigDict, Field
 
 from labelmill.config import Config, derive_config, load_with_notices
 from labelmill.errors import ConfigError, InputDataError
 from labelmill.events import EventHandler, Notice, ignore
 from labelmill.core import check_columns
+from labelmill.core.strategy import Options
 from labelmill.io import read_rows, write_rows
 from labelmill.tasks import make_task
 
@@ -128,199 +130,259 @@ def parse_tiers(spec: str | list[Any]) -> list[Tier]:
 _BACKENDS = ("llama_cpp", "openai", "anthropic", "vllm", "fake", "llama_server")
 
 
+class TieredOptions(Options):
+    """The tiered cascade's knobs. `tiers`: the labelers, cheapest first (see `parse_tiers`). `seed`: labeled
+    rows (a path or frame with the config's gold column). `target`/`delta`: each threshold's accuracy and the
+    level of its Clopper-Pearson bound. `compare_next`: before a tier passes rows up, the next model labels a
+    sample (`calibration_rows`) of the seed rows it would get, and where it is no more accurate on them than
+    this tier, this tier keeps every row."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    tiers: str | list[Any]
+    seed: Any
+    target: float = Field(0.95, gt=0.0, le=1.0)
+    delta: float = Field(0.05, gt=0.0, lt=1.0)
+    calibration_rows: int = Field(200, ge=1)
+    limit: int | None = Field(None, ge=1)
+    random_seed: int = 0
+    compare_next: bool = False
+
+
 def tiered_cascade(
-    config: str | Path | dict | Config,
-    data: Any,
-    *,
-    tiers: str | list[Any],
-    seed: Any,
-    target: float = 0.95,
-    delta: float = 0.05,
-    calibration_rows: int = 200,
-    project: str | Path = "labelmill.db",
-    output: str | Path | None = None,
-    limit: int | None = None,
-    random_seed: int = 0,
-    compare_next: bool = False,
-    backends: dict[str, Any] | None = None,
-    on_event: EventHandler = ignore,
+    config: str | Path | dict | Config, data: Any, options: TieredOptions | dict | None = None, *, project: str | Path = "labelmill.db",
+    output: str | Path | None = None, backends: dict[str, Any] | None = None, on_event: EventHandler = ignore, **knobs: Any,
 ) -> TieredResult:
-    """Label `data` through `tiers` (see the module doc). `seed`: labeled rows (a path or frame with the
-    config's gold column); `compare_next`: before a tier passes rows up, the next model labels a sample
-    (`calibration_rows`) of the seed rows it would get, and where it is no more accurate on them than this
-    tier, this tier keeps every row; `backends`: tier name -> a backend object (tests)."""
-    from labelmill.core import Job
+    """Label `data` through the tiers (see the module doc; the knobs are `TieredOptions`', as `options` or as
+    keywords). `backends`: tier name -> a backend object (tests)."""
     from labelmill.store.db import Store
 
+    opts = TieredOptions.of(options, knobs)
     started = time.perf_counter()
-    cfg = load_with_notices(config, on_event)
-    if cfg.task != "classification":
-        raise ConfigError(f"a tiered cascade works on classification tasks; this config is {cfg.task!r}", fix="run without --tiers")
-    tier_list = parse_tiers(tiers)
-    names = cfg.label_names
-    frame = read_rows(data, cfg.dataset)
-    if limit is not None:
-        frame = frame.head(limit)
-    seed_frame = read_rows(seed, cfg.dataset)
-    gold_column = cfg.gold_column or "label"
-    if gold_column not in seed_frame.columns:
-        raise InputDataError(f"the seed rows have no gold column {gold_column!r}", fix="give labeled seed rows (a train or dev file, or reviewed rows) with that column")
-    seed_frame = seed_frame[seed_frame[gold_column].astype(str).isin(names)].reset_index(drop=True)
-    if len(seed_frame) < 30:
-        raise InputDataError(f"only {len(seed_frame)} seed rows carry one of the config's labels", fix="give at least 30 labeled seed rows (a few hundred is typical)")
-    seed_gold = np.array([names.index(str(v)) for v in seed_frame[gold_column]])
-    n, n_seed = len(frame), len(seed_frame)
-    rng = np.random.default_rng(random_seed)
-
-    labels: list[Any] = [None] * n
-    confidence = np.full(n, np.nan)
-    source = [""] * n
-    errors = [""] * n
-    open_rows = np.arange(n)  # rows no tier has accepted yet
-    seed_open = np.arange(n_seed)  # seed rows the tiers so far would pass up
-    stats: list[TierStats] = []
-    best_below: dict[int, tuple[Any, float, str]] = {}  # row -> (label, confidence, tier) of the surest tier below
-    routing: dict[str, tuple[list[Any], np.ndarray]] = {}
-
-    task = make_task(cfg)
-    check_columns(cfg, task, frame)
-    row_texts = [task.render(r) for r in frame.to_dict("records")]
-    seed_texts = [task.render(r) for r in seed_frame.to_dict("records")]
+    cascade = _Cascade.prepare(config, data, opts, backends or {}, on_event)
     with Store(project) as store:
-        for position, tier in enumerate(tier_list):
-            last = position == len(tier_list) - 1
-            st = TierStats(tier.name)
-            t0 = time.perf_counter()
-            if not len(open_rows):
-                stats.append(st)
+        cascade.store = store
+        for position, tier in enumerate(cascade.tiers):
+            cascade.run_tier(position, tier)
+    return cascade.result(output, time.perf_counter() - started)
+
+
+@dataclass
+class _Cascade:
+    """The cascade's state between tiers: each row's label so far, the rows still open, and the seed rows the
+    tiers so far would pass up (where the next tier's threshold is set)."""
+
+    cfg: Config
+    opts: TieredOptions
+    tiers: list[Tier]
+    frame: Any
+    seed_frame: Any
+    seed_gold: np.ndarray
+    row_texts: list[str]
+    seed_texts: list[str]
+    backends: dict[str, Any]
+    on_event: EventHandler
+    store: Any = None
+    labels: list[Any] = field(default_factory=list)
+    confidence: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    source: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    open_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))  # rows no tier has accepted yet
+    seed_open: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))  # seed rows the tiers so far would pass up
+    stats: list[TierStats] = field(default_factory=list)
+    best_below: dict[int, tuple[Any, float, str]] = field(default_factory=dict)  # row -> (label, confidence, tier) of the surest tier below
+    routing: dict[str, tuple[list[Any], np.ndarray]] = field(default_factory=dict)
+    rng: Any = None
+
+    @property
+    def names(self) -> list[str]:
+        return self.cfg.label_names
+
+    @classmethod
+    def prepare(cls, config: Any, data: Any, opts: TieredOptions, backends: dict[str, Any], on_event: EventHandler) -> _Cascade:
+        """The config, the tiers, the rows and the labeled seed rows, each checked."""
+        cfg = load_with_notices(config, on_event)
+        if cfg.task != "classification":
+            raise ConfigError(f"a tiered cascade works on classification tasks; this config is {cfg.task!r}", fix="run without --tiers")
+        tier_list, names = parse_tiers(opts.tiers), cfg.label_names
+        frame = read_rows(data, cfg.dataset)
+        if opts.limit is not None:
+            frame = frame.head(opts.limit)
+        seed_frame = read_rows(opts.seed, cfg.dataset)
+        gold_column = cfg.gold_column or "label"
+        if gold_column not in seed_frame.columns:
+            raise InputDataError(f"the seed rows have no gold column {gold_column!r}", fix="give labeled seed rows (a train or dev file, or reviewed rows) with that column")
+        seed_frame = seed_frame[seed_frame[gold_column].astype(str).isin(names)].reset_index(drop=True)
+        if len(seed_frame) < 30:
+            raise InputDataError(f"only {len(seed_frame)} seed rows carry one of the config's labels", fix="give at least 30 labeled seed rows (a few hundred is typical)")
+        task = make_task(cfg)
+        check_columns(cfg, task, frame)
+        n = len(frame)
+        return cls(cfg, opts, tier_list, frame, seed_frame, np.array([names.index(str(v)) for v in seed_frame[gold_column]]),
+                   [task.render(r) for r in frame.to_dict("records")], [task.render(r) for r in seed_frame.to_dict("records")], backends, on_event,
+                   labels=[None] * n, confidence=np.full(n, np.nan), source=[""] * n, errors=[""] * n, open_rows=np.arange(n),
+                   seed_open=np.arange(len(seed_frame)), rng=np.random.default_rng(opts.random_seed))
+
+    def run_tier(self, position: int, tier: Tier) -> None:
+        """One tier labels the open rows, its threshold is set on the seed rows that reach it, and it keeps the
+        rows at or above the threshold (the last tier keeps every row it labeled)."""
+        last = position == len(self.tiers) - 1
+        st, t0 = TierStats(tier.name), time.perf_counter()
+        if not len(self.open_rows):
+            self.stats.append(st)
+            return
+        if tier.kind == "student":
+            tier_labels, seed_conf, seed_correct, calib = self._student_tier(tier)
+        else:
+            tier_labels, seed_conf, seed_correct, calib = self._model_tier(tier, last, st)
+        if last:
+            accept, st.threshold = list(tier_labels), None
+        else:
+            accept = self._threshold(position, tier, st, tier_labels, seed_conf[calib], seed_correct, calib)
+        self._accept(tier, st, tier_labels, accept)
+        st.seconds = round(time.perf_counter() - t0, 2)
+        self.stats.append(st)
+        self.on_event(Notice(f"cascade: {tier.name} keeps {st.rows} rows (threshold {st.threshold}); {len(self.open_rows)} go on"))
+
+    def _student_tier(self, tier: Tier) -> tuple[dict[int, tuple[Any, float, str]], np.ndarray, np.ndarray, np.ndarray]:
+        row_probs, seed_conf_raw, seed_pred, calibrator = _student(self.cfg, tier, self.row_texts, self.seed_texts, self.seed_gold, self.store,
+                                                                   self.opts.random_seed, self.on_event)
+        row_label, row_conf = row_probs.argmax(axis=1), calibrator.confidence(row_probs.max(axis=1))
+        tier_labels = {int(i): (self.names[int(row_label[i])], float(row_conf[i]), "") for i in self.open_rows}
+        return tier_labels, calibrator.confidence(seed_conf_raw), seed_pred == self.seed_gold, self.seed_open
+
+    def _model_tier(self, tier: Tier, last: bool, st: TierStats) -> tuple[dict[int, tuple[Any, float, str]], np.ndarray, np.ndarray, np.ndarray]:
+        """A model labels a sample of the seed rows that reach it (its Platt calibration and threshold rows),
+        then the open rows: all of them, or under a cap the ones the tiers below were least sure of."""
+        from labelmill.core import Job
+
+        names, n_seed, n = self.names, len(self.seed_frame), len(self.frame)
+        calib = np.sort(self.rng.permutation(self.seed_open)[: self.opts.calibration_rows]) if not last else np.arange(0)
+        job = Job(_tier_config(self.cfg, tier), self.backends.get(tier.name))
+        seed_conf, seed_correct = np.full(n_seed, np.nan), np.zeros(n_seed, dtype=bool)
+        calibrator = None
+        try:
+            if len(calib):
+                self.on_event(Notice(f"cascade: {tier.name} labels {len(calib)} seed rows to set its threshold"))
+                got = _label(job, self.store, self.seed_frame, calib, names, self.on_event)
+                raw = np.array([got[i][1] if got.get(i) and got[i][0] is not None else 0.0 for i in range(len(calib))])
+                ok = np.array([got.get(i) is not None and got[i][0] == names[self.seed_gold[r]] for i, r in enumerate(calib)])
+                calibrator = _platt(raw, ok, names)
+                seed_conf[calib], seed_correct[calib] = calibrator.confidence(raw), ok
+            asked = self.open_rows
+            if tier.budget is not None and len(self.open_rows) > int(tier.budget * n):
+                # a cost cap: this model labels only the rows the tiers below were least sure of
+                surest = np.array([self.best_below.get(int(i), (None, -1.0, ""))[1] for i in self.open_rows])
+                asked = np.sort(self.open_rows[np.argsort(surest, kind="stable")[: int(tier.budget * n)]])
+                st.capped = True
+            self.on_event(Notice(f"cascade: {tier.name} labels {len(asked)} rows"))
+            got = _label(job, self.store, self.frame, asked, names, self.on_event) if len(asked) else {}
+        finally:
+            if self.backends.get(tier.name) is None:
+                job.backend.close()
+        tier_labels = {}
+        for j, i in enumerate(asked):
+            a = got.get(j)
+            if a is None or a[0] is None:
+                self.errors[int(i)] = (a[2] if a else "") or "no label"
                 continue
-            if tier.kind == "student":
-                row_probs, seed_conf_raw, seed_pred, calibrator = _student(cfg, tier, row_texts, seed_texts, seed_gold, store, random_seed, on_event)
-                seed_correct = seed_pred == seed_gold
-                row_label = row_probs.argmax(axis=1)
-                row_conf = calibrator.confidence(row_probs.max(axis=1))
-                seed_conf = calibrator.confidence(seed_conf_raw)
-                tier_labels = {int(i): (names[int(row_label[i])], float(row_conf[i]), "") for i in open_rows}
-                calib = seed_open
-            else:
-                calib = np.sort(rng.permutation(seed_open)[: calibration_rows]) if not last else np.arange(0)
-                job = Job(_tier_config(cfg, tier), (backends or {}).get(tier.name))
-                try:
-                    seed_conf, seed_correct_sub = np.full(n_seed, np.nan), np.zeros(n_seed, dtype=bool)
-                    if len(calib):
-                        on_event(Notice(f"cascade: {tier.name} labels {len(calib)} seed rows to set its threshold"))
-                        got = _label(job, store, seed_frame, calib, names, on_event)
-                        raw = np.array([got[i][1] if got.get(i) and got[i][0] is not None else 0.0 for i in range(len(calib))])
-                        ok = np.array([got.get(i) is not None and got[i][0] == names[seed_gold[r]] for i, r in enumerate(calib)])
-                        calibrator = _platt(raw, ok, names)
-                        seed_conf[calib], seed_correct_sub[calib] = calibrator.confidence(raw), ok
-                    else:
-                        calibrator = None
-                    asked = open_rows
-                    if tier.budget is not None and len(open_rows) > int(tier.budget * n):
-                        # a cost cap: this model labels only the rows the tiers below were least sure of
-                        surest = np.array([best_below.get(int(i), (None, -1.0, ""))[1] for i in open_rows])
-                        asked = np.sort(open_rows[np.argsort(surest, kind="stable")[: int(tier.budget * n)]])
-                        st.capped = True
-                    on_event(Notice(f"cascade: {tier.name} labels {len(asked)} rows"))
-                    got = _label(job, store, frame, asked, names, on_event) if len(asked) else {}
-                finally:
-                    if (backends or {}).get(tier.name) is None:
-                        job.backend.close()
-                tier_labels = {}
-                for j, i in enumerate(asked):
-                    a = got.get(j)
-                    if a is None or a[0] is None:
-                        errors[int(i)] = (a[2] if a else "") or "no label"
-                        continue
-                    c = float(calibrator.confidence(np.array([a[1]]))[0]) if calibrator is not None else float(a[1])
-                    tier_labels[int(i)] = (a[0], c, "")
-                seed_correct = seed_correct_sub
-            # the threshold: on the seed rows that reach this tier (for a model: the calibration sample of them)
-            if last:
-                accept = list(tier_labels)
-                st.threshold = None
-            else:
-                chosen = tier.threshold
-                sc, ok = seed_conf[calib], seed_correct[calib]
-                st.seed_rows = int(len(calib))
-                if chosen is None:
-                    from labelmill.numeric.calibration import threshold_with_bound
+            c = float(calibrator.confidence(np.array([a[1]]))[0]) if calibrator is not None else float(a[1])
+            tier_labels[int(i)] = (a[0], c, "")
+        return tier_labels, seed_conf, seed_correct, calib
 
-                    found = threshold_with_bound(sc, ok, target, delta)
-                    chosen = found["threshold"] if found else float("inf")  # nothing passes the bound: pass every row up
-                    if found:
-                        st.seed_accuracy_accepted = round(found["seed_accuracy"], 4)
-                st.threshold = chosen if np.isfinite(chosen) else None
-                if not np.isfinite(chosen):
-                    st.note = f"no threshold reaches {target} (with the bound) on {len(calib)} seed rows: every row goes up"
-                passed = calib[~(sc >= chosen)]  # (for a model: the sample of them that it saw)
-                nxt = tier_list[position + 1]
-                if compare_next and len(passed) and nxt.kind == "model":
-                    # is the next tier better on the rows this one would pass up? measured on a sample of them
-                    probe = np.sort(rng.permutation(passed)[: calibration_rows])
-                    job_next = Job(_tier_config(cfg, nxt), (backends or {}).get(nxt.name))
-                    try:
-                        on_event(Notice(f"cascade: {nxt.name} labels {len(probe)} seed rows {tier.name} would pass up, to compare"))
-                        got_next = _label(job_next, store, seed_frame, probe, names, on_event)
-                    finally:
-                        if (backends or {}).get(nxt.name) is None:
-                            job_next.backend.close()
-                    acc_next = float(np.mean([got_next.get(j) is not None and got_next[j][0] == names[seed_gold[r]] for j, r in enumerate(probe)]))
-                    acc_here = float(np.mean(seed_correct[probe]))
-                    st.compared = {"rows": int(len(probe)), "this_tier_accuracy": round(acc_here, 4), "next_tier_accuracy": round(acc_next, 4)}
-                    if acc_next <= acc_here:
-                        chosen = -np.inf
-                        st.threshold = None
-                        st.note = (f"{nxt.name} is not better on the seed rows this tier would pass up ({acc_next:.3f} vs {acc_here:.3f} "
-                                   f"on {len(probe)}): this tier keeps every row")
-                        passed = calib[:0]
-                accept = [i for i, v in tier_labels.items() if v[1] >= chosen]
-                seed_open = passed
-            if tier.budget is not None and tier.kind == "student":  # a student keeps at most its share, its surest rows
-                cap = int(tier.budget * n)
-                if len(accept) > cap:
-                    accept = sorted(accept, key=lambda i: -tier_labels[i][1])[:cap]
-                    st.capped = True
-            seen_labels, seen_conf = [None] * n, np.full(n, np.nan)
-            for i, v in tier_labels.items():
-                seen_labels[i], seen_conf[i] = v[0], v[1]
-            routing[tier.name] = (seen_labels, seen_conf)
-            accepted = set(accept)
-            for i in accept:
-                labels[i], confidence[i], source[i] = tier_labels[i][0], tier_labels[i][1], tier.name
-                errors[i] = ""
-            for i, v in tier_labels.items():
-                if i not in accepted and (i not in best_below or v[1] > best_below[i][1]):
-                    best_below[i] = (v[0], v[1], tier.name)
-            open_rows = np.array([i for i in open_rows if int(i) not in accepted], dtype=int)
-            st.rows, st.share = len(accept), round(len(accept) / max(1, n), 4)
-            st.seconds = round(time.perf_counter() - t0, 2)
-            stats.append(st)
-            on_event(Notice(f"cascade: {tier.name} keeps {st.rows} rows (threshold {st.threshold}); {len(open_rows)} go on"))
-    for i in open_rows:  # over a cap (or failed at the top): the surest label below, marked as such
-        if int(i) in best_below:
-            lab, conf, name = best_below[int(i)]
-            why = "top tier failed" if errors[int(i)] else "over budget"  # the error column keeps what the top tier said
-            labels[i], confidence[i], source[i] = lab, conf, f"{name} ({why})"
-    from labelmill.core.output import labeled_frame
+    def _threshold(self, position: int, tier: Tier, st: TierStats, tier_labels: dict[int, tuple[Any, float, str]], sc: np.ndarray,
+                   seed_correct: np.ndarray, calib: np.ndarray) -> list[int]:
+        """The rows this tier keeps: its threshold set on the seed rows that reach it (for a model: the
+        calibration sample of them), for the target with the bound; with compare_next, all rows when the
+        next model is no better on the seed rows this tier would pass up."""
+        from labelmill.numeric.calibration import threshold_with_bound
 
-    out, columns = labeled_frame(frame, cfg, labels, [None if np.isnan(c) else float(c) for c in confidence], errors,
-                                 {"source": ("llm_label_source", source)})
-    figures: dict[str, Any] = {"rows": n, "seed_rows": n_seed, "target": target, "delta": delta, "wall_s": round(time.perf_counter() - started, 2),
-                               "tier_shares": {s.name: s.share for s in stats}}
-    if cfg.gold_column and cfg.gold_column in frame.columns:
-        gold = frame[cfg.gold_column].astype(str).to_numpy()
-        lab = np.array([str(x) if x is not None else "" for x in labels])
-        figures["accuracy"] = round(float(np.mean(gold == lab)), 4)
-        for st in stats:
-            mine = np.array([s == st.name for s in source])
-            st.accuracy = round(float(np.mean(gold[mine] == lab[mine])), 4) if mine.any() else None
-    figures["tiers"] = [asdict(s) for s in stats]
-    path = write_rows(out, output) if output else None
-    if path is not None:
-        Path(str(path) + ".cascade.json").write_text(json.dumps(figures, indent=1, default=float))
-    return TieredResult(out, stats, figures, path, routing)
+        o, chosen, ok = self.opts, tier.threshold, seed_correct[calib]
+        st.seed_rows = int(len(calib))
+        if chosen is None:
+            found = threshold_with_bound(sc, ok, o.target, o.delta)
+            chosen = found["threshold"] if found else float("inf")  # nothing passes the bound: pass every row up
+            if found:
+                st.seed_accuracy_accepted = round(found["seed_accuracy"], 4)
+        st.threshold = chosen if np.isfinite(chosen) else None
+        if not np.isfinite(chosen):
+            st.note = f"no threshold reaches {o.target} (with the bound) on {len(calib)} seed rows: every row goes up"
+        passed = calib[~(sc >= chosen)]  # (for a model: the sample of them that it saw)
+        nxt = self.tiers[position + 1]
+        if o.compare_next and len(passed) and nxt.kind == "model" and not self._next_is_better(tier, nxt, st, passed, seed_correct):
+            chosen, st.threshold, passed = -np.inf, None, calib[:0]
+        self.seed_open = passed
+        return [i for i, v in tier_labels.items() if v[1] >= chosen]
+
+    def _next_is_better(self, tier: Tier, nxt: Tier, st: TierStats, passed: np.ndarray, seed_correct: np.ndarray) -> bool:
+        """Is the next tier more accurate on (a sample of) the seed rows this one would pass up?"""
+        from labelmill.core import Job
+
+        names = self.names
+        probe = np.sort(self.rng.permutation(passed)[: self.opts.calibration_rows])
+        job_next = Job(_tier_config(self.cfg, nxt), self.backends.get(nxt.name))
+        try:
+            self.on_event(Notice(f"cascade: {nxt.name} labels {len(probe)} seed rows {tier.name} would pass up, to compare"))
+            got_next = _label(job_next, self.store, self.seed_frame, probe, names, self.on_event)
+        finally:
+            if self.backends.get(nxt.name) is None:
+                job_next.backend.close()
+        acc_next = float(np.mean([got_next.get(j) is not None and got_next[j][0] == names[self.seed_gold[r]] for j, r in enumerate(probe)]))
+        acc_here = float(np.mean(seed_correct[probe]))
+        st.compared = {"rows": int(len(probe)), "this_tier_accuracy": round(acc_here, 4), "next_tier_accuracy": round(acc_next, 4)}
+        if acc_next <= acc_here:
+            st.note = (f"{nxt.name} is not better on the seed rows this tier would pass up ({acc_next:.3f} vs {acc_here:.3f} "
+                       f"on {len(probe)}): this tier keeps every row")
+            return False
+        return True
+
+    def _accept(self, tier: Tier, st: TierStats, tier_labels: dict[int, tuple[Any, float, str]], accept: list[int]) -> None:
+        """Record what the tier said and keep the accepted rows; a student keeps at most its share, its surest rows."""
+        n = len(self.frame)
+        if tier.budget is not None and tier.kind == "student":
+            cap = int(tier.budget * n)
+            if len(accept) > cap:
+                accept = sorted(accept, key=lambda i: -tier_labels[i][1])[:cap]
+                st.capped = True
+        seen_labels, seen_conf = [None] * n, np.full(n, np.nan)
+        for i, v in tier_labels.items():
+            seen_labels[i], seen_conf[i] = v[0], v[1]
+        self.routing[tier.name] = (seen_labels, seen_conf)
+        accepted = set(accept)
+        for i in accept:
+            self.labels[i], self.confidence[i], self.source[i] = tier_labels[i][0], tier_labels[i][1], tier.name
+            self.errors[i] = ""
+        for i, v in tier_labels.items():
+            if i not in accepted and (i not in self.best_below or v[1] > self.best_below[i][1]):
+                self.best_below[i] = (v[0], v[1], tier.name)
+        self.open_rows = np.array([i for i in self.open_rows if int(i) not in accepted], dtype=int)
+        st.rows, st.share = len(accept), round(len(accept) / max(1, n), 4)
+
+    def result(self, output: str | Path | None, wall_s: float) -> TieredResult:
+        """Rows over a cap (or failed at the top) get the surest label below, marked; the output and its figures."""
+        from labelmill.core.output import labeled_frame
+
+        for i in self.open_rows:
+            if int(i) in self.best_below:
+                lab, conf, name = self.best_below[int(i)]
+                why = "top tier failed" if self.errors[int(i)] else "over budget"  # the error column keeps what the top tier said
+                self.labels[i], self.confidence[i], self.source[i] = lab, conf, f"{name} ({why})"
+        out, columns = labeled_frame(self.frame, self.cfg, self.labels, [None if np.isnan(c) else float(c) for c in self.confidence], self.errors,
+                                     {"source": ("llm_label_source", self.source)})
+        figures: dict[str, Any] = {"rows": len(self.frame), "seed_rows": len(self.seed_frame), "target": self.opts.target, "delta": self.opts.delta,
+                                   "wall_s": round(wall_s, 2), "tier_shares": {s.name: s.share for s in self.stats}}
+        if self.cfg.gold_column and self.cfg.gold_column in self.frame.columns:
+            gold = self.frame[self.cfg.gold_column].astype(str).to_numpy()
+            lab = np.array([str(x) if x is not None else "" for x in self.labels])
+            figures["accuracy"] = round(float(np.mean(gold == lab)), 4)
+            for st in self.stats:
+                mine = np.array([s == st.name for s in self.source])
+                st.accuracy = round(float(np.mean(gold[mine] == lab[mine])), 4) if mine.any() else None
+        figures["tiers"] = [asdict(s) for s in self.stats]
+        path = write_rows(out, output) if output else None
+        if path is not None:
+            Path(str(path) + ".cascade.json").write_text(json.dumps(figures, indent=1, default=float))
+        return TieredResult(out, self.stats, figures, path, self.routing)
 
 
 def _tier_config(cfg: Config, tier: Tier) -> Config:
