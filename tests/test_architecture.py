@@ -255,7 +255,6 @@ OVER_TODAY = {
     ("labelmill/strategies/ensemble/run.py", "run_ensemble"): (44, 10),
     ("labelmill/strategies/freeal/run.py", "_round_stats"): (12, 11),
     ("labelmill/strategies/refine/run.py", "projection"): (18, 10),
-    ("labelmill/strategies/refine/run.py", "refine"): (220, 21),
     ("labelmill/strategies/review/app.py", "create_app"): (189, 2),
     ("labelmill/strategies/review/routing.py", "__init__"): (43, 16),
     ("labelmill/strategies/review/run.py", "__init__"): (37, 17),

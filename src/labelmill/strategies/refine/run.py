@@ -42,8 +42,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 from labelmill.config import Config, ModelSpec
+from labelmill.core.strategy import Options
 from labelmill.errors import ConfigError, InputDataError
 from labelmill.events import EventHandler, Notice, ignore
 from labelmill.guideline import Guideline, Rule
@@ -286,226 +288,348 @@ def _split_by_explanation(cluster: Cluster, why: dict[int, str]) -> list[Cluster
     return [Cluster(cluster.gold, cluster.predicted, sorted(g)) for g in groups]
 
 
-def refine(
-    config: str | Path | dict | Config, dev: Any, *, project: str | Path = "labelmill.db", rounds: int = 2, proposer: dict | None = None,
-    max_rules: int = 3, max_errors: int = 24, heldout_share: float = 0.5, rule_penalty: float = 0.002, length_penalty: float = 0.001,
-    beam: int = 3, edits: tuple[str, ...] = ("add_rule", "define_label", "delete_rule"), budget_s: float | None = None, max_candidates: int | None = None,
-    max_cost: float | None = None, decide: Callable[[Edit], Edit | None] | None = None, metric: str = "accuracy", seed: int = 0,
-    explainer: str = "labeler",
-    author: str | None = None,
-    on_event: EventHandler = ignore,
-) -> RefineResult:
-    """Refine the config's guideline on `dev` (rows with the gold column); versions go to the project store.
-    `decide(edit)` (a person, in --interactive) returns the edit as it stands, an edited one, or None to drop it.
-    `metric`: what a candidate must improve (accuracy, or macro_f1 where one label is rare).
-    `explainer`: who explains the errors, the labeler (the loop as OpenAI described it) or the proposer (a
-    small labeler's explanations are often an echo of the question, which are dropped)."""
-    import time
+class RefineOptions(Options):
+    """refine's knobs. `proposer`: the model (mapping) that writes the edits (default: the labeler).
+    `metric`: what a candidate must improve (accuracy, or macro_f1 where one label is rare). `explainer`: who
+    explains the errors, the labeler (the loop as OpenAI described it) or the proposer (a small labeler's
+    explanations are often an echo of the question, which are dropped). `budget_s`/`max_cost` stop the loop;
+    what was accepted is kept. `author`: who the config's own guideline is committed as."""
 
-    from labelmill.config import load_with_notices
-    from labelmill.io import read_rows
+    rounds: int = Field(2, ge=0)
+    proposer: dict | None = None
+    max_rules: int = Field(3, ge=1)
+    max_errors: int = Field(24, ge=1)
+    heldout_share: float = Field(0.5, gt=0.0, lt=1.0)
+    rule_penalty: float = 0.002
+    length_penalty: float = 0.001
+    beam: int = Field(3, ge=1)
+    edits: tuple[str, ...] = ("add_rule", "define_label", "delete_rule")
+    budget_s: float | None = None
+    max_candidates: int | None = None
+    max_cost: float | None = None
+    metric: str = "accuracy"
+    seed: int = 0
+    explainer: str = "labeler"
+    author: str | None = None
+
+
+def refine(
+    config: str | Path | dict | Config, dev: Any, options: RefineOptions | dict | None = None, *, project: str | Path = "labelmill.db",
+    decide: Callable[[Edit], Edit | None] | None = None, on_event: EventHandler = ignore, **knobs: Any,
+) -> RefineResult:
+    """Refine the config's guideline on `dev` (rows with the gold column); versions go to the project store
+    (the knobs are `RefineOptions`', as `options` or as keywords). `decide(edit)` (a person, in
+    --interactive, or the review app's decisions) returns the edit as it stands, an edited one, or None to drop it."""
+    loop = _Refine.prepare(config, dev, RefineOptions.of(options, knobs), Path(project), decide, on_event)
+    for number in range(1, loop.opts.rounds + 1):
+        if loop.over() or not loop.round(number):
+            break
+    return loop.finish()
+
+
+@dataclass
+class _Refine:
+    """The loop's state: the config, the dev rows split into a search and a held-out half, and the current guideline."""
+
+    cfg: Config
+    opts: RefineOptions
+    project: Path
+    decide: Callable[[Edit], Edit | None] | None
+    on_event: EventHandler
+    search: Any
+    heldout: Any
+    search_rows: np.ndarray  # positions in the dev file, for the evidence notes
+    proposer_cfg: Config
+    current: Guideline
+    out: RefineResult
+    started: float
+
+    @property
+    def proposer_name(self) -> str:
+        return f"{self.proposer_cfg.model.backend}:{self.proposer_cfg.model.name}"
+
+    @classmethod
+    def prepare(cls, config: Any, dev: Any, opts: RefineOptions, project: Path, decide: Any, on_event: EventHandler) -> _Refine:
+        """Check the config and options, split the dev rows, announce the projection, and start from the
+        guideline's head version (committing the config's own guideline first when there is none)."""
+        import time
+
+        from labelmill.config import load_with_notices
+        from labelmill.io import read_rows
+
+        started = time.perf_counter()
+        cfg = load_with_notices(config, on_event)
+        _check(cfg, opts)
+        frame = read_rows(dev, cfg.dataset) if not hasattr(dev, "columns") else dev
+        if not cfg.gold_column or cfg.gold_column not in frame.columns:
+            raise InputDataError(f"refine needs dev rows with the gold column {cfg.gold_column!r}", fix="label some rows (or review them) and pass those")
+        order = np.random.default_rng(opts.seed).permutation(len(frame))
+        cut = int(round(len(frame) * (1 - opts.heldout_share)))
+        search_rows = np.sort(order[:cut])
+        search, heldout = frame.iloc[search_rows].reset_index(drop=True), frame.iloc[np.sort(order[cut:])].reset_index(drop=True)
+        if len(search) < 10 or len(heldout) < 10:
+            raise InputDataError(f"refine needs at least 20 dev rows (10 to search, 10 held out); got {len(frame)}")
+        proposer_cfg = cfg if not opts.proposer else cfg.model_copy(update={"model": ModelSpec.model_validate({**cfg.model.model_dump(), **opts.proposer})})
+        out = RefineResult()
+        out.projection = projection(cfg, proposer_cfg, search, len(search), len(heldout), rounds=opts.rounds, max_rules=opts.max_rules,
+                                    max_errors=opts.max_errors, beam=opts.beam, max_candidates=opts.max_candidates)
+        _announce(out.projection, opts, on_event)
+        return cls(cfg, opts, project, decide, on_event, search, heldout, search_rows, proposer_cfg, _head(cfg, project, opts.author), out, started)
+
+    def over(self) -> bool:
+        """Whether the time or cost budget is spent (and why, in `out.stopped`)."""
+        import time
+
+        if self.opts.budget_s is not None and time.perf_counter() - self.started > self.opts.budget_s:
+            self.out.stopped = "budget_s"
+        elif self.opts.max_cost is not None and self.out.cost_usd >= self.opts.max_cost:
+            self.out.stopped = "max_cost"
+        return self.out.stopped is not None
+
+    def _accuracy(self, guideline: Guideline, frame: Any) -> tuple[float, list[Any], list[Any]]:
+        return _accuracy(_with_guideline(self.cfg, guideline), frame, self.project, self.on_event, self.out, self.opts.metric)
+
+    def _ask(self, cfg: Config, prompt: Prompt, kind: str) -> str:
+        return _ask(cfg, [prompt], self.project, kind, 80, self.out)[0]
+
+    def round(self, number: int) -> bool:
+        """One round: label both halves, explain and cluster the search errors, propose edits, score them on
+        the search half and accept the best on the held-out half. False: the loop ends here."""
+        labeler = _with_guideline(self.cfg, self.current)
+        search_acc, gold, predicted = self._accuracy(self.current, self.search)
+        held_acc, _, _ = self._accuracy(self.current, self.heldout)
+        errors = [i for i, (g, p) in enumerate(zip(gold, predicted)) if p is not None and g is not None and str(g) != str(p)]
+        texts = [labeler_text(labeler, r) for r in self.search.to_dict("records")]
+        result = RoundResult(number, search_acc, held_acc, len(errors), [], [], None)
+        if not errors:
+            self.out.rounds.append(result)
+            return False
+        found = _Found(gold, predicted, errors, texts, readable(labeler))  # the guideline as the labeler reads it, its label list filled in
+        found.why = self._explain(labeler, found)
+        proposals = self._proposals(found, result)
+        if self.decide is not None:
+            proposals = [c for c in (self.decide(edit) for edit in proposals) if c is not None]
+            if getattr(self.decide, "waiting", 0):  # people answer in the review app: stop until they have
+                self.out.stopped = "review"
+                result.groups.append({"waiting_for_review": self.decide.waiting})
+                self.out.rounds.append(result)
+                return False
+        self._accept(number, result, self._score(proposals, result, search_acc), search_acc, held_acc)
+        self.out.rounds.append(result)
+        if self.out.stopped:
+            return False
+        if result.accepted is None and self.decide is None and number < self.opts.rounds and not self.proposer_cfg.model.temperature:
+            # the same guideline, the same errors, the same (cached, greedy) proposals: another round would repeat this one
+            self.on_event(Notice(f"refine: round {number} accepted nothing; the next round would repeat it, so the loop ends here"))
+            return False
+        return True
+
+    def _explain(self, labeler: Config, f: _Found) -> dict[int, str]:
+        """Explanations of the errors (the largest confusions first), those that say something beyond the question."""
+        shown = [i for c in cluster_errors(f.gold, f.predicted, f.errors, {}, self.opts.max_rules) for i in c.members][: self.opts.max_errors]
+        explain = [Prompt(EXPLAIN_SYSTEM, (), f"Guideline:\n{f.guide}\n\nText: {f.texts[i]}\nYou labeled it {f.predicted[i]}; "
+                          f"the correct label is {f.gold[i]}. In one sentence: what in the text shows it is {f.gold[i]}?") for i in shown]
+        asked = _ask(labeler if self.opts.explainer == "labeler" else self.proposer_cfg, explain, self.project, "explain_error", 60, self.out)
+        # an answer that only echoes the question ("the text shows it is toxic") or the text explains nothing
+        return {i: text.strip() for i, text in zip(shown, asked)
+                if text.strip() and not is_copy(text, [f"the text shows it is {f.gold[i]} you labeled it {f.predicted[i]} the correct label is", f.texts[i]])}
+
+    def _proposals(self, f: _Found, result: RoundResult) -> list[Edit]:
+        """Edits per cluster of errors (a rule, a second rule draft for a large cluster, a definition), a
+        narrower definition of a label said far too often, deletions of recent rules; each edit once."""
+        edits, proposals, drafts = self.opts.edits, [], []
+        for cluster in cluster_errors(f.gold, f.predicted, f.errors, f.why, self.opts.max_rules):
+            found = {"gold": cluster.gold, "predicted": cluster.said, "errors": len(cluster.members), "theme": cluster.theme}
+            evidence = f"{cluster.describe()}, e.g. dev rows {', '.join(str(int(self.search_rows[i])) for i in cluster.members[:3])}"
+            if "add_rule" in edits:
+                proposals += self._rules(cluster, f, evidence, found, drafts)
+            if "define_label" in edits and cluster.gold in self.current.labels:
+                proposals += self._definition(cluster, f, evidence, found)
+            result.groups.append(found)
+        if "define_label" in edits:  # a label said far more often than it is right (a small model's favourite): narrow it
+            self._narrower(f, result, proposals)
+        proposals += drafts
+        if "delete_rule" in edits:  # a rule an earlier round added may now do more harm than good
+            for n, rule in list(enumerate(self.current.rules, start=1))[-self.opts.max_rules:]:
+                proposals.append(Edit("delete_rule", rule.text, str(n), f"rule {n} tried without", f"refine ({self.proposer_name})"))
+        firsts: dict[tuple, Edit] = {}
+        for edit in proposals:  # the same edit proposed twice (two clusters of one label) is one candidate
+            firsts.setdefault((edit.kind, edit.target, edit.text), edit)
+        return list(firsts.values())
+
+    def _lines(self, f: _Found, members: list[int]) -> str:
+        return "\n".join(f"- {f.texts[i][:300]}" + (f"\n  (why: {f.why[i][:200]})" if f.why.get(i) else "") for i in members[:6])
+
+    def _rules(self, cluster: Cluster, f: _Found, evidence: str, found: dict[str, Any], drafts: list[Edit]) -> list[Edit]:
+        """A rule for the cluster; for a large one, a second draft from other rows of it naming their subject
+        (added to `drafts`: scored after every first draft)."""
+        g, p, members, author = cluster.gold, cluster.said, cluster.members, f"refine ({self.proposer_name})"
+        ask = Prompt(PROPOSE_SYSTEM, (), f"These texts are {g}, but a labeler following the guideline below said {p}:\n{self._lines(f, members)}\n\n"
+                     f"Guideline:\n{f.guide}\n\nWrite one new rule for the guideline, one sentence, that makes texts like these {g} "
+                     f"without changing other cases. Reply in the form 'Rule: <one sentence>'.")
+        rule = clean_rule(self._ask(self.proposer_cfg, ask, "propose_rule"))
+        sources = [self.current.prompt_text(), *(f.texts[i] for i in members)]
+        made = []
+        if usable_rule(rule, g, sources):
+            made.append(Edit("add_rule", rule, None, evidence, author, [_excerpt(f.texts[i]) for i in members[:2] if f.texts[i].strip()]))
+            found["rule"] = rule
+        if len(members) >= 9:
+            other = "\n".join(f"- {f.texts[i][:300]}" for i in members[6:12])
+            ask = Prompt(PROPOSE_SYSTEM, (), f"These texts are {g}, but a labeler following the guideline below said {p}:\n{other}\n\n"
+                         f"Guideline:\n{f.guide}\n\nWhat are these texts about? Write one new rule for the guideline, one sentence, that names "
+                         f"their subject concretely (the kind of company, product, event or person) and says such texts are {g}. "
+                         "Reply in the form 'Rule: <one sentence>'.")
+            second = clean_rule(self._ask(self.proposer_cfg, ask, "propose_rule"))
+            if usable_rule(second, g, sources):
+                drafts.append(Edit("add_rule", second, None, evidence, author, [_excerpt(f.texts[i]) for i in members[6:8] if f.texts[i].strip()]))
+                found["second_rule"] = second
+        return made
+
+    def _definition(self, cluster: Cluster, f: _Found, evidence: str, found: dict[str, Any]) -> list[Edit]:
+        """A new definition of the label the cluster should have had."""
+        g, p, members = cluster.gold, cluster.said, cluster.members
+        ask = Prompt(PROPOSE_SYSTEM, (), f"A labeler following the guideline below said {p} for these {g} texts:\n{self._lines(f, members)}\n\n"
+                     f"Guideline:\n{f.guide}\n\nRewrite the definition of the label {g} (now: \"{self.current.labels[g] or g}\") as one sentence "
+                     f"that makes texts like these clearly {g}, not {p}. Reply in the form '{g}: <definition>'.")
+        definition = clean_rule(self._ask(self.proposer_cfg, ask, "propose_definition"))
+        definition = re.sub(rf"^\W*{re.escape(g)}\W*:\s*", "", definition, flags=re.IGNORECASE)  # "card_arrival: ..." repeats the label
+        if _words(definition) >= 3 and definition != self.current.labels[g] and not is_copy(definition, [self.current.intro, *(f.texts[i] for i in members)]):
+            found["definition"] = definition
+            return [Edit("define_label", definition, g, evidence, f"refine ({self.proposer_name})")]
+        return []
+
+    def _narrower(self, f: _Found, result: RoundResult, proposals: list[Edit]) -> None:
+        """A narrower definition of the label said most often for others, ranked with the clusters by the errors it addresses."""
+        for label, wrong in over_predicted(f.gold, f.predicted, f.errors, limit=1):
+            said = Counter(str(f.gold[i]) for i in wrong)
+            lines = "\n".join(f"- {f.texts[i][:300]} (is {f.gold[i]})" for i in wrong[:6])
+            evidence = (f"{len(wrong)} search errors ({label} said for {', '.join(g for g, _ in said.most_common(3))}"
+                        f"{' and other labels' if len(said) > 3 else ''}), e.g. dev rows {', '.join(str(int(self.search_rows[i])) for i in wrong[:3])}")
+            ask = Prompt(PROPOSE_SYSTEM, (), f"A labeler following the guideline below said {label} for these texts, which are not {label}:\n{lines}\n\n"
+                         f"Guideline:\n{f.guide}\n\nRewrite the definition of the label {label} (now: \"{self.current.labels.get(label) or label}\") "
+                         f"as one sentence that says exactly when {label} applies, so that texts like these are not {label}. "
+                         f"Reply in the form '{label}: <definition>'.")
+            definition = clean_rule(self._ask(self.proposer_cfg, ask, "propose_narrower"))
+            definition = re.sub(rf"^\W*{re.escape(label)}\W*:\s*", "", definition, flags=re.IGNORECASE)
+            if _words(definition) >= 3 and definition != self.current.labels.get(label) and not is_copy(definition, [self.current.intro, *(f.texts[i] for i in wrong)]):
+                narrower = Edit("define_label", definition, label, evidence, f"refine ({self.proposer_name})")
+                at = next((n for n, g in enumerate(result.groups) if g.get("errors", 0) < len(wrong)), len(result.groups))
+                before = sum(("rule" in g) + ("definition" in g) for g in result.groups[:at])
+                proposals.insert(before, narrower)
+                result.groups.insert(at, {"over_predicted": label, "errors": len(wrong), "definition": definition})
+
+    def _score(self, proposals: list[Edit], result: RoundResult, search_acc: float) -> list[tuple[float, float, Guideline, list[Edit]]]:
+        """Each edit alone on the search half (largest clusters first, deletions last), then the edits that
+        each improved it, together; under max_candidates the last slot goes to that combination when there is one."""
+        scored: list[tuple[float, float, Guideline, list[Edit]]] = []
+        o = self.opts
+
+        def score(chosen: list[Edit]) -> None:
+            trial = apply_edits(self.current, chosen)
+            acc, _, _ = self._accuracy(trial, self.search)
+            grown = max(0, len(trial.prompt_text()) - len(self.current.prompt_text()))
+            penalty = o.rule_penalty * max(0, len(trial.rules) - len(self.current.rules)) + o.length_penalty * grown / 100
+            scored.append((acc - penalty, acc, trial, chosen))
+            result.candidates.append({"edits": [e.describe() for e in chosen], "search": acc, "penalty": round(penalty, 4)})
+
+        room = len(proposals) + 1 if o.max_candidates is None else o.max_candidates
+        waiting = list(proposals)
+        while waiting and len(scored) < room and not self.over():
+            if len(scored) == room - 1 and len(together(scored, search_acc)) > 1:
+                break
+            score([waiting.pop(0)])
+        if len(together(scored, search_acc)) > 1 and len(scored) < room and not self.over():
+            score(together(scored, search_acc))
+        scored.sort(key=lambda t: -t[0])
+        return scored
+
+    def _accept(self, number: int, result: RoundResult, scored: list[tuple[float, float, Guideline, list[Edit]]], search_acc: float, held_acc: float) -> None:
+        """The best of the `beam` candidates that beat the search half, on the held-out half; committed as a
+        version only when it improves the held-out half too."""
+        from labelmill.store import Store
+        from labelmill.strategies.refine.versions import GuidelineVersions
+
+        best = None
+        for _, acc, trial, chosen in [t for t in scored if t[0] > search_acc][: self.opts.beam]:
+            if self.over():
+                break
+            held_after, _, _ = self._accuracy(trial, self.heldout)
+            if best is None or held_after > best[0]:
+                best = (held_after, acc, trial, chosen)
+        if best is None:
+            return
+        held_after, acc, trial, chosen = best
+        result.heldout_after = held_after
+        if held_after <= held_acc:
+            self.on_event(Notice(f"refine round {number}: the best candidates did not improve the held-out rows ({held_acc:.3f} -> {held_after:.3f}); not accepted"))
+            return
+        metric, rationale = self.opts.metric, "; ".join(f"{e.describe()} (for {e.evidence})" for e in chosen)
+        with Store(self.project) as store:
+            version = GuidelineVersions(store, self.cfg.name or self.cfg.task).commit(
+                trial.render(), rationale=f"round {number}: {rationale}", author=", ".join(dict.fromkeys(e.author for e in chosen)),
+                dev={"search_accuracy" if metric == "accuracy" else f"search_{metric}": acc, "search_rows": len(self.search), "before": search_acc},
+                heldout={metric: held_after, "rows": len(self.heldout), "before": held_acc}, prompt_hash=prompt_hash(self.cfg, trial),
+            )
+        result.accepted = version.id
+        self.current = trial
+        self.on_event(Notice(f"refine round {number}: accepted {version.id} (search {search_acc:.3f} -> {acc:.3f}, held-out {held_acc:.3f} -> {held_after:.3f})"))
+
+    def finish(self) -> RefineResult:
+        """Why the loop stopped, the final guideline and the head version."""
+        from labelmill.store import Store
+        from labelmill.strategies.refine.versions import GuidelineVersions
+
+        if self.out.stopped == "review":
+            self.on_event(Notice(f"refine: {self.decide.waiting} proposed edit(s) wait for a person: open the review app's guideline page "
+                                 "(labelmill review CONFIG DATA, then /guideline), decide, and run refine --review again"))
+        elif self.out.stopped:
+            self.on_event(Notice(f"refine: stopped by {'--budget' if self.out.stopped == 'budget_s' else '--max-cost'}; what was accepted is kept"))
+        self.out.final = self.current
+        with Store(self.project) as store:
+            self.out.final_version = GuidelineVersions(store, self.cfg.name or self.cfg.task).head_id()
+        return self.out
+
+
+@dataclass
+class _Found:
+    """A round's errors on the search half and what the proposer is shown of them."""
+
+    gold: list[Any]
+    predicted: list[Any]
+    errors: list[int]
+    texts: list[str]
+    guide: str
+    why: dict[int, str] = field(default_factory=dict)
+
+
+def _check(cfg: Config, opts: RefineOptions) -> None:
+    if cfg.task not in ("classification", "matching", "relation"):
+        raise ConfigError(f"refine works on closed label sets; this config is {cfg.task!r}", fix="use a classification, matching or relation config")
+    if opts.explainer not in ("labeler", "proposer"):
+        raise ConfigError(f"unknown explainer {opts.explainer!r}", fix="the labeler or the proposer explains the errors")
+    unknown = [e for e in opts.edits if e not in ("add_rule", "define_label", "delete_rule")]
+    if unknown:
+        raise ConfigError(f"unknown edit kind {unknown[0]!r}", fix="edits are add_rule, define_label and delete_rule")
+
+
+def _announce(p: dict[str, Any], opts: RefineOptions, on_event: EventHandler) -> None:
+    on_event(Notice(f"refine: at most {p['label_calls']} labeling calls and {p['text_calls']} generated texts over {opts.rounds} round(s), "
+                    f"about {p['estimated_seconds']:.0f} s" + ("" if p["estimated_cost_usd"] is None else f", ${p['estimated_cost_usd']:.4f}")
+                    + (f"; budget {opts.budget_s:.0f} s" if opts.budget_s else "") + (f"; cost cap ${opts.max_cost}" if opts.max_cost is not None else "")))
+
+
+def _head(cfg: Config, project: Path, author: str | None) -> Guideline:
+    """The guideline's head version in the store; the config's own guideline, committed, when there is none."""
     from labelmill.store import Store
     from labelmill.strategies.refine.versions import GuidelineVersions
 
-    started = time.perf_counter()
-    cfg = load_with_notices(config, on_event)
-    if cfg.task not in ("classification", "matching", "relation"):
-        raise ConfigError(f"refine works on closed label sets; this config is {cfg.task!r}", fix="use a classification, matching or relation config")
-    if explainer not in ("labeler", "proposer"):
-        raise ConfigError(f"unknown explainer {explainer!r}", fix="the labeler or the proposer explains the errors")
-    unknown = [e for e in edits if e not in ("add_rule", "define_label", "delete_rule")]
-    if unknown:
-        raise ConfigError(f"unknown edit kind {unknown[0]!r}", fix="edits are add_rule, define_label and delete_rule")
-    frame = read_rows(dev, cfg.dataset) if not hasattr(dev, "columns") else dev
-    if not cfg.gold_column or cfg.gold_column not in frame.columns:
-        raise InputDataError(f"refine needs dev rows with the gold column {cfg.gold_column!r}", fix="label some rows (or review them) and pass those")
-    order = np.random.default_rng(seed).permutation(len(frame))
-    cut = int(round(len(frame) * (1 - heldout_share)))
-    search_rows = np.sort(order[:cut])  # positions in the dev file, for the evidence notes
-    search, heldout = frame.iloc[search_rows].reset_index(drop=True), frame.iloc[np.sort(order[cut:])].reset_index(drop=True)
-    if len(search) < 10 or len(heldout) < 10:
-        raise InputDataError(f"refine needs at least 20 dev rows (10 to search, 10 held out); got {len(frame)}")
-    project = Path(project)
-    proposer_cfg = cfg if not proposer else cfg.model_copy(update={"model": ModelSpec.model_validate({**cfg.model.model_dump(), **proposer})})
-    proposer_name = f"{proposer_cfg.model.backend}:{proposer_cfg.model.name}"
-    out = RefineResult()
-    out.projection = projection(cfg, proposer_cfg, search, len(search), len(heldout), rounds=rounds, max_rules=max_rules, max_errors=max_errors, beam=beam,
-                                max_candidates=max_candidates)
-    p = out.projection
-    on_event(Notice(f"refine: at most {p['label_calls']} labeling calls and {p['text_calls']} generated texts over {rounds} round(s), "
-                    f"about {p['estimated_seconds']:.0f} s" + ("" if p["estimated_cost_usd"] is None else f", ${p['estimated_cost_usd']:.4f}")
-                    + (f"; budget {budget_s:.0f} s" if budget_s else "") + (f"; cost cap ${max_cost}" if max_cost is not None else "")))
     with Store(project) as store:
         versions = GuidelineVersions(store, cfg.name or cfg.task)
         head = versions.get(versions.head_id(), missing_ok=True)
         current = Guideline.parse(head.content) if head else Guideline.from_config(cfg)
         if head is None:
             versions.commit(current.render(), rationale="the config's guideline", author=author or "config", prompt_hash=prompt_hash(cfg, current))
-
-    def over() -> bool:
-        if budget_s is not None and time.perf_counter() - started > budget_s:
-            out.stopped = "budget_s"
-        elif max_cost is not None and out.cost_usd >= max_cost:
-            out.stopped = "max_cost"
-        return out.stopped is not None
-
-    for number in range(1, rounds + 1):
-        if over():
-            break
-        labeler = _with_guideline(cfg, current)
-        search_acc, gold, predicted = _accuracy(labeler, search, project, on_event, out, metric)
-        held_acc, _, _ = _accuracy(labeler, heldout, project, on_event, out, metric)
-        errors = [i for i, (g, p) in enumerate(zip(gold, predicted)) if p is not None and g is not None and str(g) != str(p)]
-        texts = [labeler_text(labeler, r) for r in search.to_dict("records")]
-        result = RoundResult(number, search_acc, held_acc, len(errors), [], [], None)
-        if not errors:
-            out.rounds.append(result)
-            break
-        guide = readable(labeler)  # the guideline as the labeler reads it, its label list filled in
-        # explanations of the errors (the largest confusions first), their clusters, then edits per cluster
-        shown = [i for c in cluster_errors(gold, predicted, errors, {}, max_rules) for i in c.members][:max_errors]
-        explain = [Prompt(EXPLAIN_SYSTEM, (), f"Guideline:\n{guide}\n\nText: {texts[i]}\nYou labeled it {predicted[i]}; "
-                          f"the correct label is {gold[i]}. In one sentence: what in the text shows it is {gold[i]}?") for i in shown]
-        asked = _ask(labeler if explainer == "labeler" else proposer_cfg, explain, project, "explain_error", 60, out)
-        # an answer that only echoes the question ("the text shows it is toxic") or the text explains nothing
-        why = {i: text.strip() for i, text in zip(shown, asked)
-               if text.strip() and not is_copy(text, [f"the text shows it is {gold[i]} you labeled it {predicted[i]} the correct label is", texts[i]])}
-        proposals: list[Edit] = []
-        drafts: list[Edit] = []  # second drafts for large clusters
-        for cluster in cluster_errors(gold, predicted, errors, why, max_rules):
-            g, p, members, count = cluster.gold, cluster.said, cluster.members, len(cluster.members)
-            lines = "\n".join(f"- {texts[i][:300]}" + (f"\n  (why: {why[i][:200]})" if why.get(i) else "") for i in members[:6])
-            evidence = f"{cluster.describe()}, e.g. dev rows {', '.join(str(int(search_rows[i])) for i in members[:3])}"
-            found = {"gold": g, "predicted": p, "errors": count, "theme": cluster.theme}
-            if "add_rule" in edits:
-                ask = Prompt(PROPOSE_SYSTEM, (), f"These texts are {g}, but a labeler following the guideline below said {p}:\n{lines}\n\n"
-                             f"Guideline:\n{guide}\n\nWrite one new rule for the guideline, one sentence, that makes texts like these {g} "
-                             f"without changing other cases. Reply in the form 'Rule: <one sentence>'.")
-                rule = clean_rule(_ask(proposer_cfg, [ask], project, "propose_rule", 80, out)[0])
-                sources = [current.prompt_text(), *(texts[i] for i in members)]
-                if usable_rule(rule, g, sources):
-                    proposals.append(Edit("add_rule", rule, None, evidence, f"refine ({proposer_name})", [_excerpt(texts[i]) for i in members[:2] if texts[i].strip()]))
-                    found["rule"] = rule
-                if count >= 9:  # a large cluster: a second draft from other rows of it, naming their subject (scored after every first draft)
-                    other = "\n".join(f"- {texts[i][:300]}" for i in members[6:12])
-                    ask = Prompt(PROPOSE_SYSTEM, (), f"These texts are {g}, but a labeler following the guideline below said {p}:\n{other}\n\n"
-                                 f"Guideline:\n{guide}\n\nWhat are these texts about? Write one new rule for the guideline, one sentence, that names "
-                                 f"their subject concretely (the kind of company, product, event or person) and says such texts are {g}. "
-                                 "Reply in the form 'Rule: <one sentence>'.")
-                    second = clean_rule(_ask(proposer_cfg, [ask], project, "propose_rule", 80, out)[0])
-                    if usable_rule(second, g, sources):
-                        drafts.append(Edit("add_rule", second, None, evidence, f"refine ({proposer_name})",
-                                           [_excerpt(texts[i]) for i in members[6:8] if texts[i].strip()]))
-                        found["second_rule"] = second
-            if "define_label" in edits and g in current.labels:
-                ask = Prompt(PROPOSE_SYSTEM, (), f"A labeler following the guideline below said {p} for these {g} texts:\n{lines}\n\n"
-                             f"Guideline:\n{guide}\n\nRewrite the definition of the label {g} (now: \"{current.labels[g] or g}\") as one sentence "
-                             f"that makes texts like these clearly {g}, not {p}. Reply in the form '{g}: <definition>'.")
-                definition = clean_rule(_ask(proposer_cfg, [ask], project, "propose_definition", 80, out)[0])
-                definition = re.sub(rf"^\W*{re.escape(g)}\W*:\s*", "", definition, flags=re.IGNORECASE)  # "card_arrival: ..." repeats the label
-                if _words(definition) >= 3 and definition != current.labels[g] and not is_copy(definition, [current.intro, *(texts[i] for i in members)]):
-                    proposals.append(Edit("define_label", definition, g, evidence, f"refine ({proposer_name})"))
-                    found["definition"] = definition
-            result.groups.append(found)
-        if "define_label" in edits:  # a label said far more often than it is right (a small model's favourite): narrow it
-            for label, wrong in over_predicted(gold, predicted, errors, limit=1):
-                said = Counter(str(gold[i]) for i in wrong)
-                lines = "\n".join(f"- {texts[i][:300]} (is {gold[i]})" for i in wrong[:6])
-                evidence = (f"{len(wrong)} search errors ({label} said for {', '.join(g for g, _ in said.most_common(3))}"
-                            f"{' and other labels' if len(said) > 3 else ''}), e.g. dev rows {', '.join(str(int(search_rows[i])) for i in wrong[:3])}")
-                ask = Prompt(PROPOSE_SYSTEM, (), f"A labeler following the guideline below said {label} for these texts, which are not {label}:\n{lines}\n\n"
-                             f"Guideline:\n{guide}\n\nRewrite the definition of the label {label} (now: \"{current.labels.get(label) or label}\") "
-                             f"as one sentence that says exactly when {label} applies, so that texts like these are not {label}. "
-                             f"Reply in the form '{label}: <definition>'.")
-                definition = clean_rule(_ask(proposer_cfg, [ask], project, "propose_narrower", 80, out)[0])
-                definition = re.sub(rf"^\W*{re.escape(label)}\W*:\s*", "", definition, flags=re.IGNORECASE)
-                if _words(definition) >= 3 and definition != current.labels.get(label) and not is_copy(definition, [current.intro, *(texts[i] for i in wrong)]):
-                    narrower = Edit("define_label", definition, label, evidence, f"refine ({proposer_name})")
-                    # ranked with the clusters by the errors it addresses
-                    at = next((n for n, g in enumerate(result.groups) if g.get("errors", 0) < len(wrong)), len(result.groups))
-                    before = sum(("rule" in g) + ("definition" in g) for g in result.groups[:at])
-                    proposals.insert(before, narrower)
-                    result.groups.insert(at, {"over_predicted": label, "errors": len(wrong), "definition": definition})
-        proposals += drafts
-        if "delete_rule" in edits:  # a rule an earlier round added may now do more harm than good
-            for n, rule in list(enumerate(current.rules, start=1))[-max_rules:]:
-                proposals.append(Edit("delete_rule", rule.text, str(n), f"rule {n} tried without", f"refine ({proposer_name})"))
-        firsts: dict[tuple, Edit] = {}
-        for edit in proposals:  # the same edit proposed twice (two clusters of one label) is one candidate
-            firsts.setdefault((edit.kind, edit.target, edit.text), edit)
-        proposals = list(firsts.values())
-        if decide is not None:
-            kept = []
-            for edit in proposals:
-                choice = decide(edit)
-                if choice is not None:
-                    kept.append(choice)
-            proposals = kept
-            if getattr(decide, "waiting", 0):  # people answer in the review app: stop until they have
-                out.stopped = "review"
-                result.groups.append({"waiting_for_review": decide.waiting})
-                out.rounds.append(result)
-                break
-        scored = []
-
-        def score(chosen: list[Edit]) -> None:
-            trial = apply_edits(current, chosen)
-            acc, _, _ = _accuracy(_with_guideline(cfg, trial), search, project, on_event, out, metric)
-            grown = max(0, len(trial.prompt_text()) - len(current.prompt_text()))
-            penalty = rule_penalty * max(0, len(trial.rules) - len(current.rules)) + length_penalty * grown / 100
-            scored.append((acc - penalty, acc, trial, chosen))
-            result.candidates.append({"edits": [e.describe() for e in chosen], "search": acc, "penalty": round(penalty, 4)})
-
-        # each edit alone (largest clusters first, deletions last), then the edits that each improved the search
-        # half, together; under max_candidates the last slot goes to that combination when there is one
-        room = len(proposals) + 1 if max_candidates is None else max_candidates
-        waiting = list(proposals)
-        while waiting and len(scored) < room and not over():
-            if len(scored) == room - 1 and len(together(scored, search_acc)) > 1:
-                break
-            score([waiting.pop(0)])
-        if len(together(scored, search_acc)) > 1 and len(scored) < room and not over():
-            score(together(scored, search_acc))
-        scored.sort(key=lambda t: -t[0])
-        best = None
-        for _, acc, trial, chosen in [t for t in scored if t[0] > search_acc][:beam]:
-            if over():
-                break
-            held_after, _, _ = _accuracy(_with_guideline(cfg, trial), heldout, project, on_event, out, metric)
-            if best is None or held_after > best[0]:
-                best = (held_after, acc, trial, chosen)
-        if best is not None:
-            held_after, acc, trial, chosen = best
-            result.heldout_after = held_after
-            if held_after > held_acc:
-                rationale = "; ".join(f"{e.describe()} (for {e.evidence})" for e in chosen)
-                with Store(project) as store:
-                    version = GuidelineVersions(store, cfg.name or cfg.task).commit(
-                        trial.render(), rationale=f"round {number}: {rationale}", author=", ".join(dict.fromkeys(e.author for e in chosen)),
-                        dev={"search_accuracy" if metric == "accuracy" else f"search_{metric}": acc, "search_rows": len(search), "before": search_acc},
-                        heldout={metric: held_after, "rows": len(heldout), "before": held_acc}, prompt_hash=prompt_hash(cfg, trial),
-                    )
-                result.accepted = version.id
-                current = trial
-                on_event(Notice(f"refine round {number}: accepted {version.id} (search {search_acc:.3f} -> {acc:.3f}, held-out {held_acc:.3f} -> {held_after:.3f})"))
-            else:
-                on_event(Notice(f"refine round {number}: the best candidates did not improve the held-out rows ({held_acc:.3f} -> {held_after:.3f}); not accepted"))
-        out.rounds.append(result)
-        if out.stopped:
-            break
-        if result.accepted is None and decide is None and number < rounds and not proposer_cfg.model.temperature:
-            # the same guideline, the same errors, the same (cached, greedy) proposals: another round would repeat this one
-            on_event(Notice(f"refine: round {number} accepted nothing; the next round would repeat it, so the loop ends here"))
-            break
-    if out.stopped == "review":
-        on_event(Notice(f"refine: {decide.waiting} proposed edit(s) wait for a person: open the review app's guideline page "
-                        "(labelmill review CONFIG DATA, then /guideline), decide, and run refine --review again"))
-    elif out.stopped:
-        on_event(Notice(f"refine: stopped by {'--budget' if out.stopped == 'budget_s' else '--max-cost'}; what was accepted is kept"))
-    out.final = current
-    with Store(project) as store:
-        out.final_version = GuidelineVersions(store, cfg.name or cfg.task).head_id()
-    return out
+    return current
 
 
 def usable_rule(rule: str, label: str, sources: list[str]) -> bool:
