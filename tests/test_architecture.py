@@ -268,7 +268,6 @@ OVER_TODAY = {
     ("labelmill/strategies/synth/texts.py", "synth_responses"): (21, 12),
     ("labelmill/strategies/synth/texts.py", "synth_critiques"): (22, 9),
     ("labelmill/strategies/synth/texts.py", "synth_preferences"): (33, 14),
-    ("labelmill/strategies/weak/run.py", "weak"): (97, 11),
     ("labelmill/strategies/weak/propose.py", "propose"): (44, 9),
 }
 

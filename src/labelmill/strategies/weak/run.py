@@ -29,9 +29,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ConfigDict, Field
 
 from labelmill.config import Config, SubLabelerSpec, derive_config, load_with_notices
 from labelmill.core import Job, Runner, check_columns, labeled_frame
+from labelmill.core.strategy import Options
 from labelmill.errors import ConfigError
 from labelmill.events import EventHandler, Notice, ignore
 from labelmill.io import read_rows, write_rows
@@ -74,103 +76,162 @@ class _Rows:
     sub_rows: pd.DataFrame  # the rows as a prompted sub-labeler reads them
 
 
+class WeakOptions(Options):
+    """weak's knobs. `label_model`: overrides the config's (dawid_skene, majority, snorkel). `end_model`: also
+    train a student on the label model's labels. `seed`: labeled seed rows (overrides weak.seed). `select`:
+    drop the flagged sub-labelers (None: the config's weak.select)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    limit: int | None = Field(None, ge=1)
+    label_model: str | None = None
+    end_model: bool = False
+    seed: Any = None
+    select: bool | None = None
+
+
 def weak(
-    config: str | Path | dict | Config, data: Any, *, project: str | Path = "labelmill.db", output: str | Path | None = None,
-    limit: int | None = None, backend: Any = None, label_model: str | None = None, end_model: bool = False,
-    seed: Any = None, select: bool | None = None, on_event: EventHandler = ignore,
+    config: str | Path | dict | Config, data: Any, options: WeakOptions | dict | None = None, *, project: str | Path = "labelmill.db",
+    output: str | Path | None = None, backend: Any = None, on_event: EventHandler = ignore, **knobs: Any,
 ) -> WeakResult:
-    """Label `data` by weak supervision with the config's `weak` section (see the module docstring)."""
+    """Label `data` by weak supervision with the config's `weak` section (see the module docstring; the knobs
+    are `WeakOptions`', as `options` or as keywords)."""
+    opts = WeakOptions.of(options, knobs)
     cfg = load_with_notices(config, on_event)
-    spec_w = cfg.weak
-    subs = spec_w.sub_labelers
+    _check_weak(cfg, opts)
+    task = make_task(cfg)
+    shown = cfg.task == "relation"  # a prompted sub-labeler reads a relation row as the task shows it (the marked pair)
+    main = _rows(cfg, task, read_rows(data, cfg.dataset), opts.limit, shown)
+    seed_rows, seed_hits = _seed_input(cfg, task, opts, shown, on_event)
+    with Store(project) as store:
+        got = _all_votes(cfg, main, seed_rows, seed_hits, store, backend, on_event, shown)
+        summary, keep = _summarise(cfg, task, main, got, seed_hits, opts)
+        how = opts.label_model or cfg.weak.label_model
+        L, probs, covered = _label_model(cfg, got, keep, seed_rows, seed_hits, how, summary)
+        end = _end_model(main.texts[: main.n], L[:, keep], probs, cfg.examples.embedding_model, store) if opts.end_model else None
+    subs = cfg.weak.sub_labelers
+    out, cols = _output(cfg, main.full.head(main.n), got.votes, probs, covered, [s.name for s in subs], cfg.label_names, end)
+    path = write_rows(out, output) if output else None
+    if path is not None:
+        side = {"label_model": how, "kept": [subs[j].name for j in keep], "sub_labelers": summary}
+        weak_sidecar(path).write_text(json.dumps(side, indent=1, default=plain_json), encoding="utf-8")
+    return WeakResult(out, L, [s.name for s in subs], probs, summary, cols, got.run_ids, path, got.seed_run_ids, [subs[j].name for j in keep])
+
+
+def _check_weak(cfg: Config, opts: WeakOptions) -> None:
+    """The task, the sub-labelers and the options fit together."""
+    subs = cfg.weak.sub_labelers
     if cfg.task not in WEAK_TASKS:
         raise ConfigError(f"weak supervision works on {', '.join(WEAK_TASKS)} tasks for now; this config is {cfg.task!r}", fix="use a classification, relation or multilabel config")
     if not subs:
         raise ConfigError("the config's weak section lists no sub-labelers", fix="add weak.sub_labelers (see examples/weak/)")
-    names = cfg.label_names
     multi = cfg.task == "multilabel"
     for spec in subs:
-        check_sub_labeler(spec, names)
+        check_sub_labeler(spec, cfg.label_names)
         if multi and spec.kind == "zero_shot" and spec.abstain_below == "auto":
             raise ConfigError(f"weak.sub_labelers[{spec.name}]: abstain_below: auto is for one-label answers", fix="give a number")
-    if end_model and multi:
+    if opts.end_model and multi:
         raise ConfigError("the end model learns one label per row; this config is multi-label", fix="drop --end-model")
-    task = make_task(cfg)
-    shown = cfg.task == "relation"  # a prompted sub-labeler reads a relation row as the task shows it (the marked pair)
-    main = _rows(cfg, task, read_rows(data, cfg.dataset), limit, shown)
-    seed_path = seed if seed is not None else (cfg.base_dir / spec_w.seed if spec_w.seed else None)
+
+
+def _seed_input(cfg: Config, task: Any, opts: WeakOptions, shown: bool, on_event: EventHandler) -> tuple[Any, np.ndarray | None]:
+    """The labeled seed rows (the option, else weak.seed) and their labels as hits (n, k), or (None, None)."""
+    spec_w = cfg.weak
+    seed_path = opts.seed if opts.seed is not None else (cfg.base_dir / spec_w.seed if spec_w.seed else None)
     seeded = _seed_rows(cfg, task, seed_path, shown) if seed_path is not None else None
-    if seeded is None and any(s.abstain_below == "auto" for s in subs):
+    if seeded is None and any(s.abstain_below == "auto" for s in spec_w.sub_labelers):
         raise ConfigError("abstain_below: auto chooses thresholds on labeled seed rows, and none were given", fix="set weak.seed: (a train, dev or seed file) or pass --seed")
     seed_rows, seed_hits = seeded if seeded is not None else (None, None)
     if seed_hits is not None and not seed_hits.any(axis=0).all():
-        missing = [n for n, seen in zip(names, seed_hits.any(axis=0)) if not seen]
+        missing = [n for n, seen in zip(cfg.label_names, seed_hits.any(axis=0)) if not seen]
         on_event(Notice(f"weak: no seed row has the label {', '.join(missing[:5])}: an auto threshold for it never fires"))
+    return seed_rows, seed_hits
+
+
+@dataclass
+class _Votes:
+    """Every sub-labeler's votes V[n, k] on the rows and on the seed rows (None where it cannot vote there)."""
+
+    votes: list[np.ndarray] = field(default_factory=list)
+    seed_votes: list[np.ndarray | None] = field(default_factory=list)
+    run_ids: dict[str, int] = field(default_factory=dict)
+    seed_run_ids: dict[str, int] = field(default_factory=dict)
+    thresholds: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _all_votes(cfg: Config, main: Any, seed_rows: Any, seed_hits: np.ndarray | None, store: Store, backend: Any, on_event: EventHandler, shown: bool) -> _Votes:
+    """Each sub-labeler votes: a model one as a run of its own (on the seed rows too, where its auto
+    thresholds are set), a rule, function or column directly."""
+    names, multi, spec_w = cfg.label_names, cfg.task == "multilabel", cfg.weak
     base = derive_config(cfg, weak={"sub_labelers": []})
     separator = cfg.label_separator if multi else None
-    votes, seed_votes, run_ids, seed_run_ids, thresholds = [], [], {}, {}, {}
-    with Store(project) as store:
-        for spec in subs:
-            if spec.kind in MODEL_KINDS:
-                sub_cfg = base if spec.kind == "zero_shot" else prompt_config(base, spec, input_template="{text}" if shown else None)
-                on_event(Notice(f"weak: sub-labeler {spec.name} ({spec.kind}) on {main.n} rows"))
-                table, run_ids[spec.name] = _model_run(sub_cfg, spec, main, store, backend, on_event)
-                seed_table = None
-                if seed_rows is not None:
-                    on_event(Notice(f"weak: sub-labeler {spec.name} on {seed_rows.n} seed rows"))
-                    seed_table, seed_run_ids[spec.name] = _model_run(sub_cfg, spec, seed_rows, store, backend, on_event)
-                limits = None
-                if spec.abstain_below == "auto":
-                    _, scores = model_scores(seed_table, spec, names)  # type: ignore[arg-type]
-                    can = np.array([n in spec.answers.values() for n in names]) if spec.kind == "prompt" else None
-                    limits = precision_thresholds(scores, seed_hits, spec_w.min_precision, can_vote=can)
-                    thresholds[spec.name] = limits
-                votes.append(model_votes(table, spec, names, limits, multi))
-                seed_votes.append(None if seed_table is None else model_votes(seed_table, spec, names, limits, multi))
-            else:
-                votes.append(_plain_votes(spec, cfg, main, names, separator))
-                seed_votes.append(None if seed_rows is None or not _seedable(spec, seed_rows) else _plain_votes(spec, cfg, seed_rows, names, separator))
-        summary = _summary(cfg, task, subs, main, votes, names, multi)
-        for row, spec, V in zip(summary, subs, seed_votes):
-            if V is not None:
-                row["seed_rows"] = len(V)
-                row["seed_coverage"], row["seed_accuracy"] = vote_precision(V, seed_hits)
-            if spec.name in thresholds:
-                row["thresholds"] = {n: (None if np.isnan(t) else round(float(t), 4)) for n, t in zip(names, thresholds[spec.name])}
-            row["flags"] = _flags(row, spec_w.min_coverage, spec_w.min_accuracy)
-        drop = spec_w.select if select is None else select
-        keep = [j for j, row in enumerate(summary) if not (drop and row["flags"])]
-        if not keep:
-            raise ConfigError("--select dropped every sub-labeler (each is under the coverage or accuracy floor)", fix="lower weak.min_coverage / weak.min_accuracy, or fix the sub-labelers")
-        for j, row in enumerate(summary):
-            row["kept"] = j in keep
-        how = label_model or spec_w.label_model
-        anchored = how == "dawid_skene" and seed_rows is not None and spec_w.fit_on_seed
-        known = np.array([seed_votes[j] is not None for j in keep])
-        seed_V = [seed_votes[j] if seed_votes[j] is not None else np.full((seed_rows.n, len(names)), ABSTAIN) for j in keep] if anchored else []  # type: ignore[union-attr]
-        if multi:
-            L = np.stack(votes, axis=1)  # (n, m, k)
-            anchors = (np.stack(seed_V, axis=1), seed_hits, known) if anchored else None
-            probs = _multilabel_probs(L[:, keep, :], len(names), how, anchors)
-            covered = (L[:, keep, :] != ABSTAIN).any(axis=(1, 2))
-        else:
-            L = np.stack([one_label(V) for V in votes], axis=1)
-            anchors = None
-            if anchored:
-                gold_ids = seed_hits.argmax(axis=1)  # type: ignore[union-attr]
-                labeled = seed_hits.any(axis=1)  # type: ignore[union-attr]
-                anchors = (np.stack([one_label(V) for V in seed_V], axis=1)[labeled], gold_ids[labeled], known)
-            probs = combine(L[:, keep], len(names), how, anchors=anchors)
-            covered = (L[:, keep] != ABSTAIN).any(axis=1)
-            for j, value in zip(keep, learned_accuracy(L[:, keep], probs)):
-                summary[j]["learned_accuracy"] = value
-        end = _end_model(main.texts[: main.n], L[:, keep], probs, cfg.examples.embedding_model, store) if end_model else None
-    out, cols = _output(cfg, main.full.head(main.n), votes, probs, covered, [s.name for s in subs], names, end)
-    path = write_rows(out, output) if output else None
-    if path is not None:
-        side = {"label_model": label_model or spec_w.label_model, "kept": [subs[j].name for j in keep], "sub_labelers": summary}
-        weak_sidecar(path).write_text(json.dumps(side, indent=1, default=plain_json), encoding="utf-8")
-    return WeakResult(out, L, [s.name for s in subs], probs, summary, cols, run_ids, path, seed_run_ids, [subs[j].name for j in keep])
+    got = _Votes()
+    for spec in spec_w.sub_labelers:
+        if spec.kind not in MODEL_KINDS:
+            got.votes.append(_plain_votes(spec, cfg, main, names, separator))
+            got.seed_votes.append(None if seed_rows is None or not _seedable(spec, seed_rows) else _plain_votes(spec, cfg, seed_rows, names, separator))
+            continue
+        sub_cfg = base if spec.kind == "zero_shot" else prompt_config(base, spec, input_template="{text}" if shown else None)
+        on_event(Notice(f"weak: sub-labeler {spec.name} ({spec.kind}) on {main.n} rows"))
+        table, got.run_ids[spec.name] = _model_run(sub_cfg, spec, main, store, backend, on_event)
+        seed_table = None
+        if seed_rows is not None:
+            on_event(Notice(f"weak: sub-labeler {spec.name} on {seed_rows.n} seed rows"))
+            seed_table, got.seed_run_ids[spec.name] = _model_run(sub_cfg, spec, seed_rows, store, backend, on_event)
+        limits = None
+        if spec.abstain_below == "auto":
+            _, scores = model_scores(seed_table, spec, names)  # type: ignore[arg-type]
+            can = np.array([n in spec.answers.values() for n in names]) if spec.kind == "prompt" else None
+            limits = precision_thresholds(scores, seed_hits, spec_w.min_precision, can_vote=can)
+            got.thresholds[spec.name] = limits
+        got.votes.append(model_votes(table, spec, names, limits, multi))
+        got.seed_votes.append(None if seed_table is None else model_votes(seed_table, spec, names, limits, multi))
+    return got
+
+
+def _summarise(cfg: Config, task: Any, main: Any, got: _Votes, seed_hits: np.ndarray | None, opts: WeakOptions) -> tuple[list[dict[str, Any]], list[int]]:
+    """The sub-labeler table (coverage, overlaps, conflicts, seed figures, thresholds, flags) and the ones kept."""
+    spec_w, names = cfg.weak, cfg.label_names
+    subs = spec_w.sub_labelers
+    summary = _summary(cfg, task, subs, main, got.votes, names, cfg.task == "multilabel")
+    for row, spec, V in zip(summary, subs, got.seed_votes):
+        if V is not None:
+            row["seed_rows"] = len(V)
+            row["seed_coverage"], row["seed_accuracy"] = vote_precision(V, seed_hits)
+        if spec.name in got.thresholds:
+            row["thresholds"] = {n: (None if np.isnan(t) else round(float(t), 4)) for n, t in zip(names, got.thresholds[spec.name])}
+        row["flags"] = _flags(row, spec_w.min_coverage, spec_w.min_accuracy)
+    drop = spec_w.select if opts.select is None else opts.select
+    keep = [j for j, row in enumerate(summary) if not (drop and row["flags"])]
+    if not keep:
+        raise ConfigError("--select dropped every sub-labeler (each is under the coverage or accuracy floor)", fix="lower weak.min_coverage / weak.min_accuracy, or fix the sub-labelers")
+    for j, row in enumerate(summary):
+        row["kept"] = j in keep
+    return summary, keep
+
+
+def _label_model(cfg: Config, got: _Votes, keep: list[int], seed_rows: Any, seed_hits: np.ndarray | None, how: str,
+                 summary: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """L (the votes as one matrix), the label model's probabilities over the kept sub-labelers (Dawid-Skene
+    anchored on the seed rows when weak.fit_on_seed), and which rows any kept sub-labeler voted on."""
+    names, seed_votes = cfg.label_names, got.seed_votes
+    anchored = how == "dawid_skene" and seed_rows is not None and cfg.weak.fit_on_seed
+    known = np.array([seed_votes[j] is not None for j in keep])
+    seed_V = [seed_votes[j] if seed_votes[j] is not None else np.full((seed_rows.n, len(names)), ABSTAIN) for j in keep] if anchored else []  # type: ignore[union-attr]
+    if cfg.task == "multilabel":
+        L = np.stack(got.votes, axis=1)  # (n, m, k)
+        anchors = (np.stack(seed_V, axis=1), seed_hits, known) if anchored else None
+        return L, _multilabel_probs(L[:, keep, :], len(names), how, anchors), (L[:, keep, :] != ABSTAIN).any(axis=(1, 2))
+    L = np.stack([one_label(V) for V in got.votes], axis=1)
+    anchors = None
+    if anchored:
+        gold_ids = seed_hits.argmax(axis=1)  # type: ignore[union-attr]
+        labeled = seed_hits.any(axis=1)  # type: ignore[union-attr]
+        anchors = (np.stack([one_label(V) for V in seed_V], axis=1)[labeled], gold_ids[labeled], known)
+    probs = combine(L[:, keep], len(names), how, anchors=anchors)
+    for j, value in zip(keep, learned_accuracy(L[:, keep], probs)):
+        summary[j]["learned_accuracy"] = value
+    return L, probs, (L[:, keep] != ABSTAIN).any(axis=1)
 
 
 def weak_sidecar(output: str | Path) -> Path:
