@@ -8,7 +8,7 @@ from typing import Any
 from labelmill.backends import Backend
 from labelmill.config import Config, load_config, load_with_notices
 from labelmill.core import RunResult
-from labelmill.core.entry import DEFAULT_PROJECT, calibrate_rows, label_rows, plan_rows
+from labelmill.core.entry import DEFAULT_PROJECT, CalibrateOptions, RunOptions, calibrate_on_seed, label_rows, plan_rows
 from labelmill.errors import ConfigError
 from labelmill.evaluation.metrics import default_report_path
 from labelmill.evaluation.metrics import evaluate as _evaluate
@@ -29,27 +29,22 @@ def init_config(task: str = "classification") -> str:
 
 
 def label(
-    config: str | Path | dict | Config,
-    data: Any,
-    *,
-    output: str | Path | None = None,
-    limit: int | None = None,
-    project: str | Path = DEFAULT_PROJECT,
-    backend: Backend | None = None,
-    on_event: EventHandler = ignore,
-    max_cost: float | None = None,
-    calibration: str | Path | Calibrator | None = None,
+    config: str | Path | dict | Config, data: Any, options: RunOptions | dict | None = None, *, project: str | Path = DEFAULT_PROJECT,
+    backend: Backend | None = None, on_event: EventHandler = ignore, **knobs: Any,
 ) -> RunResult:
     """Label rows (a file path, DataFrame, list of dicts or datasets.Dataset); resumable through `project`.
 
-    `max_cost` (USD) caps what this call spends on a paid model: the run stops cleanly within one
-    request's cost of the cap, everything labeled is saved, and `RunStopped` is raised (its `result`
-    holds what was labeled). `calibration` (a file from `calibrate`) makes the output's labels and
-    confidences the calibrated ones and adds `llm_needs_review`.
+    Knobs (`RunOptions`, as `options` or keywords): `output` (write the labeled rows there), `limit` (the
+    first N rows), `max_cost` (USD: the run stops cleanly within one request's cost of the cap, everything
+    labeled is saved, and `RunStopped` is raised, its `result` holding what was labeled), and `calibration`
+    (a file from `calibrate`, or a Calibrator: the output's labels and confidences become the calibrated
+    ones, and `llm_needs_review` is added).
     """
     cfg = load_with_notices(config, on_event)
-    calibrator = Calibrator.load(calibration) if isinstance(calibration, (str, Path)) else calibration
-    return label_rows(cfg, data, project=project, backend=backend, on_event=on_event, output=output, limit=limit, max_cost=max_cost, calibrator=calibrator)
+    calibration = knobs.pop("calibration", None)
+    if calibration is not None:
+        knobs["calibrator"] = Calibrator.load(calibration) if isinstance(calibration, (str, Path)) else calibration
+    return label_rows(cfg, data, options, project=project, backend=backend, on_event=on_event, **knobs)
 
 
 run = label
@@ -61,34 +56,20 @@ def plan(config: str | Path | dict | Config, data: Any, *, limit: int | None = N
 
 
 def calibrate(
-    config: str | Path | dict | Config,
-    seed: Any,
-    *,
-    method: str = "auto",
-    target: float = 0.95,
-    delta: float = 0.05,
-    out: str | Path | None = None,
-    project: str | Path = DEFAULT_PROJECT,
-    backend: Backend | None = None,
-    on_event: EventHandler = ignore,
-    threshold_rows: Any = None,
+    config: str | Path | dict | Config, seed: Any, options: CalibrateOptions | dict | None = None, *, project: str | Path = DEFAULT_PROJECT,
+    backend: Backend | None = None, on_event: EventHandler = ignore, **knobs: Any,
 ) -> Calibrator:
     """Label the seed rows (resumable, cached), fit a calibration on their gold labels, and choose the
     threshold for `target` accuracy with a one-sided Clopper-Pearson bound at level `delta`.
 
-    The threshold is chosen on the seed rows' out-of-fold calibrated confidences, or, when
-    `threshold_rows` (more labeled rows, not the seed rows) is given, on those rows' calibrated
-    confidences: a bound needs rows (at least 59 right answers above the threshold for 95% at delta
-    0.05), and a calibration needs far fewer.
-
-    `method`: auto (lowest cross-validated log loss), temperature, bias, isotonic. The seed report
-    (`Calibrator.seed_report`) has ECE before and after (after = cross-validated on the seed rows) and
-    the threshold's seed figures. Saved as JSON at `out` when given.
+    Knobs (`CalibrateOptions`, as `options` or keywords): `method` (auto: the lowest cross-validated log
+    loss; temperature, bias, bias_platt, isotonic, platt, fused), `target`, `delta`, `threshold_rows` (more
+    labeled rows, not the seed rows, to choose the threshold on: a bound needs rows, at least 59 right
+    answers above the threshold for 95% at delta 0.05, and a calibration needs far fewer) and `out` (saved
+    as JSON there). The seed report (`Calibrator.seed_report`) has ECE before and after (after =
+    cross-validated on the seed rows) and the threshold's seed figures.
     """
-    return calibrate_rows(
-        load_with_notices(config, on_event), seed, method=method, target=target, delta=delta, out=out, project=project,
-        backend=backend, on_event=on_event, threshold_rows=threshold_rows,
-    )
+    return calibrate_on_seed(load_with_notices(config, on_event), seed, options, project=project, backend=backend, on_event=on_event, **knobs)
 
 
 def evaluate(config: str | Path | dict | Config, output: Any, *, target: float = 0.95, report: str | Path | None = None) -> dict[str, Any]:

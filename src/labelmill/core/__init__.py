@@ -5,7 +5,7 @@
 - the run lifecycle, written once: `begin_run` -> `announce` -> batches -> `finish_run`;
 - `output_frame`: the input columns plus the label columns, read from the store;
 - `ask_texts` / `ask_scores`: requests that belong to no row (demos, rules, verdicts, synthetic text), cached;
-- `label_rows` / `plan_rows` / `calibrate_rows`: the one entry the Python API and every strategy label through;
+- `label_rows` / `plan_rows` / `calibrate_on_seed`: the one entry the Python API and every strategy label through;
 - `strategy.Strategy`: the seam a strategy registers through (evaluation and report hooks, its tables).
 """
 
@@ -14,9 +14,9 @@ from labelmill.core.lifecycle import BatchStats, OpenedRun, RunResult, Tally, an
 from labelmill.core.loop import Runner
 from labelmill.core.output import calibrate_rows, labeled_frame, output_frame
 from labelmill.core.ask import ask_scores, ask_texts  # noqa: E402  (after Runner: it uses it)
-from labelmill.core.entry import calibrate_rows, label_rows, plan_rows  # noqa: E402  (after Runner and Job)
+from labelmill.core.entry import CalibrateOptions, RunOptions, calibrate_on_seed, label_rows, plan_rows  # noqa: E402  (after Runner and Job)
 
 __all__ = [
-    "BatchStats", "Job", "ask_scores", "ask_texts", "calibrate_rows", "label_rows", "plan_rows", "OpenedRun", "RunResult", "Runner", "Tally", "announce", "begin_run", "calibrate_rows", "check_columns",
+    "BatchStats", "CalibrateOptions", "Job", "RunOptions", "ask_scores", "ask_texts", "calibrate_on_seed", "label_rows", "plan_rows", "OpenedRun", "RunResult", "Runner", "Tally", "announce", "begin_run", "calibrate_rows", "check_columns",
     "finish_run", "labeled_frame", "open_run", "output_frame",
 ]

@@ -186,7 +186,7 @@ class _Search:
         self.on_event(Notice(f"tune: {trial.name}: {trial.status}" + (f", accuracy {trial.accuracy:.3f}" if trial.accuracy is not None else "")))
 
     def _score(self, trial: Trial, cfg: Config) -> None:
-        from labelmill.core import calibrate_rows, label_rows
+        from labelmill.core import calibrate_on_seed, label_rows
 
         frame, project, max_cost, half, t0 = self.frame, self.project, self.opts.max_cost, len(self.frame) // 2, time.perf_counter()
         try:
@@ -202,7 +202,7 @@ class _Search:
         if trial.calibration == "none":
             trial.accuracy_all_dev = _accuracy(gold, labels)
         else:  # fitted on the first half, applied to the second (answers come from the cache)
-            cal = calibrate_rows(cfg, frame.iloc[:half], project=project, method=trial.calibration)
+            cal = calibrate_on_seed(cfg, frame.iloc[:half], project=project, method=trial.calibration)
             labels = [None] * half + label_rows(cfg, frame.iloc[half:], project=project, calibrator=cal).frame[cfg.output.label_column].tolist()
         trial.accuracy = _accuracy(gold[half:], labels[half:])
         trial.completion_rate = float(np.mean([p is not None for p in labels[half:]]))
@@ -235,13 +235,13 @@ class _Search:
         return report
 
     def _write_best(self, out: Path, best: Trial, best_config: dict[str, Any]) -> dict[str, str]:
-        from labelmill.core import calibrate_rows
+        from labelmill.core import calibrate_on_seed
 
         out.write_text(yaml.safe_dump(best_config, sort_keys=False), encoding="utf-8")
         written = {"best_config": str(out)}
         if best.calibration != "none":
             cal_path = out.with_suffix(".calibration.json")
-            calibrate_rows(load_config(best_config), self.frame, project=self.project, method=best.calibration, out=cal_path)
+            calibrate_on_seed(load_config(best_config), self.frame, project=self.project, method=best.calibration, out=cal_path)
             written["best_calibration"] = str(cal_path)
         return written
 
