@@ -8,21 +8,38 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ConfigDict
 
 from labelmill.config import Config
 from labelmill.core.job import Job
 from labelmill.core.loop import Runner
 from labelmill.core.reasoning import Call
+from labelmill.core.strategy import Options
 from labelmill.errors import InputDataError
 from labelmill.events import EventHandler, Notice, ignore
 from labelmill.store import Store
 from labelmill.types import Prompt
 
 
-def ask_texts(cfg: Config, prompts: list[Prompt], *, kind: str, project: str | Path, max_tokens: int = 256, temperature: float = 0.0,
-              seeds: list[int] | None = None, backend: Any = None, batch: int = 32, on_event: EventHandler = ignore) -> list[str | None]:
+class TextOptions(Options):
+    """How texts are asked for: the request kind, length, temperature, per-prompt seeds and batch size."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    kind: str
+    max_tokens: int = 256
+    temperature: float = 0.0
+    seeds: list[int] | None = None
+    batch: int = 32
+
+
+def ask_texts(
+    cfg: Config, prompts: list[Prompt], options: TextOptions | dict | None = None, *, project: str | Path, backend: Any = None, on_event: EventHandler = ignore, **knobs: Any,
+) -> list[str | None]:
     """Each prompt's generated text (None where the model failed or said nothing). `seeds`: a sampling seed
     per prompt (one prompt asked with two seeds is two requests); default the config's seed for all."""
+    o = TextOptions.of(options, knobs)
+    kind, max_tokens, temperature, seeds, batch = o.kind, o.max_tokens, o.temperature, o.seeds, o.batch
     seeds = seeds if seeds is not None else [cfg.model.seed] * len(prompts)
     job = Job(cfg, backend)
     out: list[str | None] = [None] * len(prompts)

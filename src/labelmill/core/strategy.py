@@ -81,7 +81,7 @@ class Options(BaseModel):
     """A strategy's knobs in one validated object, shared by the CLI (flags mapped onto it), Python and config
     files. A strategy's entry takes `options` and, for convenience, the same knobs as keywords."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
     @classmethod
     def of(cls, options: Options | dict[str, Any] | None = None, knobs: dict[str, Any] | None = None) -> Any:

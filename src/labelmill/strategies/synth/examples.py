@@ -19,10 +19,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ConfigDict
 
 from labelmill.config import Config, ModelSpec, load_with_notices
 from labelmill.core import Job, Runner
 from labelmill.core.job import Call
+from labelmill.core.strategy import Options
 from labelmill.errors import ConfigError
 from labelmill.events import EventHandler, Notice, ignore
 from labelmill.io import write_rows
@@ -47,14 +49,28 @@ class SynthResult:
     texts: list[str] = field(default_factory=list)  # the kept examples
 
 
+class ExamplesOptions(Options):
+    """synth examples' knobs: examples per label, subtopics, the writer (generator) and its temperature, the consistency check, dedup and batch size."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    per_label: int = 50
+    subtopics: int = 6
+    generator: dict | None = None
+    temperature: float = 0.9
+    consistency: bool | str = True
+    dedup: bool = True
+    batch: int = 64
+
+
 def synth_examples(
-    config: str | Path | dict | Config, *, per_label: int = 50, project: str | Path = "labelmill.db", output: str | Path | None = None,
-    subtopics: int = 6, generator: dict | None = None, temperature: float = 0.9, consistency: bool | str = True, dedup: bool = True,
-    batch: int = 64, backend: Any = None, on_event: EventHandler = ignore,
+    config: str | Path | dict | Config, options: ExamplesOptions | dict | None = None, *, project: str | Path = "labelmill.db", output: str | Path | None = None, backend: Any = None, on_event: EventHandler = ignore, **knobs: Any,
 ) -> SynthResult:
     """Write `per_label` examples for each label of a classification config (see the module docstring).
     `generator`: model settings for the writer (default: the config's model); the config's own labeler
     does the consistency check."""
+    o = ExamplesOptions.of(options, knobs)
+    per_label, subtopics, generator, temperature, consistency, dedup, batch = o.per_label, o.subtopics, o.generator, o.temperature, o.consistency, o.dedup, o.batch
     cfg = load_with_notices(config, on_event)
     if cfg.task != "classification":
         raise ConfigError(f"synth examples writes rows for classification configs; this one is {cfg.task!r}", fix="use a classification config")

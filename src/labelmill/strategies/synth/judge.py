@@ -22,10 +22,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.special import softmax
+from pydantic import ConfigDict
 
 from labelmill.config import Config
 from labelmill.core import ask_scores
 from labelmill.core.job import Call
+from labelmill.core.strategy import Options
 from labelmill.errors import InputDataError
 from labelmill.events import EventHandler, Notice, ignore
 from labelmill.io import read_rows, write_rows
@@ -55,14 +57,29 @@ def judge_config(model: str | dict | Config | None = None) -> Config:
     return model_config(model, name="judge")
 
 
+class PairsOptions(Options):
+    """judge pairs' knobs: the judge, the question / first / second / context / human columns, the mode (pairwise or pointwise) and the batch size."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    model: str | dict | Config | None = None
+    question: str = "question"
+    first: str = "first"
+    second: str = "second"
+    context: str | None = "context"
+    human: str | None = "human"
+    mode: str = "pairwise"
+    batch: int = 64
+
+
 def judge_pairs(
-    data: Any, *, model: str | dict | Config | None = None, project: str | Path = "labelmill.db", output: str | Path | None = None,
-    question: str = "question", first: str = "first", second: str = "second", context: str | None = "context", human: str | None = "human",
-    mode: str = "pairwise", backend: Any = None, batch: int = 64, on_event: EventHandler = ignore,
+    data: Any, options: PairsOptions | dict | None = None, *, project: str | Path = "labelmill.db", output: str | Path | None = None, backend: Any = None, on_event: EventHandler = ignore, **knobs: Any,
 ) -> JudgeResult:
     """Judge each row's two answers (columns `first`, `second`) to `question` (with `context` if the rows
     have it) in both orders. `human`: a column with first / second / tie (or a / b) to measure agreement.
     `mode`: "pairwise" (an A/B question per order) or "pointwise" (P(correct) of each answer alone)."""
+    o = PairsOptions.of(options, knobs)
+    model, question, first, second, context, human, mode, batch = o.model, o.question, o.first, o.second, o.context, o.human, o.mode, o.batch
     if mode not in MODES:
         raise InputDataError(f"judge pairs: unknown mode {mode!r}", fix=f"use one of: {', '.join(MODES)}")
     frame = read_rows(data)
@@ -126,12 +143,26 @@ def judge_pairs(
     return JudgeResult(out, figures, path)
 
 
+class ScoresOptions(Options):
+    """judge scores' knobs: the judge, the question / answer / reference / context / human columns and the batch size."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    model: str | dict | Config | None = None
+    question: str = "question"
+    answer: str = "answer"
+    reference: str | None = "reference"
+    context: str | None = "context"
+    human: str | None = "human_score"
+    batch: int = 64
+
+
 def judge_scores(
-    data: Any, *, model: str | dict | Config | None = None, project: str | Path = "labelmill.db", output: str | Path | None = None,
-    question: str = "question", answer: str = "answer", reference: str | None = "reference", context: str | None = "context",
-    human: str | None = "human_score", backend: Any = None, batch: int = 64, on_event: EventHandler = ignore,
+    data: Any, options: ScoresOptions | dict | None = None, *, project: str | Path = "labelmill.db", output: str | Path | None = None, backend: Any = None, on_event: EventHandler = ignore, **knobs: Any,
 ) -> JudgeResult:
     """Score each row's `answer` to `question` from 1 to 5 (against `reference` where the rows have it)."""
+    o = ScoresOptions.of(options, knobs)
+    model, question, answer, reference, context, human, batch = o.model, o.question, o.answer, o.reference, o.context, o.human, o.batch
     frame = read_rows(data)
     missing = [c for c in (question, answer) if c not in frame.columns]
     if missing:

@@ -23,10 +23,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ConfigDict
 
 from labelmill.config import Config, derive_config, load_with_notices
 from labelmill.core import Job, Runner
 from labelmill.core.job import Call
+from labelmill.core.strategy import Options
 from labelmill.errors import ConfigError, InputDataError
 from labelmill.events import EventHandler, Notice, ignore
 from labelmill.io import read_rows, write_rows
@@ -76,12 +78,24 @@ class SummaryResult:
     output_path: Path | None = None
 
 
+class SummariesOptions(Options):
+    """synth summaries' knobs: search rows, the template variants, the one-shot candidate, the restore length and the length slack."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    search_rows: int = 40
+    variants: tuple[str, ...] = VARIANTS
+    one_shot: bool = True
+    restore_words: int | None = None
+    length_slack: float = 1.0
+
+
 def synth_summaries(
-    config: str | Path | dict | Config, data: Any, *, search_rows: int = 40, project: str | Path = "labelmill.db", output: str | Path | None = None,
-    variants: tuple[str, ...] = VARIANTS, one_shot: bool = True, restore_words: int | None = None, length_slack: float = 1.0,
-    backend: Any = None, on_event: EventHandler = ignore,
+    config: str | Path | dict | Config, data: Any, options: SummariesOptions | dict | None = None, *, project: str | Path = "labelmill.db", output: str | Path | None = None, backend: Any = None, on_event: EventHandler = ignore, **knobs: Any,
 ) -> SummaryResult:
     """Search the summary template on the first `search_rows` distinct rows, score it on the rest (see the module docstring)."""
+    o = SummariesOptions.of(options, knobs)
+    search_rows, variants, one_shot, restore_words, length_slack = o.search_rows, o.variants, o.one_shot, o.restore_words, o.length_slack
     cfg = load_with_notices(config, on_event)
     if cfg.task != "generation":
         raise ConfigError(f"synth summaries searches a generation config's template; this one is {cfg.task!r}", fix="use task: generation (labelmill init generation)")

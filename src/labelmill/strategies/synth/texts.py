@@ -21,9 +21,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ConfigDict
 
 from labelmill.config import Config, load_with_notices
 from labelmill.core import ask_texts
+from labelmill.core.strategy import Options
 from labelmill.errors import InputDataError
 from labelmill.events import EventHandler, Notice, ignore
 from labelmill.io import read_rows, write_rows
@@ -50,9 +52,24 @@ def writer_config(model: str | dict | Config | None = None) -> Config:
     return model_config(model)
 
 
-def generate(cfg: Config, prompts: list[Prompt], *, kind: str, project: str | Path, max_tokens: int = 256, temperature: float = 0.0,
-             seeds: list[int] | None = None, backend: Any = None, batch: int = 32, on_event: EventHandler = ignore) -> list[str | None]:
+class GenerateOptions(Options):
+    """How texts are generated: the request kind, length, temperature, per-prompt seeds and batch size."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    kind: str
+    max_tokens: int = 256
+    temperature: float = 0.0
+    seeds: list[int] | None = None
+    batch: int = 32
+
+
+def generate(
+    cfg: Config, prompts: list[Prompt], options: GenerateOptions | dict | None = None, *, project: str | Path, backend: Any = None, on_event: EventHandler = ignore, **knobs: Any,
+) -> list[str | None]:
     """Each prompt's generated text (None where the model failed), through the core's cache (`core.ask_texts`)."""
+    o = GenerateOptions.of(options, knobs)
+    kind, max_tokens, temperature, seeds, batch = o.kind, o.max_tokens, o.temperature, o.seeds, o.batch
     return ask_texts(cfg, prompts, kind=kind, project=project, max_tokens=max_tokens, temperature=temperature, seeds=seeds, backend=backend,
                      batch=batch, on_event=on_event)
 
@@ -67,13 +84,27 @@ def _first_block(text: str | None) -> str | None:
     return " ".join(first.split()) or None
 
 
+class InstructionsOptions(Options):
+    """synth instructions' knobs: how many, by which method (self-instruct or evol), the column, the writer, seeds shown per prompt, temperature and seed."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    n: int = 50
+    method: str = "self-instruct"
+    column: str = "instruction"
+    model: str | dict | Config | None = None
+    shown: int = 3
+    temperature: float = 0.9
+    seed: int = 0
+
+
 def synth_instructions(
-    seeds: Any, *, n: int = 50, method: str = "self-instruct", column: str = "instruction", model: str | dict | Config | None = None,
-    project: str | Path = "labelmill.db", output: str | Path | None = None, shown: int = 3, temperature: float = 0.9, seed: int = 0,
-    backend: Any = None, on_event: EventHandler = ignore,
+    seeds: Any, options: InstructionsOptions | dict | None = None, *, project: str | Path = "labelmill.db", output: str | Path | None = None, backend: Any = None, on_event: EventHandler = ignore, **knobs: Any,
 ) -> TextsResult:
     """New instructions from seed tasks: `method` "self-instruct" (n new tasks, `shown` seeds in each prompt) or
     "evol" (each of the first n seeds rewritten by one Evol-Instruct operation, in turn)."""
+    o = InstructionsOptions.of(options, knobs)
+    n, method, column, model, shown, temperature, seed = o.n, o.method, o.column, o.model, o.shown, o.temperature, o.seed
     frame = read_rows(seeds)
     if column not in frame.columns:
         raise InputDataError(f"synth instructions: no column {column!r} in the seed rows", fix=f"name it with --column; the rows have: {', '.join(map(str, frame.columns))}")
@@ -132,12 +163,26 @@ def synth_instructions(
     return TextsResult(out, figures, path)
 
 
+class ResponsesOptions(Options):
+    """synth responses' knobs: which columns hold the instruction and its context, where the answer goes, and the writer's settings."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    column: str = "instruction"
+    context: str | None = "context"
+    out_column: str = "response"
+    model: str | dict | Config | None = None
+    temperature: float = 0.0
+    seed: int = 0
+    max_tokens: int = 256
+
+
 def synth_responses(
-    rows: Any, *, column: str = "instruction", context: str | None = "context", out_column: str = "response", model: str | dict | Config | None = None,
-    project: str | Path = "labelmill.db", output: str | Path | None = None, temperature: float = 0.0, seed: int = 0, max_tokens: int = 256,
-    backend: Any = None, on_event: EventHandler = ignore,
+    rows: Any, options: ResponsesOptions | dict | None = None, *, project: str | Path = "labelmill.db", output: str | Path | None = None, backend: Any = None, on_event: EventHandler = ignore, **knobs: Any,
 ) -> TextsResult:
     """An answer to each row's `column` (with its `context`, where the rows have that column)."""
+    o = ResponsesOptions.of(options, knobs)
+    column, context, out_column, model, temperature, seed, max_tokens = o.column, o.context, o.out_column, o.model, o.temperature, o.seed, o.max_tokens
     frame = read_rows(rows)
     if column not in frame.columns:
         raise InputDataError(f"synth responses: no column {column!r} in the rows", fix=f"name it with --column; the rows have: {', '.join(map(str, frame.columns))}")
@@ -181,11 +226,23 @@ def synth_rationales(
     return TextsResult(out, figures, path)
 
 
+class CritiquesOptions(Options):
+    """synth critiques' knobs: the question, answer and context columns, and the critic."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    question: str = "instruction"
+    answer: str = "response"
+    context: str | None = "context"
+    model: str | dict | Config | None = None
+
+
 def synth_critiques(
-    rows: Any, *, question: str = "instruction", answer: str = "response", context: str | None = "context", model: str | dict | Config | None = None,
-    project: str | Path = "labelmill.db", output: str | Path | None = None, backend: Any = None, on_event: EventHandler = ignore,
+    rows: Any, options: CritiquesOptions | dict | None = None, *, project: str | Path = "labelmill.db", output: str | Path | None = None, backend: Any = None, on_event: EventHandler = ignore, **knobs: Any,
 ) -> TextsResult:
     """A short critique of each row's `answer` to its `question`: what is wrong or missing, or "No issues."."""
+    o = CritiquesOptions.of(options, knobs)
+    question, answer, context, model = o.question, o.answer, o.context, o.model
     frame = read_rows(rows)
     missing = [c for c in (question, answer) if c not in frame.columns]
     if missing:
@@ -205,14 +262,29 @@ def synth_critiques(
     return TextsResult(out, figures, path)
 
 
+class PreferencesOptions(Options):
+    """synth preferences' knobs: the columns, the two writers and their temperatures, the judge and its mode, and where the DPO pairs go."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    column: str = "instruction"
+    context: str | None = "context"
+    model_a: str | dict | Config | None = None
+    model_b: str | dict | Config | None = None
+    temperature_a: float = 0.0
+    temperature_b: float = 0.9
+    judge_model: str | dict | Config | None = None
+    judge_mode: str = "pointwise"
+    dpo: str | Path | None = None
+
+
 def synth_preferences(
-    rows: Any, *, column: str = "instruction", context: str | None = "context", model_a: str | dict | Config | None = None,
-    model_b: str | dict | Config | None = None, temperature_a: float = 0.0, temperature_b: float = 0.9, judge_model: str | dict | Config | None = None,
-    judge_mode: str = "pointwise", project: str | Path = "labelmill.db", output: str | Path | None = None, dpo: str | Path | None = None,
-    backends: dict[str, Any] | None = None, on_event: EventHandler = ignore,
+    rows: Any, options: PreferencesOptions | dict | None = None, *, project: str | Path = "labelmill.db", output: str | Path | None = None, backends: dict[str, Any] | None = None, on_event: EventHandler = ignore, **knobs: Any,
 ) -> TextsResult:
     """Two responses per prompt (model / temperature A and B), judged; chosen / rejected with both models and ratings.
     `dpo`: also write the DPO JSONL (prompt, chosen, rejected; ties left out)."""
+    o = PreferencesOptions.of(options, knobs)
+    column, context, model_a, model_b, temperature_a, temperature_b, judge_model, judge_mode, dpo = o.column, o.context, o.model_a, o.model_b, o.temperature_a, o.temperature_b, o.judge_model, o.judge_mode, o.dpo
     from labelmill.strategies.synth.exports import dpo_rows, write_jsonl
     from labelmill.strategies.synth.judge import judge_pairs
 

@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ConfigDict
 
 from labelmill.config import Config, ModelSpec, SubLabelerSpec, load_with_notices
 from labelmill.core import ask_texts, check_columns
+from labelmill.core.strategy import Options
 from labelmill.errors import ConfigError
 from labelmill.events import EventHandler, Notice, ignore
 from labelmill.io import read_rows
@@ -53,11 +55,23 @@ class Draft:
         return "\n".join(lines) + "\n"
 
 
+class ProposeOptions(Options):
+    """weak propose's knobs: the rows sampled, keywords per rule, the drafting model."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    sample: int = 8
+    keywords: int = 12
+    proposer: dict | None = None
+    coverage_rows: int = 2000
+
+
 def propose(
-    config: str | Path | dict | Config, data: Any, *, project: str | Path = "labelmill.db", sample: int = 8, keywords: int = 12,
-    proposer: dict | None = None, coverage_rows: int = 2000, backend: Any = None, on_event: EventHandler = ignore,
+    config: str | Path | dict | Config, data: Any, options: ProposeOptions | dict | None = None, *, project: str | Path = "labelmill.db", backend: Any = None, on_event: EventHandler = ignore, **knobs: Any,
 ) -> Draft:
     """Draft a question and a keyword rule per label (see the module docstring)."""
+    o = ProposeOptions.of(options, knobs)
+    sample, keywords, proposer, coverage_rows = o.sample, o.keywords, o.proposer, o.coverage_rows
     cfg = load_with_notices(config, on_event)
     if cfg.task not in ("classification", "relation", "multilabel"):
         raise ConfigError(f"weak propose drafts sub-labelers for classification tasks; this config is {cfg.task!r}", fix="use a classification config")
