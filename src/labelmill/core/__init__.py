@@ -10,13 +10,13 @@
 """
 
 from labelmill.core.job import Job, check_columns
-from labelmill.core.lifecycle import BatchStats, OpenedRun, RunResult, Tally, announce, begin_run, finish_run, open_run
+from labelmill.core.lifecycle import BatchStats, Ending, OpenedRun, RunResult, Tally, announce, begin_run, finish_run, open_run
 from labelmill.core.loop import Runner
 from labelmill.core.output import calibrate_rows, labeled_frame, output_frame
 from labelmill.core.ask import ask_scores, ask_texts  # noqa: E402  (after Runner: it uses it)
 from labelmill.core.entry import CalibrateOptions, RunOptions, calibrate_on_seed, label_rows, plan_rows  # noqa: E402  (after Runner and Job)
 
 __all__ = [
-    "BatchStats", "CalibrateOptions", "Job", "RunOptions", "ask_scores", "ask_texts", "calibrate_on_seed", "label_rows", "plan_rows", "OpenedRun", "RunResult", "Runner", "Tally", "announce", "begin_run", "calibrate_rows", "check_columns",
+    "BatchStats", "CalibrateOptions", "Ending", "Job", "RunOptions", "ask_scores", "ask_texts", "calibrate_on_seed", "label_rows", "plan_rows", "OpenedRun", "RunResult", "Runner", "Tally", "announce", "begin_run", "calibrate_rows", "check_columns",
     "finish_run", "labeled_frame", "open_run", "output_frame",
 ]

@@ -59,10 +59,7 @@ def label_rows(
         if backend is not None:
             on_event(Notice("ensemble: the backend passed in labels for every member, so the members' model sections are not used"))
         with opened as store:
-            return strategy.label_rows(
-                cfg, data, store=store, make_job=lambda member: Job(member, backend), output=o.output, limit=o.limit, on_event=on_event,
-                max_cost=o.max_cost, calibrator=o.calibrator, close_backends=backend is None,
-            )
+            return strategy.label_rows(cfg, data, o, store=store, make_job=lambda member: Job(member, backend), on_event=on_event, close_backends=backend is None)
     job = Job(cfg, backend)
     try:
         with opened as store:

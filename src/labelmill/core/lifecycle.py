@@ -132,14 +132,24 @@ def announce(run: OpenedRun, emit: EventHandler, method: str, model: str) -> Non
     emit(RunStarted(run.run_id, len(run.frame), len(run.pending), bool(run.done), method, model if run.pending else ""))
 
 
-def finish_run(
-    store: Store, config: Config, task: Task, run: OpenedRun, tally: Tally, *, emit: EventHandler, output: str | Path | None = None,
-    stopped: str | None = None, max_cost: float | None = None, calibrator: Calibrator | None = None,
-) -> RunResult:
+@dataclass
+class Ending:
+    """How a run ends: where its output goes, why it stopped early (None: done), the cost cap it stopped at,
+    and the calibrator applied to the output's labels."""
+
+    output: str | Path | None = None
+    stopped: str | None = None
+    max_cost: float | None = None
+    calibrator: Calibrator | None = None
+
+
+def finish_run(store: Store, config: Config, task: Task, run: OpenedRun, tally: Tally, *, emit: EventHandler, end: Ending | None = None) -> RunResult:
     """Record the run's status, write its output, emit RunFinished; raise RunStopped (with the result) on a clean stop."""
+    end = end or Ending()
+    stopped, max_cost = end.stopped, end.max_cost
     store.set_run_status(run.run_id, stopped or "done")
-    frame, columns, failed = output_frame(store, run.run_id, run.frame, config, task, calibrator)
-    out_path = write_rows(frame, output) if output else None
+    frame, columns, failed = output_frame(store, run.run_id, run.frame, config, task, end.calibrator)
+    out_path = write_rows(frame, end.output) if end.output else None
     wall = time.perf_counter() - run.started
     labeled = int(frame[columns["label"]].notna().sum())
     total = len(run.frame)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labelmill.core.job import VERBALIZED, VERIFY, Job
-from labelmill.core.lifecycle import BatchStats, OpenedRun, RunResult, Tally, announce, begin_run, finish_run
+from labelmill.core.lifecycle import BatchStats, Ending, OpenedRun, RunResult, Tally, announce, begin_run, finish_run
 from labelmill.core.output import output_frame
 from labelmill.core.reasoning import Call, answer_prompt, expected_digit, explain_prompt, p_true_prompt, p_yes, verbalized_prompt, vote
 from labelmill.errors import STOP_ERRORS
@@ -108,7 +108,7 @@ class Runner:
         except KeyboardInterrupt:
             self.store.set_run_status(run.run_id, "interrupted")
             raise
-        return finish_run(self.store, job.config, job.task, run, tally, emit=self.emit, output=output, stopped=stopped, max_cost=max_cost, calibrator=self.calibrator)
+        return finish_run(self.store, job.config, job.task, run, tally, emit=self.emit, end=Ending(output, stopped, max_cost, self.calibrator))
 
     def _set_budget(self, max_cost: float | None, pending: bool) -> None:
         backend = self.job.backend
@@ -355,7 +355,7 @@ class Runner:
                 unsent.append(r.outcome.kind)  # never sent: nothing to save, a rerun sends it
                 continue
             failed += isinstance(r.outcome, ParseFailure)
-            annotations.append(self._annotation(index, text, r.prompt, r.key, r.key in done.cached_keys, r.response, r.outcome, r.reasked, r.explanation))
+            annotations.append(self._annotation(index, text, r, r.key in done.cached_keys))
         self.store.save_batch(run_id, annotations, done.new_entries)
         model_rows = len({k for k in batch.keys if k not in done.cached_keys})
         return BatchStats(model_rows, len(indices) - model_rows, failed, cost, unsent)
@@ -369,11 +369,10 @@ class Runner:
         new_entries += new
         return {n: responses[key]["logprobs"] for n, key in zip(asks, keys) if not responses[key].get("error")}
 
-    def _annotation(
-        self, index: int, text: str, prompt: Prompt, key: str, cached: bool, response: dict[str, Any], outcome: Outcome, reasked: bool = False,
-        explanation: str | None = None,
-    ) -> Annotation:
-        job = self.job
+    def _annotation(self, index: int, text: str, r: _RowResult, cached: bool) -> Annotation:
+        """The stored annotation of one row's answer, with its provenance."""
+        job, prompt, key, response, outcome = self.job, r.prompt, r.key, r.response, r.outcome
+        reasked, explanation = r.reasked, r.explanation
         identity = job.backend.identity()
         is_label = isinstance(outcome, Label)
         signals = dict(outcome.signals or {}) if is_label else {}

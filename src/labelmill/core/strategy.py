@@ -61,9 +61,10 @@ class Strategy:
         """An HTML section for the report (use `labelmill.evaluation.report.html_table`), or None."""
         return None
 
-    def label_rows(self, config: Config, data: Any, *, store: Store, make_job: Callable[[Config], Any], **options: Any) -> RunResult:
+    def label_rows(self, config: Config, data: Any, options: Any, *, store: Store, make_job: Callable[[Config], Any], on_event: EventHandler,
+                   close_backends: bool) -> RunResult:
         """Label rows in this strategy's own way, for a config the core hands over (an ensemble's members);
-        `options` are `labelmill.core.label_rows`'s (output, limit, on_event, max_cost, calibrator, close_backends)."""
+        `options` are the run's `labelmill.core.RunOptions` (output, limit, max_cost, calibrator)."""
         raise NotImplementedError(f"strategy {self.name!r} does not label rows itself")
 
     def plan_config(self, config: Config) -> Config:

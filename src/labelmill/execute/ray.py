@@ -19,8 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from labelmill.config import Config, dump_config
-from labelmill.core import BatchStats, Job, Runner, RunResult, Tally, announce, begin_run, finish_run
+from labelmill.core import BatchStats, Ending, RunOptions, Job, Runner, RunResult, Tally, announce, begin_run, finish_run
 from labelmill.errors import ConfigError, MissingDependencyError
 from labelmill.events import BatchDone, EventHandler, ignore
 from labelmill.store import Store
@@ -65,20 +67,22 @@ class LabelWorker:
         return {"annotations": annotations, "entries": entries, "stats": stats}
 
 
-def label_on_ray(
-    config: Config,
-    data: Any,
-    *,
-    output: str | Path | None = None,
-    limit: int | None = None,
-    project: str | Path = "labelmill.db",
-    address: str | None = None,
-    workers: int = 2,
-    shard_rows: int | None = None,
-    on_event: EventHandler = ignore,
-    max_cost: float | None = None,
-) -> RunResult:
+class RayOptions(RunOptions):
+    """A run's options (`RunOptions`) plus where it runs: `address` (None starts a local Ray), `workers`
+    (actors), `shard_rows` (rows per shard; default: about two shards per worker)."""
+
+    address: str | None = None
+    workers: int = Field(2, ge=1)
+    shard_rows: int | None = Field(None, ge=1)
+
+
+def label_on_ray(config: Config, data: Any, options: RayOptions | dict | None = None, *, project: str | Path = "labelmill.db",
+                 on_event: EventHandler = ignore, **knobs: Any) -> RunResult:
     """Label like `api.label`, with the rows sharded over `workers` Ray actors (`address`: None starts a local Ray)."""
+    o = RayOptions.of(options, knobs)
+    output, limit, max_cost, address, workers, shard_rows = o.output, o.limit, o.max_cost, o.address, o.workers, o.shard_rows
+    if o.calibrator is not None:
+        raise ConfigError("--calibration is not supported with --ray yet", fix="drop --ray to apply a calibration, or calibrate the output afterwards")
     if max_cost is not None:
         raise ConfigError("--max-cost is not supported with --ray yet", fix="drop --ray to run with a cost cap, or drop --max-cost")
     try:
@@ -105,7 +109,7 @@ def label_on_ray(
         for stats in stopped[1]:
             tally.add(stats)
         try:
-            return finish_run(store, config, task, run, tally, emit=on_event, output=output, stopped=stopped[0], max_cost=max_cost)
+            return finish_run(store, config, task, run, tally, emit=on_event, end=Ending(output=output, stopped=stopped[0], max_cost=max_cost))
         finally:
             for actor in actors:
                 ray.kill(actor)

@@ -20,21 +20,18 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from labelmill.config import Config, derive_config
 from labelmill.errors import ConfigError
-from labelmill.core import Runner, RunResult, Tally, begin_run, finish_run
+from labelmill.core import Ending, Runner, RunOptions, RunResult, Tally, begin_run, finish_run
 from labelmill.core.reasoning import vote
 from labelmill.events import EventHandler, Notice, RunStarted, ignore
 from labelmill.store import Annotation, Store, StoredLabel, label_table
 from labelmill.tasks import make_task
 from labelmill.types import Label, ParseFailure
-
-if TYPE_CHECKING:
-    from labelmill.numeric.calibration import Calibrator
 
 
 def member_configs(config: Config) -> list[Config]:
@@ -75,10 +72,13 @@ def combine(items: list[StoredLabel | None], how: str, labels: list[str]) -> tup
 
 
 def run_ensemble(
-    config: Config, data: Any, *, store: Store, make_job: Callable[[Config], Any], output: Any = None, limit: int | None = None,
-    on_event: EventHandler = ignore, max_cost: float | None = None, calibrator: Calibrator | None = None, close_backends: bool = True,
+    config: Config, data: Any, options: RunOptions | None = None, *, store: Store, make_job: Callable[[Config], Any], on_event: EventHandler = ignore,
+    close_backends: bool = True,
 ) -> RunResult:
-    """Label with every member (each its own run), then write the ensemble's run and output."""
+    """Label with every member (each its own run), then write the ensemble's run and output (`options`: the
+    run's output, limit, one cost cap for all members, and the calibrator)."""
+    o = options or RunOptions()
+    output, limit, max_cost, calibrator = o.output, o.limit, o.max_cost, o.calibrator
     started = time.perf_counter()
     members = member_configs(config)
     if not members:
@@ -117,4 +117,4 @@ def run_ensemble(
         ))
     store.save_batch(run_id, annotations, [], derived=True)
     tally = Tally(model=sum(r.model_rows for r in results), cached=sum(r.cached_rows for r in results), cost=sum(r.cost_usd for r in results))
-    return finish_run(store, config, task, run, tally, emit=on_event, output=output, calibrator=calibrator)
+    return finish_run(store, config, task, run, tally, emit=on_event, end=Ending(output=output, calibrator=calibrator))

@@ -13,11 +13,11 @@ from labelmill.store import Store
 class EnsembleStrategy(Strategy):
     name = "ensemble"
 
-    def label_rows(self, config: Config, data: Any, *, store: Store, make_job: Any, **options: Any) -> RunResult:
+    def label_rows(self, config: Config, data: Any, options: Any, *, store: Store, make_job: Any, on_event: Any, close_backends: bool) -> RunResult:
         """Each member labels the rows as a run of its own; the ensemble's run combines them."""
         from labelmill.strategies.ensemble.run import run_ensemble
 
-        return run_ensemble(config, data, store=store, make_job=make_job, **options)
+        return run_ensemble(config, data, options, store=store, make_job=make_job, on_event=on_event, close_backends=close_backends)
 
     def plan_config(self, config: Config) -> Config:
         """The prompt preview is the first member's (the estimate counts every member)."""

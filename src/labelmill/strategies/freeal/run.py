@@ -346,7 +346,7 @@ class _Loop:
         self.on_event(Notice("freeal: embedding the rows for the student"))
         self.X = embed(self.texts, cfg.examples.embedding_model, self.store)
         self.oof = out_of_fold(self.X[has], self.current[has], k)
-        self.stats.append(_round_stats(0, [first.run_id], n, changed, self.current, self.oof, has, self.gold, None, 0, time.perf_counter() - t0))
+        self.stats.append(self._round_stats(0, [first.run_id], n, changed, has, None, 0, time.perf_counter() - t0))
         self.stats[-1].batch_calibrated = debias
         self.on_event(Notice(_describe(self.stats[-1])))
 
@@ -388,7 +388,7 @@ class _Loop:
         changed, run_ids = self._relabel(r, noisy, np.array(pool))
         has = self.current >= 0
         self.oof = out_of_fold(self.X[has], self.current[has], len(self.names))
-        self.stats.append(_round_stats(r, run_ids, len(noisy), changed, self.current, self.oof, has, self.gold, clean, len(pool), time.perf_counter() - t0))
+        self.stats.append(self._round_stats(r, run_ids, len(noisy), changed, has, clean, len(pool), time.perf_counter() - t0))
         self.on_event(Notice(_describe(self.stats[-1])))
         return True
 
@@ -434,6 +434,22 @@ class _Loop:
         issues = rank_label_issues(self.current[known], self.oof)
         return student_probs, np.flatnonzero(known)[issues].tolist()
 
+    def _round_stats(self, r: int, run_ids: list[int], relabeled: int, changed: int, has: np.ndarray, clean: np.ndarray | None, pool_size: int,
+                     seconds: float) -> RoundStats:
+        """A round's figures, from the loop's current labels, the student's out-of-fold probabilities of them (`oof`)
+        and the gold labels when the rows have them (for the report only)."""
+        current, oof, gold = self.current, self.oof, self.gold
+        student_pred = oof.argmax(axis=1)
+        agreement = float((student_pred == current[has]).mean())
+        stats = RoundStats(r, run_ids, relabeled, changed, float(clean.mean()) if clean is not None else 0.0, pool_size, agreement, round(seconds, 1))
+        if gold is not None:
+            ok = gold >= 0
+            stats.accuracy = float(np.mean(current[ok] == gold[ok]))
+            stats.student_accuracy = float(np.mean(student_pred[gold[has] >= 0] == gold[has][gold[has] >= 0]))
+            if clean is not None and (clean & ok).any():
+                stats.clean_accuracy = float(np.mean(current[clean & ok] == gold[clean & ok]))
+        return stats
+
     def result(self, student_probs: np.ndarray, issue_rows: list[int], output: str | Path | None, freeal_id: int, wall_s: float) -> FreeALResult:
         """The output frame (labels, the round that gave each, the student's label, the issue rank), written when asked."""
         names = self.names
@@ -472,20 +488,6 @@ def rank_label_issues(labels: np.ndarray, oof_probs: np.ndarray) -> list[int]:
         return []
     ranked = find_label_issues(labels=y, pred_probs=probs, return_indices_ranked_by="self_confidence")
     return [int(i) for i in ranked]
-
-
-def _round_stats(r, run_ids, relabeled, changed, current, oof, has, gold, clean, pool_size, seconds) -> RoundStats:
-    """A round's figures; `oof` is the student's out-of-fold probabilities of the labeled rows' current labels."""
-    student_pred = oof.argmax(axis=1)
-    agreement = float((student_pred == current[has]).mean())
-    stats = RoundStats(r, run_ids, relabeled, changed, float(clean.mean()) if clean is not None else 0.0, pool_size, agreement, round(seconds, 1))
-    if gold is not None:
-        ok = gold >= 0
-        stats.accuracy = float(np.mean(current[ok] == gold[ok]))
-        stats.student_accuracy = float(np.mean(student_pred[gold[has] >= 0] == gold[has][gold[has] >= 0]))
-        if clean is not None and (clean & ok).any():
-            stats.clean_accuracy = float(np.mean(current[clean & ok] == gold[clean & ok]))
-    return stats
 
 
 def _debias_warning(before: np.ndarray, after: np.ndarray, names: list[str]) -> str:

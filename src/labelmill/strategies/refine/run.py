@@ -147,9 +147,9 @@ def prompt_hash(cfg: Config, guideline: Guideline) -> str:
     return hashlib.sha256(make_task(_with_guideline(cfg, guideline)).system_prompt().encode()).hexdigest()[:16]
 
 
-def projection(cfg: Config, proposer_cfg: Config, sample: Any, search_rows: int, heldout_rows: int, *, rounds: int, max_rules: int,
-               max_errors: int, beam: int, max_candidates: int | None = None) -> dict[str, Any]:
+def projection(cfg: Config, proposer_cfg: Config, sample: Any, search_rows: int, heldout_rows: int, opts: RefineOptions) -> dict[str, Any]:
     """The most model calls the rounds can take, and their time and cost from `labelmill plan`'s estimates."""
+    rounds, max_rules, max_errors, beam, max_candidates = opts.rounds, opts.max_rules, opts.max_errors, opts.beam, opts.max_candidates
     from labelmill.core import plan_rows as plan
 
     # a rule (two for a large cluster) and a definition per cluster, a narrower definition of an over-predicted label,
@@ -371,8 +371,7 @@ class _Refine:
             raise InputDataError(f"refine needs at least 20 dev rows (10 to search, 10 held out); got {len(frame)}")
         proposer_cfg = cfg if not opts.proposer else cfg.model_copy(update={"model": ModelSpec.model_validate({**cfg.model.model_dump(), **opts.proposer})})
         out = RefineResult()
-        out.projection = projection(cfg, proposer_cfg, search, len(search), len(heldout), rounds=opts.rounds, max_rules=opts.max_rules,
-                                    max_errors=opts.max_errors, beam=opts.beam, max_candidates=opts.max_candidates)
+        out.projection = projection(cfg, proposer_cfg, search, len(search), len(heldout), opts)
         _announce(out.projection, opts, on_event)
         return cls(cfg, opts, project, decide, on_event, search, heldout, search_rows, proposer_cfg, _head(cfg, project, opts.author), out, started)
 
