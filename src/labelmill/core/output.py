@@ -4,6 +4,7 @@ from the store, never overwriting an input column."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from labelmill.config import Config
@@ -35,58 +36,78 @@ def output_frame(
         taken.append(columns[role])
     if spec.include_distribution:
         columns["distribution"] = free_column_name("llm_distribution", taken)
-    labels: list[Any] = [None] * len(frame)
-    confidences: list[float | None] = [None] * len(frame)
-    errors = [""] * len(frame)
-    dists: list[str] = [""] * len(frame)
-    row_signals: list[dict | None] = [None] * len(frame)
-    explanations: list[str | None] = [None] * len(frame)
-    extras: dict[str, list[Any]] = {}
-    records = frame.to_dict("records")
-    failed = 0
-    seen = set()
-    for item in store.annotations(run_id):
-        seen.add(item.row_index)
-        i = item.row_index
-        if i >= len(frame):
-            continue
-        if item.label is not None:
-            labels[i] = task.output_value(Label(value=item.label))
-            confidences[i] = item.confidence
-            dists[i] = json.dumps(item.distribution) if item.distribution else ""
-            explanations[i] = item.explanation
-            row_signals[i] = item.signals
-            for suffix, value in task.extra_outputs(item.label, records[i]).items():
-                extras.setdefault(suffix, [None] * len(frame))[i] = value
-        else:
-            failed += 1
-            errors[i] = f"{item.error}: {item.error_detail}" if item.error_detail else item.error
-    for i in range(len(frame)):
-        if i not in seen:  # the run stopped before this row (cost cap, server down): a rerun labels it
-            errors[i] = "pending: not labeled yet; rerun to label it"
+    rows = _StoredRows.read(store, run_id, frame, task)
     out = frame.copy()
+    labels, confidences = rows.labels, rows.confidences
     if calibrator is not None:
-        raw_labels, raw_conf = list(labels), list(confidences)
-        labels, confidences = calibrate_rows(calibrator, labels, confidences, [json.loads(d) if d else None for d in dists], row_signals)
-        for role, values in (("label_raw", raw_labels), ("confidence_raw", raw_conf)):
-            columns[role] = free_column_name(f"llm_{role}", list(out.columns) + list(columns.values()))
-            out[columns[role]] = values
-        threshold = calibrator.threshold
-        review = [lab is None or c is None or threshold is None or c < threshold for lab, c in zip(labels, confidences)]
-        columns["needs_review"] = free_column_name("llm_needs_review", list(out.columns) + list(columns.values()))
-        out[columns["needs_review"]] = review
+        labels, confidences = _calibrated_columns(out, columns, calibrator, rows)
     out[columns["label"]] = labels
     out[columns["confidence"]] = confidences
-    out[columns["error"]] = errors
+    out[columns["error"]] = rows.errors
     if spec.include_distribution:
-        out[columns["distribution"]] = dists
-    if config.reasoning.chain_of_thought or any(e is not None for e in explanations):
+        out[columns["distribution"]] = rows.dists
+    if config.reasoning.chain_of_thought or any(e is not None for e in rows.explanations):
         columns["explanation"] = free_column_name("llm_explanation", list(out.columns))
-        out[columns["explanation"]] = explanations
-    for suffix, values in extras.items():
+        out[columns["explanation"]] = rows.explanations
+    for suffix, values in rows.extras.items():
         columns[suffix] = free_column_name(f"llm_{suffix}", list(out.columns))
         out[columns[suffix]] = values
-    return out, columns, failed
+    return out, columns, rows.failed
+
+
+@dataclass
+class _StoredRows:
+    """A run's annotations as the output's columns: label, confidence, error, distribution, signals,
+    explanation and a task's extra outputs per row; rows the run has not reached say so in their error."""
+
+    labels: list[Any]
+    confidences: list[float | None]
+    errors: list[str]
+    dists: list[str]
+    signals: list[dict | None]
+    explanations: list[str | None]
+    extras: dict[str, list[Any]]
+    failed: int
+
+    @classmethod
+    def read(cls, store: Store, run_id: int, frame: pd.DataFrame, task: Task) -> _StoredRows:
+        n = len(frame)
+        rows = cls([None] * n, [None] * n, [""] * n, [""] * n, [None] * n, [None] * n, {}, 0)
+        records = frame.to_dict("records")
+        seen = set()
+        for item in store.annotations(run_id):
+            seen.add(item.row_index)
+            i = item.row_index
+            if i >= n:
+                continue
+            if item.label is None:
+                rows.failed += 1
+                rows.errors[i] = f"{item.error}: {item.error_detail}" if item.error_detail else item.error
+                continue
+            rows.labels[i] = task.output_value(Label(value=item.label))
+            rows.confidences[i] = item.confidence
+            rows.dists[i] = json.dumps(item.distribution) if item.distribution else ""
+            rows.explanations[i] = item.explanation
+            rows.signals[i] = item.signals
+            for suffix, value in task.extra_outputs(item.label, records[i]).items():
+                rows.extras.setdefault(suffix, [None] * n)[i] = value
+        for i in range(n):
+            if i not in seen:  # the run stopped before this row (cost cap, server down): a rerun labels it
+                rows.errors[i] = "pending: not labeled yet; rerun to label it"
+        return rows
+
+
+def _calibrated_columns(out: pd.DataFrame, columns: dict[str, str], calibrator: Calibrator, rows: _StoredRows) -> tuple[list[Any], list[float | None]]:
+    """The calibrated labels and confidences; the raw ones and `needs_review` added to `out` as columns."""
+    labels, confidences = calibrate_rows(calibrator, rows.labels, rows.confidences, [json.loads(d) if d else None for d in rows.dists], rows.signals)
+    for role, values in (("label_raw", rows.labels), ("confidence_raw", rows.confidences)):
+        columns[role] = free_column_name(f"llm_{role}", list(out.columns) + list(columns.values()))
+        out[columns[role]] = list(values)
+    threshold = calibrator.threshold
+    review = [lab is None or c is None or threshold is None or c < threshold for lab, c in zip(labels, confidences)]
+    columns["needs_review"] = free_column_name("llm_needs_review", list(out.columns) + list(columns.values()))
+    out[columns["needs_review"]] = review
+    return labels, confidences
 
 
 def calibrate_rows(

@@ -103,6 +103,29 @@ def synth_examples(
     frame.insert(0, column, texts)
     frame["removed_by"] = ""
     figures: dict[str, Any] = {"generated": len(frame), "generator": f"{writer.model.backend}:{writer.model.name}"}
+    kept_texts = _filter(_Written(cfg, frame, column, texts, figures, project, backend, on_event), o)
+    path = write_rows(frame, output) if output else None
+    return SynthResult(frame, figures, path, kept_texts)
+
+
+@dataclass
+class _Written:
+    """The written examples on their way through the filters (`frame` marks what each removed, `figures` counts it)."""
+
+    cfg: Config
+    frame: pd.DataFrame
+    column: str
+    texts: list[str]
+    figures: dict[str, Any]
+    project: str | Path
+    backend: Any
+    on_event: EventHandler
+
+
+def _filter(w: _Written, o: ExamplesOptions) -> list[str]:
+    """The filters in order (rules, MinHash and embedding near-duplicates, the consistency check), each
+    marking the rows it removes in `removed_by` and counting them in `figures`; the kept texts."""
+    cfg, frame, texts, figures, project, dedup = w.cfg, w.frame, w.texts, w.figures, w.project, o.dedup
     alive = np.arange(len(frame))
     ruled = rule_filter([texts[i] for i in alive])
     _mark(frame, alive, ruled.keep, "rules")
@@ -117,6 +140,25 @@ def synth_examples(
         _mark(frame, alive, near.keep, "embedding_duplicate")
         alive, vectors = alive[near.keep], vectors[near.keep]
         figures["removed_minhash"], figures["removed_embedding"] = hashed.removed_total, near.removed_total
+    alive = _consistent(w, alive, o.consistency)
+    frame["kept"] = frame["removed_by"] == ""
+    kept_texts = [texts[i] for i in alive]
+    figures.update({
+        "kept": len(alive), "kept_per_label": {str(k): int(v) for k, v in frame[frame["kept"]]["label"].value_counts().items()},
+        "removed_share": round(1 - len(alive) / len(frame), 4) if len(frame) else 0.0,
+        "dedup_removed_share": round((figures.get("removed_minhash", 0) + figures.get("removed_embedding", 0)) / len(frame), 4) if len(frame) else 0.0,
+        "distinct_2": round(distinct_n(kept_texts, 2), 4),
+    })
+    if dedup and len(alive) > 1:
+        figures["embedding_spread"] = round(embedding_spread(_embed(kept_texts, cfg, project)), 4)
+    return kept_texts
+
+
+def _consistent(w: _Written, alive: np.ndarray, consistency: Any) -> np.ndarray:
+    """The consistency check (`labeler`: the config's own labeler must give the intended label back;
+    `student`: a cross-fitted classifier on the other examples' embeddings must): the rows that pass."""
+    cfg, frame, column, texts, figures = w.cfg, w.frame, w.column, w.texts, w.figures
+    project, backend, on_event = w.project, w.backend, w.on_event
     kind = {True: "labeler", False: None, None: None}.get(consistency, consistency) if not isinstance(consistency, str) else consistency
     if kind not in (None, "labeler", "student"):
         raise ConfigError(f"unknown consistency check {consistency!r}", fix="use labeler, student or none")
@@ -130,18 +172,7 @@ def synth_examples(
         _mark(frame, alive, agree, "inconsistent")
         figures["removed_inconsistent"] = len(alive) - len(agree)
         alive = alive[agree]
-    frame["kept"] = frame["removed_by"] == ""
-    kept_texts = [texts[i] for i in alive]
-    figures.update({
-        "kept": len(alive), "kept_per_label": {str(k): int(v) for k, v in frame[frame["kept"]]["label"].value_counts().items()},
-        "removed_share": round(1 - len(alive) / len(frame), 4) if len(frame) else 0.0,
-        "dedup_removed_share": round((figures.get("removed_minhash", 0) + figures.get("removed_embedding", 0)) / len(frame), 4) if len(frame) else 0.0,
-        "distinct_2": round(distinct_n(kept_texts, 2), 4),
-    })
-    if dedup and len(alive) > 1:
-        figures["embedding_spread"] = round(embedding_spread(_embed(kept_texts, cfg, project)), 4)
-    path = write_rows(frame, output) if output else None
-    return SynthResult(frame, figures, path, kept_texts)
+    return alive
 
 
 def clean_example(text: str) -> str:

@@ -86,32 +86,10 @@ def judge_pairs(
     missing = [c for c in (question, first, second) if c not in frame.columns]
     if missing:
         raise InputDataError(f"judge pairs: no column {missing[0]!r} in the rows", fix=f"name the columns with --question/--first/--second; the rows have: {', '.join(map(str, frame.columns))}")
-    has_context = context is not None and context in frame.columns
     cfg = judge_config(model)
-
-    def ask(row: dict[str, Any], a: str, b: str) -> Prompt:
-        shown = f"Context: {_text(row.get(context))}\n\n" if has_context else ""
-        return Prompt(PAIR_SYSTEM, (), f"{shown}Question: {_text(row[question])}\n\nAnswer A: {_text(a)}\n\nAnswer B: {_text(b)}\n\nWhich answer is better, A or B?")
-
-    def ask_one(row: dict[str, Any], answer: str) -> Prompt:
-        shown = f"Context: {_text(row.get(context))}\n\n" if has_context else ""
-        asked = "Is the proposed answer correct according to the context?" if has_context else "Is the proposed answer correct?"
-        return Prompt(POINT_SYSTEM, (), f"{shown}Question: {_text(row[question])}\n\nProposed answer: {_text(answer)}\n\n{asked}")
-
     rows = frame.to_dict("records")
     on_event(Notice(f"judge: {len(rows)} pairs, {'both orders' if mode == 'pairwise' else 'each answer alone'}, with {cfg.model.name}"))
-    extra: dict[str, Any] = {}
-    if mode == "pointwise":
-        prompts = [ask_one(r, r[first]) for r in rows] + [ask_one(r, r[second]) for r in rows]
-        yes = _p_first(_scores(cfg, prompts, Call("judge_point", "score", YES_NO), project, backend, batch))
-        pa, pb = yes[: len(rows)], yes[len(rows):]
-        p1 = p2 = np.where(pa + pb > 0, pa / np.maximum(pa + pb, 1e-12), 0.5)  # the same in either order
-        extra = {"judge_p_correct_first": pa.round(4), "judge_p_correct_second": pb.round(4)}
-    else:
-        forward = [ask(r, r[first], r[second]) for r in rows]
-        swapped = [ask(r, r[second], r[first]) for r in rows]
-        p1 = _p_first(_scores(cfg, forward, Call("judge_pair", "score", SIDES), project, backend, batch))
-        p2 = 1.0 - _p_first(_scores(cfg, swapped, Call("judge_pair", "score", SIDES), project, backend, batch))  # first is B here
+    p1, p2, extra = _pair_probabilities(cfg, rows, o, context is not None and context in frame.columns, project, backend)
     v1, v2 = np.where(p1 >= 0.5, "first", "second"), np.where(p2 >= 0.5, "first", "second")
     verdict = np.where(v1 == v2, v1, "tie")
     out = frame.copy()
@@ -126,21 +104,58 @@ def judge_pairs(
                                "ties": round(float((verdict == "tie").mean()), 4) if len(rows) else 0.0,
                                "order1_first_share": round(float((v1 == "first").mean()), 4) if len(rows) else 0.0}
     if human and human in frame.columns:
-        people = [_human(v) for v in frame[human]]
-        known = [i for i, h in enumerate(people) if h is not None]
-        if known:
-            said, judged = [people[i] for i in known], [str(verdict[i]) for i in known]
-            figures["human_rows"] = len(known)
-            figures["accuracy"] = round(float(np.mean([a == b for a, b in zip(said, judged)])), 4)  # a tie where people chose is wrong
-            decided = [(a, b) for a, b in zip(said, judged) if b != "tie"]
-            figures["accuracy_on_decided"] = round(float(np.mean([a == b for a, b in decided])), 4) if decided else None
-            figures["kappa"] = round(cohen_kappa(said, judged), 4)
-            order1 = [str(v1[i]) for i in known]
-            figures["accuracy_one_order"] = round(float(np.mean([a == b for a, b in zip(said, order1)])), 4)
-            mean = ["first" if (p1[i] + p2[i]) / 2 >= 0.5 else "second" for i in known]  # the position bias averaged out
-            figures["accuracy_mean_of_orders"] = round(float(np.mean([a == b for a, b in zip(said, mean)])), 4)
+        figures.update(_agreement_with_people(frame[human], verdict, v1, p1, p2))
     path = write_rows(out, output) if output else None
     return JudgeResult(out, figures, path)
+
+
+def _pair_probabilities(cfg: Config, rows: list[dict[str, Any]], o: PairsOptions, has_context: bool, project: str | Path,
+                        backend: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """P(first is better) in each order (pairwise: an A/B question per order; pointwise: from each answer's
+    P(correct) alone, the same in either order) and the extra columns pointwise adds."""
+    question, first, second, context, batch = o.question, o.first, o.second, o.context, o.batch
+
+    def ask(row: dict[str, Any], a: str, b: str) -> Prompt:
+        shown = f"Context: {_text(row.get(context))}\n\n" if has_context else ""
+        return Prompt(PAIR_SYSTEM, (), f"{shown}Question: {_text(row[question])}\n\nAnswer A: {_text(a)}\n\nAnswer B: {_text(b)}\n\nWhich answer is better, A or B?")
+
+    def ask_one(row: dict[str, Any], answer: str) -> Prompt:
+        shown = f"Context: {_text(row.get(context))}\n\n" if has_context else ""
+        asked = "Is the proposed answer correct according to the context?" if has_context else "Is the proposed answer correct?"
+        return Prompt(POINT_SYSTEM, (), f"{shown}Question: {_text(row[question])}\n\nProposed answer: {_text(answer)}\n\n{asked}")
+
+    if o.mode == "pointwise":
+        prompts = [ask_one(r, r[first]) for r in rows] + [ask_one(r, r[second]) for r in rows]
+        yes = _p_first(_scores(cfg, prompts, Call("judge_point", "score", YES_NO), project, backend, batch))
+        pa, pb = yes[: len(rows)], yes[len(rows):]
+        p = np.where(pa + pb > 0, pa / np.maximum(pa + pb, 1e-12), 0.5)  # the same in either order
+        return p, p, {"judge_p_correct_first": pa.round(4), "judge_p_correct_second": pb.round(4)}
+    forward = [ask(r, r[first], r[second]) for r in rows]
+    swapped = [ask(r, r[second], r[first]) for r in rows]
+    p1 = _p_first(_scores(cfg, forward, Call("judge_pair", "score", SIDES), project, backend, batch))
+    p2 = 1.0 - _p_first(_scores(cfg, swapped, Call("judge_pair", "score", SIDES), project, backend, batch))  # first is B here
+    return p1, p2, {}
+
+
+def _agreement_with_people(said_column: Any, verdict: np.ndarray, v1: np.ndarray, p1: np.ndarray, p2: np.ndarray) -> dict[str, Any]:
+    """The verdicts against people's (first / second / tie): accuracy (a tie where people chose is wrong), on
+    the decided rows, kappa, with one order only, and with the position bias averaged out."""
+    figures: dict[str, Any] = {}
+    people = [_human(v) for v in said_column]
+    known = [i for i, h in enumerate(people) if h is not None]
+    if not known:
+        return figures
+    said, judged = [people[i] for i in known], [str(verdict[i]) for i in known]
+    figures["human_rows"] = len(known)
+    figures["accuracy"] = round(float(np.mean([a == b for a, b in zip(said, judged)])), 4)
+    decided = [(a, b) for a, b in zip(said, judged) if b != "tie"]
+    figures["accuracy_on_decided"] = round(float(np.mean([a == b for a, b in decided])), 4) if decided else None
+    figures["kappa"] = round(cohen_kappa(said, judged), 4)
+    order1 = [str(v1[i]) for i in known]
+    figures["accuracy_one_order"] = round(float(np.mean([a == b for a, b in zip(said, order1)])), 4)
+    mean = ["first" if (p1[i] + p2[i]) / 2 >= 0.5 else "second" for i in known]
+    figures["accuracy_mean_of_orders"] = round(float(np.mean([a == b for a, b in zip(said, mean)])), 4)
+    return figures
 
 
 class ScoresOptions(Options):

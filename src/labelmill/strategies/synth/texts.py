@@ -112,28 +112,48 @@ def synth_instructions(
     if len(pool) < (shown if method == "self-instruct" else 1):
         raise InputDataError(f"synth instructions needs at least {shown} seed instructions; there are {len(pool)}", fix="give more seed tasks")
     cfg = writer_config(model)
-    rng = np.random.default_rng(seed)
+    prompts, rows = _instruction_prompts(pool, o)
+    on_event(Notice(f"synth instructions: {len(prompts)} with {cfg.model.name} ({method})"))
+    texts = [_first_block(t) for t in generate(cfg, prompts, kind=f"synth_{method}", project=project, max_tokens=120, temperature=temperature,
+                                                seeds=[seed * 100_003 + i for i in range(len(prompts))], backend=backend, on_event=on_event)]
+    out = _filtered(pd.DataFrame(rows), column, texts, pool)
+    out["kept"] = out["removed_by"] == ""
+    kept_texts = out.loc[out["kept"], column].tolist()
+    figures = {"method": method, "generated": len(out), "kept": int(out["kept"].sum()), "writer": f"{cfg.model.backend}:{cfg.model.name}",
+               "removed": {str(k): int(v) for k, v in out.loc[~out["kept"], "removed_by"].value_counts().items()},
+               "distinct_2": round(distinct_n(kept_texts, 2), 4)}
+    out["seed_instructions"] = out["seed_instructions"].map(lambda x: " || ".join(x))
+    path = write_rows(out, output) if output else None
+    return TextsResult(out, figures, path)
+
+
+def _instruction_prompts(pool: list[str], o: InstructionsOptions) -> tuple[list[Prompt], list[dict[str, Any]]]:
+    """The writer's prompts and each new row's provenance: self-instruct shows `shown` seeds drawn at random
+    and asks for a new task; evol rewrites each of the first n seeds by one operation, in turn."""
+    rng = np.random.default_rng(o.seed)
     rows: list[dict[str, Any]] = []
     prompts: list[Prompt] = []
-    if method == "self-instruct":
-        for i in range(n):
-            picked = [pool[j] for j in rng.choice(len(pool), size=shown, replace=False)]
+    if o.method == "self-instruct":
+        for _ in range(o.n):
+            picked = [pool[j] for j in rng.choice(len(pool), size=o.shown, replace=False)]
             listed = "\n".join(f"{k + 1}. {t}" for k, t in enumerate(picked))
             prompts.append(Prompt(WRITER_SYSTEM, (), f"Here are tasks a user gave an assistant:\n{listed}\n\nWrite one new task, different from these "
                                   "in topic and in kind, that a user might give an assistant. Reply with the task only."))
             rows.append({"method": "self-instruct", "seed_instructions": picked, "operation": ""})
-    elif method == "evol":
+    elif o.method == "evol":
         names = list(EVOL_OPERATIONS)
-        for i in range(min(n, len(pool))):
+        for i in range(min(o.n, len(pool))):
             op = names[i % len(names)]
             prompts.append(Prompt(WRITER_SYSTEM, (), f"{EVOL_OPERATIONS[op]} Keep it answerable by an assistant, and reply with the new task only.\n\nTask: {pool[i]}"))
             rows.append({"method": "evol", "seed_instructions": [pool[i]], "operation": op})
     else:
-        raise InputDataError(f"unknown method {method!r}", fix="use self-instruct or evol")
-    on_event(Notice(f"synth instructions: {len(prompts)} with {cfg.model.name} ({method})"))
-    texts = [_first_block(t) for t in generate(cfg, prompts, kind=f"synth_{method}", project=project, max_tokens=120, temperature=temperature,
-                                                seeds=[seed * 100_003 + i for i in range(len(prompts))], backend=backend, on_event=on_event)]
-    out = pd.DataFrame(rows)
+        raise InputDataError(f"unknown method {o.method!r}", fix="use self-instruct or evol")
+    return prompts, rows
+
+
+def _filtered(out: pd.DataFrame, column: str, texts: list[str | None], pool: list[str]) -> pd.DataFrame:
+    """The new instructions with `removed_by` filled: no answer, the rule filters, a repeat of its seed, a
+    near-duplicate of a seed or of an earlier new one (the seeds come first, so they are the ones kept)."""
     out.insert(0, column, texts)
     out["removed_by"] = ""
     alive = [i for i, t in enumerate(texts) if t is not None]
@@ -153,14 +173,7 @@ def synth_instructions(
     for j, i in enumerate(alive):
         if len(pool) + j not in kept:
             out.loc[i, "removed_by"] = "near-duplicate"
-    out["kept"] = out["removed_by"] == ""
-    kept_texts = out.loc[out["kept"], column].tolist()
-    figures = {"method": method, "generated": len(out), "kept": int(out["kept"].sum()), "writer": f"{cfg.model.backend}:{cfg.model.name}",
-               "removed": {str(k): int(v) for k, v in out.loc[~out["kept"], "removed_by"].value_counts().items()},
-               "distinct_2": round(distinct_n(kept_texts, 2), 4)}
-    out["seed_instructions"] = out["seed_instructions"].map(lambda x: " || ".join(x))
-    path = write_rows(out, output) if output else None
-    return TextsResult(out, figures, path)
+    return out
 
 
 class ResponsesOptions(Options):
