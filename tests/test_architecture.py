@@ -244,9 +244,6 @@ OVER_TODAY = {
     ("labelmill/strategies/cascade/tiers.py", "cascade"): (131, 14),
     ("labelmill/strategies/cascade/tiers.py", "_llm"): (17, 11),
     ("labelmill/strategies/review/app.py", "create_app"): (189, 2),
-    ("labelmill/strategies/review/routing.py", "__init__"): (43, 16),
-    ("labelmill/strategies/review/run.py", "__init__"): (37, 17),
-    ("labelmill/strategies/review/run.py", "open"): (64, 17),
 }
 
 

@@ -28,6 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from pydantic import ConfigDict
+
+from labelmill.core.strategy import Options
 
 EPS = 1e-6
 
@@ -57,6 +60,35 @@ class Routing:
 from labelmill.numeric.combination import combine, fit_combination  # noqa: E402  (re-exported: tests and the bench read them here)
 
 
+@dataclass
+class StudentData:
+    """What the student and the combination learn from besides the reviews: the rows' embeddings (n, d), the
+    config's labeled examples (`pool_*`, the student's training rows) and the seed rows held out from the
+    student, with the LLM's distributions on them (`seed_*`, where the combination is fitted)."""
+
+    embeddings: np.ndarray | None = None
+    pool_embeddings: np.ndarray | None = None
+    pool_labels: Sequence[Any] = ()
+    seed_probs: np.ndarray | None = None
+    seed_labels: Sequence[Any] = ()
+    seed_embeddings: np.ndarray | None = None
+
+
+class RouterOptions(Options):
+    """The router's knobs: a seed calibrator of the LLM, the trusted threshold (rows above never enter the
+    queue), the reviews needed before the combination is refitted, whether a student learns, the random
+    seed, and whether confidences are recalibrated on the reviews."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    calibrator: Any = None
+    trust_threshold: float | None = None
+    min_fit: int = 30
+    student: bool = True
+    seed: int = 0
+    recalibrate: bool = True
+
+
 class Router:
     """Refits the loop's models from the reviewed rows and routes every row.
 
@@ -67,11 +99,12 @@ class Router:
 
     def __init__(
         self, names: Sequence[str], llm_labels: Sequence[Any], llm_confidence: np.ndarray, llm_probs: np.ndarray | None = None,
-        *, embeddings: np.ndarray | None = None, pool_embeddings: np.ndarray | None = None, pool_labels: Sequence[Any] = (),
-        calibrator: Any = None, trust_threshold: float | None = None, min_fit: int = 30, student: bool = True, seed: int = 0,
-        seed_probs: np.ndarray | None = None, seed_labels: Sequence[Any] = (), seed_embeddings: np.ndarray | None = None,
-        recalibrate: bool = True,
+        data: StudentData | None = None, options: RouterOptions | dict | None = None, **knobs: Any,
     ):
+        o, d = RouterOptions.of(options, knobs), data or StudentData()
+        embeddings, pool_embeddings, pool_labels = d.embeddings, d.pool_embeddings, d.pool_labels
+        seed_probs, seed_labels, seed_embeddings = d.seed_probs, d.seed_labels, d.seed_embeddings
+        calibrator, trust_threshold, min_fit, student, seed, recalibrate = o.calibrator, o.trust_threshold, o.min_fit, o.student, o.seed, o.recalibrate
         self.names = list(names)
         self.n = len(llm_labels)
         self.llm_labels = list(llm_labels)

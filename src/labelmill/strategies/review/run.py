@@ -22,12 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ConfigDict, Field
 
 from labelmill.config import Config
+from labelmill.core.strategy import Options
 from labelmill.errors import ConfigError, InputDataError
 from labelmill.events import EventHandler, Notice, ignore
 from labelmill.strategies.review.log import ReviewLog
-from labelmill.strategies.review.routing import Router, Routing, reviews_to_target
+from labelmill.strategies.review.routing import Router, Routing, StudentData, reviews_to_target
 
 CLOSED_TASKS = ("classification", "matching", "relation")
 
@@ -89,13 +91,57 @@ def _span_key(span: Any) -> tuple[int, int]:
         raise InputDataError(f"span {span!r} needs start, end and type") from None
 
 
+class ReviewOptions(Options):
+    """The review loop's knobs. `calibration`: a file from `labelmill calibrate` (or a Calibrator): its
+    threshold marks trusted rows unless `trust_threshold` is given. `target`: the accuracy the queue works
+    towards (it stops at the target unless `stop_at_target` is off). `batch`: reviews between refits.
+    `overlap`: people per row; `blind`: hide the model's label and the others' answers. `budget`: rows, a
+    share ("15%") or a time ("30m"). `student`: True or "linear" (logistic regression on sentence
+    embeddings, refitted after every batch), "finetuned" (the encoder fine-tuned once on up to
+    `finetune_rows` of the config's labeled examples, then the linear head refitted the same way), False
+    (rank by the model's confidence only). `use_examples`: the config's labeled examples feed the student;
+    `seed_rows` of them (drawn at random, held out from the student) are labeled by the model once, so the
+    combination is fitted on rows like the whole dataset from the first review."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    calibration: Any = None
+    target: float = Field(0.95, gt=0.0, le=1.0)
+    trust_threshold: float | None = None
+    batch: int = 10
+    overlap: int = 1
+    blind: bool = False
+    budget: Any = None
+    student: bool | str = True
+    use_examples: bool = True
+    stop_at_target: bool = True
+    finetune_rows: int = 4000
+    seed_rows: int = 1000
+
+
+@dataclass
+class _Loaded:
+    """What `ReviewSession.open` prepared: the rows, their run and labels in the store, and the router."""
+
+    config: Config
+    frame: Any
+    run_id: int
+    store: Any
+    table: Any
+    names: list[str]
+    texts: list[str]
+    row_hashes: list[str]
+    embeddings: np.ndarray | None
+    router: Router
+
+
 class ReviewSession:
-    def __init__(
-        self, config: Config, frame: Any, run_id: int, store: Any, *, labels_from: Any, names: list[str], texts: list[str],
-        row_hashes: list[str], embeddings: np.ndarray | None = None, router: Router | None = None, target: float = 0.95,
-        batch: int = 10, overlap: int = 1, blind: bool = False, budget: Budget | None = None, on_event: EventHandler = ignore,
-        stop_at_target: bool = True,
-    ):
+    def __init__(self, loaded: _Loaded, options: ReviewOptions | None = None, on_event: EventHandler = ignore):
+        o = options or ReviewOptions()
+        config, frame, run_id, store, labels_from = loaded.config, loaded.frame, loaded.run_id, loaded.store, loaded.table
+        names, texts, row_hashes, embeddings, router = loaded.names, loaded.texts, loaded.row_hashes, loaded.embeddings, loaded.router
+        target, batch, overlap, blind, stop_at_target = o.target, o.batch, o.overlap, o.blind, o.stop_at_target
+        budget = o.budget if isinstance(o.budget, Budget) else Budget.parse(o.budget)
         from labelmill.tasks import make_task
 
         self.config = config
@@ -131,69 +177,36 @@ class ReviewSession:
     # opening --------------------------------------------------------------------------------------
     @classmethod
     def open(
-        cls, config: str | Path | dict | Config, data: Any, *, project: str | Path = "labelmill.db", backend: Any = None,
-        calibration: Any = None, target: float = 0.95, trust_threshold: float | None = None, batch: int = 10, overlap: int = 1,
-        blind: bool = False, budget: Budget | str | None = None, student: bool | str = True, use_examples: bool = True, stop_at_target: bool = True,
-        finetune_rows: int = 4000, seed_rows: int = 1000, on_event: EventHandler = ignore,
+        cls, config: str | Path | dict | Config, data: Any, options: ReviewOptions | dict | None = None, *, project: str | Path = "labelmill.db",
+        backend: Any = None, on_event: EventHandler = ignore, **knobs: Any,
     ) -> ReviewSession:
         """Label `data` through the core run (everything already labeled comes from the project store,
-        so a labeled output reopens at once) and open it for review. `data` is the input or the output
-        that `labelmill run` wrote (its llm_ columns are set aside: the store holds the labels).
-
-        `student`: True or "linear" (logistic regression on sentence embeddings, refitted after every
-        batch), "finetuned" (the encoder is first fine-tuned on up to `finetune_rows` of the config's
-        labeled examples, once, and cached in the store; the linear head on its embeddings is then
-        refitted the same way), False (rank by the model's confidence only).
-
-        `seed_rows` of the config's labeled examples (drawn at random, held out from the student) are
-        labeled by the model once: with them the combination and its confidences are fitted on rows like
-        the whole dataset from the first review, not only on the hard rows people see."""
+        so a labeled output reopens at once) and open it for review (the knobs are `ReviewOptions`', as
+        `options` or keywords). `data` is the input or the output that `labelmill run` wrote (its llm_
+        columns are set aside: the store holds the labels)."""
         from labelmill.config import load_with_notices
         from labelmill.core import label_rows
         from labelmill.io import read_rows
-        from labelmill.numeric.calibration import Calibrator
         from labelmill.store import Store
-
-        cfg = load_with_notices(config, on_event)
-        frame = read_rows(data, cfg.dataset) if not hasattr(data, "columns") else data
-        out = cfg.output
-        produced = {out.label_column, out.confidence_column, out.error_column, "llm_distribution", "llm_needs_review", "llm_explanation",
-                    "llm_label_raw", "llm_confidence_raw"}
-        keep = [c for c in frame.columns if c not in produced and not str(c).startswith(("llm_", "review_", "final_"))]
-        frame = frame[keep].reset_index(drop=True)
-        calibrator = Calibrator.load(calibration) if isinstance(calibration, (str, Path)) else calibration
-        result = label_rows(cfg, frame, project=project, backend=backend, on_event=on_event)
-        store = Store(project, shared=True)
         from labelmill.tasks import make_task
 
+        from labelmill.numeric.calibration import Calibrator
+
+        o = ReviewOptions.of(options, knobs)
+        cfg = load_with_notices(config, on_event)
+        calibrator = Calibrator.load(o.calibration) if isinstance(o.calibration, (str, Path)) else o.calibration  # a bad file fails before labeling
+        frame = _inputs(read_rows(data, cfg.dataset) if not hasattr(data, "columns") else data, cfg)
+        result = label_rows(cfg, frame, project=project, backend=backend, on_event=on_event)
+        store = Store(project, shared=True)
         task = make_task(cfg)
-        names = [str(n) for n in (getattr(task, "labels", None) or cfg.label_names)] if cfg.task in CLOSED_TASKS else []
+        names = _names(cfg, task)
         table = store.labels(result.run_id, len(frame), names)
         texts = [task.render(r) for r in frame.to_dict("records")]
         hashes = [(s.row_hash if s is not None else "") for s in table.rows]
-        embeddings = pool_x = None
-        pool = _pool(cfg, task, names, seed_rows) if names and use_examples and (cfg.examples.file or cfg.examples.items) else None
-        if names and student:
-            embeddings, pool_x = _embeddings(cfg, texts, pool, store, on_event)
-            if student == "finetuned" and pool is not None and embeddings is not None:
-                embeddings, pool_x = _finetuned(cfg, texts, pool, names, store, finetune_rows, on_event)
-        seed_probs = _seed_probs(cfg, pool, names, project, backend, on_event) if pool is not None and probs_ok(table) else None
-        seed = {}
-        if pool is not None and seed_probs is not None:
-            seed = {"seed_probs": seed_probs, "seed_labels": [pool.labels[i] for i in pool.seed],
-                    "seed_embeddings": None if pool_x is None else pool_x[pool.seed]}
-        train = pool.train if pool is not None else []
-        threshold = trust_threshold if trust_threshold is not None else (calibrator.threshold if calibrator is not None else None)
-        probs = table.probs if names and table.has_distribution.any() else None
-        shown = [None if v is None else task.output_value(_label(v)) for v in table.labels]  # NER: the spans, not the raw answer
-        router = Router(
-            names, shown, table.confidence, probs, embeddings=embeddings, pool_embeddings=None if pool_x is None else pool_x[train],
-            pool_labels=[pool.labels[i] for i in train] if pool is not None else [], **seed,
-            calibrator=calibrator, trust_threshold=threshold, student=student and embeddings is not None,
-        )
-        return cls(cfg, frame, result.run_id, store, labels_from=table, names=names, texts=texts, row_hashes=hashes, embeddings=embeddings,
-                   router=router, target=target, batch=batch, overlap=overlap, blind=blind, stop_at_target=stop_at_target,
-                   budget=budget if isinstance(budget, Budget) else Budget.parse(budget), on_event=on_event)
+        data_for_student = _student_data(cfg, task, texts, probs_ok(table), o, store, backend, on_event)
+        router = _router(task, names, table, data_for_student, o, calibrator)
+        loaded = _Loaded(cfg, frame, result.run_id, store, table, names, texts, hashes, data_for_student.embeddings, router)
+        return cls(loaded, o, on_event)
 
     def close(self) -> None:
         self.store.close()
@@ -535,6 +548,52 @@ class ReviewSession:
             if on_step is not None:
                 on_step(self)
         return done
+
+
+def _inputs(frame: Any, cfg: Config) -> Any:
+    """The input columns of `frame`: what a labeled output added (llm_, review_, final_ columns) set aside."""
+    out = cfg.output
+    produced = {out.label_column, out.confidence_column, out.error_column, "llm_distribution", "llm_needs_review", "llm_explanation",
+                "llm_label_raw", "llm_confidence_raw"}
+    keep = [c for c in frame.columns if c not in produced and not str(c).startswith(("llm_", "review_", "final_"))]
+    return frame[keep].reset_index(drop=True)
+
+
+def _names(cfg: Config, task: Any) -> list[str]:
+    """The closed label set the queue and the student work over ([] for a task without one)."""
+    return [str(n) for n in (getattr(task, "labels", None) or cfg.label_names)] if cfg.task in CLOSED_TASKS else []
+
+
+def _student_data(cfg: Config, task: Any, texts: list[str], seed_ok: bool, o: ReviewOptions, store: Any, backend: Any,
+                  on_event: EventHandler) -> StudentData:
+    """The rows' embeddings (fine-tuned when asked), the config's labeled examples as the student's pool,
+    and the seed rows held out from it with the model's distributions on them (when the run's labels
+    carry distributions: `seed_ok`)."""
+    names, project = _names(cfg, task), store.path
+    embeddings = pool_x = None
+    pool = _pool(cfg, task, names, o.seed_rows) if names and o.use_examples and (cfg.examples.file or cfg.examples.items) else None
+    if names and o.student:
+        embeddings, pool_x = _embeddings(cfg, texts, pool, store, on_event)
+        if o.student == "finetuned" and pool is not None and embeddings is not None:
+            embeddings, pool_x = _finetuned(cfg, texts, pool, names, store, o.finetune_rows, on_event)
+    seed_probs = _seed_probs(cfg, pool, names, project, backend, on_event) if pool is not None and seed_ok else None
+    data = StudentData(embeddings=embeddings)
+    if pool is not None:
+        train = pool.train
+        data.pool_embeddings, data.pool_labels = None if pool_x is None else pool_x[train], [pool.labels[i] for i in train]
+        if seed_probs is not None:
+            data.seed_probs, data.seed_labels = seed_probs, [pool.labels[i] for i in pool.seed]
+            data.seed_embeddings = None if pool_x is None else pool_x[pool.seed]
+    return data
+
+
+def _router(task: Any, names: list[str], table: Any, data: StudentData, o: ReviewOptions, calibrator: Any) -> Router:
+    """The router over the model's labels, with the seed calibration and the trusted threshold."""
+    threshold = o.trust_threshold if o.trust_threshold is not None else (calibrator.threshold if calibrator is not None else None)
+    probs = table.probs if names and table.has_distribution.any() else None
+    shown = [None if v is None else task.output_value(_label(v)) for v in table.labels]  # NER: the spans, not the raw answer
+    return Router(names, shown, table.confidence, probs, data, calibrator=calibrator, trust_threshold=threshold,
+                  student=bool(o.student) and data.embeddings is not None)
 
 
 def probs_ok(table: Any) -> bool:
