@@ -34,12 +34,25 @@ COOKIE = "labelmill_token"
 
 
 def create_app(session: ReviewSession, secret: str | None = None) -> FastAPI:
+    """The app over `session`: the guard (login token or bearer, CSRF, security headers), the pages, the
+    guideline proposals and the review API."""
     key = (secret or secrets.token_hex(32)).encode()
     app = FastAPI(title="labelmill review", docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     def csrf_for(annotator: str) -> str:
         return hmac.new(key, annotator.encode(), hashlib.sha256).hexdigest()
+
+    _add_guard(app, session, csrf_for)
+    _add_pages(app, session, csrf_for)
+    _add_guideline_api(app, session)
+    _add_review_api(app, session)
+    return app
+
+
+def _add_guard(app: FastAPI, session: ReviewSession, csrf_for: Any) -> None:
+    """Every path but the static files and /login needs a known annotator's token (cookie or bearer) and,
+    for a write, the CSRF token of that annotator; every response carries the security headers."""
 
     def who(request: Request) -> str | None:
         token = request.cookies.get(COOKIE)
@@ -76,6 +89,10 @@ def create_app(session: ReviewSession, secret: str | None = None) -> FastAPI:
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=30 * 86400)
         return response
+
+
+def _add_pages(app: FastAPI, session: ReviewSession, csrf_for: Any) -> None:
+    """The review, conflicts and guideline pages: server-rendered HTML with one script each."""
 
     def page(annotator: str, title: str, body: str, script: str) -> HTMLResponse:
         config = {
@@ -118,6 +135,10 @@ def create_app(session: ReviewSession, secret: str | None = None) -> FastAPI:
                 '<div id="proposals"></div><h3>Current version</h3><pre id="current"></pre></main>')
         return page(request.state.annotator, "labelmill review: guideline", body, "guideline.js")
 
+
+def _add_guideline_api(app: FastAPI, session: ReviewSession) -> None:
+    """The proposals refine left for people, and their decisions."""
+
     def proposals():
         from labelmill.strategies.refine.proposals import Proposals
         from labelmill.strategies.refine.versions import GuidelineVersions
@@ -135,13 +156,17 @@ def create_app(session: ReviewSession, secret: str | None = None) -> FastAPI:
     @app.post("/api/proposal")
     async def decide_proposal(request: Request):
         try:
-            data = await body_of(request)
+            data = await _body_of(request)
             found, _ = proposals()
             decided = found.decide(str(data.get("key", "")), str(data.get("action", "")), request.state.annotator,
                                    None if data.get("text") is None else str(data.get("text")))
         except (LabelmillError, ValueError, TypeError) as exc:
             return JSONResponse({"error": getattr(exc, "message", str(exc))}, status_code=400)
         return JSONResponse({"saved": decided.key, "status": decided.status})
+
+
+def _add_review_api(app: FastAPI, session: ReviewSession) -> None:
+    """Rows, reviews, undo, bulk accept, conflicts and their resolution, status and exports."""
 
     @app.get("/api/status")
     async def status():
@@ -159,26 +184,9 @@ def create_app(session: ReviewSession, secret: str | None = None) -> FastAPI:
         except InputDataError as exc:
             return JSONResponse({"error": exc.message}, status_code=404)
 
-    async def body_of(request: Request) -> dict[str, Any]:
-        try:
-            data = await request.json()
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            raise InputDataError("the request body must be a JSON object")
-        return data
-
-    async def decide(request: Request, act) -> tuple[Any, JSONResponse | None]:
-        """Run `act(annotator, row, label)` on the request's JSON; a bad body or label is a 400."""
-        try:
-            data = await body_of(request)
-            return act(request.state.annotator, int(data.get("row", -1)), data.get("label")), None
-        except (LabelmillError, ValueError, TypeError) as exc:
-            return None, JSONResponse({"error": getattr(exc, "message", str(exc))}, status_code=400)
-
     @app.post("/api/review")
     async def review(request: Request):
-        rid, error = await decide(request, session.submit)
+        rid, error = await _decide(request, session.submit)
         if error is not None:
             return error
         view = session.next_row(request.state.annotator)
@@ -194,7 +202,7 @@ def create_app(session: ReviewSession, secret: str | None = None) -> FastAPI:
     @app.post("/api/bulk_accept")
     async def bulk(request: Request):
         try:
-            data = await body_of(request)
+            data = await _body_of(request)
             rows = [int(i) for i in data.get("rows", [])]
         except (LabelmillError, ValueError, TypeError) as exc:
             return JSONResponse({"error": getattr(exc, "message", str(exc))}, status_code=400)
@@ -209,7 +217,7 @@ def create_app(session: ReviewSession, secret: str | None = None) -> FastAPI:
 
     @app.post("/api/resolve")
     async def resolve(request: Request):
-        rid, error = await decide(request, session.resolve)
+        rid, error = await _decide(request, session.resolve)
         return error if error is not None else JSONResponse({"saved": rid})
 
     @app.get("/api/export")
@@ -221,7 +229,23 @@ def create_app(session: ReviewSession, secret: str | None = None) -> FastAPI:
         data, filename, media = export_bytes(session, format)
         return Response(data, media_type=media, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
-    return app
+
+async def _body_of(request: Request) -> dict[str, Any]:
+    try:
+        data = await request.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise InputDataError("the request body must be a JSON object")
+    return data
+
+async def _decide(request: Request, act) -> tuple[Any, JSONResponse | None]:
+    """Run `act(annotator, row, label)` on the request's JSON; a bad body or label is a 400."""
+    try:
+        data = await _body_of(request)
+        return act(request.state.annotator, int(data.get("row", -1)), data.get("label")), None
+    except (LabelmillError, ValueError, TypeError) as exc:
+        return None, JSONResponse({"error": getattr(exc, "message", str(exc))}, status_code=400)
 
 
 def _label_names(session: ReviewSession) -> list[str]:
