@@ -47,6 +47,7 @@ def create_app(session: ReviewSession, secret: str | None = None) -> FastAPI:
     _add_pages(app, session, csrf_for)
     _add_guideline_api(app, session)
     _add_review_api(app, session)
+    _add_team_api(app, session)
     return app
 
 
@@ -166,7 +167,7 @@ def _add_guideline_api(app: FastAPI, session: ReviewSession) -> None:
 
 
 def _add_review_api(app: FastAPI, session: ReviewSession) -> None:
-    """Rows, reviews, undo, bulk accept, conflicts and their resolution, status and exports."""
+    """Rows, reviews, undo, bulk accept and status."""
 
     @app.get("/api/status")
     async def status():
@@ -208,6 +209,11 @@ def _add_review_api(app: FastAPI, session: ReviewSession) -> None:
             return JSONResponse({"error": getattr(exc, "message", str(exc))}, status_code=400)
         count = session.bulk_accept(request.state.annotator, rows)
         return JSONResponse({"accepted": count, "status": _finite(session.status())})
+
+
+
+def _add_team_api(app: FastAPI, session: ReviewSession) -> None:
+    """Conflicts between annotators and their resolution, and the exports."""
 
     @app.get("/api/conflicts")
     async def conflicts():
