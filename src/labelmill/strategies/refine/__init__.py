@@ -4,6 +4,7 @@ like a document; proposals wait for people in the review app."""
 from labelmill.registry import lazy_exports
 
 _PUBLIC = {  # name -> its module, imported on first use
+    "RefineOptions": "run",
     "refine": "run",
     "RefineResult": "run",
     "GuidelineVersions": "versions",

@@ -4,6 +4,7 @@ annotators with agreement figures, the review -> refit -> relabel loop, and expo
 from labelmill.registry import lazy_exports
 
 _PUBLIC = {  # name -> its module, imported on first use
+    "ReviewOptions": "run",
     "ReviewSession": "run",
     "RowView": "run",
     "Budget": "run",

@@ -16,6 +16,14 @@ _PUBLIC = {  # name -> its module, imported on first use
     "judge_scores": "judge",
     "dpo_rows": "exports",
     "write_jsonl": "exports",
+    "ExamplesOptions": "examples",
+    "SummariesOptions": "summaries",
+    "InstructionsOptions": "texts",
+    "ResponsesOptions": "texts",
+    "CritiquesOptions": "texts",
+    "PreferencesOptions": "texts",
+    "PairsOptions": "judge",
+    "ScoresOptions": "judge",
 }
 __getattr__ = lazy_exports(__name__, _PUBLIC)
 __all__ = sorted(_PUBLIC)
