@@ -52,26 +52,7 @@ def writer_config(model: str | dict | Config | None = None) -> Config:
     return model_config(model)
 
 
-class GenerateOptions(Options):
-    """How texts are generated: the request kind, length, temperature, per-prompt seeds and batch size."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    kind: str
-    max_tokens: int = 256
-    temperature: float = 0.0
-    seeds: list[int] | None = None
-    batch: int = 32
-
-
-def generate(
-    cfg: Config, prompts: list[Prompt], options: GenerateOptions | dict | None = None, *, project: str | Path, backend: Any = None, on_event: EventHandler = ignore, **knobs: Any,
-) -> list[str | None]:
-    """Each prompt's generated text (None where the model failed), through the core's cache (`core.ask_texts`)."""
-    o = GenerateOptions.of(options, knobs)
-    kind, max_tokens, temperature, seeds, batch = o.kind, o.max_tokens, o.temperature, o.seeds, o.batch
-    return ask_texts(cfg, prompts, kind=kind, project=project, max_tokens=max_tokens, temperature=temperature, seeds=seeds, backend=backend,
-                     batch=batch, on_event=on_event)
+generate = ask_texts  # each prompt's generated text (None where the model failed), through the core's cache
 
 
 def _first_block(text: str | None) -> str | None:
