@@ -3,6 +3,7 @@ import json
 import pytest
 import yaml
 
+import labelmill
 from labelmill.config import load_config
 from labelmill.errors import ConfigError
 
@@ -118,3 +119,26 @@ def test_every_strategy_passes_on_the_autolabel_conversion_notices(entry, tmp_pa
     }
     with pytest.raises(_Converted, match="Autolabel"):
         calls[entry](_stop_at_the_autolabel_notice)
+
+
+def test_an_options_object_and_its_keywords_are_one_call_and_a_misspelt_knob_names_the_valid_ones(tmp_path):
+    """The facade and every strategy take their knobs as one validated object or as keywords."""
+    from labelmill.core import RunOptions
+    from labelmill.errors import ConfigError
+    from labelmill.strategies.freeal import FreealOptions
+
+    as_object = FreealOptions.of(FreealOptions(rounds=3, debias=False))
+    as_keywords = FreealOptions.of(None, {"rounds": 3, "debias": False})
+    layered = FreealOptions.of(FreealOptions(rounds=1, debias=False), {"rounds": 3})  # a keyword wins over the object
+    assert as_object == as_keywords == layered and as_object.rounds == 3 and as_object.relabel == "noisy"
+    with pytest.raises(ConfigError, match="round") as typo:
+        FreealOptions.of(None, {"round": 3})
+    assert "rounds" in typo.value.fix and "generate_demos" in typo.value.fix
+    with pytest.raises(ConfigError, match="relabel"):
+        FreealOptions.of(None, {"relabel": "some"})
+    rows = [{"text": f"a good day {i}"} for i in range(3)]
+    with pytest.raises(ConfigError, match="outptu"):
+        labelmill.label(fake_config(), rows, outptu=tmp_path / "x.csv", project=tmp_path / "p.db")
+    assert not (tmp_path / "p.db").exists()  # rejected before anything ran
+    out = labelmill.label(fake_config(), rows, RunOptions(output=tmp_path / "o.csv", limit=2), project=tmp_path / "p.db")
+    assert out.output_path == tmp_path / "o.csv" and len(out.frame) == 2
