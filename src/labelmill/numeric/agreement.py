@@ -1,5 +1,6 @@
 """Agreement between annotators on nominal labels: Cohen's kappa (two annotators), Fleiss' kappa (a fixed
-number of ratings per item) and Krippendorff's alpha (any number of ratings per item, missing allowed).
+number of ratings per item; statsmodels') and Krippendorff's alpha (any number of ratings per item, missing
+allowed; the `krippendorff` package's).
 
 Labels are any hashable values (a multi-label or span answer is compared as its JSON text, so two
 annotators agree on such a row only when their answers are equal).
@@ -30,8 +31,10 @@ def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float | None:
 
 
 def fleiss_kappa(items: Sequence[Sequence[Hashable]]) -> float | None:
-    """Fleiss' kappa: each item holds the labels its raters gave; every item needs the same number of
-    ratings (at least two). Items with another count are left out; None if none is left."""
+    """Fleiss' kappa (statsmodels'): each item holds the labels its raters gave; every item needs the same
+    number of ratings (at least two). Items with another count are left out; None if none is left."""
+    from statsmodels.stats.inter_rater import fleiss_kappa as statsmodels_fleiss
+
     if not items:
         return None
     m = Counter(len(x) for x in items if len(x) >= 2).most_common(1)
@@ -40,44 +43,33 @@ def fleiss_kappa(items: Sequence[Sequence[Hashable]]) -> float | None:
     raters = m[0][0]
     kept = [list(x) for x in items if len(x) == raters]
     categories = sorted({label for x in kept for label in x}, key=repr)
+    if len(categories) == 1:  # one label only: no chance agreement to beat (statsmodels divides 0 by 0)
+        return 1.0
     index = {c: j for j, c in enumerate(categories)}
     counts = np.zeros((len(kept), len(categories)))
     for i, x in enumerate(kept):
         for label in x:
             counts[i, index[label]] += 1
-    n_items = len(kept)
-    p_j = counts.sum(axis=0) / (n_items * raters)
-    p_i = ((counts * counts).sum(axis=1) - raters) / (raters * (raters - 1))
-    p_bar, p_e = p_i.mean(), float((p_j * p_j).sum())
-    if p_e >= 1.0:
-        return 1.0 if p_bar >= 1.0 else 0.0
-    return float((p_bar - p_e) / (1.0 - p_e))
+    return float(statsmodels_fleiss(counts, method="fleiss"))
 
 
 def krippendorff_alpha(items: Sequence[Sequence[Hashable]]) -> float | None:
-    """Krippendorff's alpha for nominal data: each item holds the labels it got (any number; items with
-    fewer than two are not pairable and left out). None when fewer than two ratings can be paired."""
+    """Krippendorff's alpha for nominal data (the `krippendorff` package's): each item holds the labels it got
+    (any number; items with fewer than two are not pairable and left out). None when fewer than two
+    ratings can be paired; 1.0 when every rating is the same label."""
+    import krippendorff
+
     units = [list(x) for x in items if len(x) >= 2]
     if not units:
         return None
-    coincidence: Counter = Counter()
-    for x in units:
-        m = len(x)
-        for i, c in enumerate(x):
-            for j, k in enumerate(x):
-                if i != j:
-                    coincidence[(c, k)] += 1.0 / (m - 1)
-    totals: Counter = Counter()
-    for (c, _k), v in coincidence.items():
-        totals[c] += v
-    n = sum(totals.values())
-    if n <= 1:
-        return None
-    observed = sum(v for (c, k), v in coincidence.items() if c != k)
-    expected = sum(totals[c] * totals[k] for c in totals for k in totals if c != k) / (n - 1)
-    if expected == 0:
+    categories = sorted({label for x in units for label in x}, key=repr)
+    if len(categories) == 1:
         return 1.0
-    return float(1.0 - observed / expected)
+    index = {c: j for j, c in enumerate(categories)}
+    data = np.full((max(len(x) for x in units), len(units)), np.nan)  # rows: rating slots (who rated does not matter for alpha), columns: units
+    for u, x in enumerate(units):
+        data[: len(x), u] = [index[label] for label in x]
+    return float(krippendorff.alpha(reliability_data=data, level_of_measurement="nominal", value_domain=list(range(len(categories)))))
 
 
 def agreement(ratings: Mapping[Hashable, Mapping[str, Hashable]]) -> dict[str, object]:

@@ -58,20 +58,15 @@ def clean_generation(text: str) -> str:
     return " ".join(_LEAD.sub("", first).strip().strip('"“”').split())
 
 
+class _Words:
+    """rouge-score's tokenizer seam: our words (letters of any script, lower-cased), not its ASCII-only default."""
+
+    def tokenize(self, text: str) -> list[str]:
+        return [w.casefold() for w in _WORD.findall(text)]
+
+
 def rouge_l(reference: str, candidate: str) -> float:
-    """ROUGE-L F1 over lower-cased words (longest common subsequence)."""
-    a = [w.casefold() for w in _WORD.findall(reference)]
-    b = [w.casefold() for w in _WORD.findall(candidate)]
-    if not a or not b:
-        return 0.0
-    prev = [0] * (len(b) + 1)
-    for x in a:
-        cur = [0] * (len(b) + 1)
-        for j, y in enumerate(b):
-            cur[j + 1] = prev[j] + 1 if x == y else max(prev[j + 1], cur[j])
-        prev = cur
-    lcs = prev[-1]
-    if not lcs:
-        return 0.0
-    p, r = lcs / len(b), lcs / len(a)
-    return 2 * p * r / (p + r)
+    """ROUGE-L F1 over lower-cased words (longest common subsequence; Google's rouge-score)."""
+    from rouge_score import rouge_scorer
+
+    return float(rouge_scorer.RougeScorer(["rougeL"], tokenizer=_Words()).score(reference, candidate)["rougeL"].fmeasure)
