@@ -20,6 +20,7 @@ from pydantic import (
 
 from labelmill.errors import ConfigError
 from labelmill.events import EventHandler, Notice
+from labelmill.types import DatasetSpec  # noqa: F401  (re-exported: configs and io name it here too)
 
 
 
@@ -265,14 +266,6 @@ class ModelSpec(_Strict):
     params: dict[str, Any] = Field(default_factory=dict, description="Backend-specific options.")
     server: ServerSpec = Field(default_factory=ServerSpec, description="openai / anthropic: server address, concurrency, retries.")
     price: PriceSpec | None = Field(None, description="USD per million tokens (default: labelmill's price table for the model; free for local models).")
-
-
-class DatasetSpec(_Strict):
-    """How to read the input file."""
-
-    delimiter: str | None = Field(None, description="CSV delimiter (default: sniffed).")
-    encoding: str | None = Field(None, description="Text encoding (default: UTF-8, with a clear error otherwise).")
-    sheet: str | int | None = Field(None, description="XLSX sheet name or index.")
 
 
 class OutputSpec(_Strict):

@@ -17,7 +17,7 @@ from labelmill.errors import InputDataError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from labelmill.config import DatasetSpec
+    from labelmill.types import DatasetSpec
 
 TEXT_FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
 BINARY_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".xlsx": "xlsx"}

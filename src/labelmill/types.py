@@ -8,6 +8,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 
 @dataclass(frozen=True)
 class Demo:
@@ -113,3 +115,13 @@ def finite(value: Any) -> Any:
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # a numpy scalar
         return finite(value.item())
     return value
+
+
+class DatasetSpec(BaseModel):
+    """How to read the input file (the config's `dataset` section; `io.read_rows` reads by it)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    delimiter: str | None = Field(None, description="CSV delimiter (default: sniffed).")
+    encoding: str | None = Field(None, description="Text encoding (default: UTF-8, with a clear error otherwise).")
+    sheet: str | int | None = Field(None, description="XLSX sheet name or index.")
