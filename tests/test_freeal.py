@@ -190,6 +190,8 @@ def test_cli_freeal_and_cascade(tmp_path):
                           check=False, capture_output=True, text=True, env=child_env(), timeout=300)
     assert done.returncode == 0, done.stderr
     assert "FreeAL rounds" in done.stdout and "label_issue_rank" in done.stdout
+    # the CLI hands the strategy's command its progress renderer: the runs and the loop's notices reach stderr
+    assert "labeling run" in done.stderr and "note: freeal: embedding the rows for the student" in done.stderr
     done = subprocess.run(cli_command("eval", str(config), str(tmp_path / "f.csv"), "--json"), check=False, capture_output=True, text=True, env=child_env(), timeout=300)
     assert done.returncode == 0, done.stderr
     metrics = json.loads(done.stdout)

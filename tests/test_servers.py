@@ -381,3 +381,19 @@ def test_ray_a_shard_saved_twice_or_retried_after_a_killed_worker_stores_each_ro
     with Store(tmp_path / "ray.db") as store:
         counts = store.db.execute("SELECT row_index, COUNT(*) FROM annotations GROUP BY row_index").fetchall()
     assert counts == [(i, 1) for i in range(len(rows))]
+
+
+def test_ray_refuses_a_calibration_and_a_misspelt_knob_before_anything_runs(tmp_path):
+    """--ray applies no calibration yet: asking for one is a clear error, not a run whose output silently lacks it."""
+    from labelmill.config import load_config
+    from labelmill.errors import ConfigError
+    from labelmill.execute.ray import label_on_ray
+
+    from conftest import fake_config
+
+    with pytest.raises(ConfigError, match="--calibration is not supported with --ray") as refused:
+        label_on_ray(load_config(fake_config()), [{"text": "a good day"}], project=tmp_path / "p.db", calibrator=object())
+    assert "drop --ray" in refused.value.fix
+    with pytest.raises(ConfigError, match="worker"):
+        label_on_ray(load_config(fake_config()), [{"text": "a good day"}], project=tmp_path / "p.db", worker=2)
+    assert not (tmp_path / "p.db").exists()

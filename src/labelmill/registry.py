@@ -67,6 +67,7 @@ for _name, _target in {
 selectors: Registry = Registry("example selection", entry_point_group="labelmill.selectors")
 for _name in ("fixed", "random", "balanced", "similar", "mmr", "similar_per_label"):
     selectors.register_lazy(_name, f"labelmill.selectors.pickers:{_name.upper()}")
+del _name, _target
 
 
 def lazy_exports(package: str, public: dict[str, str]) -> Callable[[str], Any]:

@@ -120,11 +120,6 @@ def progress_handler(quiet: bool = False) -> EventHandler:
 
 
 strategies: Registry[Strategy] = Registry("strategy", entry_point_group="labelmill.strategies")
-def strategy_for(config: Config) -> Strategy | None:
-    """The strategy that labels `config` instead of one run of the core loop (an ensemble: its members), if any."""
-    return get_strategy("ensemble") if config.ensemble.members else None
-
-
 strategies.register_lazy("tune", "labelmill.strategies.tune.strategy:STRATEGY")
 strategies.register_lazy("ensemble", "labelmill.strategies.ensemble.strategy:STRATEGY")
 strategies.register_lazy("cascade", "labelmill.strategies.cascade.strategy:STRATEGY")
@@ -133,6 +128,11 @@ strategies.register_lazy("weak", "labelmill.strategies.weak.strategy:STRATEGY")
 strategies.register_lazy("review", "labelmill.strategies.review.strategy:STRATEGY")
 strategies.register_lazy("refine", "labelmill.strategies.refine.strategy:STRATEGY")
 strategies.register_lazy("synth", "labelmill.strategies.synth.strategy:STRATEGY")
+
+
+def strategy_for(config: Config) -> Strategy | None:
+    """The strategy that labels `config` instead of one run of the core loop (an ensemble: its members), if any."""
+    return get_strategy("ensemble") if config.ensemble.members else None
 
 
 def get_strategy(name: str) -> Strategy:
