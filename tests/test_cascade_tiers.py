@@ -130,3 +130,40 @@ def test_compare_next_keeps_rows_a_worse_model_would_get(tmp_path):
     better = tiered_cascade(_freeal_config(), rows, tiers=["student", {"name": "strong", "model": STRONG}], seed=seed, target=0.97, calibration_rows=60,
                             project=tmp_path / "c.db", compare_next=True)
     assert better.tiers[1].rows > 0 and better.tiers[0].compared["next_tier_accuracy"] > better.tiers[0].compared["this_tier_accuracy"]
+
+
+def test_the_student_s_threshold_follows_the_target_on_the_seed_rows(tmp_path):
+    """The same rows and seed at two targets: a stricter target sets a higher threshold on the seed rows,
+    the student keeps fewer rows, and the rows it keeps are exactly those at or above its threshold."""
+    rows, seed = _data(), _seed(7, 8, 9, 10)
+    tiers = ["student", {"name": "strong", "model": STRONG}]
+    loose = tiered_cascade(_freeal_config(), rows, tiers=tiers, seed=seed, target=0.9, project=tmp_path / "p.db")
+    strict = tiered_cascade(_freeal_config(), rows, tiers=tiers, seed=seed, target=0.97, project=tmp_path / "p.db")
+    a, b = loose.tiers[0], strict.tiers[0]
+    assert a.threshold is not None and b.threshold is not None and b.threshold > a.threshold + 0.2
+    assert b.rows < a.rows and a.seed_accuracy_accepted >= 0.9 and b.seed_accuracy_accepted >= 0.97
+    for result, st in ((loose, a), (strict, b)):
+        conf = result.routing["student"][1]
+        kept = (result.frame["llm_label_source"] == "student").to_numpy()
+        assert (conf[kept] >= st.threshold).all() and (conf[~kept] < st.threshold).all()
+
+
+def test_a_middle_model_tier_keeps_the_rows_its_calibration_sample_vouches_for(tmp_path):
+    """The student passes every row up (a fixed threshold above any confidence); the weak model knows the
+    good/bad words and ties on the rest. Calibrated on 60 seed rows, it keeps the keyword rows (all
+    right) and passes the ties up to the strong model; at a target its 60 rows cannot vouch for, it keeps none."""
+    rows, seed = _data(), _seed(7, 8)
+    tiers = _tiers()
+    tiers[0] = {"kind": "student", "name": "student", "threshold": 0.9999}
+    result = tiered_cascade(_freeal_config(), rows, tiers=tiers, seed=seed, target=0.9, calibration_rows=60, project=tmp_path / "p.db")
+    student, weak, strong = result.tiers
+    assert student.rows == 0 and weak.seed_rows == 60 and weak.threshold is not None and weak.seed_accuracy_accepted >= 0.9
+    out, conf = result.frame, result.routing["weak"][1]
+    kept = (out["llm_label_source"] == "weak").to_numpy()
+    assert weak.rows == kept.sum() >= 60
+    assert (conf[kept] >= weak.threshold).all() and (conf[~kept] < weak.threshold).all()
+    assert (out["llm_label"][kept] == out["label"][kept]).all()
+    ties = out["text"].str.contains("again|plain note").to_numpy()  # no good/bad word: the weak model cannot tell
+    assert not (kept & ties).any() and (out["llm_label_source"][ties] == "strong").all()
+    strict = tiered_cascade(_freeal_config(), rows, tiers=tiers, seed=seed, target=0.97, calibration_rows=60, project=tmp_path / "p.db")
+    assert strict.tiers[1].rows == 0 and strict.tiers[1].threshold is None and strict.tiers[2].rows == len(rows)

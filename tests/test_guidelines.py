@@ -515,3 +515,37 @@ def test_a_large_cluster_gets_a_second_rule_draft_scored_after_the_first_drafts(
     assert first.accepted and result.final.rules[0].text == "'dreadful' means negative."  # equal figures: the shorter rule wins on the penalty
     small = refine(movie_config(replies), pd.DataFrame(movie_rows(12)), project=tmp_path / "q.db", rounds=1, edits=("add_rule",)).rounds[0]
     assert "second_rule" not in small.groups[0]  # six errors: one draft
+
+
+def test_refine_keeps_the_guideline_when_a_rule_helps_the_search_half_but_not_the_held_out_half(tmp_path):
+    """Over the search half 'dreadful' means negative; over the held-out half the same word comes with
+    positive gold labels. The rule raises search accuracy and lowers held-out accuracy: not accepted, and
+    the guideline stays the config's."""
+    import numpy as np
+    import pandas as pd
+
+    from labelmill.store import Store
+    from labelmill.strategies.refine.run import refine
+    from labelmill.strategies.refine.versions import GuidelineVersions
+
+    n = 36
+    held_out = set(np.random.default_rng(0).permutation(n)[n // 2:].tolist())  # the split refine makes with seed 0, heldout_share 0.5
+    rows = []
+    for i in range(n):
+        if i % 3 == 0:
+            rows.append({"text": f"a dreadful film number {i}", "label": "positive" if i in held_out else "negative"})
+        else:
+            rows.append({"text": f"a {'good' if i % 3 == 1 else 'bad'} film number {i}", "label": "positive" if i % 3 == 1 else "negative"})
+    config = {"task": "classification", "name": "movies", "labels": ["positive", "negative"], "guidelines": "Classify the sentiment.",
+              "input_template": "{text}", "gold_column": "label", "examples": {"k": 0},
+              "model": {"backend": "fake", "params": {"keywords": {"positive": ["good"], "negative": ["bad"]}, "rule_words": True,
+                                                        "replies": [[r"These texts are (\w+), but[\s\S]*?(dreadful)", "Rule: '{1}' means {0}."]],
+                                                        "default_reply": "the wording shows it."}}}
+    result = refine(config, pd.DataFrame(rows), project=tmp_path / "p.db", rounds=1, seed=0, heldout_share=0.5)
+    first = result.rounds[0]
+    assert first.errors > 0 and first.candidates and first.candidates[0]["search"] == 1.0 > first.search_before
+    assert first.heldout_after < first.heldout_before
+    assert first.accepted is None
+    assert "dreadful" not in result.final.prompt_text()
+    with Store(tmp_path / "p.db") as store:
+        assert [v.author for v in GuidelineVersions(store, "movies").log()] == ["config"]
