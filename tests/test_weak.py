@@ -111,16 +111,30 @@ def test_yaml_yes_and_no_are_answers_not_booleans(tmp_path):
     assert load_config(path).weak.sub_labelers[0].answers == {"yes": "toxic", "no": "abstain"}
 
 
-def test_the_shipped_weak_examples_are_valid():
+def test_the_shipped_weak_examples_are_valid_and_their_rules_beat_chance_on_their_seed_rows():
+    """Each shipped weak config loads, names only its own labels, mixes model questions with rules, and
+    every keyword/regex rule fires on its own seed (train) rows with precision above the share of its label there."""
     from conftest import ROOT
 
     from labelmill.config import load_config
-    from labelmill.strategies.weak.sublabelers import check_sub_labeler
+    from labelmill.io import read_rows
+    from labelmill.strategies.weak.sublabelers import check_sub_labeler, one_label, rule_votes
 
     for name in ("civil", "agnews"):
-        config = load_config(ROOT / "examples" / "weak" / f"{name}.yaml")
+        path = ROOT / "examples" / "weak" / f"{name}.yaml"
+        config = load_config(path)
+        kinds = {spec.kind for spec in config.weak.sub_labelers}
+        assert {"prompt", "keywords", "zero_shot"} <= kinds, name
+        seed = read_rows((path.parent / config.weak.seed).resolve(), config.dataset)
+        seed = seed.sample(n=min(3000, len(seed)), random_state=0)  # (a train file may be sorted by label)
+        texts, gold = seed["text"].astype(str).tolist(), seed[config.gold_column].astype(str).to_numpy()
+        names = config.label_names
         for spec in config.weak.sub_labelers:
-            check_sub_labeler(spec, config.label_names)
+            check_sub_labeler(spec, names)
+            if spec.kind in ("keywords", "regex"):
+                fires = one_label(rule_votes(spec, texts, names)) >= 0
+                precision, base = float(np.mean(gold[fires] == spec.label)), float(np.mean(gold == spec.label))
+                assert fires.mean() >= 0.005 and precision > base + 0.1, (name, spec.name, fires.mean(), precision, base)
 
 
 def test_the_end_model_labels_the_rows_no_sub_labeler_covered(tmp_path):
@@ -298,3 +312,25 @@ def test_bad_seed_rows_and_label_model_choices_are_clear_errors(tmp_path):
     config["weak"]["sub_labelers"] = config["weak"]["sub_labelers"][1:3]  # the rules fire on 40% and 20%
     with pytest.raises(ConfigError, match="dropped every sub-labeler"):
         weak(config, ROWS, project=tmp_path / "p.db")
+
+
+def test_seed_rows_anchor_dawid_skene_through_weak(tmp_path):
+    """Four rules say the opposite of the truth and agree with each other; one honest rule agrees with none.
+    Unanchored, EM cannot tell the inverted world from the real one and follows the majority of votes;
+    with the seed rows (weak.fit_on_seed, the default) it learns the rules are inverted and labels right."""
+    subs = [{"name": "good_means_negative", "kind": "keywords", "keywords": ["good"], "label": "negative"},
+            {"name": "bad_means_positive", "kind": "keywords", "keywords": ["bad"], "label": "positive"},
+            {"name": "shine_means_negative", "kind": "keywords", "keywords": ["shine"], "label": "negative"},
+            {"name": "rain_means_positive", "kind": "keywords", "keywords": ["rain"], "label": "positive"},
+            {"name": "honest_good", "kind": "keywords", "keywords": ["good"], "label": "positive"}]
+    rows = [{"text": f"good shine {i}", "label": "positive"} for i in range(6)] + [{"text": f"bad rain {i}", "label": "negative"} for i in range(6)]
+    seed = [{"text": f"good shine day {i}", "label": "positive"} for i in range(10)] + [{"text": f"bad rain day {i}", "label": "negative"} for i in range(10)]
+    pd.DataFrame(seed).to_csv(tmp_path / "seed.csv", index=False)
+    truth = [r["label"] for r in rows]
+    config = fake_config()
+    config["weak"] = {"sub_labelers": subs}
+    anchored = weak(config, rows, project=tmp_path / "p.db", seed=tmp_path / "seed.csv")
+    assert anchored.frame["llm_label"].tolist() == truth
+    config["weak"]["fit_on_seed"] = False
+    loose = weak(config, rows, project=tmp_path / "p.db", seed=tmp_path / "seed.csv")
+    assert loose.frame["llm_label"].tolist() == ["negative" if t == "positive" else "positive" for t in truth]
