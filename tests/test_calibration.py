@@ -81,6 +81,26 @@ def test_clopper_pearson_matches_known_values():
     assert clopper_pearson_lower(0, 10, 0.05) == 0.0
 
 
+def _cp_lower(k: int, n: int, delta: float) -> float:
+    """The one-sided Clopper-Pearson lower bound, from scipy's beta quantile (not our code)."""
+    from scipy.stats import beta
+
+    return 0.0 if k == 0 else float(beta.ppf(delta, k, n - k + 1))
+
+
+def test_threshold_with_bound_is_the_lowest_that_passes_the_bound_on_a_hand_made_case():
+    """100 right answers on top, then one wrong in every 10: the threshold stops where the Clopper-Pearson
+    lower bound of the rows above it drops under the target, not where their accuracy does."""
+    conf = np.linspace(1.0, 0.0, 300, endpoint=False)
+    ok = np.ones(300, dtype=bool)
+    ok[100:][::10] = False
+    chosen = threshold_with_bound(conf, ok, 0.95, 0.05, tolerate=0)
+    n = chosen["seed_rows"]
+    assert _cp_lower(int(ok[:n].sum()), n, 0.05) >= 0.95 > _cp_lower(int(ok[:n + 1].sum()), n + 1, 0.05)
+    assert chosen["threshold"] == conf[n - 1] and chosen["lower_bound"] == pytest.approx(_cp_lower(int(ok[:n].sum()), n, 0.05))
+    assert ok[:n + 1].mean() > 0.95  # the point accuracy would go on: only the bound stops it here
+
+
 def test_threshold_with_bound_holds_on_new_rows_at_the_stated_rate():
     """Simulate many seed sets: the chosen threshold's accuracy on fresh rows is below target in <= ~delta of them."""
     target, delta = 0.85, 0.1
@@ -101,6 +121,8 @@ def test_threshold_with_bound_holds_on_new_rows_at_the_stated_rate():
         true_accuracy = 0.55 + 0.45 * (1 + t) / 2  # mean of P(correct) over conf in [t, 1]
         misses += true_accuracy < target
         assert chosen["lower_bound"] >= target and chosen["seed_accuracy"] >= target
+        n, k = chosen["seed_rows"], round(chosen["seed_accuracy"] * chosen["seed_rows"])
+        assert chosen["lower_bound"] == pytest.approx(_cp_lower(k, n, delta))  # the bound, not the seed accuracy
     assert found >= 50 and misses / found <= delta + 0.05
 
 
@@ -126,6 +148,9 @@ def test_calibrate_then_run_with_the_calibration(tmp_path):
     assert report["seed_rows"] == 300 and report["method"] in ("temperature", "bias", "bias_platt")  # a distribution method: labels can change
     assert json.loads((tmp_path / "cal.json").read_text())["method"] == cal.method
     assert cal.threshold is not None and report["threshold"]["lower_bound"] >= 0.9
+    n, k = report["threshold"]["seed_rows"], round(report["threshold"]["seed_accuracy"] * report["threshold"]["seed_rows"])
+    assert report["threshold"]["lower_bound"] == pytest.approx(_cp_lower(k, n, 0.05))
+    assert report["threshold"]["lower_bound"] < report["threshold"]["seed_accuracy"]
     result = labelmill.run(config, tmp_path / "test.csv", project=tmp_path / "p.db", calibration=tmp_path / "cal.json")
     frame = result.frame
     assert {"llm_confidence_raw", "llm_label_raw", "llm_needs_review"} <= set(frame.columns)
@@ -193,14 +218,21 @@ def test_threshold_chosen_on_separate_threshold_rows(tmp_path):
     scored_rows(400, 12).to_csv(tmp_path / "held.csv", index=False)
     cal = labelmill.calibrate(config, tmp_path / "seed.csv", project=tmp_path / "p.db", target=0.9, threshold_rows=tmp_path / "held.csv")
     assert cal.seed_report["threshold_chosen_on"] == "400 threshold rows"
-    # the threshold is the bounded one of the held rows' calibrated confidences, recomputed here
+    # the threshold is set on the held rows' calibrated confidences: the rows at or above it pass the
+    # Clopper-Pearson bound (scipy's), the rows down to the next lower confidence do not
     held = labelmill.run(config, tmp_path / "held.csv", project=tmp_path / "p.db", calibration=cal)
-    ok = (held.frame["llm_label"] == held.frame["label"]).to_numpy()
-    expected = threshold_with_bound(held.frame["llm_confidence"].to_numpy(dtype=float), ok, 0.9, 0.05)
     assert held.model_rows == 0  # the held rows' answers came from the cache
-    assert cal.threshold == (expected["threshold"] if expected else None)
-    if expected:
-        assert cal.seed_report["threshold"]["lower_bound"] >= 0.9
+    conf = held.frame["llm_confidence"].to_numpy(dtype=float)
+    ok = (held.frame["llm_label"] == held.frame["label"]).to_numpy()
+    t = cal.threshold
+    assert t is not None
+    above = conf >= t
+    assert _cp_lower(int(ok[above].sum()), int(above.sum()), 0.05) >= 0.9
+    lower = conf[conf < t]
+    assert len(lower)
+    down = conf >= lower.max()
+    assert _cp_lower(int(ok[down].sum()), int(down.sum()), 0.05) < 0.9
+    assert cal.seed_report["threshold"]["lower_bound"] >= 0.9
 
 
 def test_one_confidently_wrong_top_row_does_not_end_the_bounded_search():

@@ -243,7 +243,8 @@ def test_freeal_and_cascade_on_the_real_model(tmp_path):
     assert first.accuracy is not None and first.accuracy >= 0.5
     share = last.clean_share  # of the round-0 labels, which are `first.accuracy` right overall
     set_aside = (first.accuracy - share * last.clean_accuracy) / (1 - share)
-    assert 0 < share < 1 and last.clean_accuracy >= set_aside + 0.05 and last.accuracy >= 0.42
+    majority = float(rows["label"].value_counts().iloc[0]) / len(rows)  # 0.4375 on these rows
+    assert 0 < share < 1 and last.clean_accuracy >= set_aside + 0.05 and last.accuracy >= majority
     with sqlite3.connect(tmp_path / "p.db") as db:
         demos = json.loads(db.execute("SELECT config FROM runs WHERE id = ?", (last.run_ids[0],)).fetchone()[0])["examples"]["items"]
     assert demos and all(set(d) == {"text", "__freeal_label"} for d in demos)
