@@ -230,7 +230,11 @@ def test_hostile_text_is_data_not_markup(session):
     assert "<script>alert" not in page and "onerror" not in page  # rows never enter the HTML; the script sets textContent
     row = client.get("/api/row/3").json()["row"]
     assert row["text"] == "<script>alert(1)</script> bad"
-    assert "innerHTML" not in (ROOT / "src/labelmill/strategies/review/static/review.js").read_text()
+    # no HTML sink anywhere in the page's script (the browser check of the shown row is
+    # test_review_browser.py::test_hostile_rows_are_shown_as_text)
+    script = (ROOT / "src/labelmill/strategies/review/static/review.js").read_text()
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", "setAttribute(\"on"):
+        assert sink not in script, sink
 
 
 # exports and imports --------------------------------------------------------------------------------------

@@ -200,8 +200,10 @@ def test_cli_max_cost_is_one_line_and_plan_prices_the_run(server, tmp_path):
     (tmp_path / "c.yaml").write_text(json.dumps(config))
     agnews(50).to_csv(tmp_path / "rows.csv", index=False)
     plan = subprocess.run(cli_command("plan", "c.yaml", "rows.csv", "--json"), cwd=tmp_path, env=child_env(), capture_output=True, text=True, check=False)
-    estimate = json.loads(plan.stdout)["estimated_cost_usd"]
-    assert estimate > 0
+    planned = json.loads(plan.stdout)
+    # the prompts at $100 per million tokens plus every answer's max_tokens (4) at $400 per million
+    assert planned["rows"] == 50 and planned["prompt_tokens_total"] > 50
+    assert planned["estimated_cost_usd"] == pytest.approx((planned["prompt_tokens_total"] * 100.0 + 50 * 4 * 400.0) / 1e6, abs=1e-6)
     run = subprocess.run(cli_command("run", "c.yaml", "rows.csv", "--out", "o.csv", "--max-cost", "0.2"), cwd=tmp_path, env=child_env(), capture_output=True, text=True, check=False)
     assert run.returncode == RunStopped.exit_code
     assert "stopped at the cost cap" in run.stderr and "--max-cost" in run.stderr and "Traceback" not in run.stderr
