@@ -170,3 +170,30 @@ def test_doctor_reports_a_decode_check_that_dies_with_sigill():
     assert any("LABELMILL_LLAMA_LEVEL" in fix for fix in found.fixes)
     text = render(found)
     assert "decode check  FAILED" in text and "to fix" in text
+
+
+def _python_that(tmp_path: Path, body: str) -> str:
+    """An executable standing in for the environment's python: it records its arguments, then runs `body`."""
+    script = tmp_path / "python"
+    script.write_text(f"#!{sys.executable}\nimport os, signal, sys\nopen({str(tmp_path / 'args')!r}, 'w').write(' '.join(sys.argv[1:]))\n{body}\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_installer_check_runs_the_self_check_and_reads_its_exit(tmp_path):
+    flags = fallback_chain(parse_cpuinfo(cpuinfo(HASWELL)), "x86_64", "Linux")[0]
+    dies = llama_build.Installer(python=_python_that(tmp_path, "os.kill(os.getpid(), signal.SIGILL)"), wheels=tmp_path)
+    assert dies.check(flags) == (False, "SIGILL: the build uses an instruction this CPU traps")
+    assert (tmp_path / "args").read_text() == "-m labelmill.selfcheck"
+    no_weights = llama_build.Installer(python=_python_that(tmp_path, f"sys.exit({llama_build.NO_WEIGHTS})"), wheels=tmp_path)
+    assert no_weights.check(flags) == (False, "the model weights are missing")
+    passes = llama_build.Installer(python=_python_that(tmp_path, "sys.exit(0)"), wheels=tmp_path)
+    assert passes.check(flags)[0] is True
+
+
+@pytest.mark.model
+def test_installer_check_decodes_with_the_installed_build():
+    """The real self-check, on this environment's build and the default model's weights."""
+    flags = llama_build.ladder()[0]
+    ok, why = llama_build.Installer().check(flags)
+    assert ok, why
