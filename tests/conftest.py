@@ -61,3 +61,24 @@ def child_env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+def label_studio_errors(tasks_path: Path) -> list[str]:
+    """What Label Studio's own validator (label-studio-sdk's LabelInterface) finds wrong in an export:
+    the labeling config written beside it must parse, every task must carry the data its tags show,
+    and every prediction and annotation must fit the config's tags (names, types, label values)."""
+    import json
+
+    from label_studio_sdk.label_interface import LabelInterface
+
+    tasks_path = Path(tasks_path)
+    interface = LabelInterface(tasks_path.with_name(tasks_path.stem + ".label_config.xml").read_text())
+    errors: list[str] = []
+    for task in json.loads(tasks_path.read_text()):
+        for obj in interface.objects:
+            if obj.value_is_variable and task["data"].get(obj.value_name) is None:
+                errors.append(f"task {task['id']}: no data.{obj.value_name}")
+        for kind in ("predictions", "annotations"):
+            for item in task.get(kind, []):
+                errors += [f"task {task['id']} {kind}: {e}" for e in interface.validate_prediction(item, return_errors=True)]
+    return errors

@@ -216,6 +216,9 @@ def test_exports_label_studio_relations_and_triples(tmp_path):
     labelmill.run(relations_config(), rows, output=out, project=tmp_path / "p.db")
     tasks = json.loads(export(relations_config(), out, "label-studio", tmp_path / "ls.json").read_text())
     assert [t["id"] for t in tasks] == [1, 2]
+    from conftest import label_studio_errors
+
+    assert label_studio_errors(tmp_path / "ls.json") == []
     result = tasks[0]["predictions"][0]["result"]
     spans = {r["id"]: r["value"] for r in result if r["type"] == "labels"}
     for value in spans.values():
@@ -251,6 +254,9 @@ def test_export_of_a_marked_pair_and_the_cli(tmp_path):
     assert (triple["head"]["text"], triple["relation"], triple["tail"]["text"]) == ("Smoke", "Cause-Effect(e1,e2)", "cancer")
     ls = json.loads(export(config, out, "label-studio", tmp_path / "ls.json").read_text())
     assert ls[0]["predictions"][0]["result"][0]["value"]["choices"] == ["Cause-Effect(e1,e2)"]
+    from conftest import label_studio_errors
+
+    assert label_studio_errors(tmp_path / "ls.json") == []
     assert ls[0]["data"]["text"].startswith("<e1>Smoke</e1> causes <e2>cancer</e2>.")
     pd.DataFrame([{"text": "Smoke causes cancer.", "e1": "Smoke", "e2": "cancer"}]).to_csv(tmp_path / "unlabeled.csv", index=False)
     bad = subprocess.run(cli_command("export", str(path), str(tmp_path / "unlabeled.csv"), "--format", "triples", "--out", str(tmp_path / "x")), env=child_env(), capture_output=True, text=True)

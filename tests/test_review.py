@@ -17,6 +17,7 @@ import pytest
 from labelmill.numeric.agreement import agreement, cohen_kappa, fleiss_kappa, krippendorff_alpha
 from labelmill.strategies.review.routing import Router, combine, fit_combination
 from labelmill.strategies.review.run import Budget, ReviewSession
+from conftest import label_studio_errors
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -259,6 +260,7 @@ def test_label_studio_export_then_import_keeps_every_label(tmp_path):
     tasks = json.loads(path.read_text())
     assert len(tasks) == 200 and all(t["predictions"][0]["model_version"].startswith("labelmill:fake") for t in tasks)
     assert sum(1 for t in tasks if t.get("annotations")) == 12
+    assert label_studio_errors(path) == []  # Label Studio's own validator accepts every prediction and annotation
     before = s.reviewed()
     s.close()
     # a fresh project: the import brings the reviews back

@@ -4,6 +4,8 @@
                 `prediction` (model version and score). Classification and relation rows give a `choices`
                 result; NER rows `labels` results with character offsets; relations rows both entity
                 `labels` results and `relation` results linking them by id (Label Studio's relation format).
+                Beside it, `<name>.label_config.xml`: the labeling config those results fit (create the
+                project with it, then import the tasks); tests check both with label-studio-sdk's validator.
   triples       relations: one JSON line per relation, {row, head, relation, tail, confidence}, with the
                 head's and tail's offsets, types and text (relation task: the marked pair and its label).
   spacy         a spaCy DocBin (`.spacy`): NER spans as `doc.ents`; relations as entities plus `doc._.rel`,
@@ -69,7 +71,7 @@ def label_studio_result(task_type: str, value: Any, text: str, key: str) -> list
         for rel in (value or {}).get("relations", []) if task_type == "relations" else []:
             result.append({"from_id": f"{key}e{rel['head']}", "to_id": f"{key}e{rel['tail']}", "type": "relation", "direction": "right", "labels": [rel["type"]],
                            **({"score": rel["confidence"]} if rel.get("confidence") is not None else {})})
-    elif task_type == "qa":
+    elif task_type in ("qa", "generation"):
         result.append({"from_name": "answer", "to_name": "text", "type": "textarea", "value": {"text": [str(value)]}})
     elif task_type == "extraction":
         result.append({"from_name": "values", "to_name": "text", "type": "textarea", "value": {"text": [json.dumps(value, ensure_ascii=False)]}})
@@ -77,6 +79,36 @@ def label_studio_result(task_type: str, value: Any, text: str, key: str) -> list
         labels = value if isinstance(value, list) else [value]
         result.append({"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [str(v) for v in labels]}})
     return result
+
+
+def label_studio_config(config: Config) -> str:
+    """The Label Studio labeling config (XML) whose tag names and types are the ones `label_studio_result`
+    writes: create the Label Studio project with it, then import the tasks. Written beside every
+    label-studio export as `<name>.label_config.xml`."""
+    from xml.sax.saxutils import quoteattr
+
+    task, names = config.task, config.label_names
+    text = '  <Text name="text" value="$text"/>\n'
+    if task in ("ner", "relations"):
+        tags = "".join(f"    <Label value={quoteattr(n)}/>\n" for n in names)
+        body = f'  <Labels name="label" toName="text">\n{tags}  </Labels>\n' + text
+        if task == "relations":
+            kinds = "".join(f"    <Relation value={quoteattr(t.name)}/>\n" for t in config.relation.types)
+            body += f"  <Relations>\n{kinds}  </Relations>\n"
+    elif task in ("qa", "generation"):
+        body = text + '  <TextArea name="answer" toName="text" maxSubmissions="1"/>\n'
+    elif task == "extraction":
+        body = text + '  <TextArea name="values" toName="text" maxSubmissions="1"/>\n'
+    else:
+        choices = "".join(f"    <Choice value={quoteattr(n)}/>\n" for n in names)
+        many = "multiple" if task == "multilabel" else "single"
+        body = text + f'  <Choices name="label" toName="text" choice="{many}">\n{choices}  </Choices>\n'
+    return f"<View>\n{body}</View>\n"
+
+
+def label_studio_config_path(dest: Path) -> Path:
+    """Where an export's labeling config goes: `tasks.json` -> `tasks.label_config.xml`."""
+    return dest.with_name(dest.stem + ".label_config.xml")
 
 
 def label_studio_value(task_type: str, result: list[dict[str, Any]]) -> Any:
@@ -107,8 +139,8 @@ def label_studio_tasks(config: Config, labeled: str | Path) -> list[dict[str, An
     tasks = []
     for i, record, value, score in _rows(config, labeled):
         data = {k: v for k, v in record.items() if not k.startswith("llm_")}
-        if task_type in ("ner", "relations", "relation"):
-            data["text"] = shown(record)
+        if task_type in ("ner", "relations", "relation") or "text" not in data:
+            data["text"] = shown(record)  # the labeling config shows $text
         result = label_studio_result(task_type, value, str(data.get("text", "")), f"r{i}")
         item: dict[str, Any] = {"id": i + 1, "data": data}
         if result:
@@ -216,6 +248,7 @@ def export(config: str | Path | dict | Config, labeled: str | Path, fmt: str, de
     dest.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "label-studio":
         dest.write_text(json.dumps(label_studio_tasks(cfg, labeled), ensure_ascii=False, indent=1), encoding="utf-8")
+        label_studio_config_path(dest).write_text(label_studio_config(cfg), encoding="utf-8")
     elif fmt == "spacy":
         items = ((record, value) for _, record, value, _ in _rows(cfg, labeled))
         spacy_docbin(spacy_rows(cfg, items), [k.name for k in cfg.relation.types], dest)

@@ -3,7 +3,8 @@
   jsonl, csv, parquet  the input columns, the model's label and confidence, and the review columns
                        (review_label, reviewed_by, review_status, final_label, final_confidence)
   label-studio         tasks JSON: the model's label as a `prediction` (model version, score), each
-                       person's review as an `annotation`; `data.labelmill_row` ties a task to its row
+                       person's review as an `annotation`; `data.labelmill_row` ties a task to its row;
+                       beside it `<name>.label_config.xml`, the labeling config to create the project with
   argilla              a folder in the layout Argilla 2.x's `Dataset.from_disk` reads: .argilla/settings.json,
                        .argilla/dataset.json and records.json, the model's label as a suggestion (score,
                        agent) and each review as a submitted response
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labelmill.errors import ConfigError, InputDataError, MissingDependencyError
-from labelmill.exports import label_studio_result, label_studio_value
+from labelmill.exports import label_studio_config, label_studio_config_path, label_studio_result, label_studio_value
 
 if TYPE_CHECKING:
     from labelmill.strategies.review.run import ReviewSession
@@ -91,6 +92,7 @@ def export(session: ReviewSession, fmt: str, dest: str | Path) -> Path:
         _flat(frame).to_parquet(dest, index=False)
     elif fmt == "label-studio":
         dest.write_text(json.dumps(label_studio_tasks(session), ensure_ascii=False, indent=1), encoding="utf-8")
+        label_studio_config_path(dest).write_text(label_studio_config(session.config), encoding="utf-8")
     elif fmt == "argilla":
         write_argilla(session, dest)
     elif fmt == "hf":
