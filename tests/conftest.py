@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+# ../shared beside the checkout (mutmut runs the tests from a copy one folder deeper, in mutants/)
+SHARED = next((p / "shared" / "data" for p in ROOT.parents if (p / "shared" / "data").is_dir()), ROOT.parent / "shared" / "data")
 # The encoders run in float32 in tests on every machine (the default picks bfloat16 where the CPU has it), so
 # that the thresholds the tests check do not move with the CPU; test_selectors exercises the bfloat16 path.
 os.environ.setdefault("LABELMILL_ENCODER_DTYPE", "float32")

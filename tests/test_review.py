@@ -142,9 +142,12 @@ def test_simulated_reviewer_fixes_labels_and_every_decision_is_logged(session, t
     assert all(final[i] == gold[i] for i in session.reviewed())
     reviews = session.log.all()
     assert len(reviews) == 20 and all(r.annotator == "simulated" and r.kind == "simulated" for r in reviews)
-    # the fake model cannot tell 'fine'/'meh' rows: they are tied, so the queue took them first
-    first = [r.row_index for r in reviews[:10]]
+    # every other review is a random audit row (flagged in the log); the fake model cannot tell
+    # 'fine'/'meh' rows: they are tied, so the queue gave them in between
+    assert [r.audit for r in reviews] == [1, 0] * 10
+    first = [r.row_index for r in reviews[:20] if not r.audit]
     assert all(("fine" in session.texts[i] or "meh" in session.texts[i]) for i in first)
+    assert session.log.audit_rows() == [r.row_index for r in reviews if r.audit]
     # reopening the project (a killed server) finds every review
     session.close()
     again = ReviewSession.open(CONFIG, tmp_path / "rows.csv", project=tmp_path / "p.db", student=False)
@@ -155,7 +158,7 @@ def test_simulated_reviewer_fixes_labels_and_every_decision_is_logged(session, t
 
 def test_undo_overlap_conflicts_and_resolution(tmp_path):
     data = write_rows(tmp_path / "rows.csv", n=20)
-    s = ReviewSession.open(CONFIG, data, project=tmp_path / "p.db", student=False, overlap=2)
+    s = ReviewSession.open(CONFIG, data, project=tmp_path / "p.db", student=False, overlap=2, audit=0)
     a = s.next_row("ann")
     s.submit("ann", a.index, "positive")
     assert s.reviewed() == {}  # one rating of two: not settled yet
@@ -463,7 +466,7 @@ def test_relabel_runs_in_the_background_every_n_reviews(tmp_path):
 
 def test_blind_mode_and_budget(tmp_path):
     data = write_rows(tmp_path / "rows.csv", n=30)
-    s = ReviewSession.open(CONFIG, data, project=tmp_path / "p.db", student=False, blind=True, overlap=2, budget="10%")
+    s = ReviewSession.open(CONFIG, data, project=tmp_path / "p.db", student=False, blind=True, overlap=2, budget="10%", audit=0)
     row = s.next_row("ann")
     assert row.model_label is None and row.confidence is None and row.current is None and row.cluster == []
     s.submit("ann", row.index, "positive")
@@ -476,3 +479,91 @@ def test_blind_mode_and_budget(tmp_path):
     timed = ReviewSession.open(CONFIG, data, project=tmp_path / "p.db", student=False, budget="0s")
     assert timed.next_row("ann") is None and timed.status()["budget_left"] == 0
     timed.close()
+
+
+# the accuracy estimate and its interval (a random audit sample) ------------------------------------------
+def _simulated_loop(kind: str, seed: int, n: int = 1000, reviews: int = 300) -> list[tuple[bool, float]]:
+    """A review loop on synthetic rows: the model's confidence c, the chance it is right p(c) (calibrated
+    or not), least confident rows reviewed first, every other review an audit row drawn at random until
+    30, then one in 10. At every 10th review from the 30th: (does the 95% interval hold the true accuracy, its width)."""
+    from scipy.special import expit, logit
+
+    from labelmill.numeric.estimate import accuracy_interval
+
+    rng = np.random.default_rng(seed)
+    c = rng.beta(5, 2, n)
+    x = logit(np.clip(c, 1e-6, 1 - 1e-6))
+    p = {"calibrated": c, "overconfident": expit(0.6 * x - 0.8), "uninformative": expit(0.2 * x - 1.0), "cubed": c ** 3,
+         "underconfident": expit(2.0 * x + 0.5)}[kind]
+    right = rng.uniform(size=n) < p
+    reviewed = np.zeros(n, dtype=bool)
+    queue, draws = iter(np.argsort(c)), iter(rng.permutation(n))
+    audit_c, audit_ok, out = [], [], []
+    for r in range(reviews):
+        audits = len(audit_c)
+        if (audits < 30 and audits * 2 <= r) or (audits >= 30 and audits - 30 < (r - 60) // 10 + 1):
+            i = next(j for j in draws if not reviewed[j])
+            audit_c.append(c[i])
+            audit_ok.append(right[i])
+        else:
+            i = next(j for j in queue if not reviewed[j])
+        reviewed[i] = True
+        if r + 1 >= 30 and (r + 1) % 10 == 0:
+            truth = (reviewed.sum() + right[~reviewed].sum()) / n
+            found = accuracy_interval(c[~reviewed], int(reviewed.sum()), np.array(audit_c), np.array(audit_ok), frontier=float(c[~reviewed].min()))
+            out.append((found["low"] <= truth <= found["high"], found["high"] - found["low"]))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["calibrated", "overconfident", "uninformative", "cubed", "underconfident"])
+def test_the_audit_interval_holds_the_true_accuracy_in_simulated_loops(kind):
+    """Over 40 simulated loops, at every 10th review from the 30th: the 95% interval holds the true
+    accuracy at >= 0.90 of the checkpoints, and at >= 0.85 of the loops at each checkpoint."""
+    runs = [_simulated_loop(kind, seed) for seed in range(40)]
+    held = np.array([[h for h, _ in run] for run in runs])
+    assert held.mean() >= 0.90 and held.mean(axis=0).min() >= 0.85, (held.mean(), held.mean(axis=0).min())
+    widths = np.array([[w for _, w in run] for run in runs])
+    assert widths[:, -1].mean() < widths[:, 0].mean()  # more reviews, a narrower interval
+
+
+def _sarcastic_rows(path: Path, n: int, seed: int) -> list[str]:
+    """The keyword model is sure of 'good'/'great', but people read 40% of those rows as negative."""
+    rng = random.Random(seed)
+    words = {"good": "positive", "great": "positive", "fine": "positive", "bad": "negative", "awful": "negative", "meh": "negative"}
+    rows = []
+    for i in range(n):
+        w = rng.choice(sorted(words))
+        label = "negative" if w in ("good", "great") and rng.random() < 0.4 else words[w]
+        rows.append({"text": f"row {i}: a {w} film", "label": label})
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["text", "label"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return [r["label"] for r in rows]
+
+
+def test_the_page_s_interval_holds_the_truth_where_the_confidence_alone_is_far_off(tmp_path):
+    """A confidently wrong model: from its confidences alone the dataset looks 0.86 accurate when it is
+    0.71. With the audit rows the session's 95% interval holds the true accuracy (the share of rows whose
+    current label is the gold one) at most checkpoints from the 30th review on."""
+    gold = _sarcastic_rows(tmp_path / "rows.csv", 300, seed=0)
+    checks: dict[int, list] = {}
+    for audit in (0, 30):
+        s = ReviewSession.open(CONFIG, tmp_path / "rows.csv", project=tmp_path / f"p{audit}.db", student=False, batch=10, stop_at_target=False, audit=audit)
+        seen = checks.setdefault(audit, [])
+
+        def step(session):
+            count = session.log.count()
+            if count >= 30 and count % 10 == 0:
+                truth = float(np.mean([a == b for a, b in zip(session.routing.labels, gold)]))
+                status = session.status()
+                seen.append((truth, status["interval"] or status["estimated_accuracy"]))
+
+        s.simulate(lambda i: gold[i], reviews=120, on_step=step)
+        if audit:
+            assert s.status()["audit_rows"] == 30 + 6 and len(s.log.audit_rows()) == 36  # 30 in the first 60 reviews, then one in 10
+        s.close()
+    blind_truth, blind_estimate = checks[0][0]
+    assert blind_estimate - blind_truth > 0.1  # the confidences alone: far too sure
+    held = [low <= truth <= high for truth, (low, high) in checks[30]]
+    assert len(held) == 10 and sum(held) >= 8

@@ -25,7 +25,7 @@ from labelmill.tasks.ner import (
 from labelmill.tasks.qa import align_answer, exact_match, token_f1
 from labelmill.types import Generation, Label, ParseFailure
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+from conftest import SHARED
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 TYPES = {"per": "PER", "org": "ORG", "loc": "LOC", "misc": "MISC"}
 

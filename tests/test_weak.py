@@ -114,7 +114,7 @@ def test_yaml_yes_and_no_are_answers_not_booleans(tmp_path):
 def test_the_shipped_weak_examples_are_valid_and_their_rules_beat_chance_on_their_seed_rows():
     """Each shipped weak config loads, names only its own labels, mixes model questions with rules, and
     every keyword/regex rule fires on its own seed (train) rows with precision above the share of its label there."""
-    from conftest import ROOT
+    from conftest import ROOT, SHARED
 
     from labelmill.config import load_config
     from labelmill.io import read_rows
@@ -125,7 +125,8 @@ def test_the_shipped_weak_examples_are_valid_and_their_rules_beat_chance_on_thei
         config = load_config(path)
         kinds = {spec.kind for spec in config.weak.sub_labelers}
         assert {"prompt", "keywords", "zero_shot"} <= kinds, name
-        seed = read_rows((path.parent / config.weak.seed).resolve(), config.dataset)
+        assert (path.parent / config.weak.seed).resolve() == (ROOT.parent / "shared" / "data" / config.weak.seed.split("shared/data/")[1]).resolve()
+        seed = read_rows(SHARED / config.weak.seed.split("shared/data/")[1], config.dataset)
         seed = seed.sample(n=min(3000, len(seed)), random_state=0)  # (a train file may be sorted by label)
         texts, gold = seed["text"].astype(str).tolist(), seed[config.gold_column].astype(str).to_numpy()
         names = config.label_names

@@ -40,10 +40,14 @@ import click
 @click.option("--relabel-every", type=click.IntRange(min=1), help="App: after this many reviews, relabel the --relabel-rows most "
               "uncertain rows in the background with the nearest reviewed rows as demos (the model runs in the app's process).")
 @click.option("--relabel-rows", default=200, show_default=True, type=click.IntRange(min=1))
+@click.option("--audit", default=30, show_default=True, type=click.IntRange(min=0),
+              help="Rows drawn at random among the first reviews (every other one until this many, then --audit-every): "
+              "they make the accuracy estimate and its interval honest. 0: none.")
+@click.option("--audit-every", default=10, show_default=True, type=click.IntRange(min=0), help="After the first --audit rows, one review in this many is a random audit row (0: none).")
 @click.option("--json", "as_json", is_flag=True, help="Headless: print the status as JSON.")
 def review_command(config, data, project, host, port, annotators, tokens_file, target, budget, overlap, blind, batch, calibration, trust_above,
                    no_student, seed_rows, student_kind, export_format, out_path, ls_import, gold_column, reviews, relabel, relabel_every,
-                   relabel_rows, as_json):
+                   relabel_rows, audit, audit_every, as_json):
     """Review the labels of DATA (an input file or the output of `labelmill run`) with CONFIG.
 
     Starts a web app on 127.0.0.1: the rows most worth a person's time first, a keyboard for each task
@@ -57,7 +61,7 @@ def review_command(config, data, project, host, port, annotators, tokens_file, t
     session = ReviewSession.open(
         config, data, project=project, calibration=calibration, target=target, trust_threshold=trust_above, batch=batch, overlap=overlap,
         blind=blind, budget=budget, student=False if no_student else ("finetuned" if student_kind == "finetuned" else True),
-        seed_rows=seed_rows, on_event=progress_handler(quiet=as_json),
+        seed_rows=seed_rows, audit=audit, audit_every=audit_every, on_event=progress_handler(quiet=as_json),
     )
     session.relabel_every = relabel_every or 0
     session.relabel_rows = relabel_rows

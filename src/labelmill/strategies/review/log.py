@@ -44,6 +44,7 @@ class Review:
     model_confidence: float | None
     undoes: int | None
     created_at: float
+    audit: int = 0  # 1: the row was drawn at random for the accuracy estimate (the audit sample)
 
 
 class ReviewLog:
@@ -76,18 +77,20 @@ class ReviewLog:
 
     # writing -------------------------------------------------------------------------------------
     def add(
-        self, row_index: int, row_hash: str, annotator: str, label: Any, *, previous: Any = None, model_label: Any = None,
-        model_confidence: float | None = None, kind: str = "person",
+        self, row_index: int, row_hash: str, annotator: str, label: Any, *, previous: Any = None, model: tuple[Any, float | None] = (None, None),
+        kind: str = "person", audit: bool = False,
     ) -> int:
-        """Commit one decision (its own transaction); returns its id."""
+        """Commit one decision (its own transaction); returns its id. `model`: what the model said (label,
+        confidence); `audit`: the row was drawn at random for the accuracy estimate."""
+        model_label, model_confidence = model
         if kind not in KINDS:
             raise ValueError(f"unknown review kind {kind!r}")
         action = "accept" if previous is not None and _same(label, previous) else "correct"
         cur = self.store.db.execute(
-            "INSERT INTO reviews (run_id, row_index, row_hash, annotator, kind, action, label, previous_label, model_label, model_confidence, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO reviews (run_id, row_index, row_hash, annotator, kind, action, label, previous_label, model_label, model_confidence, created_at, audit)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (self.run_id, int(row_index), row_hash, annotator, kind, action, json.dumps(label), _dump(previous), _dump(model_label),
-             None if model_confidence is None else float(model_confidence), time.time()),
+             None if model_confidence is None else float(model_confidence), time.time(), int(bool(audit))),
         )
         return int(cur.lastrowid)
 
@@ -165,6 +168,10 @@ class ReviewLog:
 
     def count(self) -> int:
         return len(self.active())
+
+    def audit_rows(self) -> list[int]:
+        """Rows whose review in force was an audit draw, in the order they were reviewed."""
+        return list(dict.fromkeys(r.row_index for r in self.active() if r.audit and r.kind != "resolve"))
 
 
 def _dump(value: Any) -> str | None:

@@ -15,9 +15,11 @@ A review is worth the chance that the label shown is wrong: 1 - confidence. The 
 row is in it (low confidence, LLM and student disagree, a likely label issue), and rows whose confidence
 is at or above the trusted threshold never enter it.
 
-The estimate: reviewed rows count as right, the others at their calibrated confidence. Its bound adds the
-spread of that sum and the calibration error measured on held-out reviewed rows (each reviewed row is
-scored by a model fitted without it).
+The estimate: reviewed rows count as right, the others at their calibrated confidence. Once the random
+audit rows are there (the review session draws them), that sum is corrected by the audit rows' mean error
+and comes with a 95% interval that covers the truth whatever the calibration (`numeric/estimate.py`);
+before, its bound adds the spread of that sum and the calibration error measured on held-out reviewed
+rows (each reviewed row is scored by a model fitted without it).
 """
 
 from __future__ import annotations
@@ -152,15 +154,15 @@ class Router:
                 self.llm_confidence[i] = float(np.nan_to_num(confidence[j], nan=0.0))
 
     # ------------------------------------------------------------------------------------------
-    def route(self, reviewed: Mapping[int, Any]) -> Routing:
-        """Refit on the reviewed rows {row: label} and route every row."""
+    def route(self, reviewed: Mapping[int, Any], audit: Sequence[int] = ()) -> Routing:
+        """Refit on the reviewed rows {row: label} and route every row. `audit`: the reviewed rows that were
+        drawn at random for the audit (see `estimate_with_audit`)."""
         n = self.n
         is_reviewed = np.zeros(n, dtype=bool)
-        for i in reviewed:
-            if 0 <= int(i) < n:
-                is_reviewed[int(i)] = True
+        is_reviewed[[int(i) for i in reviewed if 0 <= int(i) < n]] = True
+        audit = [int(i) for i in audit if 0 <= int(i) < n and int(i) in reviewed]
         if self.llm_probs is None:
-            return self._route_by_confidence(reviewed, is_reviewed)
+            return self._route_by_confidence(reviewed, is_reviewed, audit)
         index = {name: i for i, name in enumerate(self.names)}
         rows = np.array([int(i) for i in reviewed if 0 <= int(i) < n and str(reviewed[i]) in index], dtype=int)
         gold = np.array([index[str(reviewed[int(i)])] for i in rows], dtype=int)
@@ -189,28 +191,25 @@ class Router:
                 held_conf, held_ok = held_q.max(axis=1), held_q.argmax(axis=1) == fit_gold
         else:
             q = self.llm_probs if student is None else combine(parts, np.concatenate([[1.0, 0.0], np.zeros(len(self.names))]))
-            held_conf = held_ok = None
+            held_q = held_conf = held_ok = None
         predicted = q.argmax(axis=1)
         confidence = q.max(axis=1)
+        audit_conf, audit_ok = _audit_answers(audit, rows, gold, held_q, n_seed, confidence, predicted)
         if self.recalibrate and n_seed >= 50 and held_conf is not None and 0 < held_ok.mean() < 1:
             # the combination's confidence mapped to P(right) on the seed's held-out rows (Platt): rows like
             # the whole dataset, so the estimate does not inherit an overconfident fit on the hard rows
             from labelmill.numeric.calibration import fit_platt
 
             a, c = fit_platt(held_conf, held_ok.astype(float))
-            logit = np.log(np.clip(confidence, EPS, 1 - EPS) / np.clip(1 - confidence, EPS, 1.0))
-            confidence = 1.0 / (1.0 + np.exp(-np.clip(a * logit + c, -30, 30)))
+            confidence, audit_conf = _platt(confidence, a, c), _platt(audit_conf, a, c)
             fit["platt"] = [round(a, 3), round(c, 3)]
-        labels: list[Any] = [self.names[j] for j in predicted]
-        for i, value in reviewed.items():
-            if 0 <= int(i) < n:
-                labels[int(i)] = value
+        labels: list[Any] = [reviewed[i] if is_reviewed[i] else self.names[j] for i, j in enumerate(predicted)]
         confidence = np.where(is_reviewed, 1.0, confidence)
         student_labels = None if student is None else [self.names[j] for j in student.argmax(axis=1)]
         reasons = self._reasons(confidence, student_labels, is_reviewed, q)
         value = np.where(is_reviewed, 0.0, 1.0 - confidence)
         trusted = self._trusted(confidence, is_reviewed)
-        estimate = estimate_accuracy(confidence, is_reviewed, held_conf, held_ok)
+        estimate = estimate_with_audit(confidence, is_reviewed, audit_conf, audit_ok, held_conf, held_ok)
         return Routing(labels, confidence, value, reasons, list(self.llm_labels), student_labels, is_reviewed, trusted, estimate, fit)
 
     def _trusted(self, confidence: np.ndarray, is_reviewed: np.ndarray) -> np.ndarray:
@@ -301,10 +300,14 @@ class Router:
             rows = sorted(rows, key=lambda i: q[i, ids[i]])
         return {int(i): rank for rank, i in enumerate(rows, start=1)}
 
-    def _route_by_confidence(self, reviewed: Mapping[int, Any], is_reviewed: np.ndarray) -> Routing:
+    def _route_by_confidence(self, reviewed: Mapping[int, Any], is_reviewed: np.ndarray, audit: Sequence[int] = ()) -> Routing:
+        import json
+
         conf = self.llm_confidence.copy()
         if self.calibrator is not None:
             conf = np.nan_to_num(self.calibrator.confidence(conf), nan=0.0)
+        audited = np.array(list(audit), dtype=int)
+        audit_ok = np.array([json.dumps(self.llm_labels[i], sort_keys=True) == json.dumps(reviewed[int(i)], sort_keys=True) for i in audited], dtype=bool)
         labels = list(self.llm_labels)
         for i, value in reviewed.items():
             if 0 <= int(i) < self.n:
@@ -313,7 +316,42 @@ class Router:
         reasons = [[] if is_reviewed[i] else [f"confidence {confidence[i]:.2f}"] for i in range(self.n)]
         value = np.where(is_reviewed, 0.0, 1.0 - confidence)
         return Routing(labels, confidence, value, reasons, list(self.llm_labels), None, is_reviewed, self._trusted(confidence, is_reviewed),
-                       estimate_accuracy(confidence, is_reviewed, None, None), {})
+                       estimate_with_audit(confidence, is_reviewed, conf[audited], audit_ok, None, None), {})
+
+
+def _platt(values: np.ndarray, a: float, c: float) -> np.ndarray:
+    logit = np.log(np.clip(values, EPS, 1 - EPS) / np.clip(1 - values, EPS, 1.0))
+    return 1.0 / (1.0 + np.exp(-np.clip(a * logit + c, -30, 30)))
+
+
+def _audit_answers(audit: Sequence[int], rows: np.ndarray, gold: np.ndarray, held_q: np.ndarray | None, n_seed: int, confidence: np.ndarray,
+                   predicted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(confidence, right) of what a model fitted without each audit row said of it: out of fold once the
+    combination is fitted (`held_q` over the seed rows, then `rows`); before, the LLM's own distribution,
+    which no review has touched."""
+    position = {int(r): j for j, r in enumerate(rows)}
+    at = np.array([position[int(i)] for i in audit if int(i) in position], dtype=int)
+    if held_q is not None and len(at):
+        return held_q[n_seed + at].max(axis=1), held_q[n_seed + at].argmax(axis=1) == gold[at]
+    audited = rows[at] if len(at) else np.zeros(0, dtype=int)
+    return confidence[audited], predicted[audited] == gold[at]
+
+
+AUDIT_FOR_INTERVAL = 10  # audit rows before the estimate comes with an interval (and the stop rule uses its low end)
+
+
+def estimate_with_audit(confidence: np.ndarray, is_reviewed: np.ndarray, audit_conf: np.ndarray, audit_ok: np.ndarray,
+                        held_conf: np.ndarray | None, held_ok: np.ndarray | None) -> dict[str, Any]:
+    """With `AUDIT_FOR_INTERVAL` audit rows or more: the audit-corrected estimate and its 95% interval
+    (`numeric.estimate.accuracy_interval`; `lower_bound` is the interval's low end); before, the estimate
+    from the confidences alone, with `estimate_accuracy`'s bound and no interval."""
+    if len(audit_ok) < AUDIT_FOR_INTERVAL:
+        return {**estimate_accuracy(confidence, is_reviewed, held_conf, held_ok), "audit_rows": int(len(audit_ok)), "low": None, "high": None}
+    from labelmill.numeric.estimate import accuracy_interval
+
+    left = confidence[~is_reviewed]
+    found = accuracy_interval(left, int(is_reviewed.sum()), audit_conf, audit_ok, frontier=float(left.min()) if len(left) else None)
+    return {**found, "lower_bound": found["low"], "reviewed": int(is_reviewed.sum()), "rows": len(confidence)}
 
 
 def estimate_accuracy(confidence: np.ndarray, is_reviewed: np.ndarray, held_conf: np.ndarray | None, held_ok: np.ndarray | None, z: float = 1.645) -> dict[str, float]:

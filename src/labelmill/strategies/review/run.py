@@ -101,7 +101,11 @@ class ReviewOptions(Options):
     `finetune_rows` of the config's labeled examples, then the linear head refitted the same way), False
     (rank by the model's confidence only). `use_examples`: the config's labeled examples feed the student;
     `seed_rows` of them (drawn at random, held out from the student) are labeled by the model once, so the
-    combination is fitted on rows like the whole dataset from the first review."""
+    combination is fitted on rows like the whole dataset from the first review. `audit`: how many of the
+    first reviews are rows drawn uniformly at random among those not reviewed yet (every other review
+    until there are that many), then one review in `audit_every` (0: none after): what the model said on
+    them makes the estimate of the dataset's accuracy and its interval honest (`routing.estimate_with_audit`);
+    they are shown like any other row and flagged in the log. 0 turns the audit off."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -117,6 +121,9 @@ class ReviewOptions(Options):
     stop_at_target: bool = True
     finetune_rows: int = 4000
     seed_rows: int = 1000
+    audit: int = Field(30, ge=0)
+    audit_every: int = Field(10, ge=0)
+    audit_seed: int = 0
 
 
 @dataclass
@@ -172,6 +179,9 @@ class ReviewSession:
         self.relabel_every = 0  # reviews between background relabels (0: only when asked)
         self.relabel_rows = 200
         self.refits = 0
+        self.audit, self.audit_every = o.audit, o.audit_every
+        self._audit_order = [int(i) for i in np.random.default_rng(o.audit_seed).permutation(len(self.records))]
+        self._audit_leases: dict[int, str] = {}
         self.routing: Routing = self._route()
 
     # opening --------------------------------------------------------------------------------------
@@ -218,7 +228,7 @@ class ReviewSession:
 
     def _route(self) -> Routing:
         assert self.router is not None
-        return self.router.route(self.reviewed())
+        return self.router.route(self.reviewed(), audit=self.log.audit_rows())
 
     def refit(self) -> Routing:
         """Refit on every reviewed row and re-rank the queue (the app does this after every batch)."""
@@ -268,13 +278,41 @@ class ReviewSession:
         return out if left is None else out[:left]
 
     def next_row(self, annotator: str) -> RowView | None:
+        """The next row for `annotator`: the queue's first, or, when an audit draw is due, a row drawn at
+        random among the rows no one has reviewed (see `ReviewOptions.audit`)."""
         with self._lock:
             queue = self.queue(annotator)
             if not queue:
                 return None
-            i = queue[0]
+            i = self._audit_row(annotator) if self._audit_due() else None
+            if i is None:
+                i = queue[0]
+            else:
+                self._audit_leases[i] = annotator
             self._leases[i] = (annotator, time.time())
             return self.view(i, annotator)
+
+    def _audit_due(self) -> bool:
+        if not self.audit:
+            return False
+        audits, total = len(self.log.audit_rows()), len(self.log.ratings())
+        if audits < self.audit:
+            return audits * 2 <= total  # every other review until there are `audit`
+        # then one review in `audit_every`
+        return bool(self.audit_every) and audits - self.audit < (total - 2 * self.audit) // self.audit_every + 1
+
+    def _audit_row(self, annotator: str) -> int | None:
+        """The next row of the session's random order that no one has rated or leased (for another)."""
+        ratings = self.log.ratings()
+        now = time.time()
+        for i in self._audit_order:
+            if i in ratings:
+                continue
+            lease = self._leases.get(i)
+            if lease and lease[0] != annotator and now - lease[1] < 300:
+                continue
+            return i
+        return None
 
     def view(self, i: int, annotator: str | None = None) -> RowView:
         if not 0 <= i < len(self.records):
@@ -394,8 +432,10 @@ class ReviewSession:
             label = self.check_label(label, i)
             item = self.table.get(i)
             shown = self.log.ratings().get(i, {}).get(annotator, self.routing.labels[i])
-            review_id = self.log.add(i, self.row_hashes[i], annotator, label, previous=shown, model_label=None if item is None else item.label,
-                                     model_confidence=None if item is None else item.confidence, kind=kind)
+            audit = self._audit_leases.get(i) == annotator and i not in self.log.ratings()
+            model = (None, None) if item is None else (item.label, item.confidence)
+            review_id = self.log.add(i, self.row_hashes[i], annotator, label, previous=shown, model=model, kind=kind, audit=audit)
+            self._audit_leases.pop(i, None)
             self._leases.pop(i, None)
             self._after_review()
             return review_id
@@ -501,6 +541,7 @@ class ReviewSession:
             "rows": len(self.records), "reviewed": len(settled), "reviews": self.log.count(), "in_queue": len(queue),
             "trusted": int(r.trusted.sum()), "queue_reasons": reasons, "conflicts": len(conflicts),
             "estimated_accuracy": estimate.get("estimated_accuracy"), "lower_bound": estimate.get("lower_bound"),
+            "interval": None if estimate.get("low") is None else [estimate["low"], estimate["high"]], "audit_rows": estimate.get("audit_rows", 0),
             "target": self.target, "reviews_to_target": to_target, "target_reached": bool(estimate.get("lower_bound", 0) >= self.target),
             "budget_left": self.budget_left(), "refits": self.refits, "fit": r.fit, "annotators": self.log.annotators(),
             "agreement": agreement(self.log.ratings()),

@@ -32,6 +32,8 @@ MIGRATIONS = [
     );
     CREATE INDEX reviews_run_row ON reviews(run_id, row_index);
     """,
+    # 2: a review of a row drawn at random for the accuracy estimate (the audit sample) says so
+    "ALTER TABLE reviews ADD COLUMN audit INTEGER NOT NULL DEFAULT 0;",
 ]
 
 

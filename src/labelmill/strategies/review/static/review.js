@@ -27,8 +27,11 @@
     line.append(el("strong", s.in_queue + " rows in the queue"), el("span", " of " + s.rows + " \u00b7 reviewed " + s.reviewed +
       " \u00b7 trusted (above threshold, never queued) " + s.trusted + " \u00b7 conflicts " + s.conflicts));
     const why = Object.entries(s.queue_reasons || {}).map(([k, v]) => k + ": " + v).join(", ");
-    const est = el("div", "estimated accuracy of the whole dataset " + pct(s.estimated_accuracy) + " (lower bound " + pct(s.lower_bound) +
-      ", target " + pct(s.target) + ")" + (s.target_reached ? " \u2014 target reached" : (s.reviews_to_target !== null ? " \u00b7 about " + s.reviews_to_target + " more reviews to reach it" : "")));
+    const range = s.interval ? "95% interval " + pct(s.interval[0]) + " \u2013 " + pct(s.interval[1]) + ", from " + s.audit_rows + " random audit rows"
+      : "lower bound " + pct(s.lower_bound) + "; an interval after 10 random audit rows (" + (s.audit_rows || 0) + " so far)";
+    const est = el("div", "estimated accuracy of the whole dataset " + pct(s.estimated_accuracy) + " (" + range +
+      "; target " + pct(s.target) + ")" + (s.target_reached ? " \u2014 target reached" : (s.reviews_to_target !== null ? " \u00b7 about " + s.reviews_to_target + " more reviews to reach it" : "")));
+    est.id = "estimate";
     box.append(line, el("div", "why rows are queued: " + (why || "none"), "muted"), est);
     if (s.budget_left !== null && s.budget_left !== undefined) box.append(el("div", "budget left: " + s.budget_left + " rows", "muted"));
     if (message) box.append(el("div", message, message.startsWith("error") ? "error" : "saved"));
