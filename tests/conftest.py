@@ -61,6 +61,8 @@ def cli_command(*args: str) -> list[str]:
 def child_env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    if env.get("MUTANT_UNDER_TEST") == "stats":  # mutmut's first pass records calls in its own process only
+        env.pop("MUTANT_UNDER_TEST")
     return env
 
 

@@ -647,3 +647,64 @@ def test_guideline_page_shows_refine_proposals_with_evidence_for_people_to_accep
                           capture_output=True, text=True)
     assert "1. 'dreadful' means negative, whatever else the review says." in show.stdout and "Author: ana." in show.stdout
     assert "onerror" not in show.stdout
+
+
+ZERO_CONFIG = """\
+task: classification
+name: zero-labels
+labels: [positive, negative]
+guidelines: Classify the sentiment of the movie review.
+input_template: "{text}"
+gold_column: label
+model:
+  backend: fake
+  params: {keywords: {positive: [good, great], negative: [bad, awful]}, follow_demos: true}
+"""
+
+
+def test_a_project_with_no_examples_reviewed_by_keyboard_shows_a_narrowing_interval_and_relabels(tmp_path):
+    """No examples file, no seed: 40 rows reviewed by keyboard. The page's estimate comes with a 95%
+    interval once 10 random audit rows are in, the interval narrows as reviews come in, and the
+    background relabel step (the nearest reviewed rows as demos) runs."""
+    import random
+    import sqlite3
+
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    rng = random.Random(0)
+    words = {"good": "positive", "great": "positive", "fine": "positive", "bad": "negative", "awful": "negative", "meh": "negative"}
+    rows = []
+    for i in range(150):
+        w = rng.choice(sorted(words))
+        label = "negative" if w in ("good", "great") and rng.random() < 0.3 else words[w]  # some confident answers are wrong
+        rows.append({"text": f"review {i}: a {w} film", "label": label})
+    gold = {r["text"]: r["label"] for r in rows}
+    (tmp_path / "config.yaml").write_text(ZERO_CONFIG)
+    with (tmp_path / "rows.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["text", "label"])
+        writer.writeheader()
+        writer.writerows(rows)
+    server = Server(tmp_path, "--audit", "30", "--batch", "5", "--relabel-every", "20", "--relabel-rows", "40")
+    driver = chrome()
+    widths = {}
+    try:
+        driver.get(server.links["ana"])
+        wait_for(driver, lambda d: d.find_elements("id", "row-text"))
+        assert "an interval after 10 random audit rows" in driver.find_element("id", "estimate").text
+        for n in range(1, 41):
+            index, text = row_index(driver), driver.find_element("id", "row-text").text
+            key = "1" if gold[text] == "positive" else "2"
+            ActionChains(driver).send_keys(key, Keys.ENTER).perform()
+            wait_for(driver, lambda d, i=index: f"saved row {i}" in status_text(d))
+            if n in (20, 40):
+                wait_for(driver, lambda d: "95% interval" in d.find_element("id", "estimate").text, timeout=30)
+                found = re.search(r"95% interval ([\d.]+)% \u2013 ([\d.]+)%", driver.find_element("id", "estimate").text)
+                widths[n] = float(found.group(2)) - float(found.group(1))
+        assert widths[40] < widths[20]
+    finally:
+        driver.quit()
+        server.stop()
+    with sqlite3.connect(tmp_path / "project.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] >= 2  # the relabel step's run
+        assert db.execute("SELECT COUNT(*) FROM reviews WHERE audit = 1").fetchone()[0] == 20

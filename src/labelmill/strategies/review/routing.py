@@ -79,7 +79,10 @@ class StudentData:
 class RouterOptions(Options):
     """The router's knobs: a seed calibrator of the LLM, the trusted threshold (rows above never enter the
     queue), the reviews needed before the combination is refitted, whether a student learns, the random
-    seed, and whether confidences are recalibrated on the reviews."""
+    seed, and whether confidences are recalibrated on the reviews. `prior`: with no labeled examples, what
+    the student learns from besides the reviews: "llm", the LLM's own surest labels (per label, the more
+    confident half of the rows it gave that label, at most 200; each weighs `prior_weight` against a
+    review's 2), or None."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -89,6 +92,8 @@ class RouterOptions(Options):
     student: bool = True
     seed: int = 0
     recalibrate: bool = True
+    prior: str | None = "llm"
+    prior_weight: float = 0.5
 
 
 class Router:
@@ -107,6 +112,7 @@ class Router:
         embeddings, pool_embeddings, pool_labels = d.embeddings, d.pool_embeddings, d.pool_labels
         seed_probs, seed_labels, seed_embeddings = d.seed_probs, d.seed_labels, d.seed_embeddings
         calibrator, trust_threshold, min_fit, student, seed, recalibrate = o.calibrator, o.trust_threshold, o.min_fit, o.student, o.seed, o.recalibrate
+        self.prior, self.prior_weight = o.prior, o.prior_weight
         self.names = list(names)
         self.n = len(llm_labels)
         self.llm_labels = list(llm_labels)
@@ -132,6 +138,7 @@ class Router:
             keep = self.pool_y >= 0
             self.pool_x, self.pool_y = self.pool_x[keep], self.pool_y[keep]
         self.use_student = bool(student and embeddings is not None and self.llm_probs is not None)
+        self.prior_rows = self._llm_prior() if self.use_student and self.pool_x is None and self.prior == "llm" else np.zeros(0, dtype=int)
         # the seed: labeled rows held out from the student, with the LLM's distributions on them
         self.seed_p = self.seed_x = None
         self.seed_y = np.zeros(0, dtype=int)
@@ -224,13 +231,12 @@ class Router:
 
         k = len(self.names)
         X = self.embeddings
-        pool_x = self.pool_x if self.pool_x is not None else np.zeros((0, X.shape[1]), dtype=X.dtype)
-        pool_y = self.pool_y if self.pool_x is not None else np.zeros(0, dtype=int)
-        if len(pool_y) == 0 and len(rows) < 10:  # nothing to learn from yet: the student agrees with the LLM
+        pool_x, pool_y, pool_w = self._pool(rows)
+        if (len(pool_y) == 0 or len(np.unique(pool_y)) < 2) and len(rows) < 10:  # nothing to learn from yet: the student agrees with the LLM
             return self.llm_probs.copy(), None if len(rows) == 0 else self.llm_probs[rows], self.seed_p
         train_x = np.vstack([pool_x, X[rows]]) if len(rows) else pool_x
         train_y = np.concatenate([pool_y, gold]) if len(rows) else pool_y
-        weight = np.concatenate([np.ones(len(pool_y)), np.full(len(rows), 2.0)])
+        weight = np.concatenate([pool_w, np.full(len(rows), 2.0)])
         model = LinearStudent(k, seed=self.seed).fit(train_x, train_y, weight)
         full = model.predict_proba(X)
         on_seed = model.predict_proba(self.seed_x) if self.seed_x is not None and len(self.seed_y) else None
@@ -244,12 +250,34 @@ class Router:
             train = np.setdiff1d(order, test)
             fx = np.vstack([pool_x, X[rows[train]]])
             fy = np.concatenate([pool_y, gold[train]])
-            fw = np.concatenate([np.ones(len(pool_y)), np.full(len(train), 2.0)])
+            fw = np.concatenate([pool_w, np.full(len(train), 2.0)])
             if len(np.unique(fy)) < 2:
                 held[test] = full[rows[test]]
                 continue
             held[test] = LinearStudent(k, seed=self.seed).fit(fx, fy, fw).predict_proba(X[rows[test]])
         return full, held, on_seed
+
+    def _llm_prior(self, share: float = 0.5, most: int = 200) -> np.ndarray:
+        """Rows whose LLM label the student may learn from before any review: per label, the more confident
+        `share` of the rows the LLM gave it (at most `most`)."""
+        assert self.llm_probs is not None
+        said, sure = self.llm_probs.argmax(axis=1), self.llm_probs.max(axis=1)
+        chosen = []
+        for j in range(len(self.names)):
+            mine = np.flatnonzero(said == j)
+            chosen.extend(mine[np.argsort(-sure[mine], kind="stable")][: min(most, int(len(mine) * share))].tolist())
+        return np.array(sorted(chosen), dtype=int)
+
+    def _pool(self, reviewed_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(x, y, weight) the student learns from besides the reviews: the config's labeled examples, or
+        else the LLM's surest labels on rows nobody reviewed."""
+        X = self.embeddings
+        if self.pool_x is not None:
+            return self.pool_x, self.pool_y, np.ones(len(self.pool_y))
+        rows = np.setdiff1d(self.prior_rows, reviewed_rows)
+        if not len(rows):
+            return np.zeros((0, X.shape[1]), dtype=X.dtype), np.zeros(0, dtype=int), np.zeros(0)
+        return X[rows], self.llm_probs[rows].argmax(axis=1), np.full(len(rows), self.prior_weight)
 
     def _held_out_combination(self, held_parts: Sequence[np.ndarray], gold: np.ndarray, folds: int = 5) -> np.ndarray:
         """Each reviewed row's combined distribution from a combination fitted without it."""

@@ -105,7 +105,8 @@ class ReviewOptions(Options):
     first reviews are rows drawn uniformly at random among those not reviewed yet (every other review
     until there are that many), then one review in `audit_every` (0: none after): what the model said on
     them makes the estimate of the dataset's accuracy and its interval honest (`routing.estimate_with_audit`);
-    they are shown like any other row and flagged in the log. 0 turns the audit off."""
+    they are shown like any other row and flagged in the log. 0 turns the audit off. `prior`: with no
+    labeled examples, the student also learns from the LLM's surest labels ("llm") or not (None)."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -124,6 +125,7 @@ class ReviewOptions(Options):
     audit: int = Field(30, ge=0)
     audit_every: int = Field(10, ge=0)
     audit_seed: int = 0
+    prior: str | None = "llm"
 
 
 @dataclass
@@ -634,7 +636,7 @@ def _router(task: Any, names: list[str], table: Any, data: StudentData, o: Revie
     probs = table.probs if names and table.has_distribution.any() else None
     shown = [None if v is None else task.output_value(_label(v)) for v in table.labels]  # NER: the spans, not the raw answer
     return Router(names, shown, table.confidence, probs, data, calibrator=calibrator, trust_threshold=threshold,
-                  student=bool(o.student) and data.embeddings is not None)
+                  student=bool(o.student) and data.embeddings is not None, prior=o.prior)
 
 
 def probs_ok(table: Any) -> bool:
