@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from labelmill.numeric.agreement import agreement, cohen_kappa, fleiss_kappa, krippendorff_alpha
-from labelmill.strategies.review.routing import Router, combine, fit_combination
+from labelmill.strategies.review.routing import Router, StudentData, combine, fit_combination
 from labelmill.strategies.review.run import Budget, ReviewSession
 from conftest import label_studio_errors
 
@@ -72,6 +72,32 @@ def test_combination_learns_which_source_to_trust():
     theta = fit_combination([noise, good], gold)
     assert theta[1] > theta[0] + 1.0
     assert (combine([noise, good], theta).argmax(1) == gold).mean() > 0.95
+
+
+def test_a_row_weighted_zero_counts_for_nothing_in_the_combination():
+    rng = np.random.default_rng(1)
+    n, k = 300, 2
+    gold = rng.integers(0, k, n)
+    llm = np.where(np.eye(k)[gold] > 0, 0.7, 0.3)
+    flipped = 1 - gold  # the second half of the rows: gold says the opposite (the hard rows a queue picks)
+    both = np.concatenate([gold[:150], flipped[150:]])
+    weight = np.concatenate([np.ones(150), np.zeros(150)])
+    assert np.allclose(fit_combination([llm], both, weight=weight), fit_combination([llm[:150]], gold[:150]), atol=1e-4)
+    assert not np.allclose(fit_combination([llm], both), fit_combination([llm[:150]], gold[:150]), atol=1e-2)
+
+
+def test_with_no_examples_the_student_learns_the_llm_s_surest_labels_first():
+    """Per label, the more confident half of the rows the LLM gave it: the student's prior before any review."""
+    names = ["a", "b"]
+    sure = np.array([0.99, 0.95, 0.7, 0.6, 0.98, 0.9, 0.8, 0.55, 0.51, 0.52])
+    said = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])  # the LLM says a four times, b six times
+    probs = np.where(np.eye(2)[said] > 0, sure[:, None], 1 - sure[:, None])
+    X = np.random.default_rng(0).normal(size=(10, 8))
+    router = Router(names, [names[i] for i in said], sure, probs, StudentData(embeddings=X))
+    assert router.prior_rows.tolist() == [0, 1, 4, 5, 6]  # a: 0.99, 0.95 of four; b: 0.98, 0.9, 0.8 of six
+    assert Router(names, [names[i] for i in said], sure, probs, StudentData(embeddings=X), prior=None).prior_rows.tolist() == []
+    x, y, w = router._pool(np.array([1]))
+    assert y.tolist() == [0, 1, 1, 1] and np.allclose(w, 0.5)  # a reviewed row leaves the prior
 
 
 def test_router_queue_estimate_and_trusted_rows():

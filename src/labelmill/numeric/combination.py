@@ -19,9 +19,10 @@ def _log(p: np.ndarray) -> np.ndarray:
     return log_probs(p, floor=EPS)  # clipped at 1e-6: one overconfident source cannot swamp the other
 
 
-def fit_combination(parts: Sequence[np.ndarray], gold: np.ndarray, l2: float = 1.0) -> np.ndarray:
+def fit_combination(parts: Sequence[np.ndarray], gold: np.ndarray, l2: float = 1.0, weight: np.ndarray | None = None) -> np.ndarray:
     """Weights (one per part) and a bias per label for softmax(sum_j w_j log p_j + b), by penalised
-    maximum likelihood on rows with a gold label index (the weights are pulled towards 1, the biases to 0)."""
+    maximum likelihood on rows with a gold label index (the weights are pulled towards 1, the biases to 0).
+    `weight`: how much each row counts (default 1 each)."""
     from scipy.optimize import minimize
     from scipy.special import softmax
 
@@ -29,14 +30,16 @@ def fit_combination(parts: Sequence[np.ndarray], gold: np.ndarray, l2: float = 1
     logs = [_log(p) for p in parts]
     m = len(logs)
     rows = np.arange(len(gold))
+    r = np.ones(len(gold)) if weight is None else np.asarray(weight, dtype=float)
 
     def loss_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
         w, b = theta[:m], theta[m:]
         z = sum(w[j] * logs[j] for j in range(m)) + b
         q = softmax(z, axis=1)
-        loss = -np.log(np.clip(q[rows, gold], 1e-12, 1.0)).sum() + 0.5 * l2 * (((w - 1) ** 2).sum() + (b**2).sum())
+        loss = -(r * np.log(np.clip(q[rows, gold], 1e-12, 1.0))).sum() + 0.5 * l2 * (((w - 1) ** 2).sum() + (b**2).sum())
         diff = q.copy()
         diff[rows, gold] -= 1.0
+        diff *= r[:, None]
         gw = np.array([(diff * logs[j]).sum() for j in range(m)]) + l2 * (w - 1)
         gb = diff.sum(axis=0) + l2 * b
         return float(loss), np.concatenate([gw, gb])

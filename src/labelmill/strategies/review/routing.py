@@ -82,7 +82,9 @@ class RouterOptions(Options):
     seed, and whether confidences are recalibrated on the reviews. `prior`: with no labeled examples, what
     the student learns from besides the reviews: "llm", the LLM's own surest labels (per label, the more
     confident half of the rows it gave that label, at most 200; each weighs `prior_weight` against a
-    review's 2), or None."""
+    review's 2), or None. `queue_weight`: how much a reviewed row the queue chose counts in the
+    combination's fit, against 1 for a seed row or a random audit row (the queue's rows are the hard ones:
+    counted fully they pull the combination towards them)."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -94,6 +96,7 @@ class RouterOptions(Options):
     recalibrate: bool = True
     prior: str | None = "llm"
     prior_weight: float = 0.5
+    queue_weight: float = 1.0
 
 
 class Router:
@@ -112,7 +115,7 @@ class Router:
         embeddings, pool_embeddings, pool_labels = d.embeddings, d.pool_embeddings, d.pool_labels
         seed_probs, seed_labels, seed_embeddings = d.seed_probs, d.seed_labels, d.seed_embeddings
         calibrator, trust_threshold, min_fit, student, seed, recalibrate = o.calibrator, o.trust_threshold, o.min_fit, o.student, o.seed, o.recalibrate
-        self.prior, self.prior_weight = o.prior, o.prior_weight
+        self.prior, self.prior_weight, self.queue_weight = o.prior, o.prior_weight, o.queue_weight
         self.names = list(names)
         self.n = len(llm_labels)
         self.llm_labels = list(llm_labels)
@@ -189,8 +192,10 @@ class Router:
             other = held_student if held_student is not None else np.zeros((0, len(self.names)))
             fit_parts.append(np.vstack([seed_student, other]) if n_seed else other)
         if len(fit_gold) >= self.min_fit and len(np.unique(fit_gold)) >= 2 and all(len(p) == len(fit_gold) for p in fit_parts):
-            theta = fit_combination(fit_parts, fit_gold)
-            held_q = self._held_out_combination(fit_parts, fit_gold)
+            audited = set(audit)
+            fit_weight = np.concatenate([np.ones(n_seed), [1.0 if int(i) in audited else self.queue_weight for i in rows]])
+            theta = fit_combination(fit_parts, fit_gold, weight=fit_weight)
+            held_q = self._held_out_combination(fit_parts, fit_gold, fit_weight)
             q = combine(parts, theta)
             fit.update({"weights": [round(float(w), 3) for w in theta[: len(parts)]], "bias": [round(float(b), 3) for b in theta[len(parts) :]]})
             held_conf, held_ok = held_q[:n_seed].max(axis=1), held_q[:n_seed].argmax(axis=1) == fit_gold[:n_seed]
@@ -279,7 +284,7 @@ class Router:
             return np.zeros((0, X.shape[1]), dtype=X.dtype), np.zeros(0, dtype=int), np.zeros(0)
         return X[rows], self.llm_probs[rows].argmax(axis=1), np.full(len(rows), self.prior_weight)
 
-    def _held_out_combination(self, held_parts: Sequence[np.ndarray], gold: np.ndarray, folds: int = 5) -> np.ndarray:
+    def _held_out_combination(self, held_parts: Sequence[np.ndarray], gold: np.ndarray, weight: np.ndarray, folds: int = 5) -> np.ndarray:
         """Each reviewed row's combined distribution from a combination fitted without it."""
         n = len(gold)
         out = np.zeros((n, len(self.names)))
@@ -287,7 +292,7 @@ class Router:
         for f in range(folds):
             test = order[f::folds]
             train = np.setdiff1d(order, test)
-            theta = fit_combination([p[train] for p in held_parts], gold[train])
+            theta = fit_combination([p[train] for p in held_parts], gold[train], weight=weight[train])
             out[test] = combine([p[test] for p in held_parts], theta)
         return out
 

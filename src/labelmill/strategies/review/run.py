@@ -126,6 +126,7 @@ class ReviewOptions(Options):
     audit_every: int = Field(10, ge=0)
     audit_seed: int = 0
     prior: str | None = "llm"
+    queue_weight: float = 1.0
 
 
 @dataclass
@@ -636,7 +637,7 @@ def _router(task: Any, names: list[str], table: Any, data: StudentData, o: Revie
     probs = table.probs if names and table.has_distribution.any() else None
     shown = [None if v is None else task.output_value(_label(v)) for v in table.labels]  # NER: the spans, not the raw answer
     return Router(names, shown, table.confidence, probs, data, calibrator=calibrator, trust_threshold=threshold,
-                  student=bool(o.student) and data.embeddings is not None, prior=o.prior)
+                  student=bool(o.student) and data.embeddings is not None, prior=o.prior, queue_weight=o.queue_weight)
 
 
 def probs_ok(table: Any) -> bool:
