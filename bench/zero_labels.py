@@ -26,7 +26,8 @@ Label efficiency (`--ks`): k gold rows drawn at random from the train split, acc
   <set>_majority       the test rows' majority label share
 
     python bench/zero_labels.py [--sets sst2,ag_news,banking77] [--rows 1000] [--runs 10] [--ks 0,50,100,200,500]
-                                [--demos] [--max-share 1.0] [--workdir DIR] [--json]
+                                [--demos] [--prior llm|none] [--encoder NAME] [--audit 30] [--max-share 1.0]
+                                [--workdir DIR] [--json]
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -77,18 +79,22 @@ def llm_table(config: Path, frame, project: Path) -> tuple[np.ndarray, list, np.
     return table.probs, table.labels, np.nan_to_num(table.confidence, nan=0.0), time.perf_counter() - started
 
 
-def review_runs(config: Path, frame, gold: list[str], project: Path, runs: int, max_share: float, prior: str | None = "llm") -> dict:
+def review_runs(config: Any, frame, gold: list[str], project: Path, runs: int, max_share: float, prior: str | None = "llm", audit: int = 30) -> dict:
     """`runs` review loops (audit draws seeded 0..runs-1) until the truth reaches the target."""
     from labelmill.strategies.review.run import ReviewSession
 
     n = len(gold)
     shares, held, widths, waits, setup = [], [], [], [], []
+    started = time.perf_counter()
+    warm = ReviewSession.open(config, frame, project=project, student=True, use_examples=False)  # the embeddings, once, into the store
+    warm.close()
+    first_open = time.perf_counter() - started
     for run in range(runs):
         copy = fresh_copy(project, f"run{run}")
         started = time.perf_counter()
         session = ReviewSession.open(config, frame, project=copy, student=True, use_examples=False, batch=10, target=TARGET,
-                                     stop_at_target=False, audit_seed=run, prior=prior)
-        setup.append(time.perf_counter() - started)
+                                     stop_at_target=False, audit_seed=run, prior=prior, audit=audit)
+        setup.append(time.perf_counter() - started + (first_open if run == 0 else 0.0))
         clock = [time.perf_counter()]
 
         def truth(s: ReviewSession) -> float:
@@ -112,7 +118,7 @@ def review_runs(config: Path, frame, gold: list[str], project: Path, runs: int, 
         print(f"  run {run}: {done} reviews, share {shares[-1]:.3f}", file=sys.stderr, flush=True)
     return {"share": float(np.mean(shares)), "shares": shares, "coverage": float(np.mean(held)) if held else None, "checkpoints": len(held),
             "width": float(np.mean(widths)) if widths else None, "wait_p95": float(np.quantile(waits, 0.95)) if waits else None,
-            "wait_median": float(np.median(waits)) if waits else None, "setup_s": float(np.mean(setup))}
+            "wait_median": float(np.median(waits)) if waits else None, "setup_s": float(np.mean(setup)), "first_setup_s": setup[0] if setup else None}
 
 
 def efficiency(name: str, config: Path, frame, gold: list[str], llm_probs: np.ndarray, project: Path, ks: list[int], demos: bool) -> dict:
@@ -187,11 +193,17 @@ def bench_set(name: str, args, workdir: Path) -> dict:
     out[f"{name}_share_lowconf_at_95"] = share_static(np.argsort(conf, kind="stable"), correct)
     out[f"{name}_share_random_at_95"] = float(np.mean([share_static(np.random.default_rng(s).permutation(n), correct) for s in range(5)]))
     if args.runs:
-        loops = review_runs(config, frame, gold, project, args.runs, args.max_share, None if args.prior == "none" else args.prior)
+        loop_config = config
+        if args.encoder:  # the review student's encoder (the LLM's prompts do not change: its labels come from the store)
+            import yaml
+
+            loop_config = yaml.safe_load(Path(config).read_text())
+            loop_config.setdefault("examples", {})["embedding_model"] = args.encoder
+        loops = review_runs(loop_config, frame, gold, project, args.runs, args.max_share, None if args.prior == "none" else args.prior, args.audit)
         out.update({f"{name}_share_reviewed_at_95": loops["share"], f"{name}_share_reviewed_at_95_runs": loops["shares"],
                     f"{name}_interval_coverage": loops["coverage"], f"{name}_interval_checkpoints": loops["checkpoints"],
                     f"{name}_interval_mean_width": loops["width"], f"{name}_seconds_between_reviews_p95": loops["wait_p95"],
-                    f"{name}_seconds_between_reviews_median": loops["wait_median"], f"{name}_review_setup_s": loops["setup_s"]})
+                    f"{name}_seconds_between_reviews_median": loops["wait_median"], f"{name}_review_setup_s": loops["first_setup_s"]})
         low = out[f"{name}_share_lowconf_at_95"]
         out[f"{name}_ratio_to_lowconf"] = loops["share"] / low if low else None
     ks = [int(k) for k in args.ks.split(",") if k.strip()]
@@ -208,6 +220,8 @@ def main() -> None:
     parser.add_argument("--ks", default="0,50,100,200,500")
     parser.add_argument("--demos", action="store_true", help="Also the LLM with the k rows as demos (a prompt per row: slow).")
     parser.add_argument("--prior", default="llm", choices=["llm", "none"], help="What the student learns from before any review.")
+    parser.add_argument("--encoder", help="The review student's sentence encoder instead of the config's (e.g. all-MiniLM-L6-v2).")
+    parser.add_argument("--audit", type=int, default=30, help="Random audit rows among the first reviews (0: none).")
     parser.add_argument("--max-share", type=float, default=1.0, help="Stop a review loop after this share of rows.")
     parser.add_argument("--workdir", help="Keep the project stores here (default: a temporary folder).")
     parser.add_argument("--json", action="store_true")
