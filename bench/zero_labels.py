@@ -54,6 +54,7 @@ TARGET = 0.95
 ENCODER = "all-mpnet-base-v2"
 
 sys.path.insert(0, str(ROOT / "bench"))
+from _report import emit  # noqa: E402
 from review import fresh_copy, share_static  # noqa: E402  (the review bench's static baselines and store copy)
 
 
@@ -237,12 +238,7 @@ def main() -> None:
             print(json.dumps({k: v for k, v in one.items() if not isinstance(v, (dict, list))}, default=float), file=sys.stderr, flush=True)
             figures.update(one)
     figures["wall_s"] = round(time.perf_counter() - started, 1)
-    if args.json:
-        print(json.dumps(figures, default=float))
-        return
-    for key, value in figures.items():
-        if not isinstance(value, (dict, list)):
-            print(f"{key:45} {value}")
+    emit(figures if args.json else {k: v for k, v in figures.items() if not isinstance(v, (dict, list))}, args.json)
 
 
 if __name__ == "__main__":
