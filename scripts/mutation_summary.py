@@ -20,6 +20,8 @@ for line in out.splitlines():
 for module in sorted(counts):
     c = counts[module]
     executed = sum(v for k, v in c.items() if k not in ("not checked", "skipped", "no tests"))
+    if not executed and not c["no tests"]:
+        continue  # not run this time
     share = c["survived"] / executed if executed else 0.0
     print(f"{module:55} executed {executed:4}  killed {c['killed']:4}  survived {c['survived']:4} ({share:.0%})  "
           f"no tests {c['no tests']:3}  timeout {c['timeout']:3}")
