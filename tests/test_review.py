@@ -23,6 +23,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 # agreement ------------------------------------------------------------------------------------------
+def test_cohen_kappa_on_no_items_and_on_a_label_one_rater_never_gives():
+    from sklearn.metrics import cohen_kappa_score
+
+    assert cohen_kappa([], []) is None
+    a, b = ["x", "y", "z", "x", "y"], ["x", "y", "y", "x", "x"]  # 'z' only in a
+    assert cohen_kappa(a, b) == pytest.approx(cohen_kappa_score(a, b), abs=1e-12)
+    with pytest.raises(ValueError, match="same length"):
+        cohen_kappa(["x"], [])
+
+
 def test_cohen_kappa_matches_scikit_learn():
     from sklearn.metrics import cohen_kappa_score
 
