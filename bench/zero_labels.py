@@ -147,7 +147,8 @@ def efficiency(name: str, config: Path, frame, gold: list[str], llm_probs: np.nd
     embed_s = time.perf_counter() - started
     pool_probs, _, _, pool_label_s = llm_table(config, pool, project)  # the LLM on the k rows: the combination's fit needs it
     out[f"{name}_k0_llm"] = float(np.mean(llm_probs.argmax(axis=1) == y_test))
-    out[f"{name}_embed_s"] = round(embed_s, 1)
+    out[f"{name}_embed_s"] = round(embed_s, 1)  # the student's setup (every student and combination arm)
+    out[f"{name}_k_rows_label_s"] = round(pool_label_s, 1)  # the combination's extra setup: the LLM over the k rows
     for k in ks:
         if k == 0:
             continue

@@ -287,7 +287,8 @@ class ReviewSession:
             queue = self.queue(annotator)
             if not queue:
                 return None
-            i = self._audit_row(annotator) if self._audit_due() else None
+            ratings = self.log.ratings()
+            i = self._audit_row(annotator, ratings) if self._audit_due(len(ratings)) else None
             if i is None:
                 i = queue[0]
             else:
@@ -295,18 +296,18 @@ class ReviewSession:
             self._leases[i] = (annotator, time.time())
             return self.view(i, annotator)
 
-    def _audit_due(self) -> bool:
+    def _audit_due(self, total: int) -> bool:
+        """Whether the next row should be an audit draw, after `total` rated rows."""
         if not self.audit:
             return False
-        audits, total = len(self.log.audit_rows()), len(self.log.ratings())
+        audits = len(self.log.audit_rows())
         if audits < self.audit:
             return audits * 2 <= total  # every other review until there are `audit`
         # then one review in `audit_every`
         return bool(self.audit_every) and audits - self.audit < (total - 2 * self.audit) // self.audit_every + 1
 
-    def _audit_row(self, annotator: str) -> int | None:
+    def _audit_row(self, annotator: str, ratings: dict[int, Any]) -> int | None:
         """The next row of the session's random order that no one has rated or leased (for another)."""
-        ratings = self.log.ratings()
         now = time.time()
         for i in self._audit_order:
             if i in ratings:
