@@ -80,7 +80,7 @@ def llm_table(config: Path, frame, project: Path) -> tuple[np.ndarray, list, np.
     return table.probs, table.labels, np.nan_to_num(table.confidence, nan=0.0), time.perf_counter() - started
 
 
-def review_runs(config: Any, frame, gold: list[str], project: Path, runs: int, max_share: float, prior: str | None = "llm", audit: int = 30) -> dict:
+def review_runs(config: Any, frame, gold: list[str], project: Path, runs: int, max_share: float, prior: str | None = "llm", audit: int = 30, batch: int = 10) -> dict:
     """`runs` review loops (audit draws seeded 0..runs-1) until the truth reaches the target."""
     from labelmill.strategies.review.run import ReviewSession
 
@@ -93,7 +93,7 @@ def review_runs(config: Any, frame, gold: list[str], project: Path, runs: int, m
     for run in range(runs):
         copy = fresh_copy(project, f"run{run}")
         started = time.perf_counter()
-        session = ReviewSession.open(config, frame, project=copy, student=True, use_examples=False, batch=10, target=TARGET,
+        session = ReviewSession.open(config, frame, project=copy, student=True, use_examples=False, batch=batch, target=TARGET,
                                      stop_at_target=False, audit_seed=run, prior=prior, audit=audit)
         setup.append(time.perf_counter() - started + (first_open if run == 0 else 0.0))
         clock = [time.perf_counter()]
@@ -201,7 +201,7 @@ def bench_set(name: str, args, workdir: Path) -> dict:
 
             loop_config = yaml.safe_load(Path(config).read_text())
             loop_config.setdefault("examples", {})["embedding_model"] = args.encoder
-        loops = review_runs(loop_config, frame, gold, project, args.runs, args.max_share, None if args.prior == "none" else args.prior, args.audit)
+        loops = review_runs(loop_config, frame, gold, project, args.runs, args.max_share, None if args.prior == "none" else args.prior, args.audit, args.batch)
         out.update({f"{name}_share_reviewed_at_95": loops["share"], f"{name}_share_reviewed_at_95_runs": loops["shares"],
                     f"{name}_interval_coverage": loops["coverage"], f"{name}_interval_checkpoints": loops["checkpoints"],
                     f"{name}_interval_mean_width": loops["width"], f"{name}_seconds_between_reviews_p95": loops["wait_p95"],
@@ -224,6 +224,7 @@ def main() -> None:
     parser.add_argument("--prior", default="llm", choices=["llm", "none"], help="What the student learns from before any review.")
     parser.add_argument("--encoder", help="The review student's sentence encoder instead of the config's (e.g. all-MiniLM-L6-v2).")
     parser.add_argument("--audit", type=int, default=30, help="Random audit rows among the first reviews (0: none).")
+    parser.add_argument("--batch", type=int, default=10, help="Refit the loop's models after this many reviews.")
     parser.add_argument("--max-share", type=float, default=1.0, help="Stop a review loop after this share of rows.")
     parser.add_argument("--workdir", help="Keep the project stores here (default: a temporary folder).")
     parser.add_argument("--json", action="store_true")

@@ -56,6 +56,21 @@ def test_out_of_fold_student_and_label_issues_find_flipped_labels():
     assert probs.shape == (180, 4) and probs[:, 3].max() < 0.01
 
 
+def test_a_warm_started_student_reaches_the_cold_fit_s_optimum_in_fewer_steps():
+    X, y = _blobs()
+    rng = np.random.default_rng(3)
+    X = np.hstack([X, rng.normal(size=(180, 56)) * 0.3])
+    cold = LinearStudent(3, C=10.0).fit(X, y)
+    part = np.arange(180) % 5 != 0
+    start = LinearStudent(3, C=10.0).fit(X[part], y[part])
+    warm = LinearStudent(3, C=10.0).fit(X, y, start=start)
+    assert np.abs(warm.predict_proba(X) - cold.predict_proba(X)).max() < 0.02
+    assert warm._model.n_iter_[0] < cold._model.n_iter_[0]
+    # a start that saw other labels is ignored, not an error
+    other = LinearStudent(4).fit(X[:120], y[:120])
+    assert np.allclose(LinearStudent(3, C=10.0).fit(X, y, start=other).predict_proba(X), cold.predict_proba(X))
+
+
 def test_demo_pool_takes_medoids_of_clean_rows_per_label():
     X, y = _blobs()
     loss = np.random.default_rng(1).random(180)

@@ -215,6 +215,29 @@ def test_undo_overlap_conflicts_and_resolution(tmp_path):
     s.close()
 
 
+def test_a_second_reader_of_the_log_sees_every_save_and_undo_as_they_land(tmp_path):
+    """The log reads only the rows added since its last read: another session's saves and undos still show."""
+    from labelmill.strategies.review.log import ReviewLog
+    from labelmill.store.db import Store
+
+    data = write_rows(tmp_path / "rows.csv", n=20)
+    s = ReviewSession.open(CONFIG, data, project=tmp_path / "p.db", student=False, audit=0)
+    with Store(tmp_path / "p.db") as other_store:
+        other = ReviewLog(other_store, s.run_id)
+        assert other.all() == []
+        s.submit("ann", 3, "positive")
+        s.submit("ann", 5, "negative")
+        assert [(r.row_index, r.label) for r in other.all()] == [(3, "positive"), (5, "negative")]
+        s.undo("ann")
+        assert other.ratings() == {3: {"ann": "positive"}}
+        other.add(7, "h", "bob", "negative")
+        s.submit("ann", 9, "positive")
+        assert [r.row_index for r in other.active()] == [3, 7, 9]
+        assert [r.row_index for r in s.log.active()] == [3, 7, 9]
+        assert len(other.all()) == 5  # 4 saves and the undo, each once
+    s.close()
+
+
 def test_bulk_accept_takes_the_shown_labels(session):
     rows = [i for i in range(10) if not session.routing.reviewed[i]][:4]
     assert session.bulk_accept("ann", rows) == 4

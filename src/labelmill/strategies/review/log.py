@@ -53,6 +53,7 @@ class ReviewLog:
     def __init__(self, store: Store, run_id: int):
         self.store = STRATEGY.tables(store)
         self.run_id = run_id
+        self._read: list[Review] = []  # the reviews read so far: the table is append-only (an undo is a row too)
 
     # annotators --------------------------------------------------------------------------------
     def add_annotator(self, name: str, token: str | None = None) -> str:
@@ -124,15 +125,17 @@ class ReviewLog:
 
     # reading -------------------------------------------------------------------------------------
     def all(self) -> list[Review]:
-        cur = self.store.db.execute("SELECT * FROM reviews WHERE run_id = ? ORDER BY id", (self.run_id,))
+        """Every review of the run, oldest first. Only the rows added since the last call are read (another
+        process's saves included): nothing in the table is ever changed or deleted."""
+        last = self._read[-1].id if self._read else -1
+        cur = self.store.db.execute("SELECT * FROM reviews WHERE run_id = ? AND id > ? ORDER BY id", (self.run_id, last))
         cols = [c[0] for c in cur.description]
-        out = []
         for row in cur:
             item = dict(zip(cols, row))
             for key in ("label", "previous_label", "model_label"):
                 item[key] = None if item[key] is None else json.loads(item[key])
-            out.append(Review(**item))
-        return out
+            self._read.append(Review(**item))
+        return list(self._read)
 
     def active(self) -> list[Review]:
         """Decisions in force (not undone), oldest first."""

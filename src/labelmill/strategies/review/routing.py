@@ -116,6 +116,7 @@ class Router:
         seed_probs, seed_labels, seed_embeddings = d.seed_probs, d.seed_labels, d.seed_embeddings
         calibrator, trust_threshold, min_fit, student, seed, recalibrate = o.calibrator, o.trust_threshold, o.min_fit, o.student, o.seed, o.recalibrate
         self.prior, self.prior_weight, self.queue_weight = o.prior, o.prior_weight, o.queue_weight
+        self._last_student: Any = None  # the latest refit's student: the next refit starts from its weights
         self.names = list(names)
         self.n = len(llm_labels)
         self.llm_labels = list(llm_labels)
@@ -242,7 +243,8 @@ class Router:
         train_x = np.vstack([pool_x, X[rows]]) if len(rows) else pool_x
         train_y = np.concatenate([pool_y, gold]) if len(rows) else pool_y
         weight = np.concatenate([pool_w, np.full(len(rows), 2.0)])
-        model = LinearStudent(k, seed=self.seed).fit(train_x, train_y, weight)
+        model = LinearStudent(k, seed=self.seed).fit(train_x, train_y, weight, start=self._last_student)
+        self._last_student = model
         full = model.predict_proba(X)
         on_seed = model.predict_proba(self.seed_x) if self.seed_x is not None and len(self.seed_y) else None
         if len(rows) == 0:
@@ -259,7 +261,7 @@ class Router:
             if len(np.unique(fy)) < 2:
                 held[test] = full[rows[test]]
                 continue
-            held[test] = LinearStudent(k, seed=self.seed).fit(fx, fy, fw).predict_proba(X[rows[test]])
+            held[test] = LinearStudent(k, seed=self.seed).fit(fx, fy, fw, start=model).predict_proba(X[rows[test]])
         return full, held, on_seed
 
     def _llm_prior(self, share: float = 0.5, most: int = 200) -> np.ndarray:

@@ -26,6 +26,14 @@ def _sklearn():
         raise MissingDependencyError("scikit-learn", "student", "student models (FreeAL, cascade)") from None
 
 
+def _one_thread():
+    """BLAS on one thread for the student's small matrices: on 2 cores a second BLAS thread makes a fit
+    about 7x slower (measured: 768-dim embeddings, 1,000 rows, 0.21 s against 0.03 s)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1, user_api="blas")
+
+
 def _full(probs: np.ndarray, seen: np.ndarray, n_labels: int) -> np.ndarray:
     """Spread a classifier's columns (the labels it saw) over the whole label set, with a floor for the rest."""
     out = np.full((len(probs), n_labels), FLOOR)
@@ -42,15 +50,21 @@ class LinearStudent:
         self._model: Any = None
         self._seen = np.arange(0)
 
-    def fit(self, X: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None) -> LinearStudent:
+    def fit(self, X: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None, start: LinearStudent | None = None) -> LinearStudent:
+        """`start`: a student fitted on similar rows (the same labels seen) whose weights the fit starts from:
+        the same optimum, reached in fewer steps (the review loop's refits and out-of-fold fits)."""
         from sklearn.linear_model import LogisticRegression
 
         self._seen = np.unique(y)
         if len(self._seen) < 2:  # one label only: nothing to separate, predict it everywhere
             self._model = None
             return self
-        self._model = LogisticRegression(C=self.C, max_iter=2000, random_state=self.seed)
-        self._model.fit(X, y, sample_weight=weight)
+        warm = start is not None and start._model is not None and np.array_equal(start._model.classes_, self._seen)
+        self._model = LogisticRegression(C=self.C, max_iter=2000, random_state=self.seed, warm_start=warm)
+        if warm:
+            self._model.coef_, self._model.intercept_ = start._model.coef_.copy(), start._model.intercept_.copy()
+        with _one_thread():
+            self._model.fit(X, y, sample_weight=weight)
         self._seen = self._model.classes_
         return self
 
@@ -58,7 +72,8 @@ class LinearStudent:
         if self._model is None:
             probs = np.ones((len(X), max(1, len(self._seen))))
             return _full(probs, self._seen, self.n_labels) if len(self._seen) else np.full((len(X), self.n_labels), 1 / self.n_labels)
-        return _full(self._model.predict_proba(X), self._seen, self.n_labels)
+        with _one_thread():
+            return _full(self._model.predict_proba(X), self._seen, self.n_labels)
 
 
 class FinetunedStudent:
