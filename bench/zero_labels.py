@@ -21,8 +21,10 @@ Label efficiency (`--ks`): k gold rows drawn at random from the train split, acc
   <set>_k<k>_student   logistic regression on all-mpnet-base-v2 embeddings of the k rows
   <set>_k<k>_llm       the LLM zero-shot (k = 0), or with the k rows as its demo pool (4 nearest per row;
                        only with --demos: a prompt per row, slow)
-  <set>_k<k>_best      labelmill's combination with those k rows: the LLM's distribution and the student's,
-                       weights fitted on the k rows (the student out of fold there), what the review loop uses
+  <set>_k<k>_best      labelmill's best with those k rows: of the student, the student with the LLM's surest labels
+                       on the test rows as its prior (the review loop's), and each combined with the LLM's
+                       distribution (weights fitted on the k rows), the one with the best 5-fold accuracy on the
+                       k rows (never chosen on test rows); `_best_uses` names it, `_arms` gives every arm
   <set>_majority       the test rows' majority label share
 
     python bench/zero_labels.py [--sets sst2,ag_news,banking77] [--rows 1000] [--runs 10] [--ks 0,50,100,200,500]
@@ -127,10 +129,9 @@ def efficiency(name: str, config: Path, frame, gold: list[str], llm_probs: np.nd
     import pandas as pd
 
     from labelmill.config import load_config
-    from labelmill.numeric.combination import combine, fit_combination
     from labelmill.selectors.embeddings import embed
     from labelmill.store import Store
-    from labelmill.strategies.students.models import LinearStudent, out_of_fold
+    from labelmill.strategies.review.routing import surest_rows
 
     names = load_config(config).label_names
     index = {v: i for i, v in enumerate(names)}
@@ -149,22 +150,62 @@ def efficiency(name: str, config: Path, frame, gold: list[str], llm_probs: np.nd
     out[f"{name}_k0_llm"] = float(np.mean(llm_probs.argmax(axis=1) == y_test))
     out[f"{name}_embed_s"] = round(embed_s, 1)  # the student's setup (every student and combination arm)
     out[f"{name}_k_rows_label_s"] = round(pool_label_s, 1)  # the combination's extra setup: the LLM over the k rows
+    prior = surest_rows(llm_probs)  # the review loop's prior: the LLM's surest labels on the (unlabeled) test rows
     for k in ks:
         if k == 0:
             continue
         X, y, P = X_pool[:k], y_pool[:k], pool_probs[:k]
         if len(np.unique(y)) < 2:
             continue
-        student = LinearStudent(len(names), seed=0).fit(X, y)
-        s_test = student.predict_proba(X_test)
-        out[f"{name}_k{k}_student"] = float(np.mean(s_test.argmax(axis=1) == y_test))
-        oof = out_of_fold(X, y, len(names), seed=0)
-        theta = fit_combination([P, oof], y)
-        q = combine([llm_probs, s_test], theta)
-        out[f"{name}_k{k}_best"] = float(np.mean(q.argmax(axis=1) == y_test))
-        out[f"{name}_k{k}_best_uses"] = f"LLM zero-shot distribution + student on the {k} rows, weights fitted on them (out of fold)"
+        arms = candidates(X, y, P, X_test, llm_probs, prior, len(names))
+        out[f"{name}_k{k}_student"] = float(np.mean(arms["student"][1].argmax(axis=1) == y_test))
+        cv = {arm: float(np.mean(held.argmax(axis=1) == y)) for arm, (held, _) in arms.items()}
+        chosen = max(arms, key=lambda arm: (cv[arm], -list(arms).index(arm)))  # chosen on the k rows alone; ties to the simpler arm
+        out[f"{name}_k{k}_best"] = float(np.mean(arms[chosen][1].argmax(axis=1) == y_test))
+        out[f"{name}_k{k}_best_uses"] = f"{chosen} (chosen by 5-fold accuracy on the {k} rows: " + ", ".join(f"{a} {v:.3f}" for a, v in cv.items()) + ")"
+        out[f"{name}_k{k}_arms"] = {arm: round(float(np.mean(test.argmax(axis=1) == y_test)), 3) for arm, (_, test) in arms.items()}
         if demos:
             out[f"{name}_k{k}_llm"] = llm_with_demos(config, frame, pool.head(k), y_test, names, project)
+    return out
+
+
+def candidates(X: np.ndarray, y: np.ndarray, P: np.ndarray, X_test: np.ndarray, P_test: np.ndarray, prior: np.ndarray, k_labels: int,
+               folds: int = 5) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """What labelmill can make of k gold rows, each arm as (out-of-fold distributions on the k rows, distributions
+    on the test rows):
+      student        logistic regression on the k rows
+      student+prior  the same plus the LLM's surest labels on the unlabeled test rows (weight 0.5 against 2):
+                     the review loop's student
+      LLM+student    the LLM's distribution combined with the student's, weights fitted on the k rows
+      LLM+student+prior  the review loop's combination"""
+    from labelmill.numeric.combination import combine, fit_combination
+    from labelmill.strategies.students.models import LinearStudent
+
+    prior_x, prior_y = X_test[prior], P_test[prior].argmax(axis=1)
+
+    def student(rows: np.ndarray, with_prior: bool) -> LinearStudent:
+        if not with_prior:
+            return LinearStudent(k_labels, seed=0).fit(X[rows], y[rows])
+        weight = np.concatenate([np.full(len(prior), 0.5), np.full(len(rows), 2.0)])
+        return LinearStudent(k_labels, seed=0).fit(np.vstack([prior_x, X[rows]]), np.concatenate([prior_y, y[rows]]), weight)
+
+    order = np.random.default_rng(0).permutation(len(y))
+    every = np.arange(len(y))
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for with_prior in (False, True):
+        held = np.zeros((len(y), k_labels))
+        for f in range(folds):
+            test = order[f::folds]
+            held[test] = student(np.setdiff1d(order, test), with_prior).predict_proba(X[test])
+        out["student+prior" if with_prior else "student"] = (held, student(every, with_prior).predict_proba(X_test))
+    for base in ("student", "student+prior"):
+        held_s, test_s = out[base]
+        held_q = np.zeros((len(y), k_labels))
+        for f in range(folds):  # the combination's own weights, fitted without the row they score
+            test = order[f::folds]
+            train = np.setdiff1d(order, test)
+            held_q[test] = combine([P[test], held_s[test]], fit_combination([P[train], held_s[train]], y[train]))
+        out[f"LLM+{base}"] = (held_q, combine([P_test, test_s], fit_combination([P, held_s], y)))
     return out
 
 

@@ -142,7 +142,7 @@ class Router:
             keep = self.pool_y >= 0
             self.pool_x, self.pool_y = self.pool_x[keep], self.pool_y[keep]
         self.use_student = bool(student and embeddings is not None and self.llm_probs is not None)
-        self.prior_rows = self._llm_prior() if self.use_student and self.pool_x is None and self.prior == "llm" else np.zeros(0, dtype=int)
+        self.prior_rows = surest_rows(self.llm_probs) if self.llm_probs is not None and self.use_student and self.pool_x is None and self.prior == "llm" else np.zeros(0, dtype=int)
         # the seed: labeled rows held out from the student, with the LLM's distributions on them
         self.seed_p = self.seed_x = None
         self.seed_y = np.zeros(0, dtype=int)
@@ -264,17 +264,6 @@ class Router:
             held[test] = LinearStudent(k, seed=self.seed).fit(fx, fy, fw, start=model).predict_proba(X[rows[test]])
         return full, held, on_seed
 
-    def _llm_prior(self, share: float = 0.5, most: int = 200) -> np.ndarray:
-        """Rows whose LLM label the student may learn from before any review: per label, the more confident
-        `share` of the rows the LLM gave it (at most `most`)."""
-        assert self.llm_probs is not None
-        said, sure = self.llm_probs.argmax(axis=1), self.llm_probs.max(axis=1)
-        chosen = []
-        for j in range(len(self.names)):
-            mine = np.flatnonzero(said == j)
-            chosen.extend(mine[np.argsort(-sure[mine], kind="stable")][: min(most, int(len(mine) * share))].tolist())
-        return np.array(sorted(chosen), dtype=int)
-
     def _pool(self, reviewed_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(x, y, weight) the student learns from besides the reviews: the config's labeled examples, or
         else the LLM's surest labels on rows nobody reviewed."""
@@ -352,6 +341,17 @@ class Router:
         value = np.where(is_reviewed, 0.0, 1.0 - confidence)
         return Routing(labels, confidence, value, reasons, list(self.llm_labels), None, is_reviewed, self._trusted(confidence, is_reviewed),
                        estimate_with_audit(confidence, is_reviewed, conf[audited], audit_ok, None, None), {})
+
+
+def surest_rows(probs: np.ndarray, share: float = 0.5, most: int = 200) -> np.ndarray:
+    """Rows whose LLM label a student may learn from before any review (the loop's prior): per label, the
+    more confident `share` of the rows the LLM gave it (at most `most`)."""
+    said, sure = probs.argmax(axis=1), probs.max(axis=1)
+    chosen = []
+    for j in range(probs.shape[1]):
+        mine = np.flatnonzero(said == j)
+        chosen.extend(mine[np.argsort(-sure[mine], kind="stable")][: min(most, int(len(mine) * share))].tolist())
+    return np.array(sorted(chosen), dtype=int)
 
 
 def _platt(values: np.ndarray, a: float, c: float) -> np.ndarray:
