@@ -276,6 +276,9 @@ def test_app_needs_a_token_and_a_csrf_token(session):
     assert ok.status_code == 200 and session.reviewed() == {row["index"]: "positive"}
     bad = client.post("/api/review", json={"row": 0, "label": "<b>"}, headers={"X-CSRF-Token": _csrf(page.text)})
     assert bad.status_code == 400
+    assert client.post("/api/propose", content=b"\xff not json").status_code == 403  # no CSRF token
+    early = client.post("/api/propose", content=b"\xff not json", headers={"X-CSRF-Token": _csrf(page.text)})
+    assert early.status_code == 400 and "20 reviewed rows" in early.json()["error"] and session.background_job is None
 
 
 def test_app_static_route_refuses_path_traversal(session):
@@ -626,3 +629,70 @@ def test_the_page_s_interval_holds_the_truth_where_the_confidence_alone_is_far_o
     assert blind_estimate - blind_truth > 0.1  # the confidences alone: far too sure
     held = [low <= truth <= high for truth, (low, high) in checks[30]]
     assert len(held) == 10 and sum(held) >= 8
+
+
+def test_reviews_feed_guideline_proposals_a_person_accepts_and_the_next_round_commits(tmp_path):
+    """No gold column in the config: the reviews are refine's gold. Its proposals from the model's errors on
+    the reviewed rows wait for a person (evidence naming dataset rows); the next round scores the accepted
+    one and commits it with the person named."""
+    import pandas as pd
+
+    from labelmill.store.db import Store
+    from labelmill.strategies.refine.proposals import Proposals
+    from labelmill.strategies.refine.versions import GuidelineVersions
+    from test_guidelines import movie_config, movie_rows
+
+    config = movie_config([[r"These texts are (\w+), but[\s\S]*?(dreadful)", "Rule: '{1}' means {0}."]])
+    config.pop("gold_column")
+    filler = [{"text": f"a good film, part {i}", "label": "positive"} for i in range(30)]
+    rows = pd.DataFrame(filler + movie_rows(12))  # the fake says positive for the 12 'dreadful' rows (30-65), all negative
+    gold = rows["label"].tolist()
+    s = ReviewSession.open(config, rows[["text"]], project=tmp_path / "p.db", student=False, audit=0)
+    s.simulate(lambda i: gold[i], reviews=10)
+    assert s.propose_guideline() == 0  # 10 reviewed rows: too few to hold half out
+    s.simulate(lambda i: gold[i], reviews=20)
+    assert s.propose_guideline() >= 1
+    reviewed = s.reviewed()
+    with Store(tmp_path / "p.db") as store:
+        found = Proposals(store, "movies").list("pending")
+        rule = next(p for p in found if p.kind == "add_rule")
+        assert rule.text == "'dreadful' means negative."
+        named = [int(n) for n in re.search(r"dev rows ([\d, ]+)", rule.evidence).group(1).split(", ")]
+        assert named and all(n in reviewed and "dreadful" in rows["text"][n] for n in named)  # dataset rows, reviewed ones
+        Proposals(store, "movies").decide(rule.key, "accept", "ana")
+        for other in found:
+            if other.key != rule.key:
+                Proposals(store, "movies").decide(other.key, "reject", "ana")
+    assert s.propose_guideline() == 0
+    with Store(tmp_path / "p.db") as store:
+        versions = GuidelineVersions(store, "movies")
+        head = versions.get(versions.head_id())
+    assert "'dreadful' means negative." in head.content and "accepted by ana" in head.author
+    s.close()
+
+
+def test_a_proposal_round_starts_in_the_background_after_every_n_reviews_and_never_beside_another_model_job(tmp_path):
+    import threading
+
+    import pandas as pd
+
+    from labelmill.store.db import Store
+    from labelmill.strategies.refine.proposals import Proposals
+    from test_guidelines import movie_config, movie_rows
+
+    config = movie_config([[r"These texts are (\w+), but[\s\S]*?(dreadful)", "Rule: '{1}' means {0}."]])
+    rows = pd.DataFrame(movie_rows(12))
+    gold = rows["label"].tolist()
+    s = ReviewSession.open(config, rows, project=tmp_path / "p.db", student=False, audit=0)
+    s.propose_every = 10
+    release = threading.Event()
+    assert s._in_background("relabel", lambda: str(release.wait(30)))  # a model job holds the slot
+    s.simulate(lambda i: gold[i], reviews=25)
+    assert s.background_job == "relabel" and not s.propose_in_background()
+    release.set()
+    assert s.wait_for_relabel(30)
+    s.simulate(lambda i: gold[i], reviews=1)  # due since review 20: starts now
+    assert s.wait_for_relabel(60)
+    with Store(tmp_path / "p.db") as store:
+        assert any(p.text == "'dreadful' means negative." for p in Proposals(store, "movies").list("pending"))
+    s.close()

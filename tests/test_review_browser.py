@@ -658,18 +658,25 @@ input_template: "{text}"
 gold_column: label
 model:
   backend: fake
-  params: {keywords: {positive: [good, great], negative: [bad, awful]}, follow_demos: true}
+  params:
+    keywords: {positive: [good, great], negative: [bad, awful]}
+    follow_demos: true
+    rule_words: true
+    replies: [['These texts are (\\w+), but[\\s\\S]*?a (\\w+) film', "Rule: '{1}' means {0}."]]
+    default_reply: the wording shows it.
 """
 
 
 def test_a_project_with_no_examples_reviewed_by_keyboard_shows_a_narrowing_interval_and_relabels(tmp_path):
     """No examples file, no seed: 40 rows reviewed by keyboard. The page's estimate comes with a 95%
-    interval once 10 random audit rows are in, the interval narrows as reviews come in, and the
-    background relabel step (the nearest reviewed rows as demos) runs."""
+    interval once 10 random audit rows are in, the interval narrows as reviews come in, the
+    background relabel step (the nearest reviewed rows as demos) runs, and the guideline page proposes an
+    edit from the model's errors on the reviewed rows."""
     import random
     import sqlite3
 
     from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
     rng = random.Random(0)
@@ -702,6 +709,21 @@ def test_a_project_with_no_examples_reviewed_by_keyboard_shows_a_narrowing_inter
                 found = re.search(r"95% interval ([\d.]+)% \u2013 ([\d.]+)%", driver.find_element("id", "estimate").text)
                 widths[n] = float(found.group(2)) - float(found.group(1))
         assert widths[40] < widths[20]
+        driver.get(server.base + "/guideline")
+        wait_for(driver, lambda d: "No proposed edits yet" in d.find_element(By.ID, "proposals").text)
+
+        def proposed(d) -> bool:  # the background relabel may hold the model: then the page says so and one clicks again
+            if d.find_elements(By.CSS_SELECTOR, ".proposal.pending"):
+                return True
+            if not d.find_element(By.ID, "propose-state").text.startswith("proposing"):
+                d.find_element(By.ID, "propose").click()
+            return False
+
+        wait_for(driver, proposed, timeout=120)
+        card = driver.find_element(By.CSS_SELECTOR, ".proposal.pending")
+        assert re.search(r"'\w+' means (positive|negative)\.", card.find_element(By.CSS_SELECTOR, ".edit-text").text)
+        assert "dev rows" in card.find_element(By.CSS_SELECTOR, ".evidence").text
+        wait_for(driver, lambda d: d.find_element(By.ID, "propose-state").text == "")  # the round ended: the page stops polling
     finally:
         driver.quit()
         server.stop()

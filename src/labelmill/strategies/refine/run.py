@@ -338,7 +338,7 @@ class _Refine:
     on_event: EventHandler
     search: Any
     heldout: Any
-    search_rows: np.ndarray  # positions in the dev file, for the evidence notes
+    search_rows: np.ndarray  # the dev rows' numbers (their index when it is integer: the review loop's dataset rows), for the evidence notes
     proposer_cfg: Config
     current: Guideline
     out: RefineResult
@@ -373,7 +373,8 @@ class _Refine:
         out = RefineResult()
         out.projection = projection(cfg, proposer_cfg, search, len(search), len(heldout), opts)
         _announce(out.projection, opts, on_event)
-        return cls(cfg, opts, project, decide, on_event, search, heldout, search_rows, proposer_cfg, _head(cfg, project, opts.author), out, started)
+        numbers = np.asarray(frame.index)[search_rows] if np.issubdtype(np.asarray(frame.index).dtype, np.integer) else search_rows
+        return cls(cfg, opts, project, decide, on_event, search, heldout, numbers, proposer_cfg, _head(cfg, project, opts.author), out, started)
 
     def over(self) -> bool:
         """Whether the time or cost budget is spent (and why, in `out.stopped`)."""

@@ -132,7 +132,10 @@ def _add_pages(app: FastAPI, session: ReviewSession, csrf_for: Any) -> None:
     @app.get("/guideline", response_class=HTMLResponse)
     async def guideline_page(request: Request):
         body = ('<main class="single"><h2>Guideline</h2><p class="muted">Edits that <code>labelmill refine ... --review</code> proposed from the '
-                "model's errors, each with its evidence. Accept, edit or reject them; run refine again to score the ones you kept.</p>"
+                "model's errors, each with its evidence, or that this page proposed from the reviewed rows. Accept, edit or reject them; "
+                "the next proposal round (or refine) scores the ones you kept.</p>"
+                '<p><button id="propose">propose edits from the reviewed rows</button> <span id="propose-state" class="muted"></span></p>'
+
                 '<div id="proposals"></div><h3>Current version</h3><pre id="current"></pre></main>')
         return page(request.state.annotator, "labelmill review: guideline", body, "guideline.js")
 
@@ -152,7 +155,17 @@ def _add_guideline_api(app: FastAPI, session: ReviewSession) -> None:
         found, versions = proposals()
         head = versions.get(versions.head_id(), missing_ok=True)
         return JSONResponse({"head": head.id if head else None, "guideline": head.content if head else (session.config.guidelines or ""),
-                             "proposals": [{k: v for k, v in vars(x).items() if k != "name"} for x in found.list()]})
+                             "proposals": [{k: v for k, v in vars(x).items() if k != "name"} for x in found.list()],
+                             "proposing": session.background_job == "guideline", "reviewed": len(session.reviewed())})
+
+    @app.post("/api/propose")
+    async def propose():
+        """Start a proposal round from the reviewed rows (refine, in the background; the body is not read)."""
+        reviewed = len(session.reviewed())
+        if reviewed < 20:
+            return JSONResponse({"error": f"proposals need 20 reviewed rows (refine holds half out); {reviewed} so far"}, status_code=400)
+        started = session.propose_in_background()
+        return JSONResponse({"started": started, "busy": None if started else session.background_job})
 
     @app.post("/api/proposal")
     async def decide_proposal(request: Request):

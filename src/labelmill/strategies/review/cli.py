@@ -40,6 +40,8 @@ import click
 @click.option("--relabel-every", type=click.IntRange(min=1), help="App: after this many reviews, relabel the --relabel-rows most "
               "uncertain rows in the background with the nearest reviewed rows as demos (the model runs in the app's process).")
 @click.option("--relabel-rows", default=200, show_default=True, type=click.IntRange(min=1))
+@click.option("--propose-every", type=click.IntRange(min=1), help="App: after this many reviews (20 at least), refine proposes guideline "
+              "edits from the model's errors on the reviewed rows in the background; they wait on the guideline page for a person.")
 @click.option("--audit", default=30, show_default=True, type=click.IntRange(min=0),
               help="Rows drawn at random among the first reviews (every other one until this many, then --audit-every): "
               "they make the accuracy estimate and its interval honest. 0: none.")
@@ -47,7 +49,7 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Headless: print the status as JSON.")
 def review_command(config, data, project, host, port, annotators, tokens_file, target, budget, overlap, blind, batch, calibration, trust_above,
                    no_student, seed_rows, student_kind, export_format, out_path, ls_import, gold_column, reviews, relabel, relabel_every,
-                   relabel_rows, audit, audit_every, as_json):
+                   relabel_rows, propose_every, audit, audit_every, as_json):
     """Review the labels of DATA (an input file or the output of `labelmill run`) with CONFIG.
 
     Starts a web app on 127.0.0.1: the rows most worth a person's time first, a keyboard for each task
@@ -65,6 +67,7 @@ def review_command(config, data, project, host, port, annotators, tokens_file, t
     )
     session.relabel_every = relabel_every or 0
     session.relabel_rows = relabel_rows
+    session.propose_every = propose_every or 0
     if headless:
         _headless(session, export_format, out_path, ls_import, gold_column, reviews, relabel, as_json)
         return

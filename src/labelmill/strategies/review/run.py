@@ -181,6 +181,10 @@ class ReviewSession:
         self._since_relabel = 0
         self.relabel_every = 0  # reviews between background relabels (0: only when asked)
         self.relabel_rows = 200
+        self.propose_every = 0  # reviews between background guideline proposals (0: only when asked)
+        self._since_propose = 0
+        self._background: threading.Thread | None = None  # the one model job off the request path (relabel or guideline)
+        self._background_kind: str | None = None
         self.refits = 0
         self.audit, self.audit_every = o.audit, o.audit_every
         self._audit_order = [int(i) for i in np.random.default_rng(o.audit_seed).permutation(len(self.records))]
@@ -246,9 +250,11 @@ class ReviewSession:
         self._since_relabel += count
         if self._since_refit >= self.batch:
             self.refit()
-        if self.relabel_every and self._since_relabel >= self.relabel_every:
+        self._since_propose += count
+        if self.relabel_every and self._since_relabel >= self.relabel_every and self.relabel_in_background(self.relabel_rows):
             self._since_relabel = 0
-            self.relabel_in_background(self.relabel_rows)
+        if self.propose_every and self._since_propose >= self.propose_every and len(self.reviewed()) >= 20 and self.propose_in_background():
+            self._since_propose = 0  # (a model job already running: tried again after the next review)
 
     # the queue ------------------------------------------------------------------------------------
     def budget_left(self) -> int | None:
@@ -504,27 +510,66 @@ class ReviewSession:
         return len(rows)
 
     def wait_for_relabel(self, timeout: float | None = None) -> bool:
-        """Wait for a background relabel to finish; True when none is running."""
-        thread = getattr(self, "_relabeling", None)
+        """Wait for the background model job (a relabel or a guideline proposal) to finish; True when none is running."""
+        thread = self._background
         if thread is not None:
             thread.join(timeout)
         return thread is None or not thread.is_alive()
 
+    def _in_background(self, name: str, work: Callable[[], str]) -> bool:
+        """Run one model job on a thread unless one is running (two model jobs on 2 cores slow each other
+        3x); False if one was. `work` returns what to tell the person."""
+        with self._lock:
+            if self._background is not None and self._background.is_alive():
+                return False
+
+            def run() -> None:
+                try:
+                    self.on_event(Notice(work()))
+                except Exception as exc:  # noqa: BLE001 - a failed job leaves every review and label as it was
+                    self.on_event(Notice(f"review: {name} failed ({type(exc).__name__}: {exc}); reviews are unaffected"))
+
+            self._background = threading.Thread(target=run, name=f"labelmill-{name}", daemon=True)
+            self._background_kind = name
+            self._background.start()
+            return True
+
     def relabel_in_background(self, limit: int = 200, k: int = 4) -> bool:
-        """Start `relabel` on a thread unless one is running; False if one was."""
-        if getattr(self, "_relabeling", None) is not None and self._relabeling.is_alive():
-            return False
+        """Start `relabel` on a thread unless a model job is running; False if one was."""
+        return self._in_background("relabel", lambda: f"review: relabeled {self.relabel(limit, k)} uncertain rows with the nearest reviewed rows as demos")
 
-        def work() -> None:
-            try:
-                count = self.relabel(limit, k)
-                self.on_event(Notice(f"review: relabeled {count} uncertain rows with the nearest reviewed rows as demos"))
-            except Exception as exc:  # noqa: BLE001 - a failed relabel leaves every review and label as it was
-                self.on_event(Notice(f"review: relabeling failed ({type(exc).__name__}: {exc}); reviews are unaffected"))
+    def propose_guideline(self, rounds: int = 1, min_rows: int = 20, **knobs: Any) -> int:
+        """The guideline step: `refine` on the reviewed rows, the people's labels as its gold. The edits it
+        proposes from the model's errors there (a rule, a label's definition, each with its evidence) wait on
+        the guideline page for a person; the next call scores those a person accepted or edited and commits
+        one that helps on refine's held-out half. Returns how many proposals wait; 0 with fewer than
+        `min_rows` reviewed rows (refine holds half of them out)."""
+        from labelmill.strategies.refine.proposals import ReviewDecisions
+        from labelmill.strategies.refine.run import refine
 
-        self._relabeling = threading.Thread(target=work, name="labelmill-relabel", daemon=True)
-        self._relabeling.start()
-        return True
+        with self._lock:
+            reviewed = self.reviewed()
+            if len(reviewed) < max(20, min_rows) or not self.names:
+                return 0
+            column = self.config.gold_column or "reviewed_label"
+            rows = sorted(reviewed)
+            dev = self.frame.iloc[rows].copy()
+            dev.index = rows  # the session's row numbers, which refine's evidence names (whatever index the input had)
+            dev[column] = [reviewed[i] for i in rows]
+            cfg = self.config if self.config.gold_column else self.config.model_copy(update={"gold_column": column})
+        decide = ReviewDecisions(self.store.path, cfg.name or cfg.task)
+        refine(cfg, dev, project=self.store.path, rounds=rounds, decide=decide, on_event=self.on_event, **knobs)
+        return decide.waiting
+
+    def propose_in_background(self) -> bool:
+        """Start `propose_guideline` on a thread unless a model job is running; False if one was."""
+        return self._in_background("guideline", lambda: f"review: {self.propose_guideline()} proposed guideline edits wait on the guideline page")
+
+    @property
+    def background_job(self) -> str | None:
+        """The model job running in the background (relabel or guideline), if any."""
+        thread = self._background
+        return self._background_kind if thread is not None and thread.is_alive() else None
 
     # reporting ------------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

@@ -40,12 +40,28 @@
     return div;
   }
 
+  const proposeButton = document.getElementById("propose");
+  const proposeState = document.getElementById("propose-state");
+  let polling = null;
+
+  proposeButton.addEventListener("click", async () => {
+    const r = await fetch("/api/propose", { method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": cfg.csrf }, body: "{}" });
+    const data = await r.json();
+    if (!r.ok) { proposeState.textContent = data.error || "not started"; return; }
+    proposeState.textContent = data.started ? "proposing edits from the reviewed rows..." : "the model is busy (" + data.busy + "); try again shortly";
+    refresh();
+  });
+
   async function refresh() {
     const r = await fetch("/api/proposals", { credentials: "same-origin" });
     const data = await r.json();
     box.textContent = "";
     current.textContent = data.guideline;
-    if (!data.proposals.length) { box.append(el("p", "No proposed edits. Run labelmill refine CONFIG DEV --review to propose some.")); return; }
+    proposeState.textContent = data.proposing ? "proposing edits from " + data.reviewed + " reviewed rows..." : "";
+    if (data.proposing && polling === null) polling = setInterval(refresh, 2000);
+    if (!data.proposing && polling !== null) { clearInterval(polling); polling = null; }
+    if (!data.proposals.length) { box.append(el("p", "No proposed edits yet. Propose some from the reviewed rows (20 at least), or run labelmill refine CONFIG DEV --review.")); return; }
     const pending = data.proposals.filter((p) => p.status === "pending").length;
     box.append(el("p", pending + " of " + data.proposals.length + " proposed edits wait for a decision.", "muted summary"));
     data.proposals.forEach((p) => box.append(card(p)));
