@@ -125,6 +125,20 @@ def content_hash(frame: pd.DataFrame) -> str:
     return digest.hexdigest()[:16]
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (setting it races other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_rows(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write atomically (temp file + rename) so a crash never leaves half an output file."""
     path = Path(path)
@@ -138,6 +152,7 @@ def write_rows(frame: pd.DataFrame, path: str | Path) -> Path:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    tmp.chmod(0o666 & ~_umask())  # mkstemp makes it 0600: the output is for colleagues too, as any file the user writes
     try:
         if fmt == "csv":
             frame.to_csv(tmp, index=False, sep="\t" if path.suffix.lower() == ".tsv" else ",")

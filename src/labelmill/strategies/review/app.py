@@ -24,10 +24,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from labelmill.types import finite as _finite
 from labelmill.errors import InputDataError, LabelmillError
-from labelmill.strategies.review.run import ReviewSession, as_dict
+from labelmill.strategies.review.run import MAX_BULK, ReviewSession, as_dict
 
 STATIC = Path(__file__).parent / "static"
 COOKIE = "labelmill_token"
@@ -170,12 +171,11 @@ def _add_guideline_api(app: FastAPI, session: ReviewSession) -> None:
     @app.post("/api/proposal")
     async def decide_proposal(request: Request):
         try:
-            data = await _body_of(request)
+            data = await _body_of(request, _ProposalDecision)
             found, _ = proposals()
-            decided = found.decide(str(data.get("key", "")), str(data.get("action", "")), request.state.annotator,
-                                   None if data.get("text") is None else str(data.get("text")))
-        except (LabelmillError, ValueError, TypeError) as exc:
-            return JSONResponse({"error": getattr(exc, "message", str(exc))}, status_code=400)
+            decided = found.decide(data.key, data.action, request.state.annotator, data.text)
+        except (LabelmillError, ValidationError, ValueError, TypeError) as exc:
+            return _bad(exc)
         return JSONResponse({"saved": decided.key, "status": decided.status})
 
 
@@ -196,7 +196,7 @@ def _add_review_api(app: FastAPI, session: ReviewSession) -> None:
         try:
             return JSONResponse({"row": _finite(as_dict(session.view(index, request.state.annotator)))})
         except InputDataError as exc:
-            return JSONResponse({"error": exc.message}, status_code=404)
+            return _bad(exc, 404)
 
     @app.post("/api/review")
     async def review(request: Request):
@@ -216,11 +216,10 @@ def _add_review_api(app: FastAPI, session: ReviewSession) -> None:
     @app.post("/api/bulk_accept")
     async def bulk(request: Request):
         try:
-            data = await _body_of(request)
-            rows = [int(i) for i in data.get("rows", [])]
-        except (LabelmillError, ValueError, TypeError) as exc:
-            return JSONResponse({"error": getattr(exc, "message", str(exc))}, status_code=400)
-        count = session.bulk_accept(request.state.annotator, rows)
+            rows = (await _body_of(request, _Bulk)).rows
+            count = session.bulk_accept(request.state.annotator, rows)
+        except (LabelmillError, ValidationError, ValueError, TypeError) as exc:
+            return _bad(exc)
         return JSONResponse({"accepted": count, "status": _finite(session.status())})
 
 
@@ -245,26 +244,73 @@ def _add_team_api(app: FastAPI, session: ReviewSession) -> None:
 
         if format not in EXPORTS:
             return JSONResponse({"error": f"unknown format {format!r}; one of {', '.join(EXPORTS)}"}, status_code=400)
-        data, filename, media = export_bytes(session, format)
+        try:
+            data, filename, media = export_bytes(session, format)
+        except (LabelmillError, ValueError) as exc:  # e.g. conll on a classification project
+            return _bad(exc)
         return Response(data, media_type=media, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
-async def _body_of(request: Request) -> dict[str, Any]:
+MAX_BODY = 1_000_000  # bytes of one request body (a row's spans or a relation list are far smaller)
+
+
+class _Decision(BaseModel):
+    """A review or a resolution: the row (a whole number; `"21"`, `22.9` and `true` are refused) and the label."""
+
+    model_config = ConfigDict(extra="ignore")
+    row: StrictInt
+    label: Any = None
+
+
+class _Bulk(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    rows: list[StrictInt] = Field(max_length=MAX_BULK)
+
+
+class _ProposalDecision(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    key: StrictStr = Field(max_length=200)
+    action: StrictStr = Field(max_length=20)
+    text: StrictStr | None = Field(None, max_length=5000)
+
+
+def _short(message: str, limit: int = 300) -> str:
+    """An error message that never echoes a large input back."""
+    return message if len(message) <= limit else message[:limit] + f"... ({len(message) - limit} more characters)"
+
+
+def _bad(exc: Exception, status: int = 400) -> JSONResponse:
+    if isinstance(exc, ValidationError):
+        first = exc.errors(include_input=False, include_url=False)[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+        return JSONResponse({"error": _short(f"{where}: {first.get('msg', 'invalid')}")}, status_code=status)
+    return JSONResponse({"error": _short(getattr(exc, "message", None) or str(exc))}, status_code=status)
+
+
+async def _body_of(request: Request, model: type[BaseModel] | None = None) -> Any:
+    """The request's JSON object (at most `MAX_BODY` bytes, any nesting a parser survives), validated by
+    `model` when given; InputDataError or ValidationError otherwise."""
+    raw = bytearray()
+    async for chunk in request.stream():  # read no further than the cap, whatever Content-Length says
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise InputDataError(f"the request body is over {MAX_BODY:,} bytes")
     try:
-        data = await request.json()
-    except ValueError:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
         data = None
     if not isinstance(data, dict):
         raise InputDataError("the request body must be a JSON object")
-    return data
+    return data if model is None else model.model_validate(data)
+
 
 async def _decide(request: Request, act) -> tuple[Any, JSONResponse | None]:
-    """Run `act(annotator, row, label)` on the request's JSON; a bad body or label is a 400."""
+    """Run `act(annotator, row, label)` on the request's JSON; a bad body, row or label is a 400."""
     try:
-        data = await _body_of(request)
-        return act(request.state.annotator, int(data.get("row", -1)), data.get("label")), None
-    except (LabelmillError, ValueError, TypeError) as exc:
-        return None, JSONResponse({"error": getattr(exc, "message", str(exc))}, status_code=400)
+        data = await _body_of(request, _Decision)
+        return act(request.state.annotator, data.row, data.label), None
+    except (LabelmillError, ValidationError, ValueError, TypeError) as exc:
+        return None, _bad(exc)
 
 
 def _label_names(session: ReviewSession) -> list[str]:

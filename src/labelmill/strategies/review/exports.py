@@ -1,7 +1,9 @@
 """A reviewed dataset in the formats people use, and Label Studio annotations back into the store.
 
   jsonl, csv, parquet  the input columns, the model's label and confidence, and the review columns
-                       (review_label, reviewed_by, review_status, final_label, final_confidence)
+                       (review_label, reviewed_by, review_status, final_label, final_confidence); in the
+                       CSV a text cell that a spreadsheet would run as a formula (it starts with =, +, -,
+                       @, a tab or a carriage return) starts with a ' instead (OWASP's rule for CSV injection)
   label-studio         tasks JSON: the model's label as a `prediction` (model version, score), each
                        person's review as an `annotation`; `data.labelmill_row` ties a task to its row;
                        beside it `<name>.label_config.xml`, the labeling config to create the project with
@@ -87,7 +89,7 @@ def export(session: ReviewSession, fmt: str, dest: str | Path) -> Path:
             for record in frame.to_dict("records"):
                 fh.write(json.dumps(_jsonable(record), ensure_ascii=False) + "\n")
     elif fmt == "csv":
-        _flat(frame).to_csv(dest, index=False)
+        spreadsheet_safe(_flat(frame)).to_csv(dest, index=False)
     elif fmt == "parquet":
         _flat(frame).to_parquet(dest, index=False)
     elif fmt == "label-studio":
@@ -119,6 +121,17 @@ def export_bytes(session: ReviewSession, fmt: str) -> tuple[bytes, str, str]:
                         zf.write(f, f.relative_to(path).as_posix())
             return buffer.getvalue(), f"{name}-{fmt}.zip", "application/zip"
         return path.read_bytes(), f"{name}{suffix}", media
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(frame: Any) -> Any:
+    """Text cells a spreadsheet would run as a formula, with a ' in front (shown as text, never run)."""
+    out = frame.copy()
+    for column in out.columns:  # (text columns are object or str dtype, by pandas version: every column is looked at)
+        out[column] = out[column].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_START) else v)
+    return out
 
 
 def _flat(frame: Any) -> Any:

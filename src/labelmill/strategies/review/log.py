@@ -59,8 +59,8 @@ class ReviewLog:
     def add_annotator(self, name: str, token: str | None = None) -> str:
         """Register `name` (or give it a new token); returns the token, which is stored only hashed."""
         name = name.strip()
-        if not name or len(name) > 64 or any(c in name for c in "<>&\"'\n\r\t"):
-            raise InputDataError(f"annotator name {name!r} is not allowed", fix="use letters, digits, spaces, dots, dashes (at most 64 characters)")
+        if not allowed_name(name):
+            raise InputDataError(f"annotator name {name[:80]!r} is not allowed", fix="use letters, digits, spaces, dots, dashes and underscores (at most 64 characters)")
         token = token or secrets.token_urlsafe(24)
         with self.store.transaction() as db:
             db.execute("DELETE FROM review_annotators WHERE name = ?", (name,))
@@ -175,6 +175,13 @@ class ReviewLog:
     def audit_rows(self) -> list[int]:
         """Rows whose review in force was an audit draw, in the order they were reviewed."""
         return list(dict.fromkeys(r.row_index for r in self.active() if r.audit and r.kind != "resolve"))
+
+
+def allowed_name(name: str) -> bool:
+    """An annotator's name: letters (any script), digits, space, dot, dash, underscore; 1-64 characters,
+    starting with a letter or digit. No punctuation that makes a URL or markup (`javascript:alert(1)`), no
+    bidi or zero-width controls (a name that displays as another's)."""
+    return 0 < len(name) <= 64 and name[0].isalnum() and all(c.isalnum() or c in " .-_" for c in name) and all(c.isprintable() for c in name)
 
 
 def _dump(value: Any) -> str | None:

@@ -32,6 +32,7 @@ from labelmill.strategies.review.log import ReviewLog
 from labelmill.strategies.review.routing import Router, Routing, StudentData, reviews_to_target
 
 CLOSED_TASKS = ("classification", "matching", "relation")
+MAX_BULK = 100  # rows one bulk accept may take (a page's cluster is far fewer)
 
 
 @dataclass
@@ -325,8 +326,7 @@ class ReviewSession:
         return None
 
     def view(self, i: int, annotator: str | None = None) -> RowView:
-        if not 0 <= i < len(self.records):
-            raise InputDataError(f"row {i} is not in this run (0..{len(self.records) - 1})")
+        i = self.row(i)
         r = self.routing
         item = self.table.get(i)
         model_label = self.task.output_value(_label(item.label)) if item is not None and item.label is not None else None
@@ -335,9 +335,10 @@ class ReviewSession:
         others = {} if self.blind else dict(ratings)
         conf = None if r.reviewed[i] and item is not None and item.confidence is None else float(r.confidence[i])
         return RowView(
-            index=i, text=self.texts[i], fields={k: _plain(v) for k, v in self.records[i].items()},
+            index=i, text=self.texts[i], fields={k: _plain(v) for k, v in self.records[i].items() if k != self.config.gold_column},  # the gold stays here
             model_label=None if self.blind else model_label, confidence=None if self.blind else conf,
-            explanation=None if self.blind or item is None else item.explanation, reasons=list(r.reasons[i]),
+            explanation=None if self.blind or item is None else item.explanation,
+            reasons=[why for why in r.reasons[i] if not (self.blind and _tells_the_model(why))],
             current=None if self.blind and not ratings.get(annotator) else current, reviews=others,
             nearest=self.nearest_reviewed(i), cluster=[] if self.blind else self.cluster(i),
         )
@@ -434,12 +435,23 @@ class ReviewSession:
             spans.append({"start": start, "end": end, "type": typ, "text": text[start:end]})
         return spans
 
+    def row(self, i: Any) -> int:
+        """`i` as a row of this run, or InputDataError: an int (not a bool, a float or a string) in range."""
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+            raise InputDataError(f"a row is a whole number, not {type(i).__name__}")
+        if not 0 <= int(i) < len(self.records):
+            raise InputDataError(f"row {int(i)} is not in this run (0..{len(self.records) - 1})")
+        return int(i)
+
     def submit(self, annotator: str, i: int, label: Any, kind: str = "person") -> int:
-        """Commit one decision (before anything else is shown); refits after every `batch` decisions."""
+        """Commit one decision (before anything else is shown); refits after every `batch` decisions. The
+        same decision sent again (a double click, a retried request) is the one already saved: its id."""
         with self._lock:
-            if not 0 <= i < len(self.records):
-                raise InputDataError(f"row {i} is not in this run")
+            i = self.row(i)
             label = self.check_label(label, i)
+            mine = [r for r in self.log.active() if r.row_index == i and r.annotator == annotator and r.kind != "resolve"]
+            if mine and json.dumps(mine[-1].label, sort_keys=True) == json.dumps(label, sort_keys=True):
+                return mine[-1].id
             item = self.table.get(i)
             shown = self.log.ratings().get(i, {}).get(annotator, self.routing.labels[i])
             audit = self._audit_leases.get(i) == annotator and i not in self.log.ratings()
@@ -451,12 +463,16 @@ class ReviewSession:
             return review_id
 
     def bulk_accept(self, annotator: str, rows: list[int]) -> int:
-        """Accept the current label of each row (a confident cluster) in one transaction."""
+        """Accept the current label of each row (a confident cluster) in one transaction: at most `MAX_BULK`
+        rows, each once; rows already settled or already rated by `annotator` are left as they are."""
         with self._lock:
+            if len(rows) > MAX_BULK:
+                raise InputDataError(f"bulk accept takes at most {MAX_BULK} rows at once; got {len(rows)}")
             r = self.routing
+            rated = {i for i, given in self.log.ratings().items() if annotator in given}
             items = []
-            for i in rows:
-                if not 0 <= i < len(self.records) or r.reviewed[i]:
+            for i in dict.fromkeys(self.row(i) for i in rows):
+                if r.reviewed[i] or i in rated:
                     continue
                 item = self.table.get(i)
                 items.append((i, self.row_hashes[i], annotator, r.labels[i], r.labels[i], None if item is None else item.label,
@@ -474,7 +490,11 @@ class ReviewSession:
             return undone.row_index
 
     def resolve(self, annotator: str, i: int, label: Any) -> int:
+        """Settle a row whose annotators disagree (only such a row: a resolution cannot overrule an agreement)."""
         with self._lock:
+            i = self.row(i)
+            if i not in self.log.final(self.overlap)[1]:
+                raise InputDataError(f"row {i} has no conflict to resolve", fix="the conflicts page lists the rows whose annotators disagree")
             label = self.check_label(label, i)
             rid = self.log.add(i, self.row_hashes[i], annotator, label, previous=None, kind="resolve")
             self.refit()
@@ -694,6 +714,11 @@ def _label(value: Any):
     from labelmill.types import Label
 
     return Label(value=value)
+
+
+def _tells_the_model(reason: str) -> bool:
+    """A queue reason that gives away what the model said or how sure it was (hidden in blind mode)."""
+    return reason.startswith(("confidence", "LLM says", "likely label issue"))
 
 
 def _plain(value: Any) -> Any:
