@@ -244,6 +244,30 @@ def test_hostile_rows_are_shown_as_text(server):
         driver.quit()
 
 
+def test_a_row_is_shown_honestly_hidden_characters_marked_and_a_long_word_wrapped(tmp_path):
+    """A bidi override makes "a boring film" display as "a gnirob film"; the page marks it. A 300,000-character
+    row with no space wraps inside the page instead of making it 300,000 characters wide."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    rows = [{"text": "x" * 300_000, "label": "negative"}, {"text": "a great film \u202eboring\u200b", "label": "negative"}]
+    server = serve(tmp_path, CONFIG, rows)
+    driver = chrome()
+    try:
+        driver.get(server.links["ana"])
+        wait_for(driver, lambda d: d.find_elements("id", "row-text"))
+        assert len(driver.find_element("id", "row-text").text) >= 300_000
+        assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 20")
+        assert not driver.find_elements("css selector", ".hidden-chars")
+        ActionChains(driver).send_keys("2", Keys.ENTER).perform()
+        wait_for(driver, lambda d: "great" in d.find_element("id", "row-text").text)
+        assert driver.find_element("id", "row-text").text == "a great film [U+202E]boring[U+200B]"
+        assert "2 invisible or direction-changing characters" in driver.find_element("css selector", ".hidden-chars").text
+    finally:
+        driver.quit()
+        server.stop()
+
+
 def test_tokens_csrf_and_static_paths_over_http(server):
     token = server.token("ana")
     assert server.request("/")[0] == 401

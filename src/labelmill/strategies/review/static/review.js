@@ -37,6 +37,19 @@
     if (message) box.append(el("div", message, message.startsWith("error") ? "error" : "saved"));
   }
 
+  // characters a reader cannot see that change what is read: zero-width, bidi embeddings, overrides and isolates, BOM
+  const HIDDEN = /[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/;
+  const HIDDEN_ALL = new RegExp(HIDDEN.source, "g");
+  function shown(box, s) {  // the text, each hidden character as a visible [U+XXXX] mark (text nodes only)
+    let at = 0;
+    for (const m of s.matchAll(HIDDEN_ALL)) {
+      box.append(document.createTextNode(s.slice(at, m.index)));
+      box.append(el("span", "[U+" + m[0].codePointAt(0).toString(16).toUpperCase().padStart(4, "0") + "]", "hidden-char"));
+      at = m.index + m[0].length;
+    }
+    box.append(document.createTextNode(s.slice(at)));
+  }
+
   function labelText(v) { return (v === null || v === undefined) ? "" : (typeof v === "string" ? v : JSON.stringify(v)); }
 
   function render() {
@@ -57,7 +70,10 @@
         text.append(m); at = s.end; });
       text.append(document.createTextNode(row.text.slice(at)));
     } else if (cfg.task === "relation") { marked(text, row.text); }
-    else { text.textContent = row.text; }
+    else { shown(text, row.text); }
+    const hidden = (row.text.match(HIDDEN_ALL) || []).length;
+    if (hidden) box.append(el("div", "this row holds " + hidden + " invisible or direction-changing character" + (hidden > 1 ? "s" : "") +
+      (SPANS ? "" : ", shown as [U+....]"), "error hidden-chars"));
     box.append(text);
     if (row.explanation) box.append(el("p", "model's explanation: " + row.explanation, "muted"));
     const labels = el("div", null, "labels"); labels.id = "labels";
