@@ -696,3 +696,34 @@ def test_a_proposal_round_starts_in_the_background_after_every_n_reviews_and_nev
     with Store(tmp_path / "p.db") as store:
         assert any(p.text == "'dreadful' means negative." for p in Proposals(store, "movies").list("pending"))
     s.close()
+
+
+def test_the_app_s_refits_run_off_the_request_path_and_coalesce(session):
+    """With background refits (the app's), a save returns while a refit runs; the reviews saved meanwhile
+    make one more refit, whose routing holds them all."""
+    import threading
+
+    gold = session.frame["label"].astype(str).tolist()
+    session.background_refit = True
+    release, entered = threading.Event(), threading.Event()
+    route = session.router.route
+
+    def slow_route(reviewed, audit=()):
+        entered.set()
+        release.wait(30)
+        return route(reviewed, audit=audit)
+
+    session.router.route = slow_route
+    refits = session.refits
+    for _ in range(5):  # batch 5: the fifth save starts a refit, which blocks
+        row = session.next_row("ana")
+        session.submit("ana", row.index, gold[row.index])
+    assert entered.wait(10) and session.status()["refitting"]
+    for _ in range(12):  # saves go on while it blocks: they return, and owe one refit between them
+        row = session.next_row("ana")
+        session.submit("ana", row.index, gold[row.index])
+    assert session.refits == refits
+    release.set()
+    assert session.wait_for_refit(30)
+    assert session.refits == refits + 2 and not session.status()["refitting"]
+    assert session.routing.reviewed.sum() == 17

@@ -38,6 +38,7 @@ def create_app(session: ReviewSession, secret: str | None = None) -> FastAPI:
     """The app over `session`: the guard (login token or bearer, CSRF, security headers), the pages, the
     guideline proposals and the review API."""
     key = (secret or secrets.token_hex(32)).encode()
+    session.background_refit = True  # no request waits for the loop's refit
     app = FastAPI(title="labelmill review", docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

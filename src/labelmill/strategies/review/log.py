@@ -12,8 +12,9 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from labelmill.errors import InputDataError
@@ -54,6 +55,7 @@ class ReviewLog:
         self.store = STRATEGY.tables(store)
         self.run_id = run_id
         self._read: list[Review] = []  # the reviews read so far: the table is append-only (an undo is a row too)
+        self._derived_at, self._cache = -1, {}  # views of the log (active, ratings, final), for the reviews read so far
 
     # annotators --------------------------------------------------------------------------------
     def add_annotator(self, name: str, token: str | None = None) -> str:
@@ -128,7 +130,8 @@ class ReviewLog:
         """Every review of the run, oldest first. Only the rows added since the last call are read (another
         process's saves included): nothing in the table is ever changed or deleted."""
         last = self._read[-1].id if self._read else -1
-        cur = self.store.db.execute("SELECT * FROM reviews WHERE run_id = ? AND id > ? ORDER BY id", (self.run_id, last))
+        # `+run_id`: walk the primary key from `last` on (the (run_id, row) index would scan the whole run)
+        cur = self.store.db.execute("SELECT * FROM reviews WHERE +run_id = ? AND id > ? ORDER BY id", (self.run_id, last))
         cols = [c[0] for c in cur.description]
         for row in cur:
             item = dict(zip(cols, row))
@@ -137,44 +140,69 @@ class ReviewLog:
             self._read.append(Review(**item))
         return list(self._read)
 
+    def _derived(self, key: Any, make: Callable[[], Any]) -> Any:
+        """`make()`'s value for the log as it stands, computed once per new review (every request of the app
+        asks for the same few views of the log: a log of 100,000 reviews is not read again for each)."""
+        self.all()
+        if self._derived_at != len(self._read):
+            self._derived_at, self._cache = len(self._read), {}
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
     def active(self) -> list[Review]:
         """Decisions in force (not undone), oldest first."""
-        every = self.all()
-        undone = {r.undoes for r in every if r.action == "undo"}
-        return [r for r in every if r.action != "undo" and r.id not in undone]
+        return list(self._active())
 
-    def ratings(self) -> dict[int, dict[str, Any]]:
-        """{row: {annotator: label}}: each annotator's latest decision in force per row (resolutions left out)."""
-        out: dict[int, dict[str, Any]] = {}
-        for r in self.active():
-            if r.kind != "resolve":
-                out.setdefault(r.row_index, {})[r.annotator] = r.label
-        return out
+    def _active(self) -> list[Review]:  # shared: not to be changed
 
-    def final(self, min_ratings: int = 1) -> tuple[dict[int, Any], dict[int, dict[str, Any]]]:
+        def make() -> list[Review]:
+            undone = {r.undoes for r in self._read if r.action == "undo"}
+            return [r for r in self._read if r.action != "undo" and r.id not in undone]
+
+        return self._derived("active", make)
+
+    def ratings(self) -> Mapping[int, dict[str, Any]]:
+        """{row: {annotator: label}}: each annotator's latest decision in force per row (resolutions left
+        out). Read-only: the same mapping is shared until the next review."""
+
+        def make() -> Mapping[int, dict[str, Any]]:
+            out: dict[int, dict[str, Any]] = {}
+            for r in self._active():
+                if r.kind != "resolve":
+                    out.setdefault(r.row_index, {})[r.annotator] = r.label
+            return MappingProxyType(out)
+
+        return self._derived("ratings", make)
+
+    def final(self, min_ratings: int = 1) -> tuple[Mapping[int, Any], Mapping[int, dict[str, Any]]]:
         """(row -> the reviewed label, row -> the ratings still in conflict). A resolution wins; otherwise
         a row with at least `min_ratings` ratings that all agree takes that label, rows whose ratings
-        differ are conflicts, and rows with too few ratings are neither."""
-        resolved = {r.row_index: r.label for r in self.active() if r.kind == "resolve"}
-        labels: dict[int, Any] = {}
-        conflicts: dict[int, dict[str, Any]] = {}
-        for row, given in self.ratings().items():
-            if row in resolved:
-                continue
-            values = list(given.values())
-            if not all(_same(v, values[0]) for v in values):
-                conflicts[row] = given
-            elif len(values) >= min_ratings:
-                labels[row] = values[0]
-        labels.update(resolved)
-        return labels, conflicts
+        differ are conflicts, and rows with too few ratings are neither. Read-only mappings."""
+
+        def make() -> tuple[Mapping[int, Any], Mapping[int, dict[str, Any]]]:
+            resolved = {r.row_index: r.label for r in self._active() if r.kind == "resolve"}
+            labels: dict[int, Any] = {}
+            conflicts: dict[int, dict[str, Any]] = {}
+            for row, given in self.ratings().items():
+                if row in resolved:
+                    continue
+                values = list(given.values())
+                if not all(_same(v, values[0]) for v in values):
+                    conflicts[row] = given
+                elif len(values) >= min_ratings:
+                    labels[row] = values[0]
+            labels.update(resolved)
+            return MappingProxyType(labels), MappingProxyType(conflicts)
+
+        return self._derived(("final", min_ratings), make)
 
     def count(self) -> int:
-        return len(self.active())
+        return len(self._active())
 
     def audit_rows(self) -> list[int]:
         """Rows whose review in force was an audit draw, in the order they were reviewed."""
-        return list(dict.fromkeys(r.row_index for r in self.active() if r.audit and r.kind != "resolve"))
+        return list(self._derived("audit", lambda: list(dict.fromkeys(r.row_index for r in self._active() if r.audit and r.kind != "resolve"))))
 
 
 def allowed_name(name: str) -> bool:
@@ -189,4 +217,6 @@ def _dump(value: Any) -> str | None:
 
 
 def _same(a: Any, b: Any) -> bool:
+    if type(a) is str and type(b) is str:  # a closed label set's labels: the common case, without JSON
+        return a == b
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)

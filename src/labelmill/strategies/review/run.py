@@ -187,6 +187,9 @@ class ReviewSession:
         self._background: threading.Thread | None = None  # the one model job off the request path (relabel or guideline)
         self._background_kind: str | None = None
         self.refits = 0
+        self.background_refit = False  # the app sets it: refits on a thread of their own (see `_refit_later`)
+        self._refit_due = False
+        self._refit_thread: threading.Thread | None = None
         self.audit, self.audit_every = o.audit, o.audit_every
         self._audit_order = [int(i) for i in np.random.default_rng(o.audit_seed).permutation(len(self.records))]
         self._audit_leases: dict[int, str] = {}
@@ -250,12 +253,47 @@ class ReviewSession:
         self._since_refit += count
         self._since_relabel += count
         if self._since_refit >= self.batch:
-            self.refit()
+            self._refit_later() if self.background_refit else self.refit()
         self._since_propose += count
         if self.relabel_every and self._since_relabel >= self.relabel_every and self.relabel_in_background(self.relabel_rows):
             self._since_relabel = 0
         if self.propose_every and self._since_propose >= self.propose_every and len(self.reviewed()) >= 20 and self.propose_in_background():
             self._since_propose = 0  # (a model job already running: tried again after the next review)
+
+    def _refit_later(self) -> None:
+        """The app's refit: on a thread of its own, so no request waits for it (on 100,000 rows a refit
+        takes about half a second). Reviews that arrive meanwhile make one more refit, not one each."""
+        with self._lock:
+            self._since_refit = 0
+            self._refit_due = True
+            if self._refit_thread is not None and self._refit_thread.is_alive():
+                return
+            self._refit_thread = threading.Thread(target=self._refit_loop, name="labelmill-refit", daemon=True)
+            self._refit_thread.start()
+
+    def _refit_loop(self) -> None:
+        assert self.router is not None
+        while True:
+            with self._lock:
+                if not self._refit_due:
+                    return
+                self._refit_due = False
+                reviewed, audit = self.reviewed(), self.log.audit_rows()  # a snapshot: the log's views are never changed in place
+            try:
+                routing = self.router.route(reviewed, audit=audit)
+            except Exception as exc:  # noqa: BLE001 - the last routing stays; every review is saved
+                self.on_event(Notice(f"review: refit failed ({type(exc).__name__}: {exc}); the queue keeps its last order"))
+                return
+            with self._lock:
+                self.routing = routing
+                self.refits += 1
+
+    def wait_for_refit(self, timeout: float | None = None) -> bool:
+        """Wait for a background refit (and any it owes) to finish; True when none is running."""
+        thread = self._refit_thread
+        if thread is not None:
+            thread.join(timeout)
+        return thread is None or not thread.is_alive()
 
     # the queue ------------------------------------------------------------------------------------
     def budget_left(self) -> int | None:
@@ -612,7 +650,7 @@ class ReviewSession:
             "estimated_accuracy": estimate.get("estimated_accuracy"), "lower_bound": estimate.get("lower_bound"),
             "interval": None if estimate.get("low") is None else [estimate["low"], estimate["high"]], "audit_rows": estimate.get("audit_rows", 0),
             "target": self.target, "reviews_to_target": to_target, "target_reached": bool(estimate.get("lower_bound", 0) >= self.target),
-            "budget_left": self.budget_left(), "refits": self.refits, "fit": r.fit, "annotators": self.log.annotators(),
+            "budget_left": self.budget_left(), "refits": self.refits, "refitting": self._refit_due or bool(self._refit_thread and self._refit_thread.is_alive()), "fit": r.fit, "annotators": self.log.annotators(),
             "agreement": agreement(self.log.ratings()),
         }
 

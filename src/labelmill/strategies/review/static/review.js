@@ -19,7 +19,15 @@
     return data;
   }
 
+  let statusTimer = null;
   function showStatus(s) {
+    // the loop refits on the server's own time: while it does, ask again shortly for the refitted status
+    if (s && s.refitting && statusTimer === null) {
+      statusTimer = setTimeout(async () => {
+        statusTimer = null;
+        try { const r = await fetch("/api/status", { credentials: "same-origin" }); if (r.ok) { lastStatus = await r.json(); showStatus(lastStatus); } } catch (e) { /* next save */ }
+      }, 500);
+    }
     const box = $("status"); box.textContent = "";
     if (!s) return;
     const pct = (x) => (x === null || x === undefined) ? "n/a" : (100 * x).toFixed(1) + "%";
