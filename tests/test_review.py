@@ -727,3 +727,35 @@ def test_the_app_s_refits_run_off_the_request_path_and_coalesce(session):
     assert session.wait_for_refit(30)
     assert session.refits == refits + 2 and not session.status()["refitting"]
     assert session.routing.reviewed.sum() == 17
+
+
+def test_the_log_s_views_advanced_review_by_review_equal_the_views_read_afresh(tmp_path):
+    """The log keeps its views (decisions in force, ratings, final labels and conflicts, audit rows) up to
+    date review by review; after every step of a random mix of saves, resolutions and undos they equal
+    what a fresh reader of the same store computes from the whole log."""
+    from labelmill.strategies.review.log import ReviewLog
+    from labelmill.store.db import Store
+
+    data = write_rows(tmp_path / "rows.csv", n=30)
+    s = ReviewSession.open(CONFIG, data, project=tmp_path / "p.db", student=False, audit=0)
+    log = s.log
+    rng = random.Random(4)
+    people = ["ana", "bob", "cy"]
+
+    def views(one: ReviewLog):
+        return ({k: dict(v) for k, v in one.ratings().items()}, [dict(x) for x in one.final(1)], [dict(x) for x in one.final(2)],
+                one.audit_rows(), one.count(), [r.id for r in one.active()])
+
+    with Store(tmp_path / "p.db") as other:
+        for step in range(150):
+            views(log)  # the views are asked for after every step, so each later step advances them
+            action = rng.random()
+            who = rng.choice(people)
+            if action < 0.7:
+                log.add(rng.randrange(8), "h", who, rng.choice(["positive", "negative"]), audit=rng.random() < 0.2)
+            elif action < 0.85:
+                log.add(rng.randrange(8), "h", who, rng.choice(["positive", "negative"]), kind="resolve")
+            else:
+                log.undo(who)
+            assert views(log) == views(ReviewLog(other, s.run_id)), step
+    s.close()

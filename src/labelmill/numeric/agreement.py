@@ -81,7 +81,7 @@ def agreement(ratings: Mapping[Hashable, Mapping[str, Hashable]]) -> dict[str, o
     pairs = []
     for i, a in enumerate(annotators):
         for b in annotators[i + 1 :]:
-            both = [r for r in ratings.values() if a in r and b in r]
+            both = [r for r in shared.values() if a in r and b in r]  # (an item both rated has two ratings or more)
             if both:
                 pairs.append({"annotators": [a, b], "items": len(both), "cohen_kappa": cohen_kappa([r[a] for r in both], [r[b] for r in both])})
     lists = [list(r.values()) for r in shared.values()]

@@ -12,6 +12,7 @@ import hashlib
 import json
 import secrets
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -55,7 +56,8 @@ class ReviewLog:
         self.store = STRATEGY.tables(store)
         self.run_id = run_id
         self._read: list[Review] = []  # the reviews read so far: the table is append-only (an undo is a row too)
-        self._derived_at, self._cache = -1, {}  # views of the log (active, ratings, final), for the reviews read so far
+        self._derived_at, self._cache = -1, {}
+        self._version: tuple[int, int] | None = None  # (the store's data_version, writes on this connection) at the last read  # views of the log (active, ratings, final), for the reviews read so far
 
     # annotators --------------------------------------------------------------------------------
     def add_annotator(self, name: str, token: str | None = None) -> str:
@@ -95,6 +97,7 @@ class ReviewLog:
             (self.run_id, int(row_index), row_hash, annotator, kind, action, json.dumps(label), _dump(previous), _dump(model_label),
              None if model_confidence is None else float(model_confidence), time.time(), int(bool(audit))),
         )
+        _wrote(self.store)
         return int(cur.lastrowid)
 
     def add_many(self, items: Iterable[tuple[int, str, str, Any, Any, Any, float | None]], kind: str) -> int:
@@ -110,6 +113,7 @@ class ReviewLog:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
+        _wrote(self.store)
         return len(rows)
 
     def undo(self, annotator: str) -> Review | None:
@@ -123,12 +127,18 @@ class ReviewLog:
             " VALUES (?, ?, ?, ?, ?, 'undo', NULL, ?, ?, ?)",
             (self.run_id, last.row_index, last.row_hash, annotator, last.kind, json.dumps(last.label), last.id, time.time()),
         )
+        _wrote(self.store)
         return last
 
     # reading -------------------------------------------------------------------------------------
     def all(self) -> list[Review]:
         """Every review of the run, oldest first. Only the rows added since the last call are read (another
         process's saves included): nothing in the table is ever changed or deleted."""
+        # unchanged when no other connection committed (data_version) and no log on this one wrote
+        version = (self.store.db.execute("PRAGMA data_version").fetchone()[0], _WRITES.get(self.store, 0))
+        if version == self._version:
+            return list(self._read)
+        self._version = version
         last = self._read[-1].id if self._read else -1
         # `+run_id`: walk the primary key from `last` on (the (run_id, row) index would scan the whole run)
         cur = self.store.db.execute("SELECT * FROM reviews WHERE +run_id = ? AND id > ? ORDER BY id", (self.run_id, last))
@@ -145,7 +155,11 @@ class ReviewLog:
         asks for the same few views of the log: a log of 100,000 reviews is not read again for each)."""
         self.all()
         if self._derived_at != len(self._read):
-            self._derived_at, self._cache = len(self._read), {}
+            new = self._read[self._derived_at :] if self._derived_at >= 0 else []
+            old, self._cache = self._cache, {}
+            if new and not any(r.action == "undo" for r in new):  # the common case: decisions added, none taken back
+                self._cache = _advanced(old, new)
+            self._derived_at = len(self._read)
         if key not in self._cache:
             self._cache[key] = make()
         return self._cache[key]
@@ -181,21 +195,18 @@ class ReviewLog:
         differ are conflicts, and rows with too few ratings are neither. Read-only mappings."""
 
         def make() -> tuple[Mapping[int, Any], Mapping[int, dict[str, Any]]]:
-            resolved = {r.row_index: r.label for r in self._active() if r.kind == "resolve"}
+            resolved = self._resolved()
             labels: dict[int, Any] = {}
             conflicts: dict[int, dict[str, Any]] = {}
-            for row, given in self.ratings().items():
-                if row in resolved:
-                    continue
-                values = list(given.values())
-                if not all(_same(v, values[0]) for v in values):
-                    conflicts[row] = given
-                elif len(values) >= min_ratings:
-                    labels[row] = values[0]
-            labels.update(resolved)
+            for row in {**self.ratings(), **resolved}:
+                _settle(row, self.ratings().get(row), resolved, min_ratings, labels, conflicts)
             return MappingProxyType(labels), MappingProxyType(conflicts)
 
         return self._derived(("final", min_ratings), make)
+
+    def _resolved(self) -> Mapping[int, Any]:
+        """{row: label} of the resolutions in force."""
+        return self._derived("resolved", lambda: MappingProxyType({r.row_index: r.label for r in self._active() if r.kind == "resolve"}))
 
     def count(self) -> int:
         return len(self._active())
@@ -203,6 +214,60 @@ class ReviewLog:
     def audit_rows(self) -> list[int]:
         """Rows whose review in force was an audit draw, in the order they were reviewed."""
         return list(self._derived("audit", lambda: list(dict.fromkeys(r.row_index for r in self._active() if r.audit and r.kind != "resolve"))))
+
+
+_WRITES: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()  # reviews written through each store (its connection: data_version misses its own)
+
+
+def _wrote(db: Any) -> None:
+    _WRITES[db] = _WRITES.get(db, 0) + 1
+
+
+def _advanced(old: dict[Any, Any], new: list[Review]) -> dict[Any, Any]:
+    """The log's views (`ReviewLog._derived`) after `new` decisions with no undo among them, from the views
+    before: only the rows they touch are looked at again (copies, never changes: a view handed out stays
+    as it was). Views it cannot advance are left out (computed again when asked)."""
+    out: dict[Any, Any] = {}
+    if "active" not in old:
+        return out
+    out["active"] = old["active"] + new
+    if "audit" in old:
+        seen = set(old["audit"])
+        out["audit"] = old["audit"] + [r for r in dict.fromkeys(r.row_index for r in new if r.audit and r.kind != "resolve") if r not in seen]
+    if "ratings" not in old or "resolved" not in old:
+        return out
+    ratings, resolved = dict(old["ratings"]), dict(old["resolved"])
+    touched = set()
+    for r in new:
+        touched.add(r.row_index)
+        if r.kind == "resolve":
+            resolved[r.row_index] = r.label
+        else:
+            ratings[r.row_index] = {**ratings.get(r.row_index, {}), r.annotator: r.label}
+    out["ratings"], out["resolved"] = MappingProxyType(ratings), MappingProxyType(resolved)
+    for key, (labels_before, conflicts_before) in ((k, v) for k, v in old.items() if isinstance(k, tuple) and k[0] == "final"):
+        labels, conflicts = dict(labels_before), dict(conflicts_before)
+        for row in touched:
+            labels.pop(row, None)
+            conflicts.pop(row, None)
+            _settle(row, ratings.get(row), resolved, key[1], labels, conflicts)
+        out[key] = (MappingProxyType(labels), MappingProxyType(conflicts))
+    return out
+
+
+def _settle(row: int, given: dict[str, Any] | None, resolved: Mapping[int, Any], min_ratings: int, labels: dict[int, Any],
+            conflicts: dict[int, dict[str, Any]]) -> None:
+    """Row `row`'s place in `final`: its resolution, its agreed label, a conflict, or nowhere."""
+    if row in resolved:
+        labels[row] = resolved[row]
+        return
+    if not given:
+        return
+    values = list(given.values())
+    if not all(_same(v, values[0]) for v in values):
+        conflicts[row] = given
+    elif len(values) >= min_ratings:
+        labels[row] = values[0]
 
 
 def allowed_name(name: str) -> bool:

@@ -24,6 +24,8 @@ rows (each reviewed row is scored by a model fitted without it).
 
 from __future__ import annotations
 
+import functools
+
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,9 +56,14 @@ class Routing:
 
     def queue(self, limit: int | None = None) -> list[int]:
         """Unreviewed, untrusted rows, most valuable first."""
+        order = self.order
+        return list(order if limit is None else order[:limit])
+
+    @functools.cached_property
+    def order(self) -> tuple[int, ...]:
+        """The queue, sorted once (a routing is not changed after it is made; every request reads it)."""
         rows = np.flatnonzero(~self.reviewed & ~self.trusted)
-        order = rows[np.argsort(-self.value[rows], kind="stable")]
-        return [int(i) for i in (order if limit is None else order[:limit])]
+        return tuple(int(i) for i in rows[np.argsort(-self.value[rows], kind="stable")])
 
 
 from labelmill.numeric.combination import combine, fit_combination  # noqa: E402  (re-exported: tests and the bench read them here)
@@ -175,7 +182,7 @@ class Router:
         if self.llm_probs is None:
             return self._route_by_confidence(reviewed, is_reviewed, audit)
         index = {name: i for i, name in enumerate(self.names)}
-        rows = np.array([int(i) for i in reviewed if 0 <= int(i) < n and str(reviewed[i]) in index], dtype=int)
+        rows = np.array(sorted(int(i) for i in reviewed if 0 <= int(i) < n and str(reviewed[i]) in index), dtype=int)  # (in row order: the folds never depend on the order of the log)
         gold = np.array([index[str(reviewed[int(i)])] for i in rows], dtype=int)
         parts = [self.llm_probs]
         student = held_student = seed_student = None

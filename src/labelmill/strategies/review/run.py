@@ -190,6 +190,7 @@ class ReviewSession:
         self.background_refit = False  # the app sets it: refits on a thread of their own (see `_refit_later`)
         self._refit_due = False
         self._refit_thread: threading.Thread | None = None
+        self._status_cache: tuple[Routing, float, dict[str, Any]] | None = None
         self.audit, self.audit_every = o.audit, o.audit_every
         self._audit_order = [int(i) for i in np.random.default_rng(o.audit_seed).permutation(len(self.records))]
         self._audit_leases: dict[int, str] = {}
@@ -302,17 +303,23 @@ class ReviewSession:
             return 0
         return None if allowed is None else max(0, allowed - len(self.log.ratings()))
 
-    def queue(self, annotator: str | None = None) -> list[int]:
+    def queue(self, annotator: str | None = None, limit: int | None = None) -> list[int]:
         """Rows waiting for `annotator`, most valuable first: rows no one settled, and (with overlap k)
-        rows with fewer than k ratings that this annotator has not rated."""
+        rows with fewer than k ratings that this annotator has not rated; the first `limit` of them."""
         if self.stop_at_target and self.routing.estimate.get("lower_bound", 0.0) >= self.target:
             return []  # the target holds (its lower bound): the loop stops
+        left = self.budget_left()
+        if left is not None:
+            limit = left if limit is None else min(limit, left)
+        if limit is not None and limit <= 0:
+            return []
         ratings = self.log.ratings()
         settled, conflicts = self.log.final(self.overlap)
-        order = [i for i in self.routing.queue() if i not in settled]
         out = []
         now = time.time()
-        for i in order:
+        for i in self.routing.order:
+            if i in settled:
+                continue
             given = ratings.get(i, {})
             if annotator is not None and annotator in given:
                 continue
@@ -322,14 +329,15 @@ class ReviewSession:
             if lease and lease[0] != annotator and now - lease[1] < 300 and len(given) + 1 >= self.overlap:
                 continue
             out.append(i)
-        left = self.budget_left()
-        return out if left is None else out[:left]
+            if limit is not None and len(out) >= limit:
+                break
+        return out
 
     def next_row(self, annotator: str) -> RowView | None:
         """The next row for `annotator`: the queue's first, or, when an audit draw is due, a row drawn at
         random among the rows no one has reviewed (see `ReviewOptions.audit`)."""
         with self._lock:
-            queue = self.queue(annotator)
+            queue = self.queue(annotator, limit=1)
             if not queue:
                 return None
             ratings = self.log.ratings()
@@ -487,9 +495,9 @@ class ReviewSession:
         with self._lock:
             i = self.row(i)
             label = self.check_label(label, i)
-            mine = [r for r in self.log.active() if r.row_index == i and r.annotator == annotator and r.kind != "resolve"]
-            if mine and json.dumps(mine[-1].label, sort_keys=True) == json.dumps(label, sort_keys=True):
-                return mine[-1].id
+            given = self.log.ratings().get(i, {})
+            if annotator in given and json.dumps(given[annotator], sort_keys=True) == json.dumps(label, sort_keys=True):
+                return next(r.id for r in reversed(self.log.active()) if r.row_index == i and r.annotator == annotator and r.kind != "resolve")
             item = self.table.get(i)
             shown = self.log.ratings().get(i, {}).get(annotator, self.routing.labels[i])
             audit = self._audit_leases.get(i) == annotator and i not in self.log.ratings()
@@ -630,28 +638,38 @@ class ReviewSession:
         return self._background_kind if thread is not None and thread.is_alive() else None
 
     # reporting ------------------------------------------------------------------------------------
+    STATUS_AGE = 0.5  # seconds the queue's aggregates (its length, reasons, reviews to the target, agreement) may be reused
+
     def status(self) -> dict[str, Any]:
+        """The session's figures. The counts of reviews and the estimate are always current; the queue's
+        aggregates are recomputed at most every `STATUS_AGE` seconds or when a refit changed the queue
+        (each is a pass over every row: twenty people polling a 100,000-row project would redo it 20
+        times a second)."""
         from labelmill.numeric.agreement import agreement
 
         r = self.routing
-        queue = self.queue()
-        reasons: dict[str, int] = {}
-        for i in queue:
-            for why in r.reasons[i]:
-                key = why.split(" ")[0] if why.startswith("confidence") else why.split(":")[0].split(",")[0]
-                key = "low confidence" if key == "confidence" else ("LLM and student disagree" if key.startswith("LLM says") else key)
-                reasons[key] = reasons.get(key, 0) + 1
+        cached = self._status_cache
+        if cached is None or cached[0] is not r or time.monotonic() - cached[1] > self.STATUS_AGE:
+            queue = self.queue()
+            reasons: dict[str, int] = {}
+            for i in queue:
+                for why in r.reasons[i]:
+                    key = why.split(" ")[0] if why.startswith("confidence") else why.split(":")[0].split(",")[0]
+                    key = "low confidence" if key == "confidence" else ("LLM and student disagree" if key.startswith("LLM says") else key)
+                    reasons[key] = reasons.get(key, 0) + 1
+            slow = {"in_queue": len(queue), "queue_reasons": reasons, "reviews_to_target": reviews_to_target(r, self.target),
+                    "agreement": agreement(self.log.ratings())}
+            self._status_cache = cached = (r, time.monotonic(), slow)
         estimate = dict(r.estimate)
         settled, conflicts = self.log.final(self.overlap)
-        to_target = reviews_to_target(r, self.target)
         return {
-            "rows": len(self.records), "reviewed": len(settled), "reviews": self.log.count(), "in_queue": len(queue),
-            "trusted": int(r.trusted.sum()), "queue_reasons": reasons, "conflicts": len(conflicts),
+            "rows": len(self.records), "reviewed": len(settled), "reviews": self.log.count(), "in_queue": cached[2]["in_queue"],
+            "trusted": int(r.trusted.sum()), "queue_reasons": cached[2]["queue_reasons"], "conflicts": len(conflicts),
             "estimated_accuracy": estimate.get("estimated_accuracy"), "lower_bound": estimate.get("lower_bound"),
             "interval": None if estimate.get("low") is None else [estimate["low"], estimate["high"]], "audit_rows": estimate.get("audit_rows", 0),
-            "target": self.target, "reviews_to_target": to_target, "target_reached": bool(estimate.get("lower_bound", 0) >= self.target),
-            "budget_left": self.budget_left(), "refits": self.refits, "refitting": self._refit_due or bool(self._refit_thread and self._refit_thread.is_alive()), "fit": r.fit, "annotators": self.log.annotators(),
-            "agreement": agreement(self.log.ratings()),
+            "target": self.target, "reviews_to_target": cached[2]["reviews_to_target"], "target_reached": bool(estimate.get("lower_bound", 0) >= self.target),
+            "budget_left": self.budget_left(), "refits": self.refits, "refitting": self._refit_due or bool(self._refit_thread and self._refit_thread.is_alive()),
+            "fit": r.fit, "annotators": self.log.annotators(), "agreement": cached[2]["agreement"],
         }
 
     def labeled_frame(self) -> tuple[Any, dict[str, str]]:
