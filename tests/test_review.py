@@ -744,7 +744,7 @@ def test_the_log_s_views_advanced_review_by_review_equal_the_views_read_afresh(t
 
     def views(one: ReviewLog):
         return ({k: dict(v) for k, v in one.ratings().items()}, [dict(x) for x in one.final(1)], [dict(x) for x in one.final(2)],
-                one.audit_rows(), one.count(), [r.id for r in one.active()])
+                one.audit_rows(), one.count(), [r.id for r in one.active()], dict(one.shared()))
 
     with Store(tmp_path / "p.db") as other:
         for step in range(150):
@@ -758,4 +758,25 @@ def test_the_log_s_views_advanced_review_by_review_equal_the_views_read_afresh(t
             else:
                 log.undo(who)
             assert views(log) == views(ReviewLog(other, s.run_id)), step
+    s.close()
+
+
+def test_the_status_s_queue_length_is_the_queue_s_length_through_saves_leases_undos_and_refits(tmp_path):
+    data = write_rows(tmp_path / "rows.csv", n=40)
+    s = ReviewSession.open(CONFIG, data, project=tmp_path / "p.db", student=False, audit=0, batch=4)
+    rng = random.Random(2)
+    for step in range(60):
+        action = rng.random()
+        who = rng.choice(["ana", "bob"])
+        if action < 0.6:
+            row = s.next_row(who)  # leases the row
+            if row is not None and rng.random() < 0.8:
+                s.submit(who, row.index, rng.choice(["positive", "negative"]))
+        elif action < 0.75:
+            s.undo(who)
+        elif action < 0.85:
+            s.refit()
+        else:
+            s.submit(who, rng.randrange(40), rng.choice(["positive", "negative"]))  # a row off the queue
+        assert s._queue_length() == len(s.queue()), step
     s.close()

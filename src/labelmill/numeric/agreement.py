@@ -77,7 +77,7 @@ def agreement(ratings: Mapping[Hashable, Mapping[str, Hashable]]) -> dict[str, o
     them where everyone agrees, Cohen's kappa per pair of annotators (over the items both rated), Fleiss'
     kappa and Krippendorff's alpha."""
     shared = {item: r for item, r in ratings.items() if len(r) >= 2}
-    annotators = sorted({a for r in ratings.values() for a in r})
+    annotators = sorted({a for r in shared.values() for a in r})  # (one who shares no item with another is in no pair)
     pairs = []
     for i, a in enumerate(annotators):
         for b in annotators[i + 1 :]:

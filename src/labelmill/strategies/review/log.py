@@ -15,8 +15,9 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
+
+import numpy as np
 
 from labelmill.errors import InputDataError
 from labelmill.store import Store
@@ -134,10 +135,14 @@ class ReviewLog:
     def all(self) -> list[Review]:
         """Every review of the run, oldest first. Only the rows added since the last call are read (another
         process's saves included): nothing in the table is ever changed or deleted."""
-        # unchanged when no other connection committed (data_version) and no log on this one wrote
+        self._read_new()
+        return list(self._read)
+
+    def _read_new(self) -> None:
+        # nothing new when no other connection committed (data_version) and no log on this store wrote
         version = (self.store.db.execute("PRAGMA data_version").fetchone()[0], _WRITES.get(self.store, 0))
         if version == self._version:
-            return list(self._read)
+            return
         self._version = version
         last = self._read[-1].id if self._read else -1
         # `+run_id`: walk the primary key from `last` on (the (run_id, row) index would scan the whole run)
@@ -148,12 +153,11 @@ class ReviewLog:
             for key in ("label", "previous_label", "model_label"):
                 item[key] = None if item[key] is None else json.loads(item[key])
             self._read.append(Review(**item))
-        return list(self._read)
 
     def _derived(self, key: Any, make: Callable[[], Any]) -> Any:
         """`make()`'s value for the log as it stands, computed once per new review (every request of the app
         asks for the same few views of the log: a log of 100,000 reviews is not read again for each)."""
-        self.all()
+        self._read_new()
         if self._derived_at != len(self._read):
             new = self._read[self._derived_at :] if self._derived_at >= 0 else []
             old, self._cache = self._cache, {}
@@ -185,7 +189,7 @@ class ReviewLog:
             for r in self._active():
                 if r.kind != "resolve":
                     out.setdefault(r.row_index, {})[r.annotator] = r.label
-            return MappingProxyType(out)
+            return _Chunked.of(out)
 
         return self._derived("ratings", make)
 
@@ -200,13 +204,27 @@ class ReviewLog:
             conflicts: dict[int, dict[str, Any]] = {}
             for row in {**self.ratings(), **resolved}:
                 _settle(row, self.ratings().get(row), resolved, min_ratings, labels, conflicts)
-            return MappingProxyType(labels), MappingProxyType(conflicts)
+            return _Chunked.of(labels), _Chunked.of(conflicts)
 
         return self._derived(("final", min_ratings), make)
 
+    def shared(self) -> Mapping[int, dict[str, Any]]:
+        """`ratings()` of the rows two annotators or more rated (what agreement is measured on)."""
+        return self._derived("shared", lambda: _Chunked.of({row: given for row, given in self.ratings().items() if len(given) >= 2}))
+
     def _resolved(self) -> Mapping[int, Any]:
         """{row: label} of the resolutions in force."""
-        return self._derived("resolved", lambda: MappingProxyType({r.row_index: r.label for r in self._active() if r.kind == "resolve"}))
+        return self._derived("resolved", lambda: _Chunked.of({r.row_index: r.label for r in self._active() if r.kind == "resolve"}))
+
+    def size(self) -> int:
+        """How many entries the log holds (decisions and undos): a position for `rows_since`."""
+        self._read_new()
+        return len(self._read)
+
+    def rows_since(self, position: int) -> set[int]:
+        """Rows with a log entry (a decision or an undo) at or after `position`."""
+        self._read_new()
+        return {r.row_index for r in self._read[position:]}
 
     def count(self) -> int:
         return len(self._active())
@@ -216,6 +234,65 @@ class ReviewLog:
         return list(self._derived("audit", lambda: list(dict.fromkeys(r.row_index for r in self._active() if r.audit and r.kind != "resolve"))))
 
 
+class _Chunked(Mapping):
+    """A read-only {row: value} in 256 buckets by row: a copy with a few rows changed copies only their
+    buckets, so the log's views advance review by review at any size and a view once handed out never
+    changes (another thread may still be reading it)."""
+
+    __slots__ = ("_buckets", "_len")
+    WIDTH = 256
+
+    def __init__(self, buckets: list[dict[int, Any]] | None = None, length: int = 0):
+        self._buckets = buckets if buckets is not None else [{} for _ in range(self.WIDTH)]
+        self._len = length
+
+    @classmethod
+    def of(cls, items: Mapping[int, Any]) -> _Chunked:
+        out = cls()
+        for key, value in items.items():
+            out._buckets[key % cls.WIDTH][key] = value
+        out._len = len(items)
+        return out
+
+    def __getitem__(self, key: Any) -> Any:
+        if not isinstance(key, (int, np.integer)):
+            raise KeyError(key)
+        return self._buckets[int(key) % self.WIDTH][key]
+
+    def __contains__(self, key: Any) -> bool:
+        return isinstance(key, (int, np.integer)) and key in self._buckets[int(key) % self.WIDTH]
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self._buckets[int(key) % self.WIDTH].get(key, default) if isinstance(key, (int, np.integer)) else default
+
+    def __iter__(self):
+        for bucket in self._buckets:
+            yield from bucket
+
+    def __len__(self) -> int:
+        return self._len
+
+    def changed(self, put: Mapping[int, Any], drop: Iterable[int] = ()) -> _Chunked:
+        """A copy with the rows in `put` set and those in `drop` removed (only their buckets copied)."""
+        buckets, length = list(self._buckets), self._len
+        copied: set[int] = set()
+        for key in [*drop, *put]:
+            b = key % self.WIDTH
+            if b not in copied:
+                buckets[b] = dict(buckets[b])
+                copied.add(b)
+        for key in drop:
+            length -= buckets[key % self.WIDTH].pop(key, _MISSING) is not _MISSING
+        for key, value in put.items():
+            length += key not in buckets[key % self.WIDTH]
+            buckets[key % self.WIDTH][key] = value
+        return _Chunked(buckets, length)
+
+    def __repr__(self) -> str:
+        return f"_Chunked({dict(self)!r})"
+
+
+_MISSING = object()
 _WRITES: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()  # reviews written through each store (its connection: data_version misses its own)
 
 
@@ -236,22 +313,25 @@ def _advanced(old: dict[Any, Any], new: list[Review]) -> dict[Any, Any]:
         out["audit"] = old["audit"] + [r for r in dict.fromkeys(r.row_index for r in new if r.audit and r.kind != "resolve") if r not in seen]
     if "ratings" not in old or "resolved" not in old:
         return out
-    ratings, resolved = dict(old["ratings"]), dict(old["resolved"])
-    touched = set()
+    ratings, resolved = old["ratings"], old["resolved"]
+    rated: dict[int, dict[str, Any]] = {}
+    settled: dict[int, Any] = {}
     for r in new:
-        touched.add(r.row_index)
         if r.kind == "resolve":
-            resolved[r.row_index] = r.label
+            settled[r.row_index] = r.label
         else:
-            ratings[r.row_index] = {**ratings.get(r.row_index, {}), r.annotator: r.label}
-    out["ratings"], out["resolved"] = MappingProxyType(ratings), MappingProxyType(resolved)
-    for key, (labels_before, conflicts_before) in ((k, v) for k, v in old.items() if isinstance(k, tuple) and k[0] == "final"):
-        labels, conflicts = dict(labels_before), dict(conflicts_before)
+            rated[r.row_index] = {**rated.get(r.row_index, ratings.get(r.row_index, {})), r.annotator: r.label}
+    ratings, resolved = ratings.changed(rated), resolved.changed(settled)
+    out["ratings"], out["resolved"] = ratings, resolved
+    if "shared" in old:
+        out["shared"] = old["shared"].changed({row: g for row, g in rated.items() if len(g) >= 2})  # (a decision never takes a rating away)
+    touched = set(rated) | set(settled)
+    for key, (labels, conflicts) in ((k, v) for k, v in old.items() if isinstance(k, tuple) and k[0] == "final"):
+        put_labels: dict[int, Any] = {}
+        put_conflicts: dict[int, dict[str, Any]] = {}
         for row in touched:
-            labels.pop(row, None)
-            conflicts.pop(row, None)
-            _settle(row, ratings.get(row), resolved, key[1], labels, conflicts)
-        out[key] = (MappingProxyType(labels), MappingProxyType(conflicts))
+            _settle(row, ratings.get(row), resolved, key[1], put_labels, put_conflicts)
+        out[key] = (labels.changed(put_labels, touched - set(put_labels)), conflicts.changed(put_conflicts, touched - set(put_conflicts)))
     return out
 
 

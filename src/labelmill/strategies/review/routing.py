@@ -59,6 +59,23 @@ class Routing:
         order = self.order
         return list(order if limit is None else order[:limit])
 
+    log_position: int = -1  # how many log entries the reviews it was fitted on spanned (set by the session)
+
+    @functools.cached_property
+    def reason_counts(self) -> dict[str, int]:
+        """How many queued rows have each kind of reason (counted once per routing, over its queue)."""
+        counts: dict[str, int] = {}
+        for i in self.order:
+            for why in self.reasons[i]:
+                key = why.split(" ")[0] if why.startswith("confidence") else why.split(":")[0].split(",")[0]
+                key = "low confidence" if key == "confidence" else ("LLM and student disagree" if key.startswith("LLM says") else key)
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    @functools.cached_property
+    def queued(self) -> frozenset[int]:
+        return frozenset(self.order)
+
     @functools.cached_property
     def order(self) -> tuple[int, ...]:
         """The queue, sorted once (a routing is not changed after it is made; every request reads it)."""

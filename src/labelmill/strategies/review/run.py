@@ -240,7 +240,10 @@ class ReviewSession:
 
     def _route(self) -> Routing:
         assert self.router is not None
-        return self.router.route(self.reviewed(), audit=self.log.audit_rows())
+        position = self.log.size()
+        routing = self.router.route(self.reviewed(), audit=self.log.audit_rows())
+        routing.log_position = position
+        return routing
 
     def refit(self) -> Routing:
         """Refit on every reviewed row and re-rank the queue (the app does this after every batch)."""
@@ -279,12 +282,13 @@ class ReviewSession:
                 if not self._refit_due:
                     return
                 self._refit_due = False
-                reviewed, audit = self.reviewed(), self.log.audit_rows()  # a snapshot: the log's views are never changed in place
+                reviewed, audit, position = self.reviewed(), self.log.audit_rows(), self.log.size()  # a snapshot: the log's views never change in place
             try:
                 routing = self.router.route(reviewed, audit=audit)
             except Exception as exc:  # noqa: BLE001 - the last routing stays; every review is saved
                 self.on_event(Notice(f"review: refit failed ({type(exc).__name__}: {exc}); the queue keeps its last order"))
                 return
+            routing.log_position = position
             with self._lock:
                 self.routing = routing
                 self.refits += 1
@@ -332,6 +336,21 @@ class ReviewSession:
             if limit is not None and len(out) >= limit:
                 break
         return out
+
+    def _queue_length(self) -> int:
+        """len(queue()), without walking the whole queue where it can: with one rating per row, the routing's
+        queue less its rows rated, resolved or undone since it was fitted and the rows leased to someone."""
+        r = self.routing
+        if self.overlap != 1 or r.log_position < 0 or self.budget_left() is not None or (
+                self.stop_at_target and r.estimate.get("lower_bound", 0.0) >= self.target):
+            return len(self.queue())
+        queued = r.queued
+        touched = {i for i in self.log.rows_since(r.log_position) if i in queued}
+        settled, conflicts = self.log.final(self.overlap)
+        now = time.time()
+        gone = {i for i in touched if i in settled or i in conflicts}  # (one rating per row: a rated row is one or the other)
+        leased = {i for i, (who, when) in self._leases.items() if i in queued and i not in gone and now - when < 300}
+        return len(r.order) - len(gone) - len(leased)
 
     def next_row(self, annotator: str) -> RowView | None:
         """The next row for `annotator`: the queue's first, or, when an audit draw is due, a row drawn at
@@ -650,15 +669,8 @@ class ReviewSession:
         r = self.routing
         cached = self._status_cache
         if cached is None or cached[0] is not r or time.monotonic() - cached[1] > self.STATUS_AGE:
-            queue = self.queue()
-            reasons: dict[str, int] = {}
-            for i in queue:
-                for why in r.reasons[i]:
-                    key = why.split(" ")[0] if why.startswith("confidence") else why.split(":")[0].split(",")[0]
-                    key = "low confidence" if key == "confidence" else ("LLM and student disagree" if key.startswith("LLM says") else key)
-                    reasons[key] = reasons.get(key, 0) + 1
-            slow = {"in_queue": len(queue), "queue_reasons": reasons, "reviews_to_target": reviews_to_target(r, self.target),
-                    "agreement": agreement(self.log.ratings())}
+            slow = {"in_queue": self._queue_length(), "queue_reasons": r.reason_counts, "reviews_to_target": reviews_to_target(r, self.target),
+                    "agreement": agreement(self.log.shared())}
             self._status_cache = cached = (r, time.monotonic(), slow)
         estimate = dict(r.estimate)
         settled, conflicts = self.log.final(self.overlap)
