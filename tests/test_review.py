@@ -780,3 +780,23 @@ def test_the_status_s_queue_length_is_the_queue_s_length_through_saves_leases_un
             s.submit(who, rng.randrange(40), rng.choice(["positive", "negative"]))  # a row off the queue
         assert s._queue_length() == len(s.queue()), step
     s.close()
+
+
+def test_reason_counts_are_the_counts_of_the_reasons_shown(tmp_path):
+    from labelmill.strategies.review.routing import Reasons
+
+    rng = np.random.default_rng(0)
+    n = 300
+    llm = list(rng.choice(["a", "b", "c"], n))
+    student = list(rng.choice(["a", "b", "c"], n))
+    reviewed = rng.random(n) < 0.2
+    reasons = Reasons(rng.random(n), reviewed, llm, student, {int(i): r for r, i in enumerate(rng.choice(n, 40, replace=False), 1)}, rng.random(n) * 0.3)
+    rows = rng.choice(n, 200, replace=False)
+    expected: dict[str, int] = {}
+    for i in rows:
+        for why in reasons[int(i)]:
+            kind = ("low confidence" if why.startswith("confidence") else "LLM and student disagree" if why.startswith("LLM says")
+                    else why.split(":")[0])
+            expected[kind] = expected.get(kind, 0) + 1
+    assert reasons.counts(rows) == expected and len(expected) == 4
+    assert reasons[int(np.flatnonzero(reviewed)[0])] == [] and len(reasons[:5]) == 5

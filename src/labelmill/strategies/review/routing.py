@@ -39,6 +39,45 @@ from labelmill.core.strategy import Options
 EPS = 1e-6
 
 
+class Reasons(Sequence):
+    """Why each row is queued, made when a row is shown (strings for every one of 100,000 rows would cost
+    each refit half a second): its confidence, the LLM and the student disagreeing, cleanlab's rank of
+    the LLM's label as a likely issue, two labels nearly tied. Reviewed rows have none."""
+
+    def __init__(self, confidence: np.ndarray, reviewed: np.ndarray, llm_labels: list[Any], student_labels: list[Any] | None = None,
+                 issue_rank: dict[int, int] | None = None, gap: np.ndarray | None = None):
+        self.confidence, self.reviewed, self.llm, self.student = confidence, reviewed, llm_labels, student_labels
+        self.issue_rank, self.gap = issue_rank or {}, gap
+
+    def __len__(self) -> int:
+        return len(self.confidence)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if self.reviewed[i]:
+            return []
+        why = [f"confidence {self.confidence[i]:.2f}"]
+        if self.student is not None and self.student[i] != self.llm[i]:
+            why.append(f"LLM says {self.llm[i]}, student says {self.student[i]}")
+        if i in self.issue_rank:
+            why.append(f"likely label issue: cleanlab ranks the LLM's label #{self.issue_rank[i]} most suspect")
+        if self.gap is not None and self.gap[i] < 0.1:
+            why.append("two labels nearly tied")
+        return why
+
+    def counts(self, rows: np.ndarray) -> dict[str, int]:
+        """{kind of reason: how many of `rows` have it} (the status's summary of the queue)."""
+        rows = rows[~self.reviewed[rows]] if len(rows) else rows
+        out = {"low confidence": int(len(rows))}
+        if self.student is not None and len(rows):
+            out["LLM and student disagree"] = sum(1 for i in rows.tolist() if self.student[i] != self.llm[i])
+        out["likely label issue"] = len(self.issue_rank.keys() & set(rows.tolist()))
+        if self.gap is not None:
+            out["two labels nearly tied"] = int((self.gap[rows] < 0.1).sum())
+        return {k: v for k, v in out.items() if v}
+
+
 @dataclass
 class Routing:
     """Each row's current label, confidence and why it is (or is not) in the queue."""
@@ -46,7 +85,7 @@ class Routing:
     labels: list[Any]  # (n,) current label: the reviewed one, else the model's
     confidence: np.ndarray  # (n,) calibrated confidence of the current label; 1.0 for reviewed rows
     value: np.ndarray  # (n,) what a review is worth (0 for reviewed rows)
-    reasons: list[list[str]]  # (n,) why the row is queued
+    reasons: Sequence[list[str]]  # (n,) why the row is queued (`Reasons`: made when asked)
     llm_labels: list[Any]
     student_labels: list[Any] | None
     reviewed: np.ndarray  # (n,) bool
@@ -64,12 +103,13 @@ class Routing:
     @functools.cached_property
     def reason_counts(self) -> dict[str, int]:
         """How many queued rows have each kind of reason (counted once per routing, over its queue)."""
+        reasons = self.reasons
+        if isinstance(reasons, Reasons):
+            return reasons.counts(np.array(self.order, dtype=int))
         counts: dict[str, int] = {}
         for i in self.order:
-            for why in self.reasons[i]:
-                key = why.split(" ")[0] if why.startswith("confidence") else why.split(":")[0].split(",")[0]
-                key = "low confidence" if key == "confidence" else ("LLM and student disagree" if key.startswith("LLM says") else key)
-                counts[key] = counts.get(key, 0) + 1
+            for why in reasons[i]:
+                counts[why] = counts.get(why, 0) + 1
         return counts
 
     @functools.cached_property
@@ -311,25 +351,10 @@ class Router:
             out[test] = combine([p[test] for p in held_parts], theta)
         return out
 
-    def _reasons(self, confidence: np.ndarray, student_labels: list[Any] | None, is_reviewed: np.ndarray, q: np.ndarray) -> list[list[str]]:
-        reasons: list[list[str]] = []
+    def _reasons(self, confidence: np.ndarray, student_labels: list[Any] | None, is_reviewed: np.ndarray, q: np.ndarray) -> Reasons:
         margin = np.sort(q, axis=1)
         gap = margin[:, -1] - (margin[:, -2] if q.shape[1] > 1 else 0.0)
-        issue_rank = self._label_issue_rank(q)
-        for i in range(self.n):
-            why = []
-            if is_reviewed[i]:
-                reasons.append(why)
-                continue
-            why.append(f"confidence {confidence[i]:.2f}")
-            if student_labels is not None and student_labels[i] != self.llm_labels[i]:
-                why.append(f"LLM says {self.llm_labels[i]}, student says {student_labels[i]}")
-            if i in issue_rank:
-                why.append(f"likely label issue: cleanlab ranks the LLM's label #{issue_rank[i]} most suspect")
-            if gap[i] < 0.1:
-                why.append("two labels nearly tied")
-            reasons.append(why)
-        return reasons
+        return Reasons(confidence, is_reviewed, list(self.llm_labels), student_labels, self._label_issue_rank(q), gap)
 
     def _label_issue_rank(self, q: np.ndarray) -> dict[int, int]:
         """Rows whose LLM label cleanlab finds to be a label issue under the loop's distributions, with
@@ -361,7 +386,7 @@ class Router:
             if 0 <= int(i) < self.n:
                 labels[int(i)] = value
         confidence = np.where(is_reviewed, 1.0, conf)
-        reasons = [[] if is_reviewed[i] else [f"confidence {confidence[i]:.2f}"] for i in range(self.n)]
+        reasons = Reasons(confidence, is_reviewed, list(self.llm_labels))
         value = np.where(is_reviewed, 0.0, 1.0 - confidence)
         return Routing(labels, confidence, value, reasons, list(self.llm_labels), None, is_reviewed, self._trusted(confidence, is_reviewed),
                        estimate_with_audit(confidence, is_reviewed, conf[audited], audit_ok, None, None), {})
