@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import http.client
 import json
 import os
 import random
@@ -160,7 +161,7 @@ class Annotator(threading.Thread):
                     self.times["status"].append(took)
                     self.errors += code != 200
                     last_status = time.time()
-            except (OSError, ValueError):
+            except (OSError, ValueError, http.client.HTTPException):  # (the kill phase cuts responses short)
                 self.errors += 1
                 if time.time() >= self.until:
                     break
@@ -231,6 +232,7 @@ def main() -> None:
             for p in people:
                 p.join()
             kill_acked = [i for p in people for i in p.acked]
+            figures["kill_phase_failed_requests"] = sum(p.errors for p in people)  # the requests in flight at the kill and after it
             server = Server(work, names)
             figures["restart_s"] = round(server.start_s, 1)
             code = call(server.base, "/api/status", server.tokens[names[0]])[0]

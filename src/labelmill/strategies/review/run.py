@@ -188,6 +188,7 @@ class ReviewSession:
         self._background_kind: str | None = None
         self.refits = 0
         self.background_refit = False  # the app sets it: refits on a thread of their own (see `_refit_later`)
+        self.refit_interval = 1.0  # seconds between the starts of two background refits (a refit holds the interpreter while it runs)
         self._refit_due = False
         self._refit_thread: threading.Thread | None = None
         self._status_cache: tuple[Routing, float, dict[str, Any]] | None = None
@@ -277,7 +278,10 @@ class ReviewSession:
 
     def _refit_loop(self) -> None:
         assert self.router is not None
+        last = 0.0
         while True:
+            time.sleep(max(0.0, last + self.refit_interval - time.monotonic()))  # a busy team's reviews wait for the next refit together
+            last = time.monotonic()
             with self._lock:
                 if not self._refit_due:
                     return
