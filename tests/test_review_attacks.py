@@ -10,15 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from labelmill.strategies.review.run import ReviewSession
-from test_review import CONFIG, _client, _csrf, write_rows
-
-
-@pytest.fixture
-def session(tmp_path):
-    data = write_rows(tmp_path / "rows.csv")
-    s = ReviewSession.open(CONFIG, data, project=tmp_path / "p.db", student=False, batch=5)
-    yield s
-    s.close()
+from test_review import CONFIG, _client, _csrf, session, write_rows  # noqa: F401  (session: the same fixture)
 
 
 def test_hostile_requests_get_short_4xx_answers_and_change_nothing(session):
