@@ -264,9 +264,12 @@ def test_app_needs_a_token_and_a_csrf_token(session):
     assert client.get("/").status_code == 401
     assert client.get("/api/next").status_code == 401
     assert client.get("/api/next", headers={"Authorization": "Bearer nope"}).status_code == 401
+    client.cookies.set("labelmill_session", token)  # the token itself is no login
+    assert client.get("/api/next").status_code == 401
     login = client.get("/login", params={"token": token}, follow_redirects=False)
     assert login.status_code == 303 and "httponly" in login.headers["set-cookie"].lower()
-    client.cookies.set("labelmill_token", token)
+    assert token not in login.headers["set-cookie"]  # the cookie holds a session id, never the token
+    client.cookies.set("labelmill_session", login.cookies["labelmill_session"])
     page = client.get("/")
     assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]
     row = client.get("/api/next").json()["row"]
@@ -283,7 +286,7 @@ def test_app_needs_a_token_and_a_csrf_token(session):
 
 def test_app_static_route_refuses_path_traversal(session):
     client, token = _client(session)
-    client.cookies.set("labelmill_token", token)
+    client.get("/login", params={"token": token})
     assert client.get("/static/review.js").status_code == 200
     for path in ("/static/../app.py", "/static/%2e%2e/app.py", "/static/..%2fapp.py", "/static/%2e%2e%2f%2e%2e%2fconfig.py", "/static//etc/passwd"):
         assert client.get(path).status_code == 404, path
@@ -291,7 +294,7 @@ def test_app_static_route_refuses_path_traversal(session):
 
 def test_hostile_text_is_data_not_markup(session):
     client, token = _client(session)
-    client.cookies.set("labelmill_token", token)
+    client.get("/login", params={"token": token})
     page = client.get("/").text
     assert "<script>alert" not in page and "onerror" not in page  # rows never enter the HTML; the script sets textContent
     row = client.get("/api/row/3").json()["row"]
@@ -495,7 +498,7 @@ def test_app_conflicts_page_and_resolution(tmp_path):
     s = ReviewSession.open(CONFIG, data, project=tmp_path / "p.db", student=False, overlap=2)
     tokens = {name: s.log.add_annotator(name) for name in ("ann", "bob")}
     client = TestClient(create_app(s))
-    client.cookies.set("labelmill_token", tokens["ann"])
+    client.get("/login", params={"token": tokens["ann"]})
     csrf = _csrf(client.get("/").text)
     s.submit("ann", 5, "positive")
     s.submit("bob", 5, "negative")

@@ -18,7 +18,7 @@ def test_hostile_requests_get_short_4xx_answers_and_change_nothing(session):
     from labelmill.errors import InputDataError
 
     client, token = _client(session)
-    client.cookies.set("labelmill_token", token)
+    client.get("/login", params={"token": token})
     csrf = {"X-CSRF-Token": _csrf(client.get("/").text)}
     rows = len(session.records)
     before = len(session.log.all())
@@ -69,7 +69,7 @@ def test_the_gold_column_never_leaves_the_server_and_blind_mode_hides_the_model(
     data = write_rows(tmp_path / "rows.csv")
     s = ReviewSession.open(CONFIG, data, project=tmp_path / "p.db", student=False, blind=True, audit=0)
     client, token = _client(s)
-    client.cookies.set("labelmill_token", token)
+    client.get("/login", params={"token": token})
     row = client.get("/api/next").json()["row"]
     assert "label" not in row["fields"] and "text" in row["fields"]
     assert row["model_label"] is None and row["confidence"] is None
@@ -129,7 +129,7 @@ WRITES = ["/api/review", "/api/resolve", "/api/bulk_accept", "/api/proposal", "/
 @given(body=JSON, raw=st.booleans())
 def test_random_json_to_every_endpoint_never_gets_a_5xx_and_a_refusal_changes_nothing(session, body, path, raw):
     client, token = _client(session)
-    client.cookies.set("labelmill_token", token)
+    client.get("/login", params={"token": token})
     csrf = {"X-CSRF-Token": _csrf(client.get("/").text), "Content-Type": "application/json"}
     before = [(r.id, r.row_index, json.dumps(r.label)) for r in session.log.all()]
     content = json.dumps(body, allow_nan=True).encode() if not raw else (json.dumps(body, allow_nan=True)[:-1] or "{").encode()  # raw: cut short
@@ -147,6 +147,6 @@ def test_random_reads_never_get_a_5xx(session, index, fmt):
     from urllib.parse import quote
 
     client, token = _client(session)
-    client.cookies.set("labelmill_token", token)
+    client.get("/login", params={"token": token})
     assert client.get("/api/row/" + quote(index, safe="")).status_code < 500
     assert client.get("/api/export", params={"format": fmt}).status_code < 500

@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -266,6 +267,24 @@ def test_a_row_is_shown_honestly_hidden_characters_marked_and_a_long_word_wrappe
     finally:
         driver.quit()
         server.stop()
+
+
+def test_an_annotator_left_off_the_command_line_loses_their_token_unless_tokens_are_kept(workdir):
+    first = Server(workdir, annotators=("ana", "bob"))
+    bob = first.token("bob")
+    assert first.request("/api/status", token=bob)[0] == 200
+    first.stop()
+    kept = Server(workdir, "--keep-tokens", annotators=("ana",))
+    assert kept.request("/api/status", token=bob)[0] == 200
+    kept.stop()
+    second = Server(workdir, annotators=("ana",))
+    try:
+        assert second.request("/api/status", token=bob)[0] == 401
+        assert second.request("/api/status", token=second.token("ana"))[0] == 200
+    finally:
+        second.stop()
+    with sqlite3.connect(workdir / "project.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM review_annotators WHERE name = 'bob'").fetchone()[0] == 0
 
 
 def test_tokens_csrf_and_static_paths_over_http(server):

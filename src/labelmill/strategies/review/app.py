@@ -1,8 +1,8 @@
 """The review web app: FastAPI over a `ReviewSession`, server-rendered HTML with one small script, no build
 step and nothing fetched from a CDN. Binds 127.0.0.1 unless told otherwise.
 
-Security: every request needs an annotator's token (the login link sets it as an HttpOnly cookie, or send
-`Authorization: Bearer TOKEN`), else 401; every POST needs the page's CSRF token in `X-CSRF-Token`, else
+Security: every request needs an annotator's login (the login link sets an HttpOnly cookie holding a
+session id, never the token; or send `Authorization: Bearer TOKEN`), else 401; every POST needs the page's CSRF token in `X-CSRF-Token`, else
 403. Row text reaches the page only through `textContent` and escaped attributes, and the Content
 Security Policy allows no inline script, so a row holding `<script>` or `<img onerror>` is shown as text.
 Static files come from the package's own folder and nowhere else.
@@ -18,6 +18,7 @@ import hmac
 import html
 import json
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ from labelmill.errors import InputDataError, LabelmillError
 from labelmill.strategies.review.run import MAX_BULK, ReviewSession, as_dict
 
 STATIC = Path(__file__).parent / "static"
-COOKIE = "labelmill_token"
+COOKIE = "labelmill_session"
+LOGIN_SECONDS = 12 * 3600  # a login lasts a working day; the app's restart ends every login (the links are new)
 
 
 def create_app(session: ReviewSession, secret: str | None = None) -> FastAPI:
@@ -57,12 +59,16 @@ def _add_guard(app: FastAPI, session: ReviewSession, csrf_for: Any) -> None:
     """Every path but the static files and /login needs a known annotator's token (cookie or bearer) and,
     for a write, the CSRF token of that annotator; every response carries the security headers."""
 
+    logins: dict[str, tuple[str, float]] = {}  # sha256(session id) -> (annotator, expiry): the cookie holds a session id, never the token
+
     def who(request: Request) -> str | None:
-        token = request.cookies.get(COOKIE)
         auth = request.headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
-            token = auth[7:].strip()
-        return session.log.annotator_for(token)
+            return session.log.annotator_for(auth[7:].strip())
+        login = logins.get(hashlib.sha256(request.cookies.get(COOKIE, "").encode()).hexdigest())
+        if login is None or login[1] < time.time() or login[0] not in session.log.annotators():
+            return None
+        return login[0]
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
@@ -87,10 +93,13 @@ def _add_guard(app: FastAPI, session: ReviewSession, csrf_for: Any) -> None:
 
     @app.get("/login")
     async def login(token: str = ""):
-        if session.log.annotator_for(token) is None:
+        annotator = session.log.annotator_for(token)
+        if annotator is None:
             return JSONResponse({"error": "unauthorized: unknown token"}, status_code=401)
+        sid = secrets.token_urlsafe(32)
+        logins[hashlib.sha256(sid.encode()).hexdigest()] = (annotator, time.time() + LOGIN_SECONDS)
         response = RedirectResponse("/", status_code=303)
-        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=30 * 86400)
+        response.set_cookie(COOKIE, sid, httponly=True, samesite="strict", max_age=LOGIN_SECONDS)
         return response
 
 

@@ -72,6 +72,14 @@ class ReviewLog:
             db.execute("INSERT INTO review_annotators (name, token_hash, created_at) VALUES (?, ?, ?)", (name, token_hash(token), time.time()))
         return token
 
+    def revoke(self, names: Iterable[str]) -> list[str]:
+        """Remove these annotators' tokens (their reviews stay); the names that had one."""
+        names = list(names)
+        had = [n for n in self.annotators() if n in names]
+        with self.store.transaction() as db:
+            db.executemany("DELETE FROM review_annotators WHERE name = ?", [(n,) for n in names])
+        return had
+
     def annotator_for(self, token: str | None) -> str | None:
         if not token:
             return None

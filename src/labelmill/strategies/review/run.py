@@ -661,10 +661,10 @@ class ReviewSession:
         return self._background_kind if thread is not None and thread.is_alive() else None
 
     # reporting ------------------------------------------------------------------------------------
-    STATUS_AGE = 0.5  # seconds the queue's aggregates (its length, reasons, reviews to the target, agreement) may be reused
+    STATUS_AGE = 0.5  # seconds the queue's aggregates (its length, reasons, reviews to the target) may be reused
 
     def status(self) -> dict[str, Any]:
-        """The session's figures. The counts of reviews and the estimate are always current; the queue's
+        """The session's figures. The counts of reviews, the agreement and the estimate are always current; the queue's
         aggregates are recomputed at most every `STATUS_AGE` seconds or when a refit changed the queue
         (each is a pass over every row: twenty people polling a 100,000-row project would redo it 20
         times a second)."""
@@ -673,8 +673,7 @@ class ReviewSession:
         r = self.routing
         cached = self._status_cache
         if cached is None or cached[0] is not r or time.monotonic() - cached[1] > self.STATUS_AGE:
-            slow = {"in_queue": self._queue_length(), "queue_reasons": r.reason_counts, "reviews_to_target": reviews_to_target(r, self.target),
-                    "agreement": agreement(self.log.shared())}
+            slow = {"in_queue": self._queue_length(), "queue_reasons": r.reason_counts, "reviews_to_target": reviews_to_target(r, self.target)}
             self._status_cache = cached = (r, time.monotonic(), slow)
         estimate = dict(r.estimate)
         settled, conflicts = self.log.final(self.overlap)
@@ -685,7 +684,7 @@ class ReviewSession:
             "interval": None if estimate.get("low") is None else [estimate["low"], estimate["high"]], "audit_rows": estimate.get("audit_rows", 0),
             "target": self.target, "reviews_to_target": cached[2]["reviews_to_target"], "target_reached": bool(estimate.get("lower_bound", 0) >= self.target),
             "budget_left": self.budget_left(), "refits": self.refits, "refitting": self._refit_due or bool(self._refit_thread and self._refit_thread.is_alive()),
-            "fit": r.fit, "annotators": self.log.annotators(), "agreement": cached[2]["agreement"],
+            "fit": r.fit, "annotators": self.log.annotators(), "agreement": agreement(self.log.shared()),
         }
 
     def labeled_frame(self) -> tuple[Any, dict[str, str]]:
