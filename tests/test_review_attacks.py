@@ -150,3 +150,38 @@ def test_random_reads_never_get_a_5xx(session, index, fmt):
     client.get("/login", params={"token": token})
     assert client.get("/api/row/" + quote(index, safe="")).status_code < 500
     assert client.get("/api/export", params={"format": fmt}).status_code < 500
+
+
+def test_only_a_declared_reviewer_resolves_and_the_export_names_them(tmp_path):
+    """Issue 36 item 3: an annotator who never saw a row cannot overrule it; a reviewer resolves a real
+    conflict, and the export says who."""
+    from fastapi.testclient import TestClient
+
+    from labelmill.strategies.review.app import create_app
+    from labelmill.strategies.review.exports import export
+
+    data = write_rows(tmp_path / "rows.csv", n=10)
+    s = ReviewSession.open(CONFIG, data, project=tmp_path / "p.db", student=False, overlap=2, audit=0)
+    s.reviewers = {"carol"}
+    tokens = {name: s.log.add_annotator(name) for name in ("ana", "bob", "carol")}
+    s.submit("ana", 5, "positive")
+    s.submit("bob", 5, "negative")
+    s.submit("ana", 6, "positive")
+    s.submit("bob", 6, "positive")
+    app = create_app(s)
+    clients = {}
+    for name, token in tokens.items():
+        clients[name] = TestClient(app)
+        clients[name].get("/login", params={"token": token})
+    csrf = {name: {"X-CSRF-Token": _csrf(c.get("/").text)} for name, c in clients.items()}
+    before = len(s.log.all())
+    assert clients["ana"].post("/api/resolve", json={"row": 5, "label": "positive"}, headers=csrf["ana"]).status_code == 403
+    assert clients["carol"].post("/api/resolve", json={"row": 6, "label": "negative"}, headers=csrf["carol"]).status_code == 400  # they agreed
+    assert len(s.log.all()) == before
+    assert clients["carol"].post("/api/resolve", json={"row": 5, "label": "negative"}, headers=csrf["carol"]).status_code == 200
+    assert s.reviewed()[5] == "negative" and s.reviewed()[6] == "positive"
+    import pandas as pd
+
+    frame = pd.read_csv(export(s, "csv", tmp_path / "out.csv"), keep_default_na=False)
+    assert frame["reviewed_by"][5] == "ana,bob; resolved by carol" and frame["reviewed_by"][6] == "ana,bob"
+    s.close()

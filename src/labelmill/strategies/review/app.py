@@ -245,6 +245,8 @@ def _add_team_api(app: FastAPI, session: ReviewSession) -> None:
 
     @app.post("/api/resolve")
     async def resolve(request: Request):
+        if session.reviewers is not None and request.state.annotator not in session.reviewers:
+            return JSONResponse({"error": "forbidden: only the reviewers named at start resolve conflicts"}, status_code=403)
         rid, error = await _decide(request, session.resolve)
         return error if error is not None else JSONResponse({"saved": rid})
 

@@ -46,12 +46,14 @@ import click
               help="Rows drawn at random among the first reviews (every other one until this many, then --audit-every): "
               "they make the accuracy estimate and its interval honest. 0: none.")
 @click.option("--audit-every", default=10, show_default=True, type=click.IntRange(min=0), help="After the first --audit rows, one review in this many is a random audit row (0: none).")
+@click.option("--reviewer", "reviewers", multiple=True, help="An annotator who may resolve conflicts (repeatable; also added as an annotator). "
+              "Without any, every annotator may.")
 @click.option("--revoke", multiple=True, help="Remove this annotator's token (repeatable); their reviews stay.")
 @click.option("--keep-tokens", is_flag=True, help="Keep the tokens of annotators not named with --annotator (by default only the named ones can log in).")
 @click.option("--json", "as_json", is_flag=True, help="Headless: print the status as JSON.")
 def review_command(config, data, project, host, port, annotators, tokens_file, target, budget, overlap, blind, batch, calibration, trust_above,
                    no_student, seed_rows, student_kind, export_format, out_path, ls_import, gold_column, reviews, relabel, relabel_every,
-                   relabel_rows, propose_every, audit, audit_every, revoke, keep_tokens, as_json):
+                   relabel_rows, propose_every, audit, audit_every, reviewers, revoke, keep_tokens, as_json):
     """Review the labels of DATA (an input file or the output of `labelmill run`) with CONFIG.
 
     Starts a web app on 127.0.0.1: the rows most worth a person's time first, a keyboard for each task
@@ -73,7 +75,8 @@ def review_command(config, data, project, host, port, annotators, tokens_file, t
     if headless:
         _headless(session, export_format, out_path, ls_import, gold_column, reviews, relabel, as_json)
         return
-    names = list(annotators) or [os.environ.get("USER") or "reviewer"]
+    names = list(dict.fromkeys([*annotators, *reviewers])) or [os.environ.get("USER") or "reviewer"]
+    session.reviewers = set(reviewers) if reviewers else None
     dropped = session.log.revoke([n for n in revoke] + ([] if keep_tokens else [n for n in session.log.annotators() if n not in names]))
     if dropped:
         click.echo(f"revoked the tokens of {', '.join(dropped)} (their reviews stay)", err=True)

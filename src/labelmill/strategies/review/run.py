@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,6 +183,7 @@ class ReviewSession:
         self.relabel_every = 0  # reviews between background relabels (0: only when asked)
         self.relabel_rows = 200
         self.propose_every = 0  # reviews between background guideline proposals (0: only when asked)
+        self.reviewers: set[str] | None = None  # who may resolve conflicts (None: every annotator)
         self._since_propose = 0
         self._background: threading.Thread | None = None  # the one model job off the request path (relabel or guideline)
         self._background_kind: str | None = None
@@ -559,8 +560,11 @@ class ReviewSession:
             return undone.row_index
 
     def resolve(self, annotator: str, i: int, label: Any) -> int:
-        """Settle a row whose annotators disagree (only such a row: a resolution cannot overrule an agreement)."""
+        """Settle a row whose annotators disagree (only such a row: a resolution cannot overrule an
+        agreement); with `reviewers` set, only one of them may."""
         with self._lock:
+            if self.reviewers is not None and annotator not in self.reviewers:
+                raise InputDataError(f"{annotator} may not resolve conflicts", fix=f"reviewers: {', '.join(sorted(self.reviewers)) or 'none'}")
             i = self.row(i)
             if i not in self.log.final(self.overlap)[1]:
                 raise InputDataError(f"row {i} has no conflict to resolve", fix="the conflicts page lists the rows whose annotators disagree")
@@ -695,6 +699,7 @@ class ReviewSession:
         r = self.routing
         settled, conflicts = self.log.final(self.overlap)
         ratings = self.log.ratings()
+        resolvers = {r.row_index: r.annotator for r in self.log.active() if r.kind == "resolve"}
         model = [None if s is None else self.task.output_value(_label(s.label)) for s in self.table.rows]
         conf = [None if s is None else s.confidence for s in self.table.rows]
         errors = ["" if s is not None and s.label is not None else (s.error if s is not None else "pending") for s in self.table.rows]
@@ -703,7 +708,7 @@ class ReviewSession:
         status = ["reviewed" if i in settled else ("conflict" if i in conflicts else "model") for i in range(len(self.records))]
         extra = {
             "review_label": ("review_label", [self.task.output_value(_label(settled[i])) if i in settled else None for i in range(len(self.records))]),
-            "reviewed_by": ("reviewed_by", [",".join(sorted(ratings.get(i, {}))) or None for i in range(len(self.records))]),
+            "reviewed_by": ("reviewed_by", [_who(ratings.get(i, {}), resolvers.get(i)) for i in range(len(self.records))]),
             "review_status": ("review_status", status),
             "final_label": ("final_label", final),
             "final_confidence": ("final_confidence", [float(c) for c in r.confidence]),
@@ -785,6 +790,12 @@ def _label(value: Any):
     from labelmill.types import Label
 
     return Label(value=value)
+
+
+def _who(ratings: Mapping[str, Any], resolver: str | None) -> str | None:
+    """The export's reviewed_by: the annotators, and who resolved their disagreement."""
+    names = ",".join(sorted(ratings)) or None
+    return names if resolver is None else f"{names or ''}; resolved by {resolver}".lstrip("; ")
 
 
 def _tells_the_model(reason: str) -> bool:
