@@ -773,3 +773,27 @@ def test_a_project_with_no_examples_reviewed_by_keyboard_shows_a_narrowing_inter
     with sqlite3.connect(tmp_path / "project.db") as db:
         assert db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] >= 2  # the relabel step's run
         assert db.execute("SELECT COUNT(*) FROM reviews WHERE audit = 1").fetchone()[0] == 20
+
+
+def test_the_conflicts_page_has_headers_and_a_keep_needs_a_second_click(workdir):
+    server = Server(workdir, "--overlap", "2", annotators=("ana", "bob"))
+    try:
+        for name, label in (("ana", "positive"), ("bob", "negative")):
+            token = server.token(name)
+            assert server.request("/api/review", token=token, method="POST", body={"row": 3, "label": label}, csrf=server.csrf(token))[0] == 200
+        driver = chrome()
+        try:
+            driver.get(server.links["ana"])
+            driver.get(server.base + "/conflicts")
+            wait_for(driver, lambda d: d.find_elements("css selector", "#conflicts th"))
+            assert [th.text for th in driver.find_elements("css selector", "#conflicts th")][:3] == ["row", "text", "ratings"]
+            keep = driver.find_element("css selector", "#conflicts button.keep")
+            keep.click()
+            assert keep.text.startswith("confirm: keep") and server.status(server.token("ana"))["conflicts"] == 1  # one click resolves nothing
+            keep.click()
+            wait_for(driver, lambda d: "No conflicts." in d.find_element("id", "conflicts").text)
+            assert server.status(server.token("ana"))["conflicts"] == 0
+        finally:
+            driver.quit()
+    finally:
+        server.stop()
