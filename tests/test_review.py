@@ -747,7 +747,7 @@ def test_the_log_s_views_advanced_review_by_review_equal_the_views_read_afresh(t
 
     def views(one: ReviewLog):
         return ({k: dict(v) for k, v in one.ratings().items()}, [dict(x) for x in one.final(1)], [dict(x) for x in one.final(2)],
-                one.audit_rows(), one.count(), [r.id for r in one.active()], dict(one.shared()))
+                one.audit_rows(), one.count(), [r.id for r in one.active()], dict(one.shared()), [one.rated_by(p) for p in people])
 
     with Store(tmp_path / "p.db") as other:
         for step in range(150):

@@ -204,6 +204,7 @@ def test_review_five_rows_with_the_keyboard_reload_and_export(server, workdir):
             ActionChains(driver).send_keys(Keys.ENTER).perform()
             wait_for(driver, lambda d, i=index: f"saved row {i}" in status_text(d))
         assert len(set(seen)) == 5
+        assert "reviewed 5 (5 by you)" in status_text(driver)
         # Z undoes the last one, Enter on the row it brings back saves it again
         ActionChains(driver).send_keys("z").perform()
         wait_for(driver, lambda d: f"undid row {seen[-1]}" in status_text(d) and row_index(d) == seen[-1])

@@ -193,13 +193,13 @@ def _add_review_api(app: FastAPI, session: ReviewSession) -> None:
     """Rows, reviews, undo, bulk accept and status."""
 
     @app.get("/api/status")
-    async def status():
-        return JSONResponse(_finite(session.status()))
+    async def status(request: Request):
+        return JSONResponse(_finite(_status(session, request)))
 
     @app.get("/api/next")
     async def next_row(request: Request):
         view = session.next_row(request.state.annotator)
-        return JSONResponse({"row": None if view is None else _finite(as_dict(view)), "status": _finite(session.status())})
+        return JSONResponse({"row": None if view is None else _finite(as_dict(view)), "status": _finite(_status(session, request))})
 
     @app.get("/api/row/{index}")
     async def one_row(index: int, request: Request):
@@ -214,14 +214,14 @@ def _add_review_api(app: FastAPI, session: ReviewSession) -> None:
         if error is not None:
             return error
         view = session.next_row(request.state.annotator)
-        return JSONResponse({"saved": rid, "row": None if view is None else _finite(as_dict(view)), "status": _finite(session.status())})
+        return JSONResponse({"saved": rid, "row": None if view is None else _finite(as_dict(view)), "status": _finite(_status(session, request))})
 
     @app.post("/api/undo")
     async def undo(request: Request):
         row = session.undo(request.state.annotator)
         if row is None:
-            return JSONResponse({"undone": None, "status": _finite(session.status())})
-        return JSONResponse({"undone": row, "row": _finite(as_dict(session.view(row, request.state.annotator))), "status": _finite(session.status())})
+            return JSONResponse({"undone": None, "status": _finite(_status(session, request))})
+        return JSONResponse({"undone": row, "row": _finite(as_dict(session.view(row, request.state.annotator))), "status": _finite(_status(session, request))})
 
     @app.post("/api/bulk_accept")
     async def bulk(request: Request):
@@ -230,7 +230,7 @@ def _add_review_api(app: FastAPI, session: ReviewSession) -> None:
             count = session.bulk_accept(request.state.annotator, rows)
         except (LabelmillError, ValidationError, ValueError, TypeError) as exc:
             return _bad(exc)
-        return JSONResponse({"accepted": count, "status": _finite(session.status())})
+        return JSONResponse({"accepted": count, "status": _finite(_status(session, request))})
 
 
 
@@ -323,6 +323,11 @@ async def _decide(request: Request, act) -> tuple[Any, JSONResponse | None]:
         return act(request.state.annotator, data.row, data.label), None
     except (LabelmillError, ValidationError, ValueError, TypeError) as exc:
         return None, _bad(exc)
+
+
+def _status(session: ReviewSession, request: Request) -> dict[str, Any]:
+    """The session's status and the asking annotator's own count of reviewed rows."""
+    return {**session.status(), "yours": session.log.rated_by(request.state.annotator)}
 
 
 def _label_names(session: ReviewSession) -> list[str]:

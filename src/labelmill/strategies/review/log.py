@@ -216,6 +216,18 @@ class ReviewLog:
 
         return self._derived(("final", min_ratings), make)
 
+    def rated_by(self, annotator: str) -> int:
+        """How many rows `annotator` has a rating in force on (the page's "you reviewed")."""
+
+        def make() -> dict[str, int]:
+            counts: dict[str, int] = {}
+            for given in self.ratings().values():
+                for name in given:
+                    counts[name] = counts.get(name, 0) + 1
+            return counts
+
+        return self._derived("per_annotator", make).get(annotator, 0)
+
     def shared(self) -> Mapping[int, dict[str, Any]]:
         """`ratings()` of the rows two annotators or more rated (what agreement is measured on)."""
         return self._derived("shared", lambda: _Chunked.of({row: given for row, given in self.ratings().items() if len(given) >= 2}))
@@ -324,11 +336,17 @@ def _advanced(old: dict[Any, Any], new: list[Review]) -> dict[Any, Any]:
     ratings, resolved = old["ratings"], old["resolved"]
     rated: dict[int, dict[str, Any]] = {}
     settled: dict[int, Any] = {}
+    counts = dict(old["per_annotator"]) if "per_annotator" in old else None
     for r in new:
         if r.kind == "resolve":
             settled[r.row_index] = r.label
         else:
-            rated[r.row_index] = {**rated.get(r.row_index, ratings.get(r.row_index, {})), r.annotator: r.label}
+            before = rated.get(r.row_index, ratings.get(r.row_index, {}))
+            if counts is not None and r.annotator not in before:
+                counts[r.annotator] = counts.get(r.annotator, 0) + 1
+            rated[r.row_index] = {**before, r.annotator: r.label}
+    if counts is not None:
+        out["per_annotator"] = counts
     ratings, resolved = ratings.changed(rated), resolved.changed(settled)
     out["ratings"], out["resolved"] = ratings, resolved
     if "shared" in old:

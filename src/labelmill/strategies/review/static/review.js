@@ -33,6 +33,7 @@
     const pct = (x) => (x === null || x === undefined) ? "n/a" : (100 * x).toFixed(1) + "%";
     const line = el("div");
     line.append(el("strong", s.in_queue + " rows in the queue"), el("span", " of " + s.rows + " \u00b7 reviewed " + s.reviewed +
+      (s.yours !== undefined ? " (" + s.yours + " by you)" : "") +
       " \u00b7 trusted (above threshold, never queued) " + s.trusted + " \u00b7 conflicts " + s.conflicts));
     const why = Object.entries(s.queue_reasons || {}).map(([k, v]) => k + ": " + v).join(", ");
     const range = s.interval ? "95% interval " + pct(s.interval[0]) + " \u2013 " + pct(s.interval[1]) + ", from " + s.audit_rows + " random audit rows"
