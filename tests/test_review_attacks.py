@@ -78,6 +78,23 @@ def test_the_gold_column_never_leaves_the_server_and_blind_mode_hides_the_model(
     s.close()
 
 
+def test_blind_mode_shows_no_nearest_reviewed_rows_or_confident_cluster(tmp_path):
+    """The nearest reviewed rows carry their reviewers' labels: in blind mode a row comes without them
+    (embeddings set by hand: the same rows, with or without blind)."""
+    import numpy as np
+
+    data = write_rows(tmp_path / "rows.csv", n=20)
+    rows = {}
+    for blind in (False, True):
+        s = ReviewSession.open(CONFIG, data, project=tmp_path / f"p{blind}.db", student=False, blind=blind, audit=0)
+        s.embeddings = np.repeat(np.eye(1, 4), 20, axis=0)
+        s.submit("bob", 2, "negative")
+        rows[blind] = s.view(5, "ana")
+        s.close()
+    assert rows[False].nearest and rows[False].nearest[0]["label"] == "negative"
+    assert rows[True].nearest == [] and rows[True].cluster == []
+
+
 def test_the_csv_export_neutralises_spreadsheet_formulas(tmp_path):
     import pandas as pd
 

@@ -798,3 +798,48 @@ def test_the_conflicts_page_has_headers_and_a_keep_needs_a_second_click(workdir)
             driver.quit()
     finally:
         server.stop()
+
+
+def test_blind_mode_shows_no_model_label_reason_or_other_answer_anywhere_the_page_reaches(workdir):
+    """--blind: bob's answers and the model's label, confidence and confidence-based reasons appear nowhere
+    in ana's page or in any response her page can fetch; the gold column never leaves the server; the
+    team pages (conflicts, exports) are for the reviewers named at start."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    server = Server(workdir, "--blind", "--overlap", "2", "--reviewer", "carol", annotators=("ana", "bob"))
+    try:
+        bob = server.token("bob")
+        for row in range(len(ROWS)):
+            server.request("/api/review", token=bob, method="POST", body={"row": row, "label": "negative"}, csrf=server.csrf(bob))
+        driver = chrome()
+        try:
+            driver.get(server.links["ana"])
+            wait_for(driver, lambda d: d.find_elements("id", "row-text"))
+            for _ in range(3):
+                shown = driver.find_element("id", "row").text + driver.find_element("id", "nearest").text  # the row and what is beside it
+                assert "model:" not in shown and "confidence" not in shown and "LLM says" not in shown and "likely label issue" not in shown
+                assert not driver.find_elements("css selector", "#labels button.picked")  # nothing preselected: neither the model's label nor bob's
+                assert driver.find_element("id", "nearest").text == ""  # the nearest reviewed rows would carry bob's answers
+                assert not driver.find_elements("id", "export-jsonl") and "conflicts" not in driver.find_element("tag name", "nav").text
+                index = row_index(driver)
+                ActionChains(driver).send_keys("1", Keys.ENTER).perform()
+                wait_for(driver, lambda d, i=index: f"saved row {i}" in status_text(d))
+            fetched = driver.execute_script("""
+                const get = async (u) => { const r = await fetch(u, {credentials: "same-origin"}); return [r.status, await r.text()]; };
+                return Promise.all(["/api/next", "/api/status", "/api/row/3", "/api/conflicts", "/api/export?format=jsonl", "/api/proposals"].map(get));""")
+        finally:
+            driver.quit()
+        answers = dict(zip(["next", "status", "row", "conflicts", "export", "proposals"], fetched))
+        assert answers["conflicts"][0] == 403 and answers["export"][0] == 403
+        for name in ("next", "row"):
+            code, body = answers[name]
+            row = json.loads(body)["row"]
+            assert code == 200 and row["model_label"] is None and row["confidence"] is None and row["reviews"] == {}
+            assert row["nearest"] == [] and row["cluster"] == [] and "label" not in row["fields"]
+            assert not any(r.startswith(("confidence", "LLM says", "likely label issue")) for r in row["reasons"])
+            assert "negative" not in json.dumps(row["fields"]) and "bob" not in body
+        carol = server.token("carol")
+        assert server.request("/api/conflicts", token=carol)[0] == 200 and server.request("/api/export?format=jsonl", token=carol)[0] == 200
+    finally:
+        server.stop()

@@ -112,14 +112,15 @@ def _add_pages(app: FastAPI, session: ReviewSession, csrf_for: Any) -> None:
             "blind": session.blind, "guidelines": session.config.guidelines or "",
             "relation_types": [k.name for k in session.config.relation.types] if session.config.task == "relations" else [],
         }
+        team = ('<a href="/conflicts">conflicts</a> <a href="/api/export?format=jsonl" id="export-jsonl">export JSONL</a> '
+                '<a href="/api/export?format=label-studio" id="export-ls">export Label Studio</a> ') if sees_others(session, annotator) else ""
         text = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="stylesheet" href="/static/review.css"></head>
 <body data-config="{html.escape(json.dumps(config), quote=True)}">
 <header><strong>labelmill review</strong> <span class="muted">{html.escape(session.config.name or session.config.task)}</span>
-<nav><a href="/">review</a> <a href="/conflicts">conflicts</a> <a href="/guideline">guideline</a> <a href="/api/export?format=jsonl" id="export-jsonl">export JSONL</a>
-<a href="/api/export?format=label-studio" id="export-ls">export Label Studio</a></nav>
+<nav><a href="/">review</a> {team}<a href="/guideline">guideline</a></nav>
 <span class="muted">signed in as {html.escape(annotator)}</span></header>
 {body}
 <script src="/static/{script}"></script></body></html>"""
@@ -238,7 +239,9 @@ def _add_team_api(app: FastAPI, session: ReviewSession) -> None:
     """Conflicts between annotators and their resolution, and the exports."""
 
     @app.get("/api/conflicts")
-    async def conflicts():
+    async def conflicts(request: Request):
+        if not sees_others(session, request.state.annotator):
+            return JSONResponse({"error": BLIND}, status_code=403)
         _, found = session.log.final()
         return JSONResponse({"labels": _label_names(session), "conflicts": [
             {"row": i, "text": session.texts[i], "ratings": ratings} for i, ratings in sorted(found.items())]})
@@ -251,9 +254,11 @@ def _add_team_api(app: FastAPI, session: ReviewSession) -> None:
         return error if error is not None else JSONResponse({"saved": rid})
 
     @app.get("/api/export")
-    async def export(format: str = "jsonl"):
+    async def export(request: Request, format: str = "jsonl"):
         from labelmill.strategies.review.exports import EXPORTS, export_bytes
 
+        if not sees_others(session, request.state.annotator):
+            return JSONResponse({"error": BLIND}, status_code=403)
         if format not in EXPORTS:
             return JSONResponse({"error": f"unknown format {format!r}; one of {', '.join(EXPORTS)}"}, status_code=400)
         try:
@@ -325,9 +330,22 @@ async def _decide(request: Request, act) -> tuple[Any, JSONResponse | None]:
         return None, _bad(exc)
 
 
+BLIND = "forbidden: in blind mode only the reviewers named at start (--reviewer) see others' answers and the model's labels"
+
+
+def sees_others(session: ReviewSession, annotator: str) -> bool:
+    """Whether `annotator` may see others' answers and the model's labels (conflicts, exports): always,
+    unless the session is blind; then only a declared reviewer."""
+    return not session.blind or (session.reviewers is not None and annotator in session.reviewers)
+
+
 def _status(session: ReviewSession, request: Request) -> dict[str, Any]:
-    """The session's status and the asking annotator's own count of reviewed rows."""
-    return {**session.status(), "yours": session.log.rated_by(request.state.annotator)}
+    """The session's status and the asking annotator's own count of reviewed rows (in blind mode, for one
+    who is not a reviewer, without the others' names and how they agree)."""
+    status = {**session.status(), "yours": session.log.rated_by(request.state.annotator)}
+    if not sees_others(session, request.state.annotator):
+        status.update(annotators=[request.state.annotator], agreement=None, fit=None)
+    return status
 
 
 def _label_names(session: ReviewSession) -> list[str]:

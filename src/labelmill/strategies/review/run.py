@@ -410,7 +410,7 @@ class ReviewSession:
             explanation=None if self.blind or item is None else item.explanation,
             reasons=[why for why in r.reasons[i] if not (self.blind and _tells_the_model(why))],
             current=None if self.blind and not ratings.get(annotator) else current, reviews=others,
-            nearest=self.nearest_reviewed(i), cluster=[] if self.blind else self.cluster(i),
+            nearest=[] if self.blind else self.nearest_reviewed(i), cluster=[] if self.blind else self.cluster(i),  # (the nearest rows carry others' answers)
         )
 
     def nearest_reviewed(self, i: int, k: int = 3) -> list[dict[str, Any]]:
