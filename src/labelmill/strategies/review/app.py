@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 
 from labelmill.types import finite as _finite
 from labelmill.errors import InputDataError, LabelmillError
-from labelmill.strategies.review.run import MAX_BULK, ReviewSession, as_dict
+from labelmill.strategies.review.run import MAX_BULK, PROPOSE_MIN_ROWS, ReviewSession, as_dict
 
 STATIC = Path(__file__).parent / "static"
 COOKIE = "labelmill_session"
@@ -97,6 +97,8 @@ def _add_guard(app: FastAPI, session: ReviewSession, csrf_for: Any) -> None:
         if annotator is None:
             return JSONResponse({"error": "unauthorized: unknown token"}, status_code=401)
         sid = secrets.token_urlsafe(32)
+        for key in [k for k, (_, expiry) in logins.items() if expiry < time.time()]:  # expired logins go
+            del logins[key]
         logins[hashlib.sha256(sid.encode()).hexdigest()] = (annotator, time.time() + LOGIN_SECONDS)
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(COOKIE, sid, httponly=True, samesite="strict", max_age=LOGIN_SECONDS)
@@ -174,8 +176,8 @@ def _add_guideline_api(app: FastAPI, session: ReviewSession) -> None:
     async def propose():
         """Start a proposal round from the reviewed rows (refine, in the background; the body is not read)."""
         reviewed = len(session.reviewed())
-        if reviewed < 20:
-            return JSONResponse({"error": f"proposals need 20 reviewed rows (refine holds half out); {reviewed} so far"}, status_code=400)
+        if reviewed < PROPOSE_MIN_ROWS:
+            return JSONResponse({"error": f"proposals need {PROPOSE_MIN_ROWS} reviewed rows (refine holds half out); {reviewed} so far"}, status_code=400)
         started = session.propose_in_background()
         return JSONResponse({"started": started, "busy": None if started else session.background_job})
 

@@ -77,7 +77,7 @@ def review_command(config, data, project, host, port, annotators, tokens_file, t
         return
     names = list(dict.fromkeys([*annotators, *reviewers])) or [os.environ.get("USER") or "reviewer"]
     session.reviewers = set(reviewers) if reviewers else None
-    dropped = session.log.revoke([n for n in revoke] + ([] if keep_tokens else [n for n in session.log.annotators() if n not in names]))
+    dropped = session.log.revoke(list(revoke) + ([] if keep_tokens else [n for n in session.log.annotators() if n not in names]))
     if dropped:
         click.echo(f"revoked the tokens of {', '.join(dropped)} (their reviews stay)", err=True)
     names = [n for n in names if n not in revoke]

@@ -57,8 +57,8 @@ class ReviewLog:
         self.store = STRATEGY.tables(store)
         self.run_id = run_id
         self._read: list[Review] = []  # the reviews read so far: the table is append-only (an undo is a row too)
-        self._derived_at, self._cache = -1, {}
-        self._version: tuple[int, int] | None = None  # (the store's data_version, writes on this connection) at the last read  # views of the log (active, ratings, final), for the reviews read so far
+        self._derived_at, self._cache = -1, {}  # views of the log (active, ratings, final...), for the reviews read so far
+        self._version: tuple[int, int] | None = None  # (the store's data_version, writes through this store) at the last read
 
     # annotators --------------------------------------------------------------------------------
     def add_annotator(self, name: str, token: str | None = None) -> str:
@@ -99,7 +99,7 @@ class ReviewLog:
         model_label, model_confidence = model
         if kind not in KINDS:
             raise ValueError(f"unknown review kind {kind!r}")
-        action = "accept" if previous is not None and _same(label, previous) else "correct"
+        action = "accept" if previous is not None and same_label(label, previous) else "correct"
         cur = self.store.db.execute(
             "INSERT INTO reviews (run_id, row_index, row_hash, annotator, kind, action, label, previous_label, model_label, model_confidence, created_at, audit)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -114,7 +114,7 @@ class ReviewLog:
         rows = []
         now = time.time()
         for row, rhash, who, label, previous, model_label, model_conf in items:
-            action = "accept" if previous is not None and _same(label, previous) else "correct"
+            action = "accept" if previous is not None and same_label(label, previous) else "correct"
             rows.append((self.run_id, int(row), rhash, who, kind, action, json.dumps(label), _dump(previous), _dump(model_label), model_conf, now))
         with self.store.transaction() as db:
             db.executemany(
@@ -207,11 +207,11 @@ class ReviewLog:
         differ are conflicts, and rows with too few ratings are neither. Read-only mappings."""
 
         def make() -> tuple[Mapping[int, Any], Mapping[int, dict[str, Any]]]:
-            resolved = self._resolved()
+            resolved, ratings = self._resolved(), self.ratings()
             labels: dict[int, Any] = {}
             conflicts: dict[int, dict[str, Any]] = {}
-            for row in {**self.ratings(), **resolved}:
-                _settle(row, self.ratings().get(row), resolved, min_ratings, labels, conflicts)
+            for row in set(ratings) | set(resolved):
+                _settle(row, ratings.get(row), resolved, min_ratings, labels, conflicts)
             return _Chunked.of(labels), _Chunked.of(conflicts)
 
         return self._derived(("final", min_ratings), make)
@@ -316,8 +316,8 @@ _MISSING = object()
 _WRITES: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()  # reviews written through each store (its connection: data_version misses its own)
 
 
-def _wrote(db: Any) -> None:
-    _WRITES[db] = _WRITES.get(db, 0) + 1
+def _wrote(store: Any) -> None:
+    _WRITES[store] = _WRITES.get(store, 0) + 1
 
 
 def _advanced(old: dict[Any, Any], new: list[Review]) -> dict[Any, Any]:
@@ -370,7 +370,7 @@ def _settle(row: int, given: dict[str, Any] | None, resolved: Mapping[int, Any],
     if not given:
         return
     values = list(given.values())
-    if not all(_same(v, values[0]) for v in values):
+    if not all(same_label(v, values[0]) for v in values):
         conflicts[row] = given
     elif len(values) >= min_ratings:
         labels[row] = values[0]
@@ -387,7 +387,8 @@ def _dump(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
 
 
-def _same(a: Any, b: Any) -> bool:
+def same_label(a: Any, b: Any) -> bool:
+    """Whether two labels are the same decision (lists, spans and dicts compared as JSON)."""
     if type(a) is str and type(b) is str:  # a closed label set's labels: the common case, without JSON
         return a == b
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)

@@ -25,7 +25,6 @@ rows (each reviewed row is scored by a model fitted without it).
 from __future__ import annotations
 
 import functools
-
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -85,32 +84,24 @@ class Routing:
     labels: list[Any]  # (n,) current label: the reviewed one, else the model's
     confidence: np.ndarray  # (n,) calibrated confidence of the current label; 1.0 for reviewed rows
     value: np.ndarray  # (n,) what a review is worth (0 for reviewed rows)
-    reasons: Sequence[list[str]]  # (n,) why the row is queued (`Reasons`: made when asked)
+    reasons: Reasons  # (n,) why the row is queued (made when asked)
     llm_labels: list[Any]
     student_labels: list[Any] | None
     reviewed: np.ndarray  # (n,) bool
     trusted: np.ndarray  # (n,) bool: at or above the trusted threshold
     estimate: dict[str, float] = field(default_factory=dict)
     fit: dict[str, Any] = field(default_factory=dict)
+    log_position: int = -1  # how many log entries the reviews it was fitted on spanned (set by the session)
 
     def queue(self, limit: int | None = None) -> list[int]:
         """Unreviewed, untrusted rows, most valuable first."""
         order = self.order
         return list(order if limit is None else order[:limit])
 
-    log_position: int = -1  # how many log entries the reviews it was fitted on spanned (set by the session)
-
     @functools.cached_property
     def reason_counts(self) -> dict[str, int]:
         """How many queued rows have each kind of reason (counted once per routing, over its queue)."""
-        reasons = self.reasons
-        if isinstance(reasons, Reasons):
-            return reasons.counts(np.array(self.order, dtype=int))
-        counts: dict[str, int] = {}
-        for i in self.order:
-            for why in reasons[i]:
-                counts[why] = counts.get(why, 0) + 1
-        return counts
+        return self.reasons.counts(np.array(self.order, dtype=int))
 
     @functools.cached_property
     def queued(self) -> frozenset[int]:

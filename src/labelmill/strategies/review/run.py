@@ -28,11 +28,12 @@ from labelmill.config import Config
 from labelmill.core.strategy import Options
 from labelmill.errors import ConfigError, InputDataError
 from labelmill.events import EventHandler, Notice, ignore
-from labelmill.strategies.review.log import ReviewLog
+from labelmill.strategies.review.log import ReviewLog, same_label
 from labelmill.strategies.review.routing import Router, Routing, StudentData, reviews_to_target
 
 CLOSED_TASKS = ("classification", "matching", "relation")
 MAX_BULK = 100  # rows one bulk accept may take (a page's cluster is far fewer)
+PROPOSE_MIN_ROWS = 20  # reviewed rows before guideline proposals (refine holds half of them out, and needs 10 each side)
 
 
 @dataclass
@@ -263,7 +264,7 @@ class ReviewSession:
         self._since_propose += count
         if self.relabel_every and self._since_relabel >= self.relabel_every and self.relabel_in_background(self.relabel_rows):
             self._since_relabel = 0
-        if self.propose_every and self._since_propose >= self.propose_every and len(self.reviewed()) >= 20 and self.propose_in_background():
+        if self.propose_every and self._since_propose >= self.propose_every and len(self.reviewed()) >= PROPOSE_MIN_ROWS and self.propose_in_background():
             self._since_propose = 0  # (a model job already running: tried again after the next review)
 
     def _refit_later(self) -> None:
@@ -383,7 +384,7 @@ class ReviewSession:
         # then one review in `audit_every`
         return bool(self.audit_every) and audits - self.audit < (total - 2 * self.audit) // self.audit_every + 1
 
-    def _audit_row(self, annotator: str, ratings: dict[int, Any]) -> int | None:
+    def _audit_row(self, annotator: str, ratings: Mapping[int, Any]) -> int | None:
         """The next row of the session's random order that no one has rated or leased (for another)."""
         now = time.time()
         for i in self._audit_order:
@@ -520,7 +521,7 @@ class ReviewSession:
             i = self.row(i)
             label = self.check_label(label, i)
             given = self.log.ratings().get(i, {})
-            if annotator in given and json.dumps(given[annotator], sort_keys=True) == json.dumps(label, sort_keys=True):
+            if annotator in given and same_label(given[annotator], label):
                 return next(r.id for r in reversed(self.log.active()) if r.row_index == i and r.annotator == annotator and r.kind != "resolve")
             item = self.table.get(i)
             shown = self.log.ratings().get(i, {}).get(annotator, self.routing.labels[i])
@@ -631,7 +632,7 @@ class ReviewSession:
         """Start `relabel` on a thread unless a model job is running; False if one was."""
         return self._in_background("relabel", lambda: f"review: relabeled {self.relabel(limit, k)} uncertain rows with the nearest reviewed rows as demos")
 
-    def propose_guideline(self, rounds: int = 1, min_rows: int = 20, **knobs: Any) -> int:
+    def propose_guideline(self, rounds: int = 1, min_rows: int = PROPOSE_MIN_ROWS, **knobs: Any) -> int:
         """The guideline step: `refine` on the reviewed rows, the people's labels as its gold. The edits it
         proposes from the model's errors there (a rule, a label's definition, each with its evidence) wait on
         the guideline page for a person; the next call scores those a person accepted or edited and commits
@@ -642,7 +643,7 @@ class ReviewSession:
 
         with self._lock:
             reviewed = self.reviewed()
-            if len(reviewed) < max(20, min_rows) or not self.names:
+            if len(reviewed) < max(PROPOSE_MIN_ROWS, min_rows) or not self.names:
                 return 0
             column = self.config.gold_column or "reviewed_label"
             rows = sorted(reviewed)
@@ -699,7 +700,7 @@ class ReviewSession:
         r = self.routing
         settled, conflicts = self.log.final(self.overlap)
         ratings = self.log.ratings()
-        resolvers = {r.row_index: r.annotator for r in self.log.active() if r.kind == "resolve"}
+        resolvers = {x.row_index: x.annotator for x in self.log.active() if x.kind == "resolve"}
         model = [None if s is None else self.task.output_value(_label(s.label)) for s in self.table.rows]
         conf = [None if s is None else s.confidence for s in self.table.rows]
         errors = ["" if s is not None and s.label is not None else (s.error if s is not None else "pending") for s in self.table.rows]
