@@ -82,21 +82,27 @@ def llm_table(config: Path, frame, project: Path) -> tuple[np.ndarray, list, np.
     return table.probs, table.labels, np.nan_to_num(table.confidence, nan=0.0), time.perf_counter() - started
 
 
-def review_runs(config: Any, frame, gold: list[str], project: Path, runs: int, max_share: float, prior: str | None = "llm", audit: int = 30, batch: int = 10) -> dict:
-    """`runs` review loops (audit draws seeded 0..runs-1) until the truth reaches the target."""
+def review_runs(config: Any, frame, gold: list[str], project: Path, runs: int, max_share: float, prior: str | None = "llm", audit: int = 30, batch: int = 10,
+                tier: tuple[str, float] | None = None) -> dict:
+    """`runs` review loops (audit draws seeded 0..runs-1) until the truth reaches the target; with `tier`
+    (model, share), the stronger model labels the rows the first labeler was least sure of before the first
+    review (`ReviewSession.escalate`; its time is the first run's setup)."""
     from labelmill.strategies.review.run import ReviewSession
 
     n = len(gold)
     shares, held, widths, waits, setup = [], [], [], [], []
     started = time.perf_counter()
-    warm = ReviewSession.open(config, frame, project=project, student=True, use_examples=False)  # the embeddings, once, into the store
+    knobs = {"tier_model": tier[0], "tier_share": tier[1]} if tier else {}
+    warm = ReviewSession.open(config, frame, project=project, student=True, use_examples=False, **knobs)  # the embeddings, once, into the store
+    warm.escalate()  # the tier's labels, once, into the store
     warm.close()
     first_open = time.perf_counter() - started
     for run in range(runs):
         copy = fresh_copy(project, f"run{run}")
         started = time.perf_counter()
         session = ReviewSession.open(config, frame, project=copy, student=True, use_examples=False, batch=batch, target=TARGET,
-                                     stop_at_target=False, audit_seed=run, prior=prior, audit=audit)
+                                     stop_at_target=False, audit_seed=run, prior=prior, audit=audit, **knobs)
+        session.escalate()
         setup.append(time.perf_counter() - started + (first_open if run == 0 else 0.0))
         clock = [time.perf_counter()]
 
@@ -124,15 +130,35 @@ def review_runs(config: Any, frame, gold: list[str], project: Path, runs: int, m
             "wait_median": float(np.median(waits)) if waits else None, "setup_s": float(np.mean(setup)), "first_setup_s": setup[0] if setup else None}
 
 
-def efficiency(name: str, config: Path, frame, gold: list[str], llm_probs: np.ndarray, project: Path, ks: list[int], demos: bool) -> dict:
+def with_tier(config: Path, frame, probs: np.ndarray, rows: np.ndarray, model: str, project: Path) -> tuple[np.ndarray, float]:
+    """The default labeler's distributions with `rows` labeled again by the stronger `model` (the loop's tier:
+    `ReviewSession.escalate`), and the seconds that took (the store's cache answers what was asked before)."""
+    import yaml
+
+    cfg = yaml.safe_load(Path(config).read_text())
+    cfg["model"]["name"] = model
+    out = probs.copy()
+    if not len(rows):
+        return out, 0.0
+    sub, _, _, seconds = llm_table(cfg, frame.iloc[rows].reset_index(drop=True), project)
+    ok = ~np.isnan(sub).any(axis=1)
+    out[np.asarray(rows)[ok]] = sub[ok]
+    return out, seconds
+
+
+def tier_rows(confidence: np.ndarray, share: float) -> np.ndarray:
+    """The rows `escalate` gives the stronger model: the `share` the first labeler was least sure of."""
+    return np.argsort(confidence, kind="stable")[: int(round(share * len(confidence)))]
+
+
+def efficiency(name: str, config: Path, frame, gold: list[str], llm_probs: np.ndarray, project: Path, ks: list[int], demos: bool,
+               tier: tuple[str, float] | None = None) -> dict:
     """The label-efficiency table: student, LLM and combination on the same k train rows."""
     import pandas as pd
 
     from labelmill.config import load_config
     from labelmill.selectors.embeddings import embed
     from labelmill.store import Store
-    from labelmill.strategies.review.routing import surest_rows
-
     names = load_config(config).label_names
     index = {v: i for i, v in enumerate(names)}
     y_test = np.array([index[g] for g in gold])
@@ -146,18 +172,27 @@ def efficiency(name: str, config: Path, frame, gold: list[str], llm_probs: np.nd
         X_test = embed(frame["text"].astype(str).tolist(), ENCODER, store)
         X_pool = embed(pool["text"].astype(str).tolist(), ENCODER, store)
     embed_s = time.perf_counter() - started
-    pool_probs, _, _, pool_label_s = llm_table(config, pool, project)  # the LLM on the k rows: the combination's fit needs it
+    pool_probs, _, pool_conf, pool_label_s = llm_table(config, pool, project)  # the LLM on the k rows: the combination's fit needs it
     out[f"{name}_k0_llm"] = float(np.mean(llm_probs.argmax(axis=1) == y_test))
+    llms = {"LLM": (pool_probs, llm_probs)}
+    if tier:  # the tier's rows of the test set, and the k rows at least as unsure as the surest of them
+        model, share = tier
+        chosen = tier_rows(llm_probs.max(axis=1), share)
+        test_tier, _ = with_tier(config, frame, llm_probs, chosen, model, project)
+        edge = float(llm_probs.max(axis=1)[chosen].max()) if len(chosen) else -1.0
+        pool_tier, pool_s = with_tier(config, pool, pool_probs, np.flatnonzero(pool_conf <= edge), model, project)
+        llms["LLM tier"] = (pool_tier, test_tier)
+        out[f"{name}_k0_llm_tier"] = float(np.mean(test_tier.argmax(axis=1) == y_test))
+        out[f"{name}_k_rows_tier_s"] = round(pool_s, 1)
     out[f"{name}_embed_s"] = round(embed_s, 1)  # the student's setup (every student and combination arm)
     out[f"{name}_k_rows_label_s"] = round(pool_label_s, 1)  # the combination's extra setup: the LLM over the k rows
-    prior = surest_rows(llm_probs)  # the review loop's prior: the LLM's surest labels on the (unlabeled) test rows
     for k in ks:
         if k == 0:
             continue
-        X, y, P = X_pool[:k], y_pool[:k], pool_probs[:k]
+        X, y = X_pool[:k], y_pool[:k]
         if len(np.unique(y)) < 2:
             continue
-        arms = candidates(X, y, P, X_test, llm_probs, prior, len(names))
+        arms = candidates(X, y, {llm: (P[:k], P_test) for llm, (P, P_test) in llms.items()}, X_test, len(names))
         out[f"{name}_k{k}_student"] = float(np.mean(arms["student"][1].argmax(axis=1) == y_test))
         cv = {arm: float(np.mean(held.argmax(axis=1) == y)) for arm, (held, _) in arms.items()}
         chosen = max(arms, key=lambda arm: (cv[arm], -list(arms).index(arm)))  # chosen on the k rows alone; ties to the simpler arm
@@ -169,43 +204,47 @@ def efficiency(name: str, config: Path, frame, gold: list[str], llm_probs: np.nd
     return out
 
 
-def candidates(X: np.ndarray, y: np.ndarray, P: np.ndarray, X_test: np.ndarray, P_test: np.ndarray, prior: np.ndarray, k_labels: int,
+def candidates(X: np.ndarray, y: np.ndarray, llms: dict[str, tuple[np.ndarray, np.ndarray]], X_test: np.ndarray, k_labels: int,
                folds: int = 5) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """What labelmill can make of k gold rows, each arm as (out-of-fold distributions on the k rows, distributions
-    on the test rows):
-      student        logistic regression on the k rows
-      student+prior  the same plus the LLM's surest labels on the unlabeled test rows (weight 0.5 against 2):
-                     the review loop's student
-      LLM+student    the LLM's distribution combined with the student's, weights fitted on the k rows
-      LLM+student+prior  the review loop's combination"""
+    on the test rows). `llms`: {name: (its distributions on the k rows, on the test rows)}, the first the default
+    labeler's (its surest test labels are the prior of the arms without an LLM):
+      student           logistic regression on the k rows
+      student+prior     the same plus the LLM's surest labels on the unlabeled test rows (weight 0.5 against 2):
+                        the review loop's student
+      <LLM>+student, <LLM>+student+prior  each LLM's distribution combined with the student's (weights fitted on
+                        the k rows; the prior is that LLM's surest labels): the review loop's combination"""
     from labelmill.numeric.combination import combine, fit_combination
+    from labelmill.strategies.review.routing import surest_rows
     from labelmill.strategies.students.models import LinearStudent
 
-    prior_x, prior_y = X_test[prior], P_test[prior].argmax(axis=1)
-
-    def student(rows: np.ndarray, with_prior: bool) -> LinearStudent:
-        if not with_prior:
+    def student(rows: np.ndarray, prior: np.ndarray | None, P_test: np.ndarray | None) -> LinearStudent:
+        if prior is None:
             return LinearStudent(k_labels, seed=0).fit(X[rows], y[rows])
         weight = np.concatenate([np.full(len(prior), 0.5), np.full(len(rows), 2.0)])
-        return LinearStudent(k_labels, seed=0).fit(np.vstack([prior_x, X[rows]]), np.concatenate([prior_y, y[rows]]), weight)
+        return LinearStudent(k_labels, seed=0).fit(np.vstack([X_test[prior], X[rows]]), np.concatenate([P_test[prior].argmax(axis=1), y[rows]]), weight)
 
     order = np.random.default_rng(0).permutation(len(y))
     every = np.arange(len(y))
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for with_prior in (False, True):
+
+    def students(prior: np.ndarray | None, P_test: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         held = np.zeros((len(y), k_labels))
         for f in range(folds):
             test = order[f::folds]
-            held[test] = student(np.setdiff1d(order, test), with_prior).predict_proba(X[test])
-        out["student+prior" if with_prior else "student"] = (held, student(every, with_prior).predict_proba(X_test))
-    for base in ("student", "student+prior"):
-        held_s, test_s = out[base]
-        held_q = np.zeros((len(y), k_labels))
-        for f in range(folds):  # the combination's own weights, fitted without the row they score
-            test = order[f::folds]
-            train = np.setdiff1d(order, test)
-            held_q[test] = combine([P[test], held_s[test]], fit_combination([P[train], held_s[train]], y[train]))
-        out[f"LLM+{base}"] = (held_q, combine([P_test, test_s], fit_combination([P, held_s], y)))
+            held[test] = student(np.setdiff1d(order, test), prior, P_test).predict_proba(X[test])
+        return held, student(every, prior, P_test).predict_proba(X_test)
+
+    first = next(iter(llms.values()))[1]
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {"student": students(None, None), "student+prior": students(surest_rows(first), first)}
+    for name, (P, P_test) in llms.items():
+        bases = {"student": out["student"], "student+prior": out["student+prior"] if P_test is first else students(surest_rows(P_test), P_test)}
+        for base, (held_s, test_s) in bases.items():
+            held_q = np.zeros((len(y), k_labels))
+            for f in range(folds):  # the combination's own weights, fitted without the row they score
+                test = order[f::folds]
+                train = np.setdiff1d(order, test)
+                held_q[test] = combine([P[test], held_s[test]], fit_combination([P[train], held_s[train]], y[train]))
+            out[f"{name}+{base}"] = (held_q, combine([P_test, test_s], fit_combination([P, held_s], y)))
     return out
 
 
@@ -235,6 +274,16 @@ def bench_set(name: str, args, workdir: Path) -> dict:
     out = {f"{name}_rows": n, f"{name}_llm_accuracy": float(correct.mean()), f"{name}_label_s": round(label_s, 1)}
     out[f"{name}_share_lowconf_at_95"] = share_static(np.argsort(conf, kind="stable"), correct)
     out[f"{name}_share_random_at_95"] = float(np.mean([share_static(np.random.default_rng(s).permutation(n), correct) for s in range(5)]))
+    tier = (args.tier_model, args.tier_share) if args.tier_model and name in args.tier_sets.split(",") else None
+    if tier:  # the same baselines on the tier's labels (the stronger model on the unsure rows, no loop): same labels as the loop
+        tiered, tier_s = with_tier(config, frame, probs, tier_rows(conf, tier[1]), tier[0], project)
+        from labelmill.config import load_config
+
+        names = load_config(config).label_names
+        right = tiered.argmax(axis=1) == np.array([names.index(g) for g in gold])
+        out.update({f"{name}_tier_label_s": round(tier_s, 1), f"{name}_tier_llm_accuracy": float(right.mean()),
+                    f"{name}_share_lowconf_at_95_tier": share_static(np.argsort(tiered.max(axis=1), kind="stable"), right),
+                    f"{name}_share_random_at_95_tier": float(np.mean([share_static(np.random.default_rng(s).permutation(n), right) for s in range(5)]))})
     if args.runs:
         loop_config = config
         if args.encoder:  # the review student's encoder (the LLM's prompts do not change: its labels come from the store)
@@ -242,16 +291,25 @@ def bench_set(name: str, args, workdir: Path) -> dict:
 
             loop_config = yaml.safe_load(Path(config).read_text())
             loop_config.setdefault("examples", {})["embedding_model"] = args.encoder
-        loops = review_runs(loop_config, frame, gold, project, args.runs, args.max_share, None if args.prior == "none" else args.prior, args.audit, args.batch)
+        prior = None if args.prior == "none" else args.prior
+        if tier:  # the loop without the tier beside it
+            plain = review_runs(loop_config, frame, gold, project, args.runs, args.max_share, prior, args.audit, args.batch)
+            out.update({f"{name}_no_tier_share_reviewed_at_95": plain["share"], f"{name}_no_tier_interval_coverage": plain["coverage"],
+                        f"{name}_no_tier_interval_mean_width": plain["width"]})
+        loops = review_runs(loop_config, frame, gold, project, args.runs, args.max_share, prior, args.audit, args.batch, tier)
+        out[f"{name}_tier"] = f"{tier[0]} on the {tier[1]:.0%} of rows the first labeler was least sure of" if tier else "none"
         out.update({f"{name}_share_reviewed_at_95": loops["share"], f"{name}_share_reviewed_at_95_runs": loops["shares"],
                     f"{name}_interval_coverage": loops["coverage"], f"{name}_interval_checkpoints": loops["checkpoints"],
                     f"{name}_interval_mean_width": loops["width"], f"{name}_seconds_between_reviews_p95": loops["wait_p95"],
                     f"{name}_seconds_between_reviews_median": loops["wait_median"], f"{name}_review_setup_s": loops["first_setup_s"]})
         low = out[f"{name}_share_lowconf_at_95"]
         out[f"{name}_ratio_to_lowconf"] = loops["share"] / low if low else None
+        if tier:
+            low = out[f"{name}_share_lowconf_at_95_tier"]
+            out[f"{name}_ratio_to_lowconf_tier"] = loops["share"] / low if low else None
     ks = [int(k) for k in args.ks.split(",") if k.strip()]
     if ks:
-        out.update(efficiency(name, config, frame, gold, probs, project, ks, args.demos))
+        out.update(efficiency(name, config, frame, gold, probs, project, ks, args.demos, tier))
     return out
 
 
@@ -264,6 +322,9 @@ def main() -> None:
     parser.add_argument("--demos", action="store_true", help="Also the LLM with the k rows as demos (a prompt per row: slow).")
     parser.add_argument("--prior", default="llm", choices=["llm", "none"], help="What the student learns from before any review.")
     parser.add_argument("--encoder", help="The review student's sentence encoder instead of the config's (e.g. all-MiniLM-L6-v2).")
+    parser.add_argument("--tier-model", default="qwen2.5-coder-1.5b", help="The loop's stronger model ('' for none; `labelmill models pull` it first).")
+    parser.add_argument("--tier-share", type=float, default=0.5, help="The share of rows, least sure first, the stronger model labels.")
+    parser.add_argument("--tier-sets", default="sst2,ag_news", help="Sets whose loop has the tier (Banking77's 77 labels would take the 1.5B hours).")
     parser.add_argument("--audit", type=int, default=30, help="Random audit rows among the first reviews (0: none).")
     parser.add_argument("--batch", type=int, default=10, help="Refit the loop's models after this many reviews.")
     parser.add_argument("--max-share", type=float, default=1.0, help="Stop a review loop after this share of rows.")

@@ -440,6 +440,58 @@ def test_relabel_uses_the_nearest_reviewed_rows_as_demos(tmp_path):
     s.close()
 
 
+STRONG = {"keywords": {"positive": ["good", "great", "fine"], "negative": ["bad", "awful", "meh"]}}
+
+
+def test_the_tier_gives_the_rows_the_first_labeler_was_least_sure_of_to_a_stronger_model_once(tmp_path):
+    """The fake's 'strong' model knows 'fine' and 'meh', the first labeler does not (a tie: its least sure rows).
+    After `escalate` those rows carry the strong model's labels, in a run of its own; a session opened again
+    finds them in the cache (no model call), and the status says the tier ran."""
+    calls = tmp_path / "calls.log"
+    config = {**CONFIG, "model": {"backend": "fake", "params": {**CONFIG["model"]["params"], "by_model": {"strong": STRONG}, "call_log": str(calls)}}}
+    data = write_rows(tmp_path / "rows.csv", n=40)
+    s = ReviewSession.open(config, data, project=tmp_path / "p.db", student=False, tier_model="strong", tier_share=0.5)
+    gold = s.frame["label"].astype(str).tolist()
+    unsure = [i for i in range(40) if any(w in s.texts[i] for w in ("fine", "meh"))]
+    sure = [i for i in range(40) if i not in unsure]
+    assert sum(s.routing.labels[i] != gold[i] for i in unsure) >= 3
+    before = {i: s.routing.labels[i] for i in sure}
+    assert s.status()["tier"] == {"model": "strong", "rows": 0}
+    asked = len(calls.read_text().splitlines())
+    assert s.escalate() == 20
+    assert len(calls.read_text().splitlines()) - asked == 20  # the 20 least sure rows, each asked once
+    assert all(s.routing.labels[i] == gold[i] for i in unsure) and {i: s.routing.labels[i] for i in sure} == before
+    assert s.status()["tier"] == {"model": "strong", "rows": 20}
+    runs = s.store.runs()
+    assert len(runs) == 2 and json.loads(runs[-1]["config"])["model"]["name"] == "strong"
+    s.close()
+    asked = len(calls.read_text().splitlines())
+    again = ReviewSession.open(config, data, project=tmp_path / "p.db", student=False, tier_model="strong")
+    assert again.escalate() == 20 and len(calls.read_text().splitlines()) == asked  # the cache answers
+    assert all(again.routing.labels[i] == gold[i] for i in unsure)
+    again.close()
+    plain = ReviewSession.open(config, data, project=tmp_path / "q.db", student=False)
+    assert plain.escalate() == 0 and not plain.escalate_in_background() and plain.status()["tier"] is None
+    plain.close()
+
+
+def test_the_review_command_runs_the_tier_before_a_simulated_reviewer(tmp_path):
+    import yaml
+    from click.testing import CliRunner
+
+    from labelmill.cli import cli
+    from labelmill.cli.app import _add_strategy_commands
+
+    _add_strategy_commands()
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({**CONFIG, "model": {"backend": "fake", "params": {**CONFIG["model"]["params"], "by_model": {"strong": STRONG}}}}))
+    data = write_rows(tmp_path / "rows.csv", n=30)
+    out = CliRunner().invoke(cli, ["review", str(config), str(data), "--project", str(tmp_path / "p.db"), "--no-student", "--simulate", "label",
+                                   "--reviews", "2", "--tier-model", "strong", "--tier-share", "0.2", "--json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output.strip().splitlines()[-1])["tier"] == {"model": "strong", "rows": 6}
+
+
 def test_cli_headless_simulate_export_and_import(tmp_path):
     import yaml
     from click.testing import CliRunner

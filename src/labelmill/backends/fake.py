@@ -15,6 +15,8 @@ params:
                                   shares the most words with it (so demos change answers, as they do for an LLM)
   rule_words: true                score: a guideline rule of the form "'WORD' means LABEL" in the system prompt makes
                                   WORD vote for LABEL (so a written rule changes answers, as it does for an LLM)
+  by_model: {NAME: {param: ..}}   these params instead when the config's model name is NAME (a "stronger" fake
+                                  model for cascades and the review loop's tier)
   crash_marker: path              the process dies (os._exit) when asked its `crash_after` + 1st prompt, once:
   crash_after: N                  the marker file, created just before, keeps every later process alive
                                   (a worker killed mid-shard, for the Ray retry tests)
@@ -43,15 +45,20 @@ class FakeBackend(Backend):
 
     @property
     def model_id(self) -> str:
-        return "fake-keywords"
+        return f"fake-keywords:{self.spec.name}" if self.spec.name in self.spec.params.get("by_model", {}) else "fake-keywords"
 
     @property
     def model_sha256(self) -> str:
-        return hashlib.sha256(repr(sorted(self.spec.params.get("keywords", {}).items())).encode()).hexdigest()
+        return hashlib.sha256(repr(sorted(self._keywords.items())).encode()).hexdigest()
+
+    @property
+    def _keywords(self) -> dict[str, list[str]]:
+        """The keywords of the model the config names (`by_model`), else the params' own."""
+        return self.spec.params.get("by_model", {}).get(self.spec.name, {}).get("keywords", self.spec.params.get("keywords", {}))
 
     def _votes(self, text: str, label: str, rules: dict[str, list[str]] | None = None) -> float:
         words = set(_WORD.findall(text.lower()))
-        keywords = list(self.spec.params.get("keywords", {}).get(label, [label.lower()])) + list((rules or {}).get(label, []))
+        keywords = list(self._keywords.get(label, [label.lower()])) + list((rules or {}).get(label, []))
         return sum(1.0 for k in keywords if k.lower() in words)
 
     def _rules(self, system: str) -> dict[str, list[str]]:

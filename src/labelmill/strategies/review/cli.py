@@ -42,6 +42,9 @@ import click
 @click.option("--relabel-rows", default=200, show_default=True, type=click.IntRange(min=1))
 @click.option("--propose-every", type=click.IntRange(min=1), help="App: after this many reviews (20 at least), refine proposes guideline "
               "edits from the model's errors on the reviewed rows in the background; they wait on the guideline page for a person.")
+@click.option("--tier-model", help="A stronger model (e.g. qwen2.5-coder-1.5b; `labelmill models pull` it first) that labels the "
+              "--tier-share of rows the first labeler was least sure of: in the background as the app opens, before --simulate headless.")
+@click.option("--tier-share", default=0.5, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True))
 @click.option("--audit", default=30, show_default=True, type=click.IntRange(min=0),
               help="Rows drawn at random among the first reviews (every other one until this many, then --audit-every): "
               "they make the accuracy estimate and its interval honest. 0: none.")
@@ -53,7 +56,7 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Headless: print the status as JSON.")
 def review_command(config, data, project, host, port, annotators, tokens_file, target, budget, overlap, blind, batch, calibration, trust_above,
                    no_student, seed_rows, student_kind, export_format, out_path, ls_import, gold_column, reviews, relabel, relabel_every,
-                   relabel_rows, propose_every, audit, audit_every, reviewers, revoke, keep_tokens, as_json):
+                   relabel_rows, propose_every, tier_model, tier_share, audit, audit_every, reviewers, revoke, keep_tokens, as_json):
     """Review the labels of DATA (an input file or the output of `labelmill run`) with CONFIG.
 
     Starts a web app on 127.0.0.1: the rows most worth a person's time first, a keyboard for each task
@@ -67,12 +70,15 @@ def review_command(config, data, project, host, port, annotators, tokens_file, t
     session = ReviewSession.open(
         config, data, project=project, calibration=calibration, target=target, trust_threshold=trust_above, batch=batch, overlap=overlap,
         blind=blind, budget=budget, student=False if no_student else ("finetuned" if student_kind == "finetuned" else True),
-        seed_rows=seed_rows, audit=audit, audit_every=audit_every, on_event=progress_handler(quiet=as_json),
+        seed_rows=seed_rows, audit=audit, audit_every=audit_every, tier_model=tier_model, tier_share=tier_share,
+        on_event=progress_handler(quiet=as_json),
     )
     session.relabel_every = relabel_every or 0
     session.relabel_rows = relabel_rows
     session.propose_every = propose_every or 0
     if headless:
+        if tier_model:
+            click.echo(f"{tier_model} labeled {session.escalate()} rows the first labeler was least sure of", err=True)
         _headless(session, export_format, out_path, ls_import, gold_column, reviews, relabel, as_json)
         return
     names = list(dict.fromkeys([*annotators, *reviewers])) or [os.environ.get("USER") or "reviewer"]
@@ -94,6 +100,7 @@ def review_command(config, data, project, host, port, annotators, tokens_file, t
                f"{status['estimated_accuracy']:.3f} (target {target:.2f})", err=True)
     for name, url in links.items():
         click.echo(f"  {name}: {url}", err=True)
+    session.escalate_in_background()
     serve(session, host, port)
 
 

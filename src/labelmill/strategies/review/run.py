@@ -108,7 +108,9 @@ class ReviewOptions(Options):
     until there are that many), then one review in `audit_every` (0: none after): what the model said on
     them makes the estimate of the dataset's accuracy and its interval honest (`routing.estimate_with_audit`);
     they are shown like any other row and flagged in the log. 0 turns the audit off. `prior`: with no
-    labeled examples, the student also learns from the LLM's surest labels ("llm") or not (None)."""
+    labeled examples, the student also learns from the LLM's surest labels ("llm") or not (None).
+    `tier_model`: a stronger model (a catalog name such as qwen2.5-coder-1.5b, on the config's backend)
+    that labels the `tier_share` of rows the first labeler was least sure of (`ReviewSession.escalate`)."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -129,6 +131,8 @@ class ReviewOptions(Options):
     audit_seed: int = 0
     prior: str | None = "llm"
     queue_weight: float = 1.0
+    tier_model: str | None = None
+    tier_share: float = Field(0.5, gt=0.0, le=1.0)
 
 
 @dataclass
@@ -195,6 +199,10 @@ class ReviewSession:
         self._refit_thread: threading.Thread | None = None
         self._status_cache: tuple[Routing, float, dict[str, Any]] | None = None
         self.audit, self.audit_every = o.audit, o.audit_every
+        self.tier_model, self.tier_share = o.tier_model, o.tier_share
+        self.tier_rows = 0  # rows the stronger model labeled (see `escalate`)
+        self._first_confidence = np.nan_to_num(np.array([np.nan if s is None or s.confidence is None else s.confidence for s in labels_from.rows],
+                                                        dtype=float), nan=0.0)
         self._audit_order = [int(i) for i in np.random.default_rng(o.audit_seed).permutation(len(self.records))]
         self._audit_leases: dict[int, str] = {}
         self.routing: Routing = self._route()
@@ -603,6 +611,43 @@ class ReviewSession:
             self.refit()
         return len(rows)
 
+    def escalate(self, model: str | None = None, share: float | None = None, backend: Any = None) -> int:
+        """The loop's tier: a stronger model labels the `share` of rows (default `tier_share`) the first
+        labeler was least sure of, and its distributions take the first labeler's place there; the
+        combination's weights are then fitted on the reviews as before, so the reviewed rows are the
+        cascade's seed. The rows are chosen by the first labeler's confidence alone (reviewed ones too:
+        the fit compares like with like), so a session opened again finds them in the store's cache
+        instead of asking the model twice. A run of its own in the store (the stronger model's name in
+        its config); returns how many rows it labeled (0 without a model or a closed label set)."""
+        from labelmill.core import label_rows
+        from labelmill.store import Store
+
+        model = model or self.tier_model
+        if not model or not self.names:
+            return 0
+        share = self.tier_share if share is None else share
+        with self._lock:
+            count = int(round(min(1.0, max(0.0, share)) * len(self.records)))
+            rows = [int(i) for i in np.argsort(self._first_confidence, kind="stable")[:count]]
+            cfg = self.config.model_copy(update={"model": self.config.model.model_copy(update={"name": model})})
+            frame = self.frame.iloc[rows].reset_index(drop=True)
+        if not rows:
+            return 0
+        result = label_rows(cfg, frame, project=self.store.path, backend=backend, on_event=self.on_event)
+        with Store(self.store.path) as store:
+            table = store.labels(result.run_id, len(rows), self.names)
+        with self._lock:
+            self.router.update_llm(rows, table.probs, table.labels, table.confidence)
+            self.tier_rows = len(rows)
+            self.refit()
+        return len(rows)
+
+    def escalate_in_background(self) -> bool:
+        """Start `escalate` on a thread unless a model job is running; False if one was (or no tier model is set)."""
+        if not self.tier_model:
+            return False
+        return self._in_background("tier", lambda: f"review: {self.tier_model} labeled the {self.escalate()} rows the first labeler was least sure of")
+
     def wait_for_relabel(self, timeout: float | None = None) -> bool:
         """Wait for the background model job (a relabel or a guideline proposal) to finish; True when none is running."""
         thread = self._background
@@ -690,6 +735,7 @@ class ReviewSession:
             "target": self.target, "reviews_to_target": cached[2]["reviews_to_target"], "target_reached": bool(estimate.get("lower_bound", 0) >= self.target),
             "budget_left": self.budget_left(), "refits": self.refits, "refitting": self._refit_due or bool(self._refit_thread and self._refit_thread.is_alive()),
             "fit": r.fit, "annotators": self.log.annotators(), "agreement": agreement(self.log.shared()),
+            "tier": None if not self.tier_model else {"model": self.tier_model, "rows": self.tier_rows},
         }
 
     def labeled_frame(self) -> tuple[Any, dict[str, str]]:
