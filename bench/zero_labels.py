@@ -16,6 +16,12 @@ Review (`labelmill review`'s loop, `ReviewSession.simulate`, student on, audit o
   <set>_interval_mean_width
   <set>_seconds_between_reviews_p95    a save to the next row shown, refits included
 
+The tier (`--tier-model`, default qwen2.5-coder-1.5b, on `--tier-sets`): before the first review the stronger
+model labels the half of the rows the 0.5B was least sure of (`labelmill review --tier-model`), and the loop
+runs on those labels; the same loop without it is printed beside (`<set>_no_tier_*`), and so are the static
+orders on the tier's labels (`<set>_share_lowconf_at_95_tier`, `<set>_share_random_at_95_tier`: same labels,
+no loop), `<set>_tier_llm_accuracy` and `<set>_tier_label_s` (the stronger model's time, setup counted).
+
 Label efficiency (`--ks`): k gold rows drawn at random from the train split, accuracy on the same test rows:
 
   <set>_k<k>_student   logistic regression on all-mpnet-base-v2 embeddings of the k rows
@@ -23,12 +29,14 @@ Label efficiency (`--ks`): k gold rows drawn at random from the train split, acc
                        only with --demos: a prompt per row, slow)
   <set>_k<k>_best      labelmill's best with those k rows: of the student, the student with the LLM's surest labels
                        on the test rows as its prior (the review loop's), and each combined with the LLM's
-                       distribution (weights fitted on the k rows), the one with the best 5-fold accuracy on the
+                       distribution (weights fitted on the k rows; with the tier, also the tier's distributions:
+                       the stronger model on the test rows and the k rows at least as unsure), the one with the best 5-fold accuracy on the
                        k rows (never chosen on test rows); `_best_uses` names it, `_arms` gives every arm
   <set>_majority       the test rows' majority label share
 
     python bench/zero_labels.py [--sets sst2,ag_news,banking77] [--rows 1000] [--runs 10] [--ks 0,50,100,200,500]
                                 [--demos] [--prior llm|none] [--encoder NAME] [--audit 30] [--max-share 1.0]
+                                [--tier-model qwen2.5-coder-1.5b|''] [--tier-share 0.5] [--tier-sets sst2,ag_news]
                                 [--workdir DIR] [--json]
 """
 

@@ -110,6 +110,24 @@ def test_with_no_examples_the_student_learns_the_llm_s_surest_labels_first():
     assert y.tolist() == [0, 1, 1, 1] and np.allclose(w, 0.5)  # a reviewed row leaves the prior
 
 
+def test_an_audit_row_is_judged_by_a_student_that_saw_every_other_review():
+    """Ten labels, each reviewed once by the queue and once by the audit, the two rows of a label close together.
+    A student that saw every review but the audit rows knows every label, so it gets each audit row right; the
+    5-fold answers miss the labels whose queue row fell in the audit row's fold (a fifth of the reviews left out)."""
+    rng = np.random.default_rng(0)
+    names = list("abcdefghij")
+    centres = np.eye(10, 16) * 5
+    X = np.vstack([centres + rng.normal(scale=0.1, size=(10, 16)), centres + rng.normal(scale=0.1, size=(10, 16))])  # 0-9 queue, 10-19 audit
+    probs = np.full((20, 10), 1 / 10)
+    router = Router(names, ["a"] * 20, probs.max(1), probs, StudentData(embeddings=X), prior=None)
+    rows = np.arange(20)
+    gold = np.concatenate([np.arange(10), np.arange(10)])
+    _, held, _ = router._student(rows, gold, audit=list(range(10, 20)))
+    assert held[10:].argmax(axis=1).tolist() == list(range(10))
+    _, folded, _ = router._student(rows, gold)
+    assert folded[10:].argmax(axis=1).tolist() != list(range(10))  # the 5-fold answers alone miss some
+
+
 def test_router_queue_estimate_and_trusted_rows():
     names = ["a", "b"]
     probs = np.array([[0.99, 0.01], [0.6, 0.4], [0.52, 0.48], [0.1, 0.9], [0.97, 0.03]])

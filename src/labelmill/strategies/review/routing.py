@@ -237,7 +237,7 @@ class Router:
         n_seed = len(self.seed_y)
         fit: dict[str, Any] = {"reviewed_for_fit": int(len(rows)), "seed_rows": int(n_seed)}
         if self.use_student:
-            student, held_student, seed_student = self._student(rows, gold)
+            student, held_student, seed_student = self._student(rows, gold, audit)
             parts.append(student)
         # fitted on the seed (rows like the whole dataset) and the reviewed rows (the hard ones)
         fit_gold = np.concatenate([self.seed_y, gold]) if n_seed else gold
@@ -285,9 +285,13 @@ class Router:
             return np.zeros(self.n, dtype=bool)
         return (~is_reviewed) & (confidence >= self.trust_threshold)
 
-    def _student(self, rows: np.ndarray, gold: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    def _student(self, rows: np.ndarray, gold: np.ndarray, audit: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """(n, k) student probabilities for every row, out-of-fold ones for the reviewed rows, and
-        out-of-sample ones for the seed rows (never in its training data)."""
+        out-of-sample ones for the seed rows (never in its training data). The audit rows' own come from
+        one more fit on every reviewed row but them: the estimate compares what the model says of a row
+        it never saw, and a fold that leaves out a fifth of the reviews (the queue's rare labels among
+        them) says less than the model that labels the rows left: measured on Banking77, the 5-fold
+        answers made the interval miss the truth low (0.86 of checkpoints covered)."""
         from labelmill.strategies.students.models import LinearStudent
 
         k = len(self.names)
@@ -317,6 +321,13 @@ class Router:
                 held[test] = full[rows[test]]
                 continue
             held[test] = LinearStudent(k, seed=self.seed).fit(fx, fy, fw, start=model).predict_proba(X[rows[test]])
+        audited = np.isin(rows, np.asarray(list(audit), dtype=int))
+        if audited.any() and not audited.all():
+            fx = np.vstack([pool_x, X[rows[~audited]]])
+            fy = np.concatenate([pool_y, gold[~audited]])
+            fw = np.concatenate([pool_w, np.full(int((~audited).sum()), 2.0)])
+            if len(np.unique(fy)) >= 2:
+                held[audited] = LinearStudent(k, seed=self.seed).fit(fx, fy, fw, start=model).predict_proba(X[rows[audited]])
         return full, held, on_seed
 
     def _pool(self, reviewed_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
