@@ -474,18 +474,19 @@ def test_the_tier_gives_the_rows_the_first_labeler_was_least_sure_of_to_a_strong
     sure = [i for i in range(40) if i not in unsure]
     assert sum(s.routing.labels[i] != gold[i] for i in unsure) >= 3
     before = {i: s.routing.labels[i] for i in sure}
-    assert s.status()["tier"] == {"model": "strong", "rows": 0}
+    assert s.status()["tier"] == {"model": "strong", "rows": 0, "running": False}
     asked = len(calls.read_text().splitlines())
     assert s.escalate() == 20
     assert len(calls.read_text().splitlines()) - asked == 20  # the 20 least sure rows, each asked once
     assert all(s.routing.labels[i] == gold[i] for i in unsure) and {i: s.routing.labels[i] for i in sure} == before
-    assert s.status()["tier"] == {"model": "strong", "rows": 20}
+    assert s.status()["tier"] == {"model": "strong", "rows": 20, "running": False}
     runs = s.store.runs()
     assert len(runs) == 2 and json.loads(runs[-1]["config"])["model"]["name"] == "strong"
     s.close()
     asked = len(calls.read_text().splitlines())
     again = ReviewSession.open(config, data, project=tmp_path / "p.db", student=False, tier_model="strong")
-    assert again.escalate() == 20 and len(calls.read_text().splitlines()) == asked  # the cache answers
+    assert again.escalate_in_background() and again.wait_for_relabel(60)  # as the app opens: in the background
+    assert again.status()["tier"]["rows"] == 20 and len(calls.read_text().splitlines()) == asked  # the cache answers
     assert all(again.routing.labels[i] == gold[i] for i in unsure)
     again.close()
     plain = ReviewSession.open(config, data, project=tmp_path / "q.db", student=False)
@@ -507,7 +508,7 @@ def test_the_review_command_runs_the_tier_before_a_simulated_reviewer(tmp_path):
     out = CliRunner().invoke(cli, ["review", str(config), str(data), "--project", str(tmp_path / "p.db"), "--no-student", "--simulate", "label",
                                    "--reviews", "2", "--tier-model", "strong", "--tier-share", "0.2", "--json"])
     assert out.exit_code == 0, out.output
-    assert json.loads(out.output.strip().splitlines()[-1])["tier"] == {"model": "strong", "rows": 6}
+    assert json.loads(out.output.strip().splitlines()[-1])["tier"] == {"model": "strong", "rows": 6, "running": False}
 
 
 def test_cli_headless_simulate_export_and_import(tmp_path):

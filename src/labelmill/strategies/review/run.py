@@ -735,7 +735,7 @@ class ReviewSession:
             "target": self.target, "reviews_to_target": cached[2]["reviews_to_target"], "target_reached": bool(estimate.get("lower_bound", 0) >= self.target),
             "budget_left": self.budget_left(), "refits": self.refits, "refitting": self._refit_due or bool(self._refit_thread and self._refit_thread.is_alive()),
             "fit": r.fit, "annotators": self.log.annotators(), "agreement": agreement(self.log.shared()),
-            "tier": None if not self.tier_model else {"model": self.tier_model, "rows": self.tier_rows},
+            "tier": None if not self.tier_model else {"model": self.tier_model, "rows": self.tier_rows, "running": self.background_job == "tier"},
         }
 
     def labeled_frame(self) -> tuple[Any, dict[str, str]]:

@@ -43,6 +43,8 @@
     est.id = "estimate";
     box.append(line, el("div", "why rows are queued: " + (why || "none"), "muted"), est);
     if (s.budget_left !== null && s.budget_left !== undefined) box.append(el("div", "budget left: " + s.budget_left + " rows", "muted"));
+    if (s.tier && (s.tier.running || s.tier.rows)) box.append(el("div", s.tier.running ? "a stronger model (" + s.tier.model + ") is labeling the rows the first labeler was least sure of"
+      : s.tier.model + " labeled the " + s.tier.rows + " rows the first labeler was least sure of", "muted"));
     if (message) box.append(el("div", message, message.startsWith("error") ? "error" : "saved"));
   }
 
