@@ -84,6 +84,40 @@ def test_combination_learns_which_source_to_trust():
     assert (combine([noise, good], theta).argmax(1) == gold).mean() > 0.95
 
 
+def test_a_combination_started_from_another_fit_reaches_the_same_optimum():
+    rng = np.random.default_rng(2)
+    n, k = 300, 4
+    gold = rng.integers(0, k, n)
+    good = np.full((n, k), 0.1)
+    good[np.arange(n), gold] = 0.7
+    noise = rng.dirichlet(np.ones(k), n)
+    cold = fit_combination([noise, good], gold)
+    warm = fit_combination([noise, good], gold, start=np.array([3.0, 0.2, 1.0, -1.0, 0.5, 0.0]))
+    assert np.allclose(warm, cold, atol=2e-3)
+    assert not np.allclose(cold, np.concatenate([np.ones(2), np.zeros(k)]), atol=0.1)  # the optimum is not the default start
+
+
+def test_the_held_out_fits_give_the_same_answers_two_at_a_time_as_one_by_one(monkeypatch):
+    """Big student fits (many labels) run two at a time on threads; the loop's numbers must not change with it."""
+    from labelmill.strategies.review import routing
+
+    rng = np.random.default_rng(3)
+    names = [f"l{j}" for j in range(6)]
+    X = rng.normal(size=(120, 12))
+    y = X[:, :6].argmax(axis=1)
+    probs = rng.dirichlet(np.ones(6), 120)
+    reviewed = {int(i): names[y[i]] for i in range(0, 120, 3)}
+    audit = [int(i) for i in range(0, 120, 9)]
+    answers = []
+    for threshold in (0, 10**12):  # everything on threads, then nothing
+        monkeypatch.setattr(routing, "PARALLEL_FITS_ABOVE", threshold)
+        router = Router(names, [names[j] for j in probs.argmax(1)], probs.max(1), probs, StudentData(embeddings=X))
+        answers.append(router.route(reviewed, audit=audit))
+    threaded, serial = answers
+    assert threaded.labels == serial.labels and np.allclose(threaded.confidence, serial.confidence)
+    assert threaded.estimate == pytest.approx(serial.estimate)
+
+
 def test_a_row_weighted_zero_counts_for_nothing_in_the_combination():
     rng = np.random.default_rng(1)
     n, k = 300, 2
