@@ -72,25 +72,25 @@ def test_agreement_summary_per_pair():
 
 
 # the router -----------------------------------------------------------------------------------------
-def test_combination_learns_which_source_to_trust():
-    rng = np.random.default_rng(0)
-    n, k = 400, 3
+def good_and_noise(seed: int, n: int, k: int, right: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gold labels, a source that gives the gold label `right` (0.1 to each other), and a random one."""
+    rng = np.random.default_rng(seed)
     gold = rng.integers(0, k, n)
     good = np.full((n, k), 0.1)
-    good[np.arange(n), gold] = 0.8
-    noise = rng.dirichlet(np.ones(k), n)
+    good[np.arange(n), gold] = right
+    return gold, good, rng.dirichlet(np.ones(k), n)
+
+
+def test_combination_learns_which_source_to_trust():
+    gold, good, noise = good_and_noise(0, 400, 3, 0.8)
     theta = fit_combination([noise, good], gold)
     assert theta[1] > theta[0] + 1.0
     assert (combine([noise, good], theta).argmax(1) == gold).mean() > 0.95
 
 
 def test_a_combination_started_from_another_fit_reaches_the_same_optimum():
-    rng = np.random.default_rng(2)
-    n, k = 300, 4
-    gold = rng.integers(0, k, n)
-    good = np.full((n, k), 0.1)
-    good[np.arange(n), gold] = 0.7
-    noise = rng.dirichlet(np.ones(k), n)
+    k = 4
+    gold, good, noise = good_and_noise(2, 300, k, 0.7)
     cold = fit_combination([noise, good], gold)
     warm = fit_combination([noise, good], gold, start=np.array([3.0, 0.2, 1.0, -1.0, 0.5, 0.0]))
     assert np.allclose(warm, cold, atol=2e-3)
