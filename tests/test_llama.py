@@ -316,17 +316,17 @@ def test_doctor_on_this_machine():
 
 
 def test_weak_supervision_on_the_real_model(tmp_path):
-    """The shipped Civil Comments sub-labelers on 16 rows (20 seed rows) with the real model: every prompted
+    """The shipped Civil Comments sub-labelers on 8 rows (12 seed rows) with the real model: every prompted
     sub-labeler is a run of its own, its votes are the model's scored answers, and a rerun asks the model nothing."""
     from labelmill.strategies.weak import weak
 
-    rows = pd.read_csv(SHARED / "civil_comments" / "test.csv").head(16)
+    rows = pd.read_csv(SHARED / "civil_comments" / "test.csv").head(8)
     config = yaml.safe_load((ROOT / "examples" / "weak" / "civil.yaml").read_text())
-    # 20 of its 200 seed rows: the thresholds and the anchoring run on them all the same, at a tenth of the calls
-    config["weak"].update(seed=str(SHARED / "civil_comments" / "train_seed.csv"), seed_rows=20)
+    # 12 of its 200 seed rows: the thresholds and the anchoring run on them all the same, at a sixteenth of the calls
+    config["weak"].update(seed=str(SHARED / "civil_comments" / "train_seed.csv"), seed_rows=12)
     result = weak(config, rows, project=tmp_path / "p.db")
     assert set(result.run_ids) == {"insult", "obscene", "civil", "zero_shot"}
-    assert result.L.shape == (16, 5) and (result.L[:, 4] != -1).all()  # the zero-shot labeler always votes
+    assert result.L.shape == (8, 5) and (result.L[:, 4] != -1).all()  # the zero-shot labeler always votes
     assert set(result.frame["llm_label"].dropna()) <= {"toxic", "not toxic"}
     with sqlite3.connect(tmp_path / "p.db") as db:
         cached = db.execute("SELECT COUNT(*) FROM cache").fetchone()[0]
@@ -336,10 +336,10 @@ def test_weak_supervision_on_the_real_model(tmp_path):
     assert again.L.tolist() == result.L.tolist()
 
 
-SEMEVAL_ROWS, CONLL_ROWS = 40, 10
-# measured 2026-12-01 on these rows: official macro-F1 0.232 (accuracy 0.225, majority 0.175), entity F1 0.436,
-# strict relation F1 0.100 (a few right of 14 gold relations); floors a few points under them
-SEMEVAL_FLOOR, CONLL_ENTITY_FLOOR, CONLL_RELATION_FLOOR = 0.19, 0.38, 0.05
+SEMEVAL_ROWS, CONLL_ROWS = 20, 10
+# measured on these rows: SemEval official macro-F1 0.142 (accuracy 0.20; 2026-12-05, 20 rows: 108 s of the
+# test's 289 s at 40), CoNLL04 entity F1 0.447, strict relation F1 0.105 (a few right); floors a few points under
+SEMEVAL_FLOOR, CONLL_ENTITY_FLOOR, CONLL_RELATION_FLOOR = 0.12, 0.38, 0.05
 
 
 def test_relations_on_the_real_model(tmp_path):
