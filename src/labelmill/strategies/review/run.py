@@ -190,7 +190,7 @@ class ReviewSession:
         self.propose_every = 0  # reviews between background guideline proposals (0: only when asked)
         self.reviewers: set[str] | None = None  # who may resolve conflicts (None: every annotator)
         self._since_propose = 0
-        self._background: threading.Thread | None = None  # the one model job off the request path (relabel or guideline)
+        self._background: threading.Thread | None = None  # the one model job off the request path (relabel, guideline or tier)
         self._background_kind: str | None = None
         self.refits = 0
         self.background_refit = False  # the app sets it: refits on a thread of their own (see `_refit_later`)
@@ -649,7 +649,7 @@ class ReviewSession:
         return self._in_background("tier", lambda: f"review: {self.tier_model} labeled the {self.escalate()} rows the first labeler was least sure of")
 
     def wait_for_relabel(self, timeout: float | None = None) -> bool:
-        """Wait for the background model job (a relabel or a guideline proposal) to finish; True when none is running."""
+        """Wait for the background model job (a relabel, a guideline proposal or the tier) to finish; True when none is running."""
         thread = self._background
         if thread is not None:
             thread.join(timeout)
@@ -706,7 +706,7 @@ class ReviewSession:
 
     @property
     def background_job(self) -> str | None:
-        """The model job running in the background (relabel or guideline), if any."""
+        """The model job running in the background (relabel, guideline or tier), if any."""
         thread = self._background
         return self._background_kind if thread is not None and thread.is_alive() else None
 
