@@ -90,7 +90,7 @@ def macro_f1(gold, predicted) -> float:
 
 def bench_set(name: str, rows: int, work: Path, cascade_args: dict | None, rounds: int, generate_demos: int = 0, debias: bool | None = None) -> dict:
     import labelmill
-    from labelmill.strategies.cascade.tiers import cascade
+    from labelmill.strategies.cascade.run import llm_cascade
     from labelmill.strategies.freeal.run import freeal
 
     data = rows_of(name, rows)
@@ -132,23 +132,26 @@ def bench_set(name: str, rows: int, work: Path, cascade_args: dict | None, round
         llama.unload_all()
         embeddings.unload_all()
         started = time.perf_counter()
-        done = cascade(config(name), path, project=fresh, **cascade_args)
+        done = llm_cascade(config(name), path, project=fresh, **cascade_args)
         out[f"{name}_cascade_wall_s"] = round(time.perf_counter() - started, 1)
         out[f"{name}_cascade_accuracy"] = round(float((done.frame["llm_label"].to_numpy() == gold).mean()), 4)
-        out[f"{name}_cascade_stats"] = done.stats.__dict__
+        out[f"{name}_cascade_tiers"] = [{k: t.__dict__[k] for k in ("name", "rows", "threshold", "capped", "seconds", "accuracy")} for t in done.tiers]
+        llm_rows = int((done.frame["llm_label_source"] == "llm").sum())
+        out[f"{name}_cascade_llm_rows"] = llm_rows
         out[f"{name}_cascade_time_ratio"] = round(out[f"{name}_cascade_wall_s"] / out[f"{name}_llm_only_wall_s"], 3)
         say(out)
         # the trade-off: the same cascade with larger LLM shares, run in the LLM-only project so the LLM's
         # answers (deterministic scores) come from its cache; time estimated as the cascade's own
         # non-LLM time plus its LLM rows at the LLM-only run's seconds per row
         per_row = out[f"{name}_llm_only_wall_s"] / len(data)
-        other_s = done.stats.wall_s - done.stats.llm_s
+        other_s = out[f"{name}_cascade_wall_s"] - next(t.seconds for t in done.tiers if t.name == "llm")
         curve = []
         for share in (0.2, 0.3, 0.4, 0.5, 0.6, 0.8):
-            point = cascade(config(name), path, project=project, **{**cascade_args, "llm_share": share, "target": 1.0})
+            point = llm_cascade(config(name), path, project=project, **{**cascade_args, "llm_share": share, "target": 1.0})
             acc = float((point.frame["llm_label"].to_numpy() == gold).mean())
-            curve.append({"llm_share": share, "llm_rows": point.stats.llm_rows, "accuracy": round(acc, 4),
-                          "estimated_time_ratio": round((other_s + point.stats.llm_rows * per_row) / out[f"{name}_llm_only_wall_s"], 3)})
+            rows_llm = int((point.frame["llm_label_source"] == "llm").sum())
+            curve.append({"llm_share": share, "llm_rows": rows_llm, "accuracy": round(acc, 4),
+                          "estimated_time_ratio": round((other_s + rows_llm * per_row) / out[f"{name}_llm_only_wall_s"], 3)})
         out[f"{name}_cascade_curve"] = curve
         say(out)
     return out

@@ -94,8 +94,7 @@ def _stop_at_the_autolabel_notice(event):
 def test_every_strategy_passes_on_the_autolabel_conversion_notices(entry, tmp_path):
     """A strategy given an Autolabel config sends its conversion notices as events (none loads it silently)."""
     from labelmill import api
-    from labelmill.strategies.cascade.run import tiered_cascade
-    from labelmill.strategies.cascade.tiers import cascade
+    from labelmill.strategies.cascade.run import llm_cascade, tiered_cascade
     from labelmill.strategies.freeal.run import freeal
     from labelmill.strategies.synth.examples import synth_examples
     from labelmill.strategies.synth.summaries import synth_summaries
@@ -109,7 +108,7 @@ def test_every_strategy_passes_on_the_autolabel_conversion_notices(entry, tmp_pa
         "freeal": lambda on: freeal(config, rows, project=project, on_event=on),
         "weak": lambda on: weak(config, rows, project=project, on_event=on),
         "propose": lambda on: propose(config, rows, project=project, on_event=on),
-        "cascade": lambda on: cascade(config, rows, project=project, on_event=on),
+        "cascade": lambda on: llm_cascade(config, rows, project=project, on_event=on),
         "tiered": lambda on: tiered_cascade(config, rows, tiers=["student", "qwen2.5-coder-0.5b"], seed=rows, project=project, on_event=on),
         "tune": lambda on: tune(config, rows, project=project, on_event=on),
         "synth_examples": lambda on: synth_examples(config, project=project, on_event=on),

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from conftest import child_env, cli_command, fake_config
 
-from labelmill.strategies.cascade.tiers import cascade
+from labelmill.strategies.cascade.run import llm_cascade
 from labelmill.strategies.freeal.run import (
     batch_calibrate,
     clean_posterior,
@@ -175,24 +175,25 @@ def test_freeal_relabels_the_noisy_rows_with_demos_from_its_own_labels(tmp_path)
     assert again.rounds[-1].accuracy == pytest.approx(1 - last.accuracy)
 
 
-def test_cascade_sends_only_unsure_rows_to_the_llm(tmp_path):
+def test_cascade_with_no_labeled_rows_sends_only_unsure_rows_to_the_llm(tmp_path):
     rows = _rows(1) + _rows(2) + _rows(3)
     log = tmp_path / "calls.log"
     cfg = _freeal_config(call_log=str(log))
-    result = cascade(cfg, rows, sample=40, llm_share=0.5, target=0.9, project=tmp_path / "p.db", output=tmp_path / "out.csv")
-    s = result.stats
-    assert s.rows == len(rows) and s.sample_rows == 40
-    assert s.llm_rows <= 0.5 * len(rows) and s.llm_rows + s.student_rows == len(rows)
-    assert s.llm_calls_saved == len(rows) - s.llm_rows
-    calls = len(log.read_text().splitlines())
-    assert calls <= s.llm_rows  # identical prompts go to the model once
+    result = llm_cascade(cfg, rows, sample=60, llm_share=0.5, target=0.8, project=tmp_path / "p.db", output=tmp_path / "out.csv")
+    f, n = result.figures, len(rows)
+    assert f["seeded_by"] == "llm" and f["seed_rows"] == 60  # the LLM's labels on its 60-row sample are the seed
     out = pd.read_csv(tmp_path / "out.csv")
-    assert set(out["llm_label_source"]) == {"llm", "student"}
+    source = out["llm_label_source"]
+    llm_rows = int((source == "llm").sum())
+    assert 60 <= llm_rows <= 0.5 * n and set(source) <= {"llm", "student", "student (over budget)"} and (source == "student").any()
     assert out["llm_label"].notna().all()
-    assert s.accuracy_by_source["student"] > 0.8
+    # the sample is asked once: the seed and the LLM's tier share the store's cache (identical prompts once too)
+    assert len(log.read_text().splitlines()) <= llm_rows
+    student = out[source == "student"]
+    assert (student["llm_label"] == student["label"]).mean() > 0.8
     # rerun: every LLM row comes from the store's cache
     log.write_text("")
-    again = cascade(cfg, rows, sample=40, llm_share=0.5, target=0.9, project=tmp_path / "p.db")
+    again = llm_cascade(cfg, rows, sample=60, llm_share=0.5, target=0.8, project=tmp_path / "p.db")
     assert log.read_text() == "" and again.frame["llm_label"].tolist() == result.frame["llm_label"].tolist()
 
 
@@ -217,12 +218,15 @@ def test_cli_freeal_and_cascade(tmp_path):
     done = subprocess.run(cli_command("run", str(config), str(data), "--out", str(tmp_path / "c.csv"), "--cascade", "--cascade-sample", "30", "--json", "--project", str(tmp_path / "p.db")),
                           check=False, capture_output=True, text=True, env=child_env(), timeout=300)
     assert done.returncode == 0, done.stderr
-    stats = json.loads(done.stdout.strip().splitlines()[-1])
-    assert stats["sample_rows"] == 30 and stats["llm_rows"] + stats["student_rows"] == 68
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["seed_rows"] == 30 and figures["seeded_by"] == "llm" and figures["rows"] == 68
+    rows_by_tier = {t["name"]: t["rows"] for t in figures["tiers"]}
     done = subprocess.run(cli_command("eval", str(config), str(tmp_path / "c.csv"), "--json"), check=False, capture_output=True, text=True, env=child_env(), timeout=300)
-    by_source = json.loads(done.stdout)["by_source"]
-    assert by_source["llm"]["rows"] == stats["llm_rows"] and by_source["student"]["rows"] == stats["student_rows"]
-    bad = subprocess.run(cli_command("run", str(config), str(data), "--out", str(tmp_path / "c.csv"), "--cascade", "--cascade-sample", "30", "--limit", "25"),
+    metrics = json.loads(done.stdout)
+    assert metrics["by_source"]["llm"]["rows"] == rows_by_tier["llm"] >= 30
+    assert sum(v["rows"] for v in metrics["by_source"].values()) == 68
+    assert [t["name"] for t in metrics["cascade_tiers"]] == ["student", "llm"]
+    bad = subprocess.run(cli_command("run", str(config), str(data), "--out", str(tmp_path / "c.csv"), "--cascade", "--cascade-sample", "30", "--limit", "15"),
                          check=False, capture_output=True, text=True, env=child_env(), timeout=300)
     assert bad.returncode != 0 and "sample" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -240,14 +244,12 @@ def test_cascade_sends_rows_the_llm_is_unsure_of_to_a_strong_model(tmp_path):
     strong = {"name": "strong-keywords", "params": {"keywords": {
         "positive": ["good", "great", "fun", "sunny", "beach", "garden", "summer", "bright", "warm", "flower"],
         "negative": ["bad", "dull", "boring", "rainy", "flooded", "queue", "cancelled", "cold", "traffic", "delayed"]}}}
-    result = cascade(_freeal_config(), rows, sample=40, llm_share=1.0, target=1.0, strong=strong, strong_threshold=0.6, project=tmp_path / "p.db")
-    s = result.stats
-    assert s.llm_rows == len(rows) and s.strong_rows > 0  # the keyword-less rows are ties for the weak model
-    by = result.frame.groupby("llm_label_source")
-    assert set(by.groups) <= {"llm", "strong"}
-    strong_rows = result.frame[result.frame["llm_label_source"] == "strong"]
+    result = llm_cascade(_freeal_config(), rows, sample=40, llm_share=1.0, target=1.0, strong=strong, strong_threshold=0.6, project=tmp_path / "p.db")
+    source = result.frame["llm_label_source"]
+    assert set(source) == {"llm", "strong"}  # at target 1.0 the student keeps nothing; the keyword-less rows are ties for the weak model
+    strong_rows = result.frame[source == "strong"]
     assert (strong_rows["llm_label"] == strong_rows["label"]).all()  # the strong model knows these words
-    assert s.accuracy == 1.0
+    assert result.figures["accuracy"] == 1.0
 
 
 def test_round_zero_with_demos_the_llm_wrote(tmp_path):
@@ -275,30 +277,31 @@ def test_round_zero_with_demos_the_llm_wrote(tmp_path):
 
 
 def test_cascade_routes_exactly_the_least_confident_rows_tier_by_tier(tmp_path):
-    """Tier 1: the rows the LLM labels after its sample are exactly the least confident of the student's
-    rows below the target, as many as llm_share allows. Tier 2: the rows the strong model labels are exactly
+    """Tier 1: the rows the LLM labels besides its sample are exactly the least confident of the student's
+    rows below its threshold, as many as llm_share allows. Tier 2: the rows the strong model labels are exactly
     the LLM's rows whose confidence is below strong_threshold; the strong model is asked about no other row."""
     rows = _rows(4) + _rows(5) + _rows(6)
     strong_log = tmp_path / "strong.log"
     strong = {"name": "strong-keywords", "params": {"call_log": str(strong_log), "keywords": {
         "positive": ["good", "great", "fun", "sunny"], "negative": ["bad", "dull", "boring", "rainy"]}}}
-    result = cascade(_freeal_config(), rows, sample=40, llm_share=0.5, target=0.97, strong=strong, strong_threshold=0.6,
-                     project=tmp_path / "p.db")
-    routing, source = result.routing, result.frame["llm_label_source"].to_numpy()
-    n = len(rows)
-    sample = set(routing.sample.tolist())
-    rest = np.array([i for i in range(n) if i not in sample])
-    conf = routing.student_confidence
-    assert np.isnan(conf[list(sample)]).all() and not np.isnan(conf[rest]).any()
-    routed = np.array([i for i in rest if source[i] in ("llm", "strong")])
-    kept = np.array([i for i in rest if source[i] == "student"])
-    budget = int(0.5 * n) - len(sample)
-    below = rest[conf[rest] < 0.97]
-    assert len(routed) == min(budget, len(below)) and 0 < len(routed) < len(below)  # the cap bites: a real choice
-    assert (conf[routed] < 0.97).all()
-    assert conf[routed].max() <= conf[kept].min()  # no student row was less confident than a routed one
+    result = llm_cascade(_freeal_config(), rows, sample=60, llm_share=0.5, target=0.8, strong=strong, strong_threshold=0.6,
+                         project=tmp_path / "p.db")
+    source, n = result.frame["llm_label_source"].to_numpy(), len(rows)
+    conf = result.routing["student"][1]
+    sample = np.flatnonzero(np.isnan(conf))  # the student leaves the LLM's seed sample to it
+    assert len(sample) == 60 and set(source[sample]) <= {"llm", "strong"}
+    rest = np.setdiff1d(np.arange(n), sample)
+    threshold = result.tiers[0].threshold
+    assert threshold is not None and (source[rest[conf[rest] >= threshold]] == "student").all()
+    below = rest[conf[rest] < threshold]
+    routed = np.array([i for i in below if source[i] in ("llm", "strong")])
+    over = np.array([i for i in below if source[i] == "student (over budget)"])
+    assert len(routed) == int(0.5 * n) - 60 and len(over) > 0  # the cap bites: a real choice
+    assert conf[routed].max() <= conf[over].min()  # no row left to the student was less sure than a routed one
     # tier 2: exactly the LLM rows under the strong threshold, and the strong model saw only those
-    llm_rows = np.array([i for i in range(n) if source[i] in ("llm", "strong")])
-    weak = {int(i) for i in llm_rows if routing.llm_confidence[i] < 0.6}
+    llm_conf = result.routing["llm"][1]
+    asked = np.flatnonzero(~np.isnan(llm_conf))
+    assert set(asked.tolist()) == set(sample.tolist()) | set(routed.tolist())
+    weak = {int(i) for i in asked if llm_conf[i] < 0.6}
     assert {int(i) for i in np.flatnonzero(source == "strong")} == weak and weak
     assert len(strong_log.read_text().splitlines()) == len(weak)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
-
 import click
 
 from labelmill import api
@@ -28,10 +26,10 @@ from labelmill.cli.progress import ProgressView
 )
 @click.option("--ray-workers", type=click.IntRange(min=1), default=2, show_default=True, help="With --ray: how many workers.")
 @click.option("--calibration", type=click.Path(dir_okay=False, exists=True), help="A file from `labelmill calibrate`: write calibrated labels and confidences, and llm_needs_review.")
-@click.option("--cascade", is_flag=True, help="The LLM labels a sample, a student trained on it the rest; rows the student is unsure of go to the LLM.")
+@click.option("--cascade", is_flag=True, help="The tiered cascade's preset for no labeled rows: the LLM labels a sample, a student trained on it the rest; rows the student is unsure of go to the LLM.")
 @click.option("--cascade-sample", type=click.IntRange(min=20), default=200, show_default=True, help="With --cascade: rows the LLM labels first.")
 @click.option("--cascade-llm-share", type=click.FloatRange(min=0, max=1, min_open=True), default=0.2, show_default=True, help="With --cascade: the most rows the LLM labels, as a share of all rows.")
-@click.option("--cascade-target", type=click.FloatRange(min=0, max=1), default=0.9, show_default=True, help="With --cascade: rows whose calibrated student confidence is below this go to the LLM.")
+@click.option("--cascade-target", type=click.FloatRange(min=0, max=1), default=0.9, show_default=True, help="With --cascade: the student keeps a row when it agrees with the LLM at least this often (a 95%% bound on the sample).")
 @click.option("--strong-model", help="With --cascade: a stronger model (e.g. qwen2.5-coder-1.5b) for rows the LLM is unsure of.")
 @click.option("--tiers", help="A tiered cascade, cheapest first: e.g. student:all-mpnet-base-v2,qwen2.5-coder-0.5b,qwen2.5-coder-1.5b "
               "(a model name, a .gguf path, backend:name, or a .json/.yaml model mapping; NAME@0.2 caps a tier at 20%% of the rows).")
@@ -50,40 +48,27 @@ def run(
     cfg = api.load_with_notices(config, view)
     if encoding:
         cfg.dataset.encoding = encoding
-    if tiers:
+    if tiers or cascade:
         from labelmill.errors import ConfigError
-        from labelmill.strategies.cascade.run import tiered_cascade
+        from labelmill.strategies.cascade.run import llm_cascade, tiered_cascade
 
-        if not tiers_seed:
-            raise ConfigError("--tiers needs labeled seed rows to set each tier's threshold", fix="add --tiers-seed train.csv (a train/dev file or reviewed rows)")
-        done_t = tiered_cascade(cfg, input, tiers=tiers, seed=tiers_seed, target=tiers_target, calibration_rows=tiers_calibration_rows,
-                                compare_next=tiers_compare_next, project=project, output=output, limit=limit, on_event=view)
-        if as_json:
-            click.echo(json.dumps({"output": str(done_t.output_path), **done_t.figures}, default=float))
+        if tiers and cascade:
+            raise ConfigError("--cascade and --tiers are two cascades; give one", fix="--cascade is the preset student,LLM[,--strong-model] with no labeled rows")
+        if tiers and not tiers_seed:
+            raise ConfigError("--tiers needs labeled seed rows to set each tier's threshold", fix="add --tiers-seed train.csv (a train/dev file or reviewed rows), or use --cascade")
+        if tiers:
+            done = tiered_cascade(cfg, input, tiers=tiers, seed=tiers_seed, target=tiers_target, calibration_rows=tiers_calibration_rows,
+                                  compare_next=tiers_compare_next, project=project, output=output, limit=limit, on_event=view)
         else:
-            for t in done_t.tiers:
+            done = llm_cascade(cfg, input, sample=cascade_sample, llm_share=cascade_llm_share, target=cascade_target, strong=strong_model,
+                               project=project, output=output, limit=limit, on_event=view)
+        if as_json:
+            click.echo(json.dumps({"output": str(done.output_path), **done.figures}, default=float))
+        else:
+            for t in done.tiers:
                 acc = f", accuracy {t.accuracy:.3f}" if t.accuracy is not None else ""
                 click.echo(f"tier {t.name}: {t.rows} rows ({t.share:.1%}), threshold {t.threshold}{acc}, {t.seconds:.1f} s" + (" (capped)" if t.capped else ""))
-            click.echo(f"wrote {done_t.output_path}; {done_t.figures['wall_s']:.1f} s; next: labelmill eval {config} {output}")
-        return
-    if cascade:
-        from labelmill.strategies.cascade.tiers import cascade as run_cascade
-
-        done = run_cascade(
-            cfg, input, sample=cascade_sample, llm_share=cascade_llm_share, target=cascade_target, strong=strong_model,
-            project=project, output=output, limit=limit, on_event=view,
-        )
-        stats = done.stats
-        if as_json:
-            click.echo(json.dumps({"output": str(done.output_path), **asdict(stats)}))
-        else:
-            click.echo(
-                f"cascade: {stats.rows} rows: {stats.llm_rows} by the LLM ({stats.sample_rows} sample), {stats.student_rows} by the student"
-                + (f", {stats.strong_rows} relabeled by {strong_model}" if strong_model else "")
-                + f"; {stats.llm_calls_saved} LLM calls saved; {stats.wall_s:.1f} s"
-                + (f"; accuracy {stats.accuracy:.3f} (gold column)" if stats.accuracy is not None else "")
-            )
-            click.echo(f"wrote {done.output_path} (columns {', '.join(done.columns.values())}); next: labelmill eval {config} {output}")
+            click.echo(f"wrote {done.output_path}; {done.figures['wall_s']:.1f} s; next: labelmill eval {config} {output}")
         return
     if ray_address is not None:
         from labelmill.execute.ray import label_on_ray

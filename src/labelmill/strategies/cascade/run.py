@@ -6,7 +6,11 @@ only the rows the tier below was not sure enough of.
 
 Every threshold comes from labeled seed rows (a train/dev file or reviewed rows, never the rows being
 labeled), for a target accuracy with the Clopper-Pearson bound `labelmill calibrate` uses
-(`numeric.calibration.threshold_with_bound`):
+(`numeric.calibration.threshold_with_bound`). With no labeled rows at all (`seed` None: `labelmill run
+--cascade`, the preset `llm_cascade` builds), the first model labels a sample of the rows instead (k-means
+medoids of the student's embeddings, `seed_sample` rows) and its labels are the seed: the student learns
+them, its threshold is set on how often it agrees with that model, and the sample's rows keep the model's
+labels (a model tier below the last then needs a fixed threshold on its own confidence).
 
 - **student** (`student[:ENCODER]`): a logistic regression on sentence embeddings (MiniLM by default;
   `all-mpnet-base-v2` is the stronger one), trained on the seed rows' gold labels. Its confidence is a
@@ -52,6 +56,7 @@ class Tier:
     model: str | dict | None = None  # student: the encoder; model: a catalog name / path or a model mapping
     budget: float | None = None  # the most rows this tier may label, as a share of all rows
     threshold: float | None = None  # None: chosen on the seed rows for the target
+    keep_over_cap: bool = False  # a capped model tier: the rows over its cap keep the surest label below (True) or go up (False)
 
 
 @dataclass
@@ -135,12 +140,15 @@ class TieredOptions(Options):
     rows (a path or frame with the config's gold column). `target`/`delta`: each threshold's accuracy and the
     level of its Clopper-Pearson bound. `compare_next`: before a tier passes rows up, the next model labels a
     sample (`calibration_rows`) of the seed rows it would get, and where it is no more accurate on them than
-    this tier, this tier keeps every row."""
+    this tier, this tier keeps every row. With no `seed`, the first model labels `seed_sample` rows of the
+    data ("diverse": k-means medoids of the student's embeddings; "random") and its labels are the seed."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     tiers: str | list[Any]
-    seed: Any
+    seed: Any = None
+    seed_sample: int = Field(200, ge=20)
+    seed_sampling: str = Field("diverse", pattern="^(diverse|random)$")
     target: float = Field(0.95, gt=0.0, le=1.0)
     delta: float = Field(0.05, gt=0.0, lt=1.0)
     calibration_rows: int = Field(200, ge=1)
@@ -162,6 +170,8 @@ def tiered_cascade(
     cascade = _Cascade.prepare(config, data, opts, backends or {}, on_event)
     with Store(project) as store:
         cascade.store = store
+        if cascade.seeding is not None:
+            cascade.seed_from_model()
         for position, tier in enumerate(cascade.tiers):
             cascade.run_tier(position, tier)
     return cascade.result(output, time.perf_counter() - started)
@@ -193,6 +203,10 @@ class _Cascade:
     best_below: dict[int, tuple[Any, float, str]] = field(default_factory=dict)  # row -> (label, confidence, tier) of the surest tier below
     routing: dict[str, tuple[list[Any], np.ndarray]] = field(default_factory=dict)
     rng: Any = None
+    asked: set[int] = field(default_factory=set)  # the rows the last model tier was asked about
+    seeding: str | None = None  # with no labeled seed: the model tier whose labels on a sample are the seed
+    seed_seconds: float = 0.0  # the seeding model's time on its sample
+    reserved: set[int] = field(default_factory=set)  # that sample's rows: the tiers below it leave them to it
 
     @property
     def names(self) -> list[str]:
@@ -208,6 +222,15 @@ class _Cascade:
         frame = read_rows(data, cfg.dataset)
         if opts.limit is not None:
             frame = frame.head(opts.limit)
+        task = make_task(cfg)
+        check_columns(cfg, task, frame)
+        n = len(frame)
+        made = cls(cfg, opts, tier_list, frame, frame.iloc[:0], np.zeros(0, dtype=int), [task.render(r) for r in frame.to_dict("records")], [],
+                   backends, on_event, labels=[None] * n, confidence=np.full(n, np.nan), source=[""] * n, errors=[""] * n, open_rows=np.arange(n),
+                   rng=np.random.default_rng(opts.random_seed))
+        if opts.seed is None:
+            made.seeding = _seeding_tier(tier_list)
+            return made
         seed_frame = read_rows(opts.seed, cfg.dataset)
         gold_column = cfg.gold_column or "label"
         if gold_column not in seed_frame.columns:
@@ -215,13 +238,40 @@ class _Cascade:
         seed_frame = seed_frame[seed_frame[gold_column].astype(str).isin(names)].reset_index(drop=True)
         if len(seed_frame) < 30:
             raise InputDataError(f"only {len(seed_frame)} seed rows carry one of the config's labels", fix="give at least 30 labeled seed rows (a few hundred is typical)")
-        task = make_task(cfg)
-        check_columns(cfg, task, frame)
-        n = len(frame)
-        return cls(cfg, opts, tier_list, frame, seed_frame, np.array([names.index(str(v)) for v in seed_frame[gold_column]]),
-                   [task.render(r) for r in frame.to_dict("records")], [task.render(r) for r in seed_frame.to_dict("records")], backends, on_event,
-                   labels=[None] * n, confidence=np.full(n, np.nan), source=[""] * n, errors=[""] * n, open_rows=np.arange(n),
-                   seed_open=np.arange(len(seed_frame)), rng=np.random.default_rng(opts.random_seed))
+        made.set_seed(seed_frame, np.array([names.index(str(v)) for v in seed_frame[gold_column]]), [task.render(r) for r in seed_frame.to_dict("records")])
+        return made
+
+    def set_seed(self, seed_frame: Any, gold: np.ndarray, texts: list[str]) -> None:
+        self.seed_frame, self.seed_gold, self.seed_texts, self.seed_open = seed_frame, gold, texts, np.arange(len(seed_frame))
+
+    def seed_from_model(self) -> None:
+        """No labeled rows: the seeding model labels a sample of the rows (k-means medoids of the student's
+        embeddings, or a random draw) and its labels are the seed; those rows are left to it."""
+        from labelmill.core import Job
+        from labelmill.selectors.embeddings import embed
+
+        o, tier = self.opts, next(t for t in self.tiers if t.name == self.seeding)
+        k = min(len(self.frame), o.seed_sample)
+        if k < 20:
+            raise InputDataError(f"the cascade's sample has {k} rows; the student needs at least 20", fix="label at least 20 rows (a sample of 200 is typical)")
+        X = embed(self.row_texts, self.tiers[0].model or self.cfg.examples.embedding_model, self.store)
+        rows = _sample(X, k, o.seed_sampling, o.random_seed)
+        self.on_event(Notice(f"cascade: no labeled seed rows: {tier.name} labels {len(rows)} rows ({o.seed_sampling} sample) as the seed"))
+        job, t0 = Job(_tier_config(self.cfg, tier), self.backends.get(tier.name)), time.perf_counter()
+        try:
+            got = _label(job, self.store, self.frame, rows, self.names, self.on_event)
+            self.seed_seconds = time.perf_counter() - t0
+        finally:
+            if self.backends.get(tier.name) is None:
+                job.backend.close()
+        kept = [j for j in range(len(rows)) if got.get(j) is not None and got[j][0] is not None]
+        if len(kept) < 20:
+            raise InputDataError(f"{tier.name} labeled only {len(kept)} of the {len(rows)} sample rows; the student needs at least 20",
+                                 fix="see llm_error in the output; check the model, or give labeled seed rows")
+        picked = rows[kept]
+        self.set_seed(self.frame.iloc[picked].reset_index(drop=True), np.array([self.names.index(got[j][0]) for j in kept]),
+                      [self.row_texts[int(i)] for i in picked])
+        self.reserved = {int(i) for i in rows}
 
     def run_tier(self, position: int, tier: Tier) -> None:
         """One tier labels the open rows, its threshold is set on the seed rows that reach it, and it keeps the
@@ -240,7 +290,9 @@ class _Cascade:
         else:
             accept = self._threshold(position, tier, st, tier_labels, seed_conf[calib], seed_correct, calib)
         self._accept(tier, st, tier_labels, accept)
-        st.seconds = round(time.perf_counter() - t0, 2)
+        if tier.keep_over_cap and st.capped:
+            self._settle(self.asked, "over budget")
+        st.seconds = round(time.perf_counter() - t0 + (self.seed_seconds if tier.name == self.seeding else 0.0), 2)  # its seed sample's time too
         self.stats.append(st)
         self.on_event(Notice(f"cascade: {tier.name} keeps {st.rows} rows (threshold {st.threshold}); {len(self.open_rows)} go on"))
 
@@ -248,7 +300,7 @@ class _Cascade:
         row_probs, seed_conf_raw, seed_pred, calibrator = _student(self.cfg, tier, self.row_texts, self.seed_texts, self.seed_gold, self.store,
                                                                    self.opts.random_seed, self.on_event)
         row_label, row_conf = row_probs.argmax(axis=1), calibrator.confidence(row_probs.max(axis=1))
-        tier_labels = {int(i): (self.names[int(row_label[i])], float(row_conf[i]), "") for i in self.open_rows}
+        tier_labels = {int(i): (self.names[int(row_label[i])], float(row_conf[i]), "") for i in self.open_rows if int(i) not in self.reserved}
         return tier_labels, calibrator.confidence(seed_conf_raw), seed_pred == self.seed_gold, self.seed_open
 
     def _model_tier(self, tier: Tier, last: bool, st: TierStats) -> tuple[dict[int, tuple[Any, float, str]], np.ndarray, np.ndarray, np.ndarray]:
@@ -257,7 +309,8 @@ class _Cascade:
         from labelmill.core import Job
 
         names, n_seed, n = self.names, len(self.seed_frame), len(self.frame)
-        calib = np.sort(self.rng.permutation(self.seed_open)[: self.opts.calibration_rows]) if not last else np.arange(0)
+        own_seed = tier.name == self.seeding  # its labels are the seed: nothing to calibrate them on
+        calib = np.sort(self.rng.permutation(self.seed_open)[: self.opts.calibration_rows]) if not (last or own_seed) else np.arange(0)
         job = Job(_tier_config(self.cfg, tier), self.backends.get(tier.name))
         seed_conf, seed_correct = np.full(n_seed, np.nan), np.zeros(n_seed, dtype=bool)
         calibrator = None
@@ -271,10 +324,15 @@ class _Cascade:
                 seed_conf[calib], seed_correct[calib] = calibrator.confidence(raw), ok
             asked = self.open_rows
             if tier.budget is not None and len(self.open_rows) > int(tier.budget * n):
-                # a cost cap: this model labels only the rows the tiers below were least sure of
-                surest = np.array([self.best_below.get(int(i), (None, -1.0, ""))[1] for i in self.open_rows])
-                asked = np.sort(self.open_rows[np.argsort(surest, kind="stable")[: int(tier.budget * n)]])
+                # a cost cap: this model labels only the rows the tiers below were least sure of (and its own
+                # seed sample, which counts against the cap)
+                mine = np.array([int(i) in self.reserved for i in self.open_rows], dtype=bool) if own_seed else np.zeros(len(self.open_rows), dtype=bool)
+                others = self.open_rows[~mine]
+                surest = np.array([self.best_below.get(int(i), (None, -1.0, ""))[1] for i in others])
+                room = max(0, int(tier.budget * n) - int(mine.sum()))
+                asked = np.sort(np.concatenate([self.open_rows[mine], others[np.argsort(surest, kind="stable")[:room]]]).astype(int))
                 st.capped = True
+            self.asked = {int(i) for i in asked}
             self.on_event(Notice(f"cascade: {tier.name} labels {len(asked)} rows"))
             got = _label(job, self.store, self.frame, asked, names, self.on_event) if len(asked) else {}
         finally:
@@ -358,18 +416,26 @@ class _Cascade:
         self.open_rows = np.array([i for i in self.open_rows if int(i) not in accepted], dtype=int)
         st.rows, st.share = len(accept), round(len(accept) / max(1, n), 4)
 
+    def _settle(self, skip: set[int], why: str | None) -> None:
+        """The open rows but `skip` take the surest label below them, marked why (by default: the top tier
+        failed where it left an error, else over budget), and leave the open rows."""
+        settled = set()
+        for i in self.open_rows:
+            if int(i) in self.best_below and int(i) not in skip:
+                lab, conf, name = self.best_below[int(i)]
+                reason = why or ("top tier failed" if self.errors[int(i)] else "over budget")  # the error column keeps what the top tier said
+                self.labels[i], self.confidence[i], self.source[i] = lab, conf, f"{name} ({reason})"
+                settled.add(int(i))
+        self.open_rows = np.array([i for i in self.open_rows if int(i) not in settled], dtype=int)
+
     def result(self, output: str | Path | None, wall_s: float) -> TieredResult:
         """Rows over a cap (or failed at the top) get the surest label below, marked; the output and its figures."""
         from labelmill.core.output import labeled_frame
 
-        for i in self.open_rows:
-            if int(i) in self.best_below:
-                lab, conf, name = self.best_below[int(i)]
-                why = "top tier failed" if self.errors[int(i)] else "over budget"  # the error column keeps what the top tier said
-                self.labels[i], self.confidence[i], self.source[i] = lab, conf, f"{name} ({why})"
+        self._settle(set(), None)
         out, columns = labeled_frame(self.frame, self.cfg, self.labels, [None if np.isnan(c) else float(c) for c in self.confidence], self.errors,
                                      {"source": ("llm_label_source", self.source)})
-        figures: dict[str, Any] = {"rows": len(self.frame), "seed_rows": len(self.seed_frame), "target": self.opts.target, "delta": self.opts.delta,
+        figures: dict[str, Any] = {"rows": len(self.frame), "seed_rows": len(self.seed_frame), "seeded_by": self.seeding, "target": self.opts.target, "delta": self.opts.delta,
                                    "wall_s": round(wall_s, 2), "tier_shares": {s.name: s.share for s in self.stats}}
         if self.cfg.gold_column and self.cfg.gold_column in self.frame.columns:
             gold = self.frame[self.cfg.gold_column].astype(str).to_numpy()
@@ -385,7 +451,49 @@ class _Cascade:
         return TieredResult(out, self.stats, figures, path, self.routing)
 
 
+def _seeding_tier(tiers: list[Tier]) -> str:
+    """With no labeled seed rows: the model after the student labels the seed; every model below the last
+    needs a fixed threshold on its own confidence (no gold rows to set one on)."""
+    if len(tiers) < 2 or tiers[0].kind != "student":
+        raise ConfigError("a cascade with no labeled seed rows starts with a student and a model", fix="give --tiers-seed, or --tiers student,MODEL[,STRONGER]")
+    unset = [t.name for t in tiers[1:-1] if t.threshold is None]
+    if unset:
+        raise ConfigError(f"with no labeled seed rows, {', '.join(unset)} needs a fixed threshold", fix="give --tiers-seed (labeled rows), or use --cascade")
+    return tiers[1].name
+
+
+def _sample(X: np.ndarray, k: int, sampling: str, seed: int) -> np.ndarray:
+    """Row indices of a sample: k-means medoids of the embeddings ("diverse"), or a random draw."""
+    if sampling == "random" or k >= len(X):
+        return np.sort(np.random.default_rng(seed).permutation(len(X))[:k])
+    from sklearn.cluster import KMeans
+
+    km = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(X)
+    picked = set()
+    for c in range(k):
+        members = np.flatnonzero(km.labels_ == c)
+        if len(members):
+            picked.add(int(members[np.argmin(((X[members] - km.cluster_centers_[c]) ** 2).sum(axis=1))]))
+    return np.array(sorted(picked))
+
+
+def llm_cascade(config: str | Path | dict | Config, data: Any, *, sample: int = 200, llm_share: float = 0.2, target: float = 0.9,
+                strong: str | dict | None = None, strong_threshold: float = 0.6, **kwargs: Any) -> TieredResult:
+    """`labelmill run --cascade`, a preset of the tiered cascade for a user with no labeled rows: the config's
+    model labels a diverse sample (`sample` rows) that the student learns; the student keeps the rows where
+    it agrees with that model at least `target` of the time (with the bound); the model labels the others,
+    at most `llm_share` of all rows counting the sample (the ones the student was least sure of; the student
+    keeps the rest, marked over budget); with `strong`, the rows the model's own confidence puts below
+    `strong_threshold` go to that stronger model (and no other row). The output's llm_label_source says student, llm or strong."""
+    tiers = [Tier("student", "student"), Tier("llm", "model", None, budget=llm_share, threshold=strong_threshold if strong else None, keep_over_cap=True)]
+    if strong is not None:
+        tiers.append(Tier("strong", "model", strong))
+    return tiered_cascade(config, data, tiers=tiers, seed=None, seed_sample=sample, target=target, **kwargs)
+
+
 def _tier_config(cfg: Config, tier: Tier) -> Config:
+    if tier.model is None:  # the config's own model
+        return cfg
     spec = tier.model if isinstance(tier.model, dict) else {"name": tier.model}
     return derive_config(cfg, model=spec)
 
