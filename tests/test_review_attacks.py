@@ -138,7 +138,7 @@ JSON = SHAPED | st.recursive(
     lambda inner: st.lists(inner, max_size=6) | st.dictionaries(st.sampled_from(["row", "rows", "label", "key", "action", "text", "x"]) | st.text(max_size=8), inner, max_size=5),
     max_leaves=30,
 )
-WRITES = ["/api/review", "/api/resolve", "/api/bulk_accept", "/api/proposal", "/api/propose", "/api/undo"]
+WRITES = ["/api/review", "/api/resolve", "/api/unresolve", "/api/bulk_accept", "/api/proposal", "/api/propose", "/api/undo"]
 
 
 @pytest.mark.parametrize("path", WRITES)
@@ -201,4 +201,21 @@ def test_only_a_declared_reviewer_resolves_and_the_export_names_them(tmp_path):
 
     frame = pd.read_csv(export(s, "csv", tmp_path / "out.csv"), keep_default_na=False)
     assert frame["reviewed_by"][5] == "ana,bob; resolved by carol" and frame["reviewed_by"][6] == "ana,bob"
+    # the resolution can be taken back, by a reviewer only: the row is a conflict again, the log keeps both
+    listed = clients["carol"].get("/api/conflicts").json()
+    assert listed["conflicts"] == [] and [(r["row"], r["label"], r["by"]) for r in listed["resolved"]] == [(5, "negative", "carol")]
+    before = len(s.log.all())
+    assert clients["ana"].post("/api/unresolve", json={"row": 5}, headers=csrf["ana"]).status_code == 403
+    assert clients["carol"].post("/api/unresolve", json={"row": 6}, headers=csrf["carol"]).status_code == 400  # nothing to undo
+    assert clients["carol"].post("/api/unresolve", json={"row": "5"}, headers=csrf["carol"]).status_code == 400
+    assert len(s.log.all()) == before
+    assert clients["carol"].post("/api/unresolve", json={"row": 5}, headers=csrf["carol"]).json() == {"undone": 5}
+    assert 5 not in s.reviewed() and s.status()["conflicts"] == 1
+    listed = clients["carol"].get("/api/conflicts").json()
+    assert [c["row"] for c in listed["conflicts"]] == [5] and listed["resolved"] == []
+    undo = s.log.all()[-1]
+    assert (undo.action, undo.kind, undo.annotator, undo.row_index) == ("undo", "resolve", "carol", 5) and len(s.log.all()) == before + 1
+    frame = pd.read_csv(export(s, "csv", tmp_path / "again.csv"), keep_default_na=False)
+    assert frame["reviewed_by"][5] == "ana,bob"
+    assert clients["carol"].post("/api/unresolve", json={"row": 5}, headers=csrf["carol"]).status_code == 400  # once
     s.close()

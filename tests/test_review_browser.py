@@ -794,6 +794,12 @@ def test_the_conflicts_page_has_headers_and_a_keep_needs_a_second_click(workdir)
             keep.click()
             wait_for(driver, lambda d: "No conflicts." in d.find_element("id", "conflicts").text)
             assert server.status(server.token("ana"))["conflicts"] == 0
+            # the resolution is listed with who made it, and can be taken back: the row is a conflict again
+            row = driver.find_element("css selector", "#resolved tr:nth-child(2)")
+            assert [td.text for td in row.find_elements("css selector", "td")][3:5] == ["positive", "ana"]
+            row.find_element("css selector", "button.unresolve").click()
+            wait_for(driver, lambda d: d.find_elements("css selector", "#conflicts button.keep") and not d.find_elements("id", "resolved"))
+            assert server.status(server.token("ana"))["conflicts"] == 1
         finally:
             driver.quit()
     finally:

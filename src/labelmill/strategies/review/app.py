@@ -245,8 +245,11 @@ def _add_team_api(app: FastAPI, session: ReviewSession) -> None:
         if not sees_others(session, request.state.annotator):
             return JSONResponse({"error": BLIND}, status_code=403)
         _, found = session.log.final()
+        ratings = session.log.ratings()
         return JSONResponse({"labels": _label_names(session), "conflicts": [
-            {"row": i, "text": session.texts[i], "ratings": ratings} for i, ratings in sorted(found.items())]})
+            {"row": i, "text": session.texts[i], "ratings": given} for i, given in sorted(found.items())], "resolved": [
+            {"row": r.row_index, "text": session.texts[r.row_index], "ratings": ratings.get(r.row_index, {}), "label": r.label, "by": r.annotator}
+            for r in session.log.resolutions()]})
 
     @app.post("/api/resolve")
     async def resolve(request: Request):
@@ -254,6 +257,16 @@ def _add_team_api(app: FastAPI, session: ReviewSession) -> None:
             return JSONResponse({"error": "forbidden: only the reviewers named at start resolve conflicts"}, status_code=403)
         rid, error = await _decide(request, session.resolve)
         return error if error is not None else JSONResponse({"saved": rid})
+
+    @app.post("/api/unresolve")
+    async def unresolve(request: Request):
+        if session.reviewers is not None and request.state.annotator not in session.reviewers:
+            return JSONResponse({"error": "forbidden: only the reviewers named at start undo a resolution"}, status_code=403)
+        try:
+            data = await _body_of(request, _RowOnly)
+            return JSONResponse({"undone": session.unresolve(request.state.annotator, data.row)})
+        except (LabelmillError, ValidationError, ValueError, TypeError) as exc:
+            return _bad(exc)
 
     @app.get("/api/export")
     async def export(request: Request, format: str = "jsonl"):
@@ -279,6 +292,13 @@ class _Decision(BaseModel):
     model_config = ConfigDict(extra="ignore")
     row: StrictInt
     label: Any = None
+
+
+class _RowOnly(BaseModel):
+    """A request about one row (undoing its resolution): a whole number, as in `_Decision`."""
+
+    model_config = ConfigDict(extra="ignore")
+    row: StrictInt
 
 
 class _Bulk(BaseModel):

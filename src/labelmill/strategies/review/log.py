@@ -139,6 +139,25 @@ class ReviewLog:
         _wrote(self.store)
         return last
 
+    def undo_resolution(self, annotator: str, row_index: int) -> Review | None:
+        """Take back the resolution in force on `row_index` (an `undo` row that names it and who took it
+        back); the undone resolution, or None when the row has none."""
+        found = [r for r in self.active() if r.kind == "resolve" and r.row_index == row_index]
+        if not found:
+            return None
+        last = found[-1]
+        self.store.db.execute(
+            "INSERT INTO reviews (run_id, row_index, row_hash, annotator, kind, action, label, previous_label, undoes, created_at)"
+            " VALUES (?, ?, ?, ?, 'resolve', 'undo', NULL, ?, ?, ?)",
+            (self.run_id, last.row_index, last.row_hash, annotator, json.dumps(last.label), last.id, time.time()),
+        )
+        _wrote(self.store)
+        return last
+
+    def resolutions(self) -> list[Review]:
+        """The resolutions in force, oldest first (who settled which row, to what)."""
+        return [r for r in self.active() if r.kind == "resolve"]
+
     # reading -------------------------------------------------------------------------------------
     def all(self) -> list[Review]:
         """Every review of the run, oldest first. Only the rows added since the last call are read (another

@@ -582,6 +582,18 @@ class ReviewSession:
             self.refit()
             return rid
 
+    def unresolve(self, annotator: str, i: int) -> int:
+        """Take back the resolution of row `i` (with `reviewers` set, only one of them may); the row is a
+        conflict again. Logged as an undo that names who took it back; returns the row."""
+        with self._lock:
+            if self.reviewers is not None and annotator not in self.reviewers:
+                raise InputDataError(f"{annotator} may not undo a resolution", fix=f"reviewers: {', '.join(sorted(self.reviewers)) or 'none'}")
+            i = self.row(i)
+            if self.log.undo_resolution(annotator, i) is None:
+                raise InputDataError(f"row {i} has no resolution to undo", fix="the conflicts page lists the resolved rows")
+            self.refit()
+            return i
+
     def relabel(self, limit: int = 200, k: int = 4, backend: Any = None) -> int:
         """The loop's relabel step: the `limit` most uncertain unreviewed rows are labeled again by the
         model, each with the `k` nearest reviewed rows (and the config's examples) as few-shot demos.
