@@ -1,12 +1,44 @@
-"""Accept Autolabel task configs (classification, multi-label) by converting them to ours."""
+"""Accept Autolabel task configs by converting them to ours: every Autolabel task type, its prompt keys,
+few-shot settings and data layout. Every key we do not honour is named in a notice; none is dropped silently.
+
+| Autolabel task_type | labelmill task |
+|---|---|
+| classification / multilabel_classification | classification / multilabel |
+| named_entity_recognition | ner (gold: a JSON {type: [mentions]}, aligned to the text) |
+| entity_matching | matching (the label that means "same" first) |
+| question_answering | qa: multiple_choice with an `{options}` field, extractive with a `{context}` field, else free_form |
+| attribute_extraction | ner when every attribute is "a list of all instances" of something in the text (conll2003), else extraction |
+
+The example template's lines without the label become the input template (Autolabel shows the same lines
+for the row); the label's line is our answer format. Model providers map onto our backends (openai,
+anthropic); others run on the embedded model, and `--model` runs any config on another model unedited.
+"""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
-_SUPPORTED = {"classification": "classification", "multilabel_classification": "multilabel"}
+_TASKS = {
+    "classification": "classification", "multilabel_classification": "multilabel", "named_entity_recognition": "ner",
+    "entity_matching": "matching", "question_answering": "qa", "attribute_extraction": "extraction",
+}
 _FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SELECTION = {
+    "fixed": "fixed", "random": "random", "semantic_similarity": "similar", "max_marginal_relevance": "mmr",
+    "label_diversity_random": "balanced", "label_diversity_similar": "similar_per_label",
+}
+_PROVIDERS = {"openai": "openai", "anthropic": "anthropic", "llama_cpp": "llama_cpp", "vllm": "vllm"}
+_OUTPUT_DICT = "output_dict"  # attribute extraction's label placeholder
+# keys read below; anything else in the config is named in a notice
+_HONOURED = {
+    "": {"task_name", "task_type", "dataset", "model", "prompt"},
+    "dataset": {"label_column", "delimiter", "text_column", "label_separator"},
+    "model": {"provider", "name", "compute_confidence"},
+    "prompt": {"task_guidelines", "output_guidelines", "labels", "attributes", "example_template", "few_shot_examples",
+               "few_shot_selection", "few_shot_num", "chain_of_thought"},
+}
 
 
 def is_autolabel_config(raw: dict[str, Any]) -> bool:
@@ -18,49 +50,164 @@ def convert_autolabel_config(raw: dict[str, Any]) -> tuple[dict[str, Any], list[
     from labelmill.errors import ConfigError
 
     task_type = raw.get("task_type")
-    if task_type not in _SUPPORTED:
-        raise ConfigError(
-            f"Autolabel task_type {task_type!r} is not supported yet",
-            fix=f"use one of {sorted(_SUPPORTED)} or write a labelmill config (`labelmill init classification`)",
-        )
-    prompt = raw["prompt"]
-    dataset = raw.get("dataset") or {}
+    if task_type not in _TASKS:
+        raise ConfigError(f"Autolabel task_type {task_type!r} is not supported", fix=f"use one of {sorted(_TASKS)} or write a labelmill config (`labelmill init classification`)")
+    prompt, dataset = raw["prompt"], raw.get("dataset") or {}
     notes = [f"converted an Autolabel '{task_type}' config to labelmill's format"]
     gold = dataset.get("label_column")
-    example_template = prompt.get("example_template", "Input: {example}\nOutput: {label}")
-    input_fields = [f for f in _FIELD.findall(example_template) if f != gold and f != "label"]
-    input_template = " ".join("{" + f + "}" for f in input_fields) if input_fields else "{text}"
-    if len(input_fields) > 1:
-        input_template = "\n".join(f"{f}: {{{f}}}" for f in input_fields)
-    guidelines = "\n".join(p for p in (prompt.get("task_guidelines"), prompt.get("output_guidelines")) if p)
+    template = prompt.get("example_template") or "Input: {example}\nOutput: {label}"
+    label_fields = {f for f in (gold, "label", _OUTPUT_DICT) if f}
+    fields = [f for f in dict.fromkeys(_FIELD.findall(template)) if f not in label_fields]
     config: dict[str, Any] = {
-        "task": _SUPPORTED[task_type],
-        "name": raw.get("task_name", "autolabel-task"),
-        "labels": list(prompt.get("labels") or []),
-        "guidelines": guidelines,
-        "input_template": input_template,
-        "gold_column": gold,
+        "task": _TASKS[task_type], "name": raw.get("task_name", "autolabel-task"), "gold_column": gold,
+        "guidelines": _guidelines(prompt), "input_template": _input_template(template, label_fields),
         "dataset": {k: v for k, v in {"delimiter": dataset.get("delimiter")}.items() if v},
     }
-    if task_type == "multilabel_classification" and dataset.get("label_separator"):
-        config["label_separator"] = dataset["label_separator"]
-    shots = prompt.get("few_shot_num")
-    if prompt.get("few_shot_examples"):
-        examples = prompt["few_shot_examples"]
-        selection = prompt.get("few_shot_selection", "fixed")
-        if selection not in ("fixed", "random"):
-            notes.append(f"few_shot_selection '{selection}' is not available yet; using 'fixed'")
-            selection = "fixed"
-        spec: dict[str, Any] = {"k": int(shots or 4), "selection": selection}
-        if isinstance(examples, str):
-            spec["file"] = examples
-        else:
-            spec["items"] = list(examples)
-        config["examples"] = spec
-    model = raw.get("model") or {}
-    if model.get("provider") not in (None, "llama_cpp"):
-        notes.append(
-            f"model {model.get('provider')}/{model.get('name')} is not available offline; "
-            "using the embedded model (set model.backend/model.name to change it)"
-        )
+    if prompt.get("labels"):
+        config["labels"] = _labels(prompt["labels"])
+    _TASK_STEPS[task_type](config, prompt, dataset, fields, notes)
+    _examples(config, prompt, gold, notes)
+    if prompt.get("chain_of_thought"):
+        config["reasoning"] = {"chain_of_thought": True}
+    config["model"] = _model(raw.get("model") or {}, notes)
+    _unhonoured(raw, notes)
     return config, notes
+
+
+# the parts every task shares ------------------------------------------------------------------------
+def _labels(labels: Any) -> list[Any]:
+    """Autolabel's labels: a list of names (or of {name, description}), or a mapping name -> description."""
+    if isinstance(labels, dict):
+        return [{"name": str(k), "description": str(v)} if v else {"name": str(k)} for k, v in labels.items()]
+    return [{"name": str(x["name"]), **({"description": str(x["description"])} if x.get("description") else {})} if isinstance(x, dict) else str(x)
+            for x in labels]
+
+
+def _label_names(config: dict[str, Any]) -> list[str]:
+    return [x["name"] if isinstance(x, dict) else x for x in config.get("labels") or []]
+
+
+def _guidelines(prompt: dict[str, Any]) -> str:
+    """Task and output guidelines; `{attribute_json}` filled in as Autolabel does (name -> description)."""
+    text = "\n".join(p for p in (prompt.get("task_guidelines"), prompt.get("output_guidelines")) if p)
+    if "{attribute_json}" in text:
+        described = {a["name"]: a.get("description", "") for a in prompt.get("attributes") or [] if isinstance(a, dict) and "name" in a}
+        text = text.replace("{attribute_json}", json.dumps(described, indent=1))
+    return text
+
+
+def _input_template(template: str, label_fields: set[str]) -> str:
+    """The example template's lines that hold no label placeholder: what Autolabel shows for the row."""
+    lines = [line for line in template.splitlines() if line.strip() and not set(_FIELD.findall(line)) & label_fields]
+    while lines and not _FIELD.search(lines[-1]):  # the label's own heading ("Output:") goes with it
+        lines.pop()
+    kept = "\n".join(lines).strip()
+    if not _FIELD.search(kept):  # a template whose only line holds the label too: keep its input fields
+        fields = [f for f in dict.fromkeys(_FIELD.findall(template)) if f not in label_fields]
+        kept = "\n".join(f"{f}: {{{f}}}" for f in fields) if len(fields) > 1 else "{" + (fields[0] if fields else "text") + "}"
+    return kept
+
+
+def _examples(config: dict[str, Any], prompt: dict[str, Any], gold: str | None, notes: list[str]) -> None:
+    examples = prompt.get("few_shot_examples")
+    if not examples:
+        return
+    selection = str(prompt.get("few_shot_selection", "fixed"))
+    if selection not in _SELECTION:
+        notes.append(f"few_shot_selection '{selection}' is not one Autolabel documents; using 'fixed'")
+    elif _SELECTION[selection] != selection:
+        notes.append(f"few_shot_selection '{selection}' -> labelmill's '{_SELECTION[selection]}'")
+    spec: dict[str, Any] = {"k": int(prompt.get("few_shot_num", 4)), "selection": _SELECTION.get(selection, "fixed")}
+    spec.update({"file": examples} if isinstance(examples, str) else {"items": list(examples)})
+    if gold and config["task"] not in ("extraction",):
+        spec["label_column"] = gold
+    config["examples"] = spec
+
+
+def _model(model: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    provider, name = model.get("provider"), model.get("name")
+    if model.get("compute_confidence") is False:
+        notes.append("model.compute_confidence false: labelmill always gives a confidence (it costs nothing extra when scored)")
+    if provider in _PROVIDERS and name and provider != "llama_cpp":
+        notes.append(f"model {provider}/{name} needs its API key online; `--model qwen2.5-coder-0.5b` runs this config on the embedded model")
+        return {"backend": _PROVIDERS[provider], "name": name}
+    if provider in (None, "llama_cpp"):
+        return {"name": name} if name else {}
+    notes.append(f"model {provider}/{name} has no labelmill backend; using the embedded model (`--model` picks another)")
+    return {}
+
+
+def _unhonoured(raw: dict[str, Any], notes: list[str]) -> None:
+    """Name every key this conversion does not read."""
+    left = [k for k in raw if k not in _HONOURED[""]]
+    for section in ("dataset", "model", "prompt"):
+        left += [f"{section}.{k}" for k in (raw.get(section) or {}) if k not in _HONOURED[section]]
+    if left:
+        notes.append(f"not honoured (no labelmill equivalent yet): {', '.join(left)}")
+
+
+# per task ------------------------------------------------------------------------------------------
+def _classification(config: dict[str, Any], prompt: dict[str, Any], dataset: dict[str, Any], fields: list[str], notes: list[str]) -> None:
+    if config["task"] == "multilabel" and dataset.get("label_separator"):
+        config["label_separator"] = dataset["label_separator"]
+
+
+def _ner(config: dict[str, Any], prompt: dict[str, Any], dataset: dict[str, Any], fields: list[str], notes: list[str]) -> None:
+    """Old Autolabel NER: the label column holds {type: [mentions]}; the mentions are aligned to the text."""
+    config["ner"] = {"tokens_column": None}
+    if prompt.get("output_guidelines"):
+        config["guidelines"] = prompt.get("task_guidelines") or ""
+        notes.append("output_guidelines left out: labelmill's NER asks for its own answer format ('entity (TYPE)' lines)")
+
+
+def _matching(config: dict[str, Any], prompt: dict[str, Any], dataset: dict[str, Any], fields: list[str], notes: list[str]) -> None:
+    """Our matching task reads the match label first: of two labels where one is the other negated ("not
+    duplicate" / "duplicate"), the plain one goes first."""
+    labels, names = config.get("labels") or [], _label_names(config)
+    negated = re.compile(r"^(?:not|no|non)[\s_-]+", re.IGNORECASE)
+    if len(labels) == 2 and negated.sub("", names[0]).lower() == names[1].lower() != names[0].lower():
+        config["labels"] = [labels[1], labels[0]]
+        notes.append(f"labels reordered: '{names[1]}' (the match label) first, as labelmill's matching task reads them")
+
+
+def _qa(config: dict[str, Any], prompt: dict[str, Any], dataset: dict[str, Any], fields: list[str], notes: list[str]) -> None:
+    text = (config["guidelines"] or "").lower()
+    if "options" in fields:
+        question = "question" if "question" in fields else fields[0]
+        config["qa"] = {"mode": "multiple_choice", "options_column": "options", "question_column": question}
+        config["input_template"] = "\n".join(line for line in config["input_template"].splitlines() if "{options}" not in line)
+        notes.append("question_answering with {options}: multiple choice, the options shown as lettered choices and scored")
+    elif "context" in fields:
+        unanswerable = "unanswerable" in text or "cannot be answered" in text
+        config["qa"] = {"mode": "extractive", "question_column": "question" if "question" in fields else fields[0],
+                        "allow_unanswerable": unanswerable, "verify": unanswerable}
+    else:
+        config["qa"] = {"mode": "free_form", "question_column": "question" if "question" in fields else fields[0]}
+    config.pop("labels", None)
+
+
+def _attributes(config: dict[str, Any], prompt: dict[str, Any], dataset: dict[str, Any], fields: list[str], notes: list[str]) -> None:
+    """Attributes that are each "a list of all instances" of a kind of mention in one text are NER spans;
+    other attributes are extraction fields (a list where the description says so)."""
+    attributes = [a for a in prompt.get("attributes") or [] if isinstance(a, dict) and a.get("name")]
+    config["gold_column"] = None  # gold: one column per attribute, as Autolabel's data has it
+    described = [str(a.get("description", "")).lower() for a in attributes]
+    if attributes and len(fields) == 1 and all("all instances" in d for d in described):
+        config["task"] = "ner"
+        config["labels"] = [{"name": a["name"], "description": a["description"]} if a.get("description") else a["name"] for a in attributes]
+        config["ner"] = {"tokens_column": None, "mention_columns": True}
+        config["guidelines"] = prompt.get("task_guidelines") or ""
+        notes.append(f"attribute_extraction of mention lists ({', '.join(a['name'] for a in attributes)}) -> labelmill's ner: spans aligned "
+                     "to the text, one gold column of mentions per type; output_guidelines left out (the answer format is ner's)")
+        return
+    config["attributes"] = [
+        {"name": a["name"], "type": "list" if d.startswith("a list") or "wrapped in a list" in d else "string", "required": False,
+         **({"description": a["description"]} if a.get("description") else {}), **({"values": [str(v) for v in a["options"]]} if a.get("options") else {})}
+        for a, d in zip(attributes, described)
+    ]
+
+
+_TASK_STEPS = {
+    "classification": _classification, "multilabel_classification": _classification, "named_entity_recognition": _ner,
+    "entity_matching": _matching, "question_answering": _qa, "attribute_extraction": _attributes,
+}

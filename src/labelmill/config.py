@@ -69,6 +69,10 @@ class NERSpec(_Strict):
     """Named-entity recognition options."""
 
     tokens_column: str | None = Field("tokens", description="Column with the text's tokens, used to export BIO tags (else whitespace tokens).")
+    mention_columns: bool = Field(
+        False, description="Gold (and the examples' labels) as one column per entity type, named as the type, holding the list of its "
+        "mentions (Autolabel's attribute layout); the mentions are aligned to the text. A gold cell holding {type: [mentions]} is read the same way.",
+    )
 
 
 class RelationTypeSpec(_Strict):
@@ -488,6 +492,15 @@ def derive_config(base: Config, **sections: dict[str, Any]) -> Config:
     derived = load_config(data)
     derived.base_dir = base.base_dir
     return derived
+
+
+def model_from_text(text: str) -> dict[str, Any]:
+    """`--model`: a catalog name or a .gguf path (the embedded llama.cpp backend), or BACKEND:NAME such as
+    openai:gpt-4o-mini; a config's model section with it in place (`derive_config(cfg, model=...)`)."""
+    backend, sep, name = text.partition(":")
+    if sep and backend in ("llama_cpp", "openai", "anthropic", "fake") and name:
+        return {"backend": backend, "name": name}
+    return {"backend": "llama_cpp", "name": text}
 
 
 def load_with_notices(config: str | Path | dict | Config, on_event: EventHandler) -> Config:

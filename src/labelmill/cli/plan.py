@@ -16,9 +16,16 @@ from labelmill.cli.progress import ProgressView
 @click.argument("input", type=click.Path(dir_okay=False))
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def plan(config: str, input: str, limit: int | None, as_json: bool) -> None:
+@click.option("--model", help="Another model for this config, unedited: a catalog name, a .gguf path, or BACKEND:NAME (e.g. openai:gpt-4o-mini).")
+def plan(config: str, input: str, limit: int | None, as_json: bool, model: str | None) -> None:
     """Preview the prompt and estimate tokens, time and cost, labeling nothing."""
-    result = api.plan(config, input, limit=limit, on_event=ProgressView(quiet=as_json))
+    view = ProgressView(quiet=as_json)
+    cfg = api.load_with_notices(config, view)
+    if model:
+        from labelmill.config import derive_config, model_from_text
+
+        cfg = derive_config(cfg, model=model_from_text(model))
+    result = api.plan(cfg, input, limit=limit, on_event=view)
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return

@@ -25,6 +25,7 @@ from labelmill.cli.progress import ProgressView
     help="Shard rows over Ray workers, each with its own backend: --ray (a local Ray) or --ray ADDRESS (a cluster).",
 )
 @click.option("--ray-workers", type=click.IntRange(min=1), default=2, show_default=True, help="With --ray: how many workers.")
+@click.option("--model", "model_name", help="Another model for this config, unedited: a catalog name, a .gguf path, or BACKEND:NAME (e.g. openai:gpt-4o-mini).")
 @click.option("--calibration", type=click.Path(dir_okay=False, exists=True), help="A file from `labelmill calibrate`: write calibrated labels and confidences, and llm_needs_review.")
 @click.option("--cascade", is_flag=True, help="The tiered cascade's preset for no labeled rows: the LLM labels a sample, a student trained on it the rest; rows the student is unsure of go to the LLM.")
 @click.option("--cascade-sample", type=click.IntRange(min=20), default=200, show_default=True, help="With --cascade: rows the LLM labels first.")
@@ -39,7 +40,7 @@ from labelmill.cli.progress import ProgressView
 @click.option("--tiers-compare-next", is_flag=True, help="With --tiers: a tier passes rows up only if the next model is more accurate on a sample of the seed rows it would get.")
 def run(
     config: str, input: str, output: str, limit: int | None, project: str, encoding: str | None, as_json: bool, quiet: bool,
-    max_cost: float | None, ray_address: str | None, ray_workers: int, calibration: str | None,
+    max_cost: float | None, ray_address: str | None, ray_workers: int, model_name: str | None, calibration: str | None,
     cascade: bool, cascade_sample: int, cascade_llm_share: float, cascade_target: float, strong_model: str | None,
     tiers: str | None, tiers_seed: str | None, tiers_target: float, tiers_calibration_rows: int, tiers_compare_next: bool,
 ) -> None:
@@ -48,6 +49,10 @@ def run(
     cfg = api.load_with_notices(config, view)
     if encoding:
         cfg.dataset.encoding = encoding
+    if model_name:
+        from labelmill.config import derive_config, model_from_text
+
+        cfg = derive_config(cfg, model=model_from_text(model_name))
     if tiers or cascade:
         from labelmill.errors import ConfigError
         from labelmill.strategies.cascade.run import llm_cascade, tiered_cascade

@@ -109,6 +109,42 @@ class NerTask(Task):
         return out
 
     # gold and metrics ----------------------------------------------------------------------------
+    def gold_columns(self) -> list[str]:
+        return list(self.labels) if self.config.ner.mention_columns else super().gold_columns()
+
+    def gold(self, record: Mapping[str, Any]) -> Any:
+        """Spans from the gold column; with `ner.mention_columns`, or a cell holding {type: [mentions]}, the
+        mentions are aligned to the row's text (every occurrence, as the model's answers are)."""
+        if self.config.ner.mention_columns:
+            return self._aligned(record, {t: record.get(t) for t in self.labels})
+        cell = record.get(self.config.gold_column) if self.config.gold_column else None
+        data = load_structured(cell) if isinstance(cell, str) else cell
+        if isinstance(data, dict) and "spans" not in data:
+            return self._aligned(record, data)
+        return super().gold(record)
+
+    def example_gold_columns(self, label_column: str) -> list[str]:
+        return list(self.labels) if self.config.ner.mention_columns else [label_column]
+
+    def example_gold(self, item: Mapping[str, Any], label_column: str) -> Any:
+        if self.config.ner.mention_columns:
+            return self.gold(item)
+        data = load_structured(item[label_column]) if isinstance(item[label_column], str) else item[label_column]
+        return self._aligned(item, data) if isinstance(data, dict) and "spans" not in data else self.parse_gold(item[label_column])
+
+    def _aligned(self, record: Mapping[str, Any], by_type: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+        mentions = []
+        for kind, cell in by_type.items():
+            values = load_structured(cell) if isinstance(cell, str) else cell
+            if isinstance(values, str):
+                values = [values]
+            if not isinstance(values, (list, tuple, np.ndarray)):
+                continue
+            kind = self.type_by_norm.get(normalise(str(kind)), str(kind))
+            mentions += [(kind, str(v), None) for v in values if not is_missing(v) and str(v).strip()]
+        spans, _ = align_mentions(self.render(record), mentions)
+        return sorted(({k: s[k] for k in ("type", "start", "end", "text")} for s in spans), key=lambda s: (s["start"], s["end"]))
+
     def parse_gold(self, value: Any) -> Any:
         if not isinstance(value, (list, np.ndarray)) and is_missing(value):
             return None

@@ -1,0 +1,132 @@
+"""Autolabel configs run unchanged (issue 37): every public benchmark config converts, and `plan` runs on
+rows in each config's own column layout, with its few-shot file where the config names it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import child_env, cli_command
+
+from labelmill import api
+from labelmill.config import derive_config, load_config
+from labelmill.errors import ConfigError
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+CONFIGS = sorted((SHARED / "autolabel_configs").glob("*.json"))
+FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+FAKE = {"backend": "fake", "name": "fake"}
+
+
+def _row(raw: dict, i: int) -> dict:
+    """One row in the config's own layout: every field of its example template, the label column, and for
+    attribute extraction one column per attribute (a JSON list of mentions, as Autolabel's data has it)."""
+    prompt, dataset = raw["prompt"], raw.get("dataset") or {}
+    row: dict = {}
+    for field in FIELD.findall(prompt["example_template"]):
+        row[field] = {"options": json.dumps(["Paris", "Lyon", "Nice"]), "context": f"Paris is the capital of France ({i}).",
+                      "question": "What is the capital of France?"}.get(field, f"Acme Corp opened an office in Paris in 2019 ({i}).")
+    labels = prompt.get("labels") or []
+    names = list(labels) if isinstance(labels, dict) else [x["name"] if isinstance(x, dict) else x for x in labels]
+    if dataset.get("label_column"):
+        row[dataset["label_column"]] = names[i % len(names)] if names else "Paris"
+    for attribute in prompt.get("attributes") or []:
+        row[attribute["name"]] = json.dumps(["Paris"] if i % 2 else [])
+    row.pop("output_dict", None)
+    return row
+
+
+def _project(tmp_path: Path, path: Path) -> tuple[Path, pd.DataFrame]:
+    """The config copied beside its few-shot file (written at the path the config names, in its layout)."""
+    raw = json.loads(path.read_text())
+    config = tmp_path / path.name
+    shutil.copy(path, config)
+    rows = pd.DataFrame([_row(raw, i) for i in range(6)])
+    shots = raw["prompt"].get("few_shot_examples")
+    if isinstance(shots, str):
+        (tmp_path / shots).parent.mkdir(parents=True, exist_ok=True)
+        rows.to_csv(tmp_path / shots, index=False)
+    return config, rows
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_every_autolabel_config_plans_on_rows_in_its_own_layout(path, tmp_path):
+    config, rows = _project(tmp_path, path)
+    notices: list[str] = []
+    cfg = derive_config(load_config(config, notices=notices), model=FAKE)
+    result = api.plan(cfg, rows)
+    assert result["rows"] == len(rows) and result["prompt_preview"]
+    assert any("converted an Autolabel" in n for n in notices)
+    raw = json.loads(path.read_text())
+    unread = {k for k in raw["prompt"] if k not in ("task_guidelines", "output_guidelines", "labels", "attributes", "example_template",
+                                                     "few_shot_examples", "few_shot_selection", "few_shot_num", "chain_of_thought")}
+    assert all(any(k in n for n in notices) for k in unread)  # a key we do not honour is named, never dropped silently
+    if raw["prompt"].get("few_shot_num") and isinstance(raw["prompt"].get("few_shot_examples"), str):
+        assert result["demos"] > 0  # the config's own few-shot file, read in its layout
+
+
+def test_each_task_type_maps_onto_ours():
+    by_name = {p.stem: load_config(p) for p in CONFIGS}
+    assert {c.task for c in by_name.values()} == {"classification", "matching", "qa", "ner", "extraction"}
+    # entity matching: the match label first (company.json lists "not duplicate" first), the template's own lines
+    company = by_name["company"]
+    assert company.label_names == ["duplicate", "not duplicate"]
+    assert company.input_template == "Company 1 description: {entity1}\nCompany 2 description: {entity2}"
+    assert by_name["walmart_amazon"].label_names == ["duplicate", "not duplicate"]
+    # question answering: options -> multiple choice, context -> extractive spans, else free form
+    assert (by_name["sciq"].qa.mode, by_name["sciq"].qa.options_column) == ("multiple_choice", "options")
+    squad = by_name["squad_v2"]
+    assert (squad.qa.mode, squad.qa.allow_unanswerable, squad.gold_column) == ("extractive", True, "answer")
+    assert (by_name["qasper"].qa.mode, by_name["qasper"].qa.question_column) == ("free_form", "input")
+    # attribute extraction: lists of all instances of a kind -> NER spans; other attributes -> extraction fields
+    conll = by_name["conll2003"]
+    assert conll.label_names == ["Location", "Organization", "Person", "Miscellaneous"] and conll.ner.mention_columns
+    assert conll.input_template == "Example: {example}"
+    numeric = by_name["numeric"]
+    assert [(a.name, a.type) for a in numeric.attributes] == [("Number", "list")] and numeric.gold_column is None
+    # few-shot selection and count, the label column of the demos
+    banking = by_name["banking"]
+    assert (banking.examples.selection, banking.examples.k, banking.examples.label_column) == ("similar", 10, "label")
+    assert banking.model.backend == "openai" and banking.model.name == "gpt-3.5-turbo"
+
+
+def test_conll2003_gold_mentions_become_spans_of_the_text(tmp_path):
+    """Autolabel's conll2003 layout (one column per type, a list of mentions) is gold without reshaping:
+    every occurrence of a mention in the text is a span of its type."""
+    from labelmill.tasks import make_task
+
+    cfg = load_config(SHARED / "autolabel_configs" / "conll2003.json")
+    task = make_task(cfg)
+    row = {"example": "Germany beat Italy ; Germany 's coach Joachim Loew was pleased .", "Location": '["Germany", "Italy"]',
+           "Person": "['Joachim Loew']", "Organization": "[]", "Miscellaneous": ""}
+    spans = task.gold(row)
+    text = task.render(row)
+    assert [(s["type"], text[s["start"]:s["end"]]) for s in spans] == [
+        ("Location", "Germany"), ("Location", "Italy"), ("Location", "Germany"), ("Person", "Joachim Loew")]
+    assert task.gold_columns() == ["Location", "Organization", "Person", "Miscellaneous"]
+
+
+def test_an_unknown_task_type_and_a_missing_key_say_what_is_wrong(tmp_path):
+    raw = json.loads((SHARED / "autolabel_configs" / "banking.json").read_text())
+    with pytest.raises(ConfigError, match="not supported"):
+        load_config({**raw, "task_type": "hierarchical_classification"})
+    notices: list[str] = []
+    load_config({**raw, "prompt": {**raw["prompt"], "label_selection": True}, "embedding": {"provider": "openai"}}, notices=notices)
+    assert any("prompt.label_selection" in n and "embedding" in n for n in notices)
+
+
+def test_plan_and_run_take_another_model_without_editing_the_config(tmp_path):
+    config, rows = _project(tmp_path, SHARED / "autolabel_configs" / "civil_comments.json")
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    done = subprocess.run(cli_command("plan", str(config), str(tmp_path / "rows.csv"), "--model", "fake:keywords", "--json"),
+                          capture_output=True, text=True, env=child_env(), timeout=300)
+    assert done.returncode == 0, done.stderr
+    planned = json.loads(done.stdout)
+    assert planned["backend"] == "fake" and "keywords" in planned["model"]
+    assert "openai/gpt-3.5-turbo needs its API key" in done.stderr  # the notice says how to run it here
+    assert json.loads(config.read_text())["model"]["provider"] == "openai"  # the file is untouched
