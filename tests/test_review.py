@@ -177,6 +177,31 @@ def test_router_queue_estimate_and_trusted_rows():
     assert after.estimate["lower_bound"] <= after.estimate["estimated_accuracy"]
 
 
+def test_a_big_refit_fits_the_combination_on_a_sample_with_every_audit_row(monkeypatch):
+    """Past FIT_MAX_ROWS reviewed rows the combination is fitted on a sample of them that holds every audit
+    row (the estimate's unbiased part); the labels and the queue still come from every reviewed row."""
+    from labelmill.strategies.review import routing
+
+    rng = np.random.default_rng(0)
+    names, n = ["a", "b"], 400
+    truth = rng.integers(0, 2, n)
+    probs = np.clip(np.eye(2)[truth] * 0.5 + rng.uniform(0.1, 0.4, (n, 2)), 0.01, None)
+    probs /= probs.sum(1, keepdims=True)
+    reviewed = {i: names[truth[i]] for i in range(300)}
+    audit = list(range(0, 300, 7))  # 43 audit rows
+    router = Router(names, [names[j] for j in probs.argmax(1)], probs.max(1), probs, student=False)
+    whole = router.route(reviewed, audit=audit)
+    monkeypatch.setattr(routing, "FIT_MAX_ROWS", 100)
+    sampled = router.route(reviewed, audit=audit)
+    assert sampled.fit["fit_sample"] == 100 and "fit_sample" not in whole.fit
+    assert sampled.estimate["audit_rows"] == whole.estimate["audit_rows"] == 43  # every audit row judged out of fold
+    assert [sampled.labels[i] for i in range(300)] == [names[truth[i]] for i in range(300)]
+    assert sampled.fit["weights"] != whole.fit["weights"]  # fitted on other rows
+    kept = routing._fit_sample(np.arange(10, 310), audit, 100, 0)
+    assert set((np.asarray(audit)[np.asarray(audit) >= 10] - 10).tolist()) <= set(kept.tolist()) and len(kept) == 100
+    assert kept.tolist() == sorted(kept.tolist())
+
+
 def test_budget_parsing():
     assert Budget.parse("200").rows_allowed(1000) == 200
     assert Budget.parse("15%").rows_allowed(1000) == 150
@@ -898,7 +923,9 @@ def test_reason_counts_are_the_counts_of_the_reasons_shown(tmp_path):
     llm = list(rng.choice(["a", "b", "c"], n))
     student = list(rng.choice(["a", "b", "c"], n))
     reviewed = rng.random(n) < 0.2
-    reasons = Reasons(rng.random(n), reviewed, llm, student, {int(i): r for r, i in enumerate(rng.choice(n, 40, replace=False), 1)}, rng.random(n) * 0.3)
+    rank = np.zeros(n, dtype=int)
+    rank[rng.choice(n, 40, replace=False)] = np.arange(1, 41)
+    reasons = Reasons(rng.random(n), reviewed, llm, student, rank, rng.random(n) * 0.3)
     rows = rng.choice(n, 200, replace=False)
     expected: dict[str, int] = {}
     for i in rows:

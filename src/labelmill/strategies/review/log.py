@@ -308,6 +308,10 @@ class _Chunked(Mapping):
         for bucket in self._buckets:
             yield from bucket
 
+    def items(self):  # (the Mapping mixin's would look every key up again)
+        for bucket in self._buckets:
+            yield from bucket.items()
+
     def __len__(self) -> int:
         return self._len
 

@@ -32,6 +32,7 @@ from labelmill.strategies.review.log import ReviewLog, same_label
 from labelmill.strategies.review.routing import Router, Routing, StudentData, reviews_to_target
 
 CLOSED_TASKS = ("classification", "matching", "relation")
+REFIT_SHARE = 0.2  # the app's refits take at most this share of the time (a refit holds the interpreter while it runs)
 MAX_BULK = 100  # rows one bulk accept may take (a page's cluster is far fewer)
 PROPOSE_MIN_ROWS = 20  # reviewed rows before guideline proposals (refine holds half of them out, and needs 10 each side)
 
@@ -288,10 +289,10 @@ class ReviewSession:
 
     def _refit_loop(self) -> None:
         assert self.router is not None
-        last = 0.0
+        next_start = 0.0
         while True:
-            time.sleep(max(0.0, last + self.refit_interval - time.monotonic()))  # a busy team's reviews wait for the next refit together
-            last = time.monotonic()
+            time.sleep(max(0.0, next_start - time.monotonic()))  # a busy team's reviews wait for the next refit together
+            started = time.monotonic()
             with self._lock:
                 if not self._refit_due:
                     return
@@ -299,6 +300,7 @@ class ReviewSession:
                 reviewed, audit, position = self.reviewed(), self.log.audit_rows(), self.log.size()  # a snapshot: the log's views never change in place
             try:
                 routing = self.router.route(reviewed, audit=audit)
+                next_start = started + max(self.refit_interval, (time.monotonic() - started) / REFIT_SHARE)
             except Exception as exc:  # noqa: BLE001 - the last routing stays; every review is saved
                 self.on_event(Notice(f"review: refit failed ({type(exc).__name__}: {exc}); the queue keeps its last order"))
                 return
