@@ -336,10 +336,11 @@ def test_weak_supervision_on_the_real_model(tmp_path):
     assert again.L.tolist() == result.L.tolist()
 
 
-SEMEVAL_ROWS, CONLL_ROWS = 20, 10
+SEMEVAL_ROWS, CONLL_ROWS = 20, 5
 # measured on these rows: SemEval official macro-F1 0.142 (accuracy 0.20; 2026-12-05, 20 rows: 108 s of the
-# test's 289 s at 40), CoNLL04 entity F1 0.447, strict relation F1 0.105 (a few right); floors a few points under
-SEMEVAL_FLOOR, CONLL_ENTITY_FLOOR, CONLL_RELATION_FLOOR = 0.12, 0.38, 0.05
+# test's 289 s at 40), CoNLL04 entity F1 0.35, strict relation F1 0.2 (2026-12-05, 5 rows: 56 s alone; 10
+# rows took 91 s in CI and scored 0.447 / 0.105); floors a few points under, the relation floor "a few right"
+SEMEVAL_FLOOR, CONLL_ENTITY_FLOOR, CONLL_RELATION_FLOOR = 0.12, 0.30, 0.05
 
 
 def test_relations_on_the_real_model(tmp_path):
