@@ -100,6 +100,11 @@ def test_smollm2_is_selectable_by_name(tmp_path):
 def test_hub_model_offline_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     pytest.importorskip("huggingface_hub")
+    # read when huggingface_hub is first imported: in a full run another test imported it before the
+    # variable was set, and the download waited on the network (23 s in CI) before failing
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     from labelmill.models import resolve_model
 
     with pytest.raises(ModelNotFoundError, match="could not download"):
