@@ -69,3 +69,60 @@ def test_classification_metrics_match_scikit_learn_on_random_labels():
             assert ours["per_class"][lab]["f1"] == pytest.approx(f[i]) and ours["per_class"][lab]["support"] == s[i]
         matrix = sk.confusion_matrix(gold, filled, labels=[*labels, "(none)"])
         assert ours["confusion_matrix"]["rows"] == matrix[: len(labels)].tolist()
+
+
+# eval without gold, and gold it cannot match (issue 39) ------------------------------------------------
+def _support_rows():
+    texts = ["my invoice is wrong", "refund my payment please", "where is my parcel", "the delivery is late",
+             "how do I change my password", "what are your opening hours", "charge on my card twice", "tracking number missing",
+             "the package never came", "billing address update", "can I pay by invoice", "shipping to Canada"]
+    return [{"text": t, "label": lab} for t, lab in zip(texts, ["billing", "billing", "shipping", "shipping", "misc", "misc", "billing",
+                                                               "shipping", "shipping", "billing", "billing", "shipping"])]
+
+
+def _support_config(**extra):
+    from conftest import fake_config
+
+    return fake_config(labels=["billing", "shipping", "other"], guidelines="Route the customer message.",
+                       model={"params": {"keywords": {"billing": ["invoice", "refund", "card", "billing", "pay", "password", "hours"],
+                                                      "shipping": ["parcel", "delivery", "tracking", "package", "shipping"]}}}, **extra)
+
+
+def test_eval_without_gold_reports_counts_confidence_the_rows_to_review_and_a_never_chosen_label(tmp_path):
+    import json
+    import subprocess
+
+    import pandas as pd
+    from conftest import child_env, cli_command
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(_support_config(gold_column=None)))
+    pd.DataFrame([{"text": r["text"]} for r in _support_rows()]).to_csv(tmp_path / "rows.csv", index=False)
+    done = subprocess.run(cli_command("run", str(config), str(tmp_path / "rows.csv"), "--out", str(tmp_path / "out.csv"), "--project", str(tmp_path / "p.db"), "--quiet"),
+                          capture_output=True, text=True, env=child_env(), timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "no gold column: label counts" in done.stdout  # run's next step says what eval will show
+    done = subprocess.run(cli_command("eval", str(config), str(tmp_path / "out.csv"), "--json"), capture_output=True, text=True, env=child_env(), timeout=300)
+    assert done.returncode == 0, done.stderr
+    m = json.loads(done.stdout)
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert m["gold"] is False and m["n_rows"] == 12 and m["completion_rate"] == 1.0
+    assert m["label_counts"] == {k: int((out["llm_label"] == k).sum()) for k in ("billing", "shipping", "other")} and m["label_counts"]["other"] == 0
+    assert any("'other' is 0 of 12 answers" in w for w in m["warnings"])
+    least = [r["row"] for r in m["least_confident"]]
+    assert least == out["llm_confidence"].sort_values(kind="stable").index[: len(least)].tolist()
+    assert m["confidence"]["median"] == pytest.approx(out["llm_confidence"].median())
+    shown = subprocess.run(cli_command("eval", str(config), str(tmp_path / "out.csv")), capture_output=True, text=True, env=child_env(), timeout=300)
+    assert shown.returncode == 0 and "least confident rows" in shown.stdout and "next: labelmill review" in shown.stdout
+
+
+def test_eval_counts_gold_outside_the_labels_as_errors_and_says_so_and_bounds_its_threshold(tmp_path):
+    import labelmill
+
+    rows = _support_rows()
+    result = labelmill.run(_support_config(), rows, project=tmp_path / "p.db")
+    m = labelmill.evaluate(_support_config(), result.frame)
+    assert m["gold_outside_labels"] == {"misc": 2} and any("'misc' (2 rows)" in w for w in m["warnings"])
+    assert m["n_rows"] == 12  # the two rows stay, as errors
+    assert m["accuracy"] == pytest.approx(sum(r["label"] == lab for r, lab in zip(rows, result.frame["llm_label"])) / 12)
+    assert m["threshold_with_bound"] is None and m["share_with_bound"] == 0.0  # 12 rows cannot certify 0.95 with a 95% bound

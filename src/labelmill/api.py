@@ -76,7 +76,7 @@ def evaluate(config: str | Path | dict | Config, output: Any, *, target: float =
     """Metrics, threshold table and ECE of a labeled output; writes the HTML report when `report` is given."""
     cfg = load_config(config)
     metrics = _evaluate(cfg, output, target=target)
-    if report is not None:
+    if report is not None and metrics.get("gold", True):  # (no report without gold: the summary is printed)
         from labelmill.evaluation.report import write_report
 
         metrics["report"] = str(write_report(metrics, report, title=f"labelmill report: {cfg.name}"))

@@ -12,6 +12,32 @@ from labelmill import api
 from labelmill.cli.app import cli, finite
 
 
+def _print_summary(metrics: dict[str, Any], config: str, output: str) -> None:
+    """No gold: label counts, the confidence spread, the least confident rows, warnings, the next step."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"no gold labels ({metrics['why_no_gold']}): what the labels alone say")
+    console.print(f"rows {metrics['n_rows']}   labeled {metrics['completion_rate']:.1%}")
+    if metrics.get("label_counts"):
+        total = max(1, sum(metrics["label_counts"].values()))
+        console.print("labels: " + ", ".join(f"{k} {v} ({v / total:.0%})" for k, v in metrics["label_counts"].items()))
+    spread = metrics.get("confidence")
+    if spread:
+        console.print(f"confidence: median {spread['median']:.2f}, 10th percentile {spread['p10']:.2f}; "
+                      f"{spread['share_below_0.7']:.0%} of rows below 0.7, {spread['share_below_0.9']:.0%} below 0.9")
+    table = Table(title="least confident rows (review these first)")
+    for column in ("row", "label", "confidence", "text"):
+        table.add_column(column, overflow="fold")
+    for row in metrics["least_confident"]:
+        table.add_row(str(row["row"]), str(row["label"]), "-" if row["confidence"] is None else f"{row['confidence']:.2f}", row["text"])
+    console.print(table)
+    for warning in metrics["warnings"]:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    console.print(f"next: labelmill review {config} {output}   (or add gold labels: gold_column, then labelmill calibrate)", highlight=False)
+
+
 def _print_metrics(metrics: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -39,8 +65,16 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
     else:
         console.print(
             f"threshold for {metrics['target']:.2f}: confidence >= {metrics['threshold_for_target']:.4f} labels "
-            f"{metrics['auto_share_at_target']:.1%} of rows automatically at accuracy {metrics['auto_accuracy_at_target']:.3f}"
+            f"{metrics['auto_share_at_target']:.1%} of rows automatically at accuracy {metrics['auto_accuracy_at_target']:.3f} on these rows"
         )
+        if metrics.get("threshold_with_bound") is None:
+            console.print(f"  not certified: these rows cannot show accuracy {metrics['target']:.2f} with a 95% bound "
+                          "(labelmill calibrate on more labeled rows can)")
+        else:
+            console.print(f"  with a 95% bound (Clopper-Pearson, as calibrate): confidence >= {metrics['threshold_with_bound']:.4f}, "
+                          f"{metrics['share_with_bound']:.1%} of rows, accuracy at least {metrics['lower_bound_at_threshold']:.3f}")
+    for warning in metrics.get("warnings") or []:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     if metrics.get("failures"):
         console.print("rows without a label: " + ", ".join(f"{k} {v}" for k, v in metrics["failures"].items()))
     if metrics.get("report"):
@@ -54,9 +88,12 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
 @click.option("--report", "report", type=click.Path(dir_okay=False), help="HTML report path (default: OUTPUT's name + .report.html).")
 @click.option("--json", "as_json", is_flag=True, help="Print metrics as JSON.")
 def eval_(config: str, output: str, target: float, report: str | None, as_json: bool) -> None:
-    """Metrics of OUTPUT against the gold column, the threshold table, and report.html."""
+    """Metrics of OUTPUT against the gold column, the threshold table, and report.html; with no gold
+    column, the label counts, the confidence spread, the least confident rows and warnings."""
     metrics = api.evaluate(config, output, target=target, report=report or api.default_report_path(output))
     if as_json:
         click.echo(json.dumps(finite(metrics)))
+    elif metrics.get("gold") is False:
+        _print_summary(metrics, config, output)
     else:
         _print_metrics(metrics)

@@ -91,4 +91,6 @@ def run(
             "cost_usd": result.cost_usd,
         }))
     else:
-        click.echo(f"wrote {result.output_path} (columns {', '.join(result.columns.values())}); next: labelmill eval {config} {output}")
+        gold = cfg.gold_column if cfg.gold_column and cfg.gold_column in result.frame.columns else None
+        why = f"accuracy against {gold}" if gold else "no gold column: label counts, confidence, the rows to review first"
+        click.echo(f"wrote {result.output_path} (columns {', '.join(result.columns.values())}); next: labelmill eval {config} {output} ({why})")

@@ -73,15 +73,17 @@ def evaluate(config: Config, output: Any, *, target: float = 0.95) -> dict[str, 
     frame = read_rows(output, config.dataset)
     task = make_task(config)
     needed = task.gold_columns()
-    if not needed:
-        raise InputDataError("the config names no gold_column, so there is nothing to evaluate against", fix="set gold_column in the config")
     absent = [c for c in needed if c not in frame.columns]
-    if absent:
-        raise InputDataError(f"gold column {absent[0]!r} is not in {output}", fix="set gold_column to the column holding the true labels")
+    if not needed or absent:  # no gold: what a user can still learn from the labels alone
+        from labelmill.evaluation.unlabeled import summarize
+
+        why = "the config names no gold_column" if not needed else f"gold column {absent[0]!r} is not in the output"
+        return summarize(config, task, frame, why)
     label_col = _find_column(frame, config.output.label_column)
     conf_col = _find_column(frame, config.output.confidence_column)
     error_col = _find_column(frame, config.output.error_column)
     all_gold = [task.gold(record) for record in frame.to_dict("records")]
+    outside = _gold_outside_labels(task, all_gold)
     has_gold = [g is not None for g in all_gold]
     frame = frame[has_gold].reset_index(drop=True)
     gold = [g for g in all_gold if g is not None]
@@ -95,6 +97,9 @@ def evaluate(config: Config, output: Any, *, target: float = 0.95) -> dict[str, 
     confidence = np.array([float(c) if c not in (None, "") and not _isnan(c) and not e else np.nan for c, e in zip(frame[conf_col], errors)])
     ece, bins = expected_calibration_error(correct, confidence)
     chosen = threshold_for_target(correct, confidence, target)
+    from labelmill.numeric.calibration import threshold_with_bound
+
+    certified = threshold_with_bound(confidence, correct, target) if 0 < target < 1 else None
     failure_kinds: dict[str, int] = {}
     for err in errors:
         if err:
@@ -111,6 +116,13 @@ def evaluate(config: Config, output: Any, *, target: float = 0.95) -> dict[str, 
             "auto_accuracy_at_target": chosen["accuracy"] if chosen else None,
             "failures": failure_kinds,
             "n_rows_without_gold": int(len(has_gold) - sum(has_gold)),
+            # the threshold with the bound `calibrate` uses (Clopper-Pearson, 95%): None when these rows cannot certify one
+            "threshold_with_bound": certified["threshold"] if certified else None,
+            "share_with_bound": certified["seed_share"] if certified else 0.0,
+            "lower_bound_at_threshold": certified["lower_bound"] if certified else None,
+            "gold_outside_labels": outside,
+            "warnings": [f"gold values outside the config's labels: {', '.join(f'{k!r} ({v} rows)' for k, v in outside.items())}; "
+                         "no label can match them, so they count as errors"] if outside else [],
         }
     )
     # a calibrated output (run --calibration) keeps the model's own label and confidence: before vs after
@@ -126,6 +138,20 @@ def evaluate(config: Config, output: Any, *, target: float = 0.95) -> dict[str, 
     for strategy in all_strategies():
         metrics.update(strategy.evaluate(context))
     return metrics
+
+
+def _gold_outside_labels(task: Any, gold: list[Any]) -> dict[str, int]:
+    """{gold value: rows} of gold values a closed-label task cannot predict (a typo, a renamed label)."""
+    labels = getattr(task, "labels", None)
+    if not labels or task.config.task not in ("classification", "matching", "multilabel"):
+        return {}
+    known, found = set(labels), {}
+    for g in gold:
+        values = g if isinstance(g, (list, tuple, set)) else [g]
+        for v in values:
+            if v is not None and v not in known:
+                found[str(v)] = found.get(str(v), 0) + 1
+    return found
 
 
 def _isnan(value: Any) -> bool:
