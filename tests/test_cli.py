@@ -149,3 +149,31 @@ def test_kill_9_mid_run_loses_nothing_duplicates_nothing_resends_nothing(tmp_pat
     assert len(out) == n and out.text.tolist() == [r["text"] for r in rows] and (out.llm_label != "").all()
     assert len(sent_after) == n - len(saved)  # the rerun sent exactly the rows that were not saved
     assert set(sent_after).isdisjoint(saved_prompts)  # no saved row went to the model again
+
+
+def test_every_option_of_every_command_has_help_and_the_cli_has_a_version():
+    """Issue 39: help on every option (no literal %% in it), and `labelmill --version`."""
+    import click
+    from click.testing import CliRunner
+
+    from labelmill import __version__
+    from labelmill.cli import cli
+    from labelmill.cli.app import _add_strategy_commands
+
+    _add_strategy_commands()  # (what `main` does before it parses: the strategies' own commands)
+    ctx = click.Context(cli)
+
+    def walk(cmd, path):
+        if isinstance(cmd, click.Group):
+            for name in cmd.list_commands(ctx):
+                yield from walk(cmd.get_command(ctx, name), [*path, name])
+        else:
+            yield " ".join(path), cmd
+
+    commands = list(walk(cli, []))
+    assert len(commands) >= 20
+    bare = [(name, p.opts[0]) for name, cmd in commands for p in cmd.params if isinstance(p, click.Option) and not (p.help or "").strip()]
+    doubled = [(name, p.opts[0]) for name, cmd in commands for p in cmd.params if isinstance(p, click.Option) and "%%" in (p.help or "")]
+    assert bare == [] and doubled == []
+    done = CliRunner().invoke(cli, ["--version"])
+    assert done.exit_code == 0 and done.output.strip() == f"labelmill {__version__}"

@@ -17,6 +17,7 @@ from labelmill.types import finite  # noqa: F401  (commands import it from here)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="labelmill", prog_name="labelmill", message="%(prog)s %(version)s")
 @click.option("--debug", is_flag=True, help="Show full tracebacks.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:

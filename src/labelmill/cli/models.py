@@ -25,7 +25,7 @@ def models_group() -> None:
 
 
 @models_group.command(name="list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the models as JSON.")
 def list_command(as_json: bool) -> None:
     """Each catalog model and whether its weights are here."""
     from dataclasses import asdict

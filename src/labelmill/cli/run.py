@@ -30,12 +30,12 @@ from labelmill.cli.progress import ProgressView
 @click.option("--cascade", is_flag=True, help="The tiered cascade's preset for no labeled rows: the LLM labels a sample, a student trained on it the rest; rows the student is unsure of go to the LLM.")
 @click.option("--cascade-sample", type=click.IntRange(min=20), default=200, show_default=True, help="With --cascade: rows the LLM labels first.")
 @click.option("--cascade-llm-share", type=click.FloatRange(min=0, max=1, min_open=True), default=0.2, show_default=True, help="With --cascade: the most rows the LLM labels, as a share of all rows.")
-@click.option("--cascade-target", type=click.FloatRange(min=0, max=1), default=0.9, show_default=True, help="With --cascade: the student keeps a row when it agrees with the LLM at least this often (a 95%% bound on the sample).")
+@click.option("--cascade-target", type=click.FloatRange(min=0, max=1), default=0.9, show_default=True, help="With --cascade: the student keeps a row when it agrees with the LLM at least this often (a 95% bound on the sample).")
 @click.option("--strong-model", help="With --cascade: a stronger model (e.g. qwen2.5-coder-1.5b) for rows the LLM is unsure of.")
 @click.option("--tiers", help="A tiered cascade, cheapest first: e.g. student:all-mpnet-base-v2,qwen2.5-coder-0.5b,qwen2.5-coder-1.5b "
-              "(a model name, a .gguf path, backend:name, or a .json/.yaml model mapping; NAME@0.2 caps a tier at 20%% of the rows).")
+              "(a model name, a .gguf path, backend:name, or a .json/.yaml model mapping; NAME@0.2 caps a tier at 20% of the rows).")
 @click.option("--tiers-seed", type=click.Path(dir_okay=False, exists=True), help="With --tiers: labeled seed rows (train/dev or reviewed) for the student and the thresholds.")
-@click.option("--tiers-target", type=click.FloatRange(min=0, max=1), default=0.95, show_default=True, help="With --tiers: the accuracy each tier must reach (with a 95%% bound on the seed rows) to keep a row.")
+@click.option("--tiers-target", type=click.FloatRange(min=0, max=1), default=0.95, show_default=True, help="With --tiers: the accuracy each tier must reach (with a 95% bound on the seed rows) to keep a row.")
 @click.option("--tiers-calibration-rows", type=click.IntRange(min=20), default=200, show_default=True, help="With --tiers: seed rows each middle model labels to set its threshold.")
 @click.option("--tiers-compare-next", is_flag=True, help="With --tiers: a tier passes rows up only if the next model is more accurate on a sample of the seed rows it would get.")
 def run(

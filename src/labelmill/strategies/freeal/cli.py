@@ -18,13 +18,13 @@ from labelmill.types import finite
 @click.option("--out", "output", required=True, type=click.Path(dir_okay=False), help="Labeled output, with the student's labels and the label-issue rank.")
 @click.option("--rounds", type=click.IntRange(min=0), default=2, show_default=True, help="Relabeling rounds after the LLM's first pass.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows.")
-@click.option("--project", default=DEFAULT_PROJECT, show_default=True)
+@click.option("--project", default=DEFAULT_PROJECT, show_default=True, help='SQLite project file (cache, runs, labels).')
 @click.option("--debias/--no-debias", default=None,
               help="Batch-calibrate the LLM's first-pass label distributions (it assumes every label about equally common). "
                    "Default: on with three labels or more, off with two.")
 @click.option("--generate-demos", type=click.IntRange(min=0), default=0, show_default=True,
               help="When the config has no examples: round 0 uses N demos per label that the LLM writes itself.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help='Print a JSON summary.')
 def freeal(config: str, input: str, output: str, rounds: int, limit: int | None, project: str, debias: bool | None, generate_demos: int, as_json: bool) -> None:
     """FreeAL: the LLM labels INPUT, a student finds the clean labels, their medoids become demos, the rest is relabeled. No gold used."""
     from labelmill.strategies.freeal.run import freeal as run_freeal

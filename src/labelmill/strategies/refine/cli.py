@@ -50,7 +50,7 @@ def commit_command(config: str, document: str | None, rationale: str, author: st
 
 @guidelines_group.command(name="log")
 @click.argument("config", type=click.Path(exists=True, dir_okay=False))
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help='Print a JSON summary.')
 @_project
 def log_command(config: str, as_json: bool, project: str) -> None:
     """The head's history, newest first."""
@@ -109,7 +109,7 @@ def checkout_command(config: str, rev: str, out: str | None, project: str) -> No
 @click.command(name="refine")
 @click.argument("config", type=click.Path(exists=True, dir_okay=False))
 @click.argument("dev", type=click.Path(exists=True, dir_okay=False))
-@click.option("--rounds", default=2, show_default=True, type=click.IntRange(1, 20))
+@click.option("--rounds", default=2, show_default=True, type=click.IntRange(1, 20), help='Rounds of proposals, each scored on held-out dev rows (the best guideline is kept).')
 @click.option("--proposer-model", help="The model that drafts edits (a catalog name such as qwen2.5-coder-1.5b; default: the labeler's).")
 @click.option("--max-rules", default=3, show_default=True, type=click.IntRange(1, 10), help="Error groups per round (a rule and a definition each).")
 @click.option("--beam", default=3, show_default=True, type=click.IntRange(1, 10), help="Best candidates tried on the held-out rows each round.")
@@ -122,7 +122,7 @@ def checkout_command(config: str, rev: str, out: str | None, project: str) -> No
 @click.option("--review", "in_app", is_flag=True, help="People decide in the review app's guideline page: stop at the first proposals "
               "without a decision; run again once they are decided.")
 @click.option("--limit", type=click.IntRange(min=20), help="Only the first N dev rows.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help='Print a JSON summary.')
 @_project
 def refine_command(config: str, dev: str, rounds: int, proposer_model: str | None, max_rules: int, beam: int, budget_s: float | None,
                    max_cost: float | None, metric: str, explainer: str, max_candidates: int | None, interactive: bool, in_app: bool, limit: int | None, as_json: bool, project: str) -> None:

@@ -18,7 +18,7 @@ SWITCH_INTERVAL = 0.001  # seconds: see serve()
 @click.argument("data", type=click.Path())
 @click.option("--project", default="labelmill.db", show_default=True, help="The project store that holds the run's labels and the reviews.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (127.0.0.1: this machine only).")
-@click.option("--port", default=8765, show_default=True, type=int)
+@click.option("--port", default=8765, show_default=True, type=int, help='Port to serve on.')
 @click.option("--annotator", "annotators", multiple=True, help="An annotator's name (repeat for several); each gets a login link with its own token.")
 @click.option("--tokens", "tokens_file", type=click.Path(dir_okay=False), help="Also write {name: login URL} to this file (mode 0600).")
 @click.option("--target", default=0.95, show_default=True, type=click.FloatRange(0.5, 1.0), help="Accuracy the whole dataset should reach.")
@@ -42,12 +42,12 @@ SWITCH_INTERVAL = 0.001  # seconds: see serve()
               "with the nearest reviewed rows as demos.")
 @click.option("--relabel-every", type=click.IntRange(min=1), help="App: after this many reviews, relabel the --relabel-rows most "
               "uncertain rows in the background with the nearest reviewed rows as demos (the model runs in the app's process).")
-@click.option("--relabel-rows", default=200, show_default=True, type=click.IntRange(min=1))
+@click.option("--relabel-rows", default=200, show_default=True, type=click.IntRange(min=1), help='With --relabel: how many of the most uncertain rows the relabel step labels again.')
 @click.option("--propose-every", type=click.IntRange(min=1), help="App: after this many reviews (20 at least), refine proposes guideline "
               "edits from the model's errors on the reviewed rows in the background; they wait on the guideline page for a person.")
 @click.option("--tier-model", help="A stronger model (e.g. qwen2.5-coder-1.5b; `labelmill models pull` it first) that labels the "
               "--tier-share of rows the first labeler was least sure of: in the background as the app opens, before --simulate headless.")
-@click.option("--tier-share", default=0.5, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True))
+@click.option("--tier-share", default=0.5, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True), help='With --tier-model: the share of rows (those the first labeler was least sure of) the stronger model labels.')
 @click.option("--audit", default=30, show_default=True, type=click.IntRange(min=0),
               help="Rows drawn at random among the first reviews (every other one until this many, then --audit-every): "
               "they make the accuracy estimate and its interval honest. 0: none.")

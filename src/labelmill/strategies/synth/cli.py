@@ -19,16 +19,16 @@ def group() -> None:
 @group.command(name="examples")
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--out", "output", required=True, type=click.Path(dir_okay=False), help="The examples, with why each removed one was removed.")
-@click.option("--per-label", default=50, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--per-label", default=50, show_default=True, type=click.IntRange(1, 100000), help='Examples to write per label.')
 @click.option("--model", "model_name", help="The writer model (default: the config's), e.g. qwen2.5-coder-1.5b.")
-@click.option("--temperature", default=0.9, show_default=True, type=click.FloatRange(0, 2))
+@click.option("--temperature", default=0.9, show_default=True, type=click.FloatRange(0, 2), help='Sampling temperature of the generated text.')
 @click.option("--consistency", "consistency", type=click.Choice(["labeler", "student", "none"]), default="labeler", show_default=True,
               help="Who must give an example its intended label back: the config's labeler, or a student cross-fitted on the other examples.")
 
 
 @click.option("--no-consistency", is_flag=True, help="Same as --consistency none.")
 @click.option("--no-dedup", is_flag=True, help="Keep near-duplicates.")
-@click.option("--project", default="labelmill.db", show_default=True)
+@click.option("--project", default="labelmill.db", show_default=True, help='SQLite project file (cache, runs, labels).')
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def examples(config: str, output: str, per_label: int, model_name: str | None, temperature: float, consistency: str, no_consistency: bool,
              no_dedup: bool, project: str, as_json: bool) -> None:
@@ -53,7 +53,7 @@ def examples(config: str, output: str, per_label: int, model_name: str | None, t
 @click.option("--out", "output", type=click.Path(dir_okay=False), help="The held-out rows with the searched and the initial summaries and their restore scores.")
 @click.option("--search-rows", default=40, show_default=True, type=click.IntRange(5, 100000), help="Distinct rows the template is searched on; the rest are held out.")
 @click.option("--no-one-shot", is_flag=True, help="Do not try the best instruction with one demo.")
-@click.option("--project", default="labelmill.db", show_default=True)
+@click.option("--project", default="labelmill.db", show_default=True, help='SQLite project file (cache, runs, labels).')
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @click.option("--restore-words", type=click.IntRange(min=0), default=0, show_default=True,
               help="Restore only the first N words of each source (0: all of it; the start alone favours copying the lead).")
@@ -77,9 +77,9 @@ def summaries(config: str, input: str, output: str | None, search_rows: int, no_
 
 def texts_options(fn: Any) -> Any:
     for option in reversed([
-        click.option("--out", "output", required=True, type=click.Path(dir_okay=False)),
+        click.option("--out", "output", required=True, type=click.Path(dir_okay=False), help='Output file (.csv, .jsonl, .parquet, .xlsx).'),
         click.option("--model", "model_name", default="qwen2.5-coder-0.5b", show_default=True, help="The writer model (llama_cpp), e.g. qwen2.5-coder-1.5b."),
-        click.option("--project", default="labelmill.db", show_default=True),
+        click.option("--project", default="labelmill.db", show_default=True, help='SQLite project file (cache, runs, labels).'),
         click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON."),
     ]):
         fn = option(fn)
@@ -89,10 +89,10 @@ def texts_options(fn: Any) -> Any:
 @group.command(name="instructions")
 @click.argument("seeds", type=click.Path(dir_okay=False, exists=True))
 @texts_options
-@click.option("--method", type=click.Choice(["self-instruct", "evol"]), default="self-instruct", show_default=True)
+@click.option("--method", type=click.Choice(["self-instruct", "evol"]), default="self-instruct", show_default=True, help='self-instruct: new instructions from seed ones; evol: seed instructions rewritten harder or broader.')
 @click.option("-n", "n", default=50, show_default=True, type=click.IntRange(1, 100000), help="New instructions (evol: seeds evolved).")
 @click.option("--column", default="instruction", show_default=True, help="The seed file's instruction column.")
-@click.option("--temperature", default=0.9, show_default=True, type=click.FloatRange(0, 2))
+@click.option("--temperature", default=0.9, show_default=True, type=click.FloatRange(0, 2), help='Sampling temperature of the generated text.')
 def instructions(seeds: str, output: str, model_name: str, project: str, as_json: bool, method: str, n: int, column: str, temperature: float) -> None:
     """New instructions from SEEDS (a file of seed tasks): self-instruct or Evol-Instruct, filtered (rules, near-duplicates)."""
     from labelmill.core.strategy import progress_handler
@@ -107,7 +107,7 @@ def instructions(seeds: str, output: str, model_name: str, project: str, as_json
 @texts_options
 @click.option("--column", default="instruction", show_default=True, help="The instruction (prompt) column.")
 @click.option("--context", default="context", show_default=True, help="A context column, shown when the rows have it.")
-@click.option("--temperature", default=0.0, show_default=True, type=click.FloatRange(0, 2))
+@click.option("--temperature", default=0.0, show_default=True, type=click.FloatRange(0, 2), help='Sampling temperature of the generated text.')
 def responses(input: str, output: str, model_name: str, project: str, as_json: bool, column: str, context: str, temperature: float) -> None:
     """An answer to each row's instruction."""
     from labelmill.core.strategy import progress_handler
@@ -120,10 +120,10 @@ def responses(input: str, output: str, model_name: str, project: str, as_json: b
 @group.command(name="rationales")
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.argument("input", type=click.Path(dir_okay=False, exists=True))
-@click.option("--out", "output", required=True, type=click.Path(dir_okay=False))
+@click.option("--out", "output", required=True, type=click.Path(dir_okay=False), help='Output file (.csv, .jsonl, .parquet, .xlsx).')
 @click.option("--model", "model_name", help="The writer model (default: the config's).")
 @click.option("--label-column", help="The given label's column (default: the config's gold_column).")
-@click.option("--project", default="labelmill.db", show_default=True)
+@click.option("--project", default="labelmill.db", show_default=True, help='SQLite project file (cache, runs, labels).')
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def rationales(config: str, input: str, output: str, model_name: str | None, label_column: str | None, project: str, as_json: bool) -> None:
     """Why each row's given label is right, for a classification CONFIG's rows."""
@@ -137,9 +137,9 @@ def rationales(config: str, input: str, output: str, model_name: str | None, lab
 @group.command(name="critiques")
 @click.argument("input", type=click.Path(dir_okay=False, exists=True))
 @texts_options
-@click.option("--question", default="instruction", show_default=True)
-@click.option("--answer", default="response", show_default=True)
-@click.option("--context", default="context", show_default=True)
+@click.option("--question", default="instruction", show_default=True, help='The question (prompt) column.')
+@click.option("--answer", default="response", show_default=True, help='The answer column.')
+@click.option("--context", default="context", show_default=True, help='A context column, shown when the rows have it.')
 def critiques(input: str, output: str, model_name: str, project: str, as_json: bool, question: str, answer: str, context: str) -> None:
     """A short critique of each row's response: what is wrong, missing or unsupported (or "No issues.")."""
     from labelmill.core.strategy import progress_handler
@@ -152,13 +152,13 @@ def critiques(input: str, output: str, model_name: str, project: str, as_json: b
 @group.command(name="preferences")
 @click.argument("input", type=click.Path(dir_okay=False, exists=True))
 @texts_options
-@click.option("--column", default="instruction", show_default=True)
-@click.option("--context", default="context", show_default=True)
+@click.option("--column", default="instruction", show_default=True, help='The instruction (prompt) column.')
+@click.option("--context", default="context", show_default=True, help='A context column, shown when the rows have it.')
 @click.option("--model-b", help="The second response's model (default: the first's, sampled at --temperature-b).")
-@click.option("--temperature-a", default=0.0, show_default=True, type=click.FloatRange(0, 2))
-@click.option("--temperature-b", default=0.9, show_default=True, type=click.FloatRange(0, 2))
-@click.option("--judge-model", default="qwen2.5-coder-1.5b", show_default=True)
-@click.option("--judge-mode", type=click.Choice(["pointwise", "pairwise"]), default="pointwise", show_default=True)
+@click.option("--temperature-a", default=0.0, show_default=True, type=click.FloatRange(0, 2), help='Sampling temperature of response A.')
+@click.option("--temperature-b", default=0.9, show_default=True, type=click.FloatRange(0, 2), help='Sampling temperature of response B.')
+@click.option("--judge-model", default="qwen2.5-coder-1.5b", show_default=True, help='The model that judges the two responses.')
+@click.option("--judge-mode", type=click.Choice(["pointwise", "pairwise"]), default="pointwise", show_default=True, help='pointwise: each response scored on its own; pairwise: the judge picks the better of the two (both orders).')
 @click.option("--dpo", type=click.Path(dir_okay=False), help="Also write DPO pairs (prompt / chosen / rejected) as JSONL.")
 def preferences(input: str, output: str, model_name: str, project: str, as_json: bool, column: str, context: str, model_b: str | None,
                 temperature_a: float, temperature_b: float, judge_model: str, judge_mode: str, dpo: str | None) -> None:
@@ -222,7 +222,7 @@ def common(fn: Any) -> Any:
         click.option("--model", "model_name", default="qwen2.5-coder-0.5b", show_default=True, help="The judge model (llama_cpp), e.g. qwen2.5-coder-1.5b."),
         click.option("--question", default="question", show_default=True, help="The question (prompt) column."),
         click.option("--context", default="context", show_default=True, help="A context column, shown when the rows have it."),
-        click.option("--project", default="labelmill.db", show_default=True),
+        click.option("--project", default="labelmill.db", show_default=True, help='SQLite project file (cache, runs, labels).'),
         click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON."),
     ]):
         fn = option(fn)

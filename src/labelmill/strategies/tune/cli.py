@@ -27,8 +27,8 @@ from labelmill.core.strategy import progress_handler
               help="Start from a guideline version in the project store (HEAD, HEAD~1, an id: what labelmill refine wrote) instead of the config's guidelines.")
 @click.option("--max-calls", type=click.IntRange(min=1), default=None, help="Stop trying strategies once this many labeling calls went to the model.")
 @click.option("-o", "--out", default="tuned.yaml", show_default=True, help="Where to write the best config.")
-@click.option("--project", default=DEFAULT_PROJECT, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--project", default=DEFAULT_PROJECT, show_default=True, help='SQLite project file (cache, runs, labels).')
+@click.option("--json", "as_json", is_flag=True, help='Print a JSON summary.')
 def tune(
     config: str, dev: str, pool: str | None, budget_s: float, limit: int, shots: str, selectors: str, calibrations: str, models: str | None,
     max_cost: float | None, reasonings: str, guideline_rev: str | None, max_calls: int | None, out: str, project: str, as_json: bool,

@@ -31,7 +31,7 @@ def group() -> None:
 @click.argument("input", type=click.Path(dir_okay=False))
 @click.option("--out", "output", required=True, type=click.Path(dir_okay=False), help="Labeled output with each sub-labeler's vote.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows.")
-@click.option("--project", default="labelmill.db", show_default=True)
+@click.option("--project", default="labelmill.db", show_default=True, help='SQLite project file (cache, runs, labels).')
 @click.option("--label-model", type=click.Choice(["dawid_skene", "majority_vote", "snorkel"]), help="Overrides weak.label_model.")
 @click.option("--seed", "seed", type=click.Path(dir_okay=False, exists=True), help="Labeled seed rows (overrides weak.seed): thresholds and the accuracy floor.")
 @click.option("--select", is_flag=True, default=None, help="Drop sub-labelers under the coverage or seed-accuracy floor.")
@@ -67,7 +67,7 @@ def label(config: str, input: str, output: str, limit: int | None, project: str,
 @click.option("--sample", default=8, show_default=True, type=click.IntRange(1, 50), help="Rows shown to the model.")
 @click.option("--keywords", default=12, show_default=True, type=click.IntRange(1, 50), help="Keywords asked for per label.")
 @click.option("--model", "model_name", help="The proposer model (default: the config's), e.g. qwen2.5-coder-1.5b.")
-@click.option("--project", default="labelmill.db", show_default=True)
+@click.option("--project", default="labelmill.db", show_default=True, help='SQLite project file (cache, runs, labels).')
 @click.option("--out", "output", type=click.Path(dir_okay=False), help="Write the draft here (default: print it).")
 def propose_command(config: str, input: str, sample: int, keywords: int, model_name: str | None, project: str, output: str | None) -> None:
     """Draft sub-labelers (a question and keywords per label) from the guidelines and a sample of INPUT.
