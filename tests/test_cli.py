@@ -177,3 +177,23 @@ def test_every_option_of_every_command_has_help_and_the_cli_has_a_version():
     assert bare == [] and doubled == []
     done = CliRunner().invoke(cli, ["--version"])
     assert done.exit_code == 0 and done.output.strip() == f"labelmill {__version__}"
+
+
+def test_a_newcomer_s_python_session_and_init_list_what_exists(tmp_path):
+    """Issue 39: dir(labelmill) lists the API; init offers every registered task type; rows with empty text
+    are labeled with a notice naming them."""
+    import labelmill
+    from click.testing import CliRunner
+
+    from labelmill.cli import cli
+    from labelmill.events import Notice
+    from labelmill.registry import tasks
+
+    assert {"label", "plan", "evaluate", "calibrate", "init_config", "Config"} <= set(dir(labelmill))
+    usage = CliRunner().invoke(cli, ["init", "--help"], terminal_width=400).output
+    assert all(name in usage for name in tasks.names())
+    heard = []
+    rows = [{"text": "a good film"}, {"text": "   "}, {"text": None}, {"text": "bad"}]
+    labelmill.label(fake_config(gold_column=None), rows, project=tmp_path / "p.db", on_event=heard.append)
+    notes = [e.message for e in heard if isinstance(e, Notice) and "empty text" in e.message]
+    assert notes == ["2 rows have empty text (rows 1, 2, from 0): they are labeled anyway; check the input column"]

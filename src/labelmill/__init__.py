@@ -43,3 +43,8 @@ __all__ = [
     "label", "run", "plan", "calibrate", "evaluate", "init_config", "load_config", "Config", "Store", "RunResult", "Strategy",
     "LabelmillError", "ConfigError", "InputDataError", "ModelNotFoundError", "MissingDependencyError", "BackendError", "StoreError", "RunStopped",
 ]
+
+
+def __dir__() -> list[str]:
+    """The public API (loaded lazily, so a plain `dir` would not list `label` or `plan`)."""
+    return sorted({*__all__, "__version__"})

@@ -9,14 +9,15 @@ import click
 from labelmill import api
 from labelmill.cli.app import cli
 from labelmill.errors import LabelmillError
+from labelmill.registry import tasks as task_registry
 
 
 @cli.command()
-@click.argument("task", default="classification")
+@click.argument("task", default="classification", type=click.Choice(task_registry.names()))
 @click.option("-o", "--out", "out", default="config.yaml", show_default=True, help="Where to write the config.")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def init(task: str, out: str, force: bool) -> None:
-    """Write a commented config for TASK (classification, multilabel) to start from."""
+    """Write a commented config for TASK (a task type, as the usage line lists them) to start from."""
     text = api.init_config(task)
     path = Path(out)
     if out == "-":

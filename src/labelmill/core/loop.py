@@ -101,6 +101,7 @@ class Runner:
         job = self.job
         run = begin_run(self.store, job.config, job.task, source, limit=limit, input_name=input_name)
         announce(run, self.emit, job.method, job.backend.model_id)
+        self._warn_empty(run)
         self._set_budget(max_cost, bool(run.pending))
         tally, stopped = Tally(), None
         try:
@@ -109,6 +110,19 @@ class Runner:
             self.store.set_run_status(run.run_id, "interrupted")
             raise
         return finish_run(self.store, job.config, job.task, run, tally, emit=self.emit, end=Ending(output, stopped, max_cost, self.calibrator))
+
+    def _warn_empty(self, run: OpenedRun) -> None:
+        """Rows to label whose every input column is empty get a notice: they are labeled anyway (a model
+        answers something), which a user would want to know before trusting those labels."""
+        columns = [c for c in self.job.task.required_columns() if c in run.frame.columns]
+        if not columns or not len(run.pending):
+            return
+        cells = run.frame.iloc[list(run.pending)][columns]
+        blank = (cells.isna() | cells.astype(str).apply(lambda col: col.str.strip() == "")).all(axis=1)
+        rows = [int(i) for i, b in zip(run.pending, blank.tolist()) if b]
+        if rows:
+            shown = ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")
+            self.emit(Notice(f"{len(rows)} rows have empty text (rows {shown}, from 0): they are labeled anyway; check the input column"))
 
     def _set_budget(self, max_cost: float | None, pending: bool) -> None:
         backend = self.job.backend
