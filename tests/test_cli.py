@@ -197,3 +197,20 @@ def test_a_newcomer_s_python_session_and_init_list_what_exists(tmp_path):
     labelmill.label(fake_config(gold_column=None), rows, project=tmp_path / "p.db", on_event=heard.append)
     notes = [e.message for e in heard if isinstance(e, Notice) and "empty text" in e.message]
     assert notes == ["2 rows have empty text (rows 1, 2, from 0): they are labeled anyway; check the input column"]
+
+
+def test_a_wrong_model_or_backend_name_suggests_the_right_one():
+    """Issue 39: did-you-mean for catalog names and backends; an API model's name says which backend."""
+    import labelmill
+    from labelmill.errors import ModelNotFoundError, UnknownComponentError
+    from labelmill.models import resolve_model
+
+    with pytest.raises(ModelNotFoundError) as err:
+        resolve_model("qwen2.5-coder-05b")
+    assert "did you mean 'qwen2.5-coder-0.5b'" in err.value.one_line() and "all-mpnet" not in err.value.one_line()  # an encoder is no labeler
+    with pytest.raises(ModelNotFoundError) as err:
+        resolve_model("gpt-4o-mini")
+    assert "set model.backend: openai" in err.value.one_line()
+    with pytest.raises(UnknownComponentError) as err:
+        labelmill.plan({"task": "classification", "labels": ["a", "b"], "model": {"backend": "opneai", "name": "gpt-4o-mini"}}, [{"text": "x"}])
+    assert "did you mean 'openai'" in err.value.one_line()

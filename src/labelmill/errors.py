@@ -71,9 +71,12 @@ class UnknownComponentError(LabelmillError):
     exit_code = 2
 
     def __init__(self, kind: str, name: str, known: list[str]):
+        import difflib
+
+        close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.6)
         super().__init__(
             f"unknown {kind} {name!r}",
-            fix=f"use one of: {', '.join(sorted(known))}",
+            fix=(f"did you mean {close[0]!r}? " if close else "") + f"use one of: {', '.join(sorted(known))}",
         )
         self.kind = kind
         self.name = name

@@ -124,10 +124,25 @@ def resolve_model(name: str, base_dir: Path | None = None) -> ResolvedModel:
         path = base_dir / path
     if path.is_file():
         return ResolvedModel(path=path.resolve(), sha256=file_sha256(path), name=path.name)
-    raise ModelNotFoundError(
-        f"model file {name} is not there",
-        fix=f"give the path of a .gguf file, or a catalog model: {', '.join(CATALOG)}",
-    )
+    raise ModelNotFoundError(f"model file {name} is not there", fix=_model_fix(name))
+
+
+API_MODEL_PREFIXES = ("gpt-", "o1", "o3", "o4", "claude-", "text-embedding-")
+
+
+def _model_fix(name: str) -> str:
+    """What to write instead: the closest catalog name or alias, the backend an API model needs, and the
+    labelers the catalog has (its encoders are not labelers, so they are not offered)."""
+    import difflib
+
+    labelers = [m.name for m in CATALOG.values() if m.kind == "gguf"]
+    if name.lower().startswith(API_MODEL_PREFIXES):
+        backend = "anthropic" if name.lower().startswith("claude-") else "openai"
+        return f"{name} is an API model: set model.backend: {backend} (and its API key), or use a local model: {', '.join(labelers)}"
+    known = [*labelers, *(a for m in CATALOG.values() if m.kind == "gguf" for a in m.aliases)]
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    hint = f"did you mean {_ALIASES.get(close[0], close[0])!r}? " if close else ""
+    return f"{hint}give the path of a .gguf file, or a catalog model: {', '.join(labelers)}"
 
 
 def _assemble(model: CatalogModel) -> ResolvedModel:
