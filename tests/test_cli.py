@@ -214,3 +214,22 @@ def test_a_wrong_model_or_backend_name_suggests_the_right_one():
     with pytest.raises(UnknownComponentError) as err:
         labelmill.plan({"task": "classification", "labels": ["a", "b"], "model": {"backend": "opneai", "name": "gpt-4o-mini"}}, [{"text": "x"}])
     assert "did you mean 'openai'" in err.value.one_line()
+
+
+def test_plan_eval_and_calibrate_take_encoding_as_run_does(tmp_path):
+    """Issue 39: the error for a non-UTF-8 file suggests --encoding; plan and eval (and calibrate) accept it."""
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(fake_config()))
+    data = tmp_path / "rows.csv"
+    data.write_bytes("text,label\ncaf\xe9 good film,positive\nna\xefve bad plot,negative\n".encode("latin-1"))
+    bad = subprocess.run(cli_command("plan", str(config), str(data)), capture_output=True, text=True, env=child_env(), timeout=120)
+    assert bad.returncode != 0 and "--encoding" in bad.stderr
+    for command in (["plan", str(config), str(data), "--json"], ["run", str(config), str(data), "--out", str(tmp_path / "out.csv"), "--project", str(tmp_path / "p.db")]):
+        done = subprocess.run(cli_command(*command, "--encoding", "latin-1"), capture_output=True, text=True, env=child_env(), timeout=120)
+        assert done.returncode == 0, done.stderr
+    (tmp_path / "out.csv").write_bytes((tmp_path / "out.csv").read_text(encoding="utf-8").encode("latin-1"))
+    done = subprocess.run(cli_command("eval", str(config), str(tmp_path / "out.csv"), "--json", "--encoding", "latin-1"), capture_output=True, text=True, env=child_env(), timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["accuracy"] == 1.0
+    helped = subprocess.run(cli_command("calibrate", "--help"), capture_output=True, text=True, env=child_env(), timeout=120)
+    assert "--encoding" in helped.stdout

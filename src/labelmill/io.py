@@ -102,7 +102,7 @@ def _decode(path: Path, encoding: str | None) -> str:
         line = data[: exc.start].count(b"\n") + 1
         raise InputDataError(
             f"{path} is not UTF-8 (byte 0x{data[exc.start]:02x} on line {line})",
-            fix="convert it to UTF-8, or set dataset.encoding (e.g. latin-1, cp1252) in the config or pass --encoding",
+            fix="convert it to UTF-8, or set dataset.encoding (e.g. latin-1, cp1252) in the config, or pass --encoding (run, plan, eval, calibrate)",
         ) from None
 
 

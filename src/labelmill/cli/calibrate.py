@@ -22,10 +22,15 @@ from labelmill.cli.progress import ProgressView
 @click.option("--project", default=api.DEFAULT_PROJECT, show_default=True, help="SQLite project file (the seed rows' labels are cached there).")
 @click.option("--json", "as_json", is_flag=True, help="Print the seed report as JSON.")
 @click.option("--threshold-rows", type=click.Path(dir_okay=False, exists=True), help="More labeled rows (not the seed rows) to choose the threshold on: a bound needs a few hundred.")
-def calibrate(config: str, seed: str, out: str, method: str, target: float, delta: float, project: str, as_json: bool, threshold_rows: str | None) -> None:
+@click.option("--encoding", help="Input text encoding (overrides dataset.encoding).")
+def calibrate(config: str, seed: str, out: str, method: str, target: float, delta: float, project: str, as_json: bool, threshold_rows: str | None,
+              encoding: str | None) -> None:
     """Label SEED (rows with gold labels), fit a calibration and a threshold with a bound, and save them."""
     view = ProgressView(quiet=as_json)
-    calibrator = api.calibrate(config, seed, method=method, target=target, delta=delta, out=out, project=project, on_event=view, threshold_rows=threshold_rows)
+    cfg = api.load_with_notices(config, view)
+    if encoding:
+        cfg.dataset.encoding = encoding
+    calibrator = api.calibrate(cfg, seed, method=method, target=target, delta=delta, out=out, project=project, on_event=view, threshold_rows=threshold_rows)
     report = calibrator.seed_report
     if as_json:
         click.echo(json.dumps({"out": out, **report}, indent=1))

@@ -87,10 +87,14 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
 @click.option("--target", type=click.FloatRange(0, 1), default=0.95, show_default=True, help="Target accuracy for the threshold.")
 @click.option("--report", "report", type=click.Path(dir_okay=False), help="HTML report path (default: OUTPUT's name + .report.html).")
 @click.option("--json", "as_json", is_flag=True, help="Print metrics as JSON.")
-def eval_(config: str, output: str, target: float, report: str | None, as_json: bool) -> None:
+@click.option("--encoding", help="The output file's text encoding (overrides dataset.encoding).")
+def eval_(config: str, output: str, target: float, report: str | None, as_json: bool, encoding: str | None) -> None:
     """Metrics of OUTPUT against the gold column, the threshold table, and report.html; with no gold
     column, the label counts, the confidence spread, the least confident rows and warnings."""
-    metrics = api.evaluate(config, output, target=target, report=report or api.default_report_path(output))
+    cfg = api.load_config(config)
+    if encoding:
+        cfg.dataset.encoding = encoding
+    metrics = api.evaluate(cfg, output, target=target, report=report or api.default_report_path(output))
     if as_json:
         click.echo(json.dumps(finite(metrics)))
     elif metrics.get("gold") is False:

@@ -17,10 +17,13 @@ from labelmill.cli.progress import ProgressView
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N rows.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--model", help="Another model for this config, unedited: a catalog name, a .gguf path, or BACKEND:NAME (e.g. openai:gpt-4o-mini).")
-def plan(config: str, input: str, limit: int | None, as_json: bool, model: str | None) -> None:
+@click.option("--encoding", help="Input text encoding (overrides dataset.encoding).")
+def plan(config: str, input: str, limit: int | None, as_json: bool, model: str | None, encoding: str | None) -> None:
     """Preview the prompt and estimate tokens, time and cost, labeling nothing."""
     view = ProgressView(quiet=as_json)
     cfg = api.load_with_notices(config, view)
+    if encoding:
+        cfg.dataset.encoding = encoding
     if model:
         from labelmill.config import derive_config, model_from_text
 
