@@ -233,3 +233,13 @@ def test_plan_eval_and_calibrate_take_encoding_as_run_does(tmp_path):
     assert json.loads(done.stdout)["accuracy"] == 1.0
     helped = subprocess.run(cli_command("calibrate", "--help"), capture_output=True, text=True, env=child_env(), timeout=120)
     assert "--encoding" in helped.stdout
+
+
+def test_plan_s_time_includes_loading_the_model():
+    """Issue 39: plan's estimate counts the model's load, as a run pays it (a fake that takes 1 s to load)."""
+    import labelmill
+
+    quick = labelmill.plan(fake_config(), ROWS)
+    slow = labelmill.plan(fake_config(model={"params": {"load_s": 1.0, "keywords": {"positive": ["good"], "negative": ["bad"]}}}), ROWS)
+    assert slow["setup_seconds"] >= 1.0 > quick["setup_seconds"]
+    assert slow["estimated_seconds"] >= quick["estimated_seconds"] + 0.9

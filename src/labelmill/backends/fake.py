@@ -6,6 +6,7 @@ params:
   style: plain | chatty           'positive' or 'The answer is: Positive.'
   garbage_every: N                every Nth distinct prompt gets an unparseable answer
   delay_s: float                  sleep per batch (simulates a slow model)
+  load_s: float                   sleep once when made (simulates loading a model)
   call_log: path                  append one line per prompt sent (counts model calls across processes)
   replies: [[regex, text], ...]   generate: the text of the first regex found in the prompt's last user
                                   message ({0}, {1}.. are its groups), for tasks that answer in free form
@@ -42,6 +43,11 @@ class FakeBackend(Backend):
     name = "fake"
     can_score = True
     has_logprobs = True
+
+    def __init__(self, spec, *, base_dir=None):
+        super().__init__(spec, base_dir=base_dir)
+        if float(spec.params.get("load_s", 0)):
+            time.sleep(float(spec.params["load_s"]))
 
     @property
     def model_id(self) -> str:

@@ -43,6 +43,6 @@ def plan(config: str, input: str, limit: int | None, as_json: bool, model: str |
         f"template suffix {result['suffix_tokens']} per row\n"
         f"tokens evaluated with prefix reuse: {result['tokens_evaluated_with_prefix_reuse']:,} (vs {result['prompt_tokens_total']:,} sent without)\n"
         f"requests per row: {', '.join(f'{k} {v}' for k, v in result['requests_per_row'].items() if v)}\n"
-        f"estimated time: {result['estimated_seconds']:.0f} s   estimated cost: "
+        f"estimated time: {result['estimated_seconds']:.0f} s (loading the model: {result['setup_seconds']:.0f} s of it)   estimated cost: "
         + cost_text(result["estimated_cost_usd"])
     )

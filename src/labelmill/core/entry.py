@@ -9,6 +9,8 @@ strategy through the strategy registry, so the core names no strategy.
 
 from __future__ import annotations
 
+import time
+
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,8 +74,11 @@ def label_rows(
 def plan_rows(cfg: Config, data: Any, *, limit: int | None = None, backend: Backend | None = None) -> dict[str, Any]:
     """Prompt preview, row count, tokens and an estimate of time and cost, without labeling anything."""
     strategy = strategy_for(cfg)  # an ensemble: the prompt preview is the first member's; the estimate counts every member
+    started = time.perf_counter()  # a run pays the same setup: loading the model (and an encoder for similar demos)
     job = Job(cfg if strategy is None else strategy.plan_config(cfg), backend)
+    read_started = time.perf_counter()
     frame = read_rows(data, cfg.dataset)
+    read_s = time.perf_counter() - read_started
     if limit is not None:
         frame = frame.head(limit)
     job.check_columns(frame)
@@ -84,6 +89,7 @@ def plan_rows(cfg: Config, data: Any, *, limit: int | None = None, backend: Back
     head, tail = (rendered[:cut], rendered[cut + len(inputs[0]) :]) if cut >= 0 and inputs[0] else (rendered, "")
     count = job.backend.count_tokens
     prefix_tokens, suffix_tokens = count(head), count(tail) if tail else 0
+    setup = time.perf_counter() - started - read_s
     row_tokens = [count(text) for text in inputs]
     candidate_tokens = sum(count(c) for c in job.candidates or [])
     evaluated = prefix_tokens + sum(row_tokens) + len(inputs) * suffix_tokens
@@ -97,6 +103,7 @@ def plan_rows(cfg: Config, data: Any, *, limit: int | None = None, backend: Back
     if cfg.ensemble.members:
         requests["ensemble_members"] = len(cfg.ensemble.members)
         seconds *= len(cfg.ensemble.members)
+    seconds += setup
     return {
         "task": cfg.task,
         "rows": len(inputs),
@@ -115,6 +122,7 @@ def plan_rows(cfg: Config, data: Any, *, limit: int | None = None, backend: Back
         "tokens_evaluated_with_prefix_reuse": evaluated,
         "requests_per_row": requests,
         "estimated_seconds": round(seconds, 1),
+        "setup_seconds": round(setup, 1),  # measured here: the model's (and encoder's) load, which the estimate includes
         "estimated_cost_usd": _estimated_cost(job, sent, len(inputs)),
     }
 
