@@ -243,3 +243,31 @@ def test_plan_s_time_includes_loading_the_model():
     slow = labelmill.plan(fake_config(model={"params": {"load_s": 1.0, "keywords": {"positive": ["good"], "negative": ["bad"]}}}), ROWS)
     assert slow["setup_seconds"] >= 1.0 > quick["setup_seconds"]
     assert slow["estimated_seconds"] >= quick["estimated_seconds"] + 0.9
+
+
+def test_label_shows_progress_by_default_in_a_notebook(monkeypatch, tmp_path, capsys):
+    """Issue 39: in a Jupyter kernel `labelmill.label()` with no handler draws a progress bar (here a
+    recording bar factory stands in for tqdm's widget); outside one it stays silent."""
+    import labelmill
+    from labelmill import events
+
+    bars = []
+
+    class Bar:
+        def __init__(self, total, initial=0, desc=""):
+            self.total, self.n, self.closed = total, initial, False
+            bars.append(self)
+
+        def update(self, count):
+            self.n += count
+
+        def close(self):
+            self.closed = True
+
+    labelmill.label(fake_config(), ROWS, project=tmp_path / "quiet.db")
+    assert capsys.readouterr().out == ""
+    monkeypatch.setattr(events, "in_notebook", lambda: True)
+    monkeypatch.setattr(events.NotebookProgress, "bar_factory", Bar)
+    labelmill.label(fake_config(), ROWS, project=tmp_path / "p.db")
+    assert len(bars) == 1 and bars[0].n == bars[0].total == len(ROWS) and bars[0].closed
+    assert f"done: {len(ROWS)}/{len(ROWS)} rows labeled" in capsys.readouterr().out

@@ -12,7 +12,7 @@ from labelmill.core.entry import DEFAULT_PROJECT, CalibrateOptions, RunOptions, 
 from labelmill.errors import ConfigError
 from labelmill.evaluation.metrics import default_report_path
 from labelmill.evaluation.metrics import evaluate as _evaluate
-from labelmill.events import EventHandler, ignore
+from labelmill.events import EventHandler, default_handler, ignore
 from labelmill.numeric.calibration import Calibrator
 
 
@@ -40,6 +40,7 @@ def label(
     (a file from `calibrate`, or a Calibrator: the output's labels and confidences become the calibrated
     ones, and `llm_needs_review` is added).
     """
+    on_event = default_handler(on_event)  # (in a notebook: a progress bar)
     cfg = load_with_notices(config, on_event)
     calibration = knobs.pop("calibration", None)
     if calibration is not None:
