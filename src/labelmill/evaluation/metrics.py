@@ -16,6 +16,7 @@ from labelmill.config import Config
 from labelmill.errors import InputDataError
 from labelmill.numeric.calibration import expected_calibration_error
 from labelmill.io import read_rows
+from labelmill.evaluation.outputs import predictions
 from labelmill.core.strategy import EvalContext, all_strategies
 from labelmill.tasks import make_task
 
@@ -60,14 +61,6 @@ def threshold_for_target(correct: np.ndarray, confidence: np.ndarray, target: fl
     return {"threshold": float(conf[i]), "share": (i + 1) / len(correct), "accuracy": float(cum_acc[i]), "rows": int(i + 1)}
 
 
-def _find_column(frame: pd.DataFrame, wanted: str) -> str:
-    """Our added column: `wanted`, or the last `wanted_N` when the input already had that name."""
-    matches = [c for c in frame.columns if c == wanted or re.fullmatch(re.escape(wanted) + r"_\d+", c)]
-    if not matches:
-        raise InputDataError(f"the output has no column {wanted!r}", fix="pass the file that `labelmill run` wrote, with the same config")
-    return matches[-1]
-
-
 def evaluate(config: Config, output: Any, *, target: float = 0.95) -> dict[str, Any]:
     """Metrics of a labeled output (file or DataFrame) against its gold column."""
     frame = read_rows(output, config.dataset)
@@ -79,27 +72,19 @@ def evaluate(config: Config, output: Any, *, target: float = 0.95) -> dict[str, 
 
         why = "the config names no gold_column" if not needed else f"gold column {absent[0]!r} is not in the output"
         return summarize(config, task, frame, why)
-    label_col = _find_column(frame, config.output.label_column)
-    conf_col = _find_column(frame, config.output.confidence_column)
-    error_col = _find_column(frame, config.output.error_column)
     all_gold = [task.gold(record) for record in frame.to_dict("records")]
     outside = _gold_outside_labels(task, all_gold)
     has_gold = [g is not None for g in all_gold]
     frame = frame[has_gold].reset_index(drop=True)
     gold = [g for g in all_gold if g is not None]
-    errors = [str(e) if e is not None and str(e) not in ("", "nan", "None") else "" for e in frame[error_col]]
-    predicted = [None if err else task.parse_output(v) for v, err in zip(frame[label_col], errors)]
+    errors, predicted, confidence = predictions(config, task, frame)
     metrics = task.metrics(gold, predicted)
     # every report has the completion rate beside accuracy, whatever the task's own metrics say
     metrics.setdefault("n_rows", len(gold))
     metrics.setdefault("completion_rate", sum(p is not None for p in predicted) / len(gold) if gold else 0.0)
     correct = np.array([task.is_correct(g, p) for g, p in zip(gold, predicted)], dtype=bool)
-    confidence = np.array([float(c) if c not in (None, "") and not _isnan(c) and not e else np.nan for c, e in zip(frame[conf_col], errors)])
     ece, bins = expected_calibration_error(correct, confidence)
-    chosen = threshold_for_target(correct, confidence, target)
-    from labelmill.numeric.calibration import threshold_with_bound
 
-    certified = threshold_with_bound(confidence, correct, target) if 0 < target < 1 else None
     failure_kinds: dict[str, int] = {}
     for err in errors:
         if err:
@@ -110,16 +95,9 @@ def evaluate(config: Config, output: Any, *, target: float = 0.95) -> dict[str, 
             "ece": ece,
             "reliability": bins,
             "threshold_table": threshold_table(correct, confidence),
-            "target": target,
-            "threshold_for_target": chosen["threshold"] if chosen else None,
-            "auto_share_at_target": chosen["share"] if chosen else 0.0,
-            "auto_accuracy_at_target": chosen["accuracy"] if chosen else None,
+            **_thresholds(correct, confidence, target),
             "failures": failure_kinds,
             "n_rows_without_gold": int(len(has_gold) - sum(has_gold)),
-            # the threshold with the bound `calibrate` uses (Clopper-Pearson, 95%): None when these rows cannot certify one
-            "threshold_with_bound": certified["threshold"] if certified else None,
-            "share_with_bound": certified["seed_share"] if certified else 0.0,
-            "lower_bound_at_threshold": certified["lower_bound"] if certified else None,
             "gold_outside_labels": outside,
             "warnings": [f"gold values outside the config's labels: {', '.join(f'{k!r} ({v} rows)' for k, v in outside.items())}; "
                          "no label can match them, so they count as errors"] if outside else [],
@@ -127,10 +105,8 @@ def evaluate(config: Config, output: Any, *, target: float = 0.95) -> dict[str, 
     )
     # a calibrated output (run --calibration) keeps the model's own label and confidence: before vs after
     if "llm_label_raw" in frame.columns and "llm_confidence_raw" in frame.columns:
-        raw_label, raw_conf = _find_column(frame, "llm_label_raw"), _find_column(frame, "llm_confidence_raw")
-        raw_pred = [None if err else task.parse_output(v) for v, err in zip(frame[raw_label], errors)]
+        _, raw_pred, raw_c = predictions(config, task, frame, "llm_label_raw", "llm_confidence_raw")
         raw_ok = np.array([task.is_correct(g, p) for g, p in zip(gold, raw_pred)], dtype=bool)
-        raw_c = np.array([float(c) if c not in (None, "") and not _isnan(c) and not e else np.nan for c, e in zip(frame[raw_conf], errors)])
         metrics["ece_before_calibration"], metrics["reliability_before_calibration"] = expected_calibration_error(raw_ok, raw_c)
         metrics["accuracy_before_calibration"] = float(raw_ok.mean())
     # what each strategy reads from an output it wrote (cascade sources, FreeAL's student and rounds)
@@ -138,6 +114,24 @@ def evaluate(config: Config, output: Any, *, target: float = 0.95) -> dict[str, 
     for strategy in all_strategies():
         metrics.update(strategy.evaluate(context))
     return metrics
+
+
+def _thresholds(correct: np.ndarray, confidence: np.ndarray, target: float) -> dict[str, Any]:
+    """The lowest threshold whose rows reach `target` here, and the one the bound `calibrate` uses certifies
+    (Clopper-Pearson, 95%; None when these rows cannot certify one)."""
+    from labelmill.numeric.calibration import threshold_with_bound
+
+    chosen = threshold_for_target(correct, confidence, target)
+    certified = threshold_with_bound(confidence, correct, target) if 0 < target < 1 else None
+    return {
+        "target": target,
+        "threshold_for_target": chosen["threshold"] if chosen else None,
+        "auto_share_at_target": chosen["share"] if chosen else 0.0,
+        "auto_accuracy_at_target": chosen["accuracy"] if chosen else None,
+        "threshold_with_bound": certified["threshold"] if certified else None,
+        "share_with_bound": certified["seed_share"] if certified else 0.0,
+        "lower_bound_at_threshold": certified["lower_bound"] if certified else None,
+    }
 
 
 def _gold_outside_labels(task: Any, gold: list[Any]) -> dict[str, int]:
@@ -152,13 +146,6 @@ def _gold_outside_labels(task: Any, gold: list[Any]) -> dict[str, int]:
             if v is not None and v not in known:
                 found[str(v)] = found.get(str(v), 0) + 1
     return found
-
-
-def _isnan(value: Any) -> bool:
-    try:
-        return bool(np.isnan(float(value)))
-    except (TypeError, ValueError):
-        return True
 
 
 def default_report_path(output: str | Path) -> Path:

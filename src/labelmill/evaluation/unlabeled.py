@@ -20,15 +20,10 @@ SHOWN_ROWS = 10
 
 def summarize(config: Config, task: Any, frame: Any, why: str) -> dict[str, Any]:
     """Label counts, the spread of confidence, the least confident rows, warnings and the next commands."""
-    from labelmill.evaluation.metrics import _find_column, _isnan
+    from labelmill.evaluation.outputs import predictions
 
-    label_col = _find_column(frame, config.output.label_column)
-    conf_col = _find_column(frame, config.output.confidence_column)
-    error_col = _find_column(frame, config.output.error_column)
     n = len(frame)
-    errors = [str(e) if e is not None and str(e) not in ("", "nan", "None") else "" for e in frame[error_col]]
-    predicted = [None if err else task.parse_output(v) for v, err in zip(frame[label_col], errors)]
-    confidence = np.array([np.nan if err or c in (None, "") or _isnan(c) else float(c) for c, err in zip(frame[conf_col], errors)])
+    errors, predicted, confidence = predictions(config, task, frame)
     labeled = int(sum(p is not None for p in predicted))
     out: dict[str, Any] = {"gold": False, "why_no_gold": why, "n_rows": n, "completion_rate": labeled / n if n else 0.0,
                            "label_counts": _counts(task, predicted), "confidence": _spread(confidence)}

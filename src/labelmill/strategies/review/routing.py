@@ -234,11 +234,7 @@ class Router:
         audit = [int(i) for i in audit if 0 <= int(i) < n and int(i) in reviewed]
         if self.llm_probs is None:
             return self._route_by_confidence(reviewed, is_reviewed, audit)
-        index = {name: i for i, name in enumerate(self.names)}
-        at = np.fromiter((i for i, _ in given), dtype=int, count=len(given))
-        said = np.fromiter((index.get(str(v), -1) for _, v in given), dtype=int, count=len(given))
-        order = np.argsort(np.where(said >= 0, at, n), kind="stable")[: int((said >= 0).sum())]  # (in row order: the folds never depend on the order of the log)
-        rows, gold = at[order], said[order]
+        rows, gold = _in_row_order(given, self.names, n)
         parts = [self.llm_probs]
         student = held_student = seed_student = None
         n_seed = len(self.seed_y)
@@ -246,22 +242,13 @@ class Router:
         if self.use_student:
             student, held_student, seed_student = self._student(rows, gold, audit)
             parts.append(student)
-        # fitted on the seed (rows like the whole dataset) and the reviewed rows (the hard ones)
-        fit_gold = np.concatenate([self.seed_y, gold]) if n_seed else gold
-        fit_parts = [np.vstack([self.seed_p, self.llm_probs[rows]]) if n_seed else self.llm_probs[rows]]
-        if student is not None:
-            if n_seed and seed_student is None:
-                seed_student = self.seed_p  # no seed embeddings: the student is taken to agree with the LLM there
-            other = held_student if held_student is not None else np.zeros((0, len(self.names)))
-            fit_parts.append(np.vstack([seed_student, other]) if n_seed else other)
+        fit_parts, fit_gold = self._fit_data(rows, gold, student, held_student, seed_student)
         if len(rows) > FIT_MAX_ROWS and all(len(p) == len(fit_gold) for p in fit_parts):
             # the combination has a few weights: a sample of the reviewed rows (every audit row in it) fits
             # them as well, and a refit on a 100,000-row project stops holding the interpreter for a second
             keep = _fit_sample(rows, audit, FIT_MAX_ROWS, self.seed)
-            fit_parts = [np.concatenate([p[:n_seed], p[n_seed:][keep]]) for p in fit_parts]
-            fit_gold = np.concatenate([fit_gold[:n_seed], fit_gold[n_seed:][keep]])
-            rows, gold = rows[keep], gold[keep]
-            fit["fit_sample"] = int(len(keep))
+            fit_parts, fit_gold = [_seed_and(p, n_seed, keep) for p in fit_parts], _seed_and(fit_gold, n_seed, keep)
+            rows, gold, fit["fit_sample"] = rows[keep], gold[keep], int(len(keep))
         if len(fit_gold) >= self.min_fit and len(np.unique(fit_gold)) >= 2 and all(len(p) == len(fit_gold) for p in fit_parts):
             audited = set(audit)
             fit_weight = np.concatenate([np.ones(n_seed), [1.0 if int(i) in audited else self.queue_weight for i in rows]])
@@ -287,8 +274,7 @@ class Router:
             confidence, audit_conf = _platt(confidence, a, c), _platt(audit_conf, a, c)
             fit["platt"] = [round(a, 3), round(c, 3)]
         labels: list[Any] = np.array(self.names, dtype=object)[predicted].tolist()
-        for i, v in given:
-            labels[i] = v
+        labels = _with_reviews(labels, given)
         confidence = np.where(is_reviewed, 1.0, confidence)
         student_labels = None if student is None else np.array(self.names, dtype=object)[student.argmax(axis=1)].tolist()
         reasons = self._reasons(confidence, student_labels, is_reviewed, q)
@@ -296,6 +282,20 @@ class Router:
         trusted = self._trusted(confidence, is_reviewed)
         estimate = estimate_with_audit(confidence, is_reviewed, audit_conf, audit_ok, held_conf, held_ok)
         return Routing(labels, confidence, value, reasons, list(self.llm_labels), student_labels, is_reviewed, trusted, estimate, fit)
+
+    def _fit_data(self, rows: np.ndarray, gold: np.ndarray, student: np.ndarray | None, held_student: np.ndarray | None,
+                  seed_student: np.ndarray | None) -> tuple[list[np.ndarray], np.ndarray]:
+        """The combination's fitting rows: the seed (rows like the whole dataset) and the reviewed rows (the
+        hard ones): each part's distributions there (the student's held out), and their labels."""
+        n_seed = len(self.seed_y)
+        fit_gold = np.concatenate([self.seed_y, gold]) if n_seed else gold
+        fit_parts = [np.vstack([self.seed_p, self.llm_probs[rows]]) if n_seed else self.llm_probs[rows]]
+        if student is not None:
+            if n_seed and seed_student is None:
+                seed_student = self.seed_p  # no seed embeddings: the student is taken to agree with the LLM there
+            other = held_student if held_student is not None else np.zeros((0, len(self.names)))
+            fit_parts.append(np.vstack([seed_student, other]) if n_seed else other)
+        return fit_parts, fit_gold
 
     def _trusted(self, confidence: np.ndarray, is_reviewed: np.ndarray) -> np.ndarray:
         if self.trust_threshold is None:
@@ -428,6 +428,27 @@ class Router:
         value = np.where(is_reviewed, 0.0, 1.0 - confidence)
         return Routing(labels, confidence, value, reasons, list(self.llm_labels), None, is_reviewed, self._trusted(confidence, is_reviewed),
                        estimate_with_audit(confidence, is_reviewed, conf[audited], audit_ok, None, None), {})
+
+
+def _in_row_order(given: list[tuple[int, Any]], names: Sequence[str], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, label indices) of the reviewed rows whose label is one of `names`, in row order (so the folds
+    never depend on the order of the log)."""
+    index = {name: i for i, name in enumerate(names)}
+    at = np.fromiter((i for i, _ in given), dtype=int, count=len(given))
+    said = np.fromiter((index.get(str(v), -1) for _, v in given), dtype=int, count=len(given))
+    order = np.argsort(np.where(said >= 0, at, n), kind="stable")[: int((said >= 0).sum())]
+    return at[order], said[order]
+
+
+def _with_reviews(labels: list[Any], given: list[tuple[int, Any]]) -> list[Any]:
+    for i, v in given:
+        labels[i] = v
+    return labels
+
+
+def _seed_and(values: np.ndarray, n_seed: int, keep: np.ndarray) -> np.ndarray:
+    """The seed's part of `values` whole, and the reviewed rows' part at the positions `keep`."""
+    return np.concatenate([values[:n_seed], values[n_seed:][keep]])
 
 
 FIT_MAX_ROWS = 2_000  # reviewed rows the combination is fitted on at most (a sample beyond: see `_fit_sample`)
