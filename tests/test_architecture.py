@@ -275,3 +275,10 @@ def test_the_size_list_names_only_functions_still_over():
     sizes = _function_sizes()
     stale = [key for key in OVER_TODAY if key not in sizes or (sizes[key][0] <= MAX_LINES and sizes[key][1] <= MAX_PARAMS)]
     assert stale == []
+
+
+def test_one_cascade():
+    """Issue 33: the tiered cascade is the only one; `--cascade` is its preset (`llm_cascade`), no module of its own."""
+    assert sorted(p.name for p in (PACKAGE / "strategies" / "cascade").glob("*.py")) == ["__init__.py", "run.py", "strategy.py"]
+    orchestrators = [str(p.relative_to(SRC)) for p in PACKAGE.rglob("*.py") if re.search(r"^def (cascade|tiered_cascade|llm_cascade)\(", p.read_text(), re.M)]
+    assert orchestrators == ["labelmill/strategies/cascade/run.py"]

@@ -128,31 +128,23 @@ class ReviewLog:
     def undo(self, annotator: str) -> Review | None:
         """Take back `annotator`'s latest decision still in force (an `undo` row names it); the undone review."""
         active = [r for r in self.active() if r.annotator == annotator and r.kind != "resolve"]
-        if not active:
-            return None
-        last = active[-1]
-        self.store.db.execute(
-            "INSERT INTO reviews (run_id, row_index, row_hash, annotator, kind, action, label, previous_label, undoes, created_at)"
-            " VALUES (?, ?, ?, ?, ?, 'undo', NULL, ?, ?, ?)",
-            (self.run_id, last.row_index, last.row_hash, annotator, last.kind, json.dumps(last.label), last.id, time.time()),
-        )
-        _wrote(self.store)
-        return last
+        return self._take_back(active[-1], annotator) if active else None
 
     def undo_resolution(self, annotator: str, row_index: int) -> Review | None:
         """Take back the resolution in force on `row_index` (an `undo` row that names it and who took it
         back); the undone resolution, or None when the row has none."""
         found = [r for r in self.active() if r.kind == "resolve" and r.row_index == row_index]
-        if not found:
-            return None
-        last = found[-1]
+        return self._take_back(found[-1], annotator) if found else None
+
+    def _take_back(self, review: Review, annotator: str) -> Review:
+        """Log an `undo` row by `annotator` that names `review`; nothing is deleted."""
         self.store.db.execute(
             "INSERT INTO reviews (run_id, row_index, row_hash, annotator, kind, action, label, previous_label, undoes, created_at)"
-            " VALUES (?, ?, ?, ?, 'resolve', 'undo', NULL, ?, ?, ?)",
-            (self.run_id, last.row_index, last.row_hash, annotator, json.dumps(last.label), last.id, time.time()),
+            " VALUES (?, ?, ?, ?, ?, 'undo', NULL, ?, ?, ?)",
+            (self.run_id, review.row_index, review.row_hash, annotator, review.kind, json.dumps(review.label), review.id, time.time()),
         )
         _wrote(self.store)
-        return last
+        return review
 
     def resolutions(self) -> list[Review]:
         """The resolutions in force, oldest first (who settled which row, to what)."""
