@@ -174,7 +174,7 @@ def write_config(pages: list[str]) -> Path:
     tasks = [{p.split("/")[1][:-3]: p} for p in pages if p.startswith("tasks/")]
     strategies = [{p.split("/")[1][:-3]: p} for p in pages if p.startswith("strategies/")]
     nav = [
-        {"Home": "index.md"}, {"Label your own CSV": "quickstart.md"}, {"Install": "install.md"},
+        {"Home": "index.md"}, {"Label your own CSV": "quickstart.md"}, {"Install": "install.md"}, {"Every command": "commands.md"},
         {"Tasks": tasks}, {"Strategies": strategies},
         {"Reference": [{"CLI": "reference/cli.md"}, {"Config": "reference/config.md"}, {"Python": "reference/python.md"}]},
         {"Autolabel configs": "autolabel.md"}, {"Architecture": "architecture.md"}, {"Ray": "ray.md"}, {"Mutation testing": "mutation.md"},
