@@ -13,6 +13,14 @@ SHARED = next((p / "shared" / "data" for p in ROOT.parents if (p / "shared" / "d
 # that the thresholds the tests check do not move with the CPU; test_selectors exercises the bfloat16 path.
 os.environ.setdefault("LABELMILL_ENCODER_DTYPE", "float32")
 
+try:  # property tests check what is generated, not how fast: a slow machine (or mutmut's trampolines) must not fail them
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile("labelmill", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile("labelmill")
+except ImportError:
+    pass
+
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
