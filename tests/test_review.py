@@ -935,3 +935,33 @@ def test_reason_counts_are_the_counts_of_the_reasons_shown(tmp_path):
             expected[kind] = expected.get(kind, 0) + 1
     assert reasons.counts(rows) == expected and len(expected) == 4
     assert reasons[int(np.flatnonzero(reviewed)[0])] == [] and len(reasons[:5]) == 5
+
+
+def test_fit_combination_finds_the_optimum_of_its_stated_objective():
+    """The fit minimises, within the bounds, sum_i r_i * -log q_i(gold_i) + l2/2 (|w - 1|^2 + |b|^2), with q the
+    softmax of sum_j w_j log(max(p_j, 1e-6)) + b: checked against the same objective written here and
+    minimised by another method (Powell, no gradient), for two penalties and row weights."""
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(3)
+    n, k = 120, 3
+    gold = rng.integers(0, k, n)
+    a = np.clip(np.eye(k)[gold] * 0.5 + rng.dirichlet(np.ones(k), n), 0, None)
+    b = rng.dirichlet(np.ones(k), n)
+    b[:5, 0] = 0.0  # an exact zero: floored at 1e-6, not log(0)
+    parts = [a / a.sum(1, keepdims=True), b]
+    r = rng.uniform(0.5, 2.0, n)
+
+    def objective(theta, l2):
+        z = theta[0] * np.log(np.maximum(parts[0], 1e-6)) + theta[1] * np.log(np.maximum(parts[1], 1e-6)) + theta[2:]
+        z = z - z.max(axis=1, keepdims=True)
+        logq = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return -(r * logq[np.arange(n), gold]).sum() + 0.5 * l2 * (((theta[:2] - 1) ** 2).sum() + (theta[2:] ** 2).sum())
+
+    for l2 in (1.0, 8.0):
+        theirs = minimize(objective, np.r_[1.0, 1.0, np.zeros(k)], args=(l2,), method="Powell", bounds=[(0, 10)] * 2 + [(-10, 10)] * k,
+                          options={"xtol": 1e-8, "ftol": 1e-12, "maxiter": 20000}).x
+        ours = fit_combination(parts, gold, l2=l2, weight=r) if l2 != 1.0 else fit_combination(parts, gold, weight=r)  # 1.0: the default
+        assert np.all(np.isfinite(ours)) and objective(ours, l2) <= objective(theirs, l2) + 1e-4
+        assert np.allclose(ours, theirs, atol=2e-3)
+    assert np.all(np.isfinite(combine(parts, ours)))
