@@ -260,3 +260,23 @@ def test_eval_of_a_calibrated_output_reports_before_and_after(tmp_path):
     assert metrics["accuracy_before_calibration"] == pytest.approx(raw_ok.mean())
     assert metrics["ece"] < metrics["ece_before_calibration"]
     assert "ece_before_calibration" in (tmp_path / "r.html").read_text()
+
+
+def test_a_fused_calibrator_applies_its_weights_to_the_logits_and_reads_a_missing_signal_as_one_half():
+    """P(right) = sigmoid(w_c logit(confidence) + sum_s w_s logit(signal) + bias), written out here; a signal a
+    row lacks counts as 1/2 (logit 0); a row with no confidence stays without one."""
+    from labelmill.numeric.calibration import Calibrator
+
+    def logit(x):
+        return np.log(x / (1 - x))
+
+    cal = Calibrator("fused", ["a", "b"], fused={"confidence": 2.0, "p_true": 1.5, "agreement": -0.7, "bias": -0.5})
+    raw = np.array([0.9, 0.6, 0.3, np.nan])
+    signals = [{"p_true": 0.8, "agreement": 0.75}, {"p_true": 0.2}, None, {"p_true": 0.9, "agreement": 1.0}]
+    expected = [1 / (1 + np.exp(-(2.0 * logit(0.9) + 1.5 * logit(0.8) - 0.7 * logit(0.75) - 0.5))),
+                1 / (1 + np.exp(-(2.0 * logit(0.6) + 1.5 * logit(0.2) - 0.5))),
+                1 / (1 + np.exp(-(2.0 * logit(0.3) - 0.5)))]
+    got = cal.fused_confidence(raw, signals)
+    assert np.allclose(got[:3], expected, atol=1e-6) and np.isnan(got[3])
+    label, conf = cal.apply(None, raw, signals)
+    assert label is None and np.allclose(conf[:3], expected, atol=1e-6)
