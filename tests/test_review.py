@@ -964,4 +964,6 @@ def test_fit_combination_finds_the_optimum_of_its_stated_objective():
         ours = fit_combination(parts, gold, l2=l2, weight=r) if l2 != 1.0 else fit_combination(parts, gold, weight=r)  # 1.0: the default
         assert np.all(np.isfinite(ours)) and objective(ours, l2) <= objective(theirs, l2) + 1e-4
         assert np.allclose(ours, theirs, atol=2e-3)
-    assert np.all(np.isfinite(combine(parts, ours)))
+    z = ours[0] * np.log(np.maximum(parts[0], 1e-6)) + ours[1] * np.log(np.maximum(parts[1], 1e-6)) + ours[2:]
+    by_hand = np.exp(z - z.max(axis=1, keepdims=True))
+    assert np.allclose(combine(parts, ours), by_hand / by_hand.sum(axis=1, keepdims=True), atol=1e-9)
