@@ -130,3 +130,29 @@ def test_plan_and_run_take_another_model_without_editing_the_config(tmp_path):
     assert planned["backend"] == "fake" and "keywords" in planned["model"]
     assert "openai/gpt-3.5-turbo needs its API key" in done.stderr  # the notice says how to run it here
     assert json.loads(config.read_text())["model"]["provider"] == "openai"  # the file is untouched
+
+
+def test_old_autolabel_ner_gold_and_demos_are_mention_dicts_aligned_to_the_text():
+    """named_entity_recognition keeps its gold as {type: [mentions]} in the label column: read without
+    reshaping, for eval and for the few-shot demos; a span list still reads as spans."""
+    from labelmill.tasks import make_task
+
+    cfg = load_config({"task_type": "named_entity_recognition", "dataset": {"label_column": "CategorizedLabels"},
+                       "prompt": {"task_guidelines": "Find the entities.", "labels": ["Location", "Person"],
+                                  "example_template": "Example: {example}\nOutput: {CategorizedLabels}"}})
+    assert (cfg.task, cfg.input_template, cfg.gold_column) == ("ner", "Example: {example}", "CategorizedLabels")
+    task = make_task(cfg)
+    row = {"example": "Ana flew from Paris to Lyon", "CategorizedLabels": '{"Location": ["Paris", "Lyon"], "Person": ["Ana"]}'}
+    expected = [("Person", "Ana"), ("Location", "Paris"), ("Location", "Lyon")]
+    assert [(s["type"], s["text"]) for s in task.gold(row)] == expected
+    assert [(s["type"], s["text"]) for s in task.example_gold(row, "CategorizedLabels")] == expected
+    spans = '[{"start": 0, "end": 3, "type": "Person", "text": "Ana"}]'
+    assert [(s["type"], s["text"]) for s in task.gold({**row, "CategorizedLabels": spans})] == [("Person", "Ana")]
+
+
+def test_model_text_names_a_local_model_or_a_backend():
+    from labelmill.config import model_from_text
+
+    assert model_from_text("qwen2.5-coder-1.5b") == {"backend": "llama_cpp", "name": "qwen2.5-coder-1.5b"}
+    assert model_from_text("openai:gpt-4o-mini") == {"backend": "openai", "name": "gpt-4o-mini"}
+    assert model_from_text("C:/models/x.gguf") == {"backend": "llama_cpp", "name": "C:/models/x.gguf"}  # not a backend: a path

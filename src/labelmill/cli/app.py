@@ -37,6 +37,17 @@ def cost_text(cost: float | None) -> str:
     return f"${cost:.4f} at most (prompts plus max_tokens per answer)"
 
 
+def command_config(config: str, on_event: Any, *, encoding: str | None = None, model: str | None = None) -> Any:
+    """A command's config: loaded (conversion notices sent to `on_event`), with `--encoding` and `--model`
+    laid over it when given (`--model`: a catalog name, a .gguf path, or BACKEND:NAME)."""
+    from labelmill.config import derive_config, load_with_notices, model_from_text
+
+    cfg = load_with_notices(config, on_event)
+    if encoding:
+        cfg.dataset.encoding = encoding
+    return derive_config(cfg, model=model_from_text(model)) if model else cfg
+
+
 def _add_strategy_commands() -> None:
     """Commands that strategies contribute (plugins through the labelmill.strategies entry points)."""
     from labelmill.core.strategy import get_strategy, strategies

@@ -7,7 +7,7 @@ import json
 import click
 
 from labelmill import api
-from labelmill.cli.app import cli
+from labelmill.cli.app import cli, command_config
 from labelmill.cli.progress import ProgressView
 
 
@@ -27,9 +27,7 @@ def calibrate(config: str, seed: str, out: str, method: str, target: float, delt
               encoding: str | None) -> None:
     """Label SEED (rows with gold labels), fit a calibration and a threshold with a bound, and save them."""
     view = ProgressView(quiet=as_json)
-    cfg = api.load_with_notices(config, view)
-    if encoding:
-        cfg.dataset.encoding = encoding
+    cfg = command_config(config, view, encoding=encoding)
     calibrator = api.calibrate(cfg, seed, method=method, target=target, delta=delta, out=out, project=project, on_event=view, threshold_rows=threshold_rows)
     report = calibrator.seed_report
     if as_json:

@@ -9,7 +9,8 @@ from typing import Any
 import click
 
 from labelmill import api
-from labelmill.cli.app import cli, finite
+from labelmill.cli.app import cli, command_config, finite
+from labelmill.events import ignore
 
 
 def _print_summary(metrics: dict[str, Any], config: str, output: str) -> None:
@@ -91,9 +92,7 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
 def eval_(config: str, output: str, target: float, report: str | None, as_json: bool, encoding: str | None) -> None:
     """Metrics of OUTPUT against the gold column, the threshold table, and report.html; with no gold
     column, the label counts, the confidence spread, the least confident rows and warnings."""
-    cfg = api.load_config(config)
-    if encoding:
-        cfg.dataset.encoding = encoding
+    cfg = command_config(config, ignore, encoding=encoding)
     metrics = api.evaluate(cfg, output, target=target, report=report or api.default_report_path(output))
     if as_json:
         click.echo(json.dumps(finite(metrics)))

@@ -7,7 +7,7 @@ import json
 import click
 
 from labelmill import api
-from labelmill.cli.app import cli, cost_text
+from labelmill.cli.app import cli, command_config, cost_text
 from labelmill.cli.progress import ProgressView
 
 
@@ -21,13 +21,7 @@ from labelmill.cli.progress import ProgressView
 def plan(config: str, input: str, limit: int | None, as_json: bool, model: str | None, encoding: str | None) -> None:
     """Preview the prompt and estimate tokens, time and cost, labeling nothing."""
     view = ProgressView(quiet=as_json)
-    cfg = api.load_with_notices(config, view)
-    if encoding:
-        cfg.dataset.encoding = encoding
-    if model:
-        from labelmill.config import derive_config, model_from_text
-
-        cfg = derive_config(cfg, model=model_from_text(model))
+    cfg = command_config(config, view, encoding=encoding, model=model)
     result = api.plan(cfg, input, limit=limit, on_event=view)
     if as_json:
         click.echo(json.dumps(result, indent=1))

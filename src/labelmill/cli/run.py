@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+
 import click
 
 from labelmill import api
-from labelmill.cli.app import cli
+from labelmill.cli.app import cli, command_config
 from labelmill.cli.progress import ProgressView
 
 
@@ -46,13 +47,7 @@ def run(
 ) -> None:
     """Label INPUT and write OUTPUT. Rerunning the same command resumes where it stopped."""
     view = ProgressView(quiet=quiet or as_json)
-    cfg = api.load_with_notices(config, view)
-    if encoding:
-        cfg.dataset.encoding = encoding
-    if model_name:
-        from labelmill.config import derive_config, model_from_text
-
-        cfg = derive_config(cfg, model=model_from_text(model_name))
+    cfg = command_config(config, view, encoding=encoding, model=model_name)
     if tiers or cascade:
         from labelmill.errors import ConfigError
         from labelmill.strategies.cascade.run import llm_cascade, tiered_cascade

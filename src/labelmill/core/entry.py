@@ -10,7 +10,6 @@ strategy through the strategy registry, so the core names no strategy.
 from __future__ import annotations
 
 import time
-
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,20 +75,20 @@ def plan_rows(cfg: Config, data: Any, *, limit: int | None = None, backend: Back
     strategy = strategy_for(cfg)  # an ensemble: the prompt preview is the first member's; the estimate counts every member
     started = time.perf_counter()  # a run pays the same setup: loading the model (and an encoder for similar demos)
     job = Job(cfg if strategy is None else strategy.plan_config(cfg), backend)
-    read_started = time.perf_counter()
+    setup = time.perf_counter() - started
     frame = read_rows(data, cfg.dataset)
-    read_s = time.perf_counter() - read_started
     if limit is not None:
         frame = frame.head(limit)
     job.check_columns(frame)
     inputs = [job.row_input(r) for r in frame.to_dict("records")]
+    started = time.perf_counter()
     job.prepare_rows(inputs[:1])
     rendered = job.backend.render(job.prompt(inputs[0]))
     cut = rendered.rfind(inputs[0])
     head, tail = (rendered[:cut], rendered[cut + len(inputs[0]) :]) if cut >= 0 and inputs[0] else (rendered, "")
     count = job.backend.count_tokens
     prefix_tokens, suffix_tokens = count(head), count(tail) if tail else 0
-    setup = time.perf_counter() - started - read_s
+    setup += time.perf_counter() - started
     row_tokens = [count(text) for text in inputs]
     candidate_tokens = sum(count(c) for c in job.candidates or [])
     evaluated = prefix_tokens + sum(row_tokens) + len(inputs) * suffix_tokens

@@ -6,22 +6,19 @@ NaN for rows that got no label.
 
 from __future__ import annotations
 
-import re
+from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from labelmill.config import Config
-from labelmill.errors import InputDataError
 from labelmill.numeric.calibration import expected_calibration_error
 from labelmill.io import read_rows
-from labelmill.evaluation.outputs import predictions
+from labelmill.evaluation.outputs import closed_labels, predictions, values_of
+from labelmill.evaluation.unlabeled import summarize
 from labelmill.core.strategy import EvalContext, all_strategies
 from labelmill.tasks import make_task
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 # the metrics `eval` prints first, those a task reports, in this order; accuracy always with completion rate
 HEADLINE_METRICS = (
@@ -68,8 +65,6 @@ def evaluate(config: Config, output: Any, *, target: float = 0.95) -> dict[str, 
     needed = task.gold_columns()
     absent = [c for c in needed if c not in frame.columns]
     if not needed or absent:  # no gold: what a user can still learn from the labels alone
-        from labelmill.evaluation.unlabeled import summarize
-
         why = "the config names no gold_column" if not needed else f"gold column {absent[0]!r} is not in the output"
         return summarize(config, task, frame, why)
     all_gold = [task.gold(record) for record in frame.to_dict("records")]
@@ -136,16 +131,11 @@ def _thresholds(correct: np.ndarray, confidence: np.ndarray, target: float) -> d
 
 def _gold_outside_labels(task: Any, gold: list[Any]) -> dict[str, int]:
     """{gold value: rows} of gold values a closed-label task cannot predict (a typo, a renamed label)."""
-    labels = getattr(task, "labels", None)
-    if not labels or task.config.task not in ("classification", "matching", "multilabel"):
+    labels = closed_labels(task)
+    if labels is None:
         return {}
-    known, found = set(labels), {}
-    for g in gold:
-        values = g if isinstance(g, (list, tuple, set)) else [g]
-        for v in values:
-            if v is not None and v not in known:
-                found[str(v)] = found.get(str(v), 0) + 1
-    return found
+    outside = Counter(str(v) for g in gold for v in values_of(g) if v not in labels)
+    return dict(outside)
 
 
 def default_report_path(output: str | Path) -> Path:

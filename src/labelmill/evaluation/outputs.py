@@ -40,3 +40,14 @@ def predictions(config: Config, task: Any, frame: pd.DataFrame, label: str | Non
     predicted = [None if err else task.parse_output(v) for v, err in zip(frame[label_col], errors)]
     conf = np.array([np.nan if err or c in (None, "") or is_nan(c) else float(c) for c, err in zip(frame[conf_col], errors)])
     return errors, predicted, conf
+
+
+def closed_labels(task: Any) -> list[str] | None:
+    """The label set of a task that answers from one (classification, matching, multilabel), else None."""
+    labels = getattr(task, "labels", None)
+    return list(labels) if labels and task.config.task in ("classification", "matching", "multilabel") else None
+
+
+def values_of(value: Any) -> list[Any]:
+    """A cell's labels: the labels of a multilabel answer, or the one label (None left out)."""
+    return [v for v in (value if isinstance(value, (list, tuple, set)) else [value]) if v is not None]

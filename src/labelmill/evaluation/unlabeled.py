@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from labelmill.config import Config
+from labelmill.evaluation.outputs import closed_labels, predictions, values_of
 
 RARE_SHARE = 0.02  # a label under this share of the answers gets a warning
 CONSTANT_SHARE = 0.9  # one label over this share of the answers (with enough rows) gets a warning
@@ -20,10 +21,8 @@ SHOWN_ROWS = 10
 
 def summarize(config: Config, task: Any, frame: Any, why: str) -> dict[str, Any]:
     """Label counts, the spread of confidence, the least confident rows, warnings and the next commands."""
-    from labelmill.evaluation.outputs import predictions
-
     n = len(frame)
-    errors, predicted, confidence = predictions(config, task, frame)
+    _, predicted, confidence = predictions(config, task, frame)
     labeled = int(sum(p is not None for p in predicted))
     out: dict[str, Any] = {"gold": False, "why_no_gold": why, "n_rows": n, "completion_rate": labeled / n if n else 0.0,
                            "label_counts": _counts(task, predicted), "confidence": _spread(confidence)}
@@ -39,14 +38,12 @@ def summarize(config: Config, task: Any, frame: Any, why: str) -> dict[str, Any]
 
 def _counts(task: Any, predicted: list[Any]) -> dict[str, int] | None:
     """{label: answers} over the config's labels (zeros included), for the tasks with a closed label set."""
-    labels = getattr(task, "labels", None)
-    if not labels or task.config.task not in ("classification", "matching", "multilabel"):
+    labels = closed_labels(task)
+    if labels is None:
         return None
-    counts = {str(label): 0 for label in labels}
-    for p in predicted:
-        for v in (p if isinstance(p, (list, tuple, set)) else [p]):
-            if v is not None:
-                counts[str(v)] = counts.get(str(v), 0) + 1
+    counts = dict.fromkeys(map(str, labels), 0)
+    for v in (str(v) for p in predicted for v in values_of(p)):
+        counts[v] = counts.get(v, 0) + 1
     return counts
 
 

@@ -117,25 +117,22 @@ class NerTask(Task):
         mentions are aligned to the row's text (every occurrence, as the model's answers are)."""
         if self.config.ner.mention_columns:
             return self._aligned(record, {t: record.get(t) for t in self.labels})
-        cell = record.get(self.config.gold_column) if self.config.gold_column else None
-        data = load_structured(cell) if isinstance(cell, str) else cell
-        if isinstance(data, dict) and "spans" not in data:
-            return self._aligned(record, data)
-        return super().gold(record)
+        return self._gold_cell(record, record.get(self.config.gold_column)) if self.config.gold_column else None
 
     def example_gold_columns(self, label_column: str) -> list[str]:
         return list(self.labels) if self.config.ner.mention_columns else [label_column]
 
     def example_gold(self, item: Mapping[str, Any], label_column: str) -> Any:
-        if self.config.ner.mention_columns:
-            return self.gold(item)
-        data = load_structured(item[label_column]) if isinstance(item[label_column], str) else item[label_column]
-        return self._aligned(item, data) if isinstance(data, dict) and "spans" not in data else self.parse_gold(item[label_column])
+        return self.gold(item) if self.config.ner.mention_columns else self._gold_cell(item, item[label_column])
 
-    def _aligned(self, record: Mapping[str, Any], by_type: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    def _gold_cell(self, record: Mapping[str, Any], cell: Any) -> Any:
+        data = load_structured(cell)
+        return self._aligned(record, data) if isinstance(data, dict) and "spans" not in data else self.parse_gold(cell)
+
+    def _aligned(self, record: Mapping[str, Any], by_type: Mapping[str, Any]) -> list[dict[str, Any]]:
         mentions = []
         for kind, cell in by_type.items():
-            values = load_structured(cell) if isinstance(cell, str) else cell
+            values = load_structured(cell)
             if isinstance(values, str):
                 values = [values]
             if not isinstance(values, (list, tuple, np.ndarray)):
