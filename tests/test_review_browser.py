@@ -849,3 +849,116 @@ def test_blind_mode_shows_no_model_label_reason_or_other_answer_anywhere_the_pag
         assert server.request("/api/conflicts", token=carol)[0] == 200 and server.request("/api/export?format=jsonl", token=carol)[0] == 200
     finally:
         server.stop()
+
+
+ROLES_CONFIG = """\
+task: roles
+name: roles-review
+roles: {check: false}
+examples: {k: 0}
+model:
+  backend: fake
+  params: {replies: [["Predicate: get$", "ARG0: I"]], default_reply: "none"}
+"""
+
+
+def test_roles_view_marks_the_predicate_and_edits_arguments_by_selection_and_keyboard(tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    hostile = '<img src=x onerror="window.__xss = 4">'
+    sentence = f"where can I get morcillas in tampa bay {hostile}"
+    rows = [{"text": sentence, "predicate": json.dumps({"start": 12, "end": 15, "text": "get", "lemma": "get", "sense": "get.01"}),
+             "arguments": json.dumps([{"start": 10, "end": 11, "role": "ARG0", "text": "I"}])}]
+    server = serve(tmp_path, ROLES_CONFIG, rows)
+    driver = chrome()
+
+    def spans(d):
+        return [(e.text, e.get_attribute("data-type")) for e in d.find_elements("css selector", "#row-text .span")]
+
+    try:
+        driver.get(server.links["ana"])
+        # the predicate is marked V, the model's argument carries its role; the gold arguments are nowhere on the page
+        wait_for(driver, lambda d: spans(d) == [("I", "ARG0"), ("get", "V")])
+        assert "pred" in driver.find_elements("css selector", "#row-text .span")[1].get_attribute("class")
+        assert driver.execute_script("return window.__xss === undefined") and not driver.find_elements("css selector", "#row img")
+        assert "get.01" not in driver.page_source
+        # the predicate cannot be an argument
+        assert driver.execute_script(SELECT_TEXT, "get")
+        ActionChains(driver).send_keys("2").perform()
+        wait_for(driver, lambda d: "the predicate itself is not an argument" in status_text(d))
+        # add ARG1 (the second role; with 20 roles "2" waits a moment for a second digit)
+        assert driver.execute_script(SELECT_TEXT, "morcillas")
+        ActionChains(driver).send_keys("2").perform()
+        wait_for(driver, lambda d: ("morcillas", "ARG1") in spans(d))
+        # ARGM-LOC is the seventh role
+        assert driver.execute_script(SELECT_TEXT, "in tampa bay")
+        ActionChains(driver).send_keys("7").perform()
+        wait_for(driver, lambda d: ("in tampa bay", "ARGM-LOC") in spans(d))
+        # click the model's ARG0 away
+        driver.find_elements("css selector", "#row-text .span")[0].click()
+        wait_for(driver, lambda d: spans(d) == [("get", "V"), ("morcillas", "ARG1"), ("in tampa bay", "ARGM-LOC")])
+        ActionChains(driver).send_keys(Keys.ENTER).perform()
+        wait_for(driver, lambda d: "saved row 0" in status_text(d))
+        from labelmill.store import Store
+        from labelmill.strategies.review.log import ReviewLog
+
+        with Store(tmp_path / "project.db") as store:
+            saved = ReviewLog(store, store.runs()[-1]["id"]).final()[0][0]
+        assert saved["predicate"] == {"start": 12, "end": 15, "text": "get", "lemma": "get"}
+        assert [(a["role"], a["start"], a["end"], a["text"]) for a in saved["arguments"]] == [("ARG1", 16, 25, "morcillas"), ("ARGM-LOC", 26, 38, "in tampa bay")]
+        # the API refuses an argument over the predicate or outside the sentence
+        token = server.token("ana")
+        csrf = server.csrf(token)
+        for bad in ({"arguments": [{"start": 12, "end": 15, "role": "ARG1"}]}, {"arguments": [{"start": 0, "end": 999, "role": "ARG1"}]},
+                    {"arguments": [{"start": 0, "end": 5, "role": "AGENT"}]}, ["ARG0"]):
+            code, body = server.request("/api/review", token=token, method="POST", body={"row": 0, "label": bad}, csrf=csrf)
+            assert code == 400, (bad, body)
+    finally:
+        driver.quit()
+        server.stop()
+
+
+TEMPORAL_CONFIG = """\
+task: temporal
+name: order-review
+gold_column: relation
+examples: {k: 0}
+model:
+  backend: fake
+  params: {keywords: {BEFORE: [then], AFTER: [after]}}
+"""
+
+
+def test_temporal_view_highlights_the_event_pair_and_takes_four_keys(tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    rows = [{"text": "She ate and then she left.", "e1": json.dumps({"start": 4, "end": 7}), "e2": json.dumps({"start": 21, "end": 25}), "relation": "BEFORE"},
+            {"text": "He <b>left</b> after she ate.", "e1": "ate", "e2": "<b>left</b>", "relation": "AFTER"}]
+    server = serve(tmp_path, TEMPORAL_CONFIG, rows)
+    driver = chrome()
+    try:
+        driver.get(server.links["ana"])
+        done = {}
+        for _ in range(2):
+            wait_for(driver, lambda d: d.find_elements("css selector", "#row-text .pair.e1"))
+            index = row_index(driver)
+            pair = [(e.text, e.get_attribute("data-type")) for e in driver.find_elements("css selector", "#row-text .pair")]
+            assert pair == {0: [("ate", "e1"), ("left", "e2")], 1: [("<b>left</b>", "e2"), ("ate", "e1")]}[index], pair
+            assert not driver.find_elements("css selector", "#row b")
+            assert [b.text for b in driver.find_elements("css selector", "#labels button")] == ["1 BEFORE", "2 AFTER", "3 EQUAL", "4 VAGUE"]
+            key, label = {0: ("3", "EQUAL"), 1: ("4", "VAGUE")}[index]
+            ActionChains(driver).send_keys(key).perform()
+            wait_for(driver, lambda d, label=label: d_label(d).endswith(" " + label))
+            ActionChains(driver).send_keys(Keys.ENTER).perform()
+            wait_for(driver, lambda d, i=index: f"saved row {i}" in status_text(d))
+            done[index] = label
+        from labelmill.store import Store
+        from labelmill.strategies.review.log import ReviewLog
+
+        with Store(tmp_path / "project.db") as store:
+            assert ReviewLog(store, store.runs()[-1]["id"]).final()[0] == done
+    finally:
+        driver.quit()
+        server.stop()

@@ -100,6 +100,46 @@ class RelationSpec(_Strict):
     pair_demos: int = Field(8, ge=0, description="relations: pair questions from the few-shot examples shown before each pair (half with a relation).")
 
 
+class RolesSpec(_Strict):
+    """Semantic roles: the arguments of a predicate as spans of the sentence, with PropBank-style roles."""
+
+    text_column: str = Field("text", description="Column with the sentence.")
+    predicate_column: str | None = Field(
+        "predicate", description="Column with the predicate: {start, end, text, lemma, sense}, its JSON, or its text. An empty cell "
+        "(or no such column): the model finds the predicates first, then their arguments.",
+    )
+    arguments_column: str = Field("arguments", description="Gold arguments [{start, end, role, text}] (eval and few-shot examples).")
+    tokens_column: str | None = Field("tokens", description="Column with the sentence's tokens, used by the rules (else words split off punctuation and clitics).")
+    rules: Literal["off", "fill", "first"] = Field(
+        "off", description="Word-order rules beside the model (no parser): fill = the model's arguments, plus the rules' where the model "
+        "placed none over them; first = the rules' arguments, plus the model's where the rules placed none; off = the model's alone.",
+    )
+    frames: str | None = Field(
+        None, description="Optional frame files, relative to the config: a PropBank frames directory (XML) or a YAML/JSON file "
+        "{roleset: {name, roles: {ARG0: giver, ...}}}; the prompt then names each roleset's own roles.",
+    )
+    check: bool = Field(
+        False, description="Ask a scored question per argument: its role among the labels, or none (the argument is dropped); "
+        "the argument's confidence is then that role's probability (else the probability the model gave the argument's line). "
+        "Off by default: on the embedded 0.5B it lowered head F1 (bench/README, roles).",
+    )
+    senses: bool = Field(False, description="Also choose the predicate's roleset (sense) among the frames' rolesets for its lemma (scored).")
+    max_predicates: int = Field(8, ge=1, description="Without a marked predicate: the most predicates kept per sentence.")
+
+
+class TemporalSpec(_Strict):
+    """The temporal order of two marked events (BEFORE / AFTER / EQUAL / VAGUE)."""
+
+    text_column: str = Field("text", description="Column with the text holding both events (one or two sentences).")
+    e1_column: str = Field("e1", description="Column with the first event: {start, end, text}, its JSON, or its text (or <e1> marks in the text).")
+    e2_column: str = Field("e2", description="Column with the second event.")
+    annotations_column: str | None = Field(
+        "annotations", description="Optional column with each annotator's judgement (labels, or UDS-Time's [start1, end1, start2, end2, "
+        "confidence] lists): eval reports the model's and each annotator's agreement with the majority.",
+    )
+    vague_label: str = Field("VAGUE", description="The label left out of the MATRES-style micro-F1.")
+
+
 class ExamplesSpec(_Strict):
     """Few-shot demonstrations: inline items or a CSV/JSONL file with the input columns and a label."""
 
@@ -286,7 +326,7 @@ class Config(_Strict):
 
     task: str = Field(
         description="classification (one label per row), multilabel (zero or more), ner (entity spans), "
-        "matching (do two records match), qa (answer a question), extraction (a JSON object per row), "
+        "matching (do two records match), qa (answer a question), extraction (a JSON object per row), roles (a predicate's arguments), temporal (the order of two events), "
         "or a task type a plugin registers."
     )
     name: str = Field("labelmill-task", description="A short name for the task.")
@@ -307,6 +347,8 @@ class Config(_Strict):
     qa: QASpec = Field(default_factory=QASpec)
     ner: NERSpec = Field(default_factory=NERSpec)
     relation: RelationSpec = Field(default_factory=RelationSpec)
+    roles: RolesSpec = Field(default_factory=RolesSpec)
+    temporal: TemporalSpec = Field(default_factory=TemporalSpec)
     examples: ExamplesSpec = Field(default_factory=ExamplesSpec)
     reasoning: ReasoningSpec = Field(default_factory=ReasoningSpec)
     ensemble: EnsembleSpec = Field(default_factory=EnsembleSpec)
@@ -359,7 +401,7 @@ class Config(_Strict):
         """Content hash of everything that changes the labels (not output column names)."""
         # the weak section does not change what this config's labeler answers: its sub-labelers run as configs of their own
         data = self.model_dump(mode="json", exclude={"output": True, "base_dir": True, "guidelines_file": True, "weak": True, "model": {"server", "price"}})
-        for name, default in (("reasoning", ReasoningSpec()), ("ensemble", EnsembleSpec())):
+        for name, default in (("reasoning", ReasoningSpec()), ("ensemble", EnsembleSpec()), ("roles", RolesSpec()), ("temporal", TemporalSpec())):
             if getattr(self, name) == default:  # configs written before these sections keep their runs
                 data.pop(name)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

@@ -71,6 +71,20 @@ def label_studio_result(task_type: str, value: Any, text: str, key: str) -> list
         for rel in (value or {}).get("relations", []) if task_type == "relations" else []:
             result.append({"from_id": f"{key}e{rel['head']}", "to_id": f"{key}e{rel['tail']}", "type": "relation", "direction": "right", "labels": [rel["type"]],
                            **({"score": rel["confidence"]} if rel.get("confidence") is not None else {})})
+    elif task_type == "roles":
+        from labelmill.tasks.roles import frames_of
+
+        for f, frame in enumerate(frames_of(value)):
+            p = frame["predicate"]
+            if p.get("start", -1) < 0:
+                continue
+            result.append({"id": f"{key}p{f}", "from_name": "label", "to_name": "text", "type": "labels",
+                           "value": {"start": p["start"], "end": p["end"], "text": p.get("text", text[p["start"]:p["end"]]), "labels": ["V"]}})
+            for n, a in enumerate(frame["arguments"]):
+                result.append({"id": f"{key}p{f}a{n}", "from_name": "label", "to_name": "text", "type": "labels",
+                               "value": {"start": a["start"], "end": a["end"], "text": a.get("text", text[a["start"]:a["end"]]), "labels": [a["role"]]},
+                               **({"score": a["confidence"]} if a.get("confidence") is not None else {})})
+                result.append({"from_id": f"{key}p{f}", "to_id": f"{key}p{f}a{n}", "type": "relation", "direction": "right", "labels": [a["role"]]})
     elif task_type in ("qa", "generation"):
         result.append({"from_name": "answer", "to_name": "text", "type": "textarea", "value": {"text": [str(value)]}})
     elif task_type == "extraction":
@@ -95,6 +109,10 @@ def label_studio_config(config: Config) -> str:
         if task == "relations":
             kinds = "".join(f"    <Relation value={quoteattr(t.name)}/>\n" for t in config.relation.types)
             body += f"  <Relations>\n{kinds}  </Relations>\n"
+    elif task == "roles":  # the predicate (V) and its arguments as spans, each argument linked from its predicate
+        tags = "".join(f"    <Label value={quoteattr(n)}/>\n" for n in ["V", *names])
+        kinds = "".join(f"    <Relation value={quoteattr(n)}/>\n" for n in names)
+        body = f'  <Labels name="label" toName="text">\n{tags}  </Labels>\n' + text + f"  <Relations>\n{kinds}  </Relations>\n"
     elif task in ("qa", "generation"):
         body = text + '  <TextArea name="answer" toName="text" maxSubmissions="1"/>\n'
     elif task == "extraction":
@@ -123,6 +141,21 @@ def label_studio_value(task_type: str, result: list[dict[str, Any]]) -> Any:
         relations = [{"head": ids.index(r["from_id"]), "tail": ids.index(r["to_id"]), "type": r["labels"][0]}
                      for r in result if r.get("type") == "relation" and r.get("from_id") in ids and r.get("to_id") in ids and r.get("labels")]
         return {"entities": spans, "relations": relations}
+    if task_type == "roles":  # each V with the arguments its relations link (a lone argument goes to the nearest V)
+        items = {r.get("id"): r for r in result if r.get("type") == "labels" and r.get("value", {}).get("labels")}
+        verbs = [r for r in items.values() if r["value"]["labels"][0] == "V"]
+        if not verbs:
+            return None
+        frames = {v["id"]: {"predicate": {"start": int(v["value"]["start"]), "end": int(v["value"]["end"]), "text": v["value"].get("text")}, "arguments": []} for v in verbs}
+        owner = {r["to_id"]: r["from_id"] for r in result if r.get("type") == "relation" and r.get("from_id") in frames}
+        for rid, r in items.items():
+            if r["value"]["labels"][0] == "V":
+                continue
+            start = int(r["value"]["start"])
+            home = owner.get(rid) or min(frames, key=lambda k: abs(frames[k]["predicate"]["start"] - start))
+            frames[home]["arguments"].append({"role": str(r["value"]["labels"][0]), "start": start, "end": int(r["value"]["end"]), "text": r["value"].get("text")})
+        out = [{**f, "arguments": sorted(f["arguments"], key=lambda a: (a["start"], a["end"]))} for f in frames.values()]
+        return out[0] if len(out) == 1 else {"frames": sorted(out, key=lambda f: f["predicate"]["start"])}
     for r in result:
         if r.get("type") == "textarea":
             texts = r.get("value", {}).get("text") or [""]
@@ -135,11 +168,11 @@ def label_studio_value(task_type: str, result: list[dict[str, Any]]) -> Any:
 
 def label_studio_tasks(config: Config, labeled: str | Path) -> list[dict[str, Any]]:
     task_type = config.task
-    shown = make_task(config).render  # the text as the model saw it (relation: the marked pair)
+    shown = make_task(config).display_text  # the text as a person reads it (relation, temporal: the marked pair; roles: the sentence)
     tasks = []
     for i, record, value, score in _rows(config, labeled):
         data = {k: v for k, v in record.items() if not k.startswith("llm_")}
-        if task_type in ("ner", "relations", "relation") or "text" not in data:
+        if task_type in ("ner", "relations", "relation", "temporal", "roles") or "text" not in data:
             data["text"] = shown(record)  # the labeling config shows $text
         result = label_studio_result(task_type, value, str(data.get("text", "")), f"r{i}")
         item: dict[str, Any] = {"id": i + 1, "data": data}
@@ -169,10 +202,11 @@ def relation_triples(config: Config, labeled: str | Path) -> list[dict[str, Any]
     return out
 
 
-def spacy_rows(config: Config, items: Iterator[tuple[dict[str, Any], Any]]) -> Iterator[tuple[str, list[dict[str, Any]], list[dict[str, Any]] | None]]:
-    """(text, entities, relations or None) for each (record, label value) of an NER, relation or relations
-    config: what `spacy_docbin` writes. A marked pair's label becomes a relation between its spans E1 and
-    E2 in the label's direction (none: no relation)."""
+def spacy_rows(config: Config, items: Iterator[tuple[dict[str, Any], Any]]) -> Iterator[tuple]:
+    """(text, entities, relations or None[, span groups]) for each (record, label value) of an NER, relation,
+    relations or roles config: what `spacy_docbin` writes. A marked pair's label becomes a relation between
+    its spans E1 and E2 in the label's direction (none: no relation). Roles go to `doc.spans`: group "srl"
+    holds every predicate (V) and argument (labeled by role), group "srl_N" the Nth predicate's."""
     from labelmill.tasks.relation import split_label
 
     task = make_task(config)
@@ -182,6 +216,15 @@ def spacy_rows(config: Config, items: Iterator[tuple[dict[str, Any], Any]]) -> I
         elif config.task == "relations":
             value = value or {}
             yield task.render(record), list(value.get("entities") or []), list(value.get("relations") or [])
+        elif config.task == "roles":
+            from labelmill.tasks.roles import frames_of
+
+            groups: dict[str, list[dict[str, Any]]] = {"srl": []}
+            for n, frame in enumerate(f for f in frames_of(value) if f["predicate"].get("start", -1) >= 0):
+                spans = [{**frame["predicate"], "type": "V"}] + [{**a, "type": a["role"]} for a in frame["arguments"]]
+                groups[f"srl_{n}"] = spans
+                groups["srl"] += spans
+            yield task.display_text(record), [], None, groups
         elif config.task == "relation":
             text, e1, e2 = task.pair(record)
             entities = [{**e1, "type": "E1"}, {**e2, "type": "E2"}]
@@ -189,7 +232,7 @@ def spacy_rows(config: Config, items: Iterator[tuple[dict[str, Any], Any]]) -> I
             relations = [] if found is None else [{"head": 1 if found[1] else 0, "tail": 0 if found[1] else 1, "type": found[0]}]
             yield text, entities, relations
         else:
-            raise ConfigError(f"the spacy format is for ner, relation and relations tasks; this config is {config.task!r}",
+            raise ConfigError(f"the spacy format is for ner, relation, relations and roles tasks; this config is {config.task!r}",
                               fix="use --format label-studio (or jsonl, csv with --project)")
 
 
@@ -207,8 +250,11 @@ def spacy_docbin(rows: Iterator[tuple[str, list[dict[str, Any]], list[dict[str, 
         Doc.set_extension("rel", default={})
     nlp = spacy.blank("xx")
     docs = DocBin(store_user_data=True)
-    for text, entities, relations in rows:
+    for text, entities, relations, *more in rows:
         doc = nlp.make_doc(text)
+        for group, spans in (more[0] if more else {}).items():  # span groups may overlap (an argument of two predicates)
+            made = [doc.char_span(int(s["start"]), int(s["end"]), label=str(s["type"]), alignment_mode="expand") for s in spans]
+            doc.spans[group] = [m for m in made if m is not None]
         kept: dict[int, Any] = {}
         for n in sorted(range(len(entities)), key=lambda k: (int(entities[k]["start"]), -int(entities[k]["end"]))):
             span = entities[n]

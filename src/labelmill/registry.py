@@ -61,6 +61,7 @@ for _name, _target in {
     "classification": "classification:ClassificationTask", "multilabel": "multilabel:MultilabelTask", "ner": "ner:NerTask",
     "matching": "matching:MatchingTask", "qa": "qa:QATask", "extraction": "extraction:ExtractionTask",
     "relation": "relation:RelationTask", "relations": "relation:RelationsTask", "generation": "generation:GenerationTask",
+    "roles": "roles:RolesTask", "temporal": "temporal:TemporalTask",
 }.items():
     tasks.register_lazy(_name, f"labelmill.tasks.{_target}")
 

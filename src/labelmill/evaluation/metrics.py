@@ -74,6 +74,7 @@ def evaluate(config: Config, output: Any, *, target: float = 0.95) -> dict[str, 
     gold = [g for g in all_gold if g is not None]
     errors, predicted, confidence = predictions(config, task, frame)
     metrics = task.metrics(gold, predicted)
+    metrics.update(task.record_metrics(frame.to_dict("records"), predicted))
     # every report has the completion rate beside accuracy, whatever the task's own metrics say
     metrics.setdefault("n_rows", len(gold))
     metrics.setdefault("completion_rate", sum(p is not None for p in predicted) / len(gold) if gold else 0.0)

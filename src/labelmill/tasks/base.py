@@ -62,6 +62,11 @@ class Task(ABC):
         """The row as the model sees it."""
         return render_row(self.config.input_template or "{text}", row)
 
+    def display_text(self, row: Mapping[str, Any]) -> str:
+        """The row as a person reads it (the review page; span offsets point into it): as the model sees it,
+        unless the task shows the model more (roles: the sentence alone, the prompt marks the predicate)."""
+        return self.render(row)
+
     # prompt building -----------------------------------------------------------------------
     @abstractmethod
     def system_prompt(self) -> str: ...
@@ -151,6 +156,11 @@ class Task(ABC):
     @abstractmethod
     def metrics(self, gold: Sequence[Any], predicted: Sequence[Any]) -> dict[str, Any]:
         """Metrics over all rows; a failed row has predicted None and counts as wrong."""
+
+    def record_metrics(self, records: Sequence[Mapping[str, Any]], predicted: Sequence[Any]) -> dict[str, Any]:
+        """Metrics that need more of each gold row than its gold value (temporal: the annotators' own
+        judgements); `records` and `predicted` are aligned with `metrics`' rows."""
+        return {}
 
     @abstractmethod
     def is_correct(self, gold: Any, predicted: Any) -> bool: ...

@@ -87,7 +87,7 @@ class NerTask(Task):
         if mentions is None:
             return ParseFailure("no_entities_parsed", text, "no 'entity (TYPE)' line, and not 'none'")
         source = row.text if row is not None else ""
-        line_conf = _line_confidences(generation, [m[2] for m in mentions])
+        line_conf = line_confidences(generation, [m[2] for m in mentions])
         spans, unaligned = align_mentions(source, [(m[0], m[1], c) for m, c in zip(mentions, line_conf)])
         confs = [s["confidence"] for s in spans if s.get("confidence") is not None]
         confidence = float(min(confs)) if confs else mean_token_prob(generation.token_logprobs)
@@ -282,7 +282,7 @@ def _mentions_from_json(body: str, type_by_norm: Mapping[str, str]) -> list[tupl
     return out
 
 
-def _line_confidences(generation: Generation, lines: Sequence[str]) -> list[float | None]:
+def line_confidences(generation: Generation, lines: Sequence[str]) -> list[float | None]:
     """Mean probability of the generated tokens that wrote each line (None without token data)."""
     text = TokenText(generation.tokens, generation.token_logprobs)
     if not text.ok:

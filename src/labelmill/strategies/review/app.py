@@ -372,6 +372,6 @@ def _status(session: ReviewSession, request: Request) -> dict[str, Any]:
 
 def _label_names(session: ReviewSession) -> list[str]:
     names = session.names or list(getattr(session.task, "labels", None) or [])
-    if not names and session.config.task in ("ner", "multilabel", "relations"):
+    if not names and session.config.task in ("ner", "multilabel", "relations", "roles"):
         names = list(session.config.label_names)
     return [str(n) for n in names]

@@ -153,7 +153,7 @@ def label_studio_tasks(session: ReviewSession) -> list[dict[str, Any]]:
         data = {str(k): _jsonable(v) for k, v in record.items()}
         data["labelmill_row"] = i
         text = session.texts[i]
-        if kind in ("ner", "relations", "relation") or "text" not in data:
+        if kind in ("ner", "relations", "relation", "temporal", "roles") or "text" not in data:
             data["text"] = text
         labels = _stored(session, i)
         item: dict[str, Any] = {"id": i + 1, "data": data}
@@ -319,8 +319,8 @@ def write_docbin(session: ReviewSession, dest: Path) -> Path:
     from labelmill.exports import spacy_docbin, spacy_rows
 
     cfg = session.config
-    if cfg.task not in ("ner", "relation", "relations"):
-        raise ConfigError(f"the spacy format is for ner, relation and relations tasks; this config is {cfg.task!r}", fix="use jsonl, csv, label-studio or argilla")
+    if cfg.task not in ("ner", "relation", "relations", "roles"):
+        raise ConfigError(f"the spacy format is for ner, relation, relations and roles tasks; this config is {cfg.task!r}", fix="use jsonl, csv, label-studio or argilla")
     items = ((session.records[i], _stored(session, i)["final"]) for i in range(len(session.records)))
     return spacy_docbin(spacy_rows(cfg, items), [k.name for k in cfg.relation.types], dest)
 

@@ -31,7 +31,7 @@ from labelmill.events import EventHandler, Notice, ignore
 from labelmill.strategies.review.log import ReviewLog, same_label
 from labelmill.strategies.review.routing import Router, Routing, StudentData, reviews_to_target
 
-CLOSED_TASKS = ("classification", "matching", "relation")
+CLOSED_TASKS = ("classification", "matching", "relation", "temporal")
 REFIT_SHARE = 0.2  # the app's refits take at most this share of the time (a refit holds the interpreter while it runs)
 MAX_BULK = 100  # rows one bulk accept may take (a page's cluster is far fewer)
 PROPOSE_MIN_ROWS = 20  # reviewed rows before guideline proposals (refine holds half of them out, and needs 10 each side)
@@ -235,7 +235,7 @@ class ReviewSession:
         task = make_task(cfg)
         names = _names(cfg, task)
         table = store.labels(result.run_id, len(frame), names)
-        texts = [task.render(r) for r in frame.to_dict("records")]
+        texts = [task.display_text(r) for r in frame.to_dict("records")]
         hashes = [(s.row_hash if s is not None else "") for s in table.rows]
         data_for_student = _student_data(cfg, task, texts, probs_ok(table), o, store, backend, on_event)
         router = _router(task, names, table, data_for_student, o, calibrator)
@@ -416,7 +416,7 @@ class ReviewSession:
         others = {} if self.blind else dict(ratings)
         conf = None if r.reviewed[i] and item is not None and item.confidence is None else float(r.confidence[i])
         return RowView(
-            index=i, text=self.texts[i], fields={k: _plain(v) for k, v in self.records[i].items() if k != self.config.gold_column},  # the gold stays here
+            index=i, text=self.texts[i], fields={k: _plain(v) for k, v in self.records[i].items() if k not in self._gold_columns},  # the gold stays here
             model_label=None if self.blind else model_label, confidence=None if self.blind else conf,
             explanation=None if self.blind or item is None else item.explanation,
             reasons=[why for why in r.reasons[i] if not (self.blind and _tells_the_model(why))],
@@ -485,6 +485,8 @@ class ReviewSession:
                     seen.add((head, tail, typ))
                     relations.append({"head": head, "tail": tail, "type": typ})
             return {"entities": entities, "relations": sorted(relations, key=lambda r: (r["head"], r["tail"], r["type"]))}
+        if kind == "roles":
+            return self._roles(i, label)
         if kind == "ner":
             if not isinstance(label, list):
                 raise InputDataError("an NER review is a list of spans {start, end, type}")
@@ -500,6 +502,32 @@ class ReviewSession:
                 raise InputDataError("an extraction review is an object of attribute values")
             return label
         return label
+
+    @property
+    def _gold_columns(self) -> set[str]:
+        return {c for c in [self.config.gold_column, *self.task.gold_columns()] if c}
+
+    def _roles(self, i: int, label: Any) -> dict[str, Any]:
+        """A roles review: {arguments: [{start, end, role}]} for the row's own predicate; each argument a span of
+        the sentence with a role of the task, never over the predicate."""
+        if not isinstance(label, dict) or not isinstance(label.get("arguments", []), list):
+            raise InputDataError("a roles review is an object {arguments: [{start, end, role}]}")
+        predicate = self.task.predicate(self.records[i])
+        if predicate is None:
+            raise InputDataError("this row has no marked predicate; the review page labels the arguments of a given predicate")
+        predicate.pop("sense", None)
+        text, roles, arguments = self.texts[i], list(self.config.label_names), []
+        for span in label.get("arguments") or []:
+            try:
+                start, end, role = int(span["start"]), int(span["end"]), str(span.get("role") or span.get("type"))
+            except (KeyError, TypeError, ValueError):
+                raise InputDataError(f"argument {span!r} needs start, end and role") from None
+            if not (0 <= start < end <= len(text)) or role not in roles:
+                raise InputDataError(f"argument {span!r} is outside the sentence or has an unknown role", fix=f"roles: {', '.join(roles)}")
+            if start < predicate["end"] and predicate["start"] < end:
+                raise InputDataError(f"argument {span!r} overlaps the predicate {predicate['text']!r}")
+            arguments.append({"role": role, "start": start, "end": end, "text": text[start:end]})
+        return {"predicate": predicate, "arguments": sorted(arguments, key=lambda a: (a["start"], a["end"]))}
 
     def _spans(self, i: int, label: list[Any]) -> list[dict[str, Any]]:
         """Spans {start, end, type} checked against row i's text and the entity types."""
@@ -897,7 +925,7 @@ def _pool(cfg: Config, task: Any, names: list[str], seed_rows: int) -> Pool | No
         if value is None or str(value) not in names:
             continue
         try:
-            texts.append(task.render(item))
+            texts.append(task.display_text(item))
         except Exception:  # noqa: BLE001 - an example the template cannot render is left out
             continue
         labels.append(str(value))

@@ -6,7 +6,9 @@
   const el = (tag, text, cls) => { const e = document.createElement(tag); if (text !== undefined && text !== null) e.textContent = String(text); if (cls) e.className = cls; return e; };
   let row = null, picked = null, history = [], pos = -1, message = "";
   let chosen = [], digits = "", digitTimer = null;  // relations: entities clicked (head, then tail); digits typed so far
-  const SPANS = cfg.task === "ner" || cfg.task === "relations";
+  const SPANS = cfg.task === "ner" || cfg.task === "relations" || cfg.task === "roles";
+  const SPANLIST = cfg.task === "ner" || cfg.task === "roles";  // a flat list of typed spans (roles: the arguments, typed by role)
+  let pred = null;  // roles: the predicate, shown marked and never an argument
   const spansOf = () => (cfg.task === "relations" ? picked.entities : picked);
   $("guideline").textContent = cfg.guidelines || "(no guideline in the config)";
 
@@ -69,10 +71,11 @@
     box.append(el("div", "row " + row.index + (row.confidence !== null && row.confidence !== undefined ? " \u00b7 model: " + labelText(row.model_label) + " (confidence " + row.confidence.toFixed(2) + ")" : ""), "muted"));
     const text = el("div", null, "text"); text.id = "row-text";
     if (SPANS && picked) {
-      let at = 0; const spans = spansOf().slice().sort((a, b) => a.start - b.start);
+      let at = 0; const spans = spansOf().concat(pred ? [pred] : []).sort((a, b) => a.start - b.start);
       spans.forEach((s) => { if (s.start < at) return; text.append(document.createTextNode(row.text.slice(at, s.start)));
         const m = el("span", row.text.slice(s.start, s.end), "span"); m.dataset.type = s.type;
-        if (cfg.task === "ner") { m.title = s.type + " (click to remove)"; m.addEventListener("click", () => { picked = picked.filter((x) => x !== s); render(); }); }
+        if (s === pred) { m.classList.add("pred"); m.title = "the predicate"; }
+        else if (SPANLIST) { m.title = s.type + " (click to remove)"; m.addEventListener("click", () => { picked = picked.filter((x) => x !== s); render(); }); }
         else {
           const k = chosen.indexOf(s); if (k === 0) m.classList.add("head"); if (k === 1) m.classList.add("tail");
           m.title = s.type + " (click: head, then tail; X removes a clicked entity)";
@@ -80,7 +83,7 @@
         }
         text.append(m); at = s.end; });
       text.append(document.createTextNode(row.text.slice(at)));
-    } else if (cfg.task === "relation") { marked(text, row.text); }
+    } else if (cfg.task === "relation" || cfg.task === "temporal") { marked(text, row.text); }
     else { shown(text, row.text); }
     const hidden = (row.text.match(HIDDEN_ALL) || []).length;
     if (hidden) box.append(el("div", "this row holds " + hidden + " invisible or direction-changing character" + (hidden > 1 ? "s" : "") +
@@ -106,14 +109,14 @@
     } else {
       cfg.labels.forEach((name, n) => {
         const b = el("button", (n + 1) + " " + name);
-        const on = cfg.task === "multilabel" || cfg.task === "ner" ? false : picked === name;
+        const on = cfg.task === "multilabel" || SPANLIST ? false : picked === name;
         if (cfg.task === "multilabel" && Array.isArray(picked) && picked.includes(name)) b.classList.add("picked");
         if (on) b.classList.add("picked");
         if (!cfg.blind && labelText(row.model_label) === name) b.classList.add("model");
         b.addEventListener("click", () => choose(n));
         labels.append(b);
       });
-      if (cfg.task === "ner") labels.append(el("div", "select text, then press a digit to add a span of that type; click a span to remove it", "muted"));
+      if (SPANLIST) labels.append(el("div", "select text, then press a digit to add a span of that " + (cfg.task === "roles" ? "role" : "type") + "; click a span to remove it", "muted"));
     }
     box.append(labels);
     if (row.reasons && row.reasons.length) { const ul = el("ul", null, "reasons"); row.reasons.forEach((r) => ul.append(el("li", r))); box.append(ul); }
@@ -126,10 +129,13 @@
   function setRow(r) {
     row = r; message = message || "";
     if (!row) { picked = null; render(); return; }
-    const cur = row.current; chosen = [];
+    const cur = row.current; chosen = []; pred = null;
     if (cfg.task === "relations") {
       const entities = ((cur && cur.entities) || []).map((s) => Object.assign({}, s));
       picked = { entities, relations: ((cur && cur.relations) || []).filter((r) => entities[r.head] && entities[r.tail]).map((r) => ({ head: entities[r.head], tail: entities[r.tail], type: r.type })) };
+    } else if (cfg.task === "roles") {
+      const p = cur && cur.predicate; pred = p && p.start >= 0 ? { start: p.start, end: p.end, type: "V", text: p.text } : null;
+      picked = ((cur && cur.arguments) || []).map((a) => ({ start: a.start, end: a.end, type: a.role, text: a.text }));
     } else if (cfg.task === "multilabel" || cfg.task === "ner") picked = Array.isArray(cur) ? cur.slice() : [];
     else if (cfg.task === "extraction") picked = cur || {};
     else picked = cur === undefined ? null : cur;
@@ -156,8 +162,9 @@
     const where = selected();
     if (!where) { message = "select some text first"; showStatus(lastStatus); return; }
     const span = { start: where.start, end: where.end, type: cfg.labels[n], text: row.text.slice(where.start, where.end) };
+    if (pred && !(pred.end <= span.start || pred.start >= span.end)) { message = "the predicate itself is not an argument"; showStatus(lastStatus); return; }
     const gone = spansOf().filter((s) => !(s.end <= span.start || s.start >= span.end));
-    if (cfg.task === "ner") picked = picked.filter((s) => !gone.includes(s)).concat([span]);
+    if (SPANLIST) picked = picked.filter((s) => !gone.includes(s)).concat([span]);
     else { picked.entities = picked.entities.filter((s) => !gone.includes(s)).concat([span]); picked.relations = picked.relations.filter((r) => !gone.includes(r.head) && !gone.includes(r.tail)); chosen = []; }
     render();
   }
@@ -189,7 +196,7 @@
     if (n >= cfg.labels.length) return;
     const name = cfg.labels[n];
     if (cfg.task === "multilabel") { picked = picked.includes(name) ? picked.filter((x) => x !== name) : picked.concat([name]); }
-    else if (cfg.task === "ner") { addEntity(n); return; }
+    else if (SPANLIST) { addEntity(n); return; }
     else { picked = name; }
     render();
   }
@@ -210,6 +217,7 @@
       label = { entities: ents.map((s) => ({ start: s.start, end: s.end, type: s.type })),
         relations: picked.relations.map((r) => ({ head: ents.indexOf(r.head), tail: ents.indexOf(r.tail), type: r.type })).filter((r) => r.head >= 0 && r.tail >= 0) };
     }
+    if (cfg.task === "roles") label = { arguments: picked.map((s) => ({ start: s.start, end: s.end, role: s.type })) };
     if (label === null || label === undefined) label = row.current;
     const index = row.index;
     try {
