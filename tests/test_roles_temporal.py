@@ -87,6 +87,7 @@ def test_head_words_by_the_fixed_rule():
     assert head("some articles that discuss the details") == "articles"
     assert head("\"the best one ,") == "one"
     assert head("n't") == "n't"
+    assert head("because of the rain") == "rain"  # a leading subordinator is not the head, nor cuts the phrase
 
 
 def test_argument_f1_is_exact_span_and_role_and_head_f1_is_lenient_on_boundaries():
@@ -109,6 +110,9 @@ def test_argument_f1_is_exact_span_and_role_and_head_f1_is_lenient_on_boundaries
     # a failed row predicts nothing and its gold arguments are all missed
     m = role_metrics(gold + gold, predicted + [None])
     assert m["srl_argument_recall"] == pytest.approx(1 / 10) and m["srl_completion_rate"] == 0.5
+    # a predicate without arguments is right only when the answer says none, not when the row failed
+    empty = [{"predicate": GET, "arguments": []}] * 2
+    assert role_metrics(empty, [{"predicate": GET, "arguments": []}, None])["accuracy"] == 0.5
 
 
 def test_a_head_match_is_counted_once_per_gold_argument():
@@ -169,6 +173,11 @@ def test_a_roles_run_labels_real_spans_and_eval_reads_them(tmp_path):
     metrics = labelmill.evaluate(config, out)
     assert metrics["srl_argument_precision"] == 1.0 and metrics["srl_argument_recall"] == pytest.approx(2 / 5)
     assert metrics["srl_exact_span_share"] == 1.0 and metrics["srl_completion_rate"] == 1.0
+    # an output whose argument text is not the sentence's own (edited by hand) is caught by the share
+    edited = labeled.copy()
+    edited.at[0, "llm_label"] = {**value, "arguments": [value["arguments"][0], {**value["arguments"][1], "text": "chorizo"}]}
+    edited.to_json(tmp_path / "edited.jsonl", orient="records", lines=True)
+    assert labelmill.evaluate(config, tmp_path / "edited.jsonl")["srl_exact_span_share"] == 0.5
 
 
 def test_the_scored_check_gives_each_argument_its_role_or_drops_it():
@@ -278,10 +287,10 @@ def test_annotator_labels_come_from_start_points_or_labels():
 
 
 def test_matres_micro_f1_leaves_vague_out_on_both_sides():
-    gold = ["BEFORE", "AFTER", "VAGUE", "BEFORE"]
-    predicted = ["BEFORE", "VAGUE", "BEFORE", None]
+    gold = ["BEFORE", "AFTER", "VAGUE", "BEFORE", "VAGUE"]
+    predicted = ["BEFORE", "VAGUE", "BEFORE", None, "VAGUE"]
     m = micro_f1_without(gold, predicted, "VAGUE")
-    # right: 1 (row 0); predicted non-vague: rows 0 and 2; gold non-vague: rows 0, 1, 3
+    # right: 1 (row 0; row 4's VAGUE = VAGUE counts on neither side); predicted non-vague: rows 0 and 2; gold non-vague: rows 0, 1, 3
     assert m["precision"] == 0.5 and m["recall"] == pytest.approx(1 / 3) and m["f1"] == pytest.approx(0.4)
 
 
@@ -376,3 +385,42 @@ def test_temporal_exports_the_marked_pair_with_its_choice(tmp_path):
     [item] = json.loads(export(config, out, "label-studio", tmp_path / "ls.json").read_text())
     assert item["data"]["text"].startswith("She <e1>ate</e1> and then she <e2>left</e2>.")
     assert item["predictions"][0]["result"][0]["value"] == {"choices": ["BEFORE"]}
+
+
+def test_weak_supervision_votes_on_the_marked_event_pair(tmp_path):
+    """A rule reads a temporal row as the task shows it: the pair marked, so it can look between the events."""
+    from labelmill.strategies.weak import weak
+
+    config = temporal_config(
+        model={"backend": "fake", "params": {"keywords": {"BEFORE": ["then"]}}},
+        weak={"sub_labelers": [
+            {"name": "then_between", "kind": "regex", "pattern": r"</e1>[^<]* then [^<]*<e2>", "label": "BEFORE"},
+            {"name": "after_between", "kind": "regex", "pattern": r"</e1>[^<]* after [^<]*<e2>", "label": "AFTER"},
+        ]})
+    rows = [{"text": "She ate and then she left.", "e1": "ate", "e2": "left", "relation": "BEFORE"},
+            {"text": "He left after she ate.", "e1": "left", "e2": "ate", "relation": "AFTER"},
+            {"text": "Then she ate; she left.", "e1": "ate", "e2": "left", "relation": "BEFORE"}]
+    votes = weak(config, rows, project=tmp_path / "p.db").frame
+    assert list(votes["weak_vote_then_between"]) == ["BEFORE", "", ""]   # row 3's "Then" is not between the events
+    assert list(votes["weak_vote_after_between"]) == ["", "AFTER", ""]
+
+
+def test_calibration_of_a_temporal_config_tempers_a_sure_labeler(tmp_path):
+    import random
+
+    rng = random.Random(0)
+    rows = []
+    for n in range(200):
+        before = rng.random() < 0.6
+        noise = " ".join(rng.choice(["then", "after", "and", "so"]) for _ in range(3))
+        text = f"A{n} ate {'and then' if before else 'after'} B{n} left {noise} ."
+        rows.append({"text": text, "e1": "ate", "e2": "left", "relation": "BEFORE" if before else "AFTER"})
+    pd.DataFrame(rows[:150]).to_json(tmp_path / "seed.jsonl", orient="records", lines=True)
+    pd.DataFrame(rows[150:]).to_json(tmp_path / "test.jsonl", orient="records", lines=True)
+    config = temporal_config(model={"backend": "fake", "name": "keywords", "params": {"keywords": {"BEFORE": ["then"], "AFTER": ["after"]}}})
+    cal = labelmill.calibrate(config, tmp_path / "seed.jsonl", project=tmp_path / "p.db", target=0.9)
+    assert cal.seed_report["seed_rows"] == 150
+    assert cal.seed_report["ece_calibrated_cv"] < cal.seed_report["ece_raw"]
+    frame = labelmill.run(config, tmp_path / "test.jsonl", project=tmp_path / "p.db", calibration=cal).frame
+    threshold = cal.threshold if cal.threshold is not None else 1.1
+    assert all(review == (confidence < threshold) for confidence, review in zip(frame["llm_confidence"], frame["llm_needs_review"]))

@@ -47,7 +47,8 @@ from labelmill.strategies.weak.sublabelers import (
 from labelmill.tasks import make_task
 
 VOTE_PREFIX = "weak_vote_"
-WEAK_TASKS = ("classification", "relation", "multilabel")
+WEAK_TASKS = ("classification", "relation", "temporal", "multilabel")
+MARKED_PAIR_TASKS = ("relation", "temporal")  # a sub-labeler reads their rows as the task shows them (the marked pair)
 
 
 @dataclass
@@ -100,7 +101,7 @@ def weak(
     cfg = load_with_notices(config, on_event)
     _check_weak(cfg, opts)
     task = make_task(cfg)
-    shown = cfg.task == "relation"  # a prompted sub-labeler reads a relation row as the task shows it (the marked pair)
+    shown = cfg.task in MARKED_PAIR_TASKS
     main = _rows(cfg, task, read_rows(data, cfg.dataset), opts.limit, shown)
     seed_rows, seed_hits = _seed_input(cfg, task, opts, shown, on_event)
     with Store(project) as store:
@@ -122,7 +123,7 @@ def _check_weak(cfg: Config, opts: WeakOptions) -> None:
     """The task, the sub-labelers and the options fit together."""
     subs = cfg.weak.sub_labelers
     if cfg.task not in WEAK_TASKS:
-        raise ConfigError(f"weak supervision works on {', '.join(WEAK_TASKS)} tasks for now; this config is {cfg.task!r}", fix="use a classification, relation or multilabel config")
+        raise ConfigError(f"weak supervision works on {', '.join(WEAK_TASKS)} tasks for now; this config is {cfg.task!r}", fix="use a classification, relation, temporal or multilabel config")
     if not subs:
         raise ConfigError("the config's weak section lists no sub-labelers", fix="add weak.sub_labelers (see examples/weak/)")
     multi = cfg.task == "multilabel"
