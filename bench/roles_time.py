@@ -18,7 +18,7 @@ Same labels, same clock: each arm's seconds count everything it ran (the LLM arm
 student: embedding its seed rows and the test rows, and the fit). No test row chooses anything.
 
     python bench/roles_time.py [--json] [--sets srl,temporal] [--srl-rows 500] [--temporal-rows 1000]
-                               [--model NAME] [--workdir DIR]
+                               [--temporal-arms zero_shot,few_shot] [--model NAME] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def srl(rows: int, work: Path, model: str | None) -> dict:
     return figures
 
 
-def temporal(rows: int, work: Path, model: str | None) -> dict:
+def temporal(rows: int, work: Path, model: str | None, arms: list[str]) -> dict:
     import labelmill
     from labelmill.config import load_config
     from labelmill.selectors.embeddings import embed
@@ -111,6 +111,8 @@ def temporal(rows: int, work: Path, model: str | None) -> dict:
     data = pd.read_json(DATA / "udst_temporal" / "test.jsonl", lines=True).head(rows)
     figures: dict = {"temporal_rows": len(data)}
     for arm, changes in (("zero_shot", {"examples": {"k": 0}}), ("few_shot", {})):
+        if arm not in arms:
+            continue
         config = load("temporal", model, **changes)
         out = work / f"temporal_{arm}.jsonl"
         started = time.perf_counter()
@@ -130,7 +132,8 @@ def temporal(rows: int, work: Path, model: str | None) -> dict:
                         "temporal_annotator_pairwise_agreement": round(m["temporal_annotator_pairwise_agreement"], 4)})
     # the headline figures are the shipped config's (few-shot)
     for key in ("accuracy", "macro_f1", "micro_f1_no_vague", "completion_rate"):
-        figures[f"temporal_{key}"] = figures[f"temporal_few_shot_{key}"]
+        if f"temporal_few_shot_{key}" in figures:
+            figures[f"temporal_{key}"] = figures[f"temporal_few_shot_{key}"]
 
     config = load_config(load("temporal", model))
     task = make_task(config)
@@ -154,6 +157,7 @@ def main() -> None:
     parser.add_argument("--sets", default="srl,temporal")
     parser.add_argument("--srl-rows", type=int, default=500)
     parser.add_argument("--temporal-rows", type=int, default=1000)
+    parser.add_argument("--temporal-arms", default="zero_shot,few_shot")
     parser.add_argument("--model")
     parser.add_argument("--workdir", help="keep the project files (and their cache) here: a rerun resumes")
     args = parser.parse_args()
@@ -166,7 +170,7 @@ def main() -> None:
             if name == "srl":
                 figures.update(srl(args.srl_rows, Path(tmp), args.model))
             elif name == "temporal":
-                figures.update(temporal(args.temporal_rows, Path(tmp), args.model))
+                figures.update(temporal(args.temporal_rows, Path(tmp), args.model, args.temporal_arms.split(",")))
             else:
                 parser.error(f"unknown set {name!r}")
             print(json.dumps(figures), file=sys.stderr, flush=True)

@@ -17,7 +17,7 @@ import labelmill.types
 from labelmill.tasks.roles import merge_arguments, align_arguments, head_metrics, head_token, load_frame_files, parse_frames, role_metrics, role_name, rule_arguments
 from labelmill.tasks.temporal import annotator_labels, majority, micro_f1_without
 
-from conftest import SHARED
+from conftest import ROOT
 
 SENTENCE = "where can I get morcillas in tampa bay , I will like the argentinian type"
 GET = {"start": 12, "end": 15, "text": "get", "lemma": "get", "sense": "get.01"}
@@ -336,7 +336,7 @@ def test_a_temporal_config_names_a_bad_vague_label_and_a_broken_pair():
 
 def test_the_example_configs_load_and_read_their_data():
     for name in ("roles", "temporal"):
-        config = load_config(SHARED.parent / "main" / "examples" / name / "config.yaml") if False else load_config(__import__("conftest").ROOT / "examples" / name / "config.yaml")
+        config = load_config(ROOT / "examples" / name / "config.yaml")
         task = make_task(config)
         rows = pd.read_json(config.base_dir / config.examples.file, lines=True).head(3).to_dict("records")
         for row in rows:
@@ -424,3 +424,9 @@ def test_calibration_of_a_temporal_config_tempers_a_sure_labeler(tmp_path):
     frame = labelmill.run(config, tmp_path / "test.jsonl", project=tmp_path / "p.db", calibration=cal).frame
     threshold = cal.threshold if cal.threshold is not None else 1.1
     assert all(review == (confidence < threshold) for confidence, review in zip(frame["llm_confidence"], frame["llm_needs_review"]))
+
+
+def test_the_shipped_frames_file_reads_in_the_yaml_layout():
+    frames = load_frame_files(ROOT / "examples" / "roles" / "frames.yaml")
+    assert frames["give.01"] == {"name": "transfer", "roles": {"ARG0": "giver", "ARG1": "thing given", "ARG2": "entity given to"}}
+    assert sorted(r for r in frames if r.startswith("get.")) == ["get.01", "get.03"]
