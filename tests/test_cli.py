@@ -271,3 +271,31 @@ def test_label_shows_progress_by_default_in_a_notebook(monkeypatch, tmp_path, ca
     labelmill.label(fake_config(), ROWS, project=tmp_path / "p.db")
     assert len(bars) == 1 and bars[0].n == bars[0].total == len(ROWS) and bars[0].closed
     assert f"done: {len(ROWS)}/{len(ROWS)} rows labeled" in capsys.readouterr().out
+
+
+def test_a_time_limit_reads_the_same_in_every_command_and_budget_keeps_one_meaning(tmp_path):
+    """--max-time takes seconds or a unit in tune and refine; --budget is the review's budget (rows, a share, a
+    time), and the old --budget SECONDS of tune and refine is read as --max-time with a notice."""
+    import click
+    from click.testing import CliRunner
+
+    from labelmill.cli import cli
+    from labelmill.cli.app import _add_strategy_commands
+    from labelmill.core.strategy import Duration
+
+    _add_strategy_commands()
+    assert [Duration().convert(v, None, None) for v in ("600", "90s", "10m", "2h", 30)] == [600.0, 90.0, 600.0, 7200.0, 30.0]
+    for bad in ("soon", "0", "-5m"):
+        with pytest.raises(click.BadParameter):
+            Duration().convert(bad, None, None)
+    config, dev = tmp_path / "c.yaml", tmp_path / "dev.csv"
+    config.write_text("task: classification\nlabels: [a, b]\nmodel: {backend: fake}\n")
+    dev.write_text("text,label\nx,a\n")
+    runner = CliRunner()
+    for command in ("tune", "refine"):
+        result = runner.invoke(cli, [command, str(config), str(dev), "--max-time", "later"])
+        assert result.exit_code == 2 and "is not a time" in result.output, result.output
+        result = runner.invoke(cli, [command, str(config), str(dev), "--budget", "later"])
+        assert result.exit_code == 2 and "is not a time" in result.output, result.output
+        assert "--budget" not in runner.invoke(cli, [command, "--help"]).output
+    assert "--budget" in runner.invoke(cli, ["review", "--help"]).output

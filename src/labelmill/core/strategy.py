@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import click
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
@@ -142,3 +143,33 @@ def get_strategy(name: str) -> Strategy:
 
 def all_strategies() -> list[Strategy]:
     return [get_strategy(name) for name in strategies.names()]
+
+
+# command-line options every strategy's command reads the same way ------------------------------------
+class Duration(click.ParamType):
+    """A time limit: seconds ('600'), or with a unit ('90s', '10m', '2h'). The `--max-time` of every command."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        if isinstance(value, (int, float)):
+            seconds = float(value)
+        else:
+            text = str(value).strip().lower()
+            scale = next((f for unit, f in (("h", 3600.0), ("m", 60.0), ("s", 1.0)) if text.endswith(unit)), 1.0)
+            try:
+                seconds = float(text.rstrip("hms")) * scale
+            except ValueError:
+                self.fail(f"{value!r} is not a time: write seconds (600) or 90s, 10m, 2h", param, ctx)
+        if seconds <= 0:
+            self.fail(f"{value!r}: a time limit must be above zero", param, ctx)
+        return seconds
+
+
+def deprecated_budget(ctx: click.Context, param: Any, value: Any) -> Any:
+    """The old `--budget SECONDS` of tune and refine: still read, as `--max-time`, with a notice (`--budget` is
+    the review's effort budget: rows, a share or a time)."""
+    if value is not None:
+        click.echo("note: --budget here is now --max-time (seconds or 10m); --budget means a review budget", err=True)
+        ctx.params["max_time_s"] = Duration().convert(value, param, ctx)
+    return value

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from labelmill.core.strategy import Duration, deprecated_budget
+
 
 def _versions(config: str, project: str):
     from labelmill.config import load_config
@@ -113,7 +115,8 @@ def checkout_command(config: str, rev: str, out: str | None, project: str) -> No
 @click.option("--proposer-model", help="The model that drafts edits (a catalog name such as qwen2.5-coder-1.5b; default: the labeler's).")
 @click.option("--max-rules", default=3, show_default=True, type=click.IntRange(1, 10), help="Error groups per round (a rule and a definition each).")
 @click.option("--beam", default=3, show_default=True, type=click.IntRange(1, 10), help="Best candidates tried on the held-out rows each round.")
-@click.option("--budget", "budget_s", type=float, help="Seconds: stop between steps once spent (what was accepted is kept).")
+@click.option("--max-time", "max_time_s", type=Duration(), help="Stop between steps once this much time is spent: seconds, or 10m, 1h (what was accepted is kept).")
+@click.option("--budget", hidden=True, expose_value=False, callback=deprecated_budget, help="Old name of --max-time.")
 @click.option("--max-cost", type=float, help="USD: stop between steps once the labeling calls cost this much.")
 @click.option("--metric", default="accuracy", show_default=True, type=click.Choice(["accuracy", "macro_f1"]), help="What an edit must improve.")
 @click.option("--explainer", default="labeler", show_default=True, type=click.Choice(["labeler", "proposer"]), help="Who explains the errors.")
@@ -124,7 +127,7 @@ def checkout_command(config: str, rev: str, out: str | None, project: str) -> No
 @click.option("--limit", type=click.IntRange(min=20), help="Only the first N dev rows.")
 @click.option("--json", "as_json", is_flag=True, help='Print a JSON summary.')
 @_project
-def refine_command(config: str, dev: str, rounds: int, proposer_model: str | None, max_rules: int, beam: int, budget_s: float | None,
+def refine_command(config: str, dev: str, rounds: int, proposer_model: str | None, max_rules: int, beam: int, max_time_s: float | None,
                    max_cost: float | None, metric: str, explainer: str, max_candidates: int | None, interactive: bool, in_app: bool, limit: int | None, as_json: bool, project: str) -> None:
     """Improve CONFIG's written guideline from the labeler's errors on DEV (rows with the gold column):
     each round proposes edits for the largest error groups and keeps one only if held-out dev rows improve."""
@@ -158,7 +161,7 @@ def refine_command(config: str, dev: str, rounds: int, proposer_model: str | Non
 
         cfg = load_config(config)
         decide = ReviewDecisions(project, cfg.name or cfg.task)
-    result = refine(config, frame, project=project, rounds=rounds, max_rules=max_rules, beam=beam, budget_s=budget_s, max_cost=max_cost,
+    result = refine(config, frame, project=project, rounds=rounds, max_rules=max_rules, beam=beam, budget_s=max_time_s, max_cost=max_cost,
                     decide=decide if interactive or in_app else None, metric=metric, explainer=explainer, max_candidates=max_candidates, proposer={"name": proposer_model} if proposer_model else None,
                     on_event=progress_handler(quiet=as_json and not interactive))
     if as_json:
@@ -173,5 +176,5 @@ def refine_command(config: str, dev: str, rounds: int, proposer_model: str | Non
     if result.stopped == "review":
         click.echo(f"{decide.waiting} proposed edit(s) wait for a person in the review app (its guideline page); run this command again once they are decided")
     elif result.stopped:
-        click.echo(f"stopped early by --{'budget' if result.stopped == 'budget_s' else 'max-cost'}")
+        click.echo(f"stopped early by --{'max-time' if result.stopped == 'budget_s' else 'max-cost'}")
     click.echo(f"head: {result.final_version} (labelmill guidelines show {config})")

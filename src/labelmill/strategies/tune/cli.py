@@ -7,14 +7,15 @@ import json
 import click
 
 from labelmill.core.entry import DEFAULT_PROJECT
-from labelmill.core.strategy import progress_handler
+from labelmill.core.strategy import Duration, deprecated_budget, progress_handler
 
 
 @click.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.argument("dev", type=click.Path(dir_okay=False))
 @click.option("--pool", type=click.Path(dir_okay=False, exists=True), help="Labeled rows to draw few-shot examples from (not the dev rows).")
-@click.option("--budget", "budget_s", type=click.FloatRange(min=1), default=600, show_default=True, help="Seconds for the whole search.")
+@click.option("--max-time", "max_time_s", type=Duration(), default=600, show_default=True, help="Time for the whole search: seconds, or 10m, 1h.")
+@click.option("--budget", hidden=True, expose_value=False, callback=deprecated_budget, help="Old name of --max-time.")
 @click.option("--limit", type=click.IntRange(min=20), default=200, show_default=True, help="Dev rows to score each strategy on.")
 @click.option("--shots", default="0,4,8", show_default=True, help="Few-shot counts to try.")
 @click.option("--selectors", default="random,balanced,similar", show_default=True, help="Example selections to try.")
@@ -30,7 +31,7 @@ from labelmill.core.strategy import progress_handler
 @click.option("--project", default=DEFAULT_PROJECT, show_default=True, help='SQLite project file (cache, runs, labels).')
 @click.option("--json", "as_json", is_flag=True, help='Print a JSON summary.')
 def tune(
-    config: str, dev: str, pool: str | None, budget_s: float, limit: int, shots: str, selectors: str, calibrations: str, models: str | None,
+    config: str, dev: str, pool: str | None, max_time_s: float, limit: int, shots: str, selectors: str, calibrations: str, models: str | None,
     max_cost: float | None, reasonings: str, guideline_rev: str | None, max_calls: int | None, out: str, project: str, as_json: bool,
 ) -> None:
     """Search strategies (reasoning, shots, example selection, calibration) on DEV rows within a time budget; save the best config."""
@@ -50,7 +51,7 @@ def tune(
     report = run_tune(
         config, dev, pool=pool, shots=tuple(int(x) for x in shots.split(",")), selectors=tuple(selectors.split(",")),
         calibrations=tuple(calibrations.split(",")), reasonings=tuple(reasonings.split(",")),
-        models=tuple(models.split(",")) if models else None, max_cost=max_cost, budget_s=budget_s, limit=limit, project=project, out=out,
+        models=tuple(models.split(",")) if models else None, max_cost=max_cost, budget_s=max_time_s, limit=limit, project=project, out=out,
         guideline=guideline, max_calls=max_calls, on_event=progress_handler(quiet=as_json),
     )
     if as_json:
@@ -59,7 +60,7 @@ def tune(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"strategies on {report['dev_rows'] - report['dev_rows'] // 2} dev rows (accuracy) in {report['elapsed_s']:.0f} s of {budget_s:.0f}")
+    table = Table(title=f"strategies on {report['dev_rows'] - report['dev_rows'] // 2} dev rows (accuracy) in {report['elapsed_s']:.0f} s of {max_time_s:.0f}")
     for column in ("strategy", "accuracy", "completion", "s/row", "$/row", "status", "Pareto"):
         table.add_column(column)
     for t in report["trials"]:
