@@ -330,7 +330,7 @@ def test_a_temporal_config_names_a_bad_vague_label_and_a_broken_pair():
     with pytest.raises(ConfigError, match="vague_label"):
         load_config(temporal_config(labels=["BEFORE", "AFTER"]))
     task = make_task(load_config(temporal_config()))
-    with pytest.raises(InputDataError, match="event pair"):
+    with pytest.raises(InputDataError, match="pair is unusable"):
         task.render({"text": "She ate.", "e1": "ate", "e2": "slept"})
 
 

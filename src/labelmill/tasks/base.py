@@ -216,6 +216,13 @@ def load_structured(value: Any) -> Any:
             return value
 
 
+def unfenced(text: str) -> str:
+    """An answer without the markdown code fence a model may wrap it in."""
+    body = text.strip()
+    fence = re.match(r"^```[a-z]*\s*(.*?)\s*```", body, re.DOTALL)
+    return fence.group(1).strip() if fence else body
+
+
 def strip_answer_lead(text: str) -> str:
     """'The answer is: Positive.' -> 'Positive.' (one lead phrase, so a label named 'Output' survives)."""
     return _ANSWER_LEAD.sub("", text.strip(), count=1).strip()

@@ -21,7 +21,7 @@ import numpy as np
 
 from labelmill.numeric.confidence import TokenText, mean_token_prob
 from labelmill.types import Generation, Label, Outcome, ParseFailure, Prompt
-from labelmill.tasks.base import RowInput, Task, is_missing, load_structured, normalise
+from labelmill.tasks.base import RowInput, Task, is_missing, load_structured, normalise, unfenced
 from labelmill.tasks.classification import guidelines_with_labels
 from labelmill.tasks.spans import occurrences
 
@@ -190,10 +190,7 @@ def parse_mentions(text: str, type_by_norm: Mapping[str, str]) -> tuple[list[tup
     A line shaped like an entity but of a type outside the set ('Friday (DATE)') is skipped, not
     guessed. None when the answer is neither 'none' nor has a single entity-shaped line.
     """
-    body = text.strip()
-    fence = re.match(r"^```[a-z]*\s*(.*?)\s*```", body, re.DOTALL)
-    if fence:
-        body = fence.group(1).strip()
+    body = unfenced(text)
     if normalise(body) in _NONE:
         return [], []
     from_json = _mentions_from_json(body, type_by_norm)

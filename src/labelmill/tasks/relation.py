@@ -108,6 +108,41 @@ def unmark(marked: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
     return text, *({"start": a, "end": b, "text": text[a:b]} for a, b in (spans["e1"], spans["e2"]))
 
 
+def _row_text(row: Mapping[str, Any], text_column: str) -> str:
+    text = row.get(text_column)
+    return "" if is_missing(text) else str(text)
+
+
+def _unusable(exc: ValueError, text: str, text_column: str, e1_column: str, e2_column: str) -> InputDataError:
+    return InputDataError(f"a row's marked pair is unusable: {exc} (text: {text[:80]!r})",
+                          fix=f"give {e1_column} and {e2_column} as {{start, end}} offsets or texts that occur in {text_column}")
+
+
+def row_pair(row: Mapping[str, Any], text_column: str, e1_column: str, e2_column: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A row's plain text and its two spans (offsets into that text): from <e1>/<e2> marks in the text, or from
+    the two span columns. InputDataError, naming the columns, when they do not make a pair."""
+    text = _row_text(row, text_column)
+    try:
+        if _MARK.search(text):
+            return unmark(text)
+        return text, read_span(row.get(e1_column), text, e1_column), read_span(row.get(e2_column), text, e2_column)
+    except ValueError as exc:
+        raise _unusable(exc, text, text_column, e1_column, e2_column) from None
+
+
+def shown_pair(row: Mapping[str, Any], text_column: str, e1_column: str, e2_column: str) -> str:
+    """A row as a marked pair is shown: the text with <e1>..</e1> and <e2>..</e2> (kept as they are when the
+    text is marked already), then a line naming each span."""
+    text = _row_text(row, text_column)
+    if _MARK.search(text):
+        return pair_input(text, *marked_texts(text))
+    plain, e1, e2 = row_pair(row, text_column, e1_column, e2_column)
+    try:
+        return pair_input(mark(plain, e1, e2), e1["text"], e2["text"])
+    except ValueError as exc:
+        raise _unusable(exc, plain, text_column, e1_column, e2_column) from None
+
+
 def split_label(label: str) -> tuple[str, bool] | None:
     """'Type(e2,e1)' as ('Type', True): the type and whether e2 is its head; 'Type' as ('Type', False);
     None for an empty label."""
@@ -197,31 +232,12 @@ class RelationTask(ClassificationTask):
 
     def render(self, row: Mapping[str, Any]) -> str:
         spec = self.config.relation
-        text = row.get(spec.text_column)
-        text = "" if is_missing(text) else str(text)
-        if _MARK.search(text):  # already marked (e.g. SemEval's marked_text)
-            e1, e2 = marked_texts(text)
-            return pair_input(text, e1, e2)
-        try:
-            e1 = read_span(row.get(spec.head_column), text, spec.head_column)
-            e2 = read_span(row.get(spec.tail_column), text, spec.tail_column)
-            marked = mark(text, e1, e2)
-        except ValueError as exc:
-            raise InputDataError(f"a row's marked pair is unusable: {exc} (text: {text[:80]!r})",
-                                 fix=f"give {spec.head_column} and {spec.tail_column} as {{start, end}} offsets or texts that occur in {spec.text_column}") from None
-        return pair_input(marked, e1["text"], e2["text"])
+        return shown_pair(row, spec.text_column, spec.head_column, spec.tail_column)
 
     def pair(self, row: Mapping[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
         """The row's plain text and its two spans (offsets into that text), however the row marks them."""
         spec = self.config.relation
-        text = row.get(spec.text_column)
-        text = "" if is_missing(text) else str(text)
-        try:
-            if _MARK.search(text):
-                return unmark(text)
-            return text, read_span(row.get(spec.head_column), text, spec.head_column), read_span(row.get(spec.tail_column), text, spec.tail_column)
-        except ValueError as exc:
-            raise InputDataError(f"a row's marked pair is unusable: {exc} (text: {text[:80]!r})") from None
+        return row_pair(row, spec.text_column, spec.head_column, spec.tail_column)
 
     def system_prompt(self) -> str:
         return guidelines_with_labels(self.config, self.default_guidelines) + "\n\nAnswer with the label only."
@@ -497,4 +513,4 @@ def triples(value: Any) -> list[dict[str, Any]]:
     return out
 
 
-__all__ = ["RelationTask", "RelationsTask", "mark", "official_macro_f1", "read_span", "relation_keys", "split_label", "triples", "unmark"]
+__all__ = ["RelationTask", "RelationsTask", "mark", "row_pair", "shown_pair", "official_macro_f1", "read_span", "relation_keys", "split_label", "triples", "unmark"]

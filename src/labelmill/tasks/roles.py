@@ -33,7 +33,7 @@ import numpy as np
 
 from labelmill.errors import ConfigError, InputDataError
 from labelmill.numeric.confidence import label_distribution, mean_token_prob
-from labelmill.tasks.base import RowInput, Task, is_missing, load_structured, normalise
+from labelmill.tasks.base import RowInput, Task, is_missing, load_structured, normalise, unfenced
 from labelmill.tasks.classification import guidelines_with_labels
 from labelmill.tasks.ner import line_confidences
 from labelmill.tasks.spans import occurrences
@@ -92,10 +92,7 @@ def role_name(raw: str, known: Mapping[str, str]) -> str | None:
 def parse_frames(text: str, roles: Mapping[str, str]) -> tuple[list[dict[str, Any]] | None, list[str]]:
     """[{predicate: word or None, arguments: [(role, phrase, line)]}] from an answer, and the lines that gave
     nothing. `None` when the answer is neither 'none' nor has a single role line."""
-    body = text.strip()
-    fence = re.match(r"^```[a-z]*\s*(.*?)\s*```", body, re.DOTALL)
-    if fence:
-        body = fence.group(1).strip()
+    body = unfenced(text)
     if normalise(body) in _NONE:
         return [], []
     frames: list[dict[str, Any]] = [{"predicate": None, "arguments": []}]

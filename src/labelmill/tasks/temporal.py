@@ -14,22 +14,18 @@ with an annotator: the figures a model's score means something beside.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from labelmill.errors import InputDataError
-from labelmill.tasks.base import is_missing, load_structured, normalise
+from labelmill.tasks.base import load_structured, normalise
 from labelmill.tasks.classification import ClassificationTask, classification_metrics, guidelines_with_labels
-from labelmill.tasks.relation import mark, marked_texts, read_span, unmark
+from labelmill.tasks.relation import row_pair, shown_pair
 
 if TYPE_CHECKING:
     from labelmill.config import Config
-
-_MARK = re.compile(r"<(/?)(e[12])>")
 
 #: the default label set, MATRES's four relations between start points
 ORDER_LABELS = (
@@ -115,29 +111,11 @@ class TemporalTask(ClassificationTask):
     def pair(self, row: Mapping[str, Any]) -> tuple[str, dict[str, Any], dict[str, Any]]:
         """The row's plain text and its two events (offsets into that text), however the row marks them."""
         spec = self.config.temporal
-        text = row.get(spec.text_column)
-        text = "" if is_missing(text) else str(text)
-        try:
-            if _MARK.search(text):
-                return unmark(text)
-            return text, read_span(row.get(spec.e1_column), text, spec.e1_column), read_span(row.get(spec.e2_column), text, spec.e2_column)
-        except ValueError as exc:
-            raise InputDataError(f"a row's event pair is unusable: {exc} (text: {text[:80]!r})",
-                                 fix=f"give {spec.e1_column} and {spec.e2_column} as {{start, end}} offsets or texts that occur in {spec.text_column}") from None
+        return row_pair(row, spec.text_column, spec.e1_column, spec.e2_column)
 
     def render(self, row: Mapping[str, Any]) -> str:
         spec = self.config.temporal
-        text = row.get(spec.text_column)
-        text = "" if is_missing(text) else str(text)
-        if _MARK.search(text):
-            e1, e2 = marked_texts(text)
-            return f"{text}\ne1: {e1}\ne2: {e2}"
-        plain, e1, e2 = self.pair(row)
-        try:
-            marked = mark(plain, e1, e2)
-        except ValueError as exc:
-            raise InputDataError(f"a row's event pair is unusable: {exc} (text: {plain[:80]!r})") from None
-        return f"{marked}\ne1: {e1['text']}\ne2: {e2['text']}"
+        return shown_pair(row, spec.text_column, spec.e1_column, spec.e2_column)
 
     def system_prompt(self) -> str:
         return guidelines_with_labels(self.config, self.default_guidelines) + "\n\nAnswer with the label only."
