@@ -11,7 +11,8 @@
             of argument spans that are the sentence's own text.
   temporal  examples/temporal/config.yaml on the first --temporal-rows (default 1,000) test pairs of udst_temporal.
             Arms: zero-shot (k 0) and few-shot (the 4 most similar of the 450 seed pairs), both scored over the four
-            labels; a student (logistic regression on all-MiniLM-L6-v2 embeddings of the marked pair) trained on the
+            labels; the zero-shot distributions batch-calibrated (divided by their mean over the rows: no gold);
+            a student (logistic regression on all-MiniLM-L6-v2 embeddings of the marked pair) trained on the
             same 450 seed pairs; the majority label; the annotators' own agreement with the majority.
 
 Same labels, same clock: each arm's seconds count everything it ran (the LLM arms: loading and labeling; the
@@ -116,9 +117,11 @@ def temporal(rows: int, work: Path, model: str | None, arms: list[str]) -> dict:
         config = load("temporal", model, **changes)
         out = work / f"temporal_{arm}.jsonl"
         started = time.perf_counter()
-        labelmill.run(config, data, output=out, project=work / f"temporal_{arm}.db")
+        result = labelmill.run(config, data, output=out, project=work / f"temporal_{arm}.db")
         wall = time.perf_counter() - started
         m = labelmill.evaluate(config, out)
+        if arm == "zero_shot":
+            figures.update(_batch_calibrated(config, result.run_id, work / f"temporal_{arm}.db", list(data["relation"])))
         figures.update({
             f"temporal_{arm}_accuracy": round(m["temporal_accuracy"], 4), f"temporal_{arm}_macro_f1": round(m["temporal_macro_f1"], 4),
             f"temporal_{arm}_micro_f1_no_vague": round(m["temporal_micro_f1_no_vague"], 4), f"temporal_{arm}_completion_rate": m["completion_rate"],
@@ -149,6 +152,23 @@ def temporal(rows: int, work: Path, model: str | None, arms: list[str]) -> dict:
                     "temporal_student_macro_f1": round(m["temporal_macro_f1"], 4), "temporal_student_micro_f1_no_vague": round(m["temporal_micro_f1_no_vague"], 4),
                     "temporal_student_s": round(time.perf_counter() - started, 1)})
     return figures
+
+
+def _batch_calibrated(config: dict, run_id: int, project: Path, gold: list[str]) -> dict:
+    """The zero-shot run's stored distributions divided by their mean over the rows (batch calibration, the
+    FreeAL first pass's label-free correction of a prompt's label bias): no gold label is used."""
+    from labelmill.config import load_config
+    from labelmill.store import Store
+    from labelmill.strategies.freeal.run import batch_calibrate
+    from labelmill.tasks import make_task
+
+    task = make_task(load_config(config))
+    with Store(project) as store:
+        probs = store.labels(run_id, len(gold), task.labels).probs
+    predicted = [task.labels[i] for i in batch_calibrate(probs).argmax(axis=1)]
+    m = task.metrics(gold, predicted)
+    return {"temporal_zero_shot_batch_accuracy": round(m["temporal_accuracy"], 4), "temporal_zero_shot_batch_macro_f1": round(m["temporal_macro_f1"], 4),
+            "temporal_zero_shot_batch_micro_f1_no_vague": round(m["temporal_micro_f1_no_vague"], 4)}
 
 
 def main() -> None:
