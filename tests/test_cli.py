@@ -175,6 +175,17 @@ def test_every_option_of_every_command_has_help_and_the_cli_has_a_version():
     bare = [(name, p.opts[0]) for name, cmd in commands for p in cmd.params if isinstance(p, click.Option) and not (p.help or "").strip()]
     doubled = [(name, p.opts[0]) for name, cmd in commands for p in cmd.params if isinstance(p, click.Option) and "%%" in (p.help or "")]
     assert bare == [] and doubled == []
+    # one meaning per option name: every command that has it takes the same kind of value (a location is a
+    # location whether click checks it as a file, a path or text; a range is its number kind)
+    kind = {"file": "location", "path": "location", "directory": "location", "integer range": "integer", "float range": "float"}
+    meanings: dict[str, set] = {}
+    for name, cmd in commands:
+        for p in cmd.params:
+            if isinstance(p, click.Option) and not p.hidden:
+                for opt in p.opts:
+                    value = "location" if opt in ("--out", "-o") else kind.get(p.type.name, p.type.name)
+                    meanings.setdefault(opt, set()).add((value, p.is_flag))
+    assert {opt: sorted(m) for opt, m in meanings.items() if len(m) > 1} == {}
     done = CliRunner().invoke(cli, ["--version"])
     assert done.exit_code == 0 and done.output.strip() == f"labelmill {__version__}"
 

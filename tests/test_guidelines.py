@@ -299,7 +299,7 @@ def test_tune_cli_reads_the_guideline_version_it_is_given(tmp_path):
     assert done.returncode == 0, done.stderr
 
     def tuned(*extra):
-        run = subprocess.run(cli_command("tune", str(tmp_path / "c.yaml"), str(tmp_path / "dev.csv"), "--shots", "0", "--calibration", "none",
+        run = subprocess.run(cli_command("tune", str(tmp_path / "c.yaml"), str(tmp_path / "dev.csv"), "--shots", "0", "--calibrations", "none",
                                          "--project", project, "--out", str(tmp_path / "t.yaml"), "--json", *extra), env=env, capture_output=True, text=True)
         assert run.returncode == 0, run.stderr
         return json.loads(run.stdout)

@@ -110,6 +110,6 @@ def test_cli_export_chat_and_hf(tmp_path):
     ds = datasets.load_from_disk(str(tmp_path / "ds"))
     assert ds["instruction"] == ["Say hi.", "Say bye."] and (tmp_path / "ds" / "labelmill.yaml").read_text() == "task: classification\n"
     assert "labelmill" in (tmp_path / "ds" / "README.md").read_text()
-    bad = subprocess.run(cli_command("synth", "export", "rows.csv", "--format", "chat", "--out", "c.jsonl", "--response", "answer"), cwd=tmp_path,
+    bad = subprocess.run(cli_command("synth", "export", "rows.csv", "--format", "chat", "--out", "c.jsonl", "--response-column", "answer"), cwd=tmp_path,
                          env=child_env(), capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "no column 'answer'" in bad.stderr + bad.stdout

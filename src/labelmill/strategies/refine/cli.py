@@ -117,7 +117,7 @@ def checkout_command(config: str, rev: str, out: str | None, project: str) -> No
 @click.option("--beam", default=3, show_default=True, type=click.IntRange(1, 10), help="Best candidates tried on the held-out rows each round.")
 @click.option("--max-time", "max_time_s", type=Duration(), help="Stop between steps once this much time is spent: seconds, or 10m, 1h (what was accepted is kept).")
 @click.option("--budget", hidden=True, expose_value=False, callback=deprecated_budget, help="Old name of --max-time.")
-@click.option("--max-cost", type=float, help="USD: stop between steps once the labeling calls cost this much.")
+@click.option("--max-cost", type=click.FloatRange(min=0), help="USD: stop between steps once the labeling calls cost this much.")
 @click.option("--metric", default="accuracy", show_default=True, type=click.Choice(["accuracy", "macro_f1"]), help="What an edit must improve.")
 @click.option("--explainer", default="labeler", show_default=True, type=click.Choice(["labeler", "proposer"]), help="Who explains the errors.")
 @click.option("--max-candidates", type=click.IntRange(1, 50), help="Guidelines scored per round (default: each edit alone, then the ones that helped, together).")

@@ -178,8 +178,8 @@ def preferences(input: str, output: str, model_name: str, project: str, as_json:
 
 
 @click.option("--out", "output", required=True, type=click.Path(), help="The .jsonl file (chat) or the folder (hf).")
-@click.option("--prompt", default="instruction", show_default=True, help="chat: the user turn's column.")
-@click.option("--response", default="response", show_default=True, help="chat: the assistant turn's column.")
+@click.option("--prompt-column", "prompt", default="instruction", show_default=True, help="chat: the user turn's column.")
+@click.option("--response-column", "response", default="response", show_default=True, help="chat: the assistant turn's column.")
 @click.option("--system", help="chat: a system message for every row.")
 @click.option("--kept-only/--all-rows", default=True, show_default=True, help="Leave out rows a filter removed (a `kept` column false).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True), help="hf: the config that made the rows, saved beside them.")

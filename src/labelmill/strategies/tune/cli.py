@@ -19,7 +19,7 @@ from labelmill.core.strategy import Duration, deprecated_budget, progress_handle
 @click.option("--limit", type=click.IntRange(min=20), default=200, show_default=True, help="Dev rows to score each strategy on.")
 @click.option("--shots", default="0,4,8", show_default=True, help="Few-shot counts to try.")
 @click.option("--selectors", default="random,balanced,similar", show_default=True, help="Example selections to try.")
-@click.option("--calibration", "calibrations", default="none,auto", show_default=True, help="Calibrations to try (none, auto, temperature, bias, isotonic).")
+@click.option("--calibrations", "calibrations", default="none,auto", show_default=True, help="Calibrations to try (none, auto, temperature, bias, isotonic).")
 @click.option("--models", default=None, help="Models to try, comma-separated (default: the config's), e.g. qwen2.5-coder-0.5b,qwen2.5-coder-1.5b.")
 @click.option("--max-cost", type=click.FloatRange(min=0), default=None, help="Cost budget in USD for paid models: the search stops when it is spent.")
 @click.option("--reasoning", "reasonings", default="none", show_default=True,
