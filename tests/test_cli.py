@@ -310,3 +310,18 @@ def test_a_time_limit_reads_the_same_in_every_command_and_budget_keeps_one_meani
         assert result.exit_code == 2 and "is not a time" in result.output, result.output
         assert "--budget" not in runner.invoke(cli, [command, "--help"]).output
     assert "--budget" in runner.invoke(cli, ["review", "--help"]).output
+    # the old name reaches the command as --max-time, given alone or with others, before or after them
+    from labelmill.core.strategy import max_time_option
+
+    @click.command()
+    @click.option("--limit", type=int, default=1)
+    @max_time_option(default=600)
+    def probe(limit, max_time_s):
+        click.echo(f"{limit} {max_time_s}")
+
+    assert runner.invoke(probe, []).output.strip() == "1 600.0"
+    assert runner.invoke(probe, ["--max-time", "10m"]).output.strip() == "1 600.0"
+    assert runner.invoke(probe, ["--max-time", "90s", "--limit", "3"]).output.strip() == "3 90.0"
+    old = runner.invoke(probe, ["--budget", "5"])
+    assert old.output.splitlines()[-1] == "1 5.0" and "now --max-time" in old.output
+    assert runner.invoke(probe, ["--limit", "2", "--budget", "2m"]).output.splitlines()[-1] == "2 120.0"

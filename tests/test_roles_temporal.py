@@ -430,3 +430,25 @@ def test_the_shipped_frames_file_reads_in_the_yaml_layout():
     frames = load_frame_files(ROOT / "examples" / "roles" / "frames.yaml")
     assert frames["give.01"] == {"name": "transfer", "roles": {"ARG0": "giver", "ARG1": "thing given", "ARG2": "entity given to"}}
     assert sorted(r for r in frames if r.startswith("get.")) == ["get.01", "get.03"]
+
+
+def test_a_given_predicate_takes_every_argument_line_once_whatever_blocks_the_model_writes(tmp_path):
+    config = roles_config(roles={"rules": "fill"}, model={"backend": "fake", "params": {"replies": [[r"Predicate: get$",
+        "PREDICATE: get\nARG0: I\nPREDICATE: like\nARG1: morcillas\nARG0: I"]]}})
+    data = _srl_rows(tmp_path, [{"text": SENTENCE, "predicate": GET, "arguments": GOLD_GET}])
+    out = tmp_path / "out.jsonl"
+    labelmill.run(config, data, output=out, project=tmp_path / "p.db")
+    value = pd.read_json(out, lines=True)["llm_label"][0]
+    assert value["predicate"]["start"] == 12
+    # "I" written twice lands once (the second has no free occurrence near "get" but the one at 41); the rules
+    # add nothing over the model's spans and each rule span once
+    got = [(a["role"], a["start"], a.get("source")) for a in value["arguments"]]
+    assert got == [("ARG0", 10, None), ("ARG1", 16, None), ("ARG2", 26, "rules"), ("ARG0", 41, None)]
+
+
+def test_a_predicate_cell_with_broken_offsets_is_a_clear_input_error():
+    task = make_task(load_config(roles_config()))
+    with pytest.raises(InputDataError, match="not whole numbers"):
+        task.render({"text": SENTENCE, "predicate": {"start": "twelve", "end": 15}})
+    with pytest.raises(InputDataError, match="outside the sentence"):
+        task.render({"text": SENTENCE, "predicate": {"start": 12, "end": 500}})

@@ -166,10 +166,21 @@ class Duration(click.ParamType):
         return seconds
 
 
-def deprecated_budget(ctx: click.Context, param: Any, value: Any) -> Any:
-    """The old `--budget SECONDS` of tune and refine: still read, as `--max-time`, with a notice (`--budget` is
-    the review's effort budget: rows, a share or a time)."""
-    if value is not None:
-        click.echo("note: --budget here is now --max-time (seconds or 10m); --budget means a review budget", err=True)
-        ctx.params["max_time_s"] = Duration().convert(value, param, ctx)
-    return value
+def max_time_option(default: float | None = None, help: str = "Stop once this much time is spent: seconds, or 10m, 1h."):
+    """The `--max-time` option of a strategy's command (a `Duration`, passed as `max_time_s`), with the old
+    `--budget SECONDS` of tune and refine still read as it, with a notice, and hidden from help (`--budget`
+    is the review's budget: rows, a share or a time). Merged after parsing, so the order given does not matter."""
+    import functools
+
+    def decorate(command):
+        @functools.wraps(command)
+        def merged(*args, old_budget: float | None = None, **kwargs):
+            if old_budget is not None:
+                click.echo("note: --budget here is now --max-time (seconds or 10m); --budget means a review budget", err=True)
+                kwargs["max_time_s"] = old_budget
+            return command(*args, **kwargs)
+
+        merged = click.option("--budget", "old_budget", type=Duration(), hidden=True, help="Old name of --max-time.")(merged)
+        return click.option("--max-time", "max_time_s", type=Duration(), default=default, show_default=default is not None, help=help)(merged)
+
+    return decorate

@@ -385,7 +385,11 @@ class RolesTask(Task):
         sentence = self.sentence(row)
         data = load_structured(cell) if isinstance(cell, str) else cell
         if isinstance(data, Mapping) and "start" in data and "end" in data:
-            start, end = int(data["start"]), int(data["end"])
+            try:
+                start, end = int(data["start"]), int(data["end"])
+            except (TypeError, ValueError):
+                raise InputDataError(f"column {column!r}: predicate offsets {data['start']!r}, {data['end']!r} are not whole numbers",
+                                     fix="give the predicate as {start, end} character offsets or a word of the sentence") from None
             if not 0 <= start < end <= len(sentence):
                 raise InputDataError(f"column {column!r}: predicate span {start}-{end} is outside the sentence ({len(sentence)} characters)")
             out = {"start": start, "end": end, "text": sentence[start:end]}
@@ -418,8 +422,7 @@ class RolesTask(Task):
         predicate = self.predicate(row)
         if predicate is None:
             return f"Sentence: {sentence}"
-        marked = f"{sentence[:predicate['start']]}<pred>{predicate['text']}</pred>{sentence[predicate['end']:]}"
-        out = f"Sentence: {marked}\nPredicate: {predicate['text']}"
+        out = f"Sentence: {marked_predicate(sentence, predicate)}\nPredicate: {predicate['text']}"
         rolesets = self.by_lemma.get(self.lemma(predicate), [])[:3]
         for roleset in rolesets:  # the lemma's own roles, never the row's (gold) sense
             frame = self.frames[roleset]
@@ -475,35 +478,27 @@ class RolesTask(Task):
             given.pop("sense", None)
         lines = [a[2] for f in parsed for a in f["arguments"]]
         confs = iter(line_confidences(generation, lines))
+        if given is not None:  # one predicate given: every argument line is its, whatever blocks the model wrote
+            parsed = [{"predicate": None, "arguments": [a for f in parsed for a in f["arguments"]]}]
         frames, unaligned, used = [], [], np.zeros(len(sentence) + 1, dtype=bool)
         for frame in parsed:
-            if given is not None:
-                predicate = given
-            elif frame["predicate"]:
-                hits = [(s, e) for s, e in occurrences(sentence, frame["predicate"]) if not used[s:e].any()]
-                if not hits:
-                    unaligned.append({"role": "V", "text": frame["predicate"]})
-                    for _ in frame["arguments"]:
-                        next(confs)
-                    continue
-                predicate = {"start": hits[0][0], "end": hits[0][1], "text": sentence[hits[0][0]:hits[0][1]]}
-                used[predicate["start"]:predicate["end"]] = True
-            else:
-                predicate = None
             arguments = [(role, phrase, next(confs)) for role, phrase, _ in frame["arguments"]]
-            if predicate is None:  # arguments before any PREDICATE line, with no predicate given: nothing to attach to
+            predicate = given
+            if predicate is None and frame["predicate"]:
+                hits = [(s, e) for s, e in occurrences(sentence, frame["predicate"]) if not used[s:e].any()]
+                if hits:
+                    predicate = {"start": hits[0][0], "end": hits[0][1], "text": sentence[hits[0][0]:hits[0][1]]}
+                    used[predicate["start"]:predicate["end"]] = True
+                else:
+                    unaligned.append({"role": "V", "text": frame["predicate"]})
+            if predicate is None:  # a predicate that occurs nowhere, or arguments before any PREDICATE line
                 unaligned += [{"role": r, "text": p} for r, p, _ in arguments]
                 continue
             spans, missed = align_arguments(sentence, predicate, arguments)
             unaligned += missed
             if self.spec.rules != "off":
                 spans = merge_arguments(spans, rule_arguments(sentence, predicate, self.tokens(fields)), self.spec.rules)
-            if given is not None and frames:  # one predicate given: later blocks add to its arguments
-                frames[0]["arguments"] = sorted(frames[0]["arguments"] + spans, key=lambda s: (s["start"], s["end"]))
-            else:
-                frames.append({"predicate": predicate, "arguments": spans})
-        if given is not None and not frames:
-            frames = [{"predicate": given, "arguments": []}]
+            frames.append({"predicate": predicate, "arguments": spans})
         frames = frames[: self.spec.max_predicates]
         confidences = [a["confidence"] for f in frames for a in f["arguments"] if a.get("confidence") is not None]
         confidence = float(min(confidences)) if confidences else mean_token_prob(generation.token_logprobs)
@@ -528,8 +523,7 @@ class RolesTask(Task):
     NO_ROLE = "none"
 
     def role_question(self, sentence: str, predicate: Mapping[str, Any], phrase: str) -> str:
-        marked = f"{sentence[:predicate['start']]}<pred>{predicate['text']}</pred>{sentence[predicate['end']:]}"
-        return f"Sentence: {marked}\nPredicate: {predicate['text']}\nPhrase: {phrase}\nRole of the phrase:"
+        return f"Sentence: {marked_predicate(sentence, predicate)}\nPredicate: {predicate['text']}\nPhrase: {phrase}\nRole of the phrase:"
 
     def _role_system(self) -> str:
         return guidelines_with_labels(self.config, (
@@ -678,6 +672,11 @@ class RolesTask(Task):
         spans = [(s, a) for s, p in zip(sentences, predicted) for f in frames_of(p) for a in f["arguments"]]
         exact = sum(1 for s, a in spans if s[a["start"]:a["end"]] == a.get("text")) / len(spans) if spans else 1.0
         return {**heads, "srl_exact_span_share": exact, "srl_predicted_arguments": len(spans)}
+
+
+def marked_predicate(sentence: str, predicate: Mapping[str, Any]) -> str:
+    """The sentence with the predicate marked <pred>...</pred>."""
+    return f"{sentence[:predicate['start']]}<pred>{predicate['text']}</pred>{sentence[predicate['end']:]}"
 
 
 def frames_of(value: Any) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from labelmill.core.strategy import Duration, deprecated_budget
+from labelmill.core.strategy import max_time_option
 
 
 def _versions(config: str, project: str):
@@ -115,8 +115,7 @@ def checkout_command(config: str, rev: str, out: str | None, project: str) -> No
 @click.option("--proposer-model", help="The model that drafts edits (a catalog name such as qwen2.5-coder-1.5b; default: the labeler's).")
 @click.option("--max-rules", default=3, show_default=True, type=click.IntRange(1, 10), help="Error groups per round (a rule and a definition each).")
 @click.option("--beam", default=3, show_default=True, type=click.IntRange(1, 10), help="Best candidates tried on the held-out rows each round.")
-@click.option("--max-time", "max_time_s", type=Duration(), help="Stop between steps once this much time is spent: seconds, or 10m, 1h (what was accepted is kept).")
-@click.option("--budget", hidden=True, expose_value=False, callback=deprecated_budget, help="Old name of --max-time.")
+@max_time_option(help="Stop between steps once this much time is spent: seconds, or 10m, 1h (what was accepted is kept).")
 @click.option("--max-cost", type=click.FloatRange(min=0), help="USD: stop between steps once the labeling calls cost this much.")
 @click.option("--metric", default="accuracy", show_default=True, type=click.Choice(["accuracy", "macro_f1"]), help="What an edit must improve.")
 @click.option("--explainer", default="labeler", show_default=True, type=click.Choice(["labeler", "proposer"]), help="Who explains the errors.")

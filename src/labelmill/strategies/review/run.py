@@ -516,32 +516,26 @@ class ReviewSession:
         if predicate is None:
             raise InputDataError("this row has no marked predicate; the review page labels the arguments of a given predicate")
         predicate.pop("sense", None)
-        text, roles, arguments = self.texts[i], list(self.config.label_names), []
-        for span in label.get("arguments") or []:
-            try:
-                start, end, role = int(span["start"]), int(span["end"]), str(span.get("role") or span.get("type"))
-            except (KeyError, TypeError, ValueError):
-                raise InputDataError(f"argument {span!r} needs start, end and role") from None
-            if not (0 <= start < end <= len(text)) or role not in roles:
-                raise InputDataError(f"argument {span!r} is outside the sentence or has an unknown role", fix=f"roles: {', '.join(roles)}")
-            if start < predicate["end"] and predicate["start"] < end:
-                raise InputDataError(f"argument {span!r} overlaps the predicate {predicate['text']!r}")
-            arguments.append({"role": role, "start": start, "end": end, "text": text[start:end]})
+        arguments = self._spans(i, label.get("arguments") or [], key="role")
+        for a in arguments:
+            if a["start"] < predicate["end"] and predicate["start"] < a["end"]:
+                raise InputDataError(f"argument {a['text']!r} overlaps the predicate {predicate['text']!r}", fix="an argument is a span beside the predicate")
         return {"predicate": predicate, "arguments": sorted(arguments, key=lambda a: (a["start"], a["end"]))}
 
-    def _spans(self, i: int, label: list[Any]) -> list[dict[str, Any]]:
-        """Spans {start, end, type} checked against row i's text and the entity types."""
+    def _spans(self, i: int, label: list[Any], key: str = "type") -> list[dict[str, Any]]:
+        """Spans {start, end, <key>} checked against row i's text and the task's labels (NER: the entity
+        types under "type"; roles: the roles under "role")."""
         text = self.texts[i]
         types = list(self.config.label_names)
         spans = []
         for span in label:
             try:
-                start, end, typ = int(span["start"]), int(span["end"]), str(span.get("type") or span.get("label"))
-            except (KeyError, TypeError, ValueError):
-                raise InputDataError(f"span {span!r} needs start, end and type") from None
+                start, end, typ = int(span["start"]), int(span["end"]), str(span.get(key) or span.get("type") or span.get("label"))
+            except (KeyError, TypeError, ValueError, AttributeError):
+                raise InputDataError(f"span {span!r} needs start, end and {key}") from None
             if not (0 <= start < end <= len(text)) or typ not in types:
-                raise InputDataError(f"span {span!r} is outside the text or has an unknown type", fix=f"types: {', '.join(types)}")
-            spans.append({"start": start, "end": end, "type": typ, "text": text[start:end]})
+                raise InputDataError(f"span {span!r} is outside the text or has an unknown {key}", fix=f"{key}s: {', '.join(types)}")
+            spans.append({"start": start, "end": end, key: typ, "text": text[start:end]})
         return spans
 
     def row(self, i: Any) -> int:

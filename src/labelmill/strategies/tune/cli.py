@@ -7,15 +7,14 @@ import json
 import click
 
 from labelmill.core.entry import DEFAULT_PROJECT
-from labelmill.core.strategy import Duration, deprecated_budget, progress_handler
+from labelmill.core.strategy import max_time_option, progress_handler
 
 
 @click.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.argument("dev", type=click.Path(dir_okay=False))
 @click.option("--pool", type=click.Path(dir_okay=False, exists=True), help="Labeled rows to draw few-shot examples from (not the dev rows).")
-@click.option("--max-time", "max_time_s", type=Duration(), default=600, show_default=True, help="Time for the whole search: seconds, or 10m, 1h.")
-@click.option("--budget", hidden=True, expose_value=False, callback=deprecated_budget, help="Old name of --max-time.")
+@max_time_option(default=600, help="Time for the whole search: seconds, or 10m, 1h.")
 @click.option("--limit", type=click.IntRange(min=20), default=200, show_default=True, help="Dev rows to score each strategy on.")
 @click.option("--shots", default="0,4,8", show_default=True, help="Few-shot counts to try.")
 @click.option("--selectors", default="random,balanced,similar", show_default=True, help="Example selections to try.")
