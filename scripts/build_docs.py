@@ -70,13 +70,19 @@ def config_page() -> str:
     from pydantic import BaseModel
 
     from labelmill.config import Config
+    from labelmill.registry import all_sections
 
     out = ["# Config reference", "", "Every key of a config file (YAML or JSON), section by section, with its default.", ""]
-    out += _fields("top level", Config)
+
+    top = _fields("top level", Config)
+    owned = [f"| `{name}` | section | | see `{name}:` below ({section.owner}) |" for name, section in sorted(all_sections().items())]
+    out += [*top[:-1], *owned, ""]
     for name, field in Config.model_fields.items():
         kind = field.annotation
         if inspect.isclass(kind) and issubclass(kind, BaseModel):
             out += _fields(f"`{name}:`", kind)
+    for name, section in sorted(all_sections().items()):  # each task's and strategy's own section
+        out += _fields(f"`{name}:` ({section.owner})", section.model)
     return "\n".join(out)
 
 

@@ -63,6 +63,68 @@ def test_fingerprint_ignores_output_names_but_not_guidelines():
     assert a.fingerprint() == b.fingerprint() != c.fingerprint()
 
 
+# fingerprints of configs as they were stored before the task and strategy sections moved to their owners
+# (computed by the code of 84e4d16): every stored run keeps its fingerprint, so nothing is labeled twice
+STORED_FINGERPRINTS = [
+    ({"task": "classification", "labels": ["a", "b"]}, "f6fd2bfc2364a295"),
+    ({"task": "classification", "labels": ["a", "b"], "weak": {"sub_labelers": [{"name": "z", "kind": "zero_shot"}]}}, "f6fd2bfc2364a295"),
+    ({"task": "classification", "labels": ["a", "b"], "ensemble": {"members": [{}, {"guidelines": "x"}]}}, "70e072f88240f9fe"),
+    ({"task": "classification", "labels": ["a", "b"], "reasoning": {"samples": 3}}, "edc8138a8399f72b"),
+    ({"task": "roles"}, "6549dc1bce760c1f"),
+    ({"task": "roles", "roles": {"rules": "first"}}, "4a3ae290332ae10c"),
+    ({"task": "temporal"}, "017759fd583acf8f"),
+    ({"task": "temporal", "temporal": {"annotations_column": None}}, "c3011d53aec483ce"),
+    ({"task": "qa", "qa": {"verify": False}}, "56267e40a08107e0"),
+    ({"task": "ner", "labels": ["PER"], "ner": {"tokens_column": None}}, "b10ab122ec409e3f"),
+    ({"task": "relation", "labels": ["x", "Other"], "relation": {"directed": False}}, "9d3f13ae354199e6"),
+]
+
+
+@pytest.mark.parametrize(("raw", "stored"), STORED_FINGERPRINTS)
+def test_a_config_keeps_the_fingerprint_its_runs_were_stored_under(raw, stored):
+    assert load_config(raw).fingerprint() == stored
+
+
+def test_a_registered_section_is_validated_read_and_fingerprinted_as_its_owner_says(monkeypatch):
+    """A section a task or strategy registers (here from outside) is checked like a core one, reads as an
+    attribute, and enters the fingerprint by its policy: always, only when set, or never."""
+    from pydantic import Field
+
+    from labelmill.config import Strict
+    from labelmill.registry import Section, sections
+
+    class Tone(Strict):
+        style: str = Field("plain")
+
+    base = {"task": "classification", "labels": ["a", "b"]}
+    before = load_config(base).fingerprint()  # a config stored before the section existed
+    for policy in ("always", "unless_default", "never"):
+        monkeypatch.setitem(sections._loaded, "tone", Section("tone", Tone, owner="a test", fingerprint=policy))
+        plain, same, loud = (load_config({**base, **extra}) for extra in ({}, {"tone": {"style": "plain"}}, {"tone": {"style": "loud"}}))
+        assert plain.tone == Tone() and loud.tone.style == "loud"
+        assert plain.fingerprint() == same.fingerprint()
+        assert (loud.fingerprint() != plain.fingerprint()) is (policy != "never")
+        assert (plain.fingerprint() == before) is (policy != "always")
+        with pytest.raises(ConfigError, match="unknown key 'tone.styl'; did you mean 'style'"):
+            load_config({**base, "tone": {"styl": "loud"}})
+        with pytest.raises(ConfigError, match="unknown key 'tonne'; did you mean 'tone'"):
+            load_config({**base, "tonne": {}})
+    monkeypatch.delitem(sections._loaded, "tone")
+    with pytest.raises(ConfigError, match="unknown key 'tone'"):
+        load_config({**base, "tone": {}})
+
+
+def test_a_task_section_is_checked_by_its_owner_model_with_the_path_in_the_message():
+    with pytest.raises(ConfigError, match="'roles.rules': Input should be 'off', 'fill' or 'first'"):
+        load_config({"task": "roles", "roles": {"rules": "sometimes"}})
+    with pytest.raises(ConfigError, match=r"'weak.sub_labelers.0.abstain_below'.*between 0 and 1"):
+        load_config({"task": "classification", "labels": ["a", "b"], "weak": {"sub_labelers": [{"name": "x", "kind": "prompt", "abstain_below": 3}]}})
+    from labelmill.config import RolesSpec  # the old import path still names the owner's model
+    from labelmill.tasks.roles import RolesSpec as owned
+
+    assert RolesSpec is owned
+
+
 def test_autolabel_classification_configs_are_converted():
     notices = []
     cfg = load_config(SHARED / "autolabel_configs" / "banking.json", notices=notices)

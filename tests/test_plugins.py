@@ -16,19 +16,32 @@ import yaml
 from conftest import cli_command, child_env
 
 PLUGIN = '''
-"""labelmill_demo_plugin: a 'stance' task type and a 'majority' strategy, from outside labelmill."""
+"""labelmill_demo_plugin: a 'stance' task type with its own config section and a 'majority' strategy, from outside labelmill."""
 from __future__ import annotations
 
 import math
 from collections import Counter
 
 import click
+from pydantic import Field
+
+from labelmill.config import Strict
 
 from labelmill.core import Job, Runner
 from labelmill.store import Store
 from labelmill.core.strategy import EvalContext, Strategy
+from labelmill.registry import Section
 from labelmill.tasks.base import Task
 from labelmill.types import Label, ParseFailure
+
+
+class StanceSpec(Strict):
+    """The stance task's own section: what the texts take a stance on."""
+
+    proposal: str = Field("the proposal", description="What the texts are for or against.")
+
+
+SECTION = Section("stance", StanceSpec, owner="task stance", fingerprint="unless_default")
 
 
 class StanceTask(Task):
@@ -48,7 +61,7 @@ class StanceTask(Task):
         return "task: stance\\nname: my-stance\\nguidelines: Is the text for or against the proposal?\\n"
 
     def system_prompt(self):
-        return "Is the text for or against the proposal?\\n\\nLabels:\\n- for\\n- against\\n\\nAnswer with the label only."
+        return f"Is the text for or against {self.config.stance.proposal}?\\n\\nLabels:\\n- for\\n- against\\n\\nAnswer with the label only."
 
     def candidates(self):
         return list(self.labels)
@@ -129,6 +142,9 @@ ENTRY_POINTS = """
 [labelmill.tasks]
 stance = labelmill_demo_plugin:StanceTask
 
+[labelmill.sections]
+stance = labelmill_demo_plugin:SECTION
+
 [labelmill.strategies]
 majority = labelmill_demo_plugin:STRATEGY
 """
@@ -167,8 +183,15 @@ def test_a_task_type_and_a_strategy_from_outside_run_end_to_end(tmp_path):
     assert config["task"] == "stance"
     config.update(gold_column="label", model={"backend": "fake", "name": "keywords",
                                               "params": {"keywords": {"for": ["support", "yes"], "against": ["against", "reject"]}}})
+    config["stance"] = {"proposl": "the plan"}  # a typo in the plugin's own section: named, with the nearest key
     (work / "stance.yaml").write_text(yaml.safe_dump(config))
     pd.DataFrame(ROWS).to_csv(work / "rows.csv", index=False)
+    done = run("plan", "stance.yaml", "rows.csv")
+    assert done.returncode == 2 and "unknown key 'stance.proposl'; did you mean 'proposal'?" in done.stderr, done.stderr
+    config["stance"] = {"proposal": "the new bus lane"}
+    (work / "stance.yaml").write_text(yaml.safe_dump(config))
+    done = run("plan", "stance.yaml", "rows.csv")
+    assert done.returncode == 0 and "for or against the new bus lane?" in done.stdout, done.stdout + done.stderr
     # the core loop labels with the plugin task; eval scores it with the plugin's metrics
     done = run("run", "stance.yaml", "rows.csv", "--out", "out.csv", "--quiet")
     assert done.returncode == 0, done.stderr

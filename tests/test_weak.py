@@ -264,7 +264,7 @@ def test_propose_drafts_sub_labelers_for_a_person_to_edit(tmp_path):
     each keyword rule's coverage is measured on the rows; the draft validates as a weak section."""
     import yaml
 
-    from labelmill.config import WeakSpec
+    from labelmill.strategies.weak.section import WeakSpec
     from labelmill.strategies.weak.propose import propose
 
     config = weak_config()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import importlib
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -24,8 +25,13 @@ from labelmill.types import DatasetSpec  # noqa: F401  (re-exported: configs and
 
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
+    """A config section: unknown keys are errors (with the nearest valid key suggested)."""
+
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+_Strict = Strict
 
 
 class LabelSpec(_Strict):
@@ -46,98 +52,16 @@ class AttributeSpec(_Strict):
     gold_column: str | None = Field(None, description="Column with the true value, used by eval (default: the attribute's name).")
 
 
-class QASpec(_Strict):
-    """Question answering: where the question, context and options are, and the answer style."""
-
-    mode: Literal["extractive", "multiple_choice", "free_form"] = Field(
-        "extractive", description="extractive: the answer is a span of the context; multiple_choice: one of the options; free_form: any text."
-    )
-    context_column: str = Field("context", description="Column with the passage (extractive answers are spans of it).")
-    question_column: str = Field("question", description="Column with the question.")
-    options_column: str | None = Field(None, description="multiple_choice: column with the options (a list, or text joined by options_separator).")
-    options_separator: str = "|"
-    allow_unanswerable: bool = Field(True, description="extractive: the model may answer that the context does not say.")
-    verify: bool = Field(
-        True, description="extractive: check each answer with a scored yes/no question (does the context answer this?)."
-    )
-    answerable_threshold: float = Field(
-        0.5, ge=0.0, le=1.0, description="extractive + verify: answer 'unanswerable' when P(yes) of the check is below this."
-    )
 
 
-class NERSpec(_Strict):
-    """Named-entity recognition options."""
-
-    tokens_column: str | None = Field("tokens", description="Column with the text's tokens, used to export BIO tags (else whitespace tokens).")
-    mention_columns: bool = Field(
-        False, description="Gold (and the examples' labels) as one column per entity type, named as the type, holding the list of its "
-        "mentions (Autolabel's attribute layout); the mentions are aligned to the text. A gold cell holding {type: [mentions]} is read the same way.",
-    )
 
 
-class RelationTypeSpec(_Strict):
-    """One relation type, with the entity types it may link (relations task: pairs of other types are never asked)."""
-
-    name: str = Field(description="The relation as it appears in the output and the gold column.")
-    description: str | None = Field(None, description="What the relation means, head to tail; shown to the model.")
-    head: list[str] = Field(default_factory=list, description="relations: entity types allowed as the head (empty: any).")
-    tail: list[str] = Field(default_factory=list, description="relations: entity types allowed as the tail (empty: any).")
 
 
-class RelationSpec(_Strict):
-    """Relations between entities: a marked pair (task relation) or extracted end to end (task relations)."""
-
-    types: list[RelationTypeSpec] = Field(default_factory=list, description="The relation types.")
-    directed: bool = Field(True, description="relation: each type is a label in both directions, Type(e1,e2) and Type(e2,e1).")
-    none_label: str = Field("Other", description="relation: the label for a pair with none of the relations.")
-    text_column: str = Field("text", description="Column with the sentence.")
-    head_column: str = Field("e1", description="relation: column with the first marked span: {start, end, text}, its JSON, or its text.")
-    tail_column: str = Field("e2", description="relation: column with the second marked span.")
-    entities_column: str = Field("entities", description="relations: gold entities [{start, end, type, text}] (eval and few-shot examples).")
-    relations_column: str = Field("relations", description="relations: gold relations [{head, tail, type}], head/tail indexing the entities.")
-    threshold: float = Field(0.5, ge=0.0, le=1.0, description="relations: a pair gets its most likely relation when that relation's probability is at least this.")
-    max_pairs: int = Field(40, ge=1, description="relations: the most candidate pairs asked per row (nearest pairs first).")
-    pair_demos: int = Field(8, ge=0, description="relations: pair questions from the few-shot examples shown before each pair (half with a relation).")
 
 
-class RolesSpec(_Strict):
-    """Semantic roles: the arguments of a predicate as spans of the sentence, with PropBank-style roles."""
-
-    text_column: str = Field("text", description="Column with the sentence.")
-    predicate_column: str | None = Field(
-        "predicate", description="Column with the predicate: {start, end, text, lemma, sense}, its JSON, or its text. An empty cell "
-        "(or no such column): the model finds the predicates first, then their arguments.",
-    )
-    arguments_column: str = Field("arguments", description="Gold arguments [{start, end, role, text}] (eval and few-shot examples).")
-    tokens_column: str | None = Field("tokens", description="Column with the sentence's tokens, used by the rules (else words split off punctuation and clitics).")
-    rules: Literal["off", "fill", "first"] = Field(
-        "off", description="Word-order rules beside the model (no parser): fill = the model's arguments, plus the rules' where the model "
-        "placed none over them; first = the rules' arguments, plus the model's where the rules placed none; off = the model's alone.",
-    )
-    frames: str | None = Field(
-        None, description="Optional frame files, relative to the config: a PropBank frames directory (XML) or a YAML/JSON file "
-        "{roleset: {name, roles: {ARG0: giver, ...}}}; the prompt then names each roleset's own roles.",
-    )
-    check: bool = Field(
-        False, description="Ask a scored question per argument: its role among the labels, or none (the argument is dropped); "
-        "the argument's confidence is then that role's probability (else the probability the model gave the argument's line). "
-        "Off by default: on the embedded 0.5B it lowered head F1 (bench/README, roles).",
-    )
-    senses: bool = Field(False, description="Also choose the predicate's roleset (sense) among the frames' rolesets for its lemma (scored).")
-    max_predicates: int = Field(8, ge=1, description="Without a marked predicate: the most predicates kept per sentence.")
 
 
-class TemporalSpec(_Strict):
-    """The temporal order of two marked events (BEFORE / AFTER / EQUAL / VAGUE)."""
-
-    text_column: str = Field("text", description="Column with the text holding both events (one or two sentences).")
-    e1_column: str = Field("e1", description="Column with the first event: {start, end, text}, its JSON, or its text (or <e1> marks in the text).")
-    e2_column: str = Field("e2", description="Column with the second event.")
-    annotations_column: str | None = Field(
-        "annotations", description="Optional column with each annotator's judgement (labels, or UDS-Time's [start1, end1, start2, end2, "
-        "confidence] lists): eval reports the model's and each annotator's agreement with the majority.",
-    )
-    vague_label: str = Field("VAGUE", description="The label left out of the MATRES-style micro-F1.")
 
 
 class ExamplesSpec(_Strict):
@@ -188,77 +112,10 @@ class ReasoningSpec(_Strict):
     )
 
 
-class EnsembleSpec(_Strict):
-    """Several labelers over the same rows: prompt variants and/or other models, combined per row."""
-
-    members: list[dict[str, Any]] = Field(
-        default_factory=list,
-        description="Each member changes some sections of this config, e.g. {} (as is), {guidelines: '...'}, {model: {name: qwen2.5-coder-1.5b}}.",
-    )
-    combine: Literal["auto", "mean", "vote"] = Field(
-        "auto", description="mean: average the members' label distributions; vote: majority of their labels; auto: mean when every member scored a distribution."
-    )
 
 
-class SubLabelerSpec(_Strict):
-    """One sub-labeler of weak supervision: a small question to the model, a rule, or the main labeler."""
-
-    name: str = Field(description="A short name (its vote column is weak_vote_<name>).")
-    kind: Literal["prompt", "keywords", "regex", "zero_shot", "python", "column"] = Field(
-        description="prompt: a yes/no or small-choice question scored on the model; keywords / regex: a rule; "
-        "zero_shot: the main labeler (this config as it is); python: a function of the row; column: labels another "
-        "model (or the FreeAL student, or a person) already gave, read from a column."
-    )
-    question: str = Field("", description="prompt: the question asked about each row, e.g. 'Does this comment insult someone?'.")
-    answers: dict[str, str] = Field(
-        default_factory=dict,
-        description="prompt: each answer the model may give -> the task label it votes for, or 'abstain', e.g. {yes: toxic, no: abstain}.",
-    )
-    abstain_below: float | Literal["auto"] = Field(
-        0.0, description="prompt, zero_shot: abstain when the model's confidence is below this; auto: a threshold per label chosen on "
-        "the weak.seed rows, the lowest at which the sub-labeler's votes for that label reach weak.min_precision (its own calibration).",
-    )
-    function: str = Field("", description="python: 'module:function' or 'file.py:function' (next to the config); called with the row (a dict), "
-                          "returns a label, None to abstain (a list of labels for multi-label tasks).")
-    column: str = Field("", description="column: the column holding the labels (empty: abstain).")
-    file: str | None = Field(None, description="column: read the column from this file (same rows, same order) instead of the input.")
-
-    @field_validator("abstain_below")
-    @classmethod
-    def _threshold_range(cls, value: Any) -> Any:
-        if isinstance(value, (int, float)) and not 0.0 <= value <= 1.0:
-            raise ValueError("abstain_below is a confidence between 0 and 1, or 'auto'")
-        return value
-    keywords: list[str] = Field(default_factory=list, description="keywords: vote `label` when the row contains any of these words (case-insensitive).")
-    pattern: str = Field("", description="regex: vote `label` when this regular expression matches the row (case-insensitive).")
-    label: str = Field("", description="keywords / regex: the task label the rule votes for.")
-
-    @field_validator("answers", mode="before")
-    @classmethod
-    def _yes_no_keys(cls, value: Any) -> Any:
-        """YAML reads an unquoted yes / no as true / false: they mean the answers "yes" and "no"."""
-        if isinstance(value, dict):
-            return {("yes" if k else "no") if isinstance(k, bool) else k: v for k, v in value.items()}
-        return value
 
 
-class WeakSpec(_Strict):
-    """Weak supervision (`labelmill weak`): sub-labelers whose votes a label model combines."""
-
-    sub_labelers: list[SubLabelerSpec] = Field(default_factory=list)
-    label_model: Literal["dawid_skene", "majority_vote", "snorkel"] = Field(
-        "dawid_skene", description="dawid_skene: learns each sub-labeler's accuracy per label (EM, abstaining modelled as an answer); "
-        "majority_vote: the most common vote; snorkel: snorkel's LabelModel (pip install 'labelmill[weak]')."
-    )
-    seed: str | None = Field(None, description="Labeled rows (a train, dev or seed file with the gold column, never test rows): each sub-labeler "
-                             "is run and scored on them, for abstain_below: auto and the accuracy floor.")
-    seed_rows: int = Field(300, ge=10, description="How many seed rows to use (a sample drawn with model.seed when the file has more).")
-    min_precision: float = Field(0.6, gt=0.0, le=1.0, description="abstain_below: auto picks the lowest threshold whose votes reach this precision on the seed rows.")
-    min_coverage: float = Field(0.01, ge=0.0, le=1.0, description="A sub-labeler voting on fewer rows than this share is flagged.")
-    min_accuracy: float = Field(0.5, ge=0.0, le=1.0, description="A sub-labeler less accurate than this on the seed rows is flagged.")
-    select: bool = Field(False, description="Drop flagged sub-labelers before the label model combines the votes (also --select).")
-    fit_on_seed: bool = Field(True, description="dawid_skene: also learn from the seed rows, whose classes are known (semi-supervised): "
-                              "each sub-labeler's confusions are pinned to what it does there, and EM cannot swap two classes.")
 
 
 class ServerSpec(_Strict):
@@ -322,7 +179,15 @@ class OutputSpec(_Strict):
 
 
 class Config(_Strict):
-    """A labeling task."""
+    """A labeling task.
+
+    The sections below are the core's; a task type's or a strategy's own section (`qa:`, `roles:`, `weak:`,
+    `ensemble:`, ...) is defined and registered by its owner (`labelmill.registry.sections`) and validated
+    here against its owner's model; it reads as an attribute all the same (`config.roles.rules`).
+    """
+
+    # extra keys are the registered sections (checked in `_sections`): any other key is an error
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     task: str = Field(
         description="classification (one label per row), multilabel (zero or more), ner (entity spans), "
@@ -344,21 +209,48 @@ class Config(_Strict):
     gold_column: str | None = Field(None, description="Column with the true label, used by eval.")
     label_separator: str = Field("|", description="Multilabel: separator of labels in a cell.")
     attributes: list[AttributeSpec] = Field(default_factory=list, description="extraction: the schema of the extracted object.")
-    qa: QASpec = Field(default_factory=QASpec)
-    ner: NERSpec = Field(default_factory=NERSpec)
-    relation: RelationSpec = Field(default_factory=RelationSpec)
-    roles: RolesSpec = Field(default_factory=RolesSpec)
-    temporal: TemporalSpec = Field(default_factory=TemporalSpec)
     examples: ExamplesSpec = Field(default_factory=ExamplesSpec)
     reasoning: ReasoningSpec = Field(default_factory=ReasoningSpec)
-    ensemble: EnsembleSpec = Field(default_factory=EnsembleSpec)
-    weak: WeakSpec = Field(default_factory=WeakSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
 
     # set by the loader, not by the user
     base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sections(cls, data: Any) -> Any:
+        """Each registered section validated by its owner's model (its defaults where the file has none); a key
+        that is neither a core key nor a registered section is an error, as in every section."""
+        if not isinstance(data, dict):
+            return data
+        from labelmill.registry import all_sections
+
+        registered = all_sections()
+        errors: list[Any] = []
+        for key in data:
+            if key not in cls.model_fields and key not in registered:
+                errors.append({"type": "extra_forbidden", "loc": (key,), "input": data[key]})
+        data = dict(data)
+        for name, section in registered.items():
+            value = data.get(name, {})
+            if isinstance(value, section.model):
+                continue
+            try:
+                data[name] = section.model.model_validate({} if value is None else value)
+            except ValidationError as exc:
+                errors += [{**err, "loc": (name, *err["loc"])} for err in exc.errors()]
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return data
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        """Every top-level key a config may have: the core's and the registered sections'."""
+        from labelmill.registry import sections
+
+        return [name for name, field in cls.model_fields.items() if not field.exclude] + sections.names()
 
     @field_validator("labels", mode="before")
     @classmethod
@@ -399,11 +291,15 @@ class Config(_Strict):
 
     def fingerprint(self) -> str:
         """Content hash of everything that changes the labels (not output column names)."""
-        # the weak section does not change what this config's labeler answers: its sub-labelers run as configs of their own
-        data = self.model_dump(mode="json", exclude={"output": True, "base_dir": True, "guidelines_file": True, "weak": True, "model": {"server", "price"}})
-        for name, default in (("reasoning", ReasoningSpec()), ("ensemble", EnsembleSpec()), ("roles", RolesSpec()), ("temporal", TemporalSpec())):
-            if getattr(self, name) == default:  # configs written before these sections keep their runs
-                data.pop(name)
+        from labelmill.registry import all_sections
+
+        data = self.model_dump(mode="json", exclude={"output": True, "base_dir": True, "guidelines_file": True, "model": {"server", "price"}})
+        if self.reasoning == ReasoningSpec():  # configs written before this section keep their runs
+            data.pop("reasoning")
+        for name, section in all_sections().items():
+            # a section that steers other runs (weak) never counts; one added later counts only when set
+            if section.fingerprint == "never" or (section.fingerprint == "unless_default" and getattr(self, name) == section.model()):
+                data.pop(name, None)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -474,7 +370,11 @@ def _read_config_file(path: Path) -> Any:
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The pydantic model class that holds the field at `loc` (for suggesting valid keys)."""
+    from labelmill.registry import sections
+
     model: type[BaseModel] = Config
+    if len(loc) > 1 and str(loc[0]) in sections.names():
+        model, loc = sections.get(str(loc[0])).model, loc[1:]
     for part in loc[:-1]:
         if isinstance(part, int):
             continue
@@ -497,7 +397,7 @@ def _explain(exc: ValidationError, origin: str) -> str:
         key = ".".join(str(p) for p in loc) or "(top level)"
         if err["type"] == "extra_forbidden":
             model = _model_at(loc)
-            valid = [n for n, f in (model.model_fields.items() if model else []) if not f.exclude]
+            valid = Config.keys() if model is Config else [n for n, f in (model.model_fields.items() if model else []) if not f.exclude]
             close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
             hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys here: {', '.join(valid)}"
             parts.append(f"unknown key '{key}'{hint}")
@@ -552,3 +452,14 @@ def load_with_notices(config: str | Path | dict | Config, on_event: EventHandler
     for message in notices:
         on_event(Notice(message))
     return loaded
+
+
+def __getattr__(name: str) -> Any:
+    """A section model by its old name here (`from labelmill.config import RolesSpec`): it lives with its owner now."""
+    from labelmill.registry import all_sections
+
+    for section in all_sections().values():
+        found = getattr(importlib.import_module(section.model.__module__), name, None)
+        if isinstance(found, type) and issubclass(found, BaseModel):
+            return found
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

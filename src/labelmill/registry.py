@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import entry_points
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, Generic, Literal, TypeVar
 
 from labelmill.errors import UnknownComponentError
 
@@ -68,7 +69,37 @@ for _name, _target in {
 selectors: Registry = Registry("example selection", entry_point_group="labelmill.selectors")
 for _name in ("fixed", "random", "balanced", "similar", "mmr", "similar_per_label"):
     selectors.register_lazy(_name, f"labelmill.selectors.pickers:{_name.upper()}")
+
+
+@dataclass(frozen=True)
+class Section:
+    """A config section a task type or a strategy owns (the way spacy-llm registers a task's factory with its
+    settings): its key in the config file, its pydantic model (every key with a default), and whether it
+    changes what the labeler answers, i.e. enters the config's fingerprint: `always`, `unless_default` (a
+    section added after configs were stored: at its defaults it is left out, so those configs keep their
+    runs), or `never` (a strategy's settings that only steer other runs)."""
+
+    name: str
+    model: type
+    owner: str
+    fingerprint: Literal["always", "unless_default", "never"] = "unless_default"
+
+
+# Config sections, each defined and registered by the module of the task or strategy that owns it (a plugin
+# registers its own under the `labelmill.sections` entry point, or with `sections.register`); the config
+# validates each against its owner's model, read only when a config is first validated.
+sections: Registry[Section] = Registry("config section", entry_point_group="labelmill.sections")
+for _name, _target in {
+    "qa": "tasks.qa", "ner": "tasks.ner", "relation": "tasks.relation", "roles": "tasks.roles", "temporal": "tasks.temporal",
+    "weak": "strategies.weak.section", "ensemble": "strategies.ensemble.section",
+}.items():
+    sections.register_lazy(_name, f"labelmill.{_target}:SECTION")
 del _name, _target
+
+
+def all_sections() -> dict[str, Section]:
+    """Every registered section by its key (imports their owners' modules: done when a config is validated)."""
+    return {name: sections.get(name) for name in sections.names()}
 
 
 def lazy_exports(package: str, public: dict[str, str]) -> Callable[[str], Any]:

@@ -18,15 +18,32 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pydantic import Field
 
 from labelmill.numeric.confidence import TokenText, mean_token_prob
 from labelmill.types import Generation, Label, Outcome, ParseFailure, Prompt
+from labelmill.config import Strict
+from labelmill.registry import Section
 from labelmill.tasks.base import RowInput, Task, is_missing, load_structured, normalise, unfenced
 from labelmill.tasks.classification import guidelines_with_labels
 from labelmill.tasks.spans import occurrences
 
 if TYPE_CHECKING:
     from labelmill.config import Config
+
+
+class NERSpec(Strict):
+    """Named-entity recognition options."""
+
+    tokens_column: str | None = Field("tokens", description="Column with the text's tokens, used to export BIO tags (else whitespace tokens).")
+    mention_columns: bool = Field(
+        False, description="Gold (and the examples' labels) as one column per entity type, named as the type, holding the list of its "
+        "mentions (Autolabel's attribute layout); the mentions are aligned to the text. A gold cell holding {type: [mentions]} is read the same way.",
+    )
+
+
+SECTION = Section("ner", NERSpec, owner="task ner", fingerprint="always")
+
 
 _NONE = {"none", "no entities", "no entity", "nothing", "n/a", "null", "[]", "{}", "no named entities"}
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")

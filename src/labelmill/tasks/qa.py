@@ -14,12 +14,15 @@ import re
 import string
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from labelmill.numeric.confidence import distribution_signals, label_distribution, mean_token_prob
 from labelmill.types import Generation, Label, Outcome, ParseFailure, Prompt, ScoreResult
+from labelmill.config import Strict
+from labelmill.registry import Section
 from labelmill.tasks.base import (
     RowInput,
     Task,
@@ -32,6 +35,29 @@ from labelmill.tasks.spans import occurrences
 
 if TYPE_CHECKING:
     from labelmill.config import Config
+
+
+class QASpec(Strict):
+    """Question answering: where the question, context and options are, and the answer style."""
+
+    mode: Literal["extractive", "multiple_choice", "free_form"] = Field(
+        "extractive", description="extractive: the answer is a span of the context; multiple_choice: one of the options; free_form: any text."
+    )
+    context_column: str = Field("context", description="Column with the passage (extractive answers are spans of it).")
+    question_column: str = Field("question", description="Column with the question.")
+    options_column: str | None = Field(None, description="multiple_choice: column with the options (a list, or text joined by options_separator).")
+    options_separator: str = "|"
+    allow_unanswerable: bool = Field(True, description="extractive: the model may answer that the context does not say.")
+    verify: bool = Field(
+        True, description="extractive: check each answer with a scored yes/no question (does the context answer this?)."
+    )
+    answerable_threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="extractive + verify: answer 'unanswerable' when P(yes) of the check is below this."
+    )
+
+
+SECTION = Section("qa", QASpec, owner="task qa", fingerprint="always")
+
 
 UNANSWERABLE = "unanswerable"
 _UNANSWERABLE_TEXTS = {

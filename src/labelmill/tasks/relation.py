@@ -22,9 +22,12 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pydantic import Field
 
+from labelmill.config import Strict
 from labelmill.errors import InputDataError
 from labelmill.numeric.confidence import label_distribution
+from labelmill.registry import Section
 from labelmill.tasks.base import RowInput, is_missing, load_structured, normalise
 from labelmill.tasks.classification import ClassificationTask, classification_metrics, guidelines_with_labels
 from labelmill.tasks.ner import NerTask, span_metrics, spans_to_bio
@@ -33,6 +36,34 @@ from labelmill.types import Label, Outcome, Prompt
 
 if TYPE_CHECKING:
     from labelmill.config import Config
+
+
+class RelationTypeSpec(Strict):
+    """One relation type, with the entity types it may link (relations task: pairs of other types are never asked)."""
+
+    name: str = Field(description="The relation as it appears in the output and the gold column.")
+    description: str | None = Field(None, description="What the relation means, head to tail; shown to the model.")
+    head: list[str] = Field(default_factory=list, description="relations: entity types allowed as the head (empty: any).")
+    tail: list[str] = Field(default_factory=list, description="relations: entity types allowed as the tail (empty: any).")
+
+class RelationSpec(Strict):
+    """Relations between entities: a marked pair (task relation) or extracted end to end (task relations)."""
+
+    types: list[RelationTypeSpec] = Field(default_factory=list, description="The relation types.")
+    directed: bool = Field(True, description="relation: each type is a label in both directions, Type(e1,e2) and Type(e2,e1).")
+    none_label: str = Field("Other", description="relation: the label for a pair with none of the relations.")
+    text_column: str = Field("text", description="Column with the sentence.")
+    head_column: str = Field("e1", description="relation: column with the first marked span: {start, end, text}, its JSON, or its text.")
+    tail_column: str = Field("e2", description="relation: column with the second marked span.")
+    entities_column: str = Field("entities", description="relations: gold entities [{start, end, type, text}] (eval and few-shot examples).")
+    relations_column: str = Field("relations", description="relations: gold relations [{head, tail, type}], head/tail indexing the entities.")
+    threshold: float = Field(0.5, ge=0.0, le=1.0, description="relations: a pair gets its most likely relation when that relation's probability is at least this.")
+    max_pairs: int = Field(40, ge=1, description="relations: the most candidate pairs asked per row (nearest pairs first).")
+    pair_demos: int = Field(8, ge=0, description="relations: pair questions from the few-shot examples shown before each pair (half with a relation).")
+
+
+SECTION = Section("relation", RelationSpec, owner="task relation and relations", fingerprint="always")
+
 
 _DIRECTED = re.compile(r"^(?P<type>.+)\((?P<a>e[12]),(?P<b>e[12])\)$")
 _MARK = re.compile(r"<(/?)(e[12])>")

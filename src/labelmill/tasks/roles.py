@@ -27,12 +27,15 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from pydantic import Field
 
+from labelmill.config import Strict
 from labelmill.errors import ConfigError, InputDataError
 from labelmill.numeric.confidence import label_distribution, mean_token_prob
+from labelmill.registry import Section
 from labelmill.tasks.base import RowInput, Task, is_missing, load_structured, normalise, unfenced
 from labelmill.tasks.classification import guidelines_with_labels
 from labelmill.tasks.ner import line_confidences
@@ -41,6 +44,37 @@ from labelmill.types import Generation, Label, Outcome, ParseFailure, Prompt
 
 if TYPE_CHECKING:
     from labelmill.config import Config
+
+
+class RolesSpec(Strict):
+    """Semantic roles: the arguments of a predicate as spans of the sentence, with PropBank-style roles."""
+
+    text_column: str = Field("text", description="Column with the sentence.")
+    predicate_column: str | None = Field(
+        "predicate", description="Column with the predicate: {start, end, text, lemma, sense}, its JSON, or its text. An empty cell "
+        "(or no such column): the model finds the predicates first, then their arguments.",
+    )
+    arguments_column: str = Field("arguments", description="Gold arguments [{start, end, role, text}] (eval and few-shot examples).")
+    tokens_column: str | None = Field("tokens", description="Column with the sentence's tokens, used by the rules (else words split off punctuation and clitics).")
+    rules: Literal["off", "fill", "first"] = Field(
+        "off", description="Word-order rules beside the model (no parser): fill = the model's arguments, plus the rules' where the model "
+        "placed none over them; first = the rules' arguments, plus the model's where the rules placed none; off = the model's alone.",
+    )
+    frames: str | None = Field(
+        None, description="Optional frame files, relative to the config: a PropBank frames directory (XML) or a YAML/JSON file "
+        "{roleset: {name, roles: {ARG0: giver, ...}}}; the prompt then names each roleset's own roles.",
+    )
+    check: bool = Field(
+        False, description="Ask a scored question per argument: its role among the labels, or none (the argument is dropped); "
+        "the argument's confidence is then that role's probability (else the probability the model gave the argument's line). "
+        "Off by default: on the embedded 0.5B it lowered head F1 (bench/README, roles).",
+    )
+    senses: bool = Field(False, description="Also choose the predicate's roleset (sense) among the frames' rolesets for its lemma (scored).")
+    max_predicates: int = Field(8, ge=1, description="Without a marked predicate: the most predicates kept per sentence.")
+
+
+SECTION = Section("roles", RolesSpec, owner="task roles", fingerprint="unless_default")
+
 
 #: PropBank's roles with what they mean; the default closed set (R-/C- roles are asked for only when a config lists them)
 PROPBANK_ROLES = (

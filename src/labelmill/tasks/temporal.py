@@ -19,13 +19,33 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pydantic import Field
 
+from labelmill.config import Strict
+from labelmill.registry import Section
 from labelmill.tasks.base import load_structured, normalise
 from labelmill.tasks.classification import ClassificationTask, classification_metrics, guidelines_with_labels
 from labelmill.tasks.relation import row_pair, shown_pair
 
 if TYPE_CHECKING:
     from labelmill.config import Config
+
+
+class TemporalSpec(Strict):
+    """The temporal order of two marked events (BEFORE / AFTER / EQUAL / VAGUE)."""
+
+    text_column: str = Field("text", description="Column with the text holding both events (one or two sentences).")
+    e1_column: str = Field("e1", description="Column with the first event: {start, end, text}, its JSON, or its text (or <e1> marks in the text).")
+    e2_column: str = Field("e2", description="Column with the second event.")
+    annotations_column: str | None = Field(
+        "annotations", description="Optional column with each annotator's judgement (labels, or UDS-Time's [start1, end1, start2, end2, "
+        "confidence] lists): eval reports the model's and each annotator's agreement with the majority.",
+    )
+    vague_label: str = Field("VAGUE", description="The label left out of the MATRES-style micro-F1.")
+
+
+SECTION = Section("temporal", TemporalSpec, owner="task temporal", fingerprint="unless_default")
+
 
 #: the default label set, MATRES's four relations between start points
 ORDER_LABELS = (

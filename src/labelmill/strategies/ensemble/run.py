@@ -36,7 +36,7 @@ from labelmill.types import Label, ParseFailure
 
 def member_configs(config: Config) -> list[Config]:
     """The members' configs: the config without its ensemble, with each member's changes."""
-    fields = set(Config.model_fields) - {"ensemble", "base_dir"}
+    fields = set(Config.keys()) - {"ensemble"}
     base = derive_config(config, ensemble={"members": []})
     members = []
     for n, changes in enumerate(config.ensemble.members):

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 from pydantic import ConfigDict
 
-from labelmill.config import Config, ModelSpec, SubLabelerSpec, load_with_notices
+from labelmill.config import Config, ModelSpec, load_with_notices
+from labelmill.strategies.weak.section import SubLabelerSpec
 from labelmill.core import ask_texts, check_columns
 from labelmill.core.strategy import Options
 from labelmill.errors import ConfigError

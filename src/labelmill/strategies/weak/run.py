@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 from pydantic import ConfigDict, Field
 
-from labelmill.config import Config, SubLabelerSpec, derive_config, load_with_notices
+from labelmill.config import Config, derive_config, load_with_notices
+from labelmill.strategies.weak.section import SubLabelerSpec
 from labelmill.core import Job, Runner, check_columns, labeled_frame
 from labelmill.core.strategy import Options
 from labelmill.errors import ConfigError

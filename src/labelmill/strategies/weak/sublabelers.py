@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from labelmill.config import Config, SubLabelerSpec, derive_config
+from labelmill.config import Config, derive_config
+from labelmill.strategies.weak.section import SubLabelerSpec
 from labelmill.errors import ConfigError
 from labelmill.store import LabelTable
 
