@@ -275,23 +275,23 @@ def test_sampling_is_seeded_per_row_whatever_the_batch(backend):
 
 
 def test_reasoning_on_the_real_model(tmp_path):
-    """Chain of thought with 3 paths, P(True) and verbalized confidence on 8 SST-2 rows with the real model."""
+    """Chain of thought with 3 paths, P(True) and verbalized confidence on 4 SST-2 rows with the real model."""
     config = {
         "task": "classification", "name": "sst2-reasoning", "labels": ["positive", "negative"], "gold_column": "label",
         "guidelines": "Classify the sentiment of the movie review.", "input_template": "{text}",
         "reasoning": {"chain_of_thought": True, "samples": 3, "p_true": True, "verbalized": True, "explanation_tokens": 48},
         "model": {"backend": "llama_cpp", "name": "qwen2.5-coder-0.5b", "method": "score"},
     }
-    rows = SST2.head(8)[["text", "label"]]
+    rows = SST2.head(4)[["text", "label"]]
     result = labelmill.label(config, rows, project=tmp_path / "p.db")
     frame = result.frame
-    assert result.labeled == 8 and set(frame.llm_label) <= {"positive", "negative"}
+    assert result.labeled == 4 and set(frame.llm_label) <= {"positive", "negative"}
     assert frame.llm_explanation.str.len().gt(10).all()  # the model's own words, kept per row
-    assert (frame.llm_label == rows.label).sum() >= 7  # measured 8 of 8 (chance: 4)
+    assert (frame.llm_label == rows.label).all()  # measured 8 of 8 on the first 8 (each row's samples are seeded by the row)
     with sqlite3.connect(tmp_path / "p.db") as db:
         signals = [json.loads(s) for (s,) in db.execute("SELECT signals FROM annotations ORDER BY row_index")]
         kinds = dict(db.execute("SELECT kind, COUNT(*) FROM cache GROUP BY kind").fetchall())
-    assert kinds["explain"] == 24 and kinds["verify"] == 8 and kinds["verbalized"] == 8
+    assert kinds["explain"] == 12 and kinds["verify"] == 4 and kinds["verbalized"] == 4
     for s, conf in zip(signals, frame.llm_confidence):
         assert s["agreement"] in (pytest.approx(1 / 3), pytest.approx(2 / 3), 1.0) and s["agreement"] == pytest.approx(conf)
         assert 0.0 < s["p_true"] < 1.0 and 0.0 <= s["verbalized"] <= 1.0
@@ -341,11 +341,11 @@ def test_weak_supervision_on_the_real_model(tmp_path):
     assert again.L.tolist() == result.L.tolist()
 
 
-SEMEVAL_ROWS, CONLL_ROWS = 20, 5
-# measured on these rows: SemEval official macro-F1 0.142 (accuracy 0.20; 2026-12-05, 20 rows: 108 s of the
-# test's 289 s at 40), CoNLL04 entity F1 0.35, strict relation F1 0.2 (2026-12-05, 5 rows: 56 s alone; 10
+SEMEVAL_ROWS, CONLL_ROWS = 10, 5
+# measured on these rows: SemEval official macro-F1 0.286 (accuracy 0.20; 2026-12-05, 10 rows: 60 s with the
+# model load and the 451 demos embedded; 0.142 on the first 20 in 100 s), CoNLL04 entity F1 0.35, strict relation F1 0.2 (2026-12-05, 5 rows: 56 s alone; 10
 # rows took 91 s in CI and scored 0.447 / 0.105); floors a few points under, the relation floor "a few right"
-SEMEVAL_FLOOR, CONLL_ENTITY_FLOOR, CONLL_RELATION_FLOOR = 0.12, 0.30, 0.05
+SEMEVAL_FLOOR, CONLL_ENTITY_FLOOR, CONLL_RELATION_FLOOR = 0.25, 0.30, 0.05
 
 
 def test_relations_on_the_real_model(tmp_path):
