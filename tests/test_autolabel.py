@@ -156,3 +156,78 @@ def test_model_text_names_a_local_model_or_a_backend():
     assert model_from_text("qwen2.5-coder-1.5b") == {"backend": "llama_cpp", "name": "qwen2.5-coder-1.5b"}
     assert model_from_text("openai:gpt-4o-mini") == {"backend": "openai", "name": "gpt-4o-mini"}
     assert model_from_text("C:/models/x.gguf") == {"backend": "llama_cpp", "name": "C:/models/x.gguf"}  # not a backend: a path
+
+
+# Autolabel's own metrics in eval (issue 37, scope 3): expected values worked out by hand from Autolabel
+# 0.0.16's definitions (its metrics/*.py), not by our code.
+def test_autolabel_text_f1_and_normalisation_follow_its_definitions():
+    from labelmill.evaluation.autolabel_metrics import normalize_text, text_f1
+
+    assert normalize_text("The  Cat, sat!") == "cat sat"
+    assert text_f1("The cat sat.", "a cat sat down") == pytest.approx(0.8)  # {cat, sat} of 2 and of 3 tokens
+    assert text_f1("the city of Lyon", "Lyon") == pytest.approx(0.5)  # precision 1/3, recall 1
+    assert text_f1("", "") == 1.0 and text_f1("Paris", "") == 0.0 and text_f1("Paris", "Lyon") == 0.0
+
+
+def test_autolabel_multilabel_accuracy_and_f1_over_the_label_set():
+    from labelmill.evaluation.autolabel_metrics import multilabel
+
+    out = multilabel([["a", "b"], ["c"], None], [["b", "a"], ["a"], ["a"]], [0.9, 0.4, float("nan")], ["a", "b", "c"])
+    assert out["support"] == 3 and out["completion_rate"] == pytest.approx(2 / 3)
+    assert out["accuracy"] == 0.5  # the same set in another order is right
+    assert out["f1_micro"] == pytest.approx(4 / 6)  # 2 right labels, 1 extra, 1 missed
+    assert out["f1_macro"] == pytest.approx((2 / 3 + 1 + 0) / 3)
+    assert out["auroc"] == 1.0
+
+
+def _eval_json(config: Path, output: Path) -> tuple[dict, str]:
+    done = subprocess.run(cli_command("eval", str(config), str(output), "--json"), capture_output=True, text=True, env=child_env(), timeout=120)
+    assert done.returncode == 0, done.stderr
+    shown = subprocess.run(cli_command("eval", str(config), str(output)), capture_output=True, text=True, env=child_env(), timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    return json.loads(done.stdout), shown.stdout
+
+
+def test_eval_of_an_autolabel_classification_output_prints_autolabel_s_metrics_beside_ours(tmp_path):
+    config = SHARED / "autolabel_configs" / "civil_comments.json"
+    pd.DataFrame({
+        "example": ["you idiot", "nice post", "thanks", "go away", "fine"],
+        "label": ["toxic", "not toxic", "not toxic", "toxic", None],
+        "llm_label": ["toxic", "toxic", "not toxic", None, "toxic"],
+        "llm_confidence": [0.9, 0.6, 0.8, None, 0.7],
+        "llm_error": [None, None, None, "parse_error: no label", None],
+    }).to_csv(tmp_path / "out.csv", index=False)
+    metrics, shown = _eval_json(config, tmp_path / "out.csv")
+    theirs = metrics["autolabel"]
+    assert theirs["task_type"] == "classification"
+    assert theirs["support"] == 5 and theirs["completion_rate"] == pytest.approx(0.8)  # every row counts, as in Autolabel
+    assert theirs["accuracy"] == pytest.approx(2 / 3)  # rows that parsed and have gold: right, wrong, right
+    assert theirs["auroc"] == pytest.approx(1.0)  # the wrong answer (0.6) is the least sure
+    assert metrics["accuracy"] == pytest.approx(0.5)  # ours: a failed row is wrong, rows without gold left out
+    assert "Autolabel's metrics (classification, as Autolabel 0.0.16 computes them): support 5   completion rate 0.800   accuracy 0.667   auroc 1.000" in shown
+
+
+def test_eval_of_autolabel_qa_and_attribute_extraction_outputs(tmp_path):
+    qa = SHARED / "autolabel_configs" / "squad_v2.json"
+    pd.DataFrame({
+        "context": ["Paris is in France.", "Lyon is big.", "x"], "question": ["Where?", "Which city?", "y"],
+        "answer": ["France", "Lyon", "z"], "llm_label": ["in France", "the city of Lyon", None],
+        "llm_confidence": [0.9, 0.8, None], "llm_error": [None, None, "parse_error: none"],
+    }).to_csv(tmp_path / "qa.csv", index=False)
+    theirs = _eval_json(qa, tmp_path / "qa.csv")[0]["autolabel"]
+    assert theirs["accuracy"] == 0.0 and theirs["completion_rate"] == pytest.approx(2 / 3)
+    assert theirs["f1"] == pytest.approx((2 / 3 + 0.5 + 0.0) / 2)  # "in france" vs "france": P 1/2, R 1
+    conll = SHARED / "autolabel_configs" / "conll2003.json"
+    text = "Bo met Ana in Paris . Ana left ."
+    spans = lambda *found: json.dumps([{"start": text.index(t), "end": text.index(t) + len(t), "type": kind, "text": t} for kind, t in found])
+    pd.DataFrame({
+        "example": [text, text], "Location": ['["Paris"]', '["Paris"]'], "Person": ['["Ana", "Bo"]', '["Ana", "Bo"]'],
+        "Organization": ["[]", "[]"], "Miscellaneous": ["[]", "[]"],
+        # row 1: every mention of its type (Bo before Ana, the gold's other order; Ana's every occurrence in the gold)
+        "llm_label": [spans(("Person", "Bo"), ("Person", "Ana"), ("Location", "Paris")), spans(("Person", "Ana"), ("Organization", "Paris"))],
+        "llm_confidence": [0.9, 0.5], "llm_error": [None, None],
+    }).to_csv(tmp_path / "ner.csv", index=False)
+    theirs = _eval_json(conll, tmp_path / "ner.csv")[0]["autolabel"]
+    assert theirs["task_type"] == "attribute_extraction"
+    assert theirs["Person:accuracy"] == 0.5 and theirs["Location:accuracy"] == 0.5 and theirs["Organization:accuracy"] == 0.5
+    assert theirs["Miscellaneous:accuracy"] == 1.0 and theirs["Person:support"] == 2 and theirs["Person:completion_rate"] == 1.0

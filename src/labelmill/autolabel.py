@@ -20,6 +20,10 @@ import json
 import re
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from labelmill.registry import Section
+
 _TASKS = {
     "classification": "classification", "multilabel_classification": "multilabel", "named_entity_recognition": "ner",
     "entity_matching": "matching", "question_answering": "qa", "attribute_extraction": "extraction",
@@ -39,6 +43,18 @@ _HONOURED = {
     "prompt": {"task_guidelines", "output_guidelines", "labels", "attributes", "example_template", "few_shot_examples",
                "few_shot_selection", "few_shot_num", "chain_of_thought"},
 }
+
+
+class AutolabelOrigin(BaseModel):
+    """Where a converted config came from: `eval` then prints Autolabel's own metrics beside ours."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task_type: str | None = Field(None, description="The Autolabel task_type the config was converted from (set by the converter).")
+
+
+# the converter's own section: it records the source, and never changes what the labeler answers
+SECTION = Section("autolabel", AutolabelOrigin, owner="the Autolabel converter", fingerprint="never")
 
 
 def is_autolabel_config(raw: dict[str, Any]) -> bool:
@@ -62,6 +78,7 @@ def convert_autolabel_config(raw: dict[str, Any]) -> tuple[dict[str, Any], list[
         "task": _TASKS[task_type], "name": raw.get("task_name", "autolabel-task"), "gold_column": gold,
         "guidelines": _guidelines(prompt), "input_template": _input_template(template, label_fields),
         "dataset": {k: v for k, v in {"delimiter": dataset.get("delimiter")}.items() if v},
+        "autolabel": {"task_type": task_type},
     }
     if prompt.get("labels"):
         config["labels"] = _labels(prompt["labels"])

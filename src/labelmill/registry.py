@@ -91,7 +91,7 @@ class Section:
 sections: Registry[Section] = Registry("config section", entry_point_group="labelmill.sections")
 for _name, _target in {
     "qa": "tasks.qa", "ner": "tasks.ner", "relation": "tasks.relation", "roles": "tasks.roles", "temporal": "tasks.temporal",
-    "weak": "strategies.weak.section", "ensemble": "strategies.ensemble.section",
+    "weak": "strategies.weak.section", "ensemble": "strategies.ensemble.section", "autolabel": "autolabel",
 }.items():
     sections.register_lazy(_name, f"labelmill.{_target}:SECTION")
 del _name, _target

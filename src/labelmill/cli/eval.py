@@ -54,6 +54,11 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
         elif isinstance(value, float) and not math.isnan(value):
             parts.append(f"{key.replace('_', ' ')} {value:.3f}")
     console.print("   ".join(parts))
+    if metrics.get("autolabel"):
+        theirs = {k: v for k, v in metrics["autolabel"].items() if k != "task_type"}
+        shown = [f"{k.replace('_', ' ')} {v:.3f}" if isinstance(v, float) else f"{k.replace('_', ' ')} {v}" for k, v in theirs.items()]
+        console.print(f"Autolabel's metrics ({metrics['autolabel']['task_type']}, as Autolabel 0.0.16 computes them): " + "   ".join(shown),
+                      highlight=False, soft_wrap=True)
     table = Table(title=f"threshold table (target accuracy {metrics['target']:.2f})")
     for column in ("confidence >=", "share of rows", "rows", "accuracy"):
         table.add_column(column, justify="right")

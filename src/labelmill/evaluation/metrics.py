@@ -15,6 +15,7 @@ import numpy as np
 from labelmill.config import Config
 from labelmill.numeric.calibration import expected_calibration_error
 from labelmill.io import read_rows
+from labelmill.evaluation.autolabel_metrics import autolabel_section
 from labelmill.evaluation.outputs import closed_labels, predictions, values_of
 from labelmill.evaluation.unlabeled import summarize
 from labelmill.core.strategy import EvalContext, all_strategies
@@ -62,6 +63,7 @@ def evaluate(config: Config, output: Any, *, target: float = 0.95) -> dict[str, 
     """Metrics of a labeled output (file or DataFrame) against its gold column."""
     frame = read_rows(output, config.dataset)
     task = make_task(config)
+    from_autolabel = {"autolabel": autolabel_section(config, task, frame)} if config.autolabel.task_type else {}
     needed = task.gold_columns()
     absent = [c for c in needed if c not in frame.columns]
     if not needed or absent:  # no gold: what a user can still learn from the labels alone
@@ -109,6 +111,7 @@ def evaluate(config: Config, output: Any, *, target: float = 0.95) -> dict[str, 
     context = EvalContext(frame, task, gold, np.asarray(correct, dtype=bool), output if isinstance(output, (str, Path)) else None)
     for strategy in all_strategies():
         metrics.update(strategy.evaluate(context))
+    metrics.update(from_autolabel)
     return metrics
 
 
