@@ -210,13 +210,14 @@ def test_eval_of_an_autolabel_classification_output_prints_autolabel_s_metrics_b
 def test_eval_of_autolabel_qa_and_attribute_extraction_outputs(tmp_path):
     qa = SHARED / "autolabel_configs" / "squad_v2.json"
     pd.DataFrame({
-        "context": ["Paris is in France.", "Lyon is big.", "x"], "question": ["Where?", "Which city?", "y"],
-        "answer": ["France", "Lyon", "z"], "llm_label": ["in France", "the city of Lyon", None],
-        "llm_confidence": [0.9, 0.8, None], "llm_error": [None, None, "parse_error: none"],
+        "context": ["Paris is in France.", "Lyon is big.", "x", "w"], "question": ["Where?", "Which city?", "y", "v"],
+        "answer": ["France", "Lyon", "z", "unanswerable"], "llm_label": ["in France", "the city of Lyon", None, None],
+        "llm_confidence": [0.9, 0.8, None, 0.7], "llm_error": [None, None, "parse_error: none", None],
     }).to_csv(tmp_path / "qa.csv", index=False)
     theirs = _eval_json(qa, tmp_path / "qa.csv")[0]["autolabel"]
-    assert theirs["accuracy"] == 0.0 and theirs["completion_rate"] == pytest.approx(2 / 3)
-    assert theirs["f1"] == pytest.approx((2 / 3 + 0.5 + 0.0) / 2)  # "in france" vs "france": P 1/2, R 1
+    # the last row: our empty answer is "unanswerable", the word Autolabel's config asks for, and right
+    assert theirs["accuracy"] == pytest.approx(1 / 3) and theirs["completion_rate"] == pytest.approx(3 / 4)
+    assert theirs["f1"] == pytest.approx((2 / 3 + 0.5 + 0.0 + 1.0) / 3)  # "in france" vs "france": P 1/2, R 1
     conll = SHARED / "autolabel_configs" / "conll2003.json"
     text = "Bo met Ana in Paris . Ana left ."
     spans = lambda *found: json.dumps([{"start": text.index(t), "end": text.index(t) + len(t), "type": kind, "text": t} for kind, t in found])

@@ -335,3 +335,59 @@ def test_seed_rows_anchor_dawid_skene_through_weak(tmp_path):
     config["weak"]["fit_on_seed"] = False
     loose = weak(config, rows, project=tmp_path / "p.db", seed=tmp_path / "seed.csv")
     assert loose.frame["llm_label"].tolist() == ["negative" if t == "positive" else "positive" for t in truth]
+
+
+# sub-labelers read from Python functions and label columns: loading, caching, multi-label columns and the
+# messages a user gets (mutmut found each of these unchecked)
+def _spec(**fields):
+    from labelmill.strategies.weak.section import SubLabelerSpec
+
+    return SubLabelerSpec(**{"name": "mine", **fields})
+
+
+def test_a_python_sub_labeler_loads_from_a_file_once_even_under_a_folder_with_a_colon(tmp_path):
+    from labelmill.strategies.weak.sublabelers import load_function
+
+    folder = tmp_path / "v1:rules"  # a colon in the path: only the last one separates the function's name
+    folder.mkdir()
+    (folder / "rules.py").write_text("LOADS = []\nLOADS.append(1)\nLIMIT = 3\n\ndef short(row):\n    return 'a' if len(row['text']) < LIMIT else None\n")
+    spec = _spec(kind="python", function="v1:rules/rules.py:short")
+    first, again = load_function(spec, tmp_path), load_function(spec, tmp_path)
+    assert first({"text": "hi"}) == "a" and first({"text": "hello"}) is None
+    assert again is first and first.__globals__["LOADS"] == [1]  # the file ran once
+    with pytest.raises(ConfigError) as info:
+        load_function(_spec(kind="python", function="v1:rules/rules.py:LIMIT"), tmp_path)
+    assert str(info.value).startswith("weak.sub_labelers[mine]: 'v1:rules/rules.py:LIMIT' is not a function")
+    assert info.value.fix == "name a function of the row"
+    with pytest.raises(ConfigError) as info:
+        load_function(_spec(kind="python", function="missing.py:short"), tmp_path)
+    assert f"cannot load 'missing.py:short' (FileNotFoundError: no file {tmp_path / 'missing.py'})" in str(info.value)
+    assert info.value.fix == "check the module or file path (relative to the config's folder) and the function's name"
+    assert load_function(_spec(kind="python", function="json:dumps"), tmp_path)({"a": 1}) == '{"a": 1}'  # an importable module
+
+
+def test_a_python_sub_labeler_that_raises_names_the_row_and_the_fix():
+    from labelmill.strategies.weak.sublabelers import python_votes
+
+    spec = _spec(kind="python", function="rules.py:ratio")
+    with pytest.raises(ConfigError) as info:
+        python_votes(spec, lambda row: "a" if 1 / row["n"] else None, [{"n": 1}, {"n": 0}], ["a", "b"], multi=False)
+    assert str(info.value) == "weak.sub_labelers[mine]: rules.py:ratio raised on row 1 (ZeroDivisionError: division by zero)"
+    assert info.value.fix == "make the function return None for rows it cannot judge"
+    votes = python_votes(spec, lambda row: ["A", "b"] if row["n"] else None, [{"n": 1}, {"n": 0}], ["a", "b", "c"], multi=True)
+    assert votes.tolist() == [[1, 1, -1], [-1, -1, -1]]  # labels matched case-insensitively; None abstains
+
+
+def test_a_label_column_votes_single_and_multi_label_and_refuses_other_values():
+    from labelmill.strategies.weak.sublabelers import column_votes
+
+    spec = _spec(kind="column", column="other")
+    names = ["toxic", "not toxic", "spam"]
+    single = column_votes(spec, ["not toxic", "", None, float("nan"), "TOXIC"], names, None)
+    assert single.tolist() == [[-1, 1, -1], [-1, -1, -1], [-1, -1, -1], [-1, -1, -1], [1, -1, -1]]  # a label with a space stays whole
+    multi = column_votes(spec, ["toxic|spam", "not toxic", "toxic| "], names, "|")
+    assert multi.tolist() == [[1, 0, 1], [0, 1, 0], [1, 0, 0]]  # a multi-label cell also votes against the labels it leaves out
+    with pytest.raises(ConfigError) as info:
+        column_votes(spec, ["toxic", "rude"], names, None)
+    assert str(info.value) == "weak.sub_labelers[mine] gave 'rude' on row 1, which is not a label of this task"
+    assert info.value.fix == "use one of: toxic, not toxic, spam (or None to abstain)"

