@@ -227,6 +227,18 @@ def test_a_wrong_model_or_backend_name_suggests_the_right_one():
     assert "did you mean 'openai'" in err.value.one_line()
 
 
+def test_the_fix_for_an_unknown_model_names_its_backend_or_the_nearest_labeler_in_full():
+    """The whole sentence, for an API model of each vendor (any case), a misspelled alias, and a name near nothing."""
+    from labelmill.models import _model_fix
+
+    local = "qwen2.5-coder-0.5b, smollm2-135m, qwen2.5-coder-1.5b"  # the catalog's labelers; its encoder is none
+    assert _model_fix("Claude-3-haiku") == f"Claude-3-haiku is an API model: set model.backend: anthropic (and its API key), or use a local model: {local}"
+    assert _model_fix("gpt-4o") == f"gpt-4o is an API model: set model.backend: openai (and its API key), or use a local model: {local}"
+    assert _model_fix("qwen-05b") == f"did you mean 'qwen2.5-coder-0.5b'? give the path of a .gguf file, or a catalog model: {local}"  # an alias, named by its model
+    assert _model_fix("smolm2") == f"did you mean 'smollm2-135m'? give the path of a .gguf file, or a catalog model: {local}"
+    assert _model_fix("mpnet-base") == f"give the path of a .gguf file, or a catalog model: {local}"  # near an encoder's alias only: no hint
+
+
 def test_plan_eval_and_calibrate_take_encoding_as_run_does(tmp_path):
     """Issue 39: the error for a non-UTF-8 file suggests --encoding; plan and eval (and calibrate) accept it."""
     config = tmp_path / "config.json"

@@ -391,3 +391,31 @@ def test_a_label_column_votes_single_and_multi_label_and_refuses_other_values():
         column_votes(spec, ["toxic", "rude"], names, None)
     assert str(info.value) == "weak.sub_labelers[mine] gave 'rude' on row 1, which is not a label of this task"
     assert info.value.fix == "use one of: toxic, not toxic, spam (or None to abstain)"
+
+
+def test_seed_rows_anchor_each_label_model_of_a_multi_label_task(tmp_path):
+    """The multi-label twin of the test above, through label columns: four columns list exactly the labels a
+    row lacks, one lists the truth. Each label's model follows the inverted majority unanchored; anchored on
+    seed rows that carry the same columns (a column from another file could not be read there), it learns
+    the columns are inverted. The eval table lists each column with its polarity and coverage."""
+    flip = {"joy": "anger", "anger": "joy"}
+    def row(truth, i, text):
+        return {"text": f"{text} {i}", "labels": truth, "honest": truth, **{f"inv{k}": flip[truth] for k in range(4)}}
+    both = {"text": "sunny then stormy", "labels": "joy|anger", "honest": "joy|anger", **{f"inv{k}": "" for k in range(4)}}
+    rows = [row("joy", i, "sunny") for i in range(6)] + [row("anger", i, "stormy") for i in range(6)] + [both]
+    seed = [row("joy", i, "sunny day") for i in range(10)] + [row("anger", i, "stormy day") for i in range(10)]
+    pd.DataFrame(seed).to_csv(tmp_path / "seed.csv", index=False)
+    config = fake_config()
+    config.update(task="multilabel", labels=["joy", "anger"], gold_column="labels")
+    config["weak"] = {"sub_labelers": [{"name": f"inv{k}", "kind": "column", "column": f"inv{k}"} for k in range(4)]
+                      + [{"name": "honest", "kind": "column", "column": "honest"}]}
+    truth = [r["labels"] for r in rows]
+    anchored = weak(config, rows, project=tmp_path / "p.db", seed=tmp_path / "seed.csv", output=tmp_path / "out.csv")
+    assert anchored.frame["llm_label"].tolist() == truth
+    config["weak"]["fit_on_seed"] = False
+    loose = weak(config, rows, project=tmp_path / "p.db", seed=tmp_path / "seed.csv")
+    assert loose.frame["llm_label"].tolist()[:12] == [flip[t] for t in truth[:12]]
+    table = {r["name"]: r for r in labelmill.evaluate(config, tmp_path / "out.csv")["weak_sub_labelers"]}
+    # the last row's "joy|anger" is two right votes: the cell is split at the task's separator
+    assert table["honest"]["polarity"] == [0, 1] and table["honest"]["coverage"] == 1.0 and table["honest"]["empirical_accuracy"] == 1.0
+    assert table["inv0"]["empirical_accuracy"] == 0.0 and table["inv0"]["gold_rows"] == 12 and table["inv0"]["coverage"] == pytest.approx(12 / 13)
