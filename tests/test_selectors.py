@@ -103,3 +103,18 @@ def test_a_bfloat16_encoder_gives_the_float32_vectors_within_rounding(monkeypatc
         unload_all()  # the next test loads its own (float32) encoder
     assert rounded.dtype == np.float32 and rounded.shape == exact.shape
     assert (np.sum(exact * rounded, axis=1) > 0.99).all()
+
+
+def test_plan_counts_each_row_s_own_demos_and_the_scored_labels_for_every_row():
+    """Demos chosen per row are no shared prefix: every row after the first evaluates its own (the fake counts
+    a token per 4 characters); a scored label set is evaluated after every row."""
+    pytest.importorskip("sentence_transformers")
+    items = [{"text": "a good and fun film", "label": "positive"}, {"text": "bad acting and a dull plot", "label": "negative"}]
+    rows = [{"text": "a dull and boring plot"}, {"text": "a fun film"}, {"text": "great"}]  # 5, 2 and 1 tokens
+    similar = labelmill.plan(fake_config(examples={"items": items, "k": 1, "selection": "similar"}), rows)
+    fixed = labelmill.plan(fake_config(examples={"items": items, "k": 1, "selection": "fixed"}), rows)
+    assert similar["demo_tokens_per_row"] == 6 + 2 + 10  # "bad acting and a dull plot", "negative", the two turns' markers
+    assert fixed["demo_tokens_per_row"] == 0  # the same demo for every row sits in the shared prefix
+    labels = 2 + 2  # "positive" and "negative", scored after each row
+    for plan, demos in ((fixed, 0), (similar, 2 * 18)):
+        assert plan["tokens_evaluated_with_prefix_reuse"] == plan["prefix_tokens"] + (5 + 2 + 1) + 3 * (plan["suffix_tokens"] + labels) + demos

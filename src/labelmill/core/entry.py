@@ -31,6 +31,7 @@ from labelmill.numeric.calibration import Calibrator
 from labelmill.store.db import Store
 
 DEFAULT_PROJECT = "labelmill.db"  # the project file when none is named
+DEMO_TURN_TOKENS = 10  # a demo's two chat turns' markers (<|im_start|>user ... <|im_end|>), about
 TOKENS_PER_S = {"qwen2.5-coder-0.5b": 150.0, "smollm2-135m": 180.0, "qwen2.5-coder-1.5b": 70.0}  # prompt tokens/s on 2 cores
 
 
@@ -91,7 +92,13 @@ def plan_rows(cfg: Config, data: Any, *, limit: int | None = None, backend: Back
     setup += time.perf_counter() - started
     row_tokens = [count(text) for text in inputs]
     candidate_tokens = sum(count(c) for c in job.candidates or [])
-    evaluated = prefix_tokens + sum(row_tokens) + len(inputs) * suffix_tokens
+    # demos chosen per row (similar, mmr, ...) are no shared prefix: every row but the first (whose demos the
+    # measured prefix holds) evaluates its own; a scored closed set evaluates its labels' tokens after each
+    # row (at most: the backend's trie shares their common prefixes)
+    demos = job.picker.for_row(inputs[0]) if job.picker.dynamic else []
+    demo_tokens = sum(count(d.input) + count(d.answer) + DEMO_TURN_TOKENS for d in demos)
+    per_row = suffix_tokens + (candidate_tokens if job.method == "score" else 0)
+    evaluated = prefix_tokens + sum(row_tokens) + len(inputs) * per_row + (len(inputs) - 1) * demo_tokens
     sent = len(inputs) * (prefix_tokens + suffix_tokens) + sum(row_tokens)
     rate = TOKENS_PER_S.get(job.backend.model_id, 150.0) * ((cfg.model.n_threads or 2) / 2)
     seconds = evaluated / rate + (len(inputs) * cfg.model.max_tokens / 25.0 if job.method == "generate" else 0.0)
@@ -110,6 +117,7 @@ def plan_rows(cfg: Config, data: Any, *, limit: int | None = None, backend: Back
         "backend": job.backend.name,
         "model": job.backend.model_id,
         "demos": len(job.picker.for_row(inputs[0])),
+        "demo_tokens_per_row": demo_tokens,
         "demo_selection": cfg.examples.selection,
         "prompt_preview": rendered,
         "candidates": job.candidates,
