@@ -1,0 +1,74 @@
+"""Scoring a large closed label set: label subtrees are decoded in order of their first token's probability
+and the rest left once they cannot matter (`labelmill.backends.llama`, no model: the decoding is a stand-in
+that adds known continuation probabilities, the rest is the engine's own code)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+llama = pytest.importorskip("labelmill.backends.llama")
+
+FIRST = {1: 0.5, 2: 0.3, 3: 0.15, 4: 1e-7}  # P(first token) after the prompt
+ROOT2 = [0.5, 0.2, 0.1, 0.05, 0.05, 0.05, 0.03, 0.02]  # P(second token | first) of the 8 labels starting with token 2
+ROOT3 = [0.4, 0.3, 0.1, 0.1, 0.05, 0.03, 0.02]
+ROOT4 = [0.6, 0.3, 0.1]
+
+
+def _labels() -> tuple[list[list[int]], dict[int, float]]:
+    """Token lists of 19 labels (one of one token) and each label's continuation probability."""
+    candidates, cont = [[1]], {}
+    for first, probs in ((2, ROOT2), (3, ROOT3), (4, ROOT4)):
+        for i, p in enumerate(probs):
+            cont[len(candidates)] = p
+            candidates.append([first, 100 * first + i])
+    return candidates, cont
+
+
+def _score(skip_mass: float) -> tuple[list[float], list[int]]:
+    engine = object.__new__(llama._Engine)  # no model: only the pruning logic runs
+    candidates, cont = _labels()
+    decoded: list[int] = []
+
+    def decode_subtrees(row, pos, roots, cands, scores, free):
+        for node in roots:
+            decoded.append(node.token)
+            for c in node.candidates:
+                scores[c] += math.log(cont[c])
+
+    engine._decode_subtrees = decode_subtrees
+    logprobs = np.full(1000, -50.0)
+    for token, p in FIRST.items():
+        logprobs[token] = math.log(p)
+    row = llama._Row(tokens=[7])
+    row.logprobs = logprobs
+    scores = [float(logprobs[c[0]]) for c in candidates]
+    engine._score_continuations(row, 1, llama._build_trie(candidates), candidates, scores, list(range(10)), skip_mass)
+    return scores, decoded
+
+
+def test_label_subtrees_are_decoded_likeliest_first_and_the_negligible_ones_left_with_their_bound():
+    scores, decoded = _score(1e-3)
+    assert decoded == [2, 3]  # 8 labels at a time at most: token 2's subtree, then 3's; token 4's 1e-7 is under 1e-3 of 0.95
+    assert scores[0] == pytest.approx(math.log(0.5))
+    assert [math.exp(s) for s in scores[1:9]] == pytest.approx([0.3 * p for p in ROOT2])
+    assert [math.exp(s) for s in scores[9:16]] == pytest.approx([0.15 * p for p in ROOT3])
+    assert [math.exp(s) for s in scores[16:]] == pytest.approx([1e-7 / 3] * 3)  # each keeps a third of its first token's bound
+    exact, _ = _score(0.0)
+    assert [math.exp(s) for s in exact[16:]] == pytest.approx([1e-7 * p for p in ROOT4])
+    probs = np.exp(scores) / np.exp(scores).sum()
+    truth = np.exp(exact) / np.exp(exact).sum()
+    assert np.abs(probs - truth).sum() < 1e-3  # the distribution within the skipped share of exact
+
+
+def test_every_subtree_is_decoded_when_the_rest_still_matters(monkeypatch):
+    monkeypatch.setitem(FIRST, 4, 0.01)  # now over 1e-3 of the mass scored: decoded
+    assert _score(1e-3)[1] == [2, 3, 4]
+
+
+def test_the_one_token_labels_count_in_the_mass_already_scored(monkeypatch):
+    """6e-4 is under 1e-3 of all the mass scored (0.95, the one-token label's 0.5 in it), not of the rest's 0.45."""
+    monkeypatch.setitem(FIRST, 4, 6e-4)
+    assert _score(1e-3)[1] == [2, 3]
