@@ -12,7 +12,10 @@ labelmill; `max_tokens` caps an answer as labelmill's task does (Autolabel's def
 ramble past the server's context); the few-shot embeddings are the same all-MiniLM-L6-v2 labelmill uses, from
 its local folder (Autolabel's default asks OpenAI for embeddings); confidence is off (Autolabel computes it
 from completion logprobs or its own hosted endpoint, neither of which a chat server here gives). tiktoken,
-used only to price the run, cannot fetch its encodings offline: a whitespace count stands in.
+used only to price the run, cannot fetch its encodings offline: a whitespace count stands in. Autolabel's
+attribute extraction ends the run at the first answer that is not JSON (a field-name bug in 0.0.16): mapped,
+so that answer is the failed row it was meant to be; and where its writer of the labeled table then fails (an
+answer without every attribute), the answers it labeled are read from the agent all the same.
 """
 
 from __future__ import annotations
@@ -48,6 +51,18 @@ def main() -> None:
     tiktoken.encoding_for_model = lambda name: _Words()  # pricing only
     tiktoken.get_encoding = lambda name: _Words()
     from autolabel import AutolabelDataset, LabelingAgent
+    import autolabel.tasks.attribute_extraction as extraction
+
+    # Autolabel 0.0.16 builds its parse-error record with a field name its own model lacks (`error_msg` for
+    # `error_message`), so the first answer that is not JSON ends the whole run; mapped here, that answer is
+    # recorded as the failed row Autolabel meant it to be
+    class _LabelingError(extraction.LabelingError):
+        def __init__(self, **fields):
+            if "error_msg" in fields:
+                fields["error_message"] = fields.pop("error_msg")
+            super().__init__(**fields)
+
+    extraction.LabelingError = _LabelingError
 
     config = json.loads(open(args.config, encoding="utf-8").read())
     config["model"] = {"provider": "openai", "name": "gpt-3.5-turbo", "compute_confidence": False,
@@ -57,10 +72,13 @@ def main() -> None:
     os.chdir(os.path.dirname(os.path.abspath(args.config)))
     agent = LabelingAgent(config=config, cache=False, console_output=False)
     dataset = AutolabelDataset(os.path.abspath(args.rows), config=agent.config)
-    labeled = agent.run(dataset, skip_eval=True)
-    annotations = agent.get_all_annotations()
-    seconds = time.perf_counter() - started
     metrics = {}
+    try:
+        agent.run(dataset, skip_eval=True)
+    except Exception as exc:  # its writer of the labeled table fails on an answer without every attribute
+        metrics["crashed_after_labeling"] = f"{type(exc).__name__}: {exc}"
+    annotations = agent.get_all_annotations()  # every row's answer, kept as it labeled
+    seconds = time.perf_counter() - started
     if dataset.gt_labels:
         gt = dataset.gt_labels if isinstance(dataset.gt_labels, list) else {k: v for k, v in dataset.gt_labels.items()}
         try:
@@ -74,7 +92,7 @@ def main() -> None:
         "errors": [None if a.error is None else str(a.error) for a in annotations],
         "metrics": metrics,
         "seconds": seconds,
-        "rows": len(labeled.df),
+        "rows": len(annotations),
     }
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(out, f, default=str)

@@ -238,7 +238,11 @@ def run_set(name: str, args: argparse.Namespace, work: Path) -> dict:
     out.update({f"{name}_metric": metric, f"{name}_labelmill_metric": value, f"{name}_labelmill_completion": completion(kind, ours["theirs"]),
                 f"{name}_labelmill_s_per_row": ours["seconds"] / n, f"{name}_labelmill_ours": ours["ours"]})
     if args.autolabel_python:
-        theirs = run_autolabel(config, kind, args.autolabel_python)
+        try:
+            theirs = run_autolabel(config, kind, args.autolabel_python)
+        except SystemExit as exc:  # Autolabel failing on a set is a result too: the other sets still run
+            out[f"{name}_autolabel_error"] = str(exc)[-600:]
+            return out
         scored = score_autolabel(kind, test, theirs["labels"], theirs["errors"])
         out.update({f"{name}_autolabel_metric": headline(kind, scored)[1], f"{name}_autolabel_completion": completion(kind, scored),
                     f"{name}_autolabel_s_per_row": theirs["seconds"] / n, f"{name}_autolabel_reported": theirs["metrics"]})

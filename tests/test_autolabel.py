@@ -180,12 +180,8 @@ def test_autolabel_multilabel_accuracy_and_f1_over_the_label_set():
     assert out["auroc"] == 1.0
 
 
-def _eval_json(config: Path, output: Path) -> tuple[dict, str]:
-    done = subprocess.run(cli_command("eval", str(config), str(output), "--json"), capture_output=True, text=True, env=child_env(), timeout=120)
-    assert done.returncode == 0, done.stderr
-    shown = subprocess.run(cli_command("eval", str(config), str(output)), capture_output=True, text=True, env=child_env(), timeout=120)
-    assert shown.returncode == 0, shown.stderr
-    return json.loads(done.stdout), shown.stdout
+def _eval_json(config: Path, output: Path) -> dict:
+    return api.evaluate(config, output)
 
 
 def test_eval_of_an_autolabel_classification_output_prints_autolabel_s_metrics_beside_ours(tmp_path):
@@ -197,7 +193,10 @@ def test_eval_of_an_autolabel_classification_output_prints_autolabel_s_metrics_b
         "llm_confidence": [0.9, 0.6, 0.8, None, 0.7],
         "llm_error": [None, None, None, "parse_error: no label", None],
     }).to_csv(tmp_path / "out.csv", index=False)
-    metrics, shown = _eval_json(config, tmp_path / "out.csv")
+    metrics = _eval_json(config, tmp_path / "out.csv")
+    shown = subprocess.run(cli_command("eval", str(config), str(tmp_path / "out.csv")), capture_output=True, text=True, env=child_env(), timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    shown = shown.stdout
     theirs = metrics["autolabel"]
     assert theirs["task_type"] == "classification"
     assert theirs["support"] == 5 and theirs["completion_rate"] == pytest.approx(0.8)  # every row counts, as in Autolabel
@@ -214,7 +213,7 @@ def test_eval_of_autolabel_qa_and_attribute_extraction_outputs(tmp_path):
         "answer": ["France", "Lyon", "z", "unanswerable"], "llm_label": ["in France", "the city of Lyon", None, None],
         "llm_confidence": [0.9, 0.8, None, 0.7], "llm_error": [None, None, "parse_error: none", None],
     }).to_csv(tmp_path / "qa.csv", index=False)
-    theirs = _eval_json(qa, tmp_path / "qa.csv")[0]["autolabel"]
+    theirs = _eval_json(qa, tmp_path / "qa.csv")["autolabel"]
     # the last row: our empty answer is "unanswerable", the word Autolabel's config asks for, and right
     assert theirs["accuracy"] == pytest.approx(1 / 3) and theirs["completion_rate"] == pytest.approx(3 / 4)
     assert theirs["f1"] == pytest.approx((2 / 3 + 0.5 + 0.0 + 1.0) / 3)  # "in france" vs "france": P 1/2, R 1
@@ -228,7 +227,7 @@ def test_eval_of_autolabel_qa_and_attribute_extraction_outputs(tmp_path):
         "llm_label": [spans(("Person", "Bo"), ("Person", "Ana"), ("Location", "Paris")), spans(("Person", "Ana"), ("Organization", "Paris"))],
         "llm_confidence": [0.9, 0.5], "llm_error": [None, None],
     }).to_csv(tmp_path / "ner.csv", index=False)
-    theirs = _eval_json(conll, tmp_path / "ner.csv")[0]["autolabel"]
+    theirs = _eval_json(conll, tmp_path / "ner.csv")["autolabel"]
     assert theirs["task_type"] == "attribute_extraction"
     assert theirs["Person:accuracy"] == 0.5 and theirs["Location:accuracy"] == 0.5 and theirs["Organization:accuracy"] == 0.5
     assert theirs["Miscellaneous:accuracy"] == 1.0 and theirs["Person:support"] == 2 and theirs["Person:completion_rate"] == 1.0

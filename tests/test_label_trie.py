@@ -1,6 +1,6 @@
-"""Scoring a large closed label set: label subtrees are decoded in order of their first token's probability
-and the rest left once they cannot matter (`labelmill.backends.llama`, no model: the decoding is a stand-in
-that adds known continuation probabilities, the rest is the engine's own code)."""
+"""Scoring a large closed label set (opt-in `model.params.skip_mass`): label subtrees are decoded in order of
+their first token's probability and the rest left once they cannot matter (`labelmill.backends.llama`; no
+model: the decoding is a stand-in that adds known continuation probabilities, the rest is the engine's own code)."""
 
 from __future__ import annotations
 

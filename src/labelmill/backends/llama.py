@@ -5,12 +5,11 @@ Fast by construction:
 - many rows are evaluated together in one forward pass, each in its own KV sequence that shares the
   prefix cells (unified KV cache), so the batch rate applies to the rows' own tokens;
 - a closed label set is scored exactly: log P(label tokens | prompt), reading the logits after the
-  last prompt token and, for labels longer than one token, decoding their continuations as a trie, the
-  likeliest first tokens first; the subtrees left when their first tokens together hold at most
-  `SKIP_MASS` of the probability already scored are not decoded (each of their labels keeps an equal share
-  of its first token's probability, a bound on it), so a large label set (Banking77's 77 intents) costs
-  the continuations of the labels that can win, within that share of exact (`params: {exact_labels: true}`
-  decodes them all).
+  last prompt token and, for labels longer than one token, decoding their continuations as a trie. Opt-in
+  (`model.params: {skip_mass: 0.001}`): the likeliest first tokens first, and the subtrees whose first
+  tokens together hold at most that share of the probability already scored are not decoded (each of their
+  labels keeps an equal share of its first token's probability, a bound on it), so a large label set
+  (Banking77's 77 intents) costs the continuations of the labels that can win, within that share of exact.
 """
 
 from __future__ import annotations
@@ -255,7 +254,11 @@ class _Engine:
         """Add log P(token k+1 | ..token k) for candidates longer than one token: subtrees in order of their
         first token's probability, a few candidates at a time, until the first-token mass of the subtrees
         left is at most `skip_mass` of the exact mass scored so far; each candidate left keeps an equal share
-        of its first token's log-probability (an upper bound on the subtree's total)."""
+        of its first token's log-probability (an upper bound on the subtree's total). `skip_mass` 0: every
+        subtree at once, exactly."""
+        if skip_mass <= 0:
+            self._decode_subtrees(row, pos, trie, candidates, scores, free)
+            return
         roots = sorted(trie, key=lambda node: -float(row.logprobs[node.token]))
         in_trie = {c for node in roots for c in node.candidates}
         scored = [scores[c] for c in range(len(candidates)) if c not in in_trie]  # one-token candidates: exact already
@@ -270,7 +273,7 @@ class _Engine:
             self._decode_subtrees(row, pos, group, candidates, scores, free)
             scored += [scores[c] for node in group for c in node.candidates]
             left = roots[k:]
-            if left and skip_mass > 0:
+            if left:
                 from scipy.special import logsumexp
 
                 if logsumexp([float(row.logprobs[n.token]) for n in left]) <= logsumexp(scored) + np.log(skip_mass):
@@ -439,7 +442,6 @@ class _Engine:
         self.model.close()
 
 
-SKIP_MASS = 1e-3  # label subtrees whose first tokens hold at most this share of the scored mass are not decoded
 _TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])  # llama_token_data
 
 
@@ -547,7 +549,7 @@ class LlamaCppBackend(Backend):
             token_lists = [engine.prompt_tokens(p) for p in prompts]
             self._check_length(token_lists)
             cand_tokens = [engine.tokenize(c, add_bos=False, special=False) for c in candidates]
-            scores = engine.score(token_lists, cand_tokens, 0.0 if self.spec.params.get("exact_labels") else SKIP_MASS)
+            scores = engine.score(token_lists, cand_tokens, float(self.spec.params.get("skip_mass", 0.0)))
             per_row = (time.perf_counter() - started) / len(prompts)
         return [ScoreResult(logprobs=s, prompt_tokens=len(t), latency_s=per_row) for s, t in zip(scores, token_lists)]
 
