@@ -92,11 +92,9 @@ def plan_rows(cfg: Config, data: Any, *, limit: int | None = None, backend: Back
     setup += time.perf_counter() - started
     row_tokens = [count(text) for text in inputs]
     candidate_tokens = sum(count(c) for c in job.candidates or [])
-    # demos chosen per row (similar, mmr, ...) are no shared prefix: every row but the first (whose demos the
-    # measured prefix holds) evaluates its own; a scored closed set evaluates its labels' tokens after each
-    # row (at most: the backend's trie shares their common prefixes)
-    demos = job.picker.for_row(inputs[0]) if job.picker.dynamic else []
-    demo_tokens = sum(count(d.input) + count(d.answer) + DEMO_TURN_TOKENS for d in demos)
+    # a scored closed set evaluates its labels' tokens after each row (at most: the backend's trie shares
+    # their common prefixes); demos chosen per row are no shared prefix (every row but the first pays its own)
+    demo_tokens = _demo_tokens(job, inputs[0])
     per_row = suffix_tokens + (candidate_tokens if job.method == "score" else 0)
     evaluated = prefix_tokens + sum(row_tokens) + len(inputs) * per_row + (len(inputs) - 1) * demo_tokens
     sent = len(inputs) * (prefix_tokens + suffix_tokens) + sum(row_tokens)
@@ -132,6 +130,12 @@ def plan_rows(cfg: Config, data: Any, *, limit: int | None = None, backend: Back
         "setup_seconds": round(setup, 1),  # measured here: the model's (and encoder's) load, which the estimate includes
         "estimated_cost_usd": _estimated_cost(job, sent, len(inputs)),
     }
+
+
+def _demo_tokens(job: Job, first: str) -> int:
+    """Tokens of a row's own demos when they are chosen per row (similar, mmr, ...), else 0 (a shared prefix)."""
+    demos = job.picker.for_row(first) if job.picker.dynamic else []
+    return sum(job.backend.count_tokens(d.input) + job.backend.count_tokens(d.answer) + DEMO_TURN_TOKENS for d in demos)
 
 
 def _estimated_cost(job: Job, prompt_tokens: int, rows: int) -> float | None:
