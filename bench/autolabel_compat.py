@@ -167,7 +167,7 @@ def project_for(name: str, rows: int, seed_rows: int, work: Path) -> tuple[Path,
     return config, test, raw["task_type"]
 
 
-def run_labelmill(config: Path, kind: str) -> dict:
+def run_labelmill(config: Path) -> dict:
     folder = config.parent
     started = time.perf_counter()
     cmd = [sys.executable, "-m", "labelmill"]
@@ -233,7 +233,7 @@ def run_set(name: str, args: argparse.Namespace, work: Path) -> dict:
     config, test, kind = project_for(name, args.rows, args.seed_rows, work)
     n = len(test)
     out: dict = {f"{name}_rows": n, f"{name}_task_type": kind}
-    ours = run_labelmill(config, kind)
+    ours = run_labelmill(config)
     metric, value = headline(kind, ours["theirs"])
     out.update({f"{name}_metric": metric, f"{name}_labelmill_metric": value, f"{name}_labelmill_completion": completion(kind, ours["theirs"]),
                 f"{name}_labelmill_s_per_row": ours["seconds"] / n, f"{name}_labelmill_ours": ours["ours"]})

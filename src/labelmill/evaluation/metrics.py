@@ -63,12 +63,13 @@ def evaluate(config: Config, output: Any, *, target: float = 0.95) -> dict[str, 
     """Metrics of a labeled output (file or DataFrame) against its gold column."""
     frame = read_rows(output, config.dataset)
     task = make_task(config)
-    from_autolabel = {"autolabel": autolabel_section(config, task, frame)} if config.autolabel.task_type else {}
     needed = task.gold_columns()
     absent = [c for c in needed if c not in frame.columns]
     if not needed or absent:  # no gold: what a user can still learn from the labels alone
         why = "the config names no gold_column" if not needed else f"gold column {absent[0]!r} is not in the output"
         return summarize(config, task, frame, why)
+    # Autolabel's metrics count every row of the output, those without gold too: before the filter below
+    from_autolabel = {"autolabel": autolabel_section(config, task, frame)} if config.autolabel.task_type else {}
     all_gold = [task.gold(record) for record in frame.to_dict("records")]
     outside = _gold_outside_labels(task, all_gold)
     has_gold = [g is not None for g in all_gold]
