@@ -549,3 +549,33 @@ def test_refine_keeps_the_guideline_when_a_rule_helps_the_search_half_but_not_th
     assert "dreadful" not in result.final.prompt_text()
     with Store(tmp_path / "p.db") as store:
         assert [v.author for v in GuidelineVersions(store, "movies").log()] == ["config"]
+
+
+def test_guideline_versions_by_hand_heads_prefixes_history_and_refusals(tmp_path):
+    """Versions written by hand on a real store: HEAD~N in any case, unique and ambiguous prefixes, a proposal
+    stored without moving the head, figures read back as written, a blank rationale refused."""
+    from labelmill.errors import ConfigError
+    from labelmill.store import Store
+    from labelmill.strategies.refine.versions import GuidelineVersions, version_id
+
+    with Store(tmp_path / "p.db") as store:
+        versions = GuidelineVersions(store, "movies")
+        with pytest.raises(ConfigError, match="no versions yet"):
+            versions.get("HEAD")
+        with pytest.raises(ConfigError, match="needs a rationale"):
+            versions.commit("text", rationale="   ", author="me")
+        one = versions.commit("Be kind.\n", rationale="start", author="me", dev={"accuracy": 0.5})
+        two = versions.commit("Be kind.\nBe brief.\n", rationale="brief", author="me")
+        assert two.parent == one.id and "+Be brief." in two.diff and "-Be kind." not in two.diff
+        assert one.dev == {"accuracy": 0.5} and one.heldout is None and two.dev is None
+        side = versions.commit("Be kind.\nBe long.\n", rationale="proposal", author="model", move_head=False)
+        assert versions.head_id() == two.id and side.parent == two.id  # stored, head unmoved
+        assert versions.get("head~1").id == one.id and versions.get("HEAD~0").id == two.id and versions.get("Head").id == two.id
+        with pytest.raises(ConfigError, match="shorter than that"):
+            versions.get("HEAD~2")
+        assert versions.get(one.id[:5]).id == one.id  # a unique prefix
+        assert versions.get(one.id[3:], missing_ok=True) is None  # an id's middle is no prefix
+        with pytest.raises(ConfigError, match="more than one"):
+            versions.get("", missing_ok=True)  # ambiguous (every id starts with "") is an error even when missing is fine
+        assert version_id("Be kind.\n") == one.id and [v.id for v in versions.log()] == [two.id, one.id]
+        assert versions.commit("Be kind.\n", rationale="again", author="me").id == one.id and versions.head_id() == one.id
