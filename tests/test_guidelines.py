@@ -579,3 +579,32 @@ def test_guideline_versions_by_hand_heads_prefixes_history_and_refusals(tmp_path
             versions.get("", missing_ok=True)  # ambiguous (every id starts with "") is an error even when missing is fine
         assert version_id("Be kind.\n") == one.id and [v.id for v in versions.log()] == [two.id, one.id]
         assert versions.commit("Be kind.\n", rationale="again", author="me").id == one.id and versions.head_id() == one.id
+
+
+def test_proposals_by_hand_keys_decisions_and_refusals(tmp_path):
+    """Proposals on a real store: the key tells bases apart, a listing in the order written and by status, an
+    edit's wording kept (an acceptance's not), a long or unknown decision and an unknown key refused."""
+    from labelmill.errors import InputDataError
+    from labelmill.store import Store
+    from labelmill.strategies.refine.proposals import Proposals
+    from labelmill.strategies.refine.run import Edit
+
+    with Store(tmp_path / "p.db") as store:
+        props = Proposals(store, "movies")
+        rule = Edit("add_rule", "Sarcasm is negative.", evidence="3 errors", author="model")
+        first = props.record("v1", rule)
+        second = props.record("v2", rule)  # the same edit on another version is another proposal
+        third = props.record("v2", Edit("define_label", "Praise.", target="positive", author="model"))
+        assert first.key != second.key and props.record("v1", rule).key == first.key and len(props.list()) == 3
+        assert [p.key for p in props.list()] == [first.key, second.key, third.key]
+        with pytest.raises(InputDataError, match="unknown action 'approve'"):
+            props.decide(first.key, "approve", "ann")
+        with pytest.raises(InputDataError, match="no proposal 'nope'"):
+            props.decide("nope", "accept", "ann")
+        with pytest.raises(InputDataError, match="at most 1,000"):
+            props.decide(first.key, "edit", "ann", "x" * 1001)
+        assert props.decide(first.key, "edit", "ann", "y" * 1000).decided_text == "y" * 1000  # the limit itself is fine
+        accepted = props.decide(second.key, "accept", "bob", "ignored wording")
+        assert (accepted.status, accepted.decided_text, accepted.decided_by) == ("accepted", None, "bob")
+        assert [p.key for p in props.list("pending")] == [third.key] and [p.key for p in props.list("edited")] == [first.key]
+        assert Proposals(store, "other").list() == []
