@@ -26,16 +26,18 @@ Label efficiency (`--ks`): k gold rows drawn at random from the train split, acc
 
   <set>_k<k>_student   logistic regression on all-mpnet-base-v2 embeddings of the k rows
   <set>_k<k>_llm       the LLM zero-shot (k = 0), or with the k rows as its demo pool (4 nearest per row;
-                       only with --demos: a prompt per row, slow)
+                       only at the k of --demos: a prompt per row, slow); `_llm_s` its time, the k rows'
+                       own out-of-fold labels included (the combination's fit needs them)
   <set>_k<k>_best      labelmill's best with those k rows: of the student, the student with the LLM's surest labels
                        on the test rows as its prior (the review loop's), and each combined with the LLM's
                        distribution (weights fitted on the k rows; with the tier, also the tier's distributions:
-                       the stronger model on the test rows and the k rows at least as unsure), the one with the best 5-fold accuracy on the
-                       k rows (never chosen on test rows); `_best_uses` names it, `_arms` gives every arm
+                       the stronger model on the test rows and the k rows at least as unsure; with --demos, also
+                       the LLM given the k rows as demos, "LLM demos", the k rows' own from the other folds),
+                       the one with the best 5-fold accuracy on the k rows (never chosen on test rows); `_best_uses` names it, `_arms` gives every arm
   <set>_majority       the test rows' majority label share
 
     python bench/zero_labels.py [--sets sst2,ag_news,banking77] [--rows 1000] [--runs 10] [--ks 0,50,100,200,500]
-                                [--demos] [--prior llm|none] [--encoder NAME] [--audit 30] [--max-share 1.0]
+                                [--demos [50,100,200]] [--prior llm|none] [--encoder NAME] [--audit 30] [--max-share 1.0]
                                 [--tier-model qwen2.5-coder-1.5b|''] [--tier-share 0.5] [--tier-sets sst2,ag_news]
                                 [--workdir DIR] [--json]
 """
@@ -159,7 +161,7 @@ def tier_rows(confidence: np.ndarray, share: float) -> np.ndarray:
     return np.argsort(confidence, kind="stable")[: int(round(share * len(confidence)))]
 
 
-def efficiency(name: str, config: Path, frame, gold: list[str], llm_probs: np.ndarray, project: Path, ks: list[int], demos: bool,
+def efficiency(name: str, config: Path, frame, gold: list[str], llm_probs: np.ndarray, project: Path, ks: list[int], demo_ks: list[int],
                tier: tuple[str, float] | None = None) -> dict:
     """The label-efficiency table: student, LLM and combination on the same k train rows."""
     import pandas as pd
@@ -200,15 +202,19 @@ def efficiency(name: str, config: Path, frame, gold: list[str], llm_probs: np.nd
         X, y = X_pool[:k], y_pool[:k]
         if len(np.unique(y)) < 2:
             continue
-        arms = candidates(X, y, {llm: (P[:k], P_test) for llm, (P, P_test) in llms.items()}, X_test, len(names))
+        given = {llm: (P[:k], P_test) for llm, (P, P_test) in llms.items()}
+        if k in demo_ks:  # the LLM given the same k rows as demos: an LLM of its own, combined like the others
+            demo_test, demo_held, demo_s = llm_with_demos(config, frame, pool.head(k), project)
+            given["LLM demos"] = (demo_held, demo_test)
+            out[f"{name}_k{k}_llm"] = float(np.mean(demo_test.argmax(axis=1) == y_test))
+            out[f"{name}_k{k}_llm_s"] = round(demo_s, 1)
+        arms = candidates(X, y, given, X_test, len(names))
         out[f"{name}_k{k}_student"] = float(np.mean(arms["student"][1].argmax(axis=1) == y_test))
         cv = {arm: float(np.mean(held.argmax(axis=1) == y)) for arm, (held, _) in arms.items()}
         chosen = max(arms, key=lambda arm: (cv[arm], -list(arms).index(arm)))  # chosen on the k rows alone; ties to the simpler arm
         out[f"{name}_k{k}_best"] = float(np.mean(arms[chosen][1].argmax(axis=1) == y_test))
         out[f"{name}_k{k}_best_uses"] = f"{chosen} (chosen by 5-fold accuracy on the {k} rows: " + ", ".join(f"{a} {v:.3f}" for a, v in cv.items()) + ")"
         out[f"{name}_k{k}_arms"] = {arm: round(float(np.mean(test.argmax(axis=1) == y_test)), 3) for arm, (_, test) in arms.items()}
-        if demos:
-            out[f"{name}_k{k}_llm"] = llm_with_demos(config, frame, pool.head(k), y_test, names, project)
     return out
 
 
@@ -256,19 +262,30 @@ def candidates(X: np.ndarray, y: np.ndarray, llms: dict[str, tuple[np.ndarray, n
     return out
 
 
-def llm_with_demos(config: Path, frame, demos, y_test: np.ndarray, names: list[str], project: Path) -> float:
-    """The LLM with the k rows as its demo pool: the 4 most similar per row."""
+def llm_with_demos(config: Path, frame, pool, project: Path, folds: int = 5) -> tuple[np.ndarray, np.ndarray, float]:
+    """The LLM with the k `pool` rows as its demo pool (the 4 most similar per row): its distributions on the
+    test rows, its distributions on the k rows themselves, each from the other folds' rows only (never its own
+    row as a demo; the folds of `candidates`), and the seconds both took."""
     import yaml
 
-    import labelmill
-    from labelmill.store import Store
-
     cfg = yaml.safe_load(Path(config).read_text())
-    cfg["examples"] = {"items": demos.to_dict("records"), "label_column": "label", "k": 4, "selection": "similar"}
-    result = labelmill.run(cfg, frame, project=project)
-    with Store(project) as store:
-        table = store.labels(result.run_id, len(frame), names)
-    return float(np.mean(np.array([names.index(v) if v in names else -1 for v in table.labels]) == y_test))
+    names, base = list(cfg["labels"]), cfg.get("name", "zero")
+
+    def with_pool(demos, rows) -> np.ndarray:
+        cfg["examples"] = {**(cfg.get("examples") or {}), "items": demos.to_dict("records"), "label_column": "label", "k": 4,
+                           "selection": "similar"}
+        cfg["name"] = f"{base}-demos{len(demos)}"
+        probs, _, _, _ = llm_table(cfg, rows, project)
+        return probs
+
+    started = time.perf_counter()
+    test = with_pool(pool, frame)
+    held = np.full((len(pool), len(names)), np.nan)
+    order = np.random.default_rng(0).permutation(len(pool))
+    for f in range(folds):
+        rows = order[f::folds]
+        held[rows] = with_pool(pool.iloc[np.setdiff1d(order, rows)], pool.iloc[rows].reset_index(drop=True))
+    return np.nan_to_num(test, nan=1.0 / len(names)), np.nan_to_num(held, nan=1.0 / len(names)), time.perf_counter() - started
 
 
 def bench_set(name: str, args, workdir: Path) -> dict:
@@ -317,7 +334,8 @@ def bench_set(name: str, args, workdir: Path) -> dict:
             out[f"{name}_ratio_to_lowconf_tier"] = loops["share"] / low if low else None
     ks = [int(k) for k in args.ks.split(",") if k.strip()]
     if ks:
-        out.update(efficiency(name, config, frame, gold, probs, project, ks, args.demos, tier))
+        demo_ks = [int(k) for k in args.demos.split(",") if k.strip()] if args.demos else []
+        out.update(efficiency(name, config, frame, gold, probs, project, ks, demo_ks, tier))
     return out
 
 
@@ -327,7 +345,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--ks", default="0,50,100,200,500")
-    parser.add_argument("--demos", action="store_true", help="Also the LLM with the k rows as demos (a prompt per row: slow).")
+    parser.add_argument("--demos", nargs="?", const="50,100,200", default="",
+                        help="Also the LLM with the k rows as demos at these k (default 50,100,200; a prompt per row: slow).")
     parser.add_argument("--prior", default="llm", choices=["llm", "none"], help="What the student learns from before any review.")
     parser.add_argument("--encoder", help="The review student's sentence encoder instead of the config's (e.g. all-MiniLM-L6-v2).")
     parser.add_argument("--tier-model", default="qwen2.5-coder-1.5b", help="The loop's stronger model ('' for none; `labelmill models pull` it first).")
