@@ -56,10 +56,10 @@ def test_the_cache_and_embeddings_read_back_past_a_chunk(tmp_path):
         store.cache_put([("key0", "fake", "m", "gen", {"text": "again"})])  # a key is written once
         found = store.cache_get(keys[::-1])
         assert len(found) == 1203 and found["key1202"] == {"text": "key1202"} and found["key0"] == {"text": "key0"}
-        vectors = {k: np.arange(3, dtype=np.float32) + i for i, k in enumerate(keys[:700])}
+        vectors = {k: np.arange(3, dtype=np.float32) + i for i, k in enumerate(keys[:1100])}
         store.embeddings_put("enc", vectors)
         back = store.embeddings_get(keys)
-        assert len(back) == 700 and back["key699"].tolist() == [699.0, 700.0, 701.0]
+        assert len(back) == 1100 and back["key1099"].tolist() == [1099.0, 1100.0, 1101.0]
 
 
 def test_a_transaction_rolls_back_on_an_error(tmp_path):
@@ -80,6 +80,7 @@ def test_strategy_migrations_run_once_in_order_and_refuse_a_newer_file(tmp_path)
         assert store.strategy_schema_version("s") == 1
         store.migrate_strategy("s", steps)  # only the second runs (the first would fail: the table exists)
         assert store.strategy_schema_version("s") == 2 and store.strategy_schema_version("other") == 0
+        store.migrate_strategy("s", steps)  # up to date: nothing runs, nothing refused
         store.db.execute("INSERT INTO s_one (x, y) VALUES (1, 2)")
         store.db.execute("INSERT INTO s_two (z) VALUES ('ok')")
         with pytest.raises(StoreError, match=r"s tables from a newer labelmill \(schema 2 > 1\)"):
@@ -92,3 +93,29 @@ def test_a_broken_file_is_a_store_error_with_a_fix(tmp_path):
     with pytest.raises(StoreError, match="cannot open project store") as info:
         Store(bad)
     assert "another --project" in info.value.fix
+
+
+def test_a_store_opens_under_new_folders_and_a_shared_one_serves_other_threads(tmp_path):
+    import sqlite3
+    import threading
+
+    deep = tmp_path / "a" / "b" / "p.db"
+    with Store(deep) as store:
+        run = _run(store, n=5)
+        store.save_batch(run, [_a(0, "a"), _a(1, "b"), _a(2, "a")], [])
+        assert store.label_matrix([run], 5, ["a", "b"]).tolist() == [[0], [1], [0], [-1], [-1]]  # rows past the last stored abstain
+    seen: list = []
+
+    def use(store: Store) -> None:
+        try:
+            seen.append(len(store.runs()))
+        except sqlite3.ProgrammingError as exc:
+            seen.append(type(exc).__name__)
+
+    for shared in (True, False):
+        store = Store(deep, shared=shared)
+        worker = threading.Thread(target=use, args=(store,))
+        worker.start()
+        worker.join()
+        store.close()
+    assert seen == [1, "ProgrammingError"]  # the review app's threads share one; elsewhere a thread opens its own

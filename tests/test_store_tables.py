@@ -78,7 +78,10 @@ def test_a_table_reads_edges_by_hand():
     row = {**_stored(7, "a").__dict__, "cached": 1, "id": 3, "not_a_field": "x"}
     back = StoredLabel.from_row(row)
     assert back.cached is True and back.row_index == 7 and back.id == 3 and back.has_label
-    assert label_matrix([]).shape == (0, 0)
+    empty = label_matrix([])
+    assert empty.shape == (0, 0) and empty.dtype.kind == "i"
+    assert label_matrix([table]).tolist() == [[0], [1], [ABSTAIN], [ABSTAIN], [ABSTAIN], [1]]  # one table is one column
+    assert len(label_table([])) == 0
     other = label_table(items, names=["b", "a"])
     with pytest.raises(ValueError, match="same label names"):
         label_matrix([table, other])
