@@ -21,6 +21,7 @@ params:
   crash_marker: path              the process dies (os._exit) when asked its `crash_after` + 1st prompt, once:
   crash_after: N                  the marker file, created just before, keeps every later process alive
                                   (a worker killed mid-shard, for the Ray retry tests)
+  cost_usd: float                 generate: what each answer is billed, as a paid API reports it (budget tests)
 """
 
 from __future__ import annotations
@@ -133,11 +134,12 @@ class FakeBackend(Backend):
         self._log_calls(prompts)
         out = []
         every = int(self.spec.params.get("garbage_every", 0))
+        cost = float(self.spec.params.get("cost_usd", 0.0))
         for prompt in prompts:
             scripted = self._scripted(prompt)
             if scripted is not None:
                 pieces = re.findall(r"\S+|\s+", scripted)
-                out.append(Generation(scripted, [-0.1] * len(pieces), completion_tokens=len(pieces), tokens=pieces))
+                out.append(Generation(scripted, [-0.1] * len(pieces), completion_tokens=len(pieces), tokens=pieces, cost_usd=cost))
                 continue
             labels = self.spec.params.get("labels") or re.findall(r"^- ([^:\n]+)", prompt.system, flags=re.MULTILINE)
             if every and int(prompt.hash(), 16) % every == 0:
@@ -152,5 +154,5 @@ class FakeBackend(Backend):
                 label = labels[best]
                 text = f"The answer is: {label.capitalize()}." if self.spec.params.get("style") == "chatty" else label
                 logprobs = [logprobs[best]]
-            out.append(Generation(text, logprobs, prompt_tokens=self.count_tokens(prompt.canonical()), completion_tokens=len(logprobs)))
+            out.append(Generation(text, logprobs, prompt_tokens=self.count_tokens(prompt.canonical()), completion_tokens=len(logprobs), cost_usd=cost))
         return out

@@ -1,0 +1,194 @@
+"""refine's parts one at a time, each expected value worked out by hand: the projection's arithmetic from
+`plan`'s figures, the proposer's answer cleaned, the over-predicted label, the helpful edits taken together,
+a row's excerpt, a cluster's theme and its split by explanations, the edits applied to a guideline."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from labelmill.config import load_config
+from labelmill.guideline import Guideline, Rule
+from labelmill.strategies.refine import run as refine_run
+from labelmill.strategies.refine.run import (
+    Cluster,
+    Edit,
+    RefineOptions,
+    apply_edits,
+    clean_rule,
+    cluster_errors,
+    over_predicted,
+    projection,
+    together,
+)
+
+CONFIG = {"task": "classification", "name": "movies", "labels": ["positive", "negative"], "guidelines": "Classify the sentiment.",
+          "input_template": "{text}", "gold_column": "label", "examples": {"k": 0}, "model": {"backend": "fake"}}
+
+
+class FakePlan:
+    """`labelmill plan`'s figures as a paid model would give them: the labeler's for its rows, the writer's for one."""
+
+    def __init__(self, label_s: float, label_cost: float | None, write_s: float, write_cost: float | None):
+        self.label, self.write, self.calls = (label_s, label_cost), (write_s, write_cost), []
+
+    def __call__(self, cfg, sample, limit=None):
+        self.calls.append((cfg.model.method, cfg.model.max_tokens, limit))
+        if cfg.model.method == "generate":
+            return {"rows": 1, "estimated_seconds": self.write[0], "estimated_cost_usd": self.write[1]}
+        rows = len(sample) if limit is None else min(limit, len(sample))
+        return {"rows": rows, "estimated_seconds": self.label[0], "estimated_cost_usd": self.label[1]}
+
+
+def test_the_projection_is_plan_s_per_row_figures_times_the_calls_the_rounds_can_take(monkeypatch):
+    import labelmill.core
+
+    fake = FakePlan(label_s=2.47, label_cost=0.0003, write_s=1.0, write_cost=0.0000123)
+    monkeypatch.setattr(labelmill.core, "plan_rows", fake)
+    cfg = load_config(CONFIG)
+    sample = pd.DataFrame([{"text": f"row {i}", "label": "positive"} for i in range(30)])
+    opts = RefineOptions(rounds=2, max_rules=3, max_errors=24, beam=2)
+    got = projection(cfg, cfg, sample, 18, 18, opts)
+    # candidates 4 x 3 + 2 = 14; label calls 2 x (18 + 18 + 14 x 18 + 2 x 18) = 648; text calls 2 x (24 + 9 + 1) = 68
+    # seconds: 648 x 2.47 / 20 = 80.028, plus 68 x max(1.0, 80 / 25 = 3.2) = 217.6: 297.628
+    # cost: 648 x 0.0003 / 20 = 0.00972, plus 68 x 0.0000123 = 0.0008364: 0.0105564
+    assert got == {"label_calls": 648, "text_calls": 68, "estimated_seconds": 297.6, "estimated_cost_usd": 0.0106}
+    # the labeler is planned on 20 of the sample's rows, the writer as a generation of 80 tokens on one
+    assert fake.calls[1] == ("generate", 80, 1) and fake.calls[0][0] != "generate" and fake.calls[0][2] == 20
+
+
+def test_the_projection_of_a_slow_writer_on_one_row_and_of_a_local_model(monkeypatch):
+    import labelmill.core
+
+    fake = FakePlan(label_s=0.5, label_cost=0.001, write_s=10.0, write_cost=0.002)
+    monkeypatch.setattr(labelmill.core, "plan_rows", fake)
+    cfg = load_config(CONFIG)
+    one = pd.DataFrame([{"text": "row", "label": "positive"}])
+    got = projection(cfg, cfg, one, 1, 1, RefineOptions(rounds=1, max_rules=1, max_errors=2, beam=1, max_candidates=3))
+    # label calls 1 x (1 + 1 + 3 x 1 + 1 x 1) = 6; text calls 1 x (2 + 3 + 1) = 6; one row planned
+    # seconds 6 x 0.5 + 6 x 10.0 = 63.0; cost 6 x 0.001 + 6 x 0.002 = 0.018
+    assert got == {"label_calls": 6, "text_calls": 6, "estimated_seconds": 63.0, "estimated_cost_usd": 0.018}
+    assert fake.calls[0][2] == 1
+    for label_cost, write_cost in ((None, 0.002), (0.001, None)):  # either side without a price: no cost
+        monkeypatch.setattr(labelmill.core, "plan_rows", FakePlan(0.5, label_cost, 10.0, write_cost))
+        assert projection(cfg, cfg, one, 1, 1, RefineOptions(rounds=1, max_rules=1, max_errors=2, beam=1, max_candidates=3))["estimated_cost_usd"] is None
+
+
+def test_a_proposer_s_answer_is_cleaned_to_its_first_rule_line():
+    assert clean_rule('"Reviews that praise the acting are positive."') == "Reviews that praise the acting are positive."
+    assert clean_rule("RULE 2: Sarcasm is negative here.") == "Sarcasm is negative here."
+    assert clean_rule("- short\n* Refunds are about money back.") == "Refunds are about money back."  # 'short' has 5 letters: no rule
+    assert clean_rule("12345678") == "12345678" and clean_rule("1234567") == ""  # eight characters make a line
+    assert clean_rule("ok\n\n") == ""
+    assert clean_rule("x" * 400) == "x" * 300
+
+
+def test_the_over_predicted_label_needs_twice_its_true_count_and_the_most_errors_come_first():
+    gold = ["a", "a", "b", "b", "b", "c", "c", "c", "c", "d"]
+    said = ["b", "b", "b", "b", "b", "d", "d", "d", "d", "d"]
+    errors = [0, 1, 5, 6, 7, 8]
+    # b: said 5 times, true 3 times: under twice; d: said 5, true 1: over, with 4 errors
+    assert over_predicted(gold, said, errors) == [("d", [5, 6, 7, 8])]
+    # exactly twice counts: b said 6 times against 3 true
+    gold2 = ["a", "a", "a", "b", "b", "b"]
+    said2 = ["b", "b", "b", "b", "b", "b"]
+    assert over_predicted(gold2, said2, [0, 1, 2]) == [("b", [0, 1, 2])]
+    # a label never right (true 0) needs only be said twice; the list is ordered by errors, largest first
+    gold3 = ["x", "x", "x", "y", "y", "y", "y", "z", "z"]
+    said3 = ["p", "p", "p", "q", "q", "q", "q", "z", "z"]
+    assert over_predicted(gold3, said3, [0, 1, 2, 3, 4, 5, 6], limit=2) == [("q", [3, 4, 5, 6]), ("p", [0, 1, 2])]
+
+
+def test_single_edits_that_beat_the_baseline_are_taken_best_first_one_definition_per_label():
+    g = Guideline("t", "", {}, [])
+    rule = Edit("add_rule", "r1")
+    rule2 = Edit("add_rule", "r2")
+    short = Edit("define_label", "short", "positive")
+    long = Edit("define_label", "long", "positive")
+    other = Edit("define_label", "other", "negative")
+    scored = [(0.70, 0.9, g, [rule]), (0.80, 0.1, g, [short]), (0.75, 0.5, g, [long]), (0.72, 0.2, g, [other]),
+              (0.90, 0.9, g, [rule, rule2]), (0.60, 0.9, g, [rule2])]
+    # by the first figure (not the second); the pair is never taken; 0.60 is not above 0.60; the second
+    # definition of 'positive' is dropped, the next edits are still read
+    assert together(scored, 0.60) == [short, other, rule]
+    assert together(scored, 0.70) == [short, other]  # equal to the baseline is no gain
+
+
+def test_an_excerpt_is_one_line_cut_at_a_word():
+    assert refine_run._excerpt("a  b\n c") == "a b c"
+    assert refine_run._excerpt("abcd efgh", limit=9) == "abcd efgh"  # exactly the limit: whole
+    assert refine_run._excerpt("abcd efgh ijkl", limit=11) == "abcd efgh ..."
+    assert refine_run._excerpt("abcd efghij", limit=8) == "abcd ..."
+
+
+def test_a_cluster_s_theme_is_what_most_of_its_explanations_say():
+    c = Cluster("Business", ["Sci/Tech"], [0, 1, 2, 3])
+    why = {0: "The shares of the company fell.", 1: "Company shares and profit.", 2: "Profit of the company.", 3: "A technology story."}
+    refine_run._theme(c, why)
+    # 'company' 3 times, 'shares' 2, 'profit' 2 (need at least max(2, 4 // 3) = 2); 'technology' once; the labels' own words never
+    assert c.theme == ["company", "shares", "profit"]
+    c = Cluster("Business", ["Sci/Tech"], [0, 1])
+    refine_run._theme(c, {0: "The company.", 1: ""})  # one explanation is no theme
+    assert c.theme == []
+    c = Cluster("World", ["Sports"], list(range(9)))
+    refine_run._theme(c, dict(enumerate(["oil price", "oil price", "oil price", "oil war", "war", "election", "vote", "poll", "count"])))
+    assert c.theme == ["oil", "price"]  # nine explanations: a word needs max(2, 9 // 3) = 3; 'war' has 2
+    assert c.describe() == "9 search errors (World labeled Sports), explanations citing oil, price"
+
+
+def test_a_big_confusion_splits_in_two_by_its_explanations_and_the_unexplained_rows_join_the_larger_part():
+    c = Cluster("negative", ["positive"], [0, 1, 2, 3, 4, 5, 6])
+    why = {0: "sarcasm irony mocking", 1: "sarcasm irony mocking tone", 2: "sarcasm mocking irony",
+           3: "plot spoilers ending", 4: "plot ending spoilers"}
+    parts = refine_run._split_by_explanation(c, why)
+    assert [(p.gold, p.predicted, p.members) for p in parts] == [("negative", ["positive"], [0, 1, 2, 5, 6]), ("negative", ["positive"], [3, 4])]
+    assert refine_run._split_by_explanation(c, {0: "the a an", 1: "the of", 2: "a", 3: "an the"}) == []  # stop words only
+    assert refine_run._split_by_explanation(c, {0: "sarcasm", 1: "sarcasm", 2: "sarcasm", 3: "sarcasm"}) == []  # one word
+    assert refine_run._split_by_explanation(c, {0: "sarcasm irony", 1: "sarcasm irony", 2: "sarcasm irony", 3: "plot ending"}) == []  # a part of one
+
+
+def test_with_room_the_largest_explained_cluster_is_split_in_place():
+    gold = ["neg"] * 7 + ["pos"] * 5
+    said = ["pos"] * 7 + ["neg"] * 5
+    why = {0: "sarcasm irony", 1: "sarcasm irony", 2: "sarcasm irony", 3: "plot ending", 4: "plot ending", 5: "", 6: "",
+           7: "praise acting", 8: "praise acting", 9: "praise acting", 10: "music score", 11: "music score"}
+    # the larger confusion (7 rows) splits first, in its place; then the cap of three is reached
+    assert [c.members for c in cluster_errors(gold, said, list(range(12)), why, limit=3)] == [[0, 1, 2, 5, 6], [3, 4], [7, 8, 9, 10, 11]]
+    # with room for four, the next one with four explanations splits too (the first part has only three)
+    assert [c.members for c in cluster_errors(gold, said, list(range(12)), why, limit=4)] == [[0, 1, 2, 5, 6], [3, 4], [7, 8, 9], [10, 11]]
+
+
+def test_edits_apply_in_order_with_a_rule_s_evidence_author_and_examples_and_the_title_kept():
+    g = Guideline("movies", "Classify the sentiment.", {"positive": "praise"}, [Rule("old one"), Rule("old two")])
+    out = apply_edits(g, [Edit("delete_rule", "old one", "1"), Edit("add_rule", "Irony is negative.", None, "3 errors", "refine (fake)", ["so great, not"]),
+                          Edit("define_label", "criticism", "negative")])
+    assert out.title == "movies" and out.intro == "Classify the sentiment."
+    assert out.labels == {"positive": "praise", "negative": "criticism"}
+    assert [(r.text, r.evidence, r.author, r.examples) for r in out.rules] == [("old two", "", "", []), ("Irony is negative.", "3 errors", "refine (fake)", ["so great, not"])]
+    assert g.rules[0].text == "old one" and "negative" not in g.labels  # the original is untouched
+
+
+@pytest.mark.parametrize("kind,target,expected", [("add_rule", None, "add rule: x"), ("define_label", "pos", "define pos: x"), ("delete_rule", "2", "delete rule 2: x")])
+def test_an_edit_describes_itself(kind, target, expected):
+    assert Edit(kind, "x", target).describe() == expected
+
+
+def test_refine_scores_a_guideline_on_the_metric_it_is_asked_for_and_sums_what_each_run_cost(tmp_path):
+    """A paid fake model (each answer billed $0.01): the cost adds up over the scoring runs, a cached rerun
+    costs nothing; macro-F1 worked out by hand."""
+    from labelmill.strategies.refine.run import RefineResult, _accuracy
+
+    cfg = load_config({**CONFIG, "model": {"backend": "fake", "method": "generate", "params": {
+        "keywords": {"positive": ["good"], "negative": ["bad"]}, "cost_usd": 0.01}}})
+    frame = pd.DataFrame([{"text": "good a", "label": "positive"}, {"text": "bad b", "label": "negative"},
+                          {"text": "good c", "label": "negative"}, {"text": "bad d", "label": "negative"}])
+    spent = RefineResult()
+    acc, gold, predicted = _accuracy(cfg, frame, tmp_path / "p.db", lambda e: None, spent)
+    assert acc == 0.75 and gold == ["positive", "negative", "negative", "negative"] and predicted == ["positive", "negative", "positive", "negative"]
+    assert spent.calls["label"] == 4 and spent.cost_usd == pytest.approx(0.04)
+    # positive: precision 1/2, recall 1/1, F1 2/3; negative: precision 2/2, recall 2/3, F1 0.8; macro (2/3 + 0.8) / 2
+    f1, _, _ = _accuracy(cfg, frame, tmp_path / "p.db", lambda e: None, spent, metric="macro_f1")
+    assert f1 == pytest.approx((2 / 3 + 0.8) / 2)
+    assert spent.calls["label"] == 4 and spent.cost_usd == pytest.approx(0.04)  # the same prompts: from the cache
+    _accuracy(cfg, frame.iloc[:2].assign(text=["good e", "bad f"]), tmp_path / "p.db", lambda e: None, spent)
+    assert spent.calls["label"] == 6 and spent.cost_usd == pytest.approx(0.06)
