@@ -192,3 +192,37 @@ def test_refine_scores_a_guideline_on_the_metric_it_is_asked_for_and_sums_what_e
     assert spent.calls["label"] == 4 and spent.cost_usd == pytest.approx(0.04)  # the same prompts: from the cache
     _accuracy(cfg, frame.iloc[:2].assign(text=["good e", "bad f"]), tmp_path / "p.db", lambda e: None, spent)
     assert spent.calls["label"] == 6 and spent.cost_usd == pytest.approx(0.06)
+
+
+def test_a_narrower_definition_is_asked_with_the_rows_it_took_and_ranked_by_the_errors_it_addresses(tmp_path):
+    """The loop's `_narrower` step on errors written out by hand. The fake proposer answers only a prompt
+    that names the over-predicted label, its wrong rows with their true labels, the guideline and the
+    label's present definition; its answer echoes the first row and the definition."""
+    import numpy as np
+
+    from labelmill.strategies.refine.run import RoundResult, _Found, _Refine
+
+    ask = (r"said (\w+) for these texts, which are not \1:\n- (\w+ \w+) \(is (\w+)\)\n[\s\S]*\n\nGuideline:\nTHE GUIDE\n\n"
+           r"Rewrite the definition of the label \1 \(now: \"([^\"]*)\"\)")
+    labels = [{"name": "positive", "description": "praise of any kind"}, "negative", "neutral", "mixed", "sarcastic"]
+    config = {**CONFIG, "labels": labels, "model": {"backend": "fake", "params": {
+        "replies": [[ask, "Positive: only open praise of the film, unlike {1} ({2}); was {3}"]], "default_reply": "no pattern here at all"}}}
+    dev = pd.DataFrame([{"text": f"row {i}", "label": "positive"} for i in range(20)])
+    loop = _Refine.prepare(config, dev, RefineOptions(), tmp_path / "p.db", None, lambda e: None)
+    loop.search_rows = np.array([40, 41, 42, 43, 44, 45, 46, 47, 48, 49])
+    gold = ["negative", "neutral", "negative", "mixed", "sarcastic", "positive", "negative", "mixed", "mixed", "mixed"]
+    said = ["positive", "positive", "positive", "positive", "positive", "positive", "negative", "sarcastic", "sarcastic", "sarcastic"]
+    errors = [0, 1, 2, 3, 4, 7, 8, 9]
+    texts = ["dull film", "flat plot", "weak acting", "odd mix", "oh great", "good film", "bad film", "so so", "half good", "meh ok"]
+    # positive: said 6 times, right once, 5 errors; sarcastic: said 3 times, right 0 times, 3 errors: only the first is narrowed
+    result = RoundResult(1, 0.2, 0.2, 8, [{"errors": 6, "rule": "r", "definition": "d"}, {"errors": 5, "rule": "r"}, {"errors": 4, "rule": "r"}], [], None)
+    proposals = [Edit("add_rule", "a"), Edit("define_label", "b", "x"), Edit("add_rule", "c"), Edit("add_rule", "d")]
+    loop._narrower(_Found(gold, said, errors, texts, "THE GUIDE"), result, proposals)
+    definition = "only open praise of the film, unlike dull film (negative); was praise of any kind"
+    # after the groups of 6 and 5 errors (their rules and definition), before the group of 4
+    assert [e.text for e in proposals] == ["a", "b", "c", definition, "d"]
+    narrower = proposals[3]
+    assert (narrower.kind, narrower.target, narrower.author) == ("define_label", "positive", "refine (fake:qwen2.5-coder-0.5b)")
+    assert narrower.evidence == "5 search errors (positive said for negative, neutral, mixed and other labels), e.g. dev rows 40, 41, 42"
+    assert result.groups[2] == {"over_predicted": "positive", "errors": 5, "definition": definition}
+    assert [g.get("errors") for g in result.groups] == [6, 5, 5, 4]
