@@ -226,3 +226,90 @@ def test_a_narrower_definition_is_asked_with_the_rows_it_took_and_ranked_by_the_
     assert narrower.evidence == "5 search errors (positive said for negative, neutral, mixed and other labels), e.g. dev rows 40, 41, 42"
     assert result.groups[2] == {"over_predicted": "positive", "errors": 5, "definition": definition}
     assert [g.get("errors") for g in result.groups] == [6, 5, 5, 4]
+
+
+def _loop(tmp_path, **opts):
+    """A refine loop on the fake labeler that reads "'WORD' means LABEL" rules, with its halves replaced by
+    rows written out here: none of the held-out rows has a keyword, so without a rule it says positive."""
+    from labelmill.strategies.refine.run import _Refine
+
+    config = {**CONFIG, "model": {"backend": "fake", "params": {"keywords": {"positive": ["good"], "negative": ["bad"]}, "rule_words": True}}}
+    dev = pd.DataFrame([{"text": f"row {i}", "label": "positive"} for i in range(20)])
+    events = []
+    loop = _Refine.prepare(config, dev, RefineOptions(**opts), tmp_path / "p.db", None, lambda e: events.append(getattr(e, "message", str(e))))
+    loop.heldout = pd.DataFrame([{"text": "dreadful a", "label": "negative"}, {"text": "dreadful b", "label": "negative"},
+                                 {"text": "awful c", "label": "negative"}, {"text": "fine d", "label": "positive"}, {"text": "fine e", "label": "positive"}])
+    return loop, events
+
+
+def test_the_held_out_half_picks_among_the_candidates_that_beat_the_search_half_and_must_improve_on_it(tmp_path):
+    from labelmill.store import Store
+    from labelmill.strategies.refine.run import RoundResult
+    from labelmill.strategies.refine.versions import GuidelineVersions
+
+    loop, events = _loop(tmp_path)
+    assert loop._accuracy(loop.current, loop.heldout)[0] == 0.4  # the two 'fine' rows
+    dreadful = [Edit("add_rule", "'dreadful' means negative.", None, "E1", "ann"), Edit("define_label", "praise", "positive", "E2", "bob")]
+    awful = [Edit("add_rule", "'awful' means negative.", None, "E3", "ann")]
+    both = [dreadful[0], awful[0]]
+    scored = [(0.5, 0.5, apply_edits(loop.current, dreadful), dreadful),  # held-out 0.8
+              (0.45, 0.55, apply_edits(loop.current, awful), awful),  # held-out 0.6: above the first's search figure, below its held-out one
+              (0.3, 0.9, apply_edits(loop.current, both), both)]  # held-out 1.0, but its penalised search figure only equals the baseline
+    result = RoundResult(1, 0.3, 0.4, 3, [], [], None)
+    loop._accept(1, result, scored, 0.3, 0.4)
+    assert result.heldout_after == 0.8 and loop.current.rules[0].text == "'dreadful' means negative." and len(loop.current.rules) == 1
+    with Store(tmp_path / "p.db") as store:
+        top = GuidelineVersions(store, "movies").log()[0]
+    assert top.id == result.accepted
+    assert top.rationale == "round 1: add rule: 'dreadful' means negative. (for E1); define positive: praise (for E2)" and top.author == "ann, bob"
+    assert top.dev == {"search_accuracy": 0.5, "search_rows": 10, "before": 0.3} and top.heldout == {"accuracy": 0.8, "rows": 5, "before": 0.4}
+    assert events[-1] == f"refine round 1: accepted {result.accepted} (search 0.300 -> 0.500, held-out 0.400 -> 0.800)"
+
+    # the same held-out figure as now is no improvement
+    again = RoundResult(2, 0.5, 0.8, 1, [], [], None)
+    loop._accept(2, again, [(0.6, 0.6, apply_edits(loop.current, [Edit("add_rule", "'fine' means positive.")]), [])], 0.5, 0.8)
+    assert again.heldout_after == 0.8 and again.accepted is None and len(loop.current.rules) == 1
+    assert events[-1] == "refine round 2: the best candidates did not improve the held-out rows (0.800 -> 0.800); not accepted"
+    nothing = RoundResult(3, 0.5, 0.8, 1, [], [], None)
+    loop._accept(3, nothing, [(0.5, 0.9, loop.current, [])], 0.5, 0.8)  # nothing beats the search half: the held-out half is not asked
+    assert nothing.heldout_after is None and nothing.accepted is None
+
+
+def test_a_version_scored_on_macro_f1_is_stored_under_that_metric(tmp_path):
+    from labelmill.store import Store
+    from labelmill.strategies.refine.run import RoundResult
+    from labelmill.strategies.refine.versions import GuidelineVersions
+
+    loop, _ = _loop(tmp_path, metric="macro_f1")
+    rule = [Edit("add_rule", "'dreadful' means negative.", None, "E1", "ann")]
+    result = RoundResult(1, 0.3, 0.25, 3, [], [], None)
+    loop._accept(1, result, [(0.5, 0.5, apply_edits(loop.current, rule), rule)], 0.3, 0.25)
+    # dreadful a, b right, awful c said positive: positive P 2/3 R 1 F1 0.8; negative P 1 R 2/3 F1 0.8
+    with Store(tmp_path / "p.db") as store:
+        top = GuidelineVersions(store, "movies").log()[0]
+    assert top.dev == {"search_macro_f1": 0.5, "search_rows": 10, "before": 0.3} and top.heldout == {"macro_f1": pytest.approx(0.8), "rows": 5, "before": 0.25}
+
+
+def test_the_loop_says_what_it_will_spend_and_why_it_stopped(tmp_path, monkeypatch):
+    import labelmill.core
+
+    # 10 search and 10 held-out rows, 3 rules, 24 errors, beam 3, 2 rounds: 2 x (10 + 10 + 14 x 10 + 3 x 10) = 380 label calls,
+    # 2 x (24 + 9 + 1) = 68 texts; 380 x 0.5 / 10 + 68 x 10.0 = 699 s; 380 x 0.0001 + 68 x 0.002 = $0.1740
+    monkeypatch.setattr(labelmill.core, "plan_rows", FakePlan(0.5, None, 10.0, 0.002))
+    loop, events = _loop(tmp_path, budget_s=60, max_cost=0.5)
+    assert events[-1] == "refine: at most 380 labeling calls and 68 generated texts over 2 round(s), about 699 s; budget 60 s; cost cap $0.5"
+    monkeypatch.setattr(labelmill.core, "plan_rows", FakePlan(0.5, 0.001, 10.0, 0.002))
+    _, paid = _loop(tmp_path / "paid")
+    assert paid[-1] == "refine: at most 380 labeling calls and 68 generated texts over 2 round(s), about 699 s, $0.1740"
+    loop.out.stopped = "budget_s"
+    out = loop.finish()
+    assert events[-1] == "refine: stopped by --budget; what was accepted is kept"
+    assert out.final is loop.current and out.final_version is not None
+    from labelmill.store import Store
+    from labelmill.strategies.refine.versions import GuidelineVersions
+
+    with Store(tmp_path / "p.db") as store:
+        assert out.final_version == GuidelineVersions(store, "movies").log()[0].id
+    loop.out.stopped = "max_cost"
+    loop.finish()
+    assert events[-1] == "refine: stopped by --max-cost; what was accepted is kept"
