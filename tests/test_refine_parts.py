@@ -228,12 +228,13 @@ def test_a_narrower_definition_is_asked_with_the_rows_it_took_and_ranked_by_the_
     assert [g.get("errors") for g in result.groups] == [6, 5, 5, 4]
 
 
-def _loop(tmp_path, **opts):
+def _loop(tmp_path, labels=None, replies=(), **opts):
     """A refine loop on the fake labeler that reads "'WORD' means LABEL" rules, with its halves replaced by
     rows written out here: none of the held-out rows has a keyword, so without a rule it says positive."""
     from labelmill.strategies.refine.run import _Refine
 
-    config = {**CONFIG, "model": {"backend": "fake", "params": {"keywords": {"positive": ["good"], "negative": ["bad"]}, "rule_words": True}}}
+    config = {**CONFIG, "labels": labels or CONFIG["labels"], "model": {"backend": "fake", "params": {
+        "keywords": {"positive": ["good"], "negative": ["bad"]}, "rule_words": True, "replies": list(replies), "default_reply": "no idea"}}}
     dev = pd.DataFrame([{"text": f"row {i}", "label": "positive"} for i in range(20)])
     events = []
     loop = _Refine.prepare(config, dev, RefineOptions(**opts), tmp_path / "p.db", None, lambda e: events.append(getattr(e, "message", str(e))))
@@ -313,3 +314,52 @@ def test_the_loop_says_what_it_will_spend_and_why_it_stopped(tmp_path, monkeypat
     loop.out.stopped = "max_cost"
     loop.finish()
     assert events[-1] == "refine: stopped by --max-cost; what was accepted is kept"
+
+
+def test_a_cluster_gets_a_rule_and_a_large_one_a_second_draft_from_its_other_rows(tmp_path):
+    """The fake proposer answers only the prompts that show the cluster's rows (with their explanations) and
+    the guideline: its rules name the row it was shown first."""
+    from labelmill.strategies.refine.run import _Found
+
+    second = [r"These texts are (\w+), but a labeler following the guideline below said (\w+):\n- (\w+) alpha\n[\s\S]*\n\nGuideline:\nTHE GUIDE\n\n"
+              r"What are these texts about\?", "Rule: Texts about {2} are {0}."]
+    first = [r"These texts are (\w+), but a labeler following the guideline below said (\w+):\n- (\w+) alpha\n  \(why: (\w+)\)\n[\s\S]*\n\n"
+             r"Guideline:\nTHE GUIDE\n\nWrite one new rule", "Rule: Reviews like {2} that say {3} are {0}, not {1}."]
+    loop, _ = _loop(tmp_path, replies=[second, first])
+    texts = [f"item{i} alpha" for i in range(9)]
+    f = _Found(["negative"] * 9, ["positive"] * 9, list(range(9)), texts, "THE GUIDE", {0: "mocking"})
+    cluster = Cluster("negative", ["positive"], list(range(9)))
+    found, drafts = {}, []
+    made = loop._rules(cluster, f, "EVIDENCE", found, drafts)
+    author = "refine (fake:qwen2.5-coder-0.5b)"
+    assert [(e.kind, e.text, e.target, e.evidence, e.author, e.examples) for e in made] == [
+        ("add_rule", "Reviews like item0 that say mocking are negative, not positive.", None, "EVIDENCE", author, ["item0 alpha", "item1 alpha"])]
+    # nine rows or more: a second draft from rows 7 to 12 of the cluster, kept apart to be scored after every first draft
+    assert [(e.kind, e.text, e.evidence, e.author, e.examples) for e in drafts] == [
+        ("add_rule", "Texts about item6 are negative.", "EVIDENCE", author, ["item6 alpha", "item7 alpha"])]
+    assert found == {"rule": "Reviews like item0 that say mocking are negative, not positive.", "second_rule": "Texts about item6 are negative."}
+    found, drafts = {}, []
+    eight = Cluster("negative", ["positive"], list(range(8)))
+    assert len(loop._rules(eight, f, "EVIDENCE", found, drafts)) == 1 and drafts == [] and "second_rule" not in found
+    # a rule that names another label than the rows' own is no rule
+    wrong, _ = _loop(tmp_path / "wrong", replies=[[first[0], "Rule: Reviews like {2} that say {3} are {1}."]])
+    assert wrong._rules(cluster, f, "E", found := {}, []) == [] and found == {}
+
+
+def test_a_cluster_s_label_gets_a_new_definition_asked_with_its_present_one(tmp_path):
+    from labelmill.strategies.refine.run import _Found
+
+    ask = [r"said (\w+) for these (\w+) texts:\n- item0 alpha\n[\s\S]*\n\nGuideline:\nTHE GUIDE\n\nRewrite the definition of the label \2 "
+           r"\(now: \"([^\"]*)\"\)", "NEGATIVE: harsh words about the film, not {0}; was {2}"]
+    loop, _ = _loop(tmp_path, labels=["positive", {"name": "negative", "description": "criticism"}], replies=[ask])
+    f = _Found(["negative"] * 2, ["positive"] * 2, [0, 1], ["item0 alpha", "item1 alpha"], "THE GUIDE")
+    found = {}
+    made = loop._definition(Cluster("negative", ["positive"], [0, 1]), f, "EVIDENCE", found)
+    assert [(e.kind, e.text, e.target, e.evidence, e.author) for e in made] == [
+        ("define_label", "harsh words about the film, not positive; was criticism", "negative", "EVIDENCE", "refine (fake:qwen2.5-coder-0.5b)")]
+    assert found == {"definition": "harsh words about the film, not positive; was criticism"}
+    bare, _ = _loop(tmp_path / "bare", replies=[ask])  # no definition yet: the label's name stands for it
+    assert bare._definition(Cluster("negative", ["positive"], [0, 1]), f, "E", {})[0].text == "harsh words about the film, not positive; was negative"
+    same = [[r"Rewrite the definition", "negative: criticism"]]  # the definition it has already is no edit
+    loop2, _ = _loop(tmp_path / "same", labels=["positive", {"name": "negative", "description": "criticism"}], replies=same)
+    assert loop2._definition(Cluster("negative", ["positive"], [0, 1]), f, "E", found := {}) == [] and found == {}
