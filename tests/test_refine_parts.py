@@ -363,3 +363,41 @@ def test_a_cluster_s_label_gets_a_new_definition_asked_with_its_present_one(tmp_
     same = [[r"Rewrite the definition", "negative: criticism"]]  # the definition it has already is no edit
     loop2, _ = _loop(tmp_path / "same", labels=["positive", {"name": "negative", "description": "criticism"}], replies=same)
     assert loop2._definition(Cluster("negative", ["positive"], [0, 1]), f, "E", found := {}) == [] and found == {}
+
+
+def test_each_edit_is_scored_alone_with_its_penalty_then_the_helpful_ones_together(tmp_path):
+    """Search rows written out here: without rules 0.4, the 'dreadful' rule 0.8, the 'awful' rule 0.6, both
+    1.0; a definition the fake labeler ignores stays at 0.4. Penalties worked out by hand from the prompt's
+    growth: 'Classify the sentiment.' (23 characters) gains '\\n\\nLabels:\\n{labels}' (18) and a rules block."""
+    from labelmill.strategies.refine.run import RoundResult
+
+    loop, _ = _loop(tmp_path)
+    loop.search = loop.heldout.copy()
+    dreadful, awful = Edit("add_rule", "'dreadful' means negative."), Edit("add_rule", "'awful' means negative.")
+    define = Edit("define_label", "praise", "positive")
+    result = RoundResult(1, 0.4, 0.4, 3, [], [], None)
+    scored = loop._score([dreadful, awful, define], result, 0.4)
+    # rules block '\n\nRules:\n1. ' (12) + 26 = 38: grown 56, penalty 0.002 + 0.001 x 0.56 = 0.00256; 'awful': 35, grown 53: 0.00253;
+    # the definition '\n\nLabel definitions:\n- positive: praise' (39), grown 57: 0.00057; both rules 12 + 26 + 4 + 23 = 65, grown 83: 0.00483
+    assert result.candidates == [{"edits": ["add rule: 'dreadful' means negative."], "search": 0.8, "penalty": 0.0026},
+                                 {"edits": ["add rule: 'awful' means negative."], "search": 0.6, "penalty": 0.0025},
+                                 {"edits": ["define positive: praise"], "search": 0.4, "penalty": 0.0006},
+                                 {"edits": ["add rule: 'dreadful' means negative.", "add rule: 'awful' means negative."], "search": 1.0, "penalty": 0.0048}]
+    assert [(round(v, 5), a, e) for v, a, _, e in scored] == [(0.99517, 1.0, [dreadful, awful]), (0.79744, 0.8, [dreadful]),
+                                                             (0.59747, 0.6, [awful]), (0.39943, 0.4, [define])]
+    # three candidates: the last slot goes to the helpful two together, the definition waits
+    capped = RoundResult(1, 0.4, 0.4, 3, [], [], None)
+    loop.opts = RefineOptions(max_candidates=3)
+    assert [e for _, _, _, e in loop._score([dreadful, awful, define], capped, 0.4)] == [[dreadful, awful], [dreadful], [awful]]
+    two = RoundResult(1, 0.4, 0.4, 3, [], [], None)
+    loop.opts = RefineOptions(max_candidates=2)
+    assert [e for _, _, _, e in loop._score([dreadful, awful, define], two, 0.4)] == [[dreadful], [awful]]
+    one_helps = RoundResult(1, 0.4, 0.4, 3, [], [], None)
+    loop.opts = RefineOptions(max_candidates=3)
+    assert [e for _, _, _, e in loop._score([define, dreadful, Edit("add_rule", "'fine' means positive.")], one_helps, 0.4)] == [
+        [dreadful], [define], [Edit("add_rule", "'fine' means positive.")]]  # one helpful edit: no combination; 'fine' changes nothing, costs a rule
+    loop.opts = RefineOptions(rule_penalty=0.5)  # ranked by the penalised figure: 0.8 - 0.5 - 0.00056 falls under the definition's 0.39943
+    assert [e for _, _, _, e in loop._score([dreadful, define], RoundResult(1, 0.4, 0.4, 3, [], [], None), 0.4)] == [[define], [dreadful]]
+    loop.current = apply_edits(loop.current, [dreadful])  # a deletion shrinks the prompt: no penalty, and no bonus either
+    deleted = loop._score([Edit("delete_rule", "'dreadful' means negative.", "1")], RoundResult(1, 0.8, 0.8, 1, [], [], None), 0.8)
+    assert [(v, a) for v, a, _, _ in deleted] == [(0.4, 0.4)]
