@@ -401,3 +401,40 @@ def test_each_edit_is_scored_alone_with_its_penalty_then_the_helpful_ones_togeth
     loop.current = apply_edits(loop.current, [dreadful])  # a deletion shrinks the prompt: no penalty, and no bonus either
     deleted = loop._score([Edit("delete_rule", "'dreadful' means negative.", "1")], RoundResult(1, 0.8, 0.8, 1, [], [], None), 0.8)
     assert [(v, a) for v, a, _, _ in deleted] == [(0.4, 0.4)]
+
+
+def test_errors_are_explained_by_the_labeler_or_the_proposer_and_echoes_are_dropped(tmp_path):
+    from labelmill.strategies.refine.run import _Found, _with_guideline
+
+    explain = [r"Guideline:\nTHE GUIDE\n\nText: (\w+) (\w+)\nYou labeled it (\w+); the correct label is (\w+)\. In one sentence: what in the text "
+               r"shows it is \4\?", "The word {0} reads as {3} here"]
+    echo = [r"Text: echo", "The text shows it is negative."]
+    loop, _ = _loop(tmp_path, replies=[echo, explain], max_errors=3)
+    gold = ["negative", "negative", "negative", "negative", "positive"]
+    said = ["positive", "positive", "positive", "positive", "positive"]
+    f = _Found(gold, said, [0, 1, 2, 3], ["dull one", "echo two", "flat three", "slow four", "good five"], "THE GUIDE")
+    labeler = _with_guideline(loop.cfg, loop.current)
+    # the first three errors (max_errors) are asked; the echo of the question says nothing and is dropped
+    assert loop._explain(labeler, f) == {0: "The word dull reads as negative here", 2: "The word flat reads as negative here"}
+    assert loop.out.calls["text"] == 3
+    other, _ = _loop(tmp_path / "other", replies=[echo, explain], explainer="proposer",
+                     proposer={"params": {"replies": [[r"Text: (\w+)", "The proposer reads {0} as negative"]]}})
+    assert other._explain(_with_guideline(other.cfg, other.current), f) == {
+        0: "The proposer reads dull as negative", 1: "The proposer reads echo as negative", 2: "The proposer reads flat as negative", 3: "The proposer reads slow as negative"}
+
+
+def test_a_round_that_accepts_nothing_ends_the_loop_unless_the_proposer_samples(tmp_path):
+    from labelmill.strategies.refine.run import refine
+
+    rows = [{"text": f"a dreadful film {i}", "label": "negative"} for i in range(10)] + [{"text": f"a good film {i}", "label": "positive"} for i in range(10)]
+    config = {**CONFIG, "model": {"backend": "fake", "params": {"keywords": {"positive": ["good"], "negative": ["bad"]}, "rule_words": True,
+                                                               "default_reply": "no idea"}}}
+    events = []
+    result = refine(config, pd.DataFrame(rows), project=tmp_path / "p.db", rounds=2, on_event=lambda e: events.append(getattr(e, "message", "")))
+    assert [r.round for r in result.rounds] == [1] and result.rounds[0].accepted is None and result.rounds[0].errors > 0
+    assert "refine: round 1 accepted nothing; the next round would repeat it, so the loop ends here" in events
+    events.clear()
+    assert len(refine(config, pd.DataFrame(rows), project=tmp_path / "q.db", rounds=1, on_event=lambda e: events.append(getattr(e, "message", ""))).rounds) == 1
+    assert not any("accepted nothing" in m for m in events)  # the last round: nothing to say about a next one
+    sampled = refine(config, pd.DataFrame(rows), project=tmp_path / "r.db", rounds=2, proposer={"temperature": 0.7})
+    assert [r.round for r in sampled.rounds] == [1, 2]  # a sampling proposer may write something else next round
