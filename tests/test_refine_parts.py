@@ -438,3 +438,36 @@ def test_a_round_that_accepts_nothing_ends_the_loop_unless_the_proposer_samples(
     assert not any("accepted nothing" in m for m in events)  # the last round: nothing to say about a next one
     sampled = refine(config, pd.DataFrame(rows), project=tmp_path / "r.db", rounds=2, proposer={"temperature": 0.7})
     assert [r.round for r in sampled.rounds] == [1, 2]  # a sampling proposer may write something else next round
+
+
+def test_prepare_reads_a_file_splits_the_rows_and_names_them_by_their_index(tmp_path):
+    from labelmill.errors import InputDataError
+    from labelmill.store import Store
+    from labelmill.strategies.refine.run import _Refine
+    from labelmill.strategies.refine.versions import GuidelineVersions
+
+    def prepare(dev, project, **opts):
+        return _Refine.prepare(CONFIG, dev, RefineOptions(**opts), tmp_path / project, None, lambda e: None)
+
+    rows = [{"text": f"row {i}", "label": "positive"} for i in range(20)]
+    pd.DataFrame(rows).to_csv(tmp_path / "dev.csv", index=False)
+    loop = prepare(str(tmp_path / "dev.csv"), "a.db", author="ann")
+    assert len(loop.search) == 10 and len(loop.heldout) == 10  # twenty rows: the least it takes
+    assert not set(loop.search["text"]) & set(loop.heldout["text"]) and set(loop.search["text"]) | set(loop.heldout["text"]) == {r["text"] for r in rows}
+    assert list(loop.search.index) == list(range(10)) and list(loop.heldout.index) == list(range(10))
+    assert list(loop.search.columns) == ["text", "label"] == list(loop.heldout.columns)
+    assert sorted(loop.search_rows) == sorted(int(t.split()[1]) for t in loop.search["text"])  # positions in the file
+    with Store(tmp_path / "a.db") as store:
+        assert GuidelineVersions(store, "movies").log()[0].author == "ann"
+    numbered = prepare(pd.DataFrame(rows, index=range(100, 120)), "b.db")  # the review loop's row numbers
+    assert sorted(numbered.search_rows) == sorted(100 + int(t.split()[1]) for t in numbered.search["text"])
+    named = prepare(pd.DataFrame(rows, index=[f"r{i}" for i in range(20)]), "c.db")
+    assert sorted(named.search_rows) == sorted(int(t.split()[1]) for t in named.search["text"])
+    with pytest.raises(InputDataError, match="at least 20 dev rows"):
+        prepare(pd.DataFrame(rows[:19]), "d.db")
+    with pytest.raises(InputDataError, match="at least 20 dev rows"):  # 21 rows, 45% held out: 12 to search, 9 held out
+        prepare(pd.DataFrame(rows + rows[:1]), "e.db", heldout_share=0.45)
+    with pytest.raises(InputDataError, match="gold column 'label'"):
+        prepare(pd.DataFrame([{"text": r["text"]} for r in rows]), "f.db")
+    judge = prepare(pd.DataFrame(rows), "g.db", proposer={"name": "qwen2.5-coder-1.5b"})
+    assert judge.proposer_name == "fake:qwen2.5-coder-1.5b" and judge.cfg.model.name == "qwen2.5-coder-0.5b"
