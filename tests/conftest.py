@@ -28,6 +28,17 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
 
+def hand_annotation(i: int, label=None, **fields):
+    """An annotation written out by hand for row `i` (for store and output tests that skip the model): a
+    fake scorer's, every provenance field filled; `fields` replace any of them."""
+    from labelmill.store.tables import Annotation
+
+    values = dict(row_index=i, row_hash=f"h{i}", label=label, error=None, error_detail=None, confidence=None, distribution=None,
+                  signals=None, raw_answer=str(label), method="score", backend="fake", model_id="m", model_sha256=None,
+                  prompt_hash="p", guidelines_hash="g", cache_key=f"k{i}", cached=False)
+    return Annotation(**{**values, **fields})
+
+
 def fake_config(**overrides) -> dict:
     config = {
         "task": "classification",

@@ -13,13 +13,11 @@ from labelmill.store import Store
 from labelmill.store.tables import Annotation
 from labelmill.tasks import make_task
 
-from conftest import fake_config
+from conftest import fake_config, hand_annotation
 
 
 def _a(i: int, label=None, confidence=None, distribution=None, explanation=None, error=None) -> Annotation:
-    return Annotation(row_index=i, row_hash=f"h{i}", label=label, error=error, error_detail=None, confidence=confidence,
-                      distribution=distribution, signals=None, raw_answer=str(label), method="score", backend="fake", model_id="m",
-                      model_sha256=None, prompt_hash="p", guidelines_hash="g", cache_key=f"k{i}", cached=False, explanation=explanation)
+    return hand_annotation(i, label, confidence=confidence, distribution=distribution, explanation=explanation, error=error)
 
 
 def test_output_frame_from_annotations_written_by_hand(tmp_path):

@@ -10,12 +10,12 @@ from labelmill.errors import StoreError
 from labelmill.store.db import Store
 from labelmill.store.tables import Annotation
 
+from conftest import hand_annotation
+
 
 def _a(i: int, label=None, error=None, model="m") -> Annotation:
-    return Annotation(row_index=i, row_hash=f"h{i}", label=label, error=error, error_detail=None, confidence=0.8 if label else None,
-                      distribution={"a": 0.8, "b": 0.2} if label else None, signals=None, raw_answer=str(label), method="score",
-                      backend="fake", model_id=model, model_sha256=None, prompt_hash=f"p{i}", guidelines_hash="g1" if i % 2 else "g2",
-                      cache_key=f"k{i}", cached=False)
+    return hand_annotation(i, label, error=error, confidence=0.8 if label else None, distribution={"a": 0.8, "b": 0.2} if label else None,
+                           model_id=model, prompt_hash=f"p{i}", guidelines_hash="g1" if i % 2 else "g2")
 
 
 def _run(store: Store, key: str = "r", n: int = 3) -> int:
