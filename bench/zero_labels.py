@@ -162,8 +162,11 @@ def tier_rows(confidence: np.ndarray, share: float) -> np.ndarray:
 
 
 def efficiency(name: str, config: Path, frame, gold: list[str], llm_probs: np.ndarray, project: Path, ks: list[int], demo_ks: list[int],
-               tier: tuple[str, float] | None = None) -> dict:
-    """The label-efficiency table: student, LLM and combination on the same k train rows."""
+               tier: tuple[str, float] | None = None, llm_s: float = 0.0) -> dict:
+    """The label-efficiency table: student, LLM and combination on the same k train rows. `<set>_k<k>_best_s`
+    counts everything the choice needed (every arm is made before one is chosen): the LLM on the test rows
+    (`llm_s`, measured by the caller), the embeddings, the LLM and the tier on the k rows and the test rows,
+    the demos arm where there is one, and the fits."""
     import pandas as pd
 
     from labelmill.config import load_config
@@ -188,12 +191,16 @@ def efficiency(name: str, config: Path, frame, gold: list[str], llm_probs: np.nd
     if tier:  # the tier's rows of the test set, and the k rows at least as unsure as the surest of them
         model, share = tier
         chosen = tier_rows(llm_probs.max(axis=1), share)
-        test_tier, _ = with_tier(config, frame, llm_probs, chosen, model, project)
+        test_tier, test_tier_s = with_tier(config, frame, llm_probs, chosen, model, project)
         edge = float(llm_probs.max(axis=1)[chosen].max()) if len(chosen) else -1.0
         pool_tier, pool_s = with_tier(config, pool, pool_probs, np.flatnonzero(pool_conf <= edge), model, project)
         llms["LLM tier"] = (pool_tier, test_tier)
         out[f"{name}_k0_llm_tier"] = float(np.mean(test_tier.argmax(axis=1) == y_test))
         out[f"{name}_k_rows_tier_s"] = round(pool_s, 1)
+        setup_s = llm_s + test_tier_s + pool_s
+    else:
+        setup_s = llm_s
+    setup_s += embed_s + pool_label_s
     out[f"{name}_embed_s"] = round(embed_s, 1)  # the student's setup (every student and combination arm)
     out[f"{name}_k_rows_label_s"] = round(pool_label_s, 1)  # the combination's extra setup: the LLM over the k rows
     for k in ks:
@@ -203,12 +210,15 @@ def efficiency(name: str, config: Path, frame, gold: list[str], llm_probs: np.nd
         if len(np.unique(y)) < 2:
             continue
         given = {llm: (P[:k], P_test) for llm, (P, P_test) in llms.items()}
+        demo_s = 0.0
         if k in demo_ks:  # the LLM given the same k rows as demos: an LLM of its own, combined like the others
-            demo_test, demo_held, demo_s = llm_with_demos(config, frame, pool.head(k), project)
+            demo_test, demo_held, demo_s = llm_with_demos(config, frame, pool.head(k), project, len(names))
             given["LLM demos"] = (demo_held, demo_test)
             out[f"{name}_k{k}_llm"] = float(np.mean(demo_test.argmax(axis=1) == y_test))
             out[f"{name}_k{k}_llm_s"] = round(demo_s, 1)
+        fit_started = time.perf_counter()
         arms = candidates(X, y, given, X_test, len(names))
+        out[f"{name}_k{k}_best_s"] = round(setup_s + demo_s + time.perf_counter() - fit_started, 1)
         out[f"{name}_k{k}_student"] = float(np.mean(arms["student"][1].argmax(axis=1) == y_test))
         cv = {arm: float(np.mean(held.argmax(axis=1) == y)) for arm, (held, _) in arms.items()}
         chosen = max(arms, key=lambda arm: (cv[arm], -list(arms).index(arm)))  # chosen on the k rows alone; ties to the simpler arm
@@ -262,14 +272,14 @@ def candidates(X: np.ndarray, y: np.ndarray, llms: dict[str, tuple[np.ndarray, n
     return out
 
 
-def llm_with_demos(config: Path, frame, pool, project: Path, folds: int = 5) -> tuple[np.ndarray, np.ndarray, float]:
+def llm_with_demos(config: Path, frame, pool, project: Path, n_labels: int, folds: int = 5) -> tuple[np.ndarray, np.ndarray, float]:
     """The LLM with the k `pool` rows as its demo pool (the 4 most similar per row): its distributions on the
     test rows, its distributions on the k rows themselves, each from the other folds' rows only (never its own
     row as a demo; the folds of `candidates`), and the seconds both took."""
     import yaml
 
     cfg = yaml.safe_load(Path(config).read_text())
-    names, base = list(cfg["labels"]), cfg.get("name", "zero")
+    base = cfg.get("name", "zero")
 
     def with_pool(demos, rows) -> np.ndarray:
         cfg["examples"] = {**(cfg.get("examples") or {}), "items": demos.to_dict("records"), "label_column": "label", "k": 4,
@@ -280,12 +290,12 @@ def llm_with_demos(config: Path, frame, pool, project: Path, folds: int = 5) -> 
 
     started = time.perf_counter()
     test = with_pool(pool, frame)
-    held = np.full((len(pool), len(names)), np.nan)
+    held = np.full((len(pool), n_labels), np.nan)
     order = np.random.default_rng(0).permutation(len(pool))
     for f in range(folds):
         rows = order[f::folds]
         held[rows] = with_pool(pool.iloc[np.setdiff1d(order, rows)], pool.iloc[rows].reset_index(drop=True))
-    return np.nan_to_num(test, nan=1.0 / len(names)), np.nan_to_num(held, nan=1.0 / len(names)), time.perf_counter() - started
+    return np.nan_to_num(test, nan=1.0 / n_labels), np.nan_to_num(held, nan=1.0 / n_labels), time.perf_counter() - started
 
 
 def bench_set(name: str, args, workdir: Path) -> dict:
@@ -335,7 +345,7 @@ def bench_set(name: str, args, workdir: Path) -> dict:
     ks = [int(k) for k in args.ks.split(",") if k.strip()]
     if ks:
         demo_ks = [int(k) for k in args.demos.split(",") if k.strip()] if args.demos else []
-        out.update(efficiency(name, config, frame, gold, probs, project, ks, demo_ks, tier))
+        out.update(efficiency(name, config, frame, gold, probs, project, ks, demo_ks, tier, label_s))
     return out
 
 
