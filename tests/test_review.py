@@ -659,6 +659,64 @@ def test_relabel_runs_in_the_background_every_n_reviews(tmp_path):
     s.close()
 
 
+def test_the_strategy_search_on_the_reviews_turns_the_relabel_step_on_only_where_demos_beat_zero_shot(tmp_path):
+    """The fake model knows good/great/bad/awful; a 'fine' or 'meh' row is a tie for it, answered positive.
+    Given demos (follow_demos), such a row takes the label of the demo sharing most words with it."""
+    keywords = CONFIG["model"]["params"]["keywords"]
+    follows = {**CONFIG, "model": {"backend": "fake", "params": {"keywords": keywords, "follow_demos": True}}}
+    data = write_rows(tmp_path / "rows.csv", n=80)
+    s = ReviewSession.open(follows, data, project=tmp_path / "p.db", student=False, batch=100, stop_at_target=False)
+    gold = s.frame["label"].astype(str).tolist()
+    for i in range(39):
+        s.submit("ana", i, gold[i])
+    assert s.tune_relabel(shots=(4,), selectors=("similar",)) is None and s.relabel_k == 4  # 39 reviewed rows: too few to search
+    s.submit("ana", 39, gold[39])
+    found = s.tune_relabel(shots=(2,), selectors=("similar",))
+    assert (found["dev_rows"], found["pool_rows"]) == (20, 20) and found["relabel"] == "on"
+    # zero-shot misses the 'meh' rows among the 20 it is scored on; with the 2 most similar reviewed rows as demos, none
+    assert found["zero_shot_accuracy"] < 1.0 and found["best_few_shot"] == {"k": 2, "selection": "similar", "accuracy": 1.0}
+    assert s.relabel_k == 2 and s.relabel_selection == "similar" and s.status()["relabel"] == {"k": 2, "selection": "similar", "search": found, "searching": False}
+    with s.store.transaction() as db:
+        assert db.execute("SELECT COUNT(*) FROM tune_trials").fetchone()[0] == 2  # zero-shot and 2-shot similar, kept like any tune run
+    s.close()
+
+    ignores = ReviewSession.open(CONFIG, data, project=tmp_path / "q.db", student=False, batch=100, stop_at_target=False)
+    for i in range(40):
+        ignores.submit("ana", i, gold[i])
+    off = ignores.tune_relabel(shots=(4,), selectors=("similar",))
+    assert off["relabel"] == "off" and off["best_few_shot"]["accuracy"] == off["zero_shot_accuracy"] < 1.0
+    assert ignores.relabel_k == 0 and ignores.relabel(limit=40) == 0 and len(ignores.store.runs()) == 1 + 2  # the first run and tune's two
+    ignores.close()
+
+    auto = ReviewSession.open(follows, data, project=tmp_path / "r.db", student=False, batch=100, stop_at_target=False)
+    auto.tune_after = 40
+    for i in range(40):
+        auto.submit("ana", i, gold[i])
+    assert auto.wait_for_relabel(timeout=120) and auto.relabel_search is not None and auto.relabel_search["relabel"] == "on"
+    auto.close()
+
+
+def test_cli_headless_searches_the_relabel_step_s_demos_before_relabeling(tmp_path):
+    import yaml
+    from click.testing import CliRunner
+
+    from labelmill.cli import cli
+    from labelmill.cli.app import _add_strategy_commands
+
+    _add_strategy_commands()
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(CONFIG))  # a model that ignores demos: the search turns the step off
+    data = write_rows(tmp_path / "rows.csv", n=60)
+    out = CliRunner().invoke(cli, ["review", str(config), str(data), "--project", str(tmp_path / "p.db"), "--no-student", "--simulate", "label",
+                                   "--reviews", "40", "--tune-after", "40", "--relabel", "10", "--json"])
+    assert out.exit_code == 0, out.output
+    assert "the relabel step is off" in out.output and "relabeled nothing: demos did not beat zero-shot on the reviewed rows" in out.output
+    status = json.loads(out.output.strip().splitlines()[-1])
+    assert status["relabel"]["k"] == 0 and status["relabel"]["search"]["relabel"] == "off" and status["relabel"]["search"]["dev_rows"] == 20
+    bad = CliRunner().invoke(cli, ["review", str(config), str(data), "--project", str(tmp_path / "q.db"), "--tune-after", "39", "--json"])
+    assert bad.exit_code == 2 and "39 is not in the range x>=40" in bad.output
+
+
 def test_blind_mode_and_budget(tmp_path):
     data = write_rows(tmp_path / "rows.csv", n=30)
     s = ReviewSession.open(CONFIG, data, project=tmp_path / "p.db", student=False, blind=True, overlap=2, budget="10%", audit=0)

@@ -45,6 +45,9 @@ SWITCH_INTERVAL = 0.001  # seconds: see serve()
 @click.option("--relabel-rows", default=200, show_default=True, type=click.IntRange(min=1), help='With --relabel: how many of the most uncertain rows the relabel step labels again.')
 @click.option("--propose-every", type=click.IntRange(min=1), help="App: after this many reviews (20 at least), refine proposes guideline "
               "edits from the model's errors on the reviewed rows in the background; they wait on the guideline page for a person.")
+@click.option("--tune-after", type=click.IntRange(min=40), help="Once this many rows are reviewed (40 at least), search the relabel "
+              "step's demos on them in the background (tune: zero-shot against 4- and 8-shot similar and balanced demos, half the reviews "
+              "as the pool, half scored); the step uses the best only where it beat zero-shot. Headless: run before --relabel.")
 @click.option("--tier-model", help="A stronger model (e.g. qwen2.5-coder-1.5b; `labelmill models pull` it first) that labels the "
               "--tier-share of rows the first labeler was least sure of: in the background as the app opens, before --simulate headless.")
 @click.option("--tier-share", default=0.5, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True), help='With --tier-model: the share of rows (those the first labeler was least sure of) the stronger model labels.')
@@ -59,7 +62,7 @@ SWITCH_INTERVAL = 0.001  # seconds: see serve()
 @click.option("--json", "as_json", is_flag=True, help="Headless: print the status as JSON.")
 def review_command(config, data, project, host, port, annotators, tokens_file, target, budget, overlap, blind, batch, calibration, trust_above,
                    no_student, seed_rows, student_kind, export_format, out_path, ls_import, gold_column, reviews, relabel, relabel_every,
-                   relabel_rows, propose_every, tier_model, tier_share, audit, audit_every, reviewers, revoke, keep_tokens, as_json):
+                   relabel_rows, propose_every, tune_after, tier_model, tier_share, audit, audit_every, reviewers, revoke, keep_tokens, as_json):
     """Review the labels of DATA (an input file or the output of `labelmill run`) with CONFIG.
 
     Starts a web app on 127.0.0.1: the rows most worth a person's time first, a keyboard for each task
@@ -79,10 +82,11 @@ def review_command(config, data, project, host, port, annotators, tokens_file, t
     session.relabel_every = relabel_every or 0
     session.relabel_rows = relabel_rows
     session.propose_every = propose_every or 0
+    session.tune_after = tune_after or 0
     if headless:
         if tier_model:
             click.echo(f"{tier_model} labeled {session.escalate()} rows the first labeler was least sure of", err=True)
-        _headless(session, export_format, out_path, ls_import, gold_column, reviews, relabel, as_json)
+        _headless(session, export_format, out_path, ls_import, gold_column, reviews, relabel, as_json, tune_after)
         return
     names = list(dict.fromkeys([*annotators, *reviewers])) or [os.environ.get("USER") or "reviewer"]
     session.reviewers = set(reviewers) if reviewers else None
@@ -125,7 +129,7 @@ def serve(session, host: str, port: int) -> None:
     uvicorn.run(create_app(session), host=host, port=port, log_level="warning", loop="asyncio", http="h11", ws="none")
 
 
-def _headless(session, export_format, out_path, ls_import, gold_column, reviews, relabel, as_json) -> None:
+def _headless(session, export_format, out_path, ls_import, gold_column, reviews, relabel, as_json, tune_after=None) -> None:
     from labelmill.errors import InputDataError
     from labelmill.strategies.review.exports import export, import_label_studio
 
@@ -138,9 +142,15 @@ def _headless(session, export_format, out_path, ls_import, gold_column, reviews,
         gold = session.frame[gold_column].astype(str).tolist()
         done = session.simulate(lambda i: gold[i], reviews=reviews)
         click.echo(f"simulated {done} reviews from column {gold_column!r}", err=True)
+    if tune_after and len(session.reviewed()) >= tune_after:
+        found = session.tune_relabel()
+        best = found["best_few_shot"] or {}
+        click.echo(f"strategy search on {found['dev_rows']} reviewed rows: zero-shot {found['zero_shot_accuracy']:.3f}, best demos "
+                   f"{best.get('k')}-shot {best.get('selection')} {best.get('accuracy', float('nan')):.3f}; the relabel step is {found['relabel']}", err=True)
     if relabel:
         count = session.relabel(relabel)
-        click.echo(f"relabeled {count} rows with the nearest reviewed rows as demos", err=True)
+        click.echo(f"relabeled {count} rows with reviewed rows as demos" if count or session.relabel_k else
+                   "relabeled nothing: demos did not beat zero-shot on the reviewed rows", err=True)
     if export_format:
         if not out_path:
             raise click.UsageError("--export needs --out")

@@ -35,6 +35,7 @@ CLOSED_TASKS = ("classification", "matching", "relation", "temporal")
 REFIT_SHARE = 0.2  # the app's refits take at most this share of the time (a refit holds the interpreter while it runs)
 MAX_BULK = 100  # rows one bulk accept may take (a page's cluster is far fewer)
 PROPOSE_MIN_ROWS = 20  # reviewed rows before guideline proposals (refine holds half of them out, and needs 10 each side)
+TUNE_MIN_ROWS = 40  # reviewed rows before the strategy search on them (half its demo pool, half, 20 or more, its dev rows)
 
 
 @dataclass
@@ -189,6 +190,10 @@ class ReviewSession:
         self.relabel_every = 0  # reviews between background relabels (0: only when asked)
         self.relabel_rows = 200
         self.propose_every = 0  # reviews between background guideline proposals (0: only when asked)
+        self.relabel_k, self.relabel_selection = 4, "similar"  # the relabel step's demos (what `tune_relabel` found, once it ran)
+        self.relabel_search: dict[str, Any] | None = None  # the strategy search's outcome (see `tune_relabel`)
+        self.tune_after = 0  # reviewed rows before the strategy search runs in the background, once (0: only when asked)
+        self._tune_started = False
         self.reviewers: set[str] | None = None  # who may resolve conflicts (None: every annotator)
         self._since_propose = 0
         self._background: threading.Thread | None = None  # the one model job off the request path (relabel, guideline or tier)
@@ -275,6 +280,8 @@ class ReviewSession:
             self._since_relabel = 0
         if self.propose_every and self._since_propose >= self.propose_every and len(self.reviewed()) >= PROPOSE_MIN_ROWS and self.propose_in_background():
             self._since_propose = 0  # (a model job already running: tried again after the next review)
+        if self.tune_after and not self._tune_started and len(self.reviewed()) >= max(self.tune_after, TUNE_MIN_ROWS) and self.tune_in_background():
+            self._tune_started = True
 
     def _refit_later(self) -> None:
         """The app's refit: on a thread of its own, so no request waits for it (on 100,000 rows a refit
@@ -618,25 +625,23 @@ class ReviewSession:
             self.refit()
             return i
 
-    def relabel(self, limit: int = 200, k: int = 4, backend: Any = None) -> int:
+    def relabel(self, limit: int = 200, k: int | None = None, backend: Any = None) -> int:
         """The loop's relabel step: the `limit` most uncertain unreviewed rows are labeled again by the
-        model, each with the `k` nearest reviewed rows (and the config's examples) as few-shot demos.
-        A run of its own in the store (its config holds the demos); returns how many rows were relabeled.
-        The model runs outside the session's lock, so people keep reviewing meanwhile."""
-        from labelmill.config import ExamplesSpec
+        model, each with `k` reviewed rows (and the config's examples) as few-shot demos: the nearest ones,
+        or as the strategy search chose (`relabel_k`, `relabel_selection`; k 0: the search found that demos
+        do not pay on these rows, and the step relabels nothing). A run of its own in the store (its config
+        holds the demos); returns how many rows were relabeled. The model runs outside the session's lock,
+        so people keep reviewing meanwhile."""
         from labelmill.core import label_rows
         from labelmill.store import Store
 
         with self._lock:
+            k = self.relabel_k if k is None else k
             reviewed = self.reviewed()
             rows = self.routing.queue()[:limit]
-            if len(reviewed) < k or not rows or not self.names:
+            if k <= 0 or len(reviewed) < k or not rows or not self.names:
                 return 0
-            spec = self.config.examples
-            column = spec.label_column or self.config.gold_column or "label"
-            items = [{**{c: _plain(v) for c, v in self.records[i].items()}, column: label} for i, label in sorted(reviewed.items())]
-            examples = ExamplesSpec(items=items, file=spec.file, label_column=spec.label_column, k=k, selection="similar",
-                                    embedding_model=spec.embedding_model)
+            examples = self._reviewed_examples(sorted(reviewed), reviewed, k, self.relabel_selection)
             cfg = self.config.model_copy(update={"examples": examples})
             frame = self.frame.iloc[rows].reset_index(drop=True)
         result = label_rows(cfg, frame, project=self.store.path, backend=backend, on_event=self.on_event)
@@ -709,9 +714,74 @@ class ReviewSession:
             self._background.start()
             return True
 
-    def relabel_in_background(self, limit: int = 200, k: int = 4) -> bool:
+    def relabel_in_background(self, limit: int = 200, k: int | None = None) -> bool:
         """Start `relabel` on a thread unless a model job is running; False if one was."""
-        return self._in_background("relabel", lambda: f"review: relabeled {self.relabel(limit, k)} uncertain rows with the nearest reviewed rows as demos")
+        return self._in_background("relabel", lambda: f"review: relabeled {self.relabel(limit, k)} uncertain rows with reviewed rows as demos")
+
+    def _reviewed_examples(self, rows: list[int], reviewed: Mapping[int, Any], k: int, selection: str) -> Any:
+        """The reviewed `rows` as a demo pool (with the config's own examples file), `k` demos per row picked by `selection`."""
+        from labelmill.config import ExamplesSpec
+
+        spec = self.config.examples
+        column = spec.label_column or self.config.gold_column or "label"
+        items = [{**{c: _plain(v) for c, v in self.records[i].items()}, column: reviewed[i]} for i in rows]
+        return ExamplesSpec(items=items, file=spec.file, label_column=spec.label_column, k=k, selection=selection, embedding_model=spec.embedding_model)
+
+    def tune_relabel(self, budget_s: float = 300.0, shots: tuple[int, ...] = (0, 4, 8), selectors: tuple[str, ...] = ("similar", "balanced"),
+                     min_rows: int = TUNE_MIN_ROWS, seed: int = 0) -> dict[str, Any] | None:
+        """The strategy search on the reviews: `labelmill tune` with a seeded half of the reviewed rows as its
+        demo pool and the other half as its dev rows (the people's labels as gold), the same trials a user
+        would run, within `budget_s`. Its trials are in the store (`tune_trials`). The relabel step takes the
+        best few-shot strategy (`relabel_k`, `relabel_selection`) only when it beat zero-shot on those dev rows;
+        otherwise `relabel_k` is 0 and the step is off (demos do not pay here; a later search may say
+        otherwise). Calibration is not searched: the loop's combination refits the model's confidence on
+        every review. Returns the outcome (also `relabel_search` and the status's `relabel`), None with fewer
+        than `min_rows` (at least TUNE_MIN_ROWS) reviewed rows."""
+        from labelmill.strategies.tune.run import tune
+
+        with self._lock:
+            reviewed = self.reviewed()
+            if len(reviewed) < max(TUNE_MIN_ROWS, min_rows) or not self.names:
+                return None
+            rows = sorted(reviewed)
+            order = np.random.default_rng(seed).permutation(len(rows))
+            pool = sorted(rows[j] for j in order[: len(rows) // 2])
+            dev_rows = sorted(rows[j] for j in order[len(rows) // 2 :])
+            column = self.config.gold_column or "reviewed_label"
+            examples = self._reviewed_examples(pool, reviewed, max(shots), selectors[0])
+            cfg = self.config.model_copy(update={"examples": examples, "gold_column": column})
+            dev = self.frame.iloc[dev_rows].reset_index(drop=True).copy()
+            dev[column] = [reviewed[i] for i in dev_rows]
+        report = tune(cfg, dev, project=self.store.path, on_event=self.on_event, shots=tuple(sorted({0, *shots})), selectors=selectors,
+                      calibrations=("none",), budget_s=budget_s, limit=None)
+        done = [t for t in report["trials"] if t["status"] == "done" and t["accuracy"] is not None]
+        zero = next((t["accuracy"] for t in done if t["shots"] == 0), None)
+        few = max((t for t in done if t["shots"] > 0), key=lambda t: t["accuracy"], default=None)
+        pays = few is not None and zero is not None and few["accuracy"] > zero
+        outcome = {"dev_rows": len(dev_rows), "pool_rows": len(pool), "zero_shot_accuracy": zero,
+                   "best_few_shot": None if few is None else {"k": few["shots"], "selection": few["selection"], "accuracy": few["accuracy"]},
+                   "relabel": "on" if pays else "off", "elapsed_s": report["elapsed_s"]}
+        with self._lock:
+            if pays:
+                self.relabel_k, self.relabel_selection = int(few["shots"]), str(few["selection"])
+            else:
+                self.relabel_k = 0
+            self.relabel_search = outcome
+        return outcome
+
+    def tune_in_background(self, budget_s: float = 300.0) -> bool:
+        """Start `tune_relabel` on a thread unless a model job is running; False if one was."""
+        def work() -> str:
+            found = self.tune_relabel(budget_s)
+            if found is None:
+                return f"review: the strategy search needs {TUNE_MIN_ROWS} reviewed rows"
+            if found["relabel"] == "on":
+                best = found["best_few_shot"]
+                return (f"review: {best['k']}-shot {best['selection']} demos beat zero-shot on {found['dev_rows']} reviewed rows "
+                        f"({best['accuracy']:.3f} against {found['zero_shot_accuracy']:.3f}); the relabel step uses them")
+            return f"review: demos did not beat zero-shot on {found['dev_rows']} reviewed rows; the relabel step is off"
+
+        return self._in_background("tune", work)
 
     def propose_guideline(self, rounds: int = 1, min_rows: int = PROPOSE_MIN_ROWS, **knobs: Any) -> int:
         """The guideline step: `refine` on the reviewed rows, the people's labels as its gold. The edits it
@@ -742,7 +812,7 @@ class ReviewSession:
 
     @property
     def background_job(self) -> str | None:
-        """The model job running in the background (relabel, guideline or tier), if any."""
+        """The model job running in the background (relabel, guideline, tier or the strategy search: tune), if any."""
         thread = self._background
         return self._background_kind if thread is not None and thread.is_alive() else None
 
@@ -772,6 +842,7 @@ class ReviewSession:
             "budget_left": self.budget_left(), "refits": self.refits, "refitting": self._refit_due or bool(self._refit_thread and self._refit_thread.is_alive()),
             "fit": r.fit, "annotators": self.log.annotators(), "agreement": agreement(self.log.shared()),
             "tier": None if not self.tier_model else {"model": self.tier_model, "rows": self.tier_rows, "running": self.background_job == "tier"},
+            "relabel": {"k": self.relabel_k, "selection": self.relabel_selection, "search": self.relabel_search, "searching": self.background_job == "tune"},
         }
 
     def labeled_frame(self) -> tuple[Any, dict[str, str]]:
