@@ -725,7 +725,7 @@ class ReviewSession:
         spec = self.config.examples
         column = spec.label_column or self.config.gold_column or "label"
         items = [{**{c: _plain(v) for c, v in self.records[i].items()}, column: reviewed[i]} for i in rows]
-        return ExamplesSpec(items=items, file=spec.file, label_column=spec.label_column, k=k, selection=selection, embedding_model=spec.embedding_model)
+        return ExamplesSpec(items=items, file=spec.file, label_column=column, k=k, selection=selection, embedding_model=spec.embedding_model)
 
     def tune_relabel(self, budget_s: float = 300.0, shots: tuple[int, ...] = (0, 4, 8), selectors: tuple[str, ...] = ("similar", "balanced"),
                      min_rows: int = TUNE_MIN_ROWS, seed: int = 0) -> dict[str, Any] | None:
