@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 
@@ -12,3 +17,20 @@ def emit(figures: dict[str, Any], as_json: bool, default: Any = float) -> None:
         return
     for key, value in figures.items():
         print(f"{key:40} {value}")
+
+
+@contextmanager
+def workdir(path: str | None) -> Iterator[Path]:
+    """The folder a bench keeps its project stores in: `path` (kept), or a temporary one removed at the end."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(path) if path else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        yield work
+
+
+def per_set(sets: str, measure: Callable[[str], dict[str, Any]], figures: dict[str, Any]) -> None:
+    """`measure` each of the comma-separated `sets` into `figures`, each set's plain figures on stderr as it ends."""
+    for name in sets.split(","):
+        one = measure(name.strip())
+        print(json.dumps({k: v for k, v in one.items() if not isinstance(v, (dict, list))}, default=float), file=sys.stderr, flush=True)
+        figures.update(one)

@@ -45,10 +45,8 @@ Label efficiency (`--ks`): k gold rows drawn at random from the train split, acc
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -66,7 +64,7 @@ TARGET = 0.95
 ENCODER = "all-mpnet-base-v2"
 
 sys.path.insert(0, str(ROOT / "bench"))
-from _report import emit  # noqa: E402
+from _report import emit, per_set, workdir  # noqa: E402
 from review import fresh_copy, share_static  # noqa: E402  (the review bench's static baselines and store copy)
 
 
@@ -371,13 +369,8 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     figures: dict = {"rows": args.rows, "runs": args.runs}
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(args.workdir) if args.workdir else Path(tmp)
-        workdir.mkdir(parents=True, exist_ok=True)
-        for name in args.sets.split(","):
-            one = bench_set(name.strip(), args, workdir)
-            print(json.dumps({k: v for k, v in one.items() if not isinstance(v, (dict, list))}, default=float), file=sys.stderr, flush=True)
-            figures.update(one)
+    with workdir(args.workdir) as work:
+        per_set(args.sets, lambda name: bench_set(name, args, work), figures)
     figures["wall_s"] = round(time.perf_counter() - started, 1)
     emit(figures if args.json else {k: v for k, v in figures.items() if not isinstance(v, (dict, list))}, args.json)
 
