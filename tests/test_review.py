@@ -688,11 +688,15 @@ def test_the_strategy_search_on_the_reviews_turns_the_relabel_step_on_only_where
     assert ignores.relabel_k == 0 and ignores.relabel(limit=40) == 0 and len(ignores.store.runs()) == 1 + 2  # the first run and tune's two
     ignores.close()
 
-    no_gold = {k: v for k, v in follows.items() if k != "gold_column"}  # the people's labels are the only gold there is
-    auto = ReviewSession.open(no_gold, data, project=tmp_path / "r.db", student=False, batch=100, stop_at_target=False)
-    auto.tune_after = 40
+    # in the app: a slow model (0.5 s a batch) still relabeling from the 20th review when the 40th comes; the search
+    # waits for it and starts as it ends (no later review needed); a config with no gold column (the people's are the only labels)
+    slow = {k: v for k, v in follows.items() if k != "gold_column"}
+    slow["model"] = {**slow["model"], "params": {**slow["model"]["params"], "delay_s": 0.5}}
+    auto = ReviewSession.open(slow, data, project=tmp_path / "r.db", student=False, batch=100, stop_at_target=False)
+    auto.tune_after, auto.relabel_every, auto.relabel_rows = 40, 20, 10
     for i in range(40):
         auto.submit("ana", i, gold[i])
+    assert auto.background_job == "relabel" and auto.relabel_search is None
     assert auto.wait_for_relabel(timeout=120) and auto.relabel_search is not None and auto.relabel_search["relabel"] == "on"
     auto.close()
 

@@ -714,7 +714,8 @@ model:
 def test_a_project_with_no_examples_reviewed_by_keyboard_shows_a_narrowing_interval_and_relabels(tmp_path):
     """No examples file, no seed: 40 rows reviewed by keyboard. The page's estimate comes with a 95%
     interval once 10 random audit rows are in, the interval narrows as reviews come in, the
-    background relabel step (the nearest reviewed rows as demos) runs, and the guideline page proposes an
+    background relabel step (the nearest reviewed rows as demos) runs, the strategy search on the 40
+    reviews turns it on (the fake follows its demos) and the page says so, and the guideline page proposes an
     edit from the model's errors on the reviewed rows."""
     import random
     import sqlite3
@@ -736,7 +737,7 @@ def test_a_project_with_no_examples_reviewed_by_keyboard_shows_a_narrowing_inter
         writer = csv.DictWriter(fh, fieldnames=["text", "label"])
         writer.writeheader()
         writer.writerows(rows)
-    server = Server(tmp_path, "--audit", "30", "--batch", "5", "--relabel-every", "20", "--relabel-rows", "40")
+    server = Server(tmp_path, "--audit", "30", "--batch", "5", "--relabel-every", "20", "--relabel-rows", "40", "--tune-after", "40")
     driver = chrome()
     widths = {}
     try:
@@ -753,6 +754,10 @@ def test_a_project_with_no_examples_reviewed_by_keyboard_shows_a_narrowing_inter
                 found = re.search(r"95% interval ([\d.]+)% \u2013 ([\d.]+)%", driver.find_element("id", "estimate").text)
                 widths[n] = float(found.group(2)) - float(found.group(1))
         assert widths[40] < widths[20]
+        # the page asks again while a model job runs: the relabel step from the 20th review, then the search
+        wait_for(driver, lambda d: any("relabel step:" in e.text for e in d.find_elements("id", "relabel-search")), timeout=120)
+        assert re.search(r"relabel step: [48]-shot (similar|balanced) demos beat zero-shot on 20 reviewed rows \([\d.]+% against [\d.]+%\)",
+                         driver.find_element("id", "relabel-search").text)
         driver.get(server.base + "/guideline")
         wait_for(driver, lambda d: "No proposed edits yet" in d.find_element(By.ID, "proposals").text)
 

@@ -82,7 +82,7 @@ def review_command(config, data, project, host, port, annotators, tokens_file, t
     session.relabel_every = relabel_every or 0
     session.relabel_rows = relabel_rows
     session.propose_every = propose_every or 0
-    session.tune_after = tune_after or 0
+    session.tune_after = 0 if headless else tune_after or 0  # headless: the search runs in turn, before --relabel
     if headless:
         if tier_model:
             click.echo(f"{tier_model} labeled {session.escalate()} rows the first labeler was least sure of", err=True)

@@ -194,6 +194,7 @@ class ReviewSession:
         self.relabel_search: dict[str, Any] | None = None  # the strategy search's outcome (see `tune_relabel`)
         self.tune_after = 0  # reviewed rows before the strategy search runs in the background, once (0: only when asked)
         self._tune_started = False
+        self._closed = False
         self.reviewers: set[str] | None = None  # who may resolve conflicts (None: every annotator)
         self._since_propose = 0
         self._background: threading.Thread | None = None  # the one model job off the request path (relabel, guideline or tier)
@@ -248,6 +249,7 @@ class ReviewSession:
         return cls(loaded, o, on_event)
 
     def close(self) -> None:
+        self._closed = True
         self.store.close()
 
     # the loop -------------------------------------------------------------------------------------
@@ -276,12 +278,20 @@ class ReviewSession:
         if self._since_refit >= self.batch:
             self._refit_later() if self.background_refit else self.refit()
         self._since_propose += count
+        self._start_due_jobs()
+
+    def _start_due_jobs(self) -> None:
+        """Start the background model jobs whose turn has come: the strategy search first (it sets the demos of
+        the relabel step that follows it), then the relabel step, then guideline proposals. One job runs at a
+        time; a job that finds another running starts when that one ends (or after the next review)."""
+        if self._closed:
+            return
+        if self.tune_after and not self._tune_started and len(self.reviewed()) >= max(self.tune_after, TUNE_MIN_ROWS) and self.tune_in_background():
+            self._tune_started = True
         if self.relabel_every and self._since_relabel >= self.relabel_every and self.relabel_in_background(self.relabel_rows):
             self._since_relabel = 0
         if self.propose_every and self._since_propose >= self.propose_every and len(self.reviewed()) >= PROPOSE_MIN_ROWS and self.propose_in_background():
-            self._since_propose = 0  # (a model job already running: tried again after the next review)
-        if self.tune_after and not self._tune_started and len(self.reviewed()) >= max(self.tune_after, TUNE_MIN_ROWS) and self.tune_in_background():
-            self._tune_started = True
+            self._since_propose = 0
 
     def _refit_later(self) -> None:
         """The app's refit: on a thread of its own, so no request waits for it (on 100,000 rows a refit
@@ -690,24 +700,34 @@ class ReviewSession:
         return self._in_background("tier", lambda: f"review: {self.tier_model} labeled the {self.escalate()} rows the first labeler was least sure of")
 
     def wait_for_relabel(self, timeout: float | None = None) -> bool:
-        """Wait for the background model job (a relabel, a guideline proposal or the tier) to finish; True when none is running."""
-        thread = self._background
-        if thread is not None:
-            thread.join(timeout)
-        return thread is None or not thread.is_alive()
+        """Wait for the background model jobs (a relabel, a guideline proposal, the tier, the strategy search, and
+        any that came due meanwhile) to finish; True when none is running."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            thread = self._background
+            if thread is None or thread is threading.current_thread():
+                return True
+            thread.join(None if end is None else max(0.0, end - time.monotonic()))
+            if thread.is_alive():
+                return False
 
     def _in_background(self, name: str, work: Callable[[], str]) -> bool:
         """Run one model job on a thread unless one is running (two model jobs on 2 cores slow each other
         3x); False if one was. `work` returns what to tell the person."""
         with self._lock:
-            if self._background is not None and self._background.is_alive():
-                return False
+            if self._background is not None and self._background.is_alive() and self._background is not threading.current_thread():
+                return False  # (a job ending starts the next from its own thread)
 
             def run() -> None:
                 try:
                     self.on_event(Notice(work()))
                 except Exception as exc:  # noqa: BLE001 - a failed job leaves every review and label as it was
                     self.on_event(Notice(f"review: {name} failed ({type(exc).__name__}: {exc}); reviews are unaffected"))
+                finally:
+                    self._start_due_jobs()  # a job that came due while this one ran takes its place
+                    with self._lock:
+                        if self._background is threading.current_thread():
+                            self._background, self._background_kind = None, None
 
             self._background = threading.Thread(target=run, name=f"labelmill-{name}", daemon=True)
             self._background_kind = name
@@ -843,6 +863,7 @@ class ReviewSession:
             "fit": r.fit, "annotators": self.log.annotators(), "agreement": agreement(self.log.shared()),
             "tier": None if not self.tier_model else {"model": self.tier_model, "rows": self.tier_rows, "running": self.background_job == "tier"},
             "relabel": {"k": self.relabel_k, "selection": self.relabel_selection, "search": self.relabel_search, "searching": self.background_job == "tune"},
+            "background": self.background_job,
         }
 
     def labeled_frame(self) -> tuple[Any, dict[str, str]]:

@@ -23,8 +23,8 @@
 
   let statusTimer = null;
   function showStatus(s) {
-    // the loop refits on the server's own time: while it does, ask again shortly for the refitted status
-    if (s && s.refitting && statusTimer === null) {
+    // the loop refits, and model jobs run, on the server's own time: meanwhile, ask again shortly for the new status
+    if (s && (s.refitting || s.background) && statusTimer === null) {
       statusTimer = setTimeout(async () => {
         statusTimer = null;
         try { const r = await fetch("/api/status", { credentials: "same-origin" }); if (r.ok) { lastStatus = await r.json(); showStatus(lastStatus); } } catch (e) { /* next save */ }
@@ -47,6 +47,16 @@
     if (s.budget_left !== null && s.budget_left !== undefined) box.append(el("div", "budget left: " + s.budget_left + " rows", "muted"));
     if (s.tier && (s.tier.running || s.tier.rows)) box.append(el("div", s.tier.running ? "a stronger model (" + s.tier.model + ") is labeling the rows the first labeler was least sure of"
       : s.tier.model + " labeled the " + s.tier.rows + " rows the first labeler was least sure of", "muted"));
+    if (s.relabel && (s.relabel.searching || s.relabel.search)) {
+      const f = s.relabel.search, best = f && f.best_few_shot;
+      const said = s.relabel.searching || !f ? "searching the relabel step's demos on the reviewed rows (zero-shot against few-shot)"
+        : f.relabel === "on" ? "relabel step: " + best.k + "-shot " + best.selection + " demos beat zero-shot on " + f.dev_rows + " reviewed rows (" +
+          pct(best.accuracy) + " against " + pct(f.zero_shot_accuracy) + ")"
+        : "relabel step off: demos did not beat zero-shot on " + f.dev_rows + " reviewed rows";
+      const line = el("div", said, "muted");
+      line.id = "relabel-search";
+      box.append(line);
+    }
     if (message) box.append(el("div", message, message.startsWith("error") ? "error" : "saved"));
   }
 
