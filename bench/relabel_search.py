@@ -1,0 +1,104 @@
+"""The relabel step after the strategy search on the reviews: do demos pay, and what do they buy?
+
+A new user's start (the configs in examples/zero/: label names and one line of guideline, no examples, no
+seed): the default 0.5B labels the first --rows test rows zero-shot, and the loop of `labelmill review`
+(student on with the LLM's surest labels as its prior, random audit rows on, batch 10) is simulated with
+the gold column as the reviewer for --reviews reviews (audit seed 0). Then, as `labelmill review
+--tune-after` does:
+
+  search     `ReviewSession.tune_relabel()`: `tune` on the reviews, a seeded half as the demo pool and the other
+             half scored (the people's labels as gold), zero-shot against 4- and 8-shot similar and balanced
+             demos; the relabel step is on only where the best demos beat zero-shot there
+  relabel    `ReviewSession.relabel(--relabel)`: the most uncertain unreviewed rows labeled again with the
+             chosen demos from every reviewed row, and the loop refitted
+
+Reported per set (the gold column is read for these figures only, never by the loop or the search):
+  <set>_search_*            the search's dev rows, zero-shot and best few-shot accuracy there, its choice, seconds
+  <set>_relabel_rows        rows relabeled (0 when the search turned the step off)
+  <set>_relabeled_llm_before / _after   the LLM's accuracy on those rows before and after
+  <set>_truth_before / _after           the whole dataset's accuracy (the loop's labels) before and after
+  <set>_estimate_before / _after        what the page says of it (estimated accuracy, 95% interval)
+  <set>_relabel_s                       the relabel step's seconds
+
+    python bench/relabel_search.py [--sets sst2,ag_news] [--rows 1000] [--reviews 100] [--relabel 200] [--workdir DIR] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import emit, per_set, workdir  # noqa: E402
+from zero_labels import SETS, llm_table, test_rows  # noqa: E402
+
+
+def bench_set(name: str, rows: int, reviews: int, relabel: int, workdir: Path) -> dict:
+    from labelmill.config import load_config
+    from labelmill.store import Store
+    from labelmill.strategies.review.run import ReviewSession
+
+    config = SETS[name][0]
+    frame = test_rows(name, rows)
+    gold = frame["label"].astype(str).tolist()
+    project = workdir / f"{name}.db"
+    _, _, _, label_s = llm_table(config, frame, project)  # the zero-shot labels (cached in the store on a rerun)
+    names = load_config(config).label_names
+    session = ReviewSession.open(config, frame, project=project, student=True, use_examples=False, batch=10, stop_at_target=False, audit_seed=0)
+
+    def truth() -> float:
+        return float(np.mean([a == g for a, g in zip(session.routing.labels, gold)]))
+
+    def estimate() -> list:
+        status = session.status()
+        return [status["estimated_accuracy"], status["interval"]]
+
+    done = session.simulate(lambda i: gold[i], reviews=reviews)
+    out = {f"{name}_rows": len(gold), f"{name}_label_s": round(label_s, 1), f"{name}_reviews": done,
+           f"{name}_truth_before": truth(), f"{name}_estimate_before": estimate()}
+    started = time.perf_counter()
+    found = session.tune_relabel()
+    out.update({f"{name}_search_s": round(time.perf_counter() - started, 1), f"{name}_search_dev_rows": found["dev_rows"],
+                f"{name}_search_zero_shot": found["zero_shot_accuracy"], f"{name}_search_best_few_shot": found["best_few_shot"],
+                f"{name}_search_relabel": found["relabel"]})
+    chosen = session.routing.queue()[:relabel]
+    before = [session.table.rows[i].label if session.table.rows[i] is not None else None for i in chosen]
+    started = time.perf_counter()
+    count = session.relabel(relabel)
+    out[f"{name}_relabel_s"] = round(time.perf_counter() - started, 1)
+    out[f"{name}_relabel_rows"] = count
+    if count:
+        with Store(project) as store:
+            table = store.labels(store.runs()[-1]["id"], count, names)
+        out[f"{name}_relabeled_llm_before"] = float(np.mean([b == gold[i] for b, i in zip(before, chosen)]))
+        out[f"{name}_relabeled_llm_after"] = float(np.mean([a == gold[i] for a, i in zip(table.labels, chosen)]))
+    out.update({f"{name}_truth_after": truth(), f"{name}_estimate_after": estimate()})
+    session.close()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sets", default="sst2,ag_news")
+    parser.add_argument("--rows", type=int, default=1000)
+    parser.add_argument("--reviews", type=int, default=100)
+    parser.add_argument("--relabel", type=int, default=200)
+    parser.add_argument("--workdir", help="Keep the project stores here (default: a temporary folder).")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    figures: dict = {"rows": args.rows, "reviews": args.reviews}
+    started = time.perf_counter()
+    with workdir(args.workdir) as work:
+        per_set(args.sets, lambda name: bench_set(name, args.rows, args.reviews, args.relabel, work), figures)
+    figures["wall_s"] = round(time.perf_counter() - started, 1)
+    emit(figures, args.json)
+
+
+if __name__ == "__main__":
+    main()
