@@ -284,14 +284,15 @@ class ReviewSession:
         """Start the background model jobs whose turn has come: the strategy search first (it sets the demos of
         the relabel step that follows it), then the relabel step, then guideline proposals. One job runs at a
         time; a job that finds another running starts when that one ends (or after the next review)."""
-        if self._closed:
-            return
-        if self.tune_after and not self._tune_started and len(self.reviewed()) >= max(self.tune_after, TUNE_MIN_ROWS) and self.tune_in_background():
-            self._tune_started = True
-        if self.relabel_every and self._since_relabel >= self.relabel_every and self.relabel_in_background(self.relabel_rows):
-            self._since_relabel = 0
-        if self.propose_every and self._since_propose >= self.propose_every and len(self.reviewed()) >= PROPOSE_MIN_ROWS and self.propose_in_background():
-            self._since_propose = 0
+        with self._lock:  # (also called from a background job's thread as it ends)
+            if self._closed:
+                return
+            if self.tune_after and not self._tune_started and len(self.reviewed()) >= max(self.tune_after, TUNE_MIN_ROWS) and self.tune_in_background():
+                self._tune_started = True
+            if self.relabel_every and self._since_relabel >= self.relabel_every and self.relabel_in_background(self.relabel_rows):
+                self._since_relabel = 0
+            if self.propose_every and self._since_propose >= self.propose_every and len(self.reviewed()) >= PROPOSE_MIN_ROWS and self.propose_in_background():
+                self._since_propose = 0
 
     def _refit_later(self) -> None:
         """The app's refit: on a thread of its own, so no request waits for it (on 100,000 rows a refit
