@@ -86,7 +86,7 @@ def review_command(config, data, project, host, port, annotators, tokens_file, t
     if headless:
         if tier_model:
             click.echo(f"{tier_model} labeled {session.escalate()} rows the first labeler was least sure of", err=True)
-        _headless(session, export_format, out_path, ls_import, gold_column, reviews, relabel, as_json, tune_after)
+        _headless(session, export_format, out_path, ls_import, gold_column, reviews, as_json, {"tune_after": tune_after, "relabel": relabel})
         return
     names = list(dict.fromkeys([*annotators, *reviewers])) or [os.environ.get("USER") or "reviewer"]
     session.reviewers = set(reviewers) if reviewers else None
@@ -129,7 +129,8 @@ def serve(session, host: str, port: int) -> None:
     uvicorn.run(create_app(session), host=host, port=port, log_level="warning", loop="asyncio", http="h11", ws="none")
 
 
-def _headless(session, export_format, out_path, ls_import, gold_column, reviews, relabel, as_json, tune_after=None) -> None:
+def _headless(session, export_format, out_path, ls_import, gold_column, reviews, as_json, model_steps: dict) -> None:
+    """The headless steps in order: import, simulate, the strategy search and the relabel step (`model_steps`), export, status."""
     from labelmill.errors import InputDataError
     from labelmill.strategies.review.exports import export, import_label_studio
 
@@ -142,6 +143,7 @@ def _headless(session, export_format, out_path, ls_import, gold_column, reviews,
         gold = session.frame[gold_column].astype(str).tolist()
         done = session.simulate(lambda i: gold[i], reviews=reviews)
         click.echo(f"simulated {done} reviews from column {gold_column!r}", err=True)
+    tune_after, relabel = model_steps.get("tune_after"), model_steps.get("relabel")
     if tune_after and len(session.reviewed()) >= tune_after:
         found = session.tune_relabel()
         best = found["best_few_shot"] or {}
