@@ -13,6 +13,7 @@ the gold column as the reviewer for --reviews reviews (audit seed 0). Then, as `
              chosen demos from every reviewed row, and the loop refitted
 
 Reported per set (the gold column is read for these figures only, never by the loop or the search):
+  <set>_majority            the rows' majority label share
   <set>_search_*            the search's dev rows, zero-shot and best few-shot accuracy there, its choice, seconds
   <set>_relabel_rows        rows relabeled (0 when the search turned the step off)
   <set>_relabeled_llm_before / _after   the LLM's accuracy on those rows before and after
@@ -59,7 +60,8 @@ def bench_set(name: str, rows: int, reviews: int, relabel: int, workdir: Path) -
         return [status["estimated_accuracy"], status["interval"]]
 
     done = session.simulate(lambda i: gold[i], reviews=reviews)
-    out = {f"{name}_rows": len(gold), f"{name}_label_s": round(label_s, 1), f"{name}_reviews": done,
+    majority = max(gold.count(v) for v in set(gold)) / len(gold)
+    out = {f"{name}_rows": len(gold), f"{name}_majority": majority, f"{name}_label_s": round(label_s, 1), f"{name}_reviews": done,
            f"{name}_truth_before": truth(), f"{name}_estimate_before": estimate()}
     started = time.perf_counter()
     found = session.tune_relabel()

@@ -715,9 +715,13 @@ def test_cli_headless_searches_the_relabel_step_s_demos_before_relabeling(tmp_pa
     out = CliRunner().invoke(cli, ["review", str(config), str(data), "--project", str(tmp_path / "p.db"), "--no-student", "--simulate", "label",
                                    "--reviews", "40", "--tune-after", "40", "--relabel", "10", "--json"])
     assert out.exit_code == 0, out.output
-    assert "the relabel step is off" in out.output and "relabeled nothing: demos did not beat zero-shot on the reviewed rows" in out.output
+    assert re.search(r"demos did not beat zero-shot on 20 reviewed rows \([48]-shot (similar|balanced) ([\d.]+) against \2\); the relabel step is off", out.output)
+    assert "relabeled nothing: demos did not beat zero-shot on the reviewed rows" in out.output
     status = json.loads(out.output.strip().splitlines()[-1])
     assert status["relabel"]["k"] == 0 and status["relabel"]["search"]["relabel"] == "off" and status["relabel"]["search"]["dev_rows"] == 20
+    few = CliRunner().invoke(cli, ["review", str(config), str(data), "--project", str(tmp_path / "r.db"), "--no-student", "--simulate", "label",
+                                   "--reviews", "10", "--tune-after", "40", "--json"])
+    assert few.exit_code == 0 and "no strategy search: 10 rows reviewed, --tune-after asks for 40" in few.output
     bad = CliRunner().invoke(cli, ["review", str(config), str(data), "--project", str(tmp_path / "q.db"), "--tune-after", "39", "--json"])
     assert bad.exit_code == 2 and "39 is not in the range x>=40" in bad.output
 
@@ -1030,3 +1034,15 @@ def test_fit_combination_finds_the_optimum_of_its_stated_objective():
     z = ours[0] * np.log(np.maximum(parts[0], 1e-6)) + ours[1] * np.log(np.maximum(parts[1], 1e-6)) + ours[2:]
     by_hand = np.exp(z - z.max(axis=1, keepdims=True))
     assert np.allclose(combine(parts, ours), by_hand / by_hand.sum(axis=1, keepdims=True), atol=1e-9)
+
+
+def test_the_search_s_summary_says_what_it_found_even_when_a_trial_was_left_out():
+    from labelmill.strategies.review.run import search_summary
+
+    on = {"dev_rows": 20, "zero_shot_accuracy": 0.5, "best_few_shot": {"k": 8, "selection": "similar", "accuracy": 0.75}, "relabel": "on"}
+    assert search_summary(on) == "8-shot similar demos beat zero-shot on 20 reviewed rows (0.750 against 0.500); the relabel step uses them"
+    off = {**on, "best_few_shot": {"k": 4, "selection": "balanced", "accuracy": 0.5}, "relabel": "off"}
+    assert search_summary(off) == "demos did not beat zero-shot on 20 reviewed rows (4-shot balanced 0.500 against 0.500); the relabel step is off"
+    assert search_summary({**off, "best_few_shot": None}).startswith("the strategy search compared nothing on 20 reviewed rows (raise its budget)")
+    assert search_summary({**off, "zero_shot_accuracy": None}).endswith("the relabel step is off")
+    assert search_summary(None) == "the strategy search needs 40 reviewed rows"

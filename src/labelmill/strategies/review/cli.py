@@ -144,11 +144,12 @@ def _headless(session, export_format, out_path, ls_import, gold_column, reviews,
         done = session.simulate(lambda i: gold[i], reviews=reviews)
         click.echo(f"simulated {done} reviews from column {gold_column!r}", err=True)
     tune_after, relabel = model_steps.get("tune_after"), model_steps.get("relabel")
-    if tune_after and len(session.reviewed()) >= tune_after:
-        found = session.tune_relabel()
-        best = found["best_few_shot"] or {}
-        click.echo(f"strategy search on {found['dev_rows']} reviewed rows: zero-shot {found['zero_shot_accuracy']:.3f}, best demos "
-                   f"{best.get('k')}-shot {best.get('selection')} {best.get('accuracy', float('nan')):.3f}; the relabel step is {found['relabel']}", err=True)
+    if tune_after:
+        from labelmill.strategies.review.run import search_summary
+
+        reviewed = len(session.reviewed())
+        click.echo(search_summary(session.tune_relabel()) if reviewed >= tune_after else
+                   f"no strategy search: {reviewed} rows reviewed, --tune-after asks for {tune_after}", err=True)
     if relabel:
         count = session.relabel(relabel)
         click.echo(f"relabeled {count} rows with reviewed rows as demos" if count or session.relabel_k else

@@ -792,17 +792,7 @@ class ReviewSession:
 
     def tune_in_background(self, budget_s: float = 300.0) -> bool:
         """Start `tune_relabel` on a thread unless a model job is running; False if one was."""
-        def work() -> str:
-            found = self.tune_relabel(budget_s)
-            if found is None:
-                return f"review: the strategy search needs {TUNE_MIN_ROWS} reviewed rows"
-            if found["relabel"] == "on":
-                best = found["best_few_shot"]
-                return (f"review: {best['k']}-shot {best['selection']} demos beat zero-shot on {found['dev_rows']} reviewed rows "
-                        f"({best['accuracy']:.3f} against {found['zero_shot_accuracy']:.3f}); the relabel step uses them")
-            return f"review: demos did not beat zero-shot on {found['dev_rows']} reviewed rows; the relabel step is off"
-
-        return self._in_background("tune", work)
+        return self._in_background("tune", lambda: "review: " + search_summary(self.tune_relabel(budget_s)))
 
     def propose_guideline(self, rounds: int = 1, min_rows: int = PROPOSE_MIN_ROWS, **knobs: Any) -> int:
         """The guideline step: `refine` on the reviewed rows, the people's labels as its gold. The edits it
@@ -1083,3 +1073,17 @@ def as_dict(view: RowView) -> dict[str, Any]:
 
 
 __all__ = ["Budget", "ReviewSession", "RowView"]
+
+
+def search_summary(found: dict[str, Any] | None) -> str:
+    """What the strategy search on the reviews found, in a line (the app's notice, the headless command's output)."""
+    if found is None:
+        return f"the strategy search needs {TUNE_MIN_ROWS} reviewed rows"
+    best = found["best_few_shot"]
+    if found["relabel"] == "on":
+        return (f"{best['k']}-shot {best['selection']} demos beat zero-shot on {found['dev_rows']} reviewed rows "
+                f"({best['accuracy']:.3f} against {found['zero_shot_accuracy']:.3f}); the relabel step uses them")
+    if best is None or found["zero_shot_accuracy"] is None:  # a trial the budget left out
+        return f"the strategy search compared nothing on {found['dev_rows']} reviewed rows (raise its budget); the relabel step is off"
+    return (f"demos did not beat zero-shot on {found['dev_rows']} reviewed rows ({best['k']}-shot {best['selection']} "
+            f"{best['accuracy']:.3f} against {found['zero_shot_accuracy']:.3f}); the relabel step is off")
