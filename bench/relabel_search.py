@@ -21,7 +21,19 @@ Reported per set (the gold column is read for these figures only, never by the l
   <set>_estimate_before / _after        what the page says of it (estimated accuracy, 95% interval)
   <set>_relabel_s                       the relabel step's seconds
 
+With --paced SECONDS, the app's default instead (`labelmill review` on the embedded model): a person reviews one
+row every SECONDS (think time, not counted) while the strategy search starts on its own after 40 reviews and
+the relabel step after it, every 50 reviews, if demos paid; both run on a thread of the same process, as in
+the app. For --paced-reviews reviews (400), then the jobs under way are let finish:
+  <set>_paced_wait_p95_idle / _during_job   a save to the next row shown (the loop's refits included), p95,
+                                             while no model job runs and while one does
+  <set>_paced_reviews_during_job            how many of those reviews a model job ran beside
+  <set>_paced_truth_with_steps / _without   the dataset's accuracy after the same reviews, with the default
+                                             steps and on a copy of the store without them
+  <set>_paced_search / _relabel_steps       the search's outcome, and how many relabel steps ran
+
     python bench/relabel_search.py [--sets sst2,ag_news] [--rows 1000] [--reviews 100] [--relabel 200] [--workdir DIR] [--json]
+    python bench/relabel_search.py --paced 3 [--paced-reviews 400] [--sets sst2] [--rows 1000] [--workdir DIR] [--json]
 """
 
 from __future__ import annotations
@@ -84,6 +96,54 @@ def bench_set(name: str, rows: int, reviews: int, relabel: int, workdir: Path) -
     return out
 
 
+def paced_set(name: str, rows: int, pace: float, workdir: Path, reviews: int = 400) -> dict:
+    """The app's default model steps beside a person who reviews one row every `pace` seconds, for `reviews`
+    reviews (see the module's text)."""
+    from labelmill.strategies.review.cli import model_steps
+    from labelmill.strategies.review.run import ReviewSession
+    from review import fresh_copy
+
+    config = SETS[name][0]
+    frame = test_rows(name, rows)
+    gold = frame["label"].astype(str).tolist()
+    project = workdir / f"{name}-paced.db"
+    llm_table(config, frame, project)  # the zero-shot labels, as `labelmill review` makes them before it opens
+    without = fresh_copy(project, "without")
+    said: list[str] = []
+    session = ReviewSession.open(config, frame, project=project, student=True, use_examples=False, batch=10, stop_at_target=False, audit_seed=0,
+                                 on_event=lambda e: said.append(str(getattr(e, "message", ""))))
+    model_steps(session, None, None, default=True)
+    waits: dict[str, list[float]] = {"idle": [], "job": []}
+    started_at = time.perf_counter()
+    for _ in range(reviews):
+        job = session.background_job
+        started = time.perf_counter()
+        if not session.simulate(lambda i: gold[i], reviews=1):
+            break
+        waits["job" if job else "idle"].append(time.perf_counter() - started)
+        time.sleep(pace)
+    done = session.log.count()
+    session.wait_for_relabel()
+    ended = time.perf_counter() - started_at
+    truth_with = float(np.mean([a == g for a, g in zip(session.routing.labels, gold)]))
+    search = session.relabel_search
+    session.close()
+    plain = ReviewSession.open(config, frame, project=without, student=True, use_examples=False, batch=10, stop_at_target=False, audit_seed=0)
+    plain.simulate(lambda i: gold[i], reviews=done)
+    truth_without = float(np.mean([a == g for a, g in zip(plain.routing.labels, gold)]))
+    plain.close()
+
+    def p95(values: list[float]) -> float | None:
+        return round(float(np.quantile(values, 0.95)), 3) if values else None
+
+    return {f"{name}_majority": max(gold.count(v) for v in set(gold)) / len(gold), f"{name}_paced_reviews": done,
+            f"{name}_paced_wait_p95_idle": p95(waits["idle"]), f"{name}_paced_wait_p95_during_job": p95(waits["job"]),
+            f"{name}_paced_wait_max_during_job": round(max(waits["job"]), 3) if waits["job"] else None,
+            f"{name}_paced_reviews_during_job": len(waits["job"]), f"{name}_paced_search": search,
+            f"{name}_paced_relabel_steps": sum(m.startswith("review: relabeled") for m in said), f"{name}_paced_s": round(ended, 1),
+            f"{name}_paced_truth_with_steps": truth_with, f"{name}_paced_truth_without": truth_without}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", default="sst2,ag_news")
@@ -91,13 +151,19 @@ def main() -> None:
     parser.add_argument("--reviews", type=int, default=100)
     parser.add_argument("--relabel", type=int, default=200)
     parser.add_argument("--workdir", help="Keep the project stores here (default: a temporary folder).")
+    parser.add_argument("--paced-reviews", type=int, default=400)
+    parser.add_argument("--paced", type=float, help="Seconds between a person's reviews: measure the app's default model steps beside them.")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     figures: dict = {"rows": args.rows, "reviews": args.reviews}
     started = time.perf_counter()
     with workdir(args.workdir) as work:
-        per_set(args.sets, lambda name: bench_set(name, args.rows, args.reviews, args.relabel, work), figures)
+        if args.paced is not None:
+            figures["pace_s"] = args.paced
+            per_set(args.sets, lambda name: paced_set(name, args.rows, args.paced, work, args.paced_reviews), figures)
+        else:
+            per_set(args.sets, lambda name: bench_set(name, args.rows, args.reviews, args.relabel, work), figures)
     figures["wall_s"] = round(time.perf_counter() - started, 1)
     emit(figures, args.json)
 

@@ -675,7 +675,8 @@ def test_the_strategy_search_on_the_reviews_turns_the_relabel_step_on_only_where
     assert (found["dev_rows"], found["pool_rows"]) == (20, 20) and found["relabel"] == "on"
     # zero-shot misses the 'meh' rows among the 20 it is scored on; with the 2 most similar reviewed rows as demos, none
     assert found["zero_shot_accuracy"] < 1.0 and found["best_few_shot"] == {"k": 2, "selection": "similar", "accuracy": 1.0}
-    assert s.relabel_k == 2 and s.relabel_selection == "similar" and s.status()["relabel"] == {"k": 2, "selection": "similar", "search": found, "searching": False}
+    assert s.relabel_k == 2 and s.relabel_selection == "similar" and s.status()["relabel"] == {"k": 2, "selection": "similar", "search": found, "searching": False,
+                                                                                                 "search_after": None, "every": None, "running": False}
     with s.store.transaction() as db:
         assert db.execute("SELECT COUNT(*) FROM tune_trials").fetchone()[0] == 2  # zero-shot and 2-shot similar, kept like any tune run
     s.close()
@@ -699,6 +700,87 @@ def test_the_strategy_search_on_the_reviews_turns_the_relabel_step_on_only_where
     assert auto.background_job == "relabel" and auto.relabel_search is None
     assert auto.wait_for_relabel(timeout=120) and auto.relabel_search is not None and auto.relabel_search["relabel"] == "on"
     auto.close()
+
+
+def test_the_app_s_default_relabel_step_waits_for_the_search_to_find_that_demos_pay(tmp_path):
+    from labelmill.strategies.review.cli import model_steps
+
+    keywords = CONFIG["model"]["params"]["keywords"]
+    follows = {**CONFIG, "model": {"backend": "fake", "params": {"keywords": keywords, "follow_demos": True}}}
+    data = write_rows(tmp_path / "rows.csv", n=80)
+    said: list[str] = []
+    s = ReviewSession.open(follows, data, project=tmp_path / "p.db", student=False, batch=100, stop_at_target=False,
+                           on_event=lambda e: said.append(getattr(e, "message", "")))
+    model_steps(s, None, None, default=True)
+    assert (s.tune_after, s.relabel_every, s.relabel_after_search) == (40, 50, True)
+    s.relabel_every, s.relabel_rows = 10, 10  # due three times before the search can run
+    gold = s.frame["label"].astype(str).tolist()
+    for i in range(39):
+        s.submit("ana", i, gold[i])
+    assert s.background_job is None and len(s.store.runs()) == 1  # no relabel with the nearest rows before the search says demos pay
+    s.submit("ana", 39, gold[39])
+    assert s.wait_for_relabel(timeout=120) and s.relabel_search["relabel"] == "on"
+    relabeled = [m for m in said if m.startswith("review: relabeled")]
+    assert relabeled == ["review: relabeled 10 uncertain rows with reviewed rows as demos"]  # chained after the search, no review needed
+    assert said.index(relabeled[0]) > next(i for i, m in enumerate(said) if "beat zero-shot" in m)
+    s.close()
+
+    said.clear()
+    ignores = ReviewSession.open(CONFIG, data, project=tmp_path / "q.db", student=False, batch=100, stop_at_target=False,
+                                 on_event=lambda e: said.append(getattr(e, "message", "")))
+    model_steps(ignores, None, None, default=True)
+    ignores.relabel_every = 10
+    for i in range(60):
+        ignores.submit("ana", i, gold[i])
+        ignores.wait_for_relabel(timeout=120)
+    assert ignores.relabel_search["relabel"] == "off" and not [m for m in said if m.startswith("review: relabeled")]
+    ignores.close()
+
+
+def test_model_steps_asked_for_run_as_asked_and_the_default_is_for_local_models_only(tmp_path, monkeypatch):
+    import yaml
+    from click.testing import CliRunner
+
+    from labelmill.cli import cli
+    from labelmill.cli.app import _add_strategy_commands
+    from labelmill.strategies.review import cli as review_cli
+
+    _add_strategy_commands()
+    opened: list = []
+    monkeypatch.setattr(review_cli, "serve", lambda session, host, port: opened.append(session))
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(CONFIG))
+    data = write_rows(tmp_path / "rows.csv", n=30)
+
+    def steps(*args: str) -> tuple:
+        out = CliRunner().invoke(cli, ["review", str(config), str(data), "--project", str(tmp_path / "p.db"), "--no-student", *args])
+        assert out.exit_code == 0, out.output
+        session = opened.pop()
+        session.close()
+        return session.tune_after, session.relabel_every, session.relabel_after_search
+
+    assert steps() == (0, 0, False)  # the fake model stands for an API here: answers may cost money, so nothing runs unasked
+    assert steps("--tune-after", "60") == (60, 0, False)
+    assert steps("--relabel-every", "30") == (0, 30, False)
+    monkeypatch.setattr(review_cli, "LOCAL_BACKENDS", ("fake",))
+    assert steps() == (40, 50, True)
+    assert steps("--relabel-every", "30") == (40, 30, False)  # asked for: from the start, with the nearest reviewed rows
+    assert steps("--tune-after", "60") == (60, 50, True)
+    assert steps("--no-relabel") == (0, 0, False)
+
+
+def test_the_search_scores_at_most_tune_max_dev_reviewed_rows_and_pools_the_rest(tmp_path, monkeypatch):
+    from labelmill.strategies.review import run as review_run
+
+    monkeypatch.setattr(review_run, "TUNE_MAX_DEV", 25)
+    data = write_rows(tmp_path / "rows.csv", n=70)
+    s = ReviewSession.open(CONFIG, data, project=tmp_path / "p.db", student=False, batch=100, stop_at_target=False)
+    gold = s.frame["label"].astype(str).tolist()
+    for i in range(60):
+        s.submit("ana", i, gold[i])
+    found = s.tune_relabel(shots=(2,), selectors=("similar",))
+    assert (found["dev_rows"], found["pool_rows"]) == (25, 35)
+    s.close()
 
 
 def test_cli_headless_searches_the_relabel_step_s_demos_before_relabeling(tmp_path):

@@ -753,6 +753,9 @@ def test_a_project_with_no_examples_reviewed_by_keyboard_shows_a_narrowing_inter
                 wait_for(driver, lambda d: "95% interval" in d.find_element("id", "estimate").text, timeout=30)
                 found = re.search(r"95% interval ([\d.]+)% \u2013 ([\d.]+)%", driver.find_element("id", "estimate").text)
                 widths[n] = float(found.group(2)) - float(found.group(1))
+            if n == 20:  # the search's turn is said before it comes
+                wait_for(driver, lambda d: re.search(r"after 40 reviewed rows \((19|20) so far\), a search of the relabel step's demos",
+                                                     " ".join(e.text for e in d.find_elements("id", "relabel-search"))))
         assert widths[40] < widths[20]
         # the page asks again while a model job runs: the relabel step from the 20th review, then the search
         wait_for(driver, lambda d: any("relabel step:" in e.text for e in d.find_elements("id", "relabel-search")), timeout=120)

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 SWITCH_INTERVAL = 0.001  # seconds: see serve()
+LOCAL_BACKENDS = ("llama_cpp",)  # the embedded model: no money per answer, so the app's model steps are on by default
 
 
 @click.command(name="review")
@@ -41,13 +42,16 @@ SWITCH_INTERVAL = 0.001  # seconds: see serve()
 @click.option("--relabel", type=click.IntRange(min=1), help="Headless: the model labels this many of the most uncertain unreviewed rows again, "
               "with the nearest reviewed rows as demos.")
 @click.option("--relabel-every", type=click.IntRange(min=1), help="App: after this many reviews, relabel the --relabel-rows most "
-              "uncertain rows in the background with the nearest reviewed rows as demos (the model runs in the app's process).")
+              "uncertain rows in the background with the nearest reviewed rows as demos (the model runs in the app's process). "
+              "Default with the embedded model: every 50 reviews, once the strategy search (--tune-after) found that demos pay.")
 @click.option("--relabel-rows", default=200, show_default=True, type=click.IntRange(min=1), help='With --relabel: how many of the most uncertain rows the relabel step labels again.')
 @click.option("--propose-every", type=click.IntRange(min=1), help="App: after this many reviews (20 at least), refine proposes guideline "
               "edits from the model's errors on the reviewed rows in the background; they wait on the guideline page for a person.")
 @click.option("--tune-after", type=click.IntRange(min=40), help="Once this many rows are reviewed (40 at least), search the relabel "
               "step's demos on them in the background (tune: zero-shot against 4- and 8-shot similar and balanced demos, half the reviews "
-              "as the pool, half scored); the step uses the best only where it beat zero-shot. Headless: run before --relabel.")
+              "as the pool, half scored); the step uses the best only where it beat zero-shot. Headless: run before --relabel. "
+              "Default with the embedded model: 40.")
+@click.option("--no-relabel", is_flag=True, help="App: no strategy search and no relabel step unless --tune-after or --relabel-every asks.")
 @click.option("--tier-model", help="A stronger model (e.g. qwen2.5-coder-1.5b; `labelmill models pull` it first) that labels the "
               "--tier-share of rows the first labeler was least sure of: in the background as the app opens, before --simulate headless.")
 @click.option("--tier-share", default=0.5, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True), help='With --tier-model: the share of rows (those the first labeler was least sure of) the stronger model labels.')
@@ -62,7 +66,7 @@ SWITCH_INTERVAL = 0.001  # seconds: see serve()
 @click.option("--json", "as_json", is_flag=True, help="Headless: print the status as JSON.")
 def review_command(config, data, project, host, port, annotators, tokens_file, target, budget, overlap, blind, batch, calibration, trust_above,
                    no_student, seed_rows, student_kind, export_format, out_path, ls_import, gold_column, reviews, relabel, relabel_every,
-                   relabel_rows, propose_every, tune_after, tier_model, tier_share, audit, audit_every, reviewers, revoke, keep_tokens, as_json):
+                   relabel_rows, no_relabel, propose_every, tune_after, tier_model, tier_share, audit, audit_every, reviewers, revoke, keep_tokens, as_json):
     """Review the labels of DATA (an input file or the output of `labelmill run`) with CONFIG.
 
     Starts a web app on 127.0.0.1: the rows most worth a person's time first, a keyboard for each task
@@ -79,10 +83,12 @@ def review_command(config, data, project, host, port, annotators, tokens_file, t
         seed_rows=seed_rows, audit=audit, audit_every=audit_every, tier_model=tier_model, tier_share=tier_share,
         on_event=progress_handler(quiet=as_json),
     )
-    session.relabel_every = relabel_every or 0
     session.relabel_rows = relabel_rows
     session.propose_every = propose_every or 0
-    session.tune_after = 0 if headless else tune_after or 0  # headless: the search runs in turn, before --relabel
+    if headless:  # the search runs in turn, before --relabel
+        session.relabel_every = relabel_every or 0
+    else:
+        model_steps(session, tune_after, relabel_every, default=not no_relabel and session.config.model.backend in LOCAL_BACKENDS)
     if headless:
         if tier_model:
             click.echo(f"{tier_model} labeled {session.escalate()} rows the first labeler was least sure of", err=True)
@@ -109,6 +115,21 @@ def review_command(config, data, project, host, port, annotators, tokens_file, t
         click.echo(f"  {name}: {url}", err=True)
     session.escalate_in_background()
     serve(session, host, port)
+
+
+def model_steps(session, tune_after: int | None, relabel_every: int | None, default: bool) -> None:
+    """The app's background model steps. Asked for, they run as asked (a relabel step asked for runs from the
+    start with the nearest reviewed rows). By default (`default`: a local model, so the steps cost no money)
+    the strategy search runs once TUNE_MIN_ROWS rows are reviewed, and the relabel step every RELABEL_EVERY
+    reviews only once that search found demos that beat zero-shot on the reviewed rows."""
+    from labelmill.strategies.review.run import RELABEL_EVERY, TUNE_MIN_ROWS
+
+    session.tune_after = tune_after or (TUNE_MIN_ROWS if default else 0)
+    session.relabel_every = relabel_every or (RELABEL_EVERY if default else 0)
+    session.relabel_after_search = not relabel_every and default
+    if default and session.names:
+        click.echo(f"the model's own steps: after {session.tune_after} reviews a strategy search on them; a relabel step every "
+                   f"{session.relabel_every} reviews if demos pay (--no-relabel: off)", err=True)
 
 
 def serve(session, host: str, port: int) -> None:

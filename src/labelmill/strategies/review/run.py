@@ -36,6 +36,8 @@ REFIT_SHARE = 0.2  # the app's refits take at most this share of the time (a ref
 MAX_BULK = 100  # rows one bulk accept may take (a page's cluster is far fewer)
 PROPOSE_MIN_ROWS = 20  # reviewed rows before guideline proposals (refine holds half of them out, and needs 10 each side)
 TUNE_MIN_ROWS = 40  # reviewed rows before the strategy search on them (half its demo pool, half, 20 or more, its dev rows)
+TUNE_MAX_DEV = 200  # the search scores at most this many reviewed rows (the rest join its demo pool)
+RELABEL_EVERY = 50  # the app's default: reviews between relabel steps, once the search found that demos pay
 
 
 @dataclass
@@ -188,6 +190,7 @@ class ReviewSession:
         self._since_refit = 0
         self._since_relabel = 0
         self.relabel_every = 0  # reviews between background relabels (0: only when asked)
+        self.relabel_after_search = False  # True: the relabel step waits until the strategy search found that demos pay
         self.relabel_rows = 200
         self.propose_every = 0  # reviews between background guideline proposals (0: only when asked)
         self.relabel_k, self.relabel_selection = 4, "similar"  # the relabel step's demos (what `tune_relabel` found, once it ran)
@@ -289,10 +292,15 @@ class ReviewSession:
                 return
             if self.tune_after and not self._tune_started and len(self.reviewed()) >= max(self.tune_after, TUNE_MIN_ROWS) and self.tune_in_background():
                 self._tune_started = True
-            if self.relabel_every and self._since_relabel >= self.relabel_every and self.relabel_in_background(self.relabel_rows):
+            if self.relabel_every and self._since_relabel >= self.relabel_every and self._relabel_allowed() and self.relabel_in_background(self.relabel_rows):
                 self._since_relabel = 0
             if self.propose_every and self._since_propose >= self.propose_every and len(self.reviewed()) >= PROPOSE_MIN_ROWS and self.propose_in_background():
                 self._since_propose = 0
+
+    def _relabel_allowed(self) -> bool:
+        """Whether the background relabel step may run: always, unless it waits for the search (the app's default,
+        `relabel_after_search`) and the search has not yet found demos that beat zero-shot."""
+        return not self.relabel_after_search or (self.relabel_search is not None and self.relabel_k > 0)
 
     def _refit_later(self) -> None:
         """The app's refit: on a thread of its own, so no request waits for it (on 100,000 rows a refit
@@ -751,8 +759,8 @@ class ReviewSession:
     def tune_relabel(self, budget_s: float = 300.0, shots: tuple[int, ...] = (0, 4, 8), selectors: tuple[str, ...] = ("similar", "balanced"),
                      min_rows: int = TUNE_MIN_ROWS, seed: int = 0) -> dict[str, Any] | None:
         """The strategy search on the reviews: `labelmill tune` with a seeded half of the reviewed rows as its
-        demo pool and the other half as its dev rows (the people's labels as gold), the same trials a user
-        would run, within `budget_s`. Its trials are in the store (`tune_trials`). The relabel step takes the
+        demo pool and the other half (at most TUNE_MAX_DEV rows; the rest join the pool) as its dev rows (the
+        people's labels as gold), the same trials a user would run, within `budget_s`. Its trials are in the store (`tune_trials`). The relabel step takes the
         best few-shot strategy (`relabel_k`, `relabel_selection`) only when it beat zero-shot on those dev rows;
         otherwise `relabel_k` is 0 and the step is off (demos do not pay here; a later search may say
         otherwise). Calibration is not searched: the loop's combination refits the model's confidence on
@@ -766,8 +774,9 @@ class ReviewSession:
                 return None
             rows = sorted(reviewed)
             order = np.random.default_rng(seed).permutation(len(rows))
-            pool = sorted(rows[j] for j in order[: len(rows) // 2])
-            dev_rows = sorted(rows[j] for j in order[len(rows) // 2 :])
+            half = max(len(rows) // 2, len(rows) - TUNE_MAX_DEV)
+            pool = sorted(rows[j] for j in order[:half])
+            dev_rows = sorted(rows[j] for j in order[half:])
             column = self.config.gold_column or "reviewed_label"
             examples = self._reviewed_examples(pool, reviewed, max(shots), selectors[0])
             cfg = self.config.model_copy(update={"examples": examples, "gold_column": column})
@@ -853,7 +862,9 @@ class ReviewSession:
             "budget_left": self.budget_left(), "refits": self.refits, "refitting": self._refit_due or bool(self._refit_thread and self._refit_thread.is_alive()),
             "fit": r.fit, "annotators": self.log.annotators(), "agreement": agreement(self.log.shared()),
             "tier": None if not self.tier_model else {"model": self.tier_model, "rows": self.tier_rows, "running": self.background_job == "tier"},
-            "relabel": {"k": self.relabel_k, "selection": self.relabel_selection, "search": self.relabel_search, "searching": self.background_job == "tune"},
+            "relabel": {"k": self.relabel_k, "selection": self.relabel_selection, "search": self.relabel_search, "searching": self.background_job == "tune",
+                        "search_after": max(self.tune_after, TUNE_MIN_ROWS) if self.tune_after and not self._tune_started else None,
+                        "every": self.relabel_every or None, "running": self.background_job == "relabel"},
             "background": self.background_job,
         }
 

@@ -47,6 +47,12 @@
     if (s.budget_left !== null && s.budget_left !== undefined) box.append(el("div", "budget left: " + s.budget_left + " rows", "muted"));
     if (s.tier && (s.tier.running || s.tier.rows)) box.append(el("div", s.tier.running ? "a stronger model (" + s.tier.model + ") is labeling the rows the first labeler was least sure of"
       : s.tier.model + " labeled the " + s.tier.rows + " rows the first labeler was least sure of", "muted"));
+    if (s.relabel && s.relabel.search_after && !s.relabel.searching && !s.relabel.search) {
+      const line = el("div", "after " + s.relabel.search_after + " reviewed rows (" + s.reviewed + " so far), a search of the relabel step's demos on them", "muted");
+      line.id = "relabel-search";
+      box.append(line);
+    }
+    if (s.relabel && s.relabel.running) box.append(el("div", "relabeling the least sure rows with reviewed rows as demos", "muted"));
     if (s.relabel && (s.relabel.searching || s.relabel.search)) {
       const f = s.relabel.search, best = f && f.best_few_shot;
       const said = s.relabel.searching || !f ? "searching the relabel step's demos on the reviewed rows (zero-shot against few-shot)"
