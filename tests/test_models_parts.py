@@ -86,7 +86,10 @@ def test_the_fix_for_a_wrong_name_names_the_backend_or_the_closest_labeler():
     assert models._model_fix("o3-mini").startswith("o3-mini is an API model: set model.backend: openai")
     assert models._model_fix("qwen-0.5") == f"did you mean 'qwen2.5-coder-0.5b'? give the path of a .gguf file, or a catalog model: {labelers}"
     assert models._model_fix("smollm") == f"did you mean 'smollm2-135m'? give the path of a .gguf file, or a catalog model: {labelers}"
+    assert models._model_fix("defautl") == f"did you mean 'qwen2.5-coder-0.5b'? give the path of a .gguf file, or a catalog model: {labelers}"
+    assert models._model_fix("qwen2.5-coder-0.5") == f"did you mean 'qwen2.5-coder-0.5b'? give the path of a .gguf file, or a catalog model: {labelers}"
     assert models._model_fix("all-mpnet-base") == f"give the path of a .gguf file, or a catalog model: {labelers}"  # an encoder is no labeler
+    assert models._model_fix("mpnett") == f"give the path of a .gguf file, or a catalog model: {labelers}"  # nor its alias
     assert models._model_fix("zzzz") == f"give the path of a .gguf file, or a catalog model: {labelers}"
 
 
@@ -148,6 +151,14 @@ def test_verified_needs_the_marker_the_file_and_its_hash(tmp_path, monkeypatch, 
     assert not models.verified(model, target)
 
 
+def test_hashes_are_remembered_in_a_cache_folder_made_on_the_way(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABELMILL_CACHE_DIR", str(tmp_path / "deep" / "er" / "cache"))
+    path = tmp_path / "w.bin"
+    path.write_bytes(b"weights")
+    models.file_sha256(path)
+    assert list(json.loads((tmp_path / "deep" / "er" / "cache" / "sha256-memo.json").read_text()).values()) == [hashlib.sha256(b"weights").hexdigest()]
+
+
 def test_hashes_are_remembered_by_size_and_times_and_a_write_hashes_again(tmp_path, cache):
     path = tmp_path / "w.bin"
     path.write_bytes(b"weights")
@@ -193,7 +204,8 @@ def test_encoder_parts_come_from_their_distributions_records_in_order(tmp_path, 
     _dist(site, "fake-enc-part-002", {"input/enc.zip.003": b"3"})
     _dist(site, "fake-enc-part-003", {"input/other.txt": b"x"})
     monkeypatch.syspath_prepend(str(site))
-    model = CatalogModel(name="enc", filename="enc", sha256="0" * 64, packages=(), part_glob="input/enc.zip.*", install="pip install enc",
+    # only the glob's file name part counts: the distributions' RECORD says where their files are
+    model = CatalogModel(name="enc", filename="enc", sha256="0" * 64, packages=(), part_glob="parts/of/enc.zip.*", install="pip install enc",
                          hf_repo="x/y", kind="encoder", distributions=("fake-enc-part-001", "fake-enc-part-002"), checked_file="w")
     parts = models._distribution_parts(model)
     assert [p.read_bytes() for p in parts] == [b"1", b"2", b"3"]
