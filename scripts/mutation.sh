@@ -5,6 +5,9 @@
 #                                                       only these test files run (the stats pass too): minutes, not
 #                                                       the 20 of the whole fast suite; a mutant no chosen test
 #                                                       reaches reads "no tests"
+#   bash scripts/mutation.sh --tests "tests/test_cascade_tiers.py" --timeout-constant 20 "labelmill.strategies.cascade.*"
+#                                                       tests that load a model in each fresh worker: N seconds more
+#                                                       before a mutant counts as a timeout (mutmut's default 1)
 #   bash scripts/mutation.sh                            everything in [tool.mutmut] only_mutate (hours)
 # Then: .venv/bin/mutmut results (the survivors), .venv/bin/mutmut show NAME (a survivor's diff).
 # mutmut runs the tests from a copy in mutants/, one folder deeper than the checkout: the example configs
@@ -12,23 +15,26 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tests=""
-if [ "${1:-}" = "--tests" ]; then
-  tests="$2"
+constant=""
+while [ "${1:-}" = "--tests" ] || [ "${1:-}" = "--timeout-constant" ]; do
+  if [ "$1" = "--tests" ]; then tests="$2"; else constant="$2"; fi
   shift 2
-fi
+done
 [ -e shared ] || ln -s ../shared shared
 rm -rf mutants
-if [ -n "$tests" ]; then
-  # mutmut reads its test selection from pyproject.toml only: add it for this run, put the file back after
+if [ -n "$tests$constant" ]; then
+  # mutmut reads its settings from pyproject.toml only: add them for this run, put the file back after
   cp pyproject.toml .pyproject.toml.mutation
   trap 'mv -f .pyproject.toml.mutation pyproject.toml' EXIT
-  .venv/bin/python - "$tests" <<'PY'
+  .venv/bin/python - "$tests" "$constant" <<'PY'
 import json, sys
 from pathlib import Path
 p = Path("pyproject.toml")
 text = p.read_text()
-selection = "pytest_add_cli_args_test_selection = " + json.dumps(sys.argv[1].split()) + "\n"
-p.write_text(text.replace("[tool.mutmut]\n", "[tool.mutmut]\n" + selection, 1))
+tests, constant = sys.argv[1], sys.argv[2]
+added = ("pytest_add_cli_args_test_selection = " + json.dumps(tests.split()) + "\n" if tests else "")
+added += f"timeout_constant = {float(constant)}\n" if constant else ""
+p.write_text(text.replace("[tool.mutmut]\n", "[tool.mutmut]\n" + added, 1))
 PY
 fi
 started=$(date +%s)

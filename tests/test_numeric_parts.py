@@ -1,0 +1,80 @@
+"""The review page's estimate (numeric/estimate.py) on small cases worked out by hand: the difference
+estimator's point, the audit rows that stand for the rows left, the spread's floor, Student's t, the clips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from labelmill.numeric.estimate import accuracy_interval
+
+
+def test_an_interior_interval_worked_out_by_hand():
+    # 100 rows left at 0.7, none reviewed; 20 audit rows at 0.7, 14 right: mean error 0, so the point is 0.7.
+    # error variance (14 * 0.3^2 + 6 * 0.7^2) / 19 = 0.221053 (above the promised 0.7 * 0.3 = 0.21);
+    # sd = sqrt(100^2 * 0.221053 / 20 + 100 * 0.21) / 100 = 0.114685; t(0.975, 19) = 2.093024
+    out = accuracy_interval(np.full(100, 0.7), 0, np.full(20, 0.7), np.array([1] * 14 + [0] * 6))
+    assert out["estimated_accuracy"] == pytest.approx(0.7)
+    assert out["low"] == pytest.approx(0.7 - 2.093024 * 0.114685, abs=1e-5) and out["high"] == pytest.approx(0.7 + 2.093024 * 0.114685, abs=1e-5)
+    assert out["interval_width"] == pytest.approx(2 * 2.093024 * 0.114685, abs=1e-5) and out["interval_level"] == 0.95
+    assert (out["audit_rows"], out["audit_rows_used"]) == (20, 20)
+    assert out["audit_accuracy"] == pytest.approx(0.7) and out["audit_mean_confidence"] == pytest.approx(0.7) and out["correction"] == pytest.approx(0.0)
+    narrower = accuracy_interval(np.full(100, 0.7), 0, np.full(20, 0.7), np.array([1] * 14 + [0] * 6), level=0.8)
+    # t(0.9, 19) = 1.327728
+    assert narrower["low"] == pytest.approx(0.7 - 1.327728 * 0.114685, abs=1e-5) and narrower["interval_level"] == 0.8
+
+
+def test_the_correction_moves_the_point_and_the_reviewed_rows_count_as_right():
+    # 10 rows left at 0.5, 90 reviewed; audit errors 0.5, -0.6, 0.3, -0.55: mean -0.0875
+    # point (90 + 5 + 10 * -0.0875) / 100 = 0.94125; variance 0.323958 (promised 0.236875);
+    # sd = sqrt(100 * 0.323958 / 4 + 10 * 0.25) / 100 = 0.032556; t(0.975, 3) = 3.182446
+    out = accuracy_interval(np.full(10, 0.5), 90, np.array([0.5, 0.6, 0.7, 0.55]), np.array([1, 0, 1, 0]))
+    assert out["estimated_accuracy"] == pytest.approx(0.94125) and out["correction"] == pytest.approx(-0.0875)
+    assert out["low"] == pytest.approx(0.94125 - 3.182446 * 0.032556, abs=1e-5) and out["high"] == 1.0
+    assert out["audit_accuracy"] == 0.5 and out["audit_mean_confidence"] == pytest.approx(0.5875)
+
+
+def test_audit_rows_as_sure_as_the_rows_left_stand_for_them_once_there_are_enough():
+    c = np.array([0.95, 0.9, 0.85, 0.8])
+    ac = np.array([0.99, 0.97, 0.95, 0.9, 0.6, 0.5, 0.4, 0.93, 0.96, 0.98])
+    ok = np.array([1, 1, 1, 0, 1, 0, 0, 1, 1, 1])
+    # 7 audit rows at or above the frontier 0.8: fewer than min_like 8, so all 10 stand (mean error -0.118)
+    every = accuracy_interval(c, 6, ac, ok, frontier=0.8)
+    assert every["audit_rows_used"] == 10 and every["correction"] == pytest.approx(-0.118)
+    assert every["estimated_accuracy"] == pytest.approx(0.9028) and every["low"] == pytest.approx(0.720780, abs=1e-5)
+    # min_like 5: the 7 sure ones only (mean error -0.097143), t(0.975, 6) = 2.446912
+    sure = accuracy_interval(c, 6, ac, ok, frontier=0.8, min_like=5)
+    assert sure["audit_rows_used"] == 7 and sure["audit_rows"] == 10 and sure["correction"] == pytest.approx(-0.0971429)
+    assert sure["estimated_accuracy"] == pytest.approx(0.9111429) and sure["low"] == pytest.approx(0.7046188, abs=1e-5)
+    at_edge = accuracy_interval(c, 6, ac, ok, frontier=0.9, min_like=7)  # 0.9 itself counts: exactly 7 rows
+    assert at_edge["audit_rows_used"] == 7
+
+
+def test_sure_audit_rows_that_were_all_right_still_leave_the_spread_their_confidence_promises():
+    # 3 audit rows at 0.9, all right: variance 0, so the spread is the promised 0.09; point (80 + 19 + 20 * 0.1) / 100
+    # = 1.01, shown as 1.0; sd = sqrt(400 * 0.09 / 3 + 20 * 0.0475) / 100 = 0.0359861; t(0.975, 2) = 4.302653
+    out = accuracy_interval(np.full(20, 0.95), 80, np.full(3, 0.9), np.ones(3))
+    assert out["estimated_accuracy"] == 1.0 and out["high"] == 1.0
+    assert out["low"] == pytest.approx(1.01 - 4.302653 * 0.0359861, abs=1e-5)
+
+
+def test_a_far_too_sure_model_is_corrected_down_and_the_low_end_stops_at_zero():
+    ac = np.array([0.9, 0.8, 0.9, 0.7, 0.95, 0.85, 0.9, 0.8, 0.75, 0.9])
+    out = accuracy_interval(np.full(40, 0.6), 0, ac, np.array([1, 0, 0, 1, 0, 1, 0, 0, 1, 0]))
+    assert out["estimated_accuracy"] == pytest.approx(0.155) and out["low"] == 0.0
+    assert out["high"] == pytest.approx(0.155 + 2.262157 * 0.1931393, abs=1e-5)
+
+
+def test_missing_and_out_of_range_confidences_are_read_as_zero_and_clipped():
+    plain = accuracy_interval(np.array([0.0, 1.0]), 2, np.array([0.0, 1.0, 0.5]), np.array([0, 1, 1]))
+    odd = accuracy_interval(np.array([np.nan, 1.7]), 2, np.array([-0.3, 4.0, 0.5]), np.array([0, 1, 1]))
+    assert odd == plain
+    assert plain["estimated_accuracy"] == pytest.approx((2 + 1 + 2 * (0.5 / 3)) / 4)
+
+
+def test_no_rows_or_fewer_than_two_audit_rows_is_an_error():
+    with pytest.raises(ValueError, match="at least two audit rows"):
+        accuracy_interval(np.full(5, 0.5), 0, np.array([0.5]), np.array([1]))
+    with pytest.raises(ValueError, match="needs rows"):
+        accuracy_interval(np.array([]), 0, np.array([0.5, 0.5]), np.array([1, 0]))
+    assert accuracy_interval(np.array([]), 3, np.array([0.5, 0.5]), np.array([1, 0]))["estimated_accuracy"] == 1.0  # every row reviewed
