@@ -737,6 +737,46 @@ def test_the_app_s_default_relabel_step_waits_for_the_search_to_find_that_demos_
     ignores.close()
 
 
+def test_the_search_s_outcome_is_kept_and_a_session_opened_again_does_not_search_again(tmp_path):
+    keywords = CONFIG["model"]["params"]["keywords"]
+    follows = {**CONFIG, "model": {"backend": "fake", "params": {"keywords": keywords, "follow_demos": True}}}
+    data = write_rows(tmp_path / "rows.csv", n=80)
+    s = ReviewSession.open(follows, data, project=tmp_path / "p.db", student=False, batch=100, stop_at_target=False)
+    gold = s.frame["label"].astype(str).tolist()
+    for i in range(40):
+        s.submit("ana", i, gold[i])
+    found = s.tune_relabel(shots=(2,), selectors=("similar",))
+    assert found["relabel"] == "on"
+    s.close()
+
+    again = ReviewSession.open(follows, data, project=tmp_path / "p.db", student=False, batch=100, stop_at_target=False)
+    assert (again.relabel_k, again.relabel_selection, again.relabel_search) == (2, "similar", found)
+    again.tune_after = 40
+    for i in range(40, 45):
+        again.submit("ana", i, gold[i])
+    assert again.background_job is None and again.status()["relabel"]["search_after"] is None
+    with again.store.transaction() as db:
+        assert db.execute("SELECT COUNT(*) FROM tune_trials").fetchone()[0] == 2  # the first search's two trials only
+        assert db.execute("SELECT reviewed FROM review_searches").fetchall() == [(40,)]
+    later = again.tune_relabel(shots=(4,), selectors=("similar",))  # asked for: a second search, on 45 rows
+    again.close()
+    last = ReviewSession.open(follows, data, project=tmp_path / "p.db", student=False, batch=100, stop_at_target=False)
+    assert later["relabel"] == "on" and (last.relabel_k, last.relabel_selection, last.relabel_search) == (4, "similar", later)  # the latest holds
+    last.close()
+
+    off = ReviewSession.open(CONFIG, data, project=tmp_path / "q.db", student=False, batch=100, stop_at_target=False)
+    for i in range(40):
+        off.submit("ana", i, gold[i])
+    assert off.tune_relabel(shots=(4,), selectors=("similar",))["relabel"] == "off"
+    off.close()
+    reopened = ReviewSession.open(CONFIG, data, project=tmp_path / "q.db", student=False, batch=100, stop_at_target=False)
+    assert reopened.relabel_k == 0 and reopened.relabel_search["relabel"] == "off" and reopened.relabel(limit=10) == 0
+    reopened.close()
+    fresh = ReviewSession.open(CONFIG, data, project=tmp_path / "r.db", student=False, batch=100, stop_at_target=False)
+    assert (fresh.relabel_k, fresh.relabel_search) == (4, None)  # nothing kept: the default demos until a search runs
+    fresh.close()
+
+
 def test_model_steps_asked_for_run_as_asked_and_the_default_is_for_local_models_only(tmp_path, monkeypatch):
     import yaml
     from click.testing import CliRunner

@@ -260,6 +260,18 @@ class ReviewLog:
     def count(self) -> int:
         return len(self._active())
 
+    # the strategy search on the reviews ----------------------------------------------------------
+    def save_search(self, reviewed: int, outcome: Mapping[str, Any]) -> None:
+        """Keep what a strategy search on `reviewed` reviewed rows found (see `ReviewSession.tune_relabel`)."""
+        with self.store.transaction() as db:
+            db.execute("INSERT INTO review_searches (run_id, reviewed, outcome, created_at) VALUES (?, ?, ?, ?)",
+                       (self.run_id, reviewed, json.dumps(dict(outcome)), time.time()))
+
+    def last_search(self) -> dict[str, Any] | None:
+        """The latest strategy search's outcome for this run, None if none ran."""
+        row = self.store.db.execute("SELECT outcome FROM review_searches WHERE run_id = ? ORDER BY id DESC LIMIT 1", (self.run_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
     def audit_rows(self) -> list[int]:
         """Rows whose review in force was an audit draw, in the order they were reviewed."""
         return list(self._derived("audit", lambda: list(dict.fromkeys(r.row_index for r in self._active() if r.audit and r.kind != "resolve"))))

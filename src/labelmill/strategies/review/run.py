@@ -196,7 +196,7 @@ class ReviewSession:
         self.relabel_k, self.relabel_selection = 4, "similar"  # the relabel step's demos (what `tune_relabel` found, once it ran)
         self.relabel_search: dict[str, Any] | None = None  # the strategy search's outcome (see `tune_relabel`)
         self.tune_after = 0  # reviewed rows before the strategy search runs in the background, once (0: only when asked)
-        self._tune_started = False
+        self._tune_started = False  # (a search kept in the store from an earlier session counts: see below)
         self._closed = False
         self.reviewers: set[str] | None = None  # who may resolve conflicts (None: every annotator)
         self._since_propose = 0
@@ -216,6 +216,10 @@ class ReviewSession:
         self._audit_order = [int(i) for i in np.random.default_rng(o.audit_seed).permutation(len(self.records))]
         self._audit_leases: dict[int, str] = {}
         self.routing: Routing = self._route()
+        kept = self.log.last_search()
+        if kept is not None:  # the session opened again: the search's outcome holds, and the search does not run again
+            self._take_search(kept)
+            self._tune_started = True
 
     # opening --------------------------------------------------------------------------------------
     @classmethod
@@ -792,12 +796,18 @@ class ReviewSession:
                    "best_few_shot": None if few is None else {"k": few["shots"], "selection": few["selection"], "accuracy": few["accuracy"]},
                    "relabel": "on" if pays else "off", "elapsed_s": report["elapsed_s"]}
         with self._lock:
-            if pays:
-                self.relabel_k, self.relabel_selection = int(few["shots"]), str(few["selection"])
-            else:
-                self.relabel_k = 0
-            self.relabel_search = outcome
+            self._take_search(outcome)
+            self.log.save_search(len(reviewed), outcome)
         return outcome
+
+    def _take_search(self, outcome: dict[str, Any]) -> None:
+        """Set the relabel step's demos from a search's outcome (a fresh one, or the last one kept in the store)."""
+        best = outcome.get("best_few_shot")
+        if outcome.get("relabel") == "on" and best:
+            self.relabel_k, self.relabel_selection = int(best["k"]), str(best["selection"])
+        else:
+            self.relabel_k = 0
+        self.relabel_search = outcome
 
     def tune_in_background(self, budget_s: float = 300.0) -> bool:
         """Start `tune_relabel` on a thread unless a model job is running; False if one was."""

@@ -7,7 +7,8 @@ from typing import Any
 
 from labelmill.core.strategy import EvalContext, Strategy
 
-# the tables the review log uses (log.py): annotators with a hashed token each, and the append-only review log
+# the tables the review log uses (log.py): annotators with a hashed token each, the append-only review log,
+# and the strategy searches run on the reviews
 MIGRATIONS = [
     """
     CREATE TABLE review_annotators (
@@ -34,6 +35,16 @@ MIGRATIONS = [
     """,
     # 2: a review of a row drawn at random for the accuracy estimate (the audit sample) says so
     "ALTER TABLE reviews ADD COLUMN audit INTEGER NOT NULL DEFAULT 0;",
+    # 3: the strategy search on the reviews (what it found sets the relabel step's demos when the session opens again)
+    """
+    CREATE TABLE review_searches (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        reviewed INTEGER NOT NULL,
+        outcome TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    """,
 ]
 
 
