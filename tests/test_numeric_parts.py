@@ -48,6 +48,19 @@ def test_audit_rows_as_sure_as_the_rows_left_stand_for_them_once_there_are_enoug
     assert sure["estimated_accuracy"] == pytest.approx(0.9111429) and sure["low"] == pytest.approx(0.7046188, abs=1e-5)
     at_edge = accuracy_interval(c, 6, ac, ok, frontier=0.9, min_like=7)  # 0.9 itself counts: exactly 7 rows
     assert at_edge["audit_rows_used"] == 7
+    # one more sure audit row (0.91, wrong): 8 at or above 0.8, as many as the default min_like, so those 8 stand
+    eight = accuracy_interval(c, 6, np.append(ac, 0.91), np.append(ok, 0), frontier=0.8)
+    assert eight["audit_rows_used"] == 8 and eight["correction"] == pytest.approx(-0.19875) and eight["low"] == pytest.approx(0.6582480, abs=1e-5)
+
+
+def test_one_or_two_audit_rows_standing_use_a_quarter_or_their_variance_and_t_with_one_degree():
+    # min_like 1, one audit row at or above 0.9 (0.95, right): no variance from one row, the spread is 0.25;
+    # point (1000 + 9 + 10 * 0.05) / 1010; sd = sqrt(100 * 0.25 + 10 * 0.09) / 1010; t(0.975, 1) = 12.706205
+    one = accuracy_interval(np.full(10, 0.9), 1000, np.array([0.95, 0.5, 0.5]), np.array([1, 0, 1]), frontier=0.9, min_like=1)
+    assert one["audit_rows_used"] == 1 and one["estimated_accuracy"] == pytest.approx(0.9995050) and one["low"] == pytest.approx(0.9354807, abs=1e-6)
+    # min_like 2, two standing (0.95 right, 0.9 wrong): errors 0.05 and -0.9, variance 0.45125, one degree of freedom
+    two = accuracy_interval(np.full(10, 0.9), 1000, np.array([0.95, 0.9, 0.5]), np.array([1, 0, 1]), frontier=0.9, min_like=2)
+    assert two["audit_rows_used"] == 2 and two["estimated_accuracy"] == pytest.approx(0.9948020) and two["low"] == pytest.approx(0.9338649, abs=1e-6)
 
 
 def test_sure_audit_rows_that_were_all_right_still_leave_the_spread_their_confidence_promises():
@@ -66,10 +79,10 @@ def test_a_far_too_sure_model_is_corrected_down_and_the_low_end_stops_at_zero():
 
 
 def test_missing_and_out_of_range_confidences_are_read_as_zero_and_clipped():
-    plain = accuracy_interval(np.array([0.0, 1.0]), 2, np.array([0.0, 1.0, 0.5]), np.array([0, 1, 1]))
-    odd = accuracy_interval(np.array([np.nan, 1.7]), 2, np.array([-0.3, 4.0, 0.5]), np.array([0, 1, 1]))
+    plain = accuracy_interval(np.array([0.0, 1.0, 0.0]), 2, np.array([0.0, 1.0, 0.5, 0.0]), np.array([0, 1, 1, 0]))
+    odd = accuracy_interval(np.array([np.nan, 1.7, -0.4]), 2, np.array([-0.3, 4.0, 0.5, np.nan]), np.array([0, 1, 1, 0]))
     assert odd == plain
-    assert plain["estimated_accuracy"] == pytest.approx((2 + 1 + 2 * (0.5 / 3)) / 4)
+    assert plain["estimated_accuracy"] == pytest.approx((2 + 1 + 3 * (0.5 / 4)) / 5)
 
 
 def test_no_rows_or_fewer_than_two_audit_rows_is_an_error():
