@@ -91,3 +91,58 @@ def test_no_rows_or_fewer_than_two_audit_rows_is_an_error():
     with pytest.raises(ValueError, match="needs rows"):
         accuracy_interval(np.array([]), 0, np.array([0.5, 0.5]), np.array([1, 0]))
     assert accuracy_interval(np.array([]), 3, np.array([0.5, 0.5]), np.array([1, 0]))["estimated_accuracy"] == 1.0  # every row reviewed
+
+
+# calibration.py: the plain threshold table's point, the held-out log loss, the method choice -----------------
+from labelmill.numeric.calibration import Calibrator, choose, log_loss_of, threshold_point  # noqa: E402
+
+
+def test_threshold_point_takes_the_lowest_threshold_whose_rows_reach_the_target():
+    conf = np.array([0.9, 0.8, 0.8, 0.7, np.nan, 0.6, 0.5])
+    ok = np.array([1, 1, 0, 1, 1, 0, 0])
+    # sorted, NaN left out: 0.9 right, 0.8 right, 0.8 wrong, 0.7 right, 0.6 wrong, 0.5 wrong; at 0.7: 3 of 4 right
+    assert threshold_point(conf, ok, 0.75, min_rows=2) == {"threshold": 0.7, "seed_rows": 4, "seed_accuracy": 0.75, "seed_share": 4 / 7}
+    assert threshold_point(conf, ok, 0.75, min_rows=4) == {"threshold": 0.7, "seed_rows": 4, "seed_accuracy": 0.75, "seed_share": 4 / 7}
+    assert threshold_point(conf, ok, 0.75, min_rows=5) is None  # 5 rows or more: 3 of 5 at best
+    assert threshold_point(conf, ok, 0.76, min_rows=2) is None
+    # target 1.0: 0.9 alone; not 0.8, where both 0.8 rows (one wrong) come in together
+    assert threshold_point(conf, ok, 1.0, min_rows=1) == {"threshold": 0.9, "seed_rows": 1, "seed_accuracy": 1.0, "seed_share": 1 / 7}
+    # a tie at the end: 0.6 takes in both 0.6 rows
+    assert threshold_point(np.array([0.9, 0.6, 0.6]), np.array([1, 1, 0]), 1.0, min_rows=1)["threshold"] == 0.9
+    assert threshold_point(np.array([0.9, 0.6, 0.6]), np.array([1, 1, 1]), 1.0, min_rows=1)["seed_rows"] == 3
+    assert threshold_point(np.array([0.9, 0.6, 0.6]), np.array([True, True, True]), 1.0)  is None  # fewer than the default 20 rows
+
+
+def test_the_held_out_log_loss_of_the_gold_label_or_of_being_right():
+    same = Calibrator("temperature", ["a", "b", "c"])  # temperature 1: the distributions as they are
+    probs = np.array([[0.7, 0.2, 0.1], [0.4, 0.5, 0.1]])
+    # the gold label's probability: -(ln 0.7 + ln 0.4) / 2
+    assert log_loss_of(same, probs, np.array([0, 0]), probs.max(axis=1), np.array([1, 0])) == pytest.approx(0.6364828, abs=1e-6)
+    # a gold label given no probability at all costs -ln(1e-6), not infinity
+    sure = np.array([[1.0, 0.0, 0.0]])
+    assert log_loss_of(same, sure, np.array([1]), np.array([1.0]), np.array([0])) == pytest.approx(13.815511, abs=1e-5)
+    mapped = Calibrator("isotonic", ["a", "b"], iso_x=[0.0, 1.0], iso_y=[0.0, 1.0])  # the identity map on the confidence
+    raw, right = np.array([0.8, 0.6, np.nan]), np.array([1, 0, 1])
+    # P(right): -(ln 0.8 + ln (1 - 0.6) + ln 0.5 (no confidence: a coin)) / 3, whatever labels are given beside it
+    assert log_loss_of(mapped, None, None, raw, right) == pytest.approx(0.6108606, abs=1e-6)
+    assert log_loss_of(mapped, None, np.array([0, 1, 0]), raw, right) == pytest.approx(0.6108606, abs=1e-6)
+    assert log_loss_of(mapped, None, None, np.array([1.0, 0.0]), np.array([0, 1])) == pytest.approx(13.815511, abs=1e-5)
+    # distributions without gold labels: right is the predicted label equal to gold, which nothing is
+    scaled = Calibrator("bias", ["a", "b"], bias=[0.0, 0.0])
+    two = np.array([[0.8, 0.2], [0.3, 0.7]])
+    assert log_loss_of(scaled, two, None, two.max(axis=1), np.array([1, 1])) == pytest.approx(-(np.log(0.2) + np.log(0.3)) / 2, abs=1e-6)
+
+
+def test_choose_gives_each_method_its_cross_validated_loss():
+    # 10 rows all right at 0.9: every fold's isotonic fit on 8 rows says (8 + 0.5) / (8 + 1), so each held-out
+    # row costs -ln(8.5 / 9)
+    best, losses = choose(None, None, np.full(10, 0.9), np.ones(10), ["a", "b"])
+    assert best == "isotonic" and set(losses) == {"isotonic"} and losses["isotonic"] == pytest.approx(0.0571584, abs=1e-6)
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7], [0.8, 0.2], [0.45, 0.55], [0.7, 0.3], [0.1, 0.9], [0.65, 0.35], [0.4, 0.6]])
+    gold = np.array([0, 1, 1, 1, 0, 0, 0, 1, 0, 1])
+    right = probs.argmax(axis=1) == gold
+    best, losses = choose(probs, gold, probs.max(axis=1), right, ["a", "b"])
+    assert set(losses) == {"temperature", "bias", "isotonic", "platt", "bias_platt"} and best == min(losses, key=losses.get)
+    assert all(0 < v < 5 for v in losses.values())
+    _, unbiased = choose(probs, gold, probs.max(axis=1), right, ["a", "b"], allow_bias=False)
+    assert set(unbiased) == {"temperature", "isotonic", "platt"} and unbiased["temperature"] == pytest.approx(losses["temperature"])
