@@ -146,3 +146,41 @@ def test_choose_gives_each_method_its_cross_validated_loss():
     assert all(0 < v < 5 for v in losses.values())
     _, unbiased = choose(probs, gold, probs.max(axis=1), right, ["a", "b"], allow_bias=False)
     assert set(unbiased) == {"temperature", "isotonic", "platt"} and unbiased["temperature"] == pytest.approx(losses["temperature"])
+
+
+def test_platt_and_isotonic_map_a_confidence_and_other_methods_leave_it():
+    from labelmill.numeric.calibration import full_distribution
+
+    platt = Calibrator("platt", platt=[2.0, -1.0])
+    out = platt.confidence(np.array([0.5, 0.8, np.nan]))
+    # sigmoid(2 * logit(p) - 1): logit 0.5 = 0 -> sigmoid(-1); logit 0.8 = ln 4 -> sigmoid(2 ln 4 - 1)
+    assert out[0] == pytest.approx(0.2689414) and out[1] == pytest.approx(0.8547793) and np.isnan(out[2])
+    assert Calibrator("bias_platt", platt=[2.0, -1.0]).confidence(np.array([0.8]))[0] == pytest.approx(0.8547793)
+    steep = Calibrator("platt", platt=[3.0, 1.0])  # 3 * logit(1e-6) + 1 = -40.4: held at -30, and +42.4 at +30
+    assert steep.confidence(np.array([0.0]))[0] == pytest.approx(9.357623e-14, rel=1e-6, abs=0)
+    assert 1 - steep.confidence(np.array([1.0]))[0] == pytest.approx(9.357623e-14, rel=1e-2, abs=0)
+    iso = Calibrator("isotonic", iso_x=[0.2, 0.8], iso_y=[0.1, 0.7])
+    assert iso.confidence(np.array([0.5, 0.1, 0.9, np.nan])).tolist()[:3] == pytest.approx([0.4, 0.1, 0.7]) and np.isnan(iso.confidence(np.array([np.nan]))[0])
+    raw = np.array([0.3, 0.9])
+    for left_alone in (Calibrator("platt"), Calibrator("isotonic"), Calibrator("temperature", platt=[2.0, -1.0], iso_x=[0.0, 1.0], iso_y=[1.0, 1.0])):
+        assert left_alone.confidence(raw).tolist() == [0.3, 0.9]
+    # the full distribution: the top label at the calibrated confidence (kept off 0 and 1), the rest in proportion, row by row
+    zero = Calibrator("isotonic", iso_x=[0.0, 1.0], iso_y=[0.0, 0.0])
+    q = full_distribution(zero, np.array([[0.6, 0.3, 0.1], [0.2, 0.7, 0.1]]))
+    assert q[0].tolist() == pytest.approx([1e-6, 0.75 * (1 - 1e-6), 0.25 * (1 - 1e-6)], abs=1e-12)
+    assert q[1].tolist() == pytest.approx([2 / 3 * (1 - 1e-6), 1e-6, 1 / 3 * (1 - 1e-6)], abs=1e-12)
+    one = Calibrator("isotonic", iso_x=[0.0, 1.0], iso_y=[1.0, 1.0])
+    assert full_distribution(one, np.array([[0.6, 0.3, 0.1]]))[0].tolist() == pytest.approx([1 - 1e-6, 0.75e-6, 0.25e-6], abs=1e-12)
+
+
+def test_token_text_scores_the_tokens_under_a_part_of_the_text():
+    from labelmill.numeric.confidence import TokenText, mean_token_prob
+
+    text = TokenText(["Hel", "lo", " world"], [np.log(0.5), np.log(0.25), 0.0])
+    assert text.ok and text.raw == "Hello world"
+    assert text.mean_prob(0, 5) == pytest.approx(0.375) and text.mean_prob(3, 4) == pytest.approx(0.25)
+    assert text.mean_prob(5, 11) == pytest.approx(1.0) and text.mean_prob(2, 4) == pytest.approx(0.375) and text.mean_prob(11, 12) is None
+    for tokens, logprobs in (([], []), (["a", "b"], [-0.1])):  # no tokens, or texts that do not match the log-probabilities
+        broken = TokenText(tokens, logprobs)
+        assert not broken.ok and broken.raw == "" and broken.mean_prob(0, 2) is None and broken.mean_prob(-1, 2) is None
+    assert mean_token_prob([np.log(0.5), np.log(0.25)]) == pytest.approx(0.375) and mean_token_prob([]) is None
