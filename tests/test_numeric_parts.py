@@ -184,3 +184,69 @@ def test_token_text_scores_the_tokens_under_a_part_of_the_text():
         broken = TokenText(tokens, logprobs)
         assert not broken.ok and broken.raw == "" and broken.mean_prob(0, 2) is None and broken.mean_prob(-1, 2) is None
     assert mean_token_prob([np.log(0.5), np.log(0.25)]) == pytest.approx(0.375) and mean_token_prob([]) is None
+
+
+def _powell(objective, start):
+    from scipy.optimize import minimize
+
+    return minimize(objective, np.asarray(start, dtype=float), method="Powell", options={"xtol": 1e-10, "ftol": 1e-14, "maxiter": 20000}).x
+
+
+def test_fit_logistic_finds_the_optimum_of_its_stated_objective():
+    from labelmill.numeric.calibration import fit_logistic, fit_platt
+
+    rng = np.random.default_rng(3)
+    design = np.column_stack([rng.normal(size=60), rng.normal(size=60), np.ones(60)])
+    y = (rng.random(60) < 1 / (1 + np.exp(-(1.5 * design[:, 0] - design[:, 1] + 0.3)))).astype(float)
+    for l2 in (1e-3, 0.5):
+        def objective(w, l2=l2):  # the mean log loss of sigmoid(design @ w), plus l2 / 2 |w|^2, written out
+            z = design @ w
+            return float(np.mean(np.log1p(np.exp(z)) - y * z) + 0.5 * l2 * w @ w)
+
+        assert fit_logistic(design, y, l2=l2) == pytest.approx(_powell(objective, np.zeros(3)), abs=2e-4)
+    conf = 1 / (1 + np.exp(-design[:, 0]))
+    x = np.log(conf / (1 - conf))
+    a, c = fit_platt(conf, y)
+    assert [a, c] == pytest.approx(_powell(lambda w: float(np.mean(np.log1p(np.exp(w[0] * x + w[1])) - y * (w[0] * x + w[1])) + 0.5e-3 * w @ w),
+                                           [0.0, 0.0]), abs=2e-4)
+
+
+def test_fit_scaling_finds_the_optimum_of_its_stated_objective():
+    from labelmill.numeric.calibration import fit_scaling
+
+    rng = np.random.default_rng(5)
+    logits = rng.normal(size=(80, 3)) * 2
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    gold = np.array([rng.choice(3, p=np.exp(r / 2) / np.exp(r / 2).sum()) for r in logits])  # the model too sure: T above 1
+    logp = np.log(probs)
+
+    def loss(s, b, l2=0.01):  # -mean log softmax(log p * s + b)[gold] + l2 |b|^2, written out
+        z = logp * s + b
+        z = z - z.max(axis=1, keepdims=True)
+        return float(-np.mean(z[np.arange(len(z)), gold] - np.log(np.exp(z).sum(axis=1))) + l2 * b @ b)
+
+    t, offsets = fit_scaling(probs, gold, bias=False)
+    (log_s,) = _powell(lambda v: loss(np.exp(v[0]), np.zeros(3)), [0.0])
+    assert t == pytest.approx(np.exp(-log_s), abs=1e-4) and t > 1.2 and offsets.tolist() == [0.0, 0.0, 0.0]
+    t, offsets = fit_scaling(probs, gold, bias=True)
+    found = _powell(lambda v: loss(np.exp(v[0]), v[1:]), np.zeros(4))
+    assert t == pytest.approx(np.exp(-found[0]), abs=1e-3) and offsets == pytest.approx(found[1:], abs=1e-3)
+    t, _ = fit_scaling(np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([0, 1]), bias=False)  # always right: far sharper
+    assert t < 0.1
+
+
+def test_fit_isotonic_pools_violators_and_shrinks_each_block_toward_one_half():
+    from labelmill.numeric.calibration import fit_isotonic
+
+    conf = np.array([0.5, 0.1, 0.3, 0.2, 0.6, 0.4])
+    right = np.array([1, 0, 0, 1, 1, 1])
+    # in confidence order 0.1 wrong | 0.2 right, 0.3 wrong (pooled: 1/2) | 0.4, 0.5, 0.6 right (one block, not three);
+    # each block's rate (right + 1/2) / (rows + 1): 1/4, 1/2, 7/8
+    xs, ys = fit_isotonic(conf, right)
+    assert xs == [0.1, 0.1, 0.2, 0.3, 0.4, 0.6] and ys == pytest.approx([0.25, 0.25, 0.5, 0.5, 0.875, 0.875])
+    assert fit_isotonic(np.array([]), np.array([])) == ([], [])
+    # ties keep the input order: at 0.5 right then wrong pool into one block; the other way round they would not
+    xs, ys = fit_isotonic(np.array([0.5, 0.5, 0.9]), np.array([1, 0, 1]))
+    assert xs == [0.5, 0.5, 0.9, 0.9] and ys == pytest.approx([0.5, 0.5, 0.75, 0.75])
+    xs, ys = fit_isotonic(np.array([0.5, 0.5, 0.9]), np.array([0, 1, 1]))
+    assert xs == [0.5, 0.5, 0.5, 0.9] and ys == pytest.approx([0.25, 0.25, 2.5 / 3, 2.5 / 3])
