@@ -189,14 +189,6 @@ class ReviewSession:
         self._leases: dict[int, tuple[str, float]] = {}
         self._since_refit = 0
         self._since_relabel = 0
-        self.relabel_every = 0  # reviews between background relabels (0: only when asked)
-        self.relabel_after_search = False  # True: the relabel step waits until the strategy search found that demos pay
-        self.relabel_rows = 200
-        self.propose_every = 0  # reviews between background guideline proposals (0: only when asked)
-        self.relabel_k, self.relabel_selection = 4, "similar"  # the relabel step's demos (what `tune_relabel` found, once it ran)
-        self.relabel_search: dict[str, Any] | None = None  # the strategy search's outcome (see `tune_relabel`)
-        self.tune_after = 0  # reviewed rows before the strategy search runs in the background, once (0: only when asked)
-        self._tune_started = False  # (a search kept in the store from an earlier session counts: see below)
         self._closed = False
         self.reviewers: set[str] | None = None  # who may resolve conflicts (None: every annotator)
         self._since_propose = 0
@@ -216,6 +208,19 @@ class ReviewSession:
         self._audit_order = [int(i) for i in np.random.default_rng(o.audit_seed).permutation(len(self.records))]
         self._audit_leases: dict[int, str] = {}
         self.routing: Routing = self._route()
+        self._model_steps()
+
+    def _model_steps(self) -> None:
+        """The background model steps' settings (all off until asked; the app's defaults: `cli.model_steps`), and
+        the strategy search kept in the store from an earlier session, if any."""
+        self.relabel_every = 0  # reviews between background relabels (0: only when asked)
+        self.relabel_after_search = False  # True: the relabel step waits until the strategy search found that demos pay
+        self.relabel_rows = 200
+        self.propose_every = 0  # reviews between background guideline proposals (0: only when asked)
+        self.relabel_k, self.relabel_selection = 4, "similar"  # the relabel step's demos (what `tune_relabel` found, once it ran)
+        self.relabel_search: dict[str, Any] | None = None  # the strategy search's outcome (see `tune_relabel`)
+        self.tune_after = 0  # reviewed rows before the strategy search runs in the background, once (0: only when asked)
+        self._tune_started = False
         kept = self.log.last_search()
         if kept is not None:  # the session opened again: the search's outcome holds, and the search does not run again
             self._take_search(kept)
