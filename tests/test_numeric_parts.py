@@ -250,3 +250,14 @@ def test_fit_isotonic_pools_violators_and_shrinks_each_block_toward_one_half():
     assert xs == [0.5, 0.5, 0.9, 0.9] and ys == pytest.approx([0.5, 0.5, 0.75, 0.75])
     xs, ys = fit_isotonic(np.array([0.5, 0.5, 0.9]), np.array([0, 1, 1]))
     assert xs == [0.5, 0.5, 0.5, 0.9] and ys == pytest.approx([0.25, 0.25, 2.5 / 3, 2.5 / 3])
+
+
+def test_distribution_signals_by_hand():
+    from labelmill.numeric.confidence import distribution_signals, label_distribution
+
+    # entropy -(0.5 ln 0.5 + 0.3 ln 0.3 + 0.2 ln 0.2) = 1.029653, over ln 3
+    out = distribution_signals(np.array([0.3, 0.5, 0.2]))
+    assert out["top_prob"] == 0.5 and out["margin"] == pytest.approx(0.2) and out["entropy"] == pytest.approx(1.0296530 / np.log(3))
+    assert distribution_signals(np.array([1.0])) == {"top_prob": 1.0, "margin": 1.0, "entropy": 0.0}  # one label: certain
+    assert distribution_signals(np.array([0.5, 0.5]))["entropy"] == pytest.approx(1.0)
+    assert label_distribution([np.log(0.2), np.log(0.6)]).tolist() == pytest.approx([0.25, 0.75])
