@@ -234,6 +234,9 @@ CONFIG = {
     "model": {"backend": "fake", "params": {"keywords": {"positive": ["good", "great"], "negative": ["bad", "awful"]}}},
 }
 
+# the same fake model, which also follows its demos: a row takes the label of the demo sharing most words with it
+FOLLOWS = {**CONFIG, "model": {"backend": "fake", "params": {"keywords": CONFIG["model"]["params"]["keywords"], "follow_demos": True}}}
+
 
 @pytest.fixture
 def session(tmp_path):
@@ -497,7 +500,7 @@ def test_conll_export_on_the_shipped_ner_example(tmp_path):
 def test_relabel_uses_the_nearest_reviewed_rows_as_demos(tmp_path):
     """The fake model answers a row it has no keyword for with the label of the demo sharing most words:
     after people label a few 'fine' and 'meh' rows, relabeling fixes the other such rows."""
-    config = {**CONFIG, "model": {"backend": "fake", "params": {"keywords": CONFIG["model"]["params"]["keywords"], "follow_demos": True}}}
+    config = FOLLOWS
     data = write_rows(tmp_path / "rows.csv", n=40)
     s = ReviewSession.open(config, data, project=tmp_path / "p.db", student=False, batch=100)
     gold = s.frame["label"].astype(str).tolist()
@@ -644,7 +647,7 @@ def test_app_conflicts_page_and_resolution(tmp_path):
 
 
 def test_relabel_runs_in_the_background_every_n_reviews(tmp_path):
-    config = {**CONFIG, "model": {"backend": "fake", "params": {"keywords": CONFIG["model"]["params"]["keywords"], "follow_demos": True}}}
+    config = FOLLOWS
     data = write_rows(tmp_path / "rows.csv", n=40)
     s = ReviewSession.open(config, data, project=tmp_path / "p.db", student=False, batch=100, stop_at_target=False)
     s.relabel_every, s.relabel_rows = 6, 40
@@ -662,8 +665,7 @@ def test_relabel_runs_in_the_background_every_n_reviews(tmp_path):
 def test_the_strategy_search_on_the_reviews_turns_the_relabel_step_on_only_where_demos_beat_zero_shot(tmp_path):
     """The fake model knows good/great/bad/awful; a 'fine' or 'meh' row is a tie for it, answered positive.
     Given demos (follow_demos), such a row takes the label of the demo sharing most words with it."""
-    keywords = CONFIG["model"]["params"]["keywords"]
-    follows = {**CONFIG, "model": {"backend": "fake", "params": {"keywords": keywords, "follow_demos": True}}}
+    follows = FOLLOWS
     data = write_rows(tmp_path / "rows.csv", n=80)
     s = ReviewSession.open(follows, data, project=tmp_path / "p.db", student=False, batch=100, stop_at_target=False)
     gold = s.frame["label"].astype(str).tolist()
@@ -705,8 +707,7 @@ def test_the_strategy_search_on_the_reviews_turns_the_relabel_step_on_only_where
 def test_the_app_s_default_relabel_step_waits_for_the_search_to_find_that_demos_pay(tmp_path):
     from labelmill.strategies.review.cli import model_steps
 
-    keywords = CONFIG["model"]["params"]["keywords"]
-    follows = {**CONFIG, "model": {"backend": "fake", "params": {"keywords": keywords, "follow_demos": True}}}
+    follows = FOLLOWS
     data = write_rows(tmp_path / "rows.csv", n=80)
     said: list[str] = []
     s = ReviewSession.open(follows, data, project=tmp_path / "p.db", student=False, batch=100, stop_at_target=False,
@@ -738,8 +739,7 @@ def test_the_app_s_default_relabel_step_waits_for_the_search_to_find_that_demos_
 
 
 def test_the_search_s_outcome_is_kept_and_a_session_opened_again_does_not_search_again(tmp_path):
-    keywords = CONFIG["model"]["params"]["keywords"]
-    follows = {**CONFIG, "model": {"backend": "fake", "params": {"keywords": keywords, "follow_demos": True}}}
+    follows = FOLLOWS
     data = write_rows(tmp_path / "rows.csv", n=80)
     s = ReviewSession.open(follows, data, project=tmp_path / "p.db", student=False, batch=100, stop_at_target=False)
     gold = s.frame["label"].astype(str).tolist()
