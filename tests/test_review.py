@@ -238,6 +238,15 @@ CONFIG = {
 FOLLOWS = {**CONFIG, "model": {"backend": "fake", "params": {"keywords": CONFIG["model"]["params"]["keywords"], "follow_demos": True}}}
 
 
+def reviewed_session(config: dict, data: Path, project: Path, reviews: int, **knobs) -> tuple[ReviewSession, list[str]]:
+    """A session (no student, no refits, no stop at the target) with its first `reviews` rows reviewed by the gold column."""
+    s = ReviewSession.open(config, data, project=project, student=False, batch=100, stop_at_target=False, **knobs)
+    gold = s.frame["label"].astype(str).tolist()
+    for i in range(reviews):
+        s.submit("ana", i, gold[i])
+    return s, gold
+
+
 @pytest.fixture
 def session(tmp_path):
     data = write_rows(tmp_path / "rows.csv")
@@ -667,10 +676,7 @@ def test_the_strategy_search_on_the_reviews_turns_the_relabel_step_on_only_where
     Given demos (follow_demos), such a row takes the label of the demo sharing most words with it."""
     follows = FOLLOWS
     data = write_rows(tmp_path / "rows.csv", n=80)
-    s = ReviewSession.open(follows, data, project=tmp_path / "p.db", student=False, batch=100, stop_at_target=False)
-    gold = s.frame["label"].astype(str).tolist()
-    for i in range(39):
-        s.submit("ana", i, gold[i])
+    s, gold = reviewed_session(follows, data, tmp_path / "p.db", 39)
     assert s.tune_relabel(shots=(4,), selectors=("similar",)) is None and s.relabel_k == 4  # 39 reviewed rows: too few to search
     s.submit("ana", 39, gold[39])
     found = s.tune_relabel(shots=(2,), selectors=("similar",))
@@ -741,10 +747,7 @@ def test_the_app_s_default_relabel_step_waits_for_the_search_to_find_that_demos_
 def test_the_search_s_outcome_is_kept_and_a_session_opened_again_does_not_search_again(tmp_path):
     follows = FOLLOWS
     data = write_rows(tmp_path / "rows.csv", n=80)
-    s = ReviewSession.open(follows, data, project=tmp_path / "p.db", student=False, batch=100, stop_at_target=False)
-    gold = s.frame["label"].astype(str).tolist()
-    for i in range(40):
-        s.submit("ana", i, gold[i])
+    s, gold = reviewed_session(follows, data, tmp_path / "p.db", 40)
     found = s.tune_relabel(shots=(2,), selectors=("similar",))
     assert found["relabel"] == "on"
     s.close()
@@ -764,9 +767,7 @@ def test_the_search_s_outcome_is_kept_and_a_session_opened_again_does_not_search
     assert later["relabel"] == "on" and (last.relabel_k, last.relabel_selection, last.relabel_search) == (4, "similar", later)  # the latest holds
     last.close()
 
-    off = ReviewSession.open(CONFIG, data, project=tmp_path / "q.db", student=False, batch=100, stop_at_target=False)
-    for i in range(40):
-        off.submit("ana", i, gold[i])
+    off, _ = reviewed_session(CONFIG, data, tmp_path / "q.db", 40)
     assert off.tune_relabel(shots=(4,), selectors=("similar",))["relabel"] == "off"
     off.close()
     reopened = ReviewSession.open(CONFIG, data, project=tmp_path / "q.db", student=False, batch=100, stop_at_target=False)
