@@ -744,7 +744,7 @@ def test_the_app_s_default_relabel_step_waits_for_the_search_to_find_that_demos_
     ignores.close()
 
 
-def test_the_search_s_outcome_is_kept_and_a_session_opened_again_does_not_search_again(tmp_path):
+def test_the_search_s_outcome_is_kept_and_a_session_opened_again_does_not_search_again(tmp_path, capsys):
     follows = FOLLOWS
     data = write_rows(tmp_path / "rows.csv", n=80)
     s, gold = reviewed_session(follows, data, tmp_path / "p.db", 40)
@@ -754,6 +754,10 @@ def test_the_search_s_outcome_is_kept_and_a_session_opened_again_does_not_search
 
     again = ReviewSession.open(follows, data, project=tmp_path / "p.db", student=False, batch=100, stop_at_target=False)
     assert (again.relabel_k, again.relabel_selection, again.relabel_search) == (2, "similar", found)
+    from labelmill.strategies.review.cli import model_steps
+
+    model_steps(again, None, None, default=True)
+    assert "the strategy search of an earlier session holds (relabel step on); no new search" in capsys.readouterr().err
     again.tune_after = 40
     for i in range(40, 45):
         again.submit("ana", i, gold[i])

@@ -128,8 +128,11 @@ def model_steps(session, tune_after: int | None, relabel_every: int | None, defa
     session.relabel_every = relabel_every or (RELABEL_EVERY if default else 0)
     session.relabel_after_search = not relabel_every and default
     if default and session.names:
-        click.echo(f"the model's own steps: after {session.tune_after} reviews a strategy search on them; a relabel step every "
-                   f"{session.relabel_every} reviews if demos pay (--no-relabel: off)", err=True)
+        kept = session.relabel_search
+        search = (f"after {session.tune_after} reviews a strategy search on them" if kept is None else
+                  f"the strategy search of an earlier session holds (relabel step {kept['relabel']}); no new search")
+        click.echo(f"the model's own steps: {search}; a relabel step every {session.relabel_every} reviews if demos pay "
+                   "(--no-relabel: off)", err=True)
 
 
 def serve(session, host: str, port: int) -> None:
