@@ -261,3 +261,50 @@ def test_distribution_signals_by_hand():
     assert distribution_signals(np.array([1.0])) == {"top_prob": 1.0, "margin": 1.0, "entropy": 0.0}  # one label: certain
     assert distribution_signals(np.array([0.5, 0.5]))["entropy"] == pytest.approx(1.0)
     assert label_distribution([np.log(0.2), np.log(0.6)]).tolist() == pytest.approx([0.25, 0.75])
+
+
+# agreement.py: kappas and alpha on small tables worked out by hand ---------------------------------------------
+from labelmill.numeric.agreement import agreement, cohen_kappa, fleiss_kappa, krippendorff_alpha  # noqa: E402
+
+
+def test_cohen_kappa_by_hand():
+    # observed 3/4; expected (2 * 1 + 2 * 3) / 16 = 1/2; (3/4 - 1/2) / (1 - 1/2)
+    assert cohen_kappa(["x", "x", "y", "y"], ["x", "y", "y", "y"]) == pytest.approx(0.5)
+    assert cohen_kappa(["x", "x"], ["y", "y"]) == 0.0  # never agree, no chance agreement either
+    assert cohen_kappa(["x", "x"], ["x", "x"]) == 1.0  # one and the same label throughout
+    assert cohen_kappa([], []) is None
+    with pytest.raises(ValueError, match="same length"):
+        cohen_kappa(["x"], ["x", "y"])
+
+
+def test_fleiss_kappa_by_hand():
+    # 2 raters per item: P_i 1, 0, 1, 1 (mean 3/4); p = 5/8, 3/8, P_e = 34/64; (3/4 - 34/64) / (1 - 34/64) = 7/15
+    items = [["a", "a"], ["a", "b"], ["b", "b"], ["a", "a"]]
+    assert fleiss_kappa(items) == pytest.approx(7 / 15)
+    assert fleiss_kappa([*items, ["a"], ["a", "b", "b"]]) == pytest.approx(7 / 15)  # other counts than the most common: left out
+    assert fleiss_kappa([["a", "a"], ["a", "a", "a"], ["a", "a"]]) == 1.0  # one label only
+    assert fleiss_kappa([]) is None and fleiss_kappa([["a"], ["b"]]) is None
+
+
+def test_krippendorff_alpha_by_hand():
+    # coincidences: o_aa 4, o_bb 2, o_ab = o_ba = 1; n_a 5, n_b 3, n 8; alpha = 1 - 7 * 2 / (5 * 3 * 2) = 8/15
+    assert krippendorff_alpha([["a", "a"], ["a", "b"], ["b", "b"], ["a", "a"], ["b"]]) == pytest.approx(8 / 15)
+    # a unit of three ratings weighs its pairs 1/2: o_aa 1, o_ab = o_ba = 1, o_bb 2; 1 - 4 * 2 / (2 * 3 * 2) = 1/3
+    assert krippendorff_alpha([["a", "a", "b"], ["b", "b"]]) == pytest.approx(1 / 3)
+    assert krippendorff_alpha([["a", "a"], ["a", "a", "a"]]) == 1.0
+    assert krippendorff_alpha([["a"], ["b"]]) is None and krippendorff_alpha([]) is None
+
+
+def test_agreement_gathers_the_figures_over_items_rated_twice_or_more():
+    ratings = {1: {"ann": "a", "bob": "a"}, 2: {"ann": "a", "bob": "b"}, 3: {"ann": "b", "bob": "b", "cy": "b"}, 4: {"ann": "a"}}
+    out = agreement(ratings)
+    assert out["items_with_overlap"] == 3 and out["full_agreement"] == pytest.approx(2 / 3)
+    # ann and bob on items 1-3: observed 2/3, expected (2 * 1 + 1 * 2) / 9; (6/9 - 4/9) / (5/9) = 2/5
+    assert out["cohen"] == [{"annotators": ["ann", "bob"], "items": 3, "cohen_kappa": pytest.approx(0.4)},
+                            {"annotators": ["ann", "cy"], "items": 1, "cohen_kappa": 1.0},
+                            {"annotators": ["bob", "cy"], "items": 1, "cohen_kappa": 1.0}]
+    # Fleiss on the two items with two ratings: P 1 and 0, p 3/4 and 1/4, P_e 10/16: (1/2 - 5/8) / (3/8) = -1/3
+    assert out["fleiss_kappa"] == pytest.approx(-1 / 3)
+    # alpha: o_aa 2, o_ab = o_ba = 1, o_bb 3 (six ordered pairs at 1/2); 1 - 6 * 2 / (3 * 4 * 2) = 1/2
+    assert out["krippendorff_alpha"] == pytest.approx(0.5)
+    assert agreement({1: {"ann": "a"}}) == {"items_with_overlap": 0, "full_agreement": None, "cohen": [], "fleiss_kappa": None, "krippendorff_alpha": None}
