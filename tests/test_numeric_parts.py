@@ -292,6 +292,12 @@ def test_krippendorff_alpha_by_hand():
     # a unit of three ratings weighs its pairs 1/2: o_aa 1, o_ab = o_ba = 1, o_bb 2; 1 - 4 * 2 / (2 * 3 * 2) = 1/3
     assert krippendorff_alpha([["a", "a", "b"], ["b", "b"]]) == pytest.approx(1 / 3)
     assert krippendorff_alpha([["a", "a"], ["a", "a", "a"]]) == 1.0
+    # three labels, nominal (no label is nearer another): o_ab = o_ba = o_ac = o_ca = 1, o_bb = o_cc = 2; n 2, 3, 3;
+    # 1 - 7 * 4 / (2 * (2 * 3 + 2 * 3 + 3 * 3)) = 1/3
+    assert krippendorff_alpha([["a", "b"], ["a", "c"], ["c", "c"], ["b", "b"]]) == pytest.approx(1 / 3)
+    # labels of mixed types (a missing answer beside text) are ordered by their repr, never compared
+    assert krippendorff_alpha([[None, "a"], ["a", "a"]]) == krippendorff_alpha([["b", "a"], ["a", "a"]])
+    assert fleiss_kappa([[None, "a"], ["a", "a"]]) == fleiss_kappa([["b", "a"], ["a", "a"]])
     assert krippendorff_alpha([["a"], ["b"]]) is None and krippendorff_alpha([]) is None
 
 
