@@ -90,6 +90,9 @@ def llm_table(config: Path, frame, project: Path) -> tuple[np.ndarray, list, np.
     return table.probs, table.labels, np.nan_to_num(table.confidence, nan=0.0), time.perf_counter() - started
 
 
+LOOP_KNOBS: dict[str, Any] = {}  # the review loop's options from the command line (`--audit-uniform`)
+
+
 def review_runs(config: Any, frame, gold: list[str], project: Path, runs: int, max_share: float, prior: str | None = "llm", audit: int = 30, batch: int = 10,
                 tier: tuple[str, float] | None = None) -> dict:
     """`runs` review loops (audit draws seeded 0..runs-1) until the truth reaches the target; with `tier`
@@ -101,6 +104,7 @@ def review_runs(config: Any, frame, gold: list[str], project: Path, runs: int, m
     shares, held, widths, waits, setup = [], [], [], [], []
     started = time.perf_counter()
     knobs = {"tier_model": tier[0], "tier_share": tier[1]} if tier else {}
+    knobs.update(LOOP_KNOBS)
     warm = ReviewSession.open(config, frame, project=project, student=True, use_examples=False, **knobs)  # the embeddings, once, into the store
     warm.escalate()  # the tier's labels, once, into the store
     warm.close()
@@ -361,11 +365,15 @@ def main() -> None:
     parser.add_argument("--tier-share", type=float, default=0.5, help="The share of rows, least sure first, the stronger model labels.")
     parser.add_argument("--tier-sets", default="sst2,ag_news", help="Sets whose loop has the tier (Banking77's 77 labels would take the 1.5B hours).")
     parser.add_argument("--audit", type=int, default=30, help="Random audit rows among the first reviews (0: none).")
+    parser.add_argument("--audit-uniform", type=float, default=None,
+                        help="The uniform share of each audit draw (the rest in proportion to 1 - confidence; default: the loop's).")
     parser.add_argument("--batch", type=int, default=10, help="Refit the loop's models after this many reviews.")
     parser.add_argument("--max-share", type=float, default=1.0, help="Stop a review loop after this share of rows.")
     parser.add_argument("--workdir", help="Keep the project stores here (default: a temporary folder).")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.audit_uniform is not None:
+        LOOP_KNOBS["audit_uniform"] = args.audit_uniform
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     figures: dict = {"rows": args.rows, "runs": args.runs}
     started = time.perf_counter()

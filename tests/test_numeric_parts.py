@@ -93,6 +93,36 @@ def test_no_rows_or_fewer_than_two_audit_rows_is_an_error():
     assert accuracy_interval(np.array([]), 3, np.array([0.5, 0.5]), np.array([1, 0]))["estimated_accuracy"] == 1.0  # every row reviewed
 
 
+
+def test_weighted_audit_rows_give_the_weighted_mean_error_its_spread_and_kish_s_count():
+    """Audit rows drawn with unequal chances: four rows (confidence, right, weight) (0.5, 0, 1), (0.5, 1, 1),
+    (0.9, 1, 2), (0.9, 1, 2). Mean error (1(-0.5) + 1(0.5) + 2(0.1) + 2(0.1)) / 6 = 1/15 (unweighted: 0.05);
+    the spread of that mean: the shares squared times c(1 - c), (0.25 + 0.25) / 36 + 2 x 0.09 / 9, above the
+    rows' own spread; effective count 6^2 / (1 + 1 + 4 + 4) = 3.6."""
+    from scipy.stats import t as student_t
+
+    ac, ok = np.array([0.5, 0.5, 0.9, 0.9]), np.array([0, 1, 1, 1])
+    out = accuracy_interval(np.array([0.8, 0.6]), 8, ac, ok, audit_weight=np.array([1.0, 1.0, 2.0, 2.0]))
+    assert out["correction"] == pytest.approx(1 / 15, abs=1e-12)
+    assert out["audit_rows_effective"] == pytest.approx(3.6, abs=1e-12)
+    point = (8 + 0.8 + 0.6 + 2 / 15) / 10
+    promised = 0.5 / 36 + 2 * 0.09 / 9
+    sd = (4 * promised + 0.8 * 0.2 + 0.6 * 0.4) ** 0.5 / 10
+    q = student_t.ppf(0.975, 2.6)
+    assert out["estimated_accuracy"] == pytest.approx(point, abs=1e-12)
+    assert out["low"] == pytest.approx(point - q * sd, abs=1e-9) and out["high"] == 1.0  # (point + q sd is above 1)
+    # where the rows' own spread is the larger: errors (-0.9, 0.9, 0.1, 0.1) weighted 1, 1, 2, 2 about 1/15
+    wide = accuracy_interval(np.array([0.8, 0.6]), 8, np.array([0.9, 0.1, 0.9, 0.9]), np.array([0, 1, 1, 1]), audit_weight=np.array([1.0, 1.0, 2.0, 2.0]))
+    own = ((-0.9 - 1 / 15) ** 2 / 36 + (0.9 - 1 / 15) ** 2 / 36 + 2 * (0.1 - 1 / 15) ** 2 / 9) * 4 / 3
+    sd = (4 * own + 0.8 * 0.2 + 0.6 * 0.4) ** 0.5 / 10
+    assert wide["correction"] == pytest.approx(1 / 15, abs=1e-12) and wide["low"] == pytest.approx(point - q * sd, abs=1e-9)
+    # equal weights are the plain figures, whatever their size; one weight per audit row
+    plain = accuracy_interval(np.array([0.8, 0.6]), 8, ac, ok)
+    assert accuracy_interval(np.array([0.8, 0.6]), 8, ac, ok, audit_weight=np.full(4, 3.0)) == pytest.approx(plain, abs=1e-12)
+    assert plain["correction"] == pytest.approx(0.05, abs=1e-12) and plain["audit_rows_effective"] == 4
+    with pytest.raises(ValueError, match="one weight per audit row"):
+        accuracy_interval(np.array([0.8, 0.6]), 8, ac, ok, audit_weight=np.ones(3))
+
 # calibration.py: the plain threshold table's point, the held-out log loss, the method choice -----------------
 from labelmill.numeric.calibration import Calibrator, choose, log_loss_of, threshold_point  # noqa: E402
 

@@ -281,6 +281,53 @@ def test_simulated_reviewer_fixes_labels_and_every_decision_is_logged(session, t
     again.close()
 
 
+def test_audit_rows_drawn_towards_likely_errors_keep_their_weight_in_the_log_and_the_estimate(tmp_path):
+    """`audit_uniform` 0.25: a quarter of each audit draw is uniform over the 60 unreviewed rows, the rest in
+    proportion to 1 - confidence. With every row at confidence 1 but row 3 (0.5) and row 7 (0.75), row 3's
+    chance is 0.25/60 + 0.75 x 2/3 (weight 1 / (that x 60) = 1/30.25), row 7's 0.25/60 + 0.75 x 1/3 (1/15.25),
+    any other row's 0.25/60 (weight 4). The weight is logged with the review, read back by a fresh session and
+    handed to the refit beside its row; a uniform draw (`audit_uniform` 1) is the session's random order, logs
+    no weight and weighs 1."""
+    data = write_rows(tmp_path / "rows.csv")
+    expected = {3: 1 / 30.25, 7: 1 / 15.25}
+    drawn = {}
+    for seed in range(12):
+        s = ReviewSession.open(CONFIG, data, project=tmp_path / f"p{seed}.db", student=False, batch=50, audit_seed=seed, audit_uniform=0.25)
+        s.routing.confidence[:] = 1.0
+        s.routing.confidence[[3, 7]] = [0.5, 0.75]
+        row = s.next_row("ana")
+        s.submit("ana", row.index, "positive")
+        weight = expected.get(row.index, 4.0)
+        drawn[row.index] = weight
+        assert s.log.audit_rows() == [row.index] and s.log.audit_weights() == pytest.approx([weight], abs=1e-12)
+        seen = []
+        route = s.router.route
+        s.router.route = lambda reviewed, **kw: seen.append(kw) or route(reviewed, **kw)
+        s.refit()
+        assert seen[0]["audit"] == [row.index] and seen[0]["audit_weight"] == pytest.approx([weight], abs=1e-12)
+        s.close()
+        again = ReviewSession.open(CONFIG, data, project=tmp_path / f"p{seed}.db", student=False)
+        assert again.log.audit_weights() == pytest.approx([weight], abs=1e-12)
+        again.close()
+    assert {3, 7} <= set(drawn) and any(w == 4.0 for w in drawn.values())  # the likely errors drawn, and other rows too
+    # all towards the likely errors: row 3 for ana, and bob's draw skips the row ana holds (then uniform, weight 1)
+    s = ReviewSession.open(CONFIG, data, project=tmp_path / "two.db", student=False, batch=50, audit_uniform=0.0)
+    s.routing.confidence[:] = 1.0
+    s.routing.confidence[3] = 0.5
+    assert s.next_row("ana").index == 3
+    other = s.next_row("bob")
+    assert other.index != 3
+    s.submit("bob", other.index, "positive")
+    assert s.log.audit_weights() == pytest.approx([1.0], abs=1e-12)
+    s.close()
+    plain = ReviewSession.open(CONFIG, data, project=tmp_path / "plain.db", student=False, batch=50)
+    row = plain.next_row("ana")
+    assert row.index == int(np.random.default_rng(0).permutation(60)[0])
+    plain.submit("ana", row.index, "positive")
+    assert plain.log.all()[0].audit == 1 and plain.log.all()[0].audit_weight is None and plain.log.audit_weights() == [1.0]
+    plain.close()
+
+
 def test_undo_overlap_conflicts_and_resolution(tmp_path):
     data = write_rows(tmp_path / "rows.csv", n=20)
     s = ReviewSession.open(CONFIG, data, project=tmp_path / "p.db", student=False, overlap=2, audit=0)
@@ -871,10 +918,12 @@ def test_blind_mode_and_budget(tmp_path):
 
 
 # the accuracy estimate and its interval (a random audit sample) ------------------------------------------
-def _simulated_loop(kind: str, seed: int, n: int = 1000, reviews: int = 300) -> list[tuple[bool, float]]:
+def _simulated_loop(kind: str, seed: int, n: int = 1000, reviews: int = 300, uniform: float = 1.0) -> list[tuple[bool, float]]:
     """A review loop on synthetic rows: the model's confidence c, the chance it is right p(c) (calibrated
     or not), least confident rows reviewed first, every other review an audit row drawn at random until
-    30, then one in 10. At every 10th review from the 30th: (does the 95% interval hold the true accuracy, its width)."""
+    30, then one in 10; with `uniform` below 1 an audit row is drawn among the unreviewed rows with a chance
+    `uniform` / rows + (1 - `uniform`) (1 - c) / sum(1 - c), weighted 1 / (chance x rows) in the estimate.
+    At every 10th review from the 30th: (does the 95% interval hold the true accuracy, its width)."""
     from scipy.special import expit, logit
 
     from labelmill.numeric.estimate import accuracy_interval
@@ -887,28 +936,38 @@ def _simulated_loop(kind: str, seed: int, n: int = 1000, reviews: int = 300) -> 
     right = rng.uniform(size=n) < p
     reviewed = np.zeros(n, dtype=bool)
     queue, draws = iter(np.argsort(c)), iter(rng.permutation(n))
-    audit_c, audit_ok, out = [], [], []
+    audit_c, audit_ok, audit_w, out = [], [], [], []
     for r in range(reviews):
         audits = len(audit_c)
         if (audits < 30 and audits * 2 <= r) or (audits >= 30 and audits - 30 < (r - 60) // 10 + 1):
-            i = next(j for j in draws if not reviewed[j])
+            if uniform < 1.0:
+                free = np.flatnonzero(~reviewed)
+                chance = uniform / len(free) + (1 - uniform) * (1 - c[free]) / (1 - c[free]).sum()
+                j = rng.choice(len(free), p=chance / chance.sum())
+                i, weight = free[j], 1 / (chance[j] * len(free))
+            else:
+                i, weight = next(j for j in draws if not reviewed[j]), 1.0
             audit_c.append(c[i])
             audit_ok.append(right[i])
+            audit_w.append(weight)
         else:
             i = next(j for j in queue if not reviewed[j])
         reviewed[i] = True
         if r + 1 >= 30 and (r + 1) % 10 == 0:
             truth = (reviewed.sum() + right[~reviewed].sum()) / n
-            found = accuracy_interval(c[~reviewed], int(reviewed.sum()), np.array(audit_c), np.array(audit_ok), frontier=float(c[~reviewed].min()))
+            found = accuracy_interval(c[~reviewed], int(reviewed.sum()), np.array(audit_c), np.array(audit_ok), frontier=float(c[~reviewed].min()),
+                                      audit_weight=np.array(audit_w) if uniform < 1.0 else None)
             out.append((found["low"] <= truth <= found["high"], found["high"] - found["low"]))
     return out
 
 
+@pytest.mark.parametrize("uniform", [1.0, 0.5])
 @pytest.mark.parametrize("kind", ["calibrated", "overconfident", "uninformative", "cubed", "underconfident"])
-def test_the_audit_interval_holds_the_true_accuracy_in_simulated_loops(kind):
+def test_the_audit_interval_holds_the_true_accuracy_in_simulated_loops(kind, uniform):
     """Over 40 simulated loops, at every 10th review from the 30th: the 95% interval holds the true
-    accuracy at >= 0.90 of the checkpoints, and at >= 0.85 of the loops at each checkpoint."""
-    runs = [_simulated_loop(kind, seed) for seed in range(40)]
+    accuracy at >= 0.90 of the checkpoints, and at >= 0.85 of the loops at each checkpoint; with audit rows
+    drawn uniformly and drawn half towards the rows likely wrong (weighted)."""
+    runs = [_simulated_loop(kind, seed, uniform=uniform) for seed in range(40)]
     held = np.array([[h for h, _ in run] for run in runs])
     assert held.mean() >= 0.90 and held.mean(axis=0).min() >= 0.85, (held.mean(), held.mean(axis=0).min())
     widths = np.array([[w for _, w in run] for run in runs])
@@ -1035,10 +1094,10 @@ def test_the_app_s_refits_run_off_the_request_path_and_coalesce(session):
     release, entered = threading.Event(), threading.Event()
     route = session.router.route
 
-    def slow_route(reviewed, audit=()):
+    def slow_route(reviewed, **kwargs):
         entered.set()
         release.wait(30)
-        return route(reviewed, audit=audit)
+        return route(reviewed, **kwargs)
 
     session.router.route = slow_route
     refits = session.refits

@@ -48,6 +48,7 @@ class Review:
     undoes: int | None
     created_at: float
     audit: int = 0  # 1: the row was drawn at random for the accuracy estimate (the audit sample)
+    audit_weight: float | None = None  # an audit row's weight in the estimate (None: 1, a uniform draw)
 
 
 class ReviewLog:
@@ -92,19 +93,21 @@ class ReviewLog:
     # writing -------------------------------------------------------------------------------------
     def add(
         self, row_index: int, row_hash: str, annotator: str, label: Any, *, previous: Any = None, model: tuple[Any, float | None] = (None, None),
-        kind: str = "person", audit: bool = False,
+        kind: str = "person", audit: float = 0.0,
     ) -> int:
         """Commit one decision (its own transaction); returns its id. `model`: what the model said (label,
-        confidence); `audit`: the row was drawn at random for the accuracy estimate."""
+        confidence); `audit`: not 0 when the row was drawn at random for the accuracy estimate: its weight
+        there (True or 1: a uniform draw; else 1 / the draw's chance relative to a uniform draw)."""
         model_label, model_confidence = model
         if kind not in KINDS:
             raise ValueError(f"unknown review kind {kind!r}")
         action = "accept" if previous is not None and same_label(label, previous) else "correct"
         cur = self.store.db.execute(
-            "INSERT INTO reviews (run_id, row_index, row_hash, annotator, kind, action, label, previous_label, model_label, model_confidence, created_at, audit)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO reviews (run_id, row_index, row_hash, annotator, kind, action, label, previous_label, model_label, model_confidence, created_at, audit,"
+            " audit_weight) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (self.run_id, int(row_index), row_hash, annotator, kind, action, json.dumps(label), _dump(previous), _dump(model_label),
-             None if model_confidence is None else float(model_confidence), time.time(), int(bool(audit))),
+             None if model_confidence is None else float(model_confidence), time.time(), int(bool(audit)),
+             float(audit) if audit and float(audit) != 1.0 else None),
         )
         _wrote(self.store)
         return int(cur.lastrowid)
@@ -275,6 +278,18 @@ class ReviewLog:
     def audit_rows(self) -> list[int]:
         """Rows whose review in force was an audit draw, in the order they were reviewed."""
         return list(self._derived("audit", lambda: list(dict.fromkeys(r.row_index for r in self._active() if r.audit and r.kind != "resolve"))))
+
+    def audit_weights(self) -> list[float]:
+        """Each audit row's weight in the estimate, in the order of `audit_rows` (1 for a uniform draw)."""
+
+        def make() -> list[float]:
+            first: dict[int, float] = {}
+            for r in self._active():
+                if r.audit and r.kind != "resolve" and r.row_index not in first:
+                    first[r.row_index] = 1.0 if r.audit_weight is None else float(r.audit_weight)
+            return list(first.values())
+
+        return list(self._derived("audit_weights", make))
 
 
 class _Chunked(Mapping):

@@ -224,16 +224,18 @@ class Router:
                 self.llm_confidence[i] = float(np.nan_to_num(confidence[j], nan=0.0))
 
     # ------------------------------------------------------------------------------------------
-    def route(self, reviewed: Mapping[int, Any], audit: Sequence[int] = ()) -> Routing:
+    def route(self, reviewed: Mapping[int, Any], audit: Sequence[int] = (), audit_weight: Sequence[float] | None = None) -> Routing:
         """Refit on the reviewed rows {row: label} and route every row. `audit`: the reviewed rows that were
-        drawn at random for the audit (see `estimate_with_audit`)."""
+        drawn at random for the audit (see `estimate_with_audit`), `audit_weight` their weights in the
+        estimate, in the same order (all 1 when None: uniform draws)."""
+        weight_of = dict(zip((int(i) for i in audit), audit_weight)) if audit_weight is not None else {}
         n = self.n
         given = [(int(i), v) for i, v in reviewed.items() if 0 <= int(i) < n]
         is_reviewed = np.zeros(n, dtype=bool)
         is_reviewed[[i for i, _ in given]] = True
         audit = [int(i) for i in audit if 0 <= int(i) < n and int(i) in reviewed]
         if self.llm_probs is None:
-            return self._route_by_confidence(reviewed, is_reviewed, audit)
+            return self._route_by_confidence(reviewed, is_reviewed, audit, weight_of)
         rows, gold = _in_row_order(given, self.names, n)
         parts = [self.llm_probs]
         student = held_student = seed_student = None
@@ -264,7 +266,7 @@ class Router:
             held_q = held_conf = held_ok = None
         predicted = q.argmax(axis=1)
         confidence = q.max(axis=1)
-        audit_conf, audit_ok = _audit_answers(audit, rows, gold, held_q, n_seed, confidence, predicted)
+        audit_conf, audit_ok, audit_w = _audit_answers(audit, rows, gold, held_q, n_seed, confidence, predicted, weight_of)
         if self.recalibrate and n_seed >= 50 and held_conf is not None and 0 < held_ok.mean() < 1:
             # the combination's confidence mapped to P(right) on the seed's held-out rows (Platt): rows like
             # the whole dataset, so the estimate does not inherit an overconfident fit on the hard rows
@@ -280,7 +282,7 @@ class Router:
         reasons = self._reasons(confidence, student_labels, is_reviewed, q)
         value = np.where(is_reviewed, 0.0, 1.0 - confidence)
         trusted = self._trusted(confidence, is_reviewed)
-        estimate = estimate_with_audit(confidence, is_reviewed, audit_conf, audit_ok, held_conf, held_ok)
+        estimate = estimate_with_audit(confidence, is_reviewed, audit_conf, audit_ok, held_conf, held_ok, audit_w)
         return Routing(labels, confidence, value, reasons, list(self.llm_labels), student_labels, is_reviewed, trusted, estimate, fit)
 
     def _fit_data(self, rows: np.ndarray, gold: np.ndarray, student: np.ndarray | None, held_student: np.ndarray | None,
@@ -411,7 +413,8 @@ class Router:
             self._ids = np.array([index.get(str(v), -1) if v is not None else -1 for v in self.llm_labels], dtype=int)
         return self._ids
 
-    def _route_by_confidence(self, reviewed: Mapping[int, Any], is_reviewed: np.ndarray, audit: Sequence[int] = ()) -> Routing:
+    def _route_by_confidence(self, reviewed: Mapping[int, Any], is_reviewed: np.ndarray, audit: Sequence[int] = (),
+                             weight_of: Mapping[int, float] | None = None) -> Routing:
         import json
 
         conf = self.llm_confidence.copy()
@@ -427,7 +430,8 @@ class Router:
         reasons = Reasons(confidence, is_reviewed, list(self.llm_labels))
         value = np.where(is_reviewed, 0.0, 1.0 - confidence)
         return Routing(labels, confidence, value, reasons, list(self.llm_labels), None, is_reviewed, self._trusted(confidence, is_reviewed),
-                       estimate_with_audit(confidence, is_reviewed, conf[audited], audit_ok, None, None), {})
+                       estimate_with_audit(confidence, is_reviewed, conf[audited], audit_ok, None, None,
+                                           np.array([(weight_of or {}).get(int(i), 1.0) for i in audited], dtype=float)), {})
 
 
 def _in_row_order(given: list[tuple[int, Any]], names: Sequence[str], n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -483,24 +487,25 @@ def _platt(values: np.ndarray, a: float, c: float) -> np.ndarray:
 
 
 def _audit_answers(audit: Sequence[int], rows: np.ndarray, gold: np.ndarray, held_q: np.ndarray | None, n_seed: int, confidence: np.ndarray,
-                   predicted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(confidence, right) of what a model fitted without each audit row said of it: out of fold once the
-    combination is fitted (`held_q` over the seed rows, then `rows`); before, the LLM's own distribution,
-    which no review has touched."""
+                   predicted: np.ndarray, weight_of: Mapping[int, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(confidence, right, weight) of what a model fitted without each audit row said of it: out of fold once
+    the combination is fitted (`held_q` over the seed rows, then `rows`); before, the LLM's own distribution,
+    which no review has touched. The weight: `weight_of` the row (1 where it has none)."""
     wanted = np.array([int(i) for i in audit], dtype=int)
     pos = np.searchsorted(rows, wanted)  # (rows are in row order)
     at = pos[(pos < len(rows)) & (rows[np.minimum(pos, max(len(rows) - 1, 0))] == wanted)] if len(rows) else np.zeros(0, dtype=int)
-    if held_q is not None and len(at):
-        return held_q[n_seed + at].max(axis=1), held_q[n_seed + at].argmax(axis=1) == gold[at]
     audited = rows[at] if len(at) else np.zeros(0, dtype=int)
-    return confidence[audited], predicted[audited] == gold[at]
+    weights = np.array([weight_of.get(int(i), 1.0) for i in audited], dtype=float)
+    if held_q is not None and len(at):
+        return held_q[n_seed + at].max(axis=1), held_q[n_seed + at].argmax(axis=1) == gold[at], weights
+    return confidence[audited], predicted[audited] == gold[at], weights
 
 
 AUDIT_FOR_INTERVAL = 10  # audit rows before the estimate comes with an interval (and the stop rule uses its low end)
 
 
 def estimate_with_audit(confidence: np.ndarray, is_reviewed: np.ndarray, audit_conf: np.ndarray, audit_ok: np.ndarray,
-                        held_conf: np.ndarray | None, held_ok: np.ndarray | None) -> dict[str, Any]:
+                        held_conf: np.ndarray | None, held_ok: np.ndarray | None, audit_weight: np.ndarray | None = None) -> dict[str, Any]:
     """With `AUDIT_FOR_INTERVAL` audit rows or more: the audit-corrected estimate and its 95% interval
     (`numeric.estimate.accuracy_interval`; `lower_bound` is the interval's low end); before, the estimate
     from the confidences alone, with `estimate_accuracy`'s bound and no interval."""
@@ -509,7 +514,8 @@ def estimate_with_audit(confidence: np.ndarray, is_reviewed: np.ndarray, audit_c
     from labelmill.numeric.estimate import accuracy_interval
 
     left = confidence[~is_reviewed]
-    found = accuracy_interval(left, int(is_reviewed.sum()), audit_conf, audit_ok, frontier=float(left.min()) if len(left) else None)
+    found = accuracy_interval(left, int(is_reviewed.sum()), audit_conf, audit_ok, frontier=float(left.min()) if len(left) else None,
+                              audit_weight=audit_weight)
     return {**found, "lower_bound": found["low"], "reviewed": int(is_reviewed.sum()), "rows": len(confidence)}
 
 

@@ -133,6 +133,7 @@ class ReviewOptions(Options):
     audit: int = Field(30, ge=0)
     audit_every: int = Field(10, ge=0)
     audit_seed: int = 0
+    audit_uniform: float = Field(1.0, ge=0.0, le=1.0)
     prior: str | None = "llm"
     queue_weight: float = 1.0
     tier_model: str | None = None
@@ -206,7 +207,8 @@ class ReviewSession:
         self._first_confidence = np.nan_to_num(np.array([np.nan if s is None or s.confidence is None else s.confidence for s in labels_from.rows],
                                                         dtype=float), nan=0.0)
         self._audit_order = [int(i) for i in np.random.default_rng(o.audit_seed).permutation(len(self.records))]
-        self._audit_leases: dict[int, str] = {}
+        self.audit_seed, self.audit_uniform = o.audit_seed, o.audit_uniform
+        self._audit_leases: dict[int, tuple[str, float]] = {}  # row -> (annotator, the draw's weight)
         self.routing: Routing = self._route()
         self._model_steps()
 
@@ -272,7 +274,7 @@ class ReviewSession:
     def _route(self) -> Routing:
         assert self.router is not None
         position = self.log.size()
-        routing = self.router.route(self.reviewed(), audit=self.log.audit_rows())
+        routing = self.router.route(self.reviewed(), audit=self.log.audit_rows(), audit_weight=self.log.audit_weights())
         routing.log_position = position
         return routing
 
@@ -332,9 +334,10 @@ class ReviewSession:
                 if not self._refit_due:
                     return
                 self._refit_due = False
-                reviewed, audit, position = self.reviewed(), self.log.audit_rows(), self.log.size()  # a snapshot: the log's views never change in place
+                # a snapshot: the log's views never change in place
+                reviewed, audit, weights, position = self.reviewed(), self.log.audit_rows(), self.log.audit_weights(), self.log.size()
             try:
-                routing = self.router.route(reviewed, audit=audit)
+                routing = self.router.route(reviewed, audit=audit, audit_weight=weights)
                 next_start = started + max(self.refit_interval, (time.monotonic() - started) / REFIT_SHARE)
             except Exception as exc:  # noqa: BLE001 - the last routing stays; every review is saved
                 self.on_event(Notice(f"review: refit failed ({type(exc).__name__}: {exc}); the queue keeps its last order"))
@@ -411,11 +414,12 @@ class ReviewSession:
             if not queue:
                 return None
             ratings = self.log.ratings()
-            i = self._audit_row(annotator, ratings) if self._audit_due(len(ratings)) else None
-            if i is None:
+            drawn = self._audit_row(annotator, ratings) if self._audit_due(len(ratings)) else None
+            if drawn is None:
                 i = queue[0]
             else:
-                self._audit_leases[i] = annotator
+                i = drawn[0]
+                self._audit_leases[i] = (annotator, drawn[1])
             self._leases[i] = (annotator, time.time())
             return self.view(i, annotator)
 
@@ -429,17 +433,29 @@ class ReviewSession:
         # then one review in `audit_every`
         return bool(self.audit_every) and audits - self.audit < (total - 2 * self.audit) // self.audit_every + 1
 
-    def _audit_row(self, annotator: str, ratings: Mapping[int, Any]) -> int | None:
-        """The next row of the session's random order that no one has rated or leased (for another)."""
+    def _audit_row(self, annotator: str, ratings: Mapping[int, Any]) -> tuple[int, float] | None:
+        """(row, weight) of the next audit draw among the rows no one has rated or leased (for another). With
+        `audit_uniform` 1: the next row of the session's random order, weight 1. Below: a row drawn with a chance
+        that mixes uniform (that share) with one in proportion to 1 - confidence (rows likely wrong teach the loop
+        more), seeded by the session and the draws so far; its weight is 1 / (its chance x the rows it was drawn
+        from), so the estimate stays unbiased (`numeric.estimate`)."""
         now = time.time()
-        for i in self._audit_order:
-            if i in ratings:
-                continue
-            lease = self._leases.get(i)
-            if lease and lease[0] != annotator and now - lease[1] < 300:
-                continue
-            return i
-        return None
+        free = np.ones(len(self.records), dtype=bool)
+        free[[i for i in ratings if 0 <= int(i) < len(free)]] = False
+        for i, (who, when) in self._leases.items():
+            if who != annotator and now - when < 300:
+                free[i] = False
+        if self.audit_uniform >= 1.0:
+            return next(((i, 1.0) for i in self._audit_order if free[i]), None)
+        rows = np.flatnonzero(free)
+        if not len(rows):
+            return None
+        miss = np.clip(1.0 - np.nan_to_num(self.routing.confidence[rows], nan=0.0), 0.0, 1.0)
+        chance = np.full(len(rows), 1.0 / len(rows))
+        if miss.sum() > 0:
+            chance = self.audit_uniform * chance + (1.0 - self.audit_uniform) * miss / miss.sum()
+        j = int(np.random.default_rng([self.audit_seed, len(self.log.audit_rows())]).choice(len(rows), p=chance / chance.sum()))
+        return int(rows[j]), float(1.0 / (chance[j] * len(rows)))
 
     def view(self, i: int, annotator: str | None = None) -> RowView:
         i = self.row(i)
@@ -592,9 +608,11 @@ class ReviewSession:
                 return next(r.id for r in reversed(self.log.active()) if r.row_index == i and r.annotator == annotator and r.kind != "resolve")
             item = self.table.get(i)
             shown = self.log.ratings().get(i, {}).get(annotator, self.routing.labels[i])
-            audit = self._audit_leases.get(i) == annotator and i not in self.log.ratings()
+            lease = self._audit_leases.get(i)
+            audit = lease is not None and lease[0] == annotator and i not in self.log.ratings()
             model = (None, None) if item is None else (item.label, item.confidence)
-            review_id = self.log.add(i, self.row_hashes[i], annotator, label, previous=shown, model=model, kind=kind, audit=audit)
+            review_id = self.log.add(i, self.row_hashes[i], annotator, label, previous=shown, model=model, kind=kind,
+                                     audit=lease[1] if audit and lease is not None else 0.0)
             self._audit_leases.pop(i, None)
             self._leases.pop(i, None)
             self._after_review()

@@ -45,6 +45,8 @@ MIGRATIONS = [
         created_at REAL NOT NULL
     );
     """,
+    # 4: an audit row drawn with a chance other than uniform keeps its weight (1 / that chance relative to a uniform draw)
+    "ALTER TABLE reviews ADD COLUMN audit_weight REAL;",
 ]
 
 
