@@ -74,8 +74,7 @@ def test_propose_shows_a_seeded_sample_of_rows_and_asks_the_named_proposer(monke
     sample of `coverage_rows` rows when the file has more."""
     fake = Proposer(questions={n: "Is it?" for n in CONFIG["labels"]}, words={n: "late" for n in CONFIG["labels"][:1]} | {"World": "", "Sports": ""})
     monkeypatch.setattr(propose_module, "_ask", fake)
-    data = rows(30)
-    data[4]["text"] = "x" * 300
+    data = [{**r, "text": r["text"] + " " + "x" * 300} for r in rows(30)]
     draft = propose(CONFIG, data, project=tmp_path / "p.db", sample=4, proposer={"name": "big"}, coverage_rows=20)
     backend, name, asked = fake.asked[0]
     assert (backend, name) == ("fake", "big") and draft.proposer == "fake:big" and draft.rows == 20
@@ -84,7 +83,7 @@ def test_propose_shows_a_seeded_sample_of_rows_and_asks_the_named_proposer(monke
     frame = pd.DataFrame(data).sample(n=20, random_state=0).sort_index()
     texts = frame["text"].tolist()
     picked = sorted(np.random.default_rng(0).choice(20, size=4, replace=False))
-    assert shown == [f"- {' '.join(texts[i].split())[:240]}" for i in picked]
+    assert shown == [f"- {' '.join(texts[i].split())[:240]}" for i in picked] and all(len(line) == 242 for line in shown)
     assert asked[0].startswith("Task: Sort the news by topic.\nLabels: Sci/Tech, World, Sports\nSome rows to label:\n")
     assert asked[0].endswith("exactly when the row's label is Sci/Tech. Reply with the question only.")
     assert asked[3].endswith("Write 12 words that often appear in rows about Sci/Tech and rarely in the others (not the label names). "
@@ -229,3 +228,76 @@ def test_snorkel_gives_rows_nobody_voted_on_the_uniform_and_the_rest_its_fit():
     assert np.allclose(got[20:], direct.predict_proba(L)[20:], atol=1e-6, rtol=0)
     with pytest.raises(ConfigError, match="at least 3 sub-labelers; 2 vote here"):
         snorkel_label_model(L[:, :2], 3)
+
+
+# a model sub-labeler's config, scores and votes -------------------------------------------------------------------
+def _stored(i, label, confidence=None, distribution=None):
+    from labelmill.store.tables import StoredLabel
+
+    return StoredLabel(row_index=i, row_hash=str(i), label=label, error=None, error_detail=None, confidence=confidence, distribution=distribution,
+                       signals=None, raw_answer=None, method="score", backend="fake", model_id="m", model_sha256=None, prompt_hash="p",
+                       guidelines_hash="g", cache_key=str(i), cached=False)
+
+
+def _table(items, n):
+    from labelmill.store.tables import label_table
+
+    return label_table(items, n)
+
+
+def test_a_prompted_sub_labeler_is_a_config_of_its_own_with_the_question_after_the_row():
+    from labelmill.config import load_config
+    from labelmill.strategies.weak.sublabelers import QUESTION_GUIDELINES, prompt_config
+
+    base = load_config({**CONFIG, "examples": {"k": 2, "items": [{"text": "a goal", "label": "Sports"}]}, "input_template": "Title: {text}"})
+    spec = SubLabelerSpec(name="is_sport", kind="prompt", question="Is it about {sport}?", answers={"yes": "Sports", "maybe": "abstain", "no": "abstain"})
+    cfg = prompt_config(base, spec)
+    assert cfg.name == "news:is_sport" and cfg.task == "classification" and cfg.label_names == ["yes", "maybe", "no"]
+    assert cfg.guidelines == QUESTION_GUIDELINES and cfg.gold_column is None
+    assert cfg.examples.k == 0 and cfg.examples.items == [] and cfg.examples.file is None
+    assert cfg.input_template == "Title: {text}\n\nQuestion: Is it about {{sport}}?"  # braces in the question are text
+    assert cfg.input_template.format(text="x") == "Title: x\n\nQuestion: Is it about {sport}?"
+    assert prompt_config(base, spec, input_template="[{text}]").input_template.startswith("[{text}]\n\nQuestion: ")
+    plain = load_config({k: v for k, v in CONFIG.items() if k != "input_template"})
+    assert prompt_config(plain, spec).input_template == "{text}\n\nQuestion: Is it about {{sport}}?"
+
+
+def test_a_model_sub_labeler_s_scores_sum_the_answers_that_vote_for_each_label():
+    """Answers yes -> Sports, sure -> Sports, no -> abstain. Row 0: distribution yes 0.5, sure 0.25, no 0.25: Sports
+    0.75, chosen Sports. Row 1: 'no' chosen: no vote, scores 0 but Sports 0.1 from 'yes'. Row 2: no distribution,
+    confidence 0.8: Sports 0.8. Row 3: no distribution, no confidence: 1. Row 4: nothing stored; row 5: a failed
+    row (no label); row 6: a non-text label. Zero-shot maps each label to itself."""
+    from labelmill.strategies.weak.sublabelers import model_scores
+
+    spec = SubLabelerSpec(name="q", kind="prompt", question="Sport?", answers={"yes": "Sports", "sure": "Sports", "no": "abstain"})
+    names = ["Sci/Tech", "World", "Sports"]
+    table = _table([_stored(0, "yes", 0.5, {"yes": 0.5, "sure": 0.25, "no": 0.25}), _stored(1, "no", 0.9, {"yes": 0.1, "no": 0.9}),
+                    _stored(2, "sure", 0.8), _stored(3, "yes"), _stored(5, None, 0.9, {"yes": 1.0}), _stored(6, ["yes"], 0.9)], 7)
+    chosen, scores = model_scores(table, spec, names)
+    assert chosen.tolist() == [2, -1, 2, 2, -1, -1, -1]
+    assert scores.tolist() == [[0, 0, 0.75], [0, 0, 0.1], [0, 0, 0.8], [0, 0, 1.0], [0, 0, 0], [0, 0, 0], [0, 0, 0]]
+    zero = SubLabelerSpec(name="z", kind="zero_shot")
+    chosen, scores = model_scores(_table([_stored(0, "World", 0.6, {"World": 0.6, "Sports": 0.3, "Sci/Tech": 0.1})], 1), zero, names)
+    assert chosen.tolist() == [1] and scores.tolist() == [[0.1, 0.6, 0.3]]
+
+
+def test_model_votes_with_a_fixed_floor_and_with_per_label_thresholds():
+    """A fixed abstain_below 0.7: rows at 0.6 abstain, at 0.7 vote, with no confidence vote. Thresholds (auto):
+    the label whose score clears its threshold by the most (World 0.6 - 0.5 = 0.1 against Sports 0.3 - 0.25 = 0.05),
+    a score exactly at its threshold fires, a NaN threshold never fires. Multi-label zero-shot: the labels given
+    vote for, the others against, under the floor nothing."""
+    from labelmill.strategies.weak.sublabelers import model_votes
+
+    names = ["Sci/Tech", "World", "Sports"]
+    zero = SubLabelerSpec(name="z", kind="zero_shot", abstain_below=0.7)
+    table = _table([_stored(0, "World", 0.6), _stored(1, "Sports", 0.7), _stored(2, "World", None)], 4)
+    assert model_votes(table, zero, names).tolist() == [[-1, -1, -1], [-1, -1, 1], [-1, 1, -1], [-1, -1, -1]]
+    dist = _table([_stored(0, "World", 0.6, {"World": 0.6, "Sports": 0.3, "Sci/Tech": 0.1}),
+                   _stored(1, "Sci/Tech", 0.9, {"Sci/Tech": 0.9, "World": 0.05, "Sports": 0.05}),
+                   _stored(2, "Sports", 0.25, {"Sports": 0.25, "World": 0.4, "Sci/Tech": 0.35})], 3)
+    thresholds = np.array([np.nan, 0.5, 0.25])
+    assert model_votes(dist, zero, names, thresholds=thresholds).tolist() == [[-1, 1, -1], [-1, -1, -1], [-1, -1, 1]]
+    multi = _table([_stored(0, ["World", "Sports"], 0.8), _stored(1, ["World"], 0.5), _stored(2, [], 0.9)], 3)
+    assert model_votes(multi, zero, names, multi=True).tolist() == [[0, 1, 1], [-1, -1, -1], [0, 0, 0]]
+    loose = SubLabelerSpec(name="z", kind="zero_shot")
+    assert model_votes(multi, loose, names, multi=True).tolist() == [[0, 1, 1], [0, 1, 0], [0, 0, 0]]
