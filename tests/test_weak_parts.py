@@ -301,3 +301,19 @@ def test_model_votes_with_a_fixed_floor_and_with_per_label_thresholds():
     assert model_votes(multi, zero, names, multi=True).tolist() == [[0, 1, 1], [-1, -1, -1], [0, 0, 0]]
     loose = SubLabelerSpec(name="z", kind="zero_shot")
     assert model_votes(multi, loose, names, multi=True).tolist() == [[0, 1, 1], [0, 1, 0], [0, 0, 0]]
+
+
+# rules, functions and columns: what they give and the errors they name -------------------------------------------
+def test_a_python_sub_labeler_s_unknown_label_or_abstain_word_and_a_column_of_whitespace():
+    """A function's answer outside the label set names the sub-labeler and the row; 'abstain' (any case, any
+    spaces) and '' abstain; a column cell of spaces is empty; a one-label column keeps a label with spaces whole."""
+    from labelmill.strategies.weak.sublabelers import column_votes, python_votes
+
+    spec = SubLabelerSpec(name="fn", kind="python", function="rules.py:f")
+    with pytest.raises(ConfigError) as info:
+        python_votes(spec, lambda row: row["v"], [{"v": "a"}, {"v": None}, {"v": "zz"}], ["a", "b"], multi=False)
+    assert str(info.value) == "weak.sub_labelers[fn] gave 'zz' on row 2, which is not a label of this task"
+    votes = python_votes(spec, lambda row: row["v"], [{"v": " Abstain "}, {"v": ""}, {"v": "B"}], ["a", "b"], multi=False)
+    assert votes.tolist() == [[-1, -1], [-1, -1], [-1, 1]]
+    col = SubLabelerSpec(name="c", kind="column", column="x")
+    assert column_votes(col, ["   ", " b ", "a b"], ["a", "b", "a b"], None).tolist() == [[-1, -1, -1], [-1, 1, -1], [-1, -1, 1]]
