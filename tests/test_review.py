@@ -629,6 +629,38 @@ def test_the_review_command_runs_the_tier_before_a_simulated_reviewer(tmp_path):
     assert json.loads(out.output.strip().splitlines()[-1])["tier"] == {"model": "strong", "rows": 6, "running": False}
 
 
+def test_the_review_command_draws_audit_rows_towards_likely_errors_when_asked(tmp_path):
+    """`--audit-uniform 0`: every audit draw goes to rows in proportion to 1 - confidence, and each audit review
+    keeps its weight; by default the draws are the plain random order (no weight kept)."""
+    import yaml
+    from click.testing import CliRunner
+
+    from labelmill.cli import cli
+    from labelmill.cli.app import _add_strategy_commands
+    from labelmill.store.db import Store
+    from labelmill.strategies.review.log import ReviewLog
+
+    _add_strategy_commands()
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(CONFIG))
+    data = write_rows(tmp_path / "rows.csv", n=30)
+    logs = {}
+    for name, extra in (("weighted", ["--audit-uniform", "0"]), ("plain", [])):
+        out = CliRunner().invoke(cli, ["review", str(config), str(data), "--project", str(tmp_path / f"{name}.db"), "--no-student", "--simulate", "label",
+                                       "--reviews", "6", "--json", *extra])
+        assert out.exit_code == 0, out.output
+        with Store(tmp_path / f"{name}.db") as store:
+            run_id = store.db.execute("SELECT max(id) FROM runs").fetchone()[0]
+            logs[name] = [r for r in ReviewLog(store, run_id).all() if r.audit]
+    import pandas as pd
+
+    texts = pd.read_csv(data)["text"].tolist()
+    # a tied row (confidence 0.5) is drawn more often than a uniform draw would (weight under 1), a row the model
+    # is sure of (0.95) less often (over 1)
+    tied = [("fine" in texts[r.row_index] or "meh" in texts[r.row_index]) for r in logs["weighted"]]
+    assert len(tied) == 3 and all(r.audit_weight is not None and (r.audit_weight < 1) == t for r, t in zip(logs["weighted"], tied))
+    assert len(logs["plain"]) == 3 and all(r.audit_weight is None for r in logs["plain"])
+
 def test_cli_headless_simulate_export_and_import(tmp_path):
     import yaml
     from click.testing import CliRunner

@@ -59,6 +59,9 @@ LOCAL_BACKENDS = ("llama_cpp",)  # the embedded model: no money per answer, so t
               help="Rows drawn at random among the first reviews (every other one until this many, then --audit-every): "
               "they make the accuracy estimate and its interval honest. 0: none.")
 @click.option("--audit-every", default=10, show_default=True, type=click.IntRange(min=0), help="After the first --audit rows, one review in this many is a random audit row (0: none).")
+@click.option("--audit-uniform", default=1.0, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="The uniform share of each audit draw; the rest goes to rows in proportion to 1 - confidence (rows likely wrong, which "
+              "teach the loop more), each weighted back in the estimate. 1: plain random audit rows.")
 @click.option("--reviewer", "reviewers", multiple=True, help="An annotator who may resolve conflicts (repeatable; also added as an annotator). "
               "Without any, every annotator may.")
 @click.option("--revoke", multiple=True, help="Remove this annotator's token (repeatable); their reviews stay.")
@@ -66,7 +69,7 @@ LOCAL_BACKENDS = ("llama_cpp",)  # the embedded model: no money per answer, so t
 @click.option("--json", "as_json", is_flag=True, help="Headless: print the status as JSON.")
 def review_command(config, data, project, host, port, annotators, tokens_file, target, budget, overlap, blind, batch, calibration, trust_above,
                    no_student, seed_rows, student_kind, export_format, out_path, ls_import, gold_column, reviews, relabel, relabel_every,
-                   relabel_rows, no_relabel, propose_every, tune_after, tier_model, tier_share, audit, audit_every, reviewers, revoke, keep_tokens, as_json):
+                   relabel_rows, no_relabel, propose_every, tune_after, tier_model, tier_share, audit, audit_every, audit_uniform, reviewers, revoke, keep_tokens, as_json):
     """Review the labels of DATA (an input file or the output of `labelmill run`) with CONFIG.
 
     Starts a web app on 127.0.0.1: the rows most worth a person's time first, a keyboard for each task
@@ -80,7 +83,7 @@ def review_command(config, data, project, host, port, annotators, tokens_file, t
     session = ReviewSession.open(
         config, data, project=project, calibration=calibration, target=target, trust_threshold=trust_above, batch=batch, overlap=overlap,
         blind=blind, budget=budget, student=False if no_student else ("finetuned" if student_kind == "finetuned" else True),
-        seed_rows=seed_rows, audit=audit, audit_every=audit_every, tier_model=tier_model, tier_share=tier_share,
+        seed_rows=seed_rows, audit=audit, audit_every=audit_every, audit_uniform=audit_uniform, tier_model=tier_model, tier_share=tier_share,
         on_event=progress_handler(quiet=as_json),
     )
     session.relabel_rows = relabel_rows

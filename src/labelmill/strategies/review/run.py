@@ -111,7 +111,9 @@ class ReviewOptions(Options):
     first reviews are rows drawn uniformly at random among those not reviewed yet (every other review
     until there are that many), then one review in `audit_every` (0: none after): what the model said on
     them makes the estimate of the dataset's accuracy and its interval honest (`routing.estimate_with_audit`);
-    they are shown like any other row and flagged in the log. 0 turns the audit off. `prior`: with no
+    they are shown like any other row and flagged in the log. 0 turns the audit off. `audit_uniform`: the
+    uniform share of each audit draw; below 1 the rest goes to rows in proportion to 1 - confidence (likely
+    errors, which teach the loop more), each audit row weighted back by its draw's chance (`_audit_row`). `prior`: with no
     labeled examples, the student also learns from the LLM's surest labels ("llm") or not (None).
     `tier_model`: a stronger model (a catalog name such as qwen2.5-coder-1.5b, on the config's backend)
     that labels the `tier_share` of rows the first labeler was least sure of (`ReviewSession.escalate`)."""
