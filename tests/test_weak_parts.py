@@ -228,6 +228,7 @@ def test_snorkel_gives_rows_nobody_voted_on_the_uniform_and_the_rest_its_fit():
     assert np.allclose(got[20:], direct.predict_proba(L)[20:], atol=1e-6, rtol=0)
     with pytest.raises(ConfigError, match="at least 3 sub-labelers; 2 vote here"):
         snorkel_label_model(L[:, :2], 3)
+    assert snorkel_label_model(L[:, :3], 3).shape == (100, 3)  # three are enough
 
 
 # a model sub-labeler's config, scores and votes -------------------------------------------------------------------
@@ -317,3 +318,80 @@ def test_a_python_sub_labeler_s_unknown_label_or_abstain_word_and_a_column_of_wh
     assert votes.tolist() == [[-1, -1], [-1, -1], [-1, 1]]
     col = SubLabelerSpec(name="c", kind="column", column="x")
     assert column_votes(col, ["   ", " b ", "a b"], ["a", "b", "a b"], None).tolist() == [[-1, -1, -1], [-1, 1, -1], [-1, -1, 1]]
+
+
+# weak's analysis table on the input rows (run._summary) ------------------------------------------------------------
+def test_the_analysis_table_on_the_input_rows_by_hand():
+    """One-label: gold pos, neg, (not a label), neg; `r` votes pos, pos, neg, -: coverage 3/4, right on row 0 only
+    of the two rows with a label it voted on (1/2). Multi-label (gold {a}, {a, b}, {}): a column voting for a and
+    against b on rows 0 and 1 and nothing on row 2: coverage 2/3; its four votes: row 0 a right, b right (not in
+    gold), row 1 a right, b wrong: 3/4; polarity: the labels it votes for. Without a gold column: no accuracy."""
+    from labelmill.config import load_config
+    from labelmill.strategies.weak.run import _rows, _summary
+    from labelmill.tasks import make_task
+
+    cfg = load_config({**CONFIG, "labels": ["pos", "neg"]})
+    task = make_task(cfg)
+    frame = pd.DataFrame({"text": ["w", "x", "y", "z"], "label": ["pos", "neg", "meh", "neg"]})
+    r = SubLabelerSpec(name="r", kind="keywords", keywords=["w"], label="pos")
+    V = np.array([[1, -1], [1, -1], [-1, 1], [-1, -1]])
+    (row,) = _summary(cfg, task, [r], _rows(cfg, task, frame, None, False), [V], cfg.label_names, False)
+    assert row == {"name": "r", "kind": "keywords", "polarity": [0, 1], "coverage": 0.75, "overlaps": 0.0, "conflicts": 0.0, "gold_rows": 2,
+                   "empirical_accuracy": 0.5}
+    (bare,) = _summary(cfg, task, [r], _rows(cfg, task, frame.drop(columns=["label"]), None, False), [V], cfg.label_names, False)
+    assert "empirical_accuracy" not in bare and bare["coverage"] == 0.75
+    mcfg = load_config({**CONFIG, "task": "multilabel", "labels": ["a", "b"], "label_separator": ";"})
+    mtask = make_task(mcfg)
+    mframe = pd.DataFrame({"text": ["u", "v", "w"], "label": ["a", "a;b", ""]})
+    col = SubLabelerSpec(name="c", kind="column", column="x")
+    M = np.array([[1, 0], [1, 0], [-1, -1]])
+    (mrow,) = _summary(mcfg, mtask, [col], _rows(mcfg, mtask, mframe, None, False), [M], mcfg.label_names, True)
+    assert mrow == {"name": "c", "kind": "column", "polarity": [0], "coverage": pytest.approx(2 / 3, abs=1e-12), "gold_rows": 2, "empirical_accuracy": 0.75}
+    (mbare,) = _summary(mcfg, mtask, [col], _rows(mcfg, mtask, mframe.drop(columns=["label"]), None, False), [M], mcfg.label_names, True)
+    assert mbare == {"name": "c", "kind": "column", "polarity": [0], "coverage": pytest.approx(2 / 3, abs=1e-12)}
+
+
+def test_flags_name_low_coverage_low_seed_accuracy_and_no_seed_votes_at_their_bounds():
+    from labelmill.strategies.weak.run import _flags
+
+    assert _flags({"coverage": 0.05, "seed_rows": 10, "seed_accuracy": 0.6}, 0.05, 0.6) == []  # at the bounds: kept
+    assert _flags({"coverage": 0.049, "seed_rows": 10, "seed_accuracy": 0.59}, 0.05, 0.6) == ["coverage 0.049 < 0.05", "seed accuracy 0.590 < 0.6"]
+    assert _flags({"coverage": 0.5, "seed_rows": 10, "seed_accuracy": None}, 0.05, 0.6) == ["no votes on the seed rows"]
+    assert _flags({"coverage": 0.5, "seed_rows": 0, "seed_accuracy": None}, 0.05, 0.6) == [] and _flags({"coverage": 0.5}, 0.05, 0.6) == []
+
+
+def test_the_output_columns_multi_label_and_rows_nobody_voted_on():
+    """Multi-label: the labels at 0.5 or more joined by the separator, the confidence the product of each label's
+    max(p, 1 - p) (0.9 x 0.6 = 0.54), the vote column the labels voted for; a row nobody voted on: no label, no
+    confidence, the reason; an end model's label and confidence columns."""
+    from labelmill.config import load_config
+    from labelmill.strategies.weak.run import _output
+
+    cfg = load_config({**CONFIG, "task": "multilabel", "labels": ["a", "b"], "label_separator": ";"})
+    frame = pd.DataFrame({"text": ["u", "v"]})
+    probs = np.array([[0.9, 0.4], [0.5, 0.5]])
+    out, _ = _output(cfg, frame, [np.array([[1, 1], [-1, -1]])], probs, np.array([True, False]), ["c"], ["a", "b"], np.array([[0.2, 0.8], [0.7, 0.3]]))
+    assert out["llm_label"].tolist()[0] == "a" and pd.isna(out["llm_label"].tolist()[1])
+    assert out["llm_confidence"].tolist()[0] == pytest.approx(0.54, abs=1e-12) and pd.isna(out["llm_confidence"].tolist()[1])
+    assert out["llm_error"].tolist() == ["", "no_votes: no sub-labeler voted on this row"]
+    assert out["weak_vote_c"].tolist() == ["a;b", ""]
+    assert out["weak_end_label"].tolist() == ["b", "a"] and out["weak_end_confidence"].tolist() == [0.8, 0.7]
+
+
+def test_seed_rows_that_lack_a_label_are_named_in_a_notice_and_the_sidecar_lists_what_was_kept(tmp_path):
+    """A seed file with only negative rows: weak says no seed row has 'positive' (an auto threshold for it would
+    never fire). The sidecar next to the output holds the label model, the kept sub-labelers and each one's row."""
+    from labelmill.events import Notice
+    from labelmill.strategies.weak import weak
+    from test_weak import ROWS, weak_config
+
+    pd.DataFrame([{"text": "so dull", "label": "negative"}, {"text": "bad", "label": "negative"}]).to_csv(tmp_path / "seed.csv", index=False)
+    config = weak_config()
+    config["weak"]["sub_labelers"] = config["weak"]["sub_labelers"][1:3] + [{"name": "fun", "kind": "keywords", "keywords": ["fun"], "label": "positive"}]
+    seen = []
+    weak(config, ROWS, project=tmp_path / "p.db", seed=tmp_path / "seed.csv", output=tmp_path / "out.csv", on_event=seen.append)
+    said = [e.message for e in seen if isinstance(e, Notice) and "no seed row" in e.message]
+    assert said == ["weak: no seed row has the label positive: an auto threshold for it never fires"]
+    side = json.loads((tmp_path / "out.csv.weak.json").read_text(encoding="utf-8"))
+    assert side["label_model"] == "dawid_skene" and side["kept"] == ["boring", "bad", "fun"]
+    assert [r["name"] for r in side["sub_labelers"]] == ["boring", "bad", "fun"] and side["sub_labelers"][0]["seed_rows"] == 2
