@@ -71,3 +71,35 @@ def test_plan_prices_the_prompts_and_the_longest_answers():
     got = labelmill.plan(cfg, ROWS, backend=Priced(ModelSpec.model_validate(cfg["model"])))
     assert got["estimated_cost_usd"] == pytest.approx(0.062 + 2 * 32 * 2 / 1000, abs=1e-9)
     assert labelmill.plan(cfg, ROWS, backend=Unpriced(ModelSpec.model_validate(cfg["model"])))["estimated_cost_usd"] is None
+
+
+# calibrate's seed report (core.entry.calibrate_on_seed) ------------------------------------------------------------
+def test_the_seed_report_states_the_raw_and_calibrated_figures_of_the_seed_rows(tmp_path):
+    """The report of a calibration on 300 seed rows: the raw accuracy is the share the fake labels right (worked out
+    from the rows: the keyword rows right, a tied row right when it is positive, the first label), ECE before and
+    after as `expected_calibration_error`'s first figure of the raw and the out-of-fold confidences, the threshold
+    chosen on the seed rows out of fold, and without its bound."""
+    import json
+
+    import numpy as np
+
+    from labelmill.numeric import calibration as cal_mod
+    from test_calibration import scored_rows
+
+    config = fake_config(model={"method": "score", "params": {"keywords": {"positive": ["good"], "negative": ["bad"]}}})
+    rows = scored_rows(300, 5)
+    rows.to_csv(tmp_path / "seed.csv", index=False)
+    cal = labelmill.calibrate(config, tmp_path / "seed.csv", project=tmp_path / "p.db", target=0.9)
+    report = cal.seed_report
+    said = ["positive" if "good" in t and "bad" not in t else "negative" if "bad" in t and "good" not in t else "positive" for t in rows["text"]]
+    right = np.array([s == g for s, g in zip(said, rows["label"])])
+    assert report["accuracy_raw"] == pytest.approx(right.mean(), abs=1e-12)
+    assert report["seed_rows"] == 300 and report["threshold_chosen_on"] == "seed rows (out of fold)"
+    stored = labelmill.run(dict(config, output={"include_distribution": True}), tmp_path / "seed.csv", project=tmp_path / "p.db")
+    raw = stored.frame["llm_confidence"].to_numpy(dtype=float)
+    assert report["ece_raw"] == pytest.approx(cal_mod.expected_calibration_error(right, raw)[0], abs=1e-12)
+    assert 0 <= report["ece_calibrated_cv"] < report["ece_raw"] and 0 < report["accuracy_calibrated_cv"] <= 1
+    assert set(report["cv_log_loss"]) == {"temperature", "bias", "isotonic", "platt", "bias_platt"}
+    assert report["cv_log_loss"][report["method"]] == min(report["cv_log_loss"].values())
+    assert report["threshold_without_bound"]["threshold"] <= report["threshold"]["threshold"] and "lower_bound" not in report["threshold_without_bound"]
+    assert json.dumps(report)  # plain values, as the CLI prints them
