@@ -103,3 +103,48 @@ def test_the_seed_report_states_the_raw_and_calibrated_figures_of_the_seed_rows(
     assert report["cv_log_loss"][report["method"]] == min(report["cv_log_loss"].values())
     assert report["threshold_without_bound"]["threshold"] <= report["threshold"]["threshold"] and "lower_bound" not in report["threshold_without_bound"]
     assert json.dumps(report)  # plain values, as the CLI prints them
+
+
+# the cache key (core.job.Job.cache_key) ----------------------------------------------------------------------------
+def test_requests_that_differ_in_model_prompt_or_parameters_never_share_a_cache_key():
+    """The cache answers a request only with the answer to the same request: the same config and prompt give the
+    same key (in a new Job too), and a change of model, labels, method, generation length, temperature, seed,
+    request kind or prompt gives another."""
+    from labelmill.config import load_config
+    from labelmill.core import Job
+    from labelmill.core.reasoning import Call
+    from labelmill.types import Prompt
+
+    def job(**model):
+        cfg = fake_config()
+        cfg["model"] = {**cfg["model"], **model}
+        return Job(load_config(cfg))
+
+    def labels(names):
+        return Job(load_config({**fake_config(), "labels": names}))
+
+    prompt, other = Prompt("Classify.", (), "a good film"), Prompt("Classify.", (), "a good film!")
+    base = job()
+    keys = {
+        "base": base.cache_key(prompt),
+        "prompt": base.cache_key(other),
+        "params": job(params={"keywords": {"positive": ["good"]}}).cache_key(prompt),  # (the fake's model hash is its keyword table)
+        "labels": labels(["negative", "positive"]).cache_key(prompt),
+        "generate": job(method="generate").cache_key(prompt),
+        "generate longer": job(method="generate", max_tokens=64).cache_key(prompt),
+        "generate warmer": job(method="generate", temperature=0.7).cache_key(prompt),
+        "generate seed": job(method="generate", seed=1).cache_key(prompt),
+        "verify": base.cache_key(prompt, Call("verify", "score", ("yes", "no"))),
+        "explain": base.cache_key(prompt, Call("explain", "generate", (), 96, 0.0, 0)),
+        "explain longer": base.cache_key(prompt, Call("explain", "generate", (), 128, 0.0, 0)),
+        "sample seed 1": base.cache_key(prompt, Call("sample", "generate", (), 96, 0.7, 1)),
+        "sample seed 2": base.cache_key(prompt, Call("sample", "generate", (), 96, 0.7, 2)),
+        "sample cooler": base.cache_key(prompt, Call("sample", "generate", (), 96, 0.3, 2)),
+        "p_true": base.cache_key(prompt, Call("p_true", "score", ("yes", "no"))),
+        "p_true other answers": base.cache_key(prompt, Call("p_true", "score", ("no", "yes"))),
+    }
+    assert len(set(keys.values())) == len(keys), [k for k, v in keys.items() if list(keys.values()).count(v) > 1]
+    assert job().cache_key(prompt) == keys["base"] and base.cache_key(Prompt("Classify.", (), "a good film")) == keys["base"]
+    # the same parameters on another model (the fake's 'strong' in its by_model table)
+    both = {**fake_config()["model"]["params"], "by_model": {"strong": {"positive": ["good"]}}}
+    assert job(name="strong", params=both).cache_key(prompt) != job(params=both).cache_key(prompt)
