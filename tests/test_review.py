@@ -1148,7 +1148,7 @@ def test_the_app_s_refits_run_off_the_request_path_and_coalesce(session):
 
 
 def test_the_log_s_views_advanced_review_by_review_equal_the_views_read_afresh(tmp_path):
-    """The log keeps its views (decisions in force, ratings, final labels and conflicts, audit rows) up to
+    """The log keeps its views (decisions in force, ratings, final labels and conflicts, audit rows and weights) up to
     date review by review; after every step of a random mix of saves, resolutions and undos they equal
     what a fresh reader of the same store computes from the whole log."""
     from labelmill.strategies.review.log import ReviewLog
@@ -1162,7 +1162,7 @@ def test_the_log_s_views_advanced_review_by_review_equal_the_views_read_afresh(t
 
     def views(one: ReviewLog):
         return ({k: dict(v) for k, v in one.ratings().items()}, [dict(x) for x in one.final(1)], [dict(x) for x in one.final(2)],
-                one.audit_rows(), one.count(), [r.id for r in one.active()], dict(one.shared()), [one.rated_by(p) for p in people])
+                one.audit_rows(), one.audit_weights(), one.count(), [r.id for r in one.active()], dict(one.shared()), [one.rated_by(p) for p in people])
 
     with Store(tmp_path / "p.db") as other:
         for step in range(150):
@@ -1170,7 +1170,8 @@ def test_the_log_s_views_advanced_review_by_review_equal_the_views_read_afresh(t
             action = rng.random()
             who = rng.choice(people)
             if action < 0.7:
-                log.add(rng.randrange(8), "h", who, rng.choice(["positive", "negative"]), audit=rng.random() < 0.2)
+                audit = rng.choice([0.0, 0.0, 0.0, 1.0, 0.5, 2.0])  # not an audit row, or one drawn with its weight
+                log.add(rng.randrange(8), "h", who, rng.choice(["positive", "negative"]), audit=audit)
             elif action < 0.85:
                 log.add(rng.randrange(8), "h", who, rng.choice(["positive", "negative"]), kind="resolve")
             else:

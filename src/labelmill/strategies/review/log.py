@@ -277,19 +277,24 @@ class ReviewLog:
 
     def audit_rows(self) -> list[int]:
         """Rows whose review in force was an audit draw, in the order they were reviewed."""
-        return list(self._derived("audit", lambda: list(dict.fromkeys(r.row_index for r in self._active() if r.audit and r.kind != "resolve"))))
+        return list(self._audited())
 
     def audit_weights(self) -> list[float]:
         """Each audit row's weight in the estimate, in the order of `audit_rows` (1 for a uniform draw)."""
+        return list(self._audited().values())
 
-        def make() -> list[float]:
-            first: dict[int, float] = {}
-            for r in self._active():
-                if r.audit and r.kind != "resolve" and r.row_index not in first:
-                    first[r.row_index] = 1.0 if r.audit_weight is None else float(r.audit_weight)
-            return list(first.values())
+    def _audited(self) -> dict[int, float]:  # shared: not to be changed
+        return self._derived("audit", lambda: _audit_weights({}, self._active()))
 
-        return list(self._derived("audit_weights", make))
+
+def _audit_weights(old: dict[int, float], reviews: Iterable[Review]) -> dict[int, float]:
+    """{row: weight} of the audit draws, in review order: `old` and the first audit review of each other row in
+    `reviews` (a copy: views handed out never change)."""
+    out = dict(old)
+    for r in reviews:
+        if r.audit and r.kind != "resolve" and r.row_index not in out:
+            out[r.row_index] = 1.0 if r.audit_weight is None else float(r.audit_weight)
+    return out
 
 
 class _Chunked(Mapping):
@@ -371,8 +376,7 @@ def _advanced(old: dict[Any, Any], new: list[Review]) -> dict[Any, Any]:
         return out
     out["active"] = old["active"] + new
     if "audit" in old:
-        seen = set(old["audit"])
-        out["audit"] = old["audit"] + [r for r in dict.fromkeys(r.row_index for r in new if r.audit and r.kind != "resolve") if r not in seen]
+        out["audit"] = _audit_weights(old["audit"], new)
     if "ratings" not in old or "resolved" not in old:
         return out
     ratings, resolved = old["ratings"], old["resolved"]
