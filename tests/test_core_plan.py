@@ -46,8 +46,7 @@ def test_plan_scales_the_time_by_threads_reasoning_and_generation():
     checks = labelmill.plan(fake_config(reasoning={"p_true": True, "verbalized": True}), ROWS)
     assert checks["requests_per_row"]["checks"] == 2
     gen = labelmill.plan(fake_config(model={"backend": "fake", "name": "keywords", "method": "generate", "max_tokens": 50}), ROWS)
-    per_row = gen["suffix_tokens"]  # no candidates scored when generating
-    evaluated = gen["prefix_tokens"] + sum(ROW_TOKENS) + 2 * per_row
+    evaluated = PREFIX + sum(ROW_TOKENS)  # 37: the same prompt, and no candidates scored when generating
     assert gen["method"] == "generate" and gen["tokens_evaluated_with_prefix_reuse"] == evaluated
     assert gen["estimated_seconds"] == pytest.approx(evaluated / 150 + 2 * 50 / 25 + gen["setup_seconds"], abs=0.1)
 
