@@ -1,0 +1,143 @@
+"""core.loop's Runner, part by part, with the fake backend and a real store: each stored annotation's provenance
+worked out by hand (the row's hash, the raw answer, the guideline's hash, tokens, the cached flag, a re-asked row's
+signal), the notice for rows with empty text, the cost cap on a local model and on a backend that keeps one, and
+the batch size a backend asks for."""
+
+from __future__ import annotations
+
+import hashlib
+
+from conftest import ROWS, fake_config
+from test_tasks import extraction_config
+
+import labelmill
+from labelmill.backends.fake import FakeBackend
+from labelmill.config import load_config
+from labelmill.core.job import Job
+from labelmill.core.loop import Runner
+from labelmill.events import Notice
+from labelmill.store.db import Store
+
+KEYWORDS = {"positive": ["good", "great", "fun"], "negative": ["bad", "dull", "boring"]}
+SYSTEM = "Classify the sentiment.\n\nLabels:\n- positive\n- negative\n\nAnswer with the label only."
+
+
+def short(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def stored(path) -> list:
+    with Store(path) as store:
+        return [list(store.annotations(run["id"])) for run in store.runs()]
+
+
+def test_a_scored_row_keeps_its_label_as_the_raw_answer_and_its_provenance(tmp_path):
+    labelmill.label(fake_config(), ROWS[:2], project=tmp_path / "p.db")
+    (first, second), = stored(tmp_path / "p.db")
+    assert (first.row_index, first.label, first.raw_answer, first.error, first.error_detail) == (0, "positive", "positive", None, None)
+    assert (second.label, second.raw_answer) == ("negative", "negative")
+    assert first.row_hash == short("a good and fun film") and second.row_hash == short("bad acting and a dull plot")
+    assert first.guidelines_hash == short(SYSTEM) and first.method == "score" and not first.cached
+    assert (first.backend, first.model_id) == ("fake", "fake-keywords")
+    assert first.model_sha256 == hashlib.sha256(repr(sorted(KEYWORDS.items())).encode()).hexdigest()
+    # the fake counts 4 characters a token of the prompt's canonical JSON: [{"role":"system","content":SYSTEM (escaped: 89
+    # characters)},{"role":"user","content":"a good and fun film"}], 169 characters
+    assert first.prompt_tokens == 42 and first.completion_tokens is None
+    assert first.signals.get("reasked") is None and set(first.distribution) == {"positive", "negative"}
+
+
+def test_a_generated_row_keeps_the_model_s_own_words_and_a_failed_one_its_kind(tmp_path):
+    config = fake_config(model={"method": "generate", "params": {"style": "chatty", "keywords": KEYWORDS}})
+    labelmill.label(config, ROWS[:1], project=tmp_path / "p.db")
+    (row,), = stored(tmp_path / "p.db")
+    assert (row.label, row.raw_answer, row.method) == ("positive", "The answer is: Positive.", "generate")
+    assert row.completion_tokens == 1 and row.prompt_tokens > 0  # the fake counts the label's one log-probability
+    garbage = fake_config(model={"method": "generate", "params": {"garbage_every": 1, "keywords": KEYWORDS}})
+    labelmill.label(garbage, ROWS[:1], project=tmp_path / "q.db")
+    (failed,), = stored(tmp_path / "q.db")
+    assert (failed.label, failed.error, failed.raw_answer, failed.confidence) == (None, "no_label", "I am not sure about this one.", None)
+    assert failed.distribution is None and failed.signals in (None, {})
+
+
+def test_rows_answered_from_the_cache_are_marked_cached(tmp_path):
+    labelmill.label(fake_config(), ROWS[:3], project=tmp_path / "p.db")
+    again = labelmill.label(fake_config(name="another-run"), ROWS[:3], project=tmp_path / "p.db")
+    first, second = stored(tmp_path / "p.db")
+    assert [a.cached for a in first] == [False] * 3 and [a.cached for a in second] == [True] * 3
+    assert (again.model_rows, again.cached_rows) == (0, 3)
+
+
+def test_a_re_asked_row_says_so_in_its_signals(tmp_path):
+    replies = [["invalid: '(\\w+)' is required", '{{"brand": "Acme", "price": 5, "colour": null}}'], ["acme", '{"price": 5}']]
+    labelmill.run(extraction_config(params={"replies": replies}), [{"title": "acme anvil"}, {"title": "sony tv"}], project=tmp_path / "p.db")
+    (fixed, plain), = stored(tmp_path / "p.db")
+    assert fixed.label == {"brand": "Acme", "price": 5.0, "colour": None} and fixed.signals["reasked"] == 1.0
+    assert fixed.raw_answer == '{"brand": "Acme", "price": 5, "colour": null}'  # the re-ask's answer, not the first
+    assert plain.error == "invalid_json" and plain.signals == {"reasked": 1.0}  # re-asked, and failed again: said too
+
+
+def test_rows_with_empty_text_get_one_notice_naming_the_first_five(tmp_path):
+    rows = [{"text": t} for t in ["good", "", "  ", "bad", None, "", "\t", "", "fun"]]
+    events = []
+    labelmill.label(fake_config(gold_column=None), rows, project=tmp_path / "p.db", on_event=events.append)
+    notices = [e.message for e in events if isinstance(e, Notice) and "empty text" in e.message]
+    assert notices == ["6 rows have empty text (rows 1, 2, 4, 5, 6, ..., from 0): they are labeled anyway; check the input column"]
+    events.clear()
+    labelmill.label(fake_config(gold_column=None), rows[:3], project=tmp_path / "q.db", on_event=events.append)
+    assert [e.message for e in events if isinstance(e, Notice) and "empty text" in e.message] == [
+        "2 rows have empty text (rows 1, 2, from 0): they are labeled anyway; check the input column"]
+    events.clear()  # nothing left to label: no notice
+    labelmill.label(fake_config(gold_column=None), rows[:3], project=tmp_path / "q.db", on_event=events.append)
+    assert not [e for e in events if isinstance(e, Notice) and "empty text" in e.message]
+    events.clear()  # exactly five: all named, no "..."
+    labelmill.label(fake_config(gold_column=None), rows[:7], project=tmp_path / "s.db", on_event=events.append)
+    assert [e.message for e in events if isinstance(e, Notice) and "empty text" in e.message] == [
+        "5 rows have empty text (rows 1, 2, 4, 5, 6, from 0): they are labeled anyway; check the input column"]
+    events.clear()
+    labelmill.label(fake_config(gold_column=None), [{"text": "good"}, {"text": "bad"}], project=tmp_path / "r.db", on_event=events.append)
+    assert not [e for e in events if isinstance(e, Notice) and "empty text" in e.message]
+
+
+class Capped(FakeBackend):
+    """A backend that keeps a cost cap of its own (like the API backends)."""
+
+    caps: list = []
+
+    def set_budget(self, max_cost):
+        self.caps.append(max_cost)
+
+
+def test_a_cost_cap_goes_to_a_backend_that_keeps_one_and_a_local_model_says_none_applies(tmp_path):
+    events = []
+    labelmill.label(fake_config(), ROWS[:2], project=tmp_path / "p.db", on_event=events.append, max_cost=2.5)
+    local = [e.message for e in events if isinstance(e, Notice) and "--max-cost" in e.message]
+    assert local == ["--max-cost: fake is a local model and costs nothing; no cap applies"]
+    events.clear()
+    labelmill.label(fake_config(), ROWS[:2], project=tmp_path / "p.db", on_event=events.append, max_cost=2.5)  # nothing left to label
+    labelmill.label(fake_config(), ROWS[:2], project=tmp_path / "q.db", on_event=events.append)  # no cap asked
+    assert not [e for e in events if isinstance(e, Notice) and "--max-cost" in e.message]
+    config = load_config(fake_config())
+    Capped.caps = []
+    Runner(Job(config, Capped(config.model)), Store(tmp_path / "c.db"), events.append).run(ROWS[:2], max_cost=1.5)
+    assert Capped.caps == [1.5] and not [e for e in events if isinstance(e, Notice) and "--max-cost" in e.message]
+
+
+class Wide(FakeBackend):
+    preferred_batch_size = 64
+
+
+def test_the_batch_is_the_config_s_when_set_else_at_least_what_the_backend_prefers():
+    def runner(backend, **model):
+        config = load_config(fake_config(model=model) if model else {k: v for k, v in fake_config().items()})
+        return Runner(Job(config, backend(config.model)), None)
+
+    unset = load_config({**fake_config(), "model": {"backend": "fake", "name": "keywords"}})
+    assert Runner(Job(unset, Wide(unset.model)), None).batch_size() == 64  # the default 32 is below what it prefers
+    assert Runner(Job(unset, FakeBackend(unset.model)), None).batch_size() == 32
+    assert runner(Wide, batch_size=4).batch_size() == 4 and runner(Wide, batch_size=100).batch_size() == 100
+    many = load_config({**fake_config(), "model": {"backend": "fake", "name": "keywords"}})
+    Wide.preferred_batch_size = 16
+    try:
+        assert Runner(Job(many, Wide(many.model)), None).batch_size() == 32  # never below the config's default
+    finally:
+        Wide.preferred_batch_size = 64
