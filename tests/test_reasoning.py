@@ -8,9 +8,9 @@ from conftest import ROWS, fake_config
 
 import labelmill
 from labelmill.errors import LabelmillError
-from labelmill.core.reasoning import expected_digit, vote
+from labelmill.core.reasoning import answer_text, expected_digit, p_true_prompt, verbalized_prompt, vote
 from labelmill.store.db import Store
-from labelmill.types import Label, ParseFailure
+from labelmill.types import Label, ParseFailure, Prompt
 
 
 def calls(path):
@@ -364,3 +364,26 @@ def test_vote_fails_on_a_transient_failure_and_skips_a_lasting_one():
     outcome, _ = vote([yes, no, yes, ParseFailure("no_label", "blah")])
     assert isinstance(outcome, Label) and outcome.value == "positive" and outcome.signals["failed_votes"] == 1.0
     assert outcome.confidence == pytest.approx(0.5)
+
+
+# the checks' prompts and the vote, by hand (core.reasoning) ---------------------------------------------------------
+TASK_PROMPT = Prompt(system="Classify the sentiment.", turns=(("x", "y"),), user="a fun film")
+
+
+def test_the_p_true_and_verbalized_checks_show_the_task_the_row_and_the_answer_word_for_word():
+    asked = p_true_prompt(TASK_PROMPT, Label(value="positive", confidence=0.9))
+    assert asked == Prompt(system="You check answers given to a task. Answer yes or no.", turns=(),
+                           user="Task: Classify the sentiment.\n\na fun film\n\nProposed answer: positive\nIs the proposed answer correct?")
+    rated = verbalized_prompt(TASK_PROMPT, Label(value={"city": "Zürich", "n": 2}, confidence=0.9))
+    assert rated == Prompt(system="You rate answers given to a task. Answer with one digit.", turns=(),
+                           user='Task: Classify the sentiment.\n\na fun film\n\nProposed answer: {"city": "Zürich", "n": 2}\n'
+                                "How likely is it that the proposed answer is correct? Answer with one digit from 0 (surely wrong) to 9 (surely right).")
+    assert answer_text("") == "(no answer)" and answer_text("no") == "no" and answer_text(["a", "é"]) == '["a", "é"]'
+
+
+def test_structured_answers_vote_together_whatever_their_key_order_and_have_no_distribution():
+    first, second, third = ({"a": 1, "b": 2}, 0.9), ({"b": 2, "a": 1}, 0.8), ({"a": 3, "b": 2}, 0.7)
+    won, _ = vote([Label(value=v, confidence=c) for v, c in (third, first, second)])
+    assert won.value == {"a": 1, "b": 2} and won.confidence == pytest.approx(2 / 3) and won.distribution is None
+    fails = [ParseFailure("no_label", "x", "first"), ParseFailure("no_label", "y", "second")]
+    assert vote(fails, ["why 1", "why 2"]) == (fails[0], "why 1")  # all failed: the first failure and its explanation
