@@ -471,3 +471,24 @@ def test_prepare_reads_a_file_splits_the_rows_and_names_them_by_their_index(tmp_
         prepare(pd.DataFrame([{"text": r["text"]} for r in rows]), "f.db")
     judge = prepare(pd.DataFrame(rows), "g.db", proposer={"name": "qwen2.5-coder-1.5b"})
     assert judge.proposer_name == "fake:qwen2.5-coder-1.5b" and judge.cfg.model.name == "qwen2.5-coder-0.5b"
+
+
+def test_refine_s_commands_are_named_by_their_import_paths_and_every_strategy_s_resolve():
+    """The CLI imports a strategy's commands from 'module:attribute' when it starts: refine names `guidelines`
+    and `refine`, and every registered strategy's named commands import as click commands."""
+    import importlib
+
+    import click
+
+    from labelmill.core.strategy import get_strategy, strategies
+
+    def resolve(entry):
+        module, _, attribute = entry.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+    assert [resolve(e).name for e in get_strategy("refine").command()] == ["guidelines", "refine"]
+    for name in strategies.names():
+        named = get_strategy(name).command()
+        for entry in named if isinstance(named, (list, tuple)) else [named]:
+            command = resolve(entry) if isinstance(entry, str) else entry
+            assert command is None or isinstance(command, click.Command), (name, entry)
