@@ -129,6 +129,11 @@ def test_the_threshold_is_chosen_on_threshold_rows_when_given_and_needs_twenty_o
     _, conf = fitted.apply(None, out["llm_confidence"].to_numpy(dtype=float))
     right = (out["llm_label"] == scored_rows(200, 9)["label"]).to_numpy()
     assert cal.seed_report["threshold_without_bound"] == cal_mod.threshold_point(conf, right, 0.9)
+    twenty = scored_rows(30, 9)
+    twenty.loc[20:, "label"] = ""
+    exact, _ = labeled(tmp_path, twenty, "twenty")
+    assert labelmill.calibrate(CONFIG, seed, project=tmp_path / "p.db", method="isotonic", threshold_rows=exact).seed_report[
+        "threshold_chosen_on"] == "20 threshold rows"  # exactly 20 with gold: enough
     few = scored_rows(30, 9)
     few.loc[19:, "label"] = ""
     small, _ = labeled(tmp_path, few, "small")
