@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 from conftest import ROWS, fake_config
 from test_tasks import extraction_config
 
@@ -15,8 +17,10 @@ from labelmill.backends.fake import FakeBackend
 from labelmill.config import load_config
 from labelmill.core.job import Job
 from labelmill.core.loop import Runner
-from labelmill.events import Notice
+from labelmill.errors import RunStopped
+from labelmill.events import BatchDone, Notice, RunStarted
 from labelmill.store.db import Store
+from labelmill.types import Generation
 
 KEYWORDS = {"positive": ["good", "great", "fun"], "negative": ["bad", "dull", "boring"]}
 SYSTEM = "Classify the sentiment.\n\nLabels:\n- positive\n- negative\n\nAnswer with the label only."
@@ -141,3 +145,61 @@ def test_the_batch_is_the_config_s_when_set_else_at_least_what_the_backend_prefe
         assert Runner(Job(many, Wide(many.model)), None).batch_size() == 32  # never below the config's default
     finally:
         Wide.preferred_batch_size = 64
+
+
+class Budget(FakeBackend):
+    """A generating model that answers the first `allowed` prompts (a quarter dollar each), then stops sending: every
+    later answer is the `budget_exhausted` failure an API backend gives at its cost cap."""
+
+    allowed = 3
+
+    def __init__(self, spec, *, base_dir=None):
+        super().__init__(spec, base_dir=base_dir)
+        self.asked = 0
+
+    def generate(self, prompts, *, max_tokens, temperature, seed, schema=None):
+        out = []
+        for answer in super().generate(prompts, max_tokens=max_tokens, temperature=temperature, seed=seed, schema=schema):
+            self.asked += 1
+            out.append(answer if self.asked <= self.allowed else Generation("", error="budget_exhausted", error_detail="cap"))
+            out[-1].cost_usd = 0.25 if self.asked <= self.allowed else 0.0
+        return out
+
+
+def test_a_batch_that_could_not_be_sent_stops_the_run_after_the_batch_already_started(tmp_path):
+    """Batches of 2 over 7 rows; three answers allowed: the first batch is labeled, the second half (its second row
+    unsent), the third, started before the stop was known, is finished (nothing sent) and the run stops there."""
+    config = load_config(fake_config(model={"method": "generate", "batch_size": 2}))
+    events = []
+    with pytest.raises(RunStopped) as stop:
+        Runner(Job(config, Budget(config.model)), Store(tmp_path / "p.db"), events.append).run(ROWS, max_cost=1.0)
+    batches = [(e.done, e.total, e.batch_rows, e.model_rows, e.failed, e.cost_usd) for e in events if isinstance(e, BatchDone)]
+    assert batches == [(2, 7, 2, 2, 0, 0.5), (3, 7, 1, 2, 0, 0.75), (3, 7, 0, 2, 0, 0.75)]
+    assert all(0 <= e.elapsed_s < 60 for e in events if isinstance(e, BatchDone))
+    assert stop.value.kind == "budget_exhausted" and stop.value.result.labeled == 3 and stop.value.result.cost_usd == 0.75
+    started = next(e for e in events if isinstance(e, RunStarted))
+    assert (started.method, started.model) == ("generate", "fake-keywords")
+    assert Store(tmp_path / "p.db").runs()[0]["status"] == "budget_exhausted"
+
+
+def test_sampled_answers_cost_what_the_model_billed_and_nothing_from_the_cache(tmp_path):
+    """Three self-consistency answers a row at a quarter dollar each: 2 rows cost 1.5; the same rows again, in another
+    run of the same store, come from the cache and cost nothing; a model that bills nothing costs nothing."""
+    config = fake_config(model={"method": "generate", "params": {"keywords": KEYWORDS, "cost_usd": 0.25}}, reasoning={"samples": 3})
+    assert labelmill.label(config, ROWS[:2], project=tmp_path / "p.db").cost_usd == pytest.approx(1.5)
+    assert labelmill.label(dict(config, name="again"), ROWS[:2], project=tmp_path / "p.db").cost_usd == 0.0
+    free = fake_config(model={"method": "generate"}, reasoning={"samples": 3})
+    assert labelmill.label(free, ROWS[:2], project=tmp_path / "q.db").cost_usd == 0.0
+
+
+class Interrupted(FakeBackend):
+    def score(self, prompts, candidates):
+        raise KeyboardInterrupt
+
+
+def test_an_interrupted_run_is_marked_so_and_the_interrupt_goes_on(tmp_path):
+    config = load_config(fake_config())
+    with pytest.raises(KeyboardInterrupt):
+        Runner(Job(config, Interrupted(config.model)), Store(tmp_path / "p.db")).run(ROWS, input_name="upload.csv")
+    (run,) = Store(tmp_path / "p.db").runs()
+    assert run["status"] == "interrupted" and run["input_path"] == "upload.csv"
