@@ -185,3 +185,36 @@ def test_a_missing_column_is_named_with_where_it_is_needed_and_the_columns_there
     with pytest.raises(InputDataError) as context:
         check_columns(qa, Job(qa).task, pd.DataFrame([{"question": "q"}]))
     assert str(context.value.message) == "column 'context' (needed by the qa task) is not in the input; its columns are: question"
+
+
+def test_the_cache_key_follows_its_recipe_so_a_store_from_before_is_still_hit():
+    """The key is SHA-256 of canonical JSON of the backend's identity, the request's parameters and the messages,
+    written out here for each kind of request: a change to the recipe would silently ask every cached prompt again."""
+    import json
+
+    keywords = {"positive": ["good", "great", "fun"], "negative": ["bad", "dull", "boring"]}
+    identity = {"backend": "fake", "model": "fake-keywords", "sha256": hashlib.sha256(repr(sorted(keywords.items())).encode()).hexdigest()}
+    prompt = Prompt(system="Classify.", turns=(("a film", "positive"),), user="a good film")
+    messages = [{"role": "system", "content": "Classify."}, {"role": "user", "content": "a film"}, {"role": "assistant", "content": "positive"},
+                {"role": "user", "content": "a good film"}]
+
+    def key(params):
+        recipe = {"backend": identity, "params": params, "prompt": messages}
+        return hashlib.sha256(json.dumps(recipe, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+    scored = job()
+    assert scored.cache_key(prompt) == key({"method": "score", "keywords": keywords, "candidates": ["positive", "negative"]})
+    assert scored.cache_key(prompt, Call("verify", "score", ("yes", "no"))) == key({"method": "score", "candidates": ["yes", "no"], "keywords": keywords})
+    assert scored.cache_key(prompt, Call("p_true", "score", ("yes", "no"))) == key(
+        {"keywords": keywords, "kind": "p_true", "method": "score", "candidates": ["yes", "no"]})
+    sample = Call("sample", "generate", max_tokens=40, temperature=0.7, seed=3)
+    generated = {"keywords": keywords, "kind": "sample", "method": "generate", "candidates": [], "max_tokens": 40, "temperature": 0.7, "seed": 3}
+    assert job(Recorder, model={"method": "generate"}).cache_key(prompt, sample) == key(generated)  # classification: no schema
+    plain = job(Recorder, model={"method": "generate", "max_tokens": 9, "temperature": 0.2, "seed": 7})
+    assert plain.cache_key(prompt) == key({"method": "generate", "keywords": keywords, "max_tokens": 9, "temperature": 0.2, "seed": 7})
+    for backend, schema in ((Recorder, True), (FakeBackend, False)):  # a schema joins the key only where the backend obeys it
+        extraction = job(backend, **EXTRACTION, model={"params": {"keywords": keywords}})
+        wanted = {"method": "generate", "keywords": keywords, "max_tokens": 128, "temperature": 0.0, "seed": 0}
+        assert extraction.cache_key(prompt) == key({**wanted, **({"schema": extraction.task.schema()} if schema else {})})
+        assert extraction.cache_key(prompt, sample) == key({**generated, **({"schema": extraction.task.schema()} if schema else {})})
+        assert extraction.cache_key(prompt, Call("explain", "generate", max_tokens=40, temperature=0.7, seed=3)) == key({**generated, "kind": "explain"})
