@@ -10,7 +10,7 @@ from conftest import fake_config
 
 import labelmill
 from labelmill.backends.fake import FakeBackend
-from labelmill.config import ModelSpec
+from labelmill.config import ModelSpec, load_config
 
 ROWS = [{"text": "a" * 40, "label": "positive"}, {"text": "b" * 8, "label": "negative"}]
 # the rendered prompt before the row: "[system]\nClassify the sentiment.\n\nLabels:\n- positive\n- negative\n\n"
@@ -147,3 +147,39 @@ def test_requests_that_differ_in_model_prompt_or_parameters_never_share_a_cache_
     # the same parameters on another model (the fake's 'strong' in its by_model table)
     both = {**fake_config()["model"]["params"], "by_model": {"strong": {"positive": ["good"]}}}
     assert job(name="strong", params=both).cache_key(prompt) != job(params=both).cache_key(prompt)
+
+
+class Templated(FakeBackend):
+    """A chat template with text after the row (like an assistant header): 'S:' + system + ' U:' + row + ' A:'."""
+
+    def render(self, prompt):
+        return f"S:{prompt.system} U:{prompt.user} A:"
+
+
+def test_plan_finds_the_row_at_its_last_place_and_counts_the_template_after_it(tmp_path):
+    """Row 'negative' also appears in the label list: the prefix ends where the row really is, the last place. The
+    template's ' A:' (3 characters: 1 token) comes after every row. System: 'Classify the sentiment.\\n\\nLabels:\\n-
+    positive\\n- negative\\n\\nAnswer with the label only.' (83 characters), so the prefix 'S:' + it + ' U:' is 88
+    characters, 22 tokens; rows 'negative' and 'a good film!' 2 and 3 tokens; candidates 4 tokens a row."""
+    path = tmp_path / "rows.csv"
+    path.write_bytes("text;label\nnegative;negative\na good film!;positive\n".encode("utf-16"))
+    cfg = load_config(fake_config(dataset={"encoding": "utf-16", "delimiter": ";"}))
+    got = labelmill.plan(cfg, path, backend=Templated(cfg.model))
+    assert got["prompt_preview"].endswith(" U:negative A:") and (got["prefix_tokens"], got["suffix_tokens"]) == (22, 1)
+    assert got["rows"] == 2 and got["mean_row_tokens"] == 2.5 and got["task"] == "classification" and got["backend"] == "fake"
+    assert got["tokens_evaluated_with_prefix_reuse"] == 22 + 5 + 2 * (1 + 4)  # the prefix once; each row, its suffix and candidates
+    assert got["prompt_tokens_total"] == 2 * (22 + 1) + 5
+
+
+def test_plan_counts_the_model_s_load_in_setup_and_times_a_known_model_at_its_rate():
+    """The fake sleeps 0.26 s on load: setup reads 0.3 and the estimate includes it. A catalog model's rate is its
+    own: 45 tokens at the 1.5B's 70 tokens a second, not the default 150."""
+    slow = labelmill.plan(fake_config(model={"backend": "fake", "name": "keywords", "params": {"load_s": 0.26}}), ROWS)
+    assert slow["setup_seconds"] == 0.3 and slow["estimated_seconds"] == pytest.approx(45 / 150 + 0.26, abs=0.06)
+
+    class OneAndHalf(FakeBackend):
+        model_id = "qwen2.5-coder-1.5b"
+
+    cfg = fake_config()
+    got = labelmill.plan(cfg, ROWS, backend=OneAndHalf(ModelSpec.model_validate(cfg["model"])))
+    assert got["estimated_seconds"] == pytest.approx(45 / 70 + got["setup_seconds"], abs=0.06) and got["model"] == "qwen2.5-coder-1.5b"
