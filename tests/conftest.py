@@ -22,6 +22,47 @@ except ImportError:
     pass
 
 
+class HashEncoder:
+    """A stand-in sentence encoder: signed hashed bag of words, 256 dimensions, unit length. Used only when
+    LABELMILL_TEST_ENCODER=hash (a mutation run of tests that embed: each mutant's worker would otherwise load the
+    real encoder); the tests' claims are stated for the real one, which every other run uses."""
+
+    class _Vectors:
+        def __init__(self, values):
+            self.values = values
+
+        def float(self):
+            return self
+
+        def cpu(self):
+            return self
+
+        def numpy(self):
+            return self.values
+
+    def encode(self, texts, **_):
+        import hashlib
+        import re
+
+        import numpy as np
+
+        out = np.zeros((len(texts), 256), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in re.findall(r"\w+", str(text).lower()):
+                h = int(hashlib.md5(word.encode()).hexdigest(), 16)
+                out[i, h % 256] += 1.0 if (h >> 8) & 1 else -1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return self._Vectors(out / np.where(norms == 0, 1.0, norms))
+
+
+@pytest.fixture(autouse=True)
+def _hash_encoder(monkeypatch):
+    if os.environ.get("LABELMILL_TEST_ENCODER") == "hash":
+        from labelmill.selectors import embeddings
+
+        monkeypatch.setattr(embeddings, "load_encoder", lambda model: HashEncoder())
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Catalog weights stay in the real user cache (assembling them is slow); memo files do not leak."""
