@@ -167,3 +167,36 @@ def test_a_middle_model_tier_keeps_the_rows_its_calibration_sample_vouches_for(t
     assert not (kept & ties).any() and (out["llm_label_source"][ties] == "strong").all()
     strict = tiered_cascade(_freeal_config(), rows, tiers=tiers, seed=seed, target=0.97, calibration_rows=60, project=tmp_path / "p.db")
     assert strict.tiers[1].rows == 0 and strict.tiers[1].threshold is None and strict.tiers[2].rows == len(rows)
+
+
+def test_parse_tiers_reads_every_form_a_tier_is_written_in(tmp_path):
+    """Names, kinds, models, shares and thresholds, written out for each form: a plain student, a student with its
+    encoder, a catalog name, BACKEND:NAME (only for a known backend), a model file (a mapping, or one under `model:`),
+    a mapping, a Tier as it is, spaces and empty items dropped; shares at the bounds (1 allowed, 0 not)."""
+    from labelmill.strategies.cascade.run import Tier
+
+    (tmp_path / "m.yaml").write_text("backend: openai\nname: gpt-4o\n")
+    (tmp_path / "wrapped.json").write_text('{"model": {"backend": "fake", "name": "x"}}')
+    kept = Tier("mine", "model", "m")
+    tiers = parse_tiers(f" student , ,qwen2.5-coder-0.5b@1,openai:gpt-4o-mini@0.5,custom:thing,{tmp_path / 'm.yaml'}@0.25,{tmp_path / 'wrapped.json'}")
+    assert [(t.name, t.kind, t.model, t.budget) for t in tiers] == [
+        ("student", "student", None, None), ("qwen2.5-coder-0.5b", "model", "qwen2.5-coder-0.5b", 1.0),
+        ("openai:gpt-4o-mini", "model", {"backend": "openai", "name": "gpt-4o-mini"}, 0.5), ("custom:thing", "model", "custom:thing", None),
+        (str(tmp_path / "m.yaml"), "model", {"backend": "openai", "name": "gpt-4o"}, 0.25),
+        (str(tmp_path / "wrapped.json"), "model", {"backend": "fake", "name": "x"}, None)]
+    assert parse_tiers("student:all-MiniLM-L6-v2@0.8")[0] == Tier("student:all-MiniLM-L6-v2", "student", "all-MiniLM-L6-v2", 0.8)
+    listed = parse_tiers([{"kind": "student", "model": "enc"}, {"model": {"backend": "fake"}, "name": "weak", "budget": 0.3, "threshold": 0.7},
+                          {"model": "qwen2.5-coder-1.5b"}, kept, "fake:strong"])
+    assert [(t.name, t.kind, t.model, t.budget, t.threshold) for t in listed] == [
+        ("enc", "student", "enc", None, None), ("weak", "model", {"backend": "fake"}, 0.3, 0.7),
+        ("qwen2.5-coder-1.5b", "model", "qwen2.5-coder-1.5b", None, None), ("mine", "model", "m", None, None),
+        ("fake:strong", "model", {"backend": "fake", "name": "strong"}, None, None)]
+    assert parse_tiers([{"kind": "other"}])[0].name == "model" and listed[3] is kept
+    assert parse_tiers("openai:ft:gpt-4o-mini:acme")[0].model == {"backend": "openai", "name": "ft:gpt-4o-mini:acme"}  # a fine-tuned name
+    for bad, said in [("a@0", r"\(0, 1\]"), ("a@1.01", r"\(0, 1\]"), (str(tmp_path / "none.yaml"), "no such model file"),
+                      ("student,student", "only come first"), ([], "no tiers")]:
+        with pytest.raises(ConfigError, match=said):
+            parse_tiers(bad)
+    (tmp_path / "list.yml").write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="must hold a model mapping"):
+        parse_tiers(str(tmp_path / "list.yml"))
