@@ -8,6 +8,9 @@
 #   bash scripts/mutation.sh --tests "tests/test_cascade_tiers.py" --timeout-constant 20 "labelmill.strategies.cascade.*"
 #                                                       tests that load a model in each fresh worker: N seconds more
 #                                                       before a mutant counts as a timeout (mutmut's default 1)
+#   LABELMILL_TEST_ENCODER=hash bash scripts/mutation.sh ...
+#                                                       tests that embed use a hashed bag of words instead of the
+#                                                       sentence encoder (tests/conftest.py): no model load per mutant
 #   bash scripts/mutation.sh                            everything in [tool.mutmut] only_mutate (hours)
 # Then: .venv/bin/mutmut results (the survivors), .venv/bin/mutmut show NAME (a survivor's diff).
 # mutmut runs the tests from a copy in mutants/, one folder deeper than the checkout: the example configs
@@ -38,6 +41,9 @@ p.write_text(text.replace("[tool.mutmut]\n", "[tool.mutmut]\n" + added, 1))
 PY
 fi
 started=$(date +%s)
+# mutmut forks a worker per mutant from a process that has run the tests: an OpenMP pool made before the fork
+# (scikit-learn's k-means) deadlocks in the child, and every such mutant ends as a timeout. One thread each.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
 .venv/bin/mutmut run "$@" || true
 echo "[mutation] $(( $(date +%s) - started )) s"
 .venv/bin/python scripts/mutation_summary.py

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import child_env, cli_command
@@ -200,3 +201,39 @@ def test_parse_tiers_reads_every_form_a_tier_is_written_in(tmp_path):
     (tmp_path / "list.yml").write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="must hold a model mapping"):
         parse_tiers(str(tmp_path / "list.yml"))
+
+
+def test_the_result_s_figures_and_sidecar_say_what_the_output_holds(tmp_path):
+    """rows, seed rows, who seeded, target and delta as asked; accuracy and each tier's accuracy read back from the
+    output file's own columns; the sidecar is the same figures; each row's confidence is the one its tier said."""
+    rows, seed = _data(), _seed(7, 8, 9, 10)
+    result = tiered_cascade(_freeal_config(), rows, tiers=_tiers(), seed=seed, target=0.97, delta=0.1, calibration_rows=60,
+                            project=tmp_path / "p.db", output=tmp_path / "out.csv")
+    out = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
+    f = result.figures
+    assert (f["rows"], f["seed_rows"], f["seeded_by"], f["target"], f["delta"]) == (len(rows), len(seed), None, 0.97, 0.1) and f["wall_s"] >= 0
+    right = out["llm_label"] == out["label"]
+    assert f["accuracy"] == round(float(right.mean()), 4)
+    for st in result.tiers:
+        mine = out["llm_label_source"] == st.name
+        assert st.accuracy == (round(float(right[mine].mean()), 4) if mine.any() else None)
+        assert st.share == round(mine.sum() / len(rows), 4) and st.rows == mine.sum()
+    assert json.loads((tmp_path / "out.csv.cascade.json").read_text()) == json.loads(json.dumps(f, default=float))
+    student_conf = result.routing["student"][1]
+    kept = (out["llm_label_source"] == "student").to_numpy()
+    assert out["llm_confidence"].astype(float).to_numpy()[kept] == pytest.approx(student_conf[kept])
+    assert (out["llm_error"] == "").all()
+
+
+def test_a_student_with_a_share_keeps_at_most_that_share_its_surest_rows(tmp_path):
+    rows, seed = _data(), _seed(7, 8, 9, 10)
+    tiers = [{"kind": "student", "name": "student", "budget": 0.2}, {"name": "strong", "model": STRONG}]
+    result = tiered_cascade(_freeal_config(), rows, tiers=tiers, seed=seed, target=0.9, project=tmp_path / "p.db")
+    student = result.tiers[0]
+    cap = int(0.2 * len(rows))
+    kept = (result.frame["llm_label_source"] == "student").to_numpy()
+    conf = result.routing["student"][1]
+    assert student.capped and student.rows == kept.sum() == cap and student.share == round(cap / len(rows), 4)
+    assert conf[kept].min() >= np.nanmax(conf[~kept])  # its surest rows
+    free = tiered_cascade(_freeal_config(), rows, tiers=["student", {"name": "strong", "model": STRONG}], seed=seed, target=0.9, project=tmp_path / "p.db")
+    assert free.tiers[0].rows > cap and not free.tiers[0].capped  # without the share it keeps more
