@@ -237,3 +237,19 @@ def test_a_student_with_a_share_keeps_at_most_that_share_its_surest_rows(tmp_pat
     assert conf[kept].min() >= np.nanmax(conf[~kept])  # its surest rows
     free = tiered_cascade(_freeal_config(), rows, tiers=["student", {"name": "strong", "model": STRONG}], seed=seed, target=0.9, project=tmp_path / "p.db")
     assert free.tiers[0].rows > cap and not free.tiers[0].capped  # without the share it keeps more
+
+
+def test_llm_cascade_is_a_student_and_a_capped_model_tier_over_a_sample(monkeypatch):
+    """`labelmill run --cascade`: a student, then the config's model capped at llm_share of the rows (rows over the
+    cap keep the student's label), seeded by a sample of `sample` rows, and a strong model after it when given."""
+    from labelmill.strategies.cascade import run as cascade
+
+    asked = []
+    monkeypatch.setattr(cascade, "tiered_cascade", lambda config, data, **kw: asked.append(kw) or kw)
+    cascade.llm_cascade("cfg.yaml", [])
+    cascade.llm_cascade("cfg.yaml", [], sample=50, llm_share=0.3, target=0.8, strong="qwen2.5-coder-1.5b", project="p.db")
+    assert asked == [
+        {"tiers": [cascade.Tier("student", "student"), cascade.Tier("llm", "model", None, budget=0.2, threshold=None, keep_over_cap=True)],
+         "seed": None, "seed_sample": 200, "target": 0.9},
+        {"tiers": [cascade.Tier("student", "student"), cascade.Tier("llm", "model", None, budget=0.3, threshold=0.6, keep_over_cap=True),
+                   cascade.Tier("strong", "model", "qwen2.5-coder-1.5b")], "seed": None, "seed_sample": 50, "target": 0.8, "project": "p.db"}]
