@@ -253,3 +253,21 @@ def test_llm_cascade_is_a_student_and_a_capped_model_tier_over_a_sample(monkeypa
          "seed": None, "seed_sample": 200, "target": 0.9},
         {"tiers": [cascade.Tier("student", "student"), cascade.Tier("llm", "model", None, budget=0.3, threshold=0.6, keep_over_cap=True),
                    cascade.Tier("strong", "model", "qwen2.5-coder-1.5b")], "seed": None, "seed_sample": 50, "target": 0.8, "project": "p.db"}]
+
+
+def test_the_seed_is_read_like_the_rows_filtered_to_the_labels_and_needs_thirty(tmp_path):
+    """The seed file is read by the config's dataset section; a config with no gold column reads the seed's `label`;
+    seed rows whose label is not one of the config's are dropped before the count; 30 are enough, 29 are not; a
+    limit labels the first rows only; a task other than classification is refused."""
+    seed = tmp_path / "seed.csv"
+    good = _rows(3)[:30]
+    body = "text|label\n" + "".join(f"{r['text']}|{r['label']}\n" for r in good) + "an odd one|neutral\n"
+    seed.write_bytes(body.encode("utf-16"))
+    cfg = {**_freeal_config(), "gold_column": None, "dataset": {"encoding": "utf-16", "delimiter": "|"}}
+    result = tiered_cascade(cfg, _rows(1), tiers=["student", {"name": "strong", "model": STRONG}], seed=seed, limit=20, project=tmp_path / "p.db")
+    assert result.figures["seed_rows"] == 30 and result.figures["rows"] == 20 and len(result.frame) == 20
+    seed.write_bytes(("text|label\n" + "".join(f"{r['text']}|{r['label']}\n" for r in good[:29]) + "an odd one|neutral\n").encode("utf-16"))
+    with pytest.raises(InputDataError, match="only 29 seed rows carry one of the config's labels"):
+        tiered_cascade(cfg, _rows(1), tiers=["student", {"name": "strong", "model": STRONG}], seed=seed, project=tmp_path / "p.db")
+    with pytest.raises(ConfigError, match="works on classification tasks"):
+        tiered_cascade({**cfg, "task": "multilabel"}, _rows(1), tiers=["student"], seed=seed, project=tmp_path / "p.db")
