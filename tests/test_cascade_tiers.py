@@ -10,10 +10,11 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import child_env, cli_command
+from conftest import child_env, cli_command, fake_config
 from test_freeal import _freeal_config, _rows
 
 from labelmill.errors import ConfigError, InputDataError
+from labelmill.events import RunStarted
 from labelmill.store.db import Store
 from labelmill.strategies.cascade.run import parse_tiers, tiered_cascade
 
@@ -264,10 +265,45 @@ def test_the_seed_is_read_like_the_rows_filtered_to_the_labels_and_needs_thirty(
     body = "text|label\n" + "".join(f"{r['text']}|{r['label']}\n" for r in good) + "an odd one|neutral\n"
     seed.write_bytes(body.encode("utf-16"))
     cfg = {**_freeal_config(), "gold_column": None, "dataset": {"encoding": "utf-16", "delimiter": "|"}}
-    result = tiered_cascade(cfg, _rows(1), tiers=["student", {"name": "strong", "model": STRONG}], seed=seed, limit=20, project=tmp_path / "p.db")
+    data = tmp_path / "rows.csv"
+    data.write_bytes(("text|label\n" + "".join(f"{r['text']}|{r['label']}\n" for r in _rows(1))).encode("utf-16"))
+    result = tiered_cascade(cfg, data, tiers=["student", {"name": "strong", "model": STRONG}], seed=seed, limit=20, project=tmp_path / "p.db")
     assert result.figures["seed_rows"] == 30 and result.figures["rows"] == 20 and len(result.frame) == 20
     seed.write_bytes(("text|label\n" + "".join(f"{r['text']}|{r['label']}\n" for r in good[:29]) + "an odd one|neutral\n").encode("utf-16"))
     with pytest.raises(InputDataError, match="only 29 seed rows carry one of the config's labels"):
         tiered_cascade(cfg, _rows(1), tiers=["student", {"name": "strong", "model": STRONG}], seed=seed, project=tmp_path / "p.db")
     with pytest.raises(ConfigError, match="works on classification tasks"):
         tiered_cascade({**cfg, "task": "multilabel"}, _rows(1), tiers=["student"], seed=seed, project=tmp_path / "p.db")
+
+
+def test_a_diverse_sample_is_the_medoid_of_each_cluster_and_a_random_one_is_seeded():
+    from labelmill.strategies.cascade.run import _sample
+
+    X = np.array([[0.1, 0], [0, 0], [0, 0.1], [5.2, 5.2], [5, 5], [5.05, 5.05]])
+    # centres (0.033, 0.033) and (5.083, 5.083): the nearest points are rows 1 and 5 (squared distances 0.0022, 0.0022),
+    # not the cluster's lowest point (row 4)
+    assert _sample(X, 2, "diverse", 0).tolist() == [1, 5]
+    assert _sample(X, 6, "diverse", 0).tolist() == [0, 1, 2, 3, 4, 5] and _sample(X, 9, "random", 0).tolist() == [0, 1, 2, 3, 4, 5]
+    drawn = [_sample(X, 3, "random", s).tolist() for s in range(6)]
+    assert all(len(set(d)) == 3 and d == sorted(d) for d in drawn) and drawn == [_sample(X, 3, "random", s).tolist() for s in range(6)]
+    assert len({tuple(d) for d in drawn}) > 1 and [1, 5] not in [_sample(X, 2, "random", s).tolist() for s in range(3)]
+
+
+def test_a_model_tier_s_failed_rows_carry_no_label_no_confidence_and_their_error(tmp_path):
+    from labelmill.config import load_config
+    from labelmill.core import Job
+    from labelmill.strategies.cascade.run import _label
+
+    frame = pd.DataFrame(_rows(1)[:4])
+    names = ["positive", "negative"]
+    job = Job(load_config(_freeal_config()))
+    events = []
+    with Store(tmp_path / "p.db") as store:
+        got = _label(job, store, frame, np.array([2, 0]), names, events.append)
+    assert [e.total for e in events if isinstance(e, RunStarted)] == [2]  # the tier's run reports as any run
+    assert sorted(got) == [0, 1] and [got[j][0] for j in (0, 1)] == [frame["label"][2], frame["label"][0]]
+    assert all(0.5 < got[j][1] <= 1.0 and got[j][2] == "" for j in (0, 1))
+    garbage = Job(load_config(fake_config(model={"method": "generate", "params": {"garbage_every": 1}})))
+    with Store(tmp_path / "q.db") as store:
+        failed = _label(garbage, store, frame, np.array([1, 3]), names, lambda e: None)
+    assert failed == {0: (None, 0.0, "no_label"), 1: (None, 0.0, "no_label")}
