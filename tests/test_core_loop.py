@@ -105,7 +105,9 @@ def test_rows_with_empty_text_get_one_notice_naming_the_first_five(tmp_path):
 class Capped(FakeBackend):
     """A backend that keeps a cost cap of its own (like the API backends)."""
 
-    caps: list = []
+    def __init__(self, spec, *, base_dir=None):
+        super().__init__(spec, base_dir=base_dir)
+        self.caps: list = []
 
     def set_budget(self, max_cost):
         self.caps.append(max_cost)
@@ -121,9 +123,9 @@ def test_a_cost_cap_goes_to_a_backend_that_keeps_one_and_a_local_model_says_none
     labelmill.label(fake_config(), ROWS[:2], project=tmp_path / "q.db", on_event=events.append)  # no cap asked
     assert not [e for e in events if isinstance(e, Notice) and "--max-cost" in e.message]
     config = load_config(fake_config())
-    Capped.caps = []
-    Runner(Job(config, Capped(config.model)), Store(tmp_path / "c.db"), events.append).run(ROWS[:2], max_cost=1.5)
-    assert Capped.caps == [1.5] and not [e for e in events if isinstance(e, Notice) and "--max-cost" in e.message]
+    capped = Capped(config.model)
+    Runner(Job(config, capped), Store(tmp_path / "c.db"), events.append).run(ROWS[:2], max_cost=1.5)
+    assert capped.caps == [1.5] and not [e for e in events if isinstance(e, Notice) and "--max-cost" in e.message]
 
 
 class Wide(FakeBackend):
@@ -131,20 +133,16 @@ class Wide(FakeBackend):
 
 
 def test_the_batch_is_the_config_s_when_set_else_at_least_what_the_backend_prefers():
-    def runner(backend, **model):
-        config = load_config(fake_config(model=model) if model else {k: v for k, v in fake_config().items()})
-        return Runner(Job(config, backend(config.model)), None)
+    class Narrow(FakeBackend):
+        preferred_batch_size = 16
 
-    unset = load_config({**fake_config(), "model": {"backend": "fake", "name": "keywords"}})
-    assert Runner(Job(unset, Wide(unset.model)), None).batch_size() == 64  # the default 32 is below what it prefers
-    assert Runner(Job(unset, FakeBackend(unset.model)), None).batch_size() == 32
-    assert runner(Wide, batch_size=4).batch_size() == 4 and runner(Wide, batch_size=100).batch_size() == 100
-    many = load_config({**fake_config(), "model": {"backend": "fake", "name": "keywords"}})
-    Wide.preferred_batch_size = 16
-    try:
-        assert Runner(Job(many, Wide(many.model)), None).batch_size() == 32  # never below the config's default
-    finally:
-        Wide.preferred_batch_size = 64
+    def size(backend, **model):
+        config = load_config({**fake_config(), "model": {"backend": "fake", "name": "keywords", **model}})
+        return Runner(Job(config, backend(config.model)), None).batch_size()
+
+    assert size(Wide) == 64 and size(FakeBackend) == 32  # unset: the default 32, or more where the backend prefers more
+    assert size(Narrow) == 32  # never below the default
+    assert size(Wide, batch_size=4) == 4 and size(Wide, batch_size=100) == 100  # set: the config's, whatever the backend prefers
 
 
 class Budget(FakeBackend):
