@@ -11,6 +11,18 @@ for nothing else: not for the queue, the estimate or the student. Each set runs 
             and the combination refit, every unreviewed row is relabeled and the queue re-ranks
   ours_reviews_only   the same loop with a student that learns from the reviewed rows only
 
+Same labels, same clock (bench/README): "ours" is given the config's examples file (the student learns from
+it, 1,000 of its rows are the seed), so two more arms get the same gold rows, with the static orders:
+
+  student_alone      logistic regression on all-mpnet-base-v2 embeddings of every example ours learns from
+                     (seed rows included), its labels everywhere; lowest student confidence first, and random
+  llm_calibrated     the LLM calibrated on ours' 1,000 seed rows (`labelmill calibrate`, method auto: bias
+                     calibration moves labels); lowest calibrated confidence first
+
+Each arm's seconds count its setup: <set>_ours_s (labeling, opening: seed pass, fine-tuning, embeddings; the
+loop), <set>_student_alone_s (embedding the examples and the rows, the fit), <set>_llm_calibrated_s (labeling,
+the seed rows' pass, the fit).
+
 Keys per set: <set>_share_reviewed_at_95, <set>_share_random_at_95, <set>_share_lowconf_at_95, the
 ratios, <set>_estimated_vs_true_accuracy_max_gap (largest |estimate - truth| from the 50th review on,
 while the loop runs), and the starting accuracy.
@@ -104,6 +116,70 @@ def run_loop(config: Path, frame, project: Path, gold: list[str], student, batch
     return out
 
 
+def gold_pool(config: Path, seed_rows: int = 1000) -> tuple[list[dict], list[dict]]:
+    """The examples ours learns from, split as the review session splits them: (seed rows, the rest)."""
+    from labelmill.config import load_config
+    from labelmill.selectors.pickers import load_examples
+    from labelmill.tasks import make_task
+
+    cfg = load_config(config)
+    task, names = make_task(cfg), cfg.label_names
+    column = cfg.examples.label_column or cfg.gold_column or "label"
+    records = []
+    for item in load_examples(cfg):
+        if item.get(column) is not None and str(item[column]) in names:
+            try:
+                task.display_text(item)
+            except Exception:  # noqa: BLE001 - the session leaves out an example the template cannot render
+                continue
+            records.append({**item, "label": str(item[column])})
+    order = [int(i) for i in np.random.default_rng(0).permutation(len(records))]
+    n_seed = min(seed_rows, len(records) // 4)
+    seed = sorted(order[:n_seed])
+    return [records[i] for i in seed], [records[i] for i in sorted(order[n_seed:])]
+
+
+def same_label_arms(name: str, config: Path, frame, project: Path, label_s: float) -> dict:
+    """The student on ours' gold rows, and the LLM calibrated on ours' seed rows: static orders on their labels."""
+    import pandas as pd
+
+    import labelmill
+    from labelmill.config import load_config
+    from labelmill.selectors.embeddings import embed, unload_all
+    from labelmill.store import Store
+    from labelmill.strategies.students.models import LinearStudent
+    from labelmill.tasks import make_task
+
+    cfg = load_config(config)
+    task, names = make_task(cfg), cfg.label_names
+    gold = frame["label"].astype(str).to_numpy()
+    n = len(gold)
+    seed, rest = gold_pool(config)
+    started = time.perf_counter()
+    with Store(project.with_name(f"{name}-student-alone.db")) as store:  # its own store: nothing embedded elsewhere is reused
+        X_pool = embed([task.render(r) for r in seed + rest], "all-mpnet-base-v2", store)
+        X_test = embed([task.render(r) for r in frame.to_dict("records")], "all-mpnet-base-v2", store)
+    y_pool = np.array([names.index(r["label"]) for r in seed + rest])
+    probs = LinearStudent(len(names)).fit(X_pool, y_pool).predict_proba(X_test)
+    student_s = time.perf_counter() - started
+    unload_all()
+    right = np.array([names[i] for i in probs.argmax(axis=1)]) == gold
+    out = {f"{name}_student_alone_gold_rows": len(seed) + len(rest), f"{name}_student_alone_accuracy": float(right.mean()),
+           f"{name}_student_alone_s": round(student_s, 1),
+           f"{name}_student_alone_share_lowconf_at_95": share_static(np.argsort(probs.max(axis=1), kind="stable"), right),
+           f"{name}_student_alone_share_random_at_95": float(np.mean([share_static(np.random.default_rng(s).permutation(n), right) for s in range(5)]))}
+    started = time.perf_counter()
+    cal = labelmill.calibrate(config, pd.DataFrame(seed), project=project)  # ours labeled these seed rows: from the cache where the prompt matches
+    calibrated = labelmill.run(config, frame, project=project, calibration=cal)
+    cal_s = time.perf_counter() - started
+    right = calibrated.frame["llm_label"].astype(str).to_numpy() == gold
+    conf = np.nan_to_num(calibrated.frame["llm_confidence"].to_numpy(dtype=float), nan=0.0)
+    out.update({f"{name}_llm_calibrated_method": cal.method, f"{name}_llm_calibrated_accuracy": float(right.mean()),
+                f"{name}_llm_calibrated_s": round(label_s + cal_s, 1),
+                f"{name}_llm_calibrated_share_lowconf_at_95": share_static(np.argsort(conf, kind="stable"), right)})
+    return out
+
+
 def bench_set(name: str, rows: int, batch: int, student, workdir: Path) -> dict:
     import pandas as pd
 
@@ -130,6 +206,7 @@ def bench_set(name: str, rows: int, batch: int, student, workdir: Path) -> dict:
     lowconf = share_static(np.argsort(conf, kind="stable"), correct)
     ours = run_loop(config, frame, project, gold, student, batch, use_examples=True)
     alone = run_loop(config, frame, project, gold, True, batch, use_examples=False)
+    arms = same_label_arms(name, config, frame, project, label_s)  # after ours: its seed rows' answers are in the store
     random_share = float(np.mean(randoms))
     return {
         f"{name}_rows": n,
@@ -145,6 +222,8 @@ def bench_set(name: str, rows: int, batch: int, student, workdir: Path) -> dict:
         f"{name}_ours": ours,
         f"{name}_share_reviews_only_at_95": alone["share"],
         f"{name}_reviews_only_max_gap": alone["max_gap"],
+        f"{name}_ours_s": round(label_s + ours["open_s"] + ours["loop_s"], 1),
+        **arms,
     }
 
 

@@ -1,0 +1,66 @@
+"""The same-labels, same-clock rule in the benches' own arithmetic (issue 34): the cascade passes only against
+the strong model's better arm (calibrated or not) with every arm's setup in its seconds, and the review
+bench's static order counts the rows a person must fix."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    sys.path.insert(0, str(BENCH))
+    try:
+        yield lambda name: importlib.import_module(name)
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def arms(**kw):
+    out = {}
+    for arm, (acc, wall) in kw.items():
+        out[f"s_{arm}_accuracy"], out[f"s_{arm}_wall_s"] = acc, wall
+    return out
+
+
+def test_the_cascade_passes_against_the_strong_model_s_better_arm(bench):
+    verdict = bench("cascade").verdict
+    # calibrated 0.92 is the better strong arm: 0.906 is within 1.5 points of it (0.905), 100 s is a third of 300 s
+    got = verdict("s", arms(strong=(0.90, 200.0), strong_calibrated=(0.92, 300.0), student_alone=(0.88, 50.0), cascade=(0.906, 100.0)))
+    assert got["s_pass_against"] == "strong_calibrated"
+    assert got["s_pass"] is True
+    assert got["s_best_other"] == "strong_calibrated"
+    assert got["s_arms"]["cascade"] == {"accuracy": 0.906, "wall_s": 100.0}
+    # a point lower fails on accuracy (0.904 < 0.905); a second more fails on time (100.1 > 100)
+    assert verdict("s", arms(strong=(0.90, 200.0), strong_calibrated=(0.92, 300.0), cascade=(0.904, 100.0)))["s_pass"] is False
+    slow = verdict("s", arms(strong=(0.90, 200.0), strong_calibrated=(0.92, 300.0), cascade=(0.95, 100.1)))
+    assert slow["s_pass"] is False
+    assert slow["s_best_other"] == "strong_calibrated"  # the cascade is not its own other arm, even when it is the best
+
+
+def test_the_cascade_s_best_other_arm_can_be_the_student_alone(bench):
+    got = bench("cascade").verdict("s", arms(strong=(0.46, 900.0), strong_calibrated=(0.70, 1200.0), student_alone=(0.90, 60.0), cascade=(0.85, 200.0)))
+    assert got["s_best_other"] == "student_alone"
+    assert got["s_pass_against"] == "strong_calibrated"  # the pass line is about the strong model
+    assert got["s_pass"] is True  # 0.85 >= 0.685 in 200 s <= 400 s
+
+
+def test_without_a_strong_arm_there_is_no_pass_line(bench):
+    got = bench("cascade").verdict("s", arms(student_alone=(0.9, 60.0), cascade=(0.85, 200.0)))
+    assert "s_pass" not in got
+    assert got["s_best_other"] == "student_alone"
+
+
+def test_the_static_share_counts_the_wrong_rows_a_person_fixes_in_order(bench):
+    share = bench("review").share_static
+    correct = np.array([True] * 16 + [False] * 4)  # 0.80 right; 0.95 needs 19 of 20: three fixes
+    assert share(np.array([16, 17, 18, 19]), correct) == 3 / 20
+    assert share(np.arange(20), correct) == 19 / 20  # sixteen right rows reviewed before the wrong ones
+    assert share(np.arange(20), np.ones(20, dtype=bool)) == 0.0
