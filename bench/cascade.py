@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _arms import llm_calibrated, student_alone
 from _report import emit
 from synth import AGNEWS  # the AG News topic config the synthesis bench uses
 
@@ -75,45 +76,25 @@ def strong_run(name: str, cfg, rows: pd.DataFrame, model: str, work: Path) -> di
 
 
 def strong_calibrated(name: str, cfg, rows: pd.DataFrame, model: str, seed: pd.DataFrame, strong_wall_s: float, work: Path) -> dict:
-    """The strong model given the seed rows as calibration: `calibrate` labels them and fits (method auto), then
-    the test rows' answers (cached from the strong run, same project file) become the calibrated ones. Its
-    time: the strong run's plus all of this."""
-    from labelmill import api
+    """The strong model given the seed rows as calibration (`_arms.llm_calibrated`, on the strong run's project:
+    the test rows' answers come from its cache). Its time: the strong run's plus the calibration's."""
     from labelmill.config import derive_config
 
     strong_cfg = derive_config(cfg, model={"name": model})
-    started = time.perf_counter()
-    cal = api.calibrate(strong_cfg, seed, project=work / f"{name}_strong.db")
-    api.label(strong_cfg, rows, project=work / f"{name}_strong.db", output=work / f"{name}_strong_calibrated.csv", calibration=cal)
-    wall = strong_wall_s + time.perf_counter() - started
-    out = pd.read_csv(work / f"{name}_strong_calibrated.csv")
-    acc = float((out["llm_label"].astype(str) == rows["label"].astype(str).to_numpy()).mean())
+    arm = llm_calibrated(strong_cfg, seed, rows, work / f"{name}_strong.db", output=work / f"{name}_strong_calibrated.csv")
+    wall = strong_wall_s + arm.seconds
+    acc = float((arm.frame["llm_label"].astype(str).to_numpy() == rows["label"].astype(str).to_numpy()).mean())
     p = f"{name}_strong_calibrated"
-    return {f"{p}_method": cal.method, f"{p}_seed_accuracy_raw": round(cal.seed_report["accuracy_raw"], 4), f"{p}_accuracy": round(acc, 4),
-            f"{p}_wall_s": round(wall, 1), f"{p}_s_per_row": round(wall / len(rows), 4)}
+    return {f"{p}_method": arm.calibrator.method, f"{p}_seed_accuracy_raw": round(arm.calibrator.seed_report["accuracy_raw"], 4),
+            f"{p}_accuracy": round(acc, 4), f"{p}_wall_s": round(wall, 1), f"{p}_s_per_row": round(wall / len(rows), 4)}
 
 
-def student_alone(name: str, cfg, rows: pd.DataFrame, seed: pd.DataFrame, encoder: str, work: Path) -> dict:
-    """The student alone on the same seed rows: the cascade's first tier (logistic regression on `encoder`
-    embeddings) keeping every row, timed on its own: loading the encoder, embedding the seed and test rows
-    into a store of its own, the fit."""
-    from labelmill.selectors.embeddings import embed, unload_all
-    from labelmill.store import Store
-    from labelmill.strategies.students.models import LinearStudent
-    from labelmill.tasks import make_task
-
-    task, names = make_task(cfg), cfg.label_names
-    started = time.perf_counter()
-    with Store(work / f"{name}_student_alone.db") as store:
-        X_seed = embed([task.render(r) for r in seed.to_dict("records")], encoder, store)
-        X = embed([task.render(r) for r in rows.to_dict("records")], encoder, store)
-    y = np.array([names.index(str(v)) for v in seed["label"]])
-    predicted = LinearStudent(len(names), seed=0).fit(X_seed, y).predict_proba(X).argmax(axis=1)
-    wall = time.perf_counter() - started
-    unload_all()
-    acc = float((np.array(names)[predicted] == rows["label"].astype(str).to_numpy()).mean())
-    return {f"{name}_student_alone_accuracy": round(acc, 4), f"{name}_student_alone_wall_s": round(wall, 1),
-            f"{name}_student_alone_s_per_row": round(wall / len(rows), 4)}
+def student_alone_arm(name: str, cfg, rows: pd.DataFrame, seed: pd.DataFrame, encoder: str, work: Path) -> dict:
+    """The student alone on the same seed rows (`_arms.student_alone`, the cascade's first tier keeping every
+    row), timed on its own: loading the encoder, embedding the seed and test rows, the fit."""
+    arm = student_alone(cfg, seed, rows, work / f"{name}_student_alone.db", encoder=encoder)
+    return {f"{name}_student_alone_accuracy": round(arm.accuracy(rows["label"]), 4), f"{name}_student_alone_wall_s": round(arm.seconds, 1),
+            f"{name}_student_alone_s_per_row": round(arm.seconds / len(rows), 4)}
 
 
 def verdict(name: str, figures: dict) -> dict:
@@ -266,7 +247,7 @@ def main() -> None:
                 figures.update(part)
                 print(json.dumps(part), file=sys.stderr, flush=True)
         if "student" in args.parts:
-            part = student_alone(name, cfg, rows, seed, STUDENT, work)
+            part = student_alone_arm(name, cfg, rows, seed, STUDENT, work)
             figures.update(part)
             print(json.dumps(part), file=sys.stderr, flush=True)
         if args.pareto and f"{name}_strong_s_per_row" in figures and f"{name}_cascade_by_tier" in figures:

@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _arms import llm_calibrated, student_alone
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -116,66 +117,31 @@ def run_loop(config: Path, frame, project: Path, gold: list[str], student, batch
     return out
 
 
-def gold_pool(config: Path, seed_rows: int = 1000) -> tuple[list[dict], list[dict]]:
-    """The examples ours learns from, split as the review session splits them: (seed rows, the rest)."""
-    from labelmill.config import load_config
-    from labelmill.selectors.pickers import load_examples
-    from labelmill.tasks import make_task
-
-    cfg = load_config(config)
-    task, names = make_task(cfg), cfg.label_names
-    column = cfg.examples.label_column or cfg.gold_column or "label"
-    records = []
-    for item in load_examples(cfg):
-        if item.get(column) is not None and str(item[column]) in names:
-            try:
-                task.display_text(item)
-            except Exception:  # noqa: BLE001 - the session leaves out an example the template cannot render
-                continue
-            records.append({**item, "label": str(item[column])})
-    order = [int(i) for i in np.random.default_rng(0).permutation(len(records))]
-    n_seed = min(seed_rows, len(records) // 4)
-    seed = sorted(order[:n_seed])
-    return [records[i] for i in seed], [records[i] for i in sorted(order[n_seed:])]
-
-
 def same_label_arms(name: str, config: Path, frame, project: Path, label_s: float) -> dict:
-    """The student on ours' gold rows, and the LLM calibrated on ours' seed rows: static orders on their labels."""
+    """The student on ours' gold rows, and the LLM calibrated on ours' seed rows (`_arms`): static orders on
+    their labels. Ours' rows are the review session's own split (`gold_pool`)."""
     import pandas as pd
 
-    import labelmill
     from labelmill.config import load_config
-    from labelmill.selectors.embeddings import embed, unload_all
-    from labelmill.store import Store
-    from labelmill.strategies.students.models import LinearStudent
-    from labelmill.tasks import make_task
+    from labelmill.strategies.review import gold_pool
 
     cfg = load_config(config)
-    task, names = make_task(cfg), cfg.label_names
     gold = frame["label"].astype(str).to_numpy()
     n = len(gold)
-    seed, rest = gold_pool(config)
-    started = time.perf_counter()
-    with Store(project.with_name(f"{name}-student-alone.db")) as store:  # its own store: nothing embedded elsewhere is reused
-        X_pool = embed([task.render(r) for r in seed + rest], "all-mpnet-base-v2", store)
-        X_test = embed([task.render(r) for r in frame.to_dict("records")], "all-mpnet-base-v2", store)
-    y_pool = np.array([names.index(r["label"]) for r in seed + rest])
-    probs = LinearStudent(len(names)).fit(X_pool, y_pool).predict_proba(X_test)
-    student_s = time.perf_counter() - started
-    unload_all()
-    right = np.array([names[i] for i in probs.argmax(axis=1)]) == gold
-    out = {f"{name}_student_alone_gold_rows": len(seed) + len(rest), f"{name}_student_alone_accuracy": float(right.mean()),
-           f"{name}_student_alone_s": round(student_s, 1),
-           f"{name}_student_alone_share_lowconf_at_95": share_static(np.argsort(probs.max(axis=1), kind="stable"), right),
+    pool = gold_pool(cfg)
+    records = pd.DataFrame([{**r, "label": label} for r, label in zip(pool.records, pool.labels)])
+    student = student_alone(cfg, records, frame, project.with_name(f"{name}-student-alone.db"))  # its own store
+    right = student.labels == gold
+    out = {f"{name}_student_alone_gold_rows": student.gold_rows, f"{name}_student_alone_accuracy": float(right.mean()),
+           f"{name}_student_alone_s": round(student.seconds, 1),
+           f"{name}_student_alone_share_lowconf_at_95": share_static(np.argsort(student.probs.max(axis=1), kind="stable"), right),
            f"{name}_student_alone_share_random_at_95": float(np.mean([share_static(np.random.default_rng(s).permutation(n), right) for s in range(5)]))}
-    started = time.perf_counter()
-    cal = labelmill.calibrate(config, pd.DataFrame(seed), project=project)  # ours labeled these seed rows: from the cache where the prompt matches
-    calibrated = labelmill.run(config, frame, project=project, calibration=cal)
-    cal_s = time.perf_counter() - started
-    right = calibrated.frame["llm_label"].astype(str).to_numpy() == gold
-    conf = np.nan_to_num(calibrated.frame["llm_confidence"].to_numpy(dtype=float), nan=0.0)
-    out.update({f"{name}_llm_calibrated_method": cal.method, f"{name}_llm_calibrated_accuracy": float(right.mean()),
-                f"{name}_llm_calibrated_s": round(label_s + cal_s, 1),
+    seed = records.iloc[pool.seed].reset_index(drop=True)
+    cal = llm_calibrated(cfg, seed, frame, project)  # ours labeled these seed rows: from the cache where the prompt matches
+    right = cal.frame["llm_label"].astype(str).to_numpy() == gold
+    conf = np.nan_to_num(cal.frame["llm_confidence"].to_numpy(dtype=float), nan=0.0)
+    out.update({f"{name}_llm_calibrated_method": cal.calibrator.method, f"{name}_llm_calibrated_accuracy": float(right.mean()),
+                f"{name}_llm_calibrated_s": round(label_s + cal.seconds, 1),
                 f"{name}_llm_calibrated_share_lowconf_at_95": share_static(np.argsort(conf, kind="stable"), right)})
     return out
 

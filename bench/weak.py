@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _arms import llm_calibrated, student_alone
 from _report import emit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,35 +62,19 @@ def seed_frame(config) -> pd.DataFrame:
 
 
 def seed_arms(name: str, config, data: pd.DataFrame, seed: pd.DataFrame, project: Path, zero_s: float) -> tuple[dict, float]:
-    """The zero-shot labeler calibrated on the seed rows, and the student on them; returns the figures and the
-    calibration's seconds (the zero-shot labeler's seed rows, which weak supervision labels too)."""
-    import labelmill
-    from labelmill.selectors.embeddings import embed, unload_all
-    from labelmill.strategies.students.models import LinearStudent
-    from labelmill.store import Store
-    from labelmill.tasks import make_task
-
+    """The zero-shot labeler calibrated on the seed rows, and the student on them (`_arms`); returns the figures
+    and the calibration's seconds (the zero-shot labeler's seed rows, which weak supervision labels too)."""
     gold = data["label"].astype(str).to_numpy()
     out: dict = {}
-    started = time.perf_counter()
-    cal = labelmill.calibrate(config, seed, project=project)
-    calibrated = labelmill.run(config, data, project=project, calibration=cal)  # the test rows' answers from the cache
-    cal_s = time.perf_counter() - started
-    out[f"{name}_zero_shot_calibrated_method"] = cal.method
-    out[f"{name}_zero_shot_calibrated_accuracy"], out[f"{name}_zero_shot_calibrated_macro_f1"] = scores(gold, calibrated.frame["llm_label"].tolist())
-    out[f"{name}_zero_shot_calibrated_s_per_row"] = round((zero_s + cal_s) / len(data), 3)
-    task, names = make_task(config), config.label_names
-    started = time.perf_counter()
-    with Store(project.with_name(f"{name}_student.db")) as store:  # its own store: no embedding cached from elsewhere
-        X_seed = embed([task.render(r) for r in seed.to_dict("records")], "all-mpnet-base-v2", store)
-        X_test = embed([task.render(r) for r in data.to_dict("records")], "all-mpnet-base-v2", store)
-    y_seed = np.array([names.index(str(v)) for v in seed[config.gold_column]])
-    probs = LinearStudent(len(names)).fit(X_seed, y_seed).predict_proba(X_test)
-    student_s = time.perf_counter() - started
-    unload_all()
-    out[f"{name}_seed_student_accuracy"], out[f"{name}_seed_student_macro_f1"] = scores(gold, [names[i] for i in probs.argmax(axis=1)])
-    out[f"{name}_seed_student_s_per_row"] = round(student_s / len(data), 3)
-    return out, cal_s
+    cal = llm_calibrated(config, seed, data, project)  # the test rows' answers from the cache
+    out[f"{name}_zero_shot_calibrated_method"] = cal.calibrator.method
+    out[f"{name}_zero_shot_calibrated_accuracy"], out[f"{name}_zero_shot_calibrated_macro_f1"] = scores(gold, cal.frame["llm_label"].tolist())
+    out[f"{name}_zero_shot_calibrated_s_per_row"] = round((zero_s + cal.seconds) / len(data), 3)
+    student = student_alone(config, seed, data, project.with_name(f"{name}_student.db"), label_column=config.gold_column)
+    out[f"{name}_seed_student_accuracy"], out[f"{name}_seed_student_macro_f1"] = scores(gold, student.labels.tolist())
+    out[f"{name}_seed_student_s_per_row"] = round(student.seconds / len(data), 3)
+    out[f"{name}_seed_student_gold_rows"] = student.gold_rows  # seed rows with a label outside the config's set are left out
+    return out, cal.seconds
 
 
 def bench_set(name: str, rows: int, work: Path) -> dict:

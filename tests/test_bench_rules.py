@@ -64,3 +64,32 @@ def test_the_static_share_counts_the_wrong_rows_a_person_fixes_in_order(bench):
     assert share(np.array([16, 17, 18, 19]), correct) == 3 / 20
     assert share(np.arange(20), correct) == 19 / 20  # sixteen right rows reviewed before the wrong ones
     assert share(np.arange(20), np.ones(20, dtype=bool)) == 0.0
+
+
+def test_the_shared_arms_learn_from_the_gold_rows_only_and_time_every_step(bench, tmp_path, monkeypatch):
+    import pandas as pd
+
+    from conftest import HashEncoder
+    from labelmill.config import load_config
+    from labelmill.selectors import embeddings
+
+    monkeypatch.setattr(embeddings, "load_encoder", lambda model: HashEncoder())  # the arm's arithmetic, not the encoder's
+    arms = bench("_arms")
+    config = load_config({"task": "classification", "name": "arms", "labels": ["positive", "negative"], "input_template": "{text}",
+                          "gold_column": "label", "examples": {"k": 0},
+                          "model": {"backend": "fake", "params": {"keywords": {"positive": ["good"], "negative": ["bad"]}}}})
+    gold = pd.DataFrame({"text": ["lovely film", "lovely day", "dull film", "dull day", "a film"],
+                         "label": ["positive", "positive", "negative", "negative", "neutral"]})
+    rows = pd.DataFrame({"text": ["lovely lovely", "dull dull", "lovely", "dull"], "label": ["positive", "negative", "positive", "negative"]})
+    student = arms.student_alone(config, gold, rows, tmp_path / "student.db")
+    assert (student.gold_rows, student.left_out) == (4, 1)  # "neutral" is not a label of the config: left out, counted
+    assert student.labels.tolist() == ["positive", "negative", "positive", "negative"]  # "lovely"/"dull" only in the gold rows
+    assert student.accuracy(rows["label"]) == 1.0 and student.accuracy(["negative"] * 4) == 0.5
+    assert student.probs.shape == (4, 2) and student.seconds > 0
+    with pytest.raises(ValueError, match="no gold row"):
+        arms.student_alone(config, gold.iloc[4:], rows, tmp_path / "none.db")
+
+    seed = pd.DataFrame({"text": ["good", "bad", "good film", "bad film"] * 5, "label": ["positive", "negative"] * 10})
+    cal = arms.llm_calibrated(config, seed, rows, tmp_path / "llm.db", output=tmp_path / "out.csv")
+    assert len(cal.frame) == 4 and cal.seconds > 0 and cal.calibrator.method
+    assert pd.read_csv(tmp_path / "out.csv")["llm_label"].tolist() == cal.frame["llm_label"].tolist()

@@ -1265,3 +1265,24 @@ def test_the_search_s_summary_says_what_it_found_even_when_a_trial_was_left_out(
     assert search_summary({**off, "best_few_shot": None}).startswith("the strategy search compared nothing on 20 reviewed rows (raise its budget)")
     assert search_summary({**off, "zero_shot_accuracy": None}).endswith("the relabel step is off")
     assert search_summary(None) == "the strategy search needs 40 reviewed rows"
+
+
+def test_gold_pool_is_the_split_the_session_learns_from(tmp_path):
+    """bench/review.py gives its same-label arms `gold_pool`'s rows: they must be the session's own split."""
+    from labelmill.config import load_config
+    from labelmill.strategies.review import gold_pool
+
+    items = [{"text": f"good film {i}", "label": "positive"} for i in range(6)] + [{"text": f"bad film {i}", "label": "negative"} for i in range(6)]
+    items += [{"text": "a film", "label": "neutral"}, {"text": "no label"}]  # outside the label set, no label: left out
+    config = {**CONFIG, "examples": {"k": 0, "items": items}}
+    pool = gold_pool(load_config(config), seed_rows=2)
+    assert len(pool.records) == 12 and "neutral" not in pool.labels
+    assert len(pool.seed) == 2 and len(pool.train) == 10 and sorted(pool.seed + pool.train) == list(range(12))
+    assert len(gold_pool(load_config(config), seed_rows=100).seed) == 3  # at most a quarter of the examples
+    assert gold_pool(load_config(CONFIG)) is None  # no examples: no pool
+
+    s = ReviewSession.open(config, write_rows(tmp_path / "rows.csv"), project=tmp_path / "p.db", student=False, batch=5, seed_rows=2)
+    try:
+        assert [s.router.names[i] for i in s.router.pool_y] == [pool.labels[i] for i in pool.train]
+    finally:
+        s.close()

@@ -9,6 +9,8 @@ _PUBLIC = {  # name -> its module, imported on first use
     "RowView": "run",
     "Budget": "run",
     "create_app": "app",
+    "gold_pool": "run",
+    "Pool": "run",
 }
 __getattr__ = lazy_exports(__name__, _PUBLIC)
 __all__ = sorted(_PUBLIC)

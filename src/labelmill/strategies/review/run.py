@@ -1038,6 +1038,18 @@ class Pool:
     train: list[int]  # indices the student learns from
 
 
+def gold_pool(cfg: Config, seed_rows: int | None = None) -> Pool | None:
+    """The config's labeled examples as a review session of `cfg` splits them (its `--seed-rows`): the rows
+    the student learns from and the held-out seed. None for a task without a closed label set or a config
+    without examples. Benchmarks call this to give another arm exactly the gold rows the session gets."""
+    from labelmill.tasks import make_task
+
+    task = make_task(cfg)
+    names = _names(cfg, task)
+    seed_rows = ReviewOptions().seed_rows if seed_rows is None else seed_rows
+    return _pool(cfg, task, names, seed_rows) if names and (cfg.examples.file or cfg.examples.items) else None
+
+
 def _pool(cfg: Config, task: Any, names: list[str], seed_rows: int) -> Pool | None:
     from labelmill.selectors.pickers import load_examples
 
