@@ -92,4 +92,5 @@ def test_the_shared_arms_learn_from_the_gold_rows_only_and_time_every_step(bench
     seed = pd.DataFrame({"text": ["good", "bad", "good film", "bad film"] * 5, "label": ["positive", "negative"] * 10})
     cal = arms.llm_calibrated(config, seed, rows, tmp_path / "llm.db", output=tmp_path / "out.csv")
     assert len(cal.frame) == 4 and cal.seconds > 0 and cal.calibrator.method
+    assert {"llm_needs_review", "llm_confidence_raw"} <= set(cal.frame.columns)  # the rows were labeled with the calibration
     assert pd.read_csv(tmp_path / "out.csv")["llm_label"].tolist() == cal.frame["llm_label"].tolist()

@@ -272,7 +272,7 @@ def test_the_seed_is_read_like_the_rows_filtered_to_the_labels_and_needs_thirty(
     seed.write_bytes(("text|label\n" + "".join(f"{r['text']}|{r['label']}\n" for r in good[:29]) + "an odd one|neutral\n").encode("utf-16"))
     with pytest.raises(InputDataError, match="only 29 seed rows carry one of the config's labels"):
         tiered_cascade(cfg, _rows(1), tiers=["student", {"name": "strong", "model": STRONG}], seed=seed, project=tmp_path / "p.db")
-    with pytest.raises(ConfigError, match="works on classification tasks"):
+    with pytest.raises(ConfigError, match="works on classification and temporal tasks"):
         tiered_cascade({**cfg, "task": "multilabel"}, _rows(1), tiers=["student"], seed=seed, project=tmp_path / "p.db")
 
 

@@ -452,3 +452,88 @@ def test_a_predicate_cell_with_broken_offsets_is_a_clear_input_error():
         task.render({"text": SENTENCE, "predicate": {"start": "twelve", "end": 15}})
     with pytest.raises(InputDataError, match="outside the sentence"):
         task.render({"text": SENTENCE, "predicate": {"start": 12, "end": 500}})
+
+
+def test_order_cues_name_the_tense_modals_and_connectives_around_each_event():
+    from labelmill.tasks.temporal import order_cues
+
+    text = "He had left before she arrived ."
+    got = order_cues(text, {"start": 7, "end": 11, "text": "left"}, {"start": 23, "end": 30, "text": "arrived"})
+    # worked out by hand: "had" just before e1; "before" after e1, between the two, and two tokens before e2 ("she" is
+    # not a cue word), "had" four tokens before e2; "arrived" ends in -ed; two tokens between the events
+    assert got == {"e1_word=left": 1.0, "e1_before0=had": 1.0, "e1_before=had": 1.0, "e1_after0=before": 1.0,
+                   "e2_word=arrived": 1.0, "e2_ends=ed": 1.0, "e2_before1=before": 1.0, "e2_before=before": 1.0,
+                   "e2_before3=had": 1.0, "e2_before=had": 1.0,
+                   "between_tokens": 2 / 40, "between=before": 1.0, "pair=left|arrived": 1.0}
+    # a mark between the events, a cue word two tokens after e1 and two cue words before e2
+    got = order_cues("She ate , then she will leave .", {"start": 4, "end": 7, "text": "ate"}, {"start": 24, "end": 29, "text": "leave"})
+    assert got == {"e1_word=ate": 1.0, "e1_ends=e": 1.0, "e1_after1=then": 1.0,
+                   "e2_word=leave": 1.0, "e2_ends=e": 1.0, "e2_before0=will": 1.0, "e2_before=will": 1.0, "e2_before2=then": 1.0,
+                   "e2_before=then": 1.0, "between_tokens": 4 / 40, "between=,": 1.0, "between=then": 1.0, "between=will": 1.0,
+                   "pair=ate|leave": 1.0}
+    swapped = order_cues(text, {"start": 23, "end": 30, "text": "arrived"}, {"start": 7, "end": 11, "text": "left"})
+    assert swapped["e2_first"] == 1.0 and swapped["between=before"] == 1.0 and swapped["pair=arrived|left"] == 1.0
+    far = order_cues("A " + "word " * 60 + "B", {"start": 0, "end": 1, "text": "A"}, {"start": 302, "end": 303, "text": "B"})
+    assert far["between_tokens"] == 1.0  # capped at 40 tokens
+
+
+def test_a_temporal_task_gives_the_student_its_hashed_cues_however_the_pair_is_marked():
+    from labelmill.tasks.temporal import CUE_DIMS, hashed
+
+    assert hashed([{"a": 1.0}], dims=8).tolist() == [[0, 0, 0, 1.0, 0, 0, 0, 0]]  # CRC-32 of "a" is 0xe8b7be43: slot 3 of 8
+    assert hashed([{"a": 1.0, "b": 0.5}, {}], dims=8)[1].sum() == 0
+    task = make_task(load_config(temporal_config()))
+    offsets = {"text": "She ate and then she left.", "e1": {"start": 4, "end": 7}, "e2": {"start": 21, "end": 25}}
+    marked = {"text": "She <e1>ate</e1> and then she <e2>left</e2>."}
+    features = task.student_features([offsets, marked])
+    assert features.shape == (2, CUE_DIMS) and features.dtype.name == "float32"
+    assert (features[0] == features[1]).all() and features[0].sum() > 0
+    assert make_task(load_config({"task": "classification", "labels": ["a", "b"]})).student_features([offsets]) is None
+
+
+def test_the_cascade_s_student_learns_event_order_from_the_task_s_cues(tmp_path, monkeypatch):
+    """The student tier takes the task's cues beside the embedding: with an encoder that sees nothing (every text
+    the same vector), it still gets the pairs' order from the connective between the events; without the cues it
+    is left with one label for every row."""
+    import numpy as np
+
+    from conftest import HashEncoder
+    from labelmill.selectors import embeddings
+    from labelmill.strategies.cascade.run import tiered_cascade
+    from labelmill.tasks.temporal import TemporalTask
+
+    class Blind(HashEncoder):
+        def encode(self, texts, **_):
+            return self._Vectors(np.ones((len(texts), 8), dtype=np.float32) / np.sqrt(8))
+
+    monkeypatch.setattr(embeddings, "load_encoder", lambda model: Blind())
+
+    cues = {"before": "BEFORE", "after": "AFTER", "while": "EQUAL"}
+    subjects, verbs = ["the man", "my sister", "the team", "our dog", "a child", "the crowd", "his boss", "the nurse"], ["sang", "ran", "slept", "cried", "ate", "left"]
+
+    def pairs(start: int, n: int) -> list[dict]:
+        out = []
+        for i in range(start, start + n):
+            cue = list(cues)[i % 3]
+            a, b = verbs[i % len(verbs)], verbs[(i * 5 + 1) % len(verbs)]
+            first = f"{subjects[i % len(subjects)]} "
+            text = f"{first}{a} {cue} {subjects[(i + 3) % len(subjects)]} {b} ."
+            e2 = len(text) - len(b) - 2
+            out.append({"text": text, "e1": {"start": len(first), "end": len(first) + len(a)}, "e2": {"start": e2, "end": e2 + len(b)},
+                        "relation": cues[cue]})
+        return out
+
+    config = temporal_config(labels=["BEFORE", "AFTER", "EQUAL", "VAGUE"],
+                             model={"backend": "fake", "params": {"keywords": {"VAGUE": ["zzz"]}}})
+
+    def student_accuracy(project):
+        rows = pairs(1000, 30)
+        result = tiered_cascade(config, rows, tiers=["student", {"name": "fake", "model": config["model"]}], seed=pairs(0, 90), target=0.5,
+                                calibration_rows=30, project=project)
+        labels = result.routing["student"][0]
+        return sum(label == row["relation"] for label, row in zip(labels, rows)) / len(rows)
+
+    with_cues = student_accuracy(tmp_path / "a.db")
+    monkeypatch.setattr(TemporalTask, "student_features", lambda self, records: None)
+    without = student_accuracy(tmp_path / "b.db")
+    assert with_cues == 1.0 and without == 1 / 3  # 30 rows, ten of each label

@@ -165,6 +165,12 @@ class Task(ABC):
     @abstractmethod
     def is_correct(self, gold: Any, predicted: Any) -> bool: ...
 
+    def student_features(self, records: Sequence[Mapping[str, Any]]) -> Any:
+        """Features a student learns from beside the sentence embedding, one row per record (an (n, d) float32
+        array), or None: the embedding alone. A task whose label hangs on cues a sentence encoder blurs gives
+        them here (event order: the tense, modals and connectives around each event)."""
+        return None
+
     def output_value(self, label: Label) -> Any:
         return label.value
 

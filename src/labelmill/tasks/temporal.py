@@ -10,10 +10,18 @@ label (a VAGUE prediction or gold row counts on neither side). Human agreement o
 when a row carries its annotators' judgements (`temporal.annotations_column`) eval also reports how often
 each annotator agrees with the majority, how often two annotators agree, and how often the model agrees
 with an annotator: the figures a model's score means something beside.
+
+A small model is weak at event order; what tells the order is mostly in a few words around the events
+(tense and aspect auxiliaries, modals, "then", "after", a sentence end between them). The task gives a
+student those cues (`order_cues`, hashed beside the sentence embedding), so with labeled pairs a tiered
+cascade's student tier (`labelmill run --tiers student,MODEL --tiers-seed PAIRS.jsonl`) learns them; see
+bench/README for what it reaches on UDS-Time.
 """
 
 from __future__ import annotations
 
+import re
+import zlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -100,6 +108,55 @@ def micro_f1_without(gold: Sequence[Any], predicted: Sequence[Any], left_out: st
     return {"precision": precision, "recall": recall, "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0}
 
 
+# the words around an event that tell its time: tense and aspect auxiliaries, modals, negation, connectives
+CUE_WORDS = frozenset(
+    "will would had have has to was were is are am be been being after before then when while since until as because so if could "
+    "should can may might must did do does not n't never already now later first once and but that going gonna 'll 'd 've".split()
+)
+CUE_MARKS = frozenset(",.;:()-!?")
+CUE_DIMS = 1024  # hashed feature slots (a fixed width: no vocabulary to fit, the same columns for every row)
+_TOKEN = re.compile(r"n't|'\w+|\w+|[^\w\s]")
+
+
+def order_cues(text: str, e1: Mapping[str, Any], e2: Mapping[str, Any]) -> dict[str, float]:
+    """The cues of event order a sentence encoder blurs, as named features: each event's word and ending, the
+    cue words just before and after it (by position), the cue words and marks between the two events (a
+    sentence end among them), how far apart they are, and the pair of event words."""
+    out: dict[str, float] = {}
+    for tag, e in (("e1", e1), ("e2", e2)):
+        word = str(e["text"]).lower()
+        out[f"{tag}_word={word}"] = 1.0
+        for ending in ("ed", "ing", "en", "s", "e"):
+            if word.endswith(ending):
+                out[f"{tag}_ends={ending}"] = 1.0
+        before = _TOKEN.findall(text[: e["start"]].lower())[-4:]
+        for i, token in enumerate(reversed(before)):
+            if token in CUE_WORDS:
+                out[f"{tag}_before{i}={token}"] = out[f"{tag}_before={token}"] = 1.0
+        for i, token in enumerate(_TOKEN.findall(text[e["end"]:].lower())[:2]):
+            if token in CUE_WORDS:
+                out[f"{tag}_after{i}={token}"] = 1.0
+    first, second = (e1, e2) if e1["start"] <= e2["start"] else (e2, e1)
+    if first is e2:
+        out["e2_first"] = 1.0
+    between = _TOKEN.findall(text[first["end"]:second["start"]].lower())
+    out["between_tokens"] = min(len(between), 40) / 40
+    for token in set(between):
+        if token in CUE_WORDS or token in CUE_MARKS:
+            out[f"between={token}"] = 1.0
+    out[f"pair={str(e1['text']).lower()}|{str(e2['text']).lower()}"] = 1.0
+    return out
+
+
+def hashed(features: Sequence[Mapping[str, float]], dims: int = CUE_DIMS) -> np.ndarray:
+    """Named features into `dims` fixed columns (CRC-32 of the name, stable across runs and machines)."""
+    out = np.zeros((len(features), dims), dtype=np.float32)
+    for i, row in enumerate(features):
+        for name, value in row.items():
+            out[i, zlib.crc32(name.encode("utf-8")) % dims] += value
+    return out
+
+
 class TemporalTask(ClassificationTask):
     """The temporal order of two marked events, from a closed label set (default BEFORE / AFTER / EQUAL / VAGUE)."""
 
@@ -139,6 +196,11 @@ class TemporalTask(ClassificationTask):
 
     def system_prompt(self) -> str:
         return guidelines_with_labels(self.config, self.default_guidelines) + "\n\nAnswer with the label only."
+
+    def student_features(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Each pair's order cues (`order_cues`), hashed: a student learns tense, modals and connectives beside
+        the embedding of the marked pair (on UDS-Time dev pairs they carry most of what a student learns)."""
+        return hashed([order_cues(*self.pair(r)) for r in records])
 
     # metrics ----------------------------------------------------------------------------------------
     def metrics(self, gold: Sequence[Any], predicted: Sequence[Any]) -> dict[str, Any]:
@@ -183,4 +245,4 @@ class TemporalTask(ClassificationTask):
         }
 
 
-__all__ = ["ORDER_LABELS", "TemporalTask", "annotator_labels", "majority", "micro_f1_without", "order_from_starts"]
+__all__ = ["CUE_DIMS", "ORDER_LABELS", "TemporalTask", "annotator_labels", "hashed", "majority", "micro_f1_without", "order_cues", "order_from_starts"]

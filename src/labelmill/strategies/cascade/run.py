@@ -47,6 +47,7 @@ from labelmill.io import read_rows, write_rows
 from labelmill.tasks import make_task
 
 STUDENT = "student"
+TIERED_TASKS = ("classification", "temporal")  # one label of a closed set, scored: what a student and a threshold can take over
 
 
 @dataclass
@@ -216,8 +217,9 @@ class _Cascade:
     def prepare(cls, config: Any, data: Any, opts: TieredOptions, backends: dict[str, Any], on_event: EventHandler) -> _Cascade:
         """The config, the tiers, the rows and the labeled seed rows, each checked."""
         cfg = load_with_notices(config, on_event)
-        if cfg.task != "classification":
-            raise ConfigError(f"a tiered cascade works on classification tasks; this config is {cfg.task!r}", fix="run without --tiers")
+        if cfg.task not in TIERED_TASKS:
+            raise ConfigError(f"a tiered cascade works on {' and '.join(TIERED_TASKS)} tasks (one label of a closed set); this config is {cfg.task!r}",
+                              fix="run without --tiers")
         tier_list, names = parse_tiers(opts.tiers), cfg.label_names
         frame = read_rows(data, cfg.dataset)
         if opts.limit is not None:
@@ -297,8 +299,10 @@ class _Cascade:
         self.on_event(Notice(f"cascade: {tier.name} keeps {st.rows} rows (threshold {st.threshold}); {len(self.open_rows)} go on"))
 
     def _student_tier(self, tier: Tier) -> tuple[dict[int, tuple[Any, float, str]], np.ndarray, np.ndarray, np.ndarray]:
-        row_probs, seed_conf_raw, seed_pred, calibrator = _student(self.cfg, tier, self.row_texts, self.seed_texts, self.seed_gold, self.store,
-                                                                   self.opts.random_seed, self.on_event)
+        task = make_task(self.cfg)  # the task's own features beside the embedding (event order: its cues), where it has any
+        seed_f, row_f = task.student_features(self.seed_frame.to_dict("records")), task.student_features(self.frame.to_dict("records"))
+        row_probs, seed_conf_raw, seed_pred, calibrator = _student(self.cfg, tier, (self.row_texts, self.seed_texts), self.seed_gold, self.store,
+                                                                   self.opts.random_seed, self.on_event, None if seed_f is None else (row_f, seed_f))
         row_label, row_conf = row_probs.argmax(axis=1), calibrator.confidence(row_probs.max(axis=1))
         tier_labels = {int(i): (self.names[int(row_label[i])], float(row_conf[i]), "") for i in self.open_rows if int(i) not in self.reserved}
         return tier_labels, calibrator.confidence(seed_conf_raw), seed_pred == self.seed_gold, self.seed_open
@@ -504,17 +508,21 @@ def _platt(raw: np.ndarray, ok: np.ndarray, names: list[str]):
     return cal_mod.fit("platt", None, None, raw.astype(float), ok.astype(bool), names)
 
 
-def _student(cfg: Config, tier: Tier, row_texts: list[str], seed_texts: list[str], seed_gold: np.ndarray, store: Any, random_seed: int,
-             on_event: EventHandler) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
-    """Train on the seed rows; (row probabilities, seed out-of-fold max probability, seed out-of-fold label, calibrator)."""
+def _student(cfg: Config, tier: Tier, texts: tuple[list[str], list[str]], seed_gold: np.ndarray, store: Any, random_seed: int,
+             on_event: EventHandler, features: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
+    """Train on the seed rows (`texts`: the rows', the seed rows'; `features`: the task's own for each, set beside
+    the embeddings); (row probabilities, seed out-of-fold max probability, seed out-of-fold label, calibrator)."""
     from labelmill.selectors.embeddings import embed
     from labelmill.strategies.students.models import LinearStudent, out_of_fold
 
     encoder = tier.model or cfg.examples.embedding_model
     k = len(cfg.label_names)
+    row_texts, seed_texts = texts
     on_event(Notice(f"cascade: embedding {len(seed_texts)} seed rows and {len(row_texts)} rows with {encoder}"))
     X_seed = embed(seed_texts, encoder, store)
     X = embed(row_texts, encoder, store)
+    if features is not None:
+        X, X_seed = np.hstack([X, features[0]]), np.hstack([X_seed, features[1]])
     oof = out_of_fold(X_seed, seed_gold, k, seed=random_seed)
     calibrator = _platt(oof.max(axis=1), oof.argmax(axis=1) == seed_gold, cfg.label_names)
     student = LinearStudent(k, seed=random_seed).fit(X_seed, seed_gold)
