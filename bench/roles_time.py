@@ -14,12 +14,17 @@
             labels; the zero-shot distributions batch-calibrated (divided by their mean over the rows: no gold);
             a student (logistic regression on all-MiniLM-L6-v2 embeddings of the marked pair) trained on the
             same 450 seed pairs; the majority label; the annotators' own agreement with the majority.
+            With more labels (the dev file's, `--temporal-arms calibrated,cue_student`):
+              calibrated   the zero-shot labeler calibrated on --temporal-calibration-rows (1,000) dev pairs
+              cue_student  the task's order cues (+ embeddings) and logistic regression on the train and dev pairs,
+                           its features, C and data chosen on dev halves (`cue_student`)
 
 Same labels, same clock: each arm's seconds count everything it ran (the LLM arms: loading and labeling; the
 student: embedding its seed rows and the test rows, and the fit). No test row chooses anything.
 
     python bench/roles_time.py [--json] [--sets srl,temporal] [--srl-rows 500] [--temporal-rows 1000]
-                               [--temporal-arms zero_shot,few_shot] [--model NAME] [--workdir DIR]
+                               [--temporal-arms zero_shot,few_shot,calibrated,cue_student] [--temporal-calibration-rows 1000]
+                               [--model NAME] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -102,7 +107,7 @@ def srl(rows: int, work: Path, model: str | None) -> dict:
     return figures
 
 
-def temporal(rows: int, work: Path, model: str | None, arms: list[str]) -> dict:
+def temporal(rows: int, work: Path, model: str | None, arms: list[str], calibration_rows: int = 1000) -> dict:
     import labelmill
     from labelmill.config import load_config
     from labelmill.selectors.embeddings import embed
@@ -138,6 +143,10 @@ def temporal(rows: int, work: Path, model: str | None, arms: list[str]) -> dict:
         if f"temporal_few_shot_{key}" in figures:
             figures[f"temporal_{key}"] = figures[f"temporal_few_shot_{key}"]
 
+    if "calibrated" in arms:  # after zero_shot: its test answers are in the same project
+        figures.update(calibrated(data, work, model, calibration_rows, figures.get("temporal_zero_shot_s_per_row")))
+    if "cue_student" in arms:
+        figures.update(cue_student(data, work))
     config = load_config(load("temporal", model))
     task = make_task(config)
     seed = pd.read_json(ROOT / "examples" / "temporal" / "seed.jsonl", lines=True)
@@ -152,6 +161,96 @@ def temporal(rows: int, work: Path, model: str | None, arms: list[str]) -> dict:
                     "temporal_student_macro_f1": round(m["temporal_macro_f1"], 4), "temporal_student_micro_f1_no_vague": round(m["temporal_micro_f1_no_vague"], 4),
                     "temporal_student_s": round(time.perf_counter() - started, 1)})
     return figures
+
+
+CUE_GRID = {"features": ("cues", "cues+embedding"), "fit_on": ("dev", "train+dev"), "C": (0.1, 0.3, 1.0)}
+
+
+def cue_student(data: pd.DataFrame, work: Path) -> dict:
+    """The student with the task's order cues (`TemporalTask.student_features`, what the cascade's student tier
+    learns from), on every labeled pair the train and dev files hold: logistic regression with balanced class
+    weights (the target is macro-F1). Its features (the cues alone, or beside all-MiniLM-L6-v2 embeddings of the
+    marked pair), C, and whether the train pairs join the dev pairs (train pairs have one annotator and no VAGUE)
+    are chosen on dev: fit on the pairs of half the dev documents, macro-F1 on the other half's. Then refit on all of it; the test rows are
+    scored once. Seconds: everything, the embeddings included."""
+    from sklearn.metrics import f1_score
+
+    from labelmill.config import load_config
+    from labelmill.selectors.embeddings import embed
+    from labelmill.store import Store
+    from labelmill.strategies.students.models import LinearStudent
+    from labelmill.tasks import make_task
+
+    started = time.perf_counter()
+    task = make_task(load_config(load("temporal", None)))
+    names = task.labels
+    parts = {"train": pd.read_json(DATA / "udst_temporal" / "train_subset.jsonl", lines=True),
+             "dev": pd.read_json(DATA / "udst_temporal" / "dev.jsonl", lines=True), "test": data}
+    records = {k: f.to_dict("records") for k, f in parts.items()}
+    cues = {k: task.student_features(r) for k, r in records.items()}
+    with Store(work / "temporal_cue_student.db") as store:
+        emb = {k: embed([task.render(x) for x in r], "all-MiniLM-L6-v2", store) for k, r in records.items()}
+    X = {"cues": cues, "cues+embedding": {k: np.hstack([emb[k], cues[k]]) for k in cues}}
+    y = {k: np.array([names.index(v) for v in parts[k]["relation"]]) for k in ("train", "dev")}
+    # halves of the dev *documents* (a sent_id minus its -NNNN): pairs of one sentence on both sides of a split
+    # would let a fit remember the sentence (a random split of pairs read 0.31 here, and 0.24 on test)
+    docs = parts["dev"]["sent_ids"].map(lambda ids: str(ids[0]).rsplit("-", 1)[0]).to_numpy()
+    unique = np.unique(docs)
+    first = set(np.random.default_rng(0).permutation(unique)[: len(unique) // 2])
+    in_a = np.array([d in first for d in docs])
+    a, b = np.flatnonzero(in_a), np.flatnonzero(~in_a)
+
+    def fit(features: str, fit_on: str, C: float, dev_rows: np.ndarray) -> LinearStudent:
+        Xs, ys = [X[features]["dev"][dev_rows]], [y["dev"][dev_rows]]
+        if fit_on == "train+dev":
+            Xs, ys = [X[features]["train"], *Xs], [y["train"], *ys]
+        Xf, yf = np.vstack(Xs), np.concatenate(ys)
+        counts = np.bincount(yf, minlength=len(names))
+        weight = len(yf) / (np.count_nonzero(counts) * counts[yf])  # balanced: each label weighs the same in all
+        return LinearStudent(len(names), C=C, seed=0).fit(Xf, yf, weight)
+
+    def macro(gold: np.ndarray, predicted: np.ndarray) -> float:
+        return float(f1_score(gold, predicted, labels=range(len(names)), average="macro", zero_division=0))
+
+    tried = []
+    for features in CUE_GRID["features"]:
+        for fit_on in CUE_GRID["fit_on"]:
+            for C in CUE_GRID["C"]:
+                got = fit(features, fit_on, C, a).predict_proba(X[features]["dev"][b]).argmax(axis=1)
+                tried.append({"features": features, "fit_on": fit_on, "C": C, "dev_half_macro_f1": round(macro(y["dev"][b], got), 4)})
+    best = max(tried, key=lambda t: t["dev_half_macro_f1"])
+    student = fit(best["features"], best["fit_on"], best["C"], np.arange(len(y["dev"])))
+    predicted = [names[i] for i in student.predict_proba(X[best["features"]]["test"]).argmax(axis=1)]
+    seconds = time.perf_counter() - started
+    m = task.metrics(list(data["relation"]), predicted)
+    gold_rows = len(y["dev"]) + (len(y["train"]) if best["fit_on"] == "train+dev" else 0)
+    return {"temporal_cue_student_chosen": best, "temporal_cue_student_tried": tried, "temporal_cue_student_gold_rows": gold_rows,
+            "temporal_cue_student_dev_halves": [len(a), len(b)],
+            "temporal_cue_student_accuracy": round(m["temporal_accuracy"], 4), "temporal_cue_student_macro_f1": round(m["temporal_macro_f1"], 4),
+            "temporal_cue_student_micro_f1_no_vague": round(m["temporal_micro_f1_no_vague"], 4),
+            "temporal_cue_student_per_label_f1": {k: round(v["f1"], 3) for k, v in m["per_class"].items()},
+            "temporal_cue_student_s": round(seconds, 1)}
+
+
+def calibrated(data: pd.DataFrame, work: Path, model: str | None, rows: int, zero_s_per_row: float | None) -> dict:
+    """The zero-shot labeler given labeled dev pairs as calibration (`_arms.llm_calibrated`: `calibrate`, method
+    auto, on `rows` dev pairs drawn with seed 0; then the test pairs, whose answers the zero-shot arm left in the
+    project). Its seconds: the zero-shot pass's plus the calibration's."""
+    from _arms import llm_calibrated
+
+    from labelmill.config import load_config
+    from labelmill.tasks import make_task
+
+    config = load_config(load("temporal", model, examples={"k": 0}))
+    dev = pd.read_json(DATA / "udst_temporal" / "dev.jsonl", lines=True)
+    seed = dev.sample(n=min(rows, len(dev)), random_state=0).reset_index(drop=True)
+    arm = llm_calibrated(config, seed, data, work / "temporal_zero_shot.db")
+    m = make_task(config).metrics(list(data["relation"]), list(arm.frame["llm_label"]))
+    seconds = arm.seconds + (zero_s_per_row or 0.0) * len(data)
+    return {"temporal_calibrated_method": arm.calibrator.method, "temporal_calibrated_gold_rows": len(seed),
+            "temporal_calibrated_accuracy": round(m["temporal_accuracy"], 4), "temporal_calibrated_macro_f1": round(m["temporal_macro_f1"], 4),
+            "temporal_calibrated_micro_f1_no_vague": round(m["temporal_micro_f1_no_vague"], 4),
+            "temporal_calibrated_s_per_row": round(seconds / len(data), 3)}
 
 
 def _batch_calibrated(config: dict, run_id: int, project: Path, gold: list[str]) -> dict:
@@ -177,7 +276,8 @@ def main() -> None:
     parser.add_argument("--sets", default="srl,temporal")
     parser.add_argument("--srl-rows", type=int, default=500)
     parser.add_argument("--temporal-rows", type=int, default=1000)
-    parser.add_argument("--temporal-arms", default="zero_shot,few_shot")
+    parser.add_argument("--temporal-arms", default="zero_shot,few_shot,calibrated,cue_student")
+    parser.add_argument("--temporal-calibration-rows", type=int, default=1000, help="dev pairs the calibrated arm is given")
     parser.add_argument("--model")
     parser.add_argument("--workdir", help="keep the project files (and their cache) here: a rerun resumes")
     args = parser.parse_args()
@@ -190,7 +290,7 @@ def main() -> None:
             if name == "srl":
                 figures.update(srl(args.srl_rows, Path(tmp), args.model))
             elif name == "temporal":
-                figures.update(temporal(args.temporal_rows, Path(tmp), args.model, args.temporal_arms.split(",")))
+                figures.update(temporal(args.temporal_rows, Path(tmp), args.model, args.temporal_arms.split(","), args.temporal_calibration_rows))
             else:
                 parser.error(f"unknown set {name!r}")
             print(json.dumps(figures), file=sys.stderr, flush=True)
