@@ -344,3 +344,62 @@ def test_agreement_gathers_the_figures_over_items_rated_twice_or_more():
     # alpha: o_aa 2, o_ab = o_ba = 1, o_bb 3 (six ordered pairs at 1/2); 1 - 6 * 2 / (3 * 4 * 2) = 1/2
     assert out["krippendorff_alpha"] == pytest.approx(0.5)
     assert agreement({1: {"ann": "a"}}) == {"items_with_overlap": 0, "full_agreement": None, "cohen": [], "fleiss_kappa": None, "krippendorff_alpha": None}
+
+
+# calibration.fit: each method's calibrator holds its own parts ----------------------------------------
+def test_fit_names_the_method_and_labels_and_holds_what_its_parts_fit():
+    """`fit` only dispatches: each method's calibrator must carry the method, the labels and exactly what the
+    part it names fits (each part is checked against its objective elsewhere in this file)."""
+    from labelmill.numeric.calibration import FUSED_SIGNALS, fit, fit_isotonic, fit_logistic, fit_platt, fit_scaling, fused_design
+
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet([3.0, 1.0, 1.0], size=80)
+    gold = np.where(rng.random(80) < 0.7, probs.argmax(axis=1), rng.integers(0, 3, size=80))
+    raw = probs.max(axis=1)
+    raw[[3, 40]] = np.nan  # rows with no confidence are left out of the confidence fits
+    correct = probs.argmax(axis=1) == gold
+    ok = ~np.isnan(raw)
+    labels = ("a", "b", "c")
+    for method in ("temperature", "bias", "isotonic", "platt", "bias_platt", "fused"):
+        cal = fit(method, probs, gold, raw, correct, labels)
+        assert cal.method == method and cal.labels == ["a", "b", "c"]
+    platt = fit("platt", None, None, raw, correct, labels)
+    assert platt.platt == fit_platt(raw[ok], correct[ok]) and not platt.bias
+    iso = fit("isotonic", None, None, raw, correct, labels)
+    assert (iso.iso_x, iso.iso_y) == fit_isotonic(raw[ok], correct[ok])
+    t, _ = fit_scaling(probs, gold, bias=False)
+    temperature = fit("temperature", probs, gold, raw, correct, labels)
+    assert temperature.temperature == t and temperature.bias == []
+    bias = fit("bias", probs, gold, raw, correct, labels)
+    t, offsets = fit_scaling(probs, gold, bias=True)
+    assert bias.temperature == t and bias.bias == [float(x) for x in offsets]
+    both = fit("bias_platt", probs, gold, raw, correct, labels)
+    q = bias.distribution(probs)
+    assert (both.temperature, both.bias) == (bias.temperature, bias.bias)
+    assert both.platt == fit_platt(q.max(axis=1), q.argmax(axis=1) == gold)
+    signals = [{n: float(v) for n in FUSED_SIGNALS} for v in rng.random(80)]
+    fused = fit("fused", None, None, raw, correct, labels, signals)
+    weights = fit_logistic(fused_design(raw, signals, list(FUSED_SIGNALS)), correct, l2=1e-2)
+    assert list(fused.fused) == ["confidence", *FUSED_SIGNALS, "bias"] and list(fused.fused.values()) == [float(w) for w in weights]
+    no_signals = fit("fused", None, None, raw, correct, labels)  # no signals: the confidence and a bias alone
+    assert list(no_signals.fused) == ["confidence", "bias"]
+    for method in ("temperature", "bias", "bias_platt"):
+        with pytest.raises(ValueError, match="needs label distributions"):
+            fit(method, None, gold, raw, correct, labels)
+        with pytest.raises(ValueError, match="needs label distributions"):
+            fit(method, probs, None, raw, correct, labels)
+
+
+def test_threshold_with_bound_counts_rows_without_confidence_in_its_share_and_tolerates_a_wrong_top_row():
+    from labelmill.numeric.calibration import threshold_with_bound
+
+    confidence = np.concatenate([np.linspace(0.99, 0.60, 200), [np.nan] * 10])
+    correct = np.ones(210, dtype=bool)
+    correct[0] = False  # the surest row is wrong
+    # tolerating one wrong row, the search starts where 1 error can pass (93 rows at 0.95, delta 0.05) and passes
+    # down to the last row: 199 of 200 right, Clopper-Pearson lower bound 0.9765 >= 0.95
+    got = threshold_with_bound(confidence, correct, 0.95, tolerate=1)
+    assert got["seed_rows"] == 200 and got["seed_share"] == 200 / 210 and got["seed_accuracy"] == 199 / 200
+    assert got["threshold"] == pytest.approx(0.60)
+    # tolerating none, it starts at 59 rows, one of them wrong (bound 0.9221 < 0.95): the first test fails, no threshold
+    assert threshold_with_bound(confidence, correct, 0.95, tolerate=0) is None
