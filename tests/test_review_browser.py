@@ -743,15 +743,15 @@ def test_a_project_with_no_examples_reviewed_by_keyboard_shows_a_narrowing_inter
     try:
         driver.get(server.links["ana"])
         wait_for(driver, lambda d: d.find_elements("id", "row-text"))
-        assert "an interval after 10 random audit rows" in driver.find_element("id", "estimate").text
+        # read through wait_for: the page re-renders the estimate while it loads (a stale element is looked up again)
+        wait_for(driver, lambda d: "an interval after 10 random audit rows" in d.find_element("id", "estimate").text, timeout=10)
         for n in range(1, 41):
-            index, text = row_index(driver), driver.find_element("id", "row-text").text
+            index, text = wait_for(driver, lambda d: (row_index(d), d.find_element("id", "row-text").text))
             key = "1" if gold[text] == "positive" else "2"
             ActionChains(driver).send_keys(key, Keys.ENTER).perform()
             wait_for(driver, lambda d, i=index: f"saved row {i}" in status_text(d))
             if n in (20, 40):
-                wait_for(driver, lambda d: "95% interval" in d.find_element("id", "estimate").text, timeout=30)
-                found = re.search(r"95% interval ([\d.]+)% \u2013 ([\d.]+)%", driver.find_element("id", "estimate").text)
+                found = wait_for(driver, lambda d: re.search(r"95% interval ([\d.]+)% \u2013 ([\d.]+)%", d.find_element("id", "estimate").text), timeout=30)
                 widths[n] = float(found.group(2)) - float(found.group(1))
             if n == 20:  # the search's turn is said before it comes
                 wait_for(driver, lambda d: re.search(r"after 40 reviewed rows \((19|20) so far\), a search of the relabel step's demos",
@@ -759,8 +759,8 @@ def test_a_project_with_no_examples_reviewed_by_keyboard_shows_a_narrowing_inter
         assert widths[40] < widths[20]
         # the page asks again while a model job runs: the relabel step from the 20th review, then the search
         wait_for(driver, lambda d: any("relabel step:" in e.text for e in d.find_elements("id", "relabel-search")), timeout=120)
-        assert re.search(r"relabel step: [48]-shot (similar|balanced) demos beat zero-shot on 20 reviewed rows \([\d.]+% against [\d.]+%\)",
-                         driver.find_element("id", "relabel-search").text)
+        wait_for(driver, lambda d: re.search(r"relabel step: [48]-shot (similar|balanced) demos beat zero-shot on 20 reviewed rows \([\d.]+% against [\d.]+%\)",
+                                             d.find_element("id", "relabel-search").text), timeout=10)
         driver.get(server.base + "/guideline")
         wait_for(driver, lambda d: "No proposed edits yet" in d.find_element(By.ID, "proposals").text)
 
