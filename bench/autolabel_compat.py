@@ -1,7 +1,7 @@
 """Autolabel's benchmark configs run unchanged on labelmill, against Autolabel 0.0.16 itself: same rows, same
 model, same few-shot file, same embedding model, same clock.
 
-For each set, the first --rows test rows are rebuilt in the config's own column layout (Autolabel's data:
+For each set, the first --rows test rows (`--sample random`: the first --rows of a seed-0 permutation) are rebuilt in the config's own column layout (Autolabel's data:
 `example` and `label`; conll2003's one JSON list of mentions per entity type; walmart_amazon's
 `Title_entity1`... columns; squad_v2's `context`, `question`, `answer` with "unanswerable"), and the config's
 few-shot file (`data/<set>/seed.csv`, next to a copy of the config) is --seed-rows rows drawn with seed 0 from
@@ -17,10 +17,12 @@ the train split (squad_v2 has no train split here: dev_subset rows after the eva
 Both outputs are scored by the same code, Autolabel's own metric definitions
 (`labelmill.evaluation.autolabel_metrics`): accuracy for classification and entity matching, the normalised
 token F1 for QA, the mean per-type accuracy of the mention sets for conll2003; completion rate beside each.
-Autolabel's self-reported metrics are printed too (`<set>_autolabel_reported`).
+Autolabel's self-reported metrics are printed too (`<set>_autolabel_reported`). With --floor, the speed limit of
+any tool on these prompts: the bare forward pass over every row's own prompt tokens (`prompt_floor`);
+`<set>_speedup_ceiling` is Autolabel's time over it, the most any tool reading these prompts can beat Autolabel by.
 
     python bench/autolabel_compat.py --autolabel-python /tmp/alvenv/bin/python [--sets banking,...]
-        [--rows 200] [--seed-rows 200] [--workdir DIR] [--json]
+        [--rows 200] [--sample first|random] [--seed-rows 200] [--floor] [--workdir DIR] [--json]
 
 Setting up the Autolabel environment (offline but for PyPI; its pins cannot share labelmill's):
     python -m venv /tmp/alvenv && /tmp/alvenv/bin/pip install --no-deps refuel-autolabel==0.0.16
@@ -44,6 +46,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,18 +66,29 @@ def _sample(frame: pd.DataFrame, n: int) -> pd.DataFrame:
     return frame.sample(n=min(n, len(frame)), random_state=0).reset_index(drop=True)
 
 
+TAKE = {"order": "first"}  # --sample: which test rows (set by main)
+
+
+def _take(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
+    """The evaluated rows: the file's first --rows, or (`--sample random`) the first --rows of a seed-0
+    permutation (Banking77's test file is sorted by intent: its first rows are a handful of intents)."""
+    if TAKE["order"] == "random":
+        return frame.iloc[np.random.default_rng(0).permutation(len(frame))[:rows]]
+    return frame.head(rows)
+
+
 def banking(rows: int, seed_rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return _text_rows(pd.read_csv(DATA / "banking77" / "test.csv").head(rows)), _text_rows(_sample(pd.read_csv(DATA / "banking77" / "train.csv"), seed_rows))
+    return _text_rows(_take(pd.read_csv(DATA / "banking77" / "test.csv"), rows)), _text_rows(_sample(pd.read_csv(DATA / "banking77" / "train.csv"), seed_rows))
 
 
 def civil_comments(rows: int, seed_rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     d = DATA / "civil_comments"
-    return _text_rows(pd.read_csv(d / "test.csv").head(rows)), _text_rows(_sample(pd.read_csv(d / "train_seed.csv"), seed_rows))
+    return _text_rows(_take(pd.read_csv(d / "test.csv"), rows)), _text_rows(_sample(pd.read_csv(d / "train_seed.csv"), seed_rows))
 
 
 def ledgar(rows: int, seed_rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     d = DATA / "ledgar"
-    return _text_rows(pd.read_csv(d / "test.csv").head(rows)), _text_rows(_sample(pd.read_csv(d / "train_seed.csv"), seed_rows))
+    return _text_rows(_take(pd.read_csv(d / "test.csv"), rows)), _text_rows(_sample(pd.read_csv(d / "train_seed.csv"), seed_rows))
 
 
 def _conll(frame: pd.DataFrame) -> pd.DataFrame:
@@ -86,7 +100,7 @@ def _conll(frame: pd.DataFrame) -> pd.DataFrame:
 
 def conll2003(rows: int, seed_rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     d = DATA / "conll2003"
-    return _conll(pd.read_json(d / "test.jsonl", lines=True).head(rows)), _conll(_sample(pd.read_json(d / "train.jsonl", lines=True), seed_rows))
+    return _conll(_take(pd.read_json(d / "test.jsonl", lines=True), rows)), _conll(_sample(pd.read_json(d / "train.jsonl", lines=True), seed_rows))
 
 
 def _squad(frame: pd.DataFrame) -> pd.DataFrame:
@@ -96,7 +110,8 @@ def _squad(frame: pd.DataFrame) -> pd.DataFrame:
 
 def squad_v2(rows: int, seed_rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     frame = pd.read_json(DATA / "squad_v2" / "dev_subset.jsonl", lines=True)
-    return _squad(frame.head(rows)), _squad(_sample(frame.iloc[rows:], seed_rows))  # demos never among the evaluated rows
+    evaluated = _take(frame, rows)
+    return _squad(evaluated), _squad(_sample(frame.drop(evaluated.index), seed_rows))  # demos never among the evaluated rows
 
 
 def _walmart(frame: pd.DataFrame) -> pd.DataFrame:
@@ -111,7 +126,7 @@ def _walmart(frame: pd.DataFrame) -> pd.DataFrame:
 
 def walmart_amazon(rows: int, seed_rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     d = DATA / "em_walmart_amazon"
-    return _walmart(pd.read_csv(d / "test.csv").head(rows)), _walmart(_sample(pd.read_csv(d / "train.csv"), seed_rows))
+    return _walmart(_take(pd.read_csv(d / "test.csv"), rows)), _walmart(_sample(pd.read_csv(d / "train.csv"), seed_rows))
 
 
 SETS = {"banking": banking, "civil_comments": civil_comments, "ledgar": ledgar, "conll2003": conll2003,
@@ -229,6 +244,34 @@ def run_autolabel(config: Path, kind: str, python: str) -> dict:
     return {"seconds": seconds, **json.loads((folder / "autolabel.json").read_text())}
 
 
+def prompt_floor(config: Path) -> dict:
+    """The speed limit any tool meets with these prompts on this model: the bare forward pass (no scoring, no
+    generation, no parsing) over every row's own prompt tokens (its demos, its text, the template around them),
+    packed into full batches, with only the prefix every row shares (the guidelines) evaluated once. A tool
+    that reads the same prompts cannot be faster, so Autolabel's time over this one is the most it can be beaten by."""
+    from labelmill.config import derive_config, load_with_notices, model_from_text
+    from labelmill.core import Job
+    from labelmill.io import read_rows
+
+    cfg = derive_config(load_with_notices(str(config), lambda event: None), model=model_from_text(MODEL))
+    job = Job(cfg)
+    try:
+        engine = job.backend.engine
+        inputs = [job.row_input(r) for r in read_rows(config.parent / "rows.csv", cfg.dataset).to_dict("records")]
+        job.prepare_rows(inputs)
+        lists = [engine.prompt_tokens(job.prompt(text)) for text in inputs]
+        shared = 0
+        while shared < min(map(len, lists)) - 1 and all(t[shared] == lists[0][shared] for t in lists):
+            shared += 1
+        own = [t[shared:] for t in lists]
+        engine.forward_seconds(own[:4])  # warm-up
+        seconds = engine.forward_seconds(own)
+    finally:
+        job.backend.close()
+    n = len(own)
+    return {"shared_tokens": shared, "own_tokens_per_row": sum(map(len, own)) / n, "floor_s_per_row": seconds / n}
+
+
 def run_set(name: str, args: argparse.Namespace, work: Path) -> dict:
     config, test, kind = project_for(name, args.rows, args.seed_rows, work)
     n = len(test)
@@ -247,6 +290,10 @@ def run_set(name: str, args: argparse.Namespace, work: Path) -> dict:
         out.update({f"{name}_autolabel_metric": headline(kind, scored)[1], f"{name}_autolabel_completion": completion(kind, scored),
                     f"{name}_autolabel_s_per_row": theirs["seconds"] / n, f"{name}_autolabel_reported": theirs["metrics"]})
         out[f"{name}_speedup"] = out[f"{name}_autolabel_s_per_row"] / out[f"{name}_labelmill_s_per_row"]
+    if args.floor:
+        out.update({f"{name}_{k}": v for k, v in prompt_floor(config).items()})
+        if f"{name}_autolabel_s_per_row" in out:
+            out[f"{name}_speedup_ceiling"] = out[f"{name}_autolabel_s_per_row"] / out[f"{name}_floor_s_per_row"]
     return out
 
 
@@ -257,8 +304,13 @@ def main() -> None:
     parser.add_argument("--seed-rows", type=int, default=200)
     parser.add_argument("--autolabel-python", help="the Python of an environment with refuel-autolabel 0.0.16 (without it: labelmill only)")
     parser.add_argument("--workdir", help="keep the projects here (default: a temporary folder)")
+    parser.add_argument("--sample", choices=("first", "random"), default="first",
+                        help="the test file's first --rows rows, or the first --rows of a seed-0 permutation")
+    parser.add_argument("--floor", action="store_true", help="also time the bare forward pass over every row's own prompt tokens: "
+                        "the speed limit of any tool on these prompts (`<set>_floor_s_per_row`, `<set>_speedup_ceiling`)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    TAKE["order"] = args.sample
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="labelmill-autolabel-"))
     results: dict = {"model": MODEL}
     for name in args.sets.split(","):

@@ -94,3 +94,19 @@ def test_the_shared_arms_learn_from_the_gold_rows_only_and_time_every_step(bench
     assert len(cal.frame) == 4 and cal.seconds > 0 and cal.calibrator.method
     assert {"llm_needs_review", "llm_confidence_raw"} <= set(cal.frame.columns)  # the rows were labeled with the calibration
     assert pd.read_csv(tmp_path / "out.csv")["llm_label"].tolist() == cal.frame["llm_label"].tolist()
+
+
+def test_autolabel_bench_rows_random_sample_spans_the_sorted_file_and_keeps_demos_apart(bench, monkeypatch):
+    compat = bench("autolabel_compat")
+    monkeypatch.setitem(compat.TAKE, "order", "first")
+    first, _ = compat.banking(200, 20)
+    assert first["label"].nunique() <= 5  # the test file is sorted by intent: its head is a handful of intents
+    monkeypatch.setitem(compat.TAKE, "order", "random")
+    drawn, seed = compat.banking(200, 20)
+    again, _ = compat.banking(200, 20)
+    assert len(drawn) == 200 and drawn["example"].is_unique and drawn["label"].nunique() >= 50
+    assert list(drawn["example"]) == list(again["example"])  # seed 0: the same rows every run
+    assert len(seed) == 20
+    asked, demos = compat.squad_v2(700, 700)  # 1,407 rows: drawn from all of them, half the demos would be asked rows
+    assert len(asked) == 700 and len(demos) == 700
+    assert not set(zip(asked["context"], asked["question"])) & set(zip(demos["context"], demos["question"]))
