@@ -17,12 +17,12 @@ the train split (squad_v2 has no train split here: dev_subset rows after the eva
 Both outputs are scored by the same code, Autolabel's own metric definitions
 (`labelmill.evaluation.autolabel_metrics`): accuracy for classification and entity matching, the normalised
 token F1 for QA, the mean per-type accuracy of the mention sets for conll2003; completion rate beside each.
-Autolabel's self-reported metrics are printed too (`<set>_autolabel_reported`). With --floor, the speed limit of
+Autolabel's self-reported metrics are printed too (`<set>_autolabel_reported`). With `--parts labelmill,autolabel,floor`, the speed limit of
 any tool on these prompts: the bare forward pass over every row's own prompt tokens (`prompt_floor`);
 `<set>_speedup_ceiling` is Autolabel's time over it, the most any tool reading these prompts can beat Autolabel by.
 
     python bench/autolabel_compat.py --autolabel-python /tmp/alvenv/bin/python [--sets banking,...]
-        [--rows 200] [--sample first|random] [--seed-rows 200] [--floor] [--workdir DIR] [--json]
+        [--rows 200] [--sample first|random] [--seed-rows 200] [--parts labelmill,autolabel,floor] [--workdir DIR [--resume]] [--json]
 
 Setting up the Autolabel environment (offline but for PyPI; its pins cannot share labelmill's):
     python -m venv /tmp/alvenv && /tmp/alvenv/bin/pip install --no-deps refuel-autolabel==0.0.16
@@ -179,6 +179,8 @@ def project_for(name: str, rows: int, seed_rows: int, work: Path) -> tuple[Path,
     shots.parent.mkdir(parents=True, exist_ok=True)
     seed.to_csv(shots, index=False)
     test.to_csv(folder / "rows.csv", index=False)
+    for stale in ("labelmill.db", "labelmill.db-wal", "labelmill.db-shm"):  # a kept workdir's earlier answers: every run is timed from scratch
+        (folder / stale).unlink(missing_ok=True)
     return config, test, raw["task_type"]
 
 
@@ -275,25 +277,28 @@ def prompt_floor(config: Path) -> dict:
 def run_set(name: str, args: argparse.Namespace, work: Path) -> dict:
     config, test, kind = project_for(name, args.rows, args.seed_rows, work)
     n = len(test)
+    parts = set(args.parts.split(","))
     out: dict = {f"{name}_rows": n, f"{name}_task_type": kind}
-    ours = run_labelmill(config)
-    metric, value = headline(kind, ours["theirs"])
-    out.update({f"{name}_metric": metric, f"{name}_labelmill_metric": value, f"{name}_labelmill_completion": completion(kind, ours["theirs"]),
-                f"{name}_labelmill_s_per_row": ours["seconds"] / n, f"{name}_labelmill_ours": ours["ours"]})
-    if args.autolabel_python:
+    if "labelmill" in parts:
+        ours = run_labelmill(config)
+        metric, value = headline(kind, ours["theirs"])
+        out.update({f"{name}_metric": metric, f"{name}_labelmill_metric": value, f"{name}_labelmill_completion": completion(kind, ours["theirs"]),
+                    f"{name}_labelmill_s_per_row": ours["seconds"] / n, f"{name}_labelmill_ours": ours["ours"]})
+    if "autolabel" in parts and args.autolabel_python:
         try:
             theirs = run_autolabel(config, kind, args.autolabel_python)
         except SystemExit as exc:  # Autolabel failing on a set is a result too: the other sets still run
             out[f"{name}_autolabel_error"] = str(exc)[-600:]
-            return out
-        scored = score_autolabel(kind, test, theirs["labels"], theirs["errors"])
-        out.update({f"{name}_autolabel_metric": headline(kind, scored)[1], f"{name}_autolabel_completion": completion(kind, scored),
-                    f"{name}_autolabel_s_per_row": theirs["seconds"] / n, f"{name}_autolabel_reported": theirs["metrics"]})
-        out[f"{name}_speedup"] = out[f"{name}_autolabel_s_per_row"] / out[f"{name}_labelmill_s_per_row"]
-    if args.floor:
+        else:
+            scored = score_autolabel(kind, test, theirs["labels"], theirs["errors"])
+            out.update({f"{name}_autolabel_metric": headline(kind, scored)[1], f"{name}_autolabel_completion": completion(kind, scored),
+                        f"{name}_autolabel_s_per_row": theirs["seconds"] / n, f"{name}_autolabel_reported": theirs["metrics"]})
+    if "floor" in parts:
         out.update({f"{name}_{k}": v for k, v in prompt_floor(config).items()})
-        if f"{name}_autolabel_s_per_row" in out:
-            out[f"{name}_speedup_ceiling"] = out[f"{name}_autolabel_s_per_row"] / out[f"{name}_floor_s_per_row"]
+    if f"{name}_autolabel_s_per_row" in out:
+        for mine, key in (("labelmill_s_per_row", "speedup"), ("floor_s_per_row", "speedup_ceiling")):
+            if f"{name}_{mine}" in out:
+                out[f"{name}_{key}"] = out[f"{name}_autolabel_s_per_row"] / out[f"{name}_{mine}"]
     return out
 
 
@@ -306,15 +311,24 @@ def main() -> None:
     parser.add_argument("--workdir", help="keep the projects here (default: a temporary folder)")
     parser.add_argument("--sample", choices=("first", "random"), default="first",
                         help="the test file's first --rows rows, or the first --rows of a seed-0 permutation")
-    parser.add_argument("--floor", action="store_true", help="also time the bare forward pass over every row's own prompt tokens: "
-                        "the speed limit of any tool on these prompts (`<set>_floor_s_per_row`, `<set>_speedup_ceiling`)")
+    parser.add_argument("--parts", default="labelmill,autolabel",
+                        help="what to run per set: labelmill, autolabel (with --autolabel-python), floor (the bare forward pass over every "
+                        "row's own prompt tokens: the speed limit of any tool on these prompts; `<set>_floor_s_per_row`, `<set>_speedup_ceiling`)")
+    parser.add_argument("--resume", action="store_true", help="with --workdir: reuse each set's figures saved there by an earlier "
+                        "command with the same --sample, --rows, --seed-rows and --parts, and run only the sets not yet measured")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     TAKE["order"] = args.sample
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="labelmill-autolabel-"))
     results: dict = {"model": MODEL}
     for name in args.sets.split(","):
-        results.update(run_set(name, args, work))
+        saved = work / name / f"result-{args.sample}{args.rows}-seed{args.seed_rows}-{args.parts.replace(',', '+')}.json"
+        if args.resume and saved.exists():  # a set measured by an earlier command (one set per session, say)
+            results.update(json.loads(saved.read_text()))
+        else:
+            one = run_set(name, args, work)
+            saved.write_text(json.dumps(one, default=str))
+            results.update(one)
         print(json.dumps({k: v for k, v in results.items() if k.startswith(name)}, default=str), file=sys.stderr, flush=True)
     print(json.dumps(results, indent=None if args.json else 2, default=str))
 

@@ -110,3 +110,31 @@ def test_autolabel_bench_rows_random_sample_spans_the_sorted_file_and_keeps_demo
     asked, demos = compat.squad_v2(700, 700)  # 1,407 rows: drawn from all of them, half the demos would be asked rows
     assert len(asked) == 700 and len(demos) == 700
     assert not set(zip(asked["context"], asked["question"])) & set(zip(demos["context"], demos["question"]))
+
+
+def test_autolabel_bench_resumes_the_sets_an_earlier_command_measured_and_runs_the_rest(bench, monkeypatch, tmp_path, capsys):
+    import json
+
+    compat = bench("autolabel_compat")
+    ran: list[str] = []
+
+    def fake_run_set(name, args, work):
+        ran.append(name)
+        (work / name).mkdir(parents=True, exist_ok=True)
+        return {f"{name}_labelmill_s_per_row": float(len(ran))}
+
+    monkeypatch.setattr(compat, "run_set", fake_run_set)
+    argv = ["autolabel_compat.py", "--workdir", str(tmp_path), "--rows", "7", "--json", "--resume"]
+    monkeypatch.setattr(sys, "argv", argv + ["--sets", "banking"])
+    compat.main()
+    monkeypatch.setattr(sys, "argv", argv + ["--sets", "banking,ledgar"])
+    compat.main()
+    assert ran == ["banking", "ledgar"]  # banking's figures came from the first command's file
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last["banking_labelmill_s_per_row"] == 1.0 and last["ledgar_labelmill_s_per_row"] == 2.0
+    monkeypatch.setattr(sys, "argv", argv[:-1] + ["--sets", "banking", "--rows", "7"])
+    compat.main()  # without --resume every set runs again
+    assert ran == ["banking", "ledgar", "banking"]
+    monkeypatch.setattr(sys, "argv", argv + ["--sets", "banking", "--rows", "8"])
+    compat.main()  # other rows: not the same measurement
+    assert ran[-1] == "banking" and len(ran) == 4
