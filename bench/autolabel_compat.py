@@ -26,11 +26,13 @@ any tool on these prompts: the bare forward pass over every row's own prompt tok
 
 Setting up the Autolabel environment (offline but for PyPI; its pins cannot share labelmill's):
     python -m venv /tmp/alvenv && /tmp/alvenv/bin/pip install --no-deps refuel-autolabel==0.0.16
-    /tmp/alvenv/bin/pip install langchain==0.0.226 openai==0.27.10 'pydantic<2' 'pandas<2.2' loguru nervaluate \
+    /tmp/alvenv/bin/pip install langchain==0.0.226 openai==0.27.10 'pydantic<2' 'numpy>=2' 'pandas>=2.2.2' 'pyarrow>=21' loguru nervaluate \
         tenacity 'SQLAlchemy>=2.0.19' regex rich jsonschema tabulate wget 'typer>=0.9' simple-term-menu tiktoken \
         scikit-learn scipy numpy requests
     echo "$PWD/.venv/lib/python3.11/site-packages" > /tmp/alvenv/lib/python3.11/site-packages/zz_labelmill.pth
-(the last line lends it torch and sentence-transformers from labelmill's environment, after its own packages)
+(the last line lends it torch and sentence-transformers from labelmill's environment, after its own packages; numpy 2
+and a pyarrow of today are needed by the sentence-transformers it lends: with numpy 1 Autolabel's semantic-similarity
+demos fail at import)
 """
 
 from __future__ import annotations
@@ -151,6 +153,19 @@ def completion(kind: str, metrics: dict) -> float | None:
     return metrics.get("completion_rate")
 
 
+def _mentions(value) -> list:
+    """One attribute of an Autolabel answer as a list of mentions: Autolabel returns each as the JSON text of a
+    list ('["JAPAN"]'), read as a list here; a text that is not a JSON list counts as one mention."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return [value] if value.strip() else []
+    if isinstance(value, list):
+        return value
+    return [] if value is None else [value]
+
+
 def score_autolabel(kind: str, frame: pd.DataFrame, answers: list, errors: list) -> dict:
     """Autolabel's labels scored by the same functions that score labelmill's output."""
     from labelmill.evaluation import autolabel_metrics as am
@@ -161,7 +176,7 @@ def score_autolabel(kind: str, frame: pd.DataFrame, answers: list, errors: list)
         return am.question_answering(ok, list(frame["answer"]), nan)
     if kind == "attribute_extraction":
         names = list(CONLL_TYPES.values())
-        as_sets = lambda d: None if not isinstance(d, dict) else {n: sorted({str(x) for x in (d.get(n) or [])}) for n in names}
+        as_sets = lambda d: None if not isinstance(d, dict) else {n: sorted({str(x) for x in _mentions(d.get(n))}) for n in names}
         gold = [{n: sorted(set(json.loads(row[n]))) for n in names} for _, row in frame.iterrows()]
         return am.attributes([as_sets(a) for a in ok], gold, names)
     return am.single_label(ok, list(frame["label"]), nan)
@@ -287,6 +302,8 @@ def run_set(name: str, args: argparse.Namespace, work: Path) -> dict:
     if "autolabel" in parts and args.autolabel_python:
         try:
             theirs = run_autolabel(config, kind, args.autolabel_python)
+            if not theirs["labels"]:  # it stopped before labeling a row (an import, a config it refuses)
+                raise SystemExit(str(theirs["metrics"].get("crashed_after_labeling", "Autolabel labeled no row")))
         except SystemExit as exc:  # Autolabel failing on a set is a result too: the other sets still run
             out[f"{name}_autolabel_error"] = str(exc)[-600:]
         else:

@@ -138,3 +138,22 @@ def test_autolabel_bench_resumes_the_sets_an_earlier_command_measured_and_runs_t
     monkeypatch.setattr(sys, "argv", argv + ["--sets", "banking", "--rows", "8"])
     compat.main()  # other rows: not the same measurement
     assert ran[-1] == "banking" and len(ran) == 4
+
+
+def test_autolabel_s_attribute_answers_are_read_as_mention_lists_whether_json_text_or_lists(bench):
+    import json
+
+    import pandas as pd
+
+    compat = bench("autolabel_compat")
+    frame = pd.DataFrame({"example": ["SOCCER - JAPAN WIN , CHINA LOSE .", "Nadim Ladki"],
+                          "Location": [json.dumps(["JAPAN", "CHINA"]), "[]"], "Organization": ["[]", "[]"],
+                          "Person": ["[]", json.dumps(["Nadim Ladki"])], "Miscellaneous": ["[]", "[]"]})
+    as_text = [{"Location": '["CHINA", "JAPAN"]', "Organization": "[]", "Person": "[]", "Miscellaneous": '["SOCCER"]'},
+               {"Location": "[]", "Organization": '["Nadim Ladki"]', "Person": "[]", "Miscellaneous": "[]"}]
+    as_lists = [{k: json.loads(v) for k, v in row.items()} for row in as_text]
+    scored = compat.score_autolabel("attribute_extraction", frame, as_text, [None, None])
+    assert scored == compat.score_autolabel("attribute_extraction", frame, as_lists, [None, None])
+    # Location right on both rows, Person right on the first only, Organization and Miscellaneous on one each
+    assert compat.headline("attribute_extraction", scored) == ("mean_type_accuracy", (1.0 + 0.5 + 0.5 + 0.5) / 4)
+    assert compat._mentions("not json") == ["not json"] and compat._mentions(None) == [] and compat._mentions("") == []
