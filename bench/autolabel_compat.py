@@ -166,6 +166,16 @@ def _mentions(value) -> list:
     return [] if value is None else [value]
 
 
+def trivial_baseline(kind: str, frame: pd.DataFrame) -> float | None:
+    """The metric of the trivial answer on the same rows: the commonest label (classification, entity matching), no
+    mention of any type (attribute extraction), "unanswerable" everywhere (QA), scored like both tools' answers."""
+    if kind == "attribute_extraction":
+        return score_autolabel(kind, frame, [{n: [] for n in CONLL_TYPES.values()}] * len(frame), [None] * len(frame))
+    if kind == "question_answering":
+        return score_autolabel(kind, frame, ["unanswerable"] * len(frame), [None] * len(frame))
+    return score_autolabel(kind, frame, [frame["label"].mode().iloc[0]] * len(frame), [None] * len(frame))
+
+
 def score_autolabel(kind: str, frame: pd.DataFrame, answers: list, errors: list) -> dict:
     """Autolabel's labels scored by the same functions that score labelmill's output."""
     from labelmill.evaluation import autolabel_metrics as am
@@ -266,6 +276,7 @@ def prompt_floor(config: Path) -> dict:
     generation, no parsing) over every row's own prompt tokens (its demos, its text, the template around them),
     packed into full batches, with only the prefix every row shares (the guidelines) evaluated once. A tool
     that reads the same prompts cannot be faster, so Autolabel's time over this one is the most it can be beaten by."""
+    from labelmill.backends.llama import common_prefix
     from labelmill.config import derive_config, load_with_notices, model_from_text
     from labelmill.core import Job
     from labelmill.io import read_rows
@@ -277,9 +288,7 @@ def prompt_floor(config: Path) -> dict:
         inputs = [job.row_input(r) for r in read_rows(config.parent / "rows.csv", cfg.dataset).to_dict("records")]
         job.prepare_rows(inputs)
         lists = [engine.prompt_tokens(job.prompt(text)) for text in inputs]
-        shared = 0
-        while shared < min(map(len, lists)) - 1 and all(t[shared] == lists[0][shared] for t in lists):
-            shared += 1
+        shared = common_prefix(lists)  # the engine's own: what its scoring evaluates once
         own = [t[shared:] for t in lists]
         engine.forward_seconds(own[:4])  # warm-up
         seconds = engine.forward_seconds(own)
@@ -293,7 +302,7 @@ def run_set(name: str, args: argparse.Namespace, work: Path) -> dict:
     config, test, kind = project_for(name, args.rows, args.seed_rows, work)
     n = len(test)
     parts = set(args.parts.split(","))
-    out: dict = {f"{name}_rows": n, f"{name}_task_type": kind}
+    out: dict = {f"{name}_rows": n, f"{name}_task_type": kind, f"{name}_trivial_metric": headline(kind, trivial_baseline(kind, test))[1]}
     if "labelmill" in parts:
         ours = run_labelmill(config)
         metric, value = headline(kind, ours["theirs"])

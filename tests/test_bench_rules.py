@@ -157,3 +157,15 @@ def test_autolabel_s_attribute_answers_are_read_as_mention_lists_whether_json_te
     # Location right on both rows, Person right on the first only, Organization and Miscellaneous on one each
     assert compat.headline("attribute_extraction", scored) == ("mean_type_accuracy", (1.0 + 0.5 + 0.5 + 0.5) / 4)
     assert compat._mentions("not json") == ["not json"] and compat._mentions(None) == [] and compat._mentions("") == []
+
+
+def test_autolabel_bench_s_trivial_baseline_is_the_commonest_label_or_no_mention_scored_like_the_tools(bench):
+    import pandas as pd
+
+    compat = bench("autolabel_compat")
+    labels = pd.DataFrame({"example": list("abcde"), "label": ["y", "x", "x", "x", "z"]})
+    assert compat.headline("classification", compat.trivial_baseline("classification", labels))[1] == 0.6
+    mentions = pd.DataFrame({"example": ["a", "b"], "Location": ['["Paris"]', "[]"], "Organization": ["[]", "[]"],
+                             "Person": ["[]", '["Ann"]'], "Miscellaneous": ["[]", "[]"]})
+    # no mention at all: Location and Person right on one row of two, the other two types on both
+    assert compat.headline("attribute_extraction", compat.trivial_baseline("attribute_extraction", mentions))[1] == 0.75

@@ -231,7 +231,7 @@ class _Engine:
     def score(self, token_lists: list[list[int]], candidates: list[list[int]], skip_mass: float = 0.0) -> list[list[float]]:
         """log P(candidate tokens | prompt tokens) for every prompt and candidate (`skip_mass`: see
         `_score_continuations`; 0 decodes every candidate)."""
-        shared = _common_prefix(token_lists)
+        shared = common_prefix(token_lists)
         self.set_prefix(token_lists[0][:shared])
         trie = _build_trie(candidates)
         results: list[list[float]] = []
@@ -323,7 +323,7 @@ class _Engine:
         Per row: generated tokens, their log-probabilities, and the `top_k` most likely first tokens.
         With `grammar` (GBNF), every row's text is constrained to it.
         """
-        shared = _common_prefix(token_lists)
+        shared = common_prefix(token_lists)
         self.set_prefix(token_lists[0][:shared])
         out = []
         rows = [_Row(tokens=t[shared:]) for t in token_lists]
@@ -445,7 +445,7 @@ class _Engine:
 _TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])  # llama_token_data
 
 
-def _common_prefix(token_lists: list[list[int]]) -> int:
+def common_prefix(token_lists: list[list[int]]) -> int:
     """Length of the prefix shared by every list, leaving each list at least one token of its own."""
     first = token_lists[0]
     n = min(len(t) for t in token_lists) - 1
