@@ -22,7 +22,15 @@ any tool on these prompts: the bare forward pass over every row's own prompt tok
 `<set>_speedup_ceiling` is Autolabel's time over it, the most any tool reading these prompts can beat Autolabel by.
 
     python bench/autolabel_compat.py --autolabel-python /tmp/alvenv/bin/python [--sets banking,...]
-        [--rows 200] [--sample first|random] [--seed-rows 200] [--parts labelmill,autolabel,floor] [--workdir DIR [--resume]] [--json]
+        [--rows 200] [--sample first|random] [--seed-rows 200] [--parts labelmill,autolabel,floor] [--workdir DIR] [--results DIR] [--resume] [--json]
+
+A long measurement (200 rows of six sets: about five CPU hours) is made a part at a time: each set's labelmill,
+Autolabel and floor figures are kept in --results, and `--resume` reads back the ones already measured with the
+same rows. bench/README's figures are the files in bench/results/autolabel_compat:
+
+    python bench/autolabel_compat.py --rows 200 --parts labelmill,autolabel,floor --autolabel-python /tmp/alvenv/bin/python \
+        --results bench/results/autolabel_compat --resume --json --sets civil_comments,ledgar,conll2003,squad_v2,walmart_amazon
+    python bench/autolabel_compat.py ... the same ... --sets banking --sample random   # Banking77's test file is sorted by intent
 
 Setting up the Autolabel environment (offline but for PyPI; its pins cannot share labelmill's):
     python -m venv /tmp/alvenv && /tmp/alvenv/bin/pip install --no-deps refuel-autolabel==0.0.16
@@ -298,29 +306,54 @@ def prompt_floor(config: Path) -> dict:
     return {"shared_tokens": shared, "own_tokens_per_row": sum(map(len, own)) / n, "floor_s_per_row": seconds / n}
 
 
+def _labelmill_part(name: str, config: Path, test: pd.DataFrame, kind: str, args: argparse.Namespace) -> dict:
+    ours = run_labelmill(config)
+    metric, value = headline(kind, ours["theirs"])
+    return {f"{name}_metric": metric, f"{name}_labelmill_metric": value, f"{name}_labelmill_completion": completion(kind, ours["theirs"]),
+            f"{name}_labelmill_s_per_row": ours["seconds"] / len(test), f"{name}_labelmill_ours": ours["ours"]}
+
+
+def _autolabel_part(name: str, config: Path, test: pd.DataFrame, kind: str, args: argparse.Namespace) -> dict:
+    if not args.autolabel_python:
+        return {}
+    try:
+        theirs = run_autolabel(config, kind, args.autolabel_python)
+        if not theirs["labels"]:  # it stopped before labeling a row (an import, a config it refuses)
+            raise SystemExit(str(theirs["metrics"].get("crashed_after_labeling", "Autolabel labeled no row")))
+    except SystemExit as exc:  # Autolabel failing on a set is a result too: the other sets still run
+        return {f"{name}_autolabel_error": str(exc)[-600:]}
+    scored = score_autolabel(kind, test, theirs["labels"], theirs["errors"])
+    return {f"{name}_autolabel_metric": headline(kind, scored)[1], f"{name}_autolabel_completion": completion(kind, scored),
+            f"{name}_autolabel_s_per_row": theirs["seconds"] / len(test), f"{name}_autolabel_reported": theirs["metrics"]}
+
+
+def _floor_part(name: str, config: Path, test: pd.DataFrame, kind: str, args: argparse.Namespace) -> dict:
+    return {f"{name}_{k}": v for k, v in prompt_floor(config).items()}
+
+
+PARTS = {"labelmill": _labelmill_part, "autolabel": _autolabel_part, "floor": _floor_part}
+
+
+def saved_part(args: argparse.Namespace, work: Path, name: str, part: str) -> Path:
+    """Where one part of one set's measurement is kept: the same --sample, --rows and --seed-rows name the same
+    measurement, so a later command with --resume reads it back instead of running it again."""
+    folder = Path(args.results) if args.results else work
+    return folder / name / f"{part}-{args.sample}{args.rows}-seed{args.seed_rows}.json"
+
+
 def run_set(name: str, args: argparse.Namespace, work: Path) -> dict:
     config, test, kind = project_for(name, args.rows, args.seed_rows, work)
-    n = len(test)
-    parts = set(args.parts.split(","))
-    out: dict = {f"{name}_rows": n, f"{name}_task_type": kind, f"{name}_trivial_metric": headline(kind, trivial_baseline(kind, test))[1]}
-    if "labelmill" in parts:
-        ours = run_labelmill(config)
-        metric, value = headline(kind, ours["theirs"])
-        out.update({f"{name}_metric": metric, f"{name}_labelmill_metric": value, f"{name}_labelmill_completion": completion(kind, ours["theirs"]),
-                    f"{name}_labelmill_s_per_row": ours["seconds"] / n, f"{name}_labelmill_ours": ours["ours"]})
-    if "autolabel" in parts and args.autolabel_python:
-        try:
-            theirs = run_autolabel(config, kind, args.autolabel_python)
-            if not theirs["labels"]:  # it stopped before labeling a row (an import, a config it refuses)
-                raise SystemExit(str(theirs["metrics"].get("crashed_after_labeling", "Autolabel labeled no row")))
-        except SystemExit as exc:  # Autolabel failing on a set is a result too: the other sets still run
-            out[f"{name}_autolabel_error"] = str(exc)[-600:]
-        else:
-            scored = score_autolabel(kind, test, theirs["labels"], theirs["errors"])
-            out.update({f"{name}_autolabel_metric": headline(kind, scored)[1], f"{name}_autolabel_completion": completion(kind, scored),
-                        f"{name}_autolabel_s_per_row": theirs["seconds"] / n, f"{name}_autolabel_reported": theirs["metrics"]})
-    if "floor" in parts:
-        out.update({f"{name}_{k}": v for k, v in prompt_floor(config).items()})
+    out: dict = {f"{name}_rows": len(test), f"{name}_task_type": kind, f"{name}_trivial_metric": headline(kind, trivial_baseline(kind, test))[1]}
+    for part in args.parts.split(","):
+        saved = saved_part(args, work, name, part)
+        if args.resume and saved.exists():  # measured by an earlier command (a part per session, say)
+            out.update(json.loads(saved.read_text()))
+            continue
+        got = PARTS[part](name, config, test, kind, args)
+        if got and not any(key.endswith("_error") for key in got):  # a failure is printed, never kept as a measurement
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            saved.write_text(json.dumps(got, default=str))
+        out.update(got)
     if f"{name}_autolabel_s_per_row" in out:
         for mine, key in (("labelmill_s_per_row", "speedup"), ("floor_s_per_row", "speedup_ceiling")):
             if f"{name}_{mine}" in out:
@@ -340,21 +373,20 @@ def main() -> None:
     parser.add_argument("--parts", default="labelmill,autolabel",
                         help="what to run per set: labelmill, autolabel (with --autolabel-python), floor (the bare forward pass over every "
                         "row's own prompt tokens: the speed limit of any tool on these prompts; `<set>_floor_s_per_row`, `<set>_speedup_ceiling`)")
-    parser.add_argument("--resume", action="store_true", help="with --workdir: reuse each set's figures saved there by an earlier "
-                        "command with the same --sample, --rows, --seed-rows and --parts, and run only the sets not yet measured")
+    parser.add_argument("--results", help="keep each set's measured parts here (default: the workdir); bench/results/autolabel_compat "
+                        "holds the ones bench/README reports")
+    parser.add_argument("--resume", action="store_true", help="reuse each part of each set (labelmill, autolabel, floor) saved in "
+                        "--results by an earlier command with the same --sample, --rows and --seed-rows, and run only the rest")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     TAKE["order"] = args.sample
+    unknown = set(args.parts.split(",")) - set(PARTS)
+    if unknown:
+        parser.error(f"--parts: unknown {', '.join(sorted(unknown))} (choose from {', '.join(PARTS)})")
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="labelmill-autolabel-"))
     results: dict = {"model": MODEL}
     for name in args.sets.split(","):
-        saved = work / name / f"result-{args.sample}{args.rows}-seed{args.seed_rows}-{args.parts.replace(',', '+')}.json"
-        if args.resume and saved.exists():  # a set measured by an earlier command (one set per session, say)
-            results.update(json.loads(saved.read_text()))
-        else:
-            one = run_set(name, args, work)
-            saved.write_text(json.dumps(one, default=str))
-            results.update(one)
+        results.update(run_set(name, args, work))
         print(json.dumps({k: v for k, v in results.items() if k.startswith(name)}, default=str), file=sys.stderr, flush=True)
     print(json.dumps(results, indent=None if args.json else 2, default=str))
 

@@ -112,32 +112,50 @@ def test_autolabel_bench_rows_random_sample_spans_the_sorted_file_and_keeps_demo
     assert not set(zip(asked["context"], asked["question"])) & set(zip(demos["context"], demos["question"]))
 
 
-def test_autolabel_bench_resumes_the_sets_an_earlier_command_measured_and_runs_the_rest(bench, monkeypatch, tmp_path, capsys):
+def test_autolabel_bench_resumes_each_part_an_earlier_command_measured_and_runs_the_rest(bench, monkeypatch, tmp_path, capsys):
     import json
 
+    import pandas as pd
+
     compat = bench("autolabel_compat")
-    ran: list[str] = []
+    ran: list[tuple[str, str]] = []
 
-    def fake_run_set(name, args, work):
-        ran.append(name)
-        (work / name).mkdir(parents=True, exist_ok=True)
-        return {f"{name}_labelmill_s_per_row": float(len(ran))}
+    def fake_part(part):
+        def measure(name, config, test, kind, args):
+            ran.append((name, part))
+            return {f"{name}_{part}_s_per_row": float(len(ran))}
+        return measure
 
-    monkeypatch.setattr(compat, "run_set", fake_run_set)
-    argv = ["autolabel_compat.py", "--workdir", str(tmp_path), "--rows", "7", "--json", "--resume"]
-    monkeypatch.setattr(sys, "argv", argv + ["--sets", "banking"])
+    rows = pd.DataFrame({"example": ["a", "b"], "label": ["x", "x"]})
+    monkeypatch.setattr(compat, "project_for", lambda name, n, seed_rows, work: (work / "c.json", rows, "classification"))
+    monkeypatch.setattr(compat, "PARTS", {part: fake_part(part) for part in ("labelmill", "autolabel", "floor")})
+    argv = ["autolabel_compat.py", "--workdir", str(tmp_path / "w"), "--results", str(tmp_path / "kept"), "--rows", "7", "--json", "--resume"]
+    monkeypatch.setattr(sys, "argv", argv + ["--sets", "banking", "--parts", "labelmill"])
     compat.main()
-    monkeypatch.setattr(sys, "argv", argv + ["--sets", "banking,ledgar"])
+    monkeypatch.setattr(sys, "argv", argv + ["--sets", "banking,ledgar", "--parts", "labelmill,autolabel"])
     compat.main()
-    assert ran == ["banking", "ledgar"]  # banking's figures came from the first command's file
+    # banking's labelmill figures came from the first command's file; only what was not measured ran
+    assert ran == [("banking", "labelmill"), ("banking", "autolabel"), ("ledgar", "labelmill"), ("ledgar", "autolabel")]
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert last["banking_labelmill_s_per_row"] == 1.0 and last["ledgar_labelmill_s_per_row"] == 2.0
-    monkeypatch.setattr(sys, "argv", argv[:-1] + ["--sets", "banking", "--rows", "7"])
-    compat.main()  # without --resume every set runs again
-    assert ran == ["banking", "ledgar", "banking"]
-    monkeypatch.setattr(sys, "argv", argv + ["--sets", "banking", "--rows", "8"])
+    assert last["banking_labelmill_s_per_row"] == 1.0 and last["banking_autolabel_s_per_row"] == 2.0
+    assert last["banking_speedup"] == 2.0  # the ratio of a kept part and a new one
+    assert (tmp_path / "kept" / "banking" / "labelmill-first7-seed200.json").exists()
+    monkeypatch.setattr(sys, "argv", [a for a in argv if a != "--resume"] + ["--sets", "banking", "--parts", "labelmill"])
+    compat.main()  # without --resume every part runs again
+    assert ran[-1] == ("banking", "labelmill") and len(ran) == 5
+    monkeypatch.setattr(sys, "argv", argv + ["--sets", "banking", "--parts", "labelmill", "--rows", "8"])
     compat.main()  # other rows: not the same measurement
-    assert ran[-1] == "banking" and len(ran) == 4
+    assert len(ran) == 6
+    monkeypatch.setattr(sys, "argv", argv + ["--sets", "banking", "--parts", "labelmill", "--sample", "random"])
+    compat.main()  # other rows again
+    assert len(ran) == 7
+    monkeypatch.setattr(compat, "PARTS", dict(compat.PARTS, floor=lambda *a: {"ledgar_autolabel_error": "crashed"}))
+    monkeypatch.setattr(sys, "argv", argv + ["--sets", "ledgar", "--parts", "floor"])
+    compat.main()  # a failure is printed but never kept: the next --resume runs it again
+    assert not list((tmp_path / "kept" / "ledgar").glob("floor-*"))
+    monkeypatch.setattr(sys, "argv", argv + ["--sets", "ledgar", "--parts", "lablemill"])
+    with pytest.raises(SystemExit):
+        compat.main()  # a part's name misspelt is an error, not a set measured with nothing
 
 
 def test_autolabel_s_attribute_answers_are_read_as_mention_lists_whether_json_text_or_lists(bench):
