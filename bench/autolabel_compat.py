@@ -34,9 +34,9 @@ same rows. bench/README's figures are the files in bench/results/autolabel_compa
 
 Setting up the Autolabel environment (offline but for PyPI; its pins cannot share labelmill's):
     python -m venv /tmp/alvenv && /tmp/alvenv/bin/pip install --no-deps refuel-autolabel==0.0.16
-    /tmp/alvenv/bin/pip install langchain==0.0.226 openai==0.27.10 'pydantic<2' 'numpy>=2' 'pandas>=2.2.2' 'pyarrow>=21' loguru nervaluate \
-        tenacity 'SQLAlchemy>=2.0.19' regex rich jsonschema tabulate wget 'typer>=0.9' simple-term-menu tiktoken \
-        scikit-learn scipy numpy requests
+    /tmp/alvenv/bin/pip install langchain==0.0.226 openai==0.27.10 'pydantic<2' loguru nervaluate tenacity \
+        'SQLAlchemy>=2.0.19' regex rich jsonschema tabulate wget 'typer>=0.9' simple-term-menu tiktoken scikit-learn scipy requests
+    /tmp/alvenv/bin/pip install 'numpy>=2' 'pandas>=2.2.2' 'pyarrow>=21'   # a second step: langchain 0.0.226 pins numpy 1
     echo "$PWD/.venv/lib/python3.11/site-packages" > /tmp/alvenv/lib/python3.11/site-packages/zz_labelmill.pth
 (the last line lends it torch and sentence-transformers from labelmill's environment, after its own packages; numpy 2
 and a pyarrow of today are needed by the sentence-transformers it lends: with numpy 1 Autolabel's semantic-similarity

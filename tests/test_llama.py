@@ -128,7 +128,7 @@ def test_example_job_end_to_end(tmp_path):
 
 
 def test_kill_9_with_the_real_model(tmp_path):
-    n = 96
+    n = 48
     data = tmp_path / "rows.csv"
     SST2.head(n).to_csv(data, index=False)
     config = yaml.safe_load((ROOT / "examples" / "sentiment" / "config.yaml").read_text())
@@ -139,7 +139,7 @@ def test_kill_9_with_the_real_model(tmp_path):
     proc = subprocess.Popen(cli_command(*args), env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     saved = 0
-    while time.time() < deadline and saved < 24:
+    while time.time() < deadline and saved < 16:
         time.sleep(0.2)
         try:
             with sqlite3.connect(db) as con:
@@ -150,7 +150,7 @@ def test_kill_9_with_the_real_model(tmp_path):
     proc.wait()
     with sqlite3.connect(db) as con:
         before = dict(con.execute("SELECT row_index, label FROM annotations"))
-    assert 24 <= len(before) < n
+    assert 16 <= len(before) < n
     rerun = subprocess.run(cli_command(*args, "--json"), capture_output=True, text=True, env=child_env(), timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     summary = json.loads(rerun.stdout.strip().splitlines()[-1])
@@ -325,10 +325,13 @@ def test_weak_supervision_on_the_real_model(tmp_path):
     sub-labeler is a run of its own, its votes are the model's scored answers, and a rerun asks the model nothing."""
     from labelmill.strategies.weak import weak
 
-    rows = pd.read_csv(SHARED / "civil_comments" / "test.csv").head(8)
+    short = lambda frame: frame[frame["text"].str.len() <= 120]  # the claims are the runs' shape: a quarter of the tokens
+    rows = short(pd.read_csv(SHARED / "civil_comments" / "test.csv")).head(8)
     config = yaml.safe_load((ROOT / "examples" / "weak" / "civil.yaml").read_text())
-    # 12 of its 200 seed rows: the thresholds and the anchoring run on them all the same, at a sixteenth of the calls
-    config["weak"].update(seed=str(SHARED / "civil_comments" / "train_seed.csv"), seed_rows=12)
+    # 12 of its 200 seed rows (2 toxic): the thresholds and the anchoring run on them all the same, at a sixteenth of the calls
+    seed = tmp_path / "seed.csv"
+    short(pd.read_csv(SHARED / "civil_comments" / "train_seed.csv")).head(12).to_csv(seed, index=False)
+    config["weak"].update(seed=str(seed), seed_rows=12)
     result = weak(config, rows, project=tmp_path / "p.db")
     assert set(result.run_ids) == {"insult", "obscene", "civil", "zero_shot"}
     assert result.L.shape == (8, 5) and (result.L[:, 4] != -1).all()  # the zero-shot labeler always votes
