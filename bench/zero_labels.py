@@ -37,7 +37,7 @@ Label efficiency (`--ks`): k gold rows drawn at random from the train split, acc
   <set>_majority       the test rows' majority label share
 
     python bench/zero_labels.py [--sets sst2,ag_news,banking77] [--rows 1000] [--runs 10] [--ks 0,50,100,200,500]
-                                [--demos [50,100,200]] [--prior llm|none] [--encoder NAME] [--audit 30] [--max-share 1.0]
+                                [--demos [50,100,200]] [--prior llm|none] [--encoder NAME] [--audit 30] [--audit-every 10] [--max-share 1.0]
                                 [--tier-model qwen2.5-coder-1.5b|''] [--tier-share 0.5] [--tier-sets sst2,ag_news]
                                 [--workdir DIR] [--json]
 """
@@ -365,6 +365,8 @@ def main() -> None:
     parser.add_argument("--tier-share", type=float, default=0.5, help="The share of rows, least sure first, the stronger model labels.")
     parser.add_argument("--tier-sets", default="sst2,ag_news", help="Sets whose loop has the tier (Banking77's 77 labels would take the 1.5B hours).")
     parser.add_argument("--audit", type=int, default=30, help="Random audit rows among the first reviews (0: none).")
+    parser.add_argument("--audit-every", type=int, default=None, help="After the first --audit rows, one review in this many is an "
+                        "audit row (default: the loop's).")
     parser.add_argument("--audit-uniform", type=float, default=None,
                         help="The uniform share of each audit draw (the rest in proportion to 1 - confidence; default: the loop's).")
     parser.add_argument("--batch", type=int, default=10, help="Refit the loop's models after this many reviews.")
@@ -374,6 +376,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.audit_uniform is not None:
         LOOP_KNOBS["audit_uniform"] = args.audit_uniform
+    if args.audit_every is not None:
+        LOOP_KNOBS["audit_every"] = args.audit_every
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     figures: dict = {"rows": args.rows, "runs": args.runs}
     started = time.perf_counter()
