@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -334,11 +335,22 @@ def _floor_part(name: str, config: Path, test: pd.DataFrame, kind: str, args: ar
 PARTS = {"labelmill": _labelmill_part, "autolabel": _autolabel_part, "floor": _floor_part}
 
 
+def machine_tag() -> str:
+    """The kind of machine a time was measured on: its core count and the llama.cpp build it runs (the CPU's
+    instruction set picks it). Times are compared only within one kind: the same part on a 2-core AVX2 and a
+    2-core AVX-512 machine differs by more than the ratios measured."""
+    from labelmill.backends.llama_build import installed_build
+
+    build = installed_build() or {}
+    return f"{os.cpu_count()}core-{build.get('level', 'unknown')}"
+
+
 def saved_part(args: argparse.Namespace, work: Path, name: str, part: str) -> Path:
-    """Where one part of one set's measurement is kept: the same --sample, --rows and --seed-rows name the same
-    measurement, so a later command with --resume reads it back instead of running it again."""
+    """Where one part of one set's measurement is kept: the same --sample, --rows and --seed-rows on the same
+    kind of machine name the same measurement, so a later command with --resume reads it back instead of running
+    it again; a part measured on another kind of machine is measured again, never set beside this one's times."""
     folder = Path(args.results) if args.results else work
-    return folder / name / f"{part}-{args.sample}{args.rows}-seed{args.seed_rows}.json"
+    return folder / name / f"{part}-{args.sample}{args.rows}-seed{args.seed_rows}-{args.machine}.json"
 
 
 def run_set(name: str, args: argparse.Namespace, work: Path) -> dict:
@@ -376,15 +388,17 @@ def main() -> None:
     parser.add_argument("--results", help="keep each set's measured parts here (default: the workdir); bench/results/autolabel_compat "
                         "holds the ones bench/README reports")
     parser.add_argument("--resume", action="store_true", help="reuse each part of each set (labelmill, autolabel, floor) saved in "
-                        "--results by an earlier command with the same --sample, --rows and --seed-rows, and run only the rest")
+                        "--results by an earlier command with the same --sample, --rows and --seed-rows on the same kind of machine "
+                        "(cores and llama.cpp build), and run only the rest")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     TAKE["order"] = args.sample
+    args.machine = machine_tag()
     unknown = set(args.parts.split(",")) - set(PARTS)
     if unknown:
         parser.error(f"--parts: unknown {', '.join(sorted(unknown))} (choose from {', '.join(PARTS)})")
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="labelmill-autolabel-"))
-    results: dict = {"model": MODEL}
+    results: dict = {"model": MODEL, "machine": args.machine}
     for name in args.sets.split(","):
         results.update(run_set(name, args, work))
         print(json.dumps({k: v for k, v in results.items() if k.startswith(name)}, default=str), file=sys.stderr, flush=True)

@@ -129,6 +129,7 @@ def test_autolabel_bench_resumes_each_part_an_earlier_command_measured_and_runs_
     rows = pd.DataFrame({"example": ["a", "b"], "label": ["x", "x"]})
     monkeypatch.setattr(compat, "project_for", lambda name, n, seed_rows, work: (work / "c.json", rows, "classification"))
     monkeypatch.setattr(compat, "PARTS", {part: fake_part(part) for part in ("labelmill", "autolabel", "floor")})
+    monkeypatch.setattr(compat, "machine_tag", lambda: "2core-avx2")
     argv = ["autolabel_compat.py", "--workdir", str(tmp_path / "w"), "--results", str(tmp_path / "kept"), "--rows", "7", "--json", "--resume"]
     monkeypatch.setattr(sys, "argv", argv + ["--sets", "banking", "--parts", "labelmill"])
     compat.main()
@@ -139,7 +140,7 @@ def test_autolabel_bench_resumes_each_part_an_earlier_command_measured_and_runs_
     last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert last["banking_labelmill_s_per_row"] == 1.0 and last["banking_autolabel_s_per_row"] == 2.0
     assert last["banking_speedup"] == 2.0  # the ratio of a kept part and a new one
-    assert (tmp_path / "kept" / "banking" / "labelmill-first7-seed200.json").exists()
+    assert (tmp_path / "kept" / "banking" / "labelmill-first7-seed200-2core-avx2.json").exists()
     monkeypatch.setattr(sys, "argv", [a for a in argv if a != "--resume"] + ["--sets", "banking", "--parts", "labelmill"])
     compat.main()  # without --resume every part runs again
     assert ran[-1] == ("banking", "labelmill") and len(ran) == 5
@@ -149,6 +150,11 @@ def test_autolabel_bench_resumes_each_part_an_earlier_command_measured_and_runs_
     monkeypatch.setattr(sys, "argv", argv + ["--sets", "banking", "--parts", "labelmill", "--sample", "random"])
     compat.main()  # other rows again
     assert len(ran) == 7
+    monkeypatch.setattr(compat, "machine_tag", lambda: "2core-avx512")
+    monkeypatch.setattr(sys, "argv", argv + ["--sets", "banking", "--parts", "labelmill"])
+    compat.main()  # the same rows on another kind of machine: measured again, not set beside the other's times
+    assert len(ran) == 8 and (tmp_path / "kept" / "banking" / "labelmill-first7-seed200-2core-avx512.json").exists()
+    monkeypatch.setattr(compat, "machine_tag", lambda: "2core-avx2")
     monkeypatch.setattr(compat, "PARTS", dict(compat.PARTS, floor=lambda *a: {"ledgar_autolabel_error": "crashed"}))
     monkeypatch.setattr(sys, "argv", argv + ["--sets", "ledgar", "--parts", "floor"])
     compat.main()  # a failure is printed but never kept: the next --resume runs it again
