@@ -116,8 +116,27 @@ def test_an_unknown_task_type_and_a_missing_key_say_what_is_wrong(tmp_path):
     with pytest.raises(ConfigError, match="not supported"):
         load_config({**raw, "task_type": "hierarchical_classification"})
     notices: list[str] = []
-    load_config({**raw, "prompt": {**raw["prompt"], "label_selection": True}, "embedding": {"provider": "openai"}}, notices=notices)
-    assert any("prompt.label_selection" in n and "embedding" in n for n in notices)
+    load_config({**raw, "prompt": {**raw["prompt"], "label_selector_k": 3}, "embedding": {"provider": "openai"}}, notices=notices)
+    assert any("prompt.label_selector_k" in n and "embedding" in n for n in notices)
+
+
+def test_label_selection_becomes_the_nearest_labels_of_each_row_on_classification_only():
+    raw = json.loads((SHARED / "autolabel_configs" / "banking.json").read_text())
+    notices: list[str] = []
+    config = load_config({**raw, "prompt": {**raw["prompt"], "label_selection": True}}, notices=notices)
+    assert config.classification.labels_per_row == 10  # Autolabel's default count
+    assert any(n.startswith("label_selection -> classification.labels_per_row 10") for n in notices)
+    assert not any("not honoured" in n and "label_selection" in n for n in notices)
+    config = load_config({**raw, "prompt": {**raw["prompt"], "label_selection": True, "label_selection_count": 5}})
+    assert config.classification.labels_per_row == 5
+    assert load_config(raw).classification.labels_per_row == 0
+    with pytest.raises(ConfigError, match="label_selection_count"):
+        load_config({**raw, "prompt": {**raw["prompt"], "label_selection": True, "label_selection_count": "ten"}})
+    matching = json.loads((SHARED / "autolabel_configs" / "walmart_amazon.json").read_text())
+    notices = []
+    config = load_config({**matching, "prompt": {**matching["prompt"], "label_selection": True}}, notices=notices)
+    assert config.classification.labels_per_row == 0
+    assert any("classification tasks only" in n and "entity_matching" in n for n in notices)
 
 
 def test_plan_and_run_take_another_model_without_editing_the_config(tmp_path):

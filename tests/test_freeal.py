@@ -284,7 +284,7 @@ def test_cascade_routes_exactly_the_least_confident_rows_tier_by_tier(tmp_path):
     strong_log = tmp_path / "strong.log"
     strong = {"name": "strong-keywords", "params": {"call_log": str(strong_log), "keywords": {
         "positive": ["good", "great", "fun", "sunny"], "negative": ["bad", "dull", "boring", "rainy"]}}}
-    result = llm_cascade(_freeal_config(), rows, sample=60, llm_share=0.5, target=0.8, strong=strong, strong_threshold=0.6,
+    result = llm_cascade(_freeal_config(), rows, sample=60, llm_share=0.45, target=0.8, strong=strong, strong_threshold=0.6,
                          project=tmp_path / "p.db")
     source, n = result.frame["llm_label_source"].to_numpy(), len(rows)
     conf = result.routing["student"][1]
@@ -296,7 +296,7 @@ def test_cascade_routes_exactly_the_least_confident_rows_tier_by_tier(tmp_path):
     below = rest[conf[rest] < threshold]
     routed = np.array([i for i in below if source[i] in ("llm", "strong")])
     over = np.array([i for i in below if source[i] == "student (over budget)"])
-    assert len(routed) == int(0.5 * n) - 60 and len(over) > 0  # the cap bites: a real choice
+    assert len(routed) == int(0.45 * n) - 60 and len(over) >= 5  # the cap bites (about 40 rows under the threshold for 31 places): a real choice
     assert conf[routed].max() <= conf[over].min()  # no row left to the student was less sure than a routed one
     # tier 2: exactly the LLM rows under the strong threshold, and the strong model saw only those
     llm_conf = result.routing["llm"][1]

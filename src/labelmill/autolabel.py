@@ -41,7 +41,7 @@ _HONOURED = {
     "dataset": {"label_column", "delimiter", "text_column", "label_separator"},
     "model": {"provider", "name", "compute_confidence"},
     "prompt": {"task_guidelines", "output_guidelines", "labels", "attributes", "example_template", "few_shot_examples",
-               "few_shot_selection", "few_shot_num", "chain_of_thought"},
+               "few_shot_selection", "few_shot_num", "chain_of_thought", "label_selection", "label_selection_count"},
 }
 
 
@@ -86,12 +86,31 @@ def convert_autolabel_config(raw: dict[str, Any]) -> tuple[dict[str, Any], list[
     _examples(config, prompt, gold, notes)
     if prompt.get("chain_of_thought"):
         config["reasoning"] = {"chain_of_thought": True}
+    _label_selection(config, prompt, task_type, notes)
     config["model"] = _model(raw.get("model") or {}, notes)
     _unhonoured(raw, notes)
     return config, notes
 
 
 # the parts every task shares ------------------------------------------------------------------------
+def _label_selection(config: dict[str, Any], prompt: dict[str, Any], task_type: str, notes: list[str]) -> None:
+    """`label_selection` (with `label_selection_count`, Autolabel's default 10): each row's prompt lists, and our
+    score covers, the labels nearest the row; on classification only, as in Autolabel."""
+    if not prompt.get("label_selection"):
+        return
+    count = prompt.get("label_selection_count", 10)
+    if config["task"] != "classification":
+        notes.append(f"label_selection: Autolabel narrows the labels of classification tasks only; not used for {task_type!r}")
+        return
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        from labelmill.errors import ConfigError
+
+        raise ConfigError(f"prompt.label_selection_count must be a whole number of labels, got {count!r}", fix="set it to e.g. 10, or leave it out")
+    config["classification"] = {"labels_per_row": count}
+    notes.append(f"label_selection -> classification.labels_per_row {count}: each row's prompt lists and scores the {count} labels "
+                 "nearest it (the examples' embedding model), in the config's order; the others get probability 0")
+
+
 def _labels(labels: Any) -> list[Any]:
     """Autolabel's labels: a list of names (or of {name, description}), or a mapping name -> description."""
     if isinstance(labels, dict):

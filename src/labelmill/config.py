@@ -283,6 +283,8 @@ class Config(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"labels: duplicate label(s) {dupes}")
+        if self.task != "classification" and getattr(self, "classification").labels_per_row:
+            raise ValueError(f"classification.labels_per_row: the nearest labels are chosen for a classification task; this one is {self.task}")
         return self
 
     @property

@@ -90,7 +90,7 @@ class Section:
 # validates each against its owner's model, read only when a config is first validated.
 sections: Registry[Section] = Registry("config section", entry_point_group="labelmill.sections")
 for _name, _target in {
-    "qa": "tasks.qa", "ner": "tasks.ner", "relation": "tasks.relation", "roles": "tasks.roles", "temporal": "tasks.temporal",
+    "classification": "tasks.classification", "qa": "tasks.qa", "ner": "tasks.ner", "relation": "tasks.relation", "roles": "tasks.roles", "temporal": "tasks.temporal",
     "weak": "strategies.weak.section", "ensemble": "strategies.ensemble.section", "autolabel": "autolabel",
 }.items():
     sections.register_lazy(_name, f"labelmill.{_target}:SECTION")

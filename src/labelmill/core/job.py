@@ -3,6 +3,7 @@ calls the model; it holds no state about runs (that is the loop's and the store'
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -48,6 +49,7 @@ class Job:
         self.backend = backend or make_backend(config.model, config.base_dir)
         self.method = self._choose_method()
         self.candidates = self.task.candidates() if self.method == "score" else None
+        self._row_candidates: dict[str, tuple[str, ...]] = {}  # a prompt's system text -> the labels it lists, when a subset
         spec = config.model
         # a task's own answer length unless the config sets one
         self.max_tokens = spec.max_tokens if "max_tokens" in spec.model_fields_set else max(spec.max_tokens, self.task.default_max_tokens)
@@ -94,11 +96,22 @@ class Job:
         return self.task.render(row)
 
     def prompt(self, row_input: str) -> Prompt:
-        return self.task.build_prompt(row_input, self.picker.for_row(row_input))
+        prompt = self.task.build_prompt(row_input, self.picker.for_row(row_input))
+        subset = self.task.row_candidates(row_input) if self.method == "score" else None
+        if subset is not None:  # the prompt lists these labels (in its system text, which follow-up prompts keep)
+            self._row_candidates[prompt.system] = tuple(subset)
+        return prompt
 
     def prepare_rows(self, row_inputs: list[str], store: Any = None) -> None:
-        """Work a batch of rows needs before its prompts: their embeddings, for per-row demo selection."""
+        """Work a batch of rows needs before its prompts: their embeddings, for per-row demo selection (and the
+        task's per-row label subsets)."""
         self.picker.prepare(row_inputs, store)
+        self.task.prepare_rows(row_inputs, store)
+
+    def candidates_for(self, prompt: Prompt) -> list[str]:
+        """What a row's prompt is scored over: the task's labels, or the subset its prompt lists (`row_candidates`)."""
+        subset = self._row_candidates.get(prompt.system)
+        return list(subset) if subset is not None else list(self.candidates or [])
 
     def cache_key(self, prompt: Prompt, call: Call | None = None) -> str:
         spec = self.config.model
@@ -112,7 +125,7 @@ class Job:
                 if call.kind == "sample" and self.task.schema() and self.backend.supports_schema:
                     params["schema"] = self.task.schema()
         elif self.method == "score":
-            params["candidates"] = self.candidates
+            params["candidates"] = self.candidates_for(prompt)
         else:
             params.update(max_tokens=self.max_tokens, temperature=spec.temperature, seed=spec.seed)
             if self.schema and self.backend.supports_schema:
@@ -124,11 +137,30 @@ class Job:
         """One response dict per prompt (the form the cache stores)."""
         spec = self.config.model
         if self.method == "score":
-            results: list[Any] = self.backend.score(prompts, self.candidates or [])
+            results: list[Any] = self._score(prompts)
         else:
             extra = {"schema": self.schema} if self.schema else {}
             results = self.backend.generate(prompts, max_tokens=self.max_tokens, temperature=spec.temperature, seed=spec.seed, **extra)
         return [r.__dict__.copy() for r in results]
+
+    def _score(self, prompts: Sequence[Prompt]) -> list[ScoreResult]:
+        """Every prompt scored over its candidates, a call per distinct subset; a label outside a row's subset
+        gets log-probability -inf (probability 0), so every result covers the task's whole label set."""
+        if not self._row_candidates:
+            return self.backend.score(prompts, self.candidates or [])
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for n, prompt in enumerate(prompts):
+            groups.setdefault(tuple(self.candidates_for(prompt)), []).append(n)
+        results: list[Any] = [None] * len(prompts)
+        for subset, members in groups.items():
+            where = {label: i for i, label in enumerate(subset)}
+            for n, result in zip(members, self.backend.score([prompts[n] for n in members], list(subset))):
+                if result.error:  # a failed request has no scores to widen
+                    results[n] = result
+                    continue
+                full = [result.logprobs[where[label]] if label in where else float("-inf") for label in self.candidates or []]
+                results[n] = dataclasses.replace(result, logprobs=full)
+        return results
 
     def submit_model(self, prompts: Sequence[Prompt]) -> Callable[[], list[dict[str, Any]]]:
         """Start the model on `prompts`; the returned function waits for the responses.

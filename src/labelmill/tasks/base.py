@@ -122,6 +122,14 @@ class Task(ABC):
         """The closed set of answers to score, or None when the task must generate."""
         return None
 
+    def prepare_rows(self, row_inputs: list[str], store: Any = None) -> None:
+        """Work a batch of rows needs before their prompts are built (classification's nearest labels embed them)."""
+
+    def row_candidates(self, row_input: str) -> list[str] | None:
+        """The part of `candidates()` this row's prompt lists and its score covers (classification's
+        `labels_per_row`), or None: all of them. The rest get probability 0."""
+        return None
+
     def schema(self) -> dict | None:
         """A JSON schema the answer must follow (constrained decoding where the backend supports it)."""
         return None

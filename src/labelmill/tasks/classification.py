@@ -2,32 +2,49 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pydantic import Field
 
+from labelmill.config import Strict
 from labelmill.numeric.confidence import distribution_signals, label_distribution, mean_token_prob
-from labelmill.types import Generation, Label, Outcome, ParseFailure, ScoreResult
+from labelmill.registry import Section
+from labelmill.types import Demo, Generation, Label, Outcome, ParseFailure, Prompt, ScoreResult
 from labelmill.tasks.base import RowInput, Task, normalise, strip_answer_lead
 
 if TYPE_CHECKING:
     from labelmill.config import Config
 
 
-def label_list(config) -> str:
+class ClassificationSpec(Strict):
+    """Classification with a large label set."""
+
+    labels_per_row: int = Field(
+        0, ge=0, description="List and score only the k labels nearest each row: the cosine of the row's sentence embedding "
+        "(examples.embedding_model) to each label's name and description; the other labels get probability 0 "
+        "(Autolabel's label_selection). 0: every label, every row.",
+    )
+
+
+SECTION = Section("classification", ClassificationSpec, owner="task classification")
+
+
+def label_list(config, specs: Sequence[Any] | None = None) -> str:
     lines = []
-    for spec in config.labels:
+    for spec in config.labels if specs is None else specs:
         lines.append(f"- {spec.name}: {spec.description}" if spec.description else f"- {spec.name}")
     return "\n".join(lines)
 
 
-def guidelines_with_labels(config, default: str) -> str:
-    """The guidelines with '{labels}' filled in, or followed by the label list."""
+def guidelines_with_labels(config, default: str, specs: Sequence[Any] | None = None) -> str:
+    """The guidelines with '{labels}' filled in, or followed by the label list (`specs`: these labels only)."""
     guidelines = (config.guidelines or default).strip()
-    labels = label_list(config)
+    labels = label_list(config, specs)
     if "{labels}" in guidelines:
         return guidelines.replace("{labels}", labels)
     return f"{guidelines}\n\nLabels:\n{labels}"
@@ -86,9 +103,29 @@ class ClassificationTask(Task):
     def __init__(self, config):
         super().__init__(config)
         self.matcher = LabelMatcher(self.labels)
+        k = config.classification.labels_per_row
+        self.nearest = NearestLabels(config, k) if 0 < k < len(self.labels) else None
 
     def system_prompt(self) -> str:
-        return guidelines_with_labels(self.config, self.default_guidelines) + "\n\nAnswer with the label only."
+        return self._system_for(None)
+
+    def _system_for(self, specs: Sequence[Any] | None) -> str:
+        return guidelines_with_labels(self.config, self.default_guidelines, specs) + "\n\nAnswer with the label only."
+
+    def prepare_rows(self, row_inputs: list[str], store: Any = None) -> None:
+        if self.nearest is not None:
+            self.nearest.prepare(row_inputs, store)
+
+    def row_candidates(self, row_input: str) -> list[str] | None:
+        return None if self.nearest is None else self.nearest.for_row(row_input)
+
+    def build_prompt(self, row_input: str, demos: Sequence[Demo]) -> Prompt:
+        prompt = super().build_prompt(row_input, demos)
+        subset = self.row_candidates(row_input)
+        if subset is None:
+            return prompt
+        chosen = set(subset)
+        return dataclasses.replace(prompt, system=self._system_for([spec for spec in self.config.labels if spec.name in chosen]))
 
     def check_demo(self, number: int, gold: Any) -> None:
         from labelmill.selectors.pickers import check_demo_labels
@@ -131,6 +168,37 @@ class ClassificationTask(Task):
 
     def metrics(self, gold: Sequence[Any], predicted: Sequence[Any]) -> dict[str, Any]:
         return classification_metrics(gold, predicted, self.labels)
+
+
+class NearestLabels:
+    """The k labels nearest each row (`classification.labels_per_row`): the cosine of the row's sentence embedding
+    to each label's name and description, embedded once; in the config's label order. Embeddings go through the
+    store's cache, like the few-shot selection's."""
+
+    def __init__(self, config: Config, k: int):
+        self.k = k
+        self.model = config.examples.embedding_model
+        self.labels = [spec.name for spec in config.labels]
+        self.texts = [f"{spec.name.replace('_', ' ')}: {spec.description}" if spec.description else spec.name.replace("_", " ") for spec in config.labels]
+        self._label_vectors: np.ndarray | None = None
+        self._rows: dict[str, list[str]] = {}
+
+    def prepare(self, texts: list[str], store: Any = None) -> None:
+        from labelmill.selectors.embeddings import embed
+
+        if self._label_vectors is None:
+            self._label_vectors = embed(self.texts, self.model, store)
+        todo = [t for t in dict.fromkeys(texts) if t not in self._rows]
+        if todo:
+            similarity = embed(todo, self.model, store) @ self._label_vectors.T
+            for text, row in zip(todo, similarity):
+                keep = set(np.argsort(-row, kind="stable")[: self.k].tolist())
+                self._rows[text] = [label for i, label in enumerate(self.labels) if i in keep]
+
+    def for_row(self, text: str) -> list[str]:
+        if text not in self._rows:
+            self.prepare([text])
+        return self._rows[text]
 
 
 def classification_metrics(gold: Sequence[Any], predicted: Sequence[Any], labels: Sequence[str]) -> dict[str, Any]:
