@@ -250,3 +250,22 @@ def test_eval_of_autolabel_qa_and_attribute_extraction_outputs(tmp_path):
     assert theirs["task_type"] == "attribute_extraction"
     assert theirs["Person:accuracy"] == 0.5 and theirs["Location:accuracy"] == 0.5 and theirs["Organization:accuracy"] == 0.5
     assert theirs["Miscellaneous:accuracy"] == 1.0 and theirs["Person:support"] == 2 and theirs["Person:completion_rate"] == 1.0
+
+
+def test_explanation_column_becomes_the_demos_reasoning_and_leaves_the_row_s_template(tmp_path):
+    raw = json.loads((SHARED / "autolabel_configs" / "banking.json").read_text())
+    seed = tmp_path / "seed.csv"
+    pd.DataFrame({"example": ["my card has not come yet"], "label": ["card_arrival"], "explanation": ["It asks where the card is."]}).to_csv(seed, index=False)
+    prompt = {**raw["prompt"], "few_shot_examples": str(seed), "few_shot_num": 1, "few_shot_selection": "fixed", "chain_of_thought": True,
+              "example_template": "Input: {example}\nOutput: Let's think step by step.\n{explanation}\n{label}"}
+    notices: list[str] = []
+    config = load_config({**raw, "prompt": prompt, "dataset": {**raw["dataset"], "explanation_column": "explanation"}}, notices=notices)
+    assert config.examples.explanation_column == "explanation" and config.input_template == "Input: {example}"
+    assert any(n.startswith("explanation_column 'explanation': each demo shows its explanation") for n in notices)
+    from labelmill.core.job import Job
+
+    user, answer = Job(config.model_copy(update={"model": config.model.model_copy(update={"backend": "fake"})})).prompt("Input: where is my card").turns[0]
+    assert (user, answer) == ("Input: my card has not come yet\n\nReasoning: It asks where the card is.\n\nNow give the answer only.", "card_arrival")
+    notices = []
+    load_config({**raw, "prompt": {**prompt, "chain_of_thought": False}, "dataset": {**raw["dataset"], "explanation_column": "explanation"}}, notices=notices)
+    assert any("shown only with chain_of_thought" in n for n in notices)

@@ -387,3 +387,24 @@ def test_structured_answers_vote_together_whatever_their_key_order_and_have_no_d
     assert won.value == {"a": 1, "b": 2} and won.confidence == pytest.approx(2 / 3) and won.distribution is None
     fails = [ParseFailure("no_label", "x", "first"), ParseFailure("no_label", "y", "second")]
     assert vote(fails, ["why 1", "why 2"]) == (fails[0], "why 1")  # all failed: the first failure and its explanation
+
+
+def test_explained_demos_show_their_reasoning_before_their_answer_with_chain_of_thought():
+    """`examples.explanation_column`: with chain of thought, a demo's question carries its explanation as the
+    row's answer prompt carries the model's own, then the request for the answer; a demo without one, or a
+    config without chain of thought, shows the plain demo."""
+    from labelmill.config import load_config
+    from labelmill.core.job import Job
+    from labelmill.errors import ConfigError
+
+    items = [{"text": "a great day", "label": "positive", "why": "It calls the day great."},
+             {"text": "a dull show", "label": "negative", "why": ""}]
+    examples = {"items": items, "k": 2, "explanation_column": "why"}
+    prompt = Job(load_config(fake_config(examples=examples, reasoning={"chain_of_thought": True}))).prompt("a fun film")
+    assert prompt.turns == (("a great day\n\nReasoning: It calls the day great.\n\nNow give the answer only.", "positive"),
+                            ("a dull show", "negative"))
+    assert prompt.user == "a fun film"
+    plain = Job(load_config(fake_config(examples=examples))).prompt("a fun film")
+    assert plain.turns == (("a great day", "positive"), ("a dull show", "negative"))
+    with pytest.raises(ConfigError, match="explanation column 'reason'"):
+        Job(load_config(fake_config(examples={**examples, "explanation_column": "reason"}, reasoning={"chain_of_thought": True})))

@@ -38,7 +38,7 @@ _OUTPUT_DICT = "output_dict"  # attribute extraction's label placeholder
 # keys read below; anything else in the config is named in a notice
 _HONOURED = {
     "": {"task_name", "task_type", "dataset", "model", "prompt"},
-    "dataset": {"label_column", "delimiter", "text_column", "label_separator"},
+    "dataset": {"label_column", "delimiter", "text_column", "label_separator", "explanation_column"},
     "model": {"provider", "name", "compute_confidence"},
     "prompt": {"task_guidelines", "output_guidelines", "labels", "attributes", "example_template", "few_shot_examples",
                "few_shot_selection", "few_shot_num", "chain_of_thought", "label_selection", "label_selection_count"},
@@ -72,7 +72,8 @@ def convert_autolabel_config(raw: dict[str, Any]) -> tuple[dict[str, Any], list[
     notes = [f"converted an Autolabel '{task_type}' config to labelmill's format"]
     gold = dataset.get("label_column")
     template = prompt.get("example_template") or "Input: {example}\nOutput: {label}"
-    label_fields = {f for f in (gold, "label", _OUTPUT_DICT) if f}
+    explained = dataset.get("explanation_column")
+    label_fields = {f for f in (gold, "label", _OUTPUT_DICT, explained) if f}  # the demo's answer side, never the row's input
     fields = [f for f in dict.fromkeys(_FIELD.findall(template)) if f not in label_fields]
     config: dict[str, Any] = {
         "task": _TASKS[task_type], "name": raw.get("task_name", "autolabel-task"), "gold_column": gold,
@@ -84,6 +85,7 @@ def convert_autolabel_config(raw: dict[str, Any]) -> tuple[dict[str, Any], list[
         config["labels"] = _labels(prompt["labels"])
     _TASK_STEPS[task_type](config, prompt, dataset, fields, notes)
     _examples(config, prompt, gold, notes)
+    _explanations(config, prompt, explained, notes)
     if prompt.get("chain_of_thought"):
         config["reasoning"] = {"chain_of_thought": True}
     _label_selection(config, prompt, task_type, notes)
@@ -158,6 +160,20 @@ def _examples(config: dict[str, Any], prompt: dict[str, Any], gold: str | None, 
     if gold and config["task"] not in ("extraction",):
         spec["label_column"] = gold
     config["examples"] = spec
+
+
+def _explanations(config: dict[str, Any], prompt: dict[str, Any], column: Any, notes: list[str]) -> None:
+    """`dataset.explanation_column`: the demos' explanations, shown with chain of thought."""
+    if not column:
+        return
+    if "examples" not in config:
+        notes.append(f"dataset.explanation_column {column!r}: no few-shot examples to explain; not used")
+        return
+    config["examples"]["explanation_column"] = str(column)
+    if prompt.get("chain_of_thought"):
+        notes.append(f"explanation_column {column!r}: each demo shows its explanation as its reasoning before its label")
+    else:
+        notes.append(f"explanation_column {column!r}: read, but shown only with chain_of_thought (it is off)")
 
 
 def _model(model: dict[str, Any], notes: list[str]) -> dict[str, Any]:

@@ -70,6 +70,10 @@ class ExamplesSpec(_Strict):
     items: list[dict[str, Any]] = Field(default_factory=list, description="Inline examples (column -> value).")
     file: str | None = Field(None, description="CSV or JSONL file of examples, relative to the config file.")
     label_column: str | None = Field(None, description="Column holding the example's label (default: gold_column, else 'label').")
+    explanation_column: str | None = Field(
+        None, description="Column holding a short explanation of each example's label: with reasoning.chain_of_thought, each demo "
+        "shows it as its reasoning before its answer, as the row's answer prompt shows the model's own (Autolabel's explanation_column).",
+    )
     k: int = Field(4, ge=0, description="How many examples go into each prompt (0 = zero-shot).")
     selection: str = Field(
         "fixed",
@@ -298,6 +302,8 @@ class Config(_Strict):
         data = self.model_dump(mode="json", exclude={"output": True, "base_dir": True, "guidelines_file": True, "model": {"server", "price"}})
         if self.reasoning == ReasoningSpec():  # configs written before this section keep their runs
             data.pop("reasoning")
+        if self.examples.explanation_column is None:  # nor before this key
+            data["examples"].pop("explanation_column", None)
         for name, section in all_sections().items():
             # a section that steers other runs (weak) never counts; one added later counts only when set
             if section.fingerprint == "never" or (section.fingerprint == "unless_default" and getattr(self, name) == section.model()):

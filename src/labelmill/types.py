@@ -13,10 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 @dataclass(frozen=True)
 class Demo:
-    """A few-shot example: the rendered input and its answer."""
+    """A few-shot example: the rendered input and its answer (and why, where its file says: `examples.explanation_column`)."""
 
     input: str
     answer: str
+    explanation: str | None = None
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from labelmill.backends import Backend, make_backend
 from labelmill.config import Config
-from labelmill.core.reasoning import DIGITS, YES_NO, Call
+from labelmill.core.reasoning import DIGITS, YES_NO, Call, with_demo_reasons
 from labelmill.errors import BackendError, ConfigError, InputDataError
 from labelmill.selectors.pickers import DemoPicker
 from labelmill.tasks import Task, make_task
@@ -96,7 +96,10 @@ class Job:
         return self.task.render(row)
 
     def prompt(self, row_input: str) -> Prompt:
-        prompt = self.task.build_prompt(row_input, self.picker.for_row(row_input))
+        demos = self.picker.for_row(row_input)
+        prompt = self.task.build_prompt(row_input, demos)
+        if self.reasoning.chain_of_thought:
+            prompt = with_demo_reasons(prompt, demos)
         subset = self.task.row_candidates(row_input) if self.method == "score" else None
         if subset is not None:  # the prompt lists these labels (in its system text, which follow-up prompts keep)
             self._row_candidates[prompt.system] = tuple(subset)

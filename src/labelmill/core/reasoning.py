@@ -28,7 +28,7 @@ import numpy as np
 
 from labelmill.errors import TRANSIENT_ERRORS
 from labelmill.numeric.confidence import label_distribution
-from labelmill.types import Label, Outcome, ParseFailure, Prompt
+from labelmill.types import Demo, Label, Outcome, ParseFailure, Prompt
 
 EXPLAIN_REQUEST = (
     "Before answering, think step by step: in at most three short sentences, say what in the text decides the answer. "
@@ -58,9 +58,23 @@ def explain_prompt(prompt: Prompt) -> Prompt:
     return Prompt(system=prompt.system, turns=prompt.turns, user=f"{prompt.user}\n\n{EXPLAIN_REQUEST}")
 
 
+def with_demo_reasons(prompt: Prompt, demos: Sequence[Demo]) -> Prompt:
+    """Chain of thought with explained demos: each demo's question shown as the row's answer prompt is (its text,
+    its reasoning, the request for the answer), so the demos teach the step the row takes. A prompt whose turns
+    are not one per demo (a task that builds its own) is left as it is."""
+    if len(prompt.turns) != len(demos) or not any(d.explanation for d in demos):
+        return prompt
+    turns = tuple((_reasoned(user, d.explanation) if d.explanation else user, answer) for (user, answer), d in zip(prompt.turns, demos))
+    return Prompt(system=prompt.system, turns=turns, user=prompt.user)
+
+
+def _reasoned(user: str, explanation: str) -> str:
+    return f"{user}\n\nReasoning: {explanation.strip()}\n\n{ANSWER_REQUEST}"
+
+
 def answer_prompt(prompt: Prompt, explanation: str) -> Prompt:
     """The row's prompt with the explanation shown, asking for the answer."""
-    return Prompt(system=prompt.system, turns=prompt.turns, user=f"{prompt.user}\n\nReasoning: {explanation.strip()}\n\n{ANSWER_REQUEST}")
+    return Prompt(system=prompt.system, turns=prompt.turns, user=_reasoned(prompt.user, explanation))
 
 
 def answer_text(value: Any) -> str:

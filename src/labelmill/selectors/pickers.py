@@ -178,9 +178,22 @@ def _pool(config: Config, task: Task) -> tuple[list[Demo], list[Any]]:
             )
         gold = task.example_gold(item, label_column)
         task.check_demo(number, gold)
-        pool.append(Demo(input=task.render(item), answer=task.demo_answer(gold, item)))
+        pool.append(Demo(input=task.render(item), answer=task.demo_answer(gold, item), explanation=_explanation(config, item, number)))
         golds.append(gold)
     return pool, golds
+
+
+def _explanation(config: Config, item: dict[str, Any], number: int) -> str | None:
+    """The example's explanation (`examples.explanation_column`), or None: no column named, or an empty cell."""
+    column = config.examples.explanation_column
+    if column is None:
+        return None
+    if column not in item:
+        raise ConfigError(f"few-shot example {number} has no explanation column {column!r} (examples.explanation_column)",
+                          fix=f"give every example a {column!r} column (an empty cell: no explanation), or leave explanation_column out")
+    value = item[column]
+    text = "" if value is None or (isinstance(value, float) and value != value) else str(value).strip()
+    return text or None
 
 
 def check_demo_labels(number: int, gold: Any, labels: list[str]) -> None:
