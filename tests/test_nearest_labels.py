@@ -109,3 +109,15 @@ def test_as_many_labels_as_the_set_changes_nothing_and_other_tasks_refuse_it():
         load_config(fake_config(task="multilabel", labels=LABELS, classification={"labels_per_row": 2}))
     assert load_config(config(0)).fingerprint() == load_config(fake_config(labels=LABELS, guidelines="Which banking intent?",
                                                                            model={"params": {"keywords": KEYWORDS}})).fingerprint()
+
+
+def test_plan_counts_the_row_s_own_labels_and_its_own_label_list():
+    rows = [{"text": r["text"], "label": r["label"]} for r in ROWS]
+    every, nearest = labelmill.plan(config(0), rows), labelmill.plan(config(2), rows)
+    # the first row's two labels, against all five: the fake counts 4 characters a token
+    assert nearest["candidate_tokens"] == len("card_arrival") // 4 + len("lost_card") // 4 < every["candidate_tokens"]
+    # each row after the first pays for its own label list (the system text is not shared); with every label listed,
+    # the first row's prompt head is the only one evaluated
+    for plan, heads in ((every, 1), (nearest, 3)):
+        shared = 3 * plan["mean_row_tokens"] + 3 * (plan["suffix_tokens"] + plan["candidate_tokens"])
+        assert plan["tokens_evaluated_with_prefix_reuse"] == pytest.approx(heads * plan["prefix_tokens"] + shared)

@@ -84,19 +84,22 @@ def plan_rows(cfg: Config, data: Any, *, limit: int | None = None, backend: Back
     inputs = [job.row_input(r) for r in frame.to_dict("records")]
     started = time.perf_counter()
     job.prepare_rows(inputs[:1])
-    rendered = job.backend.render(job.prompt(inputs[0]))
+    first = job.prompt(inputs[0])
+    rendered = job.backend.render(first)
     cut = rendered.rfind(inputs[0])
     head, tail = (rendered[:cut], rendered[cut + len(inputs[0]) :]) if cut >= 0 and inputs[0] else (rendered, "")
     count = job.backend.count_tokens
     prefix_tokens, suffix_tokens = count(head), count(tail) if tail else 0
     setup += time.perf_counter() - started
     row_tokens = [count(text) for text in inputs]
-    candidate_tokens = sum(count(c) for c in job.candidates or [])
+    candidate_tokens = sum(count(c) for c in (job.candidates_for(first) if job.method == "score" else job.candidates or []))
     # a scored closed set evaluates its labels' tokens after each row (at most: the backend's trie shares
-    # their common prefixes); demos chosen per row are no shared prefix (every row but the first pays its own)
+    # their common prefixes); demos chosen per row are no shared prefix (every row but the first pays its own),
+    # nor is a system text that lists each row's own labels (classification.labels_per_row)
     demo_tokens = _demo_tokens(job, inputs[0])
+    own_system = prefix_tokens if job.task.row_candidates(inputs[0]) is not None else 0
     per_row = suffix_tokens + (candidate_tokens if job.method == "score" else 0)
-    evaluated = prefix_tokens + sum(row_tokens) + len(inputs) * per_row + (len(inputs) - 1) * demo_tokens
+    evaluated = prefix_tokens + sum(row_tokens) + len(inputs) * per_row + (len(inputs) - 1) * (demo_tokens + own_system)
     sent = len(inputs) * (prefix_tokens + suffix_tokens) + sum(row_tokens)
     rate = TOKENS_PER_S.get(job.backend.model_id, 150.0) * ((cfg.model.n_threads or 2) / 2)
     seconds = evaluated / rate + (len(inputs) * cfg.model.max_tokens / 25.0 if job.method == "generate" else 0.0)
