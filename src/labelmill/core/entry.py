@@ -84,8 +84,7 @@ def plan_rows(cfg: Config, data: Any, *, limit: int | None = None, backend: Back
     inputs = [job.row_input(r) for r in frame.to_dict("records")]
     started = time.perf_counter()
     job.prepare_rows(inputs[:1])
-    first = job.prompt(inputs[0])
-    rendered = job.backend.render(first)
+    rendered = job.backend.render(first := job.prompt(inputs[0]))
     cut = rendered.rfind(inputs[0])
     head, tail = (rendered[:cut], rendered[cut + len(inputs[0]) :]) if cut >= 0 and inputs[0] else (rendered, "")
     count = job.backend.count_tokens
@@ -93,9 +92,8 @@ def plan_rows(cfg: Config, data: Any, *, limit: int | None = None, backend: Back
     setup += time.perf_counter() - started
     row_tokens = [count(text) for text in inputs]
     candidate_tokens = sum(count(c) for c in (job.candidates_for(first) if job.method == "score" else job.candidates or []))
-    # a scored closed set evaluates its labels' tokens after each row (at most: the backend's trie shares
-    # their common prefixes); demos chosen per row are no shared prefix (every row but the first pays its own),
-    # nor is a system text that lists each row's own labels (classification.labels_per_row)
+    # a scored closed set evaluates its labels' tokens after each row (at most: its trie shares common prefixes); demos
+    # chosen per row, or a system text listing each row's own labels (labels_per_row), are no shared prefix
     demo_tokens = _demo_tokens(job, inputs[0])
     own_system = prefix_tokens if job.task.row_candidates(inputs[0]) is not None else 0
     per_row = suffix_tokens + (candidate_tokens if job.method == "score" else 0)
