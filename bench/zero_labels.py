@@ -29,7 +29,8 @@ Label efficiency (`--ks`): k gold rows drawn at random from the train split, acc
                        only at the k of --demos: a prompt per row, slow); `_llm_s` its time, the k rows'
                        own out-of-fold labels included (the combination's fit needs them)
   <set>_k<k>_best      labelmill's best with those k rows: of the student, the student with the LLM's surest labels
-                       on the test rows as its prior (the review loop's), and each combined with the LLM's
+                       on the test rows as its prior (the review loop's), the student self-trained on its own surest
+                       labels on the test rows (no LLM: `student+self`), and each combined with the LLM's
                        distribution (weights fitted on the k rows; with the tier, also the tier's distributions:
                        the stronger model on the test rows and the k rows at least as unsure; with --demos, also
                        the LLM given the k rows as demos, "LLM demos", the k rows' own from the other folds),
@@ -238,13 +239,16 @@ def candidates(X: np.ndarray, y: np.ndarray, llms: dict[str, tuple[np.ndarray, n
       student           logistic regression on the k rows
       student+prior     the same plus the LLM's surest labels on the unlabeled test rows (weight 0.5 against 2):
                         the review loop's student
-      <LLM>+student, <LLM>+student+prior  each LLM's distribution combined with the student's (weights fitted on
-                        the k rows; the prior is that LLM's surest labels): the review loop's combination"""
+      student+self      the student plus its own surest labels on the unlabeled test rows, twice (self-training,
+                        `students.self_trained`; no LLM)
+      <LLM>+<student arm>  each LLM's distribution combined with each student arm's (weights fitted on the k rows;
+                        the prior is that LLM's surest labels): the review loop's combination"""
     from labelmill.numeric.combination import combine, fit_combination
-    from labelmill.strategies.review.routing import surest_rows
-    from labelmill.strategies.students.models import LinearStudent
+    from labelmill.strategies.students import LinearStudent, self_trained, surest_rows
 
     def student(rows: np.ndarray, prior: np.ndarray | None, P_test: np.ndarray | None) -> LinearStudent:
+        if P_test is None:  # no LLM: self-training on the unlabeled test rows
+            return self_trained(X[rows], y[rows], X_test, k_labels)
         if prior is None:
             return LinearStudent(k_labels, seed=0).fit(X[rows], y[rows])
         weight = np.concatenate([np.full(len(prior), 0.5), np.full(len(rows), 2.0)])
@@ -261,9 +265,11 @@ def candidates(X: np.ndarray, y: np.ndarray, llms: dict[str, tuple[np.ndarray, n
         return held, student(every, prior, P_test).predict_proba(X_test)
 
     first = next(iter(llms.values()))[1]
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {"student": students(None, None), "student+prior": students(surest_rows(first), first)}
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {"student": students(None, first), "student+prior": students(surest_rows(first), first),
+                                                     "student+self": students(None, None)}
     for name, (P, P_test) in llms.items():
-        bases = {"student": out["student"], "student+prior": out["student+prior"] if P_test is first else students(surest_rows(P_test), P_test)}
+        bases = {"student": out["student"], "student+prior": out["student+prior"] if P_test is first else students(surest_rows(P_test), P_test),
+                 "student+self": out["student+self"]}
         for base, (held_s, test_s) in bases.items():
             held_q = np.zeros((len(y), k_labels))
             for f in range(folds):  # the combination's own weights, fitted without the row they score

@@ -117,6 +117,7 @@ class Routing:
 
 
 from labelmill.numeric.combination import combine, fit_combination  # noqa: E402  (re-exported: tests and the bench read them here)
+from labelmill.strategies.students.models import surest_rows  # noqa: E402  (re-exported: the loop's prior)
 
 
 @dataclass
@@ -468,17 +469,6 @@ def _fit_sample(rows: np.ndarray, audit: Sequence[int], most: int, seed: int) ->
 
 
 LABEL_ISSUES_MAX_ROWS = 20_000  # above this, a refit ranks label issues by the rule below, not by cleanlab's (0.3 s on 100,000 rows)
-
-
-def surest_rows(probs: np.ndarray, share: float = 0.5, most: int = 200) -> np.ndarray:
-    """Rows whose LLM label a student may learn from before any review (the loop's prior): per label, the
-    more confident `share` of the rows the LLM gave it (at most `most`)."""
-    said, sure = probs.argmax(axis=1), probs.max(axis=1)
-    chosen = []
-    for j in range(probs.shape[1]):
-        mine = np.flatnonzero(said == j)
-        chosen.extend(mine[np.argsort(-sure[mine], kind="stable")][: min(most, int(len(mine) * share))].tolist())
-    return np.array(sorted(chosen), dtype=int)
 
 
 def _platt(values: np.ndarray, a: float, c: float) -> np.ndarray:
