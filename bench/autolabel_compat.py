@@ -283,7 +283,8 @@ def run_autolabel(config: Path, kind: str, python: str) -> dict:
 def prompt_floor(config: Path) -> dict:
     """The speed limit any tool meets with these prompts on this model: the bare forward pass (no scoring, no
     generation, no parsing) over every row's own prompt tokens (its demos, its text, the template around them),
-    packed into full batches, with only the prefix every row shares (the guidelines) evaluated once. A tool
+    packed into full batches, with every prefix rows share (the guidelines; a first demo two rows share)
+    evaluated once (`unshared_tokens`). A tool
     that reads the same prompts cannot be faster, so Autolabel's time over this one is the most it can be beaten by."""
     from labelmill.backends.llama import common_prefix
     from labelmill.config import derive_config, load_with_notices, model_from_text
@@ -297,14 +298,27 @@ def prompt_floor(config: Path) -> dict:
         inputs = [job.row_input(r) for r in read_rows(config.parent / "rows.csv", cfg.dataset).to_dict("records")]
         job.prepare_rows(inputs)
         lists = [engine.prompt_tokens(job.prompt(text)) for text in inputs]
-        shared = common_prefix(lists)  # the engine's own: what its scoring evaluates once
-        own = [t[shared:] for t in lists]
+        own = unshared_tokens(lists)
         engine.forward_seconds(own[:4])  # warm-up
         seconds = engine.forward_seconds(own)
     finally:
         job.backend.close()
     n = len(own)
-    return {"shared_tokens": shared, "own_tokens_per_row": sum(map(len, own)) / n, "floor_s_per_row": seconds / n}
+    return {"shared_tokens": common_prefix(lists), "own_tokens_per_row": sum(map(len, own)) / n, "floor_s_per_row": seconds / n}
+
+
+def unshared_tokens(lists: list[list[int]]) -> list[list[int]]:
+    """The tokens of `lists` that no prefix cache could skip: in sorted order, each list less the prefix it shares
+    with the one before it (at least its last token kept). Together they are the nodes of the prompts' prefix
+    tree, every shared prefix (the guidelines, a demo two rows begin with) evaluated once."""
+    from labelmill.backends.llama import common_prefix
+
+    out, before = [], None
+    for tokens in sorted(lists):
+        same = 0 if before is None else common_prefix([before, tokens])
+        out.append(tokens[same:])
+        before = tokens
+    return out
 
 
 def _labelmill_part(name: str, config: Path, test: pd.DataFrame, kind: str, args: argparse.Namespace) -> dict:

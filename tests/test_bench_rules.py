@@ -193,3 +193,13 @@ def test_autolabel_bench_s_trivial_baseline_is_the_commonest_label_or_no_mention
                              "Person": ["[]", '["Ann"]'], "Miscellaneous": ["[]", "[]"]})
     # no mention at all: Location and Person right on one row of two, the other two types on both
     assert compat.headline("attribute_extraction", compat.trivial_baseline("attribute_extraction", mentions))[1] == 0.75
+
+
+def test_the_prompt_floor_evaluates_every_shared_prefix_once_and_keeps_every_other_token(bench):
+    compat = bench("autolabel_compat")
+    guide, demo_a, demo_b = [1, 2, 3], [7, 7], [8]
+    rows = [guide + demo_b + [40, 41], guide + demo_a + [50], guide + demo_a + [60, 61], guide + demo_a + [60, 61]]
+    own = compat.unshared_tokens(rows)
+    # sorted: the two demo_a rows ending 50 and 60 61, its twin, then the demo_b row; the first is evaluated whole
+    assert own == [guide + demo_a + [50], [60, 61], [61], [8, 40, 41]]
+    assert sum(map(len, own)) == 12  # the prefix tree's nodes: 3 + 2 + 1 + 2 + 1 + 3 (the twin keeps its last token)
