@@ -38,7 +38,7 @@ Label efficiency (`--ks`): k gold rows drawn at random from the train split, acc
   <set>_majority       the test rows' majority label share
 
     python bench/zero_labels.py [--sets sst2,ag_news,banking77] [--rows 1000] [--runs 10] [--ks 0,50,100,200,500]
-                                [--demos [50,100,200]] [--prior llm|none] [--encoder NAME] [--audit 30] [--audit-every 10] [--max-share 1.0]
+                                [--demos [50,100,200]] [--prior auto|llm|self|none] [--encoder NAME] [--audit 30] [--audit-every 10] [--max-share 1.0]
                                 [--tier-model qwen2.5-coder-1.5b|''] [--tier-share 0.5] [--tier-sets sst2,ag_news]
                                 [--workdir DIR] [--json]
 """
@@ -94,7 +94,7 @@ def llm_table(config: Path, frame, project: Path) -> tuple[np.ndarray, list, np.
 LOOP_KNOBS: dict[str, Any] = {}  # the review loop's options from the command line (`--audit-uniform`)
 
 
-def review_runs(config: Any, frame, gold: list[str], project: Path, runs: int, max_share: float, prior: str | None = "llm", audit: int = 30, batch: int = 10,
+def review_runs(config: Any, frame, gold: list[str], project: Path, runs: int, max_share: float, prior: str | None = "auto", audit: int = 30, batch: int = 10,
                 tier: tuple[str, float] | None = None) -> dict:
     """`runs` review loops (audit draws seeded 0..runs-1) until the truth reaches the target; with `tier`
     (model, share), the stronger model labels the rows the first labeler was least sure of before the first
@@ -365,7 +365,9 @@ def main() -> None:
     parser.add_argument("--ks", default="0,50,100,200,500")
     parser.add_argument("--demos", nargs="?", const="50,100,200", default="",
                         help="Also the LLM with the k rows as demos at these k (default 50,100,200; a prompt per row: slow).")
-    parser.add_argument("--prior", default="llm", choices=["llm", "none"], help="What the student learns from before any review.")
+    parser.add_argument("--prior", default="auto", choices=["llm", "self", "auto", "none"], help="What the student learns from besides the reviews "
+                        "(self: the LLM's surest labels, then the student's own once it learned from reviews; auto: its own "
+                        "only while it beats the LLM on the audit rows).")
     parser.add_argument("--encoder", help="The review student's sentence encoder instead of the config's (e.g. all-MiniLM-L6-v2).")
     parser.add_argument("--tier-model", default="qwen2.5-coder-1.5b", help="The loop's stronger model ('' for none; `labelmill models pull` it first).")
     parser.add_argument("--tier-share", type=float, default=0.5, help="The share of rows, least sure first, the stronger model labels.")

@@ -144,6 +144,50 @@ def test_with_no_examples_the_student_learns_the_llm_s_surest_labels_first():
     assert y.tolist() == [0, 1, 1, 1] and np.allclose(w, 0.5)  # a reviewed row leaves the prior
 
 
+def test_a_self_prior_turns_from_the_llm_s_surest_labels_to_the_student_s_own_once_it_learned_from_reviews():
+    """Two clusters; the LLM says "a" for every row, the reviews say the second cluster is "b". Before any fit the
+    "self" prior is the LLM's (only "a"); after a fit on the reviews it is the student's own surest labels, rows
+    of both clusters each with its cluster's label, and a reviewed row never in it."""
+    rng = np.random.default_rng(0)
+    names = ["a", "b"]
+    X = np.vstack([rng.normal([3, 0], 0.3, (20, 2)), rng.normal([-3, 0], 0.3, (20, 2))])
+    sure = np.linspace(0.9, 0.6, 40)  # the LLM is surer of the first cluster's rows: its prior is theirs, all "a"
+    probs = np.stack([sure, 1 - sure], axis=1)
+    router = Router(names, ["a"] * 40, sure, probs, StudentData(embeddings=X), prior="self")
+    _, before, _ = router._pool(np.arange(0))
+    assert set(before.tolist()) == {0}
+    reviewed, gold = np.array([0, 1, 2, 3, 4, 20, 21, 22, 23, 24]), np.array([0] * 5 + [1] * 5)  # ten: the student fits
+    router._student(reviewed, gold)
+    x, y, w = router._pool(reviewed)
+    cluster_b = x[:, 0] < 0
+    assert y.tolist() == cluster_b.astype(int).tolist() and 0 < cluster_b.sum() < len(y)  # each cluster's own label
+    assert not any((X[reviewed][:, None] == x[None]).all(axis=2).any(axis=1)) and np.allclose(w, 0.5)
+    llm_prior = Router(names, ["a"] * 40, sure, probs, StudentData(embeddings=X))
+    llm_prior._student(reviewed, gold)
+    assert set(llm_prior._pool(reviewed)[1].tolist()) == {0}  # the default keeps the LLM's
+
+
+def test_an_auto_prior_learns_the_student_s_own_labels_only_while_it_beats_the_llm_on_the_audit_rows():
+    rng = np.random.default_rng(0)
+    names = ["a", "b"]
+    X = np.vstack([rng.normal([3, 0], 0.3, (20, 2)), rng.normal([-3, 0], 0.3, (20, 2))])
+    truth = np.array([0] * 20 + [1] * 20)
+    reviewed = np.concatenate([np.arange(10), np.arange(20, 35)])
+    audit = [5, 6, 7, 8, 9, 30, 31, 32, 33, 34]  # five rows of each cluster
+    sure = np.linspace(0.9, 0.6, 40)
+    says_a = np.stack([sure, 1 - sure], axis=1)  # the LLM says "a" everywhere: right on half the audit rows
+    router = Router(names, ["a"] * 40, sure, says_a, StudentData(embeddings=X), prior="auto")
+    router._student(reviewed, truth[reviewed], audit=audit)  # the student's audit answers: all ten right
+    assert router._own_probs is not None and set(router._pool(reviewed)[1].tolist()) == {0, 1}
+    right = np.where(np.eye(2)[truth] > 0, 0.8, 0.2)  # an LLM right on every row: as good as the student, so it stays the teacher
+    router = Router(names, [names[i] for i in truth], right.max(1), right, StudentData(embeddings=X), prior="auto")
+    router._student(reviewed, truth[reviewed], audit=audit)
+    assert router._own_probs is None
+    too_few = Router(names, ["a"] * 40, sure, says_a, StudentData(embeddings=X), prior="auto")
+    too_few._student(reviewed, truth[reviewed], audit=audit[:9])  # nine audit rows: not yet a judgement
+    assert too_few._own_probs is None
+
+
 def test_an_audit_row_is_judged_by_a_student_that_saw_every_other_review():
     """Ten labels, each reviewed once by the queue and once by the audit, the two rows of a label close together.
     A student that saw every review but the audit rows knows every label, so it gets each audit row right; the

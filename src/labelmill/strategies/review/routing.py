@@ -28,7 +28,7 @@ import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import ConfigDict
@@ -140,7 +140,9 @@ class RouterOptions(Options):
     seed, and whether confidences are recalibrated on the reviews. `prior`: with no labeled examples, what
     the student learns from besides the reviews: "llm", the LLM's own surest labels (per label, the more
     confident half of the rows it gave that label, at most 200; each weighs `prior_weight` against a
-    review's 2), or None. `queue_weight`: how much a reviewed row the queue chose counts in the
+    review's 2), "self", the same from the LLM until the student's first fit on reviews, then the student's
+    own surest labels of its latest fit (self-training), "auto", the student's own only while it beats the
+    LLM on the random audit rows (`_follow_prior`), or None. `queue_weight`: how much a reviewed row the queue chose counts in the
     combination's fit, against 1 for a seed row or a random audit row (the queue's rows are the hard ones:
     counted fully they pull the combination towards them)."""
 
@@ -152,7 +154,7 @@ class RouterOptions(Options):
     student: bool = True
     seed: int = 0
     recalibrate: bool = True
-    prior: str | None = "llm"
+    prior: Literal["llm", "self", "auto"] | None = "auto"
     prior_weight: float = 0.5
     queue_weight: float = 1.0
 
@@ -201,7 +203,8 @@ class Router:
             keep = self.pool_y >= 0
             self.pool_x, self.pool_y = self.pool_x[keep], self.pool_y[keep]
         self.use_student = bool(student and embeddings is not None and self.llm_probs is not None)
-        self.prior_rows = surest_rows(self.llm_probs) if self.llm_probs is not None and self.use_student and self.pool_x is None and self.prior == "llm" else np.zeros(0, dtype=int)
+        self.prior_rows = surest_rows(self.llm_probs) if self.llm_probs is not None and self.use_student and self.pool_x is None and self.prior in ("llm", "self", "auto") else np.zeros(0, dtype=int)
+        self._own_probs: np.ndarray | None = None  # prior "self": the latest student's distributions, its surest labels the next prior
         # the seed: labeled rows held out from the student, with the LLM's distributions on them
         self.seed_p = self.seed_x = None
         self.seed_y = np.zeros(0, dtype=int)
@@ -354,7 +357,21 @@ class Router:
             answers = [held_out(fit) for fit in fits]
         for test, probs in answers:
             held[test] = probs
+        self._follow_prior(rows, gold, audited, full, held)
         return full, held, on_seed
+
+    def _follow_prior(self, rows: np.ndarray, gold: np.ndarray, audited: np.ndarray, full: np.ndarray, held: np.ndarray) -> None:
+        """Which surest labels the next fits learn from (`_pool`). "self": the student's own (this fit's) from its
+        first fit on reviews on. "auto": the student's own while its held-out answers on the random audit rows
+        (at least 10) are right more often than the LLM's labels there, else the LLM's: self-training where the
+        student already knows more than the LLM (AG News: 0.5B 0.51), the LLM's labels where they are the better
+        teacher (SST-2 with the 1.5B tier: 0.91)."""
+        if self.prior == "self":
+            self._own_probs = full
+        elif self.prior == "auto" and audited.sum() >= 10:
+            ours = np.mean(held[audited].argmax(axis=1) == gold[audited])
+            theirs = np.mean(self.llm_probs[rows[audited]].argmax(axis=1) == gold[audited])
+            self._own_probs = full if ours > theirs else None
 
     def _pool(self, reviewed_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(x, y, weight) the student learns from besides the reviews: the config's labeled examples, or
@@ -362,10 +379,11 @@ class Router:
         X = self.embeddings
         if self.pool_x is not None:
             return self.pool_x, self.pool_y, np.ones(len(self.pool_y))
-        rows = np.setdiff1d(self.prior_rows, reviewed_rows)
+        said = self.llm_probs if self._own_probs is None else self._own_probs
+        rows = np.setdiff1d(self.prior_rows if self._own_probs is None else surest_rows(said), reviewed_rows)
         if not len(rows):
             return np.zeros((0, X.shape[1]), dtype=X.dtype), np.zeros(0, dtype=int), np.zeros(0)
-        return X[rows], self.llm_probs[rows].argmax(axis=1), np.full(len(rows), self.prior_weight)
+        return X[rows], said[rows].argmax(axis=1), np.full(len(rows), self.prior_weight)
 
     def _held_out_combination(self, held_parts: Sequence[np.ndarray], gold: np.ndarray, weight: np.ndarray, folds: int = 5,
                               start: np.ndarray | None = None) -> np.ndarray:

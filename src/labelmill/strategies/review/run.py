@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import ConfigDict, Field
@@ -114,7 +114,10 @@ class ReviewOptions(Options):
     they are shown like any other row and flagged in the log. 0 turns the audit off. `audit_uniform`: the
     uniform share of each audit draw; below 1 the rest goes to rows in proportion to 1 - confidence (likely
     errors, which teach the loop more), each audit row weighted back by its draw's chance (`_audit_row`). `prior`: with no
-    labeled examples, the student also learns from the LLM's surest labels ("llm") or not (None).
+    labeled examples, what the student also learns from: "auto" (the default), the LLM's surest labels until the
+    student's held-out answers on the random audit rows are right more often than the LLM's there, then its
+    own surest labels (self-training; AG News with the 0.5B, 0.51: 0.276 of the rows reviewed for 95% -> 0.234);
+    "llm", the LLM's always; "self", its own from its first fit on reviews; or None (`routing.RouterOptions`).
     `tier_model`: a stronger model (a catalog name such as qwen2.5-coder-1.5b, on the config's backend)
     that labels the `tier_share` of rows the first labeler was least sure of (`ReviewSession.escalate`)."""
 
@@ -136,7 +139,7 @@ class ReviewOptions(Options):
     audit_every: int = Field(10, ge=0)
     audit_seed: int = 0
     audit_uniform: float = Field(1.0, ge=0.0, le=1.0)
-    prior: str | None = "llm"
+    prior: Literal["llm", "self", "auto"] | None = "auto"
     queue_weight: float = 1.0
     tier_model: str | None = None
     tier_share: float = Field(0.5, gt=0.0, le=1.0)
