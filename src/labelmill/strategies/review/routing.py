@@ -204,7 +204,7 @@ class Router:
             self.pool_x, self.pool_y = self.pool_x[keep], self.pool_y[keep]
         self.use_student = bool(student and embeddings is not None and self.llm_probs is not None)
         self.prior_rows = surest_rows(self.llm_probs) if self.llm_probs is not None and self.use_student and self.pool_x is None and self.prior in ("llm", "self", "auto") else np.zeros(0, dtype=int)
-        self._own_probs: np.ndarray | None = None  # prior "self": the latest student's distributions, its surest labels the next prior
+        self._own_probs: np.ndarray | None = None  # prior "self"/"auto": the student's latest distributions when its surest labels are the next prior
         # the seed: labeled rows held out from the student, with the LLM's distributions on them
         self.seed_p = self.seed_x = None
         self.seed_y = np.zeros(0, dtype=int)
@@ -375,7 +375,7 @@ class Router:
 
     def _pool(self, reviewed_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(x, y, weight) the student learns from besides the reviews: the config's labeled examples, or
-        else the LLM's surest labels on rows nobody reviewed."""
+        else the surest labels on rows nobody reviewed: the LLM's, or the student's own (`_follow_prior`)."""
         X = self.embeddings
         if self.pool_x is not None:
             return self.pool_x, self.pool_y, np.ones(len(self.pool_y))
