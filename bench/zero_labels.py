@@ -246,8 +246,8 @@ def candidates(X: np.ndarray, y: np.ndarray, llms: dict[str, tuple[np.ndarray, n
     from labelmill.numeric.combination import combine, fit_combination
     from labelmill.strategies.students import LinearStudent, self_trained, surest_rows
 
-    def student(rows: np.ndarray, prior: np.ndarray | None, P_test: np.ndarray | None) -> LinearStudent:
-        if P_test is None:  # no LLM: self-training on the unlabeled test rows
+    def student(rows: np.ndarray, prior: np.ndarray | str | None, P_test: np.ndarray | None) -> LinearStudent:
+        if isinstance(prior, str):  # "self": its own surest labels on the unlabeled test rows (no LLM)
             return self_trained(X[rows], y[rows], X_test, k_labels)
         if prior is None:
             return LinearStudent(k_labels, seed=0).fit(X[rows], y[rows])
@@ -257,7 +257,7 @@ def candidates(X: np.ndarray, y: np.ndarray, llms: dict[str, tuple[np.ndarray, n
     order = np.random.default_rng(0).permutation(len(y))
     every = np.arange(len(y))
 
-    def students(prior: np.ndarray | None, P_test: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def students(prior: np.ndarray | str | None, P_test: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         held = np.zeros((len(y), k_labels))
         for f in range(folds):
             test = order[f::folds]
@@ -265,8 +265,8 @@ def candidates(X: np.ndarray, y: np.ndarray, llms: dict[str, tuple[np.ndarray, n
         return held, student(every, prior, P_test).predict_proba(X_test)
 
     first = next(iter(llms.values()))[1]
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {"student": students(None, first), "student+prior": students(surest_rows(first), first),
-                                                     "student+self": students(None, None)}
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {"student": students(None, None), "student+prior": students(surest_rows(first), first),
+                                                     "student+self": students("self", None)}
     for name, (P, P_test) in llms.items():
         bases = {"student": out["student"], "student+prior": out["student+prior"] if P_test is first else students(surest_rows(P_test), P_test),
                  "student+self": out["student+self"]}

@@ -203,3 +203,18 @@ def test_the_prompt_floor_evaluates_every_shared_prefix_once_and_keeps_every_oth
     # sorted: the two demo_a rows ending 50 and 60 61, its twin, then the demo_b row; the first is evaluated whole
     assert own == [guide + demo_a + [50], [60, 61], [61], [8, 40, 41]]
     assert sum(map(len, own)) == 12  # the prefix tree's nodes: 3 + 2 + 1 + 2 + 1 + 3 (the twin keeps its last token)
+
+
+def test_the_efficiency_bench_s_self_trained_arm_learns_from_the_unlabeled_rows_and_is_combined_with_each_llm(bench):
+    zero = bench("zero_labels")
+    rng = np.random.default_rng(0)
+    X_test = np.vstack([rng.normal([-2, 0], 0.4, (200, 2)), rng.normal([2, 0], 0.4, (200, 2))])
+    y_test = np.array([0] * 200 + [1] * 200)
+    # ten labeled rows off the clusters' axis: their line alone is tilted through both clusters
+    X = np.vstack([rng.normal([-0.4, 2.2], 0.2, (5, 2)), rng.normal([2.6, -2.2], 0.2, (5, 2))])
+    y = np.array([0] * 5 + [1] * 5)
+    llm = np.full((len(y_test), 2), 0.5), np.full((len(y), 2), 0.5)  # an LLM that knows nothing
+    arms = zero.candidates(X, y, {"LLM": (llm[1], llm[0])}, X_test, 2)
+    assert set(arms) == {"student", "student+prior", "student+self", "LLM+student", "LLM+student+prior", "LLM+student+self"}
+    accuracy = {arm: np.mean(test.argmax(axis=1) == y_test) for arm, (_, test) in arms.items()}
+    assert accuracy["student"] < 0.97 and accuracy["student+self"] == 1.0

@@ -203,7 +203,7 @@ class Router:
             keep = self.pool_y >= 0
             self.pool_x, self.pool_y = self.pool_x[keep], self.pool_y[keep]
         self.use_student = bool(student and embeddings is not None and self.llm_probs is not None)
-        self.prior_rows = surest_rows(self.llm_probs) if self.llm_probs is not None and self.use_student and self.pool_x is None and self.prior in ("llm", "self", "auto") else np.zeros(0, dtype=int)
+        self.prior_rows = surest_rows(self.llm_probs) if self.llm_probs is not None and self.use_student and self.pool_x is None and self.prior is not None else np.zeros(0, dtype=int)
         self._own_probs: np.ndarray | None = None  # prior "self"/"auto": the student's latest distributions when its surest labels are the next prior
         # the seed: labeled rows held out from the student, with the LLM's distributions on them
         self.seed_p = self.seed_x = None
