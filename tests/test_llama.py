@@ -84,6 +84,29 @@ def test_generation_gives_text_and_token_logprobs(backend):
         assert all(lp <= 0 for lp in gen.token_logprobs)
 
 
+def test_batched_generation_matches_one_row_at_a_time_and_reads_a_shared_demo_once(backend):
+    """Rows with two different sets of demos (no prefix shared past the system prompt by all of them): generated
+    together they give the texts each gives alone, and the demos a group of rows shares are evaluated once, not once
+    a row (the engine's count of evaluated tokens is under the rows' own prompt tokens plus what they generated)."""
+    engine = backend.engine
+    demos = {
+        "a": (("A quiet, moving film.", "positive"), ("Dull from start to end.", "negative")),
+        "b": (("The acting is wooden and the plot is thin.", "negative"), ("A joy to watch, twice.", "positive")),
+    }
+    texts = list(SST2.text[20:32])
+    prompts = [Prompt(SYSTEM, demos["a" if i % 2 else "b"], t) for i, t in enumerate(texts)]
+    alone = [backend.generate([p], max_tokens=12, temperature=0.0, seed=0)[0] for p in prompts]
+    before = engine.tokens_evaluated
+    together = backend.generate(prompts, max_tokens=12, temperature=0.0, seed=0)
+    cost = engine.tokens_evaluated - before
+    assert sum(a.text == b.text for a, b in zip(alone, together)) >= len(prompts) - 1  # batch kernels round a rare token differently
+    prefix = len(engine.prefix)
+    own = sum(len(engine.prompt_tokens(p)) - prefix for p in prompts)
+    generated = sum(g.completion_tokens for g in together)
+    demo_tokens = min(len(engine.prompt_tokens(Prompt(SYSTEM, d, ""))) for d in demos.values()) - prefix - 8
+    assert demo_tokens > 20 and cost <= own + generated - 2 * 5 * demo_tokens  # six rows a set: five of each set's demos saved
+
+
 def test_prompt_longer_than_the_context_is_a_clear_error():
     small = llama.LlamaCppBackend(ModelSpec(n_ctx=256))
     with pytest.raises(BackendError, match="context window"):

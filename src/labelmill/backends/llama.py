@@ -325,14 +325,62 @@ class _Engine:
         """
         shared = common_prefix(token_lists)
         self.set_prefix(token_lists[0][:shared])
-        out = []
         rows = [_Row(tokens=t[shared:]) for t in token_lists]
         if temperature > 0:
             for row, tokens in zip(rows, token_lists):
                 row.rng = np.random.default_rng([seed, zlib.crc32(np.asarray(tokens, dtype=np.int64).tobytes())])
-        for group in self._row_groups(rows, shared, self.n_seq - 1):
-            out.extend(self._generate_group(group, shared, max_tokens, temperature, grammar, top_k))
+        out: list = [None] * len(rows)
+        order = sorted(range(len(rows)), key=lambda i: rows[i].tokens)  # rows that begin alike side by side: their prefix once
+        for group in self._generation_groups(order, rows, shared, max_tokens):
+            self._prefill([rows[i] for i in group], shared)
+            for i, result in zip(group, self._generate_group([rows[i] for i in group], shared, max_tokens, temperature, grammar, top_k)):
+                out[i] = result
         return out
+
+    def _generation_groups(self, order: list[int], rows: list[_Row], start: int, max_tokens: int):
+        """The rows (indices in `order`) that generate together: as many as the sequences and the context hold,
+        each with room for `max_tokens`. Every decode step costs about the same for one row or sixty (the weights
+        are read once), so the more rows step together, the less each answer costs."""
+        group: list[int] = []
+        used = start
+        for i in order:
+            need = len(rows[i].tokens) + max_tokens
+            if group and (len(group) >= self.n_seq - 1 or used + need > self.n_ctx):
+                yield group
+                group, used = [], start
+            group.append(i)
+            used += need
+        if group:
+            yield group
+
+    def _prefill(self, group: list[_Row], start: int) -> None:
+        """Evaluate each row's own tokens (beyond `start`) in a sequence of its own (slots 1..), in full batches,
+        and set row.logprobs. `group` in sorted order: a prefix rows share (the same first demos) is evaluated
+        once, its tokens belonging to every sequence that shares it (the nodes of the rows' prefix tree)."""
+        for slot, row in enumerate(group, start=1):
+            row.slot = slot
+            self._seq_cp(0, slot)
+        after = [common_prefix([a.tokens, b.tokens]) for a, b in zip(group, group[1:])] + [0]  # shared with the next row
+        entries: list[tuple[int, int, Sequence[int], bool]] = []
+        last: dict[int, _Row] = {}
+        before = 0  # the prefix this row shares with the one before: evaluated there
+        for i, row in enumerate(group):
+            reach = []  # reach[k]: the prefix row i shares with row i+1+k (the least of the pairs between)
+            for lcp in after[i:-1]:
+                reach.append(min(lcp, reach[-1]) if reach else lcp)
+            for j in range(before, len(row.tokens)):
+                while reach and reach[-1] <= j:
+                    reach.pop()
+                seqs = (row.slot, *(group[i + 1 + k].slot for k in range(len(reach))))
+                if j == len(row.tokens) - 1:
+                    last[len(entries)] = row
+                entries.append((row.tokens[j], start + j, seqs, j == len(row.tokens) - 1))
+            before = after[i]
+        for offset in range(0, len(entries), self.n_batch):
+            self._decode(entries[offset : offset + self.n_batch])
+            for index in range(offset, min(offset + self.n_batch, len(entries))):
+                if index in last:
+                    last[index].logprobs = self._logprobs_at(index - offset)
 
     def _generate_group(self, group: list[_Row], start: int, max_tokens: int, temperature: float, grammar: str | None, top_k: int):
         texts: list[list[int]] = [[] for _ in group]
