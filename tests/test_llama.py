@@ -100,6 +100,8 @@ def test_batched_generation_matches_one_row_at_a_time_and_reads_a_shared_demo_on
     together = backend.generate(prompts, max_tokens=12, temperature=0.0, seed=0)
     cost = engine.tokens_evaluated - before
     assert sum(a.text == b.text for a, b in zip(alone, together)) >= len(prompts) - 1  # batch kernels round a rare token differently
+    for a, b in zip(alone, together):  # every row read its own context: its first token's five likeliest as alone (rounding: < 0.2)
+        assert all(abs(a.top_logprobs[t] - b.top_logprobs.get(t, -99.0)) < 0.4 for t in list(a.top_logprobs)[:5])
     prefix = len(engine.prefix)
     own = sum(len(engine.prompt_tokens(p)) - prefix for p in prompts)
     generated = sum(g.completion_tokens for g in together)

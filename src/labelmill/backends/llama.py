@@ -332,7 +332,11 @@ class _Engine:
         out: list = [None] * len(rows)
         order = sorted(range(len(rows)), key=lambda i: rows[i].tokens)  # rows that begin alike side by side: their prefix once
         for group in self._generation_groups(order, rows, shared, max_tokens):
-            self._prefill([rows[i] for i in group], shared)
+            try:
+                self._prefill([rows[i] for i in group], shared)
+            except BaseException:  # a failed decode leaves no half-filled sequence for the engine's next call
+                self._clear_slots(range(1, len(group) + 1))
+                raise
             for i, result in zip(group, self._generate_group([rows[i] for i in group], shared, max_tokens, temperature, grammar, top_k)):
                 out[i] = result
         return out
