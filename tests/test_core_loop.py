@@ -143,6 +143,10 @@ def test_the_batch_is_the_config_s_when_set_else_at_least_what_the_backend_prefe
     assert size(Wide) == 64 and size(FakeBackend) == 32  # unset: the default 32, or more where the backend prefers more
     assert size(Narrow) == 32  # never below the default
     assert size(Wide, batch_size=4) == 4 and size(Wide, batch_size=100) == 100  # set: the config's, whatever the backend prefers
+    from labelmill.backends.llama import LlamaCppBackend
+
+    # the embedded model sorts a call's prompts so rows with the same demos share them: 128 rows share more than 32
+    assert size(LlamaCppBackend) == 128 and size(LlamaCppBackend, batch_size=8) == 8
 
 
 class Budget(FakeBackend):

