@@ -88,20 +88,28 @@ def test_the_encoder_precision_follows_the_cpu_and_the_environment(monkeypatch):
         encoder_dtype()
 
 
-def test_a_bfloat16_encoder_gives_the_float32_vectors_within_rounding(monkeypatch):
+def _embedded_under(monkeypatch, texts, *settings):
+    """`texts` embedded once under each of `settings` (environment variables, each added to the ones before),
+    each time by a freshly loaded encoder; the next test loads its own."""
     from labelmill.selectors.embeddings import embed, unload_all
 
-    texts = ["A delightful, moving film.", "The stock market fell sharply today.", "Rain again on the long commute."]
-    monkeypatch.setenv("LABELMILL_ENCODER", "sentence-transformers")  # (the default model's numpy path has no bfloat16)
-    monkeypatch.setenv("LABELMILL_ENCODER_DTYPE", "float32")
-    unload_all()
-    exact = embed(texts)
-    monkeypatch.setenv("LABELMILL_ENCODER_DTYPE", "bfloat16")
-    unload_all()
+    out = []
     try:
-        rounded = embed(texts)
+        for env in settings:
+            for name, value in env.items():
+                monkeypatch.setenv(name, value)
+            unload_all()
+            out.append(embed(texts))
     finally:
-        unload_all()  # the next test loads its own (float32) encoder
+        unload_all()
+    return out
+
+
+def test_a_bfloat16_encoder_gives_the_float32_vectors_within_rounding(monkeypatch):
+    texts = ["A delightful, moving film.", "The stock market fell sharply today.", "Rain again on the long commute."]
+    exact, rounded = _embedded_under(
+        monkeypatch, texts, {"LABELMILL_ENCODER": "sentence-transformers", "LABELMILL_ENCODER_DTYPE": "float32"}, {"LABELMILL_ENCODER_DTYPE": "bfloat16"}
+    )
     assert rounded.dtype == np.float32 and rounded.shape == exact.shape
     assert (np.sum(exact * rounded, axis=1) > 0.99).all()
 
@@ -113,8 +121,6 @@ def test_the_numpy_minilm_gives_sentence_transformers_float32_vectors_without_im
     import subprocess
     import sys
 
-    from labelmill.selectors.embeddings import embed, unload_all
-
     texts = [
         "A delightful, moving film.",
         "The stock market fell sharply today after the central bank raised rates.",
@@ -125,16 +131,9 @@ def test_the_numpy_minilm_gives_sentence_transformers_float32_vectors_without_im
         "I lost my card, how do I get a new one?",
         "When will my card arrive?",
     ]
-    monkeypatch.setenv("LABELMILL_ENCODER_DTYPE", "float32")
-    monkeypatch.setenv("LABELMILL_ENCODER", "sentence-transformers")
-    unload_all()
-    reference = embed(texts)
-    monkeypatch.setenv("LABELMILL_ENCODER", "numpy")
-    unload_all()
-    try:
-        ours = embed(texts)
-    finally:
-        unload_all()
+    reference, ours = _embedded_under(
+        monkeypatch, texts, {"LABELMILL_ENCODER": "sentence-transformers", "LABELMILL_ENCODER_DTYPE": "float32"}, {"LABELMILL_ENCODER": "numpy"}
+    )
     assert ours.shape == reference.shape == (len(texts), 384) and ours.dtype == np.float32
     assert np.abs(ours - reference).max() < 1e-4
     assert (np.linalg.norm(ours, axis=1) > 0.999).all()
