@@ -55,6 +55,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -280,13 +281,10 @@ def run_autolabel(config: Path, kind: str, python: str) -> dict:
     return {"seconds": seconds, **json.loads((folder / "autolabel.json").read_text())}
 
 
-def prompt_floor(config: Path) -> dict:
-    """The speed limit any tool meets with these prompts on this model: the bare forward pass (no scoring, no
-    generation, no parsing) over every row's own prompt tokens (its demos, its text, the template around them),
-    packed into full batches, with every prefix rows share (the guidelines; a first demo two rows share)
-    evaluated once (`unshared_tokens`). A tool
-    that reads the same prompts cannot be faster, so Autolabel's time over this one is the most it can be beaten by."""
-    from labelmill.backends.llama import common_prefix
+@contextmanager
+def _prompt_lists(config: Path):
+    """The engine of the config's job on the embedded model and every row's prompt tokens, as `run` builds them
+    (the row's own demos, its text, the template around them)."""
     from labelmill.config import derive_config, load_with_notices, model_from_text
     from labelmill.core import Job
     from labelmill.io import read_rows
@@ -297,14 +295,45 @@ def prompt_floor(config: Path) -> dict:
         engine = job.backend.engine
         inputs = [job.row_input(r) for r in read_rows(config.parent / "rows.csv", cfg.dataset).to_dict("records")]
         job.prepare_rows(inputs)
-        lists = [engine.prompt_tokens(job.prompt(text)) for text in inputs]
+        yield engine, [engine.prompt_tokens(job.prompt(text)) for text in inputs]
+    finally:
+        job.backend.close()
+
+
+def prompt_floor(config: Path) -> dict:
+    """The speed limit any tool meets with these prompts on this model: the bare forward pass (no scoring, no
+    generation, no parsing) over every row's own prompt tokens (its demos, its text, the template around them),
+    packed into full batches, with every prefix rows share (the guidelines; a first demo two rows share)
+    evaluated once (`unshared_tokens`). A tool
+    that reads the same prompts cannot be faster, so Autolabel's time over this one is the most it can be beaten by."""
+    from labelmill.backends.llama import common_prefix
+
+    with _prompt_lists(config) as (engine, lists):
         own = unshared_tokens(lists)
         engine.forward_seconds(own[:4])  # warm-up
         seconds = engine.forward_seconds(own)
-    finally:
-        job.backend.close()
     n = len(own)
     return {"shared_tokens": common_prefix(lists), "own_tokens_per_row": sum(map(len, own)) / n, "floor_s_per_row": seconds / n}
+
+
+def tokens_by_call(lists: list[list[int]], size: int) -> float:
+    """Prompt tokens a row that a labeler evaluating the rows `size` at a time must evaluate at the least: the
+    rows in their order cut into calls of `size`, the prefix every row shares (the guidelines) evaluated once
+    for all calls, and within a call every prefix its rows share once (`unshared_tokens`)."""
+    from labelmill.backends.llama import common_prefix
+
+    shared = common_prefix(lists)
+    total = shared + sum(len(t) for start in range(0, len(lists), size) for t in unshared_tokens([r[shared:] for r in lists[start : start + size]]))
+    return total / len(lists)
+
+
+def prompt_sharing(config: Path, sizes: tuple[int, ...] = (32, 128)) -> dict:
+    """How much of the prompts a labeler can share by the number of rows it gives the engine at once
+    (`tokens_by_call`; no forward pass: the count only). All rows at once is the floor's count."""
+    with _prompt_lists(config) as (engine, lists):
+        out = {f"tokens_per_row_by_{size}": tokens_by_call(lists, size) for size in sizes}
+        out["tokens_per_row_all_at_once"] = tokens_by_call(lists, len(lists))
+    return out
 
 
 def unshared_tokens(lists: list[list[int]]) -> list[list[int]]:
@@ -346,7 +375,11 @@ def _floor_part(name: str, config: Path, test: pd.DataFrame, kind: str, args: ar
     return {f"{name}_{k}": v for k, v in prompt_floor(config).items()}
 
 
-PARTS = {"labelmill": _labelmill_part, "autolabel": _autolabel_part, "floor": _floor_part}
+def _sharing_part(name: str, config: Path, test: pd.DataFrame, kind: str, args: argparse.Namespace) -> dict:
+    return {f"{name}_{k}": v for k, v in prompt_sharing(config).items()}
+
+
+PARTS = {"labelmill": _labelmill_part, "autolabel": _autolabel_part, "floor": _floor_part, "sharing": _sharing_part}
 
 
 def machine_tag() -> str:
@@ -398,7 +431,9 @@ def main() -> None:
                         help="the test file's first --rows rows, or the first --rows of a seed-0 permutation")
     parser.add_argument("--parts", default="labelmill,autolabel",
                         help="what to run per set: labelmill, autolabel (with --autolabel-python), floor (the bare forward pass over every "
-                        "row's own prompt tokens: the speed limit of any tool on these prompts; `<set>_floor_s_per_row`, `<set>_speedup_ceiling`)")
+                        "row's own prompt tokens: the speed limit of any tool on these prompts; `<set>_floor_s_per_row`, `<set>_speedup_ceiling`), "
+                        "sharing (prompt tokens a row that must be evaluated when the rows reach the engine 32 or 128 at a time, or all at once; "
+                        "a count, no forward pass)")
     parser.add_argument("--results", help="keep each set's measured parts here (default: the workdir); bench/results/autolabel_compat "
                         "holds the ones bench/README reports")
     parser.add_argument("--resume", action="store_true", help="reuse each part of each set (labelmill, autolabel, floor) saved in "

@@ -205,6 +205,17 @@ def test_the_prompt_floor_evaluates_every_shared_prefix_once_and_keeps_every_oth
     assert sum(map(len, own)) == 12  # the prefix tree's nodes: 3 + 2 + 1 + 2 + 1 + 3 (the twin keeps its last token)
 
 
+def test_rows_given_to_the_engine_fewer_at_a_time_share_less_of_their_prompts(bench):
+    compat = bench("autolabel_compat")
+    guide, demo_a, demo_b = [1, 2, 3], [7, 7], [8]
+    rows = [guide + demo_a + [50], guide + demo_b + [40], guide + demo_a + [60], guide + demo_b + [41]]
+    # all at once: the guidelines once, demo_a once (+50, +60), demo_b once (+40, +41): 3 + 2 + 1 + 1 + 1 + 1 + 1
+    assert compat.tokens_by_call(rows, 4) == 10 / 4
+    # two at a time: the guidelines still once, but each call holds one row of each demo, so no demo is shared
+    assert compat.tokens_by_call(rows, 2) == (3 + 3 + 2 + 3 + 2) / 4
+    assert compat.tokens_by_call(rows, 1) == (3 + 3 + 2 + 3 + 2) / 4
+
+
 def test_the_efficiency_bench_s_self_trained_arm_learns_from_the_unlabeled_rows_and_is_combined_with_each_llm(bench):
     zero = bench("zero_labels")
     rng = np.random.default_rng(0)
