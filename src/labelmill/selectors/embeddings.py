@@ -98,8 +98,8 @@ def _encode(model: str, texts: list[str]) -> np.ndarray:
 def _light_encoder(model: str):
     """The default encoder in numpy (`minilm.MiniLM`, no torch import: about 4 s off a short run) when
     LABELMILL_ENCODER=numpy and its package is installed; None otherwise. Opt-in for now: its float32 vectors
-    differ from the bfloat16 ones sentence-transformers gives on AVX512-BF16 machines, and a test whose routing
-    sits on a threshold's edge (test_freeal's cascade) moves with them."""
+    differ from the bfloat16 ones sentence-transformers gives on AVX512-BF16 machines, where the measured figures
+    were taken."""
     engine = os.environ.get(ENGINE_ENV, "sentence-transformers").strip().lower() or "sentence-transformers"
     if engine not in ("sentence-transformers", "numpy"):
         from labelmill.errors import ConfigError
