@@ -436,7 +436,7 @@ def main() -> None:
                         "a count, no forward pass)")
     parser.add_argument("--results", help="keep each set's measured parts here (default: the workdir); bench/results/autolabel_compat "
                         "holds the ones bench/README reports")
-    parser.add_argument("--resume", action="store_true", help="reuse each part of each set (labelmill, autolabel, floor) saved in "
+    parser.add_argument("--resume", action="store_true", help="reuse each part of each set (labelmill, autolabel, floor, sharing) saved in "
                         "--results by an earlier command with the same --sample, --rows and --seed-rows on the same kind of machine "
                         "(cores and llama.cpp build), and run only the rest")
     parser.add_argument("--json", action="store_true")

@@ -61,7 +61,7 @@ def _hash_encoder(monkeypatch):
         from labelmill.selectors import embeddings
 
         monkeypatch.setattr(embeddings, "load_encoder", lambda model: HashEncoder())
-        monkeypatch.setenv(embeddings.ENGINE_ENV, "sentence-transformers")  # the numpy MiniLM goes through load_encoder too
+        monkeypatch.setenv(embeddings.ENGINE_ENV, "sentence-transformers")  # the numpy MiniLM would bypass the fake load_encoder
 
 
 @pytest.fixture(autouse=True)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from scipy.special import softmax
 
 MAX_TOKENS = 256  # sentence_bert_config.json's max_seq_length, as sentence-transformers truncates
 
@@ -100,10 +101,7 @@ class MiniLM:
             return y.reshape(n, length, self.heads, size).transpose(0, 2, 1, 3)
 
         q, k, v = (heads(dense(flat, f"attention.self.{name}")) for name in ("query", "key", "value"))
-        scores = q @ k.transpose(0, 1, 3, 2) * np.float32(1.0 / math.sqrt(size)) + bias
-        from scipy.special import softmax
-
-        scores = softmax(scores, axis=-1)
+        scores = softmax(q @ k.transpose(0, 1, 3, 2) * np.float32(1.0 / math.sqrt(size)) + bias, axis=-1)
         context = (scores @ v).transpose(0, 2, 1, 3).reshape(n * length, hidden)
         flat = _layer_norm(flat + dense(context, "attention.output.dense"), w[f"{p}attention.output.LayerNorm.weight"], w[f"{p}attention.output.LayerNorm.bias"], self.eps)
         out = dense(_gelu(dense(flat, "intermediate.dense")), "output.dense")
