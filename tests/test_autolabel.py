@@ -269,3 +269,14 @@ def test_explanation_column_becomes_the_demos_reasoning_and_leaves_the_row_s_tem
     notices = []
     load_config({**raw, "prompt": {**prompt, "chain_of_thought": False}, "dataset": {**raw["dataset"], "explanation_column": "explanation"}}, notices=notices)
     assert any("shown only with chain_of_thought" in n for n in notices)
+
+
+def test_per_row_selections_show_their_examples_in_the_order_rows_share(tmp_path):
+    from labelmill.autolabel import convert_autolabel_config
+
+    base = {"task_name": "t", "task_type": "classification", "dataset": {"label_column": "label"},
+            "prompt": {"task_guidelines": "g", "labels": ["a", "b"], "few_shot_examples": [{"example": "x", "label": "a"}], "few_shot_num": 1}}
+    similar, notes = convert_autolabel_config({**base, "prompt": {**base["prompt"], "few_shot_selection": "semantic_similarity"}})
+    fixed, _ = convert_autolabel_config({**base, "prompt": {**base["prompt"], "few_shot_selection": "fixed"}})
+    assert similar["examples"]["order"] == "shared_first" and "order" not in fixed["examples"]
+    assert any("shared_first" in n and "nearest_first" in n for n in notes)

