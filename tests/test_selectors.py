@@ -203,3 +203,16 @@ def test_shared_first_shows_each_rows_own_examples_in_one_order_for_all_rows(tmp
         for i, first in enumerate(demos):
             for second in demos[i + 1 :]:
                 assert place.setdefault((first, second), True) and (second, first) not in place
+
+
+def test_the_shared_rank_counts_every_block_of_a_large_pool():
+    from labelmill.selectors.pickers import shared_rank
+
+    # two hubs, each the nearest of its own cloud of perturbations (in 256 dimensions two perturbations are further
+    # apart than either is from its hub): hub a (place 0) of places 1-290, hub b (place 599) of places 291-598.
+    # b is picked 308 times against a's 290, but only 221 of b's come from the first block of 512 rows
+    rng = np.random.default_rng(0)
+    a, b = np.eye(256)[0], np.eye(256)[1]
+    cloud = [unit(a + 0.02 * rng.normal(size=256)) for _ in range(290)] + [unit(b + 0.02 * rng.normal(size=256)) for _ in range(308)]
+    rank = shared_rank(np.stack([a, *cloud, b]), 1)
+    assert rank[599] == 0 and rank[0] == 1 and sorted(rank) == list(range(600))

@@ -72,12 +72,15 @@ def shared_rank(vectors: np.ndarray, k: int) -> np.ndarray:
     """A fixed rank of the pool's examples, most often picked first: how many of the other examples have each
     among their k nearest (ties by place in the pool). It depends on the pool alone, so a row's prompt does not
     change with the rows labeled beside it."""
-    sims = vectors @ vectors.T
-    np.fill_diagonal(sims, -np.inf)
-    k = min(k, len(vectors) - 1)
-    counts = np.bincount(np.argsort(-sims, axis=1, kind="stable")[:, :k].ravel(), minlength=len(vectors)) if k > 0 else np.zeros(len(vectors), int)
-    rank = np.empty(len(vectors), dtype=int)
-    rank[np.lexsort((np.arange(len(vectors)), -counts))] = np.arange(len(vectors))
+    n = len(vectors)
+    k = min(k, n - 1)
+    counts = np.zeros(n, dtype=int)
+    for start in range(0, n if k > 0 else 0, 512):  # a block of rows at a time: a large pool never needs an n x n matrix
+        sims = vectors[start : start + 512] @ vectors.T
+        sims[np.arange(len(sims)), np.arange(start, start + len(sims))] = -np.inf
+        counts += np.bincount(np.argsort(-sims, axis=1, kind="stable")[:, :k].ravel(), minlength=n)
+    rank = np.empty(n, dtype=int)
+    rank[np.lexsort((np.arange(n), -counts))] = np.arange(n)
     return rank
 
 
