@@ -27,26 +27,42 @@ def _labels() -> tuple[list[list[int]], dict[int, float]]:
     return candidates, cont
 
 
-def _score(skip_mass: float) -> tuple[list[float], list[int]]:
+def _engine(decoded: list[tuple[int, int]], cont: dict[int, float]):
     engine = object.__new__(llama._Engine)  # no model: only the pruning logic runs
-    candidates, cont = _labels()
-    decoded: list[int] = []
 
-    def decode_subtrees(row, pos, roots, cands, scores, free):
-        for node in roots:
-            decoded.append(node.token)
-            for c in node.candidates:
-                scores[c] += math.log(cont[c])
+    def decode_units(units, cands, free):
+        for row, pos, roots, scores in units:
+            for node in roots:
+                decoded.append((row.slot, node.token))
+                for c in node.candidates:
+                    scores[c] += math.log(cont[c])
 
-    engine._decode_subtrees = decode_subtrees
+    engine._decode_units = decode_units
+    return engine
+
+
+def _row(slot: int, first: dict[int, float]):
     logprobs = np.full(1000, -50.0)
-    for token, p in FIRST.items():
+    for token, p in first.items():
         logprobs[token] = math.log(p)
-    row = llama._Row(tokens=[7])
+    row = llama._Row(tokens=[7], slot=slot)
     row.logprobs = logprobs
-    scores = [float(logprobs[c[0]]) for c in candidates]
-    engine._score_continuations(row, 1, llama._build_trie(candidates), candidates, scores, list(range(10)), skip_mass)
+    return row
+
+
+def _score_rows(skip_mass: float, firsts: list[dict[int, float]]) -> tuple[list[list[float]], list[tuple[int, int]]]:
+    """Scores of every row of one group, and the (row slot, subtree root) pairs decoded, in order."""
+    candidates, cont = _labels()
+    decoded: list[tuple[int, int]] = []
+    rows = [_row(slot, first) for slot, first in enumerate(firsts, start=1)]
+    scores = [[float(row.logprobs[c[0]]) for c in candidates] for row in rows]
+    _engine(decoded, cont)._score_continuations(rows, [1] * len(rows), llama._build_trie(candidates), candidates, scores, list(range(10, 20)), skip_mass)
     return scores, decoded
+
+
+def _score(skip_mass: float) -> tuple[list[float], list[int]]:
+    scores, decoded = _score_rows(skip_mass, [FIRST])
+    return scores[0], [token for _, token in decoded]
 
 
 def test_label_subtrees_are_decoded_likeliest_first_and_the_negligible_ones_left_with_their_bound():
@@ -72,3 +88,15 @@ def test_the_one_token_labels_count_in_the_mass_already_scored(monkeypatch):
     """6e-4 is under 1e-3 of all the mass scored (0.95, the one-token label's 0.5 in it), not of the rest's 0.45."""
     monkeypatch.setitem(FIRST, 4, 6e-4)
     assert _score(1e-3)[1] == [2, 3]
+
+
+def test_each_row_of_a_group_stops_when_its_own_rest_cannot_matter():
+    """Two rows scored together: the first leaves token 4's subtree (1e-7), the second, whose first tokens favour 4,
+    decodes it; each row's scores are what it gets alone."""
+    second = {1: 0.05, 2: 0.05, 3: 0.05, 4: 0.85}
+    scores, decoded = _score_rows(1e-3, [FIRST, second])
+    assert sorted(decoded) == [(1, 2), (1, 3), (2, 2), (2, 3), (2, 4)]
+    assert decoded.index((2, 4)) < decoded.index((2, 2))  # the second row's likeliest subtree first
+    assert scores[0] == _score_rows(1e-3, [FIRST])[0][0]
+    assert scores[1] == _score_rows(1e-3, [second])[0][0]
+    assert [math.exp(s) for s in scores[1][16:]] == pytest.approx([0.85 * p for p in ROOT4])

@@ -76,6 +76,41 @@ def test_shared_prefix_is_evaluated_once(backend):
     assert own(second) <= second_cost <= own(second) + 2 * len(second) < own(second) + prefix
 
 
+def test_scored_rows_read_a_shared_demo_once_and_score_as_alone(backend):
+    """Rows with two different sets of demos, scored together against labels of several tokens: each row's scores are
+    those it gets alone, and the demos a group of sorted rows shares are evaluated once, not once a row (the engine's
+    count: under the rows' own prompt tokens plus their label continuations, less five of each set's six demos).
+    Held to a few KV cells a group, every row is a group of its own: the same scores, nothing shared."""
+    engine = backend.engine
+    labels = ["positive", "negative", "not sure at all", "not about a film"]  # two share their first tokens: a trie
+    demos = {
+        "a": (("A quiet, moving film.", "positive"), ("Dull from start to end.", "negative")),
+        "b": (("The acting is wooden and the plot is thin.", "negative"), ("A joy to watch, twice.", "positive")),
+    }
+    prompts = [Prompt(SYSTEM, demos["a" if i % 2 else "b"], t) for i, t in enumerate(SST2.text[40:52])]
+    alone = [backend.score([p], labels)[0].logprobs for p in prompts]
+    before = engine.tokens_evaluated
+    together = [r.logprobs for r in backend.score(prompts, labels)]
+    cost = engine.tokens_evaluated - before
+    for a, b in zip(alone, together):
+        assert np.allclose(a, b, atol=0.25, rtol=0.02)  # batch kernels differ only in rounding (more, in nats, far in the tail)
+    prefix = len(engine.prefix)
+    own = sum(len(engine.prompt_tokens(p)) - prefix for p in prompts)
+    continuations = len(prompts) * sum(backend.count_tokens(label) - 1 for label in labels)  # at most: a node per label token but the last
+    demo_tokens = min(len(engine.prompt_tokens(Prompt(SYSTEM, d, ""))) for d in demos.values()) - prefix - 8
+    assert demo_tokens > 20 and cost <= own + continuations - 2 * 5 * demo_tokens
+    cells = engine.score_cells
+    engine.score_cells = 4
+    try:
+        before = engine.tokens_evaluated
+        apart = [r.logprobs for r in backend.score(prompts, labels)]
+        assert engine.tokens_evaluated - before >= own
+    finally:
+        engine.score_cells = cells
+    for a, b in zip(alone, apart):
+        assert np.allclose(a, b, atol=0.25, rtol=0.02)
+
+
 def test_generation_gives_text_and_token_logprobs(backend):
     gens = backend.generate([Prompt(SYSTEM, (), t) for t in SST2.text[:3]], max_tokens=16, temperature=0.0, seed=0)
     for gen in gens:

@@ -100,8 +100,7 @@ class ExamplesSpec(_Strict):
         "nearest_last",
         description="Per-row selections: the order a prompt shows its examples. nearest_last: the nearest next to the row; nearest_first: "
         "Autolabel's order; shared_first: the examples rows pick most often first, in one fixed order, so rows that share them share "
-        "their prompt's beginning and the embedded model's generation evaluates it once (scored tasks read each row's prompt "
-        "in full, so there it changes no time).",
+        "their prompt's beginning and the embedded model evaluates it once (generation and scoring alike).",
     )
 
 

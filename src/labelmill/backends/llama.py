@@ -3,9 +3,11 @@
 Fast by construction:
 - the prompt prefix shared by all rows (guidelines + demos) is evaluated once and kept in KV sequence 0;
 - many rows are evaluated together in one forward pass, each in its own KV sequence that shares the
-  prefix cells (unified KV cache), so the batch rate applies to the rows' own tokens;
+  prefix cells (unified KV cache), so the batch rate applies to the rows' own tokens; rows are taken in sorted
+  order, so a prefix some of them share beyond that (the same first demos) is evaluated once for them all;
 - a closed label set is scored exactly: log P(label tokens | prompt), reading the logits after the
-  last prompt token and, for labels longer than one token, decoding their continuations as a trie. Opt-in
+  last prompt token and, for labels longer than one token, decoding their continuations as a trie (the tries
+  of several rows in one forward pass, each label path in a sequence of its own). Opt-in
   (`model.params: {skip_mass: 0.001}`): the likeliest first tokens first, and the subtrees whose first
   tokens together hold at most that share of the probability already scored are not decoded (each of their
   labels keeps an equal share of its first token's probability, a bound on it), so a large label set
@@ -81,7 +83,9 @@ class _Engine:
         params.n_ctx = n_ctx
         params.n_batch = n_batch
         params.n_ubatch = n_batch
-        params.n_seq_max = n_seq
+        # rows use sequences 1..n_seq-1; label continuations take more, up to the most llama.cpp allows
+        self.n_slots = max(n_seq, MAX_SEQUENCES)
+        params.n_seq_max = self.n_slots
         params.kv_unified = True
         params.n_threads = n_threads
         params.n_threads_batch = n_threads
@@ -90,9 +94,10 @@ class _Engine:
         self.memory = llama_cpp.llama_get_memory(self.ctx.ctx)
         self.n_ctx = n_ctx
         self.n_batch = n_batch
+        self.score_cells = 2 * n_batch  # KV cells a scoring group's own tokens may hold (`_score_groups`)
         self.n_seq = n_seq
         self.n_vocab = self.model.n_vocab()
-        self.batch = llama_cpp.llama_batch_init(n_batch, 0, n_seq)
+        self.batch = llama_cpp.llama_batch_init(n_batch, 0, self.n_slots)
         self.prefix: list[int] = []  # tokens held in KV sequence 0
         self.tokens_evaluated = 0  # every token sent through llama_decode (what prefix reuse saves shows here)
         self.lock = threading.Lock()
@@ -230,89 +235,142 @@ class _Engine:
     # scoring ----------------------------------------------------------------------------------
     def score(self, token_lists: list[list[int]], candidates: list[list[int]], skip_mass: float = 0.0) -> list[list[float]]:
         """log P(candidate tokens | prompt tokens) for every prompt and candidate (`skip_mass`: see
-        `_score_continuations`; 0 decodes every candidate)."""
+        `_score_continuations`; 0 decodes every candidate). Rows are evaluated in sorted order, so a prefix some of
+        them share (the same first demos) is evaluated once for them all, as in generation (`_prefill`)."""
         shared = common_prefix(token_lists)
         self.set_prefix(token_lists[0][:shared])
         trie = _build_trie(candidates)
-        results: list[list[float]] = []
+        results: list[list[float]] = [[] for _ in token_lists]
         rows = [_Row(tokens=t[shared:]) for t in token_lists]
-        # with labels longer than one token, half the sequences stay free for their continuations
-        max_rows = (self.n_seq - 1) // 2 if trie else self.n_seq - 1
-        for group in self._row_groups(rows, shared, max_rows):
-            free = list(range(len(group) + 1, self.n_seq))
-            for row in group:
-                scores = [float(row.logprobs[c[0]]) for c in candidates]
+        order = sorted(range(len(rows)), key=lambda i: rows[i].tokens)
+        trie_cells = max(_trie_size(trie), self.n_batch) if trie else 0  # the continuations' cells at once (`_decode_units`)
+        max_rows = min(self.n_seq - 1, (self.n_slots - 1) // 2) if trie else self.n_seq - 1  # sequences left for label paths
+        for group in self._score_groups(order, rows, shared, max_rows, trie_cells):
+            members = [rows[i] for i in group]
+            try:
+                self._prefill(members, shared)
+                scores = [[float(row.logprobs[c[0]]) for c in candidates] for row in members]
                 if trie:
-                    self._score_continuations(row, shared + len(row.tokens), trie, candidates, scores, free, skip_mass)
-                results.append(scores)
-            self._clear_slots([row.slot for row in group])
+                    free = list(range(len(group) + 1, self.n_slots))
+                    self._score_continuations(members, [shared + len(r.tokens) for r in members], trie, candidates, scores, free, skip_mass)
+                for i, row_scores in zip(group, scores):
+                    results[i] = row_scores
+            finally:  # a failed decode leaves no half-filled sequence for the engine's next call
+                self._clear_slots(range(1, len(group) + 1))
         return results
 
-    def _score_continuations(
-        self, row: _Row, pos: int, trie: list[_TrieNode], candidates: list[list[int]], scores: list[float], free: list[int], skip_mass: float
-    ) -> None:
-        """Add log P(token k+1 | ..token k) for candidates longer than one token: subtrees in order of their
-        first token's probability, a few candidates at a time, until the first-token mass of the subtrees
-        left is at most `skip_mass` of the exact mass scored so far; each candidate left keeps an equal share
-        of its first token's log-probability (an upper bound on the subtree's total). `skip_mass` 0: every
-        subtree at once, exactly."""
-        if skip_mass <= 0:
-            self._decode_subtrees(row, pos, trie, candidates, scores, free)
-            return
-        roots = sorted(trie, key=lambda node: -float(row.logprobs[node.token]))
-        in_trie = {c for node in roots for c in node.candidates}
-        scored = [scores[c] for c in range(len(candidates)) if c not in in_trie]  # one-token candidates: exact already
-        step = max(8, len(free) // 4)
-        k = 0
-        while k < len(roots):
-            group = [roots[k]]
-            k += 1
-            while k < len(roots) and sum(len(n.candidates) for n in group) + len(roots[k].candidates) <= step:
-                group.append(roots[k])
-                k += 1
-            self._decode_subtrees(row, pos, group, candidates, scores, free)
-            scored += [scores[c] for node in group for c in node.candidates]
-            left = roots[k:]
-            if left:
-                from scipy.special import logsumexp
+    def _score_groups(self, order: list[int], rows: list[_Row], start: int, max_rows: int, trie_cells: int):
+        """The rows (indices in sorted `order`) evaluated together: at most `max_rows`, and at most `score_cells` KV
+        cells for their tokens beyond what the group shares with the row before (every cell of the cache takes
+        part in each decode's attention, so a group costs more a token the more cells it holds), with room for
+        the label continuations (`trie_cells`) in the context. A row longer than that is a group of its own."""
+        budget = min(self.score_cells, self.n_ctx - start - trie_cells)
+        group: list[int] = []
+        used = 0
+        before: list[int] | None = None
+        for i in order:
+            tokens = rows[i].tokens
+            own = len(tokens) - (common_prefix([before, tokens]) if group else 0)
+            if group and (len(group) >= max_rows or used + own > budget):
+                yield group
+                group, used, own = [], 0, len(tokens)
+            group.append(i)
+            used += own
+            before = tokens
+        if group:
+            yield group
 
-                if logsumexp([float(row.logprobs[n.token]) for n in left]) <= logsumexp(scored) + np.log(skip_mass):
+    def _score_continuations(
+        self, rows: list[_Row], positions: list[int], trie: list[_TrieNode], candidates: list[list[int]], scores: list[list[float]],
+        free: list[int], skip_mass: float
+    ) -> None:
+        """Add log P(token k+1 | ..token k) for candidates longer than one token, for every row of a group (its
+        prompt evaluated in `row.slot`, its next position in `positions`): subtrees in order of their first token's
+        probability, a few candidates at a time, until the first-token mass of the subtrees left is at most
+        `skip_mass` of the exact mass scored so far; each candidate left keeps an equal share of its first token's
+        log-probability (an upper bound on the subtree's total). `skip_mass` 0: every subtree at once, exactly.
+        The rows' subtrees are decoded together, as many as the sequences and a batch hold (`_decode_units`)."""
+        if skip_mass <= 0:
+            self._decode_units([(row, pos, trie, row_scores) for row, pos, row_scores in zip(rows, positions, scores)], candidates, free)
+            return
+        from scipy.special import logsumexp
+
+        roots = [sorted(trie, key=lambda node: -float(row.logprobs[node.token])) for row in rows]
+        in_trie = {c for node in trie for c in node.candidates}
+        one_token = [[row_scores[c] for c in range(len(candidates)) if c not in in_trie] for row_scores in scores]  # exact already
+        decoded: list[list[int]] = [[] for _ in rows]
+        done = [0] * len(rows)  # subtrees decoded, per row
+        active = list(range(len(rows)))
+        while active:
+            units = []
+            for r in active:
+                group = [roots[r][done[r]]]
+                done[r] += 1
+                while done[r] < len(roots[r]) and sum(len(n.candidates) for n in group) + len(roots[r][done[r]].candidates) <= SKIP_STEP:
+                    group.append(roots[r][done[r]])
+                    done[r] += 1
+                decoded[r] += [c for node in group for c in node.candidates]
+                units.append((rows[r], positions[r], group, scores[r]))
+            self._decode_units(units, candidates, free)
+            still = []
+            for r in active:
+                left = roots[r][done[r] :]
+                if not left:
+                    continue
+                scored = one_token[r] + [scores[r][c] for c in decoded[r]]
+                if logsumexp([float(rows[r].logprobs[n.token]) for n in left]) <= logsumexp(scored) + np.log(skip_mass):
                     for node in left:
                         for c in node.candidates:
-                            scores[c] -= float(np.log(len(node.candidates)))
-                    return
+                            scores[r][c] -= float(np.log(len(node.candidates)))
+                else:
+                    still.append(r)
+            active = still
 
-    def _decode_subtrees(
-        self, row: _Row, pos: int, trie: list[_TrieNode], candidates: list[list[int]], scores: list[float], free: list[int]
-    ) -> None:
-        """Add log P(token k+1 | ..token k) for the candidates under `trie`'s roots, decoding each node once."""
-        multi = sorted({c for node in trie for c in node.candidates})
-        for chunk_start in range(0, len(multi), len(free)):
-            chunk = multi[chunk_start : chunk_start + len(free)]
-            slot_of = dict(zip(chunk, free))
-            for slot in slot_of.values():
-                self._seq_cp(row.slot, slot)
+    def _decode_units(self, units: list[tuple[_Row, int, list[_TrieNode], list[float]]], candidates: list[list[int]], free: list[int]) -> None:
+        """For each (row, next position, subtree roots, the row's scores): add log P(token k+1 | ..token k) for the
+        candidates under the roots, decoding each node once. Several rows' subtrees share a decode, each candidate
+        of each row in a free sequence of its own (copied from the row's), as many as `free` and a batch hold."""
+        pending: deque = deque()
+        for row, pos, roots, row_scores in units:
+            multi = sorted({c for node in roots for c in node.candidates})
+            for chunk_start in range(0, len(multi), len(free)):  # more candidates than sequences: in turns
+                pending.append((row, pos, roots, row_scores, multi[chunk_start : chunk_start + len(free)]))
+        while pending:
             entries: list[tuple[int, int, Sequence[int], bool]] = []
-            where: list[tuple[_TrieNode, int]] = []
-            stack = list(trie)
-            while stack:
-                node = stack.pop()
-                seqs = [slot_of[c] for c in node.candidates if c in slot_of]
-                if not seqs:
-                    continue
-                where.append((node, len(entries)))
-                entries.append((node.token, pos + node.depth, seqs, True))
-                stack.extend(node.children.values())
-            for offset in range(0, len(entries), self.n_batch):
-                # a trie bigger than a batch still works: parents come before children in `entries`
-                self._decode(entries[offset : offset + self.n_batch])
-                for node, index in where:
-                    if offset <= index < offset + self.n_batch:
-                        logprobs = self._logprobs_at(index - offset)
-                        for c in node.candidates:  # every candidate here continues past this node
-                            if c in slot_of:
-                                scores[c] += float(logprobs[candidates[c][node.depth + 1]])
-            self._clear_slots(list(slot_of.values()))
+            where: list[tuple[_TrieNode, int, list[float], dict[int, int]]] = []
+            used: list[int] = []
+            while pending and len(used) + len(pending[0][4]) <= len(free):
+                row, pos, roots, row_scores, chunk = pending[0]
+                slot_of = dict(zip(chunk, free[len(used) :]))
+                nodes: list[tuple[_TrieNode, list[int]]] = []
+                stack = list(roots)
+                while stack:
+                    node = stack.pop()
+                    seqs = [slot_of[c] for c in node.candidates if c in slot_of]
+                    if seqs:
+                        nodes.append((node, seqs))
+                        stack.extend(node.children.values())
+                if entries and len(entries) + len(nodes) > self.n_batch:
+                    break  # the next decode takes it
+                pending.popleft()
+                for slot in slot_of.values():
+                    self._seq_cp(row.slot, slot)
+                used += slot_of.values()
+                for node, seqs in nodes:
+                    where.append((node, len(entries), row_scores, slot_of))
+                    entries.append((node.token, pos + node.depth, seqs, True))
+            try:
+                for offset in range(0, len(entries), self.n_batch):
+                    # one row's subtrees bigger than a batch still work: parents come before children in `entries`
+                    self._decode(entries[offset : offset + self.n_batch])
+                    for node, index, row_scores, slot_of in where:
+                        if offset <= index < offset + self.n_batch:
+                            logprobs = self._logprobs_at(index - offset)
+                            for c in node.candidates:  # every candidate here continues past this node
+                                if c in slot_of:
+                                    row_scores[c] += float(logprobs[candidates[c][node.depth + 1]])
+            finally:
+                self._clear_slots(used)
 
     # generation -------------------------------------------------------------------------------
     def generate(
@@ -497,6 +555,8 @@ class _Engine:
         self.model.close()
 
 
+SKIP_STEP = 8  # with skip_mass: candidates a row's next turn of subtrees holds (at least one subtree)
+MAX_SEQUENCES = 256  # llama.cpp's limit on a context's sequences (LLAMA_MAX_SEQ)
 _TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])  # llama_token_data
 
 
@@ -509,6 +569,16 @@ def common_prefix(token_lists: list[list[int]]) -> int:
         if any(t[i] != token for t in token_lists):
             return i
     return max(n, 0)
+
+
+def _trie_size(trie: list[_TrieNode]) -> int:
+    """Nodes in the trie: the most KV cells the continuations of one row take at once."""
+    stack, n = list(trie), 0
+    while stack:
+        node = stack.pop()
+        n += 1
+        stack.extend(node.children.values())
+    return n
 
 
 def _build_trie(candidates: list[list[int]]) -> list[_TrieNode]:
