@@ -195,7 +195,8 @@ class _Engine:
     def _row_groups(self, rows: list[_Row], start: int, max_rows: int):
         """Yield groups of rows evaluated together, each in its own sequence, with row.logprobs set.
 
-        The caller frees the group's slots before asking for the next group.
+        Each row is at most a batch long (`forward_seconds` cuts longer lists); the caller frees the group's slots
+        before asking for the next group.
         """
         pending = deque(rows)
         while pending:
@@ -205,11 +206,6 @@ class _Engine:
                 row = pending.popleft()
                 group.append(row)
                 n_tokens += len(row.tokens)
-            if not group:  # one row longer than a whole batch
-                row = pending.popleft()
-                self._eval_long_row(row, start)
-                yield [row]
-                continue
             entries: list[tuple[int, int, Sequence[int], bool]] = []
             for slot, row in enumerate(group, start=1):
                 row.slot = slot
@@ -223,14 +219,6 @@ class _Engine:
             for row in group:
                 row.logprobs = self._logprobs_at(row.out_index)
             yield group
-
-    def _eval_long_row(self, row: _Row, start: int) -> None:
-        row.slot = 1
-        self._seq_cp(0, row.slot)
-        for offset in range(0, len(row.tokens), self.n_batch):
-            chunk = row.tokens[offset : offset + self.n_batch]
-            self._decode([(t, start + offset + i, (row.slot,), i == len(chunk) - 1) for i, t in enumerate(chunk)])
-        row.logprobs = self._logprobs_at(len(chunk) - 1)
 
     # scoring ----------------------------------------------------------------------------------
     def score(self, token_lists: list[list[int]], candidates: list[list[int]], skip_mass: float = 0.0) -> list[list[float]]:
