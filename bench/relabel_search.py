@@ -47,7 +47,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import emit, per_set, workdir  # noqa: E402
+from _report import add_audit_options, audit_knobs, emit, per_set, workdir  # noqa: E402
+
+AUDIT: dict = {}  # the loop's audit options from the command line (`--audit`, `--audit-every`, `--audit-uniform`)
 from zero_labels import SETS, llm_table, test_rows  # noqa: E402
 
 
@@ -62,7 +64,7 @@ def bench_set(name: str, rows: int, reviews: int, relabel: int, workdir: Path) -
     project = workdir / f"{name}.db"
     _, _, _, label_s = llm_table(config, frame, project)  # the zero-shot labels (cached in the store on a rerun)
     names = load_config(config).label_names
-    session = ReviewSession.open(config, frame, project=project, student=True, use_examples=False, batch=10, stop_at_target=False, audit_seed=0)
+    session = ReviewSession.open(config, frame, project=project, student=True, use_examples=False, batch=10, stop_at_target=False, audit_seed=0, **AUDIT)
 
     def truth() -> float:
         return float(np.mean([a == g for a, g in zip(session.routing.labels, gold)]))
@@ -110,7 +112,7 @@ def paced_set(name: str, rows: int, pace: float, workdir: Path, reviews: int = 4
     llm_table(config, frame, project)  # the zero-shot labels, as `labelmill review` makes them before it opens
     without = fresh_copy(project, "without")
     said: list[str] = []
-    session = ReviewSession.open(config, frame, project=project, student=True, use_examples=False, batch=10, stop_at_target=False, audit_seed=0,
+    session = ReviewSession.open(config, frame, project=project, student=True, use_examples=False, batch=10, stop_at_target=False, audit_seed=0, **AUDIT,
                                  on_event=lambda e: said.append(str(getattr(e, "message", ""))))
     model_steps(session, None, None, default=True)
     waits: dict[str, list[float]] = {"idle": [], "job": []}
@@ -128,7 +130,7 @@ def paced_set(name: str, rows: int, pace: float, workdir: Path, reviews: int = 4
     truth_with = float(np.mean([a == g for a, g in zip(session.routing.labels, gold)]))
     search = session.relabel_search
     session.close()
-    plain = ReviewSession.open(config, frame, project=without, student=True, use_examples=False, batch=10, stop_at_target=False, audit_seed=0)
+    plain = ReviewSession.open(config, frame, project=without, student=True, use_examples=False, batch=10, stop_at_target=False, audit_seed=0, **AUDIT)
     plain.simulate(lambda i: gold[i], reviews=done)
     truth_without = float(np.mean([a == g for a, g in zip(plain.routing.labels, gold)]))
     plain.close()
@@ -153,8 +155,10 @@ def main() -> None:
     parser.add_argument("--workdir", help="Keep the project stores here (default: a temporary folder).")
     parser.add_argument("--paced-reviews", type=int, default=400)
     parser.add_argument("--paced", type=float, help="Seconds between a person's reviews: measure the app's default model steps beside them.")
+    add_audit_options(parser)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    AUDIT.update(audit_knobs(args))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     figures: dict = {"rows": args.rows, "reviews": args.reviews}
     started = time.perf_counter()

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 from _arms import llm_calibrated, student_alone
+from _report import add_audit_options, audit_knobs
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -50,6 +51,7 @@ SETS = {
     "ag_news": (ROOT / "examples" / "review" / "agnews.yaml", DATA / "ag_news" / "test.csv"),
 }
 TARGET = 0.95
+AUDIT: dict = {}  # the loop's audit options from the command line (`--audit`, `--audit-every`, `--audit-uniform`)
 
 
 def share_static(order: np.ndarray, correct: np.ndarray, target: float = TARGET) -> float:
@@ -89,7 +91,7 @@ def run_loop(config: Path, frame, project: Path, gold: list[str], student, batch
     project = fresh_copy(project, "examples" if use_examples else "reviews-only")
     started = time.perf_counter()
     session = ReviewSession.open(config, frame, project=project, batch=batch, student=student, use_examples=use_examples, target=TARGET,
-                                 stop_at_target=False)  # the bench measures the truth, so it runs until the truth reaches the target
+                                 stop_at_target=False, **AUDIT)  # the bench measures the truth, so it runs until the truth reaches the target
     opened = time.perf_counter() - started
     n = len(gold)
     curve: list[tuple[int, float, float]] = []
@@ -199,9 +201,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--student", default="finetuned", choices=["finetuned", "linear"])
+    add_audit_options(parser)
     parser.add_argument("--workdir", help="Keep the project stores here (default: a temporary folder).")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    AUDIT.update(audit_knobs(args))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     student = "finetuned" if args.student == "finetuned" else True
     figures: dict = {"rows": args.rows, "batch": args.batch, "student": args.student}

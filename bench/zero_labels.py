@@ -38,9 +38,9 @@ Label efficiency (`--ks`): k gold rows drawn at random from the train split, acc
   <set>_majority       the test rows' majority label share
 
     python bench/zero_labels.py [--sets sst2,ag_news,banking77] [--rows 1000] [--runs 10] [--ks 0,50,100,200,500]
-                                [--demos [50,100,200]] [--prior auto|llm|self|none] [--encoder NAME] [--audit 30] [--audit-every 10] [--max-share 1.0]
+                                [--demos [50,100,200]] [--prior auto|llm|self|none] [--encoder NAME] [--audit 20] [--audit-every 20] [--audit-uniform 0.6] [--max-share 1.0]
                                 [--tier-model qwen2.5-coder-1.5b|''] [--tier-share 0.5] [--tier-sets sst2,ag_news]
-                                [--workdir DIR] [--json]
+                                [--split test|train] [--truth saved|refit] [--workdir DIR] [--json]
 """
 
 from __future__ import annotations
@@ -65,13 +65,18 @@ TARGET = 0.95
 ENCODER = "all-mpnet-base-v2"
 
 sys.path.insert(0, str(ROOT / "bench"))
-from _report import emit, per_set, workdir  # noqa: E402
+from _report import add_audit_options, audit_knobs, emit, per_set, workdir  # noqa: E402
 from review import fresh_copy, share_static  # noqa: E402  (the review bench's static baselines and store copy)
 
 
-def test_rows(name: str, rows: int):
+def test_rows(name: str, rows: int, split: str = "test"):
+    """The rows every figure is measured on. `split="train"`: the first `rows` of a random permutation (seed 1)
+    of the train split instead, to choose the loop's settings on rows that are not the test rows."""
     import pandas as pd
 
+    if split == "train":
+        frame = pd.read_csv(SETS[name][2])
+        return frame.iloc[np.random.default_rng(1).permutation(len(frame))].head(rows).reset_index(drop=True)[["text", "label"]]
     frame = pd.read_csv(SETS[name][1])
     if name == "banking77":  # sorted by intent: a random permutation first
         frame = frame.iloc[np.random.default_rng(0).permutation(len(frame))]
@@ -91,10 +96,11 @@ def llm_table(config: Path, frame, project: Path) -> tuple[np.ndarray, list, np.
     return table.probs, table.labels, np.nan_to_num(table.confidence, nan=0.0), time.perf_counter() - started
 
 
-LOOP_KNOBS: dict[str, Any] = {}  # the review loop's options from the command line (`--audit-uniform`)
+TRUTH_AT_SAVE = [True]  # `--truth saved` (default) or `refit`
+LOOP_KNOBS: dict[str, Any] = {}  # the review loop's options from the command line (`--audit`, `--audit-every`, `--audit-uniform`)
 
 
-def review_runs(config: Any, frame, gold: list[str], project: Path, runs: int, max_share: float, prior: str | None = "auto", audit: int = 30, batch: int = 10,
+def review_runs(config: Any, frame, gold: list[str], project: Path, runs: int, max_share: float, prior: str | None = "auto", batch: int = 10,
                 tier: tuple[str, float] | None = None) -> dict:
     """`runs` review loops (audit draws seeded 0..runs-1) until the truth reaches the target; with `tier`
     (model, share), the stronger model labels the rows the first labeler was least sure of before the first
@@ -114,13 +120,17 @@ def review_runs(config: Any, frame, gold: list[str], project: Path, runs: int, m
         copy = fresh_copy(project, f"run{run}")
         started = time.perf_counter()
         session = ReviewSession.open(config, frame, project=copy, student=True, use_examples=False, batch=batch, target=TARGET,
-                                     stop_at_target=False, audit_seed=run, prior=prior, audit=audit, **knobs)
+                                     stop_at_target=False, audit_seed=run, prior=prior, **knobs)
         session.escalate()
         setup.append(time.perf_counter() - started + (first_open if run == 0 else 0.0))
         clock = [time.perf_counter()]
 
         def truth(s: ReviewSession) -> float:
-            return float(np.mean([a == g for a, g in zip(s.routing.labels, gold)]))
+            """The dataset's accuracy as `labeled_frame` exports it: a reviewed row's final label is its
+            review from the save on, every other row's the loop's label from its last refit (`--truth refit`:
+            the loop's labels only, which take in the reviews at each refit: the figures before 2026-12-07)."""
+            settled = s.reviewed() if TRUTH_AT_SAVE[0] else {}
+            return float(np.mean([(settled[i] if i in settled else a) == g for i, (a, g) in enumerate(zip(s.routing.labels, gold))]))
 
         def step(s: ReviewSession) -> None:
             now = time.perf_counter()
@@ -308,9 +318,9 @@ def llm_with_demos(config: Path, frame, pool, project: Path, n_labels: int, fold
 
 def bench_set(name: str, args, workdir: Path) -> dict:
     config = SETS[name][0]
-    frame = test_rows(name, args.rows)
+    frame = test_rows(name, args.rows, args.split)
     gold = frame["label"].astype(str).tolist()
-    project = workdir / f"{name}.db"
+    project = workdir / (f"{name}.db" if args.split == "test" else f"{name}-{args.split}.db")
     probs, labels, conf, label_s = llm_table(config, frame, project)
     correct = np.array([a == g for a, g in zip(labels, gold)])
     n = len(gold)
@@ -336,10 +346,10 @@ def bench_set(name: str, args, workdir: Path) -> dict:
             loop_config.setdefault("examples", {})["embedding_model"] = args.encoder
         prior = None if args.prior == "none" else args.prior
         if tier:  # the loop without the tier beside it
-            plain = review_runs(loop_config, frame, gold, project, args.runs, args.max_share, prior, args.audit, args.batch)
+            plain = review_runs(loop_config, frame, gold, project, args.runs, args.max_share, prior, args.batch)
             out.update({f"{name}_no_tier_share_reviewed_at_95": plain["share"], f"{name}_no_tier_interval_coverage": plain["coverage"],
                         f"{name}_no_tier_interval_mean_width": plain["width"]})
-        loops = review_runs(loop_config, frame, gold, project, args.runs, args.max_share, prior, args.audit, args.batch, tier)
+        loops = review_runs(loop_config, frame, gold, project, args.runs, args.max_share, prior, args.batch, tier)
         out[f"{name}_tier"] = f"{tier[0]} on the {tier[1]:.0%} of rows the first labeler was least sure of" if tier else "none"
         out.update({f"{name}_share_reviewed_at_95": loops["share"], f"{name}_share_reviewed_at_95_runs": loops["shares"],
                     f"{name}_interval_coverage": loops["coverage"], f"{name}_interval_checkpoints": loops["checkpoints"],
@@ -372,20 +382,18 @@ def main() -> None:
     parser.add_argument("--tier-model", default="qwen2.5-coder-1.5b", help="The loop's stronger model ('' for none; `labelmill models pull` it first).")
     parser.add_argument("--tier-share", type=float, default=0.5, help="The share of rows, least sure first, the stronger model labels.")
     parser.add_argument("--tier-sets", default="sst2,ag_news", help="Sets whose loop has the tier (Banking77's 77 labels would take the 1.5B hours).")
-    parser.add_argument("--audit", type=int, default=30, help="Random audit rows among the first reviews (0: none).")
-    parser.add_argument("--audit-every", type=int, default=None, help="After the first --audit rows, one review in this many is an "
-                        "audit row (default: the loop's).")
-    parser.add_argument("--audit-uniform", type=float, default=None,
-                        help="The uniform share of each audit draw (the rest in proportion to 1 - confidence; default: the loop's).")
+    add_audit_options(parser)
+    parser.add_argument("--truth", default="saved", choices=["saved", "refit"], help="When a review counts in the dataset's accuracy the "
+                        "loops stop on: at its save, as exports read it (default), or at the next refit (the figures before 2026-12-07).")
     parser.add_argument("--batch", type=int, default=10, help="Refit the loop's models after this many reviews.")
     parser.add_argument("--max-share", type=float, default=1.0, help="Stop a review loop after this share of rows.")
+    parser.add_argument("--split", default="test", choices=["test", "train"], help="train: measure the loop on --rows rows of the "
+                        "train split (a random permutation, seed 1) instead of the test rows, to choose its settings (with --ks '').")
     parser.add_argument("--workdir", help="Keep the project stores here (default: a temporary folder).")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    if args.audit_uniform is not None:
-        LOOP_KNOBS["audit_uniform"] = args.audit_uniform
-    if args.audit_every is not None:
-        LOOP_KNOBS["audit_every"] = args.audit_every
+    LOOP_KNOBS.update(audit_knobs(args))
+    TRUTH_AT_SAVE[0] = args.truth == "saved"
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     figures: dict = {"rows": args.rows, "runs": args.runs}
     started = time.perf_counter()
