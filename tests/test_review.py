@@ -16,7 +16,7 @@ import pytest
 
 from labelmill.numeric.agreement import agreement, cohen_kappa, fleiss_kappa, krippendorff_alpha
 from labelmill.strategies.review.routing import Router, StudentData, combine, fit_combination
-from labelmill.strategies.review.run import Budget, ReviewSession
+from labelmill.strategies.review.run import Budget, ReviewOptions, ReviewSession
 from conftest import label_studio_errors
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -364,7 +364,7 @@ def test_audit_rows_drawn_towards_likely_errors_keep_their_weight_in_the_log_and
     s.submit("bob", other.index, "positive")
     assert s.log.audit_weights() == pytest.approx([1.0], abs=1e-12)
     s.close()
-    plain = ReviewSession.open(CONFIG, data, project=tmp_path / "plain.db", student=False, batch=50)
+    plain = ReviewSession.open(CONFIG, data, project=tmp_path / "plain.db", student=False, batch=50, audit_uniform=1.0)
     row = plain.next_row("ana")
     assert row.index == int(np.random.default_rng(0).permutation(60)[0])
     plain.submit("ana", row.index, "positive")
@@ -675,7 +675,8 @@ def test_the_review_command_runs_the_tier_before_a_simulated_reviewer(tmp_path):
 
 def test_the_review_command_draws_audit_rows_towards_likely_errors_when_asked(tmp_path):
     """`--audit-uniform 0`: every audit draw goes to rows in proportion to 1 - confidence, and each audit review
-    keeps its weight; by default the draws are the plain random order (no weight kept)."""
+    keeps its weight; `--audit-uniform 1` draws the plain random order (no weight kept); by default (0.6) each
+    draw keeps its weight too."""
     import yaml
     from click.testing import CliRunner
 
@@ -689,7 +690,7 @@ def test_the_review_command_draws_audit_rows_towards_likely_errors_when_asked(tm
     config.write_text(yaml.safe_dump(CONFIG))
     data = write_rows(tmp_path / "rows.csv", n=30)
     logs = {}
-    for name, extra in (("weighted", ["--audit-uniform", "0"]), ("plain", [])):
+    for name, extra in (("weighted", ["--audit-uniform", "0"]), ("plain", ["--audit-uniform", "1"]), ("default", [])):
         out = CliRunner().invoke(cli, ["review", str(config), str(data), "--project", str(tmp_path / f"{name}.db"), "--no-student", "--simulate", "label",
                                        "--reviews", "6", "--json", *extra])
         assert out.exit_code == 0, out.output
@@ -704,6 +705,7 @@ def test_the_review_command_draws_audit_rows_towards_likely_errors_when_asked(tm
     tied = [("fine" in texts[r.row_index] or "meh" in texts[r.row_index]) for r in logs["weighted"]]
     assert len(tied) == 3 and all(r.audit_weight is not None and (r.audit_weight < 1) == t for r, t in zip(logs["weighted"], tied))
     assert len(logs["plain"]) == 3 and all(r.audit_weight is None for r in logs["plain"])
+    assert len(logs["default"]) == 3 and all(r.audit_weight is not None and r.audit_weight > 0 for r in logs["default"])
 
 def test_cli_headless_simulate_export_and_import(tmp_path):
     import yaml
@@ -994,11 +996,12 @@ def test_blind_mode_and_budget(tmp_path):
 
 
 # the accuracy estimate and its interval (a random audit sample) ------------------------------------------
-def _simulated_loop(kind: str, seed: int, n: int = 1000, reviews: int = 300, uniform: float = 1.0) -> list[tuple[bool, float]]:
+def _simulated_loop(kind: str, seed: int, n: int = 1000, reviews: int = 300, uniform: float = 1.0, audit: int = 30,
+                    every: int = 10) -> list[tuple[bool, float]]:
     """A review loop on synthetic rows: the model's confidence c, the chance it is right p(c) (calibrated
     or not), least confident rows reviewed first, every other review an audit row drawn at random until
-    30, then one in 10; with `uniform` below 1 an audit row is drawn among the unreviewed rows with a chance
-    `uniform` / rows + (1 - `uniform`) (1 - c) / sum(1 - c), weighted 1 / (chance x rows) in the estimate.
+    `audit`, then one in `every` (`ReviewSession._audit_due`'s rule); with `uniform` below 1 an audit row
+    is drawn among the unreviewed rows with a chance `uniform` / rows + (1 - `uniform`) (1 - c) / sum(1 - c), weighted 1 / (chance x rows) in the estimate.
     At every 10th review from the 30th: (does the 95% interval hold the true accuracy, its width)."""
     from scipy.special import expit, logit
 
@@ -1015,7 +1018,7 @@ def _simulated_loop(kind: str, seed: int, n: int = 1000, reviews: int = 300, uni
     audit_c, audit_ok, audit_w, out = [], [], [], []
     for r in range(reviews):
         audits = len(audit_c)
-        if (audits < 30 and audits * 2 <= r) or (audits >= 30 and audits - 30 < (r - 60) // 10 + 1):
+        if (audits < audit and audits * 2 <= r) or (audits >= audit and audits - audit < (r - 2 * audit) // every + 1):
             if uniform < 1.0:
                 free = np.flatnonzero(~reviewed)
                 chance = uniform / len(free) + (1 - uniform) * (1 - c[free]) / (1 - c[free]).sum()
@@ -1037,13 +1040,17 @@ def _simulated_loop(kind: str, seed: int, n: int = 1000, reviews: int = 300, uni
     return out
 
 
-@pytest.mark.parametrize("uniform", [1.0, 0.5])
+_DEFAULT_AUDIT = (ReviewOptions().audit, ReviewOptions().audit_every, ReviewOptions().audit_uniform)
+
+
+@pytest.mark.parametrize("audit,every,uniform", [(30, 10, 1.0), (30, 10, 0.5), _DEFAULT_AUDIT])
 @pytest.mark.parametrize("kind", ["calibrated", "overconfident", "uninformative", "cubed", "underconfident"])
-def test_the_audit_interval_holds_the_true_accuracy_in_simulated_loops(kind, uniform):
+def test_the_audit_interval_holds_the_true_accuracy_in_simulated_loops(kind, audit, every, uniform):
     """Over 40 simulated loops, at every 10th review from the 30th: the 95% interval holds the true
     accuracy at >= 0.90 of the checkpoints, and at >= 0.85 of the loops at each checkpoint; with audit rows
-    drawn uniformly and drawn half towards the rows likely wrong (weighted)."""
-    runs = [_simulated_loop(kind, seed, uniform=uniform) for seed in range(40)]
+    drawn uniformly, drawn half towards the rows likely wrong (weighted), and as the loop's defaults draw
+    them (20 audit rows, then one in 20, 0.6 of each draw uniform)."""
+    runs = [_simulated_loop(kind, seed, uniform=uniform, audit=audit, every=every) for seed in range(40)]
     held = np.array([[h for h, _ in run] for run in runs])
     assert held.mean() >= 0.90 and held.mean(axis=0).min() >= 0.85, (held.mean(), held.mean(axis=0).min())
     widths = np.array([[w for _, w in run] for run in runs])
@@ -1068,12 +1075,13 @@ def _sarcastic_rows(path: Path, n: int, seed: int) -> list[str]:
 
 def test_the_page_s_interval_holds_the_truth_where_the_confidence_alone_is_far_off(tmp_path):
     """A confidently wrong model: from its confidences alone the dataset looks 0.86 accurate when it is
-    0.71. With the audit rows the session's 95% interval holds the true accuracy (the share of rows whose
-    current label is the gold one) at most checkpoints from the 30th review on."""
+    0.71. With the audit rows (the loop's defaults) the session's 95% interval holds the true accuracy (the
+    share of rows whose current label is the gold one) at most checkpoints from the 30th review on."""
     gold = _sarcastic_rows(tmp_path / "rows.csv", 300, seed=0)
     checks: dict[int, list] = {}
-    for audit in (0, 30):
-        s = ReviewSession.open(CONFIG, tmp_path / "rows.csv", project=tmp_path / f"p{audit}.db", student=False, batch=10, stop_at_target=False, audit=audit)
+    for audit in (0, 20):
+        knobs = {} if audit else {"audit": 0}
+        s = ReviewSession.open(CONFIG, tmp_path / "rows.csv", project=tmp_path / f"p{audit}.db", student=False, batch=10, stop_at_target=False, **knobs)
         seen = checks.setdefault(audit, [])
 
         def step(session):
@@ -1085,11 +1093,12 @@ def test_the_page_s_interval_holds_the_truth_where_the_confidence_alone_is_far_o
 
         s.simulate(lambda i: gold[i], reviews=120, on_step=step)
         if audit:
-            assert s.status()["audit_rows"] == 30 + 6 and len(s.log.audit_rows()) == 36  # 30 in the first 60 reviews, then one in 10
+            # the defaults: every other review until 20 (the first 40), then one in 20 (after 40, 60, 80 and 100)
+            assert s.status()["audit_rows"] == 20 + 4 and len(s.log.audit_rows()) == 24
         s.close()
     blind_truth, blind_estimate = checks[0][0]
     assert blind_estimate - blind_truth > 0.1  # the confidences alone: far too sure
-    held = [low <= truth <= high for truth, (low, high) in checks[30]]
+    held = [low <= truth <= high for truth, (low, high) in checks[20]]
     assert len(held) == 10 and sum(held) >= 8
 
 

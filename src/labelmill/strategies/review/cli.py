@@ -55,11 +55,11 @@ LOCAL_BACKENDS = ("llama_cpp",)  # the embedded model: no money per answer, so t
 @click.option("--tier-model", help="A stronger model (e.g. qwen2.5-coder-1.5b; `labelmill models pull` it first) that labels the "
               "--tier-share of rows the first labeler was least sure of: in the background as the app opens, before --simulate headless.")
 @click.option("--tier-share", default=0.5, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True), help='With --tier-model: the share of rows (those the first labeler was least sure of) the stronger model labels.')
-@click.option("--audit", default=30, show_default=True, type=click.IntRange(min=0),
+@click.option("--audit", default=20, show_default=True, type=click.IntRange(min=0),
               help="Rows drawn at random among the first reviews (every other one until this many, then --audit-every): "
               "they make the accuracy estimate and its interval honest. 0: none.")
-@click.option("--audit-every", default=10, show_default=True, type=click.IntRange(min=0), help="After the first --audit rows, one review in this many is a random audit row (0: none).")
-@click.option("--audit-uniform", default=1.0, show_default=True, type=click.FloatRange(0.0, 1.0),
+@click.option("--audit-every", default=20, show_default=True, type=click.IntRange(min=0), help="After the first --audit rows, one review in this many is a random audit row (0: none).")
+@click.option("--audit-uniform", default=0.6, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="The uniform share of each audit draw; the rest goes to rows in proportion to 1 - confidence (rows likely wrong, which "
               "teach the loop more), each weighted back in the estimate. 1: plain random audit rows.")
 @click.option("--reviewer", "reviewers", multiple=True, help="An annotator who may resolve conflicts (repeatable; also added as an annotator). "
