@@ -48,9 +48,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import add_audit_options, audit_knobs, emit, per_set, workdir  # noqa: E402
+from zero_labels import SETS, llm_table, test_rows  # noqa: E402
 
 AUDIT: dict = {}  # the loop's audit options from the command line (`--audit`, `--audit-every`, `--audit-uniform`)
-from zero_labels import SETS, llm_table, test_rows  # noqa: E402
 
 
 def bench_set(name: str, rows: int, reviews: int, relabel: int, workdir: Path) -> dict:

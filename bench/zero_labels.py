@@ -392,6 +392,8 @@ def main() -> None:
     parser.add_argument("--workdir", help="Keep the project stores here (default: a temporary folder).")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.split != "test" and args.ks.strip():
+        parser.error("--split train measures the review loop only: add --ks '' (the k rows are drawn from the train split too)")
     LOOP_KNOBS.update(audit_knobs(args))
     TRUTH_AT_SAVE[0] = args.truth == "saved"
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
